@@ -1,0 +1,134 @@
+// GGUF v2/v3 reader and streaming writer. The file is untrusted input: every field is checked and
+// errors (sluice::Error) name the file, the item, what was expected and what was found.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/tensor/types.h"
+
+namespace sluice::gguf {
+
+enum class ValueType : uint32_t {
+    UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
+    STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+};
+const char* value_type_name(ValueType t);
+
+struct Value;
+struct Array {
+    ValueType type;             // element type (ARRAY for nested arrays)
+    std::vector<Value> items;
+};
+// One metadata value. Scalars widen into the three numeric alternatives; `type` keeps the file's type.
+struct Value {
+    ValueType type;
+    std::variant<uint64_t, int64_t, double, bool, std::string, Array> v;
+};
+
+struct TensorInfo {
+    std::string name;
+    GgmlType type;
+    uint32_t n_dims;
+    int64_t ne[4];      // ggml order: ne[0] is the contiguous (row) dimension; unused dims are 1
+    uint64_t offset;    // absolute offset of the data in the file
+    uint64_t nbytes;    // bytes of data
+    int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+};
+
+class File {
+public:
+    // Reads and validates the header, metadata and tensor infos; maps the file read-only.
+    static std::unique_ptr<File> open(const std::string& path);
+    ~File();
+    File(const File&) = delete;
+    File& operator=(const File&) = delete;
+
+    const std::string& path() const { return path_; }
+    uint32_t version() const { return version_; }
+    uint64_t file_size() const { return file_size_; }
+    uint64_t alignment() const { return alignment_; }
+    uint64_t data_offset() const { return data_offset_; }
+
+    // Metadata in file order.
+    const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
+    const Value* find(std::string_view key) const;
+
+    // Typed getters. A missing key or a value of an incompatible type throws an Error that names the
+    // key and what was found ("key 'qwen3moe.block_count' missing in model.gguf"). Integer getters
+    // accept any integer type whose value fits; float getters accept floats and integers.
+    uint64_t get_uint(std::string_view key) const;
+    int64_t get_int(std::string_view key) const;
+    double get_float(std::string_view key) const;
+    bool get_bool(std::string_view key) const;
+    const std::string& get_string(std::string_view key) const;
+    const Array& get_array(std::string_view key) const;
+    // ..._or(): default when the key is absent (still an error when present with a wrong type).
+    uint64_t get_uint_or(std::string_view key, uint64_t def) const;
+    double get_float_or(std::string_view key, double def) const;
+    bool get_bool_or(std::string_view key, bool def) const;
+    std::string get_string_or(std::string_view key, std::string def) const;
+    std::vector<std::string> get_string_array(std::string_view key) const;
+    std::vector<int64_t> get_int_array(std::string_view key) const;
+    std::vector<double> get_float_array(std::string_view key) const;
+
+    const std::vector<TensorInfo>& tensors() const { return tensors_; }
+    const TensorInfo* find_tensor(std::string_view name) const;
+    // Throws unless present with exactly this shape (ggml order, trailing 1s ignored):
+    // "tensor 'blk.3.ffn_up_exps' in m.gguf has shape (2048, 768, 64); expected (2048, 768, 128)".
+    const TensorInfo& require_tensor(std::string_view name, std::initializer_list<int64_t> shape) const;
+
+    // Tensor bytes inside the read-only mapping (valid while the File lives).
+    const uint8_t* data(const TensorInfo& t) const { return map_ + t.offset; }
+    const uint8_t* mapping() const { return map_; }
+
+private:
+    File() = default;
+    std::string path_;
+    uint32_t version_ = 0;
+    uint64_t file_size_ = 0, alignment_ = 32, data_offset_ = 0;
+    std::vector<std::pair<std::string, Value>> kv_;
+    std::vector<TensorInfo> tensors_;
+    const uint8_t* map_ = nullptr;
+    friend struct FileParser;
+};
+
+// Streams a GGUF v3 file: declare metadata and tensors, then write each tensor's bytes in declaration
+// order. Nothing but the header is held in memory. Errors are sluice::Error naming the item.
+class Writer {
+public:
+    explicit Writer(const std::string& path, uint64_t alignment = 32);
+    ~Writer();  // an unfinished file is removed
+
+    void set(std::string key, Value v);  // replaces an existing key, keeps first position
+    void set_u32(std::string key, uint32_t x);
+    void set_i32(std::string key, int32_t x);
+    void set_u64(std::string key, uint64_t x);
+    void set_f32(std::string key, float x);
+    void set_bool(std::string key, bool x);
+    void set_str(std::string key, std::string s);
+    void set_str_array(std::string key, const std::vector<std::string>& a);
+    void set_i32_array(std::string key, const std::vector<int32_t>& a);
+    void set_f32_array(std::string key, const std::vector<float>& a);
+
+    // ne in ggml order (ne[0] = row length, must be a multiple of the type's block size).
+    void add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne);
+
+    // Writes header + tensor infos. After this, only write_data / finish.
+    void begin_data();
+    // Appends bytes of the current tensor (may be called several times per tensor); moves to the next
+    // tensor when its byte count is reached. Throws if more bytes arrive than declared.
+    void write_data(const void* bytes, size_t n);
+    // Checks every tensor was written in full, flushes, renames the temp file into place.
+    void finish();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::gguf
