@@ -1,0 +1,46 @@
+// CPU kernels for every supported weight type: dequantize, quantize (reference), dot products and
+// multithreaded matrix-vector / small-batch matrix products. Scalar reference versions are kept beside
+// the SIMD ones (AVX2, AVX-512) and chosen at run time; tests compare the two.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/tensor/types.h"
+
+namespace sluice {
+
+class ThreadPool;
+
+// A 2-D weight view: rows of `cols` elements, each row `row_bytes(type, cols)` bytes, contiguous.
+// W (rows, cols) in math order = ggml ne = (cols, rows).
+struct WeightView {
+    GgmlType type;
+    int64_t rows;
+    int64_t cols;
+    const void* data;
+};
+
+enum class Isa { Scalar, Avx2, Avx512 };
+Isa detected_isa();       // best the CPU supports
+Isa active_isa();         // what kernels use now (detected, unless forced)
+void force_isa(Isa isa);  // tests and benches; SLUICE_ISA=scalar|avx2|avx512 sets it at start
+const char* isa_name(Isa isa);
+
+// src: n/block_size blocks -> dst: n floats. n must be a multiple of the block size.
+void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
+// Reference quantizer (rounding as llama.cpp's quantize_row_*_ref). Used by writers and tests.
+void quantize_row(GgmlType t, const float* src, void* dst, int64_t n);
+
+// Activations prepared once per vector for a weight type's dot product (e.g. quantized to 8 bits for
+// the integer kernels of the K-quants and Q8_0/Q4_0; plain floats for F32/F16/BF16).
+size_t act_bytes(GgmlType weight_type, int64_t n);
+void prepare_act(GgmlType weight_type, const float* x, void* act, int64_t n);
+// dot(weight row, prepared activations) over n elements.
+float vec_dot(GgmlType weight_type, const void* row, const void* act, int64_t n);
+
+// y (rows) = W (rows, cols) @ x (cols). Splits rows over the pool's threads.
+void matvec(const WeightView& w, const float* x, float* y, ThreadPool& pool);
+// Y (batch, rows) = X (batch, cols) @ W^T: each weight row is read once for the whole batch.
+void matmul(const WeightView& w, const float* x, int64_t batch, float* y, ThreadPool& pool);
+
+}  // namespace sluice
