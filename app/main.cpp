@@ -1,0 +1,54 @@
+// sluice: terminal chat for MoE models larger than RAM. main() only dispatches to a verb.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "app/verbs.h"
+#include "engine/error.h"
+
+namespace {
+
+struct Verb {
+    const char* name;
+    int (*fn)(int argc, char** argv);
+    const char* help;
+};
+
+const Verb kVerbs[] = {
+    {"run", sluice::verb_run, "MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS]"},
+    {"logits", sluice::verb_logits, "MODEL.gguf --tokens 1,2,3 --out FILE"},
+    {"tokenize", sluice::verb_tokenize, "MODEL.gguf --text TEXT (or text on stdin)"},
+    {"info", sluice::verb_info, "MODEL.gguf [--json]"},
+    {"gen-model", sluice::verb_gen_model, "--arch qwen3moe [--layers N --embd N ...] --type T --out F"},
+    {"quantize", sluice::verb_quantize, "IN.gguf OUT.gguf --type T"},
+};
+
+void usage() {
+    std::fprintf(stderr, "usage: sluice VERB [ARGS]\n");
+    for (const Verb& v : kVerbs) std::fprintf(stderr, "  sluice %-9s %s\n", v.name, v.help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    for (const Verb& v : kVerbs) {
+        if (std::strcmp(argv[1], v.name) != 0) continue;
+        try {
+            return v.fn(argc - 2, argv + 2);
+        } catch (const sluice::Error& e) {
+            std::fprintf(stderr, "sluice %s: %s\n", v.name, e.what());
+            return 1;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "sluice %s: internal error: %s\n", v.name, e.what());
+            return 3;
+        }
+    }
+    std::fprintf(stderr, "sluice: unknown verb '%s'\n", argv[1]);
+    usage();
+    return 2;
+}

