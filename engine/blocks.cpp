@@ -1,0 +1,111 @@
+#include "engine/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "engine/tensor/threadpool.h"
+
+namespace sluice {
+
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+    double ss = 0.0;  // double: n_embd up to 7168 squares summed
+    for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+    const float scale = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float base) {
+    const int64_t half = n_rot / 2;
+    for (int64_t i = 0; i < half; ++i) {
+        // theta in double: at pos ~1e5 a float angle loses the low bits that still matter for sin/cos.
+        const double theta = double(pos) * std::pow(double(base), -2.0 * double(i) / double(n_rot));
+        const float c = float(std::cos(theta)), s = float(std::sin(theta));
+        for (int64_t h = 0; h < n_heads; ++h) {
+            float* v = x + h * head_dim;
+            const float a = v[i], b = v[i + half];
+            v[i] = a * c - b * s;
+            v[i + half] = a * s + b * c;
+        }
+    }
+}
+
+void softmax(float* x, int64_t n) {
+    const float mx = *std::max_element(x, x + n);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_tokens, int64_t n_head,
+                   int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, float* scores,
+                   ThreadPool& pool) {
+    const int64_t group = n_head / n_head_kv;
+    const int64_t k_stride = n_head_kv * head_dim, v_stride = n_head_kv * head_dim_v;
+    const float scale = 1.0f / std::sqrt(float(head_dim));
+    // Heads are independent; split them over threads only when the context makes it worth a wake-up.
+    const int64_t grain = n_tokens * head_dim < 16384 ? n_head : 1;
+    pool.parallel_for(n_head, grain, [&](int64_t h0, int64_t h1, int) {
+        for (int64_t h = h0; h < h1; ++h) {
+            const float* qh = q + h * head_dim;
+            const float* kb = kv.k.data() + (h / group) * head_dim;
+            const float* vb = kv.v.data() + (h / group) * head_dim_v;
+            float* s = scores + h * n_tokens;
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                const float* kt = kb + t * k_stride;
+                float dot = 0.0f;
+                for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kt[d];
+                s[t] = dot * scale;
+            }
+            softmax(s, n_tokens);
+            float* oh = out + h * head_dim_v;
+            std::fill(oh, oh + head_dim_v, 0.0f);
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                const float* vt = vb + t * v_stride;
+                const float p = s[t];
+                for (int64_t d = 0; d < head_dim_v; ++d) oh[d] += p * vt[d];
+            }
+        }
+    });
+}
+
+void router_topk_softmax(const float* logits, int64_t n_expert, int64_t k, bool renorm, int32_t* ids,
+                         float* weights) {
+    std::vector<float> p(logits, logits + n_expert);
+    softmax(p.data(), n_expert);
+    std::vector<int32_t> order(size_t(n_expert));
+    std::iota(order.begin(), order.end(), 0);
+    // Ties go to the lower expert id, as torch.topk does on CPU for equal values.
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+        return p[a] > p[b] || (p[a] == p[b] && a < b);
+    });
+    double sum = 0.0;
+    for (int64_t i = 0; i < k; ++i) sum += p[order[i]];
+    for (int64_t i = 0; i < k; ++i) {
+        ids[i] = order[i];
+        weights[i] = renorm ? float(p[order[i]] / sum) : p[order[i]];
+    }
+}
+
+std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t) {
+    std::vector<float> out(size_t(t.n_elements()));
+    dequantize_row(t.type, f.data(t), out.data(), t.n_elements());
+    return out;
+}
+
+WeightView matrix_view(const gguf::File& f, const gguf::TensorInfo& t) {
+    return WeightView{t.type, t.ne[1] * t.ne[2] * t.ne[3], t.ne[0], f.data(t)};
+}
+
+WeightView expert_view(const gguf::File& f, const gguf::TensorInfo& t, int64_t e, int64_t row0,
+                       int64_t rows) {
+    const int64_t rb = row_bytes(t.type, t.ne[0]);
+    const uint8_t* base = f.data(t) + (e * t.ne[1] + row0) * rb;
+    return WeightView{t.type, rows, t.ne[0], base};
+}
+
+}  // namespace sluice

@@ -1,0 +1,49 @@
+// Shared CPU building blocks of the forward passes: norms, RoPE, attention over the KV cache, router
+// top-k, and views of GGUF tensors as matrices. Plain loops: this is the reference path.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/gguf/gguf.h"
+#include "engine/tensor/kernels.h"
+
+namespace sluice {
+
+class ThreadPool;
+
+// out (n) = x / rms(x) * w; out may alias x.
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
+
+// NeoX-style rotary embedding on x (n_heads, head_dim): the first n_rot dims of each head rotate as
+// pairs (i, i + n_rot/2) by pos * base^(-2i/n_rot).
+void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float base);
+
+void softmax(float* x, int64_t n);
+inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
+
+// KV cache of one layer: k (n_ctx, n_head_kv * head_dim), v (n_ctx, n_head_kv * head_dim_v), float32.
+struct LayerKv {
+    std::vector<float> k, v;
+};
+
+// Causal attention of one query (all heads) over positions [0, n_tokens) of the cache.
+// q (n_head, head_dim) -> out (n_head, head_dim_v); head h reads kv head h / (n_head / n_head_kv).
+// scores: scratch of n_head * n_tokens floats.
+void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_tokens, int64_t n_head,
+                   int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, float* scores,
+                   ThreadPool& pool);
+
+// Router: softmax over all n_expert logits, keep the k largest; weights renormalised to sum 1 when
+// `renorm`. ids/weights: k entries, largest first.
+void router_topk_softmax(const float* logits, int64_t n_expert, int64_t k, bool renorm, int32_t* ids,
+                         float* weights);
+
+// A GGUF tensor as floats (norm weights and other small vectors).
+std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t);
+// A 2-D GGUF tensor ne = (cols, rows) as a matrix W (rows, cols).
+WeightView matrix_view(const gguf::File& f, const gguf::TensorInfo& t);
+// Rows [row0, row0 + rows) of slice e of a 3-D tensor ne = (cols, rows_total, n): expert e's matrix.
+WeightView expert_view(const gguf::File& f, const gguf::TensorInfo& t, int64_t e, int64_t row0,
+                       int64_t rows);
+
+}  // namespace sluice

@@ -1,0 +1,66 @@
+#include "engine/model.h"
+
+#include <thread>
+
+#include "engine/error.h"
+
+namespace sluice {
+
+namespace {
+
+using Loader = std::unique_ptr<Model> (*)(std::unique_ptr<gguf::File>, const ModelOptions&);
+struct Arch {
+    const char* name;
+    Loader load;
+};
+// Adding an architecture: one file under engine/models/ and one row here.
+const Arch kArchs[] = {
+    {"qwen3moe", load_qwen3moe},
+    {"qwen3", load_qwen3moe},  // dense Qwen3 shares the file: attention identical, FFN dense
+};
+
+}  // namespace
+
+std::vector<std::string> supported_architectures() {
+    std::vector<std::string> out;
+    for (const Arch& a : kArchs) out.push_back(a.name);
+    return out;
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opt) {
+    auto file = gguf::File::open(path);
+    const std::string arch = file->get_string("general.architecture");
+    for (const Arch& a : kArchs)
+        if (arch == a.name) return a.load(std::move(file), opt);
+    std::string list;
+    for (const Arch& a : kArchs) list += std::string(list.empty() ? "" : ", ") + a.name;
+    throw Error(path + ": architecture '" + arch + "' is not supported (supported: " + list + ")");
+}
+
+Model::Model(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp)
+    : file_(std::move(file)), hp_(std::move(hp)) {
+    int n = opt.n_threads > 0 ? opt.n_threads : int(std::thread::hardware_concurrency());
+    pool_ = std::make_unique<ThreadPool>(n > 0 ? n : 1);
+    n_ctx_ = opt.n_ctx > 0 ? opt.n_ctx : std::min<int64_t>(hp_.n_ctx_train > 0 ? hp_.n_ctx_train : 4096, 4096);
+}
+
+void Model::check_token(int32_t token) const {
+    if (token < 0 || token >= hp_.n_vocab)
+        throw Error("token id " + std::to_string(token) + " is out of range (vocabulary has " +
+                    std::to_string(hp_.n_vocab) + " tokens)");
+    if (n_past_ >= n_ctx_)
+        throw Error("context is full (" + std::to_string(n_ctx_) + " tokens); start a new conversation or raise -c");
+}
+
+std::vector<float> Model::forward_tokens(std::span<const int32_t> tokens, bool all) {
+    std::vector<float> out;
+    const size_t nv = size_t(hp_.n_vocab);
+    if (all) out.reserve(tokens.size() * nv);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const float* logits = forward(tokens[i]);
+        if (all || i + 1 == tokens.size()) out.insert(out.end(), logits, logits + nv);
+    }
+    return out;
+}
+
+}  // namespace sluice

@@ -1,0 +1,77 @@
+// A loaded model: hyperparameters from GGUF metadata, weights viewed in place (mmap), a KV cache, and a
+// forward pass per architecture (engine/models/<arch>.cpp). The plain CPU forward here is the reference
+// every faster path is tested against.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/gguf/gguf.h"
+#include "engine/tensor/kernels.h"
+#include "engine/tensor/threadpool.h"
+
+namespace sluice {
+
+struct Hparams {
+    std::string arch;       // general.architecture
+    int64_t n_vocab = 0;
+    int64_t n_embd = 0;
+    int64_t n_layer = 0;
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;
+    int64_t head_dim = 0;   // attention.key_length (q and k per head)
+    int64_t head_dim_v = 0; // attention.value_length
+    int64_t n_rot = 0;      // rope.dimension_count (rotated dims per head)
+    int64_t n_ff = 0;       // dense FFN width (0 when every layer is MoE)
+    int64_t n_expert = 0;
+    int64_t n_expert_used = 0;  // top-k from the file
+    int64_t n_ff_exp = 0;   // expert FFN width
+    int64_t n_ctx_train = 0;
+    float rope_base = 10000.0f;
+    float rms_eps = 1e-6f;
+};
+
+struct ModelOptions {
+    int n_threads = 0;         // 0: all cores
+    int64_t n_ctx = 0;         // KV cache length; 0: min(n_ctx_train, 4096)
+    int64_t experts_per_token = 0;  // 0: the file's top-k
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+    const Hparams& hparams() const { return hp_; }
+    const gguf::File& file() const { return *file_; }
+    int64_t n_ctx() const { return n_ctx_; }
+    int64_t n_past() const { return n_past_; }
+    ThreadPool& pool() { return *pool_; }
+
+    // Forgets the conversation (KV cache and any recurrent state).
+    virtual void reset() { n_past_ = 0; }
+    // Feeds one token at position n_past(); returns logits (n_vocab), valid until the next call.
+    virtual const float* forward(int32_t token) = 0;
+    // Feeds tokens in order; returns logits of the last one (all = true: every position, n x n_vocab).
+    virtual std::vector<float> forward_tokens(std::span<const int32_t> tokens, bool all);
+
+protected:
+    Model(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp);
+    void check_token(int32_t token) const;
+
+    std::unique_ptr<gguf::File> file_;
+    std::unique_ptr<ThreadPool> pool_;
+    Hparams hp_;
+    int64_t n_ctx_ = 0;
+    int64_t n_past_ = 0;
+};
+
+// Opens `path`, picks the architecture from general.architecture (an unknown one is an Error naming
+// it and listing the supported ones) and loads it.
+std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opt = {});
+std::vector<std::string> supported_architectures();
+
+// Architecture entry points (one file each under engine/models/).
+std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
+
+}  // namespace sluice

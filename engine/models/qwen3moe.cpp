@@ -1,0 +1,259 @@
+// Qwen3-MoE (`qwen3moe`, e.g. Qwen3-30B-A3B, Qwen3-235B-A22B) and dense Qwen3 (`qwen3`).
+//
+//   x = token_embd[token]
+//   per layer:  h = rmsnorm(x) ; q,k,v = Wq h, Wk h, Wv h ; per-head rmsnorm on q and k ; NeoX RoPE
+//               x += Wo attention(q, K, V)
+//               h = rmsnorm(x) ; x += moe(h)  (or a dense SwiGLU FFN for qwen3)
+//   logits = Wout rmsnorm(x)          (Wout = token_embd when the head is tied)
+//
+// moe(h): softmax over the router logits, top-k experts, weights renormalised to sum 1 (qwen3moe GGUFs
+// carry no norm_topk_prob flag; every Qwen3-MoE release sets it), sum of w_e * down_e(silu(gate_e h) *
+// up_e h).
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "engine/blocks.h"
+#include "engine/error.h"
+#include "engine/model.h"
+
+namespace sluice {
+
+namespace {
+
+struct Layer {
+    std::vector<float> attn_norm, q_norm, k_norm, ffn_norm;  // (n_embd), (head_dim), (head_dim), (n_embd)
+    WeightView wq;  // (n_head * head_dim, n_embd)
+    WeightView wk;  // (n_head_kv * head_dim, n_embd)
+    WeightView wv;  // (n_head_kv * head_dim_v, n_embd)
+    WeightView wo;  // (n_embd, n_head * head_dim_v)
+    // MoE
+    WeightView router;  // (n_expert, n_embd)
+    const gguf::TensorInfo* gate_exps = nullptr;  // ne (n_embd, n_ff_exp, n_expert)
+    const gguf::TensorInfo* up_exps = nullptr;    // ne (n_embd, n_ff_exp, n_expert)
+    const gguf::TensorInfo* gate_up_exps = nullptr;  // fused: ne (n_embd, 2 * n_ff_exp, n_expert), gate rows first
+    const gguf::TensorInfo* down_exps = nullptr;  // ne (n_ff_exp, n_embd, n_expert)
+    // dense FFN (qwen3)
+    WeightView ffn_gate, ffn_up;  // (n_ff, n_embd)
+    WeightView ffn_down;          // (n_embd, n_ff)
+};
+
+class Qwen3Moe final : public Model {
+public:
+    Qwen3Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k)
+        : Model(std::move(file), opt, std::move(hp)), top_k_(top_k) {
+        load_weights();
+        const Hparams& h = hp_;
+        kv_.resize(size_t(h.n_layer));
+        for (LayerKv& kv : kv_) {
+            kv.k.assign(size_t(n_ctx_ * h.n_head_kv * h.head_dim), 0.0f);
+            kv.v.assign(size_t(n_ctx_ * h.n_head_kv * h.head_dim_v), 0.0f);
+        }
+        x_.resize(size_t(h.n_embd));
+        hn_.resize(size_t(h.n_embd));
+        y_.resize(size_t(h.n_embd));
+        q_.resize(size_t(h.n_head * h.head_dim));
+        k_.resize(size_t(h.n_head_kv * h.head_dim));
+        v_.resize(size_t(h.n_head_kv * h.head_dim_v));
+        att_.resize(size_t(h.n_head * h.head_dim_v));
+        scores_.resize(size_t(h.n_head * n_ctx_));
+        const int64_t ff = std::max(h.n_ff, h.n_ff_exp);
+        gate_.resize(size_t(ff));
+        up_.resize(size_t(ff));
+        router_logits_.resize(size_t(h.n_expert));
+        ids_.resize(size_t(top_k_));
+        weights_.resize(size_t(top_k_));
+        logits_.resize(size_t(h.n_vocab));
+    }
+
+    const float* forward(int32_t token) override {
+        check_token(token);
+        const Hparams& h = hp_;
+        const int64_t pos = n_past_;
+        // token_embd row -> x (n_embd)
+        dequantize_row(tok_embd_->type, file_->data(*tok_embd_) + token * row_bytes(tok_embd_->type, h.n_embd),
+                       x_.data(), h.n_embd);
+
+        for (int64_t il = 0; il < h.n_layer; ++il) {
+            const Layer& L = layers_[size_t(il)];
+            attention_block(L, kv_[size_t(il)], pos);
+            rmsnorm(hn_.data(), x_.data(), L.ffn_norm.data(), h.n_embd, h.rms_eps);  // ffn_norm
+            if (L.router.data)
+                moe_block(L);
+            else
+                dense_ffn_block(L);
+            for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
+        }
+
+        rmsnorm(hn_.data(), x_.data(), output_norm_.data(), h.n_embd, h.rms_eps);
+        matvec(output_, hn_.data(), logits_.data(), *pool_);
+        ++n_past_;
+        return logits_.data();
+    }
+
+private:
+    void attention_block(const Layer& L, LayerKv& kv, int64_t pos) {
+        const Hparams& h = hp_;
+        rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
+        matvec(L.wq, hn_.data(), q_.data(), *pool_);
+        matvec(L.wk, hn_.data(), k_.data(), *pool_);
+        matvec(L.wv, hn_.data(), v_.data(), *pool_);
+        for (int64_t hh = 0; hh < h.n_head; ++hh)  // Qcur_normed
+            rmsnorm(&q_[size_t(hh * h.head_dim)], &q_[size_t(hh * h.head_dim)], L.q_norm.data(), h.head_dim, h.rms_eps);
+        for (int64_t hh = 0; hh < h.n_head_kv; ++hh)  // Kcur_normed
+            rmsnorm(&k_[size_t(hh * h.head_dim)], &k_[size_t(hh * h.head_dim)], L.k_norm.data(), h.head_dim, h.rms_eps);
+        rope_neox(q_.data(), h.n_head, h.head_dim, h.n_rot, pos, h.rope_base);
+        rope_neox(k_.data(), h.n_head_kv, h.head_dim, h.n_rot, pos, h.rope_base);
+        std::copy(k_.begin(), k_.end(), kv.k.begin() + pos * int64_t(k_.size()));
+        std::copy(v_.begin(), v_.end(), kv.v.begin() + pos * int64_t(v_.size()));
+        attention_one(att_.data(), q_.data(), kv, pos + 1, h.n_head, h.n_head_kv, h.head_dim, h.head_dim_v,
+                      scores_.data(), *pool_);
+        matvec(L.wo, att_.data(), y_.data(), *pool_);
+        for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
+    }
+
+    // y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn)
+    void moe_block(const Layer& L) {
+        const Hparams& h = hp_;
+        matvec(L.router, hn_.data(), router_logits_.data(), *pool_);  // ffn_moe_logits
+        router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
+        std::fill(y_.begin(), y_.end(), 0.0f);
+        std::vector<float>& down = q_;  // scratch of >= n_embd? no: use a dedicated buffer
+        (void)down;
+        for (int64_t j = 0; j < top_k_; ++j) {
+            const int64_t e = ids_[size_t(j)];
+            WeightView g, u;
+            if (L.gate_up_exps) {
+                g = expert_view(*file_, *L.gate_up_exps, e, 0, h.n_ff_exp);
+                u = expert_view(*file_, *L.gate_up_exps, e, h.n_ff_exp, h.n_ff_exp);
+            } else {
+                g = expert_view(*file_, *L.gate_exps, e, 0, h.n_ff_exp);
+                u = expert_view(*file_, *L.up_exps, e, 0, h.n_ff_exp);
+            }
+            const WeightView d = expert_view(*file_, *L.down_exps, e, 0, h.n_embd);
+            swiglu(g, u, d, h.n_ff_exp, weights_[size_t(j)]);
+        }
+    }
+
+    void dense_ffn_block(const Layer& L) {
+        std::fill(y_.begin(), y_.end(), 0.0f);
+        swiglu(L.ffn_gate, L.ffn_up, L.ffn_down, hp_.n_ff, 1.0f);
+    }
+
+    // y += w * down(silu(gate hn) * up hn)
+    void swiglu(const WeightView& g, const WeightView& u, const WeightView& d, int64_t n_ff, float w) {
+        matvec(g, hn_.data(), gate_.data(), *pool_);
+        matvec(u, hn_.data(), up_.data(), *pool_);
+        for (int64_t i = 0; i < n_ff; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
+        out_.resize(size_t(hp_.n_embd));
+        matvec(d, gate_.data(), out_.data(), *pool_);
+        for (int64_t i = 0; i < hp_.n_embd; ++i) y_[size_t(i)] += w * out_[size_t(i)];
+    }
+
+    void load_weights() {
+        const gguf::File& f = *file_;
+        const Hparams& h = hp_;
+        auto blk = [](int64_t il, const char* name) { return "blk." + std::to_string(il) + "." + name + ".weight"; };
+
+        tok_embd_ = &f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab});
+        output_norm_ = tensor_f32(f, f.require_tensor("output_norm.weight", {h.n_embd}));
+        // No output.weight: the head is tied to the embedding (llama.cpp reads it the same way).
+        const gguf::TensorInfo* out = f.find_tensor("output.weight");
+        output_ = matrix_view(f, out ? f.require_tensor("output.weight", {h.n_embd, h.n_vocab}) : *tok_embd_);
+
+        layers_.resize(size_t(h.n_layer));
+        for (int64_t il = 0; il < h.n_layer; ++il) {
+            Layer& L = layers_[size_t(il)];
+            L.attn_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_norm"), {h.n_embd}));
+            L.wq = matrix_view(f, f.require_tensor(blk(il, "attn_q"), {h.n_embd, h.n_head * h.head_dim}));
+            L.wk = matrix_view(f, f.require_tensor(blk(il, "attn_k"), {h.n_embd, h.n_head_kv * h.head_dim}));
+            L.wv = matrix_view(f, f.require_tensor(blk(il, "attn_v"), {h.n_embd, h.n_head_kv * h.head_dim_v}));
+            L.wo = matrix_view(f, f.require_tensor(blk(il, "attn_output"), {h.n_head * h.head_dim_v, h.n_embd}));
+            L.q_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_q_norm"), {h.head_dim}));
+            L.k_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_k_norm"), {h.head_dim}));
+            L.ffn_norm = tensor_f32(f, f.require_tensor(blk(il, "ffn_norm"), {h.n_embd}));
+            if (h.n_expert > 0) {
+                L.router = matrix_view(f, f.require_tensor(blk(il, "ffn_gate_inp"), {h.n_embd, h.n_expert}));
+                if (f.find_tensor(blk(il, "ffn_gate_up_exps"))) {
+                    L.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
+                } else {
+                    L.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+                    L.up_exps = &f.require_tensor(blk(il, "ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+                }
+                L.down_exps = &f.require_tensor(blk(il, "ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
+            } else {
+                L.ffn_gate = matrix_view(f, f.require_tensor(blk(il, "ffn_gate"), {h.n_embd, h.n_ff}));
+                L.ffn_up = matrix_view(f, f.require_tensor(blk(il, "ffn_up"), {h.n_embd, h.n_ff}));
+                L.ffn_down = matrix_view(f, f.require_tensor(blk(il, "ffn_down"), {h.n_ff, h.n_embd}));
+            }
+        }
+        check_kernels();
+    }
+
+    // Every matrix must be of a type sluice has kernels for; say which tensor is not.
+    void check_kernels() const {
+        for (const gguf::TensorInfo& t : file_->tensors())
+            if (!type_info(t.type).has_kernels)
+                throw Error(file_->path() + ": tensor '" + t.name + "' has type " + type_name(t.type) +
+                            ", which sluice cannot compute yet");
+    }
+
+    int64_t top_k_;
+    const gguf::TensorInfo* tok_embd_ = nullptr;
+    std::vector<float> output_norm_;
+    WeightView output_{};
+    std::vector<Layer> layers_;
+    std::vector<LayerKv> kv_;
+    // Activations of one token.
+    std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, out_, router_logits_, weights_, logits_;
+    std::vector<int32_t> ids_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
+    const gguf::File& f = *file;
+    Hparams h;
+    h.arch = f.get_string("general.architecture");
+    const std::string p = h.arch + ".";
+    h.n_embd = int64_t(f.get_uint(p + "embedding_length"));
+    h.n_layer = int64_t(f.get_uint(p + "block_count"));
+    h.n_head = int64_t(f.get_uint(p + "attention.head_count"));
+    h.n_head_kv = int64_t(f.get_uint_or(p + "attention.head_count_kv", uint64_t(h.n_head)));
+    h.n_ctx_train = int64_t(f.get_uint(p + "context_length"));
+    h.rms_eps = float(f.get_float(p + "attention.layer_norm_rms_epsilon"));
+    h.rope_base = float(f.get_float_or(p + "rope.freq_base", 10000.0));
+    if (h.n_head <= 0 || h.n_head_kv <= 0 || h.n_head % h.n_head_kv != 0)
+        throw Error(f.path() + ": attention.head_count " + std::to_string(h.n_head) +
+                    " must be a positive multiple of head_count_kv " + std::to_string(h.n_head_kv));
+    h.head_dim = int64_t(f.get_uint_or(p + "attention.key_length", uint64_t(h.n_embd / h.n_head)));
+    h.head_dim_v = int64_t(f.get_uint_or(p + "attention.value_length", uint64_t(h.head_dim)));
+    h.n_rot = int64_t(f.get_uint_or(p + "rope.dimension_count", uint64_t(h.head_dim)));
+    if (h.n_rot <= 0 || h.n_rot > h.head_dim || h.n_rot % 2)
+        throw Error(f.path() + ": rope.dimension_count " + std::to_string(h.n_rot) +
+                    " must be even and at most the head size " + std::to_string(h.head_dim));
+    const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
+    if (!embd) throw Error(f.path() + ": missing tensor 'token_embd.weight'");
+    h.n_vocab = embd->ne[1];
+
+    int64_t top_k = 0;
+    if (h.arch == "qwen3moe") {
+        h.n_expert = int64_t(f.get_uint(p + "expert_count"));
+        h.n_expert_used = int64_t(f.get_uint(p + "expert_used_count"));
+        h.n_ff_exp = int64_t(f.get_uint(p + "expert_feed_forward_length"));
+        if (h.n_expert <= 0 || h.n_expert_used <= 0 || h.n_expert_used > h.n_expert)
+            throw Error(f.path() + ": expert_used_count " + std::to_string(h.n_expert_used) +
+                        " must be between 1 and expert_count " + std::to_string(h.n_expert));
+        top_k = opt.experts_per_token > 0 ? opt.experts_per_token : h.n_expert_used;
+        if (top_k > h.n_expert)
+            throw Error("--experts-per-token " + std::to_string(top_k) + " is more than the model's " +
+                        std::to_string(h.n_expert) + " experts");
+    } else {
+        h.n_ff = int64_t(f.get_uint(p + "feed_forward_length"));
+        if (opt.experts_per_token > 0)
+            throw Error("--experts-per-token applies to MoE models; " + f.path() + " is dense (" + h.arch + ")");
+    }
+    return std::make_unique<Qwen3Moe>(std::move(file), opt, std::move(h), top_k);
+}
+
+}  // namespace sluice
