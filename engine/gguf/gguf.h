@@ -2,6 +2,7 @@
 // errors (sluice::Error) name the file, the item, what was expected and what was found.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,7 +18,7 @@ enum class ValueType : uint32_t {
     UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
     STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 };
-const char* value_type_name(ValueType t);
+const char* value_type_name(ValueType t);  // "uint32", "string", "array"; "unknown" past FLOAT64
 
 struct Value;
 struct Array {
@@ -29,6 +30,10 @@ struct Value {
     ValueType type;
     std::variant<uint64_t, int64_t, double, bool, std::string, Array> v;
 };
+// For info output and error messages: "42", "\"qwen3moe\"", "[1, 2, 3, ... (151643 items)]".
+std::string describe(const Value& v, size_t max_items = 8);
+// What kind of value this is, with an article: "a uint32", "a string", "an array of 3 int32".
+std::string describe_type(const Value& v);
 
 struct TensorInfo {
     std::string name;
@@ -39,10 +44,17 @@ struct TensorInfo {
     uint64_t nbytes;    // bytes of data
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
+// "(2048, 768, 128)": the first n_dims entries of ne.
+std::string shape_string(const TensorInfo& t);
 
 class File {
 public:
     // Reads and validates the header, metadata and tensor infos; maps the file read-only.
+    // Accepted, as llama.cpp does: n_dims 0..4 and dimensions of size 0 (such a tensor has 0 bytes).
+    // Rejected: arrays nested deeper than kMaxArrayDepth, more than kMaxValues metadata values in all
+    // (each becomes a 48-byte Value, so a small file must not make a huge tree; real files: ~1M).
+    static constexpr int kMaxArrayDepth = 8;
+    static constexpr uint64_t kMaxValues = uint64_t(1) << 24;
     static std::unique_ptr<File> open(const std::string& path);
     ~File();
     File(const File&) = delete;
@@ -59,7 +71,8 @@ public:
     const Value* find(std::string_view key) const;
 
     // Typed getters. A missing key or a value of an incompatible type throws an Error that names the
-    // key and what was found ("key 'qwen3moe.block_count' missing in model.gguf"). Integer getters
+    // key, the file and what was found ("key 'qwen3moe.block_count' in m.gguf is a string; expected an
+    // integer", "m.gguf: missing required key 'qwen3moe.expert_count'"). Integer getters
     // accept any integer type whose value fits; float getters accept floats and integers.
     uint64_t get_uint(std::string_view key) const;
     int64_t get_int(std::string_view key) const;
@@ -94,13 +107,16 @@ private:
     std::vector<std::pair<std::string, Value>> kv_;
     std::vector<TensorInfo> tensors_;
     const uint8_t* map_ = nullptr;
+    std::map<std::string, size_t, std::less<>> kv_index_, tensor_index_;
     friend struct FileParser;
 };
 
 // Streams a GGUF v3 file: declare metadata and tensors, then write each tensor's bytes in declaration
-// order. Nothing but the header is held in memory. Errors are sluice::Error naming the item.
+// order. Nothing but the header is held in memory. Errors are sluice::Error naming the item; a call
+// that throws for bad arguments changes nothing. Bytes go to PATH.tmp, renamed to PATH by finish().
 class Writer {
 public:
+    // alignment: a power of two; when not 32 it is written as `general.alignment` (uint32).
     explicit Writer(const std::string& path, uint64_t alignment = 32);
     ~Writer();  // an unfinished file is removed
 
@@ -121,9 +137,11 @@ public:
     // Writes header + tensor infos. After this, only write_data / finish.
     void begin_data();
     // Appends bytes of the current tensor (may be called several times per tensor); moves to the next
-    // tensor when its byte count is reached. Throws if more bytes arrive than declared.
+    // tensor when its byte count is reached. Throws if more bytes arrive than the current tensor has
+    // left: one call never spans two tensors.
     void write_data(const void* bytes, size_t n);
-    // Checks every tensor was written in full, flushes, renames the temp file into place.
+    // Checks every tensor was written in full, flushes, renames the temp file into place. Calls
+    // begin_data() first if needed (a file with no tensors).
     void finish();
 
 private:
