@@ -1,14 +1,10 @@
-// Placeholder verbs until the engine lands (removed as each verb is implemented).
+// Placeholder verbs until the tokenizer lands (removed as each verb is implemented).
 #include "app/verbs.h"
 #include "engine/error.h"
 
 namespace sluice {
 
 int verb_run(int, char**) { throw Error("not implemented yet"); }
-int verb_logits(int, char**) { throw Error("not implemented yet"); }
 int verb_tokenize(int, char**) { throw Error("not implemented yet"); }
-int verb_info(int, char**) { throw Error("not implemented yet"); }
-int verb_gen_model(int, char**) { throw Error("not implemented yet"); }
-int verb_quantize(int, char**) { throw Error("not implemented yet"); }
 
 }  // namespace sluice

@@ -77,7 +77,7 @@ void router_topk_softmax(const float* logits, int64_t n_expert, int64_t k, bool 
                          float* weights) {
     std::vector<float> p(logits, logits + n_expert);
     softmax(p.data(), n_expert);
-    std::vector<int32_t> order(size_t(n_expert));
+    std::vector<int32_t> order(static_cast<size_t>(n_expert));
     std::iota(order.begin(), order.end(), 0);
     // Ties go to the lower expert id, as torch.topk does on CPU for equal values.
     std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {

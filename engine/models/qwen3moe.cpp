@@ -118,8 +118,6 @@ private:
         matvec(L.router, hn_.data(), router_logits_.data(), *pool_);  // ffn_moe_logits
         router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
         std::fill(y_.begin(), y_.end(), 0.0f);
-        std::vector<float>& down = q_;  // scratch of >= n_embd? no: use a dedicated buffer
-        (void)down;
         for (int64_t j = 0; j < top_k_; ++j) {
             const int64_t e = ids_[size_t(j)];
             WeightView g, u;

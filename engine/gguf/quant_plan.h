@@ -1,0 +1,37 @@
+// Which type each tensor gets when sluice writes a model (gen-model, quantize): the requested type for
+// weight matrices, F32 for norms and the router (as llama.cpp's quantizer does), and a fallback when a
+// row length is not a multiple of the type's block.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "engine/tensor/types.h"
+
+namespace sluice {
+
+inline GgmlType plan_type(const std::string& name, const int64_t* ne, uint32_t n_dims, GgmlType want) {
+    if (n_dims < 2 || name.find("_norm") != std::string::npos || name.find("ffn_gate_inp") != std::string::npos)
+        return GgmlType::F32;
+    if (ne[0] % type_info(want).block_size == 0) return want;
+    if (ne[0] % 32 == 0) return GgmlType::Q8_0;
+    return GgmlType::F16;
+}
+
+// general.file_type value (llama.cpp's llama_ftype) for a model mostly of type t.
+inline uint32_t file_type_of(GgmlType t) {
+    switch (t) {
+        case GgmlType::F32: return 0;
+        case GgmlType::F16: return 1;
+        case GgmlType::Q4_0: return 2;
+        case GgmlType::Q8_0: return 7;
+        case GgmlType::Q2_K: return 10;
+        case GgmlType::Q3_K: return 11;  // Q3_K_S
+        case GgmlType::Q4_K: return 14;  // Q4_K_S
+        case GgmlType::Q5_K: return 16;  // Q5_K_S
+        case GgmlType::Q6_K: return 18;
+        case GgmlType::BF16: return 32;
+        default: return 0;
+    }
+}
+
+}  // namespace sluice

@@ -1,0 +1,180 @@
+// The qwen3moe / qwen3 forward pass against HF transformers' float32 logits (fixtures made on the
+// device machine by tests/ref/make_qwen3_fixtures.py: tiny seeded models converted to GGUF by llama.cpp's
+// own convert_hf_to_gguf.py). Weights were rounded to fp16 values before HF ran, so the converter's F16
+// file and our F32 rewrite of it hold exactly the weights PyTorch used.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/gguf/requantize.h"
+#include "engine/model.h"
+
+namespace sluice {
+namespace {
+
+const std::string kDir = std::string(SLUICE_FIXTURES) + "/qwen3/";
+
+std::string tmp_dir() {
+    const char* t = std::getenv("SLUICE_TMP");
+    std::string d = t ? t : "/tmp/sluice-test";
+    std::filesystem::create_directories(d);
+    return d + "/";
+}
+
+std::vector<int32_t> read_ids(const std::string& path, int line_no = 0) {
+    std::ifstream in(path);
+    EXPECT_TRUE(in) << path;
+    std::string line;
+    for (int i = 0; i <= line_no; ++i) std::getline(in, line);
+    std::istringstream ss(line);
+    std::vector<int32_t> ids;
+    for (int32_t x; ss >> x;) ids.push_back(x);
+    return ids;
+}
+
+std::vector<float> read_f32(const std::string& path) {
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    EXPECT_TRUE(in) << path;
+    std::vector<float> v(size_t(in.tellg()) / 4);
+    in.seekg(0);
+    in.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
+    return v;
+}
+
+// max over positions of max|a - ref| / max|ref| within the row.
+double max_rel_err(const std::vector<float>& a, const std::vector<float>& ref, int64_t n_vocab) {
+    double worst = 0;
+    for (size_t r = 0; r < ref.size() / size_t(n_vocab); ++r) {
+        double err = 0, mx = 0;
+        for (int64_t j = 0; j < n_vocab; ++j) {
+            const size_t i = r * size_t(n_vocab) + size_t(j);
+            err = std::max(err, double(std::fabs(a[i] - ref[i])));
+            mx = std::max(mx, double(std::fabs(ref[i])));
+        }
+        worst = std::max(worst, err / mx);
+    }
+    return worst;
+}
+
+struct Agreement {
+    double top1 = 0, kl = 0;  // fraction of positions with the same argmax; mean KL(ref || a)
+};
+
+Agreement agreement(const std::vector<float>& a, const std::vector<float>& ref, int64_t n_vocab) {
+    Agreement g;
+    const size_t rows = ref.size() / size_t(n_vocab);
+    for (size_t r = 0; r < rows; ++r) {
+        const float* x = &a[r * size_t(n_vocab)];
+        const float* y = &ref[r * size_t(n_vocab)];
+        g.top1 += (std::max_element(x, x + n_vocab) - x) == (std::max_element(y, y + n_vocab) - y);
+        const double mx = *std::max_element(x, x + n_vocab), my = *std::max_element(y, y + n_vocab);
+        double zx = 0, zy = 0;
+        for (int64_t j = 0; j < n_vocab; ++j) zx += std::exp(x[j] - mx), zy += std::exp(y[j] - my);
+        double kl = 0;
+        for (int64_t j = 0; j < n_vocab; ++j) {
+            const double lp = y[j] - my - std::log(zy), lq = x[j] - mx - std::log(zx);
+            kl += std::exp(lp) * (lp - lq);
+        }
+        g.kl += kl;
+    }
+    g.top1 /= double(rows);
+    g.kl /= double(rows);
+    return g;
+}
+
+std::vector<float> run_logits(const std::string& gguf, const std::vector<int32_t>& ids) {
+    ModelOptions opt;
+    opt.n_ctx = 128;
+    auto m = load_model(gguf, opt);
+    return m->forward_tokens(ids, true);
+}
+
+class Qwen3Ref : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Qwen3Ref, ConverterF16LogitsMatchTransformers) {
+    const std::string name = GetParam();
+    const auto ids = read_ids(kDir + name + ".tokens.txt");
+    const auto ref = read_f32(kDir + name + ".logits.f32");
+    const auto got = run_logits(kDir + name + ".gguf", ids);
+    ASSERT_EQ(got.size(), ref.size());
+    const double err = max_rel_err(got, ref, int64_t(ref.size() / ids.size()));
+    std::printf("  %s f16 (converter): max rel err %.3g over %zu positions\n", name.c_str(), err, ids.size());
+    EXPECT_LE(err, 1e-4);
+}
+
+TEST_P(Qwen3Ref, OurF32RewriteMatchesTransformers) {
+    const std::string name = GetParam();
+    const std::string f32 = tmp_dir() + name + ".f32.gguf";
+    requantize_file(kDir + name + ".gguf", f32, GgmlType::F32);
+    const auto ids = read_ids(kDir + name + ".tokens.txt");
+    const auto ref = read_f32(kDir + name + ".logits.f32");
+    const auto got = run_logits(f32, ids);
+    const double err = max_rel_err(got, ref, int64_t(ref.size() / ids.size()));
+    std::printf("  %s f32 (our writer): max rel err %.3g\n", name.c_str(), err);
+    EXPECT_LE(err, 1e-4);
+}
+
+TEST_P(Qwen3Ref, Greedy32TokensMatchTransformers) {
+    const std::string name = GetParam();
+    const auto prompt = read_ids(kDir + name + ".greedy.txt", 0);
+    const auto expect = read_ids(kDir + name + ".greedy.txt", 1);
+    ASSERT_EQ(expect.size(), 32u);
+    ModelOptions opt;
+    opt.n_ctx = 64;
+    auto m = load_model(kDir + name + ".gguf", opt);
+    std::vector<float> last = m->forward_tokens(prompt, false);
+    std::vector<int32_t> got;
+    for (int i = 0; i < 32; ++i) {
+        const int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+        got.push_back(next);
+        const float* l = m->forward(next);
+        last.assign(l, l + m->hparams().n_vocab);
+    }
+    EXPECT_EQ(got, expect);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen3Ref, ::testing::Values("moe_a", "moe_b", "moe_c", "dense_a"));
+
+// Quantized variants (our quantizer, llama.cpp's block layouts) against the float32 reference:
+// top-1 agreement and mean KL bounds per type. Bounds are set from measured values with margin.
+struct QuantCase {
+    const char* fixture;
+    GgmlType type;
+    double min_top1, max_kl;
+};
+
+class Qwen3Quant : public ::testing::TestWithParam<QuantCase> {};
+
+TEST_P(Qwen3Quant, AgreesWithFloatReference) {
+    const QuantCase c = GetParam();
+    const std::string q = tmp_dir() + c.fixture + "." + type_name(c.type) + ".gguf";
+    requantize_file(kDir + std::string(c.fixture) + ".gguf", q, c.type);
+    const auto ids = read_ids(kDir + c.fixture + ".tokens.txt");
+    const auto ref = read_f32(kDir + c.fixture + ".logits.f32");
+    const auto got = run_logits(q, ids);
+    const Agreement g = agreement(got, ref, int64_t(ref.size() / ids.size()));
+    std::printf("  %s %s: top-1 agreement %.3f, mean KL %.3g\n", c.fixture, type_name(c.type), g.top1, g.kl);
+    EXPECT_GE(g.top1, c.min_top1);
+    EXPECT_LE(g.kl, c.max_kl);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, Qwen3Quant, ::testing::Values(
+    QuantCase{"moe_a", GgmlType::F16, 1.0, 1e-6},
+    QuantCase{"moe_a", GgmlType::BF16, 0.9, 1e-2},
+    QuantCase{"moe_a", GgmlType::Q8_0, 0.9, 1e-2},
+    QuantCase{"moe_b", GgmlType::Q8_0, 0.9, 1e-2},
+    QuantCase{"moe_c", GgmlType::Q8_0, 0.9, 1e-2},
+    QuantCase{"moe_c", GgmlType::Q6_K, 0.9, 2e-2},
+    QuantCase{"moe_c", GgmlType::Q5_K, 0.85, 5e-2},
+    QuantCase{"moe_c", GgmlType::Q4_K, 0.8, 1e-1},
+    QuantCase{"moe_c", GgmlType::Q4_0, 0.8, 1e-1},
+    QuantCase{"moe_c", GgmlType::Q3_K, 0.6, 3e-1},
+    QuantCase{"moe_c", GgmlType::Q2_K, 0.4, 1.0}),
+    [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
+
+}  // namespace
+}  // namespace sluice
