@@ -52,6 +52,12 @@ void Model::check_token(int32_t token) const {
         throw Error("context is full (" + std::to_string(n_ctx_) + " tokens); start a new conversation or raise -c");
 }
 
+void Model::truncate(int64_t n) {
+    if (n < 0 || n > n_past_)
+        throw Error("cannot truncate to " + std::to_string(n) + " tokens: only " + std::to_string(n_past_) + " are cached");
+    n_past_ = n;
+}
+
 std::vector<float> Model::forward_tokens(std::span<const int32_t> tokens, bool all) {
     std::vector<float> out;
     const size_t nv = size_t(hp_.n_vocab);

@@ -50,6 +50,8 @@ public:
 
     // Forgets the conversation (KV cache and any recurrent state).
     virtual void reset() { n_past_ = 0; }
+    // Forgets every position from n on (n <= n_past()): the next token goes to position n.
+    void truncate(int64_t n);
     // Feeds one token at position n_past(); returns logits (n_vocab), valid until the next call.
     virtual const float* forward(int32_t token) = 0;
     // Feeds tokens in order; returns logits of the last one (all = true: every position, n x n_vocab).

@@ -1,0 +1,93 @@
+// Decode benchmark: prompt of P tokens once, then R repetitions of N greedy tokens from the same state
+// (the KV cache is truncated back to the prompt); prints one JSON object with the median tok/s.
+// Same fields as bench/peer/llama_peer so scripts can put the two side by side.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/model_info.h"
+
+using namespace sluice;
+using Clock = std::chrono::steady_clock;
+
+static long peak_rss_bytes() {
+    FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    long kb = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (!std::strncmp(line, "VmHWM:", 6)) kb = std::atol(line + 6);
+    std::fclose(f);
+    return kb * 1024;
+}
+
+int main(int argc, char** argv) {
+    std::string path;
+    int threads = 2, P = 32, N = 32, R = 5;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto next = [&]() -> const char* {
+            if (i + 1 >= argc) { std::fprintf(stderr, "%s needs a value\n", a.c_str()); std::exit(2); }
+            return argv[++i];
+        };
+        if (a == "-m") path = next();
+        else if (a == "-t") threads = std::atoi(next());
+        else if (a == "-p") P = std::atoi(next());
+        else if (a == "-n") N = std::atoi(next());
+        else if (a == "-r") R = std::atoi(next());
+        else if (a == "--json") {}
+        else { std::fprintf(stderr, "usage: bench_decode -m MODEL.gguf [-t 2] [-p 32] [-n 32] [-r 5] [--json]\n"); return 2; }
+    }
+    if (path.empty() || P < 1 || N < 1 || R < 1) { std::fprintf(stderr, "bench_decode: -m MODEL.gguf required\n"); return 2; }
+    try {
+        ModelOptions opt;
+        opt.n_threads = threads;
+        opt.n_ctx = P + N + 1;
+        const auto t_load = Clock::now();
+        auto m = load_model(path, opt);
+        const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+        const int64_t nv = m->hparams().n_vocab;
+        std::vector<int32_t> prompt;
+        for (int i = 0; i < P; ++i) prompt.push_back(int32_t((i * 7919 + 13) % nv));
+
+        const auto t0 = Clock::now();
+        std::vector<float> last = m->forward_tokens(prompt, false);
+        const double prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
+        const int32_t first = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+
+        std::vector<double> runs;
+        for (int r = 0; r < R; ++r) {
+            m->truncate(P);
+            int32_t tok = first;
+            const auto t1 = Clock::now();
+            for (int i = 0; i < N; ++i) {
+                const float* l = m->forward(tok);
+                tok = int32_t(std::max_element(l, l + nv) - l);
+            }
+            runs.push_back(N / std::chrono::duration<double>(Clock::now() - t1).count());
+        }
+        std::vector<double> sorted = runs;
+        std::sort(sorted.begin(), sorted.end());
+        const double median = sorted[sorted.size() / 2];
+        auto f = gguf::File::open(path);
+        const ModelInfo mi = model_info(*f);
+        std::printf("{\"engine\":\"sluice\",\"model\":\"%s\",\"model_bytes\":%llu,\"isa\":\"%s\",\"threads\":%d,"
+                    "\"load_s\":%.3f,\"prompt_tokens\":%d,\"prompt_tok_s\":%.3f,\"decode_tokens\":%d,"
+                    "\"decode_tok_s_median\":%.3f,\"decode_tok_s_runs\":[",
+                    path.c_str(), (unsigned long long)f->file_size(), isa_name(active_isa()), threads, load_s, P,
+                    P / prompt_s, N, median);
+        for (size_t i = 0; i < runs.size(); ++i) std::printf("%s%.3f", i ? "," : "", runs[i]);
+        std::printf("],\"bytes_per_token\":%llu,\"rss_peak_bytes\":%ld}\n",
+                    (unsigned long long)(mi.dense_bytes_per_token + mi.expert_bytes_per_token), peak_rss_bytes());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_decode: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
