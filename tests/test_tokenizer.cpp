@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "engine/error.h"
 #include "engine/text/tokenizer.h"
@@ -249,4 +250,64 @@ TEST(Unicode, Utf8Helpers) {
     EXPECT_FALSE(utf8_valid("\xC0\x80"));  // overlong
     for (int b = 0; b < 256; ++b) EXPECT_EQ(byte_from_cp(byte_to_cp((uint8_t)b)), b);
     EXPECT_EQ(byte_to_cp(' '), 0x120u);
+}
+
+namespace {
+// A tiny byte-level BPE tokenizer.json: the 256 byte tokens, "he", "ll", "hell", "hello" and one
+// added token, with the given pre_tokenizer.
+std::string tiny_tokenizer_json(const json& pre_tokenizer) {
+    json vocab = json::object();
+    for (int b = 0; b < 256; ++b) {
+        std::string s;
+        append_utf8(s, byte_to_cp((uint8_t)b));
+        vocab[s] = b;
+    }
+    vocab["he"] = 256;
+    vocab["ll"] = 257;
+    vocab["hell"] = 258;
+    vocab["hello"] = 259;
+    json j = {{"version", "1.0"},
+              {"added_tokens", json::array({{{"id", 260}, {"content", "<|end|>"}, {"special", true}, {"normalized", false}}})},
+              {"normalizer", nullptr},
+              {"pre_tokenizer", pre_tokenizer},
+              {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"h e", "l l", "he ll", "hell o"})}}}};
+    const char* tmp = std::getenv("SLUICE_TMP");  // set by ctest
+    auto dir = std::filesystem::path(tmp ? tmp : std::filesystem::temp_directory_path().string()) /
+               ("sluice_tok_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::string path = (dir / "tokenizer.json").string();
+    std::ofstream(path) << j.dump();
+    return path;
+}
+}  // namespace
+
+TEST(Tokenizer, TinyByteLevelVocab) {
+    Vocab v = from_hf_json(tiny_tokenizer_json({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}));
+    EXPECT_EQ(v.pre, "gpt-2");
+    EXPECT_FALSE(v.nfc);
+    ASSERT_EQ(v.tokens.size(), 261u);
+    EXPECT_EQ(v.token_type[260], (int32_t)TokenType::Control);
+    Tokenizer tok(v);
+    EXPECT_EQ(tok.encode("hello", false), (std::vector<int32_t>{259}));
+    // " hello" is one pre-token; the space byte starts it and "hello" merges behind it.
+    EXPECT_EQ(tok.encode(" hello<|end|>hel", true), (std::vector<int32_t>{' ', 259, 260, 256, 'l'}));
+    EXPECT_EQ(tok.decode(tok.encode(" hello<|end|>hel", true), true), " hello<|end|>hel");
+}
+
+TEST(Tokenizer, UnrecognisedSplitPatternIsAnError) {
+    json pre = {{"type", "Sequence"},
+                {"pretokenizers", json::array({{{"type", "Split"}, {"pattern", {{"Regex", "\\p{Zz}+|odd"}}}, {"behavior", "Isolated"}, {"invert", false}},
+                                               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}};
+    std::string path = tiny_tokenizer_json(pre);
+    try {
+        from_hf_json(path);
+        FAIL() << "no error";
+    } catch (const sluice::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("\\p{Zz}+|odd"), std::string::npos) << e.what();
+    }
+    HfImportOptions opt;
+    opt.pre = "qwen2";  // naming it explicitly is the way out
+    EXPECT_EQ(from_hf_json(path, opt).pre, "qwen2");
+    opt.pre = "nonesuch";
+    EXPECT_THROW(from_hf_json(path, opt), sluice::Error);
 }
