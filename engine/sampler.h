@@ -1,0 +1,63 @@
+// Token sampling from logits, in llama.cpp's order: repetition penalty -> top-k -> softmax with
+// temperature -> top-p -> min-p -> draw. Greedy (argmax after the penalty) when temperature <= 0.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace sluice {
+
+struct SamplerParams {
+    float temperature = 0.8f;     // <= 0: greedy
+    int32_t top_k = 40;           // <= 0: off
+    float top_p = 0.95f;          // >= 1: off
+    float min_p = 0.05f;          // <= 0: off; keeps p >= min_p * p_max
+    float repeat_penalty = 1.0f;  // 1: off; > 1 discourages the last repeat_last_n tokens
+    int32_t repeat_last_n = 64;
+    uint64_t seed = 0;            // same seed, logits and history -> same tokens
+};
+
+struct Candidate {
+    int32_t id;
+    float logit;
+    float p;  // set by softmax
+};
+
+// The stages, exposed so each can be tested on hand-made candidates.
+// Divides positive / multiplies negative logits of each distinct token in `recent` by `penalty`.
+void apply_repeat_penalty(std::vector<Candidate>& c, std::span<const int32_t> recent, float penalty);
+// Sorts by logit, descending (ties: lower id first), keeping the first k (all when k <= 0).
+void apply_top_k(std::vector<Candidate>& c, int32_t k);
+// p = softmax(logit / temperature). Expects c sorted (p follows the same order).
+void apply_softmax(std::vector<Candidate>& c, float temperature);
+// Keeps the shortest prefix whose probability reaches top_p (at least one candidate).
+void apply_top_p(std::vector<Candidate>& c, float top_p);
+// Keeps candidates with p >= min_p * max p (at least one).
+void apply_min_p(std::vector<Candidate>& c, float min_p);
+
+class Sampler {
+public:
+    explicit Sampler(const SamplerParams& p = {});
+
+    // Picks the next token from one position's logits (n_vocab values). Does not record it: call
+    // accept() for every token the model is fed, prompt included, so the penalty sees them.
+    int32_t sample(std::span<const float> logits);
+    void accept(int32_t token);
+    void reset();  // forget history, reseed
+
+    const SamplerParams& params() const { return p_; }
+    // The candidates left before the last draw (for display or tests).
+    const std::vector<Candidate>& last_candidates() const { return cand_; }
+
+private:
+    double uniform();  // [0, 1) from the 53 high bits: identical on every platform
+
+    SamplerParams p_;
+    std::mt19937_64 rng_;
+    std::deque<int32_t> recent_;
+    std::vector<Candidate> cand_;
+};
+
+}  // namespace sluice
