@@ -137,9 +137,9 @@ int verb_gen_model(int argc, char** argv) {
     if (!type || !type_info(*type).has_kernels) throw Error("--type '" + type_s + "' is not a type sluice can write");
     const std::string out = a.required("--out");
 
-    GenVocab vocab = a.has("--tokenizer") ? gen_vocab_from_hf_json(a.str("--tokenizer"))
-                                          : gen_vocab_bytes(a.i64("--vocab", 1024));
-    const int64_t n_vocab = int64_t(vocab.n_tokens());
+    const text::Vocab vocab = a.has("--tokenizer") ? text::from_hf_json(a.str("--tokenizer"))
+                                                   : text::byte_vocab(a.i64("--vocab", 1024));
+    const int64_t n_vocab = int64_t(vocab.tokens.size());
     const std::vector<TensorSpec> specs = qwen3_tensors(a, moe, n_vocab, *type);
 
     const int64_t L = a.i64("--layers", 4), E = a.i64("--embd", 256), H = a.i64("--heads", 4);
@@ -168,7 +168,7 @@ int verb_gen_model(int argc, char** argv) {
         w.set_u32(p + "expert_used_count", uint32_t(K));
         w.set_u32(p + "expert_feed_forward_length", uint32_t(a.i64("--ff-exp", 128)));
     }
-    add_vocab_to_gguf(vocab, w);
+    text::add_to_gguf(vocab, w);
     for (const TensorSpec& t : specs) w.add_tensor(t.name, t.type, t.ne);
 
     uint64_t total = 0;

@@ -1,9 +1,8 @@
 #include "engine/text/gen_vocab.h"
 
 #include "engine/error.h"
-#include "engine/gguf/gguf.h"
 
-namespace sluice {
+namespace sluice::text {
 
 namespace {
 
@@ -32,41 +31,27 @@ const char* kChatml =
 
 }  // namespace
 
-GenVocab gen_vocab_bytes(int64_t n_vocab) {
+Vocab byte_vocab(int64_t n_vocab) {
     if (n_vocab < 259) throw Error("--vocab " + std::to_string(n_vocab) + ": need at least 259 (256 bytes + 3 specials)");
-    GenVocab v;
+    Vocab v;
+    v.model = "gpt2";
+    v.pre = "qwen2";
     for (int b = 0; b < 256; ++b) {
         v.tokens.push_back(byte_token(b));
-        v.token_types.push_back(1);
+        v.token_type.push_back(int32_t(TokenType::Normal));
     }
     for (const char* s : {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}) {
         v.tokens.push_back(s);
-        v.token_types.push_back(3);
+        v.token_type.push_back(int32_t(TokenType::Control));
     }
-    v.eos = 258;
-    v.pad = 256;
+    v.eos_id = 258;
+    v.pad_id = 256;
     while (int64_t(v.tokens.size()) < n_vocab) {
         v.tokens.push_back("[PAD" + std::to_string(v.tokens.size()) + "]");
-        v.token_types.push_back(5);
+        v.token_type.push_back(int32_t(TokenType::Unused));
     }
     v.chat_template = kChatml;
     return v;
 }
 
-GenVocab gen_vocab_from_hf_json(const std::string& path) {
-    throw Error("--tokenizer: importing " + path + " is not available yet");
-}
-
-void add_vocab_to_gguf(const GenVocab& v, gguf::Writer& w) {
-    w.set_str("tokenizer.ggml.model", v.model);
-    w.set_str("tokenizer.ggml.pre", v.pre);
-    w.set_str_array("tokenizer.ggml.tokens", v.tokens);
-    w.set_i32_array("tokenizer.ggml.token_type", v.token_types);
-    w.set_str_array("tokenizer.ggml.merges", v.merges);
-    if (v.bos >= 0) w.set_u32("tokenizer.ggml.bos_token_id", uint32_t(v.bos));
-    if (v.eos >= 0) w.set_u32("tokenizer.ggml.eos_token_id", uint32_t(v.eos));
-    if (v.pad >= 0) w.set_u32("tokenizer.ggml.padding_token_id", uint32_t(v.pad));
-    if (!v.chat_template.empty()) w.set_str("tokenizer.chat_template", v.chat_template);
-}
-
-}  // namespace sluice
+}  // namespace sluice::text
