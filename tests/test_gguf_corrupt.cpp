@@ -120,8 +120,8 @@ TEST(GgufCorrupt, TruncatedAtEveryByte) {
     std::vector<uint8_t> full = read_all(full_path);
     ASSERT_EQ(open_error(full_path), "");
     // The padding after the last tensor is not needed: cut anywhere before the end of its data.
-    const TensorInfo& last = File::open(full_path)->tensors().back();
-    const size_t data_end = last.offset + last.nbytes;
+    auto opened = File::open(full_path);
+    const size_t data_end = opened->tensors().back().offset + opened->tensors().back().nbytes;
     ASSERT_LT(data_end, full.size());
     std::string path = scratch("cut.gguf");
     for (size_t n = 1; n < data_end; ++n) {
