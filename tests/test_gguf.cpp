@@ -161,7 +161,9 @@ TEST_P(RoundTrip, EverythingComesBack) {
         EXPECT_EQ(t.nbytes, ts[k].data.size());
         EXPECT_EQ(t.offset, expect_offset);  // packed in declaration order, each padded
         EXPECT_EQ(t.offset % alignment, 0u);
-        EXPECT_EQ(std::memcmp(file->data(t), ts[k].data.data(), t.nbytes), 0);
+        if (t.nbytes > 0) {
+            EXPECT_EQ(std::memcmp(file->data(t), ts[k].data.data(), t.nbytes), 0);
+        }
         EXPECT_EQ(file->find_tensor(t.name), &t);
         expect_offset += (t.nbytes + alignment - 1) / alignment * alignment;
     }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <random>
 
 #include "tests/gguf_test_util.h"
 
@@ -305,4 +306,46 @@ TEST(GgufCorrupt, Alignment) {
     EXPECT_EQ(f->alignment(), 256u);
     EXPECT_EQ(f->data_offset(), 256u);
     EXPECT_EQ(f->tensors()[0].offset, 256u);
+}
+
+// Random byte changes in a valid header: each open either succeeds or throws an Error; never a
+// crash, a hang or a huge allocation (run under valgrind / sanitizers to see the rest).
+TEST(GgufCorrupt, RandomMutationsNeverCrash) {
+    std::string src = scratch("mut_src.gguf");
+    {
+        Writer w(src);
+        w.set_str("general.architecture", "qwen3moe");
+        w.set_str_array("tokenizer.ggml.tokens", {"a", "bc", "def"});
+        w.set("nested", {ValueType::ARRAY, Array{ValueType::ARRAY, {{ValueType::ARRAY,
+                          Array{ValueType::INT8, {{ValueType::INT8, int64_t(-1)}}}}}}});
+        w.add_tensor("a", GgmlType::F32, {8, 2});
+        w.add_tensor("b", GgmlType::Q8_0, {32});
+        w.begin_data();
+        std::vector<uint8_t> zero(64);
+        w.write_data(zero.data(), 64);
+        w.write_data(zero.data(), 34);
+        w.finish();
+    }
+    const std::vector<uint8_t> good = read_all(src);
+    const size_t header_end = File::open(src)->data_offset();
+    std::mt19937 rng(1234);
+    std::string path = scratch("mut.gguf");
+    int opened = 0;
+    for (int iter = 0; iter < 3000; ++iter) {
+        std::vector<uint8_t> b = good;
+        int changes = 1 + int(rng() % 4);
+        for (int k = 0; k < changes; ++k) {
+            size_t at = rng() % header_end;
+            switch (rng() % 3) {
+                case 0: b[at] = uint8_t(rng()); break;          // any byte
+                case 1: b[at] ^= uint8_t(1u << (rng() % 8)); break;  // one bit
+                case 2: b[at] = (rng() & 1) ? 0xff : 0x00; break;  // extremes of a length/count
+            }
+        }
+        write_file(path, b);
+        std::string msg = open_error(path);
+        if (msg.empty()) ++opened;
+        else EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+    EXPECT_LT(opened, 3000);  // most changes are caught
 }
