@@ -87,8 +87,8 @@ struct FileParser {
     }
 
     std::pair<uint64_t, uint64_t> header() {
-        const uint8_t* p = f.map_;
-        size_t n = std::min<uint64_t>(4, c.size());
+        const uint8_t* p = c.here();
+        size_t n = std::min<uint64_t>(4, c.left());
         if (std::memcmp(p, "GGUF", n) != 0)
             c.fail("not a GGUF file (magic '" + quote_bytes(p, n) + "', expected 'GGUF')");
         c.set_item("the magic");
