@@ -19,6 +19,7 @@ public:
     uint64_t pos() const { return pos_; }
     uint64_t size() const { return size_; }
     uint64_t left() const { return size_ - pos_; }
+    const uint8_t* here() const { return p_ + pos_; }  // left() bytes may be looked at from here
     const std::string& path() const { return path_; }
 
     // What is being read, for "truncated while reading <item> at offset N". `element` >= 0 appends

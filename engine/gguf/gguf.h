@@ -49,10 +49,13 @@ std::string shape_string(const TensorInfo& t);
 
 class File {
 public:
-    // Reads and validates the header, metadata and tensor infos; maps the file read-only.
-    // Accepted, as llama.cpp does: n_dims 0..4 and dimensions of size 0 (such a tensor has 0 bytes).
-    // Rejected: arrays nested deeper than kMaxArrayDepth, more than kMaxValues metadata values in all
-    // (each becomes a 48-byte Value, so a small file must not make a huge tree; real files: ~1M).
+    // Maps the file read-only, then reads and validates the header, metadata and tensor infos through
+    // a bounds-checked cursor over the bytes (cursor.h; it does not care how they got into memory).
+    // Accepted, as llama.cpp does: n_dims 0..4 and dimensions of size 0 (such a tensor has 0 bytes);
+    // tensor data in any order, if aligned, inside the file and not overlapping another tensor.
+    // Rejected beyond that: empty or duplicate keys, bool bytes other than 0/1, arrays nested deeper
+    // than kMaxArrayDepth, more than kMaxValues metadata values in all (each becomes a 48-byte
+    // Value, so a small file must not make a huge tree; real files have ~1M).
     static constexpr int kMaxArrayDepth = 8;
     static constexpr uint64_t kMaxValues = uint64_t(1) << 24;
     static std::unique_ptr<File> open(const std::string& path);

@@ -104,14 +104,16 @@ std::string found_number(const Value& v) {
     return describe(v) + " (" + value_type_name(v.type) + ")";
 }
 
+const Value& required(const File& f, std::string_view key) {
+    const Value* v = f.find(key);
+    if (!v) throw Error(f.path() + ": missing required key '" + std::string(key) + "'");
+    return *v;
+}
+
 }  // namespace
 
-#define REQUIRE(key)                                                                           \
-    const Value* v = find(key);                                                                \
-    if (!v) throw Error(path_ + ": missing required key '" + std::string(key) + "'");
-
 uint64_t File::get_uint(std::string_view key) const {
-    REQUIRE(key);
+    const Value* v = &required(*this, key);
     __int128 x;
     if (!as_integer(*v, x)) wrong(path_, key, describe_type(*v), "an integer");
     if (x < 0) wrong(path_, key, found_number(*v), "a non-negative integer");
@@ -119,7 +121,7 @@ uint64_t File::get_uint(std::string_view key) const {
 }
 
 int64_t File::get_int(std::string_view key) const {
-    REQUIRE(key);
+    const Value* v = &required(*this, key);
     __int128 x;
     if (!as_integer(*v, x)) wrong(path_, key, describe_type(*v), "an integer");
     if (x > INT64_MAX) wrong(path_, key, found_number(*v), "an integer that fits int64");
@@ -127,7 +129,7 @@ int64_t File::get_int(std::string_view key) const {
 }
 
 double File::get_float(std::string_view key) const {
-    REQUIRE(key);
+    const Value* v = &required(*this, key);
     if (auto* d = std::get_if<double>(&v->v)) return *d;
     __int128 x;
     if (!as_integer(*v, x)) wrong(path_, key, describe_type(*v), "a number");
@@ -135,24 +137,22 @@ double File::get_float(std::string_view key) const {
 }
 
 bool File::get_bool(std::string_view key) const {
-    REQUIRE(key);
+    const Value* v = &required(*this, key);
     if (auto* b = std::get_if<bool>(&v->v)) return *b;
     wrong(path_, key, describe_type(*v), "a bool");
 }
 
 const std::string& File::get_string(std::string_view key) const {
-    REQUIRE(key);
+    const Value* v = &required(*this, key);
     if (auto* s = std::get_if<std::string>(&v->v)) return *s;
     wrong(path_, key, describe_type(*v), "a string");
 }
 
 const Array& File::get_array(std::string_view key) const {
-    REQUIRE(key);
+    const Value* v = &required(*this, key);
     if (auto* a = std::get_if<Array>(&v->v)) return *a;
     wrong(path_, key, describe_type(*v), "an array");
 }
-
-#undef REQUIRE
 
 uint64_t File::get_uint_or(std::string_view key, uint64_t def) const {
     return find(key) ? get_uint(key) : def;

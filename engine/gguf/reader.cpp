@@ -21,12 +21,12 @@ namespace {
 
 constexpr uint32_t kMaxValueType = uint32_t(ValueType::FLOAT64);
 
-// Printable bytes as they are, the rest as \xNN: "PK\x03\x04".
+// Printable ASCII as it is, the rest as \xNN: "PK\x03\x04".
 std::string quote_bytes(const uint8_t* p, size_t n) {
     static const char hex[] = "0123456789abcdef";
     std::string s;
     for (size_t i = 0; i < n; ++i) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\' && p[i] != '\'') {
+        if (p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\' && p[i] != '\'' && p[i] < 0x80) {
             s += char(p[i]);
         } else {
             s += "\\x";
@@ -59,6 +59,13 @@ std::string array_desc(ValueType et, uint64_t n) {
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
+// Names from the file go into one-line messages shown on a terminal: no control bytes, bounded.
+std::string printable(const std::string& name) {
+    auto* p = reinterpret_cast<const uint8_t*>(name.data());
+    if (name.size() > 200) return quote_bytes(p, 200) + "...";
+    return quote_bytes(p, name.size());
+}
+
 }  // namespace
 
 struct FileParser {
@@ -80,8 +87,8 @@ struct FileParser {
     }
 
     std::pair<uint64_t, uint64_t> header() {
-        const uint8_t* p = f.map_;
-        size_t n = std::min<uint64_t>(4, c.size());
+        const uint8_t* p = c.here();
+        size_t n = std::min<uint64_t>(4, c.left());
         if (std::memcmp(p, "GGUF", n) != 0)
             c.fail("not a GGUF file (magic '" + quote_bytes(p, n) + "', expected 'GGUF')");
         c.set_item("the magic");
@@ -104,13 +111,13 @@ struct FileParser {
         c.set_item("the metadata count");
         uint64_t n_kv = c.read<uint64_t>();
         // Smallest entries: key of 1 byte + type + 1-byte value; name of 0 bytes + n_dims 0 + type +
-        // offset. Checked now so that no count from the header sizes an allocation on its own.
+        // offset. Each count alone is checked now, so neither sizes an allocation past the file;
+        // a file that is merely cut short gets the precise "truncated while reading" message later.
         constexpr uint64_t kv_min = 8 + 1 + 4 + 1, tensor_min = 8 + 4 + 4 + 8;
-        if (n_kv > c.left() / kv_min || n_tensors > c.left() / tensor_min ||
-            n_kv * kv_min + n_tensors * tensor_min > c.left())
+        if (n_kv > c.left() / kv_min || n_tensors > c.left() / tensor_min)
             c.fail("header claims " + std::to_string(n_tensors) + " tensors and " +
                    std::to_string(n_kv) + " metadata entries, more than the remaining " +
-                   std::to_string(c.left()) + " bytes could hold");
+                   std::to_string(c.left()) + " bytes could hold (truncated or corrupt file)");
         return {n_tensors, n_kv};
     }
 
@@ -176,10 +183,10 @@ struct FileParser {
             c.set_item(item);
             std::string key = c.read_string();
             if (key.empty()) c.fail(item + ": empty key");
-            item += " '" + key + "'";
+            item += " '" + printable(key) + "'";
             c.set_item(item);
             if (auto it = f.kv_index_.find(key); it != f.kv_index_.end())
-                c.fail("duplicate metadata key '" + key + "' (#" + std::to_string(it->second) +
+                c.fail("duplicate metadata key '" + printable(key) + "' (#" + std::to_string(it->second) +
                        " and #" + std::to_string(i) + ")");
             uint32_t type = c.read<uint32_t>();
             if (type > kMaxValueType)
@@ -210,12 +217,12 @@ struct FileParser {
             c.set_item(item);
             TensorInfo t{};
             t.name = c.read_string();
-            item += " '" + t.name + "'";
+            item += " '" + printable(t.name) + "'";
             c.set_item(item);
             if (auto it = f.tensor_index_.find(t.name); it != f.tensor_index_.end())
-                c.fail("duplicate tensor name '" + t.name + "' (tensor infos #" +
+                c.fail("duplicate tensor name '" + printable(t.name) + "' (tensor infos #" +
                        std::to_string(it->second) + " and #" + std::to_string(i) + ")");
-            const std::string what = "tensor '" + t.name + "': ";
+            const std::string what = "tensor '" + printable(t.name) + "': ";
             t.n_dims = c.read<uint32_t>();
             if (t.n_dims > 4)
                 c.fail(what + std::to_string(t.n_dims) + " dimensions; expected at most 4");
@@ -255,7 +262,7 @@ struct FileParser {
     void tensor_data() {
         const uint64_t size = f.file_size_;
         for (TensorInfo& t : f.tensors_) {
-            const std::string what = "tensor '" + t.name + "': ";
+            const std::string what = "tensor '" + printable(t.name) + "': ";
             if (t.offset % f.alignment_ != 0)
                 c.fail(what + "offset " + std::to_string(t.offset) +
                        " in the data section is not a multiple of the alignment " +
@@ -281,8 +288,8 @@ struct FileParser {
             const TensorInfo& a = *by_offset[i - 1];
             const TensorInfo& b = *by_offset[i];
             if (a.offset + a.nbytes > b.offset)
-                c.fail("tensors '" + a.name + "' (bytes " + std::to_string(a.offset) + ".." +
-                       std::to_string(a.offset + a.nbytes) + ") and '" + b.name + "' (bytes " +
+                c.fail("tensors '" + printable(a.name) + "' (bytes " + std::to_string(a.offset) + ".." +
+                       std::to_string(a.offset + a.nbytes) + ") and '" + printable(b.name) + "' (bytes " +
                        std::to_string(b.offset) + ".." + std::to_string(b.offset + b.nbytes) +
                        ") overlap");
         }
@@ -290,7 +297,8 @@ struct FileParser {
 };
 
 std::unique_ptr<File> File::open(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO must be refused below, not wait for a writer. No effect on regular files.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
