@@ -11,7 +11,7 @@ convert_hf_to_gguf.py (the way users' files are made), and record
   NAME.greedy.txt    prompt ids (first 16 tokens) then 32 greedy tokens from model.generate
   NAME.json          the config and shapes
 
-usage: make_qwen3_fixtures.py CONVERTER_DIR QWEN3_TOKENIZER_CONFIG OUT_DIR
+usage: make_qwen3_fixtures.py CONVERTER_DIR QWEN3_TOKENIZER_CONFIG OUT_DIR [NAME...]
 """
 import json
 import os
@@ -26,6 +26,7 @@ from transformers import (PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
                           Qwen3MoeForCausalLM)
 
 CONV, QWEN_TOK_CONFIG, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+ONLY = set(sys.argv[4:])  # regenerate just these fixtures
 os.makedirs(OUT, exist_ok=True)
 
 # Original text written for these fixtures (training data for the tiny tokenizer and test prompts).
@@ -80,6 +81,8 @@ def randomize(model, seed):
 
 
 def make(name, cfg_cls, model_cls, cfg, seed, n_tokens=64):
+    if ONLY and name not in ONLY:
+        return
     torch.manual_seed(seed)
     tok = train_tokenizer(cfg["vocab_size"])
     config = cfg_cls(**cfg)
@@ -142,11 +145,12 @@ make("moe_b", Qwen3MoeConfig, Qwen3MoeForCausalLM, dict(
     MOE, hidden_size=64, num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2, head_dim=16,
     num_experts=64, num_experts_per_tok=8, moe_intermediate_size=16, intermediate_size=128,
     tie_word_embeddings=False, **ROPE(1000000.0)), seed=2)
-# rows of 256 so every weight can be requantized to the K-quants; tied
+# rows of 256 so every weight can be requantized to the K-quants; untied (the tied ones collapse
+# onto one repeated token under greedy decoding, which makes a weak test)
 make("moe_c", Qwen3MoeConfig, Qwen3MoeForCausalLM, dict(
     MOE, hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
     num_experts=4, num_experts_per_tok=2, moe_intermediate_size=256, intermediate_size=512,
-    tie_word_embeddings=True, **ROPE(10000.0)), seed=3)
+    tie_word_embeddings=False, **ROPE(10000.0)), seed=3)
 # dense qwen3
 make("dense_a", Qwen3Config, Qwen3ForCausalLM, dict(
     vocab_size=V, max_position_embeddings=512, rms_norm_eps=1e-6, attention_bias=False, hidden_act="silu",
