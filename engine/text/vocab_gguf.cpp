@@ -43,7 +43,8 @@ Vocab from_gguf(const gguf::File& f) {
     } else {
         v.token_type.assign(v.tokens.size(), (int32_t)TokenType::Normal);
     }
-    v.merges = f.get_string_array("tokenizer.ggml.merges");
+    // A byte-level vocabulary without merges is valid (every byte is its own token).
+    if (f.find("tokenizer.ggml.merges")) v.merges = f.get_string_array("tokenizer.ggml.merges");
 
     for (const IdKey& k : kIdKeys) {
         if (!f.find(k.key)) continue;

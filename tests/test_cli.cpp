@@ -1,0 +1,163 @@
+// The sluice executable end to end: bad input gives one clear line and a non-zero exit; gen-model,
+// info, run, logits and tokenize work on generated and converter-written files.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine/model.h"
+
+namespace {
+
+struct Result {
+    int rc;
+    std::string out, err;
+};
+
+std::string tmp_dir() {
+    const char* t = std::getenv("SLUICE_TMP");
+    std::string d = std::string(t ? t : "/tmp/sluice-test") + "/cli";
+    std::filesystem::create_directories(d);
+    return d + "/";
+}
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Runs `sluice ARGS` through the shell, capturing stdout and stderr separately.
+Result sluice(const std::string& args, const std::string& stdin_text = "") {
+    static int n = 0;
+    const std::string base = tmp_dir() + "run" + std::to_string(n++);
+    std::string cmd = std::string(SLUICE_BIN) + " " + args + " >" + base + ".out 2>" + base + ".err";
+    if (!stdin_text.empty()) {
+        std::ofstream(base + ".in") << stdin_text;
+        cmd += " <" + base + ".in";
+    }
+    const int st = std::system(cmd.c_str());
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(base + ".out"), slurp(base + ".err")};
+}
+
+int lines(const std::string& s) {
+    int n = 0;
+    for (char c : s) n += c == '\n';
+    return n;
+}
+
+TEST(Cli, BadModelFilesGiveOneClearLine) {
+    const std::string d = tmp_dir();
+    std::ofstream(d + "empty.gguf").close();
+    std::ofstream(d + "text.gguf") << "this is not a model\n";
+    const std::pair<std::string, std::string> cases[] = {
+        {d + "does-not-exist.gguf", "No such file"},
+        {d, "is a directory"},
+        {d + "empty.gguf", "is empty"},
+        {d + "text.gguf", "not a GGUF file"},
+    };
+    for (const auto& [path, msg] : cases) {
+        for (const char* verb : {"run", "info", "tokenize", "logits"}) {
+            std::string extra = std::string(verb) == "run" ? " -p hi" : std::string(verb) == "logits" ? " --tokens 1 --out /dev/null" : "";
+            const Result r = sluice(std::string(verb) + " '" + path + "'" + extra, "x");
+            EXPECT_NE(r.rc, 0) << verb << " " << path;
+            EXPECT_EQ(lines(r.err), 1) << r.err;
+            EXPECT_NE(r.err.find(msg), std::string::npos) << verb << ": " << r.err;
+        }
+    }
+}
+
+TEST(Cli, UsageErrors) {
+    Result r = sluice("");
+    EXPECT_NE(r.rc, 0);
+    r = sluice("frobnicate");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("unknown verb"), std::string::npos);
+    r = sluice("run");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("usage"), std::string::npos);
+    r = sluice("gen-model --arch llama --out /dev/null");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("llama"), std::string::npos);
+}
+
+class CliModel : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        path_ = tmp_dir() + "gen.gguf";
+        const Result r = sluice("gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 --kv-heads 2 --experts 8 "
+                                "--used 2 --ff-exp 256 --vocab 300 --type q4_K --out " + path_);
+        ASSERT_EQ(r.rc, 0) << r.err;
+    }
+    static std::string path_;
+};
+std::string CliModel::path_;
+
+TEST_F(CliModel, InfoJsonDescribesTheModel) {
+    const Result r = sluice("info --json " + path_);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["architecture"], "qwen3moe");
+    EXPECT_EQ(j["n_expert"], 8);
+    EXPECT_EQ(j["n_expert_used"], 2);
+    EXPECT_EQ(j["moe_layers"], 2);
+    // experts: 3 matrices of 256 x 256 in q4_K (144 bytes per 256 values) per expert
+    EXPECT_EQ(j["expert_slab_bytes"], 3 * 256 * 144);
+    EXPECT_EQ(j["expert_bytes_per_token"], 2 * 2 * 3 * 256 * 144);
+    EXPECT_GT(j["tensor_types"]["q4_K"]["tensors"], 0);
+}
+
+TEST_F(CliModel, RunGeneratesAndReportsTimings) {
+    const Result r = sluice("run " + path_ + " -p 'Hello there' -n 8 --temp 0 -t 2");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("prompt:"), std::string::npos);
+    EXPECT_NE(r.err.find("decode:"), std::string::npos);
+    // Same seed, same text; greedy is deterministic too.
+    const Result again = sluice("run " + path_ + " -p 'Hello there' -n 8 --temp 0 -t 1");
+    EXPECT_EQ(again.out, r.out);
+    const Result s1 = sluice("run " + path_ + " -p 'Hello' -n 8 --temp 1.0 --seed 7");
+    const Result s2 = sluice("run " + path_ + " -p 'Hello' -n 8 --temp 1.0 --seed 7");
+    EXPECT_EQ(s1.out, s2.out);
+}
+
+TEST_F(CliModel, LogitsFileMatchesTheLibrary) {
+    const std::string out = tmp_dir() + "logits.bin";
+    const Result r = sluice("logits " + path_ + " --tokens 1,2,3,250 --out " + out);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const std::string bytes = slurp(out);
+    ASSERT_EQ(bytes.size(), size_t(4 * 300 * 4));
+    auto m = sluice::load_model(path_);
+    const std::vector<int32_t> ids = {1, 2, 3, 250};
+    const auto ref = m->forward_tokens(ids, true);
+    EXPECT_EQ(0, std::memcmp(bytes.data(), ref.data(), bytes.size()));
+}
+
+TEST_F(CliModel, ExpertsPerTokenOutOfRangeIsRefused) {
+    Result r = sluice("run " + path_ + " -p hi --experts-per-token 9");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("9"), std::string::npos);
+    r = sluice("logits " + path_ + " --tokens 1,300 --out /dev/null");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("out of range"), std::string::npos);
+}
+
+// The converter wrote the tiny trained tokenizer into the fixture: sluice must read it as llama.cpp
+// would and reproduce the ids HF's tokenizer gave for the fixture text.
+TEST(Cli, TokenizeConverterFileMatchesFixtureIds) {
+    const std::string fx = std::string(SLUICE_FIXTURES) + "/qwen3/moe_a";
+    const Result r = sluice("tokenize " + fx + ".gguf", "The river carried the barge past the mill, where the water turned the great wheel slowly.\n");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const std::string expected_all = slurp(fx + ".tokens.txt");
+    std::string got = r.out.substr(0, r.out.find('\n'));
+    ASSERT_FALSE(got.empty());
+    EXPECT_EQ(expected_all.compare(0, got.size(), got), 0) << "got " << got << "\nexpected prefix of " << expected_all;
+}
+
+}  // namespace
