@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Decode tok/s of sluice vs llama.cpp v0.5.0 on the same in-RAM model, same threads, same run.
-# usage: bench/decode.sh [MODEL.gguf]   (default: a ~1.5 GB generated qwen3moe Q4_K model)
+# usage: bench/decode.sh [MODEL.gguf]   (default: a ~1.7 GB generated qwen3moe Q4_K model)
 # Writes bench/results/decode-<host>-<date>.json and prints the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${THREADS:-2}; P=${P:-32}; N=${N:-32}; R=${R:-5}
 [ -x build/sluice ] || bash scripts/build.sh
 [ -x build/bench/llama_peer ] || bash bench/peer/build.sh
-model=${1:-build/models/bench-1.5g-q4k.gguf}
+model=${1:-build/models/bench-1.7g-q4k.gguf}
 if [ ! -f "$model" ]; then
   mkdir -p "$(dirname "$model")"
-  # Qwen3-30B-A3B's layer shape (embd 2048, 32/4 heads of 128, 128 experts of 768, top-8), 12 layers.
-  build/sluice gen-model --arch qwen3moe --layers 12 --embd 2048 --heads 32 --kv-heads 4 --head-dim 128 \
+  # Qwen3-30B-A3B's layer shape (embd 2048, 32/4 heads of 128, 128 experts of 768, top-8), 5 layers.
+  build/sluice gen-model --arch qwen3moe --layers 5 --embd 2048 --heads 32 --kv-heads 4 --head-dim 128 \
     --experts 128 --used 8 --ff-exp 768 --vocab 32000 --type q4_K --out "$model"
 fi
 cat "$model" > /dev/null   # both engines start from the page cache

@@ -46,6 +46,13 @@ Vocab byte_vocab(int64_t n_vocab) {
     }
     v.eos_id = 258;
     v.pad_id = 256;
+    // A few real merges ("Ġ" + letter -> " a"...): llama.cpp refuses a BPE vocabulary without merges.
+    const std::string space = byte_token(' ');
+    for (char c = 'a'; c <= 'z' && int64_t(v.tokens.size()) < n_vocab; ++c) {
+        v.merges.push_back(space + " " + std::string(1, c));
+        v.tokens.push_back(space + std::string(1, c));
+        v.token_type.push_back(int32_t(TokenType::Normal));
+    }
     while (int64_t(v.tokens.size()) < n_vocab) {
         v.tokens.push_back("[PAD" + std::to_string(v.tokens.size()) + "]");
         v.token_type.push_back(int32_t(TokenType::Unused));

@@ -1,4 +1,4 @@
-// A plain byte-level vocabulary for generated models given no tokenizer.json: 256 byte tokens, the
+// A plain byte-level vocabulary for generated models given no tokenizer.json: 256 byte tokens, 26 merges (" a".." z"), the
 // ChatML specials and unused padding up to n_vocab, with a ChatML template.
 #pragma once
 #include <cstdint>
