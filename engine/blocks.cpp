@@ -91,6 +91,25 @@ void router_topk_softmax(const float* logits, int64_t n_expert, int64_t k, bool 
     }
 }
 
+void matvec_jobs(const MatvecJob* jobs, int64_t n_jobs, ThreadPool& pool) {
+    int64_t total = 0;
+    for (int64_t j = 0; j < n_jobs; ++j) total += jobs[j].w.rows;
+    pool.parallel_for(total, 16, [&](int64_t r0, int64_t r1, int) {
+        int64_t j = 0, base = 0;  // the job holding global row r0
+        while (r0 >= base + jobs[j].w.rows) base += jobs[j++].w.rows;
+        for (int64_t r = r0; r < r1;) {
+            const MatvecJob& job = jobs[j];
+            const int64_t end = std::min(r1, base + job.w.rows);
+            const int64_t rb = row_bytes(job.w.type, job.w.cols);
+            const uint8_t* w = static_cast<const uint8_t*>(job.w.data);
+            for (; r < end; ++r)
+                job.y[r - base] = vec_dot(job.w.type, w + (r - base) * rb, job.act, job.w.cols);
+            base += job.w.rows;
+            ++j;
+        }
+    });
+}
+
 std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t) {
     std::vector<float> out(size_t(t.n_elements()));
     dequantize_row(t.type, f.data(t), out.data(), t.n_elements());

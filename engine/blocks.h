@@ -38,6 +38,29 @@ void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_toke
 void router_topk_softmax(const float* logits, int64_t n_expert, int64_t k, bool renorm, int32_t* ids,
                          float* weights);
 
+// One matrix-vector product whose activations are already prepared for w.type (prepare_act):
+// y (w.rows) = W @ x.
+struct MatvecJob {
+    WeightView w;
+    const void* act;
+    float* y;
+};
+// Runs several matvecs as one parallel loop over all their rows: a decode step's q/k/v, or the gate and
+// up (then down) matrices of all routed experts, cost one thread wake-up instead of one each.
+void matvec_jobs(const MatvecJob* jobs, int64_t n_jobs, ThreadPool& pool);
+
+// Activations of x prepared once for a weight type (reused by every matrix of that type).
+struct PreparedAct {
+    GgmlType type = GgmlType::F32;
+    std::vector<uint8_t> buf;
+    const void* prepare(GgmlType t, const float* x, int64_t n) {
+        type = t;
+        buf.resize(act_bytes(t, n));
+        prepare_act(t, x, buf.data(), n);
+        return buf.data();
+    }
+};
+
 // A GGUF tensor as floats (norm weights and other small vectors).
 std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t);
 // A 2-D GGUF tensor ne = (cols, rows) as a matrix W (rows, cols).

@@ -10,6 +10,7 @@
 // carry no norm_topk_prob flag; every Qwen3-MoE release sets it), sum of w_e * down_e(silu(gate_e h) *
 // up_e h).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 
@@ -57,9 +58,11 @@ public:
         v_.resize(size_t(h.n_head_kv * h.head_dim_v));
         att_.resize(size_t(h.n_head * h.head_dim_v));
         scores_.resize(size_t(h.n_head * n_ctx_));
-        const int64_t ff = std::max(h.n_ff, h.n_ff_exp);
+        const int64_t ff = std::max(h.n_ff, h.n_ff_exp * std::max<int64_t>(top_k_, 1));
         gate_.resize(size_t(ff));
         up_.resize(size_t(ff));
+        out_.resize(size_t(h.n_embd * std::max<int64_t>(top_k_, 1)));
+        expert_act_.resize(size_t(std::max<int64_t>(top_k_, 1)));
         router_logits_.resize(size_t(h.n_expert));
         ids_.resize(size_t(top_k_));
         weights_.resize(size_t(top_k_));
@@ -95,9 +98,7 @@ private:
     void attention_block(const Layer& L, LayerKv& kv, int64_t pos) {
         const Hparams& h = hp_;
         rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
-        matvec(L.wq, hn_.data(), q_.data(), *pool_);
-        matvec(L.wk, hn_.data(), k_.data(), *pool_);
-        matvec(L.wv, hn_.data(), v_.data(), *pool_);
+        run_shared_input({{L.wq, q_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}});
         for (int64_t hh = 0; hh < h.n_head; ++hh)  // Qcur_normed
             rmsnorm(&q_[size_t(hh * h.head_dim)], &q_[size_t(hh * h.head_dim)], L.q_norm.data(), h.head_dim, h.rms_eps);
         for (int64_t hh = 0; hh < h.n_head_kv; ++hh)  // Kcur_normed
@@ -112,40 +113,62 @@ private:
         for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
     }
 
-    // y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn)
+    // y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn). All gate/up rows of the
+    // routed experts run as one parallel loop, then all down rows: two wake-ups per layer, not 3k.
     void moe_block(const Layer& L) {
         const Hparams& h = hp_;
         matvec(L.router, hn_.data(), router_logits_.data(), *pool_);  // ffn_moe_logits
         router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
-        std::fill(y_.begin(), y_.end(), 0.0f);
+        const int64_t ff = h.n_ff_exp;
+        std::vector<std::pair<WeightView, float*>> gu;
         for (int64_t j = 0; j < top_k_; ++j) {
             const int64_t e = ids_[size_t(j)];
-            WeightView g, u;
-            if (L.gate_up_exps) {
-                g = expert_view(*file_, *L.gate_up_exps, e, 0, h.n_ff_exp);
-                u = expert_view(*file_, *L.gate_up_exps, e, h.n_ff_exp, h.n_ff_exp);
-            } else {
-                g = expert_view(*file_, *L.gate_exps, e, 0, h.n_ff_exp);
-                u = expert_view(*file_, *L.up_exps, e, 0, h.n_ff_exp);
-            }
-            const WeightView d = expert_view(*file_, *L.down_exps, e, 0, h.n_embd);
-            swiglu(g, u, d, h.n_ff_exp, weights_[size_t(j)]);
+            const gguf::TensorInfo& gt = L.gate_up_exps ? *L.gate_up_exps : *L.gate_exps;
+            const gguf::TensorInfo& ut = L.gate_up_exps ? *L.gate_up_exps : *L.up_exps;
+            const int64_t up_row0 = L.gate_up_exps ? ff : 0;
+            gu.push_back({expert_view(*file_, gt, e, 0, ff), &gate_[size_t(j * ff)]});
+            gu.push_back({expert_view(*file_, ut, e, up_row0, ff), &up_[size_t(j * ff)]});
+        }
+        run_shared_input(gu);  // ffn_moe_gate, ffn_moe_up
+        std::vector<MatvecJob> down;
+        for (int64_t j = 0; j < top_k_; ++j) {
+            float* g = &gate_[size_t(j * ff)];
+            const float* u = &up_[size_t(j * ff)];
+            for (int64_t i = 0; i < ff; ++i) g[i] = silu(g[i]) * u[i];  // ffn_moe_swiglu
+            const WeightView d = expert_view(*file_, *L.down_exps, ids_[size_t(j)], 0, h.n_embd);
+            down.push_back({d, expert_act_[size_t(j)].prepare(d.type, g, ff), &out_[size_t(j * h.n_embd)]});
+        }
+        matvec_jobs(down.data(), int64_t(down.size()), *pool_);  // ffn_moe_down
+        std::fill(y_.begin(), y_.end(), 0.0f);
+        for (int64_t j = 0; j < top_k_; ++j) {
+            const float w = weights_[size_t(j)];
+            const float* o = &out_[size_t(j * h.n_embd)];
+            for (int64_t i = 0; i < h.n_embd; ++i) y_[size_t(i)] += w * o[i];
         }
     }
 
+    // y = down(silu(gate hn) * up hn)
     void dense_ffn_block(const Layer& L) {
-        std::fill(y_.begin(), y_.end(), 0.0f);
-        swiglu(L.ffn_gate, L.ffn_up, L.ffn_down, hp_.n_ff, 1.0f);
+        run_shared_input({{L.ffn_gate, gate_.data()}, {L.ffn_up, up_.data()}});
+        for (int64_t i = 0; i < hp_.n_ff; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
+        matvec(L.ffn_down, gate_.data(), y_.data(), *pool_);
     }
 
-    // y += w * down(silu(gate hn) * up hn)
-    void swiglu(const WeightView& g, const WeightView& u, const WeightView& d, int64_t n_ff, float w) {
-        matvec(g, hn_.data(), gate_.data(), *pool_);
-        matvec(u, hn_.data(), up_.data(), *pool_);
-        for (int64_t i = 0; i < n_ff; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
-        out_.resize(size_t(hp_.n_embd));
-        matvec(d, gate_.data(), out_.data(), *pool_);
-        for (int64_t i = 0; i < hp_.n_embd; ++i) y_[size_t(i)] += w * out_[size_t(i)];
+    // Several matrices applied to hn: activations prepared once per weight type, one parallel loop.
+    void run_shared_input(const std::vector<std::pair<WeightView, float*>>& mats) {
+        std::vector<MatvecJob> jobs;
+        for (const auto& [w, y] : mats) {
+            PreparedAct* act = nullptr;
+            for (PreparedAct& a : hn_act_)
+                if (!a.buf.empty() && a.type == w.type) act = &a;
+            for (PreparedAct& a : hn_act_)
+                if (!act && a.buf.empty()) act = &a;
+            if (!act) throw Error("more than three weight types among matrices sharing one input");
+            if (act->buf.empty()) act->prepare(w.type, hn_.data(), hp_.n_embd);
+            jobs.push_back({w, act->buf.data(), y});
+        }
+        matvec_jobs(jobs.data(), int64_t(jobs.size()), *pool_);
+        for (PreparedAct& a : hn_act_) a.buf.clear();  // hn changes before the next call
     }
 
     void load_weights() {
@@ -205,6 +228,8 @@ private:
     // Activations of one token.
     std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, out_, router_logits_, weights_, logits_;
     std::vector<int32_t> ids_;
+    std::array<PreparedAct, 3> hn_act_;  // hn prepared for up to three weight types at once
+    std::vector<PreparedAct> expert_act_;  // each routed expert's down-projection input
 };
 
 }  // namespace
