@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <vector>
+#include <cstdint>
 
 #include "engine/gguf/gguf.h"
 #include "engine/tensor/kernels.h"
@@ -52,6 +53,12 @@ public:
     virtual void reset() { n_past_ = 0; }
     // Forgets every position from n on (n <= n_past()): the next token goes to position n.
     void truncate(int64_t n);
+    // The conversation state a prefill snapshot stores: every layer's KV cache for positions [0, n_past)
+    // and any recurrent state, behind a header naming the layout. load_state throws Error on any
+    // mismatch (other architecture or shapes, truncated blob) and then leaves the model reset.
+    virtual std::vector<uint8_t> save_state() const = 0;
+    virtual void load_state(std::span<const uint8_t> blob) = 0;
+
     // Feeds one token at position n_past(); returns logits (n_vocab), valid until the next call.
     virtual const float* forward(int32_t token) = 0;
     // Feeds tokens in order; returns logits of the last one (all = true: every position, n x n_vocab).

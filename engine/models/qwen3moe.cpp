@@ -17,6 +17,8 @@
 #include "engine/blocks.h"
 #include "engine/error.h"
 #include "engine/model.h"
+#include "engine/moe.h"
+#include "engine/state.h"
 
 namespace sluice {
 
@@ -30,10 +32,7 @@ struct Layer {
     WeightView wo;  // (n_embd, n_head * head_dim_v)
     // MoE
     WeightView router;  // (n_expert, n_embd)
-    const gguf::TensorInfo* gate_exps = nullptr;  // ne (n_embd, n_ff_exp, n_expert)
-    const gguf::TensorInfo* up_exps = nullptr;    // ne (n_embd, n_ff_exp, n_expert)
-    const gguf::TensorInfo* gate_up_exps = nullptr;  // fused: ne (n_embd, 2 * n_ff_exp, n_expert), gate rows first
-    const gguf::TensorInfo* down_exps = nullptr;  // ne (n_ff_exp, n_embd, n_expert)
+    MoeTensors experts;
     // dense FFN (qwen3)
     WeightView ffn_gate, ffn_up;  // (n_ff, n_embd)
     WeightView ffn_down;          // (n_embd, n_ff)
@@ -58,11 +57,12 @@ public:
         v_.resize(size_t(h.n_head_kv * h.head_dim_v));
         att_.resize(size_t(h.n_head * h.head_dim_v));
         scores_.resize(size_t(h.n_head * n_ctx_));
-        const int64_t ff = std::max(h.n_ff, h.n_ff_exp * std::max<int64_t>(top_k_, 1));
-        gate_.resize(size_t(ff));
-        up_.resize(size_t(ff));
-        out_.resize(size_t(h.n_embd * std::max<int64_t>(top_k_, 1)));
-        expert_act_.resize(size_t(std::max<int64_t>(top_k_, 1)));
+        gate_.resize(size_t(h.n_ff));
+        up_.resize(size_t(h.n_ff));
+        if (h.n_expert > 0) {
+            moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
+            fetched_.resize(size_t(top_k_));
+        }
         router_logits_.resize(size_t(h.n_expert));
         ids_.resize(size_t(top_k_));
         weights_.resize(size_t(top_k_));
@@ -82,7 +82,7 @@ public:
             attention_block(L, kv_[size_t(il)], pos);
             rmsnorm(hn_.data(), x_.data(), L.ffn_norm.data(), h.n_embd, h.rms_eps);  // ffn_norm
             if (L.router.data)
-                moe_block(L);
+                moe_block(il, L);
             else
                 dense_ffn_block(L);
             for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
@@ -92,6 +92,38 @@ public:
         matvec(output_, hn_.data(), logits_.data(), *pool_);
         ++n_past_;
         return logits_.data();
+    }
+
+    std::vector<uint8_t> save_state() const override {
+        const Hparams& h = hp_;
+        StateWriter w(h.arch);
+        w.put_u64(uint64_t(h.n_layer));
+        w.put_u64(uint64_t(h.n_head_kv * h.head_dim));
+        w.put_u64(uint64_t(h.n_head_kv * h.head_dim_v));
+        w.put_u64(uint64_t(n_past_));
+        for (const LayerKv& kv : kv_) {
+            w.put_floats(kv.k.data(), size_t(n_past_ * h.n_head_kv * h.head_dim));
+            w.put_floats(kv.v.data(), size_t(n_past_ * h.n_head_kv * h.head_dim_v));
+        }
+        return w.take();
+    }
+
+    void load_state(std::span<const uint8_t> blob) override {
+        const Hparams& h = hp_;
+        reset();
+        StateReader r(blob, h.arch);
+        r.expect_u64("layer count", uint64_t(h.n_layer));
+        r.expect_u64("K width", uint64_t(h.n_head_kv * h.head_dim));
+        r.expect_u64("V width", uint64_t(h.n_head_kv * h.head_dim_v));
+        const uint64_t n = r.get_u64();
+        if (n > uint64_t(n_ctx_))
+            throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
+        for (LayerKv& kv : kv_) {
+            r.get_floats(kv.k.data(), size_t(n) * size_t(h.n_head_kv * h.head_dim));
+            r.get_floats(kv.v.data(), size_t(n) * size_t(h.n_head_kv * h.head_dim_v));
+        }
+        r.expect_end();
+        n_past_ = int64_t(n);
     }
 
 private:
@@ -113,38 +145,13 @@ private:
         for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
     }
 
-    // y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn). All gate/up rows of the
-    // routed experts run as one parallel loop, then all down rows: two wake-ups per layer, not 3k.
-    void moe_block(const Layer& L) {
+    // y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn)
+    void moe_block(int64_t il, const Layer& L) {
         const Hparams& h = hp_;
         matvec(L.router, hn_.data(), router_logits_.data(), *pool_);  // ffn_moe_logits
         router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
-        const int64_t ff = h.n_ff_exp;
-        std::vector<std::pair<WeightView, float*>> gu;
-        for (int64_t j = 0; j < top_k_; ++j) {
-            const int64_t e = ids_[size_t(j)];
-            const gguf::TensorInfo& gt = L.gate_up_exps ? *L.gate_up_exps : *L.gate_exps;
-            const gguf::TensorInfo& ut = L.gate_up_exps ? *L.gate_up_exps : *L.up_exps;
-            const int64_t up_row0 = L.gate_up_exps ? ff : 0;
-            gu.push_back({expert_view(*file_, gt, e, 0, ff), &gate_[size_t(j * ff)]});
-            gu.push_back({expert_view(*file_, ut, e, up_row0, ff), &up_[size_t(j * ff)]});
-        }
-        run_shared_input(gu);  // ffn_moe_gate, ffn_moe_up
-        std::vector<MatvecJob> down;
-        for (int64_t j = 0; j < top_k_; ++j) {
-            float* g = &gate_[size_t(j * ff)];
-            const float* u = &up_[size_t(j * ff)];
-            for (int64_t i = 0; i < ff; ++i) g[i] = silu(g[i]) * u[i];  // ffn_moe_swiglu
-            const WeightView d = expert_view(*file_, *L.down_exps, ids_[size_t(j)], 0, h.n_embd);
-            down.push_back({d, expert_act_[size_t(j)].prepare(d.type, g, ff), &out_[size_t(j * h.n_embd)]});
-        }
-        matvec_jobs(down.data(), int64_t(down.size()), *pool_);  // ffn_moe_down
-        std::fill(y_.begin(), y_.end(), 0.0f);
-        for (int64_t j = 0; j < top_k_; ++j) {
-            const float w = weights_[size_t(j)];
-            const float* o = &out_[size_t(j * h.n_embd)];
-            for (int64_t i = 0; i < h.n_embd; ++i) y_[size_t(i)] += w * o[i];
-        }
+        experts_->fetch(il, ids_.data(), top_k_, fetched_.data());
+        moe_->run(fetched_.data(), weights_.data(), top_k_, hn_.data(), y_.data(), *pool_);
     }
 
     // y = down(silu(gate hn) * up hn)
@@ -196,12 +203,12 @@ private:
             if (h.n_expert > 0) {
                 L.router = matrix_view(f, f.require_tensor(blk(il, "ffn_gate_inp"), {h.n_embd, h.n_expert}));
                 if (f.find_tensor(blk(il, "ffn_gate_up_exps"))) {
-                    L.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
+                    L.experts.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
                 } else {
-                    L.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
-                    L.up_exps = &f.require_tensor(blk(il, "ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+                    L.experts.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+                    L.experts.up_exps = &f.require_tensor(blk(il, "ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
                 }
-                L.down_exps = &f.require_tensor(blk(il, "ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
+                L.experts.down_exps = &f.require_tensor(blk(il, "ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
             } else {
                 L.ffn_gate = matrix_view(f, f.require_tensor(blk(il, "ffn_gate"), {h.n_embd, h.n_ff}));
                 L.ffn_up = matrix_view(f, f.require_tensor(blk(il, "ffn_up"), {h.n_embd, h.n_ff}));
@@ -209,6 +216,11 @@ private:
             }
         }
         check_kernels();
+        if (h.n_expert > 0) {
+            std::vector<MoeTensors> moe;
+            for (const Layer& L : layers_) moe.push_back(L.experts);
+            experts_ = mmap_expert_source(f, std::move(moe), h.n_embd, h.n_ff_exp);
+        }
     }
 
     // Every matrix must be of a type sluice has kernels for; say which tensor is not.
@@ -226,10 +238,12 @@ private:
     std::vector<Layer> layers_;
     std::vector<LayerKv> kv_;
     // Activations of one token.
-    std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, out_, router_logits_, weights_, logits_;
+    std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, router_logits_, weights_, logits_;
     std::vector<int32_t> ids_;
     std::array<PreparedAct, 3> hn_act_;  // hn prepared for up to three weight types at once
-    std::vector<PreparedAct> expert_act_;  // each routed expert's down-projection input
+    std::unique_ptr<ExpertSource> experts_;
+    std::unique_ptr<MoeFfn> moe_;
+    std::vector<ExpertWeights> fetched_;
 };
 
 }  // namespace
