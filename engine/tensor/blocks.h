@@ -86,16 +86,16 @@ static inline int scale_q3k(int j, const uint8_t* s) {
 constexpr float kActTiny = 1e-30f;
 
 // Prepared activations for Q4_0 / Q8_0 weights: n int8 quants, then n/32 float scales d, then n/32
-// floats d * sum(q) (Q4_0's "- 8" offset folds into that sum). x ≈ d * q, |q| <= 127.
+// int32 sums of each block's quants (Q4_0's "- 8" offset becomes -8 * sum). x ≈ d * q, |q| <= 127.
 struct ActQ8x32 {
     int8_t* qs;
     float* d;
-    float* dsum;
+    int32_t* sum;
 };
 static inline int64_t act_q8x32_bytes(int64_t n) { return n + n / QK * 8; }
 static inline ActQ8x32 act_q8x32(void* p, int64_t n) {
     auto* b = static_cast<int8_t*>(p);
-    return {b, reinterpret_cast<float*>(b + n), reinterpret_cast<float*>(b + n) + n / QK};
+    return {b, reinterpret_cast<float*>(b + n), reinterpret_cast<int32_t*>(b + n + n / QK * 4)};
 }
 
 // Prepared activations for K-quant weights: n int8 quants, n/256 float scales, then n/16 int16 sums

@@ -15,9 +15,21 @@ using namespace blocks;
 
 namespace {
 
+
+
+
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// Weights stream from RAM once per token: prefetching ahead lets the loads of the next rows overlap
+// this row's arithmetic. Measured here (2 threads, cold 4096x2048): Q8_0 and Q4_K gain 10-25% at
+// 2 KiB, F16 does best at 1 KiB. `bytes` is what one loop step consumes; one prefetch per line.
+constexpr int kAheadQuant = 2048, kAheadFloat = 1024;
+template <int Ahead>
+inline void prefetch(const void* p, int bytes) {
+    for (int o = 0; o < bytes; o += 64) _mm_prefetch(static_cast<const char*>(p) + Ahead + o, _MM_HINT_T0);
+}
 
 inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -48,6 +60,7 @@ inline int quantize32(const float* x, float id, int8_t* q) {
     const __m256 vid = _mm256_set1_ps(id);
     const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
     __m256i v[4];
+    #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
         __m256i i = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid));
         v[k] = _mm256_max_epi32(_mm256_min_epi32(i, lim), nlim);
@@ -66,7 +79,7 @@ void prepare_q8x32(const float* x, void* act, int64_t n) {
         const float amax = hmax_abs(x + b * QK, QK);
         const float id = amax >= kActTiny ? 127.f / amax : 0.f;
         a.d[b] = amax / 127.f;
-        a.dsum[b] = a.d[b] * float(quantize32(x + b * QK, id, a.qs + b * QK));
+        a.sum[b] = quantize32(x + b * QK, id, a.qs + b * QK);
     }
 }
 
@@ -93,13 +106,16 @@ void prepare_q8x256(const float* x, void* act, int64_t n) {
 inline float bf16(uint16_t h) { return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(int(h) << 16))); }
 
 // 4 accumulators of 8 lanes hide the FMA latency; the tail (n % 8) is scalar.
-template <class Load8, class Load1>
-inline float dot_float(const float* x, int64_t n, Load8 load8, Load1 load1) {
+template <int WBytes, class Load8, class Load1>
+inline float dot_float(const void* w, const float* x, int64_t n, Load8 load8, Load1 load1) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
+    for (; i + 32 <= n; i += 32) {
+        prefetch<kAheadFloat>(static_cast<const uint8_t*>(w) + i * WBytes, 32 * WBytes);
+        #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k)
             acc[k] = _mm256_fmadd_ps(load8(i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
+    }
     for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load8(i), _mm256_loadu_ps(x + i), acc[0]);
     float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     for (; i < n; ++i) sum += load1(i) * x[i];
@@ -108,20 +124,20 @@ inline float dot_float(const float* x, int64_t n, Load8 load8, Load1 load1) {
 
 float dot_f32(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const float*>(row);
-    return dot_float(static_cast<const float*>(act), n, [w](int64_t i) { return _mm256_loadu_ps(w + i); },
+    return dot_float<4>(w, static_cast<const float*>(act), n, [w](int64_t i) { return _mm256_loadu_ps(w + i); },
                      [w](int64_t i) { return w[i]; });
 }
 
 float dot_f16(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const uint16_t*>(row);
-    return dot_float(static_cast<const float*>(act), n, [w](int64_t i) { return _mm256_cvtph_ps(load128(w + i)); },
+    return dot_float<2>(w, static_cast<const float*>(act), n, [w](int64_t i) { return _mm256_cvtph_ps(load128(w + i)); },
                      [w](int64_t i) { return half(w[i]); });
 }
 
 float dot_bf16(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const uint16_t*>(row);
-    return dot_float(
-        static_cast<const float*>(act), n,
+    return dot_float<2>(
+        w, static_cast<const float*>(act), n,
         [w](int64_t i) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load128(w + i)), 16)); },
         [w](int64_t i) { return bf16(w[i]); });
 }
@@ -133,23 +149,22 @@ float dot_q4_0(const void* row, const void* act, int64_t n) {
     ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
     const __m256i m4 = _mm256_set1_epi8(0xF), ones = _mm256_set1_epi16(1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float corr = 0;
     auto block = [&](int64_t b, __m256& acc) {
         const __m128i q = load128(w[b].qs);
         const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(nib, load256(a.qs + b * QK)), ones);
-        const float dw = half(w[b].d);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * a.d[b]), acc);
-        corr += dw * a.dsum[b];
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(nib, load256(a.qs + b * QK)), ones);
+        s = _mm256_sub_epi32(s, _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * a.sum[b])));  // lane 0 takes the -8*sum
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half(w[b].d) * a.d[b]), acc);
     };
     const int64_t nb = n / QK;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
+        if (b % 4 == 0) prefetch<kAheadQuant>(w + b, 4 * int(sizeof *w));
         block(b, acc0);
         block(b + 1, acc1);
     }
     if (b < nb) block(b, acc0);
-    return hsum(_mm256_add_ps(acc0, acc1)) - 8.f * corr;
+    return hsum(_mm256_add_ps(acc0, acc1));
 }
 
 // signed * signed via maddubs: |w| as the unsigned operand, a with w's sign applied.
@@ -167,6 +182,7 @@ float dot_q8_0(const void* row, const void* act, int64_t n) {
     const int64_t nb = n / QK;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
+        if (b % 4 == 0) prefetch<kAheadQuant>(w + b, 4 * int(sizeof *w));
         block(b, acc0);
         block(b + 1, acc1);
     }
@@ -222,11 +238,13 @@ float dot_q4_K(const void* row, const void* act, int64_t n) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch<kAheadQuant>(w + b, int(sizeof *w));
         const int8_t* q8 = a.qs + b * QKK;
         const __m128i scm = k4_scales(w[b].scales);
         const __m256i sc = scales_i16(scm, 0);
         const __m256i imin = k4_mins(scm, a.bsums + b * 16);
         __m256i isum = _mm256_setzero_si256();
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
             const __m256i qs = load256(w[b].qs + 32 * j);
             const __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
@@ -248,6 +266,7 @@ float dot_q5_K(const void* row, const void* act, int64_t n) {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch<kAheadQuant>(w + b, int(sizeof *w));
         const int8_t* q8 = a.qs + b * QKK;
         const __m128i scm = k4_scales(w[b].scales);
         const __m256i sc = scales_i16(scm, 0);
@@ -255,6 +274,7 @@ float dot_q5_K(const void* row, const void* act, int64_t n) {
         // Bit g of qh[l] is the fifth bit of element 32g + l: shift right g, mask bit 0, move to bit 4.
         __m256i hb = load256(w[b].qh);
         __m256i isum = _mm256_setzero_si256();
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
             const __m256i qs = load256(w[b].qs + 32 * j);
             const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, m4), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
@@ -280,12 +300,14 @@ float dot_q6_K(const void* row, const void* act, int64_t n) {
     const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch<kAheadQuant>(w + b, int(sizeof *w));
         const int8_t* q8 = a.qs + b * QKK;
         const __m128i sc8 = load128(w[b].scales);
         // The "- 32" of every quant, as -32 * sum_g scale_g * bsum_g.
         const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(a.bsums + b * 16));
         __m256i isum = _mm256_slli_epi32(corr, 5);
         isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum);
+        #pragma GCC unroll 4
         for (int h = 0; h < 2; ++h) {
             const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_unpackhi_epi64(sc8, sc8) : sc8));
             const __m256i l0 = load256(w[b].ql + 64 * h), l1 = load256(w[b].ql + 64 * h + 32);
@@ -293,6 +315,7 @@ float dot_q6_K(const void* row, const void* act, int64_t n) {
             const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
                                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
                                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+            #pragma GCC unroll 4
             for (int s = 0; s < 4; ++s) {
                 const __m256i u = _mm256_or_si256(lo[s], _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
                 qh = _mm256_srli_epi16(qh, 2);
@@ -312,14 +335,17 @@ float dot_q2_K(const void* row, const void* act, int64_t n) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch<kAheadQuant>(w + b, int(sizeof *w));
         const int8_t* q8 = a.qs + b * QKK;
         const __m128i raw = load128(w[b].scales);
         const __m128i sc8 = _mm_and_si128(raw, m4), m8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
         const __m256i imin = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m8), load256(a.bsums + b * 16));
         __m256i isum = _mm256_setzero_si256();
+        #pragma GCC unroll 4
         for (int h = 0; h < 2; ++h) {
             const __m256i sc = scales_i16(sc8, h);
             __m256i qs = load256(w[b].qs + 32 * h);
+            #pragma GCC unroll 4
             for (int s = 0; s < 4; ++s) {
                 const __m256i p = _mm256_maddubs_epi16(_mm256_and_si256(qs, m3), load256(q8 + 128 * h + 32 * s));
                 qs = _mm256_srli_epi16(qs, 2);
@@ -350,15 +376,18 @@ float dot_q3_K(const void* row, const void* act, int64_t n) {
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch<kAheadQuant>(w + b, int(sizeof *w));
         const int8_t* q8 = a.qs + b * QKK;
         const __m128i sc8 = q3k_scales(w[b].scales);
         // q = lo + 4*hbit - 4: the "- 4" as -4 * sum_g scale_g * bsum_g.
         const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(a.bsums + b * 16));
         __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 2));
         __m256i hm = load256(w[b].hmask);  // bit s of hmask[l]: high bit of element 32s + l
+        #pragma GCC unroll 4
         for (int h = 0; h < 2; ++h) {
             const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_unpackhi_epi64(sc8, sc8) : sc8));
             __m256i qs = load256(w[b].qs + 32 * h);
+            #pragma GCC unroll 4
             for (int s = 0; s < 4; ++s) {
                 const __m256i u = _mm256_or_si256(_mm256_and_si256(qs, m3), _mm256_slli_epi16(_mm256_and_si256(hm, one), 2));
                 qs = _mm256_srli_epi16(qs, 2);

@@ -143,7 +143,7 @@ void prepare_q8x32(const float* x, void* act, int64_t n) {
         a.d[b] = quantize_act_block(x + b * QK, a.qs + b * QK, QK);
         int sum = 0;
         for (int j = 0; j < QK; ++j) sum += a.qs[b * QK + j];
-        a.dsum[b] = a.d[b] * float(sum);
+        a.sum[b] = sum;
     }
 }
 
@@ -183,7 +183,7 @@ float dot_bf16(const void* row, const void* act, int64_t n) {
     return sum;
 }
 
-// sum over blocks of d_w * (d_a * sum(q_w * q_a) - 8 * d_a * sum(q_a)), q_w the raw nibbles 0..15
+// sum over blocks of d_w * d_a * (sum(q_w * q_a) - 8 * sum(q_a)), q_w the raw nibbles 0..15
 float dot_q4_0(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const Q4_0*>(row);
     ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
@@ -192,7 +192,7 @@ float dot_q4_0(const void* row, const void* act, int64_t n) {
         const int8_t* q = a.qs + b * QK;
         int s = 0;
         for (int j = 0; j < QK / 2; ++j) s += (w[b].qs[j] & 0xF) * q[j] + (w[b].qs[j] >> 4) * q[j + 16];
-        sum += fp16_to_f32(w[b].d) * (a.d[b] * float(s) - 8.f * a.dsum[b]);
+        sum += fp16_to_f32(w[b].d) * a.d[b] * float(s - 8 * a.sum[b]);
     }
     return sum;
 }
