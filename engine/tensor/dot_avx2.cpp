@@ -195,17 +195,18 @@ float dot_q8_0(const void* row, const void* act, int64_t n) {
 // Shuffle masks over 8 i16 scales held in both 128-bit lanes: kBcast[k] puts scale k in all 16
 // lanes; kPair[s] puts scale 2s in the low 8 lanes and 2s+1 in the high 8 (a 32-quant maddubs
 // result covers two groups of 16, one per 128-bit lane).
+// constexpr: built at compile time, so no code from this file runs before dispatch picks it.
 struct Masks {
-    alignas(32) uint8_t bcast[8][32];
-    alignas(32) uint8_t pair[4][32];
-    Masks() {
+    alignas(32) uint8_t bcast[8][32] = {};
+    alignas(32) uint8_t pair[4][32] = {};
+    constexpr Masks() {
         for (int k = 0; k < 8; ++k)
             for (int i = 0; i < 32; ++i) bcast[k][i] = uint8_t(2 * k + (i & 1));
         for (int s = 0; s < 4; ++s)
             for (int i = 0; i < 32; ++i) pair[s][i] = uint8_t(2 * (2 * s + (i >= 16)) + (i & 1));
     }
 };
-const Masks kMasks;
+constexpr Masks kMasks;
 
 inline __m256i shuffle(__m256i v, const uint8_t* mask) { return _mm256_shuffle_epi8(v, load256(mask)); }
 
