@@ -20,10 +20,13 @@ struct WeightView {
     const void* data;
 };
 
-enum class Isa { Scalar, Avx2, Avx512 };
+enum class Isa { Scalar, Avx2, Avx512 };  // Avx512 means F, BW, VL, DQ and VNNI
 Isa detected_isa();       // best the CPU supports
 Isa active_isa();         // what kernels use now (detected, unless forced)
-void force_isa(Isa isa);  // tests and benches; SLUICE_ISA=scalar|avx2|avx512 sets it at start
+// Tests and benches; SLUICE_ISA=scalar|avx2|avx512 sets it at start. An ISA the CPU lacks is
+// replaced by detected_isa() (check active_isa() after forcing).
+void force_isa(Isa isa);
+bool isa_available(Isa isa);
 const char* isa_name(Isa isa);
 
 // src: n/block_size blocks -> dst: n floats. n must be a multiple of the block size.
@@ -38,8 +41,16 @@ void prepare_act(GgmlType weight_type, const float* x, void* act, int64_t n);
 // dot(weight row, prepared activations) over n elements.
 float vec_dot(GgmlType weight_type, const void* row, const void* act, int64_t n);
 
+// The same on an explicit ISA (must be available): tests compare each SIMD path with the scalar one.
+void dequantize_row_isa(Isa isa, GgmlType t, const void* src, float* dst, int64_t n);
+void prepare_act_isa(Isa isa, GgmlType weight_type, const float* x, void* act, int64_t n);
+float vec_dot_isa(Isa isa, GgmlType weight_type, const void* row, const void* act, int64_t n);
+
 // y (rows) = W (rows, cols) @ x (cols). Splits rows over the pool's threads.
 void matvec(const WeightView& w, const float* x, float* y, ThreadPool& pool);
+// The same with activations already prepared for w.type (one prepare_act for several matrices that
+// share x, e.g. an expert's gate and up).
+void matvec_prepared(const WeightView& w, const void* act, float* y, ThreadPool& pool);
 // Y (batch, rows) = X (batch, cols) @ W^T: each weight row is read once for the whole batch.
 void matmul(const WeightView& w, const float* x, int64_t batch, float* y, ThreadPool& pool);
 

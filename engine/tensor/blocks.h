@@ -1,0 +1,115 @@
+// Internal to engine/tensor: ggml block layouts (ggml-common.h, llama.cpp v0.5.0) and the layouts of
+// our prepared activations. Shared by the scalar reference and the SIMD files; its functions are
+// static so a copy compiled with AVX flags is never linked into scalar code.
+#pragma once
+#include <cstdint>
+
+namespace sluice::blocks {
+
+constexpr int QK = 32;    // Q4_0 / Q8_0 block
+constexpr int QKK = 256;  // K-quant super-block
+
+// x = d * (q - 8), q 4 bits: element j in the low nibble of qs[j], element j+16 in the high one.
+struct Q4_0 {
+    uint16_t d;
+    uint8_t qs[QK / 2];
+};
+// x = d * q
+struct Q8_0 {
+    uint16_t d;
+    int8_t qs[QK];
+};
+// 16 groups of 16: x = d * (scales[g] & 15) * q - dmin * (scales[g] >> 4), q 2 bits.
+// Each 128 elements use 32 bytes of qs: element 32*s + l sits in bits 2s of qs[l].
+struct Q2_K {
+    uint8_t scales[QKK / 16];
+    uint8_t qs[QKK / 4];
+    uint16_t d, dmin;
+};
+// 16 groups of 16: x = d * (sc[g] - 32) * (q - 4), q = 2 low bits (as Q2_K) + a high bit in hmask
+// (bit s of hmask[l] for element 32*s + l); the 16 6-bit scales are packed in 12 bytes.
+struct Q3_K {
+    uint8_t hmask[QKK / 8];
+    uint8_t qs[QKK / 4];
+    uint8_t scales[12];
+    uint16_t d;
+};
+// 8 groups of 32: x = d * sc[g] * q - dmin * m[g], 6-bit sc/m packed in 12 bytes (see scale_min_k4).
+// Each 64 elements use 32 bytes of qs: low nibbles the first 32, high nibbles the next 32.
+struct Q4_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[QKK / 2];
+};
+// As Q4_K with a fifth bit: element 32*s + l has its high bit at bit s of qh[l].
+struct Q5_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[QKK / 8];
+    uint8_t qs[QKK / 2];
+};
+// 16 groups of 16: x = d * scales[g] * (q - 32), q 6 bits. Per 128 elements: ql 64 bytes, qh 32 bytes;
+// element 32*s + l: low nibble of ql[l + 32*(s&1)] (s<2) or its high nibble (s>=2), 2 high bits at
+// bits 2s of qh[l].
+struct Q6_K {
+    uint8_t ql[QKK / 2];
+    uint8_t qh[QKK / 4];
+    int8_t scales[QKK / 16];
+    uint16_t d;
+};
+
+static_assert(sizeof(Q4_0) == 18 && sizeof(Q8_0) == 34 && sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 &&
+              sizeof(Q4_K) == 144 && sizeof(Q5_K) == 176 && sizeof(Q6_K) == 210);
+
+// Q4_K / Q5_K group j (0..7): 6-bit scale and min from the 12 packed bytes. Groups 0-3 keep theirs
+// in the low 6 bits of bytes j and j+4; groups 4-7 keep the low 4 bits in byte j+4's nibbles and
+// the top 2 bits in the spare top bits of bytes j-4 (scale) and j (min).
+static inline void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
+    if (j < 4) {
+        sc = q[j] & 63;
+        m = q[j + 4] & 63;
+    } else {
+        sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+// Q3_K group j (0..15): 6-bit scale, stored +32. Low 4 bits: nibble (j/8) of byte j%8; high 2 bits:
+// bits 2*(j/4) of byte 8 + j%4.
+static inline int scale_q3k(int j, const uint8_t* s) {
+    int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+    int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+// Activation blocks whose largest magnitude is below this quantize to zeros (127/amax stays finite).
+constexpr float kActTiny = 1e-30f;
+
+// Prepared activations for Q4_0 / Q8_0 weights: n int8 quants, then n/32 float scales d, then n/32
+// int32 sums of each block's quants (Q4_0's "- 8" offset becomes -8 * sum). x ≈ d * q, |q| <= 127.
+struct ActQ8x32 {
+    int8_t* qs;
+    float* d;
+    int32_t* sum;
+};
+static inline int64_t act_q8x32_bytes(int64_t n) { return n + n / QK * 8; }
+static inline ActQ8x32 act_q8x32(void* p, int64_t n) {
+    auto* b = static_cast<int8_t*>(p);
+    return {b, reinterpret_cast<float*>(b + n), reinterpret_cast<int32_t*>(b + n + n / QK * 4)};
+}
+
+// Prepared activations for K-quant weights: n int8 quants, n/256 float scales, then n/16 int16 sums
+// of each 16 quants (the K-quants' mins multiply those sums).
+struct ActQ8x256 {
+    int8_t* qs;
+    float* d;
+    int16_t* bsums;
+};
+static inline int64_t act_q8x256_bytes(int64_t n) { return n + n / QKK * 4 + n / 16 * 2; }
+static inline ActQ8x256 act_q8x256(void* p, int64_t n) {
+    auto* b = static_cast<int8_t*>(p);
+    float* d = reinterpret_cast<float*>(b + n);
+    return {b, d, reinterpret_cast<int16_t*>(d + n / QKK)};
+}
+
+}  // namespace sluice::blocks

@@ -1,0 +1,226 @@
+// Dispatch (CPU detection, SLUICE_ISA, force_isa) and the row-parallel matvec / matmul drivers.
+#include "engine/tensor/kernels.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/tensor/blocks.h"
+#include "engine/tensor/kernels_isa.h"
+#include "engine/tensor/threadpool.h"
+
+namespace sluice {
+
+namespace detail {
+
+void unsupported(GgmlType t, const char* what) {
+    throw Error(std::string(what) + ": no CPU kernels for tensor type " + type_name(t));
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::TypeKernels;
+
+constexpr int kMaxTypeId = 64;
+constexpr int kNumIsa = 3;
+
+Isa detect() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    // The *_avx512.cpp files are built with F/BW/VL/DQ/VNNI; *_avx2.cpp with AVX2/FMA/F16C/BMI2.
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512vnni");
+    return avx512 ? Isa::Avx512 : avx2 ? Isa::Avx2 : Isa::Scalar;
+#else
+    return Isa::Scalar;
+#endif
+}
+
+// Every ISA's table is complete: a kernel an ISA lacks is taken from the ISA below it.
+struct Tables {
+    std::array<std::array<TypeKernels, kMaxTypeId>, kNumIsa> k{};
+    Tables(Isa best) {
+        for (int id = 0; id < kMaxTypeId; ++id) {
+            if (!type_info(uint32_t(id))) continue;
+            const GgmlType t = GgmlType(id);
+            TypeKernels cur = detail::scalar_kernels(t);
+            k[0][id] = cur;
+            if (best >= Isa::Avx2) {
+                if (auto f = detail::avx2_dequant(t)) cur.dequant = f;
+                if (auto f = detail::avx2_prepare(t)) cur.prepare = f;
+                if (auto f = detail::avx2_dot(t)) cur.dot = f;
+                k[1][id] = cur;
+            }
+            if (best >= Isa::Avx512) {
+                if (auto f = detail::avx512_dequant(t)) cur.dequant = f;
+                if (auto f = detail::avx512_prepare(t)) cur.prepare = f;
+                if (auto f = detail::avx512_dot(t)) cur.dot = f;
+                k[2][id] = cur;
+            }
+        }
+    }
+};
+
+const Tables& tables() {
+    static const Tables t(detected_isa());
+    return t;
+}
+
+Isa initial_isa() {
+    const Isa best = detected_isa();
+    const char* env = std::getenv("SLUICE_ISA");
+    if (!env || !*env) return best;
+    Isa want;
+    if (!std::strcmp(env, "scalar")) want = Isa::Scalar;
+    else if (!std::strcmp(env, "avx2")) want = Isa::Avx2;
+    else if (!std::strcmp(env, "avx512")) want = Isa::Avx512;
+    else {
+        std::fprintf(stderr, "sluice: SLUICE_ISA=%s is not scalar, avx2 or avx512; using %s\n", env, isa_name(best));
+        return best;
+    }
+    if (want > best) {
+        std::fprintf(stderr, "sluice: SLUICE_ISA=%s but this CPU supports at most %s\n", env, isa_name(best));
+        return best;
+    }
+    return want;
+}
+
+std::atomic<Isa>& active() {
+    static std::atomic<Isa> a{initial_isa()};
+    return a;
+}
+
+const TypeKernels& kernels_for(Isa isa, GgmlType t, const char* what) {
+    if (!isa_available(isa))
+        throw std::invalid_argument(std::string(what) + ": ISA " + isa_name(isa) + " not available on this CPU");
+    const uint32_t id = uint32_t(t);
+    if (id >= uint32_t(kMaxTypeId) || !tables().k[int(isa)][id].dot) detail::unsupported(t, what);
+    return tables().k[int(isa)][id];
+}
+
+void check_cols(GgmlType t, int64_t n, const char* what) {
+    const int64_t bs = type_info(t).block_size;
+    if (n < 0 || n % bs)
+        throw Error(std::string(what) + ": row of " + std::to_string(n) + " elements is not a multiple of " +
+                    type_name(t) + "'s block size " + std::to_string(bs));
+}
+
+bool float_act(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+
+// Rows per chunk: enough weight bytes per chunk (~64 KiB) that claiming a chunk costs nothing.
+int64_t row_grain(const WeightView& w) {
+    const int64_t rb = std::max<int64_t>(row_bytes(w.type, w.cols), 1);
+    return std::max<int64_t>(1, (int64_t(64) << 10) / rb);
+}
+
+std::vector<uint8_t>& scratch() {
+    thread_local std::vector<uint8_t> s;
+    return s;
+}
+
+}  // namespace
+
+Isa detected_isa() {
+    static const Isa d = detect();
+    return d;
+}
+Isa active_isa() { return active().load(std::memory_order_relaxed); }
+bool isa_available(Isa isa) { return isa <= detected_isa(); }
+void force_isa(Isa isa) { active().store(isa_available(isa) ? isa : detected_isa(), std::memory_order_relaxed); }
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::Scalar: return "scalar";
+        case Isa::Avx2: return "avx2";
+        case Isa::Avx512: return "avx512";
+    }
+    return "?";
+}
+
+void dequantize_row_isa(Isa isa, GgmlType t, const void* src, float* dst, int64_t n) {
+    check_cols(t, n, "dequantize_row");
+    kernels_for(isa, t, "dequantize_row").dequant(src, dst, n);
+}
+void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
+    dequantize_row_isa(active_isa(), t, src, dst, n);
+}
+
+void quantize_row(GgmlType t, const float* src, void* dst, int64_t n) {
+    check_cols(t, n, "quantize_row");
+    kernels_for(Isa::Scalar, t, "quantize_row");
+    detail::quantize_row_ref(t, src, dst, n);
+}
+
+size_t act_bytes(GgmlType t, int64_t n) {
+    if (float_act(t)) return size_t(n) * 4;
+    if (t == GgmlType::Q4_0 || t == GgmlType::Q8_0) return size_t(blocks::act_q8x32_bytes(n));
+    return size_t(blocks::act_q8x256_bytes(n));
+}
+
+void prepare_act_isa(Isa isa, GgmlType t, const float* x, void* act, int64_t n) {
+    check_cols(t, n, "prepare_act");
+    kernels_for(isa, t, "prepare_act").prepare(x, act, n);
+}
+void prepare_act(GgmlType t, const float* x, void* act, int64_t n) { prepare_act_isa(active_isa(), t, x, act, n); }
+
+float vec_dot_isa(Isa isa, GgmlType t, const void* row, const void* act, int64_t n) {
+    return kernels_for(isa, t, "vec_dot").dot(row, act, n);
+}
+float vec_dot(GgmlType t, const void* row, const void* act, int64_t n) {
+    return vec_dot_isa(active_isa(), t, row, act, n);
+}
+
+void matvec_prepared(const WeightView& w, const void* act, float* y, ThreadPool& pool) {
+    check_cols(w.type, w.cols, "matvec");
+    const detail::DotFn dot = kernels_for(active_isa(), w.type, "matvec").dot;
+    const int64_t rb = row_bytes(w.type, w.cols), cols = w.cols;
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    pool.parallel_for(w.rows, row_grain(w), [&](int64_t r0, int64_t r1, int) {
+        for (int64_t r = r0; r < r1; ++r) y[r] = dot(base + r * rb, act, cols);
+    });
+}
+
+void matvec(const WeightView& w, const float* x, float* y, ThreadPool& pool) {
+    check_cols(w.type, w.cols, "matvec");
+    if (float_act(w.type)) return matvec_prepared(w, x, y, pool);
+    std::vector<uint8_t>& act = scratch();
+    act.resize(act_bytes(w.type, w.cols));
+    kernels_for(active_isa(), w.type, "matvec").prepare(x, act.data(), w.cols);
+    matvec_prepared(w, act.data(), y, pool);
+}
+
+void matmul(const WeightView& w, const float* x, int64_t batch, float* y, ThreadPool& pool) {
+    check_cols(w.type, w.cols, "matmul");
+    const TypeKernels& k = kernels_for(active_isa(), w.type, "matmul");
+    const int64_t cols = w.cols, rows = w.rows, rb = row_bytes(w.type, cols);
+    // Prepared activation rows at a 64-byte stride.
+    const int64_t stride = float_act(w.type) ? cols * 4 : (int64_t(act_bytes(w.type, cols)) + 63) / 64 * 64;
+    const uint8_t* acts = reinterpret_cast<const uint8_t*>(x);
+    if (!float_act(w.type)) {
+        std::vector<uint8_t>& buf = scratch();
+        buf.resize(size_t(stride * batch));
+        pool.parallel_for(batch, 1, [&](int64_t b0, int64_t b1, int) {
+            for (int64_t b = b0; b < b1; ++b) k.prepare(x + b * cols, buf.data() + b * stride, cols);
+        });
+        acts = buf.data();
+    }
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    pool.parallel_for(rows, row_grain(w), [&](int64_t r0, int64_t r1, int) {
+        for (int64_t r = r0; r < r1; ++r)
+            for (int64_t b = 0; b < batch; ++b) y[b * rows + r] = k.dot(base + r * rb, acts + b * stride, cols);
+    });
+}
+
+}  // namespace sluice

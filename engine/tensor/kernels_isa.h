@@ -1,0 +1,33 @@
+// Internal to engine/tensor: the per-ISA kernel tables that kernels.cpp dispatches through.
+// Each ISA file fills what it has; a null entry falls back to the next lower ISA, then to scalar.
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor/types.h"
+
+namespace sluice::detail {
+
+using DequantFn = void (*)(const void* src, float* dst, int64_t n);
+using PrepareFn = void (*)(const float* x, void* act, int64_t n);
+using DotFn = float (*)(const void* row, const void* act, int64_t n);
+
+struct TypeKernels {
+    DequantFn dequant = nullptr;
+    PrepareFn prepare = nullptr;
+    DotFn dot = nullptr;
+};
+
+TypeKernels scalar_kernels(GgmlType t);  // complete for every type with has_kernels
+// SIMD parts, split by file: call the avx2 ones only if the CPU has AVX2+FMA+F16C, the avx512 ones
+// only with AVX-512 F/BW/VL/VNNI as well.
+DequantFn avx2_dequant(GgmlType t);
+DotFn avx2_dot(GgmlType t);
+PrepareFn avx2_prepare(GgmlType t);
+DequantFn avx512_dequant(GgmlType t);
+DotFn avx512_dot(GgmlType t);
+PrepareFn avx512_prepare(GgmlType t);
+
+void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n);
+[[noreturn]] void unsupported(GgmlType t, const char* what);
+
+}  // namespace sluice::detail
