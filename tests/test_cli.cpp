@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -37,7 +38,8 @@ std::string slurp(const std::string& p) {
 // Runs `sluice ARGS` through the shell, capturing stdout and stderr separately.
 Result sluice(const std::string& args, const std::string& stdin_text = "") {
     static int n = 0;
-    const std::string base = tmp_dir() + "run" + std::to_string(n++);
+    // ctest runs each test in its own process, in parallel: names carry the pid.
+    const std::string base = tmp_dir() + "run" + std::to_string(getpid()) + "-" + std::to_string(n++);
     std::string cmd = std::string(SLUICE_BIN) + " " + args + " >" + base + ".out 2>" + base + ".err";
     if (!stdin_text.empty()) {
         std::ofstream(base + ".in") << stdin_text;
@@ -91,7 +93,7 @@ TEST(Cli, UsageErrors) {
 class CliModel : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        path_ = tmp_dir() + "gen.gguf";
+        path_ = tmp_dir() + "gen" + std::to_string(getpid()) + ".gguf";
         const Result r = sluice("gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 --kv-heads 2 --experts 8 "
                                 "--used 2 --ff-exp 256 --vocab 300 --type q4_K --out " + path_);
         ASSERT_EQ(r.rc, 0) << r.err;
@@ -128,7 +130,7 @@ TEST_F(CliModel, RunGeneratesAndReportsTimings) {
 }
 
 TEST_F(CliModel, LogitsFileMatchesTheLibrary) {
-    const std::string out = tmp_dir() + "logits.bin";
+    const std::string out = tmp_dir() + "logits" + std::to_string(getpid()) + ".bin";
     const Result r = sluice("logits " + path_ + " --tokens 1,2,3,250 --out " + out);
     ASSERT_EQ(r.rc, 0) << r.err;
     const std::string bytes = slurp(out);
