@@ -41,6 +41,12 @@ std::unique_ptr<ExpertSource> mmap_expert_source(const gguf::File& f, std::vecto
     return std::make_unique<MmapExperts>(f, std::move(layers), n_embd, n_ff_exp);
 }
 
+std::unique_ptr<ExpertSource> make_expert_source(const gguf::File& f, std::vector<MoeTensors> layers,
+                                                 int64_t n_embd, int64_t n_ff_exp, const ModelOptions& opt) {
+    (void)opt;
+    return mmap_expert_source(f, std::move(layers), n_embd, n_ff_exp);
+}
+
 MoeFfn::MoeFfn(int64_t n_embd, int64_t n_ff_exp, int64_t max_k)
     : n_embd_(n_embd), n_ff_(n_ff_exp),
       gate_(size_t(n_ff_exp * max_k)), up_(size_t(n_ff_exp * max_k)), out_(size_t(n_embd * max_k)),

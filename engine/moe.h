@@ -8,6 +8,7 @@
 
 #include "engine/blocks.h"
 #include "engine/gguf/gguf.h"
+#include "engine/model.h"
 #include "engine/tensor/kernels.h"
 
 namespace sluice {
@@ -37,6 +38,12 @@ public:
 // Views the experts in place in the GGUF mapping (the whole file mapped: models that fit in RAM).
 std::unique_ptr<ExpertSource> mmap_expert_source(const gguf::File& f, std::vector<MoeTensors> layers,
                                                  int64_t n_embd, int64_t n_ff_exp);
+
+// The expert source ModelOptions ask for. Every MoE architecture gets its experts through this, so
+// expert streaming (reading routed slabs from disk into a bounded cache) applies to all of them.
+// Today: the mmap source.
+std::unique_ptr<ExpertSource> make_expert_source(const gguf::File& f, std::vector<MoeTensors> layers,
+                                                 int64_t n_embd, int64_t n_ff_exp, const ModelOptions& opt);
 
 // y (n_embd) = sum_j w_j * down_j(silu(gate_j x) * up_j x) over k experts. All gate/up rows run as one
 // parallel loop, then all down rows: two thread wake-ups per layer instead of 3k.

@@ -41,7 +41,7 @@ struct Layer {
 class Qwen3Moe final : public Model {
 public:
     Qwen3Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k)
-        : Model(std::move(file), opt, std::move(hp)), top_k_(top_k) {
+        : Model(std::move(file), opt, std::move(hp)), opt_(opt), top_k_(top_k) {
         load_weights();
         const Hparams& h = hp_;
         kv_.resize(size_t(h.n_layer));
@@ -219,7 +219,7 @@ private:
         if (h.n_expert > 0) {
             std::vector<MoeTensors> moe;
             for (const Layer& L : layers_) moe.push_back(L.experts);
-            experts_ = mmap_expert_source(f, std::move(moe), h.n_embd, h.n_ff_exp);
+            experts_ = make_expert_source(f, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
         }
     }
 
@@ -231,6 +231,7 @@ private:
                             ", which sluice cannot compute yet");
     }
 
+    ModelOptions opt_;
     int64_t top_k_;
     const gguf::TensorInfo* tok_embd_ = nullptr;
     std::vector<float> output_norm_;

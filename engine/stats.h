@@ -1,0 +1,60 @@
+// Live engine statistics: the one header the UI reads. The engine thread publishes a plain snapshot
+// after every token (and during prompt processing); readers copy the latest on their own clock and
+// never call into the engine.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+namespace sluice {
+
+struct StatsSnapshot {
+    // What the engine is doing now.
+    enum class Phase : uint8_t { Idle, Loading, Prompt, Decode } phase = Phase::Idle;
+    int64_t prompt_done = 0, prompt_total = 0;  // tokens of the prompt being processed
+    double prompt_eta_s = 0;
+    int64_t n_ctx_used = 0, n_ctx = 0;          // context used N / M
+
+    // Speed.
+    double tok_s = 0;           // decode tokens/s over the last few tokens
+    double prompt_tok_s = 0;    // of the last (or current) prompt
+    int64_t tokens_generated = 0;
+
+    // Disk and expert cache (expert streaming).
+    uint64_t bytes_read_token = 0;   // bytes read from disk for the last token
+    uint64_t bytes_read_total = 0;
+    double disk_mb_s = 0;            // read bandwidth over the last token(s), MB/s (1e6)
+    uint64_t expert_hits = 0, expert_misses = 0;  // cumulative; hit rate = hits / (hits + misses)
+    double hit_rate_recent = 0;      // over the last token
+    bool hit_rate_estimated = false; // page-cache mode: residency estimated (mincore), not counted
+
+    // Where a decode step's time went (last token, seconds).
+    double t_attention = 0, t_experts_compute = 0, t_experts_wait = 0, t_other = 0;
+
+    // Memory.
+    uint64_t rss_bytes = 0, memory_budget = 0;  // budget 0: none
+    uint64_t expert_cache_bytes = 0, expert_cache_budget = 0;
+};
+
+// Single writer (engine thread), many readers. A mutex is cheap at a few updates per second per reader
+// and keeps the snapshot consistent.
+class StatsBoard {
+public:
+    void publish(const StatsSnapshot& s) {
+        std::lock_guard<std::mutex> lk(m_);
+        s_ = s;
+        version_.fetch_add(1, std::memory_order_release);
+    }
+    StatsSnapshot read() const {
+        std::lock_guard<std::mutex> lk(m_);
+        return s_;
+    }
+    uint64_t version() const { return version_.load(std::memory_order_acquire); }  // changes on publish
+
+private:
+    mutable std::mutex m_;
+    StatsSnapshot s_;
+    std::atomic<uint64_t> version_{0};
+};
+
+}  // namespace sluice
