@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <unistd.h>
 
 #include "engine/gguf/requantize.h"
@@ -140,6 +142,47 @@ TEST(Qwen35State, TruncateOnlyToNowOrZeroAndBadBlobsAreRefused) {
     EXPECT_EQ(m->n_past(), 0);
     m->load_state(blob);
     EXPECT_EQ(m->n_past(), 10);
+}
+
+// The round trip: state saved after 40 tokens goes through a file into a new process (this
+// binary again, running only the child test below), which loads the model, restores the state and
+// writes the logits of token 41; they equal the parent's bit for bit.
+TEST(Qwen35State, RestoresInANewProcess) {
+    const auto ids = read_ids(kDir + "a.tokens.txt");
+    ModelOptions opt;
+    opt.n_ctx = 64;
+    auto m = load_model(kDir + "a.gguf", opt);
+    m->forward_tokens(std::span(ids).first(40), false);
+    const std::vector<uint8_t> blob = m->save_state();
+    const std::string path = tmp_dir() + "q35-state." + std::to_string(getpid());
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(blob.data()), std::streamsize(blob.size()));
+    const float* l = m->forward(ids[40]);
+    const std::vector<float> expect(l, l + m->hparams().n_vocab);
+
+    const std::string cmd = "SLUICE_Q35_CHILD=" + path + " /proc/" + std::to_string(getpid()) +
+                            "/exe --gtest_filter=Qwen35State.ChildRestoresFromFile >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    const std::vector<float> got = read_f32(path + ".logits");
+    std::remove(path.c_str());
+    std::remove((path + ".logits").c_str());
+    ASSERT_EQ(got.size(), expect.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), expect.data(), expect.size() * sizeof(float)));
+}
+
+TEST(Qwen35State, ChildRestoresFromFile) {
+    const char* path = std::getenv("SLUICE_Q35_CHILD");
+    if (!path) GTEST_SKIP() << "runs as the child of RestoresInANewProcess";
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<uint8_t> blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ModelOptions opt;
+    opt.n_ctx = 64;
+    auto m = load_model(kDir + "a.gguf", opt);
+    m->load_state(blob);
+    ASSERT_EQ(m->n_past(), 40);
+    const auto ids = read_ids(kDir + "a.tokens.txt");
+    const float* l = m->forward(ids[40]);
+    std::ofstream(std::string(path) + ".logits", std::ios::binary)
+        .write(reinterpret_cast<const char*>(l), std::streamsize(m->hparams().n_vocab * sizeof(float)));
 }
 
 // Quantized variants (our quantizer, llama.cpp's block layouts) against the float32 reference.
