@@ -64,6 +64,7 @@ struct Layer {
     WeightView wq;  // (n_head * 2 * hd, n_embd): per head q rows then gate rows
     WeightView wk;  // (n_head_kv * hd, n_embd)
     WeightView wv;  // (n_head_kv * hd, n_embd)
+    WeightView wqkv_attn;  // converted with --fuse-qkv: [wq; wk; wv] as one matrix
     WeightView wo;  // (n_embd, n_head * hd)
     std::vector<float> q_norm, k_norm;  // (hd)
     // GatedDeltaNet
@@ -117,6 +118,7 @@ public:
         gate_.resize(size_t(h.n_head * h.head_dim_v));
         k_.resize(size_t(h.n_head_kv * h.head_dim));
         v_.resize(size_t(h.n_head_kv * h.head_dim_v));
+        qkv_attn_.resize(qg_.size() + k_.size() + v_.size());
         att_.resize(size_t(h.n_head * h.head_dim_v));
         scores_.resize(size_t(h.n_head * n_ctx_));
         qkv_.resize(size_t(ssm_.conv_dim()));
@@ -252,7 +254,15 @@ private:
     void attention_block(const Layer& L, LayerKv& kv, int64_t pos) {
         const Hparams& h = hp_;
         const int64_t hd = h.head_dim;
-        run_shared_input({{L.wq, qg_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}});
+        if (L.wqkv_attn.data) {  // one matrix: rows [q and gate | k | v]
+            run_shared_input({{L.wqkv_attn, qkv_attn_.data()}});
+            const auto k0 = qkv_attn_.begin() + int64_t(qg_.size()), v0 = k0 + int64_t(k_.size());
+            std::copy(qkv_attn_.begin(), k0, qg_.begin());
+            std::copy(k0, v0, k_.begin());
+            std::copy(v0, v0 + int64_t(v_.size()), v_.begin());
+        } else {
+            run_shared_input({{L.wq, qg_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}});
+        }
         for (int64_t hh = 0; hh < h.n_head; ++hh) {  // Qcur_full -> Qcur, gate
             const float* src = &qg_[size_t(hh * 2 * hd)];
             std::copy(src, src + hd, &q_[size_t(hh * hd)]);
@@ -397,9 +407,14 @@ private:
                 L.ssm_norm = vec(il, "ssm_norm.weight", s.dv);
                 L.ssm_out = mat(il, "ssm_out.weight", vd, h.n_embd);
             } else {
-                L.wq = mat(il, "attn_q.weight", h.n_embd, 2 * h.n_head * h.head_dim);
-                L.wk = mat(il, "attn_k.weight", h.n_embd, h.n_head_kv * h.head_dim);
-                L.wv = mat(il, "attn_v.weight", h.n_embd, h.n_head_kv * h.head_dim_v);
+                const int64_t nq = 2 * h.n_head * h.head_dim, nk = h.n_head_kv * h.head_dim;
+                if (f.find_tensor(blk(il, "attn_qkv.weight"))) {
+                    L.wqkv_attn = mat(il, "attn_qkv.weight", h.n_embd, nq + 2 * nk);
+                } else {
+                    L.wq = mat(il, "attn_q.weight", h.n_embd, nq);
+                    L.wk = mat(il, "attn_k.weight", h.n_embd, nk);
+                    L.wv = mat(il, "attn_v.weight", h.n_embd, nk);
+                }
                 L.wo = mat(il, "attn_output.weight", h.n_head * h.head_dim_v, h.n_embd);
                 L.q_norm = vec(il, "attn_q_norm.weight", h.head_dim);
                 L.k_norm = vec(il, "attn_k_norm.weight", h.head_dim);
@@ -438,7 +453,7 @@ private:
     std::vector<LayerKv> kv_;      // full-attention layers only (empty for recurrent ones)
     std::vector<Recurrent> rec_;   // recurrent layers only
     // Activations of one token.
-    std::vector<float> x_, hn_, y_, qg_, q_, gate_, k_, v_, att_, scores_;
+    std::vector<float> x_, hn_, y_, qg_, q_, gate_, k_, v_, qkv_attn_, att_, scores_;
     std::vector<float> qkv_, conv_out_, z_, ba_, ba_raw_, o_, delta_scratch_;
     std::vector<float> router_logits_, weights_, sh_g_, sh_u_, sh_y_, logits_;
     std::vector<int32_t> ids_;
