@@ -20,6 +20,11 @@ The sequences are 80 tokens: longer than HF's 64-token chunk in the chunked delt
 inter-chunk state carry is part of the reference, and long enough to exercise the conv and delta state.
 
 usage: make_qwen35_fixtures.py CONVERTER_DIR QWEN3_TOKENIZER_CONFIG OUT_DIR DEBUG_DIR [NAME...]
+  CONVERTER_DIR: llama.cpp's convert_hf_to_gguf.py with conversion/ and gguf-py/ beside it.
+  QWEN3_TOKENIZER_CONFIG: a Qwen3 tokenizer_config.json (only its chat_template is used).
+The committed fixtures were made with transformers 5.17.0 / torch 2.11.0 on the device machine
+(43 s, CPU; HF_HUB_OFFLINE=1); it also printed HF's own step-by-step (recurrent) vs full-pass
+(chunked) agreement: max rel err 2e-6 .. 7e-6.
 """
 import dataclasses
 import importlib.util
