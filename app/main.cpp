@@ -20,7 +20,7 @@ const Verb kVerbs[] = {
     {"logits", sluice::verb_logits, "MODEL.gguf --tokens 1,2,3 --out FILE"},
     {"tokenize", sluice::verb_tokenize, "MODEL.gguf --text TEXT (or text on stdin)"},
     {"info", sluice::verb_info, "MODEL.gguf [--json]"},
-    {"gen-model", sluice::verb_gen_model, "--arch qwen3moe [--layers N --embd N ...] --type T --out F"},
+    {"gen-model", sluice::verb_gen_model, "--arch qwen3moe|qwen35moe [--layers N ... | --like qwen3.5-397b] [--dry-run] --type T --out F"},
     {"quantize", sluice::verb_quantize, "IN.gguf OUT.gguf --type T"},
 };
 

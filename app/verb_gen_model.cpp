@@ -1,4 +1,7 @@
 // sluice gen-model: writes a random-weight GGUF of any size in llama.cpp's layout, streaming to disk.
+// Architectures: qwen3moe, qwen3 (dense), qwen35moe (hybrid GatedDeltaNet; `--like qwen3.5-397b`
+// gives the real model's shapes). --dry-run writes the header only (a sparse file of the full size
+// that `sluice info` reads) and prints what a token reads.
 //
 // Quantized tensors are assembled from a pool of really quantized blocks (gaussian rows through the
 // reference quantizer), picked at random per block: every row is different, every block valid, and a
@@ -8,6 +11,7 @@
 // few experts and a cache would look perfect.
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -57,8 +61,9 @@ struct Rng {  // xoshiro256**: fast enough to fill GBs of floats
 struct TensorSpec {
     std::string name;
     std::vector<int64_t> ne;
-    float std;
+    float std;          // 0: every value is `fill` (norms 1, ssm_a a negative decay rate)
     GgmlType type;
+    float fill = 1.0f;
 };
 
 // Blocks of one (type, std), really quantized, to draw rows from.
@@ -120,53 +125,141 @@ std::vector<TensorSpec> qwen3_tensors(const Args& a, bool moe, int64_t n_vocab, 
     return t;
 }
 
+// Shapes of Qwen3.5-397B-A17B (facts.md; HF config): `--like qwen3.5-397b` makes them the defaults.
+const std::map<std::string, int64_t> kQwen35_397b = {
+    {"--layers", 60}, {"--embd", 4096}, {"--heads", 32}, {"--kv-heads", 2}, {"--head-dim", 256},
+    {"--experts", 512}, {"--used", 10}, {"--ff-exp", 1024}, {"--ff-shexp", 1024}, {"--vocab", 248320},
+    {"--ssm-k-heads", 16}, {"--ssm-v-heads", 64}, {"--ssm-head-dim", 128}, {"--conv-kernel", 4},
+    {"--full-every", 4}, {"--ctx", 262144}};
+
+// Qwen3.5-MoE in the converter's layout: every --full-every-th layer gated full attention (q_proj
+// carries the output gate), the others GatedDeltaNet; routed experts plus a gated shared expert.
+std::vector<TensorSpec> qwen35_tensors(const std::function<int64_t(const char*, int64_t)>& arg, const Args& a,
+                                       int64_t n_vocab, GgmlType type) {
+    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), Hkv = arg("--kv-heads", 2),
+                  D = arg("--head-dim", E / H), X = arg("--experts", 8), FE = arg("--ff-exp", 128),
+                  FS = arg("--ff-shexp", FE), NK = arg("--ssm-k-heads", 2), NV = arg("--ssm-v-heads", 4),
+                  DS = arg("--ssm-head-dim", 32), K = arg("--conv-kernel", 4), every = arg("--full-every", 4);
+    const float emb_std = float(a.f64("--embd-std", 1.0)), out_std = float(a.f64("--out-std", 0.002));
+    auto inv = [](int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); };
+    const int64_t conv_dim = 2 * NK * DS + NV * DS;
+    std::vector<TensorSpec> t;
+    auto add = [&](std::string n, std::vector<int64_t> ne, float std, float fill = 1.0f) {
+        t.push_back({n, ne, std, plan_type(n, ne.data(), uint32_t(ne.size()), type), fill});
+    };
+    add("token_embd.weight", {E, n_vocab}, emb_std);
+    for (int64_t i = 0; i < L; ++i) {
+        const std::string b = "blk." + std::to_string(i) + ".";
+        add(b + "attn_norm.weight", {E}, 0);
+        add(b + "post_attention_norm.weight", {E}, 0);
+        if ((i + 1) % every != 0) {
+            add(b + "attn_qkv.weight", {E, conv_dim}, inv(E));
+            add(b + "attn_gate.weight", {E, NV * DS}, inv(E));
+            add(b + "ssm_conv1d.weight", {K, conv_dim}, inv(K));
+            add(b + "ssm_dt.bias", {NV}, 0);
+            add(b + "ssm_a", {NV}, 0, -0.5f);  // decay exp(-0.5 softplus(a + 1)): a few tokens of memory
+            add(b + "ssm_beta.weight", {E, NV}, inv(E));
+            add(b + "ssm_alpha.weight", {E, NV}, inv(E));
+            add(b + "ssm_norm.weight", {DS}, 0);
+            add(b + "ssm_out.weight", {NV * DS, E}, out_std);
+        } else {
+            add(b + "attn_q.weight", {E, 2 * H * D}, inv(E));
+            add(b + "attn_k.weight", {E, Hkv * D}, inv(E));
+            add(b + "attn_v.weight", {E, Hkv * D}, inv(E));
+            add(b + "attn_output.weight", {H * D, E}, out_std);
+            add(b + "attn_q_norm.weight", {D}, 0);
+            add(b + "attn_k_norm.weight", {D}, 0);
+        }
+        add(b + "ffn_gate_inp.weight", {E, X}, inv(E));
+        add(b + "ffn_gate_exps.weight", {E, FE, X}, inv(E));
+        add(b + "ffn_up_exps.weight", {E, FE, X}, inv(E));
+        add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
+        add(b + "ffn_gate_inp_shexp.weight", {E, 1}, inv(E));
+        add(b + "ffn_gate_shexp.weight", {E, FS}, inv(E));
+        add(b + "ffn_up_shexp.weight", {E, FS}, inv(E));
+        add(b + "ffn_down_shexp.weight", {FS, E}, out_std);
+    }
+    add("output_norm.weight", {E}, 0);
+    if (!a.has("--tied")) add("output.weight", {E, n_vocab}, inv(E));
+    return t;
+}
+
 }  // namespace
 
 int verb_gen_model(int argc, char** argv) {
     Args a(argc, argv,
            {"--arch", "--layers", "--embd", "--heads", "--kv-heads", "--head-dim", "--experts", "--used",
             "--ff-exp", "--ff", "--vocab", "--ctx", "--type", "--out", "--seed", "--tokenizer", "--embd-std",
-            "--out-std", "--rope-base"},
+            "--out-std", "--rope-base", "--like", "--ff-shexp", "--ssm-k-heads", "--ssm-v-heads", "--ssm-head-dim",
+            "--conv-kernel", "--full-every", "--rope-dims"},
            {"--tied", "--dry-run"});
     const std::string arch = a.str("--arch", "qwen3moe");
-    if (arch != "qwen3moe" && arch != "qwen3")
-        throw Error("--arch '" + arch + "': gen-model writes qwen3moe or qwen3");
-    const bool moe = arch == "qwen3moe";
+    if (arch != "qwen3moe" && arch != "qwen3" && arch != "qwen35moe")
+        throw Error("--arch '" + arch + "': gen-model writes qwen3moe, qwen3 or qwen35moe");
+    const bool q35 = arch == "qwen35moe";
+    const bool moe = arch != "qwen3";
+    const std::map<std::string, int64_t>* preset = nullptr;
+    if (a.has("--like")) {
+        if (a.str("--like") != "qwen3.5-397b" || !q35)
+            throw Error("--like '" + a.str("--like") + "': the one preset is qwen3.5-397b (with --arch qwen35moe)");
+        preset = &kQwen35_397b;
+    }
+    // A shape flag: given on the command line, else the preset's value, else the default.
+    auto arg = [&](const char* flag, int64_t def) {
+        if (preset && !a.has(flag))
+            if (auto it = preset->find(flag); it != preset->end()) return it->second;
+        return a.i64(flag, def);
+    };
     const std::string type_s = a.str("--type", "q4_K");
     const auto type = type_from_name(type_s);
     if (!type || !type_info(*type).has_kernels) throw Error("--type '" + type_s + "' is not a type sluice can write");
     const std::string out = a.required("--out");
 
     const text::Vocab vocab = a.has("--tokenizer") ? text::from_hf_json(a.str("--tokenizer"))
-                                                   : text::byte_vocab(a.i64("--vocab", 1024));
+                                                   : text::byte_vocab(arg("--vocab", 1024));
     const int64_t n_vocab = int64_t(vocab.tokens.size());
-    const std::vector<TensorSpec> specs = qwen3_tensors(a, moe, n_vocab, *type);
+    const std::vector<TensorSpec> specs = q35 ? qwen35_tensors(arg, a, n_vocab, *type) : qwen3_tensors(a, moe, n_vocab, *type);
 
-    const int64_t L = a.i64("--layers", 4), E = a.i64("--embd", 256), H = a.i64("--heads", 4);
-    const int64_t X = a.i64("--experts", 8), K = a.i64("--used", 2);
-    if (L < 1 || E < 1 || H < 1 || a.i64("--kv-heads", 2) < 1 || H % a.i64("--kv-heads", 2) != 0)
+    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), Hkv = arg("--kv-heads", 2);
+    const int64_t D = arg("--head-dim", E / H), X = arg("--experts", 8), K = arg("--used", 2);
+    if (L < 1 || E < 1 || H < 1 || Hkv < 1 || H % Hkv != 0)
         throw Error("gen-model: layers, embd, heads must be >= 1 and heads a multiple of kv-heads");
     if (moe && (X < 1 || K < 1 || K > X)) throw Error("gen-model: need 1 <= --used <= --experts");
+    if (q35 && (arg("--ssm-k-heads", 2) < 1 || arg("--ssm-v-heads", 4) % arg("--ssm-k-heads", 2) != 0 ||
+                arg("--full-every", 4) < 1 || arg("--conv-kernel", 4) < 1))
+        throw Error("gen-model: --ssm-v-heads must be a multiple of --ssm-k-heads >= 1; --full-every, --conv-kernel >= 1");
 
     gguf::Writer w(out);
     w.set_str("general.architecture", arch);
-    w.set_str("general.name", "sluice gen-model " + arch);
+    w.set_str("general.name", "sluice gen-model " + arch + (preset ? " like " + a.str("--like") : ""));
     w.set_u32("general.file_type", file_type_of(*type));
     const std::string p = arch + ".";
-    w.set_u32(p + "context_length", uint32_t(a.i64("--ctx", 4096)));
+    w.set_u32(p + "context_length", uint32_t(arg("--ctx", 4096)));
     w.set_u32(p + "embedding_length", uint32_t(E));
     w.set_u32(p + "block_count", uint32_t(L));
-    w.set_u32(p + "feed_forward_length", uint32_t(a.i64("--ff", 4 * E)));
+    if (!q35) w.set_u32(p + "feed_forward_length", uint32_t(a.i64("--ff", 4 * E)));
     w.set_u32(p + "attention.head_count", uint32_t(H));
-    w.set_u32(p + "attention.head_count_kv", uint32_t(a.i64("--kv-heads", 2)));
-    w.set_u32(p + "attention.key_length", uint32_t(a.i64("--head-dim", E / H)));
-    w.set_u32(p + "attention.value_length", uint32_t(a.i64("--head-dim", E / H)));
-    w.set_f32(p + "rope.freq_base", float(a.f64("--rope-base", 1000000.0)));
+    w.set_u32(p + "attention.head_count_kv", uint32_t(Hkv));
+    w.set_u32(p + "attention.key_length", uint32_t(D));
+    w.set_u32(p + "attention.value_length", uint32_t(D));
+    w.set_f32(p + "rope.freq_base", float(a.f64("--rope-base", q35 ? 10000000.0 : 1000000.0)));
     w.set_f32(p + "attention.layer_norm_rms_epsilon", 1e-6f);
     if (moe) {
         w.set_u32(p + "expert_count", uint32_t(X));
         w.set_u32(p + "expert_used_count", uint32_t(K));
-        w.set_u32(p + "expert_feed_forward_length", uint32_t(a.i64("--ff-exp", 128)));
+        w.set_u32(p + "expert_feed_forward_length", uint32_t(arg("--ff-exp", 128)));
+    }
+    if (q35) {  // the keys llama.cpp's converter writes for Qwen3.5 (partial RoPE: a quarter of the head)
+        const int64_t nv = arg("--ssm-v-heads", 4), ds = arg("--ssm-head-dim", 32);
+        w.set_u32(p + "expert_shared_feed_forward_length", uint32_t(arg("--ff-shexp", arg("--ff-exp", 128))));
+        w.set_u32(p + "ssm.conv_kernel", uint32_t(arg("--conv-kernel", 4)));
+        w.set_u32(p + "ssm.state_size", uint32_t(ds));
+        w.set_u32(p + "ssm.group_count", uint32_t(arg("--ssm-k-heads", 2)));
+        w.set_u32(p + "ssm.time_step_rank", uint32_t(nv));
+        w.set_u32(p + "ssm.inner_size", uint32_t(nv * ds));
+        w.set_u32(p + "full_attention_interval", uint32_t(arg("--full-every", 4)));
+        w.set_u32(p + "rope.dimension_count", uint32_t(arg("--rope-dims", D / 4)));
+        w.set_i32_array(p + "rope.dimension_sections", {11, 11, 10, 0});
     }
     text::add_to_gguf(vocab, w);
     for (const TensorSpec& t : specs) w.add_tensor(t.name, t.type, t.ne);
@@ -178,7 +271,19 @@ int verb_gen_model(int argc, char** argv) {
         total += uint64_t(row_bytes(t.type, t.ne[0]) * (n / t.ne[0]));
     }
     if (a.has("--dry-run")) {
-        std::printf("%s: %zu tensors, %s of weights (not written)\n", out.c_str(), specs.size(), format_bytes(total).c_str());
+        // Header only: the data is a hole, so the file has its full size on no disk, and what a token
+        // reads comes from the same code `sluice info` runs.
+        w.finish_header_only();
+        auto f = gguf::File::open(out);
+        const ModelInfo mi = model_info(*f);
+        std::printf("%s: %zu tensors, %s of weights (header only: a sparse file, data not written)\n", out.c_str(),
+                    specs.size(), format_bytes(total).c_str());
+        std::printf("dense weights %s; experts %s in %lld layers x %lld (%s per expert slab)\n",
+                    format_bytes(mi.dense_bytes).c_str(), format_bytes(mi.expert_bytes).c_str(),
+                    (long long)mi.n_moe_layers, (long long)mi.n_expert, format_bytes(mi.expert_slab_bytes).c_str());
+        std::printf("per token     experts %s (%lld used per layer) + dense %s\n",
+                    format_bytes(mi.expert_bytes_per_token).c_str(), (long long)mi.n_expert_used,
+                    format_bytes(mi.dense_bytes_per_token).c_str());
         return 0;
     }
     w.begin_data();
@@ -203,7 +308,7 @@ int verb_gen_model(int argc, char** argv) {
             if (quant) {
                 pool->fill_row(qrow.data(), cols / type_info(t.type).block_size, rng);
             } else {
-                if (t.std == 0.0f) std::fill(frow.begin(), frow.end(), 1.0f);  // norms
+                if (t.std == 0.0f) std::fill(frow.begin(), frow.end(), t.fill);  // norms, ssm_a
                 else rng.gaussian(frow.data(), cols, t.std);
                 quantize_row(t.type, frow.data(), qrow.data(), cols);
             }

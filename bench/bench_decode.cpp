@@ -60,10 +60,13 @@ int main(int argc, char** argv) {
         std::vector<float> last = m->forward_tokens(prompt, false);
         const double prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
         const int32_t first = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+        // Each run restarts from the prompt's state: a snapshot, since recurrent models (qwen35moe)
+        // cannot truncate back.
+        const std::vector<uint8_t> after_prompt = m->save_state();
 
         std::vector<double> runs;
         for (int r = 0; r < R; ++r) {
-            m->truncate(P);
+            m->load_state(after_prompt);
             int32_t tok = first;
             const auto t1 = Clock::now();
             for (int i = 0; i < N; ++i) {

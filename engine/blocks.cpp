@@ -110,6 +110,54 @@ void matvec_jobs(const MatvecJob* jobs, int64_t n_jobs, ThreadPool& pool) {
     });
 }
 
+void conv1d_step(float* out, const float* x, float* state, const float* w, int64_t channels, int64_t kernel) {
+    const int64_t hist = kernel - 1;
+    for (int64_t c = 0; c < channels; ++c) {
+        const float* wc = w + c * kernel;
+        float acc = wc[hist] * x[c];
+        for (int64_t j = 0; j < hist; ++j) acc += wc[j] * state[j * channels + c];
+        out[c] = acc;
+    }
+    if (hist > 0) {
+        std::copy(state + channels, state + hist * channels, state);
+        std::copy(x, x + channels, state + (hist - 1) * channels);
+    }
+}
+
+void l2norm(float* x, int64_t n, float eps) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+    const float s = float(1.0 / std::sqrt(ss + double(eps)));
+    for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+void gated_delta_step(float* S, float* out, const float* q, const float* k, const float* v, float decay,
+                      float beta, int64_t dk, int64_t dv, float* scratch) {
+    // Pass 1: decay the state and read what it predicts for k: kv[j] = sum_i S[i][j] k[i].
+    float* kv = scratch;
+    std::fill(kv, kv + dv, 0.0f);
+    for (int64_t i = 0; i < dk; ++i) {
+        float* row = S + i * dv;
+        const float ki = k[i];
+        for (int64_t j = 0; j < dv; ++j) {
+            row[j] *= decay;
+            kv[j] += row[j] * ki;
+        }
+    }
+    // Only the part of v the state does not already predict is written (the delta rule).
+    for (int64_t j = 0; j < dv; ++j) kv[j] = (v[j] - kv[j]) * beta;
+    // Pass 2: S += k delta^T, and read the output with q from the updated state.
+    std::fill(out, out + dv, 0.0f);
+    for (int64_t i = 0; i < dk; ++i) {
+        float* row = S + i * dv;
+        const float ki = k[i], qi = q[i];
+        for (int64_t j = 0; j < dv; ++j) {
+            row[j] += ki * kv[j];
+            out[j] += row[j] * qi;
+        }
+    }
+}
+
 std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t) {
     std::vector<float> out(size_t(t.n_elements()));
     dequantize_row(t.type, f.data(t), out.data(), t.n_elements());

@@ -61,6 +61,19 @@ struct PreparedAct {
     }
 };
 
+// GatedDeltaNet pieces (Qwen3-Next, Qwen3.5 linear-attention layers), one token at a time.
+// Causal depthwise conv, one step: out[c] = sum_j w[c][j] * in_j[c] over the last `kernel` inputs, the
+// newest being x. state (kernel - 1, channels) holds the previous inputs oldest first and is shifted.
+// w (channels, kernel): GGUF ssm_conv1d ne = (kernel, channels).
+void conv1d_step(float* out, const float* x, float* state, const float* w, int64_t channels, int64_t kernel);
+// x *= 1 / sqrt(sum x^2 + eps)
+void l2norm(float* x, int64_t n, float eps);
+// The gated delta rule for one head; S (dk, dv) is the state, k and q already L2-normalised (q also
+// scaled by 1/sqrt(dk)):  S = decay S ;  S += k (beta (v - S^T k))^T ;  out (dv) = S^T q.
+// scratch: dv floats.
+void gated_delta_step(float* S, float* out, const float* q, const float* k, const float* v, float decay,
+                      float beta, int64_t dk, int64_t dv, float* scratch);
+
 // A GGUF tensor as floats (norm weights and other small vectors).
 std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t);
 // A 2-D GGUF tensor ne = (cols, rows) as a matrix W (rows, cols).

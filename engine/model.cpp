@@ -17,6 +17,8 @@ struct Arch {
 const Arch kArchs[] = {
     {"qwen3moe", load_qwen3moe},
     {"qwen3", load_qwen3moe},  // dense Qwen3 shares the file: attention identical, FFN dense
+    {"qwen35moe", load_qwen35moe},
+    {"qwen3next", load_qwen35moe},  // Qwen3-Next shares the file: fused ssm_ba, grouped value heads
 };
 
 }  // namespace

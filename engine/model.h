@@ -51,8 +51,10 @@ public:
 
     // Forgets the conversation (KV cache and any recurrent state).
     virtual void reset() { n_past_ = 0; }
-    // Forgets every position from n on (n <= n_past()): the next token goes to position n.
-    void truncate(int64_t n);
+    // Forgets every position from n on (n <= n_past()): the next token goes to position n. Models with
+    // a recurrent state (qwen35moe, qwen3next) cannot go back: for them only n == n_past() or 0 is
+    // valid, anything else is an Error (restore a saved state instead).
+    virtual void truncate(int64_t n);
     // The conversation state a prefill snapshot stores: every layer's KV cache for positions [0, n_past)
     // and any recurrent state, behind a header naming the layout. load_state throws Error on any
     // mismatch (other architecture or shapes, truncated blob) and then leaves the model reset.
@@ -82,5 +84,6 @@ std::vector<std::string> supported_architectures();
 
 // Architecture entry points (one file each under engine/models/).
 std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
+std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 
 }  // namespace sluice

@@ -150,6 +150,43 @@ TEST_F(CliModel, ExpertsPerTokenOutOfRangeIsRefused) {
     EXPECT_NE(r.err.find("out of range"), std::string::npos);
 }
 
+TEST(Cli, Qwen35MoeGenModelRunsDeterministically) {
+    const std::string path = tmp_dir() + "gen35-" + std::to_string(getpid()) + ".gguf";
+    Result r = sluice("gen-model --arch qwen35moe --layers 4 --embd 256 --heads 4 --kv-heads 2 --head-dim 64 "
+                      "--experts 8 --used 2 --ff-exp 256 --ssm-k-heads 2 --ssm-v-heads 4 --ssm-head-dim 64 "
+                      "--vocab 300 --type q4_K --out " + path);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 2");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("decode:"), std::string::npos);
+    const Result again = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 1");
+    EXPECT_EQ(again.out, r.out);
+    std::filesystem::remove(path);
+}
+
+// A header-only Qwen3.5-397B-shaped file (sparse: its 208 GiB of data are a hole) and what `sluice
+// info` says a token reads. flash-moe (4-bit MLX, 4.5 bits per weight like q4_K) reads 4 experts x 60
+// layers of ~6.75 MB per token from 203 GB of experts; 209 GB in all.
+TEST(Cli, Qwen35LikeDryRunGivesTheRealModelsBytesPerToken) {
+    const std::string path = tmp_dir() + "q35-397b-" + std::to_string(getpid()) + ".gguf";
+    Result r = sluice("gen-model --arch qwen35moe --like qwen3.5-397b --type q4_K --dry-run --out " + path);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.out.find("per token"), std::string::npos) << r.out;
+    EXPECT_GT(std::filesystem::file_size(path), 200ull << 30);
+    r = sluice("info --json --experts-per-token 4 " + path);
+    std::filesystem::remove(path);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["architecture"], "qwen35moe");
+    EXPECT_NEAR(double(j["n_params"]), 396.3e9, 0.1e9);
+    EXPECT_EQ(j["moe_layers"], 60);
+    EXPECT_EQ(j["n_expert"], 512);
+    const uint64_t slab = 3ull * 4096 * 1024 / 256 * 144;  // q4_K: 144 bytes per 256 weights
+    EXPECT_EQ(j["expert_slab_bytes"], slab);                // 7,077,888 B = 6.75 MiB
+    EXPECT_EQ(j["expert_bytes_per_token"], 60 * 4 * slab);  // 1.58 GiB
+    EXPECT_EQ(j["expert_bytes"], 60ull * 512 * slab);       // 202.5 GiB
+}
+
 // The converter wrote the tiny trained tokenizer into the fixture: sluice must read it as llama.cpp
 // would and reproduce the ids HF's tokenizer gave for the fixture text.
 TEST(Cli, TokenizeConverterFileMatchesFixtureIds) {

@@ -422,6 +422,30 @@ TEST(GgufWriter, UnfinishedFileIsRemoved) {
                 "cannot create '/nonexistent-dir/x.gguf.tmp': No such file or directory");
 }
 
+TEST(GgufWriter, HeaderOnlyFileHasFullSizeAndZeroData) {
+    const std::string path = scratch("header_only.gguf");
+    {
+        Writer w(path);
+        w.set_u32("n", 3);
+        w.add_tensor("a", GgmlType::F32, {5});
+        w.add_tensor("b", GgmlType::Q8_0, {64, 1000});
+        w.finish_header_only();
+    }
+    auto file = File::open(path);  // offsets and sizes check out against the file's length
+    const TensorInfo& b = file->require_tensor("b", {64, 1000});
+    EXPECT_EQ(file->file_size(), b.offset + b.nbytes);
+    EXPECT_EQ(file->data(b)[b.nbytes - 1], 0);
+    EXPECT_HAS(writer_error([&] {
+                   Writer w(scratch("header_only_bad.gguf"));
+                   w.add_tensor("a", GgmlType::F32, {2});
+                   w.begin_data();
+                   const float x = 1.0f;
+                   w.write_data(&x, 4);
+                   w.finish_header_only();
+               }),
+               "finish_header_only(): tensor data was already written");
+}
+
 // ---- a file from llama.cpp's Python writer (tests/fixtures/gguf/make_pywriter.py) ------------------
 
 TEST(GgufPyWriter, ReadsEverything) {

@@ -146,8 +146,13 @@ public:
     // Checks every tensor was written in full, flushes, renames the temp file into place. Calls
     // begin_data() first if needed (a file with no tensors).
     void finish();
+    // Ends a file whose tensor bytes are not written (none may have been): the header, then the file
+    // extended to its full size as a hole, so it is sparse (no disk blocks; the data reads as zeros).
+    // For `gen-model --dry-run`: `sluice info` reads a 200 GB model's header without 200 GB of disk.
+    void finish_header_only();
 
 private:
+    void close(bool header_only);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -1,6 +1,6 @@
 // Which type each tensor gets when sluice writes a model (gen-model, quantize): the requested type for
-// weight matrices, F32 for norms and the router (as llama.cpp's quantizer does), and a fallback when a
-// row length is not a multiple of the type's block.
+// weight matrices, F32 for norms, the routers and the GatedDeltaNet conv kernel (as llama.cpp's
+// quantizer does), and a fallback when a row length is not a multiple of the type's block.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -10,7 +10,8 @@
 namespace sluice {
 
 inline GgmlType plan_type(const std::string& name, const int64_t* ne, uint32_t n_dims, GgmlType want) {
-    if (n_dims < 2 || name.find("_norm") != std::string::npos || name.find("ffn_gate_inp") != std::string::npos)
+    if (n_dims < 2 || name.find("_norm") != std::string::npos || name.find("ffn_gate_inp") != std::string::npos ||
+        name.find("ssm_conv1d") != std::string::npos)
         return GgmlType::F32;
     if (ne[0] % type_info(want).block_size == 0) return want;
     if (ne[0] % 32 == 0) return GgmlType::Q8_0;

@@ -133,6 +133,8 @@ struct Writer::Impl {
     std::map<std::string, size_t, std::less<>> kv_index;
     std::vector<Tensor> tensors;
     std::set<std::string, std::less<>> names;
+    uint64_t data_start = 0;  // file offset of the data section
+    uint64_t data_written = 0;  // tensor bytes received, all tensors
     size_t cur = 0;        // tensor receiving bytes
     uint64_t written = 0;  // bytes of tensors[cur] so far
 
@@ -295,6 +297,7 @@ void Writer::begin_data() {
     w.state = Impl::State::data;
     w.out(h.b.data(), h.b.size());
     w.pad(align_up(h.b.size(), w.alignment) - h.b.size());
+    w.data_start = align_up(h.b.size(), w.alignment);
     w.advance();
 }
 
@@ -312,23 +315,33 @@ void Writer::write_data(const void* bytes, size_t n) {
                " bytes are left");
     w.out(bytes, n);
     w.written += n;
+    w.data_written += n;
     w.advance();
 }
 
-void Writer::finish() {
+void Writer::finish() { close(false); }
+
+void Writer::finish_header_only() { close(true); }
+
+void Writer::close(bool header_only) {
     Impl& w = *impl_;
+    const char* call = header_only ? "finish_header_only()" : "finish()";
     if (w.state == Impl::State::declaring) begin_data();
-    w.expect(Impl::State::data, "finish()");
-    if (w.cur < w.tensors.size()) {
+    w.expect(Impl::State::data, call);
+    if (header_only && w.data_written > 0)
+        w.fail(std::string(call) + ": tensor data was already written");
+    if (!header_only && w.cur < w.tensors.size()) {
         const Impl::Tensor& t = w.tensors[w.cur];
         w.fail("finish(): tensor '" + t.name + "' has " + std::to_string(w.written) + " of its " +
                std::to_string(t.nbytes) + " bytes (" + std::to_string(w.tensors.size() - w.cur - 1) +
                " more tensors not written)");
     }
+    uint64_t end = w.data_start;
+    if (!w.tensors.empty()) end += w.tensors.back().offset + align_up(w.tensors.back().nbytes, w.alignment);
     std::FILE* f = w.f;
     w.f = nullptr;
     w.state = Impl::State::failed;  // until the rename succeeds
-    bool ok = std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+    bool ok = std::fflush(f) == 0 && (!header_only || ftruncate(fileno(f), off_t(end)) == 0) && fsync(fileno(f)) == 0;
     int e = errno;
     ok = std::fclose(f) == 0 && ok;
     if (!ok) w.fail(std::string("write failed: ") + std::strerror(e ? e : errno));
