@@ -17,6 +17,7 @@ struct Arch {
 const Arch kArchs[] = {
     {"qwen3moe", load_qwen3moe},
     {"qwen3", load_qwen3moe},  // dense Qwen3 shares the file: attention identical, FFN dense
+    {"deepseek2", load_deepseek2},  // DeepSeek-V2/V3, Kimi K2/K2.5: MLA + sigmoid-routed MoE
 };
 
 }  // namespace
