@@ -84,8 +84,8 @@ def randomize(model, seed):
             else:
                 p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
             p.copy_(p.half().float())
-        # Selection bias: non-zero and >= 0, so biased scores stay positive and HF's masking of unused
-        # groups with 0 and llama.cpp's with -inf choose alike.
+        # Selection bias: non-zero, and >= 0 so biased scores stay positive (older HF code masked unused
+        # groups with 0 rather than -inf; then both choose alike).
         n_bias = 0
         for name, b in list(model.named_buffers()) + list(model.named_parameters()):
             if name.endswith("e_score_correction_bias"):
