@@ -18,8 +18,9 @@
 // expanded, so the cache holds 576 floats per token and layer for V3 instead of 2 x 128 x 128+.
 //
 // moe(h): p = sigmoid(router h) (softmax when the file says so, e.g. DeepSeek-V2); experts are chosen by
-// p + exp_probs_b within the expert_group_used_count groups whose two best experts sum highest; their
-// weights are p (not the biased score), normalised when expert_weights_norm, times expert_weights_scale.
+// p + exp_probs_b within the expert_group_used_count groups whose two best experts sum highest (V2: whose
+// best is highest); their weights are p (not the biased score), normalised when expert_weights_norm,
+// times expert_weights_scale.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -361,7 +362,9 @@ private:
         sel = p;
         if (!L.probs_b.empty())
             for (int64_t e = 0; e < n; ++e) sel[size_t(e)] += L.probs_b[size_t(e)];
-        if (m_.n_group > 1) {  // keep the n_group_used groups whose two best scores sum highest
+        // Keep the n_group_used best groups: by the sum of their two best scores (V3, noaux_tc), or by
+        // their best score with softmax scores (V2's group_limited_greedy; llama.cpp uses the sum there too).
+        if (m_.n_group > 1) {
             const int64_t per = n / m_.n_group;
             std::vector<std::pair<float, int64_t>> group(size_t(m_.n_group));
             for (int64_t g = 0; g < m_.n_group; ++g) {
@@ -371,7 +374,7 @@ private:
                     if (v > best) second = best, best = v;
                     else if (v > second) second = v;
                 }
-                group[size_t(g)] = {per > 1 ? best + second : best, g};
+                group[size_t(g)] = {per > 1 && m_.sigmoid ? best + second : best, g};
             }
             std::stable_sort(group.begin(), group.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
             for (int64_t k = m_.n_group_used; k < m_.n_group; ++k) {
