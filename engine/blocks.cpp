@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
 
 #include "engine/tensor/threadpool.h"
 
@@ -156,6 +157,24 @@ void gated_delta_step(float* S, float* out, const float* q, const float* k, cons
             out[j] += row[j] * qi;
         }
     }
+}
+
+void SharedInputMatvec::run(const float* x, int64_t n, std::initializer_list<std::pair<WeightView, float*>> mats,
+                            ThreadPool& pool) {
+    std::array<MatvecJob, kMaxMats> jobs;
+    int64_t n_jobs = 0;
+    for (PreparedAct& a : acts_) a.buf.clear();
+    for (const auto& [w, y] : mats) {
+        if (n_jobs == kMaxMats) throw std::logic_error("SharedInputMatvec: too many matrices");
+        PreparedAct* act = nullptr;
+        for (PreparedAct& a : acts_)
+            if (!a.buf.empty() && a.type == w.type) act = &a;
+        for (PreparedAct& a : acts_)
+            if (!act && a.buf.empty()) act = &a;
+        if (act->buf.empty()) act->prepare(w.type, x, n);
+        jobs[size_t(n_jobs++)] = {w, act->buf.data(), y};
+    }
+    matvec_jobs(jobs.data(), n_jobs, pool);
 }
 
 std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t) {

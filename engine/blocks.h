@@ -1,7 +1,9 @@
 // Shared CPU building blocks of the forward passes: norms, RoPE, attention over the KV cache, router
 // top-k, and views of GGUF tensors as matrices. Plain loops: this is the reference path.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "engine/gguf/gguf.h"
@@ -73,6 +75,17 @@ void l2norm(float* x, int64_t n, float eps);
 // scratch: dv floats.
 void gated_delta_step(float* S, float* out, const float* q, const float* k, const float* v, float decay,
                       float beta, int64_t dk, int64_t dv, float* scratch);
+
+// Several matrices applied to one input x (q/k/v, an FFN's gate and up, router + shared expert):
+// x is prepared once per weight type and every row runs in one parallel loop.
+class SharedInputMatvec {
+public:
+    void run(const float* x, int64_t n, std::initializer_list<std::pair<WeightView, float*>> mats, ThreadPool& pool);
+
+private:
+    static constexpr int kMaxMats = 6;
+    std::array<PreparedAct, kMaxMats> acts_;  // one per distinct weight type
+};
 
 // A GGUF tensor as floats (norm weights and other small vectors).
 std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t);

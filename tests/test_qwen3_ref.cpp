@@ -12,79 +12,14 @@
 
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
+#include "tests/ref_test_util.h"
 
 namespace sluice {
 namespace {
 
+using namespace reftest;
+
 const std::string kDir = std::string(SLUICE_FIXTURES) + "/qwen3/";
-
-std::string tmp_dir() {
-    const char* t = std::getenv("SLUICE_TMP");
-    std::string d = t ? t : "/tmp/sluice-test";
-    std::filesystem::create_directories(d);
-    return d + "/";
-}
-
-std::vector<int32_t> read_ids(const std::string& path, int line_no = 0) {
-    std::ifstream in(path);
-    EXPECT_TRUE(in) << path;
-    std::string line;
-    for (int i = 0; i <= line_no; ++i) std::getline(in, line);
-    std::istringstream ss(line);
-    std::vector<int32_t> ids;
-    for (int32_t x; ss >> x;) ids.push_back(x);
-    return ids;
-}
-
-std::vector<float> read_f32(const std::string& path) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    EXPECT_TRUE(in) << path;
-    std::vector<float> v(size_t(in.tellg()) / 4);
-    in.seekg(0);
-    in.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
-    return v;
-}
-
-// max over positions of max|a - ref| / max|ref| within the row.
-double max_rel_err(const std::vector<float>& a, const std::vector<float>& ref, int64_t n_vocab) {
-    double worst = 0;
-    for (size_t r = 0; r < ref.size() / size_t(n_vocab); ++r) {
-        double err = 0, mx = 0;
-        for (int64_t j = 0; j < n_vocab; ++j) {
-            const size_t i = r * size_t(n_vocab) + size_t(j);
-            err = std::max(err, double(std::fabs(a[i] - ref[i])));
-            mx = std::max(mx, double(std::fabs(ref[i])));
-        }
-        worst = std::max(worst, err / mx);
-    }
-    return worst;
-}
-
-struct Agreement {
-    double top1 = 0, kl = 0;  // fraction of positions with the same argmax; mean KL(ref || a)
-};
-
-Agreement agreement(const std::vector<float>& a, const std::vector<float>& ref, int64_t n_vocab) {
-    Agreement g;
-    const size_t rows = ref.size() / size_t(n_vocab);
-    for (size_t r = 0; r < rows; ++r) {
-        const float* x = &a[r * size_t(n_vocab)];
-        const float* y = &ref[r * size_t(n_vocab)];
-        g.top1 += (std::max_element(x, x + n_vocab) - x) == (std::max_element(y, y + n_vocab) - y);
-        const double mx = *std::max_element(x, x + n_vocab), my = *std::max_element(y, y + n_vocab);
-        double zx = 0, zy = 0;
-        for (int64_t j = 0; j < n_vocab; ++j) zx += std::exp(x[j] - mx), zy += std::exp(y[j] - my);
-        double kl = 0;
-        for (int64_t j = 0; j < n_vocab; ++j) {
-            const double lp = y[j] - my - std::log(zy), lq = x[j] - mx - std::log(zx);
-            kl += std::exp(lp) * (lp - lq);
-        }
-        g.kl += kl;
-    }
-    g.top1 /= double(rows);
-    g.kl /= double(rows);
-    return g;
-}
 
 std::vector<float> run_logits(const std::string& gguf, const std::vector<int32_t>& ids) {
     ModelOptions opt;

@@ -398,21 +398,9 @@ private:
         for (float& w : weights_) w *= norm * m_.w_scale;
     }
 
-    // Several matrices applied to hn: activations prepared once per weight type, one parallel loop.
-    void run_shared_input(const std::vector<std::pair<WeightView, float*>>& mats) {
-        std::vector<MatvecJob> jobs;
-        for (const auto& [w, y] : mats) {
-            PreparedAct* act = nullptr;
-            for (PreparedAct& a : hn_act_)
-                if (!a.buf.empty() && a.type == w.type) act = &a;
-            for (PreparedAct& a : hn_act_)
-                if (!act && a.buf.empty()) act = &a;
-            if (!act) throw Error("more than three weight types among matrices sharing one input");
-            if (act->buf.empty()) act->prepare(w.type, hn_.data(), hp_.n_embd);
-            jobs.push_back({w, act->buf.data(), y});
-        }
-        matvec_jobs(jobs.data(), int64_t(jobs.size()), *pool_);
-        for (PreparedAct& a : hn_act_) a.buf.clear();  // hn changes before the next call
+    // Several matrices applied to hn in one parallel loop.
+    void run_shared_input(std::initializer_list<std::pair<WeightView, float*>> mats) {
+        shared_.run(hn_.data(), hp_.n_embd, mats, *pool_);
     }
 
     void load_weights() {
@@ -508,7 +496,7 @@ private:
     std::vector<float> x_, hn_, y_, y2_, qa_, q_, kva_, q_abs_, lat_, o_, scores_, cs_, gate_, up_;
     std::vector<float> router_logits_, probs_, sel_, weights_, logits_;
     std::vector<int32_t> ids_, order_;
-    std::array<PreparedAct, 3> hn_act_;   // hn prepared for up to three weight types at once
+    SharedInputMatvec shared_;  // hn prepared once per weight type
     std::vector<PreparedAct> head_act_;   // per head: q_nope for Wk_b, then the latent for Wv_b
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;

@@ -353,21 +353,9 @@ private:
         for (int64_t i = 0; i < h.n_embd; ++i) y_[size_t(i)] += g * sh_y_[size_t(i)];
     }
 
-    // Several matrices applied to hn: activations prepared once per weight type, one parallel loop.
+    // Several matrices applied to hn in one parallel loop.
     void run_shared_input(std::initializer_list<std::pair<WeightView, float*>> mats) {
-        MatvecJob jobs[4] = {};
-        int64_t n = 0;
-        for (const auto& [w, y] : mats) {
-            PreparedAct* act = nullptr;
-            for (PreparedAct& p : hn_act_)
-                if (!p.buf.empty() && p.type == w.type) act = &p;
-            for (PreparedAct& p : hn_act_)
-                if (!act && p.buf.empty()) act = &p;
-            if (act->buf.empty()) act->prepare(w.type, hn_.data(), hp_.n_embd);
-            jobs[n++] = {w, act->buf.data(), y};
-        }
-        matvec_jobs(jobs, n, *pool_);
-        for (PreparedAct& p : hn_act_) p.buf.clear();  // hn changes before the next call
+        shared_.run(hn_.data(), hp_.n_embd, mats, *pool_);
     }
 
     void load_weights() {
@@ -457,7 +445,7 @@ private:
     std::vector<float> qkv_, conv_out_, z_, ba_, ba_raw_, o_, delta_scratch_;
     std::vector<float> router_logits_, weights_, sh_g_, sh_u_, sh_y_, logits_;
     std::vector<int32_t> ids_;
-    std::array<PreparedAct, 4> hn_act_;  // hn prepared for up to four weight types at once
+    SharedInputMatvec shared_;  // hn prepared once per weight type
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;
     std::vector<ExpertWeights> fetched_;

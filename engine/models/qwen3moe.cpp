@@ -161,21 +161,9 @@ private:
         matvec(L.ffn_down, gate_.data(), y_.data(), *pool_);
     }
 
-    // Several matrices applied to hn: activations prepared once per weight type, one parallel loop.
-    void run_shared_input(const std::vector<std::pair<WeightView, float*>>& mats) {
-        std::vector<MatvecJob> jobs;
-        for (const auto& [w, y] : mats) {
-            PreparedAct* act = nullptr;
-            for (PreparedAct& a : hn_act_)
-                if (!a.buf.empty() && a.type == w.type) act = &a;
-            for (PreparedAct& a : hn_act_)
-                if (!act && a.buf.empty()) act = &a;
-            if (!act) throw Error("more than three weight types among matrices sharing one input");
-            if (act->buf.empty()) act->prepare(w.type, hn_.data(), hp_.n_embd);
-            jobs.push_back({w, act->buf.data(), y});
-        }
-        matvec_jobs(jobs.data(), int64_t(jobs.size()), *pool_);
-        for (PreparedAct& a : hn_act_) a.buf.clear();  // hn changes before the next call
+    // Several matrices applied to hn in one parallel loop.
+    void run_shared_input(std::initializer_list<std::pair<WeightView, float*>> mats) {
+        shared_.run(hn_.data(), hp_.n_embd, mats, *pool_);
     }
 
     void load_weights() {
@@ -241,7 +229,7 @@ private:
     // Activations of one token.
     std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, router_logits_, weights_, logits_;
     std::vector<int32_t> ids_;
-    std::array<PreparedAct, 3> hn_act_;  // hn prepared for up to three weight types at once
+    SharedInputMatvec shared_;  // hn prepared once per weight type
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;
     std::vector<ExpertWeights> fetched_;
