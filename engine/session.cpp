@@ -28,6 +28,7 @@ const char* finish_name(ReplyStats::Finish f) {
 struct ChatSession::Request {
     enum Kind { Send, Regen, Edit, Sampler, Experts, System, Load } kind = Send;
     std::string text = {};
+    uint64_t id = 0;
     SamplerParams sampler = {};
     int64_t k = 0;
     std::vector<ChatTurn> turns = {};
@@ -120,43 +121,58 @@ ChatSession::~ChatSession() {
     ::close(pipe_[1]);
 }
 
-void ChatSession::push(Request r) {
+uint64_t ChatSession::push(Request r) {
+    uint64_t id;
     {
         std::lock_guard<std::mutex> lk(m_);
+        id = r.id = next_id_++;
         requests_.push_back(std::move(r));
         busy_ = true;
     }
     req_cv_.notify_one();
+    return id;
 }
 
-void ChatSession::send(std::string t) { push(Request{Request::Send, std::move(t)}); }
-void ChatSession::regenerate() { push(Request{Request::Regen}); }
-void ChatSession::edit_last(std::string t) { push(Request{Request::Edit, std::move(t)}); }
-void ChatSession::set_sampler(const SamplerParams& p) {
+uint64_t ChatSession::send(std::string t) { return push(Request{Request::Send, std::move(t)}); }
+uint64_t ChatSession::regenerate() { return push(Request{Request::Regen}); }
+uint64_t ChatSession::edit_last(std::string t) { return push(Request{Request::Edit, std::move(t)}); }
+uint64_t ChatSession::set_sampler(const SamplerParams& p) {
     Request r{Request::Sampler};
     r.sampler = p;
-    push(std::move(r));
+    return push(std::move(r));
 }
-void ChatSession::set_experts(int64_t k) {
+uint64_t ChatSession::set_experts(int64_t k) {
     Request r{Request::Experts};
     r.k = k;
-    push(std::move(r));
+    return push(std::move(r));
 }
-void ChatSession::set_system(std::string t) { push(Request{Request::System, std::move(t)}); }
-void ChatSession::load(std::vector<ChatTurn> turns, bool prefill, std::shared_ptr<StateSnapshot> snap) {
+uint64_t ChatSession::set_system(std::string t) { return push(Request{Request::System, std::move(t)}); }
+uint64_t ChatSession::load(std::vector<ChatTurn> turns, bool prefill, std::shared_ptr<StateSnapshot> snap) {
     Request r{Request::Load};
     r.turns = std::move(turns);
     r.prefill = prefill;
     r.snapshot = std::move(snap);
-    push(std::move(r));
+    return push(std::move(r));
 }
 
 void ChatSession::stop() {
-    std::lock_guard<std::mutex> lk(m_);
-    // Requests queued before the stop that would generate are dropped; the engine clears stop_ under
-    // this lock when it takes the next request, so a stop never leaks into a later request.
-    std::erase_if(requests_, [](const Request& r) { return r.generates(); });
-    stop_ = true;
+    std::vector<uint64_t> dropped;
+    {
+        std::lock_guard<std::mutex> lk(m_);
+        // Requests queued before the stop that would generate are dropped; the engine clears stop_
+        // under this lock when it takes the next request, so a stop never leaks into a later one.
+        for (const Request& r : requests_)
+            if (r.generates()) dropped.push_back(r.id);
+        std::erase_if(requests_, [](const Request& r) { return r.generates(); });
+        stop_ = true;
+    }
+    for (uint64_t id : dropped) {
+        ChatEvent ev = event(ChatEvent::Done);
+        ev.request = id;
+        ev.dropped = true;
+        ev.stats.finish = ReplyStats::Finish::Stopped;
+        emit(std::move(ev));
+    }
 }
 
 bool ChatSession::poll_event(ChatEvent& ev) {
@@ -192,6 +208,7 @@ std::vector<ChatTurn> ChatSession::turns() const {
 }
 
 void ChatSession::emit(ChatEvent ev) {
+    if (!ev.request) ev.request = current_;
     {
         std::lock_guard<std::mutex> lk(m_);
         events_.push_back(std::move(ev));
@@ -231,6 +248,7 @@ void ChatSession::run() {
             r = std::move(requests_.front());
             requests_.pop_front();
             stop_ = false;
+            current_ = r.id;
         }
         if (!model_) {
             emit(event(ChatEvent::Error, "no model is loaded"));
@@ -313,6 +331,7 @@ void ChatSession::handle(Request& r) {
     case Request::Sampler:
         opt_.sampler = r.sampler;
         sampler_ = std::make_unique<Sampler>(r.sampler);
+        emit(event(ChatEvent::Applied, "sampling settings updated"));
         break;
     case Request::Experts: {
         if (r.k < 1 || r.k > model_->hparams().n_expert)
@@ -323,8 +342,11 @@ void ChatSession::handle(Request& r) {
         next->load_state(model_->save_state());  // routing of past tokens does not change their K/V
         model_ = std::move(next);
         opt_.model = mo;
-        std::lock_guard<std::mutex> lk(m_);
-        summary_.n_expert_used = r.k;
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            summary_.n_expert_used = r.k;
+        }
+        emit(event(ChatEvent::Applied, "experts per token: " + std::to_string(r.k)));
         break;
     }
     case Request::System:
@@ -332,6 +354,7 @@ void ChatSession::handle(Request& r) {
             if (!t.empty() && t[0].role == "system") t.erase(t.begin());
             if (!r.text.empty()) t.insert(t.begin(), ChatTurn{"system", r.text, {}});
         });
+        emit(event(ChatEvent::Applied, r.text.empty() ? "system prompt removed" : "system prompt set"));
         break;
     case Request::Load: {
         edit_turns([&](auto& t) { t = std::move(r.turns); });

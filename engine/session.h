@@ -66,9 +66,13 @@ struct ChatEvent {
         Token,    // text: complete UTF-8 characters of the reply; thinking: inside <think>
         Done,     // the reply ended (stats.finish says why; a stopped reply keeps what it had)
         Prefilled,// a conversation was loaded and processed (no reply)
+        Applied,  // a setting took effect (text says what)
         Info,     // a one-line notice
         Error,    // a request failed (text says why); the session keeps working
     } kind = Info;
+    // Every request gets exactly one of Done, Prefilled, Applied or Error, carrying its id.
+    uint64_t request = 0;
+    bool dropped = false;  // Done for a request stop() dropped before it started
     std::string text;
     bool thinking = false;
     ReplyStats stats;
@@ -102,17 +106,17 @@ public:
     ChatSession(const ChatSession&) = delete;
     ChatSession& operator=(const ChatSession&) = delete;
 
-    // Requests, answered in order by the engine thread.
-    void send(std::string user_text);        // append a user turn and reply to it
-    void regenerate();                       // drop the last reply and reply again
-    void edit_last(std::string user_text);   // replace the last user turn (and what followed), reply
-    void set_sampler(const SamplerParams& p);
-    void set_experts(int64_t k);             // experts per token (reloads the model, keeps the state)
-    void set_system(std::string text);       // "" removes it; applies from the next reply
+    // Requests, answered in order by the engine thread; each returns the id its events carry.
+    uint64_t send(std::string user_text);        // append a user turn and reply to it
+    uint64_t regenerate();                       // drop the last reply and reply again
+    uint64_t edit_last(std::string user_text);   // replace the last user turn (and what followed), reply
+    uint64_t set_sampler(const SamplerParams& p);
+    uint64_t set_experts(int64_t k);             // experts per token (reloads the model, keeps the state)
+    uint64_t set_system(std::string text);       // "" removes it; applies from the next reply
     // Starts over with these turns (a saved conversation; empty: a new one). With prefill, the
     // turns are processed now (Prefilled follows); a snapshot whose tokens are a prefix of the
     // rendered conversation is loaded instead of processing those tokens.
-    void load(std::vector<ChatTurn> turns, bool prefill, std::shared_ptr<StateSnapshot> snapshot = nullptr);
+    uint64_t load(std::vector<ChatTurn> turns, bool prefill, std::shared_ptr<StateSnapshot> snapshot = nullptr);
     // Stops the current reply (and forgets requests not yet started that would generate) between
     // two tokens; the partial reply is kept. No effect when idle.
     void stop();
@@ -129,7 +133,7 @@ public:
 
 private:
     struct Request;
-    void push(Request r);
+    uint64_t push(Request r);
     void run();
     void handle(Request& r);
     void load_model_now();
@@ -149,11 +153,13 @@ private:
     std::vector<int32_t> cached_;  // the tokens whose K/V are in the cache, in order
     StatsSnapshot snap_;
     std::vector<std::chrono::steady_clock::time_point> recent_;  // last decode token times
+    uint64_t current_ = 0;         // id of the request being handled
 
     mutable std::mutex m_;         // guards the queues, turns_ and summary_
     std::condition_variable req_cv_, ev_cv_;
     std::deque<Request> requests_;
     std::deque<ChatEvent> events_;
+    uint64_t next_id_ = 1;
     std::vector<ChatTurn> turns_;
     ModelSummary summary_;
     std::atomic<bool> stop_{false}, quit_{false}, busy_{false};

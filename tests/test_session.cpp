@@ -121,6 +121,34 @@ TEST(Session, StopMidReplyKeepsThePartialReply) {
     EXPECT_EQ(r2.done.stats.finish, ReplyStats::Finish::Stopped);
 }
 
+TEST(Session, StopDropsQueuedRepliesWithAnEventEach) {
+    ChatSessionOptions o = greedy(0);
+    o.token_delay_ms = 20;
+    ChatSession s(o);
+    expect_ready(s);
+    const uint64_t a = s.send("first");
+    const uint64_t b = s.send("second");
+    EXPECT_NE(a, b);
+    ChatEvent ev = next(s);
+    ASSERT_EQ(ev.kind, ChatEvent::Token);
+    EXPECT_EQ(ev.request, a);
+    s.stop();
+    // The two answers may come in either order: the drop is reported by stop() itself.
+    Reply r1 = collect(s), r2 = collect(s);
+    if (r1.done.request != a) std::swap(r1, r2);
+    EXPECT_EQ(r1.done.request, a);
+    EXPECT_FALSE(r1.done.dropped);
+    EXPECT_EQ(r1.done.stats.finish, ReplyStats::Finish::Stopped);
+    ASSERT_EQ(r2.done.kind, ChatEvent::Done);
+    EXPECT_EQ(r2.done.request, b);
+    EXPECT_TRUE(r2.done.dropped);
+    EXPECT_EQ(s.turns().size(), 2u);  // the dropped message never reached the conversation
+    const uint64_t c = s.set_system("be brief");
+    ev = next(s);
+    EXPECT_EQ(ev.kind, ChatEvent::Applied);
+    EXPECT_EQ(ev.request, c);
+}
+
 TEST(Session, RegenerateAndEditReplaceTheLastReply) {
     ChatSession s(greedy());
     expect_ready(s);
