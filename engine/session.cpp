@@ -366,6 +366,14 @@ void ChatSession::handle(Request& r) {
             cached_ = r.snapshot->tokens;
         }
         ChatEvent ev = event(ChatEvent::Prefilled);
+        if (!r.prefill) {
+            // Keep only what the new conversation shares (a system prompt, say) so the context
+            // gauge tells the truth; the next reply processes the rest.
+            size_t p = 0;
+            while (p < cached_.size() && p < ids.size() && cached_[p] == ids[p]) ++p;
+            model_->truncate(int64_t(p));
+            cached_.resize(p);
+        }
         if (r.prefill && !ids.empty()) {
             bool stopped = false;
             prefill(ids, ev.stats, stopped);
