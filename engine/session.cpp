@@ -497,8 +497,7 @@ void ChatSession::generate() {
         recent_.push_back(now);
         if (recent_.size() > 9) recent_.erase(recent_.begin());
         const double span = std::chrono::duration<double>(recent_.back() - recent_.front()).count();
-        const double all = std::chrono::duration<double>(now - t_dec).count();
-        snap_.tok_s = recent_.size() > 1 && span > 0 ? double(recent_.size() - 1) / span : (all > 0 ? 1 / all : 0);
+        snap_.tok_s = recent_.size() > 1 && span > 0 ? double(recent_.size() - 1) / span : 0;
         snap_.tokens_generated = st.n_tokens;
         publish();
 

@@ -172,6 +172,8 @@ private:
             return;
         }
         if (wc == 27) {  // Esc alone, or Alt+key
+            // While a reply runs, Esc always stops it (a key typed right after is not Alt+key).
+            if (generating() || prefilling_) return on_escape();
             wint_t next;
             const int r = get_wch(&next);
             if (r == ERR) return on_escape();

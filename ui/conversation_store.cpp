@@ -8,8 +8,12 @@ namespace sluice::ui {
 
 namespace {
 
+// Update times in ms, strictly increasing so "most recently updated" is exact.
 int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    static int64_t last = 0;
+    const int64_t t = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    last = std::max(last + 1, t);
+    return last;
 }
 
 class MemoryStore : public ConversationStore {

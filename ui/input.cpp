@@ -16,6 +16,7 @@ namespace {
 std::deque<unsigned char> g_in;
 std::deque<std::string> g_lines;
 bool g_eof = false;
+int g_added = 0;
 FILE* g_null = nullptr;
 const char* kPrompt = "❯ ";
 
@@ -34,6 +35,12 @@ void on_line(char* line) {
     if (!line) {
         g_eof = true;
         return;
+    }
+    // History is added here, inside the handler, as readline expects: added later, the entry would
+    // be reverted to the (empty) line readline saved for it.
+    if (*line && std::string_view(line).find_first_not_of(" \n") != std::string_view::npos) {
+        add_history(line);
+        ++g_added;
     }
     g_lines.emplace_back(line);
     std::free(line);
@@ -62,15 +69,20 @@ LineInput::LineInput(std::string history_path) : history_path_(std::move(history
     rl_bind_key('\t', rl_insert);          // no filename completion: a tab is text
     rl_bind_keyseq("\\e\\r", insert_newline);  // Alt-Enter: a newline in the message
     rl_bind_keyseq("\\e\\n", insert_newline);
-    using_history();
     stifle_history(2000);
+    // A multi-line message stays one entry: each is written after a "#time" line, and reading
+    // joins the lines up to the next one.
+    history_comment_char = '#';
+    history_write_timestamps = 1;
+    history_multiline_entries = 1;
     if (!history_path_.empty()) read_history(history_path_.c_str());
+    using_history();  // after reading: the position goes past the last entry
 }
 
 LineInput::~LineInput() {
     rl_callback_handler_remove();
-    if (!history_path_.empty() && added_ > 0) {
-        if (append_history(added_, history_path_.c_str()) != 0) write_history(history_path_.c_str());
+    if (!history_path_.empty() && g_added > 0) {
+        if (append_history(g_added, history_path_.c_str()) != 0) write_history(history_path_.c_str());
         history_truncate_file(history_path_.c_str(), 2000);
     }
     clear_history();
@@ -79,6 +91,7 @@ LineInput::~LineInput() {
     g_in.clear();
     g_lines.clear();
     g_eof = false;
+    g_added = 0;
 }
 
 void LineInput::feed(std::string_view bytes) {
@@ -94,10 +107,6 @@ std::optional<std::string> LineInput::take_line() {
     if (g_lines.empty()) return std::nullopt;
     std::string l = std::move(g_lines.front());
     g_lines.pop_front();
-    if (!l.empty() && l.find_first_not_of(" \n") != std::string::npos) {
-        add_history(l.c_str());
-        ++added_;
-    }
     return l;
 }
 

@@ -32,7 +32,6 @@ public:
 
 private:
     std::string history_path_;
-    int added_ = 0;
 };
 
 struct InputView {

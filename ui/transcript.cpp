@@ -8,6 +8,7 @@ namespace sluice::ui {
 
 void Transcript::clear() {
     entries_.clear();
+    streaming_ = -1;
     scroll_ = 0;
     touch();
 }
@@ -25,9 +26,10 @@ void Transcript::append_reply(const std::string& piece, bool thinking) {
         Entry e;
         e.kind = Entry::Assistant;
         e.streaming = true;
+        streaming_ = int(entries_.size());
         entries_.push_back(std::move(e));
     }
-    Entry& e = entries_.back();
+    Entry& e = entries_[size_t(streaming_)];
     (thinking ? e.thinking : e.text) += piece;
     e.width = -1;
     touch();
@@ -35,7 +37,8 @@ void Transcript::append_reply(const std::string& piece, bool thinking) {
 
 void Transcript::finish_reply(const std::string& footer) {
     if (!replying()) append_reply("", false);
-    Entry& e = entries_.back();
+    Entry& e = entries_[size_t(streaming_)];
+    streaming_ = -1;
     e.streaming = false;
     e.footer = footer;
     e.width = -1;
@@ -102,7 +105,7 @@ void Transcript::render(Entry& e, int width) {
         } else {
             for (Line& l : render_markdown(e.text, width)) e.lines.push_back(std::move(l));
             e.md_lines.clear();
-            if (!e.footer.empty()) e.lines.push_back({{{e.footer, Dim}}});
+            for (Line& l : wrap({{e.footer, Dim}}, width)) e.lines.push_back(std::move(l));
         }
         break;
     }

@@ -30,7 +30,7 @@ public:
     // The reply being streamed (created on the first piece).
     void append_reply(const std::string& piece, bool thinking);
     void finish_reply(const std::string& footer);
-    bool replying() const { return !entries_.empty() && entries_.back().streaming; }
+    bool replying() const { return streaming_ >= 0; }
     void add_reply(std::string text, std::string thinking, std::string footer);  // a stored one
 
     void set_show_thinking(bool on);
@@ -50,6 +50,7 @@ private:
     void touch() { dirty_ = true; }
 
     std::vector<Entry> entries_;
+    int streaming_ = -1;  // the reply being streamed (notices may be added after it)
     bool show_thinking_ = true;
     int scroll_ = 0;
     bool dirty_ = true;
