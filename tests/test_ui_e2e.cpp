@@ -111,6 +111,16 @@ TEST(UiEndToEnd, ChatInTmux) {
     EXPECT_GT(ctx2, ctx1) << s;
     EXPECT_TRUE(std::regex_search(s, std::regex("tok/s [1-9]"))) << s;
 
+    // A resize in the middle of a reply: the layout follows and generation goes on.
+    t.tmux("resize-window -x 70 -y 18");
+    s = t.wait_for("generating");
+    std::string rule70;
+    for (int i = 0; i < 70; ++i) rule70 += "─";
+    EXPECT_NE(s.find("\n" + rule70 + "\n"), std::string::npos) << s;  // the rule spans the new width
+    std::this_thread::sleep_for(200ms);
+    EXPECT_GT(ctx_used(t.screen()), ctx2);
+    t.tmux("resize-window -x 80 -y 24");
+
     // A key typed during generation shows in the input line: measure how long that takes.
     const auto t0 = Clock::now();
     t.text("x");
@@ -168,6 +178,23 @@ TEST(UiEndToEnd, ChatInTmux) {
     t.wait_for("EXIT=0");
     const std::string hist = run("cat " + t.home() + "/.local/share/sluice/input_history");
     EXPECT_NE(hist.find("hello there"), std::string::npos) << hist;
+}
+
+TEST(UiEndToEnd, NoColorKeepsAttributesButNoColours) {
+    if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+    Tmux t;
+    const std::string model = std::string(SLUICE_FIXTURES) + "/qwen3/moe_a.gguf";
+    t.start("NO_COLOR=1 " + std::string(SLUICE_BIN) + " chat " + model + " -t 1", 80, 24);
+    t.wait_for("ready: moe_a.gguf");
+    t.text("/nonsense");
+    t.keys("Enter");
+    t.wait_for("error: unknown command /nonsense");
+    const std::string esc = t.tmux("capture-pane -p -e");
+    EXPECT_FALSE(std::regex_search(esc, std::regex("\x1b\\[[0-9;]*(3[0-7]|38;5;\\d+|4[0-7]|48;5;\\d+)m"))) << esc;
+    EXPECT_TRUE(std::regex_search(esc, std::regex("\\x1b\\[(0;)?1m"))) << "bold still marks things";
+    t.text("/quit");
+    t.keys("Enter");
+    t.wait_for("EXIT=0");
 }
 
 TEST(UiEndToEnd, NoModelSaysHowToGetOne) {

@@ -288,6 +288,7 @@ private:
     }
 
     void command(const Command& c) {
+        list_stale_ = true;
         const std::string& a = c.rest;
         std::string why;
         if (c.name == "quit" || c.name == "q" || c.name == "exit") {
@@ -384,6 +385,20 @@ private:
         } else {
             add_error("unknown command /" + c.name + " (/help lists them)");
         }
+    }
+
+    // The store is read when it changed, not on every frame (a database sits behind it).
+    const std::vector<ConversationInfo>& conversations() {
+        if (list_stale_) {
+            list_ = store_.list();
+            list_stale_ = false;
+        }
+        return list_;
+    }
+    std::string title_of(int64_t id) {
+        for (const auto& ci : conversations())
+            if (ci.id == id) return ci.title;
+        return {};
     }
 
     bool busy_refuse() {
@@ -532,6 +547,7 @@ private:
     }
 
     void save_reply(const Pending& p, const ChatEvent& ev) {
+        list_stale_ = true;
         StoredMessage reply;
         reply.role = "assistant";
         reply.content = ev.reply.content;
@@ -590,8 +606,7 @@ private:
         if (!layout_.header.empty()) {
             std::string h = " sluice · " + (model_.name.empty() ? std::string("loading…") : model_.name);
             if (model_.n_expert) h += " · " + std::to_string(model_.n_expert_used) + "/" + std::to_string(model_.n_expert) + " experts";
-            h += " · " + (conv_id_ ? "#" + std::to_string(conv_id_) + " " + store_.get(conv_id_).value_or(ConversationInfo{}).title
-                                   : std::string("new conversation"));
+            h += " · " + (conv_id_ ? "#" + std::to_string(conv_id_) + " " + title_of(conv_id_) : std::string("new conversation"));
             screen_.draw(0, 0, cols, Line{{{h, Bold}}, Plain}, Selected);
         }
         if (layout_.list_shown) draw_list();
@@ -639,7 +654,7 @@ private:
         const Rect& r = layout_.list;
         screen_.draw(r.y, r.x, r.w, Line{{{" Conversations", Bold}}, Plain});
         int y = r.y + 1;
-        for (const auto& ci : store_.list()) {
+        for (const auto& ci : conversations()) {
             if (y >= r.y + r.h) break;
             const std::string s = " #" + std::to_string(ci.id) + " " + ci.title;
             screen_.draw(y++, r.x, r.w, Line{{{pad_right(s, r.w), ci.id == conv_id_ ? uint16_t(Selected) : uint16_t(Plain)}}, Plain});
@@ -661,6 +676,8 @@ private:
     std::string system_, model_key_, hint_, paste_;
     SamplerParams sampler_;
     std::map<uint64_t, Pending> pending_;
+    std::vector<ConversationInfo> list_;
+    bool list_stale_ = true;
     std::vector<std::string> footers_;  // figures of this conversation's replies, in order
     uint64_t active_ = 0;               // the generating request, 0: none
     int64_t conv_id_ = 0;               // 0: not stored yet (created with the first reply)
