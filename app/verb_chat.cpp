@@ -1,0 +1,63 @@
+// sluice chat [MODEL.gguf]: the terminal chat (ui/app.h). Without a model argument it opens the model
+// used last; with none ever used it says how to get one.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "app/args.h"
+#include "app/verbs.h"
+#include "engine/error.h"
+#include "ui/app.h"
+#include "ui/conversation_store.h"
+
+namespace sluice {
+
+int verb_chat(int argc, char** argv) {
+    Args a(argc, argv,
+           {"-t", "-c", "-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+            "--experts-per-token", "--system", "--template", "--token-delay-ms"},
+           {"--no-think"});
+    if (a.positional().size() > 1) throw Error("usage: sluice chat [MODEL.gguf] [-c CTX] [-n MAX_REPLY] [--temp T] ...");
+
+    // The conversation store. The SQLite history store plugs in here; until then conversations live
+    // as long as the process.
+    auto store = ui::make_memory_store();
+
+    std::string model = a.positional().empty() ? store->setting("last_model").value_or("") : a.positional()[0];
+    if (model.empty()) {
+        std::fprintf(stderr,
+                     "sluice chat: no model given and none used before.\n"
+                     "  Chat with a GGUF file:      sluice chat MODEL.gguf\n"
+                     "  Or make a tiny test model:  sluice gen-model --arch qwen3moe --out tiny.gguf\n"
+                     "                              sluice chat tiny.gguf\n");
+        return 2;
+    }
+    if (!std::filesystem::exists(model)) throw Error(model + ": no such file");
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+        throw Error("chat needs a terminal (for scripts, use: sluice run MODEL.gguf --chat -p TEXT)");
+
+    ui::ChatAppOptions o;
+    o.store = store.get();
+    ChatSessionOptions& s = o.session;
+    s.model_path = model;
+    s.model.n_threads = int(a.i64("-t", 0));
+    s.model.n_ctx = a.i64("-c", 0);
+    s.model.experts_per_token = a.i64("--experts-per-token", 0);
+    s.max_reply_tokens = a.i64("-n", 0);
+    s.template_name = a.str("--template");
+    if (a.has("--no-think")) s.enable_thinking = false;
+    s.token_delay_ms = int(a.i64("--token-delay-ms", 0));
+    s.sampler.temperature = float(a.f64("--temp", s.sampler.temperature));
+    s.sampler.seed = uint64_t(a.i64("--seed", 42));
+    s.sampler.top_k = int32_t(a.i64("--top-k", s.sampler.top_k));
+    s.sampler.top_p = float(a.f64("--top-p", s.sampler.top_p));
+    s.sampler.min_p = float(a.f64("--min-p", s.sampler.min_p));
+    s.sampler.repeat_penalty = float(a.f64("--repeat-penalty", s.sampler.repeat_penalty));
+    s.snapshot_after_reply = store->wants_snapshots();
+    o.system_prompt = a.str("--system");
+    o.input_history = ui::data_dir() + "/input_history";
+    return ui::run_chat_app(o);
+}
+
+}  // namespace sluice

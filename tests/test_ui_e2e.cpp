@@ -1,0 +1,207 @@
+// `sluice chat` end to end in a real terminal: tmux runs the binary on the fixture model, keys go in
+// with send-keys, and the screen is read back with capture-pane. Start, send a message, watch the
+// reply stream and the gauges move, stop it with Esc, resize, open the conversation again and
+// continue it, /new, and /quit with exit code 0. Also measures how long a key typed during
+// generation takes to appear on screen.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <thread>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+std::string run(const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    return out;
+}
+
+bool have_tmux() { return std::system("command -v tmux >/dev/null 2>&1") == 0; }
+
+class Tmux {
+public:
+    Tmux() : sock_("sluice-e2e-" + std::to_string(getpid())) {
+        const char* t = std::getenv("SLUICE_TMP");
+        home_ = std::string(t ? t : "/tmp/sluice-test") + "/e2e-home-" + std::to_string(getpid());
+        std::filesystem::remove_all(home_);
+        std::filesystem::create_directories(home_);
+    }
+    ~Tmux() {
+        tmux("kill-server");
+        std::filesystem::remove_all(home_);
+    }
+    std::string tmux(const std::string& args) { return run("tmux -L " + sock_ + " " + args + " 2>&1"); }
+    void start(const std::string& cmd, int cols, int rows) {
+        // The pane's shell prints the exit code when sluice ends and keeps the pane open.
+        const std::string inner = "HOME=" + home_ + " XDG_DATA_HOME= TERM=screen-256color " + cmd +
+                                  "; echo EXIT=$?; sleep 60";
+        tmux("-f /dev/null new-session -d -x " + std::to_string(cols) + " -y " + std::to_string(rows) + " '" + inner + "'");
+    }
+    std::string screen() { return tmux("capture-pane -p"); }
+    void keys(const std::string& k) { tmux("send-keys " + k); }
+    void text(const std::string& t) { tmux("send-keys -l '" + t + "'"); }
+    // Waits until the screen matches; returns it (empty on timeout).
+    std::string wait_for(const std::string& re, std::chrono::milliseconds timeout = 10s) {
+        const std::regex r(re);
+        const auto end = Clock::now() + timeout;
+        std::string s;
+        while (Clock::now() < end) {
+            s = screen();
+            if (std::regex_search(s, r)) return s;
+            std::this_thread::sleep_for(20ms);
+        }
+        ADD_FAILURE() << "screen never matched /" << re << "/; last screen:\n" << s;
+        return {};
+    }
+    const std::string& home() const { return home_; }
+
+private:
+    std::string sock_, home_;
+};
+
+int ctx_used(const std::string& screen) {
+    std::smatch m;
+    const std::regex r("ctx (\\d+)/512");
+    return std::regex_search(screen, m, r) ? std::stoi(m[1]) : -1;
+}
+
+std::string line_with(const std::string& screen, const std::string& needle) {
+    size_t p = screen.find(needle);
+    if (p == std::string::npos) return {};
+    size_t a = screen.rfind('\n', p), b = screen.find('\n', p);
+    return screen.substr(a == std::string::npos ? 0 : a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+}
+
+TEST(UiEndToEnd, ChatInTmux) {
+    if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+    Tmux t;
+    const std::string model = std::string(SLUICE_FIXTURES) + "/qwen3/moe_a.gguf";
+    // Sampling at temperature 1 over the whole vocabulary keeps the random model talking; the delay
+    // paces it so a reply lasts long enough to be watched and stopped.
+    t.start(std::string(SLUICE_BIN) + " chat " + model + " -t 1 --temp 1 --top-k 0 --top-p 1 --min-p 0 --token-delay-ms 40",
+            80, 24);
+    std::string s = t.wait_for("ready: moe_a.gguf");
+    EXPECT_NE(s.find("ctx 0/512"), std::string::npos) << s;
+    EXPECT_NE(s.find("idle"), std::string::npos);
+
+    // A message: the reply streams and the gauges move.
+    t.text("hello there");
+    t.keys("Enter");
+    s = t.wait_for("generating");
+    EXPECT_NE(s.find("❯ hello there"), std::string::npos) << s;
+    const int ctx1 = ctx_used(t.wait_for("ctx [1-9]\\d*/512"));
+    std::this_thread::sleep_for(400ms);
+    s = t.screen();
+    const int ctx2 = ctx_used(s);
+    EXPECT_GT(ctx2, ctx1) << s;
+    EXPECT_TRUE(std::regex_search(s, std::regex("tok/s [1-9]"))) << s;
+
+    // A resize in the middle of a reply: the layout follows and generation goes on.
+    t.tmux("resize-window -x 70 -y 18");
+    s = t.wait_for("generating");
+    std::string rule70;
+    for (int i = 0; i < 70; ++i) rule70 += "─";
+    EXPECT_NE(s.find("\n" + rule70 + "\n"), std::string::npos) << s;  // the rule spans the new width
+    std::this_thread::sleep_for(200ms);
+    EXPECT_GT(ctx_used(t.screen()), ctx2);
+    t.tmux("resize-window -x 80 -y 24");
+
+    // A key typed during generation shows in the input line: measure how long that takes.
+    const auto t0 = Clock::now();
+    t.text("x");
+    std::string typed;
+    while (Clock::now() - t0 < 5s) {
+        typed = t.screen();
+        if (typed.find("❯ x") != std::string::npos) break;
+    }
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    std::printf("key echo during generation: %.1f ms (including tmux send-keys and capture-pane)\n", ms);
+    EXPECT_NE(typed.find("❯ x"), std::string::npos) << typed;
+    EXPECT_LT(ms, 1000);
+    t.keys("BSpace");
+
+    // Esc stops the reply; the partial reply is kept with its figures.
+    t.keys("Escape");
+    s = t.wait_for("tok/s · prompt .* · stopped");
+    EXPECT_NE(s.find("idle"), std::string::npos) << s;
+    EXPECT_NE(s.find("#1 hello there"), std::string::npos) << s;  // stored as conversation 1
+
+    // Resize: wider shows the conversation list; narrower hides it and keeps the gauges.
+    t.tmux("resize-window -x 120 -y 30");
+    s = t.wait_for("Conversations");
+    EXPECT_NE(line_with(s, "\ntok/s").find("ctx"), std::string::npos) << s;
+    t.tmux("resize-window -x 60 -y 14");
+    s = t.wait_for("tok/s");
+    EXPECT_EQ(s.find("Conversations"), std::string::npos) << s;
+    t.tmux("resize-window -x 80 -y 24");
+
+    // Bad commands get one line; /new clears; /open brings conversation 1 back and it goes on.
+    t.text("/set temp hot");
+    t.keys("Enter");
+    t.wait_for("error: 'hot' is not a number");
+    t.text("/new");
+    t.keys("Enter");
+    s = t.wait_for("new conversation\\n");
+    EXPECT_EQ(s.find("❯ hello there"), std::string::npos) << s;
+    t.text("/open 1");
+    t.keys("Enter");
+    s = t.wait_for("conversation processed: \\d+ tokens");
+    EXPECT_NE(s.find("❯ hello there"), std::string::npos) << s;
+    EXPECT_NE(s.find("stopped"), std::string::npos) << s;  // the past reply's figures
+    t.text("and then?");
+    t.keys("Enter");
+    t.wait_for("❯ and then\\?");
+    t.keys("Escape");
+    s = t.wait_for("\\(\\+\\d+ cached\\)");  // the second reply's figures: its prompt reused the cache
+    t.text("/list");
+    t.keys("Enter");
+    s = t.wait_for("#1  hello there  \\(4 messages\\)");
+
+    // /quit leaves with exit code 0, and the input history was saved for the next session.
+    t.text("/quit");
+    t.keys("Enter");
+    t.wait_for("EXIT=0");
+    const std::string hist = run("cat " + t.home() + "/.local/share/sluice/input_history");
+    EXPECT_NE(hist.find("hello there"), std::string::npos) << hist;
+}
+
+TEST(UiEndToEnd, NoColorKeepsAttributesButNoColours) {
+    if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+    Tmux t;
+    const std::string model = std::string(SLUICE_FIXTURES) + "/qwen3/moe_a.gguf";
+    t.start("NO_COLOR=1 " + std::string(SLUICE_BIN) + " chat " + model + " -t 1", 80, 24);
+    t.wait_for("ready: moe_a.gguf");
+    t.text("/nonsense");
+    t.keys("Enter");
+    t.wait_for("error: unknown command /nonsense");
+    const std::string esc = t.tmux("capture-pane -p -e");
+    EXPECT_FALSE(std::regex_search(esc, std::regex("\x1b\\[[0-9;]*(3[0-7]|38;5;\\d+|4[0-7]|48;5;\\d+)m"))) << esc;
+    EXPECT_TRUE(std::regex_search(esc, std::regex("\\x1b\\[(0;)?1m"))) << "bold still marks things";
+    t.text("/quit");
+    t.keys("Enter");
+    t.wait_for("EXIT=0");
+}
+
+TEST(UiEndToEnd, NoModelSaysHowToGetOne) {
+    const std::string out = run("HOME=/nonexistent-sluice " + std::string(SLUICE_BIN) + " chat 2>&1; echo rc=$?");
+    EXPECT_NE(out.find("sluice chat MODEL.gguf"), std::string::npos) << out;
+    EXPECT_NE(out.find("sluice gen-model"), std::string::npos) << out;
+    EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
+}
+
+}  // namespace
