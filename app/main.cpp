@@ -30,6 +30,7 @@ const Verb kVerbs[] = {
 void usage() {
     std::fprintf(stderr, "usage: sluice VERB [ARGS]\n");
     for (const Verb& v : kVerbs) std::fprintf(stderr, "  sluice %-9s %s\n", v.name, v.help);
+    std::fprintf(stderr, "MODEL.gguf may be 'demo': the small model that ships with sluice (models/demo.gguf)\n");
 }
 
 }  // namespace

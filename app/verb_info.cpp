@@ -4,6 +4,7 @@
 
 #include "app/args.h"
 #include "app/verbs.h"
+#include "engine/demo_model.h"
 #include "engine/error.h"
 #include "engine/model_info.h"
 
@@ -12,7 +13,7 @@ namespace sluice {
 int verb_info(int argc, char** argv) {
     Args a(argc, argv, {"--experts-per-token"}, {"--json"});
     if (a.positional().size() != 1) throw Error("usage: sluice info MODEL.gguf [--json]");
-    auto f = gguf::File::open(a.positional()[0]);
+    auto f = gguf::File::open(resolve_model_path(a.positional()[0]));
     const ModelInfo mi = model_info(*f, a.i64("--experts-per-token", 0));
 
     if (a.has("--json")) {

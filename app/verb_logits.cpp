@@ -6,6 +6,7 @@
 
 #include "app/args.h"
 #include "app/verbs.h"
+#include "engine/demo_model.h"
 #include "engine/error.h"
 #include "engine/model.h"
 
@@ -37,7 +38,7 @@ int verb_logits(int argc, char** argv) {
     ModelOptions opt;
     opt.n_threads = int(a.i64("-t", 0));
     opt.n_ctx = a.i64("-c", int64_t(tokens.size()));
-    auto model = load_model(a.positional()[0], opt);
+    auto model = load_model(resolve_model_path(a.positional()[0]), opt);
     const std::vector<float> logits = model->forward_tokens(tokens, true);
     const std::string out = a.required("--out");
     FILE* f = std::fopen(out.c_str(), "wb");

@@ -7,6 +7,7 @@
 
 #include "app/args.h"
 #include "app/verbs.h"
+#include "engine/demo_model.h"
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
@@ -29,7 +30,7 @@ int verb_run(int argc, char** argv) {
     opt.n_threads = int(a.i64("-t", 0));
     opt.n_ctx = a.i64("-c", 0);
     opt.experts_per_token = a.i64("--experts-per-token", 0);
-    auto model = load_model(a.positional()[0], opt);
+    auto model = load_model(resolve_model_path(a.positional()[0]), opt);
     text::Tokenizer tok(text::from_gguf(model->file()));
 
     std::string text = prompt;

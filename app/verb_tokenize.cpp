@@ -6,6 +6,7 @@
 
 #include "app/args.h"
 #include "app/verbs.h"
+#include "engine/demo_model.h"
 #include "engine/error.h"
 #include "engine/gguf/gguf.h"
 #include "engine/text/tokenizer.h"
@@ -15,7 +16,7 @@ namespace sluice {
 int verb_tokenize(int argc, char** argv) {
     Args a(argc, argv, {"--text"}, {"--no-special"});
     if (a.positional().size() != 1) throw Error("usage: sluice tokenize MODEL.gguf --text TEXT (or text on stdin)");
-    auto f = gguf::File::open(a.positional()[0]);
+    auto f = gguf::File::open(resolve_model_path(a.positional()[0]));
     text::Tokenizer tok(text::from_gguf(*f));
     std::string input;
     if (a.has("--text")) input = a.str("--text");
