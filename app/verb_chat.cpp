@@ -1,5 +1,5 @@
 // sluice chat [MODEL.gguf]: the terminal chat (ui/app.h). Without a model argument it opens the model
-// used last; with none ever used it says how to get one.
+// used last, else the demo model (models/demo.gguf).
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,6 +7,7 @@
 
 #include "app/args.h"
 #include "app/verbs.h"
+#include "engine/demo_model.h"
 #include "engine/error.h"
 #include "ui/app.h"
 #include "ui/conversation_store.h"
@@ -24,15 +25,21 @@ int verb_chat(int argc, char** argv) {
     // as long as the process.
     auto store = ui::make_memory_store();
 
+    // No argument: the model used last, else the demo model that ships with sluice.
     std::string model = a.positional().empty() ? store->setting("last_model").value_or("") : a.positional()[0];
     if (model.empty()) {
-        std::fprintf(stderr,
-                     "sluice chat: no model given and none used before.\n"
-                     "  Chat with a GGUF file:      sluice chat MODEL.gguf\n"
-                     "  Or make a tiny test model:  sluice gen-model --arch qwen3moe --out tiny.gguf\n"
-                     "                              sluice chat tiny.gguf\n");
-        return 2;
+        try {
+            model = demo_model_path();
+        } catch (const Error& e) {
+            std::fprintf(stderr,
+                         "sluice chat: no model given, none used before, and the demo model is missing (%s).\n"
+                         "  Chat with a GGUF file:      sluice chat MODEL.gguf\n"
+                         "  Or make a tiny test model:  sluice gen-model --arch qwen3moe --out tiny.gguf\n",
+                         e.what());
+            return 2;
+        }
     }
+    model = resolve_model_path(model);
     if (!std::filesystem::exists(model)) throw Error(model + ": no such file");
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
         throw Error("chat needs a terminal (for scripts, use: sluice run MODEL.gguf --chat -p TEXT)");
