@@ -63,6 +63,18 @@ void Store::evict_to(uint64_t budget, int64_t keep_id) {
 
 int64_t Store::put_snapshot(int64_t conv, std::string_view fingerprint, std::string_view settings,
                             std::span<const int32_t> tokens, std::span<const uint8_t> state) {
+    try {
+        return put_snapshot_txn(conv, fingerprint, settings, tokens, state);
+    } catch (const SqlError& e) {
+        if (!e.disk_full()) throw;
+        throw SqlError(path_ + ": no space to save a snapshot of " + std::to_string(state.size()) +
+                           " bytes; it was not saved, the conversation is intact (" + e.what() + ")",
+                       e.code(), e.sys_errno(), e.sql());
+    }
+}
+
+int64_t Store::put_snapshot_txn(int64_t conv, std::string_view fingerprint, std::string_view settings,
+                                std::span<const int32_t> tokens, std::span<const uint8_t> state) {
     const std::span<const uint8_t> tok = token_bytes(tokens);
     // Room is made for the uncompressed size, so the file never grows past the budget.
     const uint64_t estimate = uint64_t(state.size()) + tok.size();

@@ -154,6 +154,8 @@ public:
 
 private:
     void evict_to(uint64_t budget, int64_t keep_id);
+    int64_t put_snapshot_txn(int64_t conversation_id, std::string_view model_fingerprint, std::string_view settings,
+                             std::span<const int32_t> tokens, std::span<const uint8_t> state);
     std::string path_;
     Options opt_;
     uint64_t budget_ = kDefaultSnapshotBudget;

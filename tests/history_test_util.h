@@ -18,7 +18,9 @@ inline std::string tmp_dir() {
 }
 
 // A fresh path (any old file and its -wal/-shm removed).
-inline std::string tmp_db(const std::string& name) {
+inline std::string tmp_db(std::string name) {
+    for (char& c : name)
+        if (c == '/') c = '_';  // parameterised test names
     const std::string p = tmp_dir() + "/" + name + "-" + std::to_string(getpid()) + ".db";
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(p + suffix);
     return p;
