@@ -40,16 +40,16 @@ const char* role_name(Role r);            // "system", "user", "assistant", "too
 Role parse_role(std::string_view name);   // Error for anything else
 
 struct Timings {                          // nullopt: not measured
-    std::optional<double> prompt_tok_s, decode_tok_s, ttft_s;
-    std::optional<double> cache_hit_rate; // expert cache, 0..1
+    std::optional<double> prompt_tok_s{}, decode_tok_s{}, ttft_s{};
+    std::optional<double> cache_hit_rate{};  // expert cache, 0..1
 };
 
 struct Message {
     Role role = Role::User;
-    std::string content;
-    std::string thinking;                 // reasoning text, kept apart from the answer
+    std::string content{};
+    std::string thinking{};               // reasoning text, kept apart from the answer
     int64_t n_tokens = 0;
-    Timings timings;
+    Timings timings{};
     bool partial = false;                 // an interrupted (or still streaming) reply
     // Set by the store:
     int64_t id = 0, conversation_id = 0;
@@ -58,10 +58,10 @@ struct Message {
 };
 
 struct Conversation {
-    std::string title;
-    std::string model_name;               // for people: the GGUF's file name
-    std::string model_fingerprint;        // model_fingerprint() in history/resume.h
-    std::string system_prompt;
+    std::string title{};
+    std::string model_name{};             // for people: the GGUF's file name
+    std::string model_fingerprint{};      // model_fingerprint() in history/resume.h
+    std::string system_prompt{};
     std::string sampling_json = "{}";     // the sampling settings, a JSON object
     // Set by the store:
     int64_t id = 0;
