@@ -35,8 +35,26 @@ bool is_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
     return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
 
+// Snapshots are a cache: losing the latest one to a power cut costs a re-processing, not data, so
+// their writes skip the fsync that message commits pay (a crash of the process still loses nothing
+// in WAL mode). Messages stay synchronous=FULL.
+class RelaxedSync {
+public:
+    explicit RelaxedSync(Db& db) : db_(db) { db_.exec("PRAGMA synchronous = NORMAL"); }
+    ~RelaxedSync() {
+        try {
+            db_.exec("PRAGMA synchronous = FULL");
+        } catch (...) {  // only fails on a broken connection, which the next call reports
+        }
+    }
+
+private:
+    Db& db_;
+};
+
 // Strictly increasing, so two uses within one millisecond still order.
 void mark_used(Db& db, int64_t id) {
+    RelaxedSync relaxed(db);
     Stmt st(db, "UPDATE snapshots SET last_used_ms = max(?2, (SELECT max(last_used_ms) + 1 FROM snapshots)) WHERE id = ?1");
     st.bind(1, id).bind(2, now_ms());
     st.run();
@@ -64,6 +82,7 @@ void Store::evict_to(uint64_t budget, int64_t keep_id) {
 int64_t Store::put_snapshot(int64_t conv, std::string_view fingerprint, std::string_view settings,
                             std::span<const int32_t> tokens, std::span<const uint8_t> state) {
     try {
+        RelaxedSync relaxed(*db_);
         return put_snapshot_txn(conv, fingerprint, settings, tokens, state);
     } catch (const SqlError& e) {
         if (!e.disk_full()) throw;
