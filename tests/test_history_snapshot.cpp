@@ -68,7 +68,8 @@ TEST_P(SnapshotTest, RoundTripIsBitExact) {
     int i = 0;
     for (const auto& st : states) {
         SCOPED_TRACE(st.size());
-        const auto toks = iota_tokens(10 + i, 1000 * ++i);  // no prefix relation: none supersedes another
+        ++i;
+        const auto toks = iota_tokens(10 + i, 1000 * i);  // no prefix relation: none supersedes another
         const int64_t id = s.put_snapshot(c, "fp", "set", toks, st);
         ASSERT_GT(id, 0);
         EXPECT_EQ(s.load_snapshot(id), st);
@@ -84,8 +85,11 @@ TEST_P(SnapshotTest, RoundTripIsBitExact) {
     }
     EXPECT_EQ(s.snapshots(c).size(), states.size());
     const auto zeros = s.snapshots(c);
-    for (const auto& info : zeros)
-        if (info.state_bytes == 100000) EXPECT_LT(info.stored_bytes, 1000u) << "compressed";
+    for (const auto& info : zeros) {
+        if (info.state_bytes == 100000) {
+            EXPECT_LT(info.stored_bytes, 1000u) << "compressed";
+        }
+    }
 }
 
 TEST_P(SnapshotTest, LongerStateSupersedesItsPrefixes) {
