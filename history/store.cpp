@@ -54,7 +54,8 @@ std::string Store::default_path() {
 
 namespace {
 
-bool is_memory(const std::string& path) { return path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0; }
+// "" is SQLite's private temporary database; neither gets a file of ours or WAL.
+bool is_memory(const std::string& path) { return path.empty() || path == ":memory:"; }
 
 // mkdir -p with 0700 for what it creates: the history is private.
 void make_parent_dirs(const std::string& path) {
