@@ -46,7 +46,9 @@ struct ResumeResult {
 ResumeResult resume(Model& m, Store& store, int64_t conversation_id, std::span<const int32_t> ids, const ModelIdentity& ident);
 
 // Saves the model's state; `ids` must be exactly the m.n_past() tokens it holds. Returns the snapshot
-// id, or 0 when the state is larger than the whole budget.
+// id, or 0 when the state is larger than the whole budget. It costs a copy of the state, zstd and a
+// write (0.84 s for a 40 MB state on the 2-core dev box): run it after the reply is shown, not
+// before. A full disk is a SqlError (disk_full()) and leaves the messages intact.
 int64_t save_snapshot(const Model& m, Store& store, int64_t conversation_id, std::span<const int32_t> ids, const ModelIdentity& ident);
 
 }  // namespace sluice::history

@@ -11,8 +11,9 @@
 //                            .timings = t, .partial = interrupted});
 //   save_snapshot(model, store, c, ids, ident);             // history/resume.h
 //
-// Every call that writes is one transaction, committed (synchronous=FULL) before it returns; a
-// message is never lost once its call returned. Errors throw sluice::Error (SqlError from
+// Every call that writes is one transaction, committed before it returns; conversations and
+// messages with synchronous=FULL (never lost once the call returned, power cut included), snapshots
+// without the fsync (a cache: a power cut may cost the latest one, never the file's integrity). Errors throw sluice::Error (SqlError from
 // history/sqlite.h, with SQLite's extended code, for database failures). A Store is one connection
 // and is not thread-safe: a second thread opens its own Store on the same path (WAL lets them work
 // side by side; a writer waits up to 5 s for another's transaction).
