@@ -25,6 +25,9 @@ const Verb kVerbs[] = {
     {"info", sluice::verb_info, "MODEL.gguf [--json]"},
     {"gen-model", sluice::verb_gen_model, "--arch qwen3moe|qwen35moe [--layers N ... | --like qwen3.5-397b] [--dry-run] --type T --out F"},
     {"quantize", sluice::verb_quantize, "IN.gguf OUT.gguf --type T"},
+#ifdef SLUICE_UI
+    {"history", sluice::verb_history, "list|show ID|export ID --format md|json|delete ID|search TEXT [--db PATH]"},
+#endif
 };
 
 void usage() {
