@@ -11,7 +11,8 @@ namespace fs = std::filesystem;
 
 std::vector<std::string> demo_model_candidates() {
     std::vector<std::string> out;
-    if (const char* env = std::getenv("SLUICE_DEMO_MODEL"); env && *env) out.push_back(env);
+    // An explicit SLUICE_DEMO_MODEL is the only place looked in.
+    if (const char* env = std::getenv("SLUICE_DEMO_MODEL"); env && *env) return {env};
     std::error_code ec;
     const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     if (!ec) {

@@ -6,7 +6,7 @@
 
 namespace sluice {
 
-// Where the demo model is looked for, in order: $SLUICE_DEMO_MODEL; next to the executable
+// Where the demo model is looked for: $SLUICE_DEMO_MODEL alone when set; else next to the executable
 // (<exe>/../share/sluice/demo.gguf as installed, <exe>/../models/demo.gguf from a build directory in
 // the source tree); the source tree this binary was built from.
 std::vector<std::string> demo_model_candidates();

@@ -197,8 +197,15 @@ TEST(UiEndToEnd, NoColorKeepsAttributesButNoColours) {
     t.wait_for("EXIT=0");
 }
 
-TEST(UiEndToEnd, NoModelSaysHowToGetOne) {
-    const std::string out = run("HOME=/nonexistent-sluice " + std::string(SLUICE_BIN) + " chat 2>&1; echo rc=$?");
+TEST(UiEndToEnd, NoModelOpensTheDemoModel) {
+    // Past the model choice, it stops only because stdin is not a terminal.
+    const std::string out = run("HOME=/nonexistent-sluice " + std::string(SLUICE_BIN) + " chat </dev/null 2>&1; echo rc=$?");
+    EXPECT_NE(out.find("needs a terminal"), std::string::npos) << out;
+}
+
+TEST(UiEndToEnd, NoModelAndNoDemoSaysHowToGetOne) {
+    const std::string out = run("HOME=/nonexistent-sluice SLUICE_DEMO_MODEL=/nonexistent-sluice/demo.gguf " +
+                                std::string(SLUICE_BIN) + " chat 2>&1; echo rc=$?");
     EXPECT_NE(out.find("sluice chat MODEL.gguf"), std::string::npos) << out;
     EXPECT_NE(out.find("sluice gen-model"), std::string::npos) << out;
     EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
