@@ -15,9 +15,6 @@ using namespace blocks;
 
 namespace {
 
-
-
-
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
@@ -60,7 +57,7 @@ inline int quantize32(const float* x, float id, int8_t* q) {
     const __m256 vid = _mm256_set1_ps(id);
     const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
     __m256i v[4];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
         __m256i i = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid));
         v[k] = _mm256_max_epi32(_mm256_min_epi32(i, lim), nlim);
@@ -112,7 +109,7 @@ inline float dot_float(const void* w, const float* x, int64_t n, Load8 load8, Lo
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
         prefetch<kAheadFloat>(static_cast<const uint8_t*>(w) + i * WBytes, 32 * WBytes);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int k = 0; k < 4; ++k)
             acc[k] = _mm256_fmadd_ps(load8(i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
     }
@@ -245,7 +242,7 @@ float dot_q4_K(const void* row, const void* act, int64_t n) {
         const __m256i sc = scales_i16(scm, 0);
         const __m256i imin = k4_mins(scm, a.bsums + b * 16);
         __m256i isum = _mm256_setzero_si256();
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
             const __m256i qs = load256(w[b].qs + 32 * j);
             const __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
@@ -275,7 +272,7 @@ float dot_q5_K(const void* row, const void* act, int64_t n) {
         // Bit g of qh[l] is the fifth bit of element 32g + l: shift right g, mask bit 0, move to bit 4.
         __m256i hb = load256(w[b].qh);
         __m256i isum = _mm256_setzero_si256();
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
             const __m256i qs = load256(w[b].qs + 32 * j);
             const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, m4), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
@@ -308,7 +305,7 @@ float dot_q6_K(const void* row, const void* act, int64_t n) {
         const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(a.bsums + b * 16));
         __m256i isum = _mm256_slli_epi32(corr, 5);
         isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum);
-        #pragma GCC unroll 4
+#pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
             const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_unpackhi_epi64(sc8, sc8) : sc8));
             const __m256i l0 = load256(w[b].ql + 64 * h), l1 = load256(w[b].ql + 64 * h + 32);
@@ -316,7 +313,7 @@ float dot_q6_K(const void* row, const void* act, int64_t n) {
             const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
                                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
                                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int s = 0; s < 4; ++s) {
                 const __m256i u = _mm256_or_si256(lo[s], _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
                 qh = _mm256_srli_epi16(qh, 2);
@@ -342,11 +339,11 @@ float dot_q2_K(const void* row, const void* act, int64_t n) {
         const __m128i sc8 = _mm_and_si128(raw, m4), m8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
         const __m256i imin = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m8), load256(a.bsums + b * 16));
         __m256i isum = _mm256_setzero_si256();
-        #pragma GCC unroll 4
+#pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
             const __m256i sc = scales_i16(sc8, h);
             __m256i qs = load256(w[b].qs + 32 * h);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int s = 0; s < 4; ++s) {
                 const __m256i p = _mm256_maddubs_epi16(_mm256_and_si256(qs, m3), load256(q8 + 128 * h + 32 * s));
                 qs = _mm256_srli_epi16(qs, 2);
@@ -384,11 +381,11 @@ float dot_q3_K(const void* row, const void* act, int64_t n) {
         const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(a.bsums + b * 16));
         __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 2));
         __m256i hm = load256(w[b].hmask);  // bit s of hmask[l]: high bit of element 32s + l
-        #pragma GCC unroll 4
+#pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
             const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_unpackhi_epi64(sc8, sc8) : sc8));
             __m256i qs = load256(w[b].qs + 32 * h);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int s = 0; s < 4; ++s) {
                 const __m256i u = _mm256_or_si256(_mm256_and_si256(qs, m3), _mm256_slli_epi16(_mm256_and_si256(hm, one), 2));
                 qs = _mm256_srli_epi16(qs, 2);

@@ -1,7 +1,8 @@
-// AVX-512 (F/BW/VL/DQ/VNNI) dot products; activations are prepared by the AVX2 code (same bytes).
-// Q8_0/Q4_0: two 32-blocks per register, vpdpbusd (u8 x s8 summed 4 at a time into i32). K-quants:
-// 64 quants per register, vpmaddubsw then vpdpwssd against the group scales spread over i16 lanes
-// with vpermw. Integer sums per super-block equal the scalar reference's exactly.
+// AVX-512 (F/BW/VL/DQ/VNNI) dot products for the types where they beat AVX2 on real hardware (see
+// avx512_dot); activations are prepared by the AVX2 code (same bytes). Q8_0: two 32-blocks per
+// register, vpdpbusd (u8 x s8 summed 4 at a time into i32). Q2_K/Q3_K/Q6_K: 64 quants per register,
+// vpmaddubsw then vpdpwssd against the group scales spread over i16 lanes with vpermw. Integer sums
+// per super-block equal the scalar reference's exactly.
 // GCC 12 warns about the _mm512_undefined_* placeholders inside its own intrinsics (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -44,18 +45,14 @@ inline void prefetch(const void* p, int bytes) {
     for (int o = 0; o < bytes; o += 64) _mm_prefetch(static_cast<const char*>(p) + Ahead + o, _MM_HINT_T0);
 }
 
-// vpermw indices spreading scales over the 32 i16 lanes of a maddubs result: k4[j] gives Q4_K's
-// groups 2j, 2j+1 (16 lanes each); g16[k] gives 16-element groups 4k..4k+3 (8 lanes each).
+// vpermw indices spreading scales over the 32 i16 lanes of a maddubs result: g16[k] gives the
+// 16-element groups 4k..4k+3 (8 lanes each).
 // constexpr: built at compile time, so no code from this file runs before dispatch picks it.
 struct Indices {
-    alignas(64) uint16_t k4[4][32] = {};
     alignas(64) uint16_t g16[4][32] = {};
     constexpr Indices() {
         for (int j = 0; j < 4; ++j)
-            for (int i = 0; i < 32; ++i) {
-                k4[j][i] = uint16_t(2 * j + i / 16);
-                g16[j][i] = uint16_t(4 * j + i / 8);
-            }
+            for (int i = 0; i < 32; ++i) g16[j][i] = uint16_t(4 * j + i / 8);
     }
 };
 constexpr Indices kIdx;
@@ -105,7 +102,7 @@ float dot_bf16(const void* row, const void* act, int64_t n) {
     });
 }
 
-// ---- 32-element blocks, two per register; an odd last block takes the 256-bit path.
+// ---- Q8_0: two blocks per register; an odd last block takes the 256-bit path.
 
 inline __m512 pair_scales(float s0, float s1) {
     return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
@@ -141,98 +138,7 @@ float dot_q8_0(const void* row, const void* act, int64_t n) {
     return sum;
 }
 
-// sum (nib - 8) * a = dpbusd(nib, a) - dpbusd(8, a)
-inline __m256i q4_0_nibbles(const uint8_t* qs) {
-    const __m128i q = load128(qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0xF));
-}
-
-float dot_q4_0(const void* row, const void* act, int64_t n) {
-    auto* w = static_cast<const Q4_0*>(row);
-    ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
-    const __m512i zero = _mm512_setzero_si512(), eights = _mm512_set1_epi8(8);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    auto pair = [&](int64_t b, __m512& acc) {
-        const __m512i nib = join(q4_0_nibbles(w[b].qs), q4_0_nibbles(w[b + 1].qs)), x = load512(a.qs + b * QK);
-        const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, nib, x), _mm512_dpbusd_epi32(zero, eights, x));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
-                              pair_scales(half(w[b].d) * a.d[b], half(w[b + 1].d) * a.d[b + 1]), acc);
-    };
-    const int64_t nb = n / QK;
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        prefetch<kAheadQuant>(w + b, 4 * int(sizeof *w));
-        pair(b, acc0);
-        pair(b + 2, acc1);
-    }
-    for (; b + 2 <= nb; b += 2) pair(b, acc0);
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-    if (b < nb) {
-        const __m256i z = _mm256_setzero_si256(), x = load256(a.qs + b * QK);
-        const __m256i s = _mm256_sub_epi32(_mm256_dpbusd_epi32(z, q4_0_nibbles(w[b].qs), x),
-                                           _mm256_dpbusd_epi32(z, _mm256_set1_epi8(8), x));
-        sum += half(w[b].d) * a.d[b] * hsum256(_mm256_cvtepi32_ps(s));
-    }
-    return sum;
-}
-
 // ---- K-quants
-
-// Q4_K/Q5_K 6-bit scales and mins: 8 scale bytes then 8 min bytes (see blocks::scale_min_k4).
-inline __m128i k4_scales(const uint8_t* s12) {
-    uint32_t u[3];
-    std::memcpy(u, s12, 12);
-    const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
-    const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;
-    const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4;
-    return _mm_setr_epi32(int(sc_lo), int(sc_hi), int(m_lo), int(m_hi));
-}
-
-// sum_g m_g * (bsum_2g + bsum_2g+1) in 8 i32 lanes
-inline __m256i k4_mins(__m128i scm, const int16_t* bsums) {
-    const __m128i dup = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-    return _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_shuffle_epi8(scm, dup)), load256(bsums));
-}
-
-// Q4_K and Q5_K; Hi adds Q5_K's fifth bits.
-template <class Block, bool Hi>
-float dot_kx(const void* row, const void* act, int64_t n) {
-    auto* w = static_cast<const Block*>(row);
-    ActQ8x256 a = act_q8x256(const_cast<void*>(act), n);
-    const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / QKK; ++b) {
-        prefetch<kAheadQuant>(w + b, int(sizeof *w));
-        const int8_t* q8 = a.qs + b * QKK;
-        const __m128i scm = k4_scales(w[b].scales);
-        const __m512i sc = zext(_mm256_cvtepu8_epi16(scm));  // i16 lanes 0-7 scales (8-15 mins, unused)
-        const __m256i imin = k4_mins(scm, a.bsums + b * 16);
-        __m256i hb;
-        if constexpr (Hi) hb = load256(w[b].qh);
-        __m512i isum = _mm512_setzero_si512();
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) {
-            const __m256i qs = load256(w[b].qs + 32 * j);
-            __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
-            if constexpr (Hi) {  // bit 2j of qh[l] for the low nibbles, 2j+1 for the high ones
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-                hb = _mm256_srli_epi16(hb, 1);
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-                hb = _mm256_srli_epi16(hb, 1);
-            }
-            const __m512i p = _mm512_maddubs_epi16(join(lo, hi), load512(q8 + 64 * j));
-            isum = _mm512_dpwssd_epi32(isum, p, spread(kIdx.k4[j], sc));
-        }
-        const float da = a.d[b];
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(da * half(w[b].d)), acc);
-        accm = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_set1_ps(da * half(w[b].dmin)), accm);
-    }
-    return _mm512_reduce_add_ps(acc) + hsum256(accm);
-}
-
-float dot_q4_K(const void* row, const void* act, int64_t n) { return dot_kx<Q4_K, false>(row, act, n); }
-float dot_q5_K(const void* row, const void* act, int64_t n) { return dot_kx<Q5_K, true>(row, act, n); }
 
 float dot_q6_K(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const Q6_K*>(row);
@@ -352,13 +258,13 @@ DotFn avx512_dot(GgmlType t) {
         case GgmlType::F32: return dot_f32;
         case GgmlType::F16: return dot_f16;
         case GgmlType::BF16: return dot_bf16;
-        case GgmlType::Q4_0: return dot_q4_0;
         case GgmlType::Q8_0: return dot_q8_0;
         case GgmlType::Q2_K: return dot_q2_K;
         case GgmlType::Q3_K: return dot_q3_K;
-        case GgmlType::Q4_K: return dot_q4_K;
-        case GgmlType::Q5_K: return dot_q5_K;
         case GgmlType::Q6_K: return dot_q6_K;
+        // Q4_0, Q4_K, Q5_K: 512-bit versions (vpmaddubsw + vpdpwssd) measured slower than the AVX2
+        // ones on a Sapphire Rapids-class Xeon (Q4_K in cache: 16.9 vs 20.0 GB/s on 1 thread; equal
+        // from RAM), since 512-bit integer multiplies issue on one port there. The AVX2 ones are used.
         default: return nullptr;
     }
 }

@@ -34,8 +34,10 @@ void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
 // Reference quantizer (rounding as llama.cpp's quantize_row_*_ref). Used by writers and tests.
 void quantize_row(GgmlType t, const float* src, void* dst, int64_t n);
 
-// Activations prepared once per vector for a weight type's dot product (e.g. quantized to 8 bits for
-// the integer kernels of the K-quants and Q8_0/Q4_0; plain floats for F32/F16/BF16).
+// Activations prepared once per vector for a weight type's dot product: F32/F16/BF16 keep floats;
+// Q8_0/Q4_0 get int8 blocks of 32 with a float scale, the K-quants int8 blocks of 256 with per-16
+// sums (layouts in blocks.h), for integer dot products. `act` must be 4-byte aligned; the bytes are
+// the same on every ISA.
 size_t act_bytes(GgmlType weight_type, int64_t n);
 void prepare_act(GgmlType weight_type, const float* x, void* act, int64_t n);
 // dot(weight row, prepared activations) over n elements.
@@ -46,7 +48,8 @@ void dequantize_row_isa(Isa isa, GgmlType t, const void* src, float* dst, int64_
 void prepare_act_isa(Isa isa, GgmlType weight_type, const float* x, void* act, int64_t n);
 float vec_dot_isa(Isa isa, GgmlType weight_type, const void* row, const void* act, int64_t n);
 
-// y (rows) = W (rows, cols) @ x (cols). Splits rows over the pool's threads.
+// y (rows) = W (rows, cols) @ x (cols). Prepares x once (in a per-thread scratch buffer), then
+// splits rows over the pool's threads in contiguous chunks of >= 64 KiB of weights.
 void matvec(const WeightView& w, const float* x, float* y, ThreadPool& pool);
 // The same with activations already prepared for w.type (one prepare_act for several matrices that
 // share x, e.g. an expert's gate and up).

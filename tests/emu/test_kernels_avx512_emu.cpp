@@ -36,7 +36,7 @@ TEST(Avx512Emulated, DequantBitExactAndDotMatchesScalar) {
         const detail::TypeKernels ref = detail::scalar_kernels(t);
         const detail::DequantFn dq = detail::emu_avx512_dequant(t);
         const detail::DotFn dot = detail::emu_avx512_dot(t);
-        ASSERT_NE(dot, nullptr);
+        if (!dot && !dq) continue;  // this type uses the AVX2 kernels on AVX-512 CPUs
         for (int64_t n : lengths(t)) {
             SCOPED_TRACE(std::string(type_name(t)) + " n=" + std::to_string(n) + " seed=" + std::to_string(seed));
             std::vector<float> want, got;
@@ -49,12 +49,15 @@ TEST(Avx512Emulated, DequantBitExactAndDotMatchesScalar) {
                     dq(w.data(), y1.data(), n);
                     ASSERT_EQ(std::memcmp(y0.data(), y1.data(), size_t(n) * 4), 0);
                 }
+                if (!dot) continue;
                 std::vector<uint8_t> act(act_bytes(t, n));
                 ref.prepare(x.data(), act.data(), n);
                 want.push_back(ref.dot(w.data(), act.data(), n));
                 got.push_back(dot(w.data(), act.data(), n));
             }
-            EXPECT_LE(nmse(got.data(), want.data(), int64_t(want.size())), 1e-9);
+            if (dot) {
+                EXPECT_LE(nmse(got.data(), want.data(), int64_t(want.size())), 1e-9);
+            }
         }
     }
 }
