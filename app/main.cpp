@@ -17,7 +17,7 @@ struct Verb {
 
 const Verb kVerbs[] = {
 #ifdef SLUICE_UI
-    {"chat", sluice::verb_chat, "[MODEL.gguf] [-c CTX] [-n MAX_REPLY] [--temp T] [--system TEXT]: the terminal chat"},
+    {"chat", sluice::verb_chat, "[MODEL.gguf] [--db PATH | --no-history] [-c CTX] [-n MAX_REPLY] [--temp T] [--system TEXT]: the terminal chat"},
 #endif
     {"run", sluice::verb_run, "MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS]"},
     {"logits", sluice::verb_logits, "MODEL.gguf --tokens 1,2,3 --out FILE"},

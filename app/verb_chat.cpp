@@ -1,5 +1,7 @@
-// sluice chat [MODEL.gguf]: the terminal chat (ui/app.h). Without a model argument it opens the model
-// used last, else the demo model (models/demo.gguf).
+// sluice chat [MODEL.gguf]: the terminal chat (ui/app.h). Conversations, settings and prefill snapshots
+// live in the history database ($XDG_DATA_HOME/sluice/history.db, or --db PATH; --no-history keeps
+// them in this process only). Without a model argument it opens the model used last, else the demo
+// model (models/demo.gguf).
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,20 +12,32 @@
 #include "engine/demo_model.h"
 #include "engine/error.h"
 #include "ui/app.h"
+#include "history/store.h"
 #include "ui/conversation_store.h"
+#include "ui/sqlite_store.h"
 
 namespace sluice {
 
 int verb_chat(int argc, char** argv) {
     Args a(argc, argv,
            {"-t", "-c", "-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-            "--experts-per-token", "--system", "--template", "--token-delay-ms"},
-           {"--no-think"});
-    if (a.positional().size() > 1) throw Error("usage: sluice chat [MODEL.gguf] [-c CTX] [-n MAX_REPLY] [--temp T] ...");
+            "--experts-per-token", "--system", "--template", "--token-delay-ms", "--db"},
+           {"--no-think", "--no-history"});
+    if (a.positional().size() > 1)
+        throw Error("usage: sluice chat [MODEL.gguf] [--db PATH | --no-history] [-c CTX] [-n MAX_REPLY] [--temp T] ...");
+    if (a.has("--db") && a.has("--no-history")) throw Error("--db and --no-history exclude each other");
 
-    // The conversation store. The SQLite history store plugs in here; until then conversations live
-    // as long as the process.
-    auto store = ui::make_memory_store();
+    std::unique_ptr<ui::ConversationStore> store;
+    if (a.has("--no-history")) {
+        store = ui::make_memory_store();
+    } else {
+        const std::string db = a.has("--db") ? a.str("--db") : history::Store::default_path();
+        try {
+            store = ui::make_sqlite_store(db);
+        } catch (const Error& e) {
+            throw Error(std::string(e.what()) + "\n  (sluice chat --no-history chats without saving anything)");
+        }
+    }
 
     // No argument: the model used last, else the demo model that ships with sluice.
     std::string model = a.positional().empty() ? store->setting("last_model").value_or("") : a.positional()[0];
@@ -61,7 +75,7 @@ int verb_chat(int argc, char** argv) {
     s.sampler.top_p = float(a.f64("--top-p", s.sampler.top_p));
     s.sampler.min_p = float(a.f64("--min-p", s.sampler.min_p));
     s.sampler.repeat_penalty = float(a.f64("--repeat-penalty", s.sampler.repeat_penalty));
-    s.snapshot_after_reply = store->wants_snapshots();
+    s.snapshots = store->snapshot_store();
     o.system_prompt = a.str("--system");
     o.input_history = ui::data_dir() + "/input_history";
     return ui::run_chat_app(o);

@@ -26,14 +26,14 @@ const char* finish_name(ReplyStats::Finish f) {
 }
 
 struct ChatSession::Request {
-    enum Kind { Send, Regen, Edit, Sampler, Experts, System, Load } kind = Send;
+    enum Kind { Send, Regen, Edit, Sampler, Experts, System, Load, Save } kind = Send;
     std::string text = {};
     uint64_t id = 0;
     SamplerParams sampler = {};
     int64_t k = 0;
     std::vector<ChatTurn> turns = {};
     bool prefill = false;
-    std::shared_ptr<StateSnapshot> snapshot = {};
+    int64_t conversation = 0;
     bool generates() const { return kind == Send || kind == Regen || kind == Edit; }
 };
 
@@ -95,6 +95,12 @@ ChatEvent event(ChatEvent::Kind k, std::string text = {}, bool thinking = false)
     return e;
 }
 
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+    size_t p = 0;
+    while (p < a.size() && p < b.size() && a[p] == b[p]) ++p;
+    return p;
+}
+
 std::string trim_right(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
     return s;
@@ -147,11 +153,16 @@ uint64_t ChatSession::set_experts(int64_t k) {
     return push(std::move(r));
 }
 uint64_t ChatSession::set_system(std::string t) { return push(Request{Request::System, std::move(t)}); }
-uint64_t ChatSession::load(std::vector<ChatTurn> turns, bool prefill, std::shared_ptr<StateSnapshot> snap) {
+uint64_t ChatSession::load(std::vector<ChatTurn> turns, bool prefill, int64_t conversation) {
     Request r{Request::Load};
     r.turns = std::move(turns);
     r.prefill = prefill;
-    r.snapshot = std::move(snap);
+    r.conversation = conversation;
+    return push(std::move(r));
+}
+uint64_t ChatSession::save_snapshot(int64_t conversation) {
+    Request r{Request::Save};
+    r.conversation = conversation;
     return push(std::move(r));
 }
 
@@ -358,19 +369,29 @@ void ChatSession::handle(Request& r) {
         break;
     case Request::Load: {
         edit_turns([&](auto& t) { t = std::move(r.turns); });
-        const std::vector<int32_t> ids = render(false);
-        // A snapshot serves the prefix it shares with the conversation (a reply re-tokenized after
-        // the fact may differ from the tokens generated); prefill truncates to it.
-        if (r.snapshot && !ids.empty() && !r.snapshot->tokens.empty() && r.snapshot->tokens[0] == ids[0]) {
-            model_->load_state(r.snapshot->state);
-            cached_ = r.snapshot->tokens;
-        }
+        const std::vector<int32_t> ids = render_for_next();
         ChatEvent ev = event(ChatEvent::Prefilled);
+        if (opt_.snapshots && r.conversation && !ids.empty()) {
+            // The last token is processed again in any case (its logits start the next reply).
+            const int64_t have = int64_t(std::min(common_prefix(cached_, ids), ids.size() - 1));
+            SnapshotStore::Restored res;
+            try {
+                res = opt_.snapshots->restore(*model_, opt_.model, r.conversation, ids, have);
+            } catch (const std::exception& e) {  // the store failed: process the conversation instead
+                res = {};
+                res.notice = std::string("the snapshot could not be read (") + e.what() + "); processing the conversation";
+                cached_.resize(std::min(cached_.size(), size_t(model_->n_past())));
+            }
+            if (res.touched) {
+                cached_.assign(ids.begin(), ids.begin() + long(res.tokens));
+                ev.stats.prompt_restored = res.tokens;
+            }
+            if (!res.notice.empty()) emit(event(ChatEvent::Info, res.notice));
+        }
         if (!r.prefill) {
             // Keep only what the new conversation shares (a system prompt, say) so the context
             // gauge tells the truth; the next reply processes the rest.
-            size_t p = 0;
-            while (p < cached_.size() && p < ids.size() && cached_[p] == ids[p]) ++p;
+            const size_t p = common_prefix(cached_, ids);
             model_->truncate(int64_t(p));
             cached_.resize(p);
         }
@@ -379,17 +400,45 @@ void ChatSession::handle(Request& r) {
             prefill(ids, ev.stats, stopped);
             if (stopped) ev.stats.finish = ReplyStats::Finish::Stopped;
         }
-        if (opt_.snapshot_after_reply && !cached_.empty())
-            ev.snapshot = std::make_shared<StateSnapshot>(StateSnapshot{cached_, model_->save_state()});
+        emit(std::move(ev));
+        break;
+    }
+    case Request::Save: {
+        if (!opt_.snapshots) throw Error("this session keeps no prefill snapshots");
+        ChatEvent ev = event(ChatEvent::Saved);
+        if (r.conversation && !cached_.empty()) {
+            try {
+                ev.text = opt_.snapshots->save(*model_, opt_.model, r.conversation, cached_)
+                              ? "snapshot saved: " + std::to_string(cached_.size()) + " tokens"
+                              : "snapshot not saved: the state alone is larger than the snapshot budget";
+            } catch (const std::exception& e) {
+                throw Error(std::string("the prefill snapshot was not saved: ") + e.what());
+            }
+        }
         emit(std::move(ev));
         break;
     }
     }
 }
 
-std::vector<int32_t> ChatSession::render(bool add_generation_prompt) const {
+std::vector<int32_t> ChatSession::render(bool add_generation_prompt) const { return render(turns(), add_generation_prompt); }
+
+// Templates render the last turn differently from the same turn followed by another (Qwen3 gives the
+// last reply an empty <think> block), so what a loaded conversation should hold is the part that
+// any next user message leaves alone: the common prefix of two renderings with different ones.
+std::vector<int32_t> ChatSession::render_for_next() const {
+    std::vector<ChatTurn> t = turns();
+    if (t.empty()) return {};
+    t.push_back({"user", "a", {}});
+    const std::vector<int32_t> a = render(t, false);
+    t.back().content = "b";
+    const std::vector<int32_t> b = render(t, false);
+    return {a.begin(), a.begin() + long(common_prefix(a, b))};
+}
+
+std::vector<int32_t> ChatSession::render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const {
     std::vector<text::ChatMessage> msgs;
-    for (const ChatTurn& t : turns()) {
+    for (const ChatTurn& t : turns) {
         std::string c = t.content;
         if (t.role == "assistant" && !t.thinking.empty()) c = "<think>\n" + t.thinking + "\n</think>\n\n" + c;
         msgs.push_back({t.role, std::move(c)});
@@ -404,8 +453,7 @@ std::vector<int32_t> ChatSession::render(bool add_generation_prompt) const {
 // Brings the KV cache to `ids`, processing only what is not cached yet; returns the last position's
 // logits. Sets stopped (and returns nothing) when stop() came first.
 std::vector<float> ChatSession::prefill(const std::vector<int32_t>& ids, ReplyStats& st, bool& stopped) {
-    size_t p = 0;
-    while (p < cached_.size() && p < ids.size() && cached_[p] == ids[p]) ++p;
+    size_t p = common_prefix(cached_, ids);
     if (p == ids.size()) --p;  // the last token is fed again for its logits
     model_->truncate(int64_t(p));
     cached_.resize(p);
@@ -462,6 +510,8 @@ void ChatSession::generate() {
 
     ChatEvent done = event(ChatEvent::Done);
     ReplyStats& st = done.stats;
+    // Expert streaming counts its cache lookups in snap_; the reply's hit rate is the difference.
+    const uint64_t hits0 = snap_.expert_hits, misses0 = snap_.expert_misses;
     ChatTurn& reply = done.reply;
     reply.role = "assistant";
     bool stopped = false;
@@ -517,6 +567,8 @@ void ChatSession::generate() {
     send_pieces();
     st.decode_s = std::chrono::duration<double>(Clock::now() - t_dec).count();
     st.decode_tok_s = st.decode_s > 0 ? double(st.n_tokens) / st.decode_s : 0;
+    const uint64_t hits = snap_.expert_hits - hits0, lookups = hits + (snap_.expert_misses - misses0);
+    if (lookups > 0) st.cache_hit_rate = double(hits) / double(lookups);
     // Reasoning text keeps no trailing blank lines; the answer starts after the template's blank line.
     reply.thinking = trim_right(reply.thinking);
     snap_.phase = StatsSnapshot::Phase::Idle;
@@ -525,8 +577,6 @@ void ChatSession::generate() {
         std::lock_guard<std::mutex> lk(m_);
         turns_.push_back(reply);
     }
-    if (opt_.snapshot_after_reply)
-        done.snapshot = std::make_shared<StateSnapshot>(StateSnapshot{cached_, model_->save_state()});
     emit(std::move(done));
 }
 

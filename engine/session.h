@@ -8,7 +8,8 @@
 //   ChatEvent ev; while (s.wait_event(ev, 1s) && ev.kind != ChatEvent::Done) print(ev.text);
 //
 // The KV cache is kept across turns: each request renders the whole conversation, and only the tokens
-// past the longest prefix already cached are processed (Model::truncate drops the rest).
+// past the longest prefix already cached are processed (Model::truncate drops the rest). With a
+// SnapshotStore, a loaded conversation starts from its saved prefill state instead of processing.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +30,24 @@
 
 namespace sluice {
 
+// Where prefill snapshots are kept (ui/sqlite_store.h: in the history database). Called on the engine
+// thread only, so an implementation over a database keeps a connection of its own.
+class SnapshotStore {
+public:
+    virtual ~SnapshotStore() = default;
+    struct Restored {
+        bool touched = false;   // m was reset and now holds ids[0, tokens)
+        int64_t tokens = 0;
+        std::string notice;     // a snapshot existed but could not be used (why); else empty
+    };
+    // Restores the longest prefix of `ids` a snapshot of this conversation holds, if that is more than
+    // the `have` tokens of ids m holds already (else m is left alone).
+    virtual Restored restore(Model& m, const ModelOptions& opt, int64_t conversation, std::span<const int32_t> ids,
+                             int64_t have) = 0;
+    // Saves m's state; ids: the m.n_past() tokens it holds. False: larger than the whole budget.
+    virtual bool save(const Model& m, const ModelOptions& opt, int64_t conversation, std::span<const int32_t> ids) = 0;
+};
+
 struct ChatSessionOptions {
     std::string model_path;
     ModelOptions model;
@@ -35,7 +55,7 @@ struct ChatSessionOptions {
     int64_t max_reply_tokens = 0;        // 0: until end of turn or the context is full
     std::string template_name;           // "" : detect from the file; else ChatTemplate::by_name
     std::optional<bool> enable_thinking; // passed to the chat template (Qwen3: false -> no <think>)
-    bool snapshot_after_reply = false;   // Done events carry the state (Model::save_state) for a store
+    std::shared_ptr<SnapshotStore> snapshots;  // null: no prefill snapshots
     int token_delay_ms = 0;              // pace decoding (demos and tests of stopping mid-reply)
 };
 
@@ -43,8 +63,10 @@ struct ChatSessionOptions {
 struct ReplyStats {
     int64_t prompt_tokens = 0;   // tokens of the rendered conversation
     int64_t prompt_cached = 0;   // of which were already in the KV cache
+    int64_t prompt_restored = 0; // of those, restored from a prefill snapshot (load)
     int64_t n_tokens = 0;        // generated
     double prompt_s = 0, prompt_tok_s = 0, decode_s = 0, decode_tok_s = 0, ttft_s = 0;
+    double cache_hit_rate = -1;  // expert cache over this reply, 0..1; < 0: no lookups counted
     enum class Finish : uint8_t { EndOfTurn, Stopped, Length, ContextFull } finish = Finish::EndOfTurn;
 };
 const char* finish_name(ReplyStats::Finish f);
@@ -55,11 +77,6 @@ struct ChatTurn {                // a message as the session keeps it
     std::string thinking;        // assistant reasoning, without the <think> tags
 };
 
-struct StateSnapshot {           // what a prefill snapshot needs
-    std::vector<int32_t> tokens; // the ids the state covers
-    std::vector<uint8_t> state;  // Model::save_state()
-};
-
 struct ChatEvent {
     enum Kind : uint8_t {
         Ready,    // the model is loaded: text = "name · arch · template"
@@ -67,17 +84,17 @@ struct ChatEvent {
         Done,     // the reply ended (stats.finish says why; a stopped reply keeps what it had)
         Prefilled,// a conversation was loaded and processed (no reply)
         Applied,  // a setting took effect (text says what)
+        Saved,    // a prefill snapshot was saved, or refused by the budget (text says which)
         Info,     // a one-line notice
         Error,    // a request failed (text says why); the session keeps working
     } kind = Info;
-    // Every request gets exactly one of Done, Prefilled, Applied or Error, carrying its id.
+    // Every request gets exactly one of Done, Prefilled, Applied, Saved or Error, carrying its id.
     uint64_t request = 0;
     bool dropped = false;  // Done for a request stop() dropped before it started
     std::string text;
     bool thinking = false;
     ReplyStats stats;
-    ChatTurn reply;                           // Done: the whole reply
-    std::shared_ptr<StateSnapshot> snapshot;  // Done/Prefilled with snapshot_after_reply
+    ChatTurn reply;              // Done: the whole reply
 };
 
 struct ModelSummary {            // set once Ready; read with ChatSession::summary()
@@ -114,9 +131,13 @@ public:
     uint64_t set_experts(int64_t k);             // experts per token (reloads the model, keeps the state)
     uint64_t set_system(std::string text);       // "" removes it; applies from the next reply
     // Starts over with these turns (a saved conversation; empty: a new one). With prefill, the
-    // turns are processed now (Prefilled follows); a snapshot whose tokens are a prefix of the
-    // rendered conversation is loaded instead of processing those tokens.
-    uint64_t load(std::vector<ChatTurn> turns, bool prefill, std::shared_ptr<StateSnapshot> snapshot = nullptr);
+    // turns are processed now (Prefilled follows). With a conversation id and a SnapshotStore, the
+    // state is first restored from that conversation's snapshot (an Info event says why not, when
+    // one existed but could not be used).
+    uint64_t load(std::vector<ChatTurn> turns, bool prefill, int64_t conversation = 0);
+    // Saves the state (the conversation so far) as a snapshot of this conversation (Saved follows).
+    // Run after a reply is shown: it costs a copy of the state, compression and a write.
+    uint64_t save_snapshot(int64_t conversation);
     // Stops the current reply (and forgets requests not yet started that would generate) between
     // two tokens; the partial reply is kept. No effect when idle.
     void stop();
@@ -140,6 +161,8 @@ private:
     void generate();
     std::vector<float> prefill(const std::vector<int32_t>& ids, ReplyStats& st, bool& stopped);
     std::vector<int32_t> render(bool add_generation_prompt) const;
+    std::vector<int32_t> render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const;
+    std::vector<int32_t> render_for_next() const;
     void emit(ChatEvent ev);
     void publish();
 

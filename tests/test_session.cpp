@@ -5,6 +5,8 @@
 
 #include "engine/session.h"
 
+#include <map>
+
 namespace sluice {
 namespace {
 
@@ -230,16 +232,44 @@ TEST(Session, ReusingTheCacheGivesTheSameTokensAsReprocessing) {
     EXPECT_EQ(ra.done.stats.n_tokens, rb.done.stats.n_tokens);
 }
 
+// A SnapshotStore in memory: one state per conversation, restored when its tokens prefix the ids.
+struct MemorySnapshots : SnapshotStore {
+    std::map<int64_t, std::pair<std::vector<int32_t>, std::vector<uint8_t>>> saved;
+    int saves = 0;
+    Restored restore(Model& m, const ModelOptions&, int64_t conv, std::span<const int32_t> ids, int64_t have) override {
+        auto it = saved.find(conv);
+        if (it == saved.end()) return {};
+        const auto& [tokens, state] = it->second;
+        size_t p = 0;
+        while (p < tokens.size() && p + 1 < ids.size() && tokens[p] == ids[p]) ++p;
+        if (int64_t(p) <= have) return {};
+        m.load_state(state);
+        m.truncate(int64_t(p));
+        return {true, int64_t(p), {}};
+    }
+    bool save(const Model& m, const ModelOptions&, int64_t conv, std::span<const int32_t> ids) override {
+        EXPECT_EQ(int64_t(ids.size()), m.n_past());
+        saved[conv] = {{ids.begin(), ids.end()}, m.save_state()};
+        ++saves;
+        return true;
+    }
+};
+
 TEST(Session, SnapshotRestoresTheStateWithoutReprocessing) {
     ChatSessionOptions o = greedy(8);
-    o.snapshot_after_reply = true;
+    auto snaps = std::make_shared<MemorySnapshots>();
+    o.snapshots = snaps;
     ChatSession a(o);
     expect_ready(a);
     a.send("remember this");
     Reply r = collect(a);
     ASSERT_EQ(r.done.kind, ChatEvent::Done);
-    ASSERT_TRUE(r.done.snapshot);
-    EXPECT_FALSE(r.done.snapshot->state.empty());
+    a.save_snapshot(7);
+    ChatEvent saved = next(a);
+    ASSERT_EQ(saved.kind, ChatEvent::Saved) << saved.text;
+    EXPECT_NE(saved.text.find("snapshot saved"), std::string::npos) << saved.text;
+    ASSERT_EQ(snaps->saves, 1);
+    EXPECT_GE(int64_t(snaps->saved[7].first.size()), r.done.stats.prompt_tokens);
     a.send("and then");
     Reply r2 = collect(a);
 
@@ -247,13 +277,23 @@ TEST(Session, SnapshotRestoresTheStateWithoutReprocessing) {
     expect_ready(b);
     std::vector<ChatTurn> turns = a.turns();
     turns.resize(2);
-    b.load(turns, true, r.done.snapshot);
+    b.load(turns, true, 7);
     ChatEvent ev = next(b);
     ASSERT_EQ(ev.kind, ChatEvent::Prefilled) << ev.text;
-    EXPECT_GE(ev.stats.prompt_cached, r.done.stats.prompt_tokens);  // at least the first prompt
+    EXPECT_GE(ev.stats.prompt_restored, r.done.stats.prompt_tokens);  // at least the first prompt
+    EXPECT_GE(ev.stats.prompt_cached, ev.stats.prompt_restored);
     b.send("and then");
     Reply r3 = collect(b);
     EXPECT_EQ(r2.done.reply.content, r3.done.reply.content);
+
+    // Another conversation has no snapshot: processed in full.
+    ChatSession c(o);
+    expect_ready(c);
+    c.load(turns, true, 8);
+    ev = next(c);
+    ASSERT_EQ(ev.kind, ChatEvent::Prefilled);
+    EXPECT_EQ(ev.stats.prompt_restored, 0);
+    EXPECT_EQ(ev.stats.prompt_cached, 0);
 }
 
 TEST(Session, ExpertsPerTokenCanChange) {

@@ -2,7 +2,8 @@
 // with send-keys, and the screen is read back with capture-pane. Start, send a message, watch the
 // reply stream and the gauges move, stop it with Esc, resize, open the conversation again and
 // continue it, /new, and /quit with exit code 0. Also measures how long a key typed during
-// generation takes to appear on screen.
+// generation takes to appear on screen. Then the history: quit, start again on the same database,
+// /open the conversation and see it resume from its prefill snapshot. HOME is a temporary folder.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -33,22 +34,29 @@ std::string run(const std::string& cmd) {
 
 bool have_tmux() { return std::system("command -v tmux >/dev/null 2>&1") == 0; }
 
+// A HOME of its own per test process, so the history database never lands in the real one.
+struct TempHome {
+    std::string path;
+    TempHome() {
+        const char* t = std::getenv("SLUICE_TMP");
+        path = std::string(t ? t : "/tmp/sluice-test") + "/e2e-home-" + std::to_string(getpid());
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~TempHome() { std::filesystem::remove_all(path); }
+};
+
 class Tmux {
 public:
-    Tmux() : sock_("sluice-e2e-" + std::to_string(getpid())) {
-        const char* t = std::getenv("SLUICE_TMP");
-        home_ = std::string(t ? t : "/tmp/sluice-test") + "/e2e-home-" + std::to_string(getpid());
-        std::filesystem::remove_all(home_);
-        std::filesystem::create_directories(home_);
-    }
-    ~Tmux() {
-        tmux("kill-server");
-        std::filesystem::remove_all(home_);
-    }
+    Tmux() = default;
+    ~Tmux() { tmux("kill-server"); }
     std::string tmux(const std::string& args) { return run("tmux -L " + sock_ + " " + args + " 2>&1"); }
     void start(const std::string& cmd, int cols, int rows) {
+        // Each start gets a server of its own: a killed one may still hold its socket for a moment.
+        tmux("kill-server");
+        sock_ = "sluice-e2e-" + std::to_string(getpid()) + "-" + std::to_string(++starts_);
         // The pane's shell prints the exit code when sluice ends and keeps the pane open.
-        const std::string inner = "HOME=" + home_ + " XDG_DATA_HOME= TERM=screen-256color " + cmd +
+        const std::string inner = "HOME=" + home_.path + " XDG_DATA_HOME= TERM=screen-256color " + cmd +
                                   "; echo EXIT=$?; sleep 60";
         tmux("-f /dev/null new-session -d -x " + std::to_string(cols) + " -y " + std::to_string(rows) + " '" + inner + "'");
     }
@@ -68,10 +76,12 @@ public:
         ADD_FAILURE() << "screen never matched /" << re << "/; last screen:\n" << s;
         return {};
     }
-    const std::string& home() const { return home_; }
+    const std::string& home() const { return home_.path; }
 
 private:
-    std::string sock_, home_;
+    std::string sock_ = "sluice-e2e-" + std::to_string(getpid());
+    int starts_ = 0;
+    TempHome home_;
 };
 
 int ctx_used(const std::string& screen) {
@@ -160,7 +170,7 @@ TEST(UiEndToEnd, ChatInTmux) {
     EXPECT_EQ(s.find("❯ hello there"), std::string::npos) << s;
     t.text("/open 1");
     t.keys("Enter");
-    s = t.wait_for("conversation processed: \\d+ tokens");
+    s = t.wait_for("resumed from its snapshot: \\d+ tokens restored");  // saved after the stopped reply
     EXPECT_NE(s.find("❯ hello there"), std::string::npos) << s;
     EXPECT_NE(s.find("stopped"), std::string::npos) << s;  // the past reply's figures
     t.text("and then?");
@@ -178,6 +188,87 @@ TEST(UiEndToEnd, ChatInTmux) {
     t.wait_for("EXIT=0");
     const std::string hist = run("cat " + t.home() + "/.local/share/sluice/input_history");
     EXPECT_NE(hist.find("hello there"), std::string::npos) << hist;
+    EXPECT_TRUE(std::filesystem::exists(t.home() + "/.local/share/sluice/history.db"));  // the default place
+}
+
+int number_after(const std::string& s, const std::string& re) {
+    std::smatch m;
+    return std::regex_search(s, m, std::regex(re)) ? std::stoi(m[1]) : -1;
+}
+
+TEST(UiEndToEnd, HistoryResumesFromTheSnapshotInANewProcess) {
+    if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+    Tmux t;
+    const std::string model = std::string(SLUICE_FIXTURES) + "/qwen3/moe_a.gguf";
+    const std::string db = t.home() + "/chats/h.db";
+    const std::string opts = " -t 1 --temp 1 --top-k 0 --top-p 1 --min-p 0 -n 12 --db " + db;
+    t.start(std::string(SLUICE_BIN) + " chat " + model + opts, 100, 30);
+    t.wait_for("ready: moe_a.gguf");
+    t.text("remember the lighthouse");
+    t.keys("Enter");
+    // The reply's figures: N tok · ... · prompt P tok.
+    std::string s = t.wait_for("[\n│]\\d+ tok · .* · prompt \\d+ tok");
+    const int reply = number_after(s, "[\n│](\\d+) tok · ");
+    const int prompt = number_after(s, " · prompt (\\d+) tok");
+    ASSERT_GT(reply, 0) << s;
+    ASSERT_GT(prompt, 0) << s;
+    t.text("/quit");
+    t.keys("Enter");
+    t.wait_for("EXIT=0");
+    EXPECT_TRUE(std::filesystem::exists(db));
+    EXPECT_FALSE(std::filesystem::exists(t.home() + "/.local/share/sluice/history.db"));  // --db only
+
+    // A new process on the same database: no model argument opens the last one used.
+    t.start(std::string(SLUICE_BIN) + " chat" + opts, 100, 30);
+    t.wait_for("ready: moe_a.gguf");
+    t.text("/list");
+    t.keys("Enter");
+    t.wait_for("#1  remember the lighthouse  \\(2 messages\\)");
+    t.text("/open 1");
+    t.keys("Enter");
+    s = t.wait_for("resumed from its snapshot: \\d+ tokens restored, \\d+ processed");
+    EXPECT_NE(s.find("❯ remember the lighthouse"), std::string::npos) << s;
+    EXPECT_NE(s.find(std::to_string(reply) + " tok · "), std::string::npos) << "the past reply's figures\n" << s;
+    const int restored = number_after(s, "snapshot: (\\d+) tokens restored");
+    const int processed = number_after(s, "tokens restored, (\\d+) processed");
+    // The old prompt and reply come from the snapshot; only the turn's closing tokens are processed.
+    EXPECT_GE(restored, prompt + reply - 1) << s;
+    EXPECT_LE(processed, 8) << s;
+
+    // The follow-up's prompt is only the new message: everything before it was cached.
+    t.text("and the boat?");
+    t.keys("Enter");
+    s = t.wait_for("prompt \\d+ tok \\(\\+\\d+ cached\\)");
+    EXPECT_GE(number_after(s, "prompt \\d+ tok \\(\\+(\\d+) cached\\)"), restored + processed - 1) << s;
+    EXPECT_LE(number_after(s, "prompt (\\d+) tok \\(\\+"), 24) << s;  // "and the boat?" and the turn marks
+    t.text("/list");
+    t.keys("Enter");
+    t.wait_for("#1  remember the lighthouse  \\(4 messages\\)");
+    t.text("/quit");
+    t.keys("Enter");
+    t.wait_for("EXIT=0");
+
+    // Other settings (experts per token): the snapshot does not fit, and the screen says so.
+    t.start(std::string(SLUICE_BIN) + " chat" + opts + " --experts-per-token 1", 100, 30);
+    t.wait_for("ready: moe_a.gguf");
+    t.text("/open 1");
+    t.keys("Enter");
+    s = t.wait_for("conversation processed: \\d+ tokens");
+    EXPECT_NE(s.find("was not used: it was made with other settings"), std::string::npos) << s;
+    t.text("/quit");
+    t.keys("Enter");
+    t.wait_for("EXIT=0");
+
+    // --no-history: nothing from the database, nothing written.
+    t.start(std::string(SLUICE_BIN) + " chat " + model + " -t 1 --no-history", 100, 30);
+    t.wait_for("ready: moe_a.gguf");
+    t.text("/list");
+    t.keys("Enter");
+    t.wait_for("no saved conversations yet");
+    t.text("/quit");
+    t.keys("Enter");
+    t.wait_for("EXIT=0");
+    EXPECT_FALSE(std::filesystem::exists(t.home() + "/.local/share/sluice/history.db"));
 }
 
 TEST(UiEndToEnd, NoColorKeepsAttributesButNoColours) {
@@ -199,12 +290,14 @@ TEST(UiEndToEnd, NoColorKeepsAttributesButNoColours) {
 
 TEST(UiEndToEnd, NoModelOpensTheDemoModel) {
     // Past the model choice, it stops only because stdin is not a terminal.
-    const std::string out = run("HOME=/nonexistent-sluice " + std::string(SLUICE_BIN) + " chat </dev/null 2>&1; echo rc=$?");
+    TempHome home;
+    const std::string out = run("HOME=" + home.path + " XDG_DATA_HOME= " + std::string(SLUICE_BIN) + " chat </dev/null 2>&1; echo rc=$?");
     EXPECT_NE(out.find("needs a terminal"), std::string::npos) << out;
 }
 
 TEST(UiEndToEnd, NoModelAndNoDemoSaysHowToGetOne) {
-    const std::string out = run("HOME=/nonexistent-sluice SLUICE_DEMO_MODEL=/nonexistent-sluice/demo.gguf " +
+    TempHome home;
+    const std::string out = run("HOME=" + home.path + " XDG_DATA_HOME= SLUICE_DEMO_MODEL=/nonexistent-sluice/demo.gguf " +
                                 std::string(SLUICE_BIN) + " chat 2>&1; echo rc=$?");
     EXPECT_NE(out.find("sluice chat MODEL.gguf"), std::string::npos) << out;
     EXPECT_NE(out.find("sluice gen-model"), std::string::npos) << out;

@@ -38,6 +38,8 @@ std::string fmt1(double x) {
     return b;
 }
 
+std::string hit_rate(double r) { return " · expert cache " + std::to_string(int(r * 100 + 0.5)) + "%"; }
+
 std::string footer_of(const ReplyStats& s) {
     std::string f = std::to_string(s.n_tokens) + " tok";
     if (s.n_tokens) f += " · " + fmt_rate(s.decode_tok_s) + " tok/s";
@@ -45,6 +47,7 @@ std::string footer_of(const ReplyStats& s) {
     if (s.prompt_cached) f += " (+" + std::to_string(s.prompt_cached) + " cached)";
     if (s.prompt_s > 0) f += " " + fmt_rate(s.prompt_tok_s) + " tok/s";
     if (s.n_tokens) f += " · first token " + fmt1(s.ttft_s) + " s";
+    if (s.cache_hit_rate >= 0) f += hit_rate(s.cache_hit_rate);
     if (s.finish != ReplyStats::Finish::EndOfTurn) f += " · " + std::string(finish_name(s.finish));
     return f;
 }
@@ -54,6 +57,7 @@ std::string footer_of(const StoredMessage& m) {
     if (m.figures.decode_tok_s) f += " · " + fmt_rate(*m.figures.decode_tok_s) + " tok/s";
     if (m.figures.prompt_tok_s) f += " · prompt " + fmt_rate(*m.figures.prompt_tok_s) + " tok/s";
     if (m.figures.ttft_s) f += " · first token " + fmt1(*m.figures.ttft_s) + " s";
+    if (m.figures.cache_hit_rate) f += hit_rate(*m.figures.cache_hit_rate);
     if (!m.figures.finish.empty() && m.figures.finish != finish_name(ReplyStats::Finish::EndOfTurn)) f += " · " + m.figures.finish;
     return f;
 }
@@ -79,10 +83,6 @@ public:
         : opt_(opt), store_(*opt.store), session_(opt.session), input_(opt.input_history), system_(opt.system_prompt),
           sampler_(opt.session.sampler) {
         if (!system_.empty()) session_.set_system(system_);
-        model_key_ = opt.session.model_path;
-        std::error_code ec;
-        const auto size = std::filesystem::file_size(model_key_, ec);
-        if (!ec) model_key_ += ":" + std::to_string(size);
     }
 
     int run() {
@@ -98,14 +98,14 @@ public:
             pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {session_.notify_fd(), POLLIN, 0}};
             const int n = ::poll(fds, 2, 100);
             if (n > 0 && (fds[1].revents & POLLIN)) session_.drain_notify();
-            bool keys = read_keys();
+            bool keys = guarded([&] { return read_keys(); });
             if (g_sigint) {
                 g_sigint = 0;
                 on_ctrl_c();
                 keys = true;
             }
             if (g_sigterm) break;
-            const bool events = read_events();
+            const bool events = guarded([&] { return read_events(); });
             const auto now = Clock::now();
             const bool tick = now - last_tick >= 250ms;
             if (tick) {
@@ -116,11 +116,22 @@ public:
             if (keys || tick || (events && now - last_draw_ >= 33ms) || (dirty_ && now - last_draw_ >= 33ms)) draw();
             else if (events) dirty_ = true;
         }
-        if (session_.busy()) session_.stop();
+        finish_store_work();
         return 0;
     }
 
 private:
+    // A failing store (a full disk, say) becomes an error line; the chat goes on.
+    template <class F>
+    bool guarded(F f) {
+        try {
+            return f();
+        } catch (const std::exception& e) {
+            add_error(std::string("history: ") + e.what());
+            return true;
+        }
+    }
+
     // ---- keys ---------------------------------------------------------------------------------
     bool read_keys() {
         bool any = false;
@@ -225,10 +236,11 @@ private:
     }
 
     // ---- requests ---------------------------------------------------------------------------------
-    enum class Op { Send, Regen, Edit, Load, Setting };
+    enum class Op { Send, Regen, Edit, Load, Setting, Save };
     struct Pending {
         Op op;
         std::string user_text;
+        int64_t user_seq = 0;  // Send: the user message, stored when sent
     };
 
     bool generating() const { return active_ != 0; }
@@ -250,8 +262,15 @@ private:
             pending_[active_] = {Op::Edit, line};
         } else {
             transcript_.add(Entry::User, line);
+            // The message is committed now: a reply that never comes (a crash) does not lose it.
+            ensure_conversation(line);
+            StoredMessage u;
+            u.role = "user";
+            u.content = line;
+            const int64_t seq = store_.append(conv_id_, u);
+            list_stale_ = true;
             active_ = session_.send(line);
-            pending_[active_] = {Op::Send, line};
+            pending_[active_] = {Op::Send, line, seq};
         }
         hint_.clear();
     }
@@ -413,6 +432,7 @@ private:
         std::string t = title_hint.substr(0, title_hint.find('\n'));
         ci.title = text_width(t) > 48 ? fit(t, 48) : t;
         ci.model_name = std::filesystem::path(opt_.session.model_path).filename().string();
+        ci.model_path = opt_.session.model_path;
         ci.system_prompt = system_;
         conv_id_ = store_.create(ci);
     }
@@ -436,7 +456,7 @@ private:
         }
         add_info("opened #" + std::to_string(id) + ": " + ci->title);
         prefilling_ = true;
-        pending_[session_.load(turns, true, store_.snapshot(id, model_key_))] = {Op::Load, {}};
+        pending_[session_.load(turns, true, id)] = {Op::Load, {}};
     }
 
     void export_conversation(const std::string& args) {
@@ -448,6 +468,17 @@ private:
         path = rest.empty() ? "sluice-chat-" + std::to_string(conv_id_) + "." + fmt : rest;
         const auto turns = session_.turns();
         if (turns.empty()) return add_error("nothing to export yet");
+        // A stored conversation is exported by the store (with each reply's figures).
+        std::string out = conv_id_ ? store_.export_text(conv_id_, fmt) : std::string();
+        if (out.empty()) out = export_turns(turns, fmt);
+        std::ofstream f(path, std::ios::binary);
+        f << out;
+        if (!f) return add_error("cannot write " + path);
+        add_info("exported " + std::to_string(turns.size()) + " messages to " + path);
+    }
+
+    // What a store that leaves export to the UI gets: the turns as the engine has them.
+    std::string export_turns(const std::vector<ChatTurn>& turns, const std::string& fmt) {
         std::string out;
         if (fmt == "json") {
             nlohmann::json j;
@@ -468,10 +499,7 @@ private:
                 out += t.content + "\n\n";
             }
         }
-        std::ofstream f(path, std::ios::binary);
-        f << out;
-        if (!f) return add_error("cannot write " + path);
-        add_info("exported " + std::to_string(turns.size()) + " messages to " + path);
+        return out;
     }
 
     void show_stats() {
@@ -512,20 +540,32 @@ private:
             if (ev.request == active_) active_ = 0;
             hint_.clear();
             if (ev.dropped) {
+                forget_user_message(p);
                 add_info("stopped before it started");
                 break;
             }
             footers_.push_back(footer_of(ev.stats));
             transcript_.finish_reply(footers_.back());
             save_reply(p, ev);
+            save_snapshot();
             break;
-        case ChatEvent::Prefilled:
+        case ChatEvent::Prefilled: {
             prefilling_ = false;
-            if (ev.stats.prompt_tokens)
-                add_info("conversation processed: " + std::to_string(ev.stats.prompt_tokens - ev.stats.prompt_cached) +
-                         " tokens" + (ev.stats.prompt_cached ? " (" + std::to_string(ev.stats.prompt_cached) + " restored)" : "") +
-                         (ev.stats.finish == ReplyStats::Finish::Stopped ? " · stopped" : ""));
-            if (ev.snapshot && conv_id_ && store_.wants_snapshots()) store_.put_snapshot(conv_id_, model_key_, ev.snapshot);
+            const ReplyStats& st = ev.stats;
+            const int64_t processed = st.prompt_tokens - st.prompt_cached;
+            std::string s;
+            if (st.prompt_restored)
+                s = "resumed from its snapshot: " + std::to_string(st.prompt_restored) + " tokens restored, " +
+                    std::to_string(processed) + " processed";
+            else if (st.prompt_tokens)
+                s = "conversation processed: " + std::to_string(processed) + " tokens" +
+                    (st.prompt_cached ? " (" + std::to_string(st.prompt_cached) + " already cached)" : "");
+            if (!s.empty()) add_info(s + (st.finish == ReplyStats::Finish::Stopped ? " · stopped" : ""));
+            // Processed rather than restored: keep the result, so the next /open is instant.
+            if (processed > 1 && st.finish != ReplyStats::Finish::Stopped) save_snapshot();
+            break;
+        }
+        case ChatEvent::Saved:
             break;
         case ChatEvent::Applied:
             add_info(ev.text);
@@ -540,6 +580,7 @@ private:
                 if (transcript_.replying()) transcript_.finish_reply("failed");
             }
             if (p.op == Op::Load) prefilling_ = false;
+            forget_user_message(p);  // the engine dropped the turn too
             add_error(ev.text);
             hint_.clear();
             break;
@@ -559,6 +600,7 @@ private:
             reply.figures.decode_tok_s = ev.stats.decode_tok_s;
             reply.figures.ttft_s = ev.stats.ttft_s;
         }
+        if (ev.stats.cache_hit_rate >= 0) reply.figures.cache_hit_rate = ev.stats.cache_hit_rate;
         reply.figures.finish = finish_name(ev.stats.finish);
         const bool had = conv_id_ != 0;
         ensure_conversation(p.user_text.empty() ? "conversation" : p.user_text);
@@ -571,14 +613,41 @@ private:
                     break;
                 }
         }
-        if (p.op == Op::Send || p.op == Op::Edit) {
+        if (p.op == Op::Edit || (p.op == Op::Send && !p.user_seq)) {
             StoredMessage u;
             u.role = "user";
             u.content = p.user_text;
             store_.append(conv_id_, u);
         }
         store_.append(conv_id_, reply);
-        if (ev.snapshot && store_.wants_snapshots()) store_.put_snapshot(conv_id_, model_key_, ev.snapshot);
+    }
+
+    void forget_user_message(const Pending& p) {
+        if (p.op != Op::Send || !p.user_seq || !conv_id_) return;
+        store_.erase_from(conv_id_, p.user_seq);
+        list_stale_ = true;
+    }
+
+    // The engine thread saves the state it holds now (after the reply is on screen: it takes a copy,
+    // compression and a write) as this conversation's prefill snapshot.
+    void save_snapshot() {
+        if (!opt_.session.snapshots || !conv_id_) return;
+        pending_[session_.save_snapshot(conv_id_)] = {Op::Save, {}};
+    }
+
+    // Leaving: a reply being stopped is still stored (as partial), and snapshot saves finish, for a
+    // few seconds at most.
+    void finish_store_work() {
+        if (generating() || prefilling_) session_.stop();
+        auto open = [&] {
+            for (const auto& [id, p] : pending_)
+                if (p.op == Op::Send || p.op == Op::Regen || p.op == Op::Edit || p.op == Op::Save) return true;
+            return false;
+        };
+        const auto end = Clock::now() + 3s;
+        ChatEvent ev;
+        while (open() && Clock::now() < end)
+            if (session_.wait_event(ev, 100ms)) guarded([&] { on_event(ev); return true; });
     }
 
     // ---- drawing --------------------------------------------------------------------------------------
@@ -673,7 +742,7 @@ private:
     Series tok_series_, disk_series_;
     uint64_t last_bytes_ = 0;
     ModelSummary model_;
-    std::string system_, model_key_, hint_, paste_;
+    std::string system_, hint_, paste_;
     SamplerParams sampler_;
     std::map<uint64_t, Pending> pending_;
     std::vector<ConversationInfo> list_;

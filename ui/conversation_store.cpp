@@ -64,14 +64,8 @@ public:
         if (it == convs_.end()) return;
         std::erase_if(it->second.msgs, [&](const StoredMessage& m) { return m.seq >= seq; });
     }
-    bool wants_snapshots() const override { return false; }
-    void put_snapshot(int64_t id, std::string_view key, std::shared_ptr<StateSnapshot> s) override {
-        snaps_[{id, std::string(key)}] = std::move(s);
-    }
-    std::shared_ptr<StateSnapshot> snapshot(int64_t id, std::string_view key) override {
-        auto it = snaps_.find({id, std::string(key)});
-        return it == snaps_.end() ? nullptr : it->second;
-    }
+    std::string export_text(int64_t, std::string_view) override { return {}; }
+    std::shared_ptr<SnapshotStore> snapshot_store() override { return nullptr; }
     std::optional<std::string> setting(std::string_view key) override {
         auto it = settings_.find(std::string(key));
         if (it == settings_.end()) return std::nullopt;
@@ -90,7 +84,6 @@ private:
         return i;
     }
     std::map<int64_t, Conv> convs_;
-    std::map<std::pair<int64_t, std::string>, std::shared_ptr<StateSnapshot>> snaps_;
     std::map<std::string, std::string> settings_;
     int64_t next_id_ = 1;
 };

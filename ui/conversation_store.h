@@ -1,5 +1,5 @@
-// Where the chat keeps conversations: the small interface the UI needs, so the SQLite history store
-// (history/store.h) plugs in behind it. make_memory_store() keeps everything in this process.
+// Where the chat keeps conversations: the small interface the UI needs. make_memory_store() keeps
+// everything in this process; make_sqlite_store() (ui/sqlite_store.h) is the history database.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,7 +14,8 @@ namespace sluice::ui {
 
 struct ReplyFigures {           // a reply's figures as stored (nullopt: not measured)
     std::optional<double> prompt_tok_s, decode_tok_s, ttft_s;
-    std::string finish;         // "end of turn", "stopped", ...
+    std::optional<double> cache_hit_rate;  // expert cache, 0..1
+    std::string finish;         // "end of turn", "stopped", ... (a database keeps only "stopped")
 };
 
 struct StoredMessage {
@@ -30,6 +31,7 @@ struct ConversationInfo {
     int64_t id = 0;             // set by the store
     std::string title, model_name, system_prompt;
     int64_t updated_ms = 0, n_messages = 0;  // set by the store
+    std::string model_path{};   // on create: lets a database note which model this was
 };
 
 class ConversationStore {
@@ -43,10 +45,10 @@ public:
     virtual std::vector<StoredMessage> messages(int64_t id) = 0;
     virtual int64_t append(int64_t id, const StoredMessage& m) = 0;  // returns its seq
     virtual void erase_from(int64_t id, int64_t seq) = 0;            // message seq and all after it
-    // Prefill snapshots, by conversation and model (wants_snapshots: worth making them at all).
-    virtual bool wants_snapshots() const = 0;
-    virtual void put_snapshot(int64_t id, std::string_view model_key, std::shared_ptr<StateSnapshot> s) = 0;
-    virtual std::shared_ptr<StateSnapshot> snapshot(int64_t id, std::string_view model_key) = 0;
+    // The conversation as a document ("md" or "json"); "" : this store leaves it to the UI.
+    virtual std::string export_text(int64_t id, std::string_view format) = 0;
+    // Prefill snapshots for the engine thread (ChatSessionOptions::snapshots); null: none kept.
+    virtual std::shared_ptr<SnapshotStore> snapshot_store() = 0;
     // Small settings ("last_model").
     virtual std::optional<std::string> setting(std::string_view key) = 0;
     virtual void set_setting(std::string_view key, std::string_view value) = 0;
