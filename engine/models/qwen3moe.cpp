@@ -19,6 +19,7 @@
 #include "engine/model.h"
 #include "engine/moe.h"
 #include "engine/state.h"
+#include "engine/stats_recorder.h"
 
 namespace sluice {
 
@@ -59,10 +60,7 @@ public:
         scores_.resize(size_t(h.n_head * n_ctx_));
         gate_.resize(size_t(h.n_ff));
         up_.resize(size_t(h.n_ff));
-        if (h.n_expert > 0) {
-            moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
-            fetched_.resize(size_t(top_k_));
-        }
+        if (h.n_expert > 0) moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
         router_logits_.resize(size_t(h.n_expert));
         ids_.resize(size_t(top_k_));
         weights_.resize(size_t(top_k_));
@@ -71,6 +69,7 @@ public:
 
     const float* forward(int32_t token) override {
         check_token(token);
+        TokenScope stats(*this);
         const Hparams& h = hp_;
         const int64_t pos = n_past_;
         // token_embd row -> x (n_embd)
@@ -129,6 +128,7 @@ public:
 private:
     void attention_block(const Layer& L, LayerKv& kv, int64_t pos) {
         const Hparams& h = hp_;
+        ScopedTime t(rec_, StatsRecorder::Part::Attention);
         rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
         run_shared_input({{L.wq, q_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}});
         for (int64_t hh = 0; hh < h.n_head; ++hh)  // Qcur_normed
@@ -150,8 +150,8 @@ private:
         const Hparams& h = hp_;
         matvec(L.router, hn_.data(), router_logits_.data(), *pool_);  // ffn_moe_logits
         router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
-        experts_->fetch(il, ids_.data(), top_k_, fetched_.data());
-        moe_->run(fetched_.data(), weights_.data(), top_k_, hn_.data(), y_.data(), *pool_);
+        // experts compute as their reads complete (streaming); all at once when mapped
+        moe_->run_streamed(*experts_, il, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(), y_.data(), *pool_);
     }
 
     // y = down(silu(gate hn) * up hn)
@@ -244,7 +244,6 @@ private:
     std::array<PreparedAct, 3> hn_act_;  // hn prepared for up to three weight types at once
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;
-    std::vector<ExpertWeights> fetched_;
 };
 
 }  // namespace
@@ -282,13 +281,10 @@ std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const Mod
         if (h.n_expert <= 0 || h.n_expert_used <= 0 || h.n_expert_used > h.n_expert)
             throw Error(f.path() + ": expert_used_count " + std::to_string(h.n_expert_used) +
                         " must be between 1 and expert_count " + std::to_string(h.n_expert));
-        top_k = opt.experts_per_token > 0 ? opt.experts_per_token : h.n_expert_used;
-        if (top_k > h.n_expert)
-            throw Error("--experts-per-token " + std::to_string(top_k) + " is more than the model's " +
-                        std::to_string(h.n_expert) + " experts");
+        top_k = resolve_top_k(opt, h.n_expert, h.n_expert_used);
     } else {
         h.n_ff = int64_t(f.get_uint(p + "feed_forward_length"));
-        if (opt.experts_per_token > 0)
+        if (opt.experts_per_token != 0)
             throw Error("--experts-per-token applies to MoE models; " + f.path() + " is dense (" + h.arch + ")");
     }
     return std::make_unique<Qwen3Moe>(std::move(file), opt, std::move(h), top_k);
