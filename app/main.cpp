@@ -16,12 +16,13 @@ struct Verb {
 };
 
 const Verb kVerbs[] = {
-    {"run", sluice::verb_run, "MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS]"},
+    {"run", sluice::verb_run, "MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS] [--io MODE] [--memory SIZE]"},
     {"logits", sluice::verb_logits, "MODEL.gguf --tokens 1,2,3 --out FILE"},
     {"tokenize", sluice::verb_tokenize, "MODEL.gguf --text TEXT (or text on stdin)"},
     {"info", sluice::verb_info, "MODEL.gguf [--json]"},
     {"gen-model", sluice::verb_gen_model, "--arch qwen3moe [--layers N --embd N ...] --type T --out F"},
     {"quantize", sluice::verb_quantize, "IN.gguf OUT.gguf --type T"},
+    {"bench", sluice::verb_bench, "MODEL.gguf [--io MODE] [--memory SIZE] [--experts-per-token K] [-n N] [--json]"},
 };
 
 void usage() {

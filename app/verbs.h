@@ -10,5 +10,6 @@ int verb_tokenize(int argc, char** argv);
 int verb_info(int argc, char** argv);
 int verb_gen_model(int argc, char** argv);
 int verb_quantize(int argc, char** argv);
+int verb_bench(int argc, char** argv);
 
 }  // namespace sluice

@@ -53,6 +53,7 @@ struct OpenOptions {
     // through data() only once load_resident() has read them into RAM. The rest (routed experts) is
     // read on demand through fd(): a model larger than RAM must not depend on the page cache.
     bool map = true;
+    uint64_t header_window = 4u << 20;  // unmapped: bytes read first; grows x4 while the parser needs more
 };
 
 class File {
@@ -125,7 +126,7 @@ public:
 
 private:
     File() = default;
-    static std::unique_ptr<File> open_unmapped(const std::string& path, int fd, uint64_t size);
+    static std::unique_ptr<File> open_unmapped(const std::string& path, int fd, uint64_t size, uint64_t window);
     std::string path_;
     uint32_t version_ = 0;
     uint64_t file_size_ = 0, alignment_ = 32, data_offset_ = 0;

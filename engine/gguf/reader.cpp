@@ -336,7 +336,7 @@ std::unique_ptr<File> File::open(const std::string& path, const OpenOptions& opt
         throw Error("'" + path + "' is empty (0 bytes), not a GGUF file");
     }
     const uint64_t size = uint64_t(st.st_size);
-    if (!opt.map) return open_unmapped(path, fd, size);
+    if (!opt.map) return open_unmapped(path, fd, size, std::max<uint64_t>(opt.header_window, 64));
 
     void* m = mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
@@ -353,11 +353,11 @@ std::unique_ptr<File> File::open(const std::string& path, const OpenOptions& opt
 
 // The header is read into a window that grows until the parser has all it needs (4 MiB covers most
 // models; a 150k-token vocabulary takes a few MiB more). The same bounds-checked parser runs over it.
-std::unique_ptr<File> File::open_unmapped(const std::string& path, int fd, uint64_t size) {
+std::unique_ptr<File> File::open_unmapped(const std::string& path, int fd, uint64_t size, uint64_t window) {
     std::unique_ptr<File> f;
     try {
         std::vector<uint8_t> head;
-        uint64_t window = std::min<uint64_t>(size, 4u << 20);
+        window = std::min(size, window);
         for (;;) {
             const uint64_t have = head.size();
             head.resize(size_t(window));

@@ -101,7 +101,7 @@ std::unique_ptr<gguf::File> open_model_file(const std::string& path, ModelOption
     if (mode == IoMode::Auto) {
         std::string why;
         const uint64_t lim = memory_limit(opt.memory_budget, &why);
-        if (!moe || !lim || mem.file_bytes + mem.file_bytes / 8 + 256 * kMiB <= lim) {
+        if (!moe || !lim || mem.file_bytes + mem.file_bytes / 10 + 64 * kMiB <= lim) {
             mode = IoMode::Mmap;
             mem.note = "auto: the file fits in memory (" + why + ")";
         } else {
