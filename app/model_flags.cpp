@@ -6,9 +6,10 @@ namespace sluice {
 
 const std::set<std::string> kModelFlags = {"-t", "-c", "--experts-per-token", "--io", "--memory", "--expert-cache",
                                            "--cache-policy", "--io-engine", "--io-depth"};
+const std::set<std::string> kModelBoolFlags = {"--no-prefetch"};
 const char* const kModelFlagsHelp =
     "[-t THREADS] [-c CTX] [--experts-per-token K] [--io auto|mmap|page-cache|direct] [--memory SIZE] "
-    "[--expert-cache SIZE] [--cache-policy lru|lfu] [--io-engine auto|io_uring|pread]";
+    "[--expert-cache SIZE] [--cache-policy lru|lfu] [--io-engine auto|io_uring|pread] [--no-prefetch]";
 
 ModelOptions model_options(const Args& a) {
     ModelOptions o;
@@ -40,6 +41,7 @@ ModelOptions model_options(const Args& a) {
     else if (eng == "pread") o.io_engine = IoEngine::Pread;
     else throw Error("--io-engine '" + eng + "' is not an engine (expected auto, io_uring or pread)");
     o.io_depth = int(a.i64("--io-depth", 32));
+    o.prefetch = !a.has("--no-prefetch");
     if (o.io_depth < 1 || o.io_depth > 4096) throw Error("--io-depth must be between 1 and 4096");
     return o;
 }

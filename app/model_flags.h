@@ -11,6 +11,7 @@ namespace sluice {
 
 // Value flags: -t -c --experts-per-token --io --memory --expert-cache --cache-policy --io-engine --io-depth
 extern const std::set<std::string> kModelFlags;
+extern const std::set<std::string> kModelBoolFlags;  // --no-prefetch
 extern const char* const kModelFlagsHelp;  // one line for usage messages
 
 // Error naming the flag for an unknown --io mode, policy or engine, or a size that does not parse.

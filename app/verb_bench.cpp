@@ -68,7 +68,9 @@ std::string fmt(const char* f, double x) {
 int verb_bench(int argc, char** argv) {
     std::set<std::string> flags = {"-p", "-n", "-r", "--seed"};
     flags.insert(kModelFlags.begin(), kModelFlags.end());
-    Args a(argc, argv, flags, {"--json"});
+    std::set<std::string> bools = {"--json"};
+    bools.insert(kModelBoolFlags.begin(), kModelBoolFlags.end());
+    Args a(argc, argv, flags, bools);
     if (a.positional().size() != 1)
         throw Error(std::string("usage: sluice bench MODEL.gguf [-p P] [-n N] [-r R] [--json] ") + kModelFlagsHelp);
     const std::string path = a.positional()[0];
@@ -167,6 +169,7 @@ int verb_bench(int argc, char** argv) {
             "\"disk_mb_s_median\":%.2f,\"expert_hits\":%llu,\"expert_misses\":%llu,\"hit_rate\":%.4f,"
             "\"hit_rate_source\":\"%s\",\"t_attention_ms_median\":%.3f,\"t_experts_compute_ms_median\":%.3f,"
             "\"t_experts_wait_ms_median\":%.3f,\"t_other_ms_median\":%.3f,\"rss_bytes_max\":%llu,\"rss_peak_bytes\":%llu,"
+            "\"prefetch\":%s,\"prefetch_bytes_total\":%llu,\"prefetch_experts_total\":%llu,\"guess_accuracy\":%.4f,"
             "\"routing_overlap\":%.4f,\"routing_distinct_per_layer\":%.2f,\"n_expert\":%lld,\"policy_replay\":%s,"
             "\"greedy_tokens\":[%s]}\n",
             path.c_str(), (unsigned long long)mem.file_bytes, isa_name(active_isa()), m->pool().size(), s.io_mode,
@@ -175,7 +178,9 @@ int verb_bench(int argc, char** argv) {
             (unsigned long long)mem.slot_bytes, (long long)k, load_s, (long long)P, double(P) / prompt_s, (long long)N,
             r.c_str(), med, median(tok_ms), median(bytes), median(os_bytes), median(mb_s), (unsigned long long)hits,
             (unsigned long long)misses, hit_rate, s.hit_rate_source, median(att), median(comp), median(wait),
-            median(other), (unsigned long long)rss_max, (unsigned long long)peak_rss(), s.routing_overlap,
+            median(other), (unsigned long long)rss_max, (unsigned long long)peak_rss(), opt.prefetch ? "true" : "false",
+            (unsigned long long)s.prefetch_bytes_total, (unsigned long long)s.prefetch_experts_total, s.guess_accuracy,
+            s.routing_overlap,
             s.routing_distinct, (long long)h.n_expert, replay_json.c_str(), g.c_str());
     } else {
         std::printf("decode     %lld tokens x %lld: median %.3f tok/s (runs", (long long)N, (long long)R, med);
@@ -191,6 +196,10 @@ int verb_bench(int argc, char** argv) {
                     s.hit_rate_source[0] ? s.hit_rate_source : "not measured");
         std::printf("routing    consecutive tokens share %.2f of %lld experts per layer; %.1f of %lld experts used per layer\n",
                     s.routing_overlap, (long long)k, s.routing_distinct, (long long)h.n_expert);
+        if (s.prefetch_experts_total || s.guess_accuracy > 0)
+            std::printf("prefetch   %llu guessed experts read (%s); %.0f%% of guesses used\n",
+                        (unsigned long long)s.prefetch_experts_total, format_bytes(s.prefetch_bytes_total).c_str(),
+                        100.0 * s.guess_accuracy);
         std::printf("memory     RSS max %s, peak %s\n", format_bytes(rss_max).c_str(), format_bytes(peak_rss()).c_str());
         if (!replay_text.empty()) std::printf("cache replay of the decode routing:\n%s", replay_text.c_str());
     }

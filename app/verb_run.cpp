@@ -21,7 +21,9 @@ int verb_run(int argc, char** argv) {
     std::set<std::string> flags = {"--prompt", "-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p",
                                    "--repeat-penalty", "--system"};
     flags.insert(kModelFlags.begin(), kModelFlags.end());
-    Args a(argc, argv, flags, {"--chat", "--no-think"}, {{"-p", "--prompt"}});
+    std::set<std::string> bools = {"--chat", "--no-think"};
+    bools.insert(kModelBoolFlags.begin(), kModelBoolFlags.end());
+    Args a(argc, argv, flags, bools, {{"-p", "--prompt"}});
     if (a.positional().size() != 1)
         throw Error(std::string("usage: sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] ") + kModelFlagsHelp);
     const std::string prompt = a.required("--prompt");

@@ -53,6 +53,7 @@ struct ModelOptions {
     CachePolicy cache_policy = CachePolicy::Lru;  // --cache-policy
     IoEngine io_engine = IoEngine::Auto;
     int io_depth = 32;                 // reads in flight
+    bool prefetch = true;              // streaming: read guessed next-layer experts ahead (--no-prefetch)
     ReadFault read_fault;              // tests: fail chosen expert reads
     // Where per-token statistics are published (the UI keeps a reference and reads it from its own
     // thread); null: the model makes its own board (Model::stats()).

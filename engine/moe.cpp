@@ -60,6 +60,7 @@ std::unique_ptr<ExpertSource> make_expert_source(const gguf::File& f, std::vecto
     cfg.engine = opt.io_engine;
     cfg.depth = opt.io_depth;
     cfg.fault = opt.read_fault;
+    cfg.prefetch = opt.prefetch;
     auto src = std::make_unique<StreamingExperts>(f, std::move(layers), n_embd, n_ff_exp, cfg, ctx->rec.get());
     ctx->sources.push_back(src.get());
     return src;
@@ -125,7 +126,7 @@ void MoeFfn::run(const ExpertWeights* experts, const float* weights, int64_t k, 
 }
 
 void MoeFfn::run_streamed(ExpertSource& src, int64_t layer, const int32_t* ids, const float* weights, int64_t k,
-                          int64_t n_expert, const float* x, float* y, ThreadPool& pool) {
+                          int64_t n_expert, const float* x, float* y, ThreadPool& pool, const Guess* next) {
     using Clock = std::chrono::steady_clock;
     StatsRecorder* rec = src.recorder();
     if (rec) rec->routing(layer, n_expert, ids, k);
@@ -133,6 +134,7 @@ void MoeFfn::run_streamed(ExpertSource& src, int64_t layer, const int32_t* ids, 
     double wait = 0, comp = 0;
     auto t = Clock::now();
     src.start(layer, ids, k, fetched_.data());
+    if (next) src.prefetch(next->layer, next->ids, next->k);
     for (int64_t done = 0; done < k;) {
         ready_.clear();
         const int64_t n = src.wait_ready(ready_);

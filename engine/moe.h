@@ -56,6 +56,12 @@ public:
         pending_ = 0;
         return n;
     }
+    // Prefetch: `ids` of `layer` are likely needed soon (a guess, e.g. the next layer's router applied
+    // to this layer's input). Sources reading from disk start loading them and never block; a guess
+    // that turns out wrong costs bandwidth only. wants_prefetch(): whether guessing is worth it now
+    // (false for mmap; streaming sources turn it off while their guesses keep missing).
+    virtual bool wants_prefetch() const { return false; }
+    virtual void prefetch(int64_t layer, const int32_t* ids, int64_t k) {}
     // Where fetches are counted and timed (null: nowhere).
     StatsRecorder* recorder() const { return rec_; }
     void set_recorder(StatsRecorder* r) { rec_ = r; }
@@ -90,8 +96,15 @@ public:
     // complete compute while the others load. Bit-identical to fetch() + run() (each expert's output
     // is computed alone; the weighted sum runs in j order at the end). Records routing and the
     // compute / wait split in src.recorder().
+    // `next`: a guess for the next layer, handed to src.prefetch() right after this layer's reads are
+    // queued, so the disk works on it while this layer computes and the next attention runs.
+    struct Guess {
+        int64_t layer;
+        const int32_t* ids;
+        int64_t k;
+    };
     void run_streamed(ExpertSource& src, int64_t layer, const int32_t* ids, const float* weights, int64_t k,
-                      int64_t n_expert, const float* x, float* y, ThreadPool& pool);
+                      int64_t n_expert, const float* x, float* y, ThreadPool& pool, const Guess* next = nullptr);
 
 private:
     // out_[j] = down_j(silu(gate_j x) * up_j x) for the listed j.

@@ -36,6 +36,10 @@ struct StatsSnapshot {
     const char* hit_rate_source = "";  // static string: "own cache", "page cache (RWF_NOWAIT probe)",
                                        // "" when not measured (mmap)
     int64_t experts_per_token = 0;   // K used (after --experts-per-token)
+    // Prefetch of guessed next-layer experts (streaming): reads issued on a guess (counted in
+    // bytes_read_* too) and how many guessed experts the routing then used.
+    uint64_t prefetch_bytes_total = 0, prefetch_experts_total = 0;
+    double guess_accuracy = 0;       // used / guessed, cumulative
 
     // Routing: how much a cache can help. Cumulative since load.
     double routing_overlap = 0;      // mean experts a layer shares with the previous token (of K)

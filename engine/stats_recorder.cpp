@@ -83,6 +83,18 @@ void StatsRecorder::add_lookups(uint64_t hits, uint64_t misses) {
     cur_.expert_misses += misses;
 }
 
+void StatsRecorder::add_prefetch(uint64_t bytes, uint64_t experts, uint64_t n_reads) {
+    add_reads(bytes, n_reads);
+    cur_.prefetch_bytes_total += bytes;
+    cur_.prefetch_experts_total += experts;
+}
+
+void StatsRecorder::add_guess(int64_t guessed, int64_t used) {
+    guessed_ += guessed;
+    guess_used_ += used;
+    cur_.guess_accuracy = guessed_ ? double(guess_used_) / double(guessed_) : 0;
+}
+
 void StatsRecorder::routing(int64_t layer, int64_t n_expert, const int32_t* ids, int64_t k) {
     if (layer >= int64_t(prev_.size())) {
         prev_.resize(size_t(layer + 1));

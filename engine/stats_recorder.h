@@ -26,6 +26,8 @@ public:
     void add_time(Part p, double seconds);
     void add_reads(uint64_t bytes, uint64_t n_reads);
     void add_lookups(uint64_t hits, uint64_t misses);
+    void add_prefetch(uint64_t bytes, uint64_t experts, uint64_t n_reads);  // counted in the reads too
+    void add_guess(int64_t guessed, int64_t used);  // a next-layer guess scored against the routing
     void routing(int64_t layer, int64_t n_expert, const int32_t* ids, int64_t k);
     void set_expert_cache_bytes(uint64_t in_use) { cur_.expert_cache_bytes = in_use; }
 
@@ -47,6 +49,7 @@ private:
     // routing: per layer, the previous token's experts and every expert seen
     std::vector<std::vector<uint8_t>> prev_, seen_;
     std::vector<int64_t> n_seen_;
+    int64_t guessed_ = 0, guess_used_ = 0;
     double overlap_sum_ = 0;
     int64_t overlap_n_ = 0;
     bool trace_on_ = false;

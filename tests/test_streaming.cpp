@@ -310,6 +310,7 @@ TEST(Streaming, StatisticsAddUp) {
     for (CachePolicy p : {CachePolicy::Lru, CachePolicy::Lfu}) {
         ModelOptions o = opts(IoMode::Direct, 20 * slot);
         o.cache_policy = p;
+        o.prefetch = false;  // guesses change what is cached; checked below
         o.stats = std::make_shared<StatsBoard>();  // the UI's board, handed in
         auto m = load_model(path, o);
         EXPECT_EQ(m->stats(), o.stats);
@@ -349,8 +350,22 @@ TEST(Streaming, StatisticsAddUp) {
         EXPECT_GT(s.routing_distinct, 0);
         EXPECT_LE(s.routing_overlap, double(h.n_expert_used));
     }
+    // With prefetch, guessed experts are read too, counted apart and in the totals.
+    {
+        ModelOptions o = opts(IoMode::Direct, 40 * slot);
+        auto m = load_model(path, o);
+        m->forward_tokens(t, false);
+        const StatsSnapshot s = m->stats()->read();
+        EXPECT_GT(s.prefetch_experts_total, 0u);
+        EXPECT_GT(s.prefetch_bytes_total, 0u);
+        EXPECT_LE(s.prefetch_bytes_total, s.bytes_read_total);
+        EXPECT_GE(s.guess_accuracy, 0.0);
+        EXPECT_LE(s.guess_accuracy, 1.0);
+    }
     // Page cache: every lookup is a probe hit or a miss; a miss reads at most the slab.
-    auto m = load_model(path, opts(IoMode::PageCache));
+    ModelOptions pc = opts(IoMode::PageCache);
+    pc.prefetch = false;
+    auto m = load_model(path, pc);
     m->forward_tokens(t, false);
     const StatsSnapshot s = m->stats()->read();
     const Hparams& h = m->hparams();

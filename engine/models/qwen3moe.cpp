@@ -64,6 +64,8 @@ public:
         router_logits_.resize(size_t(h.n_expert));
         ids_.resize(size_t(top_k_));
         weights_.resize(size_t(top_k_));
+        guess_ids_.resize(size_t(top_k_));
+        guess_w_.resize(size_t(top_k_));
         logits_.resize(size_t(h.n_vocab));
     }
 
@@ -150,8 +152,17 @@ private:
         const Hparams& h = hp_;
         matvec(L.router, hn_.data(), router_logits_.data(), *pool_);  // ffn_moe_logits
         router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
+        // Streaming: guess the next layer's experts from this layer's input (the residual changes
+        // little between layers) so their reads start now.
+        MoeFfn::Guess guess{il + 1, guess_ids_.data(), top_k_};
+        const bool do_guess = il + 1 < h.n_layer && layers_[size_t(il + 1)].router.data && experts_->wants_prefetch();
+        if (do_guess) {
+            matvec(layers_[size_t(il + 1)].router, hn_.data(), router_logits_.data(), *pool_);
+            router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, false, guess_ids_.data(), guess_w_.data());
+        }
         // experts compute as their reads complete (streaming); all at once when mapped
-        moe_->run_streamed(*experts_, il, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(), y_.data(), *pool_);
+        moe_->run_streamed(*experts_, il, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(), y_.data(), *pool_,
+                           do_guess ? &guess : nullptr);
     }
 
     // y = down(silu(gate hn) * up hn)
@@ -239,8 +250,8 @@ private:
     std::vector<Layer> layers_;
     std::vector<LayerKv> kv_;
     // Activations of one token.
-    std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, router_logits_, weights_, logits_;
-    std::vector<int32_t> ids_;
+    std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, router_logits_, weights_, logits_, guess_w_;
+    std::vector<int32_t> ids_, guess_ids_;
     std::array<PreparedAct, 3> hn_act_;  // hn prepared for up to three weight types at once
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;

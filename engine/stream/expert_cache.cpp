@@ -11,6 +11,7 @@ const char* cache_policy_name(CachePolicy p) { return p == CachePolicy::Lru ? "l
 
 ExpertCache::ExpertCache(int64_t n_slots, int64_t n_keys, CachePolicy policy)
     : policy_(policy), key_(size_t(n_slots), -1), last_use_(size_t(n_slots), 0), pinned_(size_t(n_slots), 0),
+      busy_(size_t(n_slots), 0),
       slot_of_(size_t(n_keys), -1), freq_(size_t(n_keys), 0),
       // Halve the counts every 4 passes over max(keys, slots): for Qwen3-30B-A3B (6144 keys, 384
       // accesses a token) every 64 tokens.
@@ -21,7 +22,7 @@ ExpertCache::Found ExpertCache::acquire(int64_t key) {
     ++tick_;
     if (policy_ == CachePolicy::Lfu) {
         if (freq_[size_t(key)] < UINT32_MAX) ++freq_[size_t(key)];
-        if (tick_ % decay_every_ == 0)
+        if (++accesses_ % decay_every_ == 0)
             for (uint32_t& f : freq_) f >>= 1;
     }
     int64_t s = slot_of_[size_t(key)];
@@ -31,7 +32,7 @@ ExpertCache::Found ExpertCache::acquire(int64_t key) {
     } else {
         ++misses_;
         s = victim();
-        if (s < 0) throw Error("expert cache: all " + std::to_string(key_.size()) + " slots are in use by one layer");
+        if (s < 0) throw Error("expert cache: all " + std::to_string(key_.size()) + " slots are in use by one layer or loading");
         if (key_[size_t(s)] >= 0) slot_of_[size_t(key_[size_t(s)])] = -1;
         key_[size_t(s)] = key;
         slot_of_[size_t(key)] = s;
@@ -47,7 +48,7 @@ int64_t ExpertCache::victim() const {
     int64_t best = -1;
     uint64_t best_f = 0, best_t = 0;
     for (size_t s = 0; s < key_.size(); ++s) {
-        if (pinned_[s]) continue;
+        if (pinned_[s] || busy_[s]) continue;
         if (key_[s] < 0) return int64_t(s);
         const uint64_t f = policy_ == CachePolicy::Lfu ? freq_[size_t(key_[s])] : 0;
         if (best < 0 || f < best_f || (f == best_f && last_use_[s] < best_t)) {
@@ -57,6 +58,17 @@ int64_t ExpertCache::victim() const {
         }
     }
     return best;
+}
+
+int64_t ExpertCache::claim(int64_t key) {
+    if (slot_of_[size_t(key)] >= 0) return -1;
+    const int64_t s = victim();
+    if (s < 0) return -1;
+    if (key_[size_t(s)] >= 0) slot_of_[size_t(key_[size_t(s)])] = -1;
+    key_[size_t(s)] = key;
+    slot_of_[size_t(key)] = s;
+    last_use_[size_t(s)] = ++tick_;
+    return s;
 }
 
 void ExpertCache::unpin_all() { std::fill(pinned_.begin(), pinned_.end(), 0); }

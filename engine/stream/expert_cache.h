@@ -28,6 +28,11 @@ public:
     Found acquire(int64_t key);
     void unpin_all();
     void drop(int64_t slot);  // contents invalid (a failed read): the slot is free again
+    // Prefetch: a slot for `key` if it is not cached and one can be given up, without counting an
+    // access (a guess is not a use); -1 otherwise. The slot is not pinned.
+    int64_t claim(int64_t key);
+    // A slot whose read is in flight must not be given to another key.
+    void set_busy(int64_t slot, bool busy) { busy_[size_t(slot)] = busy; }
 
     int64_t n_slots() const { return int64_t(key_.size()); }
     int64_t key_of(int64_t slot) const { return key_[size_t(slot)]; }
@@ -41,9 +46,10 @@ private:
     std::vector<int64_t> key_;          // per slot; -1 free
     std::vector<uint64_t> last_use_;    // per slot
     std::vector<uint8_t> pinned_;       // per slot
+    std::vector<uint8_t> busy_;         // per slot
     std::vector<int64_t> slot_of_;      // per key; -1 not cached
     std::vector<uint32_t> freq_;        // per key (Lfu)
-    uint64_t tick_ = 0, decay_every_, hits_ = 0, misses_ = 0;
+    uint64_t tick_ = 0, accesses_ = 0, decay_every_, hits_ = 0, misses_ = 0;
 };
 
 }  // namespace sluice

@@ -89,7 +89,7 @@ void StreamingExperts::allocate(uint64_t cache_bytes, int64_t max_k) {
     slots_ = static_cast<uint8_t*>(m);
     cache_ = std::make_unique<ExpertCache>(n, int64_t(plan_.size()) * n_expert_, cfg_.policy);
     reads_left_.assign(size_t(n), 0);
-    failed_.assign(size_t(n), 0);
+    failed_.assign(size_t(n), ReadDone{});
     waiters_.assign(size_t(n), {});
 }
 
@@ -113,6 +113,39 @@ void StreamingExperts::views(int64_t layer, int64_t e, const uint8_t* slot, Expe
     }
 }
 
+uint64_t StreamingExperts::load(int64_t layer, int64_t e, int64_t slot, bool guess, bool* from_disk) {
+    const size_t s = size_t(slot);
+    uint8_t* base = slots_ + uint64_t(slot) * slot_bytes_;
+    uint64_t bytes = 0;
+    failed_[s] = ReadDone{};
+    *from_disk = false;
+    const LayerPlan& p = plan_[size_t(layer)];
+    for (size_t pi = 0; pi < p.pieces.size(); ++pi) {
+        const Piece& pc = p.pieces[pi];
+        const uint64_t off = pc.t->offset + uint64_t(e) * pc.bytes;
+        uint8_t* dst = base + pc.slot_offset;
+        const uint64_t tag = uint64_t(slot) * 8 + (guess ? 4 : 0) + pi;
+        if (cfg_.direct) {
+            const uint64_t a0 = off / kAlign * kAlign, a1 = round_up(off + pc.bytes);
+            reqs_.push_back({dst, a0, a1 - a0, off + pc.bytes - a0, tag});
+            bytes += a1 - a0;
+        } else {
+            // Whatever the page cache holds comes without waiting; the rest goes to the disk.
+            // (With a fault hook, tests want every read to reach it: no probe.)
+            iovec iov{dst, size_t(pc.bytes)};
+            ssize_t got = cfg_.fault ? 0 : preadv2(fd_, &iov, 1, off_t(off), RWF_NOWAIT);
+            if (got < 0) got = 0;
+            if (uint64_t(got) == pc.bytes) continue;
+            reqs_.push_back({dst + got, off + uint64_t(got), pc.bytes - uint64_t(got), pc.bytes - uint64_t(got), tag});
+            bytes += pc.bytes - uint64_t(got);
+        }
+        ++reads_left_[s];
+        *from_disk = true;
+    }
+    if (*from_disk) cache_->set_busy(slot, true);
+    return bytes;
+}
+
 void StreamingExperts::start(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) {
     if (!cache_) allocate(0, k);
     cache_->unpin_all();  // the previous layer's views expire now
@@ -120,51 +153,36 @@ void StreamingExperts::start(int64_t layer, const int32_t* ids, int64_t k, Exper
     reqs_.clear();
     k_ = k;
     returned_ = 0;
+    if (guess_layer_ == layer) {  // score the guess for this layer
+        int64_t used = 0;
+        for (int64_t j = 0; j < k; ++j) used += std::count(guess_.begin(), guess_.end(), ids[j]) > 0;
+        const double frac = double(used) / double(std::max<size_t>(guess_.size(), 1));
+        accuracy_ = 0.9 * accuracy_ + 0.1 * frac;
+        if (rec_) rec_->add_guess(int64_t(guess_.size()), used);
+        guess_layer_ = -1;
+    }
     uint64_t hits = 0, misses = 0, bytes = 0;
-    const LayerPlan& p = plan_[size_t(layer)];
     for (int64_t j = 0; j < k; ++j) {
         const int64_t e = ids[j];
         const ExpertCache::Found fd = cache_->acquire(layer * n_expert_ + e);
         const size_t s = size_t(fd.slot);
-        uint8_t* slot = slots_ + uint64_t(fd.slot) * slot_bytes_;
-        views(layer, e, slot, &out[j]);
+        views(layer, e, slots_ + uint64_t(fd.slot) * slot_bytes_, &out[j]);
         if (fd.hit) {
             ++hits;
             if (reads_left_[s] > 0)
-                waiters_[s].push_back(j);  // the same expert twice in one request
+                waiters_[s].push_back(j);  // still loading: a prefetch, or the same expert twice
             else
                 ready_.push_back(j);
             continue;
         }
         waiters_[s].assign(1, j);
-        failed_[s] = 0;
-        bool from_disk = false;
-        for (size_t pi = 0; pi < p.pieces.size(); ++pi) {
-            const Piece& pc = p.pieces[pi];
-            const uint64_t off = pc.t->offset + uint64_t(e) * pc.bytes;
-            uint8_t* dst = slot + pc.slot_offset;
-            const uint64_t tag = uint64_t(fd.slot) * 4 + pi;
-            if (cfg_.direct) {
-                const uint64_t a0 = off / kAlign * kAlign, a1 = round_up(off + pc.bytes);
-                reqs_.push_back({dst, a0, a1 - a0, off + pc.bytes - a0, tag});
-                bytes += a1 - a0;
-            } else {
-                // Whatever the page cache holds comes without waiting; the rest goes to the disk.
-                // (With a fault hook, tests want every read to reach it: no probe.)
-                iovec iov{dst, size_t(pc.bytes)};
-                ssize_t got = cfg_.fault ? 0 : preadv2(fd_, &iov, 1, off_t(off), RWF_NOWAIT);
-                if (got < 0) got = 0;
-                if (uint64_t(got) == pc.bytes) continue;
-                reqs_.push_back({dst + got, off + uint64_t(got), pc.bytes - uint64_t(got), pc.bytes - uint64_t(got), tag});
-                bytes += pc.bytes - uint64_t(got);
-            }
-            ++reads_left_[s];
-            from_disk = true;
-        }
+        bool from_disk;
+        bytes += load(layer, e, fd.slot, false, &from_disk);
         if (from_disk) {
             ++misses;
         } else {
             ++hits;
+            waiters_[s].clear();
             ready_.push_back(j);
         }
     }
@@ -176,20 +194,51 @@ void StreamingExperts::start(int64_t layer, const int32_t* ids, int64_t k, Exper
     }
 }
 
+void StreamingExperts::prefetch(int64_t layer, const int32_t* ids, int64_t k) {
+    if (!cfg_.prefetch || !cache_ || layer >= int64_t(plan_.size())) return;
+    guess_layer_ = layer;
+    guess_.assign(ids, ids + k);
+    if (accuracy_ < 0.5) return;  // guesses keep missing: not worth the bandwidth now
+    uint64_t bytes = 0;
+    int64_t n = 0;
+    reqs_.clear();
+    const LayerPlan& p = plan_[size_t(layer)];
+    for (int64_t j = 0; j < k; ++j) {
+        const int64_t e = ids[j];
+        if (!cfg_.direct) {  // the page cache is the cache: ask the kernel to start reading
+            for (const Piece& pc : p.pieces) {
+                posix_fadvise(fd_, off_t(pc.t->offset + uint64_t(e) * pc.bytes), off_t(pc.bytes), POSIX_FADV_WILLNEED);
+                bytes += pc.bytes;
+            }
+            ++n;
+            continue;
+        }
+        const int64_t slot = cache_->claim(layer * n_expert_ + e);
+        if (slot < 0) continue;  // cached already, or no slot to spare
+        waiters_[size_t(slot)].clear();
+        bool from_disk;
+        bytes += load(layer, e, slot, true, &from_disk);
+        ++n;
+    }
+    if (!reqs_.empty()) queue_->submit(reqs_.data(), reqs_.size());
+    if (rec_) rec_->add_prefetch(bytes, uint64_t(n), reqs_.size());
+}
+
 void StreamingExperts::on_done(const ReadDone& d) {
-    const size_t s = size_t(d.tag / 4);
-    if (d.err) {
-        failed_[s] = 1;
-        if (error_.empty()) {
+    const size_t s = size_t(d.tag / 8);
+    if (d.err && !failed_[s].err) failed_[s] = d;
+    if (--reads_left_[s] > 0) return;
+    cache_->set_busy(int64_t(s), false);
+    const ReadDone f = failed_[s];
+    if (f.err) {
+        // A failed guess matters only if a layer now waits for it.
+        if (!waiters_[s].empty() && error_.empty()) {
             const int64_t key = cache_->key_of(int64_t(s));
             const LayerPlan& p = plan_[size_t(key / n_expert_)];
             error_ = "reading expert " + std::to_string(key % n_expert_) + " of layer " + std::to_string(key / n_expert_) +
-                     " ('" + p.pieces[d.tag % 4].t->name + "') from '" + f_.path() + "' at offset " +
-                     std::to_string(d.offset) + ": " + read_error_text(d.err);
+                     " ('" + p.pieces[f.tag % 4].t->name + "') from '" + f_.path() + "' at offset " +
+                     std::to_string(f.offset) + ": " + read_error_text(f.err);
         }
-    }
-    if (--reads_left_[s] > 0) return;
-    if (failed_[s]) {
         cache_->drop(int64_t(s));
     } else {
         ready_.insert(ready_.end(), waiters_[s].begin(), waiters_[s].end());

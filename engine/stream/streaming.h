@@ -8,6 +8,13 @@
 //               page cache caching experts; sluice holds one layer's K experts. Residency is probed
 //               per slab with preadv2(RWF_NOWAIT), which copies the slab if every page is cached and
 //               fails otherwise: a hit is a read that needed no disk.
+//
+// Prefetch: the architecture guesses the next layer's experts (next router on this layer's input);
+// their reads queue behind this layer's, so the disk keeps working while this layer computes and the
+// next attention runs. Guesses are scored when the layer's real routing arrives; while fewer than
+// half of the guessed experts get used (running average) no prefetch reads are issued, guessing
+// goes on so they resume when guesses improve. Direct: into cache slots; page-cache:
+// POSIX_FADV_WILLNEED on the slabs.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -26,6 +33,7 @@ struct StreamConfig {
     CachePolicy policy = CachePolicy::Lru;
     IoEngine engine = IoEngine::Auto;
     int depth = 32;          // reads in flight at most
+    bool prefetch = true;    // act on next-layer guesses
     ReadFault fault;         // tests
 };
 
@@ -48,6 +56,9 @@ public:
     void fetch(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) override;
     void start(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) override;
     int64_t wait_ready(std::vector<int64_t>& ready) override;
+    bool wants_prefetch() const override { return cfg_.prefetch; }
+    void prefetch(int64_t layer, const int32_t* ids, int64_t k) override;
+    double guess_accuracy() const { return accuracy_; }
 
 private:
     struct Piece {  // one slab of expert e: bytes [t->offset + e * bytes, + bytes) of the file
@@ -61,6 +72,9 @@ private:
     };
     void views(int64_t layer, int64_t e, const uint8_t* slot, ExpertWeights* out) const;
     void on_done(const ReadDone& d);
+    // Queues the reads of expert e of `layer` into `slot` (direct), or probes the page cache first;
+    // returns bytes sent to the disk.
+    uint64_t load(int64_t layer, int64_t e, int64_t slot, bool guess, bool* from_disk);
     [[noreturn]] void fail_after_drain();
 
     const gguf::File& f_;
@@ -75,13 +89,17 @@ private:
     uint8_t* slots_ = nullptr;
     // The request in progress.
     std::vector<int32_t> reads_left_;            // per slot: reads still in flight
-    std::vector<uint8_t> failed_;                // per slot
+    std::vector<ReadDone> failed_;               // per slot: the first failed read (err 0: none)
     std::vector<std::vector<int64_t>> waiters_;  // per slot: request indices it serves
     std::vector<int64_t> ready_;
     std::vector<ReadReq> reqs_;
     std::vector<ReadDone> done_;
     int64_t k_ = 0, returned_ = 0;
     std::string error_;
+    // The pending guess and how good guesses have been.
+    int64_t guess_layer_ = -1;
+    std::vector<int32_t> guess_;
+    double accuracy_ = 1.0;
 };
 
 }  // namespace sluice
