@@ -9,7 +9,7 @@ const std::set<std::string> kModelFlags = {"-t", "-c", "--experts-per-token", "-
 const std::set<std::string> kModelBoolFlags = {"--no-prefetch"};
 const char* const kModelFlagsHelp =
     "[-t THREADS] [-c CTX] [--experts-per-token K] [--io auto|mmap|page-cache|direct] [--memory SIZE] "
-    "[--expert-cache SIZE] [--cache-policy lru|lfu] [--io-engine auto|io_uring|pread] [--no-prefetch]";
+    "[--expert-cache SIZE] [--cache-policy lfu|lru] [--io-engine auto|io_uring|pread] [--no-prefetch]";
 
 ModelOptions model_options(const Args& a) {
     ModelOptions o;
@@ -31,7 +31,7 @@ ModelOptions model_options(const Args& a) {
     o.expert_cache = a.size("--expert-cache", 0);
     if (a.has("--expert-cache") && (o.io == IoMode::PageCache || o.io == IoMode::Mmap))
         throw Error("--expert-cache sizes the cache of --io direct (got --io " + io + ")");
-    const std::string pol = a.str("--cache-policy", "lru");
+    const std::string pol = a.str("--cache-policy", "lfu");
     if (pol == "lru") o.cache_policy = CachePolicy::Lru;
     else if (pol == "lfu") o.cache_policy = CachePolicy::Lfu;
     else throw Error("--cache-policy '" + pol + "' is not a policy (expected lru or lfu)");

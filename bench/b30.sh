@@ -40,7 +40,8 @@ fio_run() {  # $1 tag, $2 queue depth: random slab-sized O_DIRECT reads of the m
 }
 step() { echo "b30: $* (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
 
-for qd in 8 24; do step "fio qd $qd"; fio_run before "$qd"; done
+# qd 32: what sluice keeps in flight (--io-depth 32); qd 8: one expert's reads at a time, roughly.
+for qd in 8 32; do step "fio qd $qd"; fio_run before "$qd"; done
 
 sl() {  # $1 tag, rest: extra sluice bench flags; run under the cap
   local tag=$1; shift
@@ -51,15 +52,16 @@ sl() {  # $1 tag, rest: extra sluice bench flags; run under the cap
 sl direct-lru --io direct --cache-policy lru
 sl direct-lfu --io direct --cache-policy lfu
 sl direct-lru-noprefetch --io direct --cache-policy lru --no-prefetch
+sl direct-lfu-noprefetch --io direct --cache-policy lfu --no-prefetch
+sl direct-uring --io direct --io-engine io_uring
 sl page-cache --io page-cache
-sl page-cache-noprefetch --io page-cache --no-prefetch
 if [ "${SKIP_LLAMA:-0}" != 1 ]; then
   step "llama.cpp (cap $CAP, mmap, repack off)"
   "$MEMLIMIT" "$CAP" build/bench/llama_peer -m "$model" -t "$T" -p "$P" -n "$N" -r "$LLAMA_R" --no-repack --json \
     > "$out/cap-llama.json" 2> "$out/cap-llama.err" || { cat "$out/cap-llama.err" >&2; exit 1; }
 fi
 
-for qd in 8 24; do step "fio qd $qd"; fio_run after "$qd"; done
+for qd in 8 32; do step "fio qd $qd"; fio_run after "$qd"; done
 
 # In the page cache: only when the file fits beside what the machine is using now.
 avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)

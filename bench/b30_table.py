@@ -2,8 +2,8 @@
 """Collects bench/b30.sh's pieces into one JSON file and prints the B30 table.
 
 disk-bound ceiling (tok/s) = fio bandwidth / bytes sluice read per token (median), with fio at queue
-depth 24 (what one layer's 8 missed experts put in flight: 24 slab reads); the median of the runs
-before and after the decodes, since the shared disk drifts.
+depth 32 (what sluice keeps in flight at most, --io-depth 32); the median of the runs before and
+after the decodes, since the shared disk drifts.
 """
 import glob
 import json
@@ -34,9 +34,9 @@ def main():
     for p in sorted(glob.glob(os.path.join(d, "fio-*.json"))):
         tag = os.path.basename(p)[4:-5]  # before-qd8
         fio[tag] = load(p)["jobs"][0]["read"]["bw_bytes"] / 1e6
-    bw24 = statistics.median([v for k, v in fio.items() if k.endswith("qd24")])
+    bw24 = statistics.median([v for k, v in fio.items() if k.endswith("qd32")])
     out = {"read_ahead_kb": opts.get("--read-ahead-kb"), "cap": opts.get("--cap"), "memory": opts.get("--memory"),
-           "fio_mb_s": fio, "fio_qd24_mb_s_median": bw24, "runs": {}}
+           "fio_mb_s": fio, "fio_qd32_mb_s_median": bw24, "runs": {}}
     llama_cap = None
     if os.path.exists(os.path.join(d, "cap-llama.json")):
         llama_cap = load(os.path.join(d, "cap-llama.json"))

@@ -50,7 +50,7 @@ struct ModelOptions {
     IoMode io = IoMode::Auto;          // --io
     uint64_t memory_budget = 0;        // --memory: bytes sluice may hold resident; 0: no limit
     uint64_t expert_cache = 0;         // --expert-cache (direct): 0: what the budget leaves
-    CachePolicy cache_policy = CachePolicy::Lru;  // --cache-policy
+    CachePolicy cache_policy = CachePolicy::Lfu;  // --cache-policy (default measured: bench/B30.md)
     IoEngine io_engine = IoEngine::Auto;
     int io_depth = 32;                 // reads in flight
     bool prefetch = true;              // streaming: read guessed next-layer experts ahead (--no-prefetch)

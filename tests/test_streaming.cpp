@@ -439,6 +439,27 @@ TEST(Streaming, FileTruncatedWhileRunning) {
     }
 }
 
+TEST(Streaming, FileReplacedWhileRunningIsNotSeen) {
+    // A new file renamed over the path (a re-download, a re-quantization) does not change the model
+    // being run: experts are read through the descriptor opened at load.
+    const std::vector<int32_t> t = ids("moe_b", 10);
+    const std::vector<float> ref = logits(kFx + "moe_b.gguf", opts(IoMode::Mmap), t);
+    const size_t nv = ref.size() / t.size();
+    for (IoMode io : {IoMode::Direct, IoMode::PageCache}) {
+        const std::string path = tmp("replaced.gguf");
+        std::filesystem::copy_file(kFx + "moe_b.gguf", path, std::filesystem::copy_options::overwrite_existing);
+        auto m = load_model(path, opts(io, io == IoMode::Direct ? 8 * slot_bytes(path) : 0));
+        m->forward_tokens(std::span(t).first(5), false);
+        std::filesystem::copy_file(kFx + "moe_a.gguf", path + ".new", std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::rename(path + ".new", path);
+        for (size_t i = 5; i < t.size(); ++i) {
+            const float* l = m->forward(t[i]);
+            EXPECT_EQ(std::memcmp(l, &ref[i * nv], nv * sizeof(float)), 0) << io_mode_name(io) << " position " << i;
+        }
+        std::filesystem::remove(path);
+    }
+}
+
 TEST(GgufUnmapped, HeaderLargerThanTheFirstWindow) {
     const std::string path = tmp("bigheader.gguf");
     {

@@ -10,7 +10,9 @@ namespace sluice {
 
 // Lru: evict the least recently used. Lfu: evict the least frequently used, counting every access to
 // a key (cached or not) with counts halved every few passes over the keys, so popularity follows
-// the conversation; ties go to the least recently used.
+// the conversation; ties go to the least recently used. Lfu is the default: on B30 (bench/B30.md)
+// it read 4-5% fewer bytes per token than Lru under a 4 GiB cap and hit more at every replayed size
+// (17% of the experts cached: 0.256 vs 0.134), at equal speed within the machine's noise.
 enum class CachePolicy { Lru, Lfu };
 const char* cache_policy_name(CachePolicy p);  // "lru", "lfu"
 

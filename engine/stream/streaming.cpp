@@ -195,24 +195,15 @@ void StreamingExperts::start(int64_t layer, const int32_t* ids, int64_t k, Exper
 }
 
 void StreamingExperts::prefetch(int64_t layer, const int32_t* ids, int64_t k) {
-    if (!cfg_.prefetch || !cache_ || layer >= int64_t(plan_.size())) return;
+    if (!wants_prefetch() || !cache_ || layer >= int64_t(plan_.size())) return;
     guess_layer_ = layer;
     guess_.assign(ids, ids + k);
     if (accuracy_ < 0.5) return;  // guesses keep missing: not worth the bandwidth now
     uint64_t bytes = 0;
     int64_t n = 0;
     reqs_.clear();
-    const LayerPlan& p = plan_[size_t(layer)];
     for (int64_t j = 0; j < k; ++j) {
         const int64_t e = ids[j];
-        if (!cfg_.direct) {  // the page cache is the cache: ask the kernel to start reading
-            for (const Piece& pc : p.pieces) {
-                posix_fadvise(fd_, off_t(pc.t->offset + uint64_t(e) * pc.bytes), off_t(pc.bytes), POSIX_FADV_WILLNEED);
-                bytes += pc.bytes;
-            }
-            ++n;
-            continue;
-        }
         const int64_t slot = cache_->claim(layer * n_expert_ + e);
         if (slot < 0) continue;  // cached already, or no slot to spare
         waiters_[size_t(slot)].clear();

@@ -13,8 +13,9 @@
 // their reads queue behind this layer's, so the disk keeps working while this layer computes and the
 // next attention runs. Guesses are scored when the layer's real routing arrives; while fewer than
 // half of the guessed experts get used (running average) no prefetch reads are issued, guessing
-// goes on so they resume when guesses improve. Direct: into cache slots; page-cache:
-// POSIX_FADV_WILLNEED on the slabs.
+// goes on so they resume when guesses improve. Direct mode only: in page-cache mode under a 4 GiB
+// cap, POSIX_FADV_WILLNEED on the guessed slabs made B30 slower (0.84 vs 1.30 tok/s, bench/B30.md):
+// the readahead runs on the computing thread and adds to the reclaim the cap forces.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -30,7 +31,7 @@ class StatsRecorder;
 
 struct StreamConfig {
     bool direct = true;
-    CachePolicy policy = CachePolicy::Lru;
+    CachePolicy policy = CachePolicy::Lfu;
     IoEngine engine = IoEngine::Auto;
     int depth = 32;          // reads in flight at most
     bool prefetch = true;    // act on next-layer guesses
@@ -56,7 +57,7 @@ public:
     void fetch(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) override;
     void start(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) override;
     int64_t wait_ready(std::vector<int64_t>& ready) override;
-    bool wants_prefetch() const override { return cfg_.prefetch; }
+    bool wants_prefetch() const override { return cfg_.prefetch && cfg_.direct; }
     void prefetch(int64_t layer, const int32_t* ids, int64_t k) override;
     double guess_accuracy() const { return accuracy_; }
 
