@@ -6,31 +6,33 @@
 #include <vector>
 
 #include "app/args.h"
+#include "app/model_flags.h"
 #include "app/verbs.h"
 #include "engine/demo_model.h"
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
+#include "engine/stream/context.h"
 #include "engine/text/chat_template.h"
 #include "engine/text/tokenizer.h"
 
 namespace sluice {
 
 int verb_run(int argc, char** argv) {
-    Args a(argc, argv,
-           {"--prompt", "-n", "--temp", "--seed", "-t", "-c", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-            "--experts-per-token", "--system"},
-           {"--chat", "--no-think"}, {{"-p", "--prompt"}});
-    if (a.positional().size() != 1) throw Error("usage: sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS]");
+    std::set<std::string> flags = {"--prompt", "-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p",
+                                   "--repeat-penalty", "--system"};
+    flags.insert(kModelFlags.begin(), kModelFlags.end());
+    std::set<std::string> bools = {"--chat", "--no-think"};
+    bools.insert(kModelBoolFlags.begin(), kModelBoolFlags.end());
+    Args a(argc, argv, flags, bools, {{"-p", "--prompt"}});
+    if (a.positional().size() != 1)
+        throw Error(std::string("usage: sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] ") + kModelFlagsHelp);
     const std::string prompt = a.required("--prompt");
     const int64_t n_predict = a.i64("-n", 128);
     if (n_predict < 0) throw Error("-n must be >= 0");
 
-    ModelOptions opt;
-    opt.n_threads = int(a.i64("-t", 0));
-    opt.n_ctx = a.i64("-c", 0);
-    opt.experts_per_token = a.i64("--experts-per-token", 0);
-    auto model = load_model(resolve_model_path(a.positional()[0]), opt);
+    auto model = load_model(resolve_model_path(a.positional()[0]), model_options(a));
+    std::fprintf(stderr, "%s\n", describe(model->memory()).c_str());
     text::Tokenizer tok(text::from_gguf(model->file()));
 
     std::string text = prompt;

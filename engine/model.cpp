@@ -3,6 +3,8 @@
 #include <thread>
 
 #include "engine/error.h"
+#include "engine/stats_recorder.h"
+#include "engine/stream/context.h"
 
 namespace sluice {
 
@@ -31,17 +33,27 @@ std::vector<std::string> supported_architectures() {
 }
 
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opt) {
-    auto file = gguf::File::open(path);
+    ModelOptions o = opt;
+    auto file = open_model_file(path, o);  // sets o.stream: I/O mode, dense weights resident
     const std::string arch = file->get_string("general.architecture");
-    for (const Arch& a : kArchs)
-        if (arch == a.name) return a.load(std::move(file), opt);
+    for (const Arch& a : kArchs) {
+        if (arch != a.name) continue;
+        std::unique_ptr<Model> m = a.load(std::move(file), o);
+        finish_load(*m, o);
+        return m;
+    }
     std::string list;
     for (const Arch& a : kArchs) list += std::string(list.empty() ? "" : ", ") + a.name;
     throw Error(path + ": architecture '" + arch + "' is not supported (supported: " + list + ")");
 }
 
 Model::Model(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp)
-    : file_(std::move(file)), hp_(std::move(hp)) {
+    : stream_(opt.stream), file_(std::move(file)), hp_(std::move(hp)) {
+    if (!stream_) {  // an architecture loaded directly, not through load_model: mmap, own statistics
+        stream_ = std::make_shared<StreamContext>();
+        stream_->rec = std::make_shared<StatsRecorder>(opt.stats ? opt.stats : std::make_shared<StatsBoard>());
+    }
+    rec_ = stream_->rec.get();
     int n = opt.n_threads > 0 ? opt.n_threads : int(std::thread::hardware_concurrency());
     pool_ = std::make_unique<ThreadPool>(n > 0 ? n : 1);
     n_ctx_ = opt.n_ctx > 0 ? opt.n_ctx : std::min<int64_t>(hp_.n_ctx_train > 0 ? hp_.n_ctx_train : 4096, 4096);
@@ -61,11 +73,22 @@ void Model::truncate(int64_t n) {
     n_past_ = n;
 }
 
+std::shared_ptr<StatsBoard> Model::stats() const { return rec_->board(); }
+const MemoryReport& Model::memory() const { return stream_->mem; }
+
+Model::TokenScope::TokenScope(Model& m) : m_(m) { m_.rec_->begin_token(); }
+Model::TokenScope::~TokenScope() { m_.rec_->end_token(m_.n_past_, m_.n_ctx_); }
+
 std::vector<float> Model::forward_tokens(std::span<const int32_t> tokens, bool all) {
     std::vector<float> out;
     const size_t nv = size_t(hp_.n_vocab);
     if (all) out.reserve(tokens.size() * nv);
+    struct PromptDone {  // the prompt phase ends however the loop does
+        StatsRecorder* r;
+        ~PromptDone() { r->set_prompt(0, 0); }
+    } done{rec_};
     for (size_t i = 0; i < tokens.size(); ++i) {
+        rec_->set_prompt(int64_t(i), int64_t(tokens.size()));
         const float* logits = forward(tokens[i]);
         if (all || i + 1 == tokens.size()) out.insert(out.end(), logits, logits + nv);
     }

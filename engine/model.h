@@ -1,15 +1,18 @@
-// A loaded model: hyperparameters from GGUF metadata, weights viewed in place (mmap), a KV cache, and a
-// forward pass per architecture (engine/models/<arch>.cpp). The plain CPU forward here is the reference
-// every faster path is tested against.
+// A loaded model: hyperparameters from GGUF metadata, weights viewed in place (mmap) or, for models
+// larger than RAM, dense weights read into RAM and routed experts streamed from the file
+// (engine/stream/), a KV cache, and a forward pass per architecture (engine/models/<arch>.cpp). The
+// plain CPU forward here is the reference every faster path is tested against.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
-#include <cstdint>
 
 #include "engine/gguf/gguf.h"
+#include "engine/stats.h"
+#include "engine/stream/expert_cache.h"
+#include "engine/stream/io.h"
 #include "engine/tensor/kernels.h"
 #include "engine/tensor/threadpool.h"
 
@@ -34,10 +37,29 @@ struct Hparams {
     float rms_eps = 1e-6f;
 };
 
+struct StreamContext;
+class StatsRecorder;
+struct MemoryReport;
+
 struct ModelOptions {
     int n_threads = 0;         // 0: all cores
     int64_t n_ctx = 0;         // KV cache length; 0: min(n_ctx_train, 4096)
-    int64_t experts_per_token = 0;  // 0: the file's top-k
+    int64_t experts_per_token = 0;  // 0: the file's top-k; else 1..n_expert (resolve_top_k)
+
+    // Memory and expert streaming (engine/stream/).
+    IoMode io = IoMode::Auto;          // --io
+    uint64_t memory_budget = 0;        // --memory: bytes sluice may hold resident; 0: no limit
+    uint64_t expert_cache = 0;         // --expert-cache (direct): 0: what the budget leaves
+    CachePolicy cache_policy = CachePolicy::Lfu;  // --cache-policy (default measured: bench/B30.md)
+    IoEngine io_engine = IoEngine::Auto;
+    int io_depth = 32;                 // reads in flight
+    bool prefetch = true;              // streaming: read guessed next-layer experts ahead (--no-prefetch)
+    ReadFault read_fault;              // tests: fail chosen expert reads
+    // Where per-token statistics are published (the UI keeps a reference and reads it from its own
+    // thread); null: the model makes its own board (Model::stats()).
+    std::shared_ptr<StatsBoard> stats;
+
+    std::shared_ptr<StreamContext> stream;  // set by load_model(); architectures pass it along
 };
 
 class Model {
@@ -48,6 +70,13 @@ public:
     int64_t n_ctx() const { return n_ctx_; }
     int64_t n_past() const { return n_past_; }
     ThreadPool& pool() { return *pool_; }
+
+    // Statistics of every token (tok/s, expert reads, cache hits, time split, RSS): safe to read from
+    // any thread.
+    std::shared_ptr<StatsBoard> stats() const;
+    // What is resident and how experts are read (filled by load_model).
+    const MemoryReport& memory() const;
+    StatsRecorder& recorder() { return *rec_; }
 
     // Forgets the conversation (KV cache and any recurrent state).
     virtual void reset() { n_past_ = 0; }
@@ -70,6 +99,21 @@ protected:
     Model(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp);
     void check_token(int32_t token) const;
 
+    // Every forward() opens one first thing: it times the token and publishes its statistics when it
+    // closes (also when forward throws).
+    class TokenScope {
+    public:
+        explicit TokenScope(Model& m);
+        ~TokenScope();
+        TokenScope(const TokenScope&) = delete;
+        TokenScope& operator=(const TokenScope&) = delete;
+
+    private:
+        Model& m_;
+    };
+
+    std::shared_ptr<StreamContext> stream_;
+    StatsRecorder* rec_ = nullptr;  // stream_->rec
     std::unique_ptr<gguf::File> file_;
     std::unique_ptr<ThreadPool> pool_;
     Hparams hp_;

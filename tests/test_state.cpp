@@ -64,7 +64,9 @@ TEST(StateErrors, MismatchedOrCorruptBlobsAreRefused) {
     std::vector<uint8_t> bad = blob;
     bad[0] ^= 0xff;
     EXPECT_THROW(a->load_state(bad), Error);
-    auto small = load_model(kFx + "moe_a.gguf", ModelOptions{0, 4, 0});  // context smaller than the blob
+    ModelOptions four;
+    four.n_ctx = 4;  // context smaller than the blob
+    auto small = load_model(kFx + "moe_a.gguf", four);
     EXPECT_THROW(small->load_state(blob), Error);
     a->load_state(blob);
     EXPECT_EQ(a->n_past(), 10);

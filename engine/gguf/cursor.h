@@ -1,6 +1,9 @@
 // Bounds-checked little-endian reads over the bytes of an untrusted file. Every read checks the bytes
 // left before touching memory, so no header field can make the parser read past the end or allocate
-// more than the file could hold. The cursor only needs a byte span, not how it got into memory.
+// more than the file could hold. The cursor only needs a byte span, not how it got into memory: the
+// whole file (a mapping) or only its first `window` bytes (read with pread when the file is not
+// mapped). Reading past the window throws NeedMore, and the caller reads more and parses again;
+// checks and messages always use the file's real size.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -13,13 +16,20 @@ namespace sluice::gguf {
 
 class Cursor {
 public:
-    Cursor(const uint8_t* bytes, uint64_t size, std::string_view path)
-        : p_(bytes), size_(size), path_(path) {}
+    // Not an Error: the bytes exist, they are not in memory yet. `needed`: window size that would do.
+    struct NeedMore {
+        uint64_t needed;
+    };
+
+    Cursor(const uint8_t* bytes, uint64_t size, std::string_view path, uint64_t window = UINT64_MAX)
+        : p_(bytes), size_(size), window_(window < size ? window : size), path_(path) {}
 
     uint64_t pos() const { return pos_; }
     uint64_t size() const { return size_; }
     uint64_t left() const { return size_ - pos_; }
-    const uint8_t* here() const { return p_ + pos_; }  // left() bytes may be looked at from here
+    // Bytes in memory from here: at most left(), fewer when only a window of the file is read.
+    const uint8_t* here() const { return p_ + pos_; }
+    uint64_t in_memory() const { return window_ - pos_; }
     const std::string& path() const { return path_; }
 
     // What is being read, for "truncated while reading <item> at offset N". `element` >= 0 appends
@@ -28,9 +38,10 @@ public:
     void set_element(int64_t i) { element_ = i; }
     const std::string& item() const { return item_; }
 
-    // Throws unless n more bytes are left.
+    // Throws unless n more bytes are left (Error) and in memory (NeedMore).
     void need(uint64_t n) const {
         if (n > left()) truncated(std::to_string(n));
+        if (n > in_memory()) throw NeedMore{pos_ + n};
     }
 
     template <class T>
@@ -50,6 +61,7 @@ public:
             set_extra(" (string of " + std::to_string(n) + " bytes)");
             truncated("8 + " + std::to_string(n));
         }
+        need(n);
         std::string s(reinterpret_cast<const char*>(p_ + pos_), n);
         pos_ += n;
         return s;
@@ -68,7 +80,7 @@ public:
 
 private:
     const uint8_t* p_;
-    uint64_t size_;
+    uint64_t size_, window_;
     uint64_t pos_ = 0;
     std::string path_;
     std::string item_ = "header";

@@ -2,6 +2,7 @@
 // errors (sluice::Error) name the file, the item, what was expected and what was found.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,9 +48,17 @@ struct TensorInfo {
 // "(2048, 768, 128)": the first n_dims entries of ne.
 std::string shape_string(const TensorInfo& t);
 
+struct OpenOptions {
+    // false: nothing of the file is mapped. The header is read with pread; tensor bytes are reachable
+    // through data() only once load_resident() has read them into RAM. The rest (routed experts) is
+    // read on demand through fd(): a model larger than RAM must not depend on the page cache.
+    bool map = true;
+    uint64_t header_window = 4u << 20;  // unmapped: bytes read first; grows x4 while the parser needs more
+};
+
 class File {
 public:
-    // Maps the file read-only, then reads and validates the header, metadata and tensor infos through
+    // Maps the file read-only (or reads its header, see OpenOptions), then reads and validates the header, metadata and tensor infos through
     // a bounds-checked cursor over the bytes (cursor.h; it does not care how they got into memory).
     // Accepted, as llama.cpp does: n_dims 0..4 and dimensions of size 0 (such a tensor has 0 bytes);
     // tensor data in any order, if aligned, inside the file and not overlapping another tensor.
@@ -58,7 +67,8 @@ public:
     // Value, so a small file must not make a huge tree; real files have ~1M).
     static constexpr int kMaxArrayDepth = 8;
     static constexpr uint64_t kMaxValues = uint64_t(1) << 24;
-    static std::unique_ptr<File> open(const std::string& path);
+    static constexpr uint64_t kMaxHeaderBytes = uint64_t(1) << 30;  // unmapped files: header read at most
+    static std::unique_ptr<File> open(const std::string& path, const OpenOptions& opt = {});
     ~File();
     File(const File&) = delete;
     File& operator=(const File&) = delete;
@@ -98,18 +108,34 @@ public:
     // "tensor 'blk.3.ffn_up_exps' in m.gguf has shape (2048, 768, 64); expected (2048, 768, 128)".
     const TensorInfo& require_tensor(std::string_view name, std::initializer_list<int64_t> shape) const;
 
-    // Tensor bytes inside the read-only mapping (valid while the File lives).
+    // Tensor bytes inside the read-only mapping (valid while the File lives). Unmapped files: inside
+    // the resident copy; only tensors load_resident() kept may be read (the others' addresses are
+    // reserved but inaccessible: a stray read faults instead of silently touching the disk).
     const uint8_t* data(const TensorInfo& t) const { return map_ + t.offset; }
     const uint8_t* mapping() const { return map_; }
+    bool mapped() const { return mapped_; }
+
+    // Unmapped files: reads the tensors `keep` selects into RAM (O_DIRECT when `direct` and the
+    // filesystem allows it, else buffered reads), at their file offsets in one reserved address range
+    // so data() works as for a mapping. Call once. Returns the bytes now resident (page-rounded).
+    uint64_t load_resident(const std::function<bool(const TensorInfo&)>& keep, bool direct);
+    uint64_t resident_bytes() const { return resident_bytes_; }
+    // Unmapped files: a read-only descriptor of the file as opened (a file replaced on disk later is
+    // not seen). Reopen /proc/self/fd/<fd> for another open file (other flags, own readahead state).
+    int fd() const { return fd_; }
 
 private:
     File() = default;
+    static std::unique_ptr<File> open_unmapped(const std::string& path, int fd, uint64_t size, uint64_t window);
     std::string path_;
     uint32_t version_ = 0;
     uint64_t file_size_ = 0, alignment_ = 32, data_offset_ = 0;
     std::vector<std::pair<std::string, Value>> kv_;
     std::vector<TensorInfo> tensors_;
-    const uint8_t* map_ = nullptr;
+    const uint8_t* map_ = nullptr;   // the file mapping, or the reserved range of the resident copy
+    bool mapped_ = true;
+    int fd_ = -1;
+    uint64_t resident_bytes_ = 0;
     std::map<std::string, size_t, std::less<>> kv_index_, tensor_index_;
     friend struct FileParser;
 };

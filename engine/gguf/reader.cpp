@@ -74,8 +74,8 @@ struct FileParser {
     uint64_t n_values = 0;
     std::string item;  // "metadata key #3 'x'": the top-level item being read
 
-    FileParser(File& file, const uint8_t* bytes, uint64_t size)
-        : f(file), c(bytes, size, file.path_) {}
+    FileParser(File& file, const uint8_t* bytes, uint64_t size, uint64_t window = UINT64_MAX)
+        : f(file), c(bytes, size, file.path_, window) {}
 
     void parse() {
         auto [n_tensors, n_kv] = header();
@@ -296,7 +296,24 @@ struct FileParser {
     }
 };
 
-std::unique_ptr<File> File::open(const std::string& path) {
+namespace {
+
+// Reads [off, off + n) fully; Error naming the file on failure or a short read (file changed).
+void pread_all(int fd, uint8_t* dst, uint64_t n, uint64_t off, const std::string& path) {
+    while (n > 0) {
+        ssize_t r = ::pread(fd, dst, size_t(std::min<uint64_t>(n, 1u << 30)), off_t(off));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) throw Error("reading '" + path + "' at offset " + std::to_string(off) + ": " + std::strerror(errno));
+        if (r == 0) throw Error("reading '" + path + "' at offset " + std::to_string(off) + ": unexpected end of file (truncated while open?)");
+        dst += r;
+        off += uint64_t(r);
+        n -= uint64_t(r);
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<File> File::open(const std::string& path, const OpenOptions& opt) {
     // O_NONBLOCK: a FIFO must be refused below, not wait for a writer. No effect on regular files.
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
@@ -318,7 +335,10 @@ std::unique_ptr<File> File::open(const std::string& path) {
         ::close(fd);
         throw Error("'" + path + "' is empty (0 bytes), not a GGUF file");
     }
-    void* m = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    const uint64_t size = uint64_t(st.st_size);
+    if (!opt.map) return open_unmapped(path, fd, size, std::max<uint64_t>(opt.header_window, 64));
+
+    void* m = mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     ::close(fd);  // the mapping keeps the file alive
     if (m == MAP_FAILED) throw Error("cannot map '" + path + "': " + std::strerror(e));
@@ -326,13 +346,52 @@ std::unique_ptr<File> File::open(const std::string& path) {
     std::unique_ptr<File> f(new File());  // owns the mapping from here: a parse error unmaps it
     f->path_ = path;
     f->map_ = static_cast<const uint8_t*>(m);
-    f->file_size_ = uint64_t(st.st_size);
+    f->file_size_ = size;
     FileParser(*f, f->map_, f->file_size_).parse();
+    return f;
+}
+
+// The header is read into a window that grows until the parser has all it needs (4 MiB covers most
+// models; a 150k-token vocabulary takes a few MiB more). The same bounds-checked parser runs over it.
+std::unique_ptr<File> File::open_unmapped(const std::string& path, int fd, uint64_t size, uint64_t window) {
+    std::unique_ptr<File> f;
+    try {
+        std::vector<uint8_t> head;
+        window = std::min(size, window);
+        for (;;) {
+            const uint64_t have = head.size();
+            head.resize(size_t(window));
+            pread_all(fd, head.data() + have, window - have, have, path);
+            f.reset(new File());
+            f->path_ = path;
+            f->file_size_ = size;
+            f->mapped_ = false;
+            try {
+                FileParser(*f, head.data(), size, window).parse();
+                break;
+            } catch (const Cursor::NeedMore& m) {
+                if (m.needed > kMaxHeaderBytes)
+                    throw Error(path + ": metadata and tensor infos need more than " +
+                                std::to_string(kMaxHeaderBytes >> 20) + " MiB (" + std::to_string(m.needed) +
+                                " bytes); sluice reads at most that much header");
+                window = std::min(size, std::max(window * 4, m.needed + (1u << 20)));
+            }
+        }
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    f->fd_ = fd;
+    // The resident copy's address range: reserved, inaccessible until load_resident() fills parts.
+    void* m = mmap(nullptr, size_t(size), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) throw Error("cannot reserve address space for '" + path + "': " + std::strerror(errno));
+    f->map_ = static_cast<const uint8_t*>(m);
     return f;
 }
 
 File::~File() {
     if (map_) munmap(const_cast<uint8_t*>(map_), size_t(file_size_));
+    if (fd_ >= 0) ::close(fd_);
 }
 
 const Value* File::find(std::string_view key) const {

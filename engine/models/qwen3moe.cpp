@@ -19,6 +19,7 @@
 #include "engine/model.h"
 #include "engine/moe.h"
 #include "engine/state.h"
+#include "engine/stats_recorder.h"
 
 namespace sluice {
 
@@ -59,18 +60,18 @@ public:
         scores_.resize(size_t(h.n_head * n_ctx_));
         gate_.resize(size_t(h.n_ff));
         up_.resize(size_t(h.n_ff));
-        if (h.n_expert > 0) {
-            moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
-            fetched_.resize(size_t(top_k_));
-        }
+        if (h.n_expert > 0) moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
         router_logits_.resize(size_t(h.n_expert));
         ids_.resize(size_t(top_k_));
         weights_.resize(size_t(top_k_));
+        guess_ids_.resize(size_t(top_k_));
+        guess_w_.resize(size_t(top_k_));
         logits_.resize(size_t(h.n_vocab));
     }
 
     const float* forward(int32_t token) override {
         check_token(token);
+        TokenScope stats(*this);
         const Hparams& h = hp_;
         const int64_t pos = n_past_;
         // token_embd row -> x (n_embd)
@@ -129,6 +130,7 @@ public:
 private:
     void attention_block(const Layer& L, LayerKv& kv, int64_t pos) {
         const Hparams& h = hp_;
+        ScopedTime t(rec_, StatsRecorder::Part::Attention);
         rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
         run_shared_input({{L.wq, q_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}});
         for (int64_t hh = 0; hh < h.n_head; ++hh)  // Qcur_normed
@@ -150,8 +152,17 @@ private:
         const Hparams& h = hp_;
         matvec(L.router, hn_.data(), router_logits_.data(), *pool_);  // ffn_moe_logits
         router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
-        experts_->fetch(il, ids_.data(), top_k_, fetched_.data());
-        moe_->run(fetched_.data(), weights_.data(), top_k_, hn_.data(), y_.data(), *pool_);
+        // Streaming: guess the next layer's experts from this layer's input (the residual changes
+        // little between layers) so their reads start now.
+        MoeFfn::Guess guess{il + 1, guess_ids_.data(), top_k_};
+        const bool do_guess = il + 1 < h.n_layer && layers_[size_t(il + 1)].router.data && experts_->wants_prefetch();
+        if (do_guess) {
+            matvec(layers_[size_t(il + 1)].router, hn_.data(), router_logits_.data(), *pool_);
+            router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, false, guess_ids_.data(), guess_w_.data());
+        }
+        // experts compute as their reads complete (streaming); all at once when mapped
+        moe_->run_streamed(*experts_, il, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(), y_.data(), *pool_,
+                           do_guess ? &guess : nullptr);
     }
 
     // y = down(silu(gate hn) * up hn)
@@ -227,12 +238,11 @@ private:
     std::vector<Layer> layers_;
     std::vector<LayerKv> kv_;
     // Activations of one token.
-    std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, router_logits_, weights_, logits_;
-    std::vector<int32_t> ids_;
+    std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, router_logits_, weights_, logits_, guess_w_;
+    std::vector<int32_t> ids_, guess_ids_;
     SharedInputMatvec shared_;  // hn prepared once per weight type
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;
-    std::vector<ExpertWeights> fetched_;
 };
 
 }  // namespace
@@ -270,13 +280,10 @@ std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const Mod
         if (h.n_expert <= 0 || h.n_expert_used <= 0 || h.n_expert_used > h.n_expert)
             throw Error(f.path() + ": expert_used_count " + std::to_string(h.n_expert_used) +
                         " must be between 1 and expert_count " + std::to_string(h.n_expert));
-        top_k = opt.experts_per_token > 0 ? opt.experts_per_token : h.n_expert_used;
-        if (top_k > h.n_expert)
-            throw Error("--experts-per-token " + std::to_string(top_k) + " is more than the model's " +
-                        std::to_string(h.n_expert) + " experts");
+        top_k = resolve_top_k(opt, h.n_expert, h.n_expert_used);
     } else {
         h.n_ff = int64_t(f.get_uint(p + "feed_forward_length"));
-        if (opt.experts_per_token > 0)
+        if (opt.experts_per_token != 0)
             throw Error("--experts-per-token applies to MoE models; " + f.path() + " is dense (" + h.arch + ")");
     }
     return std::make_unique<Qwen3Moe>(std::move(file), opt, std::move(h), top_k);
