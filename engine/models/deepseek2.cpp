@@ -33,6 +33,7 @@
 #include "engine/model.h"
 #include "engine/moe.h"
 #include "engine/state.h"
+#include "engine/stats_recorder.h"
 #include "engine/tensor/threadpool.h"
 
 namespace sluice {
@@ -159,12 +160,12 @@ public:
         logits_.resize(size_t(h.n_vocab));
         if (h.n_expert > 0) {
             moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
-            fetched_.resize(size_t(top_k_));
         }
     }
 
     const float* forward(int32_t token) override {
         check_token(token);
+        TokenScope stats(*this);
         const Hparams& h = hp_;
         const int64_t pos = n_past_;
         dequantize_row(tok_embd_->type, file_->data(*tok_embd_) + token * row_bytes(tok_embd_->type, h.n_embd),
@@ -233,6 +234,7 @@ private:
     void attention_block(int64_t il, const Layer& L, int64_t pos) {
         const Hparams& h = hp_;
         const int64_t qk = m_.n_nope + h.n_rot, kvl = m_.kv_lora;
+        ScopedTime t(rec_, StatsRecorder::Part::Attention);
         rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
         if (m_.q_lora > 0) {
             run_shared_input({{L.wq_a, qa_.data()}, {L.wkv_a, kva_.data()}});   // q_a, kv_cmpr_pe
@@ -340,8 +342,11 @@ private:
         else
             run_shared_input({{L.router, router_logits_.data()}});        // ffn_moe_logits
         route(L);                                                         // ffn_moe_topk, ffn_moe_weights
-        experts_->fetch(il - m_.n_dense_lead, ids_.data(), top_k_, fetched_.data());
-        moe_->run(fetched_.data(), weights_.data(), top_k_, hn_.data(), y_.data(), *pool_);
+        // Sources (and so the statistics' layers) count MoE layers only: layer il is il - n_dense_lead.
+        // No next-layer guess (prefetch): route() is grouped sigmoid + bias selection working in shared
+        // buffers; the experts compute as their reads complete all the same.
+        moe_->run_streamed(*experts_, il - m_.n_dense_lead, ids_.data(), weights_.data(), top_k_, h.n_expert,
+                           hn_.data(), y_.data(), *pool_);
         if (n_sh > 0) {                                                   // ffn_shexp
             for (int64_t i = 0; i < n_sh; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
             matvec(L.sh_down, gate_.data(), y2_.data(), *pool_);
@@ -500,7 +505,6 @@ private:
     std::vector<PreparedAct> head_act_;   // per head: q_nope for Wk_b, then the latent for Wv_b
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;
-    std::vector<ExpertWeights> fetched_;
 };
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include "engine/model.h"
 #include "engine/moe.h"
 #include "engine/state.h"
+#include "engine/stats_recorder.h"
 
 namespace sluice {
 
@@ -129,10 +130,11 @@ public:
         o_.resize(size_t(ssm_.value_dim()));
         delta_scratch_.resize(size_t(ssm_.value_dim()));
         moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
-        fetched_.resize(size_t(top_k_));
         router_logits_.resize(size_t(h.n_expert));
         ids_.resize(size_t(top_k_));
         weights_.resize(size_t(top_k_));
+        guess_ids_.resize(size_t(top_k_));
+        guess_w_.resize(size_t(top_k_));
         sh_g_.resize(size_t(n_ff_sh_));
         sh_u_.resize(size_t(n_ff_sh_));
         sh_y_.resize(size_t(h.n_embd));
@@ -141,6 +143,7 @@ public:
 
     const float* forward(int32_t token) override {
         check_token(token);
+        TokenScope stats(*this);
         const Hparams& h = hp_;
         const int64_t pos = n_past_;
         // token_embd row -> x (n_embd)
@@ -148,11 +151,16 @@ public:
                        x_.data(), h.n_embd);
         for (int64_t il = 0; il < h.n_layer; ++il) {
             const Layer& L = layers_[size_t(il)];
-            rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
-            if (L.recurrent)
-                delta_net_block(L, rec_[size_t(il)]);
-            else
-                attention_block(L, kv_[size_t(il)], pos);
+            {
+                // Both kinds of token mixing count as attention in the statistics. (rec_ here is the
+                // recurrent state; the statistics recorder is Model::rec_.)
+                ScopedTime t(Model::rec_, StatsRecorder::Part::Attention);
+                rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
+                if (L.recurrent)
+                    delta_net_block(L, rec_[size_t(il)]);
+                else
+                    attention_block(L, kv_[size_t(il)], pos);
+            }
             for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];  // attn_residual
             rmsnorm(hn_.data(), x_.data(), L.post_norm.data(), h.n_embd, h.rms_eps);  // attn_post_norm
             moe_block(il, L);
@@ -344,8 +352,17 @@ private:
         else
             run_shared_input({{L.router, router_logits_.data()}});
         router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
-        experts_->fetch(il, ids_.data(), top_k_, fetched_.data());
-        moe_->run(fetched_.data(), weights_.data(), top_k_, hn_.data(), y_.data(), *pool_);  // ffn_moe_out
+        // Streaming: guess the next layer's experts from this layer's input (as qwen3moe does; every
+        // layer here is MoE with the same softmax top-k routing) so their reads start now.
+        MoeFfn::Guess guess{il + 1, guess_ids_.data(), top_k_};
+        const bool do_guess = il + 1 < h.n_layer && experts_->wants_prefetch();
+        if (do_guess) {
+            matvec(layers_[size_t(il + 1)].router, hn_.data(), router_logits_.data(), *pool_);
+            router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, false, guess_ids_.data(), guess_w_.data());
+        }
+        // experts compute as their reads complete (streaming); all at once when mapped
+        moe_->run_streamed(*experts_, il, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(), y_.data(),
+                           *pool_, do_guess ? &guess : nullptr);  // ffn_moe_out
         if (!L.sh_gate.data) return;
         for (int64_t i = 0; i < n_ff_sh_; ++i) sh_g_[size_t(i)] = silu(sh_g_[size_t(i)]) * sh_u_[size_t(i)];
         matvec(L.sh_down, sh_g_.data(), sh_y_.data(), *pool_);  // ffn_shexp
@@ -443,12 +460,11 @@ private:
     // Activations of one token.
     std::vector<float> x_, hn_, y_, qg_, q_, gate_, k_, v_, qkv_attn_, att_, scores_;
     std::vector<float> qkv_, conv_out_, z_, ba_, ba_raw_, o_, delta_scratch_;
-    std::vector<float> router_logits_, weights_, sh_g_, sh_u_, sh_y_, logits_;
-    std::vector<int32_t> ids_;
+    std::vector<float> router_logits_, weights_, guess_w_, sh_g_, sh_u_, sh_y_, logits_;
+    std::vector<int32_t> ids_, guess_ids_;
     SharedInputMatvec shared_;  // hn prepared once per weight type
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;
-    std::vector<ExpertWeights> fetched_;
 };
 
 // Which layers are recurrent: attention.recurrent_layers when present (the converter writes it from
