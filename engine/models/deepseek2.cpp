@@ -157,6 +157,8 @@ public:
         router_logits_.resize(size_t(h.n_expert));
         ids_.resize(size_t(top_k_));
         weights_.resize(size_t(top_k_));
+        guess_ids_.resize(size_t(top_k_));
+        guess_w_.resize(size_t(top_k_));
         logits_.resize(size_t(h.n_vocab));
         if (h.n_expert > 0) {
             moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
@@ -343,10 +345,23 @@ private:
             run_shared_input({{L.router, router_logits_.data()}});        // ffn_moe_logits
         route(L);                                                         // ffn_moe_topk, ffn_moe_weights
         // Sources (and so the statistics' layers) count MoE layers only: layer il is il - n_dense_lead.
-        // No next-layer guess (prefetch): route() is grouped sigmoid + bias selection working in shared
-        // buffers; the experts compute as their reads complete all the same.
-        moe_->run_streamed(*experts_, il - m_.n_dense_lead, ids_.data(), weights_.data(), top_k_, h.n_expert,
-                           hn_.data(), y_.data(), *pool_);
+        // Streaming: guess the next layer's experts from this layer's input (its router and route(),
+        // groups and bias included) so their reads start now. route() writes ids_/weights_: swapped.
+        const int64_t src_layer = il - m_.n_dense_lead;
+        MoeFfn::Guess guess{src_layer + 1, guess_ids_.data(), top_k_};
+        const bool do_guess = il + 1 < h.n_layer && experts_->wants_prefetch();
+        if (do_guess) {
+            std::swap(ids_, guess_ids_);
+            std::swap(weights_, guess_w_);
+            matvec(layers_[size_t(il + 1)].router, hn_.data(), router_logits_.data(), *pool_);
+            route(layers_[size_t(il + 1)]);
+            std::swap(ids_, guess_ids_);
+            std::swap(weights_, guess_w_);
+            guess.ids = guess_ids_.data();
+        }
+        // experts compute as their reads complete (streaming); all at once when mapped
+        moe_->run_streamed(*experts_, src_layer, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(),
+                           y_.data(), *pool_, do_guess ? &guess : nullptr);
         if (n_sh > 0) {                                                   // ffn_shexp
             for (int64_t i = 0; i < n_sh; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
             matvec(L.sh_down, gate_.data(), y2_.data(), *pool_);
@@ -499,8 +514,8 @@ private:
     std::vector<std::vector<float>> cache_;  // per layer (n_ctx, kv_lora + n_rot)
     // Activations of one token.
     std::vector<float> x_, hn_, y_, y2_, qa_, q_, kva_, q_abs_, lat_, o_, scores_, cs_, gate_, up_;
-    std::vector<float> router_logits_, probs_, sel_, weights_, logits_;
-    std::vector<int32_t> ids_, order_;
+    std::vector<float> router_logits_, probs_, sel_, weights_, guess_w_, logits_;
+    std::vector<int32_t> ids_, order_, guess_ids_;  // guess_*: the next layer's guessed routing
     SharedInputMatvec shared_;  // hn prepared once per weight type
     std::vector<PreparedAct> head_act_;   // per head: q_nope for Wk_b, then the latent for Wv_b
     std::unique_ptr<ExpertSource> experts_;
