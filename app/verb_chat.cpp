@@ -8,9 +8,12 @@
 #include <filesystem>
 
 #include "app/args.h"
+#include "app/model_flags.h"
 #include "app/verbs.h"
 #include "engine/demo_model.h"
 #include "engine/error.h"
+#include "engine/gguf/gguf.h"
+#include "engine/moe.h"
 #include "ui/app.h"
 #include "history/store.h"
 #include "ui/conversation_store.h"
@@ -18,13 +21,33 @@
 
 namespace sluice {
 
+namespace {
+
+// Bytes of a file's routed experts (3-D *_exps tensors), from the header alone.
+uint64_t routed_expert_bytes(const std::string& path) {
+    auto f = gguf::File::open(path, {.map = false});
+    uint64_t n = 0;
+    for (const gguf::TensorInfo& t : f->tensors())
+        if (is_routed_expert(t)) n += t.nbytes;
+    return n;
+}
+
+// Experts up to this size are "small": the chat streams them (below) instead of mapping the file.
+constexpr uint64_t kSmallExperts = 256ull << 20;
+
+}  // namespace
+
 int verb_chat(int argc, char** argv) {
-    Args a(argc, argv,
-           {"-t", "-c", "-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-            "--experts-per-token", "--system", "--template", "--token-delay-ms", "--db"},
-           {"--no-think", "--no-history"});
+    std::set<std::string> flags = {"-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+                                   "--system", "--template", "--token-delay-ms", "--db"};
+    flags.insert(kModelFlags.begin(), kModelFlags.end());
+    std::set<std::string> bools = {"--no-think", "--no-history"};
+    bools.insert(kModelBoolFlags.begin(), kModelBoolFlags.end());
+    Args a(argc, argv, flags, bools);
     if (a.positional().size() > 1)
-        throw Error("usage: sluice chat [MODEL.gguf] [--db PATH | --no-history] [-c CTX] [-n MAX_REPLY] [--temp T] ...");
+        throw Error(std::string("usage: sluice chat [MODEL.gguf] [--db PATH | --no-history] [-n MAX_REPLY] [--temp T] ... ") +
+                    kModelFlagsHelp);
+    ModelOptions mo = model_options(a);  // before anything opens: a bad flag fails here
     if (a.has("--db") && a.has("--no-history")) throw Error("--db and --no-history exclude each other");
 
     std::unique_ptr<ui::ConversationStore> store;
@@ -62,9 +85,21 @@ int verb_chat(int argc, char** argv) {
     o.store = store.get();
     ChatSessionOptions& s = o.session;
     s.model_path = model;
-    s.model.n_threads = int(a.i64("-t", 0));
-    s.model.n_ctx = a.i64("-c", 0);
-    s.model.experts_per_token = a.i64("--experts-per-token", 0);
+    // The same model options as run and bench; /experts K reloads with these too.
+    s.model = mo;
+    // --io auto maps a file that fits in memory (engine/stream/setup.cpp), and a mapped model reads
+    // nothing sluice can count, so the chat's cache and disk gauges would stay empty on the demo and
+    // on every small test model. The chat is where people watch those gauges, so for small experts
+    // (the demo: a few MB) it streams them with --io direct and an own cache of half the experts:
+    // the cache has to miss for the disk gauge to move, and at these sizes the speed difference from
+    // mmap is invisible. Larger models keep auto's measured choice; --io mmap still maps.
+    if (s.model.io == IoMode::Auto && !a.has("--memory") && !a.has("--expert-cache")) {
+        const uint64_t experts = routed_expert_bytes(model);
+        if (experts > 0 && experts <= kSmallExperts) {
+            s.model.io = IoMode::Direct;
+            s.model.expert_cache = experts / 2;
+        }
+    }
     s.max_reply_tokens = a.i64("-n", 0);
     s.template_name = a.str("--template");
     if (a.has("--no-think")) s.enable_thinking = false;

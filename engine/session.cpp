@@ -229,13 +229,47 @@ void ChatSession::emit(ChatEvent ev) {
     [[maybe_unused]] ssize_t n = ::write(pipe_[1], &c, 1);  // full pipe: the reader is awake anyway
 }
 
+void ChatSession::merge_streaming(const StatsSnapshot& m) {
+    snap_.io_mode = m.io_mode;
+    snap_.io_engine = m.io_engine;
+    snap_.bytes_read_token = m.bytes_read_token;
+    snap_.bytes_read_total = m.bytes_read_total;
+    snap_.reads_total = m.reads_total;
+    snap_.disk_mb_s = m.disk_mb_s;
+    snap_.os_read_bytes_token = m.os_read_bytes_token;
+    snap_.expert_hits = m.expert_hits;
+    snap_.expert_misses = m.expert_misses;
+    snap_.hit_rate_recent = m.hit_rate_recent;
+    snap_.hit_rate_estimated = m.hit_rate_estimated;
+    snap_.hit_rate_source = m.hit_rate_source;
+    snap_.experts_per_token = m.experts_per_token;
+    snap_.prefetch_bytes_total = m.prefetch_bytes_total;
+    snap_.prefetch_experts_total = m.prefetch_experts_total;
+    snap_.guess_accuracy = m.guess_accuracy;
+    snap_.routing_overlap = m.routing_overlap;
+    snap_.routing_distinct = m.routing_distinct;
+    snap_.t_token = m.t_token;
+    snap_.t_attention = m.t_attention;
+    snap_.t_experts_compute = m.t_experts_compute;
+    snap_.t_experts_wait = m.t_experts_wait;
+    snap_.t_other = m.t_other;
+    snap_.memory_budget = m.memory_budget;
+    snap_.dense_bytes = m.dense_bytes;
+    snap_.expert_cache_bytes = m.expert_cache_bytes;
+    snap_.expert_cache_budget = m.expert_cache_budget;
+}
+
 void ChatSession::publish() {
     if (model_) {
         snap_.n_ctx_used = model_->n_past();
         snap_.n_ctx = model_->n_ctx();
     }
+    // Disk, expert-cache, time-split and memory fields belong to expert streaming, which publishes
+    // them to the model's own board at the end of every token. That board is written on this (the
+    // engine) thread only, so reading it here sees the latest token; the UI keeps reading only
+    // board_. The session's own fields (phase, prompt progress, tok/s, context) stay as set above.
+    if (model_) merge_streaming(model_->stats()->read());
     snap_.rss_bytes = resident_bytes();
-    // Disk and expert-cache fields belong to expert streaming, which fills them in its own board.
     board_.publish(snap_);
 }
 
@@ -510,8 +544,10 @@ void ChatSession::generate() {
 
     ChatEvent done = event(ChatEvent::Done);
     ReplyStats& st = done.stats;
-    // Expert streaming counts its cache lookups in snap_; the reply's hit rate is the difference.
-    const uint64_t hits0 = snap_.expert_hits, misses0 = snap_.expert_misses;
+    // Expert streaming counts its cache lookups in the model's board; the reply's hit rate is the
+    // difference (read from that board: publish() may not have run since the last token).
+    const StatsSnapshot before = model_->stats()->read();
+    const uint64_t hits0 = before.expert_hits, misses0 = before.expert_misses;
     ChatTurn& reply = done.reply;
     reply.role = "assistant";
     bool stopped = false;
@@ -567,7 +603,8 @@ void ChatSession::generate() {
     send_pieces();
     st.decode_s = std::chrono::duration<double>(Clock::now() - t_dec).count();
     st.decode_tok_s = st.decode_s > 0 ? double(st.n_tokens) / st.decode_s : 0;
-    const uint64_t hits = snap_.expert_hits - hits0, lookups = hits + (snap_.expert_misses - misses0);
+    const StatsSnapshot after = model_->stats()->read();
+    const uint64_t hits = after.expert_hits - hits0, lookups = hits + (after.expert_misses - misses0);
     if (lookups > 0) st.cache_hit_rate = double(hits) / double(lookups);
     // Reasoning text keeps no trailing blank lines; the answer starts after the template's blank line.
     reply.thinking = trim_right(reply.thinking);

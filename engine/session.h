@@ -165,6 +165,7 @@ private:
     std::vector<int32_t> render_for_next() const;
     void emit(ChatEvent ev);
     void publish();
+    void merge_streaming(const StatsSnapshot& model_stats);  // the model's expert-streaming fields
 
     ChatSessionOptions opt_;
     std::unique_ptr<Model> model_;

@@ -1,8 +1,16 @@
 #include "history/resume.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "engine/error.h"
 
 #include "engine/state.h"
 #include "history/hash.h"
@@ -12,23 +20,43 @@ namespace sluice::history {
 
 std::string model_fingerprint(const gguf::File& f) {
     Xxh64 h;
-    const uint8_t* base = f.mapping();
     const uint64_t size = f.file_size(), header = std::min(f.data_offset(), size);
-    h.update(base, header);
+    // A streaming model maps nothing (only resident tensors are reachable through data()), so the
+    // windows are read from the file itself, with a plain fd of our own (the model's may be O_DIRECT).
+    // The same bytes either way: the fingerprint does not depend on --io.
+    const int fd = f.mapped() ? -1 : ::open(f.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (!f.mapped() && fd < 0) throw Error(f.path() + ": cannot open to fingerprint: " + std::strerror(errno));
+    std::vector<uint8_t> buf;
+    auto update = [&](uint64_t off, uint64_t n) {
+        if (f.mapped()) return h.update(f.mapping() + off, n);
+        buf.resize(n);
+        uint64_t got = 0;
+        while (got < n) {
+            const ssize_t r = ::pread(fd, buf.data() + got, n - got, off_t(off + got));
+            if (r <= 0) {
+                ::close(fd);
+                throw Error(f.path() + ": read failed while fingerprinting");
+            }
+            got += uint64_t(r);
+        }
+        h.update(buf.data(), n);
+    };
+    update(0, header);
     // Weights: fixed windows spread over the data, the last one ending at the end of the file.
     constexpr uint64_t kWindows = 16, kWindow = 4096;
     const uint64_t data = size - header;
     if (data <= kWindows * kWindow) {
-        h.update(base + header, data);
+        update(header, data);
     } else {
         for (uint64_t i = 0; i < kWindows; ++i) {
             const uint64_t off = header + (data - kWindow) * i / (kWindows - 1);
-            h.update(base + off, kWindow);
+            update(off, kWindow);
         }
     }
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "gguf1-%" PRIu64 "-%016" PRIx64, size, h.digest());
-    return buf;
+    if (fd >= 0) ::close(fd);
+    char out[64];
+    std::snprintf(out, sizeof out, "gguf1-%" PRIu64 "-%016" PRIx64, size, h.digest());
+    return out;
 }
 
 ModelIdentity model_identity(const Model& m, const ModelOptions& opt) {
