@@ -1,0 +1,157 @@
+// Weight storage and dequantization per type (one of WTYPE_* defined by the build). Block layouts are
+// ggml's (ggml-common.h; engine/tensor/blocks.h says the same in C++). A row is read in chunks of CH
+// elements: chunk c holds the row's elements [c * CH, (c + 1) * CH), which dequant_chunk writes to w.
+//
+// Storage units: 16-byte uvec4 loads where a block is a multiple of 16 bytes (F32, F16, BF16, Q4_K
+// 144 B, Q5_K 176 B); 16-bit loads for Q8_0 (34 B) and Q6_K (210 B), whose blocks are only 2-aligned.
+// The includer defines W_BINDING.
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+
+#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+layout(binding = W_BINDING, std430) readonly buffer WBuf { uvec4 W[]; };
+#else
+layout(binding = W_BINDING, std430) readonly buffer WBuf { uint16_t W[]; };
+#endif
+
+// Byte i (0..11) of the K-quants' packed 6-bit scales held in three words.
+uint kq_byte(uvec3 s, uint i) { return (s[i >> 2] >> (8u * (i & 3u))) & 0xFFu; }
+// Q4_K / Q5_K group j: scale and min (engine/tensor/blocks.h scale_min_k4).
+void kq_scale_min(uint j, uvec3 s, out float sc, out float m) {
+    if (j < 4u) {
+        sc = float(kq_byte(s, j) & 63u);
+        m = float(kq_byte(s, j + 4u) & 63u);
+    } else {
+        sc = float((kq_byte(s, j + 4u) & 0xFu) | ((kq_byte(s, j - 4u) >> 6) << 4));
+        m = float((kq_byte(s, j + 4u) >> 4) | ((kq_byte(s, j) >> 6) << 4));
+    }
+}
+// Sign-extended int8 number b (0 or 1) of a 16-bit unit.
+int i8_of(uint u, uint b) { return int(u << (24u - 8u * b)) >> 24; }
+
+#if defined(WTYPE_F32)
+#define CH 8
+uint row_units(uint cols) { return cols / 4u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uvec4 a = W[base + 2u * c], b = W[base + 2u * c + 1u];
+    w[0] = uintBitsToFloat(a.x); w[1] = uintBitsToFloat(a.y); w[2] = uintBitsToFloat(a.z); w[3] = uintBitsToFloat(a.w);
+    w[4] = uintBitsToFloat(b.x); w[5] = uintBitsToFloat(b.y); w[6] = uintBitsToFloat(b.z); w[7] = uintBitsToFloat(b.w);
+}
+
+#elif defined(WTYPE_F16)
+#define CH 8
+uint row_units(uint cols) { return cols / 8u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uvec4 a = W[base + c];
+    for (uint i = 0u; i < 4u; ++i) {
+        const vec2 v = unpackHalf2x16(a[i]);
+        w[2u * i] = v.x;
+        w[2u * i + 1u] = v.y;
+    }
+}
+
+#elif defined(WTYPE_BF16)
+#define CH 8
+uint row_units(uint cols) { return cols / 8u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uvec4 a = W[base + c];
+    for (uint i = 0u; i < 4u; ++i) {
+        w[2u * i] = uintBitsToFloat(a[i] << 16);
+        w[2u * i + 1u] = uintBitsToFloat(a[i] & 0xFFFF0000u);
+    }
+}
+
+#elif defined(WTYPE_Q8_0)
+// 34-byte block: d (f16), 32 int8. One block per chunk.
+#define CH 32
+uint row_units(uint cols) { return cols / 32u * 17u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uint b = base + 17u * c;
+    const float d = unpackHalf2x16(uint(W[b])).x;
+    for (uint i = 0u; i < 16u; ++i) {
+        const uint u = uint(W[b + 1u + i]);
+        w[2u * i] = d * float(i8_of(u, 0u));
+        w[2u * i + 1u] = d * float(i8_of(u, 1u));
+    }
+}
+
+#elif defined(WTYPE_Q4_K)
+// 144-byte super-block of 256 = 9 units: (d, dmin, scales[12]) then qs[128]. Chunk: 64 elements,
+// groups 2p and 2p + 1 (low and high nibbles of qs[32p .. 32p + 32)).
+#define CH 64
+uint row_units(uint cols) { return cols / 256u * 9u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uint b = base + 9u * (c >> 2), p = c & 3u;
+    const uvec4 hdr = W[b];
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    float sc0, m0, sc1, m1;
+    kq_scale_min(2u * p, hdr.yzw, sc0, m0);
+    kq_scale_min(2u * p + 1u, hdr.yzw, sc1, m1);
+    const float d0 = dm.x * sc0, o0 = dm.y * m0, d1 = dm.x * sc1, o1 = dm.y * m1;
+    const uvec4 q[2] = uvec4[2](W[b + 1u + 2u * p], W[b + 2u + 2u * p]);
+    for (uint k = 0u; k < 8u; ++k) {
+        const uint word = q[k >> 2][k & 3u];
+        for (uint j = 0u; j < 4u; ++j) {
+            const uint byte = (word >> (8u * j)) & 0xFFu;
+            w[4u * k + j] = d0 * float(byte & 0xFu) - o0;
+            w[32u + 4u * k + j] = d1 * float(byte >> 4) - o1;
+        }
+    }
+}
+
+#elif defined(WTYPE_Q5_K)
+// 176-byte super-block = 11 units: (d, dmin, scales[12]), qh[32], qs[128]. Element 32g + l has its
+// fifth bit at bit g of qh[l].
+#define CH 64
+uint row_units(uint cols) { return cols / 256u * 11u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uint b = base + 11u * (c >> 2), p = c & 3u;
+    const uvec4 hdr = W[b];
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    float sc0, m0, sc1, m1;
+    kq_scale_min(2u * p, hdr.yzw, sc0, m0);
+    kq_scale_min(2u * p + 1u, hdr.yzw, sc1, m1);
+    const float d0 = dm.x * sc0, o0 = dm.y * m0, d1 = dm.x * sc1, o1 = dm.y * m1;
+    const uvec4 qh[2] = uvec4[2](W[b + 1u], W[b + 2u]);
+    const uvec4 q[2] = uvec4[2](W[b + 3u + 2u * p], W[b + 4u + 2u * p]);
+    for (uint k = 0u; k < 8u; ++k) {
+        const uint word = q[k >> 2][k & 3u], hword = qh[k >> 2][k & 3u];
+        for (uint j = 0u; j < 4u; ++j) {
+            const uint byte = (word >> (8u * j)) & 0xFFu, h = (hword >> (8u * j)) & 0xFFu;
+            const uint hi0 = (h >> (2u * p)) & 1u, hi1 = (h >> (2u * p + 1u)) & 1u;
+            w[4u * k + j] = d0 * float((byte & 0xFu) | (hi0 << 4)) - o0;
+            w[32u + 4u * k + j] = d1 * float((byte >> 4) | (hi1 << 4)) - o1;
+        }
+    }
+}
+
+#elif defined(WTYPE_Q6_K)
+// 210-byte super-block = 105 units: ql[128], qh[64], int8 scales[16], d. Chunk c: 64 elements of
+// half h = (c & 3) / 2, quarter t = c & 1: element e takes nibble t of ql[64h + e], two high bits
+// 2(2t + e/32) of qh[32h + e % 32], scale group 8h + 4t + e/16.
+#define CH 64
+uint row_units(uint cols) { return cols / 256u * 105u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uint b = base + 105u * (c >> 2), h = (c & 3u) >> 1, t = c & 1u;
+    const float d = unpackHalf2x16(uint(W[b + 104u])).x;
+    const uint s01 = uint(W[b + 96u + 4u * h + 2u * t]), s23 = uint(W[b + 97u + 4u * h + 2u * t]);
+    const float sc[4] = float[4](d * float(i8_of(s01, 0u)), d * float(i8_of(s01, 1u)),
+                                 d * float(i8_of(s23, 0u)), d * float(i8_of(s23, 1u)));
+    for (uint i = 0u; i < 16u; ++i) {  // elements 2i, 2i + 1 and 32 + 2i, 32 + 2i + 1
+        const uint hh = uint(W[b + 64u + 16u * h + i]);  // qh bytes 2i, 2i + 1
+        const uint la = uint(W[b + 32u * h + i]), lb = uint(W[b + 32u * h + 16u + i]);
+        for (uint j = 0u; j < 2u; ++j) {
+            const uint hb = (hh >> (8u * j)) & 0xFFu;
+            const uint lo_a = (la >> (8u * j + 4u * t)) & 0xFu, lo_b = (lb >> (8u * j + 4u * t)) & 0xFu;
+            const uint e = 2u * i + j;
+            const int qa = int(lo_a | (((hb >> (4u * t)) & 3u) << 4)) - 32;
+            const int qb = int(lo_b | (((hb >> (4u * t + 2u)) & 3u) << 4)) - 32;
+            w[e] = sc[e >> 4] * float(qa);
+            w[32u + e] = sc[2u + (e >> 4)] * float(qb);
+        }
+    }
+}
+
+#else
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+#endif
