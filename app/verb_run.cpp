@@ -1,5 +1,5 @@
-// sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS]: the continuation on stdout
-// as it is generated, timings on stderr. --chat wraps the prompt in the model's chat template.
+// sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS] [--gpu ...]: the continuation on
+// stdout as it is generated, placement and timings on stderr. --chat wraps the prompt in the model's chat template.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -18,8 +18,8 @@ namespace sluice {
 
 int verb_run(int argc, char** argv) {
     Args a(argc, argv,
-           {"--prompt", "-n", "--temp", "--seed", "-t", "-c", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-            "--experts-per-token", "--system"},
+           with_gpu_flags({"--prompt", "-n", "--temp", "--seed", "-t", "-c", "--top-k", "--top-p", "--min-p",
+                           "--repeat-penalty", "--experts-per-token", "--system"}),
            {"--chat", "--no-think"}, {{"-p", "--prompt"}});
     if (a.positional().size() != 1) throw Error("usage: sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS]");
     const std::string prompt = a.required("--prompt");
@@ -30,6 +30,7 @@ int verb_run(int argc, char** argv) {
     opt.n_threads = int(a.i64("-t", 0));
     opt.n_ctx = a.i64("-c", 0);
     opt.experts_per_token = a.i64("--experts-per-token", 0);
+    apply_gpu_flags(a, opt);
     auto model = load_model(resolve_model_path(a.positional()[0]), opt);
     text::Tokenizer tok(text::from_gguf(model->file()));
 
@@ -82,6 +83,7 @@ int verb_run(int argc, char** argv) {
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::printf("\n");
     const double gen_s = std::chrono::duration<double>(Clock::now() - t1).count();
+    std::fprintf(stderr, "placement: %s\n", model->placement().c_str());
     std::fprintf(stderr, "prompt: %zu tokens in %.2f s (%.2f tok/s)\ndecode: %lld tokens in %.2f s (%.2f tok/s), %d threads, %s kernels\n",
                  ids.size(), prompt_s, double(ids.size()) / prompt_s, (long long)n_gen, gen_s,
                  n_gen > 0 ? double(n_gen) / gen_s : 0.0, model->pool().size(), isa_name(active_isa()));

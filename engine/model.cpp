@@ -12,11 +12,12 @@ using Loader = std::unique_ptr<Model> (*)(std::unique_ptr<gguf::File>, const Mod
 struct Arch {
     const char* name;
     Loader load;
+    Loader load_gpu = nullptr;  // GPU backend, where there is one
 };
 // Adding an architecture: one file under engine/models/ and one row here.
 const Arch kArchs[] = {
-    {"qwen3moe", load_qwen3moe},
-    {"qwen3", load_qwen3moe},  // dense Qwen3 shares the file: attention identical, FFN dense
+    {"qwen3moe", load_qwen3moe, load_qwen3moe_gpu},
+    {"qwen3", load_qwen3moe, load_qwen3moe_gpu},  // dense Qwen3 shares the file: attention identical, FFN dense
     {"qwen35moe", load_qwen35moe},
     {"qwen3next", load_qwen35moe},  // Qwen3-Next shares the file: fused ssm_ba, grouped value heads
     {"deepseek2", load_deepseek2},  // DeepSeek-V2/V3, Kimi K2/K2.5: MLA + sigmoid-routed MoE
@@ -33,8 +34,26 @@ std::vector<std::string> supported_architectures() {
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opt) {
     auto file = gguf::File::open(path);
     const std::string arch = file->get_string("general.architecture");
-    for (const Arch& a : kArchs)
-        if (arch == a.name) return a.load(std::move(file), opt);
+    for (const Arch& a : kArchs) {
+        if (arch != a.name) continue;
+        if (opt.gpu.empty() || opt.gpu == "none") return a.load(std::move(file), opt);
+        // A GPU was asked for: any reason it cannot be used becomes the placement note, and the CPU
+        // forward runs instead.
+        std::string why;
+        if (!a.load_gpu) {
+            why = "no GPU backend for '" + arch + "' yet";
+        } else {
+            try {
+                return a.load_gpu(std::move(file), opt);
+            } catch (const Error& e) {
+                why = e.what();
+            }
+            file = gguf::File::open(path);
+        }
+        auto m = a.load(std::move(file), opt);
+        m->set_placement("cpu (GPU not used: " + why + ")");
+        return m;
+    }
     std::string list;
     for (const Arch& a : kArchs) list += std::string(list.empty() ? "" : ", ") + a.name;
     throw Error(path + ": architecture '" + arch + "' is not supported (supported: " + list + ")");

@@ -222,6 +222,11 @@ void ChatSession::publish() {
     if (model_) {
         snap_.n_ctx_used = model_->n_past();
         snap_.n_ctx = model_->n_ctx();
+        const GpuCounters g = model_->gpu_counters();
+        snap_.t_gpu = g.gpu_s_last_token;
+        snap_.gpu_cache_hits = g.vram_cache_hits;
+        snap_.gpu_cache_misses = g.vram_cache_misses;
+        snap_.vram_bytes = g.vram_bytes;
     }
     snap_.rss_bytes = resident_bytes();
     // Disk and expert-cache fields belong to expert streaming, which fills them in its own board.

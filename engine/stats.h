@@ -31,6 +31,12 @@ struct StatsSnapshot {
     // Where a decode step's time went (last token, seconds).
     double t_attention = 0, t_experts_compute = 0, t_experts_wait = 0, t_other = 0;
 
+    // GPU (Vulkan backend): GPU time of the last token, routed experts found in / uploaded to the VRAM
+    // expert cache (cumulative), VRAM held.
+    double t_gpu = 0;
+    uint64_t gpu_cache_hits = 0, gpu_cache_misses = 0;
+    uint64_t vram_bytes = 0;
+
     // Memory.
     uint64_t rss_bytes = 0, memory_budget = 0;  // budget 0: none
     uint64_t expert_cache_bytes = 0, expert_cache_budget = 0;
