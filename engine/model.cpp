@@ -32,6 +32,9 @@ std::vector<std::string> supported_architectures() {
 }
 
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opt) {
+    if (!opt.gpu.empty() && opt.gpu != "none" && opt.gpu != "auto" &&
+        opt.gpu.find_first_not_of("0123456789") != std::string::npos)
+        throw Error("--gpu expects auto, none or a device index, got '" + opt.gpu + "'");
     auto file = gguf::File::open(path);
     const std::string arch = file->get_string("general.architecture");
     for (const Arch& a : kArchs) {
