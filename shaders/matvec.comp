@@ -8,7 +8,7 @@
 
 layout(local_size_x = MV_THREADS) in;
 layout(push_constant) uniform PC { MatvecPush p; };
-layout(binding = 1, std430) readonly buffer XBuf { float X[]; };
+layout(binding = 1, std430) readonly buffer XBuf { vec4 X4[]; };  // x offsets and strides are multiples of 4
 layout(binding = 2, std430) buffer YBuf { float Y[]; };
 layout(binding = 3, std430) readonly buffer IdsBuf { int ids[]; };
 STEP_BUFFER(4)
@@ -34,9 +34,10 @@ void main() {
             dequant_chunk(wbase, c, w);
             for (uint b = 0u; b < NB; ++b) {
                 if (b >= ncol) break;
-                const uint xo = xbase + b * p.x_col_stride + c * CH;
+                const uint xo = (xbase + b * p.x_col_stride + c * CH) >> 2;
                 float s = 0.0;
-                for (uint e = 0u; e < CH; ++e) s += w[e] * X[xo + e];
+                for (uint e = 0u; e < CH / 4; ++e)
+                    s += dot(vec4(w[4u * e], w[4u * e + 1u], w[4u * e + 2u], w[4u * e + 3u]), X4[xo + e]);
                 acc[b] += s;
             }
         }

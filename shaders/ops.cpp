@@ -41,6 +41,8 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     if (w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes || gpu_row_bytes(w.type, w.cols) % t->unit_bytes)
         throw GpuError(std::string("matvec: ") + t->suffix + " weights not aligned to " + std::to_string(t->unit_bytes) + " bytes");
     if (o.n_cols < 1 || o.n_cols > MM_MAX_COLS) throw GpuError("matvec: 1 to 8 activation columns");
+    if ((x.off | o.x_mat_stride | o.x_col_stride) % 4)
+        throw GpuError("matvec: x offsets and strides must be multiples of 4 floats (vec4 loads)");
     if (o.n_mats > 1 && o.ids == nullptr && w.mat_stride == 0 && o.y_mat_stride == 0)
         throw GpuError("matvec: a batch of matrices needs strides or ids");
     MatvecPush p{};
@@ -88,6 +90,15 @@ void rope_neox(Cmd& cmd, Vec x, uint32_t n_heads, uint32_t head_dim, uint32_t n_
     if (n_rot % 2 || n_rot > head_dim || n_rot / 2 > STEP_ROPE_MAX) throw GpuError("rope: bad n_rot " + std::to_string(n_rot));
     RopePush p{n_heads, head_dim, n_rot, x.off, head_stride, pos_stride, pos_stride ? ROPE_POS : 0u};
     cmd.dispatch("rope_neox", {x.buf, &step}, p, {n_rot / 2, n_heads, 1});
+}
+
+void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec k_norm, uint32_t n_head,
+                  uint32_t n_head_kv, uint32_t head_dim, uint32_t n_rot, float eps, const Buffer& step) {
+    if (head_dim > 512 || n_rot % 2 || n_rot > head_dim || n_rot / 2 > STEP_ROPE_MAX)
+        throw GpuError("qk_norm_rope: head_dim " + std::to_string(head_dim) + ", n_rot " + std::to_string(n_rot));
+    if (q_norm.buf != k_norm.buf) throw GpuError("qk_norm_rope: q and k norm weights must share a buffer");
+    QkNormRopePush p{n_head, n_head_kv, head_dim, n_rot, q.off, k.off, k_pos_stride, q_norm.off, k_norm.off, eps};
+    cmd.dispatch("qk_norm_rope", {q.buf, k.buf, q_norm.buf, &step}, p, {n_head + n_head_kv, 1, 1});
 }
 
 uint32_t attn_splits(uint64_t n_ctx, uint32_t min_splits) {

@@ -56,6 +56,11 @@ void rmsnorm(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, uint32_t n_rows, uint32_
 void rope_neox(Cmd& cmd, Vec x, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, uint32_t head_stride,
                const Buffer& step, uint32_t pos_stride = 0);
 
+// qwen3's per-head q/k RMSNorm + NeoX RoPE in one dispatch: q (n_head, head_dim) in place; k
+// (n_head_kv, head_dim) in place in the cache row k_off + step.pos * k_pos_stride.
+void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec k_norm, uint32_t n_head,
+                  uint32_t n_head_kv, uint32_t head_dim, uint32_t n_rot, float eps, const Buffer& step);
+
 struct AttnShape {
     uint32_t n_head, n_head_kv, head_dim, head_dim_v;
     uint32_t n_splits;  // of the sequence; ceil(n_kv / n_splits) must stay <= ATTN_CHUNK_MAX

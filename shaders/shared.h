@@ -65,6 +65,16 @@ struct RopePush {
     uint flags;
 };
 
+// Per-head RMSNorm of q (n_head heads at q_off) and of this position's k (n_head_kv heads in the cache
+// at k_off + step.pos * k_pos_stride), each followed by NeoX RoPE; one workgroup per head. The four
+// ops of qwen3's Qcur_normed / Kcur_normed and RoPE in one dispatch.
+struct QkNormRopePush {
+    uint n_head, n_head_kv, head_dim, n_rot;
+    uint q_off, k_off, k_pos_stride;
+    uint qn_off, kn_off;  // norm weights (head_dim each) in the weight buffer
+    float eps;
+};
+
 // Decode attention, split-K over the sequence: workgroup (split s, head h) covers positions
 // [s * chunk, (s+1) * chunk) of [0, step.n_kv) with chunk = ceil(n_kv / n_splits) <= ATTN_CHUNK_MAX,
 // and writes (max score, sum of exp, unnormalised output (head_dim_v)) to part; attn_combine merges.

@@ -215,6 +215,32 @@ TEST(GpuOps, RopeNeoxMatchesReference) {
     }
 }
 
+TEST(GpuOps, QkNormRopeMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [n_head, n_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {5, 1, 64, 32}, {4, 4, 256, 64}}) {
+        const int64_t pos = 9, kd = n_kv * hd;
+        const auto q = random_row(rng, n_head * hd), cache = random_row(rng, 12 * kd), w = random_row(rng, 2 * hd);
+        gpu::Buffer qb = to_gpu(q), kb = to_gpu(cache), wb = to_gpu(w), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::qk_norm_rope(cmd, {&qb}, {&kb}, uint32_t(kd), {&wb}, {&wb, uint32_t(hd)}, uint32_t(n_head), uint32_t(n_kv),
+                          uint32_t(hd), uint32_t(n_rot), 1e-6f, step);
+        cmd.end();
+        cmd.run();
+        auto rq = q, rk = cache;
+        for (int64_t h = 0; h < n_head; ++h) rmsnorm(&rq[size_t(h * hd)], &rq[size_t(h * hd)], w.data(), hd, 1e-6f);
+        for (int64_t h = 0; h < n_kv; ++h) rmsnorm(&rk[size_t(pos * kd + h * hd)], &rk[size_t(pos * kd + h * hd)], &w[size_t(hd)], hd, 1e-6f);
+        rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
+        rope_neox(&rk[size_t(pos * kd)], n_kv, hd, n_rot, pos, 1e6f);
+        const auto gq = floats(qb, q.size()), gk = floats(kb, cache.size());
+        EXPECT_LT(nmse(gq.data(), rq.data(), int64_t(rq.size())), 1e-12);
+        EXPECT_LT(nmse(gk.data(), rk.data(), int64_t(rk.size())), 1e-12);
+        EXPECT_TRUE(std::equal(gk.begin(), gk.begin() + pos * kd, cache.begin())) << "other cache rows untouched";
+    }
+}
+
 TEST(GpuOps, SplitAttentionMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));

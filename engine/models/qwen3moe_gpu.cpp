@@ -337,12 +337,8 @@ private:
         c.independent();
         at_pos.y_pos_stride = vd;
         gpu::matvec(c, L.wv, {&hn_}, {L.v}, step_, at_pos);
-        gpu::rmsnorm(c, {&q_}, {&q_}, {&norms_, L.q_norm}, hd, uint32_t(h.n_head), hd, h.rms_eps, step_);  // Qcur_normed
-        c.independent();
-        gpu::rmsnorm(c, {L.k}, {L.k}, {&norms_, L.k_norm}, hd, uint32_t(h.n_head_kv), hd, h.rms_eps, step_, kd);
-        gpu::rope_neox(c, {&q_}, uint32_t(h.n_head), hd, uint32_t(h.n_rot), hd, step_);
-        c.independent();
-        gpu::rope_neox(c, {L.k}, uint32_t(h.n_head_kv), hd, uint32_t(h.n_rot), hd, step_, kd);
+        gpu::qk_norm_rope(c, {&q_}, {L.k}, kd, {&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_head),
+                          uint32_t(h.n_head_kv), hd, uint32_t(h.n_rot), h.rms_eps, step_);  // Qcur_normed, Kcur_normed, RoPE
         gpu::attention(c, {&q_}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_, step_);
         gpu::MatvecOpts acc;
         acc.accumulate = true;  // x += Wo att
