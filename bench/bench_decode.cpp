@@ -106,11 +106,11 @@ int main(int argc, char** argv) {
         for (char& c : where)
             if (c == '"' || c == '\\') c = '\'';
         std::printf("],\"bytes_per_token\":%llu,\"dense_bytes_per_token\":%llu,\"expert_bytes_per_token\":%llu,"
-                    "\"rss_peak_bytes\":%ld,\"placement\":\"%s\",\"gpu_ms_per_token\":%.4f,\"vram_bytes\":%llu,"
+                    "\"expert_slab_bytes\":%llu,\"rss_peak_bytes\":%ld,\"placement\":\"%s\",\"gpu_ms_per_token\":%.4f,\"vram_bytes\":%llu,"
                     "\"vram_cache_hits\":%llu,\"vram_cache_misses\":%llu}\n",
                     (unsigned long long)(mi.dense_bytes_per_token + mi.expert_bytes_per_token),
                     (unsigned long long)mi.dense_bytes_per_token, (unsigned long long)mi.expert_bytes_per_token,
-                    peak_rss_bytes(), where.c_str(), gpu_s * 1e3 / (double(N) * R), (unsigned long long)after.vram_bytes,
+                    (unsigned long long)mi.expert_slab_bytes, peak_rss_bytes(), where.c_str(), gpu_s * 1e3 / (double(N) * R), (unsigned long long)after.vram_bytes,
                     (unsigned long long)(after.vram_cache_hits - before.vram_cache_hits),
                     (unsigned long long)(after.vram_cache_misses - before.vram_cache_misses));
     } catch (const std::exception& e) {
