@@ -1,5 +1,6 @@
 // GPU microbenchmarks on one Vulkan device, as one JSON object: the memory bandwidth bounds decode is
-// measured against (device-to-device copy, host-to-device copy from pinned memory), what one dependent
+// measured against (device-to-device copy by the copy engine and by a compute shader, counted as read +
+// write traffic; host-to-device copy from pinned memory), what one dependent
 // dispatch costs, and each matvec shader's achieved weight bandwidth on a large matrix. GPU times come
 // from timestamps around many repetitions in one command buffer.
 //   bench_gpu [--device N] [--mib 1024] [--reps 20]
@@ -50,6 +51,16 @@ int main(int argc, char** argv) {
             const double s = c.last_gpu_ms() * 1e-3;
             std::printf(",\"copy_bytes\":%zu,\"d2d_copy_gb_s\":%.1f,\"d2d_read_write_gb_s\":%.1f", bytes,
                         double(bytes) * reps / s / 1e9, 2.0 * double(bytes) * reps / s / 1e9);
+            // The same copy by a compute shader (copy.comp): workgroups of 256 invocations, 4 units each.
+            Cmd k(ctx);
+            k.begin();
+            const CopyPush cp{uint32_t(bytes / 16), 0, 0};
+            for (int r = 0; r < reps; ++r) k.dispatch("copy", {&a, &b}, cp, {uint32_t(std::min<size_t>(bytes / 16 / 1024, 65535)), 1, 1});
+            k.end();
+            k.run();
+            k.run();
+            const double ks = k.last_gpu_ms() * 1e-3;
+            std::printf(",\"shader_copy_read_write_gb_s\":%.1f", 2.0 * double(bytes) * reps / ks / 1e9);
         }
         // Host (pinned, host-visible) to device: what streamed experts cross.
         {

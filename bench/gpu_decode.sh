@@ -79,7 +79,8 @@ def load(n):
     except Exception:
         return None
 bw = load("bw") or {}
-copy = bw.get("d2d_read_write_gb_s", 0) * 1e9   # read + write traffic of a device copy
+# Read + write traffic of the faster device copy (compute shader or copy engine): the bandwidth bound.
+copy = max(bw.get("shader_copy_read_write_gb_s", 0), bw.get("d2d_read_write_gb_s", 0)) * 1e9
 h2d = bw.get("h2d_gb_s", 0) * 1e9
 out = {"bandwidth": bw, "runs": {}}
 print(f"device copy bandwidth (read+write) {copy/1e9:.0f} GB/s, host->device {h2d/1e9:.1f} GB/s, "

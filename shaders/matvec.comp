@@ -3,12 +3,13 @@
 // 32 invocations per row, MV_ROWS rows per workgroup; invocation `lane` of a row dequantizes chunks
 // lane, lane + 32, ... (quants.glsl) and multiplies them with x; the row's sum is reduced across the 32.
 #include "common.glsl"
+layout(binding = 1, std430) readonly buffer XBuf { vec4 X4[]; };  // x offsets and strides are multiples of 4
 #define W_BINDING 0
+#define X_DOT
 #include "quants.glsl"
 
 layout(local_size_x = MV_THREADS) in;
 layout(push_constant) uniform PC { MatvecPush p; };
-layout(binding = 1, std430) readonly buffer XBuf { vec4 X4[]; };  // x offsets and strides are multiples of 4
 layout(binding = 2, std430) buffer YBuf { float Y[]; };
 layout(binding = 3, std430) readonly buffer IdsBuf { int ids[]; };
 STEP_BUFFER(4)
@@ -30,15 +31,9 @@ void main() {
         const uint xbase = p.x_off + m * p.x_mat_stride;
         const uint nch = p.cols / CH;
         for (uint c = lane; c < nch; c += 32u) {
-            float w[CH];
-            dequant_chunk(wbase, c, w);
-            for (uint b = 0u; b < NB; ++b) {
+            [[unroll]] for (uint b = 0u; b < NB; ++b) {  // columns after the first re-read W from cache
                 if (b >= ncol) break;
-                const uint xo = (xbase + b * p.x_col_stride + c * CH) >> 2;
-                float s = 0.0;
-                for (uint e = 0u; e < CH / 4; ++e)
-                    s += dot(vec4(w[4u * e], w[4u * e + 1u], w[4u * e + 2u], w[4u * e + 3u]), X4[xo + e]);
-                acc[b] += s;
+                acc[b] += chunk_dot(wbase, c, (xbase + b * p.x_col_stride + c * CH) >> 2);
             }
         }
     }

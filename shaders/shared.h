@@ -115,6 +115,12 @@ struct MoeCombinePush {
     uint x_off, outs_off, w_off;
 };
 
+// dst[dst_off + i] = src[src_off + i] for n uvec4 (16-byte) units, grid-stride: the device-memory
+// bandwidth a compute shader reaches (bench_gpu's bound for decode).
+struct CopyPush {
+    uint n, src_off, dst_off;
+};
+
 // Written by the host before each token: what changes between tokens of a recorded command buffer.
 #define STEP_ROPE_MAX 256  // cos/sin pairs: n_rot / 2 at most
 struct StepHeader {

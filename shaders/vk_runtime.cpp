@@ -416,7 +416,8 @@ const Kernel& Context::kernel(const std::string& name) {
     // workgroup per item (row, head, split); the rest one invocation per item.
     if (!name.rfind("matvec_", 0) || !name.rfind("matmul_", 0)) {
         k.per_group[0] = MV_ROWS;
-    } else if (name == "rmsnorm" || name == "qk_norm_rope" || name == "attn_split" || name == "attn_combine" || name == "topk_softmax") {
+    } else if (name == "rmsnorm" || name == "qk_norm_rope" || name == "attn_split" || name == "attn_combine" || name == "topk_softmax" ||
+               name == "copy") {
         // per_group stays 1
     } else {
         std::copy(k.layout.local, k.layout.local + 3, k.per_group);

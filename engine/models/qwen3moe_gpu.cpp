@@ -221,18 +221,32 @@ private:
         experts_->fetch(il, miss_ids.data(), int64_t(miss_ids.size()), fetched_.data());
         upload_.begin();
         uint8_t* st = static_cast<uint8_t*>(miss_staging_.mapped());
+        struct Piece {
+            const void* src;
+            size_t off, n;
+        };
+        std::vector<Piece> pieces;
         size_t off = 0;
         const Mat* dst[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
         for (size_t m = 0; m < miss_ids.size(); ++m) {
             const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
             for (int t = 0; t < 3; ++t) {
                 const size_t n = L.expert_bytes[t];
-                std::memcpy(st + off, src[t]->data, n);
+                pieces.push_back({src[t]->data, off, n});
                 upload_.copy(miss_staging_, off, *dst[t]->buf, miss_slots[m] * n, n);
                 upload_.independent();
                 off += n;
             }
         }
+        // Host copies in parallel: one thread's memcpy is far below the PCIe bandwidth.
+        constexpr size_t kPart = 1u << 20;
+        std::vector<Piece> parts;
+        for (const Piece& p : pieces)
+            for (size_t o = 0; o < p.n; o += kPart)
+                parts.push_back({static_cast<const uint8_t*>(p.src) + o, p.off + o, std::min(kPart, p.n - o)});
+        pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
+            for (int64_t i = a; i < b; ++i) std::memcpy(st + parts[size_t(i)].off, parts[size_t(i)].src, parts[size_t(i)].n);
+        });
         upload_.end();
         upload_.submit();
     }
