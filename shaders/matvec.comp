@@ -26,6 +26,22 @@ void main() {
 
     float acc[NB];
     for (uint b = 0u; b < NB; ++b) acc[b] = 0.0;
+#if NB == 1
+    if ((p.flags & MV_SWIGLU) != 0u) {  // gate and up rows of one FFN, then silu(gate) * up
+        float up = 0.0;
+        if (row < p.rows) {
+            const uint rel = mat * p.w_mat_stride + row * row_units(p.cols);
+            const uint xo = (p.x_off + m * p.x_mat_stride) >> 2, nch = p.cols / CH;
+            for (uint c = lane; c < nch; c += 32u) {
+                acc[0] += chunk_dot(p.w_off + rel, c, xo + c * (CH / 4));
+                up += chunk_dot(p.w2_off + rel, c, xo + c * (CH / 4));
+            }
+        }
+        const float g = reduce32(acc[0]), u = reduce32(up);
+        if (lane == 0u && row < p.rows) Y[p.y_off + m * p.y_mat_stride + row] = g / (1.0 + exp(-g)) * u;
+        return;
+    }
+#endif
     if (row < p.rows) {
         const uint wbase = p.w_off + mat * p.w_mat_stride + row * row_units(p.cols);
         const uint xbase = p.x_off + m * p.x_mat_stride;

@@ -60,6 +60,13 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     p.n_cols = o.n_cols;
     p.ids_off = o.ids_off;
     p.flags = (o.accumulate ? MV_ACCUMULATE : 0) | (o.ids ? MV_IDS : 0) | (o.y_pos_stride ? MV_POS : 0);
+    if (const Mat* u = o.swiglu_up) {
+        if (u->buf != w.buf || u->type != w.type || u->rows != w.rows || u->cols != w.cols || u->mat_stride != w.mat_stride ||
+            u->offset % t->unit_bytes || o.n_cols != 1 || o.accumulate || o.y_pos_stride)
+            throw GpuError("matvec: the SwiGLU up matrix must match gate (buffer, type, shape, strides), one column");
+        p.w2_off = u32(u->offset / t->unit_bytes, "up offset");
+        p.flags |= MV_SWIGLU;
+    }
     const std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
     const Buffer* ids = o.ids ? o.ids : &cmd.context().dummy();
     cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step}, p, {w.rows, o.n_mats, 1});

@@ -43,6 +43,7 @@ struct MatvecOpts {
     bool accumulate = false;                      // y += W x
     uint32_t y_pos_stride = 0;                    // nonzero: y offset += step.pos * y_pos_stride
     uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
+    const Mat* swiglu_up = nullptr;  // y = silu(W x) * (up x); up: same buffer, type, shape, strides
 };
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.

@@ -20,6 +20,7 @@ using uint = uint32_t;
 #define MV_ACCUMULATE 1u  // y += W x instead of y = W x
 #define MV_IDS 2u         // matrix m of the batch is ids[ids_off + m] (routed experts)
 #define MV_POS 4u         // y offset += step.pos * y_pos_stride (K/V written into the cache)
+#define MV_SWIGLU 8u      // y = silu(W x) * (W2 x), W2 at w2_off of the same buffer (gate and up: one dispatch)
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -28,6 +29,7 @@ using uint = uint32_t;
 struct MatvecPush {
     uint rows, cols;
     uint w_off, w_mat_stride;
+    uint w2_off;   // MV_SWIGLU: the up matrices (same type, shape and strides as W)
     uint x_off, x_mat_stride, x_col_stride;
     uint y_off, y_mat_stride, y_col_stride, y_pos_stride;
     uint n_cols;   // activation columns (matmul_*); 1 for matvec_*

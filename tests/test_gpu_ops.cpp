@@ -116,6 +116,43 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
     EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
 }
 
+// Gate and up of routed experts in one buffer and one dispatch: y = silu(gate x) * (up x).
+TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n_exp = 4, rows = 20, cols = 256, k = 2;
+    const RandomMats g = random_mats(rng, t, n_exp, rows, cols), u = random_mats(rng, t, n_exp, rows, cols);
+    std::vector<uint8_t> both = g.bytes;
+    both.insert(both.end(), u.bytes.begin(), u.bytes.end());
+    const auto x = random_row(rng, cols);
+    const std::vector<int32_t> ids = {3, 1};
+    gpu::Buffer wb = to_gpu(both), xb = to_gpu(x), yb = zeros(size_t(k * rows)), ib = to_gpu(ids), step = step_buffer(0);
+    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+    const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+    gpu::Mat um = gm;
+    um.offset = g.bytes.size();
+    gpu::MatvecOpts o;
+    o.n_mats = k;
+    o.ids = &ib;
+    o.y_mat_stride = rows;
+    o.swiglu_up = &um;
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::matvec(cmd, gm, {&xb}, {&yb}, step, o);
+    cmd.end();
+    cmd.run();
+    std::vector<float> ref;
+    for (int64_t j = 0; j < k; ++j) {
+        const size_t m = size_t(ids[size_t(j)] * rows * cols);
+        const auto gy = ref_matvec(&g.deq[m], x.data(), rows, cols), uy = ref_matvec(&u.deq[m], x.data(), rows, cols);
+        for (int64_t r = 0; r < rows; ++r) ref.push_back(silu(gy[size_t(r)]) * uy[size_t(r)]);
+    }
+    const auto got = floats(yb, ref.size());
+    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
+}
+
 // The small-batch product (matmul_*): several activation columns share each weight read.
 TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
     const GgmlType t = GetParam();

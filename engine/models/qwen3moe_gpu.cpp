@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <string>
+#include <tuple>
 
 #include "engine/blocks.h"
 #include "engine/error.h"
@@ -233,7 +234,7 @@ private:
             for (int t = 0; t < 3; ++t) {
                 const size_t n = L.expert_bytes[t];
                 pieces.push_back({src[t]->data, off, n});
-                upload_.copy(miss_staging_, off, *dst[t]->buf, miss_slots[m] * n, n);
+                upload_.copy(miss_staging_, off, *dst[t]->buf, dst[t]->offset + miss_slots[m] * n, n);
                 upload_.independent();
                 off += n;
             }
@@ -374,21 +375,35 @@ private:
         o.n_mats = K;
         o.ids = &ids;
         o.y_mat_stride = F;
-        gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
-        c.independent();
-        gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
-        gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
+        if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
+            o.swiglu_up = &L.up_exps;
+            gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
+            o.swiglu_up = nullptr;
+        } else {
+            gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
+            c.independent();
+            gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
+            gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
+        }
         o.x_mat_stride = F;
         o.y_mat_stride = E;
         gpu::matvec(c, L.down_exps, {&gate_}, {&outs_}, step_, o);  // ffn_moe_down
         gpu::moe_combine(c, {&x_}, {&outs_}, w, E, K);             // ffn_moe_out + residual
     }
 
+    static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
+
     void record_dense_ffn(gpu::Cmd& c, const GLayer& L) {
-        gpu::matvec(c, L.ffn_gate, {&hn_}, {&gate_}, step_);
-        c.independent();
-        gpu::matvec(c, L.ffn_up, {&hn_}, {&up_}, step_);
-        gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, uint32_t(hp_.n_ff));
+        if (fused(L.ffn_gate, L.ffn_up)) {
+            gpu::MatvecOpts o;
+            o.swiglu_up = &L.ffn_up;
+            gpu::matvec(c, L.ffn_gate, {&hn_}, {&gate_}, step_, o);
+        } else {
+            gpu::matvec(c, L.ffn_gate, {&hn_}, {&gate_}, step_);
+            c.independent();
+            gpu::matvec(c, L.ffn_up, {&hn_}, {&up_}, step_);
+            gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, uint32_t(hp_.n_ff));
+        }
         gpu::MatvecOpts acc;
         acc.accumulate = true;
         gpu::matvec(c, L.ffn_down, {&gate_}, {&x_}, step_, acc);
@@ -402,17 +417,38 @@ private:
         return bufs_.back();
     }
 
-    // A 2-D tensor ne = (cols, rows) (or 3-D: a batch of such matrices) uploaded whole.
-    Mat upload(const gguf::TensorInfo& t) {
+    // How a 2-D tensor ne = (cols, rows) (or 3-D: a batch of such matrices) is read on the GPU; an
+    // Error when no shader can.
+    Mat upload_layout(const gguf::TensorInfo& t) {
         const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t.type));
         if (!tl) throw gpu::GpuError("tensor '" + t.name + "' has type " + type_name(t.type) + ", which has no GPU kernel yet");
         const int64_t cols = t.ne[0], rows = t.ne[1];
         if (cols % tl->chunk)
             throw gpu::GpuError("tensor '" + t.name + "': rows of " + std::to_string(cols) + " " + tl->suffix +
                                 " values are not a multiple of " + std::to_string(tl->chunk));
+        return {nullptr, uint32_t(t.type), 0, uint32_t(rows), uint32_t(cols), uint64_t(rows * row_bytes(t.type, cols))};
+    }
+
+    // The tensor uploaded whole, in its own buffer.
+    Mat upload(const gguf::TensorInfo& t) {
+        Mat m = upload_layout(t);
         Buffer& b = buffer(size_t(t.nbytes), Mem::Device, "tensor '" + t.name + "'");
         ctx_.upload(b, 0, file_->data(t), size_t(t.nbytes));
-        return {&b, uint32_t(t.type), 0, uint32_t(rows), uint32_t(cols), uint64_t(rows * row_bytes(t.type, cols))};
+        m.buf = &b;
+        return m;
+    }
+
+    // Gate and up of one FFN (2-D, or 3-D expert tensors) in one buffer, up after gate, so one
+    // dispatch computes silu(gate x) * up x (MatvecOpts::swiglu_up). Different types: two buffers.
+    std::pair<Mat, Mat> upload_pair(const gguf::TensorInfo& g, const gguf::TensorInfo& u) {
+        if (g.type != u.type) return {upload(g), upload(u)};
+        Mat mg = upload_layout(g), mu = upload_layout(u);
+        Buffer& b = buffer(size_t(g.nbytes + u.nbytes), Mem::Device, "tensors '" + g.name + "' + '" + u.name + "'");
+        ctx_.upload(b, 0, file_->data(g), size_t(g.nbytes));
+        ctx_.upload(b, size_t(g.nbytes), file_->data(u), size_t(u.nbytes));
+        mg.buf = mu.buf = &b;
+        mu.offset = uint64_t(g.nbytes);
+        return {mg, mu};
     }
 
     uint32_t add_norm(const gguf::TensorInfo& t) {
@@ -464,8 +500,8 @@ private:
             L.k = &buffer(size_t(n_ctx_ * kd * 4), Mem::Device, "K cache");
             L.v = &buffer(size_t(n_ctx_ * vd * 4), Mem::Device, "V cache");
             if (h.n_expert == 0) {
-                L.ffn_gate = upload(f.require_tensor(blk(il, "ffn_gate"), {h.n_embd, h.n_ff}));
-                L.ffn_up = upload(f.require_tensor(blk(il, "ffn_up"), {h.n_embd, h.n_ff}));
+                std::tie(L.ffn_gate, L.ffn_up) = upload_pair(f.require_tensor(blk(il, "ffn_gate"), {h.n_embd, h.n_ff}),
+                                                             f.require_tensor(blk(il, "ffn_up"), {h.n_embd, h.n_ff}));
                 L.ffn_down = upload(f.require_tensor(blk(il, "ffn_down"), {h.n_ff, h.n_embd}));
                 continue;
             }
@@ -510,8 +546,7 @@ private:
                 L.up_exps = L.gate_exps;
                 L.up_exps.offset = L.expert_bytes[0];  // up rows follow gate rows in each expert's slab
             } else {
-                L.gate_exps = upload(g);
-                L.up_exps = upload(u);
+                std::tie(L.gate_exps, L.up_exps) = upload_pair(g, u);
             }
             L.down_exps = upload(d);
             return;
@@ -529,12 +564,14 @@ private:
         L.slots = std::make_unique<gpu::SlotCache>(uint32_t(n));
         const gguf::TensorInfo* src[3] = {&g, &u, &d};
         Mat* dst[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
+        const bool pair = g.type == u.type;  // gate slots then up slots in one buffer (fused SwiGLU)
+        Buffer* shared = pair ? &buffer(size_t(2 * n * L.expert_bytes[0]), Mem::Device, "expert cache") : nullptr;
         for (int t = 0; t < 3; ++t) {
-            if (!gpu::gpu_type(uint32_t(src[t]->type)))
-                throw gpu::GpuError("tensor '" + src[t]->name + "' has type " + type_name(src[t]->type) + ", which has no GPU kernel yet");
-            Buffer& b = buffer(size_t(n * L.expert_bytes[t]), Mem::Device, "expert cache");
+            upload_layout(*src[t]);  // a type the shaders read
+            Buffer& b = t < 2 && pair ? *shared : buffer(size_t(n * L.expert_bytes[t]), Mem::Device, "expert cache");
             const bool down = t == 2;
-            *dst[t] = {&b, uint32_t(src[t]->type), 0, uint32_t(down ? E : F), uint32_t(down ? F : E), L.expert_bytes[t]};
+            *dst[t] = {&b, uint32_t(src[t]->type), t == 1 && pair ? n * L.expert_bytes[0] : 0, uint32_t(down ? E : F),
+                       uint32_t(down ? F : E), L.expert_bytes[t]};
         }
         max_expert_bytes_ = std::max(max_expert_bytes_, per);
     }
