@@ -137,9 +137,10 @@ void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool reno
     cmd.dispatch("topk_softmax", {logits.buf, &ids, w.buf}, p, {1, 1, 1});
 }
 
-void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k) {
-    MoeCombinePush p{n, k, x.off, outs.off, w.off};
-    cmd.dispatch("moe_combine", {x.buf, outs.buf, w.buf}, p, {n, 1, 1});
+void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn, Vec norm, float eps) {
+    MoeCombinePush p{n, k, x.off, outs.off, w.off, hn ? hn->off : 0, norm.off, eps, hn ? COMBINE_NORM : 0u};
+    const Buffer* d = &cmd.context().dummy();
+    cmd.dispatch("moe_combine", {x.buf, outs.buf, w.buf, hn ? hn->buf : d, hn ? norm.buf : d}, p, {hn ? 1u : n, 1, 1});
 }
 
 void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, float rope_base) {

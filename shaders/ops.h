@@ -79,8 +79,9 @@ void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.
 void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
                   uint32_t ids_off, Vec w);
-// x (n) += sum_j w[j] * outs[j] (k outputs of n)
-void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k);
+// x (n) += sum_j w[j] * outs[j] (k outputs of n); with hn: also hn = rmsnorm(x) * norm (one workgroup).
+void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn = nullptr, Vec norm = {},
+                 float eps = 0);
 
 // The per-token step buffer (shared.h StepHeader + RoPE cos/sin).
 constexpr uint64_t kStepBytes = sizeof(StepHeader) + 8ull * STEP_ROPE_MAX;

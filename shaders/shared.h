@@ -111,10 +111,16 @@ struct TopkPush {
     uint flags;
 };
 
-// x[i] += sum_j w[j] * outs[j * n + i]: the routed experts' weighted sum added to the residual.
+// x[i] += sum_j w[j] * outs[j * n + i]: the routed experts' weighted sum added to the residual. With
+// COMBINE_NORM one workgroup also writes hn = rmsnorm(x) * norm (the next layer's attn_norm, or the
+// output norm), saving a dispatch and a barrier per layer.
+#define COMBINE_NORM 1u
 struct MoeCombinePush {
     uint n, k;
     uint x_off, outs_off, w_off;
+    uint hn_off, norm_off;
+    float eps;
+    uint flags;
 };
 
 // dst[dst_off + i] = src[src_off + i] for n uvec4 (16-byte) units, grid-stride: the device-memory

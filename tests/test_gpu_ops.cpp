@@ -362,6 +362,21 @@ TEST(GpuOps, MoeCombineAddsWeightedOutputsToResidual) {
         for (int64_t j = 0; j < k; ++j) ref[size_t(i)] += w[size_t(j)] * outs[size_t(j * n + i)];
     const auto got = floats(xb, size_t(n));
     EXPECT_LT(nmse(got.data(), ref.data(), n), 1e-12);
+
+    // With the next norm fused: the same x, and hn = rmsnorm(x) * norm.
+    const auto norm = random_row(rng, n);
+    gpu::Buffer xb2 = to_gpu(x), nb = to_gpu(norm), hb = zeros(size_t(n + 3));
+    gpu::Cmd c2(ctx());
+    c2.begin();
+    const gpu::Vec hn{&hb, 3};
+    gpu::moe_combine(c2, {&xb2}, {&ob}, {&wb}, uint32_t(n), uint32_t(k), &hn, {&nb}, 1e-6f);
+    c2.end();
+    c2.run();
+    std::vector<float> ref_hn(static_cast<size_t>(n));
+    rmsnorm(ref_hn.data(), ref.data(), norm.data(), n, 1e-6f);
+    const auto got2 = floats(xb2, size_t(n)), got_hn = floats(hb, size_t(n), 3);
+    EXPECT_LT(nmse(got2.data(), ref.data(), n), 1e-12);
+    EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), n), 1e-12);
 }
 
 // dispatch() checks what it is given against the shader's own SPIR-V.

@@ -280,7 +280,8 @@ private:
         }
         head_.begin();
         head_.barrier();  // after the body, submitted just before
-        gpu::rmsnorm(head_, {&x_}, {&hn_}, {&norms_, out_norm_}, uint32_t(h.n_embd), 1, 0, h.rms_eps, step_);
+        if (!layers_.back().router.rows)  // after a MoE layer the experts' combine wrote it
+            gpu::rmsnorm(head_, {&x_}, {&hn_}, {&norms_, out_norm_}, uint32_t(h.n_embd), 1, 0, h.rms_eps, step_);
         gpu::matvec(head_, output_, {&hn_}, {&logits_}, step_);
         head_.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
         head_.end();
@@ -317,11 +318,11 @@ private:
         if (from < 0) {
             gpu::getrows(c, embd_, {&x_}, step_);
         } else {
-            record_experts(c, p, layers_[size_t(from)]);
+            record_experts(c, p, from);
         }
         for (int64_t il = from + 1; il <= std::min<int64_t>(to, h.n_layer - 1); ++il) {
             const GLayer& L = layers_[size_t(il)];
-            record_attention(c, L);
+            record_attention(c, L, il > 0 && layers_[size_t(il - 1)].router.rows);
             gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.ffn_norm}, E, 1, 0, h.rms_eps, step_);
             if (!L.router.rows) {
                 record_dense_ffn(c, L);
@@ -330,7 +331,7 @@ private:
             gpu::matvec(c, L.router, {&hn_}, {&rlogits_}, step_);  // ffn_moe_logits
             if (p == Place::Resident) {
                 gpu::topk_softmax(c, {&rlogits_}, uint32_t(h.n_expert), uint32_t(top_k_), true, ids_gpu_, 0, {&w_gpu_});
-                record_experts(c, p, L);
+                record_experts(c, p, il);
             } else if (il == to) {  // segment ends: the host reads logits (and hn for the CPU)
                 c.copy(rlogits_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
                 c.independent();
@@ -339,11 +340,12 @@ private:
         }
     }
 
-    void record_attention(gpu::Cmd& c, const GLayer& L) {
+    // hn_ready: the previous layer's expert combine already wrote attn_norm(x) to hn.
+    void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready) {
         const Hparams& h = hp_;
         const uint32_t E = uint32_t(h.n_embd), hd = uint32_t(h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
-        gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, E, 1, 0, h.rms_eps, step_);  // attn_norm
+        if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, E, 1, 0, h.rms_eps, step_);  // attn_norm
         gpu::matvec(c, L.wq, {&hn_}, {&q_}, step_);
         gpu::MatvecOpts at_pos;  // K and V go straight into the cache row of this position
         c.independent();
@@ -360,13 +362,16 @@ private:
         gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, acc);
     }
 
-    // x += sum_j w_j down_j(silu(gate_j hn) * up_j hn) over the layer's k experts: ids from the GPU's
-    // top-k (resident) or slots from the host (cache); cpu placement only adds the host's sum.
-    void record_experts(gpu::Cmd& c, Place p, const GLayer& L) {
+    // x += sum_j w_j down_j(silu(gate_j hn) * up_j hn) over layer il's k experts: ids from the GPU's
+    // top-k (resident) or slots from the host (cache); cpu placement only adds the host's sum. The
+    // combine also writes the next norm of x to hn (the next layer's attn_norm, or the output norm).
+    void record_experts(gpu::Cmd& c, Place p, int64_t il) {
         const Hparams& h = hp_;
+        const GLayer& L = layers_[size_t(il)];
         const uint32_t E = uint32_t(h.n_embd), F = uint32_t(h.n_ff_exp), K = uint32_t(top_k_);
+        const Vec hn{&hn_}, next_norm{&norms_, il + 1 < h.n_layer ? layers_[size_t(il + 1)].attn_norm : out_norm_};
         if (p == Place::Cpu) {
-            gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1);
+            gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1, &hn, next_norm, h.rms_eps);
             return;
         }
         const Buffer& ids = p == Place::Resident ? ids_gpu_ : moe_in_;
@@ -388,7 +393,7 @@ private:
         o.x_mat_stride = F;
         o.y_mat_stride = E;
         gpu::matvec(c, L.down_exps, {&gate_}, {&outs_}, step_, o);  // ffn_moe_down
-        gpu::moe_combine(c, {&x_}, {&outs_}, w, E, K);             // ffn_moe_out + residual
+        gpu::moe_combine(c, {&x_}, {&outs_}, w, E, K, &hn, next_norm, h.rms_eps);  // ffn_moe_out + residual
     }
 
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
