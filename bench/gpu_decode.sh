@@ -67,6 +67,8 @@ run moe_stream_sluice_gpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_i
   --gpu-experts gpu -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_sluice_cpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
   --gpu-experts cpu -t "$T" -p "$P" -n 32 -r 2 --json
+run moe_stream_sluice_auto "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
+  -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_llama_cpumoe "$TO" "$B/llama_peer_vulkan" -m "$M/moe.gguf" --cpu-moe -t "$T" -p "$P" -n 32 -r 2 --json
 
 python3 - "$O" <<'PY'
@@ -87,7 +89,7 @@ print(f"device copy bandwidth (read+write) {copy/1e9:.0f} GB/s, host->device {h2
       f"one dependent dispatch {bw.get('dependent_dispatch_us', 0):.1f} us")
 print(f"matvec GB/s: {bw.get('matvec_gb_s')}")
 for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "moe_stream_sluice_gpu",
-             "moe_stream_sluice_cpu", "moe_stream_llama_cpumoe"]:
+             "moe_stream_sluice_cpu", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
     r = load(name)
     if not r:
         print(f"{name:26s} (no result)")
@@ -124,9 +126,13 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "moe_stre
         line += f"  [GPU busy {r['gpu_ms_per_token']:.2f} ms/token]"
     out["runs"][name] = row
     print(line)
-for m in ["moe", "dense"]:
-    s, l = out["runs"].get(m + "_sluice"), out["runs"].get(m + "_llama")
+for m, a, b in [("moe", "moe_sluice", "moe_llama"), ("dense", "dense_sluice", "dense_llama"),
+                ("experts in host RAM (sluice auto)", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe")]:
+    s, l = out["runs"].get(a), out["runs"].get(b)
     if s and l:
         print(f"{m}: sluice / llama.cpp Vulkan = {s['decode_tok_s']/l['decode_tok_s']:.2f}x")
+for name in ["moe_stream_sluice_auto"]:
+    if out["runs"].get(name, {}).get("placement"):
+        print(f"{name}: {out['runs'][name]['placement']}")
 json.dump(out, open(os.path.join(o, "summary.json"), "w"), indent=1)
 PY
