@@ -296,6 +296,9 @@ void ChatSession::load_model_now() {
         summary_ = s;
     }
     cached_.clear();
+    // The stats of the loaded model go out before Ready: a UI that draws on the event shows them.
+    snap_.phase = StatsSnapshot::Phase::Idle;
+    publish();
     emit(event(ChatEvent::Ready, s.name + " · " + s.arch + " · " + s.chat_template +
                                            (text_->tmpl.defaulted() ? " (no template in the file)" : "")));
 }
