@@ -20,8 +20,8 @@ namespace sluice {
 
 int verb_chat(int argc, char** argv) {
     Args a(argc, argv,
-           {"-t", "-c", "-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-            "--experts-per-token", "--system", "--template", "--token-delay-ms", "--db"},
+           with_gpu_flags({"-t", "-c", "-n", "--temp", "--seed", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+                           "--experts-per-token", "--system", "--template", "--token-delay-ms", "--db"}),
            {"--no-think", "--no-history"});
     if (a.positional().size() > 1)
         throw Error("usage: sluice chat [MODEL.gguf] [--db PATH | --no-history] [-c CTX] [-n MAX_REPLY] [--temp T] ...");
@@ -65,6 +65,7 @@ int verb_chat(int argc, char** argv) {
     s.model.n_threads = int(a.i64("-t", 0));
     s.model.n_ctx = a.i64("-c", 0);
     s.model.experts_per_token = a.i64("--experts-per-token", 0);
+    apply_gpu_flags(a, s.model);
     s.max_reply_tokens = a.i64("-n", 0);
     s.template_name = a.str("--template");
     if (a.has("--no-think")) s.enable_thinking = false;
