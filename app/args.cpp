@@ -80,6 +80,21 @@ uint64_t Args::size(const std::string& flag, uint64_t def) const {
     return uint64_t(v * mul);
 }
 
+std::set<std::string> with_gpu_flags(std::set<std::string> value_flags) {
+    value_flags.insert({"--gpu", "--gpu-expert-cache", "--gpu-experts"});
+    return value_flags;
+}
+
+void apply_gpu_flags(const Args& a, ModelOptions& opt) {
+    opt.gpu = a.str("--gpu", "auto");
+    opt.gpu_expert_cache = a.size("--gpu-expert-cache", 0);
+    const std::string e = a.str("--gpu-experts", "auto");
+    if (e == "auto") opt.gpu_experts = GpuExperts::Auto;
+    else if (e == "gpu") opt.gpu_experts = GpuExperts::Gpu;
+    else if (e == "cpu") opt.gpu_experts = GpuExperts::Cpu;
+    else throw Error("--gpu-experts expects auto, gpu or cpu, got '" + e + "'");
+}
+
 std::string read_text_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error("cannot read '" + path + "'");

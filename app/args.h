@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.h"
+
 namespace sluice {
 
 class Args {
@@ -28,6 +30,12 @@ private:
     std::map<std::string, std::string> vals_;
     std::vector<std::string> pos_;
 };
+
+// The GPU flags of every verb that loads a model: --gpu auto|none|INDEX (default auto),
+// --gpu-expert-cache SIZE, --gpu-experts auto|gpu|cpu.
+std::set<std::string> with_gpu_flags(std::set<std::string> value_flags);
+void apply_gpu_flags(const Args& a, ModelOptions& opt);
+#define SLUICE_GPU_USAGE "[--gpu auto|none|INDEX] [--gpu-expert-cache SIZE] [--gpu-experts auto|gpu|cpu]"
 
 // Reads a whole file into a string; Error naming the path on failure.
 std::string read_text_file(const std::string& path);

@@ -19,8 +19,9 @@ const Verb kVerbs[] = {
 #ifdef SLUICE_UI
     {"chat", sluice::verb_chat, "[MODEL.gguf] [--db PATH | --no-history] [-c CTX] [-n MAX_REPLY] [--temp T] [--system TEXT]: the terminal chat"},
 #endif
-    {"run", sluice::verb_run, "MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS] [--io MODE] [--memory SIZE]"},
-    {"logits", sluice::verb_logits, "MODEL.gguf --tokens 1,2,3 --out FILE"},
+    {"run", sluice::verb_run, "MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS] [--io MODE] [--memory SIZE] [--gpu auto|none|INDEX]"},
+    {"logits", sluice::verb_logits, "MODEL.gguf --tokens 1,2,3 --out FILE [--gpu auto|none|INDEX]"},
+    {"gpus", sluice::verb_gpus, "[--json]: the Vulkan devices --gpu can use"},
     {"tokenize", sluice::verb_tokenize, "MODEL.gguf --text TEXT (or text on stdin)"},
     {"info", sluice::verb_info, "MODEL.gguf [--json]"},
     {"gen-model", sluice::verb_gen_model, "--arch qwen3moe|qwen35moe [--layers N ... | --like qwen3.5-397b] [--dry-run] --type T --out F"},

@@ -1,5 +1,5 @@
 // The model-loading flags shared by the verbs that load a model (run, bench, chat): threads, context,
-// experts per token, and memory / expert streaming.
+// experts per token, memory / expert streaming, GPU placement.
 #pragma once
 #include <set>
 #include <string>
@@ -10,6 +10,7 @@
 namespace sluice {
 
 // Value flags: -t -c --experts-per-token --io --memory --expert-cache --cache-policy --io-engine --io-depth
+// --gpu --gpu-expert-cache --gpu-experts
 extern const std::set<std::string> kModelFlags;
 extern const std::set<std::string> kModelBoolFlags;  // --no-prefetch
 extern const char* const kModelFlagsHelp;  // one line for usage messages

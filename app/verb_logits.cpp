@@ -32,12 +32,13 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
 }
 
 int verb_logits(int argc, char** argv) {
-    Args a(argc, argv, {"--tokens", "--out", "-t", "-c"});
+    Args a(argc, argv, with_gpu_flags({"--tokens", "--out", "-t", "-c"}));
     if (a.positional().size() != 1) throw Error("usage: sluice logits MODEL.gguf --tokens 1,2,3 --out FILE");
     const std::vector<int32_t> tokens = parse_token_list(a.required("--tokens"));
     ModelOptions opt;
     opt.n_threads = int(a.i64("-t", 0));
     opt.n_ctx = a.i64("-c", int64_t(tokens.size()));
+    apply_gpu_flags(a, opt);
     auto model = load_model(resolve_model_path(a.positional()[0]), opt);
     const std::vector<float> logits = model->forward_tokens(tokens, true);
     const std::string out = a.required("--out");
@@ -45,6 +46,7 @@ int verb_logits(int argc, char** argv) {
     if (!f) throw Error("cannot write '" + out + "'");
     const size_t n = std::fwrite(logits.data(), sizeof(float), logits.size(), f);
     if (std::fclose(f) != 0 || n != logits.size()) throw Error("error writing '" + out + "'");
+    std::fprintf(stderr, "placement: %s\n", model->placement().c_str());
     std::fprintf(stderr, "wrote %zu x %lld logits to %s\n", tokens.size(), (long long)model->hparams().n_vocab,
                  out.c_str());
     return 0;

@@ -1,5 +1,5 @@
-// sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS]: the continuation on stdout
-// as it is generated, timings on stderr. --chat wraps the prompt in the model's chat template.
+// sluice run MODEL.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS] [--gpu ...]: the continuation on
+// stdout as it is generated, placement and timings on stderr. --chat wraps the prompt in the model's chat template.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -84,6 +84,7 @@ int verb_run(int argc, char** argv) {
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::printf("\n");
     const double gen_s = std::chrono::duration<double>(Clock::now() - t1).count();
+    std::fprintf(stderr, "placement: %s\n", model->placement().c_str());
     std::fprintf(stderr, "prompt: %zu tokens in %.2f s (%.2f tok/s)\ndecode: %lld tokens in %.2f s (%.2f tok/s), %d threads, %s kernels\n",
                  ids.size(), prompt_s, double(ids.size()) / prompt_s, (long long)n_gen, gen_s,
                  n_gen > 0 ? double(n_gen) / gen_s : 0.0, model->pool().size(), isa_name(active_isa()));

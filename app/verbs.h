@@ -11,6 +11,7 @@ int verb_info(int argc, char** argv);
 int verb_gen_model(int argc, char** argv);
 int verb_quantize(int argc, char** argv);
 int verb_bench(int argc, char** argv);
+int verb_gpus(int argc, char** argv);
 #ifdef SLUICE_UI
 int verb_chat(int argc, char** argv);
 int verb_history(int argc, char** argv);

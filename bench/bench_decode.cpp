@@ -1,6 +1,7 @@
 // Decode benchmark: prompt of P tokens once, then R repetitions of N greedy tokens from the same state
 // (the KV cache is truncated back to the prompt); prints one JSON object with the median tok/s.
-// Same fields as bench/peer/llama_peer so scripts can put the two side by side.
+// Same fields as bench/peer/llama_peer so scripts can put the two side by side. --gpu runs the Vulkan
+// backend (placement, GPU time per token and VRAM expert-cache traffic are added to the JSON).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,7 +29,8 @@ static long peak_rss_bytes() {
 }
 
 int main(int argc, char** argv) {
-    std::string path;
+    std::string path, gpu = "none", gpu_experts = "auto";
+    uint64_t gpu_cache = 0;
     int threads = 2, P = 32, N = 32, R = 5;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -41,14 +43,24 @@ int main(int argc, char** argv) {
         else if (a == "-p") P = std::atoi(next());
         else if (a == "-n") N = std::atoi(next());
         else if (a == "-r") R = std::atoi(next());
+        else if (a == "--gpu") gpu = next();
+        else if (a == "--gpu-expert-cache") gpu_cache = uint64_t(std::atof(next()) * (1u << 20));  // MiB
+        else if (a == "--gpu-experts") gpu_experts = next();
         else if (a == "--json") {}
-        else { std::fprintf(stderr, "usage: bench_decode -m MODEL.gguf [-t 2] [-p 32] [-n 32] [-r 5] [--json]\n"); return 2; }
+        else {
+            std::fprintf(stderr, "usage: bench_decode -m MODEL.gguf [-t 2] [-p 32] [-n 32] [-r 5] [--gpu none|auto|INDEX]\n"
+                                 "                    [--gpu-expert-cache MIB] [--gpu-experts auto|gpu|cpu] [--json]\n");
+            return 2;
+        }
     }
     if (path.empty() || P < 1 || N < 1 || R < 1) { std::fprintf(stderr, "bench_decode: -m MODEL.gguf required\n"); return 2; }
     try {
         ModelOptions opt;
         opt.n_threads = threads;
         opt.n_ctx = P + N + 1;
+        opt.gpu = gpu;
+        opt.gpu_expert_cache = gpu_cache;
+        opt.gpu_experts = gpu_experts == "gpu" ? GpuExperts::Gpu : gpu_experts == "cpu" ? GpuExperts::Cpu : GpuExperts::Auto;
         const auto t_load = Clock::now();
         auto m = load_model(path, opt);
         const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
@@ -65,6 +77,8 @@ int main(int argc, char** argv) {
         const std::vector<uint8_t> after_prompt = m->save_state();
 
         std::vector<double> runs;
+        const GpuCounters before = m->gpu_counters();
+        double gpu_s = 0;
         for (int r = 0; r < R; ++r) {
             m->load_state(after_prompt);
             int32_t tok = first;
@@ -72,6 +86,7 @@ int main(int argc, char** argv) {
             for (int i = 0; i < N; ++i) {
                 const float* l = m->forward(tok);
                 tok = int32_t(std::max_element(l, l + nv) - l);
+                gpu_s += m->gpu_counters().gpu_s_last_token;
             }
             runs.push_back(N / std::chrono::duration<double>(Clock::now() - t1).count());
         }
@@ -86,8 +101,18 @@ int main(int argc, char** argv) {
                     path.c_str(), (unsigned long long)f->file_size(), isa_name(active_isa()), threads, load_s, P,
                     P / prompt_s, N, median);
         for (size_t i = 0; i < runs.size(); ++i) std::printf("%s%.3f", i ? "," : "", runs[i]);
-        std::printf("],\"bytes_per_token\":%llu,\"rss_peak_bytes\":%ld}\n",
-                    (unsigned long long)(mi.dense_bytes_per_token + mi.expert_bytes_per_token), peak_rss_bytes());
+        const GpuCounters after = m->gpu_counters();
+        std::string where = m->placement();
+        for (char& c : where)
+            if (c == '"' || c == '\\') c = '\'';
+        std::printf("],\"bytes_per_token\":%llu,\"dense_bytes_per_token\":%llu,\"expert_bytes_per_token\":%llu,"
+                    "\"expert_slab_bytes\":%llu,\"rss_peak_bytes\":%ld,\"placement\":\"%s\",\"gpu_ms_per_token\":%.4f,\"vram_bytes\":%llu,"
+                    "\"vram_cache_hits\":%llu,\"vram_cache_misses\":%llu}\n",
+                    (unsigned long long)(mi.dense_bytes_per_token + mi.expert_bytes_per_token),
+                    (unsigned long long)mi.dense_bytes_per_token, (unsigned long long)mi.expert_bytes_per_token,
+                    (unsigned long long)mi.expert_slab_bytes, peak_rss_bytes(), where.c_str(), gpu_s * 1e3 / (double(N) * R), (unsigned long long)after.vram_bytes,
+                    (unsigned long long)(after.vram_cache_hits - before.vram_cache_hits),
+                    (unsigned long long)(after.vram_cache_misses - before.vram_cache_misses));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_decode: %s\n", e.what());
         return 1;

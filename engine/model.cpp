@@ -14,11 +14,12 @@ using Loader = std::unique_ptr<Model> (*)(std::unique_ptr<gguf::File>, const Mod
 struct Arch {
     const char* name;
     Loader load;
+    Loader load_gpu = nullptr;  // GPU backend, where there is one
 };
 // Adding an architecture: one file under engine/models/ and one row here.
 const Arch kArchs[] = {
-    {"qwen3moe", load_qwen3moe},
-    {"qwen3", load_qwen3moe},  // dense Qwen3 shares the file: attention identical, FFN dense
+    {"qwen3moe", load_qwen3moe, load_qwen3moe_gpu},
+    {"qwen3", load_qwen3moe, load_qwen3moe_gpu},  // dense Qwen3 shares the file: attention identical, FFN dense
     {"qwen35moe", load_qwen35moe},
     {"qwen3next", load_qwen35moe},  // Qwen3-Next shares the file: fused ssm_ba, grouped value heads
     {"deepseek2", load_deepseek2},  // DeepSeek-V2/V3, Kimi K2/K2.5: MLA + sigmoid-routed MoE
@@ -33,13 +34,33 @@ std::vector<std::string> supported_architectures() {
 }
 
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opt) {
+    if (!opt.gpu.empty() && opt.gpu != "none" && opt.gpu != "auto" &&
+        opt.gpu.find_first_not_of("0123456789") != std::string::npos)
+        throw Error("--gpu expects auto, none or a device index, got '" + opt.gpu + "'");
     ModelOptions o = opt;
     auto file = open_model_file(path, o);  // sets o.stream: I/O mode, dense weights resident
     const std::string arch = file->get_string("general.architecture");
     for (const Arch& a : kArchs) {
         if (arch != a.name) continue;
+        const bool want_gpu = !o.gpu.empty() && o.gpu != "none";
+        // A GPU was asked for: any reason it cannot be used becomes the placement note, and the CPU
+        // forward runs instead.
+        std::string why;
+        if (want_gpu && !a.load_gpu) why = "no GPU backend for '" + arch + "' yet";
+        if (want_gpu && a.load_gpu) {
+            try {
+                std::unique_ptr<Model> m = a.load_gpu(std::move(file), o);
+                finish_load(*m, o);
+                return m;
+            } catch (const Error& e) {
+                why = e.what();
+            }
+            o = opt;
+            file = open_model_file(path, o);  // a fresh stream context: nothing of the GPU try is kept
+        }
         std::unique_ptr<Model> m = a.load(std::move(file), o);
         finish_load(*m, o);
+        if (want_gpu) m->set_placement("cpu (GPU not used: " + why + ")");
         return m;
     }
     std::string list;

@@ -41,6 +41,9 @@ struct StreamContext;
 class StatsRecorder;
 struct MemoryReport;
 
+// Where routed experts that are not all resident in VRAM are computed (GPU placement).
+enum class GpuExperts { Auto, Gpu, Cpu };  // Auto: whichever measures faster
+
 struct ModelOptions {
     int n_threads = 0;         // 0: all cores
     int64_t n_ctx = 0;         // KV cache length; 0: min(n_ctx_train, 4096)
@@ -59,7 +62,23 @@ struct ModelOptions {
     // thread); null: the model makes its own board (Model::stats()).
     std::shared_ptr<StatsBoard> stats;
 
+    // GPU placement (Vulkan, shaders/): "none", "auto" (the first GPU; software drivers skipped) or a
+    // device index (`sluice gpus` lists them). Dense weights and the KV cache go to VRAM; experts too
+    // when they fit, else a VRAM expert cache of gpu_expert_cache bytes (0: what VRAM leaves) or the
+    // CPU, as gpu_experts says. Without a usable GPU the model runs on the CPU (placement() says why).
+    std::string gpu = "none";
+    uint64_t gpu_expert_cache = 0;
+    GpuExperts gpu_experts = GpuExperts::Auto;
+    bool gpu_emulate_discrete = false;  // tests: a unified-memory device (lavapipe) taking the discrete path
+
     std::shared_ptr<StreamContext> stream;  // set by load_model(); architectures pass it along
+};
+
+// What a GPU backend reports (zeros on the CPU).
+struct GpuCounters {
+    double gpu_s_last_token = 0;       // GPU time of the last token (timestamps)
+    uint64_t vram_cache_hits = 0, vram_cache_misses = 0;  // routed experts found in / uploaded to VRAM
+    uint64_t vram_bytes = 0;           // VRAM the model holds
 };
 
 class Model {
@@ -70,6 +89,11 @@ public:
     int64_t n_ctx() const { return n_ctx_; }
     int64_t n_past() const { return n_past_; }
     ThreadPool& pool() { return *pool_; }
+    // One line saying where weights and compute live ("cpu", or the GPU and what it holds; when a
+    // GPU was asked for and not used, why).
+    const std::string& placement() const { return placement_; }
+    void set_placement(std::string s) { placement_ = std::move(s); }
+    virtual GpuCounters gpu_counters() const { return {}; }
 
     // Statistics of every token (tok/s, expert reads, cache hits, time split, RSS): safe to read from
     // any thread.
@@ -119,6 +143,7 @@ protected:
     Hparams hp_;
     int64_t n_ctx_ = 0;
     int64_t n_past_ = 0;
+    std::string placement_ = "cpu";
 };
 
 // Opens `path`, picks the architecture from general.architecture (an unknown one is an Error naming
@@ -130,5 +155,7 @@ std::vector<std::string> supported_architectures();
 std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
+// GPU backends (engine/models/*_gpu.cpp); throw gpu::GpuError (an Error) when the GPU cannot be used.
+std::unique_ptr<Model> load_qwen3moe_gpu(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 
 }  // namespace sluice

@@ -263,6 +263,11 @@ void ChatSession::publish() {
     if (model_) {
         snap_.n_ctx_used = model_->n_past();
         snap_.n_ctx = model_->n_ctx();
+        const GpuCounters g = model_->gpu_counters();
+        snap_.t_gpu = g.gpu_s_last_token;
+        snap_.gpu_cache_hits = g.vram_cache_hits;
+        snap_.gpu_cache_misses = g.vram_cache_misses;
+        snap_.vram_bytes = g.vram_bytes;
     }
     // Disk, expert-cache, time-split and memory fields belong to expert streaming, which publishes
     // them to the model's own board at the end of every token. That board is written on this (the
@@ -336,6 +341,9 @@ void ChatSession::load_model_now() {
         summary_ = s;
     }
     cached_.clear();
+    // The stats of the loaded model go out before Ready: a UI that draws on the event shows them.
+    snap_.phase = StatsSnapshot::Phase::Idle;
+    publish();
     emit(event(ChatEvent::Ready, s.name + " · " + s.arch + " · " + s.chat_template +
                                            (text_->tmpl.defaulted() ? " (no template in the file)" : "")));
 }

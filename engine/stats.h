@@ -50,6 +50,12 @@ struct StatsSnapshot {
     double t_token = 0;
     double t_attention = 0, t_experts_compute = 0, t_experts_wait = 0, t_other = 0;
 
+    // GPU (Vulkan backend): GPU time of the last token, routed experts found in / uploaded to the VRAM
+    // expert cache (cumulative), VRAM held.
+    double t_gpu = 0;
+    uint64_t gpu_cache_hits = 0, gpu_cache_misses = 0;
+    uint64_t vram_bytes = 0;
+
     // Memory. RSS is measured (/proc/self/statm) after every token, not derived from the parts.
     uint64_t rss_bytes = 0, memory_budget = 0;  // budget 0: none
     uint64_t dense_bytes = 0;                   // weights held in RAM (streaming modes)

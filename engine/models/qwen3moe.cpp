@@ -17,6 +17,7 @@
 #include "engine/blocks.h"
 #include "engine/error.h"
 #include "engine/model.h"
+#include "engine/models/qwen3moe.h"
 #include "engine/moe.h"
 #include "engine/state.h"
 #include "engine/stats_recorder.h"
@@ -247,8 +248,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
-    const gguf::File& f = *file;
+Hparams qwen3moe_hparams(const gguf::File& f, const ModelOptions& opt, int64_t* top_k_out) {
     Hparams h;
     h.arch = f.get_string("general.architecture");
     const std::string p = h.arch + ".";
@@ -286,6 +286,13 @@ std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const Mod
         if (opt.experts_per_token != 0)
             throw Error("--experts-per-token applies to MoE models; " + f.path() + " is dense (" + h.arch + ")");
     }
+    *top_k_out = top_k;
+    return h;
+}
+
+std::unique_ptr<Model> load_qwen3moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
+    int64_t top_k = 0;
+    Hparams h = qwen3moe_hparams(*file, opt, &top_k);
     return std::make_unique<Qwen3Moe>(std::move(file), opt, std::move(h), top_k);
 }
 

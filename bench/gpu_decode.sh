@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Decode on a GPU: sluice's Vulkan backend against llama.cpp's prebuilt Vulkan build
+# (@node-llama-cpp/linux-x64-vulkan through bench/peer/llama_peer_vulkan) on the same GGUF files, in
+# the same run, plus the bandwidth bounds they are measured against (bench_gpu).
+#
+#   bench/gpu_decode.sh BIN_DIR OUT_DIR
+#     BIN_DIR: sluice, bench_decode, bench_gpu, llama_peer_vulkan (+ its libraries in BIN_DIR/lib)
+#     env: MODELS_DIR (default /tmp/gpu-models), DEV (Vulkan device, default auto), T (CPU threads,
+#          default: all), N/R/P (decode tokens, repetitions, prompt), TO (seconds per run, default 150),
+#          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_DENSE=1
+#
+# Models (written by `sluice gen-model`, random weights with the honest-routing scales, Q4_K):
+#   moe    Qwen3-30B-A3B's shape: 48 layers, embd 2048, 32/4 heads of 128, 128 experts of 768, top-8,
+#          vocab 151936 (~17 GB): fits in VRAM (decode tok/s vs the copy-bandwidth bound), and with a
+#          VRAM expert cache of CACHE_MIB the experts stream from host RAM (vs the host->GPU bound).
+#   dense  Qwen3-8B's shape (36 layers, embd 4096, ff 12288; ~4.7 GB): large matrices, where the
+#          bandwidth bound is reachable.
+# Output: OUT_DIR/*.json (one per run) and OUT_DIR/summary.json + a table on stdout.
+set -uo pipefail
+B=$1
+O=$2
+M=${MODELS_DIR:-/tmp/gpu-models}
+DEV=${DEV:-auto}
+T=${T:-$(nproc)}
+N=${N:-64}; R=${R:-3}; P=${P:-32}
+CACHE_MIB=${CACHE_MIB:-4096}
+TO=${TO:-150}  # seconds per run
+mkdir -p "$O" "$M"
+export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+log() { echo "== $(date +%T) $*" >&2; }
+# run NAME TIMEOUT CMD...: stdout (one JSON line) to OUT_DIR/NAME.json, stderr to NAME.err
+run() {
+  local name=$1 limit=$2; shift 2
+  log "$name: $*"
+  timeout "$limit" "$@" >"$O/$name.json" 2>"$O/$name.err" || log "$name failed (rc $?): $(tail -3 "$O/$name.err")"
+}
+
+"$B/sluice" gpus --json >"$O/gpus.json" 2>&1
+cat "$O/gpus.json" >&2
+gpu_index=$DEV
+if [ "$DEV" = auto ]; then
+  gpu_index=$(python3 -c "import json,sys; d=[x for x in json.load(open('$O/gpus.json'))['devices'] if x['usable'] and not x['software']]; print(d[0]['index'] if d else 0)")
+fi
+run bw 60 "$B/bench_gpu" --device "$gpu_index" --mib 1024 --reps 20
+
+gen() {  # gen FILE ARGS...: writes a model unless present
+  local f=$1; shift
+  [ -f "$f" ] && return 0
+  log "gen-model $f"
+  "$B/sluice" gen-model "$@" --type q4_K --out "$f" >&2
+}
+gen "$M/moe.gguf" --arch qwen3moe --layers 48 --embd 2048 --heads 32 --kv-heads 4 --head-dim 128 \
+  --experts 128 --used 8 --ff-exp 768 --vocab 151936
+[ "${SKIP_DENSE:-0}" = 1 ] || gen "$M/dense.gguf" --arch qwen3 --layers 36 --embd 4096 --heads 32 --kv-heads 8 \
+  --head-dim 128 --ff 12288 --vocab 151936
+
+common=(-t "$T" -p "$P" -n "$N" -r "$R" --json)
+for m in moe dense; do
+  [ -f "$M/$m.gguf" ] || continue
+  cat "$M/$m.gguf" >/dev/null
+  run "${m}_sluice" "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu "$gpu_index" "${common[@]}"
+  run "${m}_llama" "$TO" "$B/llama_peer_vulkan" -m "$M/$m.gguf" "${common[@]}"
+done
+# Experts in host RAM: sluice's VRAM expert cache fed through the staging buffer, sluice's CPU experts,
+# and llama.cpp's --cpu-moe (experts stay in host memory, computed by the CPU).
+run moe_stream_sluice_gpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
+  --gpu-experts gpu -t "$T" -p "$P" -n 32 -r 2 --json
+run moe_stream_sluice_cpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
+  --gpu-experts cpu -t "$T" -p "$P" -n 32 -r 2 --json
+run moe_stream_sluice_auto "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
+  -t "$T" -p "$P" -n 32 -r 2 --json
+run moe_stream_llama_cpumoe "$TO" "$B/llama_peer_vulkan" -m "$M/moe.gguf" --cpu-moe -t "$T" -p "$P" -n 32 -r 2 --json
+
+python3 - "$O" <<'PY'
+import json, os, sys
+o = sys.argv[1]
+def load(n):
+    try:
+        with open(os.path.join(o, n + ".json")) as f:
+            return json.loads(f.read().strip().splitlines()[-1])
+    except Exception:
+        return None
+bw = load("bw") or {}
+# Read + write traffic of the faster device copy (compute shader or copy engine): the bandwidth bound.
+copy = max(bw.get("shader_copy_read_write_gb_s", 0), bw.get("d2d_read_write_gb_s", 0)) * 1e9
+h2d = bw.get("h2d_gb_s", 0) * 1e9
+out = {"bandwidth": bw, "runs": {}}
+print(f"device copy bandwidth (read+write) {copy/1e9:.0f} GB/s, host->device {h2d/1e9:.1f} GB/s, "
+      f"one dependent dispatch {bw.get('dependent_dispatch_us', 0):.1f} us")
+print(f"matvec GB/s: {bw.get('matvec_gb_s')}")
+for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "moe_stream_sluice_gpu",
+             "moe_stream_sluice_cpu", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
+    r = load(name)
+    if not r:
+        print(f"{name:26s} (no result)")
+        continue
+    ours = load(name.split("_")[0] + "_sluice") or load("moe_stream_sluice_gpu") or {}
+    tok_s = r["decode_tok_s_median"]
+    bpt = r.get("bytes_per_token") or ours.get("bytes_per_token")  # llama_peer does not count bytes
+    row = {"decode_tok_s": tok_s, "bytes_per_token": bpt}
+    line = f"{name:26s} {tok_s:8.2f} tok/s"
+    if "GPU not used" in r.get("placement", ""):
+        line += "  [" + r["placement"] + "]"
+    if "stream" not in name and bpt and copy:
+        row["fraction_of_copy_bound"] = bpt * tok_s / copy
+        line += f"  {bpt*tok_s/1e9:7.1f} GB/s of weights = {100*bpt*tok_s/copy:5.1f}% of the copy bound ({copy/bpt:.0f} tok/s)"
+    if "stream" in name and h2d:
+        exp = r.get("expert_bytes_per_token") or ours.get("expert_bytes_per_token")
+        slab = r.get("expert_slab_bytes") or ours.get("expert_slab_bytes")
+        if exp:
+            row["all_experts_over_h2d_tok_s"] = h2d / exp
+            line += f"  (every routed expert over PCIe: {h2d/exp:.1f} tok/s)"
+        if r.get("vram_cache_misses") is not None and slab:
+            n_tok = r["decode_tokens"] * len(r["decode_tok_s_runs"])
+            hits, miss = r["vram_cache_hits"], r["vram_cache_misses"]
+            moved = miss / n_tok * slab
+            row["hit_rate"] = hits / max(1, hits + miss)
+            row["h2d_bytes_per_token"] = moved
+            if moved:
+                row["fraction_of_h2d_bound"] = moved * tok_s / h2d
+                line += f"  hit rate {row['hit_rate']:.2f}, {moved/1e6:.0f} MB/token over PCIe = {100*moved*tok_s/h2d:.1f}% of H2D"
+    if r.get("placement"):
+        row["placement"] = r["placement"]
+    if r.get("gpu_ms_per_token"):
+        row["gpu_ms_per_token"] = r["gpu_ms_per_token"]
+        line += f"  [GPU busy {r['gpu_ms_per_token']:.2f} ms/token]"
+    out["runs"][name] = row
+    print(line)
+for m, a, b in [("moe", "moe_sluice", "moe_llama"), ("dense", "dense_sluice", "dense_llama"),
+                ("experts in host RAM (sluice auto)", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe")]:
+    s, l = out["runs"].get(a), out["runs"].get(b)
+    if s and l:
+        print(f"{m}: sluice / llama.cpp Vulkan = {s['decode_tok_s']/l['decode_tok_s']:.2f}x")
+for name in ["moe_stream_sluice_auto"]:
+    if out["runs"].get(name, {}).get("placement"):
+        print(f"{name}: {out['runs'][name]['placement']}")
+json.dump(out, open(os.path.join(o, "summary.json"), "w"), indent=1)
+PY

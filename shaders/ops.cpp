@@ -1,0 +1,157 @@
+#include "shaders/ops.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace sluice::gpu {
+
+namespace {
+
+const TypeLayout kTypes[] = {
+    {WT_F32, "f32", 16, 8, 1, 4},          {WT_F16, "f16", 16, 8, 1, 2},
+    {WT_BF16, "bf16", 16, 8, 1, 2},        {WT_Q8_0, "q8_0", 2, 32, 32, 34},
+    {WT_Q4_K, "q4_k", 16, 64, 256, 144},   {WT_Q5_K, "q5_k", 16, 64, 256, 176},
+    {WT_Q6_K, "q6_k", 2, 64, 256, 210},
+};
+
+uint32_t u32(uint64_t v, const char* what) {
+    if (v > 0xFFFFFFFFull) throw GpuError(std::string(what) + " does not fit 32 bits");
+    return uint32_t(v);
+}
+
+}  // namespace
+
+const TypeLayout* gpu_type(uint32_t t) {
+    for (const TypeLayout& l : kTypes)
+        if (l.type == t) return &l;
+    return nullptr;
+}
+
+uint64_t gpu_row_bytes(uint32_t type, uint64_t cols) {
+    const TypeLayout* l = gpu_type(type);
+    return cols / l->block_elems * l->block_bytes;
+}
+
+void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
+    const TypeLayout* t = gpu_type(w.type);
+    if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));
+    if (w.cols % t->chunk)
+        throw GpuError(std::string("matvec: ") + t->suffix + " rows of " + std::to_string(w.cols) +
+                       " are not a multiple of " + std::to_string(t->chunk));
+    if (w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes || gpu_row_bytes(w.type, w.cols) % t->unit_bytes)
+        throw GpuError(std::string("matvec: ") + t->suffix + " weights not aligned to " + std::to_string(t->unit_bytes) + " bytes");
+    if (o.n_cols < 1 || o.n_cols > MM_MAX_COLS) throw GpuError("matvec: 1 to 8 activation columns");
+    if ((x.off | o.x_mat_stride | o.x_col_stride) % 4)
+        throw GpuError("matvec: x offsets and strides must be multiples of 4 floats (vec4 loads)");
+    if (o.n_mats > 1 && o.ids == nullptr && w.mat_stride == 0 && o.y_mat_stride == 0)
+        throw GpuError("matvec: a batch of matrices needs strides or ids");
+    MatvecPush p{};
+    p.rows = w.rows;
+    p.cols = w.cols;
+    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
+    p.w_mat_stride = u32(w.mat_stride / t->unit_bytes, "matrix stride");
+    p.x_off = x.off;
+    p.x_mat_stride = o.x_mat_stride;
+    p.x_col_stride = o.x_col_stride;
+    p.y_off = y.off;
+    p.y_mat_stride = o.y_mat_stride;
+    p.y_col_stride = o.y_col_stride;
+    p.y_pos_stride = o.y_pos_stride;
+    p.n_cols = o.n_cols;
+    p.ids_off = o.ids_off;
+    p.flags = (o.accumulate ? MV_ACCUMULATE : 0) | (o.ids ? MV_IDS : 0) | (o.y_pos_stride ? MV_POS : 0);
+    if (const Mat* u = o.swiglu_up) {
+        if (u->buf != w.buf || u->type != w.type || u->rows != w.rows || u->cols != w.cols || u->mat_stride != w.mat_stride ||
+            u->offset % t->unit_bytes || o.n_cols != 1 || o.accumulate || o.y_pos_stride)
+            throw GpuError("matvec: the SwiGLU up matrix must match gate (buffer, type, shape, strides), one column");
+        p.w2_off = u32(u->offset / t->unit_bytes, "up offset");
+        p.flags |= MV_SWIGLU;
+    }
+    const std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
+    const Buffer* ids = o.ids ? o.ids : &cmd.context().dummy();
+    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step}, p, {w.rows, o.n_mats, 1});
+}
+
+void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {
+    const TypeLayout* t = gpu_type(w.type);
+    if (!t) throw GpuError("getrows: no GPU kernel for ggml type " + std::to_string(w.type));
+    if (w.cols % t->chunk || w.offset % t->unit_bytes)
+        throw GpuError(std::string("getrows: ") + t->suffix + " rows of " + std::to_string(w.cols) + " cannot be read");
+    GetrowsPush p{};
+    p.cols = w.cols;
+    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
+    p.row = row < 0 ? 0 : uint32_t(row);
+    p.y_off = y.off;
+    p.flags = row < 0 ? GETROWS_STEP_TOKEN : 0;
+    cmd.dispatch(std::string("getrows_") + t->suffix, {w.buf, y.buf, &step}, p, {w.cols / t->chunk, 1, 1});
+}
+
+void rmsnorm(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, uint32_t n_rows, uint32_t row_stride, float eps,
+             const Buffer& step, uint32_t pos_stride) {
+    RmsnormPush p{n, n_rows, x.off, y.off, row_stride, pos_stride, w.off, eps, pos_stride ? NORM_POS : 0u};
+    cmd.dispatch("rmsnorm", {x.buf, y.buf, w.buf, &step}, p, {n_rows, 1, 1});
+}
+
+void rope_neox(Cmd& cmd, Vec x, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, uint32_t head_stride,
+               const Buffer& step, uint32_t pos_stride) {
+    if (n_rot % 2 || n_rot > head_dim || n_rot / 2 > STEP_ROPE_MAX) throw GpuError("rope: bad n_rot " + std::to_string(n_rot));
+    RopePush p{n_heads, head_dim, n_rot, x.off, head_stride, pos_stride, pos_stride ? ROPE_POS : 0u};
+    cmd.dispatch("rope_neox", {x.buf, &step}, p, {n_rot / 2, n_heads, 1});
+}
+
+void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec k_norm, uint32_t n_head,
+                  uint32_t n_head_kv, uint32_t head_dim, uint32_t n_rot, float eps, const Buffer& step) {
+    if (head_dim > 512 || n_rot % 2 || n_rot > head_dim || n_rot / 2 > STEP_ROPE_MAX)
+        throw GpuError("qk_norm_rope: head_dim " + std::to_string(head_dim) + ", n_rot " + std::to_string(n_rot));
+    if (q_norm.buf != k_norm.buf) throw GpuError("qk_norm_rope: q and k norm weights must share a buffer");
+    QkNormRopePush p{n_head, n_head_kv, head_dim, n_rot, q.off, k.off, k_pos_stride, q_norm.off, k_norm.off, eps};
+    cmd.dispatch("qk_norm_rope", {q.buf, k.buf, q_norm.buf, &step}, p, {n_head + n_head_kv, 1, 1});
+}
+
+uint32_t attn_splits(uint64_t n_ctx, uint32_t min_splits) {
+    const uint64_t need = (n_ctx + ATTN_CHUNK_MAX - 1) / ATTN_CHUNK_MAX;
+    return uint32_t(need > min_splits ? need : min_splits);
+}
+
+uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_splits * (s.head_dim_v + 2); }
+
+void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
+               const AttnShape& s, const Buffer& step) {
+    if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
+    AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
+               k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim))};  // as the CPU computes it
+    cmd.dispatch("attn_split", {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head, 1});
+    AttnCombinePush c{s.n_head, s.head_dim_v, s.n_splits, part.off, out.off};
+    cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
+}
+
+void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {
+    SwigluPush p{n, g.off, u.off, y.off};
+    cmd.dispatch("swiglu", {g.buf, u.buf, y.buf}, p, {n, 1, 1});
+}
+
+void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
+                  uint32_t ids_off, Vec w) {
+    if (k < 1 || k > 32 || n_expert > 2048 || k > n_expert) throw GpuError("topk: k 1..32 of at most 2048 experts");
+    TopkPush p{n_expert, k, logits.off, ids_off, w.off, renorm ? TOPK_RENORM : 0u};
+    cmd.dispatch("topk_softmax", {logits.buf, &ids, w.buf}, p, {1, 1, 1});
+}
+
+void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn, Vec norm, float eps) {
+    MoeCombinePush p{n, k, x.off, outs.off, w.off, hn ? hn->off : 0, norm.off, eps, hn ? COMBINE_NORM : 0u};
+    const Buffer* d = &cmd.context().dummy();
+    cmd.dispatch("moe_combine", {x.buf, outs.buf, w.buf, hn ? hn->buf : d, hn ? norm.buf : d}, p, {hn ? 1u : n, 1, 1});
+}
+
+void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, float rope_base) {
+    StepHeader h{pos, pos + 1, token, 0};
+    std::memcpy(mapped, &h, sizeof h);
+    float* cs = reinterpret_cast<float*>(static_cast<uint8_t*>(mapped) + sizeof h);
+    for (uint32_t i = 0; i < n_rot / 2 && i < STEP_ROPE_MAX; ++i) {
+        const double theta = double(pos) * std::pow(double(rope_base), -2.0 * double(i) / double(n_rot));
+        cs[2 * i] = float(std::cos(theta));
+        cs[2 * i + 1] = float(std::sin(theta));
+    }
+}
+
+}  // namespace sluice::gpu

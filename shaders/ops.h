@@ -1,0 +1,91 @@
+// One function per shader operation: fills its push constants from shapes and offsets, checks what
+// the shader cannot (alignment, sizes), and records the dispatch. The model files and the tests call
+// these; shapes follow the CPU blocks they mirror (engine/blocks.h, engine/tensor/kernels.h).
+#pragma once
+#include <cstdint>
+
+#include "shaders/shared.h"
+#include "shaders/vk_runtime.h"
+
+namespace sluice::gpu {
+
+// How a weight type is stored and read on the GPU (quants.glsl).
+struct TypeLayout {
+    uint32_t type;        // ggml type id
+    const char* suffix;   // shader name suffix: "q4_k"
+    uint32_t unit_bytes;  // storage unit of the shader's loads
+    uint32_t chunk;       // elements one invocation dequantizes at a time; cols must be a multiple
+    uint32_t block_elems, block_bytes;
+};
+const TypeLayout* gpu_type(uint32_t ggml_type);  // nullptr: no GPU kernels for this type
+uint64_t gpu_row_bytes(uint32_t ggml_type, uint64_t cols);
+
+// W (rows, cols) of `type` at byte `offset` in buf; a batch of matrices lies mat_stride bytes apart
+// (the experts of a 3-D expert tensor).
+struct Mat {
+    const Buffer* buf = nullptr;
+    uint32_t type = 0;
+    uint64_t offset = 0;
+    uint32_t rows = 0, cols = 0;
+    uint64_t mat_stride = 0;
+};
+// Floats at element offset `off` of buf.
+struct Vec {
+    const Buffer* buf = nullptr;
+    uint32_t off = 0;
+};
+
+struct MatvecOpts {
+    uint32_t n_mats = 1;                          // batch of matrices (workgroup y)
+    uint32_t x_mat_stride = 0, y_mat_stride = 0;  // floats between the batch's inputs / outputs
+    const Buffer* ids = nullptr;                  // matrix m of the batch is ids[ids_off + m]
+    uint32_t ids_off = 0;
+    bool accumulate = false;                      // y += W x
+    uint32_t y_pos_stride = 0;                    // nonzero: y offset += step.pos * y_pos_stride
+    uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
+    const Mat* swiglu_up = nullptr;  // y = silu(W x) * (up x); up: same buffer, type, shape, strides
+};
+
+// y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
+void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
+// y (cols) = W[row] dequantized; row < 0: step.token.
+void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row = -1);
+// y = x / rms(x) * w over n_rows rows of n, row_stride floats apart (+ step.pos * pos_stride).
+void rmsnorm(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, uint32_t n_rows, uint32_t row_stride, float eps,
+             const Buffer& step, uint32_t pos_stride = 0);
+// NeoX RoPE in place on n_heads heads (head_stride floats apart, + step.pos * pos_stride).
+void rope_neox(Cmd& cmd, Vec x, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, uint32_t head_stride,
+               const Buffer& step, uint32_t pos_stride = 0);
+
+// qwen3's per-head q/k RMSNorm + NeoX RoPE in one dispatch: q (n_head, head_dim) in place; k
+// (n_head_kv, head_dim) in place in the cache row k_off + step.pos * k_pos_stride.
+void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec k_norm, uint32_t n_head,
+                  uint32_t n_head_kv, uint32_t head_dim, uint32_t n_rot, float eps, const Buffer& step);
+
+struct AttnShape {
+    uint32_t n_head, n_head_kv, head_dim, head_dim_v;
+    uint32_t n_splits;  // of the sequence; ceil(n_kv / n_splits) must stay <= ATTN_CHUNK_MAX
+};
+// Splits needed for contexts up to n_ctx: at least `min_splits` (parallelism), chunks <= ATTN_CHUNK_MAX.
+uint32_t attn_splits(uint64_t n_ctx, uint32_t min_splits = 8);
+// Floats of scratch attention() needs.
+uint64_t attn_part_floats(const AttnShape& s);
+// out (n_head, head_dim_v) = causal attention of q (n_head, head_dim) over cached positions
+// [0, step.n_kv): k, v rows k_row_stride / v_row_stride floats apart. Two dispatches (split, combine).
+void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
+               const AttnShape& s, const Buffer& step);
+// y = silu(g) * u over n
+void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
+// ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.
+void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
+                  uint32_t ids_off, Vec w);
+// x (n) += sum_j w[j] * outs[j] (k outputs of n); with hn: also hn = rmsnorm(x) * norm (one workgroup).
+void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn = nullptr, Vec norm = {},
+                 float eps = 0);
+
+// The per-token step buffer (shared.h StepHeader + RoPE cos/sin).
+constexpr uint64_t kStepBytes = sizeof(StepHeader) + 8ull * STEP_ROPE_MAX;
+// Writes position, token and this position's RoPE cos/sin (computed in double, as the CPU does).
+void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, float rope_base);
+
+}  // namespace sluice::gpu

@@ -1,0 +1,153 @@
+// Shared by the GLSL shaders and the C++ side: push-constant structs, the per-token step buffer and
+// the constants both must agree on. Members are 32-bit scalars only, so std430 (GLSL) and C++ lay
+// them out identically; the runtime also checks each struct's size against the shader's own
+// push-constant block (spirv_reflect).
+#ifndef SLUICE_SHADERS_SHARED_H
+#define SLUICE_SHADERS_SHARED_H
+
+#ifdef __cplusplus
+#include <cstdint>
+namespace sluice::gpu {
+using uint = uint32_t;
+#endif
+
+// Matrix-vector products: MV_ROWS rows per workgroup, 32 threads per row.
+#define MV_ROWS 4
+#define MV_THREADS (32 * MV_ROWS)
+#define MM_MAX_COLS 8  // activation columns of the small-batch product (matmul_*)
+
+// MatvecPush.flags
+#define MV_ACCUMULATE 1u  // y += W x instead of y = W x
+#define MV_IDS 2u         // matrix m of the batch is ids[ids_off + m] (routed experts)
+#define MV_POS 4u         // y offset += step.pos * y_pos_stride (K/V written into the cache)
+#define MV_SWIGLU 8u      // y = silu(W x) * (W2 x), W2 at w2_off of the same buffer (gate and up: one dispatch)
+
+// Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
+// 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
+// n_mats matrices: matrix m reads W at w_off + mat * w_mat_stride (mat = m, or ids[..] with
+// MV_IDS), x at x_off + m * x_mat_stride and writes y at y_off + m * y_mat_stride.
+struct MatvecPush {
+    uint rows, cols;
+    uint w_off, w_mat_stride;
+    uint w2_off;   // MV_SWIGLU: the up matrices (same type, shape and strides as W)
+    uint x_off, x_mat_stride, x_col_stride;
+    uint y_off, y_mat_stride, y_col_stride, y_pos_stride;
+    uint n_cols;   // activation columns (matmul_*); 1 for matvec_*
+    uint ids_off;
+    uint flags;
+};
+
+// Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).
+#define GETROWS_STEP_TOKEN 1u
+struct GetrowsPush {
+    uint cols;
+    uint w_off;       // storage units
+    uint row;
+    uint y_off;
+    uint flags;
+};
+
+// y = x / rms(x) * w over rows of n; row r at x_off + r * row_stride (+ step.pos * pos_stride with
+// NORM_POS). In place when x and y are the same buffer and offsets.
+#define NORM_POS 1u
+struct RmsnormPush {
+    uint n, n_rows;
+    uint x_off, y_off, row_stride, pos_stride;
+    uint w_off;
+    float eps;
+    uint flags;
+};
+
+// NeoX RoPE in place on n_heads heads of head_dim at x_off (+ step.pos * pos_stride with ROPE_POS):
+// pairs (i, i + n_rot/2) rotate by the angle whose cos/sin the host wrote into step.rope.
+#define ROPE_POS 1u
+struct RopePush {
+    uint n_heads, head_dim, n_rot;
+    uint x_off, head_stride, pos_stride;
+    uint flags;
+};
+
+// Per-head RMSNorm of q (n_head heads at q_off) and of this position's k (n_head_kv heads in the cache
+// at k_off + step.pos * k_pos_stride), each followed by NeoX RoPE; one workgroup per head. The four
+// ops of qwen3's Qcur_normed / Kcur_normed and RoPE in one dispatch.
+struct QkNormRopePush {
+    uint n_head, n_head_kv, head_dim, n_rot;
+    uint q_off, k_off, k_pos_stride;
+    uint qn_off, kn_off;  // norm weights (head_dim each) in the weight buffer
+    float eps;
+};
+
+// Decode attention, split-K over the sequence: workgroup (split s, head h) covers positions
+// [s * chunk, (s+1) * chunk) of [0, step.n_kv) with chunk = ceil(n_kv / n_splits) <= ATTN_CHUNK_MAX,
+// and writes (max score, sum of exp, unnormalised output (head_dim_v)) to part; attn_combine merges.
+#define ATTN_THREADS 128
+#define ATTN_CHUNK_MAX 1024
+struct AttnPush {
+    uint n_head, n_head_kv, head_dim, head_dim_v;
+    uint n_splits;
+    uint q_off, k_off, v_off;      // floats
+    uint k_row_stride, v_row_stride;  // floats per cached position
+    uint part_off;
+    float scale;
+};
+struct AttnCombinePush {
+    uint n_head, head_dim_v, n_splits;
+    uint part_off, out_off;
+};
+
+// y[i] = silu(g[i]) * u[i]
+struct SwigluPush {
+    uint n;
+    uint g_off, u_off, y_off;
+};
+
+// Router: softmax over n_expert logits, the k largest (ties to the lower id), weights renormalised
+// to sum 1 with TOPK_RENORM.
+#define TOPK_THREADS 256
+#define TOPK_RENORM 1u
+struct TopkPush {
+    uint n_expert, k;
+    uint logits_off, ids_off, w_off;
+    uint flags;
+};
+
+// x[i] += sum_j w[j] * outs[j * n + i]: the routed experts' weighted sum added to the residual. With
+// COMBINE_NORM one workgroup also writes hn = rmsnorm(x) * norm (the next layer's attn_norm, or the
+// output norm), saving a dispatch and a barrier per layer.
+#define COMBINE_NORM 1u
+struct MoeCombinePush {
+    uint n, k;
+    uint x_off, outs_off, w_off;
+    uint hn_off, norm_off;
+    float eps;
+    uint flags;
+};
+
+// dst[dst_off + i] = src[src_off + i] for n uvec4 (16-byte) units, grid-stride: the device-memory
+// bandwidth a compute shader reaches (bench_gpu's bound for decode).
+struct CopyPush {
+    uint n, src_off, dst_off;
+};
+
+// Written by the host before each token: what changes between tokens of a recorded command buffer.
+#define STEP_ROPE_MAX 256  // cos/sin pairs: n_rot / 2 at most
+struct StepHeader {
+    uint pos;    // position of the token
+    uint n_kv;   // positions attention reads: pos + 1
+    uint token;  // token id (embedding lookup)
+    uint pad;
+};
+
+// ggml type ids of the weight types with GPU kernels.
+#define WT_F32 0
+#define WT_F16 1
+#define WT_Q8_0 8
+#define WT_Q4_K 12
+#define WT_Q5_K 13
+#define WT_Q6_K 14
+#define WT_BF16 30
+
+#ifdef __cplusplus
+}  // namespace sluice::gpu
+#endif
+#endif

@@ -1,0 +1,623 @@
+#include "shaders/vk_runtime.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "shaders/shared.h"
+#include "shaders/vk_loader.h"
+
+namespace sluice::gpu {
+
+using namespace vk;
+
+namespace vk {
+#define SLUICE_VK_DEFINE(f) PFN_##f f = nullptr;
+SLUICE_VK_FUNCTIONS(SLUICE_VK_DEFINE)
+#undef SLUICE_VK_DEFINE
+}  // namespace vk
+
+namespace {
+
+const char* result_name(VkResult r) {
+    switch (r) {
+        case VK_SUCCESS: return "VK_SUCCESS";
+        case VK_NOT_READY: return "VK_NOT_READY";
+        case VK_TIMEOUT: return "VK_TIMEOUT";
+        case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+        case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+        case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+        case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+        case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED";
+        case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+        case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+        case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+        case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS";
+        case VK_ERROR_OUT_OF_POOL_MEMORY: return "VK_ERROR_OUT_OF_POOL_MEMORY";
+        default: return "VkResult";
+    }
+}
+
+#define VK_CHECK(call)                                                                                  \
+    do {                                                                                                \
+        const VkResult r_ = (call);                                                                     \
+        if (r_ != VK_SUCCESS)                                                                           \
+            throw GpuError(std::string(#call).substr(0, std::string(#call).find('(')) + " failed: " +    \
+                           result_name(r_) + " (" + std::to_string(int(r_)) + ") at " __FILE__ ":" +   \
+                           std::to_string(__LINE__));                                                   \
+    } while (0)
+
+struct Loader {
+    void* lib = nullptr;
+    VkInstance inst = VK_NULL_HANDLE;
+    std::string error;
+};
+
+Loader& loader() {
+    static Loader L;
+    static std::once_flag once;
+    std::call_once(once, [] {
+        const char* name = std::getenv("SLUICE_VULKAN_LIB");
+        if (!name || !*name) name = "libvulkan.so.1";
+        L.lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+        if (!L.lib) {
+            L.error = std::string("no Vulkan loader (") + name + " not found: install libvulkan1 and a driver)";
+            return;
+        }
+        auto gipa = reinterpret_cast<PFN_vkGetInstanceProcAddr>(dlsym(L.lib, "vkGetInstanceProcAddr"));
+        auto create = gipa ? reinterpret_cast<PFN_vkCreateInstance>(gipa(VK_NULL_HANDLE, "vkCreateInstance")) : nullptr;
+        if (!create) {
+            L.error = std::string(name) + " has no vkCreateInstance";
+            return;
+        }
+        VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+        app.pApplicationName = "sluice";
+        app.apiVersion = VK_API_VERSION_1_2;
+        VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+        ci.pApplicationInfo = &app;
+        const VkResult r = create(&ci, nullptr, &L.inst);
+        if (r != VK_SUCCESS) {
+            L.error = std::string("Vulkan has no usable driver (vkCreateInstance: ") + result_name(r) + ")";
+            L.inst = VK_NULL_HANDLE;
+            return;
+        }
+#define SLUICE_VK_LOAD(f) f = reinterpret_cast<PFN_##f>(gipa(L.inst, #f));
+        SLUICE_VK_FUNCTIONS(SLUICE_VK_LOAD)
+#undef SLUICE_VK_LOAD
+#define SLUICE_VK_CHECK_LOADED(f) if (!f) L.error = std::string("the Vulkan loader lacks ") + #f;
+        SLUICE_VK_FUNCTIONS(SLUICE_VK_CHECK_LOADED)
+#undef SLUICE_VK_CHECK_LOADED
+    });
+    return L;
+}
+
+DeviceInfo describe(VkPhysicalDevice pd, int index) {
+    DeviceInfo d;
+    d.index = index;
+    VkPhysicalDeviceSubgroupProperties sg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &sg;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    const VkPhysicalDeviceProperties& p = p2.properties;
+    d.name = p.deviceName;
+    d.is_cpu = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    d.unified = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU || p.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU;
+    d.subgroup_size = sg.subgroupSize;
+    d.max_buffer_range = p.limits.maxStorageBufferRange;
+    VkPhysicalDeviceMemoryProperties mp;
+    vkGetPhysicalDeviceMemoryProperties(pd, &mp);
+    for (uint32_t i = 0; i < mp.memoryHeapCount; ++i)
+        if (mp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+            d.vram_bytes = std::max<uint64_t>(d.vram_bytes, mp.memoryHeaps[i].size);
+
+    VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &f11;
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    std::string missing;
+    auto need = [&](bool ok, const char* what) {
+        if (!ok) missing += std::string(missing.empty() ? "" : ", ") + what;
+    };
+    need(p.apiVersion >= VK_API_VERSION_1_2, "Vulkan 1.2");
+    need(f11.storageBuffer16BitAccess, "storageBuffer16BitAccess");
+    need(f2.features.shaderInt16, "shaderInt16");
+    need(sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT, "subgroups in compute shaders");
+    need(sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "subgroup shuffles");
+    need(p.limits.maxComputeWorkGroupInvocations >= 256, "256 invocations per workgroup");
+    need(p.limits.maxPushConstantsSize >= 128, "128 bytes of push constants");
+    d.usable = missing.empty();
+    if (!d.usable) d.why_not = "lacks " + missing;
+    return d;
+}
+
+std::vector<VkPhysicalDevice> physical_devices() {
+    Loader& L = loader();
+    if (!L.error.empty()) throw GpuError(L.error);
+    uint32_t n = 0;
+    VK_CHECK(vkEnumeratePhysicalDevices(L.inst, &n, nullptr));
+    std::vector<VkPhysicalDevice> pds(n);
+    VK_CHECK(vkEnumeratePhysicalDevices(L.inst, &n, pds.data()));
+    pds.resize(n);
+    return pds;
+}
+
+constexpr size_t kStagingBytes = 64ull << 20;
+
+}  // namespace
+
+VkInstance vk::instance() {
+    Loader& L = loader();
+    if (!L.error.empty()) throw GpuError(L.error);
+    return L.inst;
+}
+
+std::vector<DeviceInfo> list_devices() {
+    std::vector<DeviceInfo> out;
+    const auto pds = physical_devices();
+    for (size_t i = 0; i < pds.size(); ++i) out.push_back(describe(pds[i], int(i)));
+    return out;
+}
+
+// ---- Buffer
+
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+        release();
+        dev_ = o.dev_; buf_ = o.buf_; mem_ = o.mem_; size_ = o.size_; mapped_ = o.mapped_;
+        o.buf_ = VK_NULL_HANDLE; o.mem_ = VK_NULL_HANDLE; o.mapped_ = nullptr; o.size_ = 0;
+    }
+    return *this;
+}
+
+void Buffer::release() {
+    if (buf_) vkDestroyBuffer(dev_, buf_, nullptr);
+    if (mem_) vkFreeMemory(dev_, mem_, nullptr);  // unmaps too
+    buf_ = VK_NULL_HANDLE;
+    mem_ = VK_NULL_HANDLE;
+    mapped_ = nullptr;
+}
+
+// ---- Context
+
+Context::Context(int index, bool emulate_discrete) {
+    const auto pds = physical_devices();
+    if (index < 0 || size_t(index) >= pds.size())
+        throw GpuError("no Vulkan device " + std::to_string(index) + " (" + std::to_string(pds.size()) + " found)");
+    phys_ = pds[size_t(index)];
+    info_ = describe(phys_, index);
+    if (!info_.usable) throw GpuError("Vulkan device " + std::to_string(index) + " (" + info_.name + ") " + info_.why_not);
+    inst_ = vk::instance();
+    if (emulate_discrete) info_.unified = false;
+    vkGetPhysicalDeviceMemoryProperties(phys_, &memprops_);
+
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(phys_, &nq, nullptr);
+    std::vector<VkQueueFamilyProperties> qf(nq);
+    vkGetPhysicalDeviceQueueFamilyProperties(phys_, &nq, qf.data());
+    qfam_ = UINT32_MAX;
+    for (uint32_t i = 0; i < nq && qfam_ == UINT32_MAX; ++i)
+        if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) qfam_ = i;
+    if (qfam_ == UINT32_MAX) throw GpuError(info_.name + " has no compute queue");
+    VkPhysicalDeviceProperties props;
+    vkGetPhysicalDeviceProperties(phys_, &props);
+    if (qf[qfam_].timestampValidBits > 0) ts_period_ns_ = props.limits.timestampPeriod;
+
+    uint32_t next = 0;
+    vkEnumerateDeviceExtensionProperties(phys_, nullptr, &next, nullptr);
+    std::vector<VkExtensionProperties> exts(next);
+    vkEnumerateDeviceExtensionProperties(phys_, nullptr, &next, exts.data());
+    std::vector<const char*> enable;
+    for (const auto& e : exts)
+        if (!std::strcmp(e.extensionName, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME)) has_budget_ = true;
+    if (has_budget_) enable.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+
+    const float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+    qci.queueFamilyIndex = qfam_;
+    qci.queueCount = 1;
+    qci.pQueuePriorities = &prio;
+    VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    f11.storageBuffer16BitAccess = VK_TRUE;
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &f11;
+    f2.features.shaderInt16 = VK_TRUE;
+    VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+    dci.pNext = &f2;
+    dci.queueCreateInfoCount = 1;
+    dci.pQueueCreateInfos = &qci;
+    dci.enabledExtensionCount = uint32_t(enable.size());
+    dci.ppEnabledExtensionNames = enable.data();
+    VK_CHECK(vkCreateDevice(phys_, &dci, nullptr, &dev_));
+    vkGetDeviceQueue(dev_, qfam_, 0, &queue_);
+
+    VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pci.queueFamilyIndex = qfam_;
+    VK_CHECK(vkCreateCommandPool(dev_, &pci, nullptr, &pool_));
+    dummy_ = alloc(256, Mem::Device, "dummy binding");
+}
+
+Context::~Context() {
+    if (!dev_) return;
+    vkDeviceWaitIdle(dev_);
+    for (auto& [name, k] : kernels_) {
+        vkDestroyPipeline(dev_, k.pipe, nullptr);
+        vkDestroyPipelineLayout(dev_, k.pl, nullptr);
+        vkDestroyDescriptorSetLayout(dev_, k.dsl, nullptr);
+    }
+    for (int i = 0; i < 2; ++i) {
+        staging_[i] = Buffer();
+        if (staging_fence_[i]) vkDestroyFence(dev_, staging_fence_[i], nullptr);
+    }
+    dummy_ = Buffer();
+    vkDestroyCommandPool(dev_, pool_, nullptr);
+    vkDestroyDevice(dev_, nullptr);
+}
+
+uint64_t Context::vram_budget() const {
+    uint64_t best = 0;
+    if (has_budget_) {
+        VkPhysicalDeviceMemoryBudgetPropertiesEXT b{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+        VkPhysicalDeviceMemoryProperties2 mp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2};
+        mp.pNext = &b;
+        vkGetPhysicalDeviceMemoryProperties2(phys_, &mp);
+        for (uint32_t i = 0; i < mp.memoryProperties.memoryHeapCount; ++i)
+            if (mp.memoryProperties.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+                best = std::max<uint64_t>(best, b.heapBudget[i] > b.heapUsage[i] ? b.heapBudget[i] - b.heapUsage[i] : 0);
+        return best;
+    }
+    return info_.vram_bytes;
+}
+
+uint32_t Context::memory_type(uint32_t bits, Mem mem) const {
+    const VkMemoryPropertyFlags DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, HV = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT,
+                                HC = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, CA = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+    // Candidate property sets, best first.
+    std::vector<VkMemoryPropertyFlags> want;
+    switch (mem) {
+        case Mem::Device:
+            if (info_.unified) want = {DL | HV | HC | CA, DL | HV | HC};
+            want.push_back(DL);
+            break;
+        case Mem::Upload: want = {HV | HC}; break;
+        case Mem::Readback: want = {HV | HC | CA, HV | HC}; break;
+    }
+    for (VkMemoryPropertyFlags w : want)
+        for (uint32_t i = 0; i < memprops_.memoryTypeCount; ++i)
+            if ((bits >> i & 1) && (memprops_.memoryTypes[i].propertyFlags & w) == w) {
+                // Staging and readback buffers belong in system memory, not a small BAR window.
+                if (mem != Mem::Device && !info_.unified && (memprops_.memoryTypes[i].propertyFlags & DL)) continue;
+                return i;
+            }
+    for (VkMemoryPropertyFlags w : want)  // any match, BAR included
+        for (uint32_t i = 0; i < memprops_.memoryTypeCount; ++i)
+            if ((bits >> i & 1) && (memprops_.memoryTypes[i].propertyFlags & w) == w) return i;
+    throw GpuError(info_.name + ": no suitable memory type");
+}
+
+Buffer Context::alloc(size_t bytes, Mem mem, const std::string& what) {
+    if (bytes == 0) bytes = 16;
+    if (bytes > info_.max_buffer_range)
+        throw GpuError(what + " needs " + std::to_string(bytes) + " bytes in one buffer; " + info_.name +
+                       " binds at most " + std::to_string(info_.max_buffer_range));
+    Buffer b;
+    b.dev_ = dev_;
+    b.size_ = bytes;
+    VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bci.size = bytes;
+    bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    VK_CHECK(vkCreateBuffer(dev_, &bci, nullptr, &b.buf_));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(dev_, b.buf_, &req);
+    VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    mai.allocationSize = req.size;
+    mai.memoryTypeIndex = memory_type(req.memoryTypeBits, mem);
+    const VkResult r = vkAllocateMemory(dev_, &mai, nullptr, &b.mem_);
+    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+        throw GpuError(info_.name + " is out of memory for " + what + " (" + std::to_string(bytes >> 20) + " MiB)");
+    VK_CHECK(r);
+    VK_CHECK(vkBindBufferMemory(dev_, b.buf_, b.mem_, 0));
+    const bool map = mem != Mem::Device || info_.unified;  // device buffers of a discrete GPU: never mapped
+    if (map && (memprops_.memoryTypes[mai.memoryTypeIndex].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT))
+        VK_CHECK(vkMapMemory(dev_, b.mem_, 0, VK_WHOLE_SIZE, 0, &b.mapped_));
+    return b;
+}
+
+void Context::submit_copy(const Buffer& src, size_t so, const Buffer& dst, size_t d, size_t n, VkFence fence,
+                          VkCommandBuffer cb) {
+    VK_CHECK(vkResetCommandBuffer(cb, 0));
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    VK_CHECK(vkBeginCommandBuffer(cb, &bi));
+    VkBufferCopy region{so, d, n};
+    vkCmdCopyBuffer(cb, src.handle(), dst.handle(), 1, &region);
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT;
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         0, 1, &mb, 0, nullptr, 0, nullptr);
+    VK_CHECK(vkEndCommandBuffer(cb));
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cb;
+    VK_CHECK(vkQueueSubmit(queue_, 1, &si, fence));
+}
+
+void Context::upload(Buffer& dst, size_t offset, const void* src, size_t n) {
+    if (offset + n > dst.size()) throw GpuError("upload past the end of a buffer");
+    if (dst.mapped()) {
+        std::memcpy(static_cast<uint8_t*>(dst.mapped()) + offset, src, n);
+        return;
+    }
+    if (!staging_[0]) {
+        VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+        ai.commandPool = pool_;
+        ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        ai.commandBufferCount = 2;
+        VK_CHECK(vkAllocateCommandBuffers(dev_, &ai, staging_cb_));
+        for (int i = 0; i < 2; ++i) {
+            staging_[i] = alloc(kStagingBytes, Mem::Upload, "staging buffer");
+            VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+            fci.flags = VK_FENCE_CREATE_SIGNALED_BIT;
+            VK_CHECK(vkCreateFence(dev_, &fci, nullptr, &staging_fence_[i]));
+        }
+    }
+    // Two halves: fill one while the GPU copies out of the other.
+    const auto* p = static_cast<const uint8_t*>(src);
+    int slot = 0;
+    for (size_t done = 0; done < n; slot ^= 1) {
+        const size_t len = std::min(kStagingBytes, n - done);
+        VK_CHECK(vkWaitForFences(dev_, 1, &staging_fence_[slot], VK_TRUE, UINT64_MAX));
+        VK_CHECK(vkResetFences(dev_, 1, &staging_fence_[slot]));
+        std::memcpy(staging_[slot].mapped(), p + done, len);
+        submit_copy(staging_[slot], 0, dst, offset + done, len, staging_fence_[slot], staging_cb_[slot]);
+        done += len;
+    }
+    VK_CHECK(vkWaitForFences(dev_, 2, staging_fence_, VK_TRUE, UINT64_MAX));
+}
+
+void Context::download(const Buffer& src, size_t offset, void* dst, size_t n) {
+    if (offset + n > src.size()) throw GpuError("download past the end of a buffer");
+    if (src.mapped()) {
+        std::memcpy(dst, static_cast<const uint8_t*>(src.mapped()) + offset, n);
+        return;
+    }
+    Buffer rb = alloc(n, Mem::Readback, "readback buffer");
+    VkCommandBuffer cb;
+    VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ai.commandPool = pool_;
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = 1;
+    VK_CHECK(vkAllocateCommandBuffers(dev_, &ai, &cb));
+    VkFence fence;
+    VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VK_CHECK(vkCreateFence(dev_, &fci, nullptr, &fence));
+    submit_copy(src, offset, rb, 0, n, fence, cb);
+    const VkResult r = vkWaitForFences(dev_, 1, &fence, VK_TRUE, UINT64_MAX);
+    vkDestroyFence(dev_, fence, nullptr);
+    vkFreeCommandBuffers(dev_, pool_, 1, &cb);
+    VK_CHECK(r);
+    std::memcpy(dst, rb.mapped(), n);
+}
+
+const Kernel& Context::kernel(const std::string& name) {
+    auto it = kernels_.find(name);
+    if (it != kernels_.end()) return it->second;
+    const SpirvModule* mod = find_spirv(name);
+    if (!mod) throw GpuError("no shader named '" + name + "' is built into this binary");
+    Kernel k;
+    k.name = name;
+    k.layout = reflect_spirv(*mod);
+    // Work items per workgroup: matvec workgroups cover MV_ROWS rows; the kernels below run one
+    // workgroup per item (row, head, split); the rest one invocation per item.
+    if (!name.rfind("matvec_", 0) || !name.rfind("matmul_", 0)) {
+        k.per_group[0] = MV_ROWS;
+    } else if (name == "rmsnorm" || name == "qk_norm_rope" || name == "attn_split" || name == "attn_combine" || name == "topk_softmax" ||
+               name == "copy") {
+        // per_group stays 1
+    } else {
+        std::copy(k.layout.local, k.layout.local + 3, k.per_group);
+    }
+
+    std::vector<VkDescriptorSetLayoutBinding> binds(k.layout.n_bindings);
+    for (uint32_t i = 0; i < k.layout.n_bindings; ++i)
+        binds[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+    VkDescriptorSetLayoutCreateInfo dci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+    dci.bindingCount = uint32_t(binds.size());
+    dci.pBindings = binds.data();
+    VK_CHECK(vkCreateDescriptorSetLayout(dev_, &dci, nullptr, &k.dsl));
+    VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, k.layout.push_bytes};
+    VkPipelineLayoutCreateInfo lci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+    lci.setLayoutCount = 1;
+    lci.pSetLayouts = &k.dsl;
+    lci.pushConstantRangeCount = k.layout.push_bytes ? 1 : 0;
+    lci.pPushConstantRanges = &range;
+    VK_CHECK(vkCreatePipelineLayout(dev_, &lci, nullptr, &k.pl));
+    VkShaderModuleCreateInfo sci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+    sci.codeSize = mod->n_words * 4;
+    sci.pCode = mod->words;
+    VkShaderModule sm;
+    VK_CHECK(vkCreateShaderModule(dev_, &sci, nullptr, &sm));
+    VkComputePipelineCreateInfo cpi{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+    cpi.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, sm, "main", nullptr};
+    cpi.layout = k.pl;
+    const VkResult r = vkCreateComputePipelines(dev_, VK_NULL_HANDLE, 1, &cpi, nullptr, &k.pipe);
+    vkDestroyShaderModule(dev_, sm, nullptr);
+    VK_CHECK(r);
+    return kernels_.emplace(name, k).first->second;
+}
+
+// ---- Cmd
+
+Cmd::Cmd(Context& ctx) : ctx_(ctx) {
+    VkDevice dev = ctx_.device();
+    VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pci.queueFamilyIndex = ctx_.queue_family();
+    VK_CHECK(vkCreateCommandPool(dev, &pci, nullptr, &pool_));
+    VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ai.commandPool = pool_;
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = 1;
+    VK_CHECK(vkAllocateCommandBuffers(dev, &ai, &cb_));
+    VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    fci.flags = VK_FENCE_CREATE_SIGNALED_BIT;
+    VK_CHECK(vkCreateFence(dev, &fci, nullptr, &fence_));
+    if (ctx_.timestamp_ns() > 0) {
+        VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+        qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        qci.queryCount = 2;
+        VK_CHECK(vkCreateQueryPool(dev, &qci, nullptr, &queries_));
+    }
+}
+
+Cmd::~Cmd() {
+    VkDevice dev = ctx_.device();
+    vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+    for (VkDescriptorPool p : dpools_) vkDestroyDescriptorPool(dev, p, nullptr);
+    if (queries_) vkDestroyQueryPool(dev, queries_, nullptr);
+    vkDestroyFence(dev, fence_, nullptr);
+    vkDestroyCommandPool(dev, pool_, nullptr);
+}
+
+namespace {
+constexpr uint32_t kSetsPerPool = 256, kMaxBindings = 8;
+}
+
+void Cmd::begin() {
+    VkDevice dev = ctx_.device();
+    VK_CHECK(vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX));
+    VK_CHECK(vkResetCommandBuffer(cb_, 0));
+    for (VkDescriptorPool p : dpools_) VK_CHECK(vkResetDescriptorPool(dev, p, 0));
+    pool_index_ = 0;
+    sets_in_pool_ = 0;
+    if (dpools_.empty()) add_pool();
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    VK_CHECK(vkBeginCommandBuffer(cb_, &bi));
+    if (queries_) {
+        vkCmdResetQueryPool(cb_, queries_, 0, 2);
+        vkCmdWriteTimestamp(cb_, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queries_, 0);
+    }
+    recording_ = true;
+    pending_ = false;
+    skip_barrier_ = false;
+}
+
+void Cmd::add_pool() {
+    VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kMaxBindings};
+    VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    dpci.maxSets = kSetsPerPool;
+    dpci.poolSizeCount = 1;
+    dpci.pPoolSizes = &ps;
+    VkDescriptorPool p;
+    VK_CHECK(vkCreateDescriptorPool(ctx_.device(), &dpci, nullptr, &p));
+    dpools_.push_back(p);
+}
+
+void Cmd::barrier() {
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                       VK_ACCESS_TRANSFER_WRITE_BIT;
+    const VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    vkCmdPipelineBarrier(cb_, st, st, 0, 1, &mb, 0, nullptr, 0, nullptr);
+    pending_ = false;
+}
+
+void Cmd::dispatch_raw(const std::string& name, std::initializer_list<const Buffer*> bindings, const void* push,
+                       uint32_t push_bytes, Items items) {
+    if (!recording_) throw GpuError("dispatch of " + name + " outside begin()/end()");
+    const Kernel& k = ctx_.kernel(name);
+    if (bindings.size() != k.layout.n_bindings)
+        throw GpuError(name + ": " + std::to_string(bindings.size()) + " buffers bound; the shader declares " +
+                       std::to_string(k.layout.n_bindings));
+    if (push_bytes != k.layout.push_bytes)
+        throw GpuError(name + ": push constants of " + std::to_string(push_bytes) + " bytes; the shader's block has " +
+                       std::to_string(k.layout.push_bytes));
+    const uint32_t n[3] = {items.x, items.y, items.z};
+    uint32_t groups[3];
+    for (int d = 0; d < 3; ++d) {
+        groups[d] = (n[d] + k.per_group[d] - 1) / k.per_group[d];
+        if (groups[d] > 65535 && d > 0) throw GpuError(name + ": " + std::to_string(groups[d]) + " workgroups in y/z");
+    }
+    if (groups[0] == 0 || groups[1] == 0 || groups[2] == 0) return;
+
+    VkDevice dev = ctx_.device();
+    if (sets_in_pool_ == kSetsPerPool) {  // next pool: kept across begin() and reused
+        if (++pool_index_ == dpools_.size()) add_pool();
+        sets_in_pool_ = 0;
+    }
+    if (bindings.size() > kMaxBindings) throw GpuError(name + ": more than 8 bindings");
+    VkDescriptorSetAllocateInfo dai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+    dai.descriptorPool = dpools_[pool_index_];
+    dai.descriptorSetCount = 1;
+    dai.pSetLayouts = &k.dsl;
+    VkDescriptorSet set;
+    VK_CHECK(vkAllocateDescriptorSets(dev, &dai, &set));
+    ++sets_in_pool_;
+    VkDescriptorBufferInfo infos[kMaxBindings];
+    VkWriteDescriptorSet writes[kMaxBindings];
+    uint32_t i = 0;
+    for (const Buffer* b : bindings) {
+        if (!b || !*b) throw GpuError(name + ": binding " + std::to_string(i) + " has no buffer");
+        infos[i] = {b->handle(), 0, VK_WHOLE_SIZE};
+        writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, nullptr, set, i, 0, 1, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                     nullptr, &infos[i], nullptr};
+        ++i;
+    }
+    vkUpdateDescriptorSets(dev, i, writes, 0, nullptr);
+
+    if (pending_ && !skip_barrier_) barrier();
+    skip_barrier_ = false;
+    vkCmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, k.pipe);
+    vkCmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, k.pl, 0, 1, &set, 0, nullptr);
+    if (push_bytes) vkCmdPushConstants(cb_, k.pl, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
+    vkCmdDispatch(cb_, groups[0], groups[1], groups[2]);
+    pending_ = true;
+}
+
+void Cmd::copy(const Buffer& src, size_t src_off, const Buffer& dst, size_t dst_off, size_t n) {
+    if (src_off + n > src.size() || dst_off + n > dst.size()) throw GpuError("copy past the end of a buffer");
+    if (pending_ && !skip_barrier_) barrier();
+    skip_barrier_ = false;
+    VkBufferCopy region{src_off, dst_off, n};
+    vkCmdCopyBuffer(cb_, src.handle(), dst.handle(), 1, &region);
+    pending_ = true;
+}
+
+void Cmd::end() {
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(cb_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+    if (queries_) vkCmdWriteTimestamp(cb_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 1);
+    VK_CHECK(vkEndCommandBuffer(cb_));
+    recording_ = false;
+}
+
+void Cmd::submit() {
+    if (recording_) throw GpuError("submit before end()");
+    VkDevice dev = ctx_.device();
+    VK_CHECK(vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX));
+    VK_CHECK(vkResetFences(dev, 1, &fence_));
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cb_;
+    VK_CHECK(vkQueueSubmit(ctx_.queue(), 1, &si, fence_));
+}
+
+void Cmd::wait() {
+    VK_CHECK(vkWaitForFences(ctx_.device(), 1, &fence_, VK_TRUE, UINT64_MAX));
+    if (queries_) {
+        uint64_t ts[2];
+        if (vkGetQueryPoolResults(ctx_.device(), queries_, 0, 2, sizeof ts, ts, 8, VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
+            gpu_ms_ = double(ts[1] - ts[0]) * ctx_.timestamp_ns() * 1e-6;
+    }
+}
+
+}  // namespace sluice::gpu

@@ -1,0 +1,56 @@
+// Helpers for the GPU tests: the device they run on and float buffers in and out. CI has no GPU but
+// installs lavapipe (Mesa's CPU Vulkan driver), which Vulkan reports as a device like any other, so
+// these tests fail rather than skip when no device is found.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "shaders/ops.h"
+#include "shaders/vk_runtime.h"
+
+namespace sluice::gputest {
+
+// SLUICE_TEST_GPU=INDEX picks the device; default: the first usable one (lavapipe on CI).
+inline int test_device_index() {
+    if (const char* e = std::getenv("SLUICE_TEST_GPU")) return std::atoi(e);
+    for (const gpu::DeviceInfo& d : gpu::list_devices())
+        if (d.usable) return d.index;
+    throw gpu::GpuError("no usable Vulkan device (CI installs mesa-vulkan-drivers for lavapipe)");
+}
+
+inline gpu::Context& ctx() {
+    static std::unique_ptr<gpu::Context> c = [] {
+        auto p = std::make_unique<gpu::Context>(test_device_index());
+        std::printf("  [gpu] device %d: %s (subgroup %u)\n", p->info().index, p->info().name.c_str(), p->info().subgroup_size);
+        return p;
+    }();
+    return *c;
+}
+
+inline gpu::Buffer to_gpu(const void* data, size_t bytes) {
+    gpu::Buffer b = ctx().alloc(bytes, gpu::Mem::Device, "test buffer");
+    ctx().upload(b, 0, data, bytes);
+    return b;
+}
+template <class T>
+gpu::Buffer to_gpu(const std::vector<T>& v) {
+    return to_gpu(v.data(), v.size() * sizeof(T));
+}
+inline std::vector<float> floats(const gpu::Buffer& b, size_t n, size_t off = 0) {
+    std::vector<float> v(n);
+    ctx().download(b, off * 4, v.data(), n * 4);
+    return v;
+}
+inline gpu::Buffer zeros(size_t n_floats) { return to_gpu(std::vector<float>(n_floats, 0.0f)); }
+
+// A step buffer for position `pos` (RoPE angles for n_rot, base).
+inline gpu::Buffer step_buffer(uint32_t pos, uint32_t token = 0, uint32_t n_rot = 0, float base = 10000.0f) {
+    std::vector<uint8_t> s(gpu::kStepBytes);
+    gpu::write_step(s.data(), pos, token, n_rot, base);
+    return to_gpu(s);
+}
+
+}  // namespace sluice::gputest

@@ -1,0 +1,423 @@
+// Every shader against the CPU reference on random, really quantized data with a fresh seed per run
+// (printed on failure). Bounds are NMSE per op: the GPU dequantizes exactly and sums in float, the
+// reference in double, so what remains is float rounding.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "engine/blocks.h"
+#include "engine/tensor/kernels.h"
+#include "engine/tensor/threadpool.h"
+#include "tests/gpu_test_util.h"
+#include "tests/kernels_test_util.h"
+
+namespace sluice {
+namespace {
+
+using namespace gputest;
+using test::fresh_seed;
+using test::nmse;
+using test::random_row;
+
+const GgmlType kGpuTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
+                              GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+// n_mats matrices (rows, cols) of type t, really quantized; returns their bytes and dequantized floats.
+struct RandomMats {
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;  // (n_mats, rows, cols)
+};
+RandomMats random_mats(std::mt19937& rng, GgmlType t, int64_t n_mats, int64_t rows, int64_t cols) {
+    RandomMats m;
+    const int64_t rb = row_bytes(t, cols);
+    m.bytes.resize(size_t(n_mats * rows * rb));
+    m.deq.resize(size_t(n_mats * rows * cols));
+    for (int64_t r = 0; r < n_mats * rows; ++r) {
+        const auto x = random_row(rng, cols, 0.05f);
+        quantize_row(t, x.data(), m.bytes.data() + r * rb, cols);
+        dequantize_row(t, m.bytes.data() + r * rb, m.deq.data() + r * cols, cols);
+    }
+    return m;
+}
+
+std::vector<float> ref_matvec(const float* w, const float* x, int64_t rows, int64_t cols) {
+    std::vector<float> y(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+        double s = 0;
+        for (int64_t c = 0; c < cols; ++c) s += double(w[r * cols + c]) * x[c];
+        y[size_t(r)] = float(s);
+    }
+    return y;
+}
+
+class GpuTypes : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(GpuTypes, MatvecMatchesReference) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{67, 512}, {4, 256}, {130, 1792}}) {
+        const RandomMats m = random_mats(rng, t, 1, rows, cols);
+        const auto x = random_row(rng, cols);
+        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(rows)), step = step_buffer(0);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(yb, size_t(rows));
+        const auto ref = ref_matvec(m.deq.data(), x.data(), rows, cols);
+        EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols;
+    }
+}
+
+// The routed-expert form: a batch of matrices picked by ids, each with its own input, written at a
+// position-dependent offset and accumulated into y.
+TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n_exp = 5, rows = 36, cols = 512, k = 3, pos = 2;
+    const RandomMats m = random_mats(rng, t, n_exp, rows, cols);
+    std::vector<float> x;
+    for (int j = 0; j < k; ++j) {
+        auto r = random_row(rng, cols);
+        x.insert(x.end(), r.begin(), r.end());
+    }
+    const std::vector<int32_t> ids = {-1, 4, 0, 3};  // ids_off = 1
+    std::vector<float> y0(size_t(3 * k * rows));
+    for (float& v : y0) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+    gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), ib = to_gpu(ids), step = step_buffer(pos);
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::MatvecOpts o;
+    o.n_mats = k;
+    o.x_mat_stride = cols;
+    o.y_mat_stride = rows;
+    o.ids = &ib;
+    o.ids_off = 1;
+    o.accumulate = true;
+    o.y_pos_stride = uint32_t(k / 2);  // y offset += pos * 1
+    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+    gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
+    cmd.end();
+    cmd.run();
+    const auto got = floats(yb, y0.size());
+    std::vector<float> ref = y0;
+    for (int64_t j = 0; j < k; ++j) {
+        const auto y = ref_matvec(&m.deq[size_t(ids[size_t(j + 1)] * rows * cols)], &x[size_t(j * cols)], rows, cols);
+        for (int64_t r = 0; r < rows; ++r) ref[size_t(5 + pos * (k / 2) + j * rows + r)] += y[size_t(r)];
+    }
+    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
+}
+
+// Gate and up of routed experts in one buffer and one dispatch: y = silu(gate x) * (up x).
+TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n_exp = 4, rows = 20, cols = 256, k = 2;
+    const RandomMats g = random_mats(rng, t, n_exp, rows, cols), u = random_mats(rng, t, n_exp, rows, cols);
+    std::vector<uint8_t> both = g.bytes;
+    both.insert(both.end(), u.bytes.begin(), u.bytes.end());
+    const auto x = random_row(rng, cols);
+    const std::vector<int32_t> ids = {3, 1};
+    gpu::Buffer wb = to_gpu(both), xb = to_gpu(x), yb = zeros(size_t(k * rows)), ib = to_gpu(ids), step = step_buffer(0);
+    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+    const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+    gpu::Mat um = gm;
+    um.offset = g.bytes.size();
+    gpu::MatvecOpts o;
+    o.n_mats = k;
+    o.ids = &ib;
+    o.y_mat_stride = rows;
+    o.swiglu_up = &um;
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::matvec(cmd, gm, {&xb}, {&yb}, step, o);
+    cmd.end();
+    cmd.run();
+    std::vector<float> ref;
+    for (int64_t j = 0; j < k; ++j) {
+        const size_t m = size_t(ids[size_t(j)] * rows * cols);
+        const auto gy = ref_matvec(&g.deq[m], x.data(), rows, cols), uy = ref_matvec(&u.deq[m], x.data(), rows, cols);
+        for (int64_t r = 0; r < rows; ++r) ref.push_back(silu(gy[size_t(r)]) * uy[size_t(r)]);
+    }
+    const auto got = floats(yb, ref.size());
+    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
+}
+
+// The small-batch product (matmul_*): several activation columns share each weight read.
+TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 45, cols = 768;
+    const RandomMats m = random_mats(rng, t, 1, rows, cols);
+    for (int64_t nb : {2, 5, 8}) {
+        std::vector<float> x;
+        for (int64_t b = 0; b < nb; ++b) {
+            auto r = random_row(rng, cols);
+            x.insert(x.end(), r.begin(), r.end());
+        }
+        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(nb * rows)), step = step_buffer(0);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::MatvecOpts o;
+        o.n_cols = uint32_t(nb);
+        o.x_col_stride = uint32_t(cols);
+        o.y_col_stride = uint32_t(rows);
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(yb, size_t(nb * rows));
+        std::vector<float> ref;
+        for (int64_t b = 0; b < nb; ++b) {
+            auto y = ref_matvec(m.deq.data(), &x[size_t(b * cols)], rows, cols);
+            ref.insert(ref.end(), y.begin(), y.end());
+        }
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << nb << " columns";
+    }
+}
+
+TEST_P(GpuTypes, EmbeddingLookupIsTheDequantizedRow) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t vocab = 13, cols = 512;
+    const RandomMats m = random_mats(rng, t, 1, vocab, cols);
+    gpu::Buffer wb = to_gpu(m.bytes), yb = zeros(size_t(2 * cols)), step = step_buffer(0, 11);
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    const gpu::Mat w{&wb, uint32_t(t), 0, uint32_t(vocab), uint32_t(cols)};
+    gpu::getrows(cmd, w, {&yb}, step);                     // step.token = 11
+    gpu::getrows(cmd, w, {&yb, uint32_t(cols)}, step, 7);  // explicit row
+    cmd.end();
+    cmd.run();
+    const auto got = floats(yb, size_t(2 * cols));
+    EXPECT_LT(nmse(got.data(), &m.deq[size_t(11 * cols)], cols), 1e-13);
+    EXPECT_LT(nmse(got.data() + cols, &m.deq[size_t(7 * cols)], cols), 1e-13);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, GpuTypes, ::testing::ValuesIn(kGpuTypes),
+                         [](const auto& info) { return std::string(type_name(info.param)); });
+
+TEST(GpuOps, RmsnormRowsAndPositionOffset) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n = 320, rows = 3, stride = 400, pos = 2, pos_stride = 1300;
+    const auto x = random_row(rng, 4000);
+    const auto w = random_row(rng, n);
+    gpu::Buffer xb = to_gpu(x), wb = to_gpu(w), yb = zeros(4000), step = step_buffer(uint32_t(pos));
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::rmsnorm(cmd, {&xb, 7}, {&yb, 7}, {&wb}, n, rows, stride, 1e-6f, step, pos_stride);
+    cmd.end();
+    cmd.run();
+    const auto got = floats(yb, 4000);
+    for (int64_t r = 0; r < rows; ++r) {
+        const size_t o = size_t(7 + r * stride + pos * pos_stride);
+        std::vector<float> ref(static_cast<size_t>(n));
+        rmsnorm(ref.data(), &x[o], w.data(), n, 1e-6f);
+        EXPECT_LT(nmse(&got[o], ref.data(), n), 1e-12) << "row " << r;
+    }
+}
+
+TEST(GpuOps, RopeNeoxMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t heads = 5, head_dim = 128, n_rot = 64;
+    for (int64_t pos : {0, 1, 77, 4095, 100000}) {
+        const auto x = random_row(rng, heads * head_dim);
+        gpu::Buffer xb = to_gpu(x), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::rope_neox(cmd, {&xb}, heads, head_dim, n_rot, head_dim, step);
+        cmd.end();
+        cmd.run();
+        auto ref = x;
+        rope_neox(ref.data(), heads, head_dim, n_rot, pos, 1e6f);
+        const auto got = floats(xb, x.size());
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-13) << "pos " << pos;
+    }
+}
+
+TEST(GpuOps, QkNormRopeMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [n_head, n_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {5, 1, 64, 32}, {4, 4, 256, 64}}) {
+        const int64_t pos = 9, kd = n_kv * hd;
+        const auto q = random_row(rng, n_head * hd), cache = random_row(rng, 12 * kd), w = random_row(rng, 2 * hd);
+        gpu::Buffer qb = to_gpu(q), kb = to_gpu(cache), wb = to_gpu(w), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::qk_norm_rope(cmd, {&qb}, {&kb}, uint32_t(kd), {&wb}, {&wb, uint32_t(hd)}, uint32_t(n_head), uint32_t(n_kv),
+                          uint32_t(hd), uint32_t(n_rot), 1e-6f, step);
+        cmd.end();
+        cmd.run();
+        auto rq = q, rk = cache;
+        for (int64_t h = 0; h < n_head; ++h) rmsnorm(&rq[size_t(h * hd)], &rq[size_t(h * hd)], w.data(), hd, 1e-6f);
+        for (int64_t h = 0; h < n_kv; ++h) rmsnorm(&rk[size_t(pos * kd + h * hd)], &rk[size_t(pos * kd + h * hd)], &w[size_t(hd)], hd, 1e-6f);
+        rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
+        rope_neox(&rk[size_t(pos * kd)], n_kv, hd, n_rot, pos, 1e6f);
+        const auto gq = floats(qb, q.size()), gk = floats(kb, cache.size());
+        EXPECT_LT(nmse(gq.data(), rq.data(), int64_t(rq.size())), 1e-12);
+        EXPECT_LT(nmse(gk.data(), rk.data(), int64_t(rk.size())), 1e-12);
+        EXPECT_TRUE(std::equal(gk.begin(), gk.begin() + pos * kd, cache.begin())) << "other cache rows untouched";
+    }
+}
+
+TEST(GpuOps, SplitAttentionMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    ThreadPool pool(1);
+    const int64_t n_head = 8, n_head_kv = 2, hd = 64, hdv = 48, n_ctx = 3000;
+    LayerKv kv;
+    kv.k = random_row(rng, n_ctx * n_head_kv * hd);
+    kv.v = random_row(rng, n_ctx * n_head_kv * hdv);
+    gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v);
+    const gpu::AttnShape s{uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hdv), gpu::attn_splits(n_ctx)};
+    gpu::Buffer part = zeros(gpu::attn_part_floats(s)), out = zeros(size_t(n_head * hdv));
+    for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
+        const auto q = random_row(rng, n_head * hd, 0.3f);
+        gpu::Buffer qb = to_gpu(q), step = step_buffer(uint32_t(n_kv - 1));
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::attention(cmd, {&qb}, {&kb}, {&vb}, uint32_t(n_head_kv * hd), uint32_t(n_head_kv * hdv), {&part}, {&out}, s, step);
+        cmd.end();
+        cmd.run();
+        std::vector<float> ref(static_cast<size_t>(n_head * hdv)), scores(static_cast<size_t>(n_head * n_ctx));
+        attention_one(ref.data(), q.data(), kv, n_kv, n_head, n_head_kv, hd, hdv, scores.data(), pool);
+        const auto got = floats(out, ref.size());
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions";
+    }
+}
+
+TEST(GpuOps, SwigluMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n = 1000;
+    const auto g = random_row(rng, n), u = random_row(rng, n);
+    gpu::Buffer gb = to_gpu(g), ub = to_gpu(u), yb = zeros(size_t(n));
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::swiglu(cmd, {&gb}, {&ub}, {&yb}, uint32_t(n));
+    cmd.end();
+    cmd.run();
+    std::vector<float> ref(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) ref[size_t(i)] = silu(g[size_t(i)]) * u[size_t(i)];
+    const auto got = floats(yb, size_t(n));
+    EXPECT_LT(nmse(got.data(), ref.data(), n), 1e-12);
+}
+
+TEST(GpuOps, RouterTopkMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [n_expert, k, renorm] : {std::tuple<int64_t, int64_t, bool>{128, 8, true}, {512, 10, true}, {64, 6, false}, {4, 2, true}}) {
+        const auto logits = random_row(rng, n_expert);
+        gpu::Buffer lb = to_gpu(logits), ib = to_gpu(std::vector<int32_t>(size_t(k + 2), -1)), wb = zeros(size_t(k + 2));
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::topk_softmax(cmd, {&lb}, uint32_t(n_expert), uint32_t(k), renorm, ib, 1, {&wb, 2});
+        cmd.end();
+        cmd.run();
+        std::vector<int32_t> ids(static_cast<size_t>(k + 2)), ref_ids(static_cast<size_t>(k));
+        ctx().download(ib, 0, ids.data(), ids.size() * 4);
+        const auto w = floats(wb, size_t(k), 2);
+        std::vector<float> ref_w(static_cast<size_t>(k));
+        router_topk_softmax(logits.data(), n_expert, k, renorm, ref_ids.data(), ref_w.data());
+        EXPECT_EQ(std::vector<int32_t>(ids.begin() + 1, ids.end() - 1), ref_ids) << n_expert << " experts";
+        EXPECT_LT(nmse(w.data(), ref_w.data(), k), 1e-12);
+    }
+}
+
+TEST(GpuOps, MoeCombineAddsWeightedOutputsToResidual) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n = 700, k = 6;
+    const auto x = random_row(rng, n), outs = random_row(rng, k * n), w = random_row(rng, k);
+    gpu::Buffer xb = to_gpu(x), ob = to_gpu(outs), wb = to_gpu(w);
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::moe_combine(cmd, {&xb}, {&ob}, {&wb}, uint32_t(n), uint32_t(k));
+    cmd.end();
+    cmd.run();
+    std::vector<float> ref = x;
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < k; ++j) ref[size_t(i)] += w[size_t(j)] * outs[size_t(j * n + i)];
+    const auto got = floats(xb, size_t(n));
+    EXPECT_LT(nmse(got.data(), ref.data(), n), 1e-12);
+
+    // With the next norm fused: the same x, and hn = rmsnorm(x) * norm.
+    const auto norm = random_row(rng, n);
+    gpu::Buffer xb2 = to_gpu(x), nb = to_gpu(norm), hb = zeros(size_t(n + 3));
+    gpu::Cmd c2(ctx());
+    c2.begin();
+    const gpu::Vec hn{&hb, 3};
+    gpu::moe_combine(c2, {&xb2}, {&ob}, {&wb}, uint32_t(n), uint32_t(k), &hn, {&nb}, 1e-6f);
+    c2.end();
+    c2.run();
+    std::vector<float> ref_hn(static_cast<size_t>(n));
+    rmsnorm(ref_hn.data(), ref.data(), norm.data(), n, 1e-6f);
+    const auto got2 = floats(xb2, size_t(n)), got_hn = floats(hb, size_t(n), 3);
+    EXPECT_LT(nmse(got2.data(), ref.data(), n), 1e-12);
+    EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), n), 1e-12);
+}
+
+// dispatch() checks what it is given against the shader's own SPIR-V.
+TEST(GpuRuntime, DispatchChecksBindingsAndPushConstants) {
+    gpu::Buffer a = zeros(16), step = step_buffer(0);
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::SwigluPush p{4, 0, 0, 0};
+    EXPECT_THROW(cmd.dispatch("swiglu", {&a, &a}, p, {4}), gpu::GpuError);  // 2 of 3 bindings
+    struct Wrong { uint32_t n; } w{4};
+    EXPECT_THROW(cmd.dispatch("swiglu", {&a, &a, &a}, w, {4}), gpu::GpuError);  // 4 of 16 bytes
+    EXPECT_THROW(cmd.dispatch("no_such_kernel", {&a}, w, {4}), gpu::GpuError);
+    EXPECT_NO_THROW(cmd.dispatch("swiglu", {&a, &a, &a}, p, {4}));
+    cmd.end();
+    cmd.run();
+}
+
+TEST(GpuRuntime, EveryEmbeddedShaderReflects) {
+    for (size_t i = 0; i < gpu::kSpirvModuleCount; ++i) {
+        const gpu::SpirvLayout l = gpu::reflect_spirv(gpu::kSpirvModules[i]);
+        EXPECT_GT(l.n_bindings, 0u) << gpu::kSpirvModules[i].name;
+        EXPECT_GT(l.push_bytes, 0u) << gpu::kSpirvModules[i].name;
+        EXPECT_NO_THROW(ctx().kernel(gpu::kSpirvModules[i].name)) << gpu::kSpirvModules[i].name;
+    }
+}
+
+// Uploads to device-only memory go through the staging ring in 64 MiB pieces (a unified-memory
+// device is made to behave as a discrete one for this).
+TEST(GpuRuntime, UploadAndDownloadRoundTrip) {
+    std::vector<uint32_t> v((150u << 20) / 4);
+    std::iota(v.begin(), v.end(), 7u);
+    for (bool discrete : {false, true}) {
+        gpu::Context c(ctx().info().index, discrete);
+        gpu::Buffer b = c.alloc(v.size() * 4 / 2, gpu::Mem::Device, "round trip");
+        EXPECT_EQ(b.mapped() == nullptr, discrete || !c.info().unified);
+        c.upload(b, 0, v.data(), b.size());
+        std::vector<uint32_t> back(v.size() / 2);
+        c.download(b, 0, back.data(), b.size());
+        EXPECT_TRUE(std::equal(back.begin(), back.end(), v.begin())) << (discrete ? "discrete" : "as is");
+    }
+}
+
+}  // namespace
+}  // namespace sluice
