@@ -430,4 +430,6 @@ DotFn avx2_dot(GgmlType t) {
     }
 }
 
+Dot4Fn avx2_dot4(GgmlType) { return nullptr; }
+
 }  // namespace sluice::detail

@@ -269,4 +269,6 @@ DotFn avx512_dot(GgmlType t) {
     }
 }
 
+Dot4Fn avx512_dot4(GgmlType) { return nullptr; }
+
 }  // namespace sluice::detail

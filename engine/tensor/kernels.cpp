@@ -60,13 +60,17 @@ struct Tables {
             if (best >= Isa::Avx2) {
                 if (auto f = detail::avx2_dequant(t)) cur.dequant = f;
                 if (auto f = detail::avx2_prepare(t)) cur.prepare = f;
-                if (auto f = detail::avx2_dot(t)) cur.dot = f;
+                // A dot4 goes with the dot of its own ISA (bit-identical columns): an ISA that replaces
+                // the dot without a dot4 of its own falls back to four dot() calls.
+                if (auto f = detail::avx2_dot(t)) cur.dot = f, cur.dot4 = nullptr;
+                if (auto f = detail::avx2_dot4(t)) cur.dot4 = f;
                 k[1][id] = cur;
             }
             if (best >= Isa::Avx512) {
                 if (auto f = detail::avx512_dequant(t)) cur.dequant = f;
                 if (auto f = detail::avx512_prepare(t)) cur.prepare = f;
-                if (auto f = detail::avx512_dot(t)) cur.dot = f;
+                if (auto f = detail::avx512_dot(t)) cur.dot = f, cur.dot4 = nullptr;
+                if (auto f = detail::avx512_dot4(t)) cur.dot4 = f;
                 k[2][id] = cur;
             }
         }
@@ -182,6 +186,15 @@ float vec_dot(GgmlType t, const void* row, const void* act, int64_t n) {
     return vec_dot_isa(active_isa(), t, row, act, n);
 }
 
+void vec_dot4_isa(Isa isa, GgmlType t, const void* row, const void* const* acts, int64_t n, float* out) {
+    const TypeKernels& k = kernels_for(isa, t, "vec_dot4");
+    if (k.dot4) return k.dot4(row, acts, n, out);
+    for (int i = 0; i < 4; ++i) out[i] = k.dot(row, acts[i], n);
+}
+void vec_dot4(GgmlType t, const void* row, const void* const* acts, int64_t n, float* out) {
+    vec_dot4_isa(active_isa(), t, row, acts, n, out);
+}
+
 void matvec_prepared(const WeightView& w, const void* act, float* y, ThreadPool& pool) {
     check_cols(w.type, w.cols, "matvec");
     const detail::DotFn dot = kernels_for(active_isa(), w.type, "matvec").dot;
@@ -201,26 +214,73 @@ void matvec(const WeightView& w, const float* x, float* y, ThreadPool& pool) {
     matvec_prepared(w, act.data(), y, pool);
 }
 
-void matmul(const WeightView& w, const float* x, int64_t batch, float* y, ThreadPool& pool) {
-    check_cols(w.type, w.cols, "matmul");
-    const TypeKernels& k = kernels_for(active_isa(), w.type, "matmul");
-    const int64_t cols = w.cols, rows = w.rows, rb = row_bytes(w.type, cols);
-    // Prepared activation rows at a 64-byte stride.
-    const int64_t stride = float_act(w.type) ? cols * 4 : (int64_t(act_bytes(w.type, cols)) + 63) / 64 * 64;
-    const uint8_t* acts = reinterpret_cast<const uint8_t*>(x);
-    if (!float_act(w.type)) {
-        std::vector<uint8_t>& buf = scratch();
-        buf.resize(size_t(stride * batch));
-        pool.parallel_for(batch, 1, [&](int64_t b0, int64_t b1, int) {
-            for (int64_t b = b0; b < b1; ++b) k.prepare(x + b * cols, buf.data() + b * stride, cols);
-        });
-        acts = buf.data();
-    }
-    const auto* base = static_cast<const uint8_t*>(w.data);
-    pool.parallel_for(rows, row_grain(w), [&](int64_t r0, int64_t r1, int) {
-        for (int64_t r = r0; r < r1; ++r)
-            for (int64_t b = 0; b < batch; ++b) y[b * rows + r] = k.dot(base + r * rb, acts + b * stride, cols);
+void ActBatch::prepare(GgmlType t, const float* x, int64_t n_rows, int64_t n_cols, ThreadPool& pool) {
+    check_cols(t, n_cols, "prepare activations");
+    const TypeKernels& k = kernels_for(active_isa(), t, "prepare activations");
+    type = t;
+    n = n_rows;
+    cols = n_cols;
+    stride = (int64_t(act_bytes(t, n_cols)) + 63) / 64 * 64;
+    const size_t need = size_t(stride * n_rows) + 64;
+    if (buf.size() < need) buf.resize(need);
+    base_ = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+    pool.parallel_for(n_rows, 8, [&](int64_t b0, int64_t b1, int) {
+        for (int64_t b = b0; b < b1; ++b) k.prepare(x + b * n_cols, base_ + b * stride, n_cols);
     });
+}
+
+void matmul_jobs(const MatmulJob* jobs, int64_t n_jobs, ThreadPool& pool) {
+    // Rows of all jobs as one parallel loop; a chunk of rows meets every activation of its job, in
+    // blocks of 64 activations (they stay in L2 while the chunk's rows stay in L1), four at a time.
+    int64_t total = 0, work = 0;
+    for (int64_t j = 0; j < n_jobs; ++j) {
+        check_cols(jobs[j].w.type, jobs[j].w.cols, "matmul");
+        kernels_for(active_isa(), jobs[j].w.type, "matmul");
+        total += jobs[j].w.rows;
+        work += jobs[j].w.rows * row_bytes(jobs[j].w.type, jobs[j].w.cols) * std::max<int64_t>(jobs[j].n, 1);
+    }
+    if (total == 0) return;
+    // ~256 KiB of weight-row x activation work per chunk, but enough chunks for every thread.
+    const int64_t per_row = std::max<int64_t>(1, work / total);
+    const int64_t grain = std::clamp<int64_t>((int64_t(256) << 10) / per_row, 1,
+                                              std::max<int64_t>(1, total / (4 * pool.size())));
+    const Isa isa = active_isa();
+    pool.parallel_for(total, grain, [&](int64_t r0, int64_t r1, int) {
+        int64_t j = 0, base = 0;  // the job holding global row r0
+        while (r0 >= base + jobs[j].w.rows) base += jobs[j++].w.rows;
+        for (int64_t r = r0; r < r1;) {
+            const MatmulJob& job = jobs[j];
+            const int64_t end = std::min(r1, base + job.w.rows);
+            const TypeKernels& k = tables().k[int(isa)][size_t(job.w.type)];
+            const int64_t rb = row_bytes(job.w.type, job.w.cols), cols = job.w.cols;
+            const auto* w = static_cast<const uint8_t*>(job.w.data);
+            for (int64_t c0 = 0; c0 < job.n; c0 += 64) {
+                const int64_t c1 = std::min(job.n, c0 + 64);
+                for (int64_t rr = r - base; rr < end - base; ++rr) {
+                    const uint8_t* row = w + rr * rb;
+                    int64_t c = c0;
+                    if (k.dot4)
+                        for (float o[4]; c + 4 <= c1; c += 4) {
+                            k.dot4(row, job.acts + c, cols, o);
+                            for (int i = 0; i < 4; ++i) job.y[(c + i) * job.ldy + rr] = o[i];
+                        }
+                    for (; c < c1; ++c) job.y[c * job.ldy + rr] = k.dot(row, job.acts[c], cols);
+                }
+            }
+            r = end;
+            base += job.w.rows;
+            ++j;
+        }
+    });
+}
+
+void matmul(const WeightView& w, const float* x, int64_t batch, float* y, ThreadPool& pool) {
+    thread_local ActBatch acts;
+    acts.prepare(w.type, x, batch, w.cols, pool);
+    std::vector<const void*> ptrs(static_cast<size_t>(batch));
+    for (int64_t b = 0; b < batch; ++b) ptrs[size_t(b)] = acts.row(b);
+    const MatmulJob job{w, ptrs.data(), batch, y, w.rows};
+    matmul_jobs(&job, 1, pool);
 }
 
 }  // namespace sluice

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "engine/tensor/types.h"
 
@@ -42,11 +43,14 @@ size_t act_bytes(GgmlType weight_type, int64_t n);
 void prepare_act(GgmlType weight_type, const float* x, void* act, int64_t n);
 // dot(weight row, prepared activations) over n elements.
 float vec_dot(GgmlType weight_type, const void* row, const void* act, int64_t n);
+// Four dots of one row: out[i] = vec_dot(row, acts[i]), bit-identical, the row decoded once.
+void vec_dot4(GgmlType weight_type, const void* row, const void* const* acts, int64_t n, float* out);
 
 // The same on an explicit ISA (must be available): tests compare each SIMD path with the scalar one.
 void dequantize_row_isa(Isa isa, GgmlType t, const void* src, float* dst, int64_t n);
 void prepare_act_isa(Isa isa, GgmlType weight_type, const float* x, void* act, int64_t n);
 float vec_dot_isa(Isa isa, GgmlType weight_type, const void* row, const void* act, int64_t n);
+void vec_dot4_isa(Isa isa, GgmlType weight_type, const void* row, const void* const* acts, int64_t n, float* out);
 
 // y (rows) = W (rows, cols) @ x (cols). Prepares x once (in a per-thread scratch buffer), then
 // splits rows over the pool's threads in contiguous chunks of >= 64 KiB of weights.
@@ -55,6 +59,34 @@ void matvec(const WeightView& w, const float* x, float* y, ThreadPool& pool);
 // share x, e.g. an expert's gate and up).
 void matvec_prepared(const WeightView& w, const void* act, float* y, ThreadPool& pool);
 // Y (batch, rows) = X (batch, cols) @ W^T: each weight row is read once for the whole batch.
+// Each element equals what matvec computes for that row of X (same kernels, bit-identical).
 void matmul(const WeightView& w, const float* x, int64_t batch, float* y, ThreadPool& pool);
+
+// Activations of a batch of vectors prepared for one weight type (prompt processing): row i at a
+// 64-byte aligned stride. Reused across calls (the buffer only grows).
+struct ActBatch {
+    GgmlType type = GgmlType::F32;
+    int64_t n = 0, cols = 0, stride = 0;
+    std::vector<uint8_t> buf;
+    // x (n_rows, n_cols) -> prepared rows, split over the pool.
+    void prepare(GgmlType t, const float* x, int64_t n_rows, int64_t n_cols, ThreadPool& pool);
+    const void* row(int64_t i) const { return base_ + i * stride; }
+
+private:
+    uint8_t* base_ = nullptr;
+};
+
+// One product of the batched (prompt) path: y[i * ldy + r] = dot(W row r, acts[i]) for i < n, r <
+// w.rows. acts: n activation vectors prepared for w.type (any order: an expert's tokens).
+struct MatmulJob {
+    WeightView w;
+    const void* const* acts;
+    int64_t n;
+    float* y;
+    int64_t ldy;
+};
+// Several products as one parallel loop over all their weight rows (q/k/v of a chunk; the gate and up
+// of every expert ready now): each weight row is read once and meets all its activations.
+void matmul_jobs(const MatmulJob* jobs, int64_t n_jobs, ThreadPool& pool);
 
 }  // namespace sluice

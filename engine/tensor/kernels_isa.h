@@ -10,11 +10,16 @@ namespace sluice::detail {
 using DequantFn = void (*)(const void* src, float* dst, int64_t n);
 using PrepareFn = void (*)(const float* x, void* act, int64_t n);
 using DotFn = float (*)(const void* row, const void* act, int64_t n);
+// Four dot products of one weight row with four prepared activation vectors: out[i] = dot(row,
+// acts[i]). The row's blocks are decoded once for all four; each column's arithmetic is the same
+// as the DotFn of the same ISA, so results are bit-identical to four dot() calls.
+using Dot4Fn = void (*)(const void* row, const void* const* acts, int64_t n, float* out);
 
 struct TypeKernels {
     DequantFn dequant = nullptr;
     PrepareFn prepare = nullptr;
     DotFn dot = nullptr;
+    Dot4Fn dot4 = nullptr;  // null: four dot() calls
 };
 
 TypeKernels scalar_kernels(GgmlType t);  // complete for every type with has_kernels
@@ -23,9 +28,11 @@ TypeKernels scalar_kernels(GgmlType t);  // complete for every type with has_ker
 DequantFn avx2_dequant(GgmlType t);
 DotFn avx2_dot(GgmlType t);
 PrepareFn avx2_prepare(GgmlType t);
+Dot4Fn avx2_dot4(GgmlType t);
 DequantFn avx512_dequant(GgmlType t);
 DotFn avx512_dot(GgmlType t);
 PrepareFn avx512_prepare(GgmlType t);
+Dot4Fn avx512_dot4(GgmlType t);
 
 void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n);
 [[noreturn]] void unsupported(GgmlType t, const char* what);
