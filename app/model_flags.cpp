@@ -4,12 +4,12 @@
 
 namespace sluice {
 
-const std::set<std::string> kModelFlags = {"-t", "-c", "--experts-per-token", "--io", "--memory", "--expert-cache",
+const std::set<std::string> kModelFlags = {"-t", "-c", "--batch", "--experts-per-token", "--io", "--memory", "--expert-cache",
                                            "--cache-policy", "--io-engine", "--io-depth",
                                            "--gpu", "--gpu-expert-cache", "--gpu-experts"};
 const std::set<std::string> kModelBoolFlags = {"--no-prefetch"};
 const char* const kModelFlagsHelp =
-    "[-t THREADS] [-c CTX] [--experts-per-token K] [--io auto|mmap|page-cache|direct] [--memory SIZE] "
+    "[-t THREADS] [-c CTX] [--batch N] [--experts-per-token K] [--io auto|mmap|page-cache|direct] [--memory SIZE] "
     "[--expert-cache SIZE] [--cache-policy lfu|lru] [--io-engine auto|io_uring|pread] [--no-prefetch] " SLUICE_GPU_USAGE;
 
 ModelOptions model_options(const Args& a) {
@@ -18,6 +18,8 @@ ModelOptions model_options(const Args& a) {
     o.n_ctx = a.i64("-c", 0);
     if (o.n_threads < 0) throw Error("-t must be >= 0 (0: all cores)");
     if (o.n_ctx < 0) throw Error("-c must be >= 0 (0: the model's context, at most 4096)");
+    o.prefill_chunk = a.i64("--batch", o.prefill_chunk);
+    if (o.prefill_chunk < 1) throw Error("--batch must be at least 1 (prompt tokens processed together), got " + a.str("--batch"));
     o.experts_per_token = a.i64("--experts-per-token", 0);
     if (a.has("--experts-per-token") && o.experts_per_token < 1)
         throw Error("--experts-per-token must be at least 1, got " + a.str("--experts-per-token"));

@@ -9,7 +9,7 @@
 
 namespace sluice {
 
-// Value flags: -t -c --experts-per-token --io --memory --expert-cache --cache-policy --io-engine --io-depth
+// Value flags: -t -c --batch --experts-per-token --io --memory --expert-cache --cache-policy --io-engine --io-depth
 // --gpu --gpu-expert-cache --gpu-experts
 extern const std::set<std::string> kModelFlags;
 extern const std::set<std::string> kModelBoolFlags;  // --no-prefetch

@@ -32,12 +32,13 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
 }
 
 int verb_logits(int argc, char** argv) {
-    Args a(argc, argv, with_gpu_flags({"--tokens", "--out", "-t", "-c"}));
+    Args a(argc, argv, with_gpu_flags({"--tokens", "--out", "-t", "-c", "--batch"}));
     if (a.positional().size() != 1) throw Error("usage: sluice logits MODEL.gguf --tokens 1,2,3 --out FILE");
     const std::vector<int32_t> tokens = parse_token_list(a.required("--tokens"));
     ModelOptions opt;
     opt.n_threads = int(a.i64("-t", 0));
     opt.n_ctx = a.i64("-c", int64_t(tokens.size()));
+    opt.prefill_chunk = a.i64("--batch", opt.prefill_chunk);
     apply_gpu_flags(a, opt);
     auto model = load_model(resolve_model_path(a.positional()[0]), opt);
     const std::vector<float> logits = model->forward_tokens(tokens, true);

@@ -42,6 +42,28 @@ void softmax(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+namespace {
+
+// One head of one query over cache positions [0, n): s = softmax(q . k_t * scale), out = sum_t s_t v_t.
+// The one body both attention paths run, so decode and prompt chunks agree to the bit.
+void attend_head(float* out, const float* qh, const float* kb, const float* vb, int64_t k_stride, int64_t v_stride,
+                 int64_t n, int64_t head_dim, int64_t head_dim_v, float scale, float* s) {
+    for (int64_t t = 0; t < n; ++t) s[t] = vec_dot(GgmlType::F32, kb + t * k_stride, qh, head_dim) * scale;
+    softmax(s, n);
+    std::fill(out, out + head_dim_v, 0.0f);
+    int64_t d0 = 0;
+    for (; d0 + 8 <= head_dim_v; d0 += 8)  // fixed-width inner loop: the compiler vectorises it
+        for (int64_t t = 0; t < n; ++t) {
+            const float* vt = vb + t * v_stride + d0;
+            const float p = s[t];
+            for (int u = 0; u < 8; ++u) out[d0 + u] += p * vt[u];
+        }
+    for (; d0 < head_dim_v; ++d0)
+        for (int64_t t = 0; t < n; ++t) out[d0] += s[t] * vb[t * v_stride + d0];
+}
+
+}  // namespace
+
 void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_tokens, int64_t n_head,
                    int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, float* scores,
                    ThreadPool& pool) {
@@ -51,25 +73,27 @@ void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_toke
     // Heads are independent; split them over threads only when the context makes it worth a wake-up.
     const int64_t grain = n_tokens * head_dim < 16384 ? n_head : 1;
     pool.parallel_for(n_head, grain, [&](int64_t h0, int64_t h1, int) {
-        for (int64_t h = h0; h < h1; ++h) {
-            const float* qh = q + h * head_dim;
-            const float* kb = kv.k.data() + (h / group) * head_dim;
-            const float* vb = kv.v.data() + (h / group) * head_dim_v;
-            float* s = scores + h * n_tokens;
-            for (int64_t t = 0; t < n_tokens; ++t) {
-                const float* kt = kb + t * k_stride;
-                float dot = 0.0f;
-                for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kt[d];
-                s[t] = dot * scale;
-            }
-            softmax(s, n_tokens);
-            float* oh = out + h * head_dim_v;
-            std::fill(oh, oh + head_dim_v, 0.0f);
-            for (int64_t t = 0; t < n_tokens; ++t) {
-                const float* vt = vb + t * v_stride;
-                const float p = s[t];
-                for (int64_t d = 0; d < head_dim_v; ++d) oh[d] += p * vt[d];
-            }
+        for (int64_t h = h0; h < h1; ++h)
+            attend_head(out + h * head_dim_v, q + h * head_dim, kv.k.data() + (h / group) * head_dim,
+                        kv.v.data() + (h / group) * head_dim_v, k_stride, v_stride, n_tokens, head_dim, head_dim_v,
+                        scale, scores + h * n_tokens);
+    });
+}
+
+void attention_batch(float* out, const float* q, const LayerKv& kv, int64_t pos0, int64_t n_q, int64_t n_head,
+                     int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, ThreadPool& pool) {
+    const int64_t group = n_head / n_head_kv;
+    const int64_t k_stride = n_head_kv * head_dim, v_stride = n_head_kv * head_dim_v;
+    const float scale = 1.0f / std::sqrt(float(head_dim));
+    // (query, head) pairs, later queries (longer rows) first so the last chunks claimed are short.
+    pool.parallel_for(n_q * n_head, 1, [&](int64_t a, int64_t b, int) {
+        thread_local std::vector<float> s;
+        s.resize(size_t(pos0 + n_q));
+        for (int64_t x = a; x < b; ++x) {
+            const int64_t i = n_q - 1 - x / n_head, h = x % n_head;
+            attend_head(out + i * n_head * head_dim_v + h * head_dim_v, q + i * n_head * head_dim + h * head_dim,
+                        kv.k.data() + (h / group) * head_dim, kv.v.data() + (h / group) * head_dim_v, k_stride, v_stride,
+                        pos0 + i + 1, head_dim, head_dim_v, scale, s.data());
         }
     });
 }
@@ -175,6 +199,26 @@ void SharedInputMatvec::run(const float* x, int64_t n, std::initializer_list<std
         jobs[size_t(n_jobs++)] = {w, act->buf.data(), y};
     }
     matvec_jobs(jobs.data(), n_jobs, pool);
+}
+
+void SharedInputMatmul::run(const float* x, int64_t n, int64_t cols, std::initializer_list<MatmulOut> mats,
+                            ThreadPool& pool) {
+    if (mats.size() > size_t(kMaxMats)) throw std::logic_error("SharedInputMatmul: too many matrices");
+    std::array<MatmulJob, kMaxMats> jobs;
+    GgmlType types[kMaxMats];
+    int n_types = 0, n_jobs = 0;
+    for (const MatmulOut& m : mats) {
+        int a = 0;
+        while (a < n_types && types[a] != m.w.type) ++a;
+        if (a == n_types) {
+            types[n_types++] = m.w.type;
+            acts_[size_t(a)].prepare(m.w.type, x, n, cols, pool);
+            ptrs_[a].resize(size_t(n));
+            for (int64_t i = 0; i < n; ++i) ptrs_[a][size_t(i)] = acts_[size_t(a)].row(i);
+        }
+        jobs[size_t(n_jobs++)] = {m.w, ptrs_[a].data(), n, m.y, m.w.rows};
+    }
+    matmul_jobs(jobs.data(), n_jobs, pool);
 }
 
 std::vector<float> tensor_f32(const gguf::File& f, const gguf::TensorInfo& t) {

@@ -35,6 +35,12 @@ void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_toke
                    int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, float* scores,
                    ThreadPool& pool);
 
+// Causal attention of n_q consecutive queries (a prompt chunk at positions pos0 .. pos0 + n_q - 1,
+// their K and V already in the cache): query i sees positions [0, pos0 + i]. q (n_q, n_head, head_dim)
+// -> out (n_q, n_head, head_dim_v); each (query, head) computes exactly what attention_one does.
+void attention_batch(float* out, const float* q, const LayerKv& kv, int64_t pos0, int64_t n_q, int64_t n_head,
+                     int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, ThreadPool& pool);
+
 // Router: softmax over all n_expert logits, keep the k largest; weights renormalised to sum 1 when
 // `renorm`. ids/weights: k entries, largest first.
 void router_topk_softmax(const float* logits, int64_t n_expert, int64_t k, bool renorm, int32_t* ids,
@@ -85,6 +91,23 @@ public:
 private:
     static constexpr int kMaxMats = 6;
     std::array<PreparedAct, kMaxMats> acts_;  // one per distinct weight type
+};
+
+// The prompt-chunk counterpart: several matrices applied to the same rows x (n, cols), each row of x
+// prepared once per weight type; every weight row of every matrix in one parallel loop, meeting all
+// n rows of x. Entry (W, y, ldy): y[i * ldy + r] = W row r . x row i (ldy = W.rows: y is (n, W.rows)).
+struct MatmulOut {
+    WeightView w;
+    float* y;
+};
+class SharedInputMatmul {
+public:
+    void run(const float* x, int64_t n, int64_t cols, std::initializer_list<MatmulOut> mats, ThreadPool& pool);
+
+private:
+    static constexpr int kMaxMats = 6;
+    std::array<ActBatch, kMaxMats> acts_;
+    std::vector<const void*> ptrs_[kMaxMats];
 };
 
 // A GGUF tensor as floats (norm weights and other small vectors).

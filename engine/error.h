@@ -9,4 +9,10 @@ struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Prompt processing stopped on request (Model::set_prompt_hooks): the model keeps every token it
+// finished (n_past() says how many), nothing else changed.
+struct Interrupted : Error {
+    Interrupted() : Error("prompt processing stopped") {}
+};
+
 }  // namespace sluice

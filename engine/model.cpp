@@ -77,6 +77,8 @@ Model::Model(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams 
     rec_ = stream_->rec.get();
     int n = opt.n_threads > 0 ? opt.n_threads : int(std::thread::hardware_concurrency());
     pool_ = std::make_unique<ThreadPool>(n > 0 ? n : 1);
+    if (opt.prefill_chunk < 1) throw Error("--batch must be at least 1, got " + std::to_string(opt.prefill_chunk));
+    chunk_ = opt.prefill_chunk;
     n_ctx_ = opt.n_ctx > 0 ? opt.n_ctx : std::min<int64_t>(hp_.n_ctx_train > 0 ? hp_.n_ctx_train : 4096, 4096);
 }
 
@@ -101,19 +103,52 @@ Model::TokenScope::TokenScope(Model& m) : m_(m) { m_.rec_->begin_token(); }
 Model::TokenScope::~TokenScope() { m_.rec_->end_token(m_.n_past_, m_.n_ctx_); }
 
 std::vector<float> Model::forward_tokens(std::span<const int32_t> tokens, bool all) {
-    std::vector<float> out;
     const size_t nv = size_t(hp_.n_vocab);
-    if (all) out.reserve(tokens.size() * nv);
+    std::vector<float> out(all ? tokens.size() * nv : nv);
+    if (tokens.empty()) return {};
+    for (int32_t t : tokens) check_token(t);
+    if (n_past_ + int64_t(tokens.size()) > n_ctx_)
+        throw Error("the prompt needs " + std::to_string(n_past_ + int64_t(tokens.size())) + " positions; the context holds " +
+                    std::to_string(n_ctx_) + "; start a new conversation or raise -c");
     struct PromptDone {  // the prompt phase ends however the loop does
         StatsRecorder* r;
         ~PromptDone() { r->set_prompt(0, 0); }
     } done{rec_};
-    for (size_t i = 0; i < tokens.size(); ++i) {
-        rec_->set_prompt(int64_t(i), int64_t(tokens.size()));
-        const float* logits = forward(tokens[i]);
-        if (all || i + 1 == tokens.size()) out.insert(out.end(), logits, logits + nv);
+    prompt_total_ = int64_t(tokens.size());
+    for (size_t i = 0; i < tokens.size();) {
+        const size_t n = std::min(tokens.size() - i, size_t(chunk_));
+        prompt_done_ = double(i);
+        chunk_n_ = int64_t(n);
+        rec_->set_prompt(int64_t(i), prompt_total_, int64_t(n));
+        if (hooks_.stop && hooks_.stop->load(std::memory_order_relaxed)) throw Interrupted();
+        float* dst = all ? out.data() + i * nv : out.data();
+        if (n == 1) {
+            const float* l = forward(tokens[i]);
+            std::copy(l, l + nv, dst);
+        } else {
+            TokenScope scope(*this);  // one statistics entry per chunk
+            forward_batch(tokens.subspan(i, n), all, dst);
+        }
+        i += n;
+        if (hooks_.progress) hooks_.progress(double(i), prompt_total_);
     }
     return out;
+}
+
+void Model::forward_batch(std::span<const int32_t> tokens, bool all, float* logits) {
+    const size_t nv = size_t(hp_.n_vocab);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        if (i > 0 && hooks_.stop && hooks_.stop->load(std::memory_order_relaxed)) throw Interrupted();
+        const float* l = forward(tokens[i]);
+        if (all || i + 1 == tokens.size()) std::copy(l, l + nv, all ? logits + i * nv : logits);
+        if (hooks_.progress) hooks_.progress(prompt_done_ + double(i + 1), prompt_total_);
+    }
+}
+
+void Model::layer_done(int64_t layer) {
+    if (hooks_.progress)
+        hooks_.progress(prompt_done_ + double(chunk_n_) * double(layer + 1) / double(hp_.n_layer), prompt_total_);
+    if (hooks_.stop && hooks_.stop->load(std::memory_order_relaxed)) throw Interrupted();
 }
 
 }  // namespace sluice

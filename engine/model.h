@@ -3,7 +3,9 @@
 // (engine/stream/), a KV cache, and a forward pass per architecture (engine/models/<arch>.cpp). The
 // plain CPU forward here is the reference every faster path is tested against.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -48,6 +50,9 @@ struct ModelOptions {
     int n_threads = 0;         // 0: all cores
     int64_t n_ctx = 0;         // KV cache length; 0: min(n_ctx_train, 4096)
     int64_t experts_per_token = 0;  // 0: the file's top-k; else 1..n_expert (resolve_top_k)
+    // Prompt tokens processed together (--batch): each layer runs over the whole chunk, so a routed
+    // expert is read once per chunk and applied to all its tokens. 1: token by token.
+    int64_t prefill_chunk = 512;
 
     // Memory and expert streaming (engine/stream/).
     IoMode io = IoMode::Auto;          // --io
@@ -117,11 +122,30 @@ public:
     // Feeds one token at position n_past(); returns logits (n_vocab), valid until the next call.
     virtual const float* forward(int32_t token) = 0;
     // Feeds tokens in order; returns logits of the last one (all = true: every position, n x n_vocab).
+    // Prompts go in chunks of prefill_chunk tokens through forward_batch.
     virtual std::vector<float> forward_tokens(std::span<const int32_t> tokens, bool all);
+    int64_t prefill_chunk() const { return chunk_; }
+
+    // Prompt processing as the chat sees it: progress(done, total) as forward_tokens advances (tokens,
+    // fractional inside a chunk: layers done / layers); `stop` checked between layers and tokens:
+    // when set, forward_tokens throws Interrupted, keeping the chunks already finished.
+    struct PromptHooks {
+        std::function<void(double done, int64_t total)> progress;
+        const std::atomic<bool>* stop = nullptr;
+    };
+    void set_prompt_hooks(PromptHooks h) { hooks_ = std::move(h); }
 
 protected:
     Model(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp);
     void check_token(int32_t token) const;
+
+    // One chunk of a prompt (1..prefill_chunk tokens) at positions n_past().. : logits of the last token
+    // (all: of every token, n x n_vocab) into `logits`. Architectures override it with a layer-major
+    // pass; this default feeds forward() token by token. On Interrupted, n_past() counts only whole
+    // tokens (a layer-major pass leaves it at the chunk's start).
+    virtual void forward_batch(std::span<const int32_t> tokens, bool all, float* logits);
+    // Layer-major passes call this after each layer: reports progress, throws Interrupted on stop.
+    void layer_done(int64_t layer);
 
     // Every forward() opens one first thing: it times the token and publishes its statistics when it
     // closes (also when forward throws).
@@ -144,6 +168,12 @@ protected:
     int64_t n_ctx_ = 0;
     int64_t n_past_ = 0;
     std::string placement_ = "cpu";
+
+private:
+    int64_t chunk_ = 512;
+    PromptHooks hooks_;
+    double prompt_done_ = 0;  // tokens of this forward_tokens call before the current chunk
+    int64_t prompt_total_ = 0, chunk_n_ = 0;
 };
 
 // Opens `path`, picks the architecture from general.architecture (an unknown one is an Error naming

@@ -76,7 +76,7 @@ int64_t resolve_top_k(const ModelOptions& opt, int64_t n_expert, int64_t n_exper
 }
 
 MoeFfn::MoeFfn(int64_t n_embd, int64_t n_ff_exp, int64_t max_k)
-    : n_embd_(n_embd), n_ff_(n_ff_exp), fetched_(size_t(max_k)),
+    : n_embd_(n_embd), n_ff_(n_ff_exp), max_k_(max_k), fetched_(size_t(max_k)),
       gate_(size_t(n_ff_exp * max_k)), up_(size_t(n_ff_exp * max_k)), out_(size_t(n_embd * max_k)),
       down_act_(size_t(max_k)) {}
 
@@ -152,6 +152,159 @@ void MoeFfn::run_streamed(ExpertSource& src, int64_t layer, const int32_t* ids, 
         const float* o = &out_[size_t(j * n_embd_)];
         for (int64_t i = 0; i < n_embd_; ++i) y[i] += w * o[i];
     }
+    if (rec) {
+        rec->add_time(StatsRecorder::Part::ExpertsWait, wait);
+        rec->add_time(StatsRecorder::Part::ExpertsCompute, comp + std::chrono::duration<double>(Clock::now() - t).count());
+    }
+}
+
+void MoeFfn::reserve_batch(int64_t n) {
+    const size_t pairs = size_t(n * max_k_);
+    if (b_out_.size() >= pairs * size_t(n_embd_)) return;
+    b_gate_.assign(pairs * size_t(n_ff_), 0.0f);
+    b_up_.assign(pairs * size_t(n_ff_), 0.0f);
+    b_out_.assign(pairs * size_t(n_embd_), 0.0f);
+    b_down_.assign(pairs * size_t((n_ff_ * 4 + 63) / 64 * 64), 0);
+    b_x_[0].buf.assign(size_t(n) * size_t((n_embd_ * 4 + 63) / 64 * 64) + 64, 0);
+}
+
+void MoeFfn::compute_batch(const ExpertWeights* experts, const int64_t* idx, int64_t n, ThreadPool& pool) {
+    const int64_t ff = n_ff_;
+    std::vector<MatmulJob> jobs;
+    jobs.reserve(size_t(2 * n));
+    for (int64_t i = 0; i < n; ++i) {  // ffn_moe_gate, ffn_moe_up over the expert's tokens
+        const int64_t g = idx[i], p0 = b_first_[size_t(g)], np = b_first_[size_t(g + 1)] - p0;
+        const ExpertWeights& w = experts[g];
+        const int ga = w.gate.type == b_x_[0].type ? 0 : 1, ua = w.up.type == b_x_[0].type ? 0 : 1;
+        jobs.push_back({w.gate, &b_xact_[ga][size_t(p0)], np, &b_gate_[size_t(p0 * ff)], ff});
+        jobs.push_back({w.up, &b_xact_[ua][size_t(p0)], np, &b_up_[size_t(p0 * ff)], ff});
+    }
+    matmul_jobs(jobs.data(), int64_t(jobs.size()), pool);
+    // ffn_moe_swiglu, and the down inputs prepared, pair by pair over the threads.
+    int64_t n_pairs = 0;
+    for (int64_t i = 0; i < n; ++i) n_pairs += b_first_[size_t(idx[i] + 1)] - b_first_[size_t(idx[i])];
+    std::vector<int64_t> pairs;
+    pairs.reserve(size_t(n_pairs));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = b_first_[size_t(idx[i])]; p < b_first_[size_t(idx[i] + 1)]; ++p) pairs.push_back(p);
+    const GgmlType dt = experts[idx[0]].down.type;
+    for (int64_t i = 1; i < n; ++i)
+        if (experts[idx[i]].down.type != dt) throw Error("expert down matrices of more than one weight type in one layer");
+    pool.parallel_for(n_pairs, 4, [&](int64_t a, int64_t b, int) {
+        for (int64_t q = a; q < b; ++q) {
+            const int64_t p = pairs[size_t(q)];
+            float* g = &b_gate_[size_t(p * ff)];
+            const float* u = &b_up_[size_t(p * ff)];
+            for (int64_t r = 0; r < ff; ++r) g[r] = silu(g[r]) * u[r];
+            prepare_act(dt, g, b_down_.data() + p * b_dstride_, ff);
+        }
+    });
+    jobs.clear();
+    for (int64_t i = 0; i < n; ++i) {  // ffn_moe_down
+        const int64_t g = idx[i], p0 = b_first_[size_t(g)], np = b_first_[size_t(g + 1)] - p0;
+        jobs.push_back({experts[g].down, &b_dact_[size_t(p0)], np, &b_out_[size_t(p0 * n_embd_)], n_embd_});
+    }
+    matmul_jobs(jobs.data(), int64_t(jobs.size()), pool);
+}
+
+void MoeFfn::run_batch(ExpertSource& src, int64_t layer, const int32_t* ids, const float* weights, int64_t n, int64_t k,
+                       int64_t n_expert, const float* x, float* y, ThreadPool& pool, const Guess* next) {
+    using Clock = std::chrono::steady_clock;
+    StatsRecorder* rec = src.recorder();
+    if (rec)
+        for (int64_t t = 0; t < n; ++t) rec->routing(layer, n_expert, ids + t * k, k);
+    // Pairs sorted by expert (counting sort: experts in id order, tokens in order within each).
+    std::vector<int64_t> count(size_t(n_expert) + 1, 0);
+    for (int64_t p = 0; p < n * k; ++p) {
+        if (ids[p] < 0 || ids[p] >= n_expert) throw Error("router picked expert " + std::to_string(ids[p]));
+        ++count[size_t(ids[p]) + 1];
+    }
+    b_experts_.clear();
+    b_first_.clear();
+    std::vector<int64_t> at(size_t(n_expert), 0);
+    for (int64_t e = 0, sum = 0; e < n_expert; ++e) {
+        at[size_t(e)] = sum;
+        if (count[size_t(e) + 1] == 0) continue;
+        b_experts_.push_back(int32_t(e));
+        b_first_.push_back(sum);
+        sum += count[size_t(e) + 1];
+    }
+    b_first_.push_back(n * k);
+    const int64_t n_pairs = n * k, ne = int64_t(b_experts_.size());
+    b_pair_of_.resize(size_t(n_pairs));
+    std::vector<int64_t> token_of(static_cast<size_t>(n_pairs));
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t j = 0; j < k; ++j) {
+            const int64_t p = at[size_t(ids[t * k + j])]++;
+            b_pair_of_[size_t(t * k + j)] = p;
+            token_of[size_t(p)] = t;
+        }
+    b_gate_.resize(size_t(n_pairs * n_ff_));
+    b_up_.resize(size_t(n_pairs * n_ff_));
+    b_out_.resize(size_t(n_pairs * n_embd_));
+    b_dact_.resize(size_t(n_pairs));
+    b_dstride_ = 0;
+
+    double wait = 0, comp = 0;
+    auto t = Clock::now();
+    const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(src.capacity(), ne));
+    std::vector<ExpertWeights> fetched(static_cast<size_t>(cap));
+    std::vector<int64_t> ready;
+    std::vector<ExpertWeights> all(static_cast<size_t>(ne));
+    int n_xt = 0;  // activation types prepared (gate's, and up's when it differs)
+    auto has_x = [&](GgmlType t) { return (n_xt > 0 && b_x_[0].type == t) || (n_xt > 1 && b_x_[1].type == t); };
+    bool prepared = false;
+    for (int64_t g0 = 0; g0 < ne; g0 += cap) {
+        const int64_t gn = std::min(cap, ne - g0);
+        src.start(layer, b_experts_.data() + g0, gn, fetched.data());
+        // The next layer's guess only when this layer's experts leave it room in the cache.
+        if (next && g0 == 0 && src.capacity() >= 2 * ne) src.prefetch(next->layer, next->ids, next->k);
+        if (!prepared) {  // x for the gate and up types, once per chunk, while the first reads run
+            prepared = true;
+            const GgmlType gt = fetched[0].gate.type, ut = fetched[0].up.type;
+            b_x_[0].prepare(gt, x, n, n_embd_, pool);
+            if (ut != gt) b_x_[1].prepare(ut, x, n, n_embd_, pool);
+            n_xt = ut != gt ? 2 : 1;
+            for (int a = 0; a < n_xt; ++a) {
+                b_xact_[a].resize(size_t(n_pairs));
+                for (int64_t p = 0; p < n_pairs; ++p) b_xact_[a][size_t(p)] = b_x_[a].row(token_of[size_t(p)]);
+            }
+            b_dstride_ = (int64_t(act_bytes(fetched[0].down.type, n_ff_)) + 63) / 64 * 64;
+            b_down_.resize(size_t(n_pairs * b_dstride_));
+            for (int64_t p = 0; p < n_pairs; ++p) b_dact_[size_t(p)] = b_down_.data() + p * b_dstride_;
+        }
+        for (int64_t done = 0; done < gn;) {
+            ready.clear();
+            const int64_t r = src.wait_ready(ready);
+            const auto t1 = Clock::now();
+            wait += std::chrono::duration<double>(t1 - t).count();
+            if (r == 0) throw Error("expert source returned " + std::to_string(done) + " of " + std::to_string(gn) + " experts");
+            // compute_batch indexes b_first_ by distinct-expert index: shift the group's ready list.
+            for (int64_t i = 0; i < r; ++i) {
+                const ExpertWeights& w = fetched[size_t(ready[size_t(i)])];
+                if (!has_x(w.gate.type) || !has_x(w.up.type))
+                    throw Error("expert gate and up matrices of more than two weight types in one layer");
+                all[size_t(g0 + ready[size_t(i)])] = w;
+                ready[size_t(i)] += g0;
+            }
+            compute_batch(all.data(), ready.data(), r, pool);
+            t = Clock::now();
+            comp += std::chrono::duration<double>(t - t1).count();
+            done += r;
+        }
+    }
+    // ffn_moe_out: per token, the weighted sum in j order, as run_streamed.
+    pool.parallel_for(n, 4, [&](int64_t a, int64_t b, int) {
+        for (int64_t tk = a; tk < b; ++tk) {
+            float* yt = y + tk * n_embd_;
+            std::fill(yt, yt + n_embd_, 0.0f);
+            for (int64_t j = 0; j < k; ++j) {
+                const float w = weights[tk * k + j];
+                const float* o = &b_out_[size_t(b_pair_of_[size_t(tk * k + j)] * n_embd_)];
+                for (int64_t i = 0; i < n_embd_; ++i) yt[i] += w * o[i];
+            }
+        }
+    });
     if (rec) {
         rec->add_time(StatsRecorder::Part::ExpertsWait, wait);
         rec->add_time(StatsRecorder::Part::ExpertsCompute, comp + std::chrono::duration<double>(Clock::now() - t).count());

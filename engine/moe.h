@@ -62,6 +62,9 @@ public:
     // (false for mmap; streaming sources turn it off while their guesses keep missing).
     virtual bool wants_prefetch() const { return false; }
     virtual void prefetch(int64_t layer, const int32_t* ids, int64_t k) {}
+    // How many experts one start() may ask for at once (a cache's slots); prompt chunks fetch a
+    // layer's experts in groups of this size.
+    virtual int64_t capacity() const { return INT64_MAX; }
     // Where fetches are counted and timed (null: nowhere).
     StatsRecorder* recorder() const { return rec_; }
     void set_recorder(StatsRecorder* r) { rec_ = r; }
@@ -90,6 +93,7 @@ int64_t resolve_top_k(const ModelOptions& opt, int64_t n_expert, int64_t n_exper
 class MoeFfn {
 public:
     MoeFfn(int64_t n_embd, int64_t n_ff_exp, int64_t max_k);
+    int64_t max_k() const { return max_k_; }
     void run(const ExpertWeights* experts, const float* weights, int64_t k, const float* x, float* y,
              ThreadPool& pool);
     // The same with the experts of `layer` taken from `src` as they arrive: experts whose reads are
@@ -106,17 +110,42 @@ public:
     void run_streamed(ExpertSource& src, int64_t layer, const int32_t* ids, const float* weights, int64_t k,
                       int64_t n_expert, const float* x, float* y, ThreadPool& pool, const Guess* next = nullptr);
 
+    // A prompt chunk: n tokens, each routed to k experts (ids, weights: (n, k)); x (n, n_embd) -> y (n,
+    // n_embd). Tokens are grouped by expert: each routed expert of the layer is fetched once (groups of
+    // src.capacity()) and applied to all its tokens as matrix products, the gate and up of every expert
+    // whose reads are complete in one parallel loop, then their down, while the other reads go on.
+    // Every (token, expert) output is what run_streamed computes for that token, and the weighted sum
+    // runs in j order, so results are bit-identical to token-by-token processing.
+    // next: the union of the next layer's guessed experts over the chunk (prefetched, as run_streamed).
+    // Sizes run_batch's buffers for chunks of n tokens now (resident from the start, as the budget
+    // expects), with room for float activations (the largest prepared form).
+    void reserve_batch(int64_t n);
+    void run_batch(ExpertSource& src, int64_t layer, const int32_t* ids, const float* weights, int64_t n, int64_t k,
+                   int64_t n_expert, const float* x, float* y, ThreadPool& pool, const Guess* next = nullptr);
+
 private:
+    // Batched: the routed pairs of the experts listed (indices into b_experts_) as matrix products.
+    void compute_batch(const ExpertWeights* experts, const int64_t* idx, int64_t n, ThreadPool& pool);
     // out_[j] = down_j(silu(gate_j x) * up_j x) for the listed j.
     void compute(const ExpertWeights* experts, const int64_t* idx, int64_t n, const float* x, ThreadPool& pool);
     const void* x_act(GgmlType t, const float* x);
 
-    int64_t n_embd_, n_ff_;
+    int64_t n_embd_, n_ff_, max_k_;
     std::vector<ExpertWeights> fetched_;   // run_streamed's views
     std::vector<int64_t> ready_, all_;
     std::vector<float> gate_, up_, out_;   // (k, n_ff) (k, n_ff) (k, n_embd)
     PreparedAct x_act_[2];                 // x for the gate and up types
     std::vector<PreparedAct> down_act_;    // each expert's down-projection input
+    // run_batch: routed (token, slot) pairs sorted by expert; pair p's rows live at p in the buffers.
+    std::vector<int32_t> b_experts_;       // distinct experts of the chunk
+    std::vector<int64_t> b_first_;         // per distinct expert: its first pair (size + 1)
+    std::vector<int64_t> b_pair_of_;       // (n, k): the pair of token t's j-th expert
+    std::vector<const void*> b_xact_[2];   // per pair: its token's prepared x (gate, up types)
+    std::vector<const void*> b_dact_;      // per pair: its down input, prepared
+    std::vector<float> b_gate_, b_up_, b_out_;  // (pairs, n_ff) (pairs, n_ff) (pairs, n_embd)
+    ActBatch b_x_[2];                      // the chunk's x for the gate and up types
+    std::vector<uint8_t> b_down_;          // prepared down inputs, b_dstride_ apart
+    int64_t b_dstride_ = 0;
 };
 
 }  // namespace sluice

@@ -41,8 +41,9 @@ void StatsRecorder::end_token(int64_t n_past, int64_t n_ctx) {
     if (s.prompt_total > 0) {
         s.phase = StatsSnapshot::Phase::Prompt;
         const double el = std::chrono::duration<double>(Clock::now() - prompt_t0_).count();
-        s.prompt_tok_s = el > 0 ? double(s.prompt_done + 1) / el : 0;
-        s.prompt_eta_s = s.prompt_tok_s > 0 ? double(s.prompt_total - s.prompt_done - 1) / s.prompt_tok_s : 0;
+        const int64_t done = s.prompt_done + prompt_chunk_;
+        s.prompt_tok_s = el > 0 ? double(done) / el : 0;
+        s.prompt_eta_s = s.prompt_tok_s > 0 ? double(s.prompt_total - done) / s.prompt_tok_s : 0;
     } else {
         s.phase = StatsSnapshot::Phase::Decode;
         ++s.tokens_generated;
@@ -57,7 +58,8 @@ void StatsRecorder::end_token(int64_t n_past, int64_t n_ctx) {
     board_->publish(s);
 }
 
-void StatsRecorder::set_prompt(int64_t done, int64_t total) {
+void StatsRecorder::set_prompt(int64_t done, int64_t total, int64_t chunk) {
+    prompt_chunk_ = chunk;
     if (total > 0 && (cur_.prompt_total != total || done == 0)) prompt_t0_ = Clock::now();
     cur_.prompt_done = done;
     cur_.prompt_total = total;

@@ -22,7 +22,8 @@ public:
 
     void begin_token();
     void end_token(int64_t n_past, int64_t n_ctx);  // publishes
-    void set_prompt(int64_t done, int64_t total);   // inside forward_tokens; total 0: prompt over
+    // Inside forward_tokens, before each chunk of `chunk` tokens; total 0: prompt over.
+    void set_prompt(int64_t done, int64_t total, int64_t chunk = 1);
     void add_time(Part p, double seconds);
     void add_reads(uint64_t bytes, uint64_t n_reads);
     void add_lookups(uint64_t hits, uint64_t misses);
@@ -44,7 +45,8 @@ private:
     Clock::time_point t0_, prompt_t0_;
     double parts_[3] = {0, 0, 0};
     uint64_t bytes_ = 0, hits_ = 0, misses_ = 0, os_read0_ = 0;
-    int depth_ = 0;                     // nested begin_token (a forward calling forward)
+    int depth_ = 0;
+    int64_t prompt_chunk_ = 1;                     // nested begin_token (a forward calling forward)
     std::vector<double> recent_;        // last decode token times
     // routing: per layer, the previous token's experts and every expert seen
     std::vector<std::vector<uint8_t>> prev_, seen_;

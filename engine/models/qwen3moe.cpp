@@ -6,6 +6,9 @@
 //               h = rmsnorm(x) ; x += moe(h)  (or a dense SwiGLU FFN for qwen3)
 //   logits = Wout rmsnorm(x)          (Wout = token_embd when the head is tied)
 //
+// Prompts run layer-major (forward_batch): each layer over a whole chunk of tokens, q/k/v/o and the
+// experts as matrix products, each routed expert fetched once per chunk for all its tokens.
+//
 // moe(h): softmax over the router logits, top-k experts, weights renormalised to sum 1 (qwen3moe GGUFs
 // carry no norm_topk_prob flag; every Qwen3-MoE release sets it), sum of w_e * down_e(silu(gate_e h) *
 // up_e h).
@@ -68,6 +71,7 @@ public:
         guess_ids_.resize(size_t(top_k_));
         guess_w_.resize(size_t(top_k_));
         logits_.resize(size_t(h.n_vocab));
+        if (prefill_chunk() > 1) reserve_batch(prefill_chunk());
     }
 
     const float* forward(int32_t token) override {
@@ -94,6 +98,34 @@ public:
         matvec(output_, hn_.data(), logits_.data(), *pool_);
         ++n_past_;
         return logits_.data();
+    }
+
+    void forward_batch(std::span<const int32_t> tokens, bool all, float* logits) override {
+        const Hparams& h = hp_;
+        const int64_t T = int64_t(tokens.size()), pos0 = n_past_, E = h.n_embd;
+        reserve_batch(T);
+        for (int64_t t = 0; t < T; ++t)  // token_embd rows -> xb (T, n_embd)
+            dequantize_row(tok_embd_->type, file_->data(*tok_embd_) + tokens[size_t(t)] * row_bytes(tok_embd_->type, E),
+                           &xb_[size_t(t * E)], E);
+        for (int64_t il = 0; il < h.n_layer; ++il) {
+            const Layer& L = layers_[size_t(il)];
+            attention_batch_block(L, kv_[size_t(il)], pos0, T);
+            rows_rmsnorm(hb_.data(), xb_.data(), L.ffn_norm.data(), T);
+            if (L.router.data)
+                moe_batch(il, L, T);
+            else
+                dense_ffn_batch(L, T);
+            for (int64_t i = 0; i < T * E; ++i) xb_[size_t(i)] += yb_[size_t(i)];
+            layer_done(il);
+        }
+        // The head only where logits are read.
+        const int64_t first = all ? 0 : T - 1;
+        rows_rmsnorm(&hb_[size_t(first * E)], &xb_[size_t(first * E)], output_norm_.data(), T - first);
+        if (all)
+            matmul(output_, hb_.data(), T, logits, *pool_);
+        else
+            matvec(output_, &hb_[size_t(first * E)], logits, *pool_);
+        n_past_ += T;
     }
 
     std::vector<uint8_t> save_state() const override {
@@ -146,6 +178,94 @@ private:
                       scores_.data(), *pool_);
         matvec(L.wo, att_.data(), y_.data(), *pool_);
         for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
+    }
+
+    // Prompt chunks: the same blocks over T rows (xb, hb, yb: (T, n_embd)).
+    void reserve_batch(int64_t T) {
+        const Hparams& h = hp_;
+        if (int64_t(xb_.size()) >= T * h.n_embd) return;
+        // Sized (and touched) once, so the resident set after loading includes them.
+        for (auto* v : {&xb_, &hb_, &yb_}) v->assign(size_t(T * h.n_embd), 0.0f);
+        qb_.assign(size_t(T * h.n_head * h.head_dim), 0.0f);
+        kb_.assign(size_t(T * h.n_head_kv * h.head_dim), 0.0f);
+        vb_.assign(size_t(T * h.n_head_kv * h.head_dim_v), 0.0f);
+        attb_.assign(size_t(T * h.n_head * h.head_dim_v), 0.0f);
+        if (h.n_expert > 0) {
+            router_b_.assign(size_t(T * h.n_expert), 0.0f);
+            ids_b_.assign(size_t(T * top_k_), 0);
+            w_b_.assign(size_t(T * top_k_), 0.0f);
+            moe_->reserve_batch(T);
+        } else {
+            gate_b_.assign(size_t(T * h.n_ff), 0.0f);
+            up_b_.assign(size_t(T * h.n_ff), 0.0f);
+        }
+    }
+
+    void rows_rmsnorm(float* out, const float* x, const float* w, int64_t T) {
+        const int64_t E = hp_.n_embd;
+        pool_->parallel_for(T, 16, [&](int64_t a, int64_t b, int) {
+            for (int64_t t = a; t < b; ++t) rmsnorm(out + t * E, x + t * E, w, E, hp_.rms_eps);
+        });
+    }
+
+    void attention_batch_block(const Layer& L, LayerKv& kv, int64_t pos0, int64_t T) {
+        const Hparams& h = hp_;
+        ScopedTime st(rec_, StatsRecorder::Part::Attention);
+        const int64_t nq = h.n_head * h.head_dim, nk = h.n_head_kv * h.head_dim, nv = h.n_head_kv * h.head_dim_v;
+        rows_rmsnorm(hb_.data(), xb_.data(), L.attn_norm.data(), T);  // attn_norm
+        shared_b_.run(hb_.data(), T, h.n_embd, {{L.wq, qb_.data()}, {L.wk, kb_.data()}, {L.wv, vb_.data()}}, *pool_);
+        pool_->parallel_for(T, 4, [&](int64_t a, int64_t b, int) {
+            for (int64_t t = a; t < b; ++t) {
+                float* q = &qb_[size_t(t * nq)];
+                float* k = &kb_[size_t(t * nk)];
+                for (int64_t hh = 0; hh < h.n_head; ++hh)  // Qcur_normed
+                    rmsnorm(q + hh * h.head_dim, q + hh * h.head_dim, L.q_norm.data(), h.head_dim, h.rms_eps);
+                for (int64_t hh = 0; hh < h.n_head_kv; ++hh)  // Kcur_normed
+                    rmsnorm(k + hh * h.head_dim, k + hh * h.head_dim, L.k_norm.data(), h.head_dim, h.rms_eps);
+                rope_neox(q, h.n_head, h.head_dim, h.n_rot, pos0 + t, h.rope_base);
+                rope_neox(k, h.n_head_kv, h.head_dim, h.n_rot, pos0 + t, h.rope_base);
+                std::copy(k, k + nk, kv.k.begin() + (pos0 + t) * nk);
+                std::copy(&vb_[size_t(t * nv)], &vb_[size_t((t + 1) * nv)], kv.v.begin() + (pos0 + t) * nv);
+            }
+        });
+        attention_batch(attb_.data(), qb_.data(), kv, pos0, T, h.n_head, h.n_head_kv, h.head_dim, h.head_dim_v, *pool_);
+        matmul(L.wo, attb_.data(), T, yb_.data(), *pool_);
+        for (int64_t i = 0; i < T * h.n_embd; ++i) xb_[size_t(i)] += yb_[size_t(i)];
+    }
+
+    void moe_batch(int64_t il, const Layer& L, int64_t T) {
+        const Hparams& h = hp_;
+        const int64_t k = top_k_;
+        matmul(L.router, hb_.data(), T, router_b_.data(), *pool_);  // ffn_moe_logits
+        for (int64_t t = 0; t < T; ++t)
+            router_topk_softmax(&router_b_[size_t(t * h.n_expert)], h.n_expert, k, true, &ids_b_[size_t(t * k)],
+                                &w_b_[size_t(t * k)]);
+        // Streaming: the next layer's router on this layer's input guesses its experts (the union
+        // over the chunk), read while this layer computes.
+        MoeFfn::Guess guess{il + 1, nullptr, 0};
+        const bool do_guess = il + 1 < h.n_layer && layers_[size_t(il + 1)].router.data && experts_->wants_prefetch();
+        if (do_guess) {
+            std::vector<float> lg(static_cast<size_t>(T * h.n_expert));
+            matmul(layers_[size_t(il + 1)].router, hb_.data(), T, lg.data(), *pool_);
+            std::vector<uint8_t> want(size_t(h.n_expert), 0);
+            for (int64_t t = 0; t < T; ++t) {
+                router_topk_softmax(&lg[size_t(t * h.n_expert)], h.n_expert, k, false, guess_ids_.data(), guess_w_.data());
+                for (int64_t j = 0; j < k; ++j) want[size_t(guess_ids_[size_t(j)])] = 1;
+            }
+            guess_union_.clear();
+            for (int64_t e = 0; e < h.n_expert; ++e)
+                if (want[size_t(e)]) guess_union_.push_back(int32_t(e));
+            guess.ids = guess_union_.data();
+            guess.k = int64_t(guess_union_.size());
+        }
+        moe_->run_batch(*experts_, il, ids_b_.data(), w_b_.data(), T, k, h.n_expert, hb_.data(), yb_.data(), *pool_,
+                        do_guess ? &guess : nullptr);
+    }
+
+    void dense_ffn_batch(const Layer& L, int64_t T) {
+        shared_b_.run(hb_.data(), T, hp_.n_embd, {{L.ffn_gate, gate_b_.data()}, {L.ffn_up, up_b_.data()}}, *pool_);
+        for (int64_t i = 0; i < T * hp_.n_ff; ++i) gate_b_[size_t(i)] = silu(gate_b_[size_t(i)]) * up_b_[size_t(i)];
+        matmul(L.ffn_down, gate_b_.data(), T, yb_.data(), *pool_);
     }
 
     // y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn)
@@ -242,6 +362,10 @@ private:
     std::vector<float> x_, hn_, y_, q_, k_, v_, att_, scores_, gate_, up_, router_logits_, weights_, logits_, guess_w_;
     std::vector<int32_t> ids_, guess_ids_;
     SharedInputMatvec shared_;  // hn prepared once per weight type
+    // Activations of a prompt chunk (T rows each).
+    std::vector<float> xb_, hb_, yb_, qb_, kb_, vb_, attb_, router_b_, w_b_, gate_b_, up_b_;
+    std::vector<int32_t> ids_b_, guess_union_;
+    SharedInputMatmul shared_b_;
     std::unique_ptr<ExpertSource> experts_;
     std::unique_ptr<MoeFfn> moe_;
 };

@@ -58,6 +58,7 @@ public:
     void start(int64_t layer, const int32_t* ids, int64_t k, ExpertWeights* out) override;
     int64_t wait_ready(std::vector<int64_t>& ready) override;
     bool wants_prefetch() const override { return cfg_.prefetch && cfg_.direct; }
+    int64_t capacity() const override { return cache_ ? cache_->n_slots() : 1; }
     void prefetch(int64_t layer, const int32_t* ids, int64_t k) override;
     double guess_accuracy() const { return accuracy_; }
 
