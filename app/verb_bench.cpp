@@ -98,13 +98,31 @@ int verb_bench(int argc, char** argv) {
         x ^= x << 5;
         t = int32_t(x % uint32_t(nv));
     }
+    // The prompt, in chunks of --batch: what was read from the file against what the chunks touched
+    // (each routed expert once per chunk is the most a batched prefill should read).
+    StatsRecorder& rec = m->recorder();
+    rec.keep_trace(true);
+    const uint64_t pbytes0 = m->stats()->read().bytes_read_total, pos0 = os_read_bytes();
     const auto t0 = Clock::now();
     std::vector<float> last = m->forward_tokens(prompt, false);
     const double prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const uint64_t prompt_bytes = m->stats()->read().bytes_read_total - pbytes0, prompt_os = os_read_bytes() - pos0;
     const int32_t first = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
-
-    StatsRecorder& rec = m->recorder();
-    rec.keep_trace(true);
+    const StatsSnapshot ps = m->stats()->read();  // the last chunk's time split
+    const ModelInfo info = model_info(m->file(), opt.experts_per_token);
+    const int64_t chunk = m->prefill_chunk(), n_chunks = (P + chunk - 1) / chunk;
+    uint64_t touched = 0;  // distinct (layer, expert) per chunk x one expert's bytes
+    if (info.n_moe_layers > 0) {
+        const std::vector<int32_t>& tr = rec.trace();
+        const int64_t per_tok = int64_t(tr.size()) / P;  // routings per token over all MoE layers
+        for (int64_t c = 0; c < n_chunks && per_tok > 0; ++c) {
+            const int64_t t1 = std::min(P, (c + 1) * chunk);
+            std::vector<int32_t> keys(tr.begin() + c * chunk * per_tok, tr.begin() + t1 * per_tok);
+            std::sort(keys.begin(), keys.end());
+            touched += uint64_t(std::unique(keys.begin(), keys.end()) - keys.begin()) * info.expert_slab_bytes;
+        }
+    }
+    rec.keep_trace(true);  // the decode's trace starts empty
     const auto board = m->stats();
     std::vector<double> runs, tok_ms, bytes, os_bytes, mb_s, att, comp, wait, other;
     std::vector<int32_t> greedy;
@@ -164,6 +182,8 @@ int verb_bench(int argc, char** argv) {
             "\"io_mode\":\"%s\",\"io_engine\":\"%s\",\"io_note\":\"%s\",\"cache_policy\":\"%s\",\"memory_budget\":%llu,"
             "\"dense_bytes\":%llu,\"expert_cache_bytes\":%llu,\"cache_slots\":%lld,\"slot_bytes\":%llu,"
             "\"experts_per_token\":%lld,\"load_s\":%.3f,\"prompt_tokens\":%lld,\"prompt_tok_s\":%.4f,"
+            "\"batch\":%lld,\"prompt_chunks\":%lld,\"prompt_bytes_read\":%llu,\"prompt_os_read_bytes\":%llu,"
+            "\"prompt_touched_expert_bytes\":%llu,"
             "\"decode_tokens\":%lld,\"decode_tok_s_runs\":[%s],\"decode_tok_s_median\":%.4f,"
             "\"token_ms_median\":%.3f,\"bytes_read_per_token_median\":%.0f,\"os_read_bytes_per_token_median\":%.0f,"
             "\"disk_mb_s_median\":%.2f,\"expert_hits\":%llu,\"expert_misses\":%llu,\"hit_rate\":%.4f,"
@@ -175,7 +195,8 @@ int verb_bench(int argc, char** argv) {
             path.c_str(), (unsigned long long)mem.file_bytes, isa_name(active_isa()), m->pool().size(), s.io_mode,
             s.io_engine, mem.note.c_str(), mem.policy.c_str(), (unsigned long long)opt.memory_budget,
             (unsigned long long)mem.dense_bytes, (unsigned long long)mem.expert_cache_bytes, (long long)mem.cache_slots,
-            (unsigned long long)mem.slot_bytes, (long long)k, load_s, (long long)P, double(P) / prompt_s, (long long)N,
+            (unsigned long long)mem.slot_bytes, (long long)k, load_s, (long long)P, double(P) / prompt_s, (long long)chunk, (long long)n_chunks,
+            (unsigned long long)prompt_bytes, (unsigned long long)prompt_os, (unsigned long long)touched, (long long)N,
             r.c_str(), med, median(tok_ms), median(bytes), median(os_bytes), median(mb_s), (unsigned long long)hits,
             (unsigned long long)misses, hit_rate, s.hit_rate_source, median(att), median(comp), median(wait),
             median(other), (unsigned long long)rss_max, (unsigned long long)peak_rss(), opt.prefetch ? "true" : "false",
@@ -185,7 +206,12 @@ int verb_bench(int argc, char** argv) {
     } else {
         std::printf("decode     %lld tokens x %lld: median %.3f tok/s (runs", (long long)N, (long long)R, med);
         for (double v : runs) std::printf(" %.3f", v);
-        std::printf(")\nprompt     %lld tokens: %.3f tok/s\n", (long long)P, double(P) / prompt_s);
+        std::printf(")\nprompt     %lld tokens: %.3f tok/s (%lld chunks of --batch %lld); read %s, kernel read %s; "
+                    "the chunks touched %s of experts\n",
+                    (long long)P, double(P) / prompt_s, (long long)n_chunks, (long long)chunk, format_bytes(prompt_bytes).c_str(),
+                    format_bytes(prompt_os).c_str(), format_bytes(touched).c_str());
+        std::printf("last chunk %.2f s: attention %.2f, experts compute %.2f, experts wait %.2f, other %.2f\n", ps.t_token,
+                    ps.t_attention, ps.t_experts_compute, ps.t_experts_wait, ps.t_other);
         std::printf("per token  %.1f ms: attention %.1f, experts compute %.1f, experts wait %.1f, other %.1f (medians)\n",
                     median(tok_ms), median(att), median(comp), median(wait), median(other));
         std::printf("reads      %s per token (median), %.0f MB/s; kernel read %s per token\n",

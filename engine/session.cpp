@@ -509,33 +509,34 @@ std::vector<float> ChatSession::prefill(const std::vector<int32_t>& ids, ReplySt
     snap_.prompt_done = 0;
     snap_.prompt_eta_s = 0;
     publish();
-    // Chunks keep any batched prefill of the model and still show progress and honour stop: they
-    // start at one token and double while a chunk takes under 20 ms (a slow, streaming model
-    // reports every token; a fast one is not slowed by bookkeeping).
-    size_t chunk = 1;
-    std::vector<float> logits;
+    // The model processes the prompt in chunks (layer-major, --batch) and reports progress from inside
+    // them, between layers; a stop lands between layers too, keeping the chunks already finished.
     auto last_publish = t0;
-    for (size_t i = p; i < ids.size();) {
-        if (stop_) {
-            stopped = true;
-            return {};
-        }
-        const size_t n = std::min(chunk, ids.size() - i);
-        const auto c0 = Clock::now();
-        logits = model_->forward_tokens(std::span<const int32_t>(ids.data() + i, n), false);
-        cached_.insert(cached_.end(), ids.begin() + long(i), ids.begin() + long(i + n));
-        i += n;
-        const auto now = Clock::now();
-        if (now - c0 < std::chrono::milliseconds(20) && chunk < 64) chunk *= 2;
-        snap_.prompt_done = int64_t(i - p);
-        const double el = std::chrono::duration<double>(now - t0).count();
-        snap_.prompt_tok_s = el > 0 ? double(snap_.prompt_done) / el : 0;
-        snap_.prompt_eta_s = snap_.prompt_tok_s > 0 ? double(snap_.prompt_total - snap_.prompt_done) / snap_.prompt_tok_s : 0;
-        if (now - last_publish > std::chrono::milliseconds(50) || i == ids.size()) {
-            publish();
-            last_publish = now;
-        }
+    model_->set_prompt_hooks({[&](double done, int64_t total) {
+                                  const auto now = Clock::now();
+                                  snap_.prompt_done = int64_t(done);
+                                  const double el = std::chrono::duration<double>(now - t0).count();
+                                  snap_.prompt_tok_s = el > 0 ? done / el : 0;
+                                  snap_.prompt_eta_s = snap_.prompt_tok_s > 0 ? (double(total) - done) / snap_.prompt_tok_s : 0;
+                                  if (now - last_publish > std::chrono::milliseconds(50) || int64_t(done) == total) {
+                                      publish();
+                                      last_publish = now;
+                                  }
+                              },
+                              &stop_});
+    struct Unhook {
+        Model& m;
+        ~Unhook() { m.set_prompt_hooks({}); }
+    } unhook{*model_};
+    std::vector<float> logits;
+    try {
+        logits = model_->forward_tokens(std::span<const int32_t>(ids.data() + p, ids.size() - p), false);
+    } catch (const Interrupted&) {
+        cached_.assign(ids.begin(), ids.begin() + long(model_->n_past()));
+        stopped = true;
+        return {};
     }
+    cached_ = ids;
     st.prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const int64_t done = st.prompt_tokens - st.prompt_cached;
     st.prompt_tok_s = st.prompt_s > 0 ? double(done) / st.prompt_s : 0;

@@ -35,7 +35,10 @@ public:
     // The totals so far (what the last publish carried).
     const StatsSnapshot& last() const { return cur_; }
     // Routing trace for bench's policy replay: key = layer * n_expert + expert, in access order.
-    void keep_trace(bool on) { trace_on_ = on; }
+    void keep_trace(bool on) {  // turning it on starts an empty trace
+        if (on) trace_.clear();
+        trace_on_ = on;
+    }
     const std::vector<int32_t>& trace() const { return trace_; }
 
 private:

@@ -311,6 +311,7 @@ TEST(Streaming, StatisticsAddUp) {
         ModelOptions o = opts(IoMode::Direct, 20 * slot);
         o.cache_policy = p;
         o.prefetch = false;  // guesses change what is cached; checked below
+        o.prefill_chunk = 1;  // token by token: the trace replays one token after another
         o.stats = std::make_shared<StatsBoard>();  // the UI's board, handed in
         auto m = load_model(path, o);
         EXPECT_EQ(m->stats(), o.stats);
@@ -353,6 +354,7 @@ TEST(Streaming, StatisticsAddUp) {
     // With prefetch, guessed experts are read too, counted apart and in the totals.
     {
         ModelOptions o = opts(IoMode::Direct, 40 * slot);
+        o.prefill_chunk = 1;  // decode-time guesses (a chunk guesses for all its tokens: test_prefill)
         auto m = load_model(path, o);
         m->forward_tokens(t, false);
         const StatsSnapshot s = m->stats()->read();
@@ -365,6 +367,7 @@ TEST(Streaming, StatisticsAddUp) {
     // Page cache: every lookup is a probe hit or a miss; a miss reads at most the slab.
     ModelOptions pc = opts(IoMode::PageCache);
     pc.prefetch = false;
+    pc.prefill_chunk = 1;  // a lookup per token and layer (a chunk looks each expert up once)
     auto m = load_model(path, pc);
     m->forward_tokens(t, false);
     const StatsSnapshot s = m->stats()->read();
