@@ -113,6 +113,62 @@ void matvec_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matvec)->Apply(matvec_args)->UseRealTime()->MinTime(0.2);
 
+// Batched prompt products (matmul_jobs) on one thread, in cache: one Qwen3-30B-A3B expert's gate
+// (768x2048) meeting the 32 tokens routed to it, and a 2048x4096 matrix meeting a 512-token chunk;
+// with the dot4 kernels (one weight row decoded for four columns) and without (four dot() calls).
+// GFLOPs counts 2 * rows * cols * n per CPU second (this machine's cores are shared: CPU time is
+// the steadier clock for one thread).
+struct MatmulShape {
+    int64_t rows, cols, n;
+    const char* name;
+};
+const MatmulShape kMatmulShapes[] = {{768, 2048, 32, "768x2048 n32"}, {2048, 4096, 512, "2048x4096 n512"}};
+const GgmlType kMatmulTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_K, GgmlType::Q4_0,
+                                 GgmlType::F16};
+
+// Args: type index, shape index, ISA, dot4.
+void BM_Matmul(benchmark::State& state) {
+    const GgmlType t = kMatmulTypes[state.range(0)];
+    const MatmulShape& s = kMatmulShapes[state.range(1)];
+    const Isa isa = Isa(state.range(2));
+    if (!isa_available(isa)) {
+        state.SkipWithError("ISA not available on this CPU");
+        return;
+    }
+    force_isa(isa);
+    enable_dot4(state.range(3));
+    const Weights& w = weights(t, Shape{s.rows, s.cols, s.name}, false);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> x(static_cast<size_t>(s.n * s.cols));
+    for (float& v : x) v = nd(rng);
+    ThreadPool& p = pool(1);
+    ActBatch acts;
+    acts.prepare(t, x.data(), s.n, s.cols, p);
+    std::vector<const void*> ptrs(static_cast<size_t>(s.n));
+    for (int64_t i = 0; i < s.n; ++i) ptrs[size_t(i)] = acts.row(i);
+    std::vector<float> y(static_cast<size_t>(s.n * s.rows));
+    const MatmulJob job{WeightView{t, s.rows, s.cols, w.copy(0)}, ptrs.data(), s.n, y.data(), s.rows};
+    for (auto _ : state) {
+        matmul_jobs(&job, 1, p);
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["GFLOPs"] = benchmark::Counter(double(state.iterations()) * 2e-9 * double(s.rows * s.cols * s.n),
+                                                  benchmark::Counter::kIsRate);
+    state.SetLabel(std::string(type_name(t)) + " " + isa_name(isa) + " " + s.name +
+                   (state.range(3) ? " dot4" : " dot"));
+    force_isa(detected_isa());
+    enable_dot4(true);
+}
+
+void matmul_args(benchmark::internal::Benchmark* b) {
+    for (int ti = 0; ti < int(std::size(kMatmulTypes)); ++ti)
+        for (int shape : {0, 1})
+            for (int isa : {1, 2})
+                for (int dot4 : {1, 0}) b->Args({ti, shape, isa, dot4});
+}
+BENCHMARK(BM_Matmul)->Apply(matmul_args)->MinTime(0.3);
+
 // Read bandwidth: xor-fold 512 MiB with 32-byte loads (AVX2 if present), split over the pool's threads.
 __attribute__((target("avx2"))) uint64_t xor_fold_avx2(const uint8_t* p, int64_t bytes) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;

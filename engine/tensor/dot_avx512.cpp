@@ -61,43 +61,64 @@ inline __m512i spread(const uint16_t* idx, __m512i scales16) {
     return _mm512_permutexvar_epi16(_mm512_load_si512(idx), scales16);
 }
 
+// ---- dot products
+//
+// As in dot_avx2.cpp, each kernel is a template over N columns (prepared activation vectors) against
+// one weight row, decoded once for all N; each column runs the instruction sequence of N = 1, so
+// dot4 (N = 4) is bit-identical to four dots.
+
+#define FOR_COL SLUICE_FOR_COL
+
 // ---- float activations
 
-template <int WBytes, class Load16>
-inline float dot_float(const void* w, const float* x, int64_t n, Load16 load16) {
+template <int N, int WBytes, class Load16>
+inline void dot_float(const void* w, const void* const* acts, int64_t n, float* out, Load16 load16) {
     const __mmask16 all = 0xFFFF;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float* x[N];
+    __m512 acc[N][4];
+    FOR_COL(c) {
+        x[c] = static_cast<const float*>(acts[c]);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) acc[c][k] = _mm512_setzero_ps();
+    }
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
         prefetch<kAheadFloat>(static_cast<const uint8_t*>(w) + i * WBytes, 64 * WBytes);
-        a0 = _mm512_fmadd_ps(load16(i, all), _mm512_loadu_ps(x + i), a0);
-        a1 = _mm512_fmadd_ps(load16(i + 16, all), _mm512_loadu_ps(x + i + 16), a1);
-        a2 = _mm512_fmadd_ps(load16(i + 32, all), _mm512_loadu_ps(x + i + 32), a2);
-        a3 = _mm512_fmadd_ps(load16(i + 48, all), _mm512_loadu_ps(x + i + 48), a3);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const __m512 wk = load16(i + 16 * k, all);
+            FOR_COL(c) acc[c][k] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(x[c] + i + 16 * k), acc[c][k]);
+        }
     }
     for (; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? all : __mmask16((1u << (n - i)) - 1);
-        a0 = _mm512_fmadd_ps(load16(i, m), _mm512_maskz_loadu_ps(m, x + i), a0);
+        const __m512 wi = load16(i, m);
+        FOR_COL(c) acc[c][0] = _mm512_fmadd_ps(wi, _mm512_maskz_loadu_ps(m, x[c] + i), acc[c][0]);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    FOR_COL(c) {
+        out[c] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[c][0], acc[c][1]), _mm512_add_ps(acc[c][2], acc[c][3])));
+    }
 }
 
-float dot_f32(const void* row, const void* act, int64_t n) {
+template <int N>
+void dot_f32(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const float*>(row);
-    return dot_float<4>(w, static_cast<const float*>(act), n,
-                        [w](int64_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, w + i); });
+    dot_float<N, 4>(w, acts, n, out, [w](int64_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, w + i); });
 }
 
-float dot_f16(const void* row, const void* act, int64_t n) {
+template <int N>
+void dot_f16(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const uint16_t*>(row);
-    return dot_float<2>(w, static_cast<const float*>(act), n, [w](int64_t i, __mmask16 m) {
+    dot_float<N, 2>(w, acts, n, out, [w](int64_t i, __mmask16 m) {
         return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + i));
     });
 }
 
-float dot_bf16(const void* row, const void* act, int64_t n) {
+template <int N>
+void dot_bf16(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const uint16_t*>(row);
-    return dot_float<2>(w, static_cast<const float*>(act), n, [w](int64_t i, __mmask16 m) {
+    dot_float<N, 2>(w, acts, n, out, [w](int64_t i, __mmask16 m) {
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + i)), 16));
     });
 }
@@ -108,18 +129,24 @@ inline __m512 pair_scales(float s0, float s1) {
     return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
 }
 
-float dot_q8_0(const void* row, const void* act, int64_t n) {
+template <int N>
+void dot_q8_0(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const Q8_0*>(row);
-    ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
+    ActQ8x32 a[N];
+    FOR_COL(c) a[c] = act_q8x32(const_cast<void*>(acts[c]), n);
     const __m512i zero = _mm512_setzero_si512();
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    __m512 acc0[N], acc1[N];
+    FOR_COL(c) acc0[c] = acc1[c] = _mm512_setzero_ps();
     // signed x signed: |w| as the unsigned operand, a negated where w < 0
-    auto pair = [&](int64_t b, __m512& acc) {
-        const __m512i q = join(load256(w[b].qs), load256(w[b + 1].qs)), x = load512(a.qs + b * QK);
-        const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(q), zero, x);
-        const __m512i s = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(q), sx);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
-                              pair_scales(half(w[b].d) * a.d[b], half(w[b + 1].d) * a.d[b + 1]), acc);
+    auto pair = [&](int64_t b, __m512* acc) {
+        const __m512i q = join(load256(w[b].qs), load256(w[b + 1].qs)), aq = _mm512_abs_epi8(q);
+        const __mmask64 neg = _mm512_movepi8_mask(q);
+        const float d0 = half(w[b].d), d1 = half(w[b + 1].d);
+        FOR_COL(c) {
+            const __m512i x = load512(a[c].qs + b * QK);
+            const __m512i s = _mm512_dpbusd_epi32(zero, aq, _mm512_mask_sub_epi8(x, neg, zero, x));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), pair_scales(d0 * a[c].d[b], d1 * a[c].d[b + 1]), acc[c]);
+        }
     };
     const int64_t nb = n / QK;
     int64_t b = 0;
@@ -129,80 +156,95 @@ float dot_q8_0(const void* row, const void* act, int64_t n) {
         pair(b + 2, acc1);
     }
     for (; b + 2 <= nb; b += 2) pair(b, acc0);
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    FOR_COL(c) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));
     if (b < nb) {
-        const __m256i q = load256(w[b].qs), x = load256(a.qs + b * QK);
-        const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
-        sum += half(w[b].d) * a.d[b] * hsum256(_mm256_cvtepi32_ps(s));
+        const __m256i q = load256(w[b].qs), aq = _mm256_sign_epi8(q, q);
+        const float d = half(w[b].d);
+        FOR_COL(c) {
+            const __m256i x = load256(a[c].qs + b * QK);
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, _mm256_sign_epi8(x, q));
+            out[c] += d * a[c].d[b] * hsum256(_mm256_cvtepi32_ps(s));
+        }
     }
-    return sum;
 }
 
 // ---- K-quants
 
-float dot_q6_K(const void* row, const void* act, int64_t n) {
+// Q2_K / Q3_K / Q6_K super-block b for every column: 16 groups of 16 with i16 scales sc16,
+// quants(h, p) gives elements 128h + 64p .. +63 as u8. A constant in the quants (q - 2^OffsetLog2)
+// is folded into lanes 0-7 as -2^OffsetLog2 * sum_g scale_g * bsum_g; OffsetLog2 < 0: none.
+template <int N, int OffsetLog2, class Quants>
+inline void k16_block(__m256i sc16, float d, const ActQ8x256* a, int64_t b, __m512* acc, Quants quants) {
+    const __m512i sc = zext(sc16);
+    __m512i isum[N];
+    FOR_COL(c) {
+        if constexpr (OffsetLog2 >= 0) {
+            const __m256i corr = _mm256_madd_epi16(sc16, load256(a[c].bsums + b * 16));
+            isum[c] = _mm512_sub_epi32(_mm512_setzero_si512(), zext(_mm256_slli_epi32(corr, OffsetLog2)));
+        } else {
+            isum[c] = _mm512_setzero_si512();
+        }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; ++p) {
+            const __m512i u = quants(h, p), ss = spread(kIdx.g16[2 * h + p], sc);
+            FOR_COL(c) {
+                const __m512i pr = _mm512_maddubs_epi16(u, load512(a[c].qs + b * QKK + 128 * h + 64 * p));
+                isum[c] = _mm512_dpwssd_epi32(isum[c], pr, ss);
+            }
+        }
+    FOR_COL(c) acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_set1_ps(a[c].d[b] * d), acc[c]);
+}
+
+template <int N>
+void dot_q6_K(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const Q6_K*>(row);
-    ActQ8x256 a = act_q8x256(const_cast<void*>(act), n);
+    ActQ8x256 a[N];
+    FOR_COL(c) a[c] = act_q8x256(const_cast<void*>(acts[c]), n);
     const __m512i m4 = _mm512_set1_epi8(0xF), m3 = _mm512_set1_epi8(3);
     const __m512i c01 = counts(0, 2), c23 = counts(4, 6);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[N];
+    FOR_COL(c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
         prefetch<kAheadQuant>(w + b, int(sizeof *w));
-        const int8_t* q8 = a.qs + b * QKK;
-        const __m256i sc16 = _mm256_cvtepi8_epi16(load128(w[b].scales));
-        const __m512i sc = zext(sc16);
-        // The "- 32" of every quant: -32 * sum_g scale_g * bsum_g, folded into lanes 0-7.
-        const __m256i corr = _mm256_madd_epi16(sc16, load256(a.bsums + b * 16));
-        __m512i isum = _mm512_sub_epi32(_mm512_setzero_si512(), zext(_mm256_slli_epi32(corr, 5)));
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) {
+        k16_block<N, 5>(_mm256_cvtepi8_epi16(load128(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
             // 64 ql bytes: low nibbles are slices 0|1, high nibbles slices 2|3 of this 128.
             const __m512i l = load512(w[b].ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(w[b].qh + 32 * h));
-            const __m512i u01 = _mm512_or_si512(_mm512_and_si512(l, m4),
-                                                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, c01), m3), 4));
-            const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, c23), m3), 4));
-            const __m512i p01 = _mm512_maddubs_epi16(u01, load512(q8 + 128 * h));
-            const __m512i p23 = _mm512_maddubs_epi16(u23, load512(q8 + 128 * h + 64));
-            isum = _mm512_dpwssd_epi32(isum, p01, spread(kIdx.g16[2 * h], sc));
-            isum = _mm512_dpwssd_epi32(isum, p23, spread(kIdx.g16[2 * h + 1], sc));
-        }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(a.d[b] * half(w[b].d)), acc);
+            const __m512i lo = _mm512_and_si512(p ? _mm512_srli_epi16(l, 4) : l, m4);
+            return _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, p ? c23 : c01), m3), 4));
+        });
     }
-    return _mm512_reduce_add_ps(acc);
+    FOR_COL(c) out[c] = _mm512_reduce_add_ps(acc[c]);
 }
 
-float dot_q2_K(const void* row, const void* act, int64_t n) {
+template <int N>
+void dot_q2_K(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const Q2_K*>(row);
-    ActQ8x256 a = act_q8x256(const_cast<void*>(act), n);
+    ActQ8x256 a[N];
+    FOR_COL(c) a[c] = act_q8x256(const_cast<void*>(acts[c]), n);
     const __m128i m4 = _mm_set1_epi8(0xF);
     const __m512i m3 = _mm512_set1_epi8(3), c01 = counts(0, 2), c23 = counts(4, 6);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[N];
+    __m256 accm[N];
+    FOR_COL(c) acc[c] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
         prefetch<kAheadQuant>(w + b, int(sizeof *w));
-        const int8_t* q8 = a.qs + b * QKK;
         const __m128i raw = load128(w[b].scales);
-        const __m512i sc = zext(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)));
-        const __m128i m8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
-        const __m256i imin = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m8), load256(a.bsums + b * 16));
-        __m512i isum = _mm512_setzero_si512();
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) {
-            const __m512i qs = _mm512_broadcast_i64x4(load256(w[b].qs + 32 * h));
-            const __m512i u01 = _mm512_and_si512(_mm512_srlv_epi16(qs, c01), m3);  // slices 0|1
-            const __m512i u23 = _mm512_and_si512(_mm512_srlv_epi16(qs, c23), m3);  // slices 2|3
-            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u01, load512(q8 + 128 * h)),
-                                       spread(kIdx.g16[2 * h], sc));
-            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u23, load512(q8 + 128 * h + 64)),
-                                       spread(kIdx.g16[2 * h + 1], sc));
+        const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+        const float dmin = half(w[b].dmin);
+        FOR_COL(c) {
+            const __m256i imin = _mm256_madd_epi16(m16, load256(a[c].bsums + b * 16));
+            accm[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_set1_ps(a[c].d[b] * dmin), accm[c]);
         }
-        const float da = a.d[b];
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(da * half(w[b].d)), acc);
-        accm = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_set1_ps(da * half(w[b].dmin)), accm);
+        k16_block<N, -1>(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)), half(w[b].d), a, b, acc, [&](int h, int p) {
+            const __m512i qs = _mm512_broadcast_i64x4(load256(w[b].qs + 32 * h));
+            return _mm512_and_si512(_mm512_srlv_epi16(qs, p ? c23 : c01), m3);  // slices 0|1 or 2|3
+        });
     }
-    return _mm512_reduce_add_ps(acc) + hsum256(accm);
+    FOR_COL(c) out[c] = _mm512_reduce_add_ps(acc[c]) + hsum256(accm[c]);
 }
 
 // Q3_K's 16 6-bit scales from 12 bytes, minus 32, as int8 (see blocks::scale_q3k).
@@ -216,37 +258,28 @@ inline __m128i q3k_scales(const uint8_t* s12) {
     return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
-float dot_q3_K(const void* row, const void* act, int64_t n) {
+// q = lo + 4*hbit - 4
+template <int N>
+void dot_q3_K(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const Q3_K*>(row);
-    ActQ8x256 a = act_q8x256(const_cast<void*>(act), n);
+    ActQ8x256 a[N];
+    FOR_COL(c) a[c] = act_q8x256(const_cast<void*>(acts[c]), n);
     const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
     const __m512i c01 = counts(0, 2), c23 = counts(4, 6);
     const __m512i hc[4] = {counts(0, 1), counts(2, 3), counts(4, 5), counts(6, 7)};  // hmask bits per slice pair
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[N];
+    FOR_COL(c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
         prefetch<kAheadQuant>(w + b, int(sizeof *w));
-        const int8_t* q8 = a.qs + b * QKK;
-        const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales(w[b].scales));
-        const __m512i sc = zext(sc16);
-        // q = lo + 4*hbit - 4: the "- 4" as -4 * sum_g scale_g * bsum_g, folded into lanes 0-7.
-        const __m256i corr = _mm256_madd_epi16(sc16, load256(a.bsums + b * 16));
-        __m512i isum = _mm512_sub_epi32(_mm512_setzero_si512(), zext(_mm256_slli_epi32(corr, 2)));
         const __m512i hm = _mm512_broadcast_i64x4(load256(w[b].hmask));
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) {
+        k16_block<N, 2>(_mm256_cvtepi8_epi16(q3k_scales(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
             const __m512i qs = _mm512_broadcast_i64x4(load256(w[b].qs + 32 * h));
-#pragma GCC unroll 2
-            for (int p = 0; p < 2; ++p) {
-                const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(qs, p ? c23 : c01), m3);
-                const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(hm, hc[2 * h + p]), one);
-                const __m512i u = _mm512_or_si512(lo, _mm512_slli_epi16(hb, 2));
-                const __m512i pr = _mm512_maddubs_epi16(u, load512(q8 + 128 * h + 64 * p));
-                isum = _mm512_dpwssd_epi32(isum, pr, spread(kIdx.g16[2 * h + p], sc));
-            }
-        }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(a.d[b] * half(w[b].d)), acc);
+            const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(qs, p ? c23 : c01), m3);
+            const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(hm, hc[2 * h + p]), one);
+            return _mm512_or_si512(lo, _mm512_slli_epi16(hb, 2));
+        });
     }
-    return _mm512_reduce_add_ps(acc);
+    FOR_COL(c) out[c] = _mm512_reduce_add_ps(acc[c]);
 }
 
 }  // namespace
@@ -255,13 +288,13 @@ PrepareFn avx512_prepare(GgmlType) { return nullptr; }  // the AVX2 quantizers a
 
 DotFn avx512_dot(GgmlType t) {
     switch (t) {
-        case GgmlType::F32: return dot_f32;
-        case GgmlType::F16: return dot_f16;
-        case GgmlType::BF16: return dot_bf16;
-        case GgmlType::Q8_0: return dot_q8_0;
-        case GgmlType::Q2_K: return dot_q2_K;
-        case GgmlType::Q3_K: return dot_q3_K;
-        case GgmlType::Q6_K: return dot_q6_K;
+        case GgmlType::F32: return dot1<dot_f32<1>>;
+        case GgmlType::F16: return dot1<dot_f16<1>>;
+        case GgmlType::BF16: return dot1<dot_bf16<1>>;
+        case GgmlType::Q8_0: return dot1<dot_q8_0<1>>;
+        case GgmlType::Q2_K: return dot1<dot_q2_K<1>>;
+        case GgmlType::Q3_K: return dot1<dot_q3_K<1>>;
+        case GgmlType::Q6_K: return dot1<dot_q6_K<1>>;
         // Q4_0, Q4_K, Q5_K: 512-bit versions (vpmaddubsw + vpdpwssd) measured slower than the AVX2
         // ones on a Sapphire Rapids-class Xeon (Q4_K in cache: 16.9 vs 20.0 GB/s on 1 thread; equal
         // from RAM), since 512-bit integer multiplies issue on one port there. The AVX2 ones are used.
@@ -269,6 +302,19 @@ DotFn avx512_dot(GgmlType t) {
     }
 }
 
-Dot4Fn avx512_dot4(GgmlType) { return nullptr; }
+// Only for the types avx512_dot has (the table pairs a dot4 with its ISA's dot); the others keep
+// the AVX2 dot and its dot4.
+Dot4Fn avx512_dot4(GgmlType t) {
+    switch (t) {
+        case GgmlType::F32: return dot_f32<4>;
+        case GgmlType::F16: return dot_f16<4>;
+        case GgmlType::BF16: return dot_bf16<4>;
+        case GgmlType::Q8_0: return dot_q8_0<4>;
+        case GgmlType::Q2_K: return dot_q2_K<4>;
+        case GgmlType::Q3_K: return dot_q3_K<4>;
+        case GgmlType::Q6_K: return dot_q6_K<4>;
+        default: return nullptr;
+    }
+}
 
 }  // namespace sluice::detail

@@ -28,6 +28,8 @@ Isa active_isa();         // what kernels use now (detected, unless forced)
 // replaced by detected_isa() (check active_isa() after forcing).
 void force_isa(Isa isa);
 bool isa_available(Isa isa);
+// Benches: off makes matmul_jobs use four dot() calls where a dot4 kernel exists (same results).
+void enable_dot4(bool on);
 const char* isa_name(Isa isa);
 
 // src: n/block_size blocks -> dst: n floats. n must be a multiple of the block size.

@@ -15,6 +15,23 @@ using DotFn = float (*)(const void* row, const void* act, int64_t n);
 // as the DotFn of the same ISA, so results are bit-identical to four dot() calls.
 using Dot4Fn = void (*)(const void* row, const void* const* acts, int64_t n, float* out);
 
+// The SIMD files write each dot product once, as a Dot4Fn-shaped kernel template over N columns
+// whose columns each run the instruction sequence of N = 1 (their accumulators kept apart, the
+// row's decoding shared); the table takes N = 1 through dot1 and N = 4 (or pairs of N = 2) as dot4.
+// FOR_COL unrolls the column loops so per-column accumulator arrays stay in registers.
+#define SLUICE_FOR_COL(c) _Pragma("GCC unroll 4") for (int c = 0; c < N; ++c)
+template <Dot4Fn K>
+float dot1(const void* row, const void* act, int64_t n) {
+    float r;
+    K(row, &act, n, &r);
+    return r;
+}
+template <Dot4Fn K>
+void pairs(const void* row, const void* const* acts, int64_t n, float* out) {
+    K(row, acts, n, out);
+    K(row, acts + 2, n, out + 2);
+}
+
 struct TypeKernels {
     DequantFn dequant = nullptr;
     PrepareFn prepare = nullptr;

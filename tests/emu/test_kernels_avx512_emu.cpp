@@ -11,6 +11,7 @@
 namespace sluice::detail {
 // dot_avx512.cpp / dequant_avx512.cpp compiled with their table getters renamed (see CMakeLists.txt).
 DotFn emu_avx512_dot(GgmlType t);
+Dot4Fn emu_avx512_dot4(GgmlType t);
 DequantFn emu_avx512_dequant(GgmlType t);
 }  // namespace sluice::detail
 
@@ -57,6 +58,40 @@ TEST(Avx512Emulated, DequantBitExactAndDotMatchesScalar) {
             }
             if (dot) {
                 EXPECT_LE(nmse(got.data(), want.data(), int64_t(want.size())), 1e-9);
+            }
+        }
+    }
+}
+
+// dot4 (four columns, the row decoded once) against four dots, bit for bit; a dot4 only where there
+// is a dot (the table pairs them).
+TEST(Avx512Emulated, Dot4BitIdenticalToFourDots) {
+    const uint32_t seed = fresh_seed();
+    std::mt19937 rng(seed);
+    for (GgmlType t : kernel_types()) {
+        const detail::TypeKernels ref = detail::scalar_kernels(t);
+        const detail::DotFn dot = detail::emu_avx512_dot(t);
+        const detail::Dot4Fn dot4 = detail::emu_avx512_dot4(t);
+        if (!dot) {
+            EXPECT_EQ(dot4, nullptr) << type_name(t);
+            continue;
+        }
+        ASSERT_NE(dot4, nullptr) << type_name(t);
+        for (int64_t n : lengths(t)) {
+            SCOPED_TRACE(std::string(type_name(t)) + " n=" + std::to_string(n) + " seed=" + std::to_string(seed));
+            std::vector<std::vector<uint8_t>> act(4, std::vector<uint8_t>(act_bytes(t, n)));
+            const void* acts[4];
+            for (int c = 0; c < 4; ++c) {
+                const std::vector<float> x = random_row(rng, n, c == 2 ? 1e-3f : 1.f);
+                ref.prepare(x.data(), act[size_t(c)].data(), n);
+                acts[c] = act[size_t(c)].data();
+            }
+            for (int r = 0; r < 3; ++r) {
+                const std::vector<uint8_t> w = quantized(t, random_row(rng, n));
+                float want[4], got[4];
+                for (int c = 0; c < 4; ++c) want[c] = dot(w.data(), acts[c], n);
+                dot4(w.data(), acts, n, got);
+                ASSERT_EQ(std::memcmp(got, want, sizeof got), 0) << got[0] << " " << want[0];
             }
         }
     }

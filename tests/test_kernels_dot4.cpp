@@ -1,0 +1,148 @@
+// The four-column dot products (vec_dot4, the batched path's kernel) and matmul_jobs against plain
+// vec_dot, bit for bit, on every ISA this CPU has: really quantized random rows, a fresh seed each
+// run (printed on failure).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/tensor/kernels.h"
+#include "engine/tensor/threadpool.h"
+#include "tests/kernels_test_util.h"
+
+using namespace sluice;
+using namespace sluice::test;
+
+namespace {
+
+// One block, a few blocks (odd counts: Q8_0's AVX-512 pairs leave one over), and 4096+ ; float
+// types also get the tails that are not a multiple of the vector width.
+std::vector<int64_t> lengths(GgmlType t) {
+    switch (type_info(t).block_size) {
+        case 1: return {1, 7, 8, 33, 100, 4096, 4103};
+        case 32: return {32, 96, 256, 4128};
+        default: return {256, 768, 4096};
+    }
+}
+
+std::string trace(GgmlType t, Isa isa, int64_t n, uint32_t seed) {
+    return std::string(type_name(t)) + " " + isa_name(isa) + " n=" + std::to_string(n) + " seed=" +
+           std::to_string(seed);
+}
+
+struct IsaGuard {
+    Isa saved = active_isa();
+    ~IsaGuard() {
+        force_isa(saved);
+        enable_dot4(true);
+    }
+};
+
+}  // namespace
+
+TEST(Dot4, BitIdenticalToFourDots) {
+    const uint32_t seed = fresh_seed();
+    std::mt19937 rng(seed);
+    for (GgmlType t : kernel_types())
+        for (int64_t n : lengths(t)) {
+            std::vector<std::vector<float>> x;
+            for (int c = 0; c < 4; ++c) x.push_back(random_row(rng, n, c == 2 ? 1e-3f : 1.f));
+            std::fill(x[3].begin(), x[3].begin() + std::min<int64_t>(n, 256), 0.f);  // zero blocks
+            std::vector<std::vector<uint8_t>> rows;
+            for (int r = 0; r < 3; ++r) rows.push_back(quantized(t, random_row(rng, n)));
+            for (Isa isa : available_isas()) {
+                SCOPED_TRACE(trace(t, isa, n, seed));
+                std::vector<std::vector<uint8_t>> act(4, std::vector<uint8_t>(act_bytes(t, n)));
+                const void* acts[4];
+                for (int c = 0; c < 4; ++c) {
+                    prepare_act_isa(isa, t, x[size_t(c)].data(), act[size_t(c)].data(), n);
+                    acts[c] = act[size_t(c)].data();
+                }
+                for (const auto& w : rows) {
+                    float want[4], got[4];
+                    for (int c = 0; c < 4; ++c) want[c] = vec_dot_isa(isa, t, w.data(), acts[c], n);
+                    vec_dot4_isa(isa, t, w.data(), acts, n, got);
+                    ASSERT_EQ(std::memcmp(got, want, sizeof got), 0)
+                        << got[0] << " " << want[0] << " / " << got[1] << " " << want[1] << " / " << got[2] << " "
+                        << want[2] << " / " << got[3] << " " << want[3];
+                }
+            }
+        }
+}
+
+// Several jobs of different types and batch sizes in one call (rows of one chunk cross jobs), the
+// activations in any order and y with a padded stride; 1 and 2 threads, dot4 kernels on and off.
+TEST(Dot4, MatmulJobsEqualVecDot) {
+    IsaGuard guard;
+    const uint32_t seed = fresh_seed();
+    std::mt19937 rng(seed);
+    ThreadPool pool1(1), pool2(2);
+    struct Spec {
+        GgmlType t;
+        int64_t rows, cols;
+    };
+    const Spec specs[] = {{GgmlType::Q4_K, 37, 512},
+                          {GgmlType::Q6_K, 21, 256},
+                          {GgmlType::Q8_0, 45, 96},
+                          {GgmlType::F16, 9, 40},
+                          {GgmlType::Q5_K, 13, 256},
+                          {GgmlType::Q4_0, 30, 64}};
+    const int64_t kN[] = {1, 3, 5, 63, 64, 65, 130};
+    constexpr size_t n_jobs = std::size(specs);
+    // What a job's pointers point into.
+    struct Data {
+        std::vector<uint8_t> w, act;
+        std::vector<const void*> acts;
+        std::vector<float> y;
+    };
+    for (size_t rot = 0; rot < std::size(kN); ++rot) {
+        // Job j gets batch kN[(j + rot) % 7]: every job sees every n over the rotations.
+        std::vector<Data> data(n_jobs);
+        std::vector<MatmulJob> jobs;
+        for (size_t j = 0; j < n_jobs; ++j) {
+            const Spec& s = specs[j];
+            Data& d = data[j];
+            const int64_t n = kN[(j + rot) % std::size(kN)];
+            for (int64_t r = 0; r < s.rows; ++r) {
+                const std::vector<uint8_t> q = quantized(s.t, random_row(rng, s.cols));
+                d.w.insert(d.w.end(), q.begin(), q.end());
+            }
+            const int64_t stride = int64_t(act_bytes(s.t, s.cols));
+            d.act.resize(size_t(stride * n));
+            for (int64_t i = 0; i < n; ++i) {
+                const std::vector<float> x = random_row(rng, s.cols);
+                prepare_act(s.t, x.data(), d.act.data() + i * stride, s.cols);
+                d.acts.push_back(d.act.data() + i * stride);
+            }
+            std::shuffle(d.acts.begin(), d.acts.end(), rng);
+            jobs.push_back({WeightView{s.t, s.rows, s.cols, d.w.data()}, d.acts.data(), n, nullptr,
+                            s.rows + int64_t(j % 2) * 3});
+        }
+        for (Isa isa : available_isas()) {
+            force_isa(isa);
+            ASSERT_EQ(active_isa(), isa);
+            for (ThreadPool* pool : {&pool1, &pool2})
+                for (bool dot4 : {true, false}) {
+                    enable_dot4(dot4);
+                    for (size_t j = 0; j < n_jobs; ++j) {
+                        data[j].y.assign(size_t(jobs[j].ldy * jobs[j].n), NAN);
+                        jobs[j].y = data[j].y.data();
+                    }
+                    matmul_jobs(jobs.data(), int64_t(n_jobs), *pool);
+                    for (size_t j = 0; j < n_jobs; ++j) {
+                        const MatmulJob& job = jobs[j];
+                        const int64_t rb = row_bytes(job.w.type, job.w.cols);
+                        SCOPED_TRACE(trace(job.w.type, isa, job.n, seed) + " threads=" + std::to_string(pool->size()) +
+                                     " dot4=" + std::to_string(dot4));
+                        for (int64_t i = 0; i < job.n; ++i)
+                            for (int64_t r = 0; r < job.w.rows; ++r) {
+                                const float want = vec_dot(job.w.type, data[j].w.data() + r * rb, job.acts[i], job.w.cols);
+                                const float got = job.y[i * job.ldy + r];
+                                ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "i=" << i << " r=" << r;
+                            }
+                    }
+                }
+        }
+    }
+}
