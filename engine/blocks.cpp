@@ -45,21 +45,22 @@ void softmax(float* x, int64_t n) {
 namespace {
 
 // One head of one query over cache positions [0, n): s = softmax(q . k_t * scale), out = sum_t s_t v_t.
-// The one body both attention paths run, so decode and prompt chunks agree to the bit.
-void attend_head(float* out, const float* qh, const float* kb, const float* vb, int64_t k_stride, int64_t v_stride,
+// The one body both attention paths run, so decode and prompt chunks agree to the bit. Built for AVX2
+// too (picked at load time): the v accumulation is most of a prompt chunk's attention.
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void attend_head(float* __restrict out, const float* qh, const float* kb, const float* __restrict vb, int64_t k_stride, int64_t v_stride,
                  int64_t n, int64_t head_dim, int64_t head_dim_v, float scale, float* s) {
     for (int64_t t = 0; t < n; ++t) s[t] = vec_dot(GgmlType::F32, kb + t * k_stride, qh, head_dim) * scale;
     softmax(s, n);
     std::fill(out, out + head_dim_v, 0.0f);
-    int64_t d0 = 0;
-    for (; d0 + 8 <= head_dim_v; d0 += 8)  // fixed-width inner loop: the compiler vectorises it
-        for (int64_t t = 0; t < n; ++t) {
-            const float* vt = vb + t * v_stride + d0;
-            const float p = s[t];
-            for (int u = 0; u < 8; ++u) out[d0 + u] += p * vt[u];
-        }
-    for (; d0 < head_dim_v; ++d0)
-        for (int64_t t = 0; t < n; ++t) out[d0] += s[t] * vb[t * v_stride + d0];
+    const int64_t d8 = head_dim_v / 8 * 8;
+    for (int64_t t = 0; t < n; ++t) {  // out[d] sums over t in order, whatever the blocking
+        const float* __restrict vt = vb + t * v_stride;
+        const float p = s[t];
+        for (int64_t d0 = 0; d0 < d8; d0 += 8)  // fixed-width inner loop: the compiler vectorises it
+            for (int u = 0; u < 8; ++u) out[d0 + u] += p * vt[d0 + u];
+        for (int64_t d = d8; d < head_dim_v; ++d) out[d] += p * vt[d];
+    }
 }
 
 }  // namespace
