@@ -266,11 +266,21 @@ void matmul_jobs(const MatmulJob* jobs, int64_t n_jobs, ThreadPool& pool) {
                 for (int64_t rr = r - base; rr < end - base; ++rr) {
                     const uint8_t* row = w + rr * rb;
                     int64_t c = c0;
-                    if (k.dot4 && use_dot4)
+                    if (k.dot4 && use_dot4) {
                         for (float o[4]; c + 4 <= c1; c += 4) {
                             k.dot4(row, job.acts + c, cols, o);
                             for (int i = 0; i < 4; ++i) job.y[(c + i) * job.ldy + rr] = o[i];
                         }
+                        // 3 left (an expert's token count is anything): one dot4 with a repeated
+                        // column costs less than three dots. Columns are independent: same bits.
+                        if (c1 - c == 3) {
+                            const void* a[4] = {job.acts[c], job.acts[c + 1], job.acts[c + 2], job.acts[c + 2]};
+                            float o[4];
+                            k.dot4(row, a, cols, o);
+                            for (int i = 0; i < 3; ++i) job.y[(c + i) * job.ldy + rr] = o[i];
+                            c += 3;
+                        }
+                    }
                     for (; c < c1; ++c) job.y[c * job.ldy + rr] = k.dot(row, job.acts[c], cols);
                 }
             }
