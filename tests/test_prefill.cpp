@@ -176,6 +176,26 @@ TEST(Prefill, StreamingGroupsAndReadsOnce) {
     }
 }
 
+TEST(Prefill, ChunkGuessesTheNextLayer) {
+    // With room in the cache, a chunk prefetches the union of the next layer's guessed experts over its
+    // tokens; guesses change no logits.
+    for (const char* name : {"qwen3/moe_b", "qwen35/b"}) {
+        SCOPED_TRACE(name);
+        const Case c{name, GgmlType::F32};
+        const std::string path = model_path(c);
+        const std::vector<int32_t> ids = tokens(c);
+        const std::vector<float> ref = run(path, opts(1), ids);
+        auto probe = load_model(path, opts(1, IoMode::Direct));
+        const Hparams h = probe->hparams();
+        const uint64_t slot = probe->memory().slot_bytes;
+        probe.reset();
+        auto m = load_model(path, opts(32, IoMode::Direct, uint64_t(h.n_layer * h.n_expert) * slot));
+        const std::vector<float> got = m->forward_tokens(std::span<const int32_t>(ids).first(32), true);
+        EXPECT_LE(max_rel_err(got, std::vector<float>(ref.begin(), ref.begin() + 32 * h.n_vocab), h.n_vocab), 1e-5);
+        EXPECT_GT(m->stats()->read().prefetch_experts_total, 0u);
+    }
+}
+
 TEST(Prefill, ProgressAndStop) {
     // qwen35: a stop after some recurrent layers of a chunk have advanced their state; the chunk must
     // leave no trace (the state saved at the chunk's start is what save_state gives after the stop).
