@@ -136,18 +136,50 @@ void matvec_jobs(const MatvecJob* jobs, int64_t n_jobs, ThreadPool& pool) {
     });
 }
 
-void conv1d_step(float* out, const float* x, float* state, const float* w, int64_t channels, int64_t kernel) {
+namespace {
+
+// One token's causal conv: out[c] = w[c][kernel-1] x[c] + sum_j w[c][j] prev(j)[c], prev(j) the kernel - 1
+// inputs before it, oldest first. The one loop both conv paths run, so they agree to the bit.
+template <class Prev>
+void conv_token(float* out, const float* x, const Prev& prev, const float* w, int64_t channels, int64_t kernel) {
     const int64_t hist = kernel - 1;
     for (int64_t c = 0; c < channels; ++c) {
         const float* wc = w + c * kernel;
         float acc = wc[hist] * x[c];
-        for (int64_t j = 0; j < hist; ++j) acc += wc[j] * state[j * channels + c];
+        for (int64_t j = 0; j < hist; ++j) acc += wc[j] * prev(j)[c];
         out[c] = acc;
     }
+}
+
+}  // namespace
+
+void conv1d_step(float* out, const float* x, float* state, const float* w, int64_t channels, int64_t kernel) {
+    const int64_t hist = kernel - 1;
+    conv_token(out, x, [&](int64_t j) { return state + j * channels; }, w, channels, kernel);
     if (hist > 0) {
         std::copy(state + channels, state + hist * channels, state);
         std::copy(x, x + channels, state + (hist - 1) * channels);
     }
+}
+
+void conv1d_chunk(float* out, const float* x, int64_t n, float* state, const float* w, int64_t channels,
+                  int64_t kernel, ThreadPool& pool) {
+    const int64_t hist = kernel - 1;
+    // Input i of the sequence [state rows (hist); x rows (n)].
+    auto input = [&](int64_t i) { return i < hist ? state + i * channels : x + (i - hist) * channels; };
+    pool.parallel_for(n, 4, [&](int64_t a, int64_t b, int) {
+        std::vector<const float*> prev(static_cast<size_t>(std::max<int64_t>(hist, 0)));
+        for (int64_t t = a; t < b; ++t) {
+            for (int64_t j = 0; j < hist; ++j) prev[size_t(j)] = input(t + j);
+            conv_token(out + t * channels, x + t * channels, [&](int64_t j) { return prev[size_t(j)]; }, w, channels,
+                       kernel);
+        }
+    });
+    if (hist <= 0) return;
+    // The last hist inputs become the state (some may still be state rows when n < hist).
+    if (n < hist) std::copy(state + n * channels, state + hist * channels, state);
+    const int64_t keep = std::min(n, hist);
+    std::copy(x + (n - keep) * channels, x + n * channels, state + (hist - keep) * channels);
 }
 
 void l2norm(float* x, int64_t n, float eps) {
@@ -159,28 +191,54 @@ void l2norm(float* x, int64_t n, float eps) {
 
 void gated_delta_step(float* S, float* out, const float* q, const float* k, const float* v, float decay,
                       float beta, int64_t dk, int64_t dv, float* scratch) {
-    // Pass 1: decay the state and read what it predicts for k: kv[j] = sum_i S[i][j] k[i].
+    // Columns j in blocks of 16 (a cache line) with the sums in local arrays: fixed-width loops the
+    // compiler vectorises (each column still sums over i in order, so the blocking changes no bit).
+    constexpr int64_t B = 16;
     float* kv = scratch;
-    std::fill(kv, kv + dv, 0.0f);
-    for (int64_t i = 0; i < dk; ++i) {
-        float* row = S + i * dv;
-        const float ki = k[i];
-        for (int64_t j = 0; j < dv; ++j) {
-            row[j] *= decay;
-            kv[j] += row[j] * ki;
+    int64_t j0 = 0;
+    for (; j0 + B <= dv; j0 += B) {
+        // Pass 1: decay the state and read what it predicts for k: kv[j] = sum_i S[i][j] k[i].
+        float acc[B] = {};
+        for (int64_t i = 0; i < dk; ++i) {
+            float* row = S + i * dv + j0;
+            const float ki = k[i];
+            for (int64_t u = 0; u < B; ++u) {
+                row[u] *= decay;
+                acc[u] += row[u] * ki;
+            }
         }
+        // Only the part of v the state does not already predict is written (the delta rule).
+        for (int64_t u = 0; u < B; ++u) kv[j0 + u] = (v[j0 + u] - acc[u]) * beta;
     }
-    // Only the part of v the state does not already predict is written (the delta rule).
-    for (int64_t j = 0; j < dv; ++j) kv[j] = (v[j] - kv[j]) * beta;
-    // Pass 2: S += k delta^T, and read the output with q from the updated state.
-    std::fill(out, out + dv, 0.0f);
-    for (int64_t i = 0; i < dk; ++i) {
-        float* row = S + i * dv;
-        const float ki = k[i], qi = q[i];
-        for (int64_t j = 0; j < dv; ++j) {
-            row[j] += ki * kv[j];
-            out[j] += row[j] * qi;
+    for (int64_t j = j0; j < dv; ++j) {
+        float acc = 0.0f;
+        for (int64_t i = 0; i < dk; ++i) {
+            S[i * dv + j] *= decay;
+            acc += S[i * dv + j] * k[i];
         }
+        kv[j] = (v[j] - acc) * beta;
+    }
+    // Pass 2: S += k delta^T, and read the output with q from the updated state.
+    for (j0 = 0; j0 + B <= dv; j0 += B) {
+        float d[B], acc[B] = {};
+        for (int64_t u = 0; u < B; ++u) d[u] = kv[j0 + u];
+        for (int64_t i = 0; i < dk; ++i) {
+            float* row = S + i * dv + j0;
+            const float ki = k[i], qi = q[i];
+            for (int64_t u = 0; u < B; ++u) {
+                row[u] += ki * d[u];
+                acc[u] += row[u] * qi;
+            }
+        }
+        for (int64_t u = 0; u < B; ++u) out[j0 + u] = acc[u];
+    }
+    for (int64_t j = j0; j < dv; ++j) {
+        float acc = 0.0f;
+        for (int64_t i = 0; i < dk; ++i) {
+            S[i * dv + j] += k[i] * kv[j];
+            acc += S[i * dv + j] * q[i];
+        }
+        out[j] = acc;
     }
 }
 

@@ -69,11 +69,16 @@ struct PreparedAct {
     }
 };
 
-// GatedDeltaNet pieces (Qwen3-Next, Qwen3.5 linear-attention layers), one token at a time.
+// GatedDeltaNet pieces (Qwen3-Next, Qwen3.5 linear-attention layers), one token at a time (the delta
+// rule is a recurrence: prompt chunks scan it token by token too; the conv has a chunk form).
 // Causal depthwise conv, one step: out[c] = sum_j w[c][j] * in_j[c] over the last `kernel` inputs, the
 // newest being x. state (kernel - 1, channels) holds the previous inputs oldest first and is shifted.
 // w (channels, kernel): GGUF ssm_conv1d ne = (kernel, channels).
 void conv1d_step(float* out, const float* x, float* state, const float* w, int64_t channels, int64_t kernel);
+// The same over n consecutive inputs x (n, channels) -> out (n, channels), bit-identical to n
+// conv1d_step calls (the state ends holding the last kernel - 1 inputs); tokens split over the pool.
+void conv1d_chunk(float* out, const float* x, int64_t n, float* state, const float* w, int64_t channels,
+                  int64_t kernel, ThreadPool& pool);
 // x *= 1 / sqrt(sum x^2 + eps)
 void l2norm(float* x, int64_t n, float eps);
 // The gated delta rule for one head; S (dk, dv) is the state, k and q already L2-normalised (q also

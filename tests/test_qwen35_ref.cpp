@@ -13,13 +13,16 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 #include <fstream>
 #include <iterator>
 #include <unistd.h>
 
+#include "engine/blocks.h"
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
+#include "engine/tensor/threadpool.h"
 #include "tests/ref_test_util.h"
 
 namespace sluice {
@@ -29,9 +32,10 @@ using namespace reftest;
 
 const std::string kDir = std::string(SLUICE_FIXTURES) + "/qwen35/";
 
-std::vector<float> run_logits(const std::string& gguf, const std::vector<int32_t>& ids) {
+std::vector<float> run_logits(const std::string& gguf, const std::vector<int32_t>& ids, int64_t chunk = 512) {
     ModelOptions opt;
     opt.n_ctx = 128;
+    opt.prefill_chunk = chunk;
     auto m = load_model(gguf, opt);
     return m->forward_tokens(ids, true);
 }
@@ -145,6 +149,49 @@ TEST(Qwen35State, TruncateOnlyToNowOrZeroAndBadBlobsAreRefused) {
     EXPECT_EQ(m->n_past(), 10);
 }
 
+// The GatedDeltaNet blocks prompt chunks use, bit for bit against the one-token forms: conv1d_chunk
+// against conv1d_step token by token (chunks shorter and longer than the conv history), and
+// gated_delta_step (column blocks of 16 plus a tail) against the plain two-pass loop.
+TEST(Qwen35Blocks, ConvChunkAndDeltaStepAreExact) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    auto fill = [&](std::vector<float>& v) { for (float& x : v) x = nd(rng); };
+    ThreadPool pool(2);
+    const int64_t C = 37, K = 4;
+    std::vector<float> w(size_t(C * K));
+    fill(w);
+    for (int64_t n : {1, 2, 3, 11}) {
+        std::vector<float> x(size_t(n * C)), s0(size_t((K - 1) * C));
+        fill(x);
+        fill(s0);
+        std::vector<float> s1 = s0, s2 = s0, o1(x.size()), o2(x.size());
+        for (int64_t t = 0; t < n; ++t) conv1d_step(&o1[size_t(t * C)], &x[size_t(t * C)], s1.data(), w.data(), C, K);
+        conv1d_chunk(o2.data(), x.data(), n, s2.data(), w.data(), C, K, pool);
+        EXPECT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float))) << n;
+        EXPECT_EQ(s1, s2) << n;
+    }
+    const int64_t dk = 24, dv = 40;
+    const size_t nk = dk, nv = dv;
+    std::vector<float> S(nk * nv), q(nk), k(nk), v(nv), out(nv), sc(nv);
+    for (auto* a : {&S, &q, &k, &v}) fill(*a);
+    std::vector<float> R = S, ro(nv), kv(nv, 0.0f);
+    const float decay = 0.93f, beta = 0.61f;
+    gated_delta_step(S.data(), out.data(), q.data(), k.data(), v.data(), decay, beta, dk, dv, sc.data());
+    for (int64_t i = 0; i < dk; ++i)
+        for (int64_t j = 0; j < dv; ++j) {
+            R[size_t(i * dv + j)] *= decay;
+            kv[size_t(j)] += R[size_t(i * dv + j)] * k[size_t(i)];
+        }
+    for (int64_t j = 0; j < dv; ++j) kv[size_t(j)] = (v[size_t(j)] - kv[size_t(j)]) * beta;
+    for (int64_t i = 0; i < dk; ++i)
+        for (int64_t j = 0; j < dv; ++j) {
+            R[size_t(i * dv + j)] += k[size_t(i)] * kv[size_t(j)];
+            ro[size_t(j)] += R[size_t(i * dv + j)] * q[size_t(i)];
+        }
+    EXPECT_EQ(0, std::memcmp(S.data(), R.data(), S.size() * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(out.data(), ro.data(), out.size() * sizeof(float)));
+}
+
 // Fixture `a` rewritten as llama.cpp's converter writes it with --fuse-qkv --fuse-gate-up-exps: the full
 // layers' attn_q/k/v as one attn_qkv (rows q, k, v) and each expert's gate and up rows as one slab of
 // ffn_gate_up_exps. Same weights, same per-row dot products: the logits are identical.
@@ -202,9 +249,13 @@ TEST(Qwen35Fused, FusedQkvAndGateUpGiveIdenticalLogits) {
     const auto ids = read_ids(kDir + "a.tokens.txt");
     const auto plain = run_logits(kDir + "a.gguf", std::vector<int32_t>(ids.begin(), ids.begin() + 20));
     const auto got = run_logits(fused, std::vector<int32_t>(ids.begin(), ids.begin() + 20));
+    const auto one_by_one = run_logits(fused, std::vector<int32_t>(ids.begin(), ids.begin() + 20), 1);
     std::remove(fused.c_str());
     ASSERT_EQ(got.size(), plain.size());
     EXPECT_EQ(0, std::memcmp(got.data(), plain.data(), plain.size() * sizeof(float)));
+    // The prompt chunk's fused path equals token by token too.
+    ASSERT_EQ(one_by_one.size(), plain.size());
+    EXPECT_EQ(0, std::memcmp(one_by_one.data(), plain.data(), plain.size() * sizeof(float)));
 }
 
 // The round trip: state saved after 40 tokens goes through a file into a new process (this

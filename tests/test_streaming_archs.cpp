@@ -108,6 +108,7 @@ TEST(StreamingArchs, StatisticsAddUp) {
         ModelOptions o = opts(IoMode::Direct, uint64_t(n_slots) * slot);
         o.cache_policy = CachePolicy::Lru;
         o.prefetch = false;  // guesses change what is cached
+        o.prefill_chunk = 1;  // token by token: the trace replays one token after another
         auto m = load_model(fx.path, o);
         m->recorder().keep_trace(true);
         m->forward_tokens(t, false);
@@ -145,6 +146,7 @@ TEST(StreamingArchs, StatisticsAddUp) {
         // Page cache: every lookup is a probe hit or a miss.
         ModelOptions pco = opts(IoMode::PageCache);
         pco.prefetch = false;
+        pco.prefill_chunk = 1;  // a lookup per token and layer (a chunk looks each expert up once)
         auto pc = load_model(fx.path, pco);
         pc->forward_tokens(t, false);
         const StatsSnapshot p = pc->stats()->read();
@@ -164,7 +166,9 @@ TEST(StreamingArchs, PrefetchGuessesTheNextLayer) {
         const Hparams h = probe->hparams();
         const size_t n_moe = moe_blocks(probe->file(), h.n_layer).size();
         probe.reset();
-        auto m = load_model(fx.path, opts(IoMode::Direct, uint64_t(4 * h.n_expert_used) * slot));
+        ModelOptions o = opts(IoMode::Direct, uint64_t(4 * h.n_expert_used) * slot);
+        o.prefill_chunk = 1;  // decode-time guesses (a chunk guesses for all its tokens: test_prefill)
+        auto m = load_model(fx.path, o);
         m->forward_tokens(t, false);
         const StatsSnapshot s = m->stats()->read();
         if (n_moe > 1) {

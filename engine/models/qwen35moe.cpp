@@ -25,6 +25,9 @@
 // ssm_ba, per key head [b (n_v/n_k), a (n_v/n_k)]. rope.dimension_sections (interleaved M-RoPE) is not
 // used: for text every section has the same position, which makes it plain NeoX RoPE.
 //
+// Prompts run layer-major (qwen35moe_prefill.cpp): each layer over a whole chunk, every projection a
+// matrix product, the delta rule scanning the chunk token by token per head.
+//
 // The recurrent state only moves forward: truncate() cannot go back except to 0 (reset); save_state()
 // stores it with the full layers' KV cache so a prefill snapshot restores exactly.
 #include <algorithm>
@@ -35,437 +38,396 @@
 #include "engine/blocks.h"
 #include "engine/error.h"
 #include "engine/model.h"
+#include "engine/models/qwen35moe.h"
 #include "engine/moe.h"
 #include "engine/state.h"
 #include "engine/stats_recorder.h"
 
 namespace sluice {
 
+namespace qwen35 {
+
 namespace {
-
 constexpr float kL2Eps = 1e-6f;  // HF's l2norm eps (fixed, not the model's rms eps)
+}  // namespace
 
-struct Ssm {            // GatedDeltaNet shapes
-    int64_t kernel = 0;  // ssm.conv_kernel
-    int64_t n_k = 0;     // ssm.group_count: key (and query) heads
-    int64_t n_v = 0;     // ssm.time_step_rank: value heads
-    int64_t dk = 0;      // ssm.state_size: key head size
-    int64_t dv = 0;      // ssm.inner_size / n_v: value head size
-    bool tiled = true;   // value head h reads key head h % n_k (else h / (n_v / n_k))
-    int64_t key_dim() const { return n_k * dk; }
-    int64_t value_dim() const { return n_v * dv; }
-    int64_t conv_dim() const { return 2 * key_dim() + value_dim(); }
-    int64_t key_head(int64_t h) const { return tiled ? h % n_k : h / (n_v / n_k); }
-};
-
-struct Layer {
-    bool recurrent = false;
-    std::vector<float> attn_norm, post_norm;  // (n_embd)
-    // full attention
-    WeightView wq;  // (n_head * 2 * hd, n_embd): per head q rows then gate rows
-    WeightView wk;  // (n_head_kv * hd, n_embd)
-    WeightView wv;  // (n_head_kv * hd, n_embd)
-    WeightView wqkv_attn;  // converted with --fuse-qkv: [wq; wk; wv] as one matrix
-    WeightView wo;  // (n_embd, n_head * hd)
-    std::vector<float> q_norm, k_norm;  // (hd)
-    // GatedDeltaNet
-    WeightView wqkv;      // (conv_dim, n_embd)
-    WeightView wz;        // (value_dim, n_embd)
-    WeightView wb, wa;    // (n_v, n_embd) each (qwen35moe)
-    WeightView wba;       // (2 n_v, n_embd) (qwen3next)
-    std::vector<float> conv;           // (conv_dim, kernel)
-    std::vector<float> dt_bias, ssm_a;  // (n_v)
-    std::vector<float> ssm_norm;       // (dv)
-    WeightView ssm_out;   // (n_embd, value_dim)
-    // MoE
-    WeightView router;    // (n_expert, n_embd)
-    MoeTensors experts;
-    WeightView sh_gate, sh_up;  // (n_ff_sh, n_embd); data null when the file has no shared expert
-    WeightView sh_down;         // (n_embd, n_ff_sh)
-    WeightView sh_router;       // (1, n_embd)
-};
-
-// A linear-attention layer's state: the last kernel-1 conv inputs and one (dk, dv) matrix per value head.
-struct Recurrent {
-    std::vector<float> conv;  // (kernel - 1, conv_dim), oldest first
-    std::vector<float> S;     // (n_v, dk, dv)
-};
-
-class Qwen35Moe final : public Model {
-public:
-    Qwen35Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, Ssm ssm,
-              std::vector<bool> recurrent, int64_t n_ff_sh, int64_t top_k)
-        : Model(std::move(file), opt, std::move(hp)), opt_(opt), ssm_(ssm), n_ff_sh_(n_ff_sh), top_k_(top_k) {
-        const Hparams& h = hp_;
-        layers_.resize(size_t(h.n_layer));
-        for (int64_t il = 0; il < h.n_layer; ++il) layers_[size_t(il)].recurrent = recurrent[size_t(il)];
-        load_weights();
-        kv_.resize(size_t(h.n_layer));
-        rec_.resize(size_t(h.n_layer));
-        for (int64_t il = 0; il < h.n_layer; ++il) {
-            if (layers_[size_t(il)].recurrent) {
-                rec_[size_t(il)].conv.assign(size_t((ssm_.kernel - 1) * ssm_.conv_dim()), 0.0f);
-                rec_[size_t(il)].S.assign(size_t(ssm_.n_v * ssm_.dk * ssm_.dv), 0.0f);
-            } else {
-                kv_[size_t(il)].k.assign(size_t(n_ctx_ * h.n_head_kv * h.head_dim), 0.0f);
-                kv_[size_t(il)].v.assign(size_t(n_ctx_ * h.n_head_kv * h.head_dim_v), 0.0f);
-            }
-        }
-        x_.resize(size_t(h.n_embd));
-        hn_.resize(size_t(h.n_embd));
-        y_.resize(size_t(h.n_embd));
-        qg_.resize(size_t(h.n_head * 2 * h.head_dim));
-        q_.resize(size_t(h.n_head * h.head_dim));
-        gate_.resize(size_t(h.n_head * h.head_dim_v));
-        k_.resize(size_t(h.n_head_kv * h.head_dim));
-        v_.resize(size_t(h.n_head_kv * h.head_dim_v));
-        qkv_attn_.resize(qg_.size() + k_.size() + v_.size());
-        att_.resize(size_t(h.n_head * h.head_dim_v));
-        scores_.resize(size_t(h.n_head * n_ctx_));
-        qkv_.resize(size_t(ssm_.conv_dim()));
-        conv_out_.resize(size_t(ssm_.conv_dim()));
-        z_.resize(size_t(ssm_.value_dim()));
-        ba_.resize(size_t(2 * ssm_.n_v));
-        ba_raw_.resize(size_t(2 * ssm_.n_v));
-        o_.resize(size_t(ssm_.value_dim()));
-        delta_scratch_.resize(size_t(ssm_.value_dim()));
-        moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
-        router_logits_.resize(size_t(h.n_expert));
-        ids_.resize(size_t(top_k_));
-        weights_.resize(size_t(top_k_));
-        guess_ids_.resize(size_t(top_k_));
-        guess_w_.resize(size_t(top_k_));
-        sh_g_.resize(size_t(n_ff_sh_));
-        sh_u_.resize(size_t(n_ff_sh_));
-        sh_y_.resize(size_t(h.n_embd));
-        logits_.resize(size_t(h.n_vocab));
-    }
-
-    const float* forward(int32_t token) override {
-        check_token(token);
-        TokenScope stats(*this);
-        const Hparams& h = hp_;
-        const int64_t pos = n_past_;
-        // token_embd row -> x (n_embd)
-        dequantize_row(tok_embd_->type, file_->data(*tok_embd_) + token * row_bytes(tok_embd_->type, h.n_embd),
-                       x_.data(), h.n_embd);
-        for (int64_t il = 0; il < h.n_layer; ++il) {
-            const Layer& L = layers_[size_t(il)];
-            {
-                // Both kinds of token mixing count as attention in the statistics. (rec_ here is the
-                // recurrent state; the statistics recorder is Model::rec_.)
-                ScopedTime t(Model::rec_, StatsRecorder::Part::Attention);
-                rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
-                if (L.recurrent)
-                    delta_net_block(L, rec_[size_t(il)]);
-                else
-                    attention_block(L, kv_[size_t(il)], pos);
-            }
-            for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];  // attn_residual
-            rmsnorm(hn_.data(), x_.data(), L.post_norm.data(), h.n_embd, h.rms_eps);  // attn_post_norm
-            moe_block(il, L);
-            for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];  // post_moe
-        }
-        rmsnorm(hn_.data(), x_.data(), output_norm_.data(), h.n_embd, h.rms_eps);
-        matvec(output_, hn_.data(), logits_.data(), *pool_);
-        ++n_past_;
-        return logits_.data();
-    }
-
-    void reset() override {
-        n_past_ = 0;
-        for (Recurrent& r : rec_) {
-            std::fill(r.conv.begin(), r.conv.end(), 0.0f);
-            std::fill(r.S.begin(), r.S.end(), 0.0f);
+Qwen35Moe::Qwen35Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, Ssm ssm,
+                     std::vector<bool> recurrent, int64_t n_ff_sh, int64_t top_k)
+    : Model(std::move(file), opt, std::move(hp)), opt_(opt), ssm_(ssm), n_ff_sh_(n_ff_sh), top_k_(top_k) {
+    const Hparams& h = hp_;
+    layers_.resize(size_t(h.n_layer));
+    for (int64_t il = 0; il < h.n_layer; ++il) layers_[size_t(il)].recurrent = recurrent[size_t(il)];
+    load_weights();
+    kv_.resize(size_t(h.n_layer));
+    rec_.resize(size_t(h.n_layer));
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        if (layers_[size_t(il)].recurrent) {
+            rec_[size_t(il)].conv.assign(size_t((ssm_.kernel - 1) * ssm_.conv_dim()), 0.0f);
+            rec_[size_t(il)].S.assign(size_t(ssm_.n_v * ssm_.dk * ssm_.dv), 0.0f);
+        } else {
+            kv_[size_t(il)].k.assign(size_t(n_ctx_ * h.n_head_kv * h.head_dim), 0.0f);
+            kv_[size_t(il)].v.assign(size_t(n_ctx_ * h.n_head_kv * h.head_dim_v), 0.0f);
         }
     }
+    x_.resize(size_t(h.n_embd));
+    hn_.resize(size_t(h.n_embd));
+    y_.resize(size_t(h.n_embd));
+    qg_.resize(size_t(h.n_head * 2 * h.head_dim));
+    q_.resize(size_t(h.n_head * h.head_dim));
+    gate_.resize(size_t(h.n_head * h.head_dim_v));
+    k_.resize(size_t(h.n_head_kv * h.head_dim));
+    v_.resize(size_t(h.n_head_kv * h.head_dim_v));
+    qkv_attn_.resize(qg_.size() + k_.size() + v_.size());
+    att_.resize(size_t(h.n_head * h.head_dim_v));
+    scores_.resize(size_t(h.n_head * n_ctx_));
+    qkv_.resize(size_t(ssm_.conv_dim()));
+    conv_out_.resize(size_t(ssm_.conv_dim()));
+    z_.resize(size_t(ssm_.value_dim()));
+    ba_.resize(size_t(2 * ssm_.n_v));
+    ba_raw_.resize(size_t(2 * ssm_.n_v));
+    o_.resize(size_t(ssm_.value_dim()));
+    delta_scratch_.resize(size_t(ssm_.value_dim()));
+    moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
+    router_logits_.resize(size_t(h.n_expert));
+    ids_.resize(size_t(top_k_));
+    weights_.resize(size_t(top_k_));
+    guess_ids_.resize(size_t(top_k_));
+    guess_w_.resize(size_t(top_k_));
+    sh_g_.resize(size_t(n_ff_sh_));
+    sh_u_.resize(size_t(n_ff_sh_));
+    sh_y_.resize(size_t(h.n_embd));
+    logits_.resize(size_t(h.n_vocab));
+    if (prefill_chunk() > 1) reserve_batch(prefill_chunk());
+}
 
-    // The recurrent state is a summary of every token so far; positions cannot be dropped from it.
-    void truncate(int64_t n) override {
-        if (n < 0 || n > n_past_)
-            throw Error("cannot truncate to " + std::to_string(n) + " tokens: only " + std::to_string(n_past_) + " are cached");
-        if (n == n_past_) return;
-        if (n == 0) return reset();
-        throw Error("cannot truncate to " + std::to_string(n) + " of " + std::to_string(n_past_) + " tokens: " +
-                    hp_.arch + " keeps a recurrent state that cannot go back; restore a saved state instead");
+const float* Qwen35Moe::forward(int32_t token) {
+    check_token(token);
+    TokenScope stats(*this);
+    const Hparams& h = hp_;
+    const int64_t pos = n_past_;
+    // token_embd row -> x (n_embd)
+    dequantize_row(tok_embd_->type, file_->data(*tok_embd_) + token * row_bytes(tok_embd_->type, h.n_embd),
+                   x_.data(), h.n_embd);
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        const Layer& L = layers_[size_t(il)];
+        {
+            // Both kinds of token mixing count as attention in the statistics. (rec_ here is the
+            // recurrent state; the statistics recorder is Model::rec_.)
+            ScopedTime t(Model::rec_, StatsRecorder::Part::Attention);
+            rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
+            if (L.recurrent)
+                delta_net_block(L, rec_[size_t(il)]);
+            else
+                attention_block(L, kv_[size_t(il)], pos);
+        }
+        for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];  // attn_residual
+        rmsnorm(hn_.data(), x_.data(), L.post_norm.data(), h.n_embd, h.rms_eps);  // attn_post_norm
+        moe_block(il, L);
+        for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];  // post_moe
     }
+    rmsnorm(hn_.data(), x_.data(), output_norm_.data(), h.n_embd, h.rms_eps);
+    matvec(output_, hn_.data(), logits_.data(), *pool_);
+    ++n_past_;
+    return logits_.data();
+}
 
-    std::vector<uint8_t> save_state() const override {
-        const Hparams& h = hp_;
-        StateWriter w(h.arch);
-        put_layout(w);
-        w.put_u64(uint64_t(n_past_));
+void Qwen35Moe::reset() {
+    n_past_ = 0;
+    for (Recurrent& r : rec_) {
+        std::fill(r.conv.begin(), r.conv.end(), 0.0f);
+        std::fill(r.S.begin(), r.S.end(), 0.0f);
+    }
+}
+
+// The recurrent state is a summary of every token so far; positions cannot be dropped from it.
+void Qwen35Moe::truncate(int64_t n) {
+    if (n < 0 || n > n_past_)
+        throw Error("cannot truncate to " + std::to_string(n) + " tokens: only " + std::to_string(n_past_) + " are cached");
+    if (n == n_past_) return;
+    if (n == 0) return reset();
+    throw Error("cannot truncate to " + std::to_string(n) + " of " + std::to_string(n_past_) + " tokens: " +
+                hp_.arch + " keeps a recurrent state that cannot go back; restore a saved state instead");
+}
+
+std::vector<uint8_t> Qwen35Moe::save_state() const {
+    const Hparams& h = hp_;
+    StateWriter w(h.arch);
+    put_layout(w);
+    w.put_u64(uint64_t(n_past_));
+    for (size_t il = 0; il < layers_.size(); ++il) {
+        if (layers_[il].recurrent) {
+            w.put_floats(rec_[il].conv.data(), rec_[il].conv.size());
+            w.put_floats(rec_[il].S.data(), rec_[il].S.size());
+        } else {
+            w.put_floats(kv_[il].k.data(), size_t(n_past_ * h.n_head_kv * h.head_dim));
+            w.put_floats(kv_[il].v.data(), size_t(n_past_ * h.n_head_kv * h.head_dim_v));
+        }
+    }
+    return w.take();
+}
+
+void Qwen35Moe::load_state(std::span<const uint8_t> blob) {
+    const Hparams& h = hp_;
+    reset();
+    try {
+        StateReader r(blob, h.arch);
+        expect_layout(r);
+        const uint64_t n = r.get_u64();
+        if (n > uint64_t(n_ctx_))
+            throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
         for (size_t il = 0; il < layers_.size(); ++il) {
             if (layers_[il].recurrent) {
-                w.put_floats(rec_[il].conv.data(), rec_[il].conv.size());
-                w.put_floats(rec_[il].S.data(), rec_[il].S.size());
+                r.get_floats(rec_[il].conv.data(), rec_[il].conv.size());
+                r.get_floats(rec_[il].S.data(), rec_[il].S.size());
             } else {
-                w.put_floats(kv_[il].k.data(), size_t(n_past_ * h.n_head_kv * h.head_dim));
-                w.put_floats(kv_[il].v.data(), size_t(n_past_ * h.n_head_kv * h.head_dim_v));
+                r.get_floats(kv_[il].k.data(), size_t(n) * size_t(h.n_head_kv * h.head_dim));
+                r.get_floats(kv_[il].v.data(), size_t(n) * size_t(h.n_head_kv * h.head_dim_v));
             }
         }
-        return w.take();
+        r.expect_end();
+        n_past_ = int64_t(n);
+    } catch (...) {
+        reset();  // a half-read recurrent state must not survive
+        throw;
     }
+}
 
-    void load_state(std::span<const uint8_t> blob) override {
-        const Hparams& h = hp_;
-        reset();
-        try {
-            StateReader r(blob, h.arch);
-            expect_layout(r);
-            const uint64_t n = r.get_u64();
-            if (n > uint64_t(n_ctx_))
-                throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
-            for (size_t il = 0; il < layers_.size(); ++il) {
-                if (layers_[il].recurrent) {
-                    r.get_floats(rec_[il].conv.data(), rec_[il].conv.size());
-                    r.get_floats(rec_[il].S.data(), rec_[il].S.size());
-                } else {
-                    r.get_floats(kv_[il].k.data(), size_t(n) * size_t(h.n_head_kv * h.head_dim));
-                    r.get_floats(kv_[il].v.data(), size_t(n) * size_t(h.n_head_kv * h.head_dim_v));
-                }
+// The state blob's header: everything that decides its layout.
+std::vector<std::pair<const char*, uint64_t>> Qwen35Moe::layout() const {
+    const Hparams& h = hp_;
+    uint64_t mask = 0, n_rec = 0;  // which layers are recurrent (the mask covers the first 64)
+    for (size_t il = 0; il < layers_.size(); ++il) {
+        if (!layers_[il].recurrent) continue;
+        ++n_rec;
+        if (il < 64) mask |= uint64_t(1) << il;
+    }
+    return {{"layer count", uint64_t(h.n_layer)},
+            {"recurrent layer mask", mask},
+            {"recurrent layer count", n_rec},
+            {"K width", uint64_t(h.n_head_kv * h.head_dim)},
+            {"V width", uint64_t(h.n_head_kv * h.head_dim_v)},
+            {"conv state size", uint64_t((ssm_.kernel - 1) * ssm_.conv_dim())},
+            {"delta state size", uint64_t(ssm_.n_v * ssm_.dk * ssm_.dv)}};
+}
+void Qwen35Moe::put_layout(StateWriter& w) const {
+    for (const auto& [what, x] : layout()) w.put_u64(x);
+}
+void Qwen35Moe::expect_layout(StateReader& r) const {
+    for (const auto& [what, x] : layout()) r.expect_u64(what, x);
+}
+
+void Qwen35Moe::attn_inputs(const Layer& L, const float* qg, float* q, float* gate, float* k, int64_t pos) const {
+    const Hparams& h = hp_;
+    const int64_t hd = h.head_dim;
+    for (int64_t hh = 0; hh < h.n_head; ++hh) {  // Qcur_full -> Qcur, gate
+        const float* src = qg + hh * 2 * hd;
+        std::copy(src, src + hd, q + hh * hd);
+        std::copy(src + hd, src + 2 * hd, gate + hh * hd);
+        rmsnorm(q + hh * hd, q + hh * hd, L.q_norm.data(), hd, h.rms_eps);  // Qcur_normed
+    }
+    for (int64_t hh = 0; hh < h.n_head_kv; ++hh)  // Kcur_normed
+        rmsnorm(k + hh * hd, k + hh * hd, L.k_norm.data(), hd, h.rms_eps);
+    rope_neox(q, h.n_head, hd, h.n_rot, pos, h.rope_base);
+    rope_neox(k, h.n_head_kv, hd, h.n_rot, pos, h.rope_base);
+}
+
+// y = Wo (attention(q, K, V) * sigmoid(gate))
+void Qwen35Moe::attention_block(const Layer& L, LayerKv& kv, int64_t pos) {
+    const Hparams& h = hp_;
+    const float* qg = qg_.data();
+    float *k = k_.data(), *v = v_.data();
+    if (L.wqkv_attn.data) {  // one matrix: rows [q and gate | k | v]
+        run_shared_input({{L.wqkv_attn, qkv_attn_.data()}});
+        qg = qkv_attn_.data();
+        k = qkv_attn_.data() + qg_.size();
+        v = k + k_.size();
+    } else {
+        run_shared_input({{L.wq, qg_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}});
+    }
+    attn_inputs(L, qg, q_.data(), gate_.data(), k, pos);
+    std::copy(k, k + k_.size(), kv.k.begin() + pos * int64_t(k_.size()));
+    std::copy(v, v + v_.size(), kv.v.begin() + pos * int64_t(v_.size()));
+    attention_one(att_.data(), q_.data(), kv, pos + 1, h.n_head, h.n_head_kv, h.head_dim, h.head_dim_v,
+                  scores_.data(), *pool_);
+    for (size_t i = 0; i < att_.size(); ++i) att_[i] *= sigmoid(gate_[i]);  // attn_gated
+    matvec(L.wo, att_.data(), y_.data(), *pool_);
+}
+
+void Qwen35Moe::split_ba(const float* raw, float* b, float* a) const {
+    const int64_t r = ssm_.n_v / ssm_.n_k;  // value heads per key head g: g r .. g r + r - 1
+    for (int64_t g = 0; g < ssm_.n_k; ++g)
+        for (int64_t j = 0; j < r; ++j) {
+            b[g * r + j] = raw[g * 2 * r + j];
+            a[g * r + j] = raw[g * 2 * r + r + j];
+        }
+}
+
+void Qwen35Moe::delta_inputs(const Layer& L, float* qkv, float* b, float* a) const {
+    const Ssm& s = ssm_;
+    for (int64_t c = 0; c < s.conv_dim(); ++c) qkv[c] = silu(qkv[c]);  // conv_output_silu
+    float* q = qkv;
+    float* k = q + s.key_dim();
+    const float qscale = 1.0f / std::sqrt(float(s.dk));
+    for (int64_t g = 0; g < s.n_k; ++g) {
+        l2norm(q + g * s.dk, s.dk, kL2Eps);
+        l2norm(k + g * s.dk, s.dk, kL2Eps);
+        for (int64_t i = 0; i < s.dk; ++i) q[g * s.dk + i] *= qscale;
+    }
+    for (int64_t hh = 0; hh < s.n_v; ++hh) {
+        b[hh] = sigmoid(b[hh]);                                          // beta_sigmoid
+        const float t = a[hh] + L.dt_bias[size_t(hh)];                   // a_softplus
+        const float sp = t > 20.0f ? t : std::log1p(std::exp(t));
+        a[hh] = std::exp(L.ssm_a[size_t(hh)] * sp);                      // decay = exp(gate)
+    }
+}
+
+void Qwen35Moe::delta_head(const Layer& L, float* S, float* o, const float* qkv, float decay, float beta,
+                           const float* z, int64_t hh, float* scratch) const {
+    const Ssm& s = ssm_;
+    const int64_t kh = s.key_head(hh);
+    const float* q = qkv + kh * s.dk;
+    const float* k = qkv + s.key_dim() + kh * s.dk;
+    const float* v = qkv + 2 * s.key_dim() + hh * s.dv;
+    gated_delta_step(S, o, q, k, v, decay, beta, s.dk, s.dv, scratch);
+    rmsnorm(o, o, L.ssm_norm.data(), s.dv, hp_.rms_eps);  // gated norm: rmsnorm(o) w silu(z)
+    for (int64_t j = 0; j < s.dv; ++j) o[j] *= silu(z[j]);
+}
+
+// y = Wout gated_rmsnorm(delta rule over the conv of Wqkv hn)
+void Qwen35Moe::delta_net_block(const Layer& L, Recurrent& st) {
+    const Ssm& s = ssm_;
+    const int64_t nv = s.n_v;
+    float* b = ba_.data();
+    float* a = ba_.data() + nv;
+    if (L.wba.data) {
+        run_shared_input({{L.wqkv, qkv_.data()}, {L.wz, z_.data()}, {L.wba, ba_raw_.data()}});
+        split_ba(ba_raw_.data(), b, a);
+    } else {
+        run_shared_input({{L.wqkv, qkv_.data()}, {L.wz, z_.data()}, {L.wb, b}, {L.wa, a}});
+    }
+    // conv_output_silu (conv_dim) = silu(conv1d over the last `kernel` qkv inputs)
+    conv1d_step(conv_out_.data(), qkv_.data(), st.conv.data(), L.conv.data(), s.conv_dim(), s.kernel);
+    delta_inputs(L, conv_out_.data(), b, a);
+    // Heads are independent: each updates its own (dk, dv) state.
+    const int64_t grain = s.dk * s.dv * nv < (1 << 16) ? nv : 1;
+    pool_->parallel_for(nv, grain, [&](int64_t h0, int64_t h1, int) {
+        for (int64_t hh = h0; hh < h1; ++hh)
+            delta_head(L, &st.S[size_t(hh * s.dk * s.dv)], &o_[size_t(hh * s.dv)], conv_out_.data(), a[hh], b[hh],
+                       &z_[size_t(hh * s.dv)], hh, &delta_scratch_[size_t(hh * s.dv)]);
+    });
+    matvec(L.ssm_out, o_.data(), y_.data(), *pool_);  // linear_attn_out
+}
+
+// y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn)
+//     + sigmoid(w_sh . hn) * down_sh(silu(gate_sh hn) * up_sh hn)
+void Qwen35Moe::moe_block(int64_t il, const Layer& L) {
+    const Hparams& h = hp_;
+    float sh_logit = 0.0f;
+    if (L.sh_gate.data)
+        run_shared_input({{L.router, router_logits_.data()}, {L.sh_gate, sh_g_.data()}, {L.sh_up, sh_u_.data()},
+                          {L.sh_router, &sh_logit}});
+    else
+        run_shared_input({{L.router, router_logits_.data()}});
+    router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
+    // Streaming: guess the next layer's experts from this layer's input (as qwen3moe does; every
+    // layer here is MoE with the same softmax top-k routing) so their reads start now.
+    MoeFfn::Guess guess{il + 1, guess_ids_.data(), top_k_};
+    const bool do_guess = il + 1 < h.n_layer && experts_->wants_prefetch();
+    if (do_guess) {
+        matvec(layers_[size_t(il + 1)].router, hn_.data(), router_logits_.data(), *pool_);
+        router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, false, guess_ids_.data(), guess_w_.data());
+    }
+    // experts compute as their reads complete (streaming); all at once when mapped
+    moe_->run_streamed(*experts_, il, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(), y_.data(),
+                       *pool_, do_guess ? &guess : nullptr);  // ffn_moe_out
+    if (!L.sh_gate.data) return;
+    for (int64_t i = 0; i < n_ff_sh_; ++i) sh_g_[size_t(i)] = silu(sh_g_[size_t(i)]) * sh_u_[size_t(i)];
+    matvec(L.sh_down, sh_g_.data(), sh_y_.data(), *pool_);  // ffn_shexp
+    const float g = sigmoid(sh_logit);                      // shared_expert_gate_sigmoid
+    for (int64_t i = 0; i < h.n_embd; ++i) y_[size_t(i)] += g * sh_y_[size_t(i)];
+}
+
+// Several matrices applied to hn in one parallel loop.
+void Qwen35Moe::run_shared_input(std::initializer_list<std::pair<WeightView, float*>> mats) {
+    shared_.run(hn_.data(), hp_.n_embd, mats, *pool_);
+}
+
+void Qwen35Moe::load_weights() {
+    const gguf::File& f = *file_;
+    const Hparams& h = hp_;
+    const Ssm& s = ssm_;
+    auto blk = [](int64_t il, const char* name) { return "blk." + std::to_string(il) + "." + name; };
+    auto vec = [&](int64_t il, const char* name, int64_t n) {
+        return tensor_f32(f, f.require_tensor(blk(il, name), {n}));
+    };
+    auto mat = [&](int64_t il, const char* name, int64_t cols, int64_t rows) {
+        return matrix_view(f, f.require_tensor(blk(il, name), {cols, rows}));
+    };
+
+    tok_embd_ = &f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab});
+    output_norm_ = tensor_f32(f, f.require_tensor("output_norm.weight", {h.n_embd}));
+    const gguf::TensorInfo* out = f.find_tensor("output.weight");  // absent: tied to the embedding
+    output_ = matrix_view(f, out ? f.require_tensor("output.weight", {h.n_embd, h.n_vocab}) : *tok_embd_);
+
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        Layer& L = layers_[size_t(il)];
+        L.attn_norm = vec(il, "attn_norm.weight", h.n_embd);
+        L.post_norm = vec(il, "post_attention_norm.weight", h.n_embd);
+        if (L.recurrent) {
+            const int64_t vd = s.value_dim();
+            L.wqkv = mat(il, "attn_qkv.weight", h.n_embd, s.conv_dim());
+            L.wz = mat(il, "attn_gate.weight", h.n_embd, vd);
+            if (h.arch == "qwen3next") {
+                L.wba = mat(il, "ssm_ba.weight", h.n_embd, 2 * s.n_v);
+            } else {
+                L.wb = mat(il, "ssm_beta.weight", h.n_embd, s.n_v);
+                L.wa = mat(il, "ssm_alpha.weight", h.n_embd, s.n_v);
             }
-            r.expect_end();
-            n_past_ = int64_t(n);
-        } catch (...) {
-            reset();  // a half-read recurrent state must not survive
-            throw;
-        }
-    }
-
-private:
-    // The state blob's header: everything that decides its layout.
-    std::vector<std::pair<const char*, uint64_t>> layout() const {
-        const Hparams& h = hp_;
-        uint64_t mask = 0, n_rec = 0;  // which layers are recurrent (the mask covers the first 64)
-        for (size_t il = 0; il < layers_.size(); ++il) {
-            if (!layers_[il].recurrent) continue;
-            ++n_rec;
-            if (il < 64) mask |= uint64_t(1) << il;
-        }
-        return {{"layer count", uint64_t(h.n_layer)},
-                {"recurrent layer mask", mask},
-                {"recurrent layer count", n_rec},
-                {"K width", uint64_t(h.n_head_kv * h.head_dim)},
-                {"V width", uint64_t(h.n_head_kv * h.head_dim_v)},
-                {"conv state size", uint64_t((ssm_.kernel - 1) * ssm_.conv_dim())},
-                {"delta state size", uint64_t(ssm_.n_v * ssm_.dk * ssm_.dv)}};
-    }
-    void put_layout(StateWriter& w) const {
-        for (const auto& [what, x] : layout()) w.put_u64(x);
-    }
-    void expect_layout(StateReader& r) const {
-        for (const auto& [what, x] : layout()) r.expect_u64(what, x);
-    }
-
-    // y = Wo (attention(q, K, V) * sigmoid(gate))
-    void attention_block(const Layer& L, LayerKv& kv, int64_t pos) {
-        const Hparams& h = hp_;
-        const int64_t hd = h.head_dim;
-        if (L.wqkv_attn.data) {  // one matrix: rows [q and gate | k | v]
-            run_shared_input({{L.wqkv_attn, qkv_attn_.data()}});
-            const auto k0 = qkv_attn_.begin() + int64_t(qg_.size()), v0 = k0 + int64_t(k_.size());
-            std::copy(qkv_attn_.begin(), k0, qg_.begin());
-            std::copy(k0, v0, k_.begin());
-            std::copy(v0, v0 + int64_t(v_.size()), v_.begin());
+            L.conv = tensor_f32(f, f.require_tensor(blk(il, "ssm_conv1d.weight"), {s.kernel, s.conv_dim()}));
+            L.dt_bias = vec(il, "ssm_dt.bias", s.n_v);
+            L.ssm_a = vec(il, "ssm_a", s.n_v);
+            L.ssm_norm = vec(il, "ssm_norm.weight", s.dv);
+            L.ssm_out = mat(il, "ssm_out.weight", vd, h.n_embd);
         } else {
-            run_shared_input({{L.wq, qg_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}});
+            const int64_t nq = 2 * h.n_head * h.head_dim, nk = h.n_head_kv * h.head_dim;
+            if (f.find_tensor(blk(il, "attn_qkv.weight"))) {
+                L.wqkv_attn = mat(il, "attn_qkv.weight", h.n_embd, nq + 2 * nk);
+            } else {
+                L.wq = mat(il, "attn_q.weight", h.n_embd, nq);
+                L.wk = mat(il, "attn_k.weight", h.n_embd, nk);
+                L.wv = mat(il, "attn_v.weight", h.n_embd, nk);
+            }
+            L.wo = mat(il, "attn_output.weight", h.n_head * h.head_dim_v, h.n_embd);
+            L.q_norm = vec(il, "attn_q_norm.weight", h.head_dim);
+            L.k_norm = vec(il, "attn_k_norm.weight", h.head_dim);
         }
-        for (int64_t hh = 0; hh < h.n_head; ++hh) {  // Qcur_full -> Qcur, gate
-            const float* src = &qg_[size_t(hh * 2 * hd)];
-            std::copy(src, src + hd, &q_[size_t(hh * hd)]);
-            std::copy(src + hd, src + 2 * hd, &gate_[size_t(hh * hd)]);
-            rmsnorm(&q_[size_t(hh * hd)], &q_[size_t(hh * hd)], L.q_norm.data(), hd, h.rms_eps);  // Qcur_normed
-        }
-        for (int64_t hh = 0; hh < h.n_head_kv; ++hh)  // Kcur_normed
-            rmsnorm(&k_[size_t(hh * hd)], &k_[size_t(hh * hd)], L.k_norm.data(), hd, h.rms_eps);
-        rope_neox(q_.data(), h.n_head, hd, h.n_rot, pos, h.rope_base);
-        rope_neox(k_.data(), h.n_head_kv, hd, h.n_rot, pos, h.rope_base);
-        std::copy(k_.begin(), k_.end(), kv.k.begin() + pos * int64_t(k_.size()));
-        std::copy(v_.begin(), v_.end(), kv.v.begin() + pos * int64_t(v_.size()));
-        attention_one(att_.data(), q_.data(), kv, pos + 1, h.n_head, h.n_head_kv, hd, h.head_dim_v,
-                      scores_.data(), *pool_);
-        for (size_t i = 0; i < att_.size(); ++i) att_[i] *= 1.0f / (1.0f + std::exp(-gate_[i]));  // attn_gated
-        matvec(L.wo, att_.data(), y_.data(), *pool_);
-    }
-
-    // y = Wout gated_rmsnorm(delta rule over the conv of Wqkv hn)
-    void delta_net_block(const Layer& L, Recurrent& st) {
-        const Ssm& s = ssm_;
-        const int64_t nv = s.n_v;
-        float* b = ba_.data();
-        float* a = ba_.data() + nv;
-        if (L.wba.data) {
-            run_shared_input({{L.wqkv, qkv_.data()}, {L.wz, z_.data()}, {L.wba, ba_raw_.data()}});
-            // ssm_ba rows per key head g: [b (r), a (r)] for value heads g r .. g r + r - 1
-            const int64_t r = nv / s.n_k;
-            for (int64_t g = 0; g < s.n_k; ++g)
-                for (int64_t j = 0; j < r; ++j) {
-                    b[g * r + j] = ba_raw_[size_t(g * 2 * r + j)];
-                    a[g * r + j] = ba_raw_[size_t(g * 2 * r + r + j)];
-                }
+        L.router = mat(il, "ffn_gate_inp.weight", h.n_embd, h.n_expert);
+        if (f.find_tensor(blk(il, "ffn_gate_up_exps.weight"))) {
+            L.experts.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps.weight"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
         } else {
-            run_shared_input({{L.wqkv, qkv_.data()}, {L.wz, z_.data()}, {L.wb, b}, {L.wa, a}});
+            L.experts.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps.weight"), {h.n_embd, h.n_ff_exp, h.n_expert});
+            L.experts.up_exps = &f.require_tensor(blk(il, "ffn_up_exps.weight"), {h.n_embd, h.n_ff_exp, h.n_expert});
         }
-        // conv_output_silu (conv_dim) = silu(conv1d over the last `kernel` qkv inputs)
-        conv1d_step(conv_out_.data(), qkv_.data(), st.conv.data(), L.conv.data(), s.conv_dim(), s.kernel);
-        for (float& c : conv_out_) c = silu(c);
-        float* q = conv_out_.data();
-        float* k = q + s.key_dim();
-        const float* v = k + s.key_dim();
-        const float qscale = 1.0f / std::sqrt(float(s.dk));
-        for (int64_t g = 0; g < s.n_k; ++g) {
-            l2norm(q + g * s.dk, s.dk, kL2Eps);
-            l2norm(k + g * s.dk, s.dk, kL2Eps);
-            for (int64_t i = 0; i < s.dk; ++i) q[g * s.dk + i] *= qscale;
+        L.experts.down_exps = &f.require_tensor(blk(il, "ffn_down_exps.weight"), {h.n_ff_exp, h.n_embd, h.n_expert});
+        if (n_ff_sh_ > 0) {
+            L.sh_gate = mat(il, "ffn_gate_shexp.weight", h.n_embd, n_ff_sh_);
+            L.sh_up = mat(il, "ffn_up_shexp.weight", h.n_embd, n_ff_sh_);
+            L.sh_down = mat(il, "ffn_down_shexp.weight", n_ff_sh_, h.n_embd);
+            L.sh_router = mat(il, "ffn_gate_inp_shexp.weight", h.n_embd, 1);
         }
-        for (int64_t hh = 0; hh < nv; ++hh) {
-            b[hh] = 1.0f / (1.0f + std::exp(-b[hh]));                        // beta_sigmoid
-            const float t = a[hh] + L.dt_bias[size_t(hh)];                   // a_softplus
-            const float sp = t > 20.0f ? t : std::log1p(std::exp(t));
-            a[hh] = std::exp(L.ssm_a[size_t(hh)] * sp);                      // decay = exp(gate)
-        }
-        // Heads are independent: each updates its own (dk, dv) state.
-        const int64_t grain = s.dk * s.dv * nv < (1 << 16) ? nv : 1;
-        pool_->parallel_for(nv, grain, [&](int64_t h0, int64_t h1, int) {
-            for (int64_t hh = h0; hh < h1; ++hh) {
-                const int64_t kh = s.key_head(hh);
-                float* o = &o_[size_t(hh * s.dv)];
-                gated_delta_step(&st.S[size_t(hh * s.dk * s.dv)], o, q + kh * s.dk, k + kh * s.dk, v + hh * s.dv,
-                                 a[hh], b[hh], s.dk, s.dv, &delta_scratch_[size_t(hh * s.dv)]);
-                rmsnorm(o, o, L.ssm_norm.data(), s.dv, hp_.rms_eps);  // gated norm: rmsnorm(o) w silu(z)
-                const float* z = &z_[size_t(hh * s.dv)];
-                for (int64_t j = 0; j < s.dv; ++j) o[j] *= silu(z[j]);
-            }
-        });
-        matvec(L.ssm_out, o_.data(), y_.data(), *pool_);  // linear_attn_out
     }
+    for (const gguf::TensorInfo& t : f.tensors())
+        if (!type_info(t.type).has_kernels)
+            throw Error(f.path() + ": tensor '" + t.name + "' has type " + type_name(t.type) +
+                        ", which sluice cannot compute yet");
+    std::vector<MoeTensors> moe;
+    for (const Layer& L : layers_) moe.push_back(L.experts);
+    experts_ = make_expert_source(f, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
+}
 
-    // y = sum over the top-k experts of w_e * down_e(silu(gate_e hn) * up_e hn)
-    //     + sigmoid(w_sh . hn) * down_sh(silu(gate_sh hn) * up_sh hn)
-    void moe_block(int64_t il, const Layer& L) {
-        const Hparams& h = hp_;
-        float sh_logit = 0.0f;
-        if (L.sh_gate.data)
-            run_shared_input({{L.router, router_logits_.data()}, {L.sh_gate, sh_g_.data()}, {L.sh_up, sh_u_.data()},
-                              {L.sh_router, &sh_logit}});
-        else
-            run_shared_input({{L.router, router_logits_.data()}});
-        router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, true, ids_.data(), weights_.data());
-        // Streaming: guess the next layer's experts from this layer's input (as qwen3moe does; every
-        // layer here is MoE with the same softmax top-k routing) so their reads start now.
-        MoeFfn::Guess guess{il + 1, guess_ids_.data(), top_k_};
-        const bool do_guess = il + 1 < h.n_layer && experts_->wants_prefetch();
-        if (do_guess) {
-            matvec(layers_[size_t(il + 1)].router, hn_.data(), router_logits_.data(), *pool_);
-            router_topk_softmax(router_logits_.data(), h.n_expert, top_k_, false, guess_ids_.data(), guess_w_.data());
-        }
-        // experts compute as their reads complete (streaming); all at once when mapped
-        moe_->run_streamed(*experts_, il, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(), y_.data(),
-                           *pool_, do_guess ? &guess : nullptr);  // ffn_moe_out
-        if (!L.sh_gate.data) return;
-        for (int64_t i = 0; i < n_ff_sh_; ++i) sh_g_[size_t(i)] = silu(sh_g_[size_t(i)]) * sh_u_[size_t(i)];
-        matvec(L.sh_down, sh_g_.data(), sh_y_.data(), *pool_);  // ffn_shexp
-        const float g = 1.0f / (1.0f + std::exp(-sh_logit));   // shared_expert_gate_sigmoid
-        for (int64_t i = 0; i < h.n_embd; ++i) y_[size_t(i)] += g * sh_y_[size_t(i)];
-    }
+}  // namespace qwen35
 
-    // Several matrices applied to hn in one parallel loop.
-    void run_shared_input(std::initializer_list<std::pair<WeightView, float*>> mats) {
-        shared_.run(hn_.data(), hp_.n_embd, mats, *pool_);
-    }
-
-    void load_weights() {
-        const gguf::File& f = *file_;
-        const Hparams& h = hp_;
-        const Ssm& s = ssm_;
-        auto blk = [](int64_t il, const char* name) { return "blk." + std::to_string(il) + "." + name; };
-        auto vec = [&](int64_t il, const char* name, int64_t n) {
-            return tensor_f32(f, f.require_tensor(blk(il, name), {n}));
-        };
-        auto mat = [&](int64_t il, const char* name, int64_t cols, int64_t rows) {
-            return matrix_view(f, f.require_tensor(blk(il, name), {cols, rows}));
-        };
-
-        tok_embd_ = &f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab});
-        output_norm_ = tensor_f32(f, f.require_tensor("output_norm.weight", {h.n_embd}));
-        const gguf::TensorInfo* out = f.find_tensor("output.weight");  // absent: tied to the embedding
-        output_ = matrix_view(f, out ? f.require_tensor("output.weight", {h.n_embd, h.n_vocab}) : *tok_embd_);
-
-        for (int64_t il = 0; il < h.n_layer; ++il) {
-            Layer& L = layers_[size_t(il)];
-            L.attn_norm = vec(il, "attn_norm.weight", h.n_embd);
-            L.post_norm = vec(il, "post_attention_norm.weight", h.n_embd);
-            if (L.recurrent) {
-                const int64_t vd = s.value_dim();
-                L.wqkv = mat(il, "attn_qkv.weight", h.n_embd, s.conv_dim());
-                L.wz = mat(il, "attn_gate.weight", h.n_embd, vd);
-                if (h.arch == "qwen3next") {
-                    L.wba = mat(il, "ssm_ba.weight", h.n_embd, 2 * s.n_v);
-                } else {
-                    L.wb = mat(il, "ssm_beta.weight", h.n_embd, s.n_v);
-                    L.wa = mat(il, "ssm_alpha.weight", h.n_embd, s.n_v);
-                }
-                L.conv = tensor_f32(f, f.require_tensor(blk(il, "ssm_conv1d.weight"), {s.kernel, s.conv_dim()}));
-                L.dt_bias = vec(il, "ssm_dt.bias", s.n_v);
-                L.ssm_a = vec(il, "ssm_a", s.n_v);
-                L.ssm_norm = vec(il, "ssm_norm.weight", s.dv);
-                L.ssm_out = mat(il, "ssm_out.weight", vd, h.n_embd);
-            } else {
-                const int64_t nq = 2 * h.n_head * h.head_dim, nk = h.n_head_kv * h.head_dim;
-                if (f.find_tensor(blk(il, "attn_qkv.weight"))) {
-                    L.wqkv_attn = mat(il, "attn_qkv.weight", h.n_embd, nq + 2 * nk);
-                } else {
-                    L.wq = mat(il, "attn_q.weight", h.n_embd, nq);
-                    L.wk = mat(il, "attn_k.weight", h.n_embd, nk);
-                    L.wv = mat(il, "attn_v.weight", h.n_embd, nk);
-                }
-                L.wo = mat(il, "attn_output.weight", h.n_head * h.head_dim_v, h.n_embd);
-                L.q_norm = vec(il, "attn_q_norm.weight", h.head_dim);
-                L.k_norm = vec(il, "attn_k_norm.weight", h.head_dim);
-            }
-            L.router = mat(il, "ffn_gate_inp.weight", h.n_embd, h.n_expert);
-            if (f.find_tensor(blk(il, "ffn_gate_up_exps.weight"))) {
-                L.experts.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps.weight"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
-            } else {
-                L.experts.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps.weight"), {h.n_embd, h.n_ff_exp, h.n_expert});
-                L.experts.up_exps = &f.require_tensor(blk(il, "ffn_up_exps.weight"), {h.n_embd, h.n_ff_exp, h.n_expert});
-            }
-            L.experts.down_exps = &f.require_tensor(blk(il, "ffn_down_exps.weight"), {h.n_ff_exp, h.n_embd, h.n_expert});
-            if (n_ff_sh_ > 0) {
-                L.sh_gate = mat(il, "ffn_gate_shexp.weight", h.n_embd, n_ff_sh_);
-                L.sh_up = mat(il, "ffn_up_shexp.weight", h.n_embd, n_ff_sh_);
-                L.sh_down = mat(il, "ffn_down_shexp.weight", n_ff_sh_, h.n_embd);
-                L.sh_router = mat(il, "ffn_gate_inp_shexp.weight", h.n_embd, 1);
-            }
-        }
-        for (const gguf::TensorInfo& t : f.tensors())
-            if (!type_info(t.type).has_kernels)
-                throw Error(f.path() + ": tensor '" + t.name + "' has type " + type_name(t.type) +
-                            ", which sluice cannot compute yet");
-        std::vector<MoeTensors> moe;
-        for (const Layer& L : layers_) moe.push_back(L.experts);
-        experts_ = make_expert_source(f, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
-    }
-
-    ModelOptions opt_;
-    Ssm ssm_;
-    int64_t n_ff_sh_, top_k_;
-    const gguf::TensorInfo* tok_embd_ = nullptr;
-    std::vector<float> output_norm_;
-    WeightView output_{};
-    std::vector<Layer> layers_;
-    std::vector<LayerKv> kv_;      // full-attention layers only (empty for recurrent ones)
-    std::vector<Recurrent> rec_;   // recurrent layers only
-    // Activations of one token.
-    std::vector<float> x_, hn_, y_, qg_, q_, gate_, k_, v_, qkv_attn_, att_, scores_;
-    std::vector<float> qkv_, conv_out_, z_, ba_, ba_raw_, o_, delta_scratch_;
-    std::vector<float> router_logits_, weights_, guess_w_, sh_g_, sh_u_, sh_y_, logits_;
-    std::vector<int32_t> ids_, guess_ids_;
-    SharedInputMatvec shared_;  // hn prepared once per weight type
-    std::unique_ptr<ExpertSource> experts_;
-    std::unique_ptr<MoeFfn> moe_;
-};
+namespace {
 
 // Which layers are recurrent: attention.recurrent_layers when present (the converter writes it from
 // HF's layer_types), else every full_attention_interval-th layer is full attention.
@@ -538,7 +500,7 @@ std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const Mo
                     std::to_string(h.n_expert) + " experts");
     const int64_t n_ff_sh = int64_t(f.get_uint_or(p + "expert_shared_feed_forward_length", 0));
 
-    Ssm s;
+    qwen35::Ssm s;
     s.kernel = u("ssm.conv_kernel");
     s.dk = u("ssm.state_size");
     s.n_k = u("ssm.group_count");
@@ -552,7 +514,7 @@ std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const Mo
                   ") must be positive, time_step_rank a multiple of group_count and inner_size of time_step_rank");
     s.dv = inner / s.n_v;
     std::vector<bool> rec = recurrent_layers(f, p, h.n_layer);
-    return std::make_unique<Qwen35Moe>(std::move(file), opt, std::move(h), s, std::move(rec), n_ff_sh, top_k);
+    return std::make_unique<qwen35::Qwen35Moe>(std::move(file), opt, std::move(h), s, std::move(rec), n_ff_sh, top_k);
 }
 
 }  // namespace sluice
