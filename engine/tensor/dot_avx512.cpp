@@ -69,6 +69,15 @@ inline __m512i spread(const uint16_t* idx, __m512i scales16) {
 
 #define FOR_COL SLUICE_FOR_COL
 
+// Q4_K / Q5_K: the AVX2 kernels' 256-bit code with vpdpwssd for the scale multiply-accumulate.
+inline float hsum(__m256 v) { return hsum256(v); }
+template <int N>
+inline void act_cols(const void* const* acts, int64_t n, ActQ8x256* a) {
+    FOR_COL(c) a[c] = act_q8x256(const_cast<void*>(acts[c]), n);
+}
+#define SLUICE_K4_MADD_ACC(acc, p, s) _mm256_dpwssd_epi32(acc, p, s)
+#include "engine/tensor/dot_k4_x86.inc"
+
 // ---- float activations
 
 template <int N, int WBytes, class Load16>
@@ -295,9 +304,11 @@ DotFn avx512_dot(GgmlType t) {
         case GgmlType::Q2_K: return dot1<dot_q2_K<1>>;
         case GgmlType::Q3_K: return dot1<dot_q3_K<1>>;
         case GgmlType::Q6_K: return dot1<dot_q6_K<1>>;
-        // Q4_0, Q4_K, Q5_K: 512-bit versions (vpmaddubsw + vpdpwssd) measured slower than the AVX2
-        // ones on a Sapphire Rapids-class Xeon (Q4_K in cache: 16.9 vs 20.0 GB/s on 1 thread; equal
-        // from RAM), since 512-bit integer multiplies issue on one port there. The AVX2 ones are used.
+        // Q4_K, Q5_K: the AVX2 code at 256 bits with vpdpwssd (dot_k4_x86.inc). 512-bit versions
+        // measured slower than AVX2 on a Sapphire Rapids-class Xeon (Q4_K in cache: 16.9 vs 20.0 GB/s
+        // on 1 thread), since 512-bit integer multiplies issue on one port there. Q4_0: AVX2's.
+        case GgmlType::Q4_K: return dot1<dot_q4_K<1>>;
+        case GgmlType::Q5_K: return dot1<dot_q5_K<1>>;
         default: return nullptr;
     }
 }
@@ -313,6 +324,8 @@ Dot4Fn avx512_dot4(GgmlType t) {
         case GgmlType::Q2_K: return dot_q2_K<4>;
         case GgmlType::Q3_K: return dot_q3_K<4>;
         case GgmlType::Q6_K: return dot_q6_K<4>;
+        case GgmlType::Q4_K: return dot_q4_K<4>;
+        case GgmlType::Q5_K: return dot_q5_K<4>;
         default: return nullptr;
     }
 }
