@@ -304,11 +304,10 @@ DotFn avx512_dot(GgmlType t) {
         case GgmlType::Q2_K: return dot1<dot_q2_K<1>>;
         case GgmlType::Q3_K: return dot1<dot_q3_K<1>>;
         case GgmlType::Q6_K: return dot1<dot_q6_K<1>>;
-        // Q4_K, Q5_K: the AVX2 code at 256 bits with vpdpwssd (dot_k4_x86.inc). 512-bit versions
-        // measured slower than AVX2 on a Sapphire Rapids-class Xeon (Q4_K in cache: 16.9 vs 20.0 GB/s
-        // on 1 thread), since 512-bit integer multiplies issue on one port there. Q4_0: AVX2's.
-        case GgmlType::Q4_K: return dot1<dot_q4_K<1>>;
-        case GgmlType::Q5_K: return dot1<dot_q5_K<1>>;
+        // Q4_0, Q4_K, Q5_K: 512-bit versions measured slower than AVX2 on a Sapphire Rapids-class
+        // Xeon (Q4_K in cache: 16.9 vs 20.0 GB/s on 1 thread), since 512-bit integer multiplies issue
+        // on one port there; the vpdpwssd build of the AVX2 code (dot_k4_x86.inc) decoded 6% slower
+        // too (128 vs 137 tok/s). The AVX2 dots are used, with the dot4s of avx512_dot4_over_avx2.
         default: return nullptr;
     }
 }
@@ -324,6 +323,13 @@ Dot4Fn avx512_dot4(GgmlType t) {
         case GgmlType::Q2_K: return dot_q2_K<4>;
         case GgmlType::Q3_K: return dot_q3_K<4>;
         case GgmlType::Q6_K: return dot_q6_K<4>;
+        default: return nullptr;
+    }
+}
+
+// Prompt chunks are compute-bound: there vpdpwssd pays (B30 layers, 2 threads: 338 vs 290 tok/s).
+Dot4Fn avx512_dot4_over_avx2(GgmlType t) {
+    switch (t) {
         case GgmlType::Q4_K: return dot_q4_K<4>;
         case GgmlType::Q5_K: return dot_q5_K<4>;
         default: return nullptr;

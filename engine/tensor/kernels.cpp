@@ -70,6 +70,7 @@ struct Tables {
                 if (auto f = detail::avx512_dequant(t)) cur.dequant = f;
                 if (auto f = detail::avx512_prepare(t)) cur.prepare = f;
                 if (auto f = detail::avx512_dot(t)) cur.dot = f, cur.dot4 = detail::avx512_dot4(t);
+                else if (auto f4 = detail::avx512_dot4_over_avx2(t)) cur.dot4 = f4;
                 k[2][id] = cur;
             }
         }

@@ -50,6 +50,9 @@ DequantFn avx512_dequant(GgmlType t);
 DotFn avx512_dot(GgmlType t);
 PrepareFn avx512_prepare(GgmlType t);
 Dot4Fn avx512_dot4(GgmlType t);
+// A dot4 bit-identical to the AVX2 dot of a type AVX-512 has no dot of its own for (same integer sums
+// and float operations, other instructions).
+Dot4Fn avx512_dot4_over_avx2(GgmlType t);
 
 void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n);
 [[noreturn]] void unsupported(GgmlType t, const char* what);
