@@ -42,11 +42,7 @@ void softmax(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-namespace {
-
-// One head of one query over cache positions [0, n): s = softmax(q . k_t * scale), out = sum_t s_t v_t.
-// The one body both attention paths run, so decode and prompt chunks agree to the bit. Built for AVX2
-// too (picked at load time): the v accumulation is most of a prompt chunk's attention.
+// Built for AVX2 too (picked at load time): the v accumulation is most of a prompt chunk's attention.
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 void attend_head(float* __restrict out, const float* qh, const float* kb, const float* __restrict vb, int64_t k_stride, int64_t v_stride,
                  int64_t n, int64_t head_dim, int64_t head_dim_v, float scale, float* s) {
@@ -62,8 +58,6 @@ void attend_head(float* __restrict out, const float* qh, const float* kb, const 
         for (int64_t d = d8; d < head_dim_v; ++d) out[d] += p * vt[d];
     }
 }
-
-}  // namespace
 
 void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_tokens, int64_t n_head,
                    int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, float* scores,

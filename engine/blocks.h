@@ -28,6 +28,13 @@ struct LayerKv {
     std::vector<float> k, v;
 };
 
+// One head of one query over cache positions [0, n): out (head_dim_v) = sum_t softmax_t(qh . k_t * scale) v_t
+// with k_t = kb + t * k_stride (head_dim floats), v_t = vb + t * v_stride. s: n floats of scratch; out
+// aliases none of the inputs. The one body every attention path runs (GQA and MLA, decode and prompt
+// chunks), so they agree to the bit.
+void attend_head(float* out, const float* qh, const float* kb, const float* vb, int64_t k_stride, int64_t v_stride,
+                 int64_t n, int64_t head_dim, int64_t head_dim_v, float scale, float* s);
+
 // Causal attention of one query (all heads) over positions [0, n_tokens) of the cache.
 // q (n_head, head_dim) -> out (n_head, head_dim_v); head h reads kv head h / (n_head / n_head_kv).
 // scores: scratch of n_head * n_tokens floats.

@@ -205,11 +205,16 @@ TEST(DeepSeek2Load, LegacyKvBFileMatchesTransformers) {
     }
     const auto ids = read_ids(kDir + "ds_a.tokens.txt");
     const auto ref = read_f32(kDir + "ds_a.logits.f32");
-    const auto got = run_logits(out, ids);
+    const auto got = run_logits(out, ids);  // one prompt chunk: the batched absorb of kv_b's key rows
+    ModelOptions one;
+    one.n_ctx = 128;
+    one.prefill_chunk = 1;
+    const auto tbt = load_model(out, one)->forward_tokens(ids, true);
     std::filesystem::remove(out);
     const double err = max_rel_err(got, ref, int64_t(ref.size() / ids.size()));
     std::printf("  ds_a legacy attn_kv_b: max rel err %.3g\n", err);
     EXPECT_LE(err, 1e-4);
+    EXPECT_LE(max_rel_err(got, tbt, int64_t(ref.size() / ids.size())), 1e-5);
 }
 
 // Quantized variants (our quantizer, llama.cpp's block layouts) against the float32 reference: top-1

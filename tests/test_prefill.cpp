@@ -179,7 +179,7 @@ TEST(Prefill, StreamingGroupsAndReadsOnce) {
 TEST(Prefill, ChunkGuessesTheNextLayer) {
     // With room in the cache, a chunk prefetches the union of the next layer's guessed experts over its
     // tokens; guesses change no logits.
-    for (const char* name : {"qwen3/moe_b", "qwen35/b"}) {
+    for (const char* name : {"qwen3/moe_b", "qwen35/b", "deepseek2/ds_b"}) {
         SCOPED_TRACE(name);
         const Case c{name, GgmlType::F32};
         const std::string path = model_path(c);
@@ -199,7 +199,8 @@ TEST(Prefill, ChunkGuessesTheNextLayer) {
 TEST(Prefill, ProgressAndStop) {
     // qwen35: a stop after some recurrent layers of a chunk have advanced their state; the chunk must
     // leave no trace (the state saved at the chunk's start is what save_state gives after the stop).
-    for (const char* name : {"qwen3/moe_b", "qwen35/b"}) {
+    // deepseek2/ds_a: latent cache rows, 3 layers (fractional progress inside a chunk of 16).
+    for (const char* name : {"qwen3/moe_b", "qwen35/b", "deepseek2/ds_a"}) {
         SCOPED_TRACE(name);
         const Case c{name, GgmlType::F32};
         const std::string path = model_path(c);

@@ -7,7 +7,7 @@
 //               rope(q_pe), rope(k_pe)                     pairs (2i, 2i+1), YaRN frequencies
 //               cache[pos] = [c | k_pe]                    kv_lora + n_rot floats per token, not K and V
 //               per head h:  q_abs = Wk_b[h] q_nope        (kv_lora) : q_nope . (Wk_b[h]^T c) = q_abs . c
-//                            s_t = (q_abs . c_t + q_pe . k_pe_t) * kq_scale
+//                            s_t = [q_abs | q_pe] . [c_t | k_pe_t] * kq_scale   (one dot per cache row)
 //                            o_h = Wv_b[h] (softmax(s) . c)
 //               x += Wo o
 //               h = rmsnorm(x) ; x += SwiGLU(h) for the first leading_dense_block_count layers,
@@ -21,43 +21,25 @@
 // p + exp_probs_b within the expert_group_used_count groups whose two best experts sum highest (V2: whose
 // best is highest); their weights are p (not the biased score), normalised when expert_weights_norm,
 // times expert_weights_scale.
+//
+// Prompts run layer-major (forward_batch, deepseek2_prefill.cpp): each layer over a whole chunk of tokens,
+// the projections as matrix products, each routed expert fetched once per chunk for all its tokens.
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <string>
 
-#include "engine/blocks.h"
+#include "engine/models/deepseek2.h"
+
 #include "engine/error.h"
-#include "engine/model.h"
-#include "engine/moe.h"
 #include "engine/state.h"
 #include "engine/stats_recorder.h"
 #include "engine/tensor/threadpool.h"
 
-namespace sluice {
+namespace sluice::ds2 {
 
 namespace {
-
-// What deepseek2 adds to Hparams (the GGUF key in comments).
-struct MlaParams {
-    int64_t n_dense_lead = 0;  // leading_dense_block_count
-    int64_t q_lora = 0;        // attention.q_lora_rank (0: one plain Wq)
-    int64_t kv_lora = 0;       // attention.kv_lora_rank
-    int64_t n_nope = 0;        // key_length_mla - rope.dimension_count
-    bool legacy_kv_b = false;  // files from before the converter split attn_kv_b into attn_k_b / attn_v_b
-    int64_t n_shared = 0;      // expert_shared_count
-    int64_t n_group = 1, n_group_used = 1;  // expert_group_count, expert_group_used_count
-    bool sigmoid = true;       // expert_gating_func 2 (sigmoid) or 1 (softmax; also when absent)
-    bool norm_w = false;       // expert_weights_norm
-    float w_scale = 1.0f;      // expert_weights_scale
-    float kq_scale = 0.0f;     // 1/sqrt(key_length_mla), times YaRN's mscale^2
-    float temp_scale = 0.0f;   // attention.temperature_scale (0: off)
-    int64_t temp_length = 1;   // attention.temperature_length
-    std::vector<double> inv_freq;  // (n_rot / 2) rotation speed of pair i, YaRN-corrected
-    float rope_mscale = 1.0f;      // cos/sin multiplier (YaRN attention factor)
-};
 
 // The rope frequencies and attention scale the metadata asks for. Matches HF transformers'
 // DeepseekV3 (_compute_yarn_parameters + the attention's softmax_scale); llama.cpp computes the same for
@@ -109,420 +91,387 @@ void rope_params(const gguf::File& f, const std::string& p, const Hparams& h, Ml
     m.rope_mscale = float(f.get_float_or(p + "rope.scaling.yarn_attn_factor", m.rope_mscale));
 }
 
-struct Layer {
-    std::vector<float> attn_norm, q_a_norm, kv_a_norm, ffn_norm;  // (n_embd) (q_lora) (kv_lora) (n_embd)
-    WeightView wq_a;    // (q_lora, n_embd)
-    WeightView wq_b;    // (n_head * (n_nope + n_rot), q_lora)
-    WeightView wq;      // (n_head * (n_nope + n_rot), n_embd) when there is no q LoRA
-    WeightView wkv_a;   // (kv_lora + n_rot, n_embd)
-    std::vector<WeightView> k_b;  // per head (kv_lora, n_nope); legacy files: (n_nope, kv_lora) rows of kv_b
-    std::vector<WeightView> v_b;  // per head (head_dim_v, kv_lora)
-    WeightView wo;      // (n_embd, n_head * head_dim_v)
-    // dense FFN (leading layers)
-    WeightView ffn_gate, ffn_up;  // (n_ff, n_embd)
-    WeightView ffn_down;          // (n_embd, n_ff)
-    // MoE
-    WeightView router;            // (n_expert, n_embd)
-    std::vector<float> probs_b;   // (n_expert) selection bias, empty when absent
-    MoeTensors experts;
-    WeightView sh_gate, sh_up;    // (n_shared * n_ff_exp, n_embd)
-    WeightView sh_down;           // (n_embd, n_shared * n_ff_exp)
-};
+}  // namespace
 
-class DeepSeek2 final : public Model {
-public:
-    DeepSeek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, MlaParams mp, int64_t top_k)
-        : Model(std::move(file), opt, std::move(hp)), opt_(opt), m_(std::move(mp)), top_k_(top_k) {
-        load_weights();
-        const Hparams& h = hp_;
-        const int64_t qk = m_.n_nope + h.n_rot;
-        row_ = m_.kv_lora + h.n_rot;
-        cache_.resize(size_t(h.n_layer));
-        for (auto& c : cache_) c.assign(size_t(n_ctx_ * row_), 0.0f);
-        x_.resize(size_t(h.n_embd));
-        hn_.resize(size_t(h.n_embd));
-        y_.resize(size_t(h.n_embd));
-        y2_.resize(size_t(h.n_embd));
-        qa_.resize(size_t(std::max<int64_t>(m_.q_lora, 1)));
-        q_.resize(size_t(h.n_head * qk));
-        kva_.resize(size_t(row_));
-        q_abs_.resize(size_t(h.n_head * m_.kv_lora));
-        lat_.resize(size_t(h.n_head * m_.kv_lora));
-        o_.resize(size_t(h.n_head * h.head_dim_v));
-        scores_.resize(size_t(h.n_head * n_ctx_));
-        head_act_.resize(size_t(h.n_head));
-        cs_.resize(size_t(h.n_rot));
-        gate_.resize(size_t(std::max(h.n_ff, m_.n_shared * h.n_ff_exp)));
-        up_.resize(gate_.size());
-        router_logits_.resize(size_t(h.n_expert));
-        ids_.resize(size_t(top_k_));
-        weights_.resize(size_t(top_k_));
-        guess_ids_.resize(size_t(top_k_));
-        guess_w_.resize(size_t(top_k_));
-        logits_.resize(size_t(h.n_vocab));
-        if (h.n_expert > 0) {
-            moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
-        }
-    }
+DeepSeek2::DeepSeek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, MlaParams mp, int64_t top_k)
+    : Model(std::move(file), opt, std::move(hp)), opt_(opt), m_(std::move(mp)), top_k_(top_k) {
+    load_weights();
+    const Hparams& h = hp_;
+    const int64_t qk = m_.n_nope + h.n_rot;
+    row_ = m_.kv_lora + h.n_rot;
+    cache_.resize(size_t(h.n_layer));
+    for (auto& c : cache_) c.assign(size_t(n_ctx_ * row_), 0.0f);
+    x_.resize(size_t(h.n_embd));
+    hn_.resize(size_t(h.n_embd));
+    y_.resize(size_t(h.n_embd));
+    y2_.resize(size_t(h.n_embd));
+    qa_.resize(size_t(std::max<int64_t>(m_.q_lora, 1)));
+    q_.resize(size_t(h.n_head * qk));
+    kva_.resize(size_t(row_));
+    qcat_.resize(size_t(h.n_head * row_));
+    lat_.resize(size_t(h.n_head * m_.kv_lora));
+    o_.resize(size_t(h.n_head * h.head_dim_v));
+    scores_.resize(size_t(h.n_head * n_ctx_));
+    head_act_.resize(size_t(h.n_head));
+    cs_.resize(size_t(h.n_rot));
+    gate_.resize(size_t(std::max(h.n_ff, m_.n_shared * h.n_ff_exp)));
+    up_.resize(gate_.size());
+    router_logits_.resize(size_t(h.n_expert));
+    ids_.resize(size_t(top_k_));
+    weights_.resize(size_t(top_k_));
+    guess_ids_.resize(size_t(top_k_));
+    guess_w_.resize(size_t(top_k_));
+    logits_.resize(size_t(h.n_vocab));
+    if (h.n_expert > 0) moe_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
+    if (prefill_chunk() > 1) reserve_batch(std::min(prefill_chunk(), n_ctx_));
+}
 
-    const float* forward(int32_t token) override {
-        check_token(token);
-        TokenScope stats(*this);
-        const Hparams& h = hp_;
-        const int64_t pos = n_past_;
-        dequantize_row(tok_embd_->type, file_->data(*tok_embd_) + token * row_bytes(tok_embd_->type, h.n_embd),
-                       x_.data(), h.n_embd);
-        for (int64_t i = 0; i < h.n_rot / 2; ++i) {  // this position's rotation of each pair
-            const double theta = double(pos) * m_.inv_freq[size_t(i)];
-            cs_[size_t(2 * i)] = float(std::cos(theta)) * m_.rope_mscale;
-            cs_[size_t(2 * i + 1)] = float(std::sin(theta)) * m_.rope_mscale;
-        }
+const float* DeepSeek2::forward(int32_t token) {
+    check_token(token);
+    TokenScope stats(*this);
+    const Hparams& h = hp_;
+    const int64_t pos = n_past_;
+    dequantize_row(tok_embd_->type, file_->data(*tok_embd_) + token * row_bytes(tok_embd_->type, h.n_embd),
+                   x_.data(), h.n_embd);
+    rope_angles(pos, cs_.data());
 
-        for (int64_t il = 0; il < h.n_layer; ++il) {
-            const Layer& L = layers_[size_t(il)];
-            attention_block(il, L, pos);
-            rmsnorm(hn_.data(), x_.data(), L.ffn_norm.data(), h.n_embd, h.rms_eps);  // ffn_norm
-            if (il < m_.n_dense_lead)
-                dense_ffn_block(L);
-            else
-                moe_block(il, L);
-            for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
-        }
-
-        rmsnorm(hn_.data(), x_.data(), output_norm_.data(), h.n_embd, h.rms_eps);
-        matvec(output_, hn_.data(), logits_.data(), *pool_);
-        ++n_past_;
-        return logits_.data();
-    }
-
-    // The latent cache: per layer, n_past rows of [c (kv_lora) | k_pe (n_rot)].
-    std::vector<uint8_t> save_state() const override {
-        StateWriter w(hp_.arch);
-        w.put_u64(uint64_t(hp_.n_layer));
-        w.put_u64(uint64_t(row_));
-        w.put_u64(uint64_t(n_past_));
-        for (const auto& c : cache_) w.put_floats(c.data(), size_t(n_past_ * row_));
-        return w.take();
-    }
-
-    void load_state(std::span<const uint8_t> blob) override {
-        reset();
-        StateReader r(blob, hp_.arch);
-        r.expect_u64("layer count", uint64_t(hp_.n_layer));
-        r.expect_u64("latent row width", uint64_t(row_));
-        const uint64_t n = r.get_u64();
-        if (n > uint64_t(n_ctx_))
-            throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
-        for (auto& c : cache_) r.get_floats(c.data(), size_t(n) * size_t(row_));
-        r.expect_end();
-        n_past_ = int64_t(n);
-    }
-
-private:
-    // Rotates pairs (2i, 2i+1) of each head's rope part (x + head * stride, n_rot floats) by this
-    // position's angles. llama.cpp's "normal" rope; HF's interleaved DeepSeek rope permutes the dims of
-    // q and k alike, so the dot products are the same.
-    void rope(float* x, int64_t n_heads, int64_t stride) const {
-        for (int64_t hh = 0; hh < n_heads; ++hh) {
-            float* v = x + hh * stride;
-            for (int64_t i = 0; i < hp_.n_rot; i += 2) {
-                const float c = cs_[size_t(i)], s = cs_[size_t(i + 1)], a = v[i], b = v[i + 1];
-                v[i] = a * c - b * s;
-                v[i + 1] = a * s + b * c;
-            }
-        }
-    }
-
-    void attention_block(int64_t il, const Layer& L, int64_t pos) {
-        const Hparams& h = hp_;
-        const int64_t qk = m_.n_nope + h.n_rot, kvl = m_.kv_lora;
-        ScopedTime t(rec_, StatsRecorder::Part::Attention);
-        rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
-        if (m_.q_lora > 0) {
-            run_shared_input({{L.wq_a, qa_.data()}, {L.wkv_a, kva_.data()}});   // q_a, kv_cmpr_pe
-            rmsnorm(qa_.data(), qa_.data(), L.q_a_norm.data(), m_.q_lora, h.rms_eps);
-            matvec(L.wq_b, qa_.data(), q_.data(), *pool_);                      // q
-        } else {
-            run_shared_input({{L.wq, q_.data()}, {L.wkv_a, kva_.data()}});
-        }
-        float* row = cache_[size_t(il)].data() + pos * row_;                     // Kcur = [kv_cmpr | k_pe]
-        rmsnorm(row, kva_.data(), L.kv_a_norm.data(), kvl, h.rms_eps);
-        std::copy(kva_.begin() + kvl, kva_.end(), row + kvl);
-        rope(row + kvl, 1, 0);
-        rope(q_.data() + m_.n_nope, h.n_head, qk);                               // q_pe
-
-        absorb_k(L);                                                            // q_nope_absorbed
-        float qscale = m_.kq_scale;
-        if (m_.temp_scale != 0.0f)  // llama 4-style temperature tuning (mistral-large files)
-            qscale *= float(std::log(std::floor(double(pos) / double(m_.temp_length)) + 1.0) * m_.temp_scale + 1.0);
-        mla_attention(il, pos + 1, qscale);                                      // lat_ (n_head, kv_lora)
-
-        std::vector<MatvecJob> jobs;                                            // o_h = Wv_b[h] lat_h
-        for (int64_t hh = 0; hh < h.n_head; ++hh) {
-            const WeightView& w = L.v_b[size_t(hh)];
-            jobs.push_back({w, head_act_[size_t(hh)].prepare(w.type, &lat_[size_t(hh * kvl)], kvl), &o_[size_t(hh * h.head_dim_v)]});
-        }
-        matvec_jobs(jobs.data(), int64_t(jobs.size()), *pool_);
-        matvec(L.wo, o_.data(), y_.data(), *pool_);                              // attn_out
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        const Layer& L = layers_[size_t(il)];
+        attention_block(il, L, pos);
+        rmsnorm(hn_.data(), x_.data(), L.ffn_norm.data(), h.n_embd, h.rms_eps);  // ffn_norm
+        if (il < m_.n_dense_lead)
+            dense_ffn_block(L);
+        else
+            moe_block(il, L);
         for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
     }
 
-    // q_abs[h] (kv_lora) = Wk_b[h] (kv_lora, n_nope) @ q_nope[h].
-    void absorb_k(const Layer& L) {
-        const Hparams& h = hp_;
-        const int64_t qk = m_.n_nope + h.n_rot, kvl = m_.kv_lora;
+    rmsnorm(hn_.data(), x_.data(), output_norm_.data(), h.n_embd, h.rms_eps);
+    matvec(output_, hn_.data(), logits_.data(), *pool_);
+    ++n_past_;
+    return logits_.data();
+}
+
+// The latent cache: per layer, n_past rows of [c (kv_lora) | k_pe (n_rot)].
+std::vector<uint8_t> DeepSeek2::save_state() const {
+    StateWriter w(hp_.arch);
+    w.put_u64(uint64_t(hp_.n_layer));
+    w.put_u64(uint64_t(row_));
+    w.put_u64(uint64_t(n_past_));
+    for (const auto& c : cache_) w.put_floats(c.data(), size_t(n_past_ * row_));
+    return w.take();
+}
+
+void DeepSeek2::load_state(std::span<const uint8_t> blob) {
+    reset();
+    StateReader r(blob, hp_.arch);
+    r.expect_u64("layer count", uint64_t(hp_.n_layer));
+    r.expect_u64("latent row width", uint64_t(row_));
+    const uint64_t n = r.get_u64();
+    if (n > uint64_t(n_ctx_))
+        throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
+    for (auto& c : cache_) r.get_floats(c.data(), size_t(n) * size_t(row_));
+    r.expect_end();
+    n_past_ = int64_t(n);
+}
+
+// This position's rotation of each pair: cs (n_rot) = cos, sin of pair 0, of pair 1, ...
+void DeepSeek2::rope_angles(int64_t pos, float* cs) const {
+    for (int64_t i = 0; i < hp_.n_rot / 2; ++i) {
+        const double theta = double(pos) * m_.inv_freq[size_t(i)];
+        cs[2 * i] = float(std::cos(theta)) * m_.rope_mscale;
+        cs[2 * i + 1] = float(std::sin(theta)) * m_.rope_mscale;
+    }
+}
+
+// Rotates pairs (2i, 2i+1) of each head's rope part (x + head * stride, n_rot floats) by the angles cs.
+// llama.cpp's "normal" rope; HF's interleaved DeepSeek rope permutes the dims of q and k alike, so the
+// dot products are the same.
+void DeepSeek2::rope(float* x, int64_t n_heads, int64_t stride, const float* cs) const {
+    for (int64_t hh = 0; hh < n_heads; ++hh) {
+        float* v = x + hh * stride;
+        for (int64_t i = 0; i < hp_.n_rot; i += 2) {
+            const float c = cs[i], s = cs[i + 1], a = v[i], b = v[i + 1];
+            v[i] = a * c - b * s;
+            v[i + 1] = a * s + b * c;
+        }
+    }
+}
+
+// A token's cache row (Kcur) [rmsnorm(c) | rope(k_pe)] from kva = Wkv_a h = [c | k_pe].
+void DeepSeek2::cache_row(float* row, const float* kva, const Layer& L, const float* cs) const {
+    const int64_t kvl = m_.kv_lora;
+    rmsnorm(row, kva, L.kv_a_norm.data(), kvl, hp_.rms_eps);
+    std::copy(kva + kvl, kva + row_, row + kvl);
+    rope(row + kvl, 1, 0, cs);
+}
+
+// Each head's q_pe of q (n_head, n_nope + n_rot), roped, into the tail of its row of qcat (n_head, row_).
+void DeepSeek2::q_pe_into(float* qcat, const float* q, const float* cs) const {
+    const int64_t qk = m_.n_nope + hp_.n_rot;
+    for (int64_t hh = 0; hh < hp_.n_head; ++hh)
+        std::copy(q + hh * qk + m_.n_nope, q + (hh + 1) * qk, qcat + hh * row_ + m_.kv_lora);
+    rope(qcat + m_.kv_lora, hp_.n_head, row_, cs);
+}
+
+// The softmax scale of the query at pos: llama 4-style temperature tuning (mistral-large files) on top.
+float DeepSeek2::q_scale(int64_t pos) const {
+    if (m_.temp_scale == 0.0f) return m_.kq_scale;
+    return m_.kq_scale * float(std::log(std::floor(double(pos) / double(m_.temp_length)) + 1.0) * m_.temp_scale + 1.0);
+}
+
+// Legacy kv_b holds k_nope's rows as (n_nope, kv_lora) per head (`rows`, dequantized):
+// q_abs (kv_lora) = sum_d q_nope[d] * rows[d].
+void DeepSeek2::absorb_legacy(const float* rows, const float* q_nope, float* q_abs) const {
+    const int64_t kvl = m_.kv_lora;
+    std::fill(q_abs, q_abs + kvl, 0.0f);
+    for (int64_t d = 0; d < m_.n_nope; ++d) {
+        const float qd = q_nope[d];
+        const float* r = rows + d * kvl;
+        for (int64_t c = 0; c < kvl; ++c) q_abs[c] += qd * r[c];
+    }
+}
+
+void DeepSeek2::attention_block(int64_t il, const Layer& L, int64_t pos) {
+    const Hparams& h = hp_;
+    const int64_t kvl = m_.kv_lora;
+    ScopedTime t(rec_, StatsRecorder::Part::Attention);
+    rmsnorm(hn_.data(), x_.data(), L.attn_norm.data(), h.n_embd, h.rms_eps);  // attn_norm
+    if (m_.q_lora > 0) {
+        run_shared_input({{L.wq_a, qa_.data()}, {L.wkv_a, kva_.data()}});   // q_a, kv_cmpr_pe
+        rmsnorm(qa_.data(), qa_.data(), L.q_a_norm.data(), m_.q_lora, h.rms_eps);
+        matvec(L.wq_b, qa_.data(), q_.data(), *pool_);                      // q
+    } else {
+        run_shared_input({{L.wq, q_.data()}, {L.wkv_a, kva_.data()}});
+    }
+    cache_row(cache_[size_t(il)].data() + pos * row_, kva_.data(), L, cs_.data());  // Kcur = [kv_cmpr | k_pe]
+    q_pe_into(qcat_.data(), q_.data(), cs_.data());                          // q_pe
+    absorb_k(L);                                                            // q_nope_absorbed
+    mla_attention(il, pos + 1, q_scale(pos));                                // lat_ (n_head, kv_lora)
+
+    std::vector<MatvecJob> jobs;                                            // o_h = Wv_b[h] lat_h
+    for (int64_t hh = 0; hh < h.n_head; ++hh) {
+        const WeightView& w = L.v_b[size_t(hh)];
+        jobs.push_back({w, head_act_[size_t(hh)].prepare(w.type, &lat_[size_t(hh * kvl)], kvl), &o_[size_t(hh * h.head_dim_v)]});
+    }
+    matvec_jobs(jobs.data(), int64_t(jobs.size()), *pool_);
+    matvec(L.wo, o_.data(), y_.data(), *pool_);                              // attn_out
+    for (int64_t i = 0; i < h.n_embd; ++i) x_[size_t(i)] += y_[size_t(i)];
+}
+
+// q_abs[h] (kv_lora) = Wk_b[h] (kv_lora, n_nope) @ q_nope[h], into the head's row of qcat_.
+void DeepSeek2::absorb_k(const Layer& L) {
+    const Hparams& h = hp_;
+    const int64_t qk = m_.n_nope + h.n_rot, kvl = m_.kv_lora;
+    if (!m_.legacy_kv_b) {
+        std::vector<MatvecJob> jobs;
+        for (int64_t hh = 0; hh < h.n_head; ++hh) {
+            const WeightView& w = L.k_b[size_t(hh)];
+            jobs.push_back({w, head_act_[size_t(hh)].prepare(w.type, &q_[size_t(hh * qk)], m_.n_nope), &qcat_[size_t(hh * row_)]});
+        }
+        matvec_jobs(jobs.data(), int64_t(jobs.size()), *pool_);
+        return;
+    }
+    pool_->parallel_for(h.n_head, 1, [&](int64_t h0, int64_t h1, int) {
+        std::vector<float> rows(static_cast<size_t>(m_.n_nope * kvl));
+        for (int64_t hh = h0; hh < h1; ++hh) {
+            const WeightView& w = L.k_b[size_t(hh)];
+            dequantize_row(w.type, w.data, rows.data(), m_.n_nope * kvl);
+            absorb_legacy(rows.data(), &q_[size_t(hh * qk)], &qcat_[size_t(hh * row_)]);
+        }
+    });
+}
+
+// Attention of every head over the latent cache (MQA with one 576-wide key per token for V3):
+// lat_[h] = sum_t softmax_t(s) c_t with s_t = [q_abs[h] | q_pe[h]] . [c_t | k_pe_t] * scale.
+void DeepSeek2::mla_attention(int64_t il, int64_t n_tokens, float scale) {
+    const Hparams& h = hp_;
+    const int64_t kvl = m_.kv_lora;
+    const float* cache = cache_[size_t(il)].data();
+    const int64_t grain = n_tokens * row_ < 16384 ? h.n_head : 1;
+    pool_->parallel_for(h.n_head, grain, [&](int64_t h0, int64_t h1, int) {
+        for (int64_t hh = h0; hh < h1; ++hh)
+            attend_head(&lat_[size_t(hh * kvl)], &qcat_[size_t(hh * row_)], cache, cache, row_, row_, n_tokens, row_, kvl,
+                        scale, &scores_[size_t(hh * n_ctx_)]);
+    });
+}
+
+// y = down(silu(gate hn) * up hn)
+void DeepSeek2::dense_ffn_block(const Layer& L) {
+    run_shared_input({{L.ffn_gate, gate_.data()}, {L.ffn_up, up_.data()}});
+    for (int64_t i = 0; i < hp_.n_ff; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
+    matvec(L.ffn_down, gate_.data(), y_.data(), *pool_);
+}
+
+// y = routed experts + shared experts. The router and the shared gate/up read hn in one loop.
+void DeepSeek2::moe_block(int64_t il, const Layer& L) {
+    const Hparams& h = hp_;
+    const int64_t n_sh = m_.n_shared * h.n_ff_exp;
+    if (n_sh > 0)
+        run_shared_input({{L.router, router_logits_.data()}, {L.sh_gate, gate_.data()}, {L.sh_up, up_.data()}});
+    else
+        run_shared_input({{L.router, router_logits_.data()}});        // ffn_moe_logits
+    route(L, router_logits_.data(), ids_.data(), weights_.data(), rs_);  // ffn_moe_topk, ffn_moe_weights
+    // Sources (and so the statistics' layers) count MoE layers only: layer il is il - n_dense_lead.
+    // Streaming: guess the next layer's experts from this layer's input (its router and route(),
+    // groups and bias included) so their reads start now.
+    const int64_t src_layer = il - m_.n_dense_lead;
+    MoeFfn::Guess guess{src_layer + 1, guess_ids_.data(), top_k_};
+    const bool do_guess = il + 1 < h.n_layer && experts_->wants_prefetch();
+    if (do_guess) {
+        const Layer& next = layers_[size_t(il + 1)];
+        matvec(next.router, hn_.data(), router_logits_.data(), *pool_);
+        route(next, router_logits_.data(), guess_ids_.data(), guess_w_.data(), rs_);
+    }
+    // experts compute as their reads complete (streaming); all at once when mapped
+    moe_->run_streamed(*experts_, src_layer, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(),
+                       y_.data(), *pool_, do_guess ? &guess : nullptr);
+    if (n_sh > 0) {                                                   // ffn_shexp
+        for (int64_t i = 0; i < n_sh; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
+        matvec(L.sh_down, gate_.data(), y2_.data(), *pool_);
+        for (int64_t i = 0; i < h.n_embd; ++i) y_[size_t(i)] += y2_[size_t(i)];
+    }
+}
+
+// Router logits (n_expert) -> ids, weights (top_k_ entries).
+void DeepSeek2::route(const Layer& L, const float* logits, int32_t* ids, float* weights, RouteScratch& s) const {
+    const int64_t n = hp_.n_expert;
+    std::vector<float>& p = s.p;
+    p.assign(logits, logits + n);
+    if (m_.sigmoid)
+        for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
+    else
+        softmax(p.data(), n);
+    std::vector<float>& sel = s.sel;  // selection score: biased, then groups masked out
+    sel = p;
+    if (!L.probs_b.empty())
+        for (int64_t e = 0; e < n; ++e) sel[size_t(e)] += L.probs_b[size_t(e)];
+    // Keep the n_group_used best groups: by the sum of their two best scores (V3, noaux_tc), or by
+    // their best score with softmax scores (V2's group_limited_greedy; llama.cpp uses the sum there too).
+    if (m_.n_group > 1) {
+        const int64_t per = n / m_.n_group;
+        std::vector<std::pair<float, int64_t>> group(size_t(m_.n_group));
+        for (int64_t g = 0; g < m_.n_group; ++g) {
+            float best = -std::numeric_limits<float>::infinity(), second = best;
+            for (int64_t e = g * per; e < (g + 1) * per; ++e) {
+                const float v = sel[size_t(e)];
+                if (v > best) second = best, best = v;
+                else if (v > second) second = v;
+            }
+            group[size_t(g)] = {per > 1 && m_.sigmoid ? best + second : best, g};
+        }
+        std::stable_sort(group.begin(), group.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+        for (int64_t k = m_.n_group_used; k < m_.n_group; ++k) {
+            float* b = &sel[size_t(group[size_t(k)].second * per)];
+            std::fill(b, b + per, -std::numeric_limits<float>::infinity());
+        }
+    }
+    std::vector<int32_t>& order = s.order;
+    order.resize(size_t(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + top_k_, order.end(), [&](int32_t a, int32_t b) {
+        return sel[size_t(a)] > sel[size_t(b)] || (sel[size_t(a)] == sel[size_t(b)] && a < b);
+    });
+    double sum = 0.0;
+    for (int64_t k = 0; k < top_k_; ++k) {
+        ids[k] = order[size_t(k)];
+        weights[k] = p[size_t(order[size_t(k)])];
+        sum += weights[k];
+    }
+    const float norm = m_.norm_w ? float(1.0 / std::max(sum, 6.103515625e-5)) : 1.0f;
+    for (int64_t k = 0; k < top_k_; ++k) weights[k] *= norm * m_.w_scale;
+}
+
+// Several matrices applied to hn in one parallel loop.
+void DeepSeek2::run_shared_input(std::initializer_list<std::pair<WeightView, float*>> mats) {
+    shared_.run(hn_.data(), hp_.n_embd, mats, *pool_);
+}
+
+void DeepSeek2::load_weights() {
+    const gguf::File& f = *file_;
+    const Hparams& h = hp_;
+    const int64_t qk = m_.n_nope + h.n_rot, kvl = m_.kv_lora;
+    auto blk = [](int64_t il, const char* name, const char* suffix = "weight") {
+        return "blk." + std::to_string(il) + "." + name + "." + suffix;
+    };
+    tok_embd_ = &f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab});
+    output_norm_ = tensor_f32(f, f.require_tensor("output_norm.weight", {h.n_embd}));
+    const gguf::TensorInfo* out = f.find_tensor("output.weight");
+    output_ = matrix_view(f, out ? f.require_tensor("output.weight", {h.n_embd, h.n_vocab}) : *tok_embd_);
+
+    layers_.resize(size_t(h.n_layer));
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        Layer& L = layers_[size_t(il)];
+        L.attn_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_norm"), {h.n_embd}));
+        if (m_.q_lora > 0) {
+            L.wq_a = matrix_view(f, f.require_tensor(blk(il, "attn_q_a"), {h.n_embd, m_.q_lora}));
+            L.q_a_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_q_a_norm"), {m_.q_lora}));
+            L.wq_b = matrix_view(f, f.require_tensor(blk(il, "attn_q_b"), {m_.q_lora, h.n_head * qk}));
+        } else {
+            L.wq = matrix_view(f, f.require_tensor(blk(il, "attn_q"), {h.n_embd, h.n_head * qk}));
+        }
+        L.wkv_a = matrix_view(f, f.require_tensor(blk(il, "attn_kv_a_mqa"), {h.n_embd, kvl + h.n_rot}));
+        L.kv_a_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_kv_a_norm"), {kvl}));
         if (!m_.legacy_kv_b) {
-            std::vector<MatvecJob> jobs;
+            const auto& kb = f.require_tensor(blk(il, "attn_k_b"), {m_.n_nope, kvl, h.n_head});
+            const auto& vb = f.require_tensor(blk(il, "attn_v_b"), {kvl, h.head_dim_v, h.n_head});
             for (int64_t hh = 0; hh < h.n_head; ++hh) {
-                const WeightView& w = L.k_b[size_t(hh)];
-                jobs.push_back({w, head_act_[size_t(hh)].prepare(w.type, &q_[size_t(hh * qk)], m_.n_nope), &q_abs_[size_t(hh * kvl)]});
+                L.k_b.push_back(expert_view(f, kb, hh, 0, kvl));
+                L.v_b.push_back(expert_view(f, vb, hh, 0, h.head_dim_v));
             }
-            matvec_jobs(jobs.data(), int64_t(jobs.size()), *pool_);
-            return;
-        }
-        // Legacy kv_b holds k_nope's rows as (n_nope, kv_lora) per head: q_abs = sum_d q_nope[d] * row_d.
-        pool_->parallel_for(h.n_head, 1, [&](int64_t h0, int64_t h1, int) {
-            std::vector<float> r(static_cast<size_t>(kvl));
-            for (int64_t hh = h0; hh < h1; ++hh) {
-                const WeightView& w = L.k_b[size_t(hh)];
-                const int64_t rb = row_bytes(w.type, w.cols);
-                float* out = &q_abs_[size_t(hh * kvl)];
-                std::fill(out, out + kvl, 0.0f);
-                for (int64_t d = 0; d < m_.n_nope; ++d) {
-                    dequantize_row(w.type, static_cast<const uint8_t*>(w.data) + d * rb, r.data(), kvl);
-                    const float qd = q_[size_t(hh * qk + d)];
-                    for (int64_t c = 0; c < kvl; ++c) out[c] += qd * r[size_t(c)];
-                }
-            }
-        });
-    }
-
-    // Attention of every head over the latent cache (MQA with one 576-wide key per token for V3):
-    // lat_[h] = sum_t softmax_t(s) c_t with s_t = (q_abs[h] . c_t + q_pe[h] . k_pe_t) * scale.
-    void mla_attention(int64_t il, int64_t n_tokens, float scale) {
-        const Hparams& h = hp_;
-        const int64_t qk = m_.n_nope + h.n_rot, kvl = m_.kv_lora;
-        const float* cache = cache_[size_t(il)].data();
-        const int64_t grain = n_tokens * row_ < 16384 ? h.n_head : 1;
-        pool_->parallel_for(h.n_head, grain, [&](int64_t h0, int64_t h1, int) {
-            for (int64_t hh = h0; hh < h1; ++hh) {
-                const float* qa = &q_abs_[size_t(hh * kvl)];
-                const float* qp = &q_[size_t(hh * qk + m_.n_nope)];
-                float* s = &scores_[size_t(hh * n_ctx_)];
-                for (int64_t t = 0; t < n_tokens; ++t) {
-                    const float* r = cache + t * row_;
-                    float dot = 0.0f;
-                    for (int64_t c = 0; c < kvl; ++c) dot += qa[c] * r[c];
-                    for (int64_t d = 0; d < h.n_rot; ++d) dot += qp[d] * r[kvl + d];
-                    s[t] = dot * scale;
-                }
-                softmax(s, n_tokens);
-                float* out = &lat_[size_t(hh * kvl)];
-                std::fill(out, out + kvl, 0.0f);
-                for (int64_t t = 0; t < n_tokens; ++t) {
-                    const float* r = cache + t * row_;
-                    const float p = s[t];
-                    for (int64_t c = 0; c < kvl; ++c) out[c] += p * r[c];
-                }
-            }
-        });
-    }
-
-    // y = down(silu(gate hn) * up hn)
-    void dense_ffn_block(const Layer& L) {
-        run_shared_input({{L.ffn_gate, gate_.data()}, {L.ffn_up, up_.data()}});
-        for (int64_t i = 0; i < hp_.n_ff; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
-        matvec(L.ffn_down, gate_.data(), y_.data(), *pool_);
-    }
-
-    // y = routed experts + shared experts. The router and the shared gate/up read hn in one loop.
-    void moe_block(int64_t il, const Layer& L) {
-        const Hparams& h = hp_;
-        const int64_t n_sh = m_.n_shared * h.n_ff_exp;
-        if (n_sh > 0)
-            run_shared_input({{L.router, router_logits_.data()}, {L.sh_gate, gate_.data()}, {L.sh_up, up_.data()}});
-        else
-            run_shared_input({{L.router, router_logits_.data()}});        // ffn_moe_logits
-        route(L);                                                         // ffn_moe_topk, ffn_moe_weights
-        // Sources (and so the statistics' layers) count MoE layers only: layer il is il - n_dense_lead.
-        // Streaming: guess the next layer's experts from this layer's input (its router and route(),
-        // groups and bias included) so their reads start now. route() writes ids_/weights_: swapped.
-        const int64_t src_layer = il - m_.n_dense_lead;
-        MoeFfn::Guess guess{src_layer + 1, guess_ids_.data(), top_k_};
-        const bool do_guess = il + 1 < h.n_layer && experts_->wants_prefetch();
-        if (do_guess) {
-            std::swap(ids_, guess_ids_);
-            std::swap(weights_, guess_w_);
-            matvec(layers_[size_t(il + 1)].router, hn_.data(), router_logits_.data(), *pool_);
-            route(layers_[size_t(il + 1)]);
-            std::swap(ids_, guess_ids_);
-            std::swap(weights_, guess_w_);
-            guess.ids = guess_ids_.data();
-        }
-        // experts compute as their reads complete (streaming); all at once when mapped
-        moe_->run_streamed(*experts_, src_layer, ids_.data(), weights_.data(), top_k_, h.n_expert, hn_.data(),
-                           y_.data(), *pool_, do_guess ? &guess : nullptr);
-        if (n_sh > 0) {                                                   // ffn_shexp
-            for (int64_t i = 0; i < n_sh; ++i) gate_[size_t(i)] = silu(gate_[size_t(i)]) * up_[size_t(i)];
-            matvec(L.sh_down, gate_.data(), y2_.data(), *pool_);
-            for (int64_t i = 0; i < h.n_embd; ++i) y_[size_t(i)] += y2_[size_t(i)];
-        }
-    }
-
-    // router_logits_ -> ids_, weights_ (top_k_ entries).
-    void route(const Layer& L) {
-        const int64_t n = hp_.n_expert;
-        std::vector<float>& p = probs_;
-        p.assign(router_logits_.begin(), router_logits_.end());
-        if (m_.sigmoid)
-            for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
-        else
-            softmax(p.data(), n);
-        std::vector<float>& sel = sel_;  // selection score: biased, then groups masked out
-        sel = p;
-        if (!L.probs_b.empty())
-            for (int64_t e = 0; e < n; ++e) sel[size_t(e)] += L.probs_b[size_t(e)];
-        // Keep the n_group_used best groups: by the sum of their two best scores (V3, noaux_tc), or by
-        // their best score with softmax scores (V2's group_limited_greedy; llama.cpp uses the sum there too).
-        if (m_.n_group > 1) {
-            const int64_t per = n / m_.n_group;
-            std::vector<std::pair<float, int64_t>> group(size_t(m_.n_group));
-            for (int64_t g = 0; g < m_.n_group; ++g) {
-                float best = -std::numeric_limits<float>::infinity(), second = best;
-                for (int64_t e = g * per; e < (g + 1) * per; ++e) {
-                    const float v = sel[size_t(e)];
-                    if (v > best) second = best, best = v;
-                    else if (v > second) second = v;
-                }
-                group[size_t(g)] = {per > 1 && m_.sigmoid ? best + second : best, g};
-            }
-            std::stable_sort(group.begin(), group.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-            for (int64_t k = m_.n_group_used; k < m_.n_group; ++k) {
-                float* b = &sel[size_t(group[size_t(k)].second * per)];
-                std::fill(b, b + per, -std::numeric_limits<float>::infinity());
+        } else {
+            // kv_b (n_head * (n_nope + head_dim_v), kv_lora): per head n_nope key rows, then value rows.
+            const auto& kvb = f.require_tensor(blk(il, "attn_kv_b"), {kvl, h.n_head * (m_.n_nope + h.head_dim_v)});
+            const WeightView all = matrix_view(f, kvb);
+            const int64_t rb = row_bytes(kvb.type, kvl);
+            for (int64_t hh = 0; hh < h.n_head; ++hh) {
+                const auto* base = f.data(kvb) + hh * (m_.n_nope + h.head_dim_v) * rb;
+                L.k_b.push_back(WeightView{all.type, m_.n_nope, kvl, base});
+                L.v_b.push_back(WeightView{all.type, h.head_dim_v, kvl, base + m_.n_nope * rb});
             }
         }
-        std::vector<int32_t>& order = order_;
-        order.resize(size_t(n));
-        std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(order.begin(), order.begin() + top_k_, order.end(), [&](int32_t a, int32_t b) {
-            return sel[size_t(a)] > sel[size_t(b)] || (sel[size_t(a)] == sel[size_t(b)] && a < b);
-        });
-        double sum = 0.0;
-        for (int64_t k = 0; k < top_k_; ++k) {
-            ids_[size_t(k)] = order[size_t(k)];
-            weights_[size_t(k)] = p[size_t(order[size_t(k)])];
-            sum += weights_[size_t(k)];
+        L.wo = matrix_view(f, f.require_tensor(blk(il, "attn_output"), {h.n_head * h.head_dim_v, h.n_embd}));
+        L.ffn_norm = tensor_f32(f, f.require_tensor(blk(il, "ffn_norm"), {h.n_embd}));
+        if (il < m_.n_dense_lead) {
+            L.ffn_gate = matrix_view(f, f.require_tensor(blk(il, "ffn_gate"), {h.n_embd, h.n_ff}));
+            L.ffn_up = matrix_view(f, f.require_tensor(blk(il, "ffn_up"), {h.n_embd, h.n_ff}));
+            L.ffn_down = matrix_view(f, f.require_tensor(blk(il, "ffn_down"), {h.n_ff, h.n_embd}));
+            continue;
         }
-        const float norm = m_.norm_w ? float(1.0 / std::max(sum, 6.103515625e-5)) : 1.0f;
-        for (float& w : weights_) w *= norm * m_.w_scale;
-    }
-
-    // Several matrices applied to hn in one parallel loop.
-    void run_shared_input(std::initializer_list<std::pair<WeightView, float*>> mats) {
-        shared_.run(hn_.data(), hp_.n_embd, mats, *pool_);
-    }
-
-    void load_weights() {
-        const gguf::File& f = *file_;
-        const Hparams& h = hp_;
-        const int64_t qk = m_.n_nope + h.n_rot, kvl = m_.kv_lora;
-        auto blk = [](int64_t il, const char* name, const char* suffix = "weight") {
-            return "blk." + std::to_string(il) + "." + name + "." + suffix;
-        };
-        tok_embd_ = &f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab});
-        output_norm_ = tensor_f32(f, f.require_tensor("output_norm.weight", {h.n_embd}));
-        const gguf::TensorInfo* out = f.find_tensor("output.weight");
-        output_ = matrix_view(f, out ? f.require_tensor("output.weight", {h.n_embd, h.n_vocab}) : *tok_embd_);
-
-        layers_.resize(size_t(h.n_layer));
-        for (int64_t il = 0; il < h.n_layer; ++il) {
-            Layer& L = layers_[size_t(il)];
-            L.attn_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_norm"), {h.n_embd}));
-            if (m_.q_lora > 0) {
-                L.wq_a = matrix_view(f, f.require_tensor(blk(il, "attn_q_a"), {h.n_embd, m_.q_lora}));
-                L.q_a_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_q_a_norm"), {m_.q_lora}));
-                L.wq_b = matrix_view(f, f.require_tensor(blk(il, "attn_q_b"), {m_.q_lora, h.n_head * qk}));
-            } else {
-                L.wq = matrix_view(f, f.require_tensor(blk(il, "attn_q"), {h.n_embd, h.n_head * qk}));
-            }
-            L.wkv_a = matrix_view(f, f.require_tensor(blk(il, "attn_kv_a_mqa"), {h.n_embd, kvl + h.n_rot}));
-            L.kv_a_norm = tensor_f32(f, f.require_tensor(blk(il, "attn_kv_a_norm"), {kvl}));
-            if (!m_.legacy_kv_b) {
-                const auto& kb = f.require_tensor(blk(il, "attn_k_b"), {m_.n_nope, kvl, h.n_head});
-                const auto& vb = f.require_tensor(blk(il, "attn_v_b"), {kvl, h.head_dim_v, h.n_head});
-                for (int64_t hh = 0; hh < h.n_head; ++hh) {
-                    L.k_b.push_back(expert_view(f, kb, hh, 0, kvl));
-                    L.v_b.push_back(expert_view(f, vb, hh, 0, h.head_dim_v));
-                }
-            } else {
-                // kv_b (n_head * (n_nope + head_dim_v), kv_lora): per head n_nope key rows, then value rows.
-                const auto& kvb = f.require_tensor(blk(il, "attn_kv_b"), {kvl, h.n_head * (m_.n_nope + h.head_dim_v)});
-                const WeightView all = matrix_view(f, kvb);
-                const int64_t rb = row_bytes(kvb.type, kvl);
-                for (int64_t hh = 0; hh < h.n_head; ++hh) {
-                    const auto* base = f.data(kvb) + hh * (m_.n_nope + h.head_dim_v) * rb;
-                    L.k_b.push_back(WeightView{all.type, m_.n_nope, kvl, base});
-                    L.v_b.push_back(WeightView{all.type, h.head_dim_v, kvl, base + m_.n_nope * rb});
-                }
-            }
-            L.wo = matrix_view(f, f.require_tensor(blk(il, "attn_output"), {h.n_head * h.head_dim_v, h.n_embd}));
-            L.ffn_norm = tensor_f32(f, f.require_tensor(blk(il, "ffn_norm"), {h.n_embd}));
-            if (il < m_.n_dense_lead) {
-                L.ffn_gate = matrix_view(f, f.require_tensor(blk(il, "ffn_gate"), {h.n_embd, h.n_ff}));
-                L.ffn_up = matrix_view(f, f.require_tensor(blk(il, "ffn_up"), {h.n_embd, h.n_ff}));
-                L.ffn_down = matrix_view(f, f.require_tensor(blk(il, "ffn_down"), {h.n_ff, h.n_embd}));
-                continue;
-            }
-            L.router = matrix_view(f, f.require_tensor(blk(il, "ffn_gate_inp"), {h.n_embd, h.n_expert}));
-            if (f.find_tensor(blk(il, "exp_probs_b", "bias")))
-                L.probs_b = tensor_f32(f, f.require_tensor(blk(il, "exp_probs_b", "bias"), {h.n_expert}));
-            if (f.find_tensor(blk(il, "ffn_gate_up_exps"))) {
-                L.experts.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
-            } else {
-                L.experts.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
-                L.experts.up_exps = &f.require_tensor(blk(il, "ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
-            }
-            L.experts.down_exps = &f.require_tensor(blk(il, "ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
-            if (m_.n_shared > 0) {
-                const int64_t n_sh = m_.n_shared * h.n_ff_exp;
-                L.sh_gate = matrix_view(f, f.require_tensor(blk(il, "ffn_gate_shexp"), {h.n_embd, n_sh}));
-                L.sh_up = matrix_view(f, f.require_tensor(blk(il, "ffn_up_shexp"), {h.n_embd, n_sh}));
-                L.sh_down = matrix_view(f, f.require_tensor(blk(il, "ffn_down_shexp"), {n_sh, h.n_embd}));
-            }
+        L.router = matrix_view(f, f.require_tensor(blk(il, "ffn_gate_inp"), {h.n_embd, h.n_expert}));
+        if (f.find_tensor(blk(il, "exp_probs_b", "bias")))
+            L.probs_b = tensor_f32(f, f.require_tensor(blk(il, "exp_probs_b", "bias"), {h.n_expert}));
+        if (f.find_tensor(blk(il, "ffn_gate_up_exps"))) {
+            L.experts.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
+        } else {
+            L.experts.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+            L.experts.up_exps = &f.require_tensor(blk(il, "ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
         }
-        for (const gguf::TensorInfo& t : f.tensors())
-            if (!type_info(t.type).has_kernels)
-                throw Error(f.path() + ": tensor '" + t.name + "' has type " + type_name(t.type) +
-                            ", which sluice cannot compute yet");
-        if (h.n_layer > m_.n_dense_lead) {
-            // Expert streaming plugs in here. Sources index MoE layers only: layer il is entry il - n_dense_lead.
-            std::vector<MoeTensors> moe;
-            for (int64_t il = m_.n_dense_lead; il < h.n_layer; ++il) moe.push_back(layers_[size_t(il)].experts);
-            experts_ = make_expert_source(f, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
+        L.experts.down_exps = &f.require_tensor(blk(il, "ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
+        if (m_.n_shared > 0) {
+            const int64_t n_sh = m_.n_shared * h.n_ff_exp;
+            L.sh_gate = matrix_view(f, f.require_tensor(blk(il, "ffn_gate_shexp"), {h.n_embd, n_sh}));
+            L.sh_up = matrix_view(f, f.require_tensor(blk(il, "ffn_up_shexp"), {h.n_embd, n_sh}));
+            L.sh_down = matrix_view(f, f.require_tensor(blk(il, "ffn_down_shexp"), {n_sh, h.n_embd}));
         }
     }
+    for (const gguf::TensorInfo& t : f.tensors())
+        if (!type_info(t.type).has_kernels)
+            throw Error(f.path() + ": tensor '" + t.name + "' has type " + type_name(t.type) +
+                        ", which sluice cannot compute yet");
+    if (h.n_layer > m_.n_dense_lead) {
+        // Expert streaming plugs in here. Sources index MoE layers only: layer il is entry il - n_dense_lead.
+        std::vector<MoeTensors> moe;
+        for (int64_t il = m_.n_dense_lead; il < h.n_layer; ++il) moe.push_back(layers_[size_t(il)].experts);
+        experts_ = make_expert_source(f, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
+    }
+}
 
-    ModelOptions opt_;
-    MlaParams m_;
-    int64_t top_k_;
-    int64_t row_ = 0;  // kv_lora + n_rot: one cached token of one layer
-    const gguf::TensorInfo* tok_embd_ = nullptr;
-    std::vector<float> output_norm_;
-    WeightView output_{};
-    std::vector<Layer> layers_;
-    std::vector<std::vector<float>> cache_;  // per layer (n_ctx, kv_lora + n_rot)
-    // Activations of one token.
-    std::vector<float> x_, hn_, y_, y2_, qa_, q_, kva_, q_abs_, lat_, o_, scores_, cs_, gate_, up_;
-    std::vector<float> router_logits_, probs_, sel_, weights_, guess_w_, logits_;
-    std::vector<int32_t> ids_, order_, guess_ids_;  // guess_*: the next layer's guessed routing
-    SharedInputMatvec shared_;  // hn prepared once per weight type
-    std::vector<PreparedAct> head_act_;   // per head: q_nope for Wk_b, then the latent for Wv_b
-    std::unique_ptr<ExpertSource> experts_;
-    std::unique_ptr<MoeFfn> moe_;
-};
+}  // namespace ds2
 
-}  // namespace
+namespace sluice {
+
+using ds2::MlaParams;
 
 std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
     const gguf::File& f = *file;
@@ -590,8 +539,9 @@ std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const Mo
     }
     m.temp_scale = float(f.get_float_or(p + "attention.temperature_scale", 0.0));
     m.temp_length = std::max<int64_t>(1, int64_t(f.get_uint_or(p + "attention.temperature_length", 1)));
-    rope_params(f, p, h, m);
-    return std::make_unique<DeepSeek2>(std::move(file), opt, std::move(h), std::move(m), top_k);
+    ds2::rope_params(f, p, h, m);
+    return std::make_unique<ds2::DeepSeek2>(std::move(file), opt, std::move(h), std::move(m), top_k);
 }
+
 
 }  // namespace sluice
