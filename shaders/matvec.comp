@@ -1,65 +1,90 @@
 #version 450
 // y (rows) = W (rows, cols) @ x (cols) for a batch of matrices (workgroup y), NB activation columns.
-// 32 invocations per row, MV_ROWS rows per workgroup; invocation `lane` of a row dequantizes chunks
-// lane, lane + 32, ... (quants.glsl) and multiplies them with x; the row's sum is reduced across the 32.
+// A workgroup is MV_TEAMS teams of MV_TEAM = 32 invocations; a team computes NR consecutive rows (the
+// build's variants _r1, _r2, _r4), its lanes splitting each step of a row so that consecutive lanes
+// read consecutive bytes of W and of x (mv_types.glsl). A lane loads its part of x once per step and
+// uses it for all NR rows (and for gate and up with GLU): once W streams at full bandwidth, re-reading
+// x from L1 for every row is what bounds a matvec. Rows past the end read the last row (no branch
+// around the loads) and are not written.
+//
+// GLU: y = silu(W x) * (W2 x), W2 the up matrices at w2_off of the same buffer (gate + up: one pass).
+// The 32 partial sums of a row are added by subgroupAdd where a subgroup is a team (NVIDIA), else
+// through shared memory (lavapipe's subgroups of 8, AMD's of 64).
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 layout(binding = 1, std430) readonly buffer XBuf { vec4 X4[]; };  // x offsets and strides are multiples of 4
 #define W_BINDING 0
-#define X_DOT
 #include "quants.glsl"
+layout(push_constant) uniform PC { MatvecPush p; };
+uint lane;  // 0..31 within the team
+#include "mv_types.glsl"
 
 layout(local_size_x = MV_THREADS) in;
-layout(push_constant) uniform PC { MatvecPush p; };
 layout(binding = 2, std430) buffer YBuf { float Y[]; };
 layout(binding = 3, std430) readonly buffer IdsBuf { int ids[]; };
 STEP_BUFFER(4)
 
 shared float red[MV_THREADS];
-DEFINE_REDUCE32(red)
+
+// Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
+float team_sum(float v, uint team) {
+    if (gl_SubgroupSize == MV_TEAM) return subgroupAdd(v);
+    red[team * MV_TEAM + lane] = v;
+    barrier();
+    float t = 0.0;
+    for (uint i = 0u; i < MV_TEAM; ++i) t += red[team * MV_TEAM + i];
+    barrier();
+    return t;
+}
 
 void main() {
-    const uint lane = gl_LocalInvocationIndex & 31u;
-    const uint row = gl_WorkGroupID.x * MV_ROWS + (gl_LocalInvocationIndex >> 5);
+    const bool sg = gl_SubgroupSize == MV_TEAM;  // then a team is a subgroup, whatever the id mapping
+    const uint team = sg ? gl_SubgroupID : gl_LocalInvocationIndex / MV_TEAM;
+    lane = sg ? gl_SubgroupInvocationID : gl_LocalInvocationIndex % MV_TEAM;
+    const uint row0 = (gl_WorkGroupID.x * MV_TEAMS + team) * NR;
     const uint m = gl_WorkGroupID.y;
     const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
     const uint ncol = NB == 1 ? 1u : p.n_cols;
 
-    float acc[NB];
-    for (uint b = 0u; b < NB; ++b) acc[b] = 0.0;
-#if NB == 1
-    if ((p.flags & MV_SWIGLU) != 0u) {  // gate and up rows of one FFN, then silu(gate) * up
-        float up = 0.0;
-        if (row < p.rows) {
-            const uint rel = mat * p.w_mat_stride + row * row_units(p.cols);
-            const uint xo = (p.x_off + m * p.x_mat_stride) >> 2, nch = p.cols / CH;
-            for (uint c = lane; c < nch; c += 32u) {
-                acc[0] += chunk_dot(p.w_off + rel, c, xo + c * (CH / 4));
-                up += chunk_dot(p.w2_off + rel, c, xo + c * (CH / 4));
-            }
-        }
-        const float g = reduce32(acc[0]), u = reduce32(up);
-        if (lane == 0u && row < p.rows) Y[p.y_off + m * p.y_mat_stride + row] = g / (1.0 + exp(-g)) * u;
-        return;
-    }
+    uint wrow[NR];
+    [[unroll]] for (uint r = 0u; r < NR; ++r)
+        wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);
+    float acc[NB][NR];
+    [[unroll]] for (uint b = 0u; b < NB; ++b)
+        [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] = 0.0;
+#ifdef GLU
+    float up[NR];
+    [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] = 0.0;
+    const uint up_delta = p.w2_off - p.w_off;  // mod 2^32: up may lie before gate
 #endif
-    if (row < p.rows) {
-        const uint wbase = p.w_off + mat * p.w_mat_stride + row * row_units(p.cols);
-        const uint xbase = p.x_off + m * p.x_mat_stride;
-        const uint nch = p.cols / CH;
-        for (uint c = lane; c < nch; c += 32u) {
-            [[unroll]] for (uint b = 0u; b < NB; ++b) {  // columns after the first re-read W from cache
-                if (b >= ncol) break;
-                acc[b] += chunk_dot(wbase, c, (xbase + b * p.x_col_stride + c * CH) >> 2);
-            }
+
+    const uint xbase = p.x_off + m * p.x_mat_stride;
+    const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
+    for (uint s = 0u; s < n_steps; ++s) {
+        [[unroll]] for (uint b = 0u; b < NB; ++b) {  // columns after the first re-read W from cache
+            if (b >= ncol) break;
+            const XS x = load_x(xbase + b * p.x_col_stride, s);
+            [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] += row_dot(wrow[r], s, x);
+#ifdef GLU
+            [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] += row_dot(wrow[r] + up_delta, s, x);
+#endif
         }
     }
-    for (uint b = 0u; b < NB; ++b) {
+
+    uint yo = p.y_off + m * p.y_mat_stride + row0;
+    if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
+    [[unroll]] for (uint b = 0u; b < NB; ++b) {
         if (b >= ncol) break;
-        const float s = reduce32(acc[b]);
-        if (lane == 0u && row < p.rows) {
-            uint yo = p.y_off + m * p.y_mat_stride + b * p.y_col_stride + row;
-            if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
-            Y[yo] = (p.flags & MV_ACCUMULATE) != 0u ? Y[yo] + s : s;
+        [[unroll]] for (uint r = 0u; r < NR; ++r) {
+            float s = team_sum(acc[b][r], team);
+#ifdef GLU
+            const float u = team_sum(up[r], team);
+            s = s / (1.0 + exp(-s)) * u;
+#endif
+            if (lane == r && row0 + r < p.rows) {
+                const uint o = yo + b * p.y_col_stride + r;
+                Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + s : s;
+            }
         }
     }
 }

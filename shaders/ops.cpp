@@ -1,5 +1,6 @@
 #include "shaders/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -35,9 +36,9 @@ uint64_t gpu_row_bytes(uint32_t type, uint64_t cols) {
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));
-    if (w.cols % t->chunk)
+    if (w.cols % t->chunk || w.cols % t->block_elems)
         throw GpuError(std::string("matvec: ") + t->suffix + " rows of " + std::to_string(w.cols) +
-                       " are not a multiple of " + std::to_string(t->chunk));
+                       " are not a multiple of " + std::to_string(std::max(t->chunk, t->block_elems)));
     if (w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes || gpu_row_bytes(w.type, w.cols) % t->unit_bytes)
         throw GpuError(std::string("matvec: ") + t->suffix + " weights not aligned to " + std::to_string(t->unit_bytes) + " bytes");
     if (o.n_cols < 1 || o.n_cols > MM_MAX_COLS) throw GpuError("matvec: 1 to 8 activation columns");
@@ -67,9 +68,28 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.w2_off = u32(u->offset / t->unit_bytes, "up offset");
         p.flags |= MV_SWIGLU;
     }
-    const std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
+    uint32_t nr = MV_GLU_ROWS;
+    std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
+    if (o.swiglu_up) {
+        name += "_glu";
+    } else if (o.n_cols == 1) {
+        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.n_mats);
+        if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
+        name += "_r" + std::to_string(nr);
+    }
     const Buffer* ids = o.ids ? o.ids : &cmd.context().dummy();
-    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step}, p, {w.rows, o.n_mats, 1});
+    const uint32_t rows_per_group = MV_TEAMS * nr;
+    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step}, p, {(w.rows + rows_per_group - 1) / rows_per_group, o.n_mats, 1});
+}
+
+uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats) {
+    // More rows per team read x from L1 fewer times per weight byte (what bounds a large matvec), but
+    // leave fewer workgroups: keep ~8 per SM of a 132-SM H200, else one row per team (small matrices
+    // are latency-bound: the more workgroups the better).
+    constexpr uint64_t kMinGroups = 1024;
+    for (uint32_t nr : {4u, 2u})
+        if (uint64_t(rows + MV_TEAMS * nr - 1) / (MV_TEAMS * nr) * n_mats >= kMinGroups) return nr;
+    return 1;
 }
 
 void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {

@@ -44,7 +44,10 @@ struct MatvecOpts {
     uint32_t y_pos_stride = 0;                    // nonzero: y offset += step.pos * y_pos_stride
     uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
     const Mat* swiglu_up = nullptr;  // y = silu(W x) * (up x); up: same buffer, type, shape, strides
+    uint32_t team_rows = 0;          // rows per team of matvec_*: 1, 2 or 4; 0: by the matrix's size
 };
+// The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
+uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});

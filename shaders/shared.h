@@ -11,9 +11,12 @@ namespace sluice::gpu {
 using uint = uint32_t;
 #endif
 
-// Matrix-vector products: MV_ROWS rows per workgroup, 32 threads per row.
-#define MV_ROWS 4
-#define MV_THREADS (32 * MV_ROWS)
+// Matrix-vector products (matvec.comp): a workgroup is MV_TEAMS teams of MV_TEAM invocations, a team
+// computes 1, 2 or 4 rows (shader variants matvec_<type>_r1/_r2/_r4; _glu and matmul_ take 2).
+#define MV_TEAM 32
+#define MV_TEAMS 2
+#define MV_THREADS (MV_TEAM * MV_TEAMS)
+#define MV_GLU_ROWS 2  // rows per team of matvec_<type>_glu and matmul_<type>
 #define MM_MAX_COLS 8  // activation columns of the small-batch product (matmul_*)
 
 // MatvecPush.flags

@@ -55,23 +55,34 @@ std::vector<float> ref_matvec(const float* w, const float* x, int64_t rows, int6
 
 class GpuTypes : public ::testing::TestWithParam<GgmlType> {};
 
+// Every rows-per-team variant (0: the size-based choice) on rows that are not a multiple of the rows
+// per workgroup, rows of one block, rows ending inside a step (512 elements) and long rows.
 TEST_P(GpuTypes, MatvecMatchesReference) {
     const GgmlType t = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{67, 512}, {4, 256}, {130, 1792}}) {
+    const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t));
+    const int64_t block = std::max(tl->chunk, tl->block_elems);
+    std::vector<std::pair<int64_t, int64_t>> shapes = {{67, 512}, {4, 256}, {130, 1792}, {9, block}, {37, 7168}, {1, 768}};
+    if (block < 32) shapes.push_back({13, 8 * 65});  // ends inside a 128-element part
+    for (auto [rows, cols] : shapes) {
         const RandomMats m = random_mats(rng, t, 1, rows, cols);
         const auto x = random_row(rng, cols);
-        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(rows)), step = step_buffer(0);
-        gpu::Cmd cmd(ctx());
-        cmd.begin();
-        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step);
-        cmd.end();
-        cmd.run();
-        const auto got = floats(yb, size_t(rows));
         const auto ref = ref_matvec(m.deq.data(), x.data(), rows, cols);
-        EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols;
+        for (uint32_t nr : {0u, 1u, 2u, 4u}) {
+            gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(rows + 1)), step = step_buffer(0);
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::MatvecOpts o;
+            o.team_rows = nr;
+            gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+            cmd.end();
+            cmd.run();
+            const auto got = floats(yb, size_t(rows + 1));
+            EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols << " r" << nr;
+            EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr;
+        }
     }
 }
 
@@ -92,28 +103,31 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
     const std::vector<int32_t> ids = {-1, 4, 0, 3};  // ids_off = 1
     std::vector<float> y0(size_t(3 * k * rows));
     for (float& v : y0) v = std::uniform_real_distribution<float>(-1, 1)(rng);
-    gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), ib = to_gpu(ids), step = step_buffer(pos);
-    gpu::Cmd cmd(ctx());
-    cmd.begin();
-    gpu::MatvecOpts o;
-    o.n_mats = k;
-    o.x_mat_stride = cols;
-    o.y_mat_stride = rows;
-    o.ids = &ib;
-    o.ids_off = 1;
-    o.accumulate = true;
-    o.y_pos_stride = uint32_t(k / 2);  // y offset += pos * 1
-    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-    gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
-    cmd.end();
-    cmd.run();
-    const auto got = floats(yb, y0.size());
     std::vector<float> ref = y0;
     for (int64_t j = 0; j < k; ++j) {
         const auto y = ref_matvec(&m.deq[size_t(ids[size_t(j + 1)] * rows * cols)], &x[size_t(j * cols)], rows, cols);
         for (int64_t r = 0; r < rows; ++r) ref[size_t(5 + pos * (k / 2) + j * rows + r)] += y[size_t(r)];
     }
-    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
+    for (uint32_t nr : {1u, 4u}) {  // 36 rows: 4.5 workgroups of 8 rows with 4 per team
+        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), ib = to_gpu(ids), step = step_buffer(pos);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::MatvecOpts o;
+        o.n_mats = k;
+        o.x_mat_stride = cols;
+        o.y_mat_stride = rows;
+        o.ids = &ib;
+        o.ids_off = 1;
+        o.accumulate = true;
+        o.y_pos_stride = uint32_t(k / 2);  // y offset += pos * 1
+        o.team_rows = nr;
+        const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(yb, y0.size());
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "r" << nr;
+    }
 }
 
 // Gate and up of routed experts in one buffer and one dispatch: y = silu(gate x) * (up x).
@@ -122,7 +136,7 @@ TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    const int64_t n_exp = 4, rows = 20, cols = 256, k = 2;
+    const int64_t n_exp = 4, rows = 21, cols = 768, k = 2;  // 21: the last workgroup of 4 rows has one
     const RandomMats g = random_mats(rng, t, n_exp, rows, cols), u = random_mats(rng, t, n_exp, rows, cols);
     std::vector<uint8_t> both = g.bytes;
     both.insert(both.end(), u.bytes.begin(), u.bytes.end());
