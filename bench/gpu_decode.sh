@@ -42,7 +42,7 @@ gpu_index=$DEV
 if [ "$DEV" = auto ]; then
   gpu_index=$(python3 -c "import json,sys; d=[x for x in json.load(open('$O/gpus.json'))['devices'] if x['usable'] and not x['software']]; print(d[0]['index'] if d else 0)")
 fi
-run bw 60 "$B/bench_gpu" --device "$gpu_index" --mib 1024 --reps 20
+run bw 240 "$B/bench_gpu" --device "$gpu_index" --mib 1024 --reps 20
 
 gen() {  # gen FILE ARGS...: writes a model unless present
   local f=$1; shift
@@ -101,9 +101,11 @@ if mv:
         if (r["type"], r["shape"]) not in keys:
             keys.append((r["type"], r["shape"]))
     for t, shape in keys:
+        rs = [r for r in mv if r["type"] == t and r["shape"] == shape]
         cells = [f"{r['variant']}{'*' if r['chosen'] else ' '} {r['gb_s_dependent']:6.0f} / {r['gb_s_back_to_back']:6.0f} [{r['us_dependent']:5.1f}]"
-                 for r in mv if r["type"] == t and r["shape"] == shape]
-        print(f"  {t:5s} {shape:15s} " + "   ".join(cells))
+                 for r in rs]
+        best = max(r["gb_s_back_to_back"] for r in rs)
+        print(f"  {t:5s} {shape:15s} " + "   ".join(cells) + (f"   best {100*best*1e9/copy:3.0f}% of copy" if copy else ""))
 for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "moe_stream_sluice_gpu",
              "moe_stream_sluice_cpu", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
     r = load(name)

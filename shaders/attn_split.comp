@@ -3,7 +3,11 @@
 // positions go to shared memory; the output is left unnormalised with the split's max and sum of
 // exponentials, so attn_combine can merge splits exactly (as flash-decoding does).
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
+// Scores: the 4 teams of 32 take a position each, lane i multiplying dims i, i + 32, ... so a K row is
+// read in whole cache lines (one position per invocation read rows at a stride: 32 lines per load).
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
+#extension GL_EXT_control_flow_attributes : enable
 
 layout(local_size_x = ATTN_THREADS) in;
 layout(push_constant) uniform PC { AttnPush p; };
@@ -15,6 +19,20 @@ STEP_BUFFER(4)
 
 shared float sc[ATTN_CHUNK_MAX];
 shared float red[ATTN_THREADS];
+
+#define TEAMS (ATTN_THREADS / 32u)
+#define DPL (ATTN_DMAX / 32u)  // dims per lane
+
+// Sum over a team of 32 (see matvec.comp's team_sum). Uniform control flow.
+float team_sum(float v, uint team, uint lane) {
+    if (gl_SubgroupSize == 32u) return subgroupAdd(v);
+    red[team * 32u + lane] = v;
+    barrier();
+    float t = 0.0;
+    for (uint i = 0u; i < 32u; ++i) t += red[team * 32u + i];
+    barrier();
+    return t;
+}
 
 float reduce_max(float v) {
     red[gl_LocalInvocationIndex] = v;
@@ -48,16 +66,26 @@ void main() {
     const uint qo = p.q_off + h * p.head_dim;
     const uint ko = p.k_off + kvh * p.head_dim, vo = p.v_off + kvh * p.head_dim_v;
 
+    const bool sg = gl_SubgroupSize == 32u;
+    const uint team = sg ? gl_SubgroupID : tid / 32u, lane = sg ? gl_SubgroupInvocationID : tid % 32u;
+    float q[DPL];
+    [[unroll]] for (uint i = 0u; i < DPL; ++i) q[i] = lane + 32u * i < p.head_dim ? Q[qo + lane + 32u * i] : 0.0;
     float mx = -1.0 / 0.0;
-    for (uint t = t0 + tid; t < t1; t += ATTN_THREADS) {
-        const uint kr = ko + t * p.k_row_stride;
+    for (uint t_team = t0; t_team < t1; t_team += TEAMS) {  // the same trip count for every team
+        const uint t = t_team + team;
         float dot = 0.0;
-        for (uint d = 0u; d < p.head_dim; ++d) dot += Q[qo + d] * K[kr + d];
-        dot *= p.scale;
-        sc[t - t0] = dot;
-        mx = max(mx, dot);
+        if (t < t1) {
+            const uint kr = ko + t * p.k_row_stride + lane;
+            [[unroll]] for (uint i = 0u; i < DPL; ++i)
+                if (lane + 32u * i < p.head_dim) dot += q[i] * K[kr + 32u * i];
+        }
+        dot = team_sum(dot, team, lane) * p.scale;
+        if (t < t1) {
+            if (lane == 0u) sc[t - t0] = dot;
+            mx = max(mx, dot);
+        }
     }
-    mx = reduce_max(mx);
+    mx = reduce_max(mx);  // its barriers also publish sc[]
     float sum = 0.0;
     for (uint t = t0 + tid; t < t1; t += ATTN_THREADS) {
         const float e = exp(sc[t - t0] - mx);

@@ -68,6 +68,15 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.w2_off = u32(u->offset / t->unit_bytes, "up offset");
         p.flags |= MV_SWIGLU;
     }
+    if (o.route_n) {
+        if (!o.swiglu_up || !o.ids || o.route_n > MV_ROUTE_MAX || o.n_mats > o.route_n)
+            throw GpuError("matvec: routing needs the fused gate+up, an ids buffer and n_mats <= route_n <= " +
+                           std::to_string(MV_ROUTE_MAX));
+        p.flags = (p.flags & ~MV_IDS) | MV_ROUTE | (o.route_renorm ? MV_ROUTE_RENORM : 0u);
+        p.route_n = o.route_n;
+        p.route_logits_off = o.route_logits_off;
+        p.route_w_off = o.route_w_off;
+    }
     uint32_t nr = MV_GLU_ROWS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
     if (o.swiglu_up) {
@@ -138,6 +147,7 @@ uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_
 void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
                const AttnShape& s, const Buffer& step) {
     if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
+    if (s.head_dim > ATTN_DMAX) throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + " above " + std::to_string(ATTN_DMAX));
     AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
                k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim))};  // as the CPU computes it
     cmd.dispatch("attn_split", {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head, 1});

@@ -45,6 +45,11 @@ struct MatvecOpts {
     uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
     const Mat* swiglu_up = nullptr;  // y = silu(W x) * (up x); up: same buffer, type, shape, strides
     uint32_t team_rows = 0;          // rows per team of matvec_*: 1, 2 or 4; 0: by the matrix's size
+    // With swiglu_up: the batch is the top n_mats of route_n router logits at route_logits_off of the
+    // ids buffer (floats), and the dispatch writes their ids at ids_off and softmax weights at
+    // route_w_off there (shared.h MV_ROUTE): the router's top-k without its own dispatch.
+    uint32_t route_n = 0, route_logits_off = 0, route_w_off = 0;
+    bool route_renorm = false;
 };
 // The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);

@@ -24,6 +24,14 @@ using uint = uint32_t;
 #define MV_IDS 2u         // matrix m of the batch is ids[ids_off + m] (routed experts)
 #define MV_POS 4u         // y offset += step.pos * y_pos_stride (K/V written into the cache)
 #define MV_SWIGLU 8u      // y = silu(W x) * (W2 x), W2 at w2_off of the same buffer (gate and up: one dispatch)
+// With MV_SWIGLU (matvec_<type>_glu): matrix m of the batch is the expert of rank m among route_n
+// router logits (largest first, ties to the lower id, as topk.comp), read as floats from the ids
+// buffer at route_logits_off; workgroup (0, 0) also writes the ids of the top n_mats at ids_off and
+// their softmax weights at route_w_off (renormalised over them with MV_ROUTE_RENORM), for the
+// down matvec and the combine: the router's top-k without a dispatch of its own.
+#define MV_ROUTE 16u
+#define MV_ROUTE_RENORM 32u
+#define MV_ROUTE_MAX 512  // router logits at most
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -38,6 +46,7 @@ struct MatvecPush {
     uint n_cols;   // activation columns (matmul_*); 1 for matvec_*
     uint ids_off;
     uint flags;
+    uint route_n, route_logits_off, route_w_off;  // MV_ROUTE
 };
 
 // Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).
@@ -84,6 +93,7 @@ struct QkNormRopePush {
 // [s * chunk, (s+1) * chunk) of [0, step.n_kv) with chunk = ceil(n_kv / n_splits) <= ATTN_CHUNK_MAX,
 // and writes (max score, sum of exp, unnormalised output (head_dim_v)) to part; attn_combine merges.
 #define ATTN_THREADS 128
+#define ATTN_DMAX 512  // head_dim at most
 #define ATTN_CHUNK_MAX 1024
 struct AttnPush {
     uint n_head, n_head_kv, head_dim, head_dim_v;

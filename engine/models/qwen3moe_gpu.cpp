@@ -328,12 +328,14 @@ private:
                 record_dense_ffn(c, L);
                 continue;
             }
-            gpu::matvec(c, L.router, {&hn_}, {&rlogits_}, step_);  // ffn_moe_logits
+            gpu::matvec(c, L.router, {&hn_}, {&route_}, step_);  // ffn_moe_logits
             if (p == Place::Resident) {
-                gpu::topk_softmax(c, {&rlogits_}, uint32_t(h.n_expert), uint32_t(top_k_), true, ids_gpu_, 0, {&w_gpu_});
+                if (!routed_glu(L))  // else the experts' gate+up dispatch picks them (ffn_moe_topk)
+                    gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
+                                      {&route_, route_w()});
                 record_experts(c, p, il);
             } else if (il == to) {  // segment ends: the host reads logits (and hn for the CPU)
-                c.copy(rlogits_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
+                c.copy(route_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
                 c.independent();
                 c.copy(hn_, 0, router_rb_, size_t(h.n_expert) * 4, size_t(E) * 4);
             }
@@ -374,16 +376,24 @@ private:
             gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1, &hn, next_norm, h.rms_eps);
             return;
         }
-        const Buffer& ids = p == Place::Resident ? ids_gpu_ : moe_in_;
-        const Vec w = p == Place::Resident ? Vec{&w_gpu_} : Vec{&moe_in_, K};
+        const bool resident = p == Place::Resident;
+        const Buffer& ids = resident ? route_ : moe_in_;
+        const Vec w = resident ? Vec{&route_, route_w()} : Vec{&moe_in_, K};
         gpu::MatvecOpts o;
         o.n_mats = K;
         o.ids = &ids;
+        o.ids_off = resident ? route_ids() : 0;
         o.y_mat_stride = F;
         if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
             o.swiglu_up = &L.up_exps;
+            if (resident && routed_glu(L)) {
+                o.route_n = uint32_t(h.n_expert);
+                o.route_renorm = true;
+                o.route_w_off = route_w();
+            }
             gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
             o.swiglu_up = nullptr;
+            o.route_n = 0;
         } else {
             gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
             c.independent();
@@ -397,6 +407,11 @@ private:
     }
 
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
+    // Resident experts whose gate+up dispatch also does the router's top-k (shared.h MV_ROUTE).
+    bool routed_glu(const GLayer& L) const { return fused(L.gate_exps, L.up_exps) && hp_.n_expert <= MV_ROUTE_MAX; }
+    // route_: router logits (n_expert), then the top-k's ids (as ints) and weights.
+    uint32_t route_ids() const { return uint32_t(hp_.n_expert); }
+    uint32_t route_w() const { return uint32_t(hp_.n_expert + top_k_); }
 
     void record_dense_ffn(gpu::Cmd& c, const GLayer& L) {
         if (fused(L.ffn_gate, L.ffn_up)) {
@@ -601,12 +616,10 @@ private:
                  gpu::attn_splits(uint64_t(n_ctx_))};
         part_ = dev(gpu::attn_part_floats(attn_), "attention splits");
         logits_ = dev(size_t(h.n_vocab), "logits");
-        rlogits_ = dev(size_t(std::max<int64_t>(h.n_expert, 1)), "router logits");
+        route_ = dev(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
         gate_ = dev(ff, "gate");
         up_ = dev(ff, "up");
         outs_ = dev(K * E, "expert outputs");
-        ids_gpu_ = dev(K, "expert ids");
-        w_gpu_ = dev(K, "expert weights");
         const float one = 1.0f;
         one_ = dev(1, "one");
         ctx_.upload(one_, 0, &one, 4);
@@ -649,7 +662,7 @@ private:
     gpu::AttnShape attn_{};
     Place place_ = Place::Resident;
     // Activations (device) and the host's windows.
-    Buffer x_, hn_, q_, att_, part_, logits_, rlogits_, gate_, up_, outs_, ids_gpu_, w_gpu_, one_, step_, moe_in_;
+    Buffer x_, hn_, q_, att_, part_, logits_, route_, gate_, up_, outs_, one_, step_, moe_in_;
     Buffer step_host_, moe_host_, logits_rb_, router_rb_, miss_staging_;
     uint64_t max_expert_bytes_ = 0;
     // Recorded work: resident body, head, expert uploads, segments per placement (cache, cpu).
