@@ -155,6 +155,20 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
     cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
 }
 
+void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step) {
+    if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
+    if (s.head_dim > ATTN_DMAX || n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
+        throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + ", n_rot " + std::to_string(n.n_rot));
+    if (k_raw.buf != q.buf || n.q_norm.buf != n.k_norm.buf)
+        throw GpuError("attention: q and raw k share a buffer, and the q and k norm weights another");
+    AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
+                    part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
+                    out.off, counts.off};
+    cmd.dispatch("attn_fused", {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf}, p,
+                 {s.n_splits, s.n_head, 1});
+}
+
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {
     SwigluPush p{n, g.off, u.off, y.off};
     cmd.dispatch("swiglu", {g.buf, u.buf, y.buf}, p, {n, 1, 1});

@@ -82,6 +82,17 @@ uint64_t attn_part_floats(const AttnShape& s);
 // [0, step.n_kv): k, v rows k_row_stride / v_row_stride floats apart. Two dispatches (split, combine).
 void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
                const AttnShape& s, const Buffer& step);
+// attention() with qwen3's per-head q/k RMSNorm + NeoX RoPE before it (qk_norm_rope()) and the merge
+// of the splits, in one dispatch: q (n_head, head_dim) and k_raw (n_head_kv, head_dim, this position's
+// projection) in one buffer, read only; the normalised k is written into the cache row step.pos.
+// counts: n_head uints, zero (each dispatch leaves them zero).
+struct QkNorm {
+    Vec q_norm, k_norm;  // head_dim weights each, one buffer
+    uint32_t n_rot;
+    float eps;
+};
+void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step);
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.

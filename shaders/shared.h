@@ -103,6 +103,21 @@ struct AttnPush {
     uint part_off;
     float scale;
 };
+// attn_fused: AttnPush's fields, then qwen3's q/k norm + RoPE (qk_norm_rope's) and the merge's.
+struct AttnFusedPush {
+    uint n_head, n_head_kv, head_dim, head_dim_v;
+    uint n_splits;
+    uint q_off, k_off, v_off;
+    uint k_row_stride, v_row_stride;
+    uint part_off;
+    float scale;
+    uint k_raw_off;       // this position's k (n_head_kv, head_dim) before norm and RoPE, in the q buffer
+    uint qn_off, kn_off;  // norm weights
+    uint n_rot;
+    float eps;
+    uint out_off;         // merged output (n_head, head_dim_v)
+    uint count_off;       // n_head counters, zero between dispatches
+};
 struct AttnCombinePush {
     uint n_head, head_dim_v, n_splits;
     uint part_off, out_off;

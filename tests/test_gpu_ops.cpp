@@ -378,6 +378,55 @@ TEST(GpuOps, SplitAttentionMatchesReference) {
     }
 }
 
+// qwen3's q/k norm + RoPE, the split attention and the merge in one dispatch: the same as
+// qk_norm_rope then attention, the normalised k written into the cache row of this position, the
+// per-head counters left at zero for the next dispatch.
+TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    ThreadPool pool(1);
+    for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32}}) {
+        const int64_t n_ctx = 3000, kd = n_head_kv * hd;
+        LayerKv kv;
+        kv.k = random_row(rng, n_ctx * kd);
+        kv.v = random_row(rng, n_ctx * kd);
+        const auto qn = random_row(rng, hd), kn = random_row(rng, hd);
+        std::vector<float> norms = qn;
+        norms.insert(norms.end(), kn.begin(), kn.end());
+        const gpu::AttnShape s{uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hd), gpu::attn_splits(n_ctx)};
+        gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v), nb = to_gpu(norms), part = zeros(gpu::attn_part_floats(s)),
+                    out = zeros(size_t(n_head * hd)), counts = zeros(size_t(n_head + 1));
+        for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
+            const int64_t pos = n_kv - 1;
+            const auto qk = random_row(rng, n_head * hd + kd, 0.3f);  // q, then this position's raw k
+            gpu::Buffer qb = to_gpu(qk), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::attention_qk(cmd, {&qb}, {&qb, uint32_t(n_head * hd)}, {&kb}, {&vb}, uint32_t(kd), uint32_t(kd), {&part}, {&out},
+                              s, {{&nb}, {&nb, uint32_t(hd)}, uint32_t(n_rot), 1e-6f}, {&counts, 1}, step);
+            cmd.end();
+            for (int run = 0; run < 2; ++run) {  // the counters must be back at zero for the second
+                cmd.run();
+                std::vector<float> rq(qk.begin(), qk.begin() + n_head * hd);
+                for (int64_t h = 0; h < n_head; ++h) rmsnorm(&rq[size_t(h * hd)], &rq[size_t(h * hd)], qn.data(), hd, 1e-6f);
+                for (int64_t h = 0; h < n_head_kv; ++h)
+                    rmsnorm(&kv.k[size_t(pos * kd + h * hd)], &qk[size_t(n_head * hd + h * hd)], kn.data(), hd, 1e-6f);
+                rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
+                rope_neox(&kv.k[size_t(pos * kd)], n_head_kv, hd, n_rot, pos, 1e6f);
+                std::vector<float> ref(static_cast<size_t>(n_head * hd)), scores(static_cast<size_t>(n_head * n_ctx));
+                attention_one(ref.data(), rq.data(), kv, n_kv, n_head, n_head_kv, hd, hd, scores.data(), pool);
+                const auto got = floats(out, ref.size()), gk = floats(kb, size_t(kd), size_t(pos * kd));
+                EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions, run " << run;
+                EXPECT_LT(nmse(gk.data(), &kv.k[size_t(pos * kd)], kd), 1e-12) << "cache row " << pos;
+                std::vector<uint32_t> c(static_cast<size_t>(n_head + 1));
+                ctx().download(counts, 0, c.data(), c.size() * 4);
+                EXPECT_EQ(c, std::vector<uint32_t>(c.size(), 0u));
+            }
+        }
+    }
+}
+
 TEST(GpuOps, SwigluMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));

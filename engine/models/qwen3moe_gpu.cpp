@@ -345,20 +345,19 @@ private:
     // hn_ready: the previous layer's expert combine already wrote attn_norm(x) to hn.
     void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready) {
         const Hparams& h = hp_;
-        const uint32_t E = uint32_t(h.n_embd), hd = uint32_t(h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
+        const uint32_t E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
         if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, E, 1, 0, h.rms_eps, step_);  // attn_norm
         gpu::matvec(c, L.wq, {&hn_}, {&q_}, step_);
-        gpu::MatvecOpts at_pos;  // K and V go straight into the cache row of this position
         c.independent();
-        at_pos.y_pos_stride = kd;
-        gpu::matvec(c, L.wk, {&hn_}, {L.k}, step_, at_pos);
+        gpu::matvec(c, L.wk, {&hn_}, {&q_, qd}, step_);  // raw k after q: attention_qk normalises it
         c.independent();
+        gpu::MatvecOpts at_pos;  // V goes straight into the cache row of this position
         at_pos.y_pos_stride = vd;
         gpu::matvec(c, L.wv, {&hn_}, {L.v}, step_, at_pos);
-        gpu::qk_norm_rope(c, {&q_}, {L.k}, kd, {&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_head),
-                          uint32_t(h.n_head_kv), hd, uint32_t(h.n_rot), h.rms_eps, step_);  // Qcur_normed, Kcur_normed, RoPE
-        gpu::attention(c, {&q_}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_, step_);
+        // Qcur_normed, Kcur_normed, RoPE (k into the cache row), kqv_out: one dispatch
+        gpu::attention_qk(c, {&q_}, {&q_, qd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
+                          {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_);
         gpu::MatvecOpts acc;
         acc.accumulate = true;  // x += Wo att
         gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, acc);
@@ -610,11 +609,13 @@ private:
         };
         x_ = dev(E, "x");
         hn_ = dev(E, "hn");
-        q_ = dev(size_t(h.n_head * h.head_dim), "q");
+        q_ = dev(size_t(h.n_head * h.head_dim + h.n_head_kv * h.head_dim), "q and this position's raw k");
         att_ = dev(size_t(h.n_head * h.head_dim_v), "attention output");
         attn_ = {uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
                  gpu::attn_splits(uint64_t(n_ctx_))};
         part_ = dev(gpu::attn_part_floats(attn_), "attention splits");
+        counts_ = dev(size_t(h.n_head), "attention merge counters");
+        ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(h.n_head), 0u).data(), size_t(h.n_head) * 4);
         logits_ = dev(size_t(h.n_vocab), "logits");
         route_ = dev(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
         gate_ = dev(ff, "gate");
@@ -662,7 +663,7 @@ private:
     gpu::AttnShape attn_{};
     Place place_ = Place::Resident;
     // Activations (device) and the host's windows.
-    Buffer x_, hn_, q_, att_, part_, logits_, route_, gate_, up_, outs_, one_, step_, moe_in_;
+    Buffer x_, hn_, q_, att_, part_, counts_, logits_, route_, gate_, up_, outs_, one_, step_, moe_in_;
     Buffer step_host_, moe_host_, logits_rb_, router_rb_, miss_staging_;
     uint64_t max_expert_bytes_ = 0;
     // Recorded work: resident body, head, expert uploads, segments per placement (cache, cpu).
