@@ -20,7 +20,7 @@ uint lane;  // 0..31 within the team
 #include "mv_types.glsl"
 
 layout(local_size_x = MV_THREADS) in;
-layout(binding = 2, std430) buffer YBuf { float Y[]; };
+layout(binding = 2, std430) coherent buffer YBuf { float Y[]; };  // coherent: MV_NORM's last workgroup reads it
 #ifdef GLU
 layout(binding = 3, std430) buffer IdsBuf { int ids[]; };
 layout(binding = 3, std430) buffer RouteBuf { float route[]; };  // MV_ROUTE: logits in, weights out
@@ -28,8 +28,34 @@ layout(binding = 3, std430) buffer RouteBuf { float route[]; };  // MV_ROUTE: lo
 layout(binding = 3, std430) readonly buffer IdsBuf { int ids[]; };
 #endif
 STEP_BUFFER(4)
+layout(binding = 5, std430) buffer HnBuf { float Hn[]; };  // MV_NORM: output and counter
+layout(binding = 5, std430) buffer HnCount { uint hn_count[]; };
+layout(binding = 6, std430) readonly buffer NormBuf { float Wn[]; };
 
 shared float red[MV_THREADS];
+shared bool last_group;
+
+// MV_NORM, after this workgroup's rows are written: if it is the last to finish, hn = rmsnorm(y).
+void norm_tail() {
+    const uint tid = gl_LocalInvocationIndex;
+    memoryBarrierBuffer();  // this workgroup's y before its count
+    barrier();
+    if (tid == 0u) last_group = atomicAdd(hn_count[p.norm_count_off], 1u) == gl_NumWorkGroups.x - 1u;
+    barrier();
+    if (!last_group) return;
+    memoryBarrierBuffer();  // the other workgroups' y after their counts
+    float ss = 0.0;
+    for (uint i = tid; i < p.rows; i += MV_THREADS) ss += Y[p.y_off + i] * Y[p.y_off + i];
+    red[tid] = ss;
+    barrier();
+    for (uint s = MV_THREADS / 2u; s > 0u; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        barrier();
+    }
+    const float scale = inversesqrt(red[0] / float(p.rows) + p.norm_eps);
+    for (uint i = tid; i < p.rows; i += MV_THREADS) Hn[p.norm_y_off + i] = Y[p.y_off + i] * scale * Wn[p.norm_w_off + i];
+    if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch
+}
 
 #ifdef GLU
 #define RPT (MV_ROUTE_MAX / MV_THREADS)  // logits per invocation
@@ -158,4 +184,5 @@ void main() {
             }
         }
     }
+    if ((p.flags & MV_NORM) != 0u) norm_tail();
 }

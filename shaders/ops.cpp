@@ -77,6 +77,15 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.route_logits_off = o.route_logits_off;
         p.route_w_off = o.route_w_off;
     }
+    if (o.norm_out) {
+        if (o.n_mats != 1 || o.n_cols != 1 || o.swiglu_up || o.y_pos_stride || !o.norm_w.buf)
+            throw GpuError("matvec: the norm tail takes one matrix, one column, no GLU, no position offset");
+        p.flags |= MV_NORM;
+        p.norm_w_off = o.norm_w.off;
+        p.norm_y_off = o.norm_out->off;
+        p.norm_count_off = o.norm_count;
+        p.norm_eps = o.norm_eps;
+    }
     uint32_t nr = MV_GLU_ROWS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
     if (o.swiglu_up) {
@@ -86,9 +95,11 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
         name += "_r" + std::to_string(nr);
     }
-    const Buffer* ids = o.ids ? o.ids : &cmd.context().dummy();
+    const Buffer* d = &cmd.context().dummy();
+    const Buffer* ids = o.ids ? o.ids : d;
     const uint32_t rows_per_group = MV_TEAMS * nr;
-    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step}, p, {(w.rows + rows_per_group - 1) / rows_per_group, o.n_mats, 1});
+    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step, o.norm_out ? o.norm_out->buf : d, o.norm_out ? o.norm_w.buf : d}, p,
+                 {(w.rows + rows_per_group - 1) / rows_per_group, o.n_mats, 1});
 }
 
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats) {

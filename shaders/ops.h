@@ -50,6 +50,13 @@ struct MatvecOpts {
     // route_w_off there (shared.h MV_ROUTE): the router's top-k without its own dispatch.
     uint32_t route_n = 0, route_logits_off = 0, route_w_off = 0;
     bool route_renorm = false;
+    // With norm_out (one matrix, one column): the last workgroup also writes norm_out = rmsnorm(y) *
+    // norm_w over the rows, counting workgroups in the uint at norm_count of norm_out's buffer (zero
+    // before; left zero): the residual stream's next norm without a dispatch of its own.
+    const Vec* norm_out = nullptr;
+    Vec norm_w;
+    float norm_eps = 0;
+    uint32_t norm_count = 0;
 };
 // The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);

@@ -32,6 +32,10 @@ using uint = uint32_t;
 #define MV_ROUTE 16u
 #define MV_ROUTE_RENORM 32u
 #define MV_ROUTE_MAX 512  // router logits at most
+// The last workgroup to finish also writes hn[norm_y_off ..] = y / sqrt(mean(y^2) + eps) * w over the
+// rows (rmsnorm.comp's arithmetic), counting workgroups in the uint at norm_count_off of hn's buffer
+// (zero between dispatches): the next norm of a residual stream without a dispatch of its own.
+#define MV_NORM 64u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -47,6 +51,8 @@ struct MatvecPush {
     uint ids_off;
     uint flags;
     uint route_n, route_logits_off, route_w_off;  // MV_ROUTE
+    uint norm_w_off, norm_y_off, norm_count_off;  // MV_NORM
+    float norm_eps;
 };
 
 // Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).

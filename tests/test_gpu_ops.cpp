@@ -130,6 +130,47 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
     }
 }
 
+// The residual stream's next norm at the end of the matvec that adds to it: y += W x, then the last
+// workgroup writes hn = rmsnorm(y) * w and leaves its counter at zero for the next dispatch.
+TEST_P(GpuTypes, AccumulateThenNormTail) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 301, cols = 512;
+    const RandomMats m = random_mats(rng, t, 1, rows, cols);
+    const auto x = random_row(rng, cols), y0 = random_row(rng, rows), nw = random_row(rng, rows);
+    for (uint32_t nr : {1u, 4u}) {
+        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), nb = to_gpu(nw), hb = zeros(size_t(rows + 8)),
+                    step = step_buffer(0);
+        gpu::MatvecOpts o;
+        o.accumulate = true;
+        o.team_rows = nr;
+        const gpu::Vec hn{&hb, 3};
+        o.norm_out = &hn;
+        o.norm_w = {&nb};
+        o.norm_eps = 1e-6f;
+        o.norm_count = uint32_t(rows + 5);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+        cmd.end();
+        std::vector<float> ref_y = y0, ref_hn(static_cast<size_t>(rows));
+        for (int run = 1; run <= 2; ++run) {
+            cmd.run();
+            const auto wx = ref_matvec(m.deq.data(), x.data(), rows, cols);
+            for (int64_t r = 0; r < rows; ++r) ref_y[size_t(r)] += wx[size_t(r)];
+            rmsnorm(ref_hn.data(), ref_y.data(), nw.data(), rows, 1e-6f);
+            const auto got_y = floats(yb, size_t(rows)), got_hn = floats(hb, size_t(rows), 3);
+            EXPECT_LT(nmse(got_y.data(), ref_y.data(), rows), 1e-10) << "r" << nr << " run " << run;
+            EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr << " run " << run;
+            uint32_t count = 1;
+            ctx().download(hb, size_t(rows + 5) * 4, &count, 4);
+            EXPECT_EQ(count, 0u);
+        }
+    }
+}
+
 // Gate and up of routed experts in one buffer and one dispatch: y = silu(gate x) * (up x).
 TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
     const GgmlType t = GetParam();
