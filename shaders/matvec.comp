@@ -135,17 +135,9 @@ void main() {
     const uint team = sg ? gl_SubgroupID : gl_LocalInvocationIndex / MV_TEAM;
     lane = sg ? gl_SubgroupInvocationID : gl_LocalInvocationIndex % MV_TEAM;
     const uint row0 = (gl_WorkGroupID.x * MV_TEAMS + team) * NR;
-    const uint m = gl_WorkGroupID.y;
-#ifdef GLU
-    const uint mat = (p.flags & MV_ROUTE) != 0u ? route_pick(m) : (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
-#else
-    const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
-#endif
     const uint ncol = NB == 1 ? 1u : p.n_cols;
+    const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
 
-    uint wrow[NR];
-    [[unroll]] for (uint r = 0u; r < NR; ++r)
-        wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);
     float acc[NB][NR];
     [[unroll]] for (uint b = 0u; b < NB; ++b)
         [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] = 0.0;
@@ -154,21 +146,38 @@ void main() {
     [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] = 0.0;
     const uint up_delta = p.w2_off - p.w_off;  // mod 2^32: up may lie before gate
 #endif
-
-    const uint xbase = p.x_off + m * p.x_mat_stride;
-    const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
-    for (uint s = 0u; s < n_steps; ++s) {
-        [[unroll]] for (uint b = 0u; b < NB; ++b) {  // columns after the first re-read W from cache
-            if (b >= ncol) break;
-            const XS x = load_x(xbase + b * p.x_col_stride, s);
-            [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] += row_dot(wrow[r], s, x);
+    // Matrix m of the batch is workgroup row y, or with MV_SUM_MATS every one in turn, weighted.
+    const bool sum = (p.flags & MV_SUM_MATS) != 0u;
+    for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
+        const uint m = sum ? mi : gl_WorkGroupID.y;
 #ifdef GLU
-            [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] += row_dot(wrow[r] + up_delta, s, x);
+        const uint mat = (p.flags & MV_ROUTE) != 0u ? route_pick(m) : (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+#else
+        const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
 #endif
+        uint wrow[NR];
+        [[unroll]] for (uint r = 0u; r < NR; ++r)
+            wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);
+        float part[NB][NR];
+        [[unroll]] for (uint b = 0u; b < NB; ++b)
+            [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] = 0.0;
+        const uint xbase = p.x_off + m * p.x_mat_stride;
+        for (uint s = 0u; s < n_steps; ++s) {
+            [[unroll]] for (uint b = 0u; b < NB; ++b) {  // columns after the first re-read W from cache
+                if (b >= ncol) break;
+                const XS x = load_x(xbase + b * p.x_col_stride, s);
+                [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] += row_dot(wrow[r], s, x);
+#ifdef GLU
+                [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] += row_dot(wrow[r] + up_delta, s, x);
+#endif
+            }
         }
+        const float wm = sum ? intBitsToFloat(ids[p.sum_w_off + mi]) : 1.0;  // weights: floats in the ids buffer
+        [[unroll]] for (uint b = 0u; b < NB; ++b)
+            [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] += wm * part[b][r];
     }
 
-    uint yo = p.y_off + m * p.y_mat_stride + row0;
+    uint yo = p.y_off + gl_WorkGroupID.y * p.y_mat_stride + row0;
     if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
     [[unroll]] for (uint b = 0u; b < NB; ++b) {
         if (b >= ncol) break;

@@ -77,9 +77,16 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.route_logits_off = o.route_logits_off;
         p.route_w_off = o.route_w_off;
     }
+    if (o.sum_mats) {
+        if (!o.ids || o.swiglu_up || o.n_cols != 1 || o.y_pos_stride)
+            throw GpuError("matvec: a weighted sum of matrices needs ids (and weights) and one column, no GLU, no position offset");
+        p.flags |= MV_SUM_MATS;
+        p.sum_mats = o.n_mats;
+        p.sum_w_off = o.sum_w_off;
+    }
     if (o.norm_out) {
-        if (o.n_mats != 1 || o.n_cols != 1 || o.swiglu_up || o.y_pos_stride || !o.norm_w.buf)
-            throw GpuError("matvec: the norm tail takes one matrix, one column, no GLU, no position offset");
+        if ((o.n_mats != 1 && !o.sum_mats) || o.n_cols != 1 || o.swiglu_up || o.y_pos_stride || !o.norm_w.buf)
+            throw GpuError("matvec: the norm tail takes one output vector: one matrix or a sum, one column, no GLU, no position offset");
         p.flags |= MV_NORM;
         p.norm_w_off = o.norm_w.off;
         p.norm_y_off = o.norm_out->off;
@@ -91,7 +98,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     if (o.swiglu_up) {
         name += "_glu";
     } else if (o.n_cols == 1) {
-        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.n_mats);
+        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats);
         if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
         name += "_r" + std::to_string(nr);
     }
@@ -99,7 +106,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const Buffer* ids = o.ids ? o.ids : d;
     const uint32_t rows_per_group = MV_TEAMS * nr;
     cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step, o.norm_out ? o.norm_out->buf : d, o.norm_out ? o.norm_w.buf : d}, p,
-                 {(w.rows + rows_per_group - 1) / rows_per_group, o.n_mats, 1});
+                 {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats) {

@@ -53,6 +53,10 @@ struct MatvecOpts {
     // With norm_out (one matrix, one column): the last workgroup also writes norm_out = rmsnorm(y) *
     // norm_w over the rows, counting workgroups in the uint at norm_count of norm_out's buffer (zero
     // before; left zero): the residual stream's next norm without a dispatch of its own.
+    // sum_mats: y (+)= sum_m w_m (W_m x_m) over the n_mats matrices of ids, w_m floats at sum_w_off of
+    // the ids buffer (MV_SUM_MATS): routed experts' down projections and their weighted sum at once.
+    bool sum_mats = false;
+    uint32_t sum_w_off = 0;
     const Vec* norm_out = nullptr;
     Vec norm_w;
     float norm_eps = 0;

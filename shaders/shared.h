@@ -36,6 +36,10 @@ using uint = uint32_t;
 // rows (rmsnorm.comp's arithmetic), counting workgroups in the uint at norm_count_off of hn's buffer
 // (zero between dispatches): the next norm of a residual stream without a dispatch of its own.
 #define MV_NORM 64u
+// y = sum_m w_m (W_m x_m) over sum_mats matrices (ids as usual), w_m floats at sum_w_off of the ids
+// buffer, in one dispatch of one workgroup row: the routed experts' down projections and their
+// weighted sum (with MV_ACCUMULATE, the residual add; with MV_NORM, the next norm).
+#define MV_SUM_MATS 128u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -53,6 +57,7 @@ struct MatvecPush {
     uint route_n, route_logits_off, route_w_off;  // MV_ROUTE
     uint norm_w_off, norm_y_off, norm_count_off;  // MV_NORM
     float norm_eps;
+    uint sum_mats, sum_w_off;  // MV_SUM_MATS
 };
 
 // Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).

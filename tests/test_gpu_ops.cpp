@@ -171,6 +171,56 @@ TEST_P(GpuTypes, AccumulateThenNormTail) {
     }
 }
 
+// Routed experts' down projections summed with their weights in one dispatch, added to the residual,
+// then its next norm: x += sum_j w_j down_j(g_j); hn = rmsnorm(x) * norm.
+TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n_exp = 5, rows = 131, cols = 768, k = 3;
+    const RandomMats m = random_mats(rng, t, n_exp, rows, cols);
+    const auto g = random_row(rng, k * cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
+    // The ids buffer: 2 unused words, k ids, k weights (as float bits).
+    const std::vector<int32_t> id = {4, 0, 3};
+    const std::vector<float> wt = {0.5f, 0.3f, 0.2f};
+    std::vector<int32_t> idsbuf = {-1, -1, id[0], id[1], id[2], 0, 0, 0};
+    std::memcpy(&idsbuf[5], wt.data(), 12);
+    std::vector<float> ref = x0, ref_hn(static_cast<size_t>(rows));
+    for (int64_t j = 0; j < k; ++j) {
+        const auto y = ref_matvec(&m.deq[size_t(id[size_t(j)] * rows * cols)], &g[size_t(j * cols)], rows, cols);
+        for (int64_t r = 0; r < rows; ++r) ref[size_t(r)] += wt[size_t(j)] * y[size_t(r)];
+    }
+    rmsnorm(ref_hn.data(), ref.data(), nw.data(), rows, 1e-6f);
+    for (uint32_t nr : {1u, 2u}) {
+        gpu::Buffer wb = to_gpu(m.bytes), gb = to_gpu(g), xb = to_gpu(x0), ib = to_gpu(idsbuf), nb = to_gpu(nw),
+                    hb = zeros(size_t(rows + 1)), step = step_buffer(0);
+        gpu::MatvecOpts o;
+        o.n_mats = k;
+        o.x_mat_stride = cols;
+        o.ids = &ib;
+        o.ids_off = 2;
+        o.sum_mats = true;
+        o.sum_w_off = 5;
+        o.accumulate = true;
+        o.team_rows = nr;
+        const gpu::Vec hn{&hb};
+        o.norm_out = &hn;
+        o.norm_w = {&nb};
+        o.norm_eps = 1e-6f;
+        o.norm_count = uint32_t(rows);
+        const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&gb}, {&xb}, step, o);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(xb, size_t(rows)), got_hn = floats(hb, size_t(rows));
+        EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << "r" << nr;
+        EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr;
+    }
+}
+
 // Gate and up of routed experts in one buffer and one dispatch: y = silu(gate x) * (up x).
 TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
     const GgmlType t = GetParam();

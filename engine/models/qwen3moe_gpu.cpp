@@ -374,7 +374,7 @@ private:
 
     // x += sum_j w_j down_j(silu(gate_j hn) * up_j hn) over layer il's k experts: ids from the GPU's
     // top-k (resident) or slots from the host (cache); cpu placement only adds the host's sum. The
-    // combine also writes the next norm of x to hn (the next layer's attn_norm, or the output norm).
+    // next norm of x goes to hn too (the next layer's attn_norm, or the output norm).
     void record_experts(gpu::Cmd& c, Place p, int64_t il) {
         const Hparams& h = hp_;
         const GLayer& L = layers_[size_t(il)];
@@ -385,8 +385,7 @@ private:
             return;
         }
         const bool resident = p == Place::Resident;
-        const Buffer& ids = resident ? route_ : moe_in_;
-        const Vec w = resident ? Vec{&route_, route_w()} : Vec{&moe_in_, K};
+        const Buffer& ids = resident ? route_ : moe_in_;  // ids, then their weights
         gpu::MatvecOpts o;
         o.n_mats = K;
         o.ids = &ids;
@@ -408,10 +407,15 @@ private:
             gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
             gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
         }
-        o.x_mat_stride = F;
-        o.y_mat_stride = E;
-        gpu::matvec(c, L.down_exps, {&gate_}, {&outs_}, step_, o);  // ffn_moe_down
-        gpu::moe_combine(c, {&x_}, {&outs_}, w, E, K, &hn, norm, h.rms_eps);  // ffn_moe_out + residual
+        // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
+        gpu::MatvecOpts d = add_then_norm(next_norm(il));
+        d.n_mats = K;
+        d.ids = &ids;
+        d.ids_off = o.ids_off;
+        d.x_mat_stride = F;
+        d.sum_mats = true;
+        d.sum_w_off = resident ? route_w() : K;
+        gpu::matvec(c, L.down_exps, {&gate_}, {&x_}, step_, d);
     }
 
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
@@ -629,7 +633,6 @@ private:
         route_ = dev(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
         gate_ = dev(ff, "gate");
         up_ = dev(ff, "up");
-        outs_ = dev(K * E, "expert outputs");
         const float one = 1.0f;
         one_ = dev(1, "one");
         ctx_.upload(one_, 0, &one, 4);
@@ -673,7 +676,7 @@ private:
     Place place_ = Place::Resident;
     // Activations (device) and the host's windows.
     const Vec hn_vec_{&hn_};
-    Buffer x_, hn_, q_, att_, part_, counts_, logits_, route_, gate_, up_, outs_, one_, step_, moe_in_;
+    Buffer x_, hn_, q_, att_, part_, counts_, logits_, route_, gate_, up_, one_, step_, moe_in_;
     Buffer step_host_, moe_host_, logits_rb_, router_rb_, miss_staging_;
     uint64_t max_expert_bytes_ = 0;
     // Recorded work: resident body, head, expert uploads, segments per placement (cache, cpu).
