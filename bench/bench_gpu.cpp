@@ -3,10 +3,11 @@
 // write traffic; host-to-device copy from pinned memory), what one dependent dispatch costs, and each
 // matvec shader's achieved weight bandwidth: per type, on a large matrix ("matvec_gb_s", the variant
 // matvec() picks) and on decode's shapes in every rows-per-team variant ("matvec": 4096x4096, 2048x768,
-// 768x2048, 8 routed experts' down and fused gate+up). GPU times come from timestamps around many
-// repetitions in one command buffer.
-//   bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256]
-//   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total
+// 768x2048, 8 routed experts' down, the same summed with weights as decode runs it, and 8 experts'
+// fused gate+up). GPU times come from timestamps around many repetitions in one command buffer.
+//   bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]
+//   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total;
+//   --types: the weight types whose matvecs run (default: all)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +36,7 @@ struct MvShape {
     uint32_t rows, cols, n_mats;
     bool glu;  // gate + up of n_mats experts in one dispatch (2x the bytes)
     const char* name;
+    bool sum = false;  // the n_mats outputs summed with weights into one y (MoE down as decode runs it)
 };
 struct MvResult {
     bool chosen;  // the variant matvec() picks for this shape by itself
@@ -70,12 +72,16 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     }
     const uint32_t x_floats = sh.cols * sh.n_mats, y_floats = sh.rows * sh.n_mats;
     Buffer x = ctx.alloc(size_t(x_floats) * 4, Mem::Device, "x"), y = ctx.alloc(size_t(y_floats) * 4 * 64, Mem::Device, "y");
-    std::vector<int32_t> ids_host(sh.n_mats);
-    for (uint32_t i = 0; i < sh.n_mats; ++i) ids_host[i] = int32_t(sh.n_mats - 1 - i);
-    Buffer ids = ctx.alloc(sh.n_mats * 4, Mem::Device, "ids");
+    std::vector<int32_t> ids_host(2 * sh.n_mats);  // ids, then weights (MV_SUM_MATS)
+    for (uint32_t i = 0; i < sh.n_mats; ++i) {
+        ids_host[i] = int32_t(sh.n_mats - 1 - i);
+        const float w = 1.0f / float(sh.n_mats);
+        std::memcpy(&ids_host[sh.n_mats + i], &w, 4);
+    }
+    Buffer ids = ctx.alloc(ids_host.size() * 4, Mem::Device, "ids");
     ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
     const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
-    const uint32_t chosen = matvec_team_rows(sh.rows, sh.n_mats);
+    const uint32_t chosen = matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats);
     std::vector<MvResult> out;
     for (uint32_t nr : {1u, 2u, 4u}) {
         if (sh.glu && nr != MV_GLU_ROWS) continue;
@@ -95,6 +101,9 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
                 o.ids = sh.n_mats > 1 ? &ids : nullptr;
                 o.team_rows = nr;
                 o.swiglu_up = sh.glu ? &up : nullptr;
+                o.sum_mats = sh.sum;
+                o.sum_w_off = sh.n_mats;
+                o.accumulate = sh.sum;
                 if (!dep) c.independent();
                 matvec(c, m, {&x}, {&y, uint32_t(r % 64) * y_floats}, step, o);
             }
@@ -125,13 +134,15 @@ int main(int argc, char** argv) {
     using namespace sluice::gpu;
     int device = 0, reps = 20;
     size_t mib = 1024, mv_mib = 256;
+    std::string only_types;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
         else if (a == "--mib" && i + 1 < argc) mib = size_t(std::atol(argv[++i]));
         else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
         else if (a == "--mv-mib" && i + 1 < argc) mv_mib = size_t(std::atol(argv[++i]));
-        else { std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256]\n"); return 2; }
+        else if (a == "--types" && i + 1 < argc) only_types = "," + std::string(argv[++i]) + ",";
+        else { std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]\n"); return 2; }
     }
     try {
         Context ctx(device);
@@ -196,10 +207,12 @@ int main(int argc, char** argv) {
         const uint32_t types[] = {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q4_K, WT_Q5_K, WT_Q6_K};
         std::string large = ",\"matvec_gb_s\":{", all = ",\"matvec\":[";
         for (uint32_t t : types) {
+            if (!only_types.empty() && only_types.find("," + std::string(gpu_type(t)->suffix) + ",") == std::string::npos) continue;
             const uint64_t big_rows = std::min<uint64_t>(bytes / 4 / gpu_row_bytes(t, 4096), 1u << 20) / 64 * 64;
             const MvShape shapes[] = {{uint32_t(big_rows), 4096, 1, false, "large"}, {4096, 4096, 1, false, "4096x4096"},
                                       {2048, 768, 1, false, "2048x768"}, {768, 2048, 1, false, "768x2048"},
-                                      {2048, 768, 8, false, "8x2048x768"}, {768, 2048, 8, true, "8x768x2048_glu"}};
+                                      {2048, 768, 8, false, "8x2048x768"}, {2048, 768, 8, false, "8x2048x768_sum", true},
+                                      {768, 2048, 8, true, "8x768x2048_glu"}};
             for (const MvShape& sh : shapes) {
                 for (const MvResult& r : bench_matvec(ctx, step, t, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
                     all += std::string(all.back() == '[' ? "" : ",") + r.json;
