@@ -280,7 +280,7 @@ private:
         }
         head_.begin();
         head_.barrier();  // after the body, submitted just before
-        // hn = output_norm(x): the last layer's combine or FFN down wrote it
+        // hn = output_norm(x): written by the last layer's down projection (experts or FFN) or combine
         gpu::matvec(head_, output_, {&hn_}, {&logits_}, step_);
         head_.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
         head_.end();
