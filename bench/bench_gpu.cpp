@@ -1,9 +1,14 @@
 // GPU microbenchmarks on one Vulkan device, as one JSON object: the memory bandwidth bounds decode is
 // measured against (device-to-device copy by the copy engine and by a compute shader, counted as read +
-// write traffic; host-to-device copy from pinned memory), what one dependent
-// dispatch costs, and each matvec shader's achieved weight bandwidth on a large matrix. GPU times come
-// from timestamps around many repetitions in one command buffer.
-//   bench_gpu [--device N] [--mib 1024] [--reps 20]
+// write traffic; host-to-device copy from pinned memory), what one dependent dispatch costs, and each
+// matvec shader's achieved weight bandwidth: per type, on a large matrix ("matvec_gb_s", the variant
+// matvec() picks) and on decode's shapes in every rows-per-team variant ("matvec": 4096x4096, 2048x768,
+// 768x2048, 8 routed experts' down, the same summed with weights as decode runs it, and 8 experts'
+// fused gate+up). GPU times come from timestamps around many repetitions in one command buffer.
+//   bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]
+//   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total;
+//   --types: the weight types whose matvecs run (default: all)
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +21,111 @@
 #include "shaders/vk_runtime.h"
 #endif
 
+#ifdef SLUICE_VULKAN
+namespace {
+
+using namespace sluice::gpu;
+
+std::string fmt(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f", v);
+    return b;
+}
+
+struct MvShape {
+    uint32_t rows, cols, n_mats;
+    bool glu;  // gate + up of n_mats experts in one dispatch (2x the bytes)
+    const char* name;
+    bool sum = false;  // the n_mats outputs summed with weights into one y (MoE down as decode runs it)
+};
+struct MvResult {
+    bool chosen;  // the variant matvec() picks for this shape by itself
+    double gb_s_dependent;
+    std::string json;
+};
+
+// Weight bytes read per second by one matvec shape, per rows-per-team variant. The matrix is copied
+// until the copies fill copies_bytes, more than the GPU's L2 (decode reads every weight once per token,
+// from DRAM), and the dispatches cycle through them: `dependent` with a barrier between dispatches (as
+// in decode, the ~2 us of a dependent dispatch included), `back_to_back` without (the shader's rate).
+std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t, const MvShape& sh, int reps,
+                                   uint64_t copies_bytes) {
+    const uint64_t one = uint64_t(sh.rows) * gpu_row_bytes(t, sh.cols) * sh.n_mats * (sh.glu ? 2 : 1);
+    const uint64_t n_copies = std::max<uint64_t>(1, std::min<uint64_t>(copies_bytes / one, 4096));
+    std::vector<uint8_t> host(one);
+    std::mt19937 rng(t * 7919u + sh.rows);
+    for (size_t i = 0; i < one; i += 4) {
+        const uint32_t r = rng() & 0x3BFF3BFFu;  // small f16 / bf16 bit patterns, no NaN
+        std::memcpy(&host[i], &r, std::min<size_t>(4, one - i));
+    }
+    Buffer w = ctx.alloc(one * n_copies, Mem::Device, "matrix copies");
+    ctx.upload(w, 0, host.data(), one);
+    {
+        Cmd c(ctx);
+        c.begin();
+        for (uint64_t i = 1; i < n_copies; ++i) {
+            c.independent();
+            c.copy(w, 0, w, i * one, one);
+        }
+        c.end();
+        c.run();
+    }
+    const uint32_t x_floats = sh.cols * sh.n_mats, y_floats = sh.rows * sh.n_mats;
+    Buffer x = ctx.alloc(size_t(x_floats) * 4, Mem::Device, "x"), y = ctx.alloc(size_t(y_floats) * 4 * 64, Mem::Device, "y");
+    std::vector<int32_t> ids_host(2 * sh.n_mats);  // ids, then weights (MV_SUM_MATS)
+    for (uint32_t i = 0; i < sh.n_mats; ++i) {
+        ids_host[i] = int32_t(sh.n_mats - 1 - i);
+        const float w = 1.0f / float(sh.n_mats);
+        std::memcpy(&ids_host[sh.n_mats + i], &w, 4);
+    }
+    Buffer ids = ctx.alloc(ids_host.size() * 4, Mem::Device, "ids");
+    ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
+    const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
+    const uint32_t chosen = matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats);
+    std::vector<MvResult> out;
+    for (uint32_t nr : {1u, 2u, 4u}) {
+        if (sh.glu && nr != MV_GLU_ROWS) continue;
+        double us[2];
+        for (int dep = 0; dep < 2; ++dep) {
+            Cmd c(ctx);
+            c.begin();
+            for (int r = 0; r < reps; ++r) {
+                const uint64_t base = (uint64_t(r) % n_copies) * one;
+                const Mat m{&w, t, base, sh.rows, sh.cols, mat_bytes};
+                Mat up = m;
+                up.offset = base + one / 2;
+                MatvecOpts o;
+                o.n_mats = sh.n_mats;
+                o.x_mat_stride = sh.glu ? 0 : sh.cols;
+                o.y_mat_stride = sh.rows;
+                o.ids = sh.n_mats > 1 ? &ids : nullptr;
+                o.team_rows = nr;
+                o.swiglu_up = sh.glu ? &up : nullptr;
+                o.sum_mats = sh.sum;
+                o.sum_w_off = sh.n_mats;
+                o.accumulate = sh.sum;
+                if (!dep) c.independent();
+                matvec(c, m, {&x}, {&y, uint32_t(r % 64) * y_floats}, step, o);
+            }
+            c.end();
+            c.run();  // warm-up
+            c.run();
+            us[dep] = c.last_gpu_ms() * 1e3 / reps;
+        }
+        const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
+        const std::string variant = sh.glu ? "glu" : "r" + std::to_string(nr);
+        std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
+                        variant + "\",\"chosen\":" + (sh.glu || nr == chosen ? "true" : "false") + ",\"bytes\":" +
+                        std::to_string(one) + ",\"us_dependent\":" + fmt(us[1]) + ",\"gb_s_dependent\":" + fmt(gb_dep) +
+                        ",\"us_back_to_back\":" + fmt(us[0]) + ",\"gb_s_back_to_back\":" + fmt(gb_b2b) + "}";
+        out.push_back({sh.glu || nr == chosen, gb_dep, j});
+    }
+    return out;
+}
+
+}  // namespace
+#endif
+
 int main(int argc, char** argv) {
 #ifndef SLUICE_VULKAN
     std::fprintf(stderr, "bench_gpu: built without Vulkan\n");
@@ -23,13 +133,16 @@ int main(int argc, char** argv) {
 #else
     using namespace sluice::gpu;
     int device = 0, reps = 20;
-    size_t mib = 1024;
+    size_t mib = 1024, mv_mib = 256;
+    std::string only_types;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
         else if (a == "--mib" && i + 1 < argc) mib = size_t(std::atol(argv[++i]));
         else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-        else { std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20]\n"); return 2; }
+        else if (a == "--mv-mib" && i + 1 < argc) mv_mib = size_t(std::atol(argv[++i]));
+        else if (a == "--types" && i + 1 < argc) only_types = "," + std::string(argv[++i]) + ",";
+        else { std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]\n"); return 2; }
     }
     try {
         Context ctx(device);
@@ -90,35 +203,26 @@ int main(int argc, char** argv) {
             c.run();
             std::printf(",\"dependent_dispatch_us\":%.2f", c.last_gpu_ms() * 1e3 / 1000);
         }
-        // matvec per type: W (rows, 4096) with rows making ~bytes/4 of weights; random bytes (bandwidth only).
-        std::printf(",\"matvec_gb_s\":{");
+        // matvec per type and shape, each rows-per-team variant (bench_matvec below).
         const uint32_t types[] = {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q4_K, WT_Q5_K, WT_Q6_K};
-        const uint32_t cols = 4096;
-        std::mt19937 rng(1);
-        bool first = true;
+        std::string large = ",\"matvec_gb_s\":{", all = ",\"matvec\":[";
         for (uint32_t t : types) {
-            const uint64_t rb = gpu_row_bytes(t, cols);
-            const uint32_t rows = uint32_t(std::min<uint64_t>(bytes / 2 / rb, 65535ull * MV_ROWS)) / 64 * 64;
-            const size_t wb = size_t(rows) * rb;
-            std::vector<uint8_t> host(wb);
-            for (size_t i = 0; i < wb; i += 4) {
-                const uint32_t r = rng() & 0x3BFF3BFFu;  // small f16 / bf16 bit patterns, no NaN
-                std::memcpy(&host[i], &r, std::min<size_t>(4, wb - i));
+            if (!only_types.empty() && only_types.find("," + std::string(gpu_type(t)->suffix) + ",") == std::string::npos) continue;
+            const uint64_t big_rows = std::min<uint64_t>(bytes / 4 / gpu_row_bytes(t, 4096), 1u << 20) / 64 * 64;
+            const MvShape shapes[] = {{uint32_t(big_rows), 4096, 1, false, "large"}, {4096, 4096, 1, false, "4096x4096"},
+                                      {2048, 768, 1, false, "2048x768"}, {768, 2048, 1, false, "768x2048"},
+                                      {2048, 768, 8, false, "8x2048x768"}, {2048, 768, 8, false, "8x2048x768_sum", true},
+                                      {768, 2048, 8, true, "8x768x2048_glu"}};
+            for (const MvShape& sh : shapes) {
+                for (const MvResult& r : bench_matvec(ctx, step, t, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
+                    all += std::string(all.back() == '[' ? "" : ",") + r.json;
+                    if (sh.name == std::string("large") && r.chosen)
+                        large += std::string(large.back() == '{' ? "" : ",") + "\"" + gpu_type(t)->suffix + "\":" + fmt(r.gb_s_dependent);
+                }
             }
-            Buffer w = ctx.alloc(wb, Mem::Device, "matrix");
-            ctx.upload(w, 0, host.data(), wb);
-            Buffer x = ctx.alloc(cols * 4, Mem::Device, "x"), y = ctx.alloc(size_t(rows) * 4, Mem::Device, "y");
-            Cmd c(ctx);
-            c.begin();
-            for (int r = 0; r < reps; ++r) matvec(c, {&w, t, 0, rows, cols}, {&x}, {&y}, step);
-            c.end();
-            c.run();
-            c.run();
-            std::printf("%s\"%s\":%.1f", first ? "" : ",", gpu_type(t)->suffix,
-                        double(wb) * reps / (c.last_gpu_ms() * 1e-3) / 1e9);
-            first = false;
         }
-        std::printf("}}\n");
+        std::printf("%s}%s]", large.c_str(), all.c_str());
+        std::printf("}\n");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_gpu: %s\n", e.what());
         return 1;

@@ -7,7 +7,8 @@
 #     BIN_DIR: sluice, bench_decode, bench_gpu, llama_peer_vulkan (+ its libraries in BIN_DIR/lib)
 #     env: MODELS_DIR (default /tmp/gpu-models), DEV (Vulkan device, default auto), T (CPU threads,
 #          default: all), N/R/P (decode tokens, repetitions, prompt), TO (seconds per run, default 150),
-#          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_DENSE=1
+#          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_DENSE=1,
+#          SKIP_STREAM=1 (no runs with the experts in host RAM)
 #
 # Models (written by `sluice gen-model`, random weights with the honest-routing scales, Q4_K):
 #   moe    Qwen3-30B-A3B's shape: 48 layers, embd 2048, 32/4 heads of 128, 128 experts of 768, top-8,
@@ -41,7 +42,7 @@ gpu_index=$DEV
 if [ "$DEV" = auto ]; then
   gpu_index=$(python3 -c "import json,sys; d=[x for x in json.load(open('$O/gpus.json'))['devices'] if x['usable'] and not x['software']]; print(d[0]['index'] if d else 0)")
 fi
-run bw 60 "$B/bench_gpu" --device "$gpu_index" --mib 1024 --reps 20
+run bw 240 "$B/bench_gpu" --device "$gpu_index" --mib 1024 --reps 20
 
 gen() {  # gen FILE ARGS...: writes a model unless present
   local f=$1; shift
@@ -63,6 +64,7 @@ for m in moe dense; do
 done
 # Experts in host RAM: sluice's VRAM expert cache fed through the staging buffer, sluice's CPU experts,
 # and llama.cpp's --cpu-moe (experts stay in host memory, computed by the CPU).
+[ "${SKIP_STREAM:-0}" = 1 ] || {
 run moe_stream_sluice_gpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
   --gpu-experts gpu -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_sluice_cpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
@@ -70,6 +72,7 @@ run moe_stream_sluice_cpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_i
 run moe_stream_sluice_auto "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
   -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_llama_cpumoe "$TO" "$B/llama_peer_vulkan" -m "$M/moe.gguf" --cpu-moe -t "$T" -p "$P" -n 32 -r 2 --json
+}
 
 python3 - "$O" <<'PY'
 import json, os, sys
@@ -87,7 +90,22 @@ h2d = bw.get("h2d_gb_s", 0) * 1e9
 out = {"bandwidth": bw, "runs": {}}
 print(f"device copy bandwidth (read+write) {copy/1e9:.0f} GB/s, host->device {h2d/1e9:.1f} GB/s, "
       f"one dependent dispatch {bw.get('dependent_dispatch_us', 0):.1f} us")
-print(f"matvec GB/s: {bw.get('matvec_gb_s')}")
+print(f"matvec GB/s on a large matrix: {bw.get('matvec_gb_s')}")
+# Per type and shape: weight GB/s of each rows-per-team variant, dependent dispatches (as in decode) /
+# back to back (the shader's streaming rate); * marks the variant matvec() picks for the shape.
+mv = bw.get("matvec") or []
+if mv:
+    print("matvec GB/s, dependent / back-to-back, [us per dependent matvec]; * = picked:")
+    keys = []
+    for r in mv:
+        if (r["type"], r["shape"]) not in keys:
+            keys.append((r["type"], r["shape"]))
+    for t, shape in keys:
+        rs = [r for r in mv if r["type"] == t and r["shape"] == shape]
+        cells = [f"{r['variant']}{'*' if r['chosen'] else ' '} {r['gb_s_dependent']:6.0f} / {r['gb_s_back_to_back']:6.0f} [{r['us_dependent']:5.1f}]"
+                 for r in rs]
+        best = max(r["gb_s_back_to_back"] for r in rs)
+        print(f"  {t:5s} {shape:15s} " + "   ".join(cells) + (f"   best {100*best*1e9/copy:3.0f}% of copy" if copy else ""))
 for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "moe_stream_sluice_gpu",
              "moe_stream_sluice_cpu", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
     r = load(name)

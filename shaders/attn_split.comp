@@ -1,20 +1,60 @@
 #version 450
 // Decode attention, one split of the sequence for one head (workgroup (s, h)). Scores of the split's
 // positions go to shared memory; the output is left unnormalised with the split's max and sum of
-// exponentials, so attn_combine can merge splits exactly (as flash-decoding does).
+// exponentials, so the splits merge exactly (as flash-decoding does):
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
+// Scores: the 4 teams of 32 take a position each, lane i multiplying dims i, i + 32, ... so a K row is
+// read in whole cache lines (one position per invocation read rows at a stride: 32 lines per load).
+//
+// FUSED (attn_fused): three dependent dispatches in one. (1) qwen3's per-head q/k RMSNorm + NeoX RoPE
+// (qk_norm_rope.comp's arithmetic): every workgroup normalises its q head; those whose split holds
+// this position normalise its k from the raw projection (Q buffer at k_raw_off), use it for that
+// position and, for the first q head of the kv group, write it into the cache row (no workgroup reads
+// that row from the cache, so there is no race). (2) The split. (3) The merge (attn_combine.comp's
+// arithmetic): the last workgroup of a head to finish (an atomic count per head, reset after use)
+// merges its splits into out.
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
+#extension GL_EXT_control_flow_attributes : enable
 
 layout(local_size_x = ATTN_THREADS) in;
+#ifdef FUSED
+layout(push_constant) uniform PC { AttnFusedPush p; };
+layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
+layout(binding = 1, std430) buffer KBuf { float K[]; };
+layout(binding = 2, std430) readonly buffer VBuf { float V[]; };
+layout(binding = 3, std430) coherent buffer PartBuf { float part[]; };  // read back by another workgroup
+STEP_BUFFER(4)
+layout(binding = 5, std430) readonly buffer NormBuf { float Wn[]; };
+layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
+layout(binding = 7, std430) buffer CountBuf { uint count[]; };
+shared float qn[ATTN_DMAX], kn[ATTN_DMAX], nv[ATTN_DMAX];
+shared bool last;
+#else
 layout(push_constant) uniform PC { AttnPush p; };
 layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
 layout(binding = 1, std430) readonly buffer KBuf { float K[]; };
 layout(binding = 2, std430) readonly buffer VBuf { float V[]; };
 layout(binding = 3, std430) writeonly buffer PartBuf { float part[]; };
 STEP_BUFFER(4)
+#endif
 
 shared float sc[ATTN_CHUNK_MAX];
 shared float red[ATTN_THREADS];
+
+#define TEAMS (ATTN_THREADS / 32u)
+#define DPL (ATTN_DMAX / 32u)  // dims per lane
+
+// Sum over a team of 32 (see matvec.comp's team_sum). Uniform control flow.
+float team_sum(float v, uint team, uint lane) {
+    if (gl_SubgroupSize == 32u) return subgroupAdd(v);
+    red[team * 32u + lane] = v;
+    barrier();
+    float t = 0.0;
+    for (uint i = 0u; i < 32u; ++i) t += red[team * 32u + i];
+    barrier();
+    return t;
+}
 
 float reduce_max(float v) {
     red[gl_LocalInvocationIndex] = v;
@@ -39,25 +79,98 @@ float reduce_sum(float v) {
     return r;
 }
 
+#ifdef FUSED
+// nv = the head at Q[xo ..] / rms * Wn[wo ..]; out[i] = its NeoX rotation (read from shared memory
+// by the caller after this returns). qk_norm_rope.comp computes the same.
+void norm_rope(uint xo, uint wo, bool to_q) {
+    const uint tid = gl_LocalInvocationIndex;
+    float ss = 0.0;
+    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) {
+        const float x = Q[xo + i];
+        nv[i] = x;
+        ss += x * x;
+    }
+    const float scale = inversesqrt(reduce_sum(ss) / float(p.head_dim) + p.eps);
+    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) nv[i] = nv[i] * scale * Wn[wo + i];
+    barrier();
+    const uint half_rot = p.n_rot / 2u;
+    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) {
+        float y = nv[i];
+        if (i < half_rot) y = nv[i] * rope_cs[i].x - nv[i + half_rot] * rope_cs[i].y;
+        else if (i < p.n_rot) y = nv[i - half_rot] * rope_cs[i - half_rot].y + nv[i] * rope_cs[i - half_rot].x;
+        if (to_q) qn[i] = y;
+        else kn[i] = y;
+    }
+    barrier();
+}
+
+// out (head h) = the merge of its n_splits parts: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
+void merge(uint h) {
+    const uint stride = p.head_dim_v + 2u, base = p.part_off + h * p.n_splits * stride;
+    float M = -1.0 / 0.0;
+    for (uint s = 0u; s < p.n_splits; ++s)
+        if (part[base + s * stride + 1u] > 0.0) M = max(M, part[base + s * stride]);
+    float l = 0.0;
+    for (uint s = 0u; s < p.n_splits; ++s) {
+        const float ls = part[base + s * stride + 1u];
+        if (ls > 0.0) l += exp(part[base + s * stride] - M) * ls;
+    }
+    for (uint d = gl_LocalInvocationIndex; d < p.head_dim_v; d += ATTN_THREADS) {
+        float o = 0.0;
+        for (uint s = 0u; s < p.n_splits; ++s)
+            if (part[base + s * stride + 1u] > 0.0) o += exp(part[base + s * stride] - M) * part[base + s * stride + 2u + d];
+        O[p.out_off + h * p.head_dim_v + d] = o / l;
+    }
+}
+#endif
+
 void main() {
     const uint s = gl_WorkGroupID.x, h = gl_WorkGroupID.y, tid = gl_LocalInvocationIndex;
-    const uint kvh = h / (p.n_head / p.n_head_kv);
+    const uint group = p.n_head / p.n_head_kv, kvh = h / group;
     const uint n_kv = step.n_kv;
     const uint chunk = (n_kv + p.n_splits - 1u) / p.n_splits;
     const uint t0 = min(s * chunk, n_kv), t1 = min(t0 + chunk, n_kv);
     const uint qo = p.q_off + h * p.head_dim;
     const uint ko = p.k_off + kvh * p.head_dim, vo = p.v_off + kvh * p.head_dim_v;
 
-    float mx = -1.0 / 0.0;
-    for (uint t = t0 + tid; t < t1; t += ATTN_THREADS) {
-        const uint kr = ko + t * p.k_row_stride;
-        float dot = 0.0;
-        for (uint d = 0u; d < p.head_dim; ++d) dot += Q[qo + d] * K[kr + d];
-        dot *= p.scale;
-        sc[t - t0] = dot;
-        mx = max(mx, dot);
+    const bool sg = gl_SubgroupSize == 32u;
+    const uint team = sg ? gl_SubgroupID : tid / 32u, lane = sg ? gl_SubgroupInvocationID : tid % 32u;
+    float q[DPL];
+#ifdef FUSED
+    const uint pos = n_kv - 1u;
+    const bool has_pos = t0 <= pos && pos < t1;  // uniform in the workgroup
+    norm_rope(qo, p.qn_off, true);
+    if (has_pos) {
+        norm_rope(p.k_raw_off + kvh * p.head_dim, p.kn_off, false);
+        if (h % group == 0u)
+            for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) K[ko + pos * p.k_row_stride + i] = kn[i];
     }
-    mx = reduce_max(mx);
+    [[unroll]] for (uint i = 0u; i < DPL; ++i) q[i] = lane + 32u * i < p.head_dim ? qn[lane + 32u * i] : 0.0;
+#else
+    [[unroll]] for (uint i = 0u; i < DPL; ++i) q[i] = lane + 32u * i < p.head_dim ? Q[qo + lane + 32u * i] : 0.0;
+#endif
+    float mx = -1.0 / 0.0;
+    for (uint t_team = t0; t_team < t1; t_team += TEAMS) {  // the same trip count for every team
+        const uint t = t_team + team;
+        float dot = 0.0;
+        if (t < t1) {
+            const uint kr = ko + t * p.k_row_stride + lane;
+#ifdef FUSED
+            if (t == pos) {
+                [[unroll]] for (uint i = 0u; i < DPL; ++i)
+                    if (lane + 32u * i < p.head_dim) dot += q[i] * kn[lane + 32u * i];
+            } else
+#endif
+            [[unroll]] for (uint i = 0u; i < DPL; ++i)
+                if (lane + 32u * i < p.head_dim) dot += q[i] * K[kr + 32u * i];
+        }
+        dot = team_sum(dot, team, lane) * p.scale;
+        if (t < t1) {
+            if (lane == 0u) sc[t - t0] = dot;
+            mx = max(mx, dot);
+        }
+    }
+    mx = reduce_max(mx);  // its barriers also publish sc[]
     float sum = 0.0;
     for (uint t = t0 + tid; t < t1; t += ATTN_THREADS) {
         const float e = exp(sc[t - t0] - mx);
@@ -75,4 +188,17 @@ void main() {
         for (uint t = t0; t < t1; ++t) o += sc[t - t0] * V[vo + t * p.v_row_stride + d];
         part[po + 2u + d] = o;
     }
+#ifdef FUSED
+    // The last of the head's workgroups merges: this one's part writes are made visible before it
+    // counts itself, and the last one reads the others' after seeing the count.
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) last = atomicAdd(count[p.count_off + h], 1u) == p.n_splits - 1u;
+    barrier();
+    if (last) {
+        memoryBarrierBuffer();
+        merge(h);
+        if (tid == 0u) count[p.count_off + h] = 0u;  // for the next layer and token
+    }
+#endif
 }

@@ -1,65 +1,197 @@
 #version 450
 // y (rows) = W (rows, cols) @ x (cols) for a batch of matrices (workgroup y), NB activation columns.
-// 32 invocations per row, MV_ROWS rows per workgroup; invocation `lane` of a row dequantizes chunks
-// lane, lane + 32, ... (quants.glsl) and multiplies them with x; the row's sum is reduced across the 32.
+// A workgroup is MV_TEAMS teams of MV_TEAM = 32 invocations; a team computes NR consecutive rows (the
+// build's variants _r1, _r2, _r4), its lanes splitting each step of a row so that consecutive lanes
+// read consecutive bytes of W and of x (mv_types.glsl). A lane loads its part of x once per step and
+// uses it for all NR rows (and for gate and up with GLU): once W streams at full bandwidth, re-reading
+// x from L1 for every row is what bounds a matvec. Rows past the end read the last row (no branch
+// around the loads) and are not written.
+//
+// GLU: y = silu(W x) * (W2 x), W2 the up matrices at w2_off of the same buffer (gate + up: one pass).
+// The 32 partial sums of a row are added by subgroupAdd where a subgroup is a team (NVIDIA), else
+// through shared memory (lavapipe's subgroups of 8, AMD's of 64).
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 layout(binding = 1, std430) readonly buffer XBuf { vec4 X4[]; };  // x offsets and strides are multiples of 4
 #define W_BINDING 0
-#define X_DOT
 #include "quants.glsl"
+layout(push_constant) uniform PC { MatvecPush p; };
+uint lane;  // 0..31 within the team
+#include "mv_types.glsl"
 
 layout(local_size_x = MV_THREADS) in;
-layout(push_constant) uniform PC { MatvecPush p; };
-layout(binding = 2, std430) buffer YBuf { float Y[]; };
+layout(binding = 2, std430) coherent buffer YBuf { float Y[]; };  // coherent: MV_NORM's last workgroup reads it
+#ifdef GLU
+layout(binding = 3, std430) buffer IdsBuf { int ids[]; };
+layout(binding = 3, std430) buffer RouteBuf { float route[]; };  // MV_ROUTE: logits in, weights out
+#else
 layout(binding = 3, std430) readonly buffer IdsBuf { int ids[]; };
+#endif
 STEP_BUFFER(4)
+layout(binding = 5, std430) buffer HnBuf { float Hn[]; };  // MV_NORM: output and counter
+layout(binding = 5, std430) buffer HnCount { uint hn_count[]; };
+layout(binding = 6, std430) readonly buffer NormBuf { float Wn[]; };
 
 shared float red[MV_THREADS];
-DEFINE_REDUCE32(red)
+shared bool last_group;
+
+// MV_NORM, after this workgroup's rows are written: if it is the last to finish, hn = rmsnorm(y).
+void norm_tail() {
+    const uint tid = gl_LocalInvocationIndex;
+    memoryBarrierBuffer();  // this workgroup's y before its count
+    barrier();
+    if (tid == 0u) last_group = atomicAdd(hn_count[p.norm_count_off], 1u) == gl_NumWorkGroups.x - 1u;
+    barrier();
+    if (!last_group) return;
+    memoryBarrierBuffer();  // the other workgroups' y after their counts
+    float ss = 0.0;
+    for (uint i = tid; i < p.rows; i += MV_THREADS) ss += Y[p.y_off + i] * Y[p.y_off + i];
+    red[tid] = ss;
+    barrier();
+    for (uint s = MV_THREADS / 2u; s > 0u; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        barrier();
+    }
+    const float scale = inversesqrt(red[0] / float(p.rows) + p.norm_eps);
+    for (uint i = tid; i < p.rows; i += MV_THREADS) Hn[p.norm_y_off + i] = Y[p.y_off + i] * scale * Wn[p.norm_w_off + i];
+    if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch
+}
+
+#ifdef GLU
+#define RPT (MV_ROUTE_MAX / MV_THREADS)  // logits per invocation
+shared vec4 rlog[MV_ROUTE_MAX / 4];
+shared uint rpick;
+shared float rmax, rden;
+
+// MV_ROUTE: the expert of rank `slot` among the router logits. Each invocation ranks its logits
+// against all of them (n compares, no serial rounds: a few hundred cycles before the weights are
+// read, where a top-k dispatch costs a dependent dispatch). Workgroup (0, 0) also writes the top k's
+// ids and weights, in rank order. Uniform control flow.
+uint route_pick(uint slot) {
+    const uint tid = gl_LocalInvocationIndex, n = p.route_n, n4 = (n + 3u) / 4u;
+    for (uint i = tid; i < n4; i += MV_THREADS) {
+        vec4 v;
+        for (uint c = 0u; c < 4u; ++c) v[c] = 4u * i + c < n ? route[p.route_logits_off + 4u * i + c] : -1.0 / 0.0;
+        rlog[i] = v;
+    }
+    barrier();
+    float l[RPT];
+    uint rank[RPT];
+    [[unroll]] for (uint j = 0u; j < RPT; ++j) {
+        const uint e = tid + j * MV_THREADS;
+        rank[j] = 0xFFFFFFFFu;
+        if (e >= n) continue;
+        l[j] = rlog[e >> 2][e & 3u];
+        uint r = 0u;
+        for (uint i = 0u; i < n4; ++i) {
+            const vec4 v = rlog[i];
+            [[unroll]] for (uint c = 0u; c < 4u; ++c) r += v[c] > l[j] || (v[c] == l[j] && 4u * i + c < e) ? 1u : 0u;
+        }
+        rank[j] = r;
+        if (r == slot) rpick = e;
+        if (r == 0u) rmax = l[j];
+    }
+    barrier();
+    if (gl_WorkGroupID.x == 0u && gl_WorkGroupID.y == 0u) {  // ids and weights (topk.comp's formulas)
+        const uint k = gl_NumWorkGroups.y;
+        float z_all = 0.0, z_k = 0.0;
+        [[unroll]] for (uint j = 0u; j < RPT; ++j) {
+            if (rank[j] == 0xFFFFFFFFu) continue;
+            const float x = exp(l[j] - rmax);
+            z_all += x;
+            if (rank[j] < k) {
+                z_k += x;
+                ids[p.ids_off + rank[j]] = int(tid + j * MV_THREADS);
+            }
+        }
+        red[tid] = (p.flags & MV_ROUTE_RENORM) != 0u ? z_k : z_all;
+        barrier();
+        if (tid == 0u) {
+            float z = 0.0;
+            for (uint i = 0u; i < MV_THREADS; ++i) z += red[i];
+            rden = z;
+        }
+        barrier();
+        [[unroll]] for (uint j = 0u; j < RPT; ++j)
+            if (rank[j] < k) route[p.route_w_off + rank[j]] = exp(l[j] - rmax) / rden;
+    }
+    return rpick;
+}
+#endif
+
+// Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
+float team_sum(float v, uint team) {
+    if (gl_SubgroupSize == MV_TEAM) return subgroupAdd(v);
+    red[team * MV_TEAM + lane] = v;
+    barrier();
+    float t = 0.0;
+    for (uint i = 0u; i < MV_TEAM; ++i) t += red[team * MV_TEAM + i];
+    barrier();
+    return t;
+}
 
 void main() {
-    const uint lane = gl_LocalInvocationIndex & 31u;
-    const uint row = gl_WorkGroupID.x * MV_ROWS + (gl_LocalInvocationIndex >> 5);
-    const uint m = gl_WorkGroupID.y;
-    const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+    const bool sg = gl_SubgroupSize == MV_TEAM;  // then a team is a subgroup, whatever the id mapping
+    const uint team = sg ? gl_SubgroupID : gl_LocalInvocationIndex / MV_TEAM;
+    lane = sg ? gl_SubgroupInvocationID : gl_LocalInvocationIndex % MV_TEAM;
+    const uint row0 = (gl_WorkGroupID.x * MV_TEAMS + team) * NR;
     const uint ncol = NB == 1 ? 1u : p.n_cols;
+    const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
 
-    float acc[NB];
-    for (uint b = 0u; b < NB; ++b) acc[b] = 0.0;
-#if NB == 1
-    if ((p.flags & MV_SWIGLU) != 0u) {  // gate and up rows of one FFN, then silu(gate) * up
-        float up = 0.0;
-        if (row < p.rows) {
-            const uint rel = mat * p.w_mat_stride + row * row_units(p.cols);
-            const uint xo = (p.x_off + m * p.x_mat_stride) >> 2, nch = p.cols / CH;
-            for (uint c = lane; c < nch; c += 32u) {
-                acc[0] += chunk_dot(p.w_off + rel, c, xo + c * (CH / 4));
-                up += chunk_dot(p.w2_off + rel, c, xo + c * (CH / 4));
-            }
-        }
-        const float g = reduce32(acc[0]), u = reduce32(up);
-        if (lane == 0u && row < p.rows) Y[p.y_off + m * p.y_mat_stride + row] = g / (1.0 + exp(-g)) * u;
-        return;
-    }
+    float acc[NB][NR];
+    [[unroll]] for (uint b = 0u; b < NB; ++b)
+        [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] = 0.0;
+#ifdef GLU
+    float up[NR];
+    [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] = 0.0;
+    const uint up_delta = p.w2_off - p.w_off;  // mod 2^32: up may lie before gate
 #endif
-    if (row < p.rows) {
-        const uint wbase = p.w_off + mat * p.w_mat_stride + row * row_units(p.cols);
+    // Matrix m of the batch is workgroup row y, or with MV_SUM_MATS every one in turn, weighted.
+    const bool sum = (p.flags & MV_SUM_MATS) != 0u;
+    for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
+        const uint m = sum ? mi : gl_WorkGroupID.y;
+#ifdef GLU
+        const uint mat = (p.flags & MV_ROUTE) != 0u ? route_pick(m) : (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+#else
+        const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+#endif
+        uint wrow[NR];
+        [[unroll]] for (uint r = 0u; r < NR; ++r)
+            wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);
+        float part[NB][NR];
+        [[unroll]] for (uint b = 0u; b < NB; ++b)
+            [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] = 0.0;
         const uint xbase = p.x_off + m * p.x_mat_stride;
-        const uint nch = p.cols / CH;
-        for (uint c = lane; c < nch; c += 32u) {
+        for (uint s = 0u; s < n_steps; ++s) {
             [[unroll]] for (uint b = 0u; b < NB; ++b) {  // columns after the first re-read W from cache
                 if (b >= ncol) break;
-                acc[b] += chunk_dot(wbase, c, (xbase + b * p.x_col_stride + c * CH) >> 2);
+                const XS x = load_x(xbase + b * p.x_col_stride, s);
+                [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] += row_dot(wrow[r], s, x);
+#ifdef GLU
+                [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] += row_dot(wrow[r] + up_delta, s, x);
+#endif
+            }
+        }
+        const float wm = sum ? intBitsToFloat(ids[p.sum_w_off + mi]) : 1.0;  // weights: floats in the ids buffer
+        [[unroll]] for (uint b = 0u; b < NB; ++b)
+            [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] += wm * part[b][r];
+    }
+
+    uint yo = p.y_off + gl_WorkGroupID.y * p.y_mat_stride + row0;
+    if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
+    [[unroll]] for (uint b = 0u; b < NB; ++b) {
+        if (b >= ncol) break;
+        [[unroll]] for (uint r = 0u; r < NR; ++r) {
+            float s = team_sum(acc[b][r], team);
+#ifdef GLU
+            const float u = team_sum(up[r], team);
+            s = s / (1.0 + exp(-s)) * u;
+#endif
+            if (lane == r && row0 + r < p.rows) {
+                const uint o = yo + b * p.y_col_stride + r;
+                Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + s : s;
             }
         }
     }
-    for (uint b = 0u; b < NB; ++b) {
-        if (b >= ncol) break;
-        const float s = reduce32(acc[b]);
-        if (lane == 0u && row < p.rows) {
-            uint yo = p.y_off + m * p.y_mat_stride + b * p.y_col_stride + row;
-            if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
-            Y[yo] = (p.flags & MV_ACCUMULATE) != 0u ? Y[yo] + s : s;
-        }
-    }
+    if ((p.flags & MV_NORM) != 0u) norm_tail();
 }

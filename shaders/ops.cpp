@@ -1,5 +1,6 @@
 #include "shaders/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -35,9 +36,9 @@ uint64_t gpu_row_bytes(uint32_t type, uint64_t cols) {
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));
-    if (w.cols % t->chunk)
+    if (w.cols % t->chunk || w.cols % t->block_elems)
         throw GpuError(std::string("matvec: ") + t->suffix + " rows of " + std::to_string(w.cols) +
-                       " are not a multiple of " + std::to_string(t->chunk));
+                       " are not a multiple of " + std::to_string(std::max(t->chunk, t->block_elems)));
     if (w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes || gpu_row_bytes(w.type, w.cols) % t->unit_bytes)
         throw GpuError(std::string("matvec: ") + t->suffix + " weights not aligned to " + std::to_string(t->unit_bytes) + " bytes");
     if (o.n_cols < 1 || o.n_cols > MM_MAX_COLS) throw GpuError("matvec: 1 to 8 activation columns");
@@ -67,9 +68,55 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.w2_off = u32(u->offset / t->unit_bytes, "up offset");
         p.flags |= MV_SWIGLU;
     }
-    const std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
-    const Buffer* ids = o.ids ? o.ids : &cmd.context().dummy();
-    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step}, p, {w.rows, o.n_mats, 1});
+    if (o.route_n) {
+        if (!o.swiglu_up || !o.ids || o.route_n > MV_ROUTE_MAX || o.n_mats > o.route_n)
+            throw GpuError("matvec: routing needs the fused gate+up, an ids buffer and n_mats <= route_n <= " +
+                           std::to_string(MV_ROUTE_MAX));
+        p.flags = (p.flags & ~MV_IDS) | MV_ROUTE | (o.route_renorm ? MV_ROUTE_RENORM : 0u);
+        p.route_n = o.route_n;
+        p.route_logits_off = o.route_logits_off;
+        p.route_w_off = o.route_w_off;
+    }
+    if (o.sum_mats) {
+        if (!o.ids || o.swiglu_up || o.n_cols != 1 || o.y_pos_stride)
+            throw GpuError("matvec: a weighted sum of matrices needs ids (and weights) and one column, no GLU, no position offset");
+        p.flags |= MV_SUM_MATS;
+        p.sum_mats = o.n_mats;
+        p.sum_w_off = o.sum_w_off;
+    }
+    if (o.norm_out) {
+        if ((o.n_mats != 1 && !o.sum_mats) || o.n_cols != 1 || o.swiglu_up || o.y_pos_stride || !o.norm_w.buf)
+            throw GpuError("matvec: the norm tail takes one output vector: one matrix or a sum, one column, no GLU, no position offset");
+        p.flags |= MV_NORM;
+        p.norm_w_off = o.norm_w.off;
+        p.norm_y_off = o.norm_out->off;
+        p.norm_count_off = o.norm_count;
+        p.norm_eps = o.norm_eps;
+    }
+    uint32_t nr = MV_GLU_ROWS;
+    std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
+    if (o.swiglu_up) {
+        name += "_glu";
+    } else if (o.n_cols == 1) {
+        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats);
+        if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
+        name += "_r" + std::to_string(nr);
+    }
+    const Buffer* d = &cmd.context().dummy();
+    const Buffer* ids = o.ids ? o.ids : d;
+    const uint32_t rows_per_group = MV_TEAMS * nr;
+    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step, o.norm_out ? o.norm_out->buf : d, o.norm_out ? o.norm_w.buf : d}, p,
+                 {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
+}
+
+uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats) {
+    // More rows per team read x from L1 fewer times per weight byte (what bounds a large matvec), but
+    // leave fewer workgroups: keep ~8 per SM of a 132-SM H200, else one row per team (small matrices
+    // are latency-bound: the more workgroups the better).
+    constexpr uint64_t kMinGroups = 1024;
+    for (uint32_t nr : {4u, 2u})
+        if (uint64_t(rows + MV_TEAMS * nr - 1) / (MV_TEAMS * nr) * n_mats >= kMinGroups) return nr;
+    return 1;
 }
 
 void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {
@@ -118,11 +165,26 @@ uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_
 void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
                const AttnShape& s, const Buffer& step) {
     if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
+    if (s.head_dim > ATTN_DMAX) throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + " above " + std::to_string(ATTN_DMAX));
     AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
                k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim))};  // as the CPU computes it
     cmd.dispatch("attn_split", {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head, 1});
     AttnCombinePush c{s.n_head, s.head_dim_v, s.n_splits, part.off, out.off};
     cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
+}
+
+void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step) {
+    if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
+    if (s.head_dim > ATTN_DMAX || n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
+        throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + ", n_rot " + std::to_string(n.n_rot));
+    if (k_raw.buf != q.buf || n.q_norm.buf != n.k_norm.buf)
+        throw GpuError("attention: q and raw k share a buffer, and the q and k norm weights another");
+    AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
+                    part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
+                    out.off, counts.off};
+    cmd.dispatch("attn_fused", {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf}, p,
+                 {s.n_splits, s.n_head, 1});
 }
 
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {

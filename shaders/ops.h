@@ -44,7 +44,26 @@ struct MatvecOpts {
     uint32_t y_pos_stride = 0;                    // nonzero: y offset += step.pos * y_pos_stride
     uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
     const Mat* swiglu_up = nullptr;  // y = silu(W x) * (up x); up: same buffer, type, shape, strides
+    uint32_t team_rows = 0;          // rows per team of matvec_*: 1, 2 or 4; 0: by the matrix's size
+    // With swiglu_up: the batch is the top n_mats of route_n router logits at route_logits_off of the
+    // ids buffer (floats), and the dispatch writes their ids at ids_off and softmax weights at
+    // route_w_off there (shared.h MV_ROUTE): the router's top-k without its own dispatch.
+    uint32_t route_n = 0, route_logits_off = 0, route_w_off = 0;
+    bool route_renorm = false;
+    // With norm_out (one matrix, one column): the last workgroup also writes norm_out = rmsnorm(y) *
+    // norm_w over the rows, counting workgroups in the uint at norm_count of norm_out's buffer (zero
+    // before; left zero): the residual stream's next norm without a dispatch of its own.
+    // sum_mats: y (+)= sum_m w_m (W_m x_m) over the n_mats matrices of ids, w_m floats at sum_w_off of
+    // the ids buffer (MV_SUM_MATS): routed experts' down projections and their weighted sum at once.
+    bool sum_mats = false;
+    uint32_t sum_w_off = 0;
+    const Vec* norm_out = nullptr;
+    Vec norm_w;
+    float norm_eps = 0;
+    uint32_t norm_count = 0;
 };
+// The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
+uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
@@ -74,6 +93,17 @@ uint64_t attn_part_floats(const AttnShape& s);
 // [0, step.n_kv): k, v rows k_row_stride / v_row_stride floats apart. Two dispatches (split, combine).
 void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
                const AttnShape& s, const Buffer& step);
+// attention() with qwen3's per-head q/k RMSNorm + NeoX RoPE before it (qk_norm_rope()) and the merge
+// of the splits, in one dispatch: q (n_head, head_dim) and k_raw (n_head_kv, head_dim, this position's
+// projection) in one buffer, read only; the normalised k is written into the cache row step.pos.
+// counts: n_head uints, zero (each dispatch leaves them zero).
+struct QkNorm {
+    Vec q_norm, k_norm;  // head_dim weights each, one buffer
+    uint32_t n_rot;
+    float eps;
+};
+void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step);
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.

@@ -11,9 +11,12 @@ namespace sluice::gpu {
 using uint = uint32_t;
 #endif
 
-// Matrix-vector products: MV_ROWS rows per workgroup, 32 threads per row.
-#define MV_ROWS 4
-#define MV_THREADS (32 * MV_ROWS)
+// Matrix-vector products (matvec.comp): a workgroup is MV_TEAMS teams of MV_TEAM invocations, a team
+// computes 1, 2 or 4 rows (shader variants matvec_<type>_r1/_r2/_r4; _glu and matmul_ take 2).
+#define MV_TEAM 32
+#define MV_TEAMS 2
+#define MV_THREADS (MV_TEAM * MV_TEAMS)
+#define MV_GLU_ROWS 2  // rows per team of matvec_<type>_glu and matmul_<type>
 #define MM_MAX_COLS 8  // activation columns of the small-batch product (matmul_*)
 
 // MatvecPush.flags
@@ -21,6 +24,22 @@ using uint = uint32_t;
 #define MV_IDS 2u         // matrix m of the batch is ids[ids_off + m] (routed experts)
 #define MV_POS 4u         // y offset += step.pos * y_pos_stride (K/V written into the cache)
 #define MV_SWIGLU 8u      // y = silu(W x) * (W2 x), W2 at w2_off of the same buffer (gate and up: one dispatch)
+// With MV_SWIGLU (matvec_<type>_glu): matrix m of the batch is the expert of rank m among route_n
+// router logits (largest first, ties to the lower id, as topk.comp), read as floats from the ids
+// buffer at route_logits_off; workgroup (0, 0) also writes the ids of the top n_mats at ids_off and
+// their softmax weights at route_w_off (renormalised over them with MV_ROUTE_RENORM), for the
+// down matvec and the combine: the router's top-k without a dispatch of its own.
+#define MV_ROUTE 16u
+#define MV_ROUTE_RENORM 32u
+#define MV_ROUTE_MAX 512  // router logits at most
+// The last workgroup to finish also writes hn[norm_y_off ..] = y / sqrt(mean(y^2) + eps) * w over the
+// rows (rmsnorm.comp's arithmetic), counting workgroups in the uint at norm_count_off of hn's buffer
+// (zero between dispatches): the next norm of a residual stream without a dispatch of its own.
+#define MV_NORM 64u
+// y = sum_m w_m (W_m x_m) over sum_mats matrices (ids as usual), w_m floats at sum_w_off of the ids
+// buffer, in one dispatch of one workgroup row: the routed experts' down projections and their
+// weighted sum (with MV_ACCUMULATE, the residual add; with MV_NORM, the next norm).
+#define MV_SUM_MATS 128u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -35,6 +54,10 @@ struct MatvecPush {
     uint n_cols;   // activation columns (matmul_*); 1 for matvec_*
     uint ids_off;
     uint flags;
+    uint route_n, route_logits_off, route_w_off;  // MV_ROUTE
+    uint norm_w_off, norm_y_off, norm_count_off;  // MV_NORM
+    float norm_eps;
+    uint sum_mats, sum_w_off;  // MV_SUM_MATS
 };
 
 // Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).
@@ -81,6 +104,7 @@ struct QkNormRopePush {
 // [s * chunk, (s+1) * chunk) of [0, step.n_kv) with chunk = ceil(n_kv / n_splits) <= ATTN_CHUNK_MAX,
 // and writes (max score, sum of exp, unnormalised output (head_dim_v)) to part; attn_combine merges.
 #define ATTN_THREADS 128
+#define ATTN_DMAX 512  // head_dim at most
 #define ATTN_CHUNK_MAX 1024
 struct AttnPush {
     uint n_head, n_head_kv, head_dim, head_dim_v;
@@ -89,6 +113,21 @@ struct AttnPush {
     uint k_row_stride, v_row_stride;  // floats per cached position
     uint part_off;
     float scale;
+};
+// attn_fused: AttnPush's fields, then qwen3's q/k norm + RoPE (qk_norm_rope's) and the merge's.
+struct AttnFusedPush {
+    uint n_head, n_head_kv, head_dim, head_dim_v;
+    uint n_splits;
+    uint q_off, k_off, v_off;
+    uint k_row_stride, v_row_stride;
+    uint part_off;
+    float scale;
+    uint k_raw_off;       // this position's k (n_head_kv, head_dim) before norm and RoPE, in the q buffer
+    uint qn_off, kn_off;  // norm weights
+    uint n_rot;
+    float eps;
+    uint out_off;         // merged output (n_head, head_dim_v)
+    uint count_off;       // n_head counters, zero between dispatches
 };
 struct AttnCombinePush {
     uint n_head, head_dim_v, n_splits;

@@ -125,7 +125,7 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     need(f11.storageBuffer16BitAccess, "storageBuffer16BitAccess");
     need(f2.features.shaderInt16, "shaderInt16");
     need(sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT, "subgroups in compute shaders");
-    need(sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "subgroup shuffles");
+    need(sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, "subgroup arithmetic");
     need(p.limits.maxComputeWorkGroupInvocations >= 256, "256 invocations per workgroup");
     need(p.limits.maxPushConstantsSize >= 128, "128 bytes of push constants");
     d.usable = missing.empty();
@@ -412,16 +412,13 @@ const Kernel& Context::kernel(const std::string& name) {
     Kernel k;
     k.name = name;
     k.layout = reflect_spirv(*mod);
-    // Work items per workgroup: matvec workgroups cover MV_ROWS rows; the kernels below run one
-    // workgroup per item (row, head, split); the rest one invocation per item.
-    if (!name.rfind("matvec_", 0) || !name.rfind("matmul_", 0)) {
-        k.per_group[0] = MV_ROWS;
-    } else if (name == "rmsnorm" || name == "qk_norm_rope" || name == "attn_split" || name == "attn_combine" || name == "topk_softmax" ||
-               name == "copy") {
-        // per_group stays 1
-    } else {
-        std::copy(k.layout.local, k.layout.local + 3, k.per_group);
-    }
+    // Work items per workgroup: matvec dispatches count workgroups (ops.cpp knows the variant's rows
+    // per workgroup) and the kernels below run one workgroup per item (row, head, split); the rest
+    // one invocation per item.
+    const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || name == "rmsnorm" ||
+                               name == "qk_norm_rope" || name == "attn_split" || name == "attn_fused" || name == "attn_combine" ||
+                               name == "topk_softmax" || name == "copy";
+    if (!per_workgroup) std::copy(k.layout.local, k.layout.local + 3, k.per_group);
 
     std::vector<VkDescriptorSetLayoutBinding> binds(k.layout.n_bindings);
     for (uint32_t i = 0; i < k.layout.n_bindings; ++i)

@@ -55,23 +55,34 @@ std::vector<float> ref_matvec(const float* w, const float* x, int64_t rows, int6
 
 class GpuTypes : public ::testing::TestWithParam<GgmlType> {};
 
+// Every rows-per-team variant (0: the size-based choice) on rows that are not a multiple of the rows
+// per workgroup, rows of one block, rows ending inside a step (512 elements) and long rows.
 TEST_P(GpuTypes, MatvecMatchesReference) {
     const GgmlType t = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{67, 512}, {4, 256}, {130, 1792}}) {
+    const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t));
+    const int64_t block = std::max(tl->chunk, tl->block_elems);
+    std::vector<std::pair<int64_t, int64_t>> shapes = {{67, 512}, {4, 256}, {130, 1792}, {9, block}, {37, 7168}, {1, 768}};
+    if (block < 32) shapes.push_back({13, 8 * 65});  // ends inside a 128-element part
+    for (auto [rows, cols] : shapes) {
         const RandomMats m = random_mats(rng, t, 1, rows, cols);
         const auto x = random_row(rng, cols);
-        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(rows)), step = step_buffer(0);
-        gpu::Cmd cmd(ctx());
-        cmd.begin();
-        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step);
-        cmd.end();
-        cmd.run();
-        const auto got = floats(yb, size_t(rows));
         const auto ref = ref_matvec(m.deq.data(), x.data(), rows, cols);
-        EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols;
+        for (uint32_t nr : {0u, 1u, 2u, 4u}) {
+            gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(rows + 1)), step = step_buffer(0);
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::MatvecOpts o;
+            o.team_rows = nr;
+            gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+            cmd.end();
+            cmd.run();
+            const auto got = floats(yb, size_t(rows + 1));
+            EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols << " r" << nr;
+            EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr;
+        }
     }
 }
 
@@ -92,28 +103,122 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
     const std::vector<int32_t> ids = {-1, 4, 0, 3};  // ids_off = 1
     std::vector<float> y0(size_t(3 * k * rows));
     for (float& v : y0) v = std::uniform_real_distribution<float>(-1, 1)(rng);
-    gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), ib = to_gpu(ids), step = step_buffer(pos);
-    gpu::Cmd cmd(ctx());
-    cmd.begin();
-    gpu::MatvecOpts o;
-    o.n_mats = k;
-    o.x_mat_stride = cols;
-    o.y_mat_stride = rows;
-    o.ids = &ib;
-    o.ids_off = 1;
-    o.accumulate = true;
-    o.y_pos_stride = uint32_t(k / 2);  // y offset += pos * 1
-    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-    gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
-    cmd.end();
-    cmd.run();
-    const auto got = floats(yb, y0.size());
     std::vector<float> ref = y0;
     for (int64_t j = 0; j < k; ++j) {
         const auto y = ref_matvec(&m.deq[size_t(ids[size_t(j + 1)] * rows * cols)], &x[size_t(j * cols)], rows, cols);
         for (int64_t r = 0; r < rows; ++r) ref[size_t(5 + pos * (k / 2) + j * rows + r)] += y[size_t(r)];
     }
-    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
+    for (uint32_t nr : {1u, 4u}) {  // 36 rows: 4.5 workgroups of 8 rows with 4 per team
+        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), ib = to_gpu(ids), step = step_buffer(pos);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::MatvecOpts o;
+        o.n_mats = k;
+        o.x_mat_stride = cols;
+        o.y_mat_stride = rows;
+        o.ids = &ib;
+        o.ids_off = 1;
+        o.accumulate = true;
+        o.y_pos_stride = uint32_t(k / 2);  // y offset += pos * 1
+        o.team_rows = nr;
+        const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(yb, y0.size());
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "r" << nr;
+    }
+}
+
+// The residual stream's next norm at the end of the matvec that adds to it: y += W x, then the last
+// workgroup writes hn = rmsnorm(y) * w and leaves its counter at zero for the next dispatch.
+TEST_P(GpuTypes, AccumulateThenNormTail) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 301, cols = 512;
+    const RandomMats m = random_mats(rng, t, 1, rows, cols);
+    const auto x = random_row(rng, cols), y0 = random_row(rng, rows), nw = random_row(rng, rows);
+    for (uint32_t nr : {1u, 4u}) {
+        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), nb = to_gpu(nw), hb = zeros(size_t(rows + 8)),
+                    step = step_buffer(0);
+        gpu::MatvecOpts o;
+        o.accumulate = true;
+        o.team_rows = nr;
+        const gpu::Vec hn{&hb, 3};
+        o.norm_out = &hn;
+        o.norm_w = {&nb};
+        o.norm_eps = 1e-6f;
+        o.norm_count = uint32_t(rows + 5);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+        cmd.end();
+        std::vector<float> ref_y = y0, ref_hn(static_cast<size_t>(rows));
+        for (int run = 1; run <= 2; ++run) {
+            cmd.run();
+            const auto wx = ref_matvec(m.deq.data(), x.data(), rows, cols);
+            for (int64_t r = 0; r < rows; ++r) ref_y[size_t(r)] += wx[size_t(r)];
+            rmsnorm(ref_hn.data(), ref_y.data(), nw.data(), rows, 1e-6f);
+            const auto got_y = floats(yb, size_t(rows)), got_hn = floats(hb, size_t(rows), 3);
+            EXPECT_LT(nmse(got_y.data(), ref_y.data(), rows), 1e-10) << "r" << nr << " run " << run;
+            EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr << " run " << run;
+            uint32_t count = 1;
+            ctx().download(hb, size_t(rows + 5) * 4, &count, 4);
+            EXPECT_EQ(count, 0u);
+        }
+    }
+}
+
+// Routed experts' down projections summed with their weights in one dispatch, added to the residual,
+// then its next norm: x += sum_j w_j down_j(g_j); hn = rmsnorm(x) * norm.
+TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n_exp = 5, rows = 131, cols = 768, k = 3;
+    const RandomMats m = random_mats(rng, t, n_exp, rows, cols);
+    const auto g = random_row(rng, k * cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
+    // The ids buffer: 2 unused words, k ids, k weights (as float bits).
+    const std::vector<int32_t> id = {4, 0, 3};
+    const std::vector<float> wt = {0.5f, 0.3f, 0.2f};
+    std::vector<int32_t> idsbuf = {-1, -1, id[0], id[1], id[2], 0, 0, 0};
+    std::memcpy(&idsbuf[5], wt.data(), 12);
+    std::vector<float> ref = x0, ref_hn(static_cast<size_t>(rows));
+    for (int64_t j = 0; j < k; ++j) {
+        const auto y = ref_matvec(&m.deq[size_t(id[size_t(j)] * rows * cols)], &g[size_t(j * cols)], rows, cols);
+        for (int64_t r = 0; r < rows; ++r) ref[size_t(r)] += wt[size_t(j)] * y[size_t(r)];
+    }
+    rmsnorm(ref_hn.data(), ref.data(), nw.data(), rows, 1e-6f);
+    for (uint32_t nr : {1u, 2u}) {
+        gpu::Buffer wb = to_gpu(m.bytes), gb = to_gpu(g), xb = to_gpu(x0), ib = to_gpu(idsbuf), nb = to_gpu(nw),
+                    hb = zeros(size_t(rows + 1)), step = step_buffer(0);
+        gpu::MatvecOpts o;
+        o.n_mats = k;
+        o.x_mat_stride = cols;
+        o.ids = &ib;
+        o.ids_off = 2;
+        o.sum_mats = true;
+        o.sum_w_off = 5;
+        o.accumulate = true;
+        o.team_rows = nr;
+        const gpu::Vec hn{&hb};
+        o.norm_out = &hn;
+        o.norm_w = {&nb};
+        o.norm_eps = 1e-6f;
+        o.norm_count = uint32_t(rows);
+        const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&gb}, {&xb}, step, o);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(xb, size_t(rows)), got_hn = floats(hb, size_t(rows));
+        EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << "r" << nr;
+        EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr;
+    }
 }
 
 // Gate and up of routed experts in one buffer and one dispatch: y = silu(gate x) * (up x).
@@ -122,7 +227,7 @@ TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    const int64_t n_exp = 4, rows = 20, cols = 256, k = 2;
+    const int64_t n_exp = 4, rows = 21, cols = 768, k = 2;  // 21: the last workgroup of 4 rows has one
     const RandomMats g = random_mats(rng, t, n_exp, rows, cols), u = random_mats(rng, t, n_exp, rows, cols);
     std::vector<uint8_t> both = g.bytes;
     both.insert(both.end(), u.bytes.begin(), u.bytes.end());
@@ -151,6 +256,65 @@ TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
     }
     const auto got = floats(yb, ref.size());
     EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
+}
+
+// Routed gate+up: the dispatch picks the router's top k itself (largest first, ties to the lower id)
+// and writes their ids and weights for the down matvec and the combine, as router_topk_softmax does.
+TEST_P(GpuTypes, FusedSwigluPicksTheRoutersTopk) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 21, cols = 256, k = 6;
+    for (int64_t n_exp : {12, 150}) {  // 150: several logits per invocation
+        const RandomMats g = random_mats(rng, t, n_exp, rows, cols), u = random_mats(rng, t, n_exp, rows, cols);
+        std::vector<uint8_t> both = g.bytes;
+        both.insert(both.end(), u.bytes.begin(), u.bytes.end());
+        const auto x = random_row(rng, cols);
+        auto logits = random_row(rng, n_exp);
+        logits[5] = logits[9] = 2.0f;    // a tie among the chosen: 5 before 9
+        logits[1] = logits[n_exp - 1];  // and one anywhere
+        for (bool renorm : {true, false}) {
+            // The ids buffer: 3 floats of padding, the logits, k ids, k weights.
+            std::vector<float> route(size_t(3 + n_exp + 2 * k), -1.0f);
+            std::copy(logits.begin(), logits.end(), route.begin() + 3);
+            gpu::Buffer wb = to_gpu(both), xb = to_gpu(x), yb = zeros(size_t(k * rows)), rb = to_gpu(route), step = step_buffer(0);
+            const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+            const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+            gpu::Mat um = gm;
+            um.offset = g.bytes.size();
+            gpu::MatvecOpts o;
+            o.n_mats = k;
+            o.ids = &rb;
+            o.ids_off = uint32_t(3 + n_exp);
+            o.y_mat_stride = rows;
+            o.swiglu_up = &um;
+            o.route_n = uint32_t(n_exp);
+            o.route_logits_off = 3;
+            o.route_w_off = uint32_t(3 + n_exp + k);
+            o.route_renorm = renorm;
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::matvec(cmd, gm, {&xb}, {&yb}, step, o);
+            cmd.end();
+            cmd.run();
+            std::vector<int32_t> ref_ids(static_cast<size_t>(k)), ids(static_cast<size_t>(k));
+            std::vector<float> ref_w(static_cast<size_t>(k));
+            router_topk_softmax(logits.data(), n_exp, k, renorm, ref_ids.data(), ref_w.data());
+            ctx().download(rb, size_t(3 + n_exp) * 4, ids.data(), size_t(k) * 4);
+            EXPECT_EQ(ids, ref_ids) << n_exp << " experts";
+            const auto w = floats(rb, size_t(k), size_t(3 + n_exp + k));
+            EXPECT_LT(nmse(w.data(), ref_w.data(), k), 1e-12);
+            std::vector<float> ref;
+            for (int64_t j = 0; j < k; ++j) {
+                const size_t m = size_t(ref_ids[size_t(j)] * rows * cols);
+                const auto gy = ref_matvec(&g.deq[m], x.data(), rows, cols), uy = ref_matvec(&u.deq[m], x.data(), rows, cols);
+                for (int64_t r = 0; r < rows; ++r) ref.push_back(silu(gy[size_t(r)]) * uy[size_t(r)]);
+            }
+            const auto got = floats(yb, ref.size());
+            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << n_exp << " experts";
+        }
+    }
 }
 
 // The small-batch product (matmul_*): several activation columns share each weight read.
@@ -302,6 +466,55 @@ TEST(GpuOps, SplitAttentionMatchesReference) {
         attention_one(ref.data(), q.data(), kv, n_kv, n_head, n_head_kv, hd, hdv, scores.data(), pool);
         const auto got = floats(out, ref.size());
         EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions";
+    }
+}
+
+// qwen3's q/k norm + RoPE, the split attention and the merge in one dispatch: the same as
+// qk_norm_rope then attention, the normalised k written into the cache row of this position, the
+// per-head counters left at zero for the next dispatch.
+TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    ThreadPool pool(1);
+    for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32}}) {
+        const int64_t n_ctx = 3000, kd = n_head_kv * hd;
+        LayerKv kv;
+        kv.k = random_row(rng, n_ctx * kd);
+        kv.v = random_row(rng, n_ctx * kd);
+        const auto qn = random_row(rng, hd), kn = random_row(rng, hd);
+        std::vector<float> norms = qn;
+        norms.insert(norms.end(), kn.begin(), kn.end());
+        const gpu::AttnShape s{uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hd), gpu::attn_splits(n_ctx)};
+        gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v), nb = to_gpu(norms), part = zeros(gpu::attn_part_floats(s)),
+                    out = zeros(size_t(n_head * hd)), counts = zeros(size_t(n_head + 1));
+        for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
+            const int64_t pos = n_kv - 1;
+            const auto qk = random_row(rng, n_head * hd + kd, 0.3f);  // q, then this position's raw k
+            gpu::Buffer qb = to_gpu(qk), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::attention_qk(cmd, {&qb}, {&qb, uint32_t(n_head * hd)}, {&kb}, {&vb}, uint32_t(kd), uint32_t(kd), {&part}, {&out},
+                              s, {{&nb}, {&nb, uint32_t(hd)}, uint32_t(n_rot), 1e-6f}, {&counts, 1}, step);
+            cmd.end();
+            for (int run = 0; run < 2; ++run) {  // the counters must be back at zero for the second
+                cmd.run();
+                std::vector<float> rq(qk.begin(), qk.begin() + n_head * hd);
+                for (int64_t h = 0; h < n_head; ++h) rmsnorm(&rq[size_t(h * hd)], &rq[size_t(h * hd)], qn.data(), hd, 1e-6f);
+                for (int64_t h = 0; h < n_head_kv; ++h)
+                    rmsnorm(&kv.k[size_t(pos * kd + h * hd)], &qk[size_t(n_head * hd + h * hd)], kn.data(), hd, 1e-6f);
+                rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
+                rope_neox(&kv.k[size_t(pos * kd)], n_head_kv, hd, n_rot, pos, 1e6f);
+                std::vector<float> ref(static_cast<size_t>(n_head * hd)), scores(static_cast<size_t>(n_head * n_ctx));
+                attention_one(ref.data(), rq.data(), kv, n_kv, n_head, n_head_kv, hd, hd, scores.data(), pool);
+                const auto got = floats(out, ref.size()), gk = floats(kb, size_t(kd), size_t(pos * kd));
+                EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions, run " << run;
+                EXPECT_LT(nmse(gk.data(), &kv.k[size_t(pos * kd)], kd), 1e-12) << "cache row " << pos;
+                std::vector<uint32_t> c(static_cast<size_t>(n_head + 1));
+                ctx().download(counts, 0, c.data(), c.size() * 4);
+                EXPECT_EQ(c, std::vector<uint32_t>(c.size(), 0u));
+            }
+        }
     }
 }
 

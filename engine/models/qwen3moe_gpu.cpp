@@ -280,8 +280,7 @@ private:
         }
         head_.begin();
         head_.barrier();  // after the body, submitted just before
-        if (!layers_.back().router.rows)  // after a MoE layer the experts' combine wrote it
-            gpu::rmsnorm(head_, {&x_}, {&hn_}, {&norms_, out_norm_}, uint32_t(h.n_embd), 1, 0, h.rms_eps, step_);
+        // hn = output_norm(x): written by the last layer's down projection (experts or FFN) or combine
         gpu::matvec(head_, output_, {&hn_}, {&logits_}, step_);
         head_.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
         head_.end();
@@ -310,7 +309,6 @@ private:
     // of layer `to` (to == n_layer: through the last layer). Resident placement runs everything.
     void record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to) {
         const Hparams& h = hp_;
-        const uint32_t E = uint32_t(h.n_embd);
         c.barrier();  // after the previous segment and any expert uploads
         c.copy(step_host_, 0, step_, 0, gpu::kStepBytes);
         c.independent();
@@ -322,83 +320,113 @@ private:
         }
         for (int64_t il = from + 1; il <= std::min<int64_t>(to, h.n_layer - 1); ++il) {
             const GLayer& L = layers_[size_t(il)];
-            record_attention(c, L, il > 0 && layers_[size_t(il - 1)].router.rows);
-            gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.ffn_norm}, E, 1, 0, h.rms_eps, step_);
+            record_attention(c, L, il > 0);  // ffn_norm(x) in hn after it
             if (!L.router.rows) {
-                record_dense_ffn(c, L);
+                record_dense_ffn(c, il);
                 continue;
             }
-            gpu::matvec(c, L.router, {&hn_}, {&rlogits_}, step_);  // ffn_moe_logits
+            gpu::matvec(c, L.router, {&hn_}, {&route_}, step_);  // ffn_moe_logits
             if (p == Place::Resident) {
-                gpu::topk_softmax(c, {&rlogits_}, uint32_t(h.n_expert), uint32_t(top_k_), true, ids_gpu_, 0, {&w_gpu_});
+                if (!routed_glu(L))  // else the experts' gate+up dispatch picks them (ffn_moe_topk)
+                    gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
+                                      {&route_, route_w()});
                 record_experts(c, p, il);
             } else if (il == to) {  // segment ends: the host reads logits (and hn for the CPU)
-                c.copy(rlogits_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
+                c.copy(route_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
                 c.independent();
-                c.copy(hn_, 0, router_rb_, size_t(h.n_expert) * 4, size_t(E) * 4);
+                c.copy(hn_, 0, router_rb_, size_t(h.n_expert) * 4, size_t(h.n_embd) * 4);
             }
         }
     }
 
-    // hn_ready: the previous layer's expert combine already wrote attn_norm(x) to hn.
+    // hn_ready: the previous layer (its experts' combine or FFN down) already wrote attn_norm(x) to hn.
+    // Leaves ffn_norm(x) in hn: the output projection's last workgroup writes it.
     void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready) {
         const Hparams& h = hp_;
-        const uint32_t E = uint32_t(h.n_embd), hd = uint32_t(h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
+        const uint32_t E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
         if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, E, 1, 0, h.rms_eps, step_);  // attn_norm
         gpu::matvec(c, L.wq, {&hn_}, {&q_}, step_);
-        gpu::MatvecOpts at_pos;  // K and V go straight into the cache row of this position
         c.independent();
-        at_pos.y_pos_stride = kd;
-        gpu::matvec(c, L.wk, {&hn_}, {L.k}, step_, at_pos);
+        gpu::matvec(c, L.wk, {&hn_}, {&q_, qd}, step_);  // raw k after q: attention_qk normalises it
         c.independent();
+        gpu::MatvecOpts at_pos;  // V goes straight into the cache row of this position
         at_pos.y_pos_stride = vd;
         gpu::matvec(c, L.wv, {&hn_}, {L.v}, step_, at_pos);
-        gpu::qk_norm_rope(c, {&q_}, {L.k}, kd, {&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_head),
-                          uint32_t(h.n_head_kv), hd, uint32_t(h.n_rot), h.rms_eps, step_);  // Qcur_normed, Kcur_normed, RoPE
-        gpu::attention(c, {&q_}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_, step_);
-        gpu::MatvecOpts acc;
-        acc.accumulate = true;  // x += Wo att
-        gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, acc);
+        // Qcur_normed, Kcur_normed, RoPE (k into the cache row), kqv_out: one dispatch
+        gpu::attention_qk(c, {&q_}, {&q_, qd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
+                          {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_);
+        gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, add_then_norm(L.ffn_norm));  // x += Wo att; ffn_norm
     }
+
+    // y += W x, then hn = rmsnorm(y) * the norm at norm_off (MatvecOpts::norm_out): the residual
+    // stream's next norm without a dispatch of its own. hn_'s last word counts the workgroups.
+    gpu::MatvecOpts add_then_norm(uint32_t norm_off) {
+        gpu::MatvecOpts o;
+        o.accumulate = true;
+        o.norm_out = &hn_vec_;
+        o.norm_w = {&norms_, norm_off};
+        o.norm_eps = hp_.rms_eps;
+        o.norm_count = uint32_t(hp_.n_embd);
+        return o;
+    }
+    uint32_t next_norm(int64_t il) const { return il + 1 < hp_.n_layer ? layers_[size_t(il + 1)].attn_norm : out_norm_; }
 
     // x += sum_j w_j down_j(silu(gate_j hn) * up_j hn) over layer il's k experts: ids from the GPU's
     // top-k (resident) or slots from the host (cache); cpu placement only adds the host's sum. The
-    // combine also writes the next norm of x to hn (the next layer's attn_norm, or the output norm).
+    // next norm of x goes to hn too (the next layer's attn_norm, or the output norm).
     void record_experts(gpu::Cmd& c, Place p, int64_t il) {
         const Hparams& h = hp_;
         const GLayer& L = layers_[size_t(il)];
         const uint32_t E = uint32_t(h.n_embd), F = uint32_t(h.n_ff_exp), K = uint32_t(top_k_);
-        const Vec hn{&hn_}, next_norm{&norms_, il + 1 < h.n_layer ? layers_[size_t(il + 1)].attn_norm : out_norm_};
+        const Vec hn{&hn_}, norm{&norms_, next_norm(il)};
         if (p == Place::Cpu) {
-            gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1, &hn, next_norm, h.rms_eps);
+            gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1, &hn, norm, h.rms_eps);
             return;
         }
-        const Buffer& ids = p == Place::Resident ? ids_gpu_ : moe_in_;
-        const Vec w = p == Place::Resident ? Vec{&w_gpu_} : Vec{&moe_in_, K};
+        const bool resident = p == Place::Resident;
+        const Buffer& ids = resident ? route_ : moe_in_;  // ids, then their weights
         gpu::MatvecOpts o;
         o.n_mats = K;
         o.ids = &ids;
+        o.ids_off = resident ? route_ids() : 0;
         o.y_mat_stride = F;
         if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
             o.swiglu_up = &L.up_exps;
+            if (resident && routed_glu(L)) {
+                o.route_n = uint32_t(h.n_expert);
+                o.route_renorm = true;
+                o.route_w_off = route_w();
+            }
             gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
             o.swiglu_up = nullptr;
+            o.route_n = 0;
         } else {
             gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
             c.independent();
             gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
             gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
         }
-        o.x_mat_stride = F;
-        o.y_mat_stride = E;
-        gpu::matvec(c, L.down_exps, {&gate_}, {&outs_}, step_, o);  // ffn_moe_down
-        gpu::moe_combine(c, {&x_}, {&outs_}, w, E, K, &hn, next_norm, h.rms_eps);  // ffn_moe_out + residual
+        // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
+        gpu::MatvecOpts d = add_then_norm(next_norm(il));
+        d.n_mats = K;
+        d.ids = &ids;
+        d.ids_off = o.ids_off;
+        d.x_mat_stride = F;
+        d.sum_mats = true;
+        d.sum_w_off = resident ? route_w() : K;
+        gpu::matvec(c, L.down_exps, {&gate_}, {&x_}, step_, d);
     }
 
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
+    // Resident experts whose gate+up dispatch also does the router's top-k (shared.h MV_ROUTE).
+    bool routed_glu(const GLayer& L) const { return fused(L.gate_exps, L.up_exps) && hp_.n_expert <= MV_ROUTE_MAX; }
+    // route_: router logits (n_expert), then the top-k's ids (as ints) and weights.
+    uint32_t route_ids() const { return uint32_t(hp_.n_expert); }
+    uint32_t route_w() const { return uint32_t(hp_.n_expert + top_k_); }
 
-    void record_dense_ffn(gpu::Cmd& c, const GLayer& L) {
+    void record_dense_ffn(gpu::Cmd& c, int64_t il) {
+        const GLayer& L = layers_[size_t(il)];
         if (fused(L.ffn_gate, L.ffn_up)) {
             gpu::MatvecOpts o;
             o.swiglu_up = &L.ffn_up;
@@ -409,9 +437,7 @@ private:
             gpu::matvec(c, L.ffn_up, {&hn_}, {&up_}, step_);
             gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, uint32_t(hp_.n_ff));
         }
-        gpu::MatvecOpts acc;
-        acc.accumulate = true;
-        gpu::matvec(c, L.ffn_down, {&gate_}, {&x_}, step_, acc);
+        gpu::matvec(c, L.ffn_down, {&gate_}, {&x_}, step_, add_then_norm(next_norm(il)));  // x += down; next norm
     }
 
     // ---- loading
@@ -594,19 +620,19 @@ private:
             return ctx_.alloc(floats * 4, Mem::Device, what);
         };
         x_ = dev(E, "x");
-        hn_ = dev(E, "hn");
-        q_ = dev(size_t(h.n_head * h.head_dim), "q");
+        hn_ = dev(E + 1, "hn (+ a workgroup counter)");
+        ctx_.upload(hn_, 0, std::vector<float>(E + 1, 0.0f).data(), (E + 1) * 4);
+        q_ = dev(size_t(h.n_head * h.head_dim + h.n_head_kv * h.head_dim), "q and this position's raw k");
         att_ = dev(size_t(h.n_head * h.head_dim_v), "attention output");
         attn_ = {uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
                  gpu::attn_splits(uint64_t(n_ctx_))};
         part_ = dev(gpu::attn_part_floats(attn_), "attention splits");
+        counts_ = dev(size_t(h.n_head), "attention merge counters");
+        ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(h.n_head), 0u).data(), size_t(h.n_head) * 4);
         logits_ = dev(size_t(h.n_vocab), "logits");
-        rlogits_ = dev(size_t(std::max<int64_t>(h.n_expert, 1)), "router logits");
+        route_ = dev(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
         gate_ = dev(ff, "gate");
         up_ = dev(ff, "up");
-        outs_ = dev(K * E, "expert outputs");
-        ids_gpu_ = dev(K, "expert ids");
-        w_gpu_ = dev(K, "expert weights");
         const float one = 1.0f;
         one_ = dev(1, "one");
         ctx_.upload(one_, 0, &one, 4);
@@ -649,7 +675,8 @@ private:
     gpu::AttnShape attn_{};
     Place place_ = Place::Resident;
     // Activations (device) and the host's windows.
-    Buffer x_, hn_, q_, att_, part_, logits_, rlogits_, gate_, up_, outs_, ids_gpu_, w_gpu_, one_, step_, moe_in_;
+    const Vec hn_vec_{&hn_};
+    Buffer x_, hn_, q_, att_, part_, counts_, logits_, route_, gate_, up_, one_, step_, moe_in_;
     Buffer step_host_, moe_host_, logits_rb_, router_rb_, miss_staging_;
     uint64_t max_expert_bytes_ = 0;
     // Recorded work: resident body, head, expert uploads, segments per placement (cache, cpu).

@@ -1,0 +1,198 @@
+// How the 32 lanes of a matvec team (matvec.comp) split a weight row, per type (one of WTYPE_*).
+// The row is read in steps of MV_STEP elements. In step s, lane `lane` loads its part of x once
+// (load_x -> XS, registers shared by the team's NR rows and by gate and up), and row_dot(wrow, s, x)
+// returns its part of one row's dot product. The split is chosen so that one warp-wide load reads
+// whole cache lines of x (and consecutive bytes of W): lanes never read x at a stride, which is what
+// made the previous one-chunk-per-lane matvec L1-bound at 150-310 GB/s on an H200.
+//
+// Quants become floats with the exponent trick (bytes4, i8x2 in quants.glsl); K-quant scales and
+// mins multiply per-group sums (sum q x, and sum x, which load_x computes once for all rows).
+// The includer declares X4 (x as vec4), p (MatvecPush), `lane` and includes quants.glsl first.
+// Parts past the end of the row (cols not a multiple of MV_STEP) load nothing and add 0.
+
+#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+layout(binding = W_BINDING, std430) readonly buffer WBufU { uint W1[]; };  // W's bytes as words
+#endif
+#if defined(WTYPE_F16) || defined(WTYPE_BF16)
+layout(binding = W_BINDING, std430) readonly buffer WBufV2 { uvec2 W2[]; };
+#endif
+
+#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16)
+// Four parts of 128 elements: in part k lane l holds elements 512s + 128k + 4l .. + 3, one vec4 of x
+// and 16 (F32) or 8 bytes of W: a warp-wide load reads 512 contiguous bytes of x.
+#define MV_STEP 512u
+struct XS {
+    vec4 v[4];
+};
+XS load_x(uint xo, uint s) {
+    XS x;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        const uint e = s * MV_STEP + 128u * k + 4u * lane;
+        x.v[k] = e < p.cols ? X4[(xo + e) >> 2] : vec4(0.0);
+    }
+    return x;
+}
+// Elements e .. e + 3 of the row at wrow (16-byte units).
+vec4 wvec(uint wrow, uint e) {
+#if defined(WTYPE_F32)
+    return uintBitsToFloat(W[wrow + (e >> 2)]);
+#elif defined(WTYPE_F16)
+    const uvec2 w = W2[2u * wrow + (e >> 2)];
+    return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+#else
+    const uvec2 w = W2[2u * wrow + (e >> 2)];
+    return uintBitsToFloat(uvec4(w.x << 16, w.x & 0xFFFF0000u, w.y << 16, w.y & 0xFFFF0000u));
+#endif
+}
+float row_dot(uint wrow, uint s, XS x) {
+    float acc = 0.0;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        const uint e = s * MV_STEP + 128u * k + 4u * lane;
+        if (e < p.cols) acc += dot(wvec(wrow, e), x.v[k]);
+    }
+    return acc;
+}
+
+#elif defined(WTYPE_Q8_0)
+// 34-byte blocks of 32 (2-byte units: d, then 16 units of int8 pairs). Four parts of 4 blocks: in
+// part k, the 8 lanes l = 8j .. 8j + 7 share block 16s + 4k + j, lane l taking its int8 4(l & 7) .. + 3
+// (two 16-bit loads: blocks are only 2-aligned) and the matching vec4 of x.
+#define MV_STEP 512u
+struct XS {
+    vec4 v[4];
+};
+uint q8_block(uint s, uint k) { return 16u * s + 4u * k + (lane >> 3); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        const uint e = 32u * q8_block(s, k) + 4u * (lane & 7u);
+        x.v[k] = e < p.cols ? X4[(xo + e) >> 2] : vec4(0.0);
+    }
+    return x;
+}
+float row_dot(uint wrow, uint s, XS x) {
+    float acc = 0.0;
+    const uint q = 1u + 2u * (lane & 7u);
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        const uint blk = q8_block(s, k);
+        if (32u * blk < p.cols) {
+            const uint b = wrow + 17u * blk;
+            const vec4 w = vec4(i8x2(uint(W[b + q])), i8x2(uint(W[b + q + 1u])));
+            acc += unpackHalf2x16(uint(W[b])).x * dot(w, x.v[k]);
+        }
+    }
+    return acc;
+}
+
+#elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+// Super-blocks of 256 (16-byte units: Q4_K 9 = header, qs[128]; Q5_K 11 = header, qh[32], qs[128]).
+// A step is 2 super-blocks, 16 lanes each: lane l works in super-block 2s + (l >> 4) on group pair
+// g = (l >> 2) & 3, i.e. elements 64g + i (low nibble of qs[32g + i], group 2g) and 64g + 32 + i (high
+// nibble, group 2g + 1) for i in 4b .. 4b + 3 and 16 + 4b .. 16 + 4b + 3, b = l & 3: two words of qs and
+// four vec4 of x. Q5_K's fifth bit of element 32j + i is bit j of qh[i]: the same two qh words for all g.
+#if defined(WTYPE_Q4_K)
+#define KQ_UNITS 9u
+#define KQ_QS 4u  // words before qs
+#else
+#define KQ_UNITS 11u
+#define KQ_QS 12u
+#endif
+#define MV_STEP 512u
+struct XS {
+    vec4 lo0, lo1, hi0, hi1;  // x of the lane's elements in group 2g (lo) and 2g + 1 (hi)
+    float slo, shi;           // their sums (the mins' term)
+};
+uint kq_block(uint s) { return 2u * s + (lane >> 4); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) {
+        x.lo0 = x.lo1 = x.hi0 = x.hi1 = vec4(0.0);
+        x.slo = x.shi = 0.0;
+        return x;
+    }
+    const uint i = ((xo + 256u * sb) >> 2) + 16u * ((lane >> 2) & 3u) + (lane & 3u);
+    x.lo0 = X4[i];
+    x.lo1 = X4[i + 4u];
+    x.hi0 = X4[i + 8u];
+    x.hi1 = X4[i + 12u];
+    x.slo = hsum(x.lo0 + x.lo1);
+    x.shi = hsum(x.hi0 + x.hi1);
+    return x;
+}
+// (scale, scale, min, min) of groups 2g and 2g + 1 from the 12 packed bytes (engine/tensor/blocks.h
+// scale_min_k4): groups 0-3 keep the low 6 bits of bytes j and j + 4; groups 4-7 the nibbles of byte
+// j + 4 and the top 2 bits of bytes j - 4 (scale) and j (min). Bytes 2(g & 1), +1 of each word serve g.
+vec4 kq_pair_scales(uvec3 s, uint g) {
+    const uint sh = 16u * (g & 1u);
+    const uint a = s.x >> sh, m = s.y >> sh, c = s.z >> sh;
+    const uint lo = (a & 0x3F3Fu) | ((m & 0x3F3Fu) << 16);
+    const uint hi = ((c & 0x0F0Fu) | ((a >> 2) & 0x3030u)) | ((((c >> 4) & 0x0F0Fu) | ((m >> 2) & 0x3030u)) << 16);
+    return bytes4(g < 2u ? lo : hi);
+}
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint g = (lane >> 2) & 3u, b = lane & 3u;
+    const uint u = wrow + KQ_UNITS * sb;
+    const uvec4 hdr = W[u];
+    const uint qi = 4u * u + KQ_QS + 8u * g + b;
+    const uint w0 = W1[qi], w1 = W1[qi + 4u];
+    uint l0 = w0 & 0x0F0F0F0Fu, l1 = w1 & 0x0F0F0F0Fu, h0 = (w0 >> 4) & 0x0F0F0F0Fu, h1 = (w1 >> 4) & 0x0F0F0F0Fu;
+#if defined(WTYPE_Q5_K)
+    const uint qh0 = W1[4u * u + 4u + b] >> (2u * g), qh1 = W1[4u * u + 8u + b] >> (2u * g);
+    l0 |= (qh0 & 0x01010101u) << 4;
+    l1 |= (qh1 & 0x01010101u) << 4;
+    h0 |= (qh0 & 0x02020202u) << 3;
+    h1 |= (qh1 & 0x02020202u) << 3;
+#endif
+    const float sq_lo = dot(bytes4(l0), x.lo0) + dot(bytes4(l1), x.lo1);
+    const float sq_hi = dot(bytes4(h0), x.hi0) + dot(bytes4(h1), x.hi1);
+    const vec4 sm = kq_pair_scales(hdr.yzw, g);
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    return dm.x * (sm.x * sq_lo + sm.y * sq_hi) - dm.y * (sm.z * x.slo + sm.w * x.shi);
+}
+
+#elif defined(WTYPE_Q6_K)
+// 210-byte super-blocks of 256 (2-byte units: ql 0..63, qh 64..95, int8 scales 96..103, d 104). A step
+// is 2 super-blocks, 16 lanes each: lane l takes half h = (l >> 3) & 1 of super-block 2s + (l >> 4) and
+// in it elements 32t + 4b .. + 3 for t = 0..3, b = l & 7 (8 lanes read a whole line of x per load).
+// Element 32t + i of half h: nibble t >> 1 of ql[64h + 32(t & 1) + i], bits 2t, 2t + 1 of qh[32h + i],
+// scale scales[8h + 2t + i / 16], value q - 32.
+#define MV_STEP 512u
+struct XS {
+    vec4 v[4];
+    float s32[4];  // 32 * sum of v[t]: the quants' offset
+};
+uint q6_block(uint s) { return 2u * s + (lane >> 4); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = q6_block(s);
+    const bool inside = 256u * sb < p.cols;
+    const uint i = ((xo + 256u * sb + 128u * ((lane >> 3) & 1u)) >> 2) + (lane & 7u);
+    [[unroll]] for (uint t = 0u; t < 4u; ++t) {
+        x.v[t] = inside ? X4[i + 8u * t] : vec4(0.0);
+        x.s32[t] = 32.0 * hsum(x.v[t]);
+    }
+    return x;
+}
+uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = q6_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint h = (lane >> 3) & 1u, b = lane & 7u;
+    const uint u = wrow + 105u * sb;
+    const uint ql[2] = uint[2](u16pair(u + 32u * h + 2u * b), u16pair(u + 32u * h + 16u + 2u * b));
+    const uint qh = u16pair(u + 64u + 16u * h + 2u * b);
+    float acc = 0.0;
+    [[unroll]] for (uint t = 0u; t < 4u; ++t) {
+        const uint q = ((ql[t & 1u] >> (4u * (t >> 1))) & 0x0F0F0F0Fu) | (((qh >> (2u * t)) & 0x03030303u) << 4);
+        const float sc = float(i8_of(uint(W[u + 96u + 4u * h + t]), b >> 2));
+        acc += sc * (dot(bytes4(q), x.v[t]) - x.s32[t]);
+    }
+    return unpackHalf2x16(uint(W[u + 104u])).x * acc;
+}
+
+#else
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+#endif
