@@ -96,6 +96,36 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GpuModel,
                              return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
                          });
 
+// Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
+// experts come through the streaming ExpertSource, into the VRAM expert cache or to the CPU experts,
+// and the logits are the CPU path's.
+TEST(GpuStreaming, UnmappedFileMatchesCpuPath) {
+    for (const char* fixture : {"moe_b", "moe_c"}) {
+        const std::string path = kDir + fixture + ".gguf";
+        const auto ids = read_ids(kDir + std::string(fixture) + ".tokens.txt");
+        const auto cpu = logits(path, cpu_opts(), ids);
+        const int64_t nv = int64_t(cpu.size() / ids.size());
+        for (IoMode io : {IoMode::Direct, IoMode::PageCache})
+            for (GpuExperts where : {GpuExperts::Gpu, GpuExperts::Cpu}) {
+                SCOPED_TRACE(std::string(fixture) + (io == IoMode::Direct ? " direct" : " page-cache") +
+                             (where == GpuExperts::Gpu ? " vram cache" : " cpu experts"));
+                ModelOptions g = gpu_opts();
+                g.io = io;
+                g.gpu_expert_cache = small_cache(path);
+                g.gpu_experts = where;
+                g.gpu_emulate_discrete = where == GpuExperts::Gpu;
+                auto m = load_model(path, g);
+                const auto got = m->forward_tokens(ids, true);
+                EXPECT_NE(m->placement().find("GPU"), std::string::npos) << m->placement();
+                EXPECT_LE(max_rel_err(got, cpu, nv), 1e-5) << m->placement();
+                // The streaming source served the experts (page-cache hits read nothing from the disk).
+                const StatsSnapshot st = m->stats()->read();
+                EXPECT_GT(st.expert_hits + st.expert_misses, 0u);
+                if (io == IoMode::Direct) EXPECT_GT(st.bytes_read_total, 0u);
+            }
+    }
+}
+
 // Quantized files: the GPU dequantizes exactly and keeps activations in float, while the CPU's
 // integer kernels round activations to 8 bits. Bounds are the CPU's (tests/test_qwen3_ref.cpp) except
 // moe_c q6_K: moe_c's random router has near-ties, and which positions flip an expert relative to

@@ -155,6 +155,7 @@ private:
 
     const float* step(int32_t token, bool want_logits) {
         check_token(token);
+        TokenScope stats(*this);  // the token's statistics (expert reads, hit rate, tok/s) reach the board
         const Hparams& h = hp_;
         const auto t0 = Clock::now();
         gpu::write_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token), uint32_t(h.n_rot), h.rope_base);
