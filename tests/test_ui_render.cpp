@@ -174,6 +174,13 @@ TEST(UiGauges, LinesFitTheWidthAndShowTheFigures) {
     EXPECT_NE(p.find("█"), std::string::npos) << p;
     // One row: the prompt bar takes it.
     EXPECT_NE(gauge_lines(in, 80, 1)[0].text().find("100/400"), std::string::npos);
+    // The GPU backend: its time per token and the VRAM expert cache's hit rate, when there is room.
+    in.s.phase = StatsSnapshot::Phase::Decode;
+    in.s.vram_bytes = 16ull << 30, in.s.t_gpu = 0.0064, in.s.gpu_cache_hits = 3, in.s.gpu_cache_misses = 1;
+    const std::string g = gauge_lines(in, 140, 2)[0].text();
+    EXPECT_NE(g.find("gpu 6.4 ms · vram 75%"), std::string::npos) << g;
+    EXPECT_EQ(gauge_lines(in, 80, 2)[0].text().find("gpu"), std::string::npos);  // dropped first when narrow
+    EXPECT_NE(gauge_lines(in, 80, 2)[0].text().find("cache 71%"), std::string::npos);
     // Nothing measured by streaming yet: dashes, not zeros.
     GaugeInput none;
     EXPECT_NE(gauge_lines(none, 80, 2)[0].text().find("cache –"), std::string::npos);

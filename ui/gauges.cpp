@@ -144,6 +144,13 @@ std::vector<Line> gauge_lines(const GaugeInput& in, int width, int rows) {
     if (s.memory_budget) mem += " / " + fmt_bytes(s.memory_budget);
     f.push_back({"mem", mem, "", s.memory_budget && s.rss_bytes > s.memory_budget ? uint16_t(ErrorText) : uint16_t(Plain)});
     f.push_back({"ctx", std::to_string(s.n_ctx_used) + "/" + std::to_string(s.n_ctx), ""});
+    if (s.vram_bytes) {  // the GPU backend: its time for the last token, the VRAM expert cache's hits
+        char g[64];
+        int n = s.t_gpu > 0 ? std::snprintf(g, sizeof g, "%.1f ms", s.t_gpu * 1e3) : std::snprintf(g, sizeof g, "–");
+        const uint64_t gl = s.gpu_cache_hits + s.gpu_cache_misses;
+        if (gl) std::snprintf(g + n, sizeof g - size_t(n), " · vram %.0f%%", 100.0 * double(s.gpu_cache_hits) / double(gl));
+        f.push_back({"gpu", g, ""});  // last: the first to go on a narrow terminal
+    }
 
     std::vector<Line> out;
     Line first;
