@@ -158,6 +158,16 @@ void MoeFfn::run_streamed(ExpertSource& src, int64_t layer, const int32_t* ids, 
     }
 }
 
+MoeFfn::Guess MoeFfn::chunk_guess(int64_t layer, const int32_t* ids, int64_t n, int64_t k, int64_t n_expert,
+                                  std::vector<int32_t>& store) {
+    std::vector<uint8_t> want(static_cast<size_t>(n_expert), 0);
+    for (int64_t p = 0; p < n * k; ++p) want[size_t(ids[p])] = 1;
+    store.clear();
+    for (int64_t e = 0; e < n_expert; ++e)
+        if (want[size_t(e)]) store.push_back(int32_t(e));
+    return {layer, store.data(), int64_t(store.size())};
+}
+
 void MoeFfn::reserve_batch(int64_t n) {
     const size_t pairs = size_t(n * max_k_);
     if (b_out_.size() >= pairs * size_t(n_embd_)) return;

@@ -123,6 +123,11 @@ public:
     void run_batch(ExpertSource& src, int64_t layer, const int32_t* ids, const float* weights, int64_t n, int64_t k,
                    int64_t n_expert, const float* x, float* y, ThreadPool& pool, const Guess* next = nullptr);
 
+    // A prompt chunk's guess for `layer`: the distinct experts among the n x k ids guessed for its
+    // tokens, ascending, kept in `store` (which the Guess points into).
+    static Guess chunk_guess(int64_t layer, const int32_t* ids, int64_t n, int64_t k, int64_t n_expert,
+                             std::vector<int32_t>& store);
+
 private:
     // Batched: the routed pairs of the experts listed (indices into b_experts_) as matrix products.
     void compute_batch(const ExpertWeights* experts, const int64_t* idx, int64_t n, ThreadPool& pool);

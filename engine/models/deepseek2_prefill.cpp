@@ -212,13 +212,7 @@ void DeepSeek2::moe_batch(int64_t il, const Layer& L, int64_t T) {
         const Layer& next = layers_[size_t(il + 1)];
         matmul(next.router, hb_.data(), T, router_g_.data(), *pool_);
         route_rows(next, router_g_.data(), gids_b_.data(), gw_b_.data());
-        std::vector<uint8_t> want(size_t(h.n_expert), 0);
-        for (int64_t p = 0; p < T * k; ++p) want[size_t(gids_b_[size_t(p)])] = 1;
-        guess_union_.clear();
-        for (int64_t e = 0; e < h.n_expert; ++e)
-            if (want[size_t(e)]) guess_union_.push_back(int32_t(e));
-        guess.ids = guess_union_.data();
-        guess.k = int64_t(guess_union_.size());
+        guess = MoeFfn::chunk_guess(src_layer + 1, gids_b_.data(), T, k, h.n_expert, guess_union_);
     }
     moe_->run_batch(*experts_, src_layer, ids_b_.data(), w_b_.data(), T, k, h.n_expert, hb_.data(), yb_.data(), *pool_,
                     do_guess ? &guess : nullptr);

@@ -245,18 +245,12 @@ private:
         MoeFfn::Guess guess{il + 1, nullptr, 0};
         const bool do_guess = il + 1 < h.n_layer && layers_[size_t(il + 1)].router.data && experts_->wants_prefetch();
         if (do_guess) {
-            std::vector<float> lg(static_cast<size_t>(T * h.n_expert));
+            std::vector<float> lg(static_cast<size_t>(T * h.n_expert)), gw(static_cast<size_t>(T * k));
+            std::vector<int32_t> gid(static_cast<size_t>(T * k));
             matmul(layers_[size_t(il + 1)].router, hb_.data(), T, lg.data(), *pool_);
-            std::vector<uint8_t> want(size_t(h.n_expert), 0);
-            for (int64_t t = 0; t < T; ++t) {
-                router_topk_softmax(&lg[size_t(t * h.n_expert)], h.n_expert, k, false, guess_ids_.data(), guess_w_.data());
-                for (int64_t j = 0; j < k; ++j) want[size_t(guess_ids_[size_t(j)])] = 1;
-            }
-            guess_union_.clear();
-            for (int64_t e = 0; e < h.n_expert; ++e)
-                if (want[size_t(e)]) guess_union_.push_back(int32_t(e));
-            guess.ids = guess_union_.data();
-            guess.k = int64_t(guess_union_.size());
+            for (int64_t t = 0; t < T; ++t)
+                router_topk_softmax(&lg[size_t(t * h.n_expert)], h.n_expert, k, false, &gid[size_t(t * k)], &gw[size_t(t * k)]);
+            guess = MoeFfn::chunk_guess(il + 1, gid.data(), T, k, h.n_expert, guess_union_);
         }
         moe_->run_batch(*experts_, il, ids_b_.data(), w_b_.data(), T, k, h.n_expert, hb_.data(), yb_.data(), *pool_,
                         do_guess ? &guess : nullptr);
