@@ -2,7 +2,7 @@
 // measured against (device-to-device copy by the copy engine and by a compute shader, counted as read +
 // write traffic; host-to-device copy from pinned memory), what one dependent dispatch costs, and each
 // matvec shader's achieved weight bandwidth: per type, on a large matrix ("matvec_gb_s", the variant
-// matvec() picks) and on decode's shapes in every rows-per-team variant ("matvec": 4096x4096, 2048x768,
+// matvec() picks) and on decode's shapes in every variant (rows per team, teams per row) ("matvec": 4096x4096, 2048x768,
 // 768x2048, 8 routed experts' down, the same summed with weights as decode runs it, and 8 experts'
 // fused gate+up). GPU times come from timestamps around many repetitions in one command buffer.
 //   bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]
@@ -81,10 +81,13 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     Buffer ids = ctx.alloc(ids_host.size() * 4, Mem::Device, "ids");
     ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
     const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
-    const uint32_t chosen = matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats);
+    // Variants: rows per team 1, 2, 4 (ks 0) and 4 or 8 teams per row (nr 0).
+    const uint32_t chosen_ks = sh.glu ? 0 : matvec_ksplit(sh.rows, sh.cols, sh.n_mats, sh.sum);
+    const uint32_t chosen = chosen_ks ? 0 : matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats);
     std::vector<MvResult> out;
-    for (uint32_t nr : {1u, 2u, 4u}) {
+    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}}) {
         if (sh.glu && nr != MV_GLU_ROWS) continue;
+        const bool is_chosen = sh.glu || (nr == chosen && uint32_t(ks) == chosen_ks);
         double us[2];
         for (int dep = 0; dep < 2; ++dep) {
             Cmd c(ctx);
@@ -100,6 +103,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
                 o.y_mat_stride = sh.rows;
                 o.ids = sh.n_mats > 1 ? &ids : nullptr;
                 o.team_rows = nr;
+                o.ksplit = ks;
                 o.swiglu_up = sh.glu ? &up : nullptr;
                 o.sum_mats = sh.sum;
                 o.sum_w_off = sh.n_mats;
@@ -113,12 +117,12 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
             us[dep] = c.last_gpu_ms() * 1e3 / reps;
         }
         const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
-        const std::string variant = sh.glu ? "glu" : "r" + std::to_string(nr);
+        const std::string variant = sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr);
         std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
-                        variant + "\",\"chosen\":" + (sh.glu || nr == chosen ? "true" : "false") + ",\"bytes\":" +
+                        variant + "\",\"chosen\":" + (is_chosen ? "true" : "false") + ",\"bytes\":" +
                         std::to_string(one) + ",\"us_dependent\":" + fmt(us[1]) + ",\"gb_s_dependent\":" + fmt(gb_dep) +
                         ",\"us_back_to_back\":" + fmt(us[0]) + ",\"gb_s_back_to_back\":" + fmt(gb_b2b) + "}";
-        out.push_back({sh.glu || nr == chosen, gb_dep, j});
+        out.push_back({is_chosen, gb_dep, j});
     }
     return out;
 }

@@ -22,7 +22,7 @@ layout(local_size_x = ATTN_THREADS) in;
 layout(push_constant) uniform PC { AttnFusedPush p; };
 layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
 layout(binding = 1, std430) buffer KBuf { float K[]; };
-layout(binding = 2, std430) readonly buffer VBuf { float V[]; };
+layout(binding = 2, std430) buffer VBuf { float V[]; };
 layout(binding = 3, std430) coherent buffer PartBuf { float part[]; };  // read back by another workgroup
 STEP_BUFFER(4)
 layout(binding = 5, std430) readonly buffer NormBuf { float Wn[]; };
@@ -105,21 +105,36 @@ void norm_rope(uint xo, uint wo, bool to_q) {
 }
 
 // out (head h) = the merge of its n_splits parts: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
+// The parts come from L2 at its latency: the splits' (m, l) are read by one invocation each, and the
+// o_s of a dim in rounds of MERGE_LOADS independent loads.
+#define MERGE_LOADS 8u
+shared float split_w[ATTN_SPLITS_MAX];
 void merge(uint h) {
-    const uint stride = p.head_dim_v + 2u, base = p.part_off + h * p.n_splits * stride;
-    float M = -1.0 / 0.0;
-    for (uint s = 0u; s < p.n_splits; ++s)
-        if (part[base + s * stride + 1u] > 0.0) M = max(M, part[base + s * stride]);
-    float l = 0.0;
-    for (uint s = 0u; s < p.n_splits; ++s) {
-        const float ls = part[base + s * stride + 1u];
-        if (ls > 0.0) l += exp(part[base + s * stride] - M) * ls;
+    const uint tid = gl_LocalInvocationIndex, n = p.n_splits;
+    const uint stride = p.head_dim_v + 2u, base = p.part_off + h * n * stride;
+    float mx = -1.0 / 0.0;
+    for (uint s = tid; s < n; s += ATTN_THREADS) {
+        const float m = part[base + s * stride], l = part[base + s * stride + 1u];
+        split_w[s] = l > 0.0 ? m : -1.0 / 0.0;  // an empty split weighs 0
+        if (l > 0.0) mx = max(mx, m);
     }
-    for (uint d = gl_LocalInvocationIndex; d < p.head_dim_v; d += ATTN_THREADS) {
+    mx = reduce_max(mx);
+    float den = 0.0;
+    for (uint s = tid; s < n; s += ATTN_THREADS) {
+        const float w = exp(split_w[s] - mx);
+        split_w[s] = w;
+        den += w * part[base + s * stride + 1u];
+    }
+    den = reduce_sum(den);  // its barriers also publish split_w
+    for (uint d = tid; d < p.head_dim_v; d += ATTN_THREADS) {
         float o = 0.0;
-        for (uint s = 0u; s < p.n_splits; ++s)
-            if (part[base + s * stride + 1u] > 0.0) o += exp(part[base + s * stride] - M) * part[base + s * stride + 2u + d];
-        O[p.out_off + h * p.head_dim_v + d] = o / l;
+        for (uint s0 = 0u; s0 < n; s0 += MERGE_LOADS) {
+            float v[MERGE_LOADS];
+            [[unroll]] for (uint u = 0u; u < MERGE_LOADS; ++u) v[u] = part[base + min(s0 + u, n - 1u) * stride + 2u + d];
+            [[unroll]] for (uint u = 0u; u < MERGE_LOADS; ++u)
+                if (s0 + u < n) o += split_w[s0 + u] * v[u];
+        }
+        O[p.out_off + h * p.head_dim_v + d] = o / den;
     }
 }
 #endif
@@ -142,8 +157,11 @@ void main() {
     norm_rope(qo, p.qn_off, true);
     if (has_pos) {
         norm_rope(p.k_raw_off + kvh * p.head_dim, p.kn_off, false);
-        if (h % group == 0u)
+        if (h % group == 0u) {
             for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) K[ko + pos * p.k_row_stride + i] = kn[i];
+            for (uint i = tid; i < p.head_dim_v; i += ATTN_THREADS)
+                V[vo + pos * p.v_row_stride + i] = Q[p.v_raw_off + kvh * p.head_dim_v + i];
+        }
     }
     [[unroll]] for (uint i = 0u; i < DPL; ++i) q[i] = lane + 32u * i < p.head_dim ? qn[lane + 32u * i] : 0.0;
 #else
@@ -185,7 +203,13 @@ void main() {
     }
     for (uint d = tid; d < p.head_dim_v; d += ATTN_THREADS) {
         float o = 0.0;
+#ifdef FUSED
+        const uint t_end = has_pos ? pos : t1;  // this position's v: from the projection
+        for (uint t = t0; t < t_end; ++t) o += sc[t - t0] * V[vo + t * p.v_row_stride + d];
+        if (has_pos) o += sc[pos - t0] * Q[p.v_raw_off + kvh * p.head_dim_v + d];
+#else
         for (uint t = t0; t < t1; ++t) o += sc[t - t0] * V[vo + t * p.v_row_stride + d];
+#endif
         part[po + 2u + d] = o;
     }
 #ifdef FUSED

@@ -19,7 +19,17 @@ layout(push_constant) uniform PC { MatvecPush p; };
 uint lane;  // 0..31 within the team
 #include "mv_types.glsl"
 
-layout(local_size_x = MV_THREADS) in;
+// KSPLIT (variants _k4, _k8: KS_TEAMS teams): the workgroup's teams share its NR rows and take turns
+// over the (matrix, step) units of those rows, then add up through shared memory. For small matrices
+// and weighted sums of experts, where a team walking every step of a row one after another waits on
+// DRAM latency once per step: here each team has a quarter or an eighth of the chain.
+#ifdef KSPLIT
+#define MV_WG (MV_TEAM * KS_TEAMS)
+shared float ks_red[KS_TEAMS * NR];
+#else
+#define MV_WG MV_THREADS
+#endif
+layout(local_size_x = MV_WG) in;
 layout(binding = 2, std430) coherent buffer YBuf { float Y[]; };  // coherent: MV_NORM's last workgroup reads it
 #ifdef GLU
 layout(binding = 3, std430) buffer IdsBuf { int ids[]; };
@@ -32,10 +42,16 @@ layout(binding = 5, std430) buffer HnBuf { float Hn[]; };  // MV_NORM: output an
 layout(binding = 5, std430) buffer HnCount { uint hn_count[]; };
 layout(binding = 6, std430) readonly buffer NormBuf { float Wn[]; };
 
-shared float red[MV_THREADS];
+shared float red[MV_WG];
 shared bool last_group;
 
 // MV_NORM, after this workgroup's rows are written: if it is the last to finish, hn = rmsnorm(y).
+// The last workgroup reads all of y back from L2 at its latency (~1 us), so each invocation issues
+// NT_LOADS loads before it uses any: one pass over 4096 rows is 2 rounds of latency, not 64.
+#define NT_LOADS 8u
+layout(binding = 2, std430) coherent buffer YBuf4 { vec4 Y4[]; };
+layout(binding = 5, std430) buffer HnBuf4 { vec4 Hn4[]; };
+layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };
 void norm_tail() {
     const uint tid = gl_LocalInvocationIndex;
     memoryBarrierBuffer();  // this workgroup's y before its count
@@ -44,18 +60,100 @@ void norm_tail() {
     barrier();
     if (!last_group) return;
     memoryBarrierBuffer();  // the other workgroups' y after their counts
+    const bool v4 = ((p.rows | p.y_off | p.norm_y_off | p.norm_w_off) & 3u) == 0u;  // else one float at a time
+    const uint n = v4 ? p.rows / 4u : p.rows, round = MV_WG * NT_LOADS;
     float ss = 0.0;
-    for (uint i = tid; i < p.rows; i += MV_THREADS) ss += Y[p.y_off + i] * Y[p.y_off + i];
+    for (uint i0 = 0u; i0 < n; i0 += round) {
+        vec4 v[NT_LOADS];
+        [[unroll]] for (uint u = 0u; u < NT_LOADS; ++u) {
+            const uint i = i0 + u * MV_WG + tid;
+            v[u] = i >= n ? vec4(0.0) : v4 ? Y4[p.y_off / 4u + i] : vec4(Y[p.y_off + i], 0.0, 0.0, 0.0);
+        }
+        [[unroll]] for (uint u = 0u; u < NT_LOADS; ++u) ss += dot(v[u], v[u]);
+    }
     red[tid] = ss;
     barrier();
-    for (uint s = MV_THREADS / 2u; s > 0u; s >>= 1) {
+    for (uint s = MV_WG / 2u; s > 0u; s >>= 1) {
         if (tid < s) red[tid] += red[tid + s];
         barrier();
     }
     const float scale = inversesqrt(red[0] / float(p.rows) + p.norm_eps);
-    for (uint i = tid; i < p.rows; i += MV_THREADS) Hn[p.norm_y_off + i] = Y[p.y_off + i] * scale * Wn[p.norm_w_off + i];
+    for (uint i0 = 0u; i0 < n; i0 += round) {
+        vec4 v[NT_LOADS], w[NT_LOADS];
+        [[unroll]] for (uint u = 0u; u < NT_LOADS; ++u) {
+            const uint i = min(i0 + u * MV_WG + tid, n - 1u);
+            v[u] = v4 ? Y4[p.y_off / 4u + i] : vec4(Y[p.y_off + i]);
+            w[u] = v4 ? Wn4[p.norm_w_off / 4u + i] : vec4(Wn[p.norm_w_off + i]);
+        }
+        [[unroll]] for (uint u = 0u; u < NT_LOADS; ++u) {
+            const uint i = i0 + u * MV_WG + tid;
+            if (i >= n) continue;
+            if (v4) Hn4[p.norm_y_off / 4u + i] = v[u] * scale * w[u];
+            else Hn[p.norm_y_off + i] = v[u].x * scale * w[u].x;
+        }
+    }
     if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch
 }
+
+#ifndef GLU
+// MV_TOPK, after this workgroup's rows are written: if it is the last to finish, rank the rows (each
+// invocation its own against all of them, from shared memory) and write the top k's ids and weights.
+layout(binding = 2, std430) coherent buffer YInt { int Yi[]; };
+#define TK_PER (MV_ROUTE_MAX / MV_WG)  // logits per invocation
+shared float tk_l[MV_ROUTE_MAX];
+void topk_tail() {
+    const uint tid = gl_LocalInvocationIndex, n = p.rows, k = p.topk_k;
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) last_group = atomicAdd(hn_count[p.norm_count_off], 1u) == gl_NumWorkGroups.x - 1u;
+    barrier();
+    if (!last_group) return;
+    memoryBarrierBuffer();
+    float l[TK_PER];
+    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) {  // all loads issued before any is used
+        const uint e = tid + j * MV_WG;
+        l[j] = e < n ? Y[p.y_off + e] : -1.0 / 0.0;
+    }
+    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) tk_l[tid + j * MV_WG] = l[j];
+    barrier();
+    uint rank[TK_PER];
+    float mx = -1.0 / 0.0;
+    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) {
+        const uint e = tid + j * MV_WG;
+        rank[j] = 0xFFFFFFFFu;
+        if (e >= n) continue;
+        uint r = 0u;
+        for (uint i = 0u; i < n; ++i) r += tk_l[i] > l[j] || (tk_l[i] == l[j] && i < e) ? 1u : 0u;
+        rank[j] = r;
+        mx = max(mx, l[j]);
+    }
+    red[tid] = mx;
+    barrier();
+    for (uint s = MV_WG / 2u; s > 0u; s >>= 1) {
+        if (tid < s) red[tid] = max(red[tid], red[tid + s]);
+        barrier();
+    }
+    mx = red[0];
+    barrier();
+    const bool renorm = (p.flags & MV_ROUTE_RENORM) != 0u;
+    float z = 0.0;
+    [[unroll]] for (uint j = 0u; j < TK_PER; ++j)
+        if (rank[j] != 0xFFFFFFFFu && (!renorm || rank[j] < k)) z += exp(l[j] - mx);
+    red[tid] = z;
+    barrier();
+    for (uint s = MV_WG / 2u; s > 0u; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        barrier();
+    }
+    z = red[0];
+    [[unroll]] for (uint j = 0u; j < TK_PER; ++j)
+        if (rank[j] < k) {
+            Yi[p.topk_ids_off + rank[j]] = int(tid + j * MV_WG);
+            Y[p.topk_w_off + rank[j]] = exp(l[j] - mx) / z;
+        }
+    if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch
+}
+#endif
 
 #ifdef GLU
 #define RPT (MV_ROUTE_MAX / MV_THREADS)  // logits per invocation
@@ -134,7 +232,11 @@ void main() {
     const bool sg = gl_SubgroupSize == MV_TEAM;  // then a team is a subgroup, whatever the id mapping
     const uint team = sg ? gl_SubgroupID : gl_LocalInvocationIndex / MV_TEAM;
     lane = sg ? gl_SubgroupInvocationID : gl_LocalInvocationIndex % MV_TEAM;
+#ifdef KSPLIT
+    const uint row0 = gl_WorkGroupID.x * NR;
+#else
     const uint row0 = (gl_WorkGroupID.x * MV_TEAMS + team) * NR;
+#endif
     const uint ncol = NB == 1 ? 1u : p.n_cols;
     const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
 
@@ -148,6 +250,18 @@ void main() {
 #endif
     // Matrix m of the batch is workgroup row y, or with MV_SUM_MATS every one in turn, weighted.
     const bool sum = (p.flags & MV_SUM_MATS) != 0u;
+#ifdef KSPLIT
+    const uint n_units = (sum ? p.sum_mats : 1u) * n_steps;
+    for (uint u = team; u < n_units; u += KS_TEAMS) {
+        const uint mi = u / n_steps, s = u - mi * n_steps;
+        const uint m = sum ? mi : gl_WorkGroupID.y;
+        const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+        const float wm = sum ? intBitsToFloat(ids[p.sum_w_off + mi]) : 1.0;
+        const XS x = load_x(p.x_off + m * p.x_mat_stride, s);
+        [[unroll]] for (uint r = 0u; r < NR; ++r)
+            acc[0][r] += wm * row_dot(p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols), s, x);
+    }
+#else
     for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
         const uint m = sum ? mi : gl_WorkGroupID.y;
 #ifdef GLU
@@ -176,9 +290,22 @@ void main() {
         [[unroll]] for (uint b = 0u; b < NB; ++b)
             [[unroll]] for (uint r = 0u; r < NR; ++r) acc[b][r] += wm * part[b][r];
     }
+#endif
 
     uint yo = p.y_off + gl_WorkGroupID.y * p.y_mat_stride + row0;
     if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
+#ifdef KSPLIT
+    [[unroll]] for (uint r = 0u; r < NR; ++r) {
+        const float s = team_sum(acc[0][r], team);
+        if (lane == 0u) ks_red[team * NR + r] = s;
+    }
+    barrier();
+    if (team == 0u && lane < NR && row0 + lane < p.rows) {
+        float s = 0.0;
+        for (uint t = 0u; t < KS_TEAMS; ++t) s += ks_red[t * NR + lane];
+        Y[yo + lane] = (p.flags & MV_ACCUMULATE) != 0u ? Y[yo + lane] + s : s;
+    }
+#else
     [[unroll]] for (uint b = 0u; b < NB; ++b) {
         if (b >= ncol) break;
         [[unroll]] for (uint r = 0u; r < NR; ++r) {
@@ -193,5 +320,9 @@ void main() {
             }
         }
     }
+#endif
     if ((p.flags & MV_NORM) != 0u) norm_tail();
+#ifndef GLU
+    if ((p.flags & MV_TOPK) != 0u) topk_tail();
+#endif
 }

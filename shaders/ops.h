@@ -45,6 +45,8 @@ struct MatvecOpts {
     uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
     const Mat* swiglu_up = nullptr;  // y = silu(W x) * (up x); up: same buffer, type, shape, strides
     uint32_t team_rows = 0;          // rows per team of matvec_*: 1, 2 or 4; 0: by the matrix's size
+    int ksplit = -1;                 // teams sharing a workgroup's rows (matvec_*_k4: 2 rows, _k8: 1 row),
+                                     // 0: none (team_rows), -1: by the shape (matvec_ksplit)
     // With swiglu_up: the batch is the top n_mats of route_n router logits at route_logits_off of the
     // ids buffer (floats), and the dispatch writes their ids at ids_off and softmax weights at
     // route_w_off there (shared.h MV_ROUTE): the router's top-k without its own dispatch.
@@ -61,9 +63,19 @@ struct MatvecOpts {
     Vec norm_w;
     float norm_eps = 0;
     uint32_t norm_count = 0;
+    // topk (rows <= MV_ROUTE_MAX router logits, one matrix, one column): the last workgroup also writes
+    // the top `topk` ids (ints) at topk_ids_off and softmax weights at topk_w_off of y's buffer
+    // (renormalised over them with route_renorm), counting workgroups in the uint at topk_count
+    // (zero before; left zero; shared.h MV_TOPK).
+    uint32_t topk = 0, topk_ids_off = 0, topk_w_off = 0;
+    Vec topk_count;
 };
 // The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);
+// 4 or 8 teams per row for a latency-bound matvec (few rows, or a weighted sum of matrices: long
+// chains of steps per row), else 0. SLUICE_GPU_KSPLIT=0|4|8 in the environment overrides the choice
+// for the shapes that qualify (measurements).
+uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
@@ -95,14 +107,15 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
                const AttnShape& s, const Buffer& step);
 // attention() with qwen3's per-head q/k RMSNorm + NeoX RoPE before it (qk_norm_rope()) and the merge
 // of the splits, in one dispatch: q (n_head, head_dim) and k_raw (n_head_kv, head_dim, this position's
-// projection) in one buffer, read only; the normalised k is written into the cache row step.pos.
+// projection) and v_raw (n_head_kv, head_dim_v) in one buffer, read only; the normalised k and v
+// are written into the cache rows step.pos.
 // counts: n_head uints, zero (each dispatch leaves them zero).
 struct QkNorm {
     Vec q_norm, k_norm;  // head_dim weights each, one buffer
     uint32_t n_rot;
     float eps;
 };
-void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
                   Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step);
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);

@@ -40,6 +40,12 @@ using uint = uint32_t;
 // buffer, in one dispatch of one workgroup row: the routed experts' down projections and their
 // weighted sum (with MV_ACCUMULATE, the residual add; with MV_NORM, the next norm).
 #define MV_SUM_MATS 128u
+// The last workgroup to finish ranks the rows (router logits, rows <= MV_ROUTE_MAX) and writes the ids
+// of the top topk_k (ints, largest first, ties to the lower id, as topk.comp) at topk_ids_off and
+// their softmax weights at topk_w_off of y's buffer (over the k with MV_ROUTE_RENORM), counting
+// workgroups as MV_NORM does (the uint at norm_count_off of binding 5): the router's top-k without a
+// dispatch of its own, for the experts' MV_IDS dispatches after it.
+#define MV_TOPK 256u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -58,6 +64,7 @@ struct MatvecPush {
     uint norm_w_off, norm_y_off, norm_count_off;  // MV_NORM
     float norm_eps;
     uint sum_mats, sum_w_off;  // MV_SUM_MATS
+    uint topk_k, topk_ids_off, topk_w_off;  // MV_TOPK
 };
 
 // Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).
@@ -106,6 +113,7 @@ struct QkNormRopePush {
 #define ATTN_THREADS 128
 #define ATTN_DMAX 512  // head_dim at most
 #define ATTN_CHUNK_MAX 1024
+#define ATTN_SPLITS_MAX 512  // attn_fused's merge: splits of one head (a context of 512K positions)
 struct AttnPush {
     uint n_head, n_head_kv, head_dim, head_dim_v;
     uint n_splits;
@@ -123,6 +131,7 @@ struct AttnFusedPush {
     uint part_off;
     float scale;
     uint k_raw_off;       // this position's k (n_head_kv, head_dim) before norm and RoPE, in the q buffer
+    uint v_raw_off;       // this position's v (n_head_kv, head_dim_v), in the q buffer: copied to the cache row
     uint qn_off, kn_off;  // norm weights
     uint n_rot;
     float eps;

@@ -3,8 +3,11 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
+#include <unordered_map>
 #include <mutex>
 
 #include "shaders/shared.h"
@@ -450,6 +453,19 @@ const Kernel& Context::kernel(const std::string& name) {
 
 // ---- Cmd
 
+struct Cmd::Profile {
+    static constexpr uint32_t kMarks = 4096;
+    std::vector<std::string> labels;  // of this recording's marks
+    struct Row {
+        uint64_t n = 0;
+        double ns = 0;
+        size_t order = 0;  // first seen: the table keeps recording order
+    };
+    std::unordered_map<std::string, Row> rows;
+    uint64_t submits = 0;
+    double total_ns = 0;
+};
+
 Cmd::Cmd(Context& ctx) : ctx_(ctx) {
     VkDevice dev = ctx_.device();
     VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
@@ -465,14 +481,33 @@ Cmd::Cmd(Context& ctx) : ctx_(ctx) {
     fci.flags = VK_FENCE_CREATE_SIGNALED_BIT;
     VK_CHECK(vkCreateFence(dev, &fci, nullptr, &fence_));
     if (ctx_.timestamp_ns() > 0) {
+        const char* env = std::getenv("SLUICE_GPU_PROFILE");
+        if (env && *env && std::strcmp(env, "0") != 0) prof_ = std::make_unique<Profile>();
         VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
-        qci.queryCount = 2;
+        qci.queryCount = prof_ ? 2 + Profile::kMarks : 2;
         VK_CHECK(vkCreateQueryPool(dev, &qci, nullptr, &queries_));
     }
 }
 
+void Cmd::mark(const std::string& label) {
+    if (!prof_ || prof_->labels.size() == Profile::kMarks) return;
+    vkCmdWriteTimestamp(cb_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 2 + uint32_t(prof_->labels.size()));
+    prof_->labels.push_back(label);
+}
+
 Cmd::~Cmd() {
+    if (prof_ && prof_->submits) {
+        std::vector<std::pair<std::string, Profile::Row>> rows(prof_->rows.begin(), prof_->rows.end());
+        std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.order < b.second.order; });
+        const double per = 1e-3 / double(prof_->submits);
+        std::fprintf(stderr, "gpu profile: %llu submits, %.1f us per submit (first to last timestamp)\n",
+                     (unsigned long long)prof_->submits, prof_->total_ns * per);
+        std::fprintf(stderr, "%10s %8s %7s  %s\n", "us/submit", "n/submit", "us each", "kernel [workgroups]");
+        for (const auto& [label, r] : rows)
+            std::fprintf(stderr, "%10.1f %8.1f %7.2f  %s\n", r.ns * per, double(r.n) / double(prof_->submits),
+                         r.ns * 1e-3 / double(r.n), label.c_str());
+    }
     VkDevice dev = ctx_.device();
     vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
     for (VkDescriptorPool p : dpools_) vkDestroyDescriptorPool(dev, p, nullptr);
@@ -495,8 +530,9 @@ void Cmd::begin() {
     if (dpools_.empty()) add_pool();
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     VK_CHECK(vkBeginCommandBuffer(cb_, &bi));
+    if (prof_) prof_->labels.clear();
     if (queries_) {
-        vkCmdResetQueryPool(cb_, queries_, 0, 2);
+        vkCmdResetQueryPool(cb_, queries_, 0, prof_ ? 2 + Profile::kMarks : 2);
         vkCmdWriteTimestamp(cb_, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queries_, 0);
     }
     recording_ = true;
@@ -575,6 +611,8 @@ void Cmd::dispatch_raw(const std::string& name, std::initializer_list<const Buff
     if (push_bytes) vkCmdPushConstants(cb_, k.pl, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
     vkCmdDispatch(cb_, groups[0], groups[1], groups[2]);
     pending_ = true;
+    if (prof_)
+        mark(name + " [" + std::to_string(groups[0]) + "," + std::to_string(groups[1]) + "," + std::to_string(groups[2]) + "]");
 }
 
 void Cmd::copy(const Buffer& src, size_t src_off, const Buffer& dst, size_t dst_off, size_t n) {
@@ -584,6 +622,7 @@ void Cmd::copy(const Buffer& src, size_t src_off, const Buffer& dst, size_t dst_
     VkBufferCopy region{src_off, dst_off, n};
     vkCmdCopyBuffer(cb_, src.handle(), dst.handle(), 1, &region);
     pending_ = true;
+    if (prof_) mark("copy " + std::to_string(n) + " B");
 }
 
 void Cmd::end() {
@@ -609,11 +648,46 @@ void Cmd::submit() {
 }
 
 void Cmd::wait() {
-    VK_CHECK(vkWaitForFences(ctx_.device(), 1, &fence_, VK_TRUE, UINT64_MAX));
+    // Decode waits for one short submit per token; a blocking wait wakes up tens of microseconds late.
+    // So sleep until shortly before the last run's GPU time is up, then poll (for at most 2 ms more).
+    VkDevice dev = ctx_.device();
+    const double expect_ms = gpu_ms_;
+    bool done = false;
+    if (expect_ms > 0 && expect_ms < 100) {
+        if (expect_ms > 0.5) {
+            const VkResult r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, uint64_t((expect_ms - 0.3) * 1e6));
+            if (r != VK_TIMEOUT) VK_CHECK(r);
+            done = r == VK_SUCCESS;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        while (!done && std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(2)) {
+            const VkResult r = vkGetFenceStatus(dev, fence_);
+            if (r != VK_NOT_READY) VK_CHECK(r);
+            done = r == VK_SUCCESS;
+        }
+    }
+    if (!done) VK_CHECK(vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX));
     if (queries_) {
         uint64_t ts[2];
         if (vkGetQueryPoolResults(ctx_.device(), queries_, 0, 2, sizeof ts, ts, 8, VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
             gpu_ms_ = double(ts[1] - ts[0]) * ctx_.timestamp_ns() * 1e-6;
+        if (prof_ && !prof_->labels.empty()) {
+            const size_t n = prof_->labels.size();
+            std::vector<uint64_t> t(n);
+            if (vkGetQueryPoolResults(ctx_.device(), queries_, 2, uint32_t(n), n * 8, t.data(), 8,
+                                      VK_QUERY_RESULT_64_BIT) == VK_SUCCESS) {
+                uint64_t prev = ts[0];
+                for (size_t i = 0; i < n; ++i) {
+                    Profile::Row& r = prof_->rows[prof_->labels[i]];
+                    if (r.n == 0) r.order = prof_->rows.size();
+                    ++r.n;
+                    r.ns += double(t[i] > prev ? t[i] - prev : 0) * ctx_.timestamp_ns();
+                    prev = std::max(prev, t[i]);
+                }
+                ++prof_->submits;
+                prof_->total_ns += double(ts[1] - ts[0]) * ctx_.timestamp_ns();
+            }
+        }
     }
 }
 

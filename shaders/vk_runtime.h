@@ -171,6 +171,9 @@ public:
     void wait();     // for the last submit
     void run() { submit(); wait(); }
     double last_gpu_ms() const { return gpu_ms_; }  // time between the recording's first and last commands
+    // SLUICE_GPU_PROFILE=1 in the environment: a timestamp after every dispatch and copy, summed per
+    // (kernel, workgroups) over every submit; the table goes to stderr when the Cmd is destroyed.
+    // Dependent dispatches are timed from the previous timestamp, so a row includes its barrier.
 
 private:
     Context& ctx_;
@@ -178,6 +181,9 @@ private:
     VkCommandBuffer cb_ = VK_NULL_HANDLE;
     VkFence fence_ = VK_NULL_HANDLE;
     VkQueryPool queries_ = VK_NULL_HANDLE;
+    struct Profile;
+    std::unique_ptr<Profile> prof_;
+    void mark(const std::string& label);
     void add_pool();
     std::vector<VkDescriptorPool> dpools_;
     size_t pool_index_ = 0;     // pool the next descriptor set comes from

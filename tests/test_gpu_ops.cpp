@@ -55,6 +55,9 @@ std::vector<float> ref_matvec(const float* w, const float* x, int64_t rows, int6
 
 class GpuTypes : public ::testing::TestWithParam<GgmlType> {};
 
+// matvec variants: (rows per team, teams per row); (0, -1) is the shape-based choice.
+const std::pair<uint32_t, int> kVariants[] = {{0, -1}, {1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}};
+
 // Every rows-per-team variant (0: the size-based choice) on rows that are not a multiple of the rows
 // per workgroup, rows of one block, rows ending inside a step (512 elements) and long rows.
 TEST_P(GpuTypes, MatvecMatchesReference) {
@@ -70,18 +73,19 @@ TEST_P(GpuTypes, MatvecMatchesReference) {
         const RandomMats m = random_mats(rng, t, 1, rows, cols);
         const auto x = random_row(rng, cols);
         const auto ref = ref_matvec(m.deq.data(), x.data(), rows, cols);
-        for (uint32_t nr : {0u, 1u, 2u, 4u}) {
+        for (auto [nr, ks] : kVariants) {
             gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(rows + 1)), step = step_buffer(0);
             gpu::Cmd cmd(ctx());
             cmd.begin();
             gpu::MatvecOpts o;
             o.team_rows = nr;
+            o.ksplit = ks;
             gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
             cmd.end();
             cmd.run();
             const auto got = floats(yb, size_t(rows + 1));
-            EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols << " r" << nr;
-            EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr;
+            EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols << " r" << nr << " k" << ks;
+            EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr << " k" << ks;
         }
     }
 }
@@ -108,7 +112,7 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
         const auto y = ref_matvec(&m.deq[size_t(ids[size_t(j + 1)] * rows * cols)], &x[size_t(j * cols)], rows, cols);
         for (int64_t r = 0; r < rows; ++r) ref[size_t(5 + pos * (k / 2) + j * rows + r)] += y[size_t(r)];
     }
-    for (uint32_t nr : {1u, 4u}) {  // 36 rows: 4.5 workgroups of 8 rows with 4 per team
+    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {4, 0}, {0, 4}}) {  // 36 rows: 4.5 workgroups of 8 rows with 4 per team
         gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), ib = to_gpu(ids), step = step_buffer(pos);
         gpu::Cmd cmd(ctx());
         cmd.begin();
@@ -121,12 +125,13 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
         o.accumulate = true;
         o.y_pos_stride = uint32_t(k / 2);  // y offset += pos * 1
         o.team_rows = nr;
+        o.ksplit = ks;
         const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
         gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
         cmd.end();
         cmd.run();
         const auto got = floats(yb, y0.size());
-        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "r" << nr;
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "r" << nr << " k" << ks;
     }
 }
 
@@ -140,12 +145,13 @@ TEST_P(GpuTypes, AccumulateThenNormTail) {
     const int64_t rows = 301, cols = 512;
     const RandomMats m = random_mats(rng, t, 1, rows, cols);
     const auto x = random_row(rng, cols), y0 = random_row(rng, rows), nw = random_row(rng, rows);
-    for (uint32_t nr : {1u, 4u}) {
+    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {4, 0}, {0, 8}}) {
         gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), nb = to_gpu(nw), hb = zeros(size_t(rows + 8)),
                     step = step_buffer(0);
         gpu::MatvecOpts o;
         o.accumulate = true;
         o.team_rows = nr;
+        o.ksplit = ks;
         const gpu::Vec hn{&hb, 3};
         o.norm_out = &hn;
         o.norm_w = {&nb};
@@ -162,8 +168,8 @@ TEST_P(GpuTypes, AccumulateThenNormTail) {
             for (int64_t r = 0; r < rows; ++r) ref_y[size_t(r)] += wx[size_t(r)];
             rmsnorm(ref_hn.data(), ref_y.data(), nw.data(), rows, 1e-6f);
             const auto got_y = floats(yb, size_t(rows)), got_hn = floats(hb, size_t(rows), 3);
-            EXPECT_LT(nmse(got_y.data(), ref_y.data(), rows), 1e-10) << "r" << nr << " run " << run;
-            EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr << " run " << run;
+            EXPECT_LT(nmse(got_y.data(), ref_y.data(), rows), 1e-10) << "r" << nr << " k" << ks << " run " << run;
+            EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr << " k" << ks << " run " << run;
             uint32_t count = 1;
             ctx().download(hb, size_t(rows + 5) * 4, &count, 4);
             EXPECT_EQ(count, 0u);
@@ -192,7 +198,7 @@ TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
         for (int64_t r = 0; r < rows; ++r) ref[size_t(r)] += wt[size_t(j)] * y[size_t(r)];
     }
     rmsnorm(ref_hn.data(), ref.data(), nw.data(), rows, 1e-6f);
-    for (uint32_t nr : {1u, 2u}) {
+    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {0, 4}, {0, 8}}) {
         gpu::Buffer wb = to_gpu(m.bytes), gb = to_gpu(g), xb = to_gpu(x0), ib = to_gpu(idsbuf), nb = to_gpu(nw),
                     hb = zeros(size_t(rows + 1)), step = step_buffer(0);
         gpu::MatvecOpts o;
@@ -204,6 +210,7 @@ TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
         o.sum_w_off = 5;
         o.accumulate = true;
         o.team_rows = nr;
+        o.ksplit = ks;
         const gpu::Vec hn{&hb};
         o.norm_out = &hn;
         o.norm_w = {&nb};
@@ -216,8 +223,8 @@ TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
         cmd.end();
         cmd.run();
         const auto got = floats(xb, size_t(rows)), got_hn = floats(hb, size_t(rows));
-        EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << "r" << nr;
-        EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr;
+        EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << "r" << nr << " k" << ks;
+        EXPECT_LT(nmse(got_hn.data(), ref_hn.data(), rows), 1e-10) << "r" << nr << " k" << ks;
     }
 }
 
@@ -314,6 +321,57 @@ TEST_P(GpuTypes, FusedSwigluPicksTheRoutersTopk) {
             const auto got = floats(yb, ref.size());
             EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << n_exp << " experts";
         }
+    }
+}
+
+// The router's matvec with the top-k in its last workgroup (MV_TOPK): the logits, then the ids and
+// softmax weights router_topk_softmax picks from those logits, ties (two equal rows) to the lower id,
+// the counter left at zero; every workgroup shape.
+TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t cols = 512, k = 8;
+    for (int64_t n_exp : {12, 150, 512}) {
+        RandomMats m = random_mats(rng, t, 1, n_exp, cols);
+        const size_t rb = size_t(row_bytes(t, cols));
+        std::copy_n(&m.bytes[9 * rb], rb, &m.bytes[5 * rb]);  // rows 5 and 9 tie
+        std::copy_n(&m.deq[size_t(9 * cols)], cols, &m.deq[size_t(5 * cols)]);
+        const auto x = random_row(rng, cols);
+        const auto ref_logits = ref_matvec(m.deq.data(), x.data(), n_exp, cols);
+        for (bool renorm : {true, false})
+            for (auto [nr, ks] : kVariants) {
+                // y's buffer: 2 floats of padding, the logits, k ids, k weights.
+                gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(2 + n_exp + 2 * k)), cb = zeros(4),
+                            step = step_buffer(0);
+                gpu::MatvecOpts o;
+                o.team_rows = nr;
+                o.ksplit = ks;
+                o.topk = uint32_t(k);
+                o.topk_ids_off = uint32_t(2 + n_exp);
+                o.topk_w_off = uint32_t(2 + n_exp + k);
+                o.route_renorm = renorm;
+                o.topk_count = {&cb, 1};
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(n_exp), uint32_t(cols)}, {&xb}, {&yb, 2}, step, o);
+                cmd.end();
+                cmd.run();
+                const auto logits = floats(yb, size_t(n_exp), 2);
+                EXPECT_LT(nmse(logits.data(), ref_logits.data(), n_exp), 1e-10);
+                ASSERT_EQ(logits[5], logits[9]);
+                std::vector<int32_t> ref_ids(static_cast<size_t>(k)), ids(static_cast<size_t>(k));
+                std::vector<float> ref_w(static_cast<size_t>(k));
+                router_topk_softmax(logits.data(), n_exp, k, renorm, ref_ids.data(), ref_w.data());
+                ctx().download(yb, size_t(2 + n_exp) * 4, ids.data(), size_t(k) * 4);
+                EXPECT_EQ(ids, ref_ids) << n_exp << " experts, r" << nr << " k" << ks;
+                const auto w = floats(yb, size_t(k), size_t(2 + n_exp + k));
+                EXPECT_LT(nmse(w.data(), ref_w.data(), k), 1e-12) << n_exp << " experts, r" << nr << " k" << ks;
+                std::vector<uint32_t> c(4);
+                ctx().download(cb, 0, c.data(), 16);
+                EXPECT_EQ(c, std::vector<uint32_t>(4, 0u));
+            }
     }
 }
 
@@ -470,7 +528,7 @@ TEST(GpuOps, SplitAttentionMatchesReference) {
 }
 
 // qwen3's q/k norm + RoPE, the split attention and the merge in one dispatch: the same as
-// qk_norm_rope then attention, the normalised k written into the cache row of this position, the
+// qk_norm_rope then attention, the normalised k and the raw v written into the cache rows of this position, the
 // per-head counters left at zero for the next dispatch.
 TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
     const uint32_t seed = fresh_seed();
@@ -490,11 +548,11 @@ TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
                     out = zeros(size_t(n_head * hd)), counts = zeros(size_t(n_head + 1));
         for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
             const int64_t pos = n_kv - 1;
-            const auto qk = random_row(rng, n_head * hd + kd, 0.3f);  // q, then this position's raw k
+            const auto qk = random_row(rng, n_head * hd + 2 * kd, 0.3f);  // q, then this position's raw k and v
             gpu::Buffer qb = to_gpu(qk), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
             gpu::Cmd cmd(ctx());
             cmd.begin();
-            gpu::attention_qk(cmd, {&qb}, {&qb, uint32_t(n_head * hd)}, {&kb}, {&vb}, uint32_t(kd), uint32_t(kd), {&part}, {&out},
+            gpu::attention_qk(cmd, {&qb}, {&qb, uint32_t(n_head * hd)}, {&qb, uint32_t(n_head * hd + kd)}, {&kb}, {&vb}, uint32_t(kd), uint32_t(kd), {&part}, {&out},
                               s, {{&nb}, {&nb, uint32_t(hd)}, uint32_t(n_rot), 1e-6f}, {&counts, 1}, step);
             cmd.end();
             for (int run = 0; run < 2; ++run) {  // the counters must be back at zero for the second
@@ -505,11 +563,14 @@ TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
                     rmsnorm(&kv.k[size_t(pos * kd + h * hd)], &qk[size_t(n_head * hd + h * hd)], kn.data(), hd, 1e-6f);
                 rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
                 rope_neox(&kv.k[size_t(pos * kd)], n_head_kv, hd, n_rot, pos, 1e6f);
+                std::copy(qk.begin() + n_head * hd + kd, qk.end(), kv.v.begin() + pos * kd);
                 std::vector<float> ref(static_cast<size_t>(n_head * hd)), scores(static_cast<size_t>(n_head * n_ctx));
                 attention_one(ref.data(), rq.data(), kv, n_kv, n_head, n_head_kv, hd, hd, scores.data(), pool);
-                const auto got = floats(out, ref.size()), gk = floats(kb, size_t(kd), size_t(pos * kd));
+                const auto got = floats(out, ref.size()), gk = floats(kb, size_t(kd), size_t(pos * kd)),
+                           gv = floats(vb, size_t(kd), size_t(pos * kd));
                 EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions, run " << run;
                 EXPECT_LT(nmse(gk.data(), &kv.k[size_t(pos * kd)], kd), 1e-12) << "cache row " << pos;
+                EXPECT_EQ(0, std::memcmp(gv.data(), &kv.v[size_t(pos * kd)], size_t(kd) * 4)) << "V cache row " << pos;
                 std::vector<uint32_t> c(static_cast<size_t>(n_head + 1));
                 ctx().download(counts, 0, c.data(), c.size() * 4);
                 EXPECT_EQ(c, std::vector<uint32_t>(c.size(), 0u));

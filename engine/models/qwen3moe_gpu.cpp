@@ -14,6 +14,7 @@
 // GpuExperts::Auto runs the first tokens in cache and then in cpu placement and keeps the faster.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <string>
@@ -53,7 +54,13 @@ const char* place_name(Place p) { return p == Place::Resident ? "resident" : p =
 
 struct GLayer {
     uint32_t attn_norm = 0, q_norm = 0, k_norm = 0, ffn_norm = 0;  // float offsets in norms_
-    Mat wq, wk, wv, wo;          // as qwen3moe.cpp's Layer
+    // q, k, v projections into q_ (q, raw k, raw v): runs of one type share a buffer and a dispatch
+    struct Proj {
+        Mat w;
+        uint32_t y_off;
+    };
+    std::vector<Proj> qkv;
+    Mat wo;                      // as qwen3moe.cpp's Layer
     Mat router;                  // (n_expert, n_embd); rows 0 for a dense layer
     Mat gate_exps, up_exps, down_exps;  // resident: the whole tensors (batch = experts); cache: the slots
     Mat ffn_gate, ffn_up, ffn_down;
@@ -326,9 +333,18 @@ private:
                 record_dense_ffn(c, il);
                 continue;
             }
-            gpu::matvec(c, L.router, {&hn_}, {&route_}, step_);  // ffn_moe_logits
+            const Route r = route_mode(L);
+            gpu::MatvecOpts ro;
+            if (p == Place::Resident && r == Route::Tail) {  // ffn_moe_topk in the router's last workgroup
+                ro.topk = uint32_t(top_k_);
+                ro.topk_ids_off = route_ids();
+                ro.topk_w_off = route_w();
+                ro.route_renorm = true;
+                ro.topk_count = {&hn_, uint32_t(h.n_embd)};
+            }
+            gpu::matvec(c, L.router, {&hn_}, {&route_}, step_, ro);  // ffn_moe_logits
             if (p == Place::Resident) {
-                if (!routed_glu(L))  // else the experts' gate+up dispatch picks them (ffn_moe_topk)
+                if (r == Route::Dispatch)  // (Route::Glu: the experts' gate+up dispatch picks them)
                     gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
                                       {&route_, route_w()});
                 record_experts(c, p, il);
@@ -347,15 +363,12 @@ private:
         const uint32_t E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
         if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, E, 1, 0, h.rms_eps, step_);  // attn_norm
-        gpu::matvec(c, L.wq, {&hn_}, {&q_}, step_);
-        c.independent();
-        gpu::matvec(c, L.wk, {&hn_}, {&q_, qd}, step_);  // raw k after q: attention_qk normalises it
-        c.independent();
-        gpu::MatvecOpts at_pos;  // V goes straight into the cache row of this position
-        at_pos.y_pos_stride = vd;
-        gpu::matvec(c, L.wv, {&hn_}, {L.v}, step_, at_pos);
-        // Qcur_normed, Kcur_normed, RoPE (k into the cache row), kqv_out: one dispatch
-        gpu::attention_qk(c, {&q_}, {&q_, qd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
+        for (size_t i = 0; i < L.qkv.size(); ++i) {  // q, raw k, raw v (attention_qk puts k and v in the cache)
+            if (i) c.independent();
+            gpu::matvec(c, L.qkv[i].w, {&hn_}, {&q_, L.qkv[i].y_off}, step_);
+        }
+        // Qcur_normed, Kcur_normed, RoPE, k and v into the cache rows, kqv_out: one dispatch
+        gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
                           {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_);
         gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, add_then_norm(L.ffn_norm));  // x += Wo att; ffn_norm
     }
@@ -394,7 +407,7 @@ private:
         o.y_mat_stride = F;
         if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
             o.swiglu_up = &L.up_exps;
-            if (resident && routed_glu(L)) {
+            if (resident && route_mode(L) == Route::Glu) {
                 o.route_n = uint32_t(h.n_expert);
                 o.route_renorm = true;
                 o.route_w_off = route_w();
@@ -420,8 +433,19 @@ private:
     }
 
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
-    // Resident experts whose gate+up dispatch also does the router's top-k (shared.h MV_ROUTE).
-    bool routed_glu(const GLayer& L) const { return fused(L.gate_exps, L.up_exps) && hp_.n_expert <= MV_ROUTE_MAX; }
+    // Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), the
+    // experts' gate+up dispatch (MV_ROUTE: every workgroup ranks the logits), or a dispatch of its own.
+    // SLUICE_GPU_ROUTE=tail|glu|dispatch in the environment picks one (measurements).
+    enum class Route { Tail, Glu, Dispatch };
+    Route route_mode(const GLayer& L) const {
+        static const std::string env = [] {
+            const char* e = std::getenv("SLUICE_GPU_ROUTE");
+            return std::string(e ? e : "");
+        }();
+        if (hp_.n_expert > MV_ROUTE_MAX || env == "dispatch") return Route::Dispatch;
+        if (env == "glu" && fused(L.gate_exps, L.up_exps)) return Route::Glu;
+        return Route::Tail;
+    }
     // route_: router logits (n_expert), then the top-k's ids (as ints) and weights.
     uint32_t route_ids() const { return uint32_t(hp_.n_expert); }
     uint32_t route_w() const { return uint32_t(hp_.n_expert + top_k_); }
@@ -470,17 +494,55 @@ private:
         return m;
     }
 
-    // Gate and up of one FFN (2-D, or 3-D expert tensors) in one buffer, up after gate, so one
-    // dispatch computes silu(gate x) * up x (MatvecOpts::swiglu_up). Different types: two buffers.
+    // Tensors of the same type and row length uploaded into one buffer, each after the one before, so
+    // that one dispatch reads them as one matrix: gate + up of an FFN (2-D, or 3-D expert tensors;
+    // MatvecOpts::swiglu_up), q + k + v. A tensor of another type starts a buffer of its own.
+    std::vector<Mat> upload_rows(std::initializer_list<const gguf::TensorInfo*> ts) {
+        std::vector<Mat> out;
+        std::vector<const gguf::TensorInfo*> run;
+        auto flush = [&] {
+            uint64_t total = 0;
+            std::string names;
+            for (const gguf::TensorInfo* t : run) total += t->nbytes, names += (names.empty() ? "'" : " + '") + t->name + "'";
+            Buffer& b = buffer(size_t(total), Mem::Device, "tensors " + names);
+            uint64_t off = 0;
+            for (const gguf::TensorInfo* t : run) {
+                Mat m = upload_layout(*t);
+                ctx_.upload(b, size_t(off), file_->data(*t), size_t(t->nbytes));
+                m.buf = &b;
+                m.offset = off;
+                off += t->nbytes;
+                out.push_back(m);
+            }
+            run.clear();
+        };
+        for (const gguf::TensorInfo* t : ts) {
+            if (!run.empty() && (t->type != run[0]->type || t->ne[0] != run[0]->ne[0])) flush();
+            run.push_back(t);
+        }
+        flush();
+        return out;
+    }
     std::pair<Mat, Mat> upload_pair(const gguf::TensorInfo& g, const gguf::TensorInfo& u) {
-        if (g.type != u.type) return {upload(g), upload(u)};
-        Mat mg = upload_layout(g), mu = upload_layout(u);
-        Buffer& b = buffer(size_t(g.nbytes + u.nbytes), Mem::Device, "tensors '" + g.name + "' + '" + u.name + "'");
-        ctx_.upload(b, 0, file_->data(g), size_t(g.nbytes));
-        ctx_.upload(b, size_t(g.nbytes), file_->data(u), size_t(u.nbytes));
-        mg.buf = mu.buf = &b;
-        mu.offset = uint64_t(g.nbytes);
-        return {mg, mu};
+        const std::vector<Mat> m = upload_rows({&g, &u});
+        return {m[0], m[1]};
+    }
+
+    // q, k, v: consecutive matrices in one buffer become one matrix (rows add up), one dispatch.
+    static std::vector<GLayer::Proj> merge_rows(const std::vector<Mat>& mats) {
+        std::vector<GLayer::Proj> out;
+        uint32_t y = 0;
+        for (const Mat& m : mats) {
+            GLayer::Proj* last = out.empty() ? nullptr : &out.back();
+            if (last && last->w.buf == m.buf && last->w.offset + last->w.mat_stride == m.offset && last->w.type == m.type) {
+                last->w.rows += m.rows;
+                last->w.mat_stride += m.mat_stride;  // 2-D: the whole matrix
+            } else {
+                out.push_back({m, y});
+            }
+            y += m.rows;
+        }
+        return out;
     }
 
     uint32_t add_norm(const gguf::TensorInfo& t) {
@@ -529,9 +591,9 @@ private:
             L.q_norm = add_norm(f.require_tensor(blk(il, "attn_q_norm"), {h.head_dim}));
             L.k_norm = add_norm(f.require_tensor(blk(il, "attn_k_norm"), {h.head_dim}));
             L.ffn_norm = add_norm(f.require_tensor(blk(il, "ffn_norm"), {h.n_embd}));
-            L.wq = upload(f.require_tensor(blk(il, "attn_q"), {h.n_embd, h.n_head * h.head_dim}));
-            L.wk = upload(f.require_tensor(blk(il, "attn_k"), {h.n_embd, int64_t(kd)}));
-            L.wv = upload(f.require_tensor(blk(il, "attn_v"), {h.n_embd, int64_t(vd)}));
+            L.qkv = merge_rows(upload_rows({&f.require_tensor(blk(il, "attn_q"), {h.n_embd, h.n_head * h.head_dim}),
+                                            &f.require_tensor(blk(il, "attn_k"), {h.n_embd, int64_t(kd)}),
+                                            &f.require_tensor(blk(il, "attn_v"), {h.n_embd, int64_t(vd)})}));
             L.wo = upload(f.require_tensor(blk(il, "attn_output"), {h.n_head * h.head_dim_v, h.n_embd}));
             L.k = &buffer(size_t(n_ctx_ * kd * 4), Mem::Device, "K cache");
             L.v = &buffer(size_t(n_ctx_ * vd * 4), Mem::Device, "V cache");
@@ -623,7 +685,7 @@ private:
         x_ = dev(E, "x");
         hn_ = dev(E + 1, "hn (+ a workgroup counter)");
         ctx_.upload(hn_, 0, std::vector<float>(E + 1, 0.0f).data(), (E + 1) * 4);
-        q_ = dev(size_t(h.n_head * h.head_dim + h.n_head_kv * h.head_dim), "q and this position's raw k");
+        q_ = dev(size_t(h.n_head * h.head_dim + h.n_head_kv * (h.head_dim + h.head_dim_v)), "q and this position's raw k, v");
         att_ = dev(size_t(h.n_head * h.head_dim_v), "attention output");
         attn_ = {uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
                  gpu::attn_splits(uint64_t(n_ctx_))};
