@@ -19,7 +19,7 @@ void attention_chunk(const AttnChunk& a, ThreadPool& pool) {
     const Isa isa = active_isa();
     const TileFn tile = isa == Isa::Avx512 ? detail::attn_tile_avx512
                         : isa == Isa::Avx2 ? detail::attn_tile_avx2
-                                           : detail::attn_tile<4, 2>;  // baseline SSE2 vectors
+                                           : detail::attn_tile<4, 2, 2>;  // baseline SSE2 vectors
     const int64_t group = a.n_head / a.n_head_kv, n_rows = a.n_q * group;
     // Up to 64 rows a tile (32 for MLA's 576-wide keys, so a tile's scratch stays in L2), fewer when
     // that leaves threads idle: a decode step's 8 rows per kv head are one tile each.
