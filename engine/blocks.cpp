@@ -5,6 +5,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "engine/attention.h"
 #include "engine/tensor/threadpool.h"
 
 namespace sluice {
@@ -56,7 +57,7 @@ __attribute__((always_inline)) inline float dot_lanes(const float* __restrict a,
     return s;
 }
 
-// Built for AVX2 too (picked at load time): the v accumulation is most of a prompt chunk's attention.
+// The reference attention_chunk is tested against (built for AVX2 too, picked at load time).
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 void attend_head(float* __restrict out, const float* qh, const float* kb, const float* __restrict vb, int64_t k_stride, int64_t v_stride,
                  int64_t n, int64_t head_dim, int64_t head_dim_v, float scale, float* s) {
@@ -76,35 +77,30 @@ void attend_head(float* __restrict out, const float* qh, const float* kb, const 
 void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_tokens, int64_t n_head,
                    int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, float* scores,
                    ThreadPool& pool) {
-    const int64_t group = n_head / n_head_kv;
-    const int64_t k_stride = n_head_kv * head_dim, v_stride = n_head_kv * head_dim_v;
-    const float scale = 1.0f / std::sqrt(float(head_dim));
-    // Heads are independent; split them over threads only when the context makes it worth a wake-up.
-    const int64_t grain = n_tokens * head_dim < 16384 ? n_head : 1;
-    pool.parallel_for(n_head, grain, [&](int64_t h0, int64_t h1, int) {
-        for (int64_t h = h0; h < h1; ++h)
-            attend_head(out + h * head_dim_v, q + h * head_dim, kv.k.data() + (h / group) * head_dim,
-                        kv.v.data() + (h / group) * head_dim_v, k_stride, v_stride, n_tokens, head_dim, head_dim_v,
-                        scale, scores + h * n_tokens);
-    });
+    attention_batch(out, q, kv, n_tokens - 1, 1, n_head, n_head_kv, head_dim, head_dim_v, pool);
 }
 
 void attention_batch(float* out, const float* q, const LayerKv& kv, int64_t pos0, int64_t n_q, int64_t n_head,
                      int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, ThreadPool& pool) {
-    const int64_t group = n_head / n_head_kv;
-    const int64_t k_stride = n_head_kv * head_dim, v_stride = n_head_kv * head_dim_v;
-    const float scale = 1.0f / std::sqrt(float(head_dim));
-    // (query, head) pairs, later queries (longer rows) first so the last chunks claimed are short.
-    pool.parallel_for(n_q * n_head, 1, [&](int64_t a, int64_t b, int) {
-        thread_local std::vector<float> s;
-        s.resize(size_t(pos0 + n_q));
-        for (int64_t x = a; x < b; ++x) {
-            const int64_t i = n_q - 1 - x / n_head, h = x % n_head;
-            attend_head(out + i * n_head * head_dim_v + h * head_dim_v, q + i * n_head * head_dim + h * head_dim,
-                        kv.k.data() + (h / group) * head_dim, kv.v.data() + (h / group) * head_dim_v, k_stride, v_stride,
-                        pos0 + i + 1, head_dim, head_dim_v, scale, s.data());
-        }
-    });
+    AttnChunk a{};
+    a.q = q;
+    a.q_row = n_head * head_dim;
+    a.q_head = head_dim;
+    a.out = out;
+    a.out_row = n_head * head_dim_v;
+    a.out_head = head_dim_v;
+    a.k = kv.k.data();
+    a.v = kv.v.data();
+    a.k_stride = n_head_kv * head_dim;
+    a.v_stride = n_head_kv * head_dim_v;
+    a.pos0 = pos0;
+    a.n_q = n_q;
+    a.n_head = n_head;
+    a.n_head_kv = n_head_kv;
+    a.head_dim = head_dim;
+    a.head_dim_v = head_dim_v;
+    a.scale = 1.0f / std::sqrt(float(head_dim));
+    attention_chunk(a, pool);
 }
 
 void router_topk_softmax(const float* logits, int64_t n_expert, int64_t k, bool renorm, int32_t* ids,

@@ -30,21 +30,22 @@ struct LayerKv {
 
 // One head of one query over cache positions [0, n): out (head_dim_v) = sum_t softmax_t(qh . k_t * scale) v_t
 // with k_t = kb + t * k_stride (head_dim floats), v_t = vb + t * v_stride. s: n floats of scratch; out
-// aliases none of the inputs. The one body every attention path runs (GQA and MLA, decode and prompt
-// chunks), so they agree to the bit.
+// aliases none of the inputs. The plain reference of attention_chunk (engine/attention.h), which every
+// attention path runs.
 void attend_head(float* out, const float* qh, const float* kb, const float* vb, int64_t k_stride, int64_t v_stride,
                  int64_t n, int64_t head_dim, int64_t head_dim_v, float scale, float* s);
 
 // Causal attention of one query (all heads) over positions [0, n_tokens) of the cache.
 // q (n_head, head_dim) -> out (n_head, head_dim_v); head h reads kv head h / (n_head / n_head_kv).
-// scores: scratch of n_head * n_tokens floats.
+// scores: unused (attention_chunk keeps its own scratch).
 void attention_one(float* out, const float* q, const LayerKv& kv, int64_t n_tokens, int64_t n_head,
                    int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, float* scores,
                    ThreadPool& pool);
 
 // Causal attention of n_q consecutive queries (a prompt chunk at positions pos0 .. pos0 + n_q - 1,
 // their K and V already in the cache): query i sees positions [0, pos0 + i]. q (n_q, n_head, head_dim)
-// -> out (n_q, n_head, head_dim_v); each (query, head) computes exactly what attention_one does.
+// -> out (n_q, n_head, head_dim_v) through attention_chunk; each (query, head) computes exactly what
+// attention_one does.
 void attention_batch(float* out, const float* q, const LayerKv& kv, int64_t pos0, int64_t n_q, int64_t n_head,
                      int64_t n_head_kv, int64_t head_dim, int64_t head_dim_v, ThreadPool& pool);
 

@@ -111,7 +111,6 @@ DeepSeek2::DeepSeek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt, 
     qcat_.resize(size_t(h.n_head * row_));
     lat_.resize(size_t(h.n_head * m_.kv_lora));
     o_.resize(size_t(h.n_head * h.head_dim_v));
-    scores_.resize(size_t(h.n_head * n_ctx_));
     head_act_.resize(size_t(h.n_head));
     cs_.resize(size_t(h.n_rot));
     gate_.resize(size_t(std::max(h.n_ff, m_.n_shared * h.n_ff_exp)));
@@ -285,15 +284,33 @@ void DeepSeek2::absorb_k(const Layer& L) {
 // Attention of every head over the latent cache (MQA with one 576-wide key per token for V3):
 // lat_[h] = sum_t softmax_t(s) c_t with s_t = [q_abs[h] | q_pe[h]] . [c_t | k_pe_t] * scale.
 void DeepSeek2::mla_attention(int64_t il, int64_t n_tokens, float scale) {
-    const Hparams& h = hp_;
-    const int64_t kvl = m_.kv_lora;
-    const float* cache = cache_[size_t(il)].data();
-    const int64_t grain = n_tokens * row_ < 16384 ? h.n_head : 1;
-    pool_->parallel_for(h.n_head, grain, [&](int64_t h0, int64_t h1, int) {
-        for (int64_t hh = h0; hh < h1; ++hh)
-            attend_head(&lat_[size_t(hh * kvl)], &qcat_[size_t(hh * row_)], cache, cache, row_, row_, n_tokens, row_, kvl,
-                        scale, &scores_[size_t(hh * n_ctx_)]);
-    });
+    attention_chunk(mla_args(il, qcat_.data(), lat_.data(), n_tokens - 1, 1, scale, nullptr), *pool_);
+}
+
+// n_q queries at pos0.. as attention_chunk sees them: q rows (n_q, n_head, row_); out rows of kv_lora
+// floats at the stride of `out`'s layout (lat_: (n_head, kv_lora); prefill writes over the q rows).
+AttnChunk DeepSeek2::mla_args(int64_t il, const float* q, float* out, int64_t pos0, int64_t n_q, float scale,
+                              const float* q_scales) const {
+    const int64_t nh = hp_.n_head, kvl = m_.kv_lora;
+    const bool in_place = out == q;
+    AttnChunk a{};
+    a.q = q;
+    a.q_row = nh * row_;
+    a.q_head = row_;
+    a.out = out;
+    a.out_row = in_place ? nh * row_ : nh * kvl;
+    a.out_head = in_place ? row_ : kvl;
+    a.k = a.v = cache_[size_t(il)].data();
+    a.k_stride = a.v_stride = row_;
+    a.pos0 = pos0;
+    a.n_q = n_q;
+    a.n_head = nh;
+    a.n_head_kv = 1;
+    a.head_dim = row_;
+    a.head_dim_v = kvl;
+    a.scale = scale;
+    a.q_scale = q_scales;
+    return a;
 }
 
 // y = down(silu(gate hn) * up hn)

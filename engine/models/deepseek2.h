@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/attention.h"
 #include "engine/blocks.h"
 #include "engine/model.h"
 #include "engine/moe.h"
@@ -86,6 +87,8 @@ private:
     void cache_row(float* row, const float* kva, const Layer& L, const float* cs) const;  // [c | k_pe]
     void q_pe_into(float* qcat, const float* q, const float* cs) const;    // roped q_pe into each head's row
     float q_scale(int64_t pos) const;
+    AttnChunk mla_args(int64_t il, const float* q, float* out, int64_t pos0, int64_t n_q, float scale,
+                       const float* q_scales) const;
     void absorb_legacy(const float* rows, const float* q_nope, float* q_abs) const;
     void route(const Layer& L, const float* logits, int32_t* ids, float* weights, RouteScratch& s) const;
 
@@ -119,7 +122,7 @@ private:
     std::vector<std::vector<float>> cache_;  // per layer (n_ctx, kv_lora + n_rot)
     // Activations of one token. qcat_ (n_head, kv_lora + n_rot): per head [q_abs | q_pe], matched
     // against whole cache rows [c | k_pe].
-    std::vector<float> x_, hn_, y_, y2_, qa_, q_, kva_, qcat_, lat_, o_, scores_, cs_, gate_, up_;
+    std::vector<float> x_, hn_, y_, y2_, qa_, q_, kva_, qcat_, lat_, o_, cs_, gate_, up_;
     std::vector<float> router_logits_, weights_, guess_w_, logits_;
     std::vector<int32_t> ids_, guess_ids_;  // guess_*: the next layer's guessed routing
     RouteScratch rs_;
@@ -129,7 +132,7 @@ private:
     // qb (T, n_head * (n_nope + n_rot)); kvab (T, kv_lora + n_rot); qcatb (T, n_head, kv_lora + n_rot),
     // the latent attention output overwriting each head's query; ob (T, n_head * head_dim_v).
     std::vector<float> xb_, hb_, yb_, y2b_, qab_, qb_, kvab_, qcatb_, ob_, csb_, gate_b_, up_b_;
-    std::vector<float> router_b_, w_b_, router_g_, gw_b_, att_s_;  // att_s_: per thread n_ctx scores + kv_lora
+    std::vector<float> router_b_, w_b_, router_g_, gw_b_;
     std::vector<int32_t> ids_b_, gids_b_, guess_union_;
     std::vector<RouteScratch> rs_b_;  // per thread
     HeadActs qn_act_, lat_act_;

@@ -1,7 +1,7 @@
 // deepseek2 prompt chunks (forward_batch): every layer over T tokens at positions n_past .. n_past + T - 1.
 // Projections are matrix products (each weight row read once per chunk and met by all T rows), the
-// per-head Wk_b / Wv_b products one job per head over the chunk, attention per (query, head) through
-// attend_head over the latent cache as decode does, routing per token by route(), and the routed
+// per-head Wk_b / Wv_b products one job per head over the chunk, attention through attention_chunk over
+// the latent cache as decode does, routing per token by route(), and the routed
 // experts through MoeFfn::run_batch: each expert read once per chunk for all its tokens. Every element
 // is computed with decode's kernels in decode's order, so chunks and token-by-token processing agree to
 // the bit.
@@ -79,7 +79,6 @@ void DeepSeek2::reserve_batch(int64_t T) {
     const int64_t ff = std::max(h.n_ff, m_.n_shared * h.n_ff_exp);
     gate_b_.assign(size_t(T * ff), 0.0f);
     up_b_.assign(size_t(T * ff), 0.0f);
-    att_s_.assign(size_t(pool_->size() * (n_ctx_ + kvl)), 0.0f);
     rs_b_.resize(size_t(pool_->size()));
     size_t qn = 0, lat = 0;  // the largest prepared per-head inputs of any layer
     for (const Layer& L : layers_) {
@@ -161,22 +160,13 @@ void DeepSeek2::absorb_k_batch(const Layer& L, int64_t T) {
     });
 }
 
-// Causal attention of the chunk over the latent cache: query t sees positions [0, pos0 + t]. Each
-// (query, head) runs decode's attend_head; its latent output then overwrites its query row in qcatb_.
+// Causal attention of the chunk over the latent cache: query t sees positions [0, pos0 + t]. All heads
+// share the one cache row (MQA over latents: K = [c | k_pe], V = c), so attention_chunk's tiles feed
+// each loaded row to many (query, head) rows; the latent output overwrites its query row in qcatb_.
 void DeepSeek2::mla_attention_batch(int64_t il, int64_t pos0, int64_t T) {
-    const int64_t nh = hp_.n_head, kvl = m_.kv_lora;
-    const float* cache = cache_[size_t(il)].data();
-    // (query, head) pairs, later queries (longer rows) first so the last chunks claimed are short.
-    pool_->parallel_for(T * nh, 1, [&](int64_t a, int64_t b, int thread) {
-        float* s = &att_s_[size_t(thread * (n_ctx_ + kvl))];
-        float* lat = s + n_ctx_;
-        for (int64_t x = a; x < b; ++x) {
-            const int64_t i = T - 1 - x / nh, hh = x % nh;
-            float* q = &qcatb_[size_t((i * nh + hh) * row_)];
-            attend_head(lat, q, cache, cache, row_, row_, pos0 + i + 1, row_, kvl, q_scale(pos0 + i), s);
-            std::copy(lat, lat + kvl, q);
-        }
-    });
+    std::vector<float> scales(static_cast<size_t>(T));  // YaRN's temperature, per position
+    for (int64_t i = 0; i < T; ++i) scales[size_t(i)] = q_scale(pos0 + i);
+    attention_chunk(mla_args(il, qcatb_.data(), qcatb_.data(), pos0, T, 0.0f, scales.data()), *pool_);
 }
 
 // y = down(silu(gate hn) * up hn) for every row.
