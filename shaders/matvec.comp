@@ -45,6 +45,27 @@ layout(binding = 6, std430) readonly buffer NormBuf { float Wn[]; };
 shared float red[MV_WG];
 shared bool last_group;
 
+// Sum / max over the workgroup, in every invocation: subgroup operations, then one shared-memory
+// round over the subgroups. Uniform control flow.
+float wg_sum(float v) {
+    v = subgroupAdd(v);
+    if (subgroupElect()) red[gl_SubgroupID] = v;
+    barrier();
+    float t = 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) t += red[i];
+    barrier();
+    return t;
+}
+float wg_max(float v) {
+    v = subgroupMax(v);
+    if (subgroupElect()) red[gl_SubgroupID] = v;
+    barrier();
+    float t = -1.0 / 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) t = max(t, red[i]);
+    barrier();
+    return t;
+}
+
 // MV_NORM, after this workgroup's rows are written: if it is the last to finish, hn = rmsnorm(y).
 // The last workgroup reads all of y back from L2 at its latency (~1 us), so each invocation issues
 // NT_LOADS loads before it uses any: one pass over 4096 rows is 2 rounds of latency, not 64.
@@ -71,13 +92,7 @@ void norm_tail() {
         }
         [[unroll]] for (uint u = 0u; u < NT_LOADS; ++u) ss += dot(v[u], v[u]);
     }
-    red[tid] = ss;
-    barrier();
-    for (uint s = MV_WG / 2u; s > 0u; s >>= 1) {
-        if (tid < s) red[tid] += red[tid + s];
-        barrier();
-    }
-    const float scale = inversesqrt(red[0] / float(p.rows) + p.norm_eps);
+    const float scale = inversesqrt(wg_sum(ss) / float(p.rows) + p.norm_eps);
     for (uint i0 = 0u; i0 < n; i0 += round) {
         vec4 v[NT_LOADS], w[NT_LOADS];
         [[unroll]] for (uint u = 0u; u < NT_LOADS; ++u) {
@@ -100,7 +115,7 @@ void norm_tail() {
 // invocation its own against all of them, from shared memory) and write the top k's ids and weights.
 layout(binding = 2, std430) coherent buffer YInt { int Yi[]; };
 #define TK_PER (MV_ROUTE_MAX / MV_WG)  // logits per invocation
-shared float tk_l[MV_ROUTE_MAX];
+shared vec4 tk_l[MV_ROUTE_MAX / 4];  // -inf past n
 void topk_tail() {
     const uint tid = gl_LocalInvocationIndex, n = p.rows, k = p.topk_k;
     memoryBarrierBuffer();
@@ -114,38 +129,32 @@ void topk_tail() {
         const uint e = tid + j * MV_WG;
         l[j] = e < n ? Y[p.y_off + e] : -1.0 / 0.0;
     }
-    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) tk_l[tid + j * MV_WG] = l[j];
+    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) {
+        const uint e = tid + j * MV_WG;
+        tk_l[e >> 2][e & 3u] = l[j];
+    }
     barrier();
     uint rank[TK_PER];
     float mx = -1.0 / 0.0;
+    const uint n4 = (n + 3u) / 4u;
     [[unroll]] for (uint j = 0u; j < TK_PER; ++j) {
         const uint e = tid + j * MV_WG;
         rank[j] = 0xFFFFFFFFu;
         if (e >= n) continue;
         uint r = 0u;
-        for (uint i = 0u; i < n; ++i) r += tk_l[i] > l[j] || (tk_l[i] == l[j] && i < e) ? 1u : 0u;
+        for (uint i = 0u; i < n4; ++i) {
+            const vec4 v = tk_l[i];
+            [[unroll]] for (uint c = 0u; c < 4u; ++c) r += v[c] > l[j] || (v[c] == l[j] && 4u * i + c < e) ? 1u : 0u;
+        }
         rank[j] = r;
         mx = max(mx, l[j]);
     }
-    red[tid] = mx;
-    barrier();
-    for (uint s = MV_WG / 2u; s > 0u; s >>= 1) {
-        if (tid < s) red[tid] = max(red[tid], red[tid + s]);
-        barrier();
-    }
-    mx = red[0];
-    barrier();
+    mx = wg_max(mx);
     const bool renorm = (p.flags & MV_ROUTE_RENORM) != 0u;
     float z = 0.0;
     [[unroll]] for (uint j = 0u; j < TK_PER; ++j)
         if (rank[j] != 0xFFFFFFFFu && (!renorm || rank[j] < k)) z += exp(l[j] - mx);
-    red[tid] = z;
-    barrier();
-    for (uint s = MV_WG / 2u; s > 0u; s >>= 1) {
-        if (tid < s) red[tid] += red[tid + s];
-        barrier();
-    }
-    z = red[0];
+    z = wg_sum(z);
     [[unroll]] for (uint j = 0u; j < TK_PER; ++j)
         if (rank[j] < k) {
             Yi[p.topk_ids_off + rank[j]] = int(tid + j * MV_WG);
