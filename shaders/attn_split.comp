@@ -56,29 +56,28 @@ float team_sum(float v, uint team, uint lane) {
     return t;
 }
 
+// Max / sum over the workgroup, in every invocation: subgroup operations, then one shared-memory
+// round over the subgroups. Uniform control flow; the barriers also publish earlier shared writes.
 float reduce_max(float v) {
-    red[gl_LocalInvocationIndex] = v;
+    v = subgroupMax(v);
     barrier();
-    for (uint s = ATTN_THREADS / 2; s > 0u; s >>= 1) {
-        if (gl_LocalInvocationIndex < s) red[gl_LocalInvocationIndex] = max(red[gl_LocalInvocationIndex], red[gl_LocalInvocationIndex + s]);
-        barrier();
-    }
-    const float r = red[0];
+    if (subgroupElect()) red[gl_SubgroupID] = v;
+    barrier();
+    float r = -1.0 / 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) r = max(r, red[i]);
     barrier();
     return r;
 }
 float reduce_sum(float v) {
-    red[gl_LocalInvocationIndex] = v;
+    v = subgroupAdd(v);
     barrier();
-    for (uint s = ATTN_THREADS / 2; s > 0u; s >>= 1) {
-        if (gl_LocalInvocationIndex < s) red[gl_LocalInvocationIndex] += red[gl_LocalInvocationIndex + s];
-        barrier();
-    }
-    const float r = red[0];
+    if (subgroupElect()) red[gl_SubgroupID] = v;
+    barrier();
+    float r = 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) r += red[i];
     barrier();
     return r;
 }
-
 #ifdef FUSED
 // nv = the head at Q[xo ..] / rms * Wn[wo ..]; out[i] = its NeoX rotation (read from shared memory
 // by the caller after this returns). qk_norm_rope.comp computes the same.
