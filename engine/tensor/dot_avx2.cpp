@@ -253,6 +253,7 @@ inline void k16_block(__m128i sc8, float d, const ActQ8x256* a, int64_t b, __m25
             FOR_COL(c) {
                 const __m256i p = _mm256_maddubs_epi16(u, load256(a[c].qs + b * QKK + 128 * h + 32 * s));
                 isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p, ss));
+                SLUICE_KEEP(isum[c]);
             }
         }
     }

@@ -20,6 +20,11 @@ using Dot4Fn = void (*)(const void* row, const void* const* acts, int64_t n, flo
 // row's decoding shared); the table takes N = 1 through dot1 and N = 4 (or pairs of N = 2) as dot4.
 // FOR_COL unrolls the column loops so per-column accumulator arrays stay in registers.
 #define SLUICE_FOR_COL(c) _Pragma("GCC unroll 4") for (int c = 0; c < N; ++c)
+// i32 sums are exact, so GCC reassociates a column's accumulation: with several columns it kept
+// every product of a super-block apart (spilled to the stack) to add them as a tree at the end. An
+// empty asm that claims to change the sum keeps one register and one add per product (a vector
+// register operand: 128/256-bit values).
+#define SLUICE_KEEP(v) __asm__("" : "+x"(v))
 template <Dot4Fn K>
 float dot1(const void* row, const void* act, int64_t n) {
     float r;
