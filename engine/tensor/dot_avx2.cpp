@@ -386,4 +386,12 @@ Dot4Fn avx2_dot4(GgmlType t) {
     }
 }
 
+// 2 rows x 4 columns: what AVX2's 16 registers hold (see dot_k4_x86.inc).
+Tile avx2_tile(GgmlType t) {
+    switch (t) {
+        case GgmlType::Q4_K: return {tile_q4_K<2, 4>, 2, 4};
+        default: return {};
+    }
+}
+
 }  // namespace sluice::detail
