@@ -63,7 +63,10 @@ struct Tables {
                 // A dot4 goes with the dot of its own ISA (bit-identical columns): it is taken only
                 // with that dot, and an ISA that replaces the dot without a dot4 of its own falls back
                 // to four dot() calls.
-                if (auto f = detail::avx2_dot(t)) cur.dot = f, cur.dot4 = detail::avx2_dot4(t), cur.tile = detail::avx2_tile(t);
+                // The tile goes with them the same way.
+                if (auto f = detail::avx2_dot(t)) {
+                    cur.dot = f, cur.dot4 = detail::avx2_dot4(t), cur.tile = detail::avx2_tile(t);
+                }
                 k[1][id] = cur;
             }
             if (best >= Isa::Avx512) {
