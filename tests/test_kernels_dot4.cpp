@@ -84,7 +84,8 @@ TEST(Dot4, TileBitIdenticalToDots) {
             if (!ts.rows) continue;
             ++tested;
             for (int64_t n : lengths(t)) {
-                SCOPED_TRACE(trace(t, isa, n, seed) + " tile " + std::to_string(ts.rows) + "x" + std::to_string(ts.cols));
+                SCOPED_TRACE(trace(t, isa, n, seed) + " tile " + std::to_string(ts.rows) + "x" +
+                             std::to_string(ts.cols));
                 const int64_t rb = row_bytes(t, n), stride = rb + 64;
                 std::vector<uint8_t> w(size_t(stride * ts.rows));
                 for (int r = 0; r < ts.rows; ++r) {
