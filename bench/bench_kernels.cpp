@@ -115,18 +115,22 @@ BENCHMARK(BM_Matvec)->Apply(matvec_args)->UseRealTime()->MinTime(0.2);
 
 // Batched prompt products (matmul_jobs) on one thread, in cache: one Qwen3-30B-A3B expert's gate
 // (768x2048) meeting the 32 tokens routed to it, and a 2048x4096 matrix meeting a 512-token chunk;
-// with the dot4 kernels (one weight row decoded for four columns) and without (four dot() calls).
+// with the dot4 kernels (one weight row decoded for four columns), without (four dot() calls), and
+// with the tiles (several rows x several columns; Q4_K). The expert-sized 768x2048 / 2048x768 (gate
+// or up / down) at 64 and 512 columns are the tile's cases.
 // GFLOPs counts 2 * rows * cols * n per CPU second (this machine's cores are shared: CPU time is
 // the steadier clock for one thread).
 struct MatmulShape {
     int64_t rows, cols, n;
     const char* name;
 };
-const MatmulShape kMatmulShapes[] = {{768, 2048, 32, "768x2048 n32"}, {2048, 4096, 512, "2048x4096 n512"}};
+const MatmulShape kMatmulShapes[] = {{768, 2048, 32, "768x2048 n32"},   {2048, 4096, 512, "2048x4096 n512"},
+                                     {768, 2048, 64, "768x2048 n64"},   {2048, 768, 64, "2048x768 n64"},
+                                     {768, 2048, 512, "768x2048 n512"}, {2048, 768, 512, "2048x768 n512"}};
 const GgmlType kMatmulTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_K, GgmlType::Q4_0,
                                  GgmlType::F16};
 
-// Args: type index, shape index, ISA, dot4.
+// Args: type index, shape index, ISA, kernel (0 dot, 1 dot4, 2 tile).
 void BM_Matmul(benchmark::State& state) {
     const GgmlType t = kMatmulTypes[state.range(0)];
     const MatmulShape& s = kMatmulShapes[state.range(1)];
@@ -136,7 +140,8 @@ void BM_Matmul(benchmark::State& state) {
         return;
     }
     force_isa(isa);
-    enable_dot4(state.range(3));
+    enable_dot4(state.range(3) >= 1);
+    enable_tile(state.range(3) == 2);
     const Weights& w = weights(t, Shape{s.rows, s.cols, s.name}, false);
     std::mt19937 rng(3);
     std::normal_distribution<float> nd(0.f, 1.f);
@@ -156,16 +161,21 @@ void BM_Matmul(benchmark::State& state) {
     state.counters["GFLOPs"] = benchmark::Counter(double(state.iterations()) * 2e-9 * double(s.rows * s.cols * s.n),
                                                   benchmark::Counter::kIsRate);
     state.SetLabel(std::string(type_name(t)) + " " + isa_name(isa) + " " + s.name +
-                   (state.range(3) ? " dot4" : " dot"));
+                   (state.range(3) == 2 ? " tile" : state.range(3) ? " dot4" : " dot"));
     force_isa(detected_isa());
     enable_dot4(true);
+    enable_tile(true);
 }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
     for (int ti = 0; ti < int(std::size(kMatmulTypes)); ++ti)
-        for (int shape : {0, 1})
+        for (size_t shape = 0; shape < std::size(kMatmulShapes); ++shape)
             for (int isa : {1, 2})
-                for (int dot4 : {1, 0}) b->Args({ti, shape, isa, dot4});
+                for (int kernel : {2, 1, 0}) {
+                    if (kernel == 2 && kMatmulTypes[ti] != GgmlType::Q4_K) continue;  // no tile: as dot4
+                    if (shape >= 2 && kernel == 0) continue;
+                    b->Args({ti, int(shape), isa, kernel});
+                }
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->MinTime(0.3);
 

@@ -36,6 +36,7 @@ struct IsaGuard {
     ~IsaGuard() {
         force_isa(saved);
         enable_dot4(true);
+        enable_tile(true);
     }
 };
 
@@ -71,8 +72,51 @@ TEST(Dot4, BitIdenticalToFourDots) {
         }
 }
 
+// The tiles (several rows x several columns) against vec_dot, bit for bit: rows at a padded stride,
+// columns as in BitIdenticalToFourDots.
+TEST(Dot4, TileBitIdenticalToDots) {
+    const uint32_t seed = fresh_seed();
+    std::mt19937 rng(seed);
+    int tested = 0;
+    for (GgmlType t : kernel_types())
+        for (Isa isa : available_isas()) {
+            const TileShape ts = tile_shape_isa(isa, t);
+            if (!ts.rows) continue;
+            ++tested;
+            for (int64_t n : lengths(t)) {
+                SCOPED_TRACE(trace(t, isa, n, seed) + " tile " + std::to_string(ts.rows) + "x" +
+                             std::to_string(ts.cols));
+                const int64_t rb = row_bytes(t, n), stride = rb + 64;
+                std::vector<uint8_t> w(size_t(stride * ts.rows));
+                for (int r = 0; r < ts.rows; ++r) {
+                    const std::vector<uint8_t> q = quantized(t, random_row(rng, n));
+                    std::memcpy(w.data() + r * stride, q.data(), size_t(rb));
+                }
+                std::vector<std::vector<uint8_t>> act(size_t(ts.cols), std::vector<uint8_t>(act_bytes(t, n)));
+                std::vector<const void*> acts;
+                for (int c = 0; c < ts.cols; ++c) {
+                    std::vector<float> x = random_row(rng, n, c % 3 == 2 ? 1e-3f : 1.f);
+                    if (c % 4 == 3) std::fill(x.begin(), x.begin() + std::min<int64_t>(n, 256), 0.f);
+                    prepare_act_isa(isa, t, x.data(), act[size_t(c)].data(), n);
+                    acts.push_back(act[size_t(c)].data());
+                }
+                std::vector<float> got(size_t(ts.rows * ts.cols));
+                vec_tile_isa(isa, t, w.data(), stride, acts.data(), n, got.data());
+                for (int r = 0; r < ts.rows; ++r)
+                    for (int c = 0; c < ts.cols; ++c) {
+                        const float want = vec_dot_isa(isa, t, w.data() + r * stride, acts[size_t(c)], n);
+                        ASSERT_EQ(std::memcmp(&got[size_t(r * ts.cols + c)], &want, 4), 0)
+                            << "r=" << r << " c=" << c << " " << got[size_t(r * ts.cols + c)] << " " << want;
+                    }
+            }
+        }
+    if (isa_available(Isa::Avx2)) {
+        EXPECT_GT(tested, 0);
+    }
+}
+
 // Several jobs of different types and batch sizes in one call (rows of one chunk cross jobs), the
-// activations in any order and y with a padded stride; 1 and 2 threads, dot4 kernels on and off.
+// activations in any order and y with a padded stride; 1 and 2 threads, tiles, dot4 and dot.
 TEST(Dot4, MatmulJobsEqualVecDot) {
     IsaGuard guard;
     const uint32_t seed = fresh_seed();
@@ -123,8 +167,9 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
             force_isa(isa);
             ASSERT_EQ(active_isa(), isa);
             for (ThreadPool* pool : {&pool1, &pool2})
-                for (bool dot4 : {true, false}) {
-                    enable_dot4(dot4);
+                for (int kernel : {2, 1, 0}) {  // tile, dot4, dot
+                    enable_dot4(kernel >= 1);
+                    enable_tile(kernel == 2);
                     for (size_t j = 0; j < n_jobs; ++j) {
                         data[j].y.assign(size_t(jobs[j].ldy * jobs[j].n), NAN);
                         jobs[j].y = data[j].y.data();
@@ -134,7 +179,7 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
                         const MatmulJob& job = jobs[j];
                         const int64_t rb = row_bytes(job.w.type, job.w.cols);
                         SCOPED_TRACE(trace(job.w.type, isa, job.n, seed) + " threads=" + std::to_string(pool->size()) +
-                                     " dot4=" + std::to_string(dot4));
+                                     " kernel=" + std::to_string(kernel));
                         for (int64_t i = 0; i < job.n; ++i)
                             for (int64_t r = 0; r < job.w.rows; ++r) {
                                 const float want = vec_dot(job.w.type, data[j].w.data() + r * rb, job.acts[i], job.w.cols);

@@ -253,6 +253,7 @@ inline void k16_block(__m128i sc8, float d, const ActQ8x256* a, int64_t b, __m25
             FOR_COL(c) {
                 const __m256i p = _mm256_maddubs_epi16(u, load256(a[c].qs + b * QKK + 128 * h + 32 * s));
                 isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p, ss));
+                SLUICE_KEEP(isum[c]);
             }
         }
     }
@@ -382,6 +383,14 @@ Dot4Fn avx2_dot4(GgmlType t) {
         case GgmlType::Q5_K: return dot_q5_K<4>;
         case GgmlType::Q6_K: return dot_q6_K<4>;
         default: return nullptr;
+    }
+}
+
+// 2 rows x 4 columns: what AVX2's 16 registers hold (see dot_k4_x86.inc).
+Tile avx2_tile(GgmlType t) {
+    switch (t) {
+        case GgmlType::Q4_K: return {tile_q4_K<2, 4>, 2, 4};
+        default: return {};
     }
 }
 

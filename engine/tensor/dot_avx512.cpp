@@ -336,4 +336,13 @@ Dot4Fn avx512_dot4_over_avx2(GgmlType t) {
     }
 }
 
+Tile avx512_tile(GgmlType) { return {}; }
+
+Tile avx512_tile_over_avx2(GgmlType t) {
+    switch (t) {
+        case GgmlType::Q4_K: return {tile_q4_K<2, 4>, 2, 4};
+        default: return {};
+    }
+}
+
 }  // namespace sluice::detail

@@ -30,6 +30,9 @@ void force_isa(Isa isa);
 bool isa_available(Isa isa);
 // Benches: off makes matmul_jobs use four dot() calls where a dot4 kernel exists (same results).
 void enable_dot4(bool on);
+// Benches: off makes matmul_jobs use dot4 row by row where a tile kernel (several rows x several
+// columns) exists (same results). SLUICE_TILE=0 at start turns it off too. Tiles need dot4 on.
+void enable_tile(bool on);
 const char* isa_name(Isa isa);
 
 // src: n/block_size blocks -> dst: n floats. n must be a multiple of the block size.
@@ -47,6 +50,16 @@ void prepare_act(GgmlType weight_type, const float* x, void* act, int64_t n);
 float vec_dot(GgmlType weight_type, const void* row, const void* act, int64_t n);
 // Four dots of one row: out[i] = vec_dot(row, acts[i]), bit-identical, the row decoded once.
 void vec_dot4(GgmlType weight_type, const void* row, const void* const* acts, int64_t n, float* out);
+
+// The tile kernel of a type (prompt chunks): `rows` weight rows x `cols` activation vectors at once;
+// 0 x 0 where the type has none on that ISA.
+struct TileShape {
+    int rows = 0, cols = 0;
+};
+TileShape tile_shape_isa(Isa isa, GgmlType weight_type);
+// out[r * cols + c] = vec_dot(row + r * stride, acts[c]) for the tile's rows x cols, bit-identical.
+void vec_tile_isa(Isa isa, GgmlType weight_type, const void* row, int64_t stride, const void* const* acts, int64_t n,
+                  float* out);
 
 // The same on an explicit ISA (must be available): tests compare each SIMD path with the scalar one.
 void dequantize_row_isa(Isa isa, GgmlType t, const void* src, float* dst, int64_t n);

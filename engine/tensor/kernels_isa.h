@@ -14,12 +14,28 @@ using DotFn = float (*)(const void* row, const void* act, int64_t n);
 // acts[i]). The row's blocks are decoded once for all four; each column's arithmetic is the same
 // as the DotFn of the same ISA, so results are bit-identical to four dot() calls.
 using Dot4Fn = void (*)(const void* row, const void* const* acts, int64_t n, float* out);
+// A tile of `rows` weight rows (row + r * stride) x `cols` activation vectors: out[r * cols + c] =
+// dot(row r, acts[c]), bit-identical like dot4; each activation load serves every row of the tile.
+using TileFn = void (*)(const void* row, int64_t stride, const void* const* acts, int64_t n, float* out);
+struct Tile {
+    TileFn fn = nullptr;
+    int rows = 0, cols = 0;
+};
 
 // The SIMD files write each dot product once, as a Dot4Fn-shaped kernel template over N columns
 // whose columns each run the instruction sequence of N = 1 (their accumulators kept apart, the
 // row's decoding shared); the table takes N = 1 through dot1 and N = 4 (or pairs of N = 2) as dot4.
 // FOR_COL unrolls the column loops so per-column accumulator arrays stay in registers.
-#define SLUICE_FOR_COL(c) _Pragma("GCC unroll 4") for (int c = 0; c < N; ++c)
+#define SLUICE_FOR_COL(c) _Pragma("GCC unroll 8") for (int c = 0; c < N; ++c)
+// i32 sums are exact, so GCC reassociates a column's accumulation: with several columns it kept
+// every product of a super-block apart (spilled to the stack) to add them as a tree at the end. An
+// empty asm that claims to change the sum keeps one register and one add per product (a vector
+// register operand: 128/256-bit values; any of the 32 under AVX-512).
+#ifdef __AVX512F__
+#define SLUICE_KEEP(v) __asm__("" : "+v"(v))
+#else
+#define SLUICE_KEEP(v) __asm__("" : "+x"(v))
+#endif
 template <Dot4Fn K>
 float dot1(const void* row, const void* act, int64_t n) {
     float r;
@@ -37,6 +53,7 @@ struct TypeKernels {
     PrepareFn prepare = nullptr;
     DotFn dot = nullptr;
     Dot4Fn dot4 = nullptr;  // null: four dot() calls
+    Tile tile{};            // null fn: dot4 row by row
 };
 
 TypeKernels scalar_kernels(GgmlType t);  // complete for every type with has_kernels
@@ -46,13 +63,16 @@ DequantFn avx2_dequant(GgmlType t);
 DotFn avx2_dot(GgmlType t);
 PrepareFn avx2_prepare(GgmlType t);
 Dot4Fn avx2_dot4(GgmlType t);
+Tile avx2_tile(GgmlType t);
 DequantFn avx512_dequant(GgmlType t);
 DotFn avx512_dot(GgmlType t);
 PrepareFn avx512_prepare(GgmlType t);
 Dot4Fn avx512_dot4(GgmlType t);
+Tile avx512_tile(GgmlType t);
 // A dot4 bit-identical to the AVX2 dot of a type AVX-512 has no dot of its own for (same integer sums
 // and float operations, other instructions).
 Dot4Fn avx512_dot4_over_avx2(GgmlType t);
+Tile avx512_tile_over_avx2(GgmlType t);
 
 void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n);
 [[noreturn]] void unsupported(GgmlType t, const char* what);

@@ -16,6 +16,8 @@ DotFn emu_avx512_dot(GgmlType t);
 Dot4Fn emu_avx512_dot4(GgmlType t);
 Dot4Fn emu_avx512_dot4_over_avx2(GgmlType t);
 DequantFn emu_avx512_dequant(GgmlType t);
+Tile emu_avx512_tile(GgmlType t);
+Tile emu_avx512_tile_over_avx2(GgmlType t);
 }  // namespace sluice::detail
 
 using namespace sluice;
@@ -100,5 +102,52 @@ TEST(Avx512Emulated, Dot4BitIdenticalToFourDots) {
                 ASSERT_EQ(std::memcmp(got, want, sizeof got), 0) << got[0] << " " << want[0];
             }
         }
+    }
+}
+
+// The tiles (rows x columns) against the dot of their ISA, bit for bit: AVX-512's own dot, or AVX2's
+// for the types AVX-512 leaves to it (the table pairs them the same way).
+TEST(Avx512Emulated, TileBitIdenticalToDots) {
+    const uint32_t seed = fresh_seed();
+    std::mt19937 rng(seed);
+    int tested = 0;
+    for (GgmlType t : kernel_types()) {
+        const detail::TypeKernels ref = detail::scalar_kernels(t);
+        std::function<float(const void*, const void*, int64_t)> dot = detail::emu_avx512_dot(t);
+        detail::Tile tile = detail::emu_avx512_tile(t);
+        if (!detail::emu_avx512_dot(t)) {
+            EXPECT_EQ(tile.fn, nullptr) << type_name(t);
+            tile = detail::emu_avx512_tile_over_avx2(t);
+            if (!tile.fn || !isa_available(Isa::Avx2)) continue;
+            dot = [t](const void* row, const void* act, int64_t n) { return vec_dot_isa(Isa::Avx2, t, row, act, n); };
+        }
+        if (!tile.fn) continue;
+        ++tested;
+        for (int64_t n : lengths(t)) {
+            SCOPED_TRACE(std::string(type_name(t)) + " n=" + std::to_string(n) + " seed=" + std::to_string(seed));
+            const int64_t rb = row_bytes(t, n), stride = rb + 32;
+            std::vector<uint8_t> w(size_t(stride * tile.rows));
+            for (int r = 0; r < tile.rows; ++r) {
+                const std::vector<uint8_t> q = quantized(t, random_row(rng, n));
+                std::memcpy(w.data() + r * stride, q.data(), size_t(rb));
+            }
+            std::vector<std::vector<uint8_t>> act(size_t(tile.cols), std::vector<uint8_t>(act_bytes(t, n)));
+            std::vector<const void*> acts;
+            for (int c = 0; c < tile.cols; ++c) {
+                const std::vector<float> x = random_row(rng, n, c % 3 == 2 ? 1e-3f : 1.f);
+                ref.prepare(x.data(), act[size_t(c)].data(), n);
+                acts.push_back(act[size_t(c)].data());
+            }
+            std::vector<float> got(size_t(tile.rows * tile.cols));
+            tile.fn(w.data(), stride, acts.data(), n, got.data());
+            for (int r = 0; r < tile.rows; ++r)
+                for (int c = 0; c < tile.cols; ++c) {
+                    const float want = dot(w.data() + r * stride, acts[size_t(c)], n);
+                    ASSERT_EQ(std::memcmp(&got[size_t(r * tile.cols + c)], &want, 4), 0) << "r=" << r << " c=" << c;
+                }
+        }
+    }
+    if (isa_available(Isa::Avx2)) {
+        EXPECT_GT(tested, 0);
     }
 }
