@@ -68,8 +68,9 @@ float wg_max(float v) {
 
 // MV_NORM, after this workgroup's rows are written: if it is the last to finish, hn = rmsnorm(y).
 // The last workgroup reads all of y back from L2 at its latency (~1 us), so each invocation issues
-// NT_LOADS loads before it uses any: one pass over 4096 rows is 2 rounds of latency, not 64.
-#define NT_LOADS 8u
+// NT_LOADS vec4 loads before it uses any: 4096 rows take 2-4 rounds of latency, not 64 (more loads in
+// flight would cost registers that every variant of the shader then holds, tail or not).
+#define NT_LOADS 4u
 layout(binding = 2, std430) coherent buffer YBuf4 { vec4 Y4[]; };
 layout(binding = 5, std430) buffer HnBuf4 { vec4 Hn4[]; };
 layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };
@@ -114,8 +115,9 @@ void norm_tail() {
 // MV_TOPK, after this workgroup's rows are written: if it is the last to finish, rank the rows (each
 // invocation its own against all of them, from shared memory) and write the top k's ids and weights.
 layout(binding = 2, std430) coherent buffer YInt { int Yi[]; };
-#define TK_PER (MV_ROUTE_MAX / MV_WG)  // logits per invocation
 shared vec4 tk_l[MV_ROUTE_MAX / 4];  // -inf past n
+shared int tk_id[MV_TOPK_MAX_K];
+shared float tk_x[MV_TOPK_MAX_K];
 void topk_tail() {
     const uint tid = gl_LocalInvocationIndex, n = p.rows, k = p.topk_k;
     memoryBarrierBuffer();
@@ -124,42 +126,36 @@ void topk_tail() {
     barrier();
     if (!last_group) return;
     memoryBarrierBuffer();
-    float l[TK_PER];
-    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) {  // all loads issued before any is used
-        const uint e = tid + j * MV_WG;
-        l[j] = e < n ? Y[p.y_off + e] : -1.0 / 0.0;
-    }
-    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) {
-        const uint e = tid + j * MV_WG;
-        tk_l[e >> 2][e & 3u] = l[j];
-    }
-    barrier();
-    uint rank[TK_PER];
+    // Loops, not per-invocation arrays: registers this tail held would be held by every variant.
     float mx = -1.0 / 0.0;
+    for (uint e = tid; e < MV_ROUTE_MAX; e += MV_WG) {
+        const float v = e < n ? Y[p.y_off + e] : -1.0 / 0.0;
+        tk_l[e >> 2][e & 3u] = v;
+        mx = max(mx, v);
+    }
+    mx = wg_max(mx);  // its barriers publish tk_l
+    const bool renorm = (p.flags & MV_ROUTE_RENORM) != 0u;
     const uint n4 = (n + 3u) / 4u;
-    [[unroll]] for (uint j = 0u; j < TK_PER; ++j) {
-        const uint e = tid + j * MV_WG;
-        rank[j] = 0xFFFFFFFFu;
-        if (e >= n) continue;
+    float z = 0.0;
+    for (uint e = tid; e < n; e += MV_WG) {
+        const float le = tk_l[e >> 2][e & 3u];
         uint r = 0u;
         for (uint i = 0u; i < n4; ++i) {
             const vec4 v = tk_l[i];
-            [[unroll]] for (uint c = 0u; c < 4u; ++c) r += v[c] > l[j] || (v[c] == l[j] && 4u * i + c < e) ? 1u : 0u;
+            [[unroll]] for (uint c = 0u; c < 4u; ++c) r += v[c] > le || (v[c] == le && 4u * i + c < e) ? 1u : 0u;
         }
-        rank[j] = r;
-        mx = max(mx, l[j]);
+        const float x = exp(le - mx);
+        if (!renorm || r < k) z += x;
+        if (r < k) {
+            tk_id[r] = int(e);
+            tk_x[r] = x;
+        }
     }
-    mx = wg_max(mx);
-    const bool renorm = (p.flags & MV_ROUTE_RENORM) != 0u;
-    float z = 0.0;
-    [[unroll]] for (uint j = 0u; j < TK_PER; ++j)
-        if (rank[j] != 0xFFFFFFFFu && (!renorm || rank[j] < k)) z += exp(l[j] - mx);
-    z = wg_sum(z);
-    [[unroll]] for (uint j = 0u; j < TK_PER; ++j)
-        if (rank[j] < k) {
-            Yi[p.topk_ids_off + rank[j]] = int(tid + j * MV_WG);
-            Y[p.topk_w_off + rank[j]] = exp(l[j] - mx) / z;
-        }
+    z = wg_sum(z);  // its barriers publish tk_id, tk_x
+    for (uint r = tid; r < k; r += MV_WG) {
+        Yi[p.topk_ids_off + r] = tk_id[r];
+        Y[p.topk_w_off + r] = tk_x[r] / z;
+    }
     if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch
 }
 #endif

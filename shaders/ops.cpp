@@ -96,8 +96,8 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     }
     if (o.topk) {
         if (o.n_mats != 1 || o.n_cols != 1 || o.swiglu_up || o.norm_out || o.sum_mats || o.y_pos_stride || !o.topk_count.buf ||
-            w.rows > MV_ROUTE_MAX || o.topk > w.rows)
-            throw GpuError("matvec: the top-k tail takes one matrix of at most " + std::to_string(MV_ROUTE_MAX) +
+            w.rows > MV_ROUTE_MAX || o.topk > w.rows || o.topk > MV_TOPK_MAX_K)
+            throw GpuError("matvec: the top-k tail takes k <= 64 of one matrix of at most " + std::to_string(MV_ROUTE_MAX) +
                            " rows, one column, a counter, no GLU, norm, sum or position offset");
         p.flags |= MV_TOPK | (o.route_renorm ? MV_ROUTE_RENORM : 0u);
         p.topk_k = o.topk;

@@ -46,6 +46,7 @@ using uint = uint32_t;
 // workgroups as MV_NORM does (the uint at norm_count_off of binding 5): the router's top-k without a
 // dispatch of its own, for the experts' MV_IDS dispatches after it.
 #define MV_TOPK 256u
+#define MV_TOPK_MAX_K 64u  // topk_k at most
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs

@@ -442,7 +442,7 @@ private:
             const char* e = std::getenv("SLUICE_GPU_ROUTE");
             return std::string(e ? e : "");
         }();
-        if (hp_.n_expert > MV_ROUTE_MAX || env == "dispatch") return Route::Dispatch;
+        if (hp_.n_expert > MV_ROUTE_MAX || uint64_t(top_k_) > MV_TOPK_MAX_K || env == "dispatch") return Route::Dispatch;
         if (env == "glu" && fused(L.gate_exps, L.up_exps)) return Route::Glu;
         return Route::Tail;
     }
