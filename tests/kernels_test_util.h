@@ -2,6 +2,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -24,7 +25,11 @@ inline std::vector<Isa> available_isas() {
 }
 
 // A fresh seed every run (print it on failure with SCOPED_TRACE).
-inline uint32_t fresh_seed() { return std::random_device{}(); }
+// A new seed per run (printed by the tests' traces); SLUICE_SEED=N replays a failing one.
+inline uint32_t fresh_seed() {
+    if (const char* e = std::getenv("SLUICE_SEED")) return uint32_t(std::strtoul(e, nullptr, 10));
+    return std::random_device{}();
+}
 
 // Gaussian values with a scale that changes every 32 elements (as real weights' rows do).
 inline std::vector<float> random_row(std::mt19937& rng, int64_t n, float sigma = 1.f) {
