@@ -31,12 +31,7 @@ shared float ks_red[KS_TEAMS * NR];
 #endif
 layout(local_size_x = MV_WG) in;
 layout(binding = 2, std430) coherent buffer YBuf { float Y[]; };  // coherent: MV_NORM's last workgroup reads it
-#ifdef GLU
-layout(binding = 3, std430) buffer IdsBuf { int ids[]; };
-layout(binding = 3, std430) buffer RouteBuf { float route[]; };  // MV_ROUTE: logits in, weights out
-#else
 layout(binding = 3, std430) readonly buffer IdsBuf { int ids[]; };
-#endif
 STEP_BUFFER(4)
 layout(binding = 5, std430) buffer HnBuf { float Hn[]; };  // MV_NORM: output and counter
 layout(binding = 5, std430) buffer HnCount { uint hn_count[]; };
@@ -160,67 +155,6 @@ void topk_tail() {
 }
 #endif
 
-#ifdef GLU
-#define RPT (MV_ROUTE_MAX / MV_THREADS)  // logits per invocation
-shared vec4 rlog[MV_ROUTE_MAX / 4];
-shared uint rpick;
-shared float rmax, rden;
-
-// MV_ROUTE: the expert of rank `slot` among the router logits. Each invocation ranks its logits
-// against all of them (n compares, no serial rounds: a few hundred cycles before the weights are
-// read, where a top-k dispatch costs a dependent dispatch). Workgroup (0, 0) also writes the top k's
-// ids and weights, in rank order. Uniform control flow.
-uint route_pick(uint slot) {
-    const uint tid = gl_LocalInvocationIndex, n = p.route_n, n4 = (n + 3u) / 4u;
-    for (uint i = tid; i < n4; i += MV_THREADS) {
-        vec4 v;
-        for (uint c = 0u; c < 4u; ++c) v[c] = 4u * i + c < n ? route[p.route_logits_off + 4u * i + c] : -1.0 / 0.0;
-        rlog[i] = v;
-    }
-    barrier();
-    float l[RPT];
-    uint rank[RPT];
-    [[unroll]] for (uint j = 0u; j < RPT; ++j) {
-        const uint e = tid + j * MV_THREADS;
-        rank[j] = 0xFFFFFFFFu;
-        if (e >= n) continue;
-        l[j] = rlog[e >> 2][e & 3u];
-        uint r = 0u;
-        for (uint i = 0u; i < n4; ++i) {
-            const vec4 v = rlog[i];
-            [[unroll]] for (uint c = 0u; c < 4u; ++c) r += v[c] > l[j] || (v[c] == l[j] && 4u * i + c < e) ? 1u : 0u;
-        }
-        rank[j] = r;
-        if (r == slot) rpick = e;
-        if (r == 0u) rmax = l[j];
-    }
-    barrier();
-    if (gl_WorkGroupID.x == 0u && gl_WorkGroupID.y == 0u) {  // ids and weights (topk.comp's formulas)
-        const uint k = gl_NumWorkGroups.y;
-        float z_all = 0.0, z_k = 0.0;
-        [[unroll]] for (uint j = 0u; j < RPT; ++j) {
-            if (rank[j] == 0xFFFFFFFFu) continue;
-            const float x = exp(l[j] - rmax);
-            z_all += x;
-            if (rank[j] < k) {
-                z_k += x;
-                ids[p.ids_off + rank[j]] = int(tid + j * MV_THREADS);
-            }
-        }
-        red[tid] = (p.flags & MV_ROUTE_RENORM) != 0u ? z_k : z_all;
-        barrier();
-        if (tid == 0u) {
-            float z = 0.0;
-            for (uint i = 0u; i < MV_THREADS; ++i) z += red[i];
-            rden = z;
-        }
-        barrier();
-        [[unroll]] for (uint j = 0u; j < RPT; ++j)
-            if (rank[j] < k) route[p.route_w_off + rank[j]] = exp(l[j] - rmax) / rden;
-    }
-    return rpick;
-}
-#endif
 
 // Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
 float team_sum(float v, uint team) {
@@ -269,11 +203,7 @@ void main() {
 #else
     for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
         const uint m = sum ? mi : gl_WorkGroupID.y;
-#ifdef GLU
-        const uint mat = (p.flags & MV_ROUTE) != 0u ? route_pick(m) : (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
-#else
         const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
-#endif
         uint wrow[NR];
         [[unroll]] for (uint r = 0u; r < NR; ++r)
             wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);

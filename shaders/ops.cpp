@@ -69,15 +69,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.w2_off = u32(u->offset / t->unit_bytes, "up offset");
         p.flags |= MV_SWIGLU;
     }
-    if (o.route_n) {
-        if (!o.swiglu_up || !o.ids || o.route_n > MV_ROUTE_MAX || o.n_mats > o.route_n)
-            throw GpuError("matvec: routing needs the fused gate+up, an ids buffer and n_mats <= route_n <= " +
-                           std::to_string(MV_ROUTE_MAX));
-        p.flags = (p.flags & ~MV_IDS) | MV_ROUTE | (o.route_renorm ? MV_ROUTE_RENORM : 0u);
-        p.route_n = o.route_n;
-        p.route_logits_off = o.route_logits_off;
-        p.route_w_off = o.route_w_off;
-    }
     if (o.sum_mats) {
         if (!o.ids || o.swiglu_up || o.n_cols != 1 || o.y_pos_stride)
             throw GpuError("matvec: a weighted sum of matrices needs ids (and weights) and one column, no GLU, no position offset");

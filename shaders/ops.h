@@ -47,11 +47,7 @@ struct MatvecOpts {
     uint32_t team_rows = 0;          // rows per team of matvec_*: 1, 2 or 4; 0: by the matrix's size
     int ksplit = -1;                 // teams sharing a workgroup's rows (matvec_*_k4: 2 rows, _k8: 1 row),
                                      // 0: none (team_rows), -1: by the shape (matvec_ksplit)
-    // With swiglu_up: the batch is the top n_mats of route_n router logits at route_logits_off of the
-    // ids buffer (floats), and the dispatch writes their ids at ids_off and softmax weights at
-    // route_w_off there (shared.h MV_ROUTE): the router's top-k without its own dispatch.
-    uint32_t route_n = 0, route_logits_off = 0, route_w_off = 0;
-    bool route_renorm = false;
+    bool route_renorm = false;  // topk: softmax over the k (else over all the rows)
     // With norm_out (one matrix, one column): the last workgroup also writes norm_out = rmsnorm(y) *
     // norm_w over the rows, counting workgroups in the uint at norm_count of norm_out's buffer (zero
     // before; left zero): the residual stream's next norm without a dispatch of its own.

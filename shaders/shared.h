@@ -24,14 +24,9 @@ using uint = uint32_t;
 #define MV_IDS 2u         // matrix m of the batch is ids[ids_off + m] (routed experts)
 #define MV_POS 4u         // y offset += step.pos * y_pos_stride (K/V written into the cache)
 #define MV_SWIGLU 8u      // y = silu(W x) * (W2 x), W2 at w2_off of the same buffer (gate and up: one dispatch)
-// With MV_SWIGLU (matvec_<type>_glu): matrix m of the batch is the expert of rank m among route_n
-// router logits (largest first, ties to the lower id, as topk.comp), read as floats from the ids
-// buffer at route_logits_off; workgroup (0, 0) also writes the ids of the top n_mats at ids_off and
-// their softmax weights at route_w_off (renormalised over them with MV_ROUTE_RENORM), for the
-// down matvec and the combine: the router's top-k without a dispatch of its own.
-#define MV_ROUTE 16u
+// MV_TOPK: the weights are the softmax over the top k only (else over all the logits).
 #define MV_ROUTE_RENORM 32u
-#define MV_ROUTE_MAX 512  // router logits at most
+#define MV_ROUTE_MAX 512  // router logits at most (MV_TOPK)
 // The last workgroup to finish also writes hn[norm_y_off ..] = y / sqrt(mean(y^2) + eps) * w over the
 // rows (rmsnorm.comp's arithmetic), counting workgroups in the uint at norm_count_off of hn's buffer
 // (zero between dispatches): the next norm of a residual stream without a dispatch of its own.
@@ -61,7 +56,6 @@ struct MatvecPush {
     uint n_cols;   // activation columns (matmul_*); 1 for matvec_*
     uint ids_off;
     uint flags;
-    uint route_n, route_logits_off, route_w_off;  // MV_ROUTE
     uint norm_w_off, norm_y_off, norm_count_off;  // MV_NORM
     float norm_eps;
     uint sum_mats, sum_w_off;  // MV_SUM_MATS

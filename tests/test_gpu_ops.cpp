@@ -273,65 +273,6 @@ TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
     EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
 }
 
-// Routed gate+up: the dispatch picks the router's top k itself (largest first, ties to the lower id)
-// and writes their ids and weights for the down matvec and the combine, as router_topk_softmax does.
-TEST_P(GpuTypes, FusedSwigluPicksTheRoutersTopk) {
-    const GgmlType t = GetParam();
-    const uint32_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937 rng(seed);
-    const int64_t rows = 21, cols = 256, k = 6;
-    for (int64_t n_exp : {12, 150}) {  // 150: several logits per invocation
-        const RandomMats g = random_mats(rng, t, n_exp, rows, cols), u = random_mats(rng, t, n_exp, rows, cols);
-        std::vector<uint8_t> both = g.bytes;
-        both.insert(both.end(), u.bytes.begin(), u.bytes.end());
-        const auto x = random_row(rng, cols);
-        auto logits = random_row(rng, n_exp);
-        logits[5] = logits[9] = 2.0f;    // a tie among the chosen: 5 before 9
-        logits[1] = logits[n_exp - 1];  // and one anywhere
-        for (bool renorm : {true, false}) {
-            // The ids buffer: 3 floats of padding, the logits, k ids, k weights.
-            std::vector<float> route(size_t(3 + n_exp + 2 * k), -1.0f);
-            std::copy(logits.begin(), logits.end(), route.begin() + 3);
-            gpu::Buffer wb = to_gpu(both), xb = to_gpu(x), yb = zeros(size_t(k * rows)), rb = to_gpu(route), step = step_buffer(0);
-            const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-            const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
-            gpu::Mat um = gm;
-            um.offset = g.bytes.size();
-            gpu::MatvecOpts o;
-            o.n_mats = k;
-            o.ids = &rb;
-            o.ids_off = uint32_t(3 + n_exp);
-            o.y_mat_stride = rows;
-            o.swiglu_up = &um;
-            o.route_n = uint32_t(n_exp);
-            o.route_logits_off = 3;
-            o.route_w_off = uint32_t(3 + n_exp + k);
-            o.route_renorm = renorm;
-            gpu::Cmd cmd(ctx());
-            cmd.begin();
-            gpu::matvec(cmd, gm, {&xb}, {&yb}, step, o);
-            cmd.end();
-            cmd.run();
-            std::vector<int32_t> ref_ids(static_cast<size_t>(k)), ids(static_cast<size_t>(k));
-            std::vector<float> ref_w(static_cast<size_t>(k));
-            router_topk_softmax(logits.data(), n_exp, k, renorm, ref_ids.data(), ref_w.data());
-            ctx().download(rb, size_t(3 + n_exp) * 4, ids.data(), size_t(k) * 4);
-            EXPECT_EQ(ids, ref_ids) << n_exp << " experts";
-            const auto w = floats(rb, size_t(k), size_t(3 + n_exp + k));
-            EXPECT_LT(nmse(w.data(), ref_w.data(), k), 1e-12);
-            std::vector<float> ref;
-            for (int64_t j = 0; j < k; ++j) {
-                const size_t m = size_t(ref_ids[size_t(j)] * rows * cols);
-                const auto gy = ref_matvec(&g.deq[m], x.data(), rows, cols), uy = ref_matvec(&u.deq[m], x.data(), rows, cols);
-                for (int64_t r = 0; r < rows; ++r) ref.push_back(silu(gy[size_t(r)]) * uy[size_t(r)]);
-            }
-            const auto got = floats(yb, ref.size());
-            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << n_exp << " experts";
-        }
-    }
-}
-
 // The router's matvec with the top-k in its last workgroup (MV_TOPK): the logits, then the ids and
 // softmax weights router_topk_softmax picks from those logits, ties (two equal rows) to the lower id,
 // the counter left at zero; every workgroup shape.

@@ -333,7 +333,7 @@ private:
                 record_dense_ffn(c, il);
                 continue;
             }
-            const Route r = route_mode(L);
+            const Route r = route_mode();
             gpu::MatvecOpts ro;
             if (p == Place::Resident && r == Route::Tail) {  // ffn_moe_topk in the router's last workgroup
                 ro.topk = uint32_t(top_k_);
@@ -344,7 +344,7 @@ private:
             }
             gpu::matvec(c, L.router, {&hn_}, {&route_}, step_, ro);  // ffn_moe_logits
             if (p == Place::Resident) {
-                if (r == Route::Dispatch)  // (Route::Glu: the experts' gate+up dispatch picks them)
+                if (r == Route::Dispatch)
                     gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
                                       {&route_, route_w()});
                 record_experts(c, p, il);
@@ -407,14 +407,8 @@ private:
         o.y_mat_stride = F;
         if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
             o.swiglu_up = &L.up_exps;
-            if (resident && route_mode(L) == Route::Glu) {
-                o.route_n = uint32_t(h.n_expert);
-                o.route_renorm = true;
-                o.route_w_off = route_w();
-            }
             gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
             o.swiglu_up = nullptr;
-            o.route_n = 0;
         } else {
             gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
             c.independent();
@@ -433,17 +427,16 @@ private:
     }
 
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
-    // Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), the
-    // experts' gate+up dispatch (MV_ROUTE: every workgroup ranks the logits), or a dispatch of its own.
-    // SLUICE_GPU_ROUTE=tail|glu|dispatch in the environment picks one (measurements).
-    enum class Route { Tail, Glu, Dispatch };
-    Route route_mode(const GLayer& L) const {
-        static const std::string env = [] {
+    // Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), or
+    // a dispatch of its own (more than MV_ROUTE_MAX experts or MV_TOPK_MAX_K picks;
+    // SLUICE_GPU_ROUTE=dispatch in the environment, for measurements).
+    enum class Route { Tail, Dispatch };
+    Route route_mode() const {
+        static const bool dispatch = [] {
             const char* e = std::getenv("SLUICE_GPU_ROUTE");
-            return std::string(e ? e : "");
+            return e && std::string(e) == "dispatch";
         }();
-        if (hp_.n_expert > MV_ROUTE_MAX || uint64_t(top_k_) > MV_TOPK_MAX_K || env == "dispatch") return Route::Dispatch;
-        if (env == "glu" && fused(L.gate_exps, L.up_exps)) return Route::Glu;
+        if (hp_.n_expert > MV_ROUTE_MAX || uint64_t(top_k_) > MV_TOPK_MAX_K || dispatch) return Route::Dispatch;
         return Route::Tail;
     }
     // route_: router logits (n_expert), then the top-k's ids (as ints) and weights.
