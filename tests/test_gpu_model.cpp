@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
 #include "tests/gpu_test_util.h"
@@ -95,6 +96,37 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GpuModel,
                          [](const auto& info) {
                              return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
                          });
+
+// Files whose q, k and v projections differ in type (llama.cpp's Q4_K_M keeps attn_v in Q6_K): the
+// GPU uploads runs of one type into one buffer and one dispatch (q + k, then v; or q, then k + v), each
+// writing its part of the q | k | v buffer. F16 with one tensor in F32: the same values as the fixture.
+TEST(GpuModelMixed, QkvOfDifferentTypesMatchCpuPath) {
+    for (const char* fixture : {"moe_c", "dense_a"})
+        for (const char* odd : {"attn_v", "attn_q", "attn_k"}) {
+            const std::string f = tmp_dir() + "gpu_mixed_" + std::to_string(getpid()) + "_" + fixture + "_" + odd + ".gguf";
+            requantize_file(kDir + fixture + ".gguf", f, GgmlType::F16, {}, [&](const std::string& name, GgmlType planned) {
+                return name.find(std::string(odd) + ".weight") != std::string::npos ? GgmlType::F32 : planned;
+            });
+            {
+                const auto file = gguf::File::open(f);
+                ASSERT_EQ(file->find_tensor(std::string("blk.0.") + odd + ".weight")->type, GgmlType::F32);
+                ASSERT_EQ(file->find_tensor("blk.0.ffn_norm.weight")->type, GgmlType::F32);
+                for (const char* other : {"attn_q", "attn_k", "attn_v"})
+                    if (std::string(other) != odd)
+                        ASSERT_EQ(file->find_tensor(std::string("blk.0.") + other + ".weight")->type, GgmlType::F16);
+            }
+            const auto ids = read_ids(kDir + fixture + ".tokens.txt");
+            std::string where;
+            const auto got = logits(f, gpu_opts(), ids, &where);
+            const auto cpu = logits(f, cpu_opts(), ids);
+            std::remove(f.c_str());
+            const auto ref = read_f32(kDir + fixture + ".logits.f32");
+            const double err = max_rel_err(got, cpu, int64_t(ref.size() / ids.size()));
+            std::printf("  %s, %s in F32: max rel err %.3g vs CPU  [%s]\n", fixture, odd, err, where.c_str());
+            EXPECT_NE(where.find("GPU"), std::string::npos) << where;
+            EXPECT_LE(err, 1e-5) << fixture << " " << odd;
+        }
+}
 
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
 // experts come through the streaming ExpertSource, into the VRAM expert cache or to the CPU experts,

@@ -10,7 +10,8 @@
 namespace sluice {
 
 int requantize_file(const std::string& in_path, const std::string& out_path, GgmlType want,
-                    const std::function<void(const std::string&)>& log) {
+                    const std::function<void(const std::string&)>& log,
+                    const std::function<GgmlType(const std::string& name, GgmlType planned)>& pick) {
     if (!type_info(want).has_kernels) throw Error(std::string("cannot write type ") + type_name(want));
     auto in = gguf::File::open(in_path);
     gguf::Writer w(out_path, in->alignment());
@@ -30,8 +31,9 @@ int requantize_file(const std::string& in_path, const std::string& out_path, Ggm
                     " blocks, using " + type_name(ot));
             ++fallbacks;
         }
-        out_types.push_back(ot);
-        w.add_tensor(t.name, ot, std::vector<int64_t>(t.ne, t.ne + t.n_dims));
+        out_types.push_back(pick ? pick(t.name, ot) : ot);
+        if (!type_info(out_types.back()).has_kernels) throw Error(std::string("cannot write type ") + type_name(out_types.back()));
+        w.add_tensor(t.name, out_types.back(), std::vector<int64_t>(t.ne, t.ne + t.n_dims));
     }
     w.begin_data();
     std::vector<float> row;
