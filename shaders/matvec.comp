@@ -61,6 +61,19 @@ float wg_max(float v) {
     return t;
 }
 
+// The tails (MV_NORM, MV_TOPK): true in the last workgroup to finish, which then sees every
+// workgroup's y. Counts in the uint at norm_count_off of binding 5; the tail resets it. Uniform.
+bool last_to_finish() {
+    memoryBarrierBuffer();  // this workgroup's y before its count
+    barrier();
+    if (gl_LocalInvocationIndex == 0u)
+        last_group = atomicAdd(hn_count[p.norm_count_off], 1u) == gl_NumWorkGroups.x - 1u;
+    barrier();
+    if (!last_group) return false;
+    memoryBarrierBuffer();  // the other workgroups' y after their counts
+    return true;
+}
+
 // MV_NORM, after this workgroup's rows are written: if it is the last to finish, hn = rmsnorm(y).
 // The last workgroup reads all of y back from L2 at its latency (~1 us), so each invocation issues
 // NT_LOADS vec4 loads before it uses any: 4096 rows take 2-4 rounds of latency, not 64 (more loads in
@@ -71,12 +84,7 @@ layout(binding = 5, std430) buffer HnBuf4 { vec4 Hn4[]; };
 layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };
 void norm_tail() {
     const uint tid = gl_LocalInvocationIndex;
-    memoryBarrierBuffer();  // this workgroup's y before its count
-    barrier();
-    if (tid == 0u) last_group = atomicAdd(hn_count[p.norm_count_off], 1u) == gl_NumWorkGroups.x - 1u;
-    barrier();
-    if (!last_group) return;
-    memoryBarrierBuffer();  // the other workgroups' y after their counts
+    if (!last_to_finish()) return;
     const bool v4 = ((p.rows | p.y_off | p.norm_y_off | p.norm_w_off) & 3u) == 0u;  // else one float at a time
     const uint n = v4 ? p.rows / 4u : p.rows, round = MV_WG * NT_LOADS;
     float ss = 0.0;
@@ -115,12 +123,7 @@ shared int tk_id[MV_TOPK_MAX_K];
 shared float tk_x[MV_TOPK_MAX_K];
 void topk_tail() {
     const uint tid = gl_LocalInvocationIndex, n = p.rows, k = p.topk_k;
-    memoryBarrierBuffer();
-    barrier();
-    if (tid == 0u) last_group = atomicAdd(hn_count[p.norm_count_off], 1u) == gl_NumWorkGroups.x - 1u;
-    barrier();
-    if (!last_group) return;
-    memoryBarrierBuffer();
+    if (!last_to_finish()) return;
     // Loops, not per-invocation arrays: registers this tail held would be held by every variant.
     float mx = -1.0 / 0.0;
     for (uint e = tid; e < MV_ROUTE_MAX; e += MV_WG) {
