@@ -612,7 +612,9 @@ void Cmd::dispatch_raw(const std::string& name, std::initializer_list<const Buff
     vkCmdDispatch(cb_, groups[0], groups[1], groups[2]);
     pending_ = true;
     if (prof_)
-        mark(name + " [" + std::to_string(groups[0]) + "," + std::to_string(groups[1]) + "," + std::to_string(groups[2]) + "]");
+        mark(name + " [" + std::to_string(groups[0]) + "," + std::to_string(groups[1]) + "," + std::to_string(groups[2]) + "]" +
+             (note_.empty() ? "" : " " + note_));
+    note_.clear();
 }
 
 void Cmd::copy(const Buffer& src, size_t src_off, const Buffer& dst, size_t dst_off, size_t n) {

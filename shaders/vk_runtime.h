@@ -174,6 +174,9 @@ public:
     // SLUICE_GPU_PROFILE=1 in the environment: a timestamp after every dispatch and copy, summed per
     // (kernel, workgroups) over every submit; the table goes to stderr when the Cmd is destroyed.
     // Dependent dispatches are timed from the previous timestamp, so a row includes its barrier.
+    // note(): words added to the next dispatch's row name (e.g. a matvec's shape), when profiling.
+    bool profiling() const { return prof_ != nullptr; }
+    void note(const std::string& words) { note_ = words; }
 
 private:
     Context& ctx_;
@@ -190,6 +193,7 @@ private:
     uint32_t sets_in_pool_ = 0; // sets taken from it
     bool skip_barrier_ = true, pending_ = false, recording_ = false;
     double gpu_ms_ = 0;
+    std::string note_;
 };
 
 }  // namespace sluice::gpu
