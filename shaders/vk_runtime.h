@@ -62,6 +62,7 @@ public:
     size_t size() const { return size_; }
     void* mapped() const { return mapped_; }  // nullptr unless host-visible
     VkBuffer handle() const { return buf_; }
+    uint32_t memory_flags() const { return flags_; }  // VkMemoryPropertyFlags of its memory type
     explicit operator bool() const { return buf_ != VK_NULL_HANDLE; }
 
 private:
@@ -72,6 +73,7 @@ private:
     VkDeviceMemory mem_ = VK_NULL_HANDLE;
     size_t size_ = 0;
     void* mapped_ = nullptr;
+    uint32_t flags_ = 0;
 };
 
 // A compute pipeline and what its SPIR-V declares.
