@@ -91,10 +91,9 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     const uint32_t chosen_ks = sh.glu ? 0 : matvec_ksplit(sh.rows, sh.cols, sh.n_mats, sh.sum);
     const uint32_t chosen = chosen_ks ? 0 : matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats);
     std::vector<MvResult> out;
-    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}, {4, 4}, {4, 8}}) {
+    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}}) {
         if (sh.glu && nr != MV_GLU_ROWS) continue;
         const bool is_chosen = sh.glu || (nr == chosen && uint32_t(ks) == chosen_ks);
-        if (ks && nr && sh.cols < 8192) continue;  // 4 rows with teams sharing them: long rows only
         double us[2];
         for (int dep = 0; dep < 2; ++dep) {
             Cmd c(ctx);
@@ -130,7 +129,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
             us[dep] = c.last_gpu_ms() * 1e3 / reps;
         }
         const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
-        const std::string variant = sh.glu ? "glu" : ks ? "k" + std::to_string(ks) + (nr ? "r" + std::to_string(nr) : "") : "r" + std::to_string(nr);
+        const std::string variant = sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr);
         std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
                         variant + "\",\"chosen\":" + (is_chosen ? "true" : "false") + ",\"bytes\":" +
                         std::to_string(one) + ",\"us_dependent\":" + fmt(us[1]) + ",\"gb_s_dependent\":" + fmt(gb_dep) +

@@ -106,9 +106,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         name += "_glu";
     } else if (ks) {
         name += "_k" + std::to_string(ks);
-        nr = ks == 4 ? 2 : 1;  // the builds' NR: _k4 2 rows, _k8 1; _k4r4 / _k8r4 4
-        if (o.team_rows == 4 || (o.team_rows == 0 && matvec_ksplit_rows4(w.cols))) nr = 4, name += "r4";
-        else if (o.team_rows && o.team_rows != nr) throw GpuError("matvec: teams sharing rows take their build's rows, or 4");
+        nr = ks == 4 ? 2 : 1;  // the builds' NR
         teams = 1;
     } else if (o.n_cols == 1) {
         nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats);
@@ -137,14 +135,6 @@ uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_m
     if (env == 0 || env == 4 || env == 8) return uint32_t(env);
     // H200, Qwen3-30B-A3B shape decode: 4 teams 205.7 tok/s, none 192.3, 8 teams 184.1.
     return 4;
-}
-
-bool matvec_ksplit_rows4(uint32_t cols) {
-    static const int env = [] {
-        const char* e = std::getenv("SLUICE_GPU_KSPLIT_R4");
-        return e && *e ? std::atoi(e) : -1;
-    }();
-    return env > 0 && cols >= 8192;
 }
 
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats) {

@@ -182,10 +182,11 @@ void GpuModel::moe_on_host(int64_t il) {
     if (!miss_ids.empty()) upload_misses(il, miss_ids, miss_slots);
 }
 
-// Misses: host bytes from the ExpertSource -> a staging ring of kRing experts -> their slots. Each
-// expert is copied into its ring slot by the pool's threads and its DMA submitted at once, so the copy
-// engine moves expert m while the CPU copies expert m + 1; a slot is reused once its DMA is done
-// (begin() waits for it). The next segment, submitted after these, starts with a barrier.
+// Misses: host bytes from the ExpertSource -> staging (room for top-k experts) -> their slots, in
+// kUploadParts groups of experts: the pool's threads copy a group into staging, its DMA is submitted
+// at once, and the copy engine moves it while the threads copy the next group. Every group is
+// copied by all threads (one thread's memcpy is far below the PCIe bandwidth). The staging and the
+// groups' command buffers are free again by the next layer: its segment waited for these DMAs.
 void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& slots) {
     MoeLayer& L = moe_[size_t(il)];
     experts_->fetch(moe_index_[size_t(il)], ids.data(), int64_t(ids.size()), fetched_.data());
@@ -195,24 +196,24 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
         const uint8_t* src;
         size_t off, n;
     };
+    constexpr size_t kPart = 256u << 10;
+    const size_t n = ids.size(), groups = std::min(n, upload_cmds_.size());
     std::vector<Part> parts;
-    for (size_t m = 0; m < ids.size(); ++m) {
-        const size_t r = ring_next_++ % ring_.size(), base = r * size_t(max_expert_bytes_);
-        gpu::Cmd& c = ring_[r];
-        c.begin();  // waits for the slot's previous DMA
-        const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
-        // Host copies in parallel (one thread's memcpy is far below the PCIe bandwidth), in parts
-        // small enough to spread one expert over the threads.
-        constexpr size_t kPart = 256u << 10;
+    size_t off = 0;
+    for (size_t g = 0, m = 0; g < groups; ++g) {
+        gpu::Cmd& c = upload_cmds_[g];
+        c.begin();
         parts.clear();
-        size_t off = base;
-        for (int t = 0; t < 3; ++t) {
-            const size_t n = L.expert_bytes[t];
-            for (size_t o = 0; o < n; o += kPart)
-                parts.push_back({static_cast<const uint8_t*>(src[t]->data) + o, off + o, std::min(kPart, n - o)});
-            if (t) c.independent();
-            c.copy(miss_staging_, off, *dst[t]->buf, dst[t]->offset + slots[m] * n, n);
-            off += n;
+        for (const size_t end = (g + 1) * n / groups; m < end; ++m) {
+            const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
+            for (int t = 0; t < 3; ++t) {
+                const size_t bytes = L.expert_bytes[t];
+                for (size_t o = 0; o < bytes; o += kPart)
+                    parts.push_back({static_cast<const uint8_t*>(src[t]->data) + o, off + o, std::min(kPart, bytes - o)});
+                c.copy(miss_staging_, off, *dst[t]->buf, dst[t]->offset + slots[m] * bytes, bytes);
+                c.independent();
+                off += bytes;
+            }
         }
         c.end();
         pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
@@ -602,8 +603,8 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     logits_rb_ = ctx_.alloc(size_t(h.n_vocab) * 4, Mem::Readback, "logits readback");
     router_rb_ = ctx_.alloc((size_t(std::max<int64_t>(h.n_expert, 1)) + E) * 4, Mem::Readback, "router readback");
     if (max_expert_bytes_) {
-        miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * kRing, Mem::Upload, "expert staging ring");
-        for (size_t i = 0; i < kRing; ++i) ring_.emplace_back(ctx_);
+        miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * K, Mem::Upload, "expert staging");
+        for (size_t i = 0; i < kUploadParts; ++i) upload_cmds_.emplace_back(ctx_);
     }
     ids_.resize(K);
     weights_.resize(K);

@@ -161,11 +161,10 @@ private:
     int64_t n_moe_loaded_ = 0;
     bool experts_mapped_ = true;
     // Recorded work: resident body (alone, and with the head: one submit per token), head, segments
-    // per placement (resident with host routing, cache, cpu), expert uploads (a ring of kRing).
+    // per placement (resident with host routing, cache, cpu), expert uploads (upload_misses()).
     gpu::Cmd body_, body_head_, head_;
-    static constexpr size_t kRing = 3;
-    std::deque<gpu::Cmd> ring_;
-    size_t ring_next_ = 0;
+    static constexpr size_t kUploadParts = 2;
+    std::deque<gpu::Cmd> upload_cmds_;
     std::deque<gpu::Cmd> owned_cmds_;
     std::vector<gpu::Cmd*> segments_[3];
     std::vector<int64_t> sync_layers_;  // MoE layers, where segments end
