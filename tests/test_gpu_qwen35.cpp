@@ -10,6 +10,7 @@
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
 #include "tests/gpu_test_util.h"
+#include "tests/qwen35_test_util.h"
 #include "tests/ref_test_util.h"
 
 namespace sluice {
@@ -133,6 +134,24 @@ TEST(GpuQwen35State, SnapshotsMoveBetweenCpuAndGpu) {
         EXPECT_THROW(gpu->load_state(other->save_state()), Error);
         EXPECT_EQ(gpu->n_past(), 0);
     }
+}
+
+// llama.cpp's --fuse-qkv --fuse-gate-up-exps layout: the full layers' q (with its gate rows), k and v as
+// one attn_qkv regrouped at upload, each expert's gate and up rows as one slab.
+TEST(GpuQwen35Fused, FusedQkvAndGateUpMatchCpuPath) {
+    const std::string fused = fused_copy(kDir + "a.gguf", tmp_dir() + "gpu_q35_fused_" + std::to_string(getpid()) + ".gguf");
+    const auto ids = read_ids(kDir + "a.tokens.txt");
+    for (GpuExperts where : {GpuExperts::Auto, GpuExperts::Gpu}) {
+        ModelOptions g = gpu_opts();
+        if (where == GpuExperts::Gpu) g.gpu_expert_cache = small_cache(fused);
+        g.gpu_experts = where;
+        std::string placement;
+        const auto got = logits(fused, g, ids, &placement);
+        const auto cpu = logits(kDir + "a.gguf", cpu_opts(), ids);
+        EXPECT_NE(placement.find("GPU"), std::string::npos) << placement;
+        EXPECT_LE(max_rel_err(got, cpu, int64_t(cpu.size() / ids.size())), 1e-5) << placement;
+    }
+    std::remove(fused.c_str());
 }
 
 // Quantized files: the GPU dequantizes exactly and keeps activations in float, while the CPU's integer
