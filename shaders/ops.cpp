@@ -271,7 +271,7 @@ void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, V
     check_delta(s, "delta_step");
     if (qkv.buf != z.buf || qkv.buf != ba.buf) throw GpuError("delta_step: qkv, z and beta, decay must share a buffer");
     DeltaStepPush p{s.n_k, s.n_v, s.dk, s.dv, s.tiled ? 1u : 0u, qkv.off, z.off, ba.off, S.off, w.ssm_norm, o.off, eps};
-    cmd.dispatch("delta_step", {qkv.buf, S.buf, w.buf, o.buf}, p, {s.n_v * DELTA_THREADS, 1, 1});
+    cmd.dispatch("delta_step", {qkv.buf, S.buf, w.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, 1, 1});
 }
 
 void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate) {

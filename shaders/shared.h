@@ -191,7 +191,9 @@ struct StepHeader {
 #define WT_BF16 30
 
 // qwen35moe (GatedDeltaNet): Qwen3.5-MoE / Qwen3-Next linear-attention layers and gates.
-#define DELTA_THREADS 128
+#define DELTA_THREADS 128       // delta_conv's workgroup
+#define DELTA_STEP_THREADS 256  // delta_step's (one value head): each column of S split over
+#define DELTA_KSPLIT 4          // DELTA_KSPLIT invocations by rows
 #define DELTA_DK_MAX 256    // key head size at most (q, k held in shared memory)
 #define DELTA_DV_MAX 512    // value head size at most (the gated norm's row in shared memory)
 #define DELTA_KERNEL_MAX 8  // conv kernel at most

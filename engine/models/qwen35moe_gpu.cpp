@@ -266,8 +266,9 @@ private:
                 L.state = &buffer(state_floats() * 4, Mem::Device, "recurrent state");
                 ctx_.upload(*L.state, 0, zeros_.data(), state_floats() * 4);
             } else {
+                const int64_t rows = 2 * qd + int64_t(kd() + vd());
                 if (f.find_tensor(blk(il, "attn_qkv.weight")))  // converted with --fuse-qkv
-                    L.proj = merge_rows(upload_rows({{&t(il, "attn_qkv.weight", {h.n_embd, 2 * qd + int64_t(kd() + vd())}), &qkv_order}}));
+                    L.proj = merge_rows(upload_rows({{&t(il, "attn_qkv.weight", {h.n_embd, rows}), &qkv_order}}));
                 else
                     L.proj = merge_rows(upload_rows({{&t(il, "attn_q.weight", {h.n_embd, 2 * qd}), &q_order},
                                                      &t(il, "attn_k.weight", {h.n_embd, int64_t(kd())}),
