@@ -106,7 +106,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         name += "_glu";
     } else if (ks) {
         name += "_k" + std::to_string(ks);
-        nr = ks == 4 ? 2 : 1;  // the builds' NR
+        nr = ks == 4 ? 2 : 1;  // the builds' NR: _k4 2 rows, _k8 1; _k4r4 / _k8r4 4
+        if (o.team_rows == 4 || (o.team_rows == 0 && matvec_ksplit_rows4(w.cols))) nr = 4, name += "r4";
+        else if (o.team_rows && o.team_rows != nr) throw GpuError("matvec: teams sharing rows take their build's rows, or 4");
         teams = 1;
     } else if (o.n_cols == 1) {
         nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats);
@@ -117,6 +119,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const Buffer* ids = o.ids ? o.ids : d;
     const uint32_t rows_per_group = teams * nr;
     const Buffer* counter = o.norm_out ? o.norm_out->buf : o.topk ? o.topk_count.buf : d;
+    if (cmd.profiling())
+        cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
+                 (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : ""));
     cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
@@ -132,6 +137,14 @@ uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_m
     if (env == 0 || env == 4 || env == 8) return uint32_t(env);
     // H200, Qwen3-30B-A3B shape decode: 4 teams 205.7 tok/s, none 192.3, 8 teams 184.1.
     return 4;
+}
+
+bool matvec_ksplit_rows4(uint32_t cols) {
+    static const int env = [] {
+        const char* e = std::getenv("SLUICE_GPU_KSPLIT_R4");
+        return e && *e ? std::atoi(e) : -1;
+    }();
+    return env > 0 && cols >= 8192;
 }
 
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats) {

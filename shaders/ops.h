@@ -72,6 +72,9 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);
 // chains of steps per row), else 0. SLUICE_GPU_KSPLIT=0|4|8 in the environment overrides the choice
 // for the shapes that qualify (measurements).
 uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats);
+// Whether teams sharing rows take 4 rows per workgroup (_k4r4, _k8r4) for rows of `cols`: long rows,
+// where each workgroup's read of x costs more L2 traffic than its weights. SLUICE_GPU_KSPLIT_R4=1.
+bool matvec_ksplit_rows4(uint32_t cols);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});

@@ -56,7 +56,7 @@ std::vector<float> ref_matvec(const float* w, const float* x, int64_t rows, int6
 class GpuTypes : public ::testing::TestWithParam<GgmlType> {};
 
 // matvec variants: (rows per team, teams per row); (0, -1) is the shape-based choice.
-const std::pair<uint32_t, int> kVariants[] = {{0, -1}, {1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}};
+const std::pair<uint32_t, int> kVariants[] = {{0, -1}, {1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}, {4, 4}, {4, 8}};
 
 // Every rows-per-team variant (0: the size-based choice) on rows that are not a multiple of the rows
 // per workgroup, rows of one block, rows ending inside a step (512 elements) and long rows.
@@ -206,7 +206,7 @@ TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
         for (int64_t r = 0; r < rows; ++r) ref[size_t(r)] += wt[size_t(j)] * y[size_t(r)];
     }
     rmsnorm(ref_hn.data(), ref.data(), nw.data(), rows, 1e-6f);
-    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {0, 4}, {0, 8}}) {
+    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {0, 4}, {0, 8}, {4, 4}}) {
         gpu::Buffer wb = to_gpu(m.bytes), gb = to_gpu(g), xb = to_gpu(x0), ib = to_gpu(idsbuf), nb = to_gpu(nw),
                     hb = zeros(size_t(rows + 1)), step = step_buffer(0);
         gpu::MatvecOpts o;
