@@ -226,7 +226,7 @@ private:
     void load() {
         const gguf::File& f = *file_;
         const Hparams& h = hp_;
-        const Ssm& s = ssm_;
+        const qwen35::Ssm& s = ssm_;
         auto blk = [](int64_t il, const char* name) { return "blk." + std::to_string(il) + "." + name; };
         auto t = [&](int64_t il, const char* name, std::initializer_list<int64_t> shape) -> const gguf::TensorInfo& {
             return f.require_tensor(blk(il, name), shape);
@@ -302,13 +302,15 @@ private:
         ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(h.n_head), 0u).data(), size_t(h.n_head) * 4);
     }
 
-    using Ssm = qwen35::Ssm;
-    Ssm ssm_;
+    qwen35::Ssm ssm_;
     std::vector<bool> recurrent_;
     int64_t n_ff_sh_;
     std::vector<GLayer> layers_;
     std::vector<float> zeros_;  // a recurrent state's floats: reset()
     gpu::AttnShape attn_{};
+    // proj_: a layer's projections (attention: 2 n_head hd + kd + vd; delta net: conv_dim + value_dim
+    // + 2 n_v); att_: gated attention output (n_head hd); o_: delta net output (value_dim); sh_: the
+    // shared expert's (sh_up() ...); part_, counts_: attention splits and merge counters.
     gpu::Buffer proj_, att_, o_, sh_, part_, counts_;
 };
 
