@@ -247,4 +247,39 @@ void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, floa
     }
 }
 
+// qwen35moe (GatedDeltaNet)
+
+namespace {
+void check_delta(const DeltaShape& s, const char* op) {
+    if (s.n_k == 0 || s.n_v % s.n_k || s.dk == 0 || s.dk > DELTA_DK_MAX || s.dv == 0 || s.dv > DELTA_DV_MAX ||
+        s.kernel == 0 || s.kernel > DELTA_KERNEL_MAX)
+        throw GpuError(std::string(op) + ": key heads " + std::to_string(s.n_k) + ", value heads " + std::to_string(s.n_v) +
+                       " (a multiple), dk " + std::to_string(s.dk) + " (<= " + std::to_string(DELTA_DK_MAX) + "), dv " +
+                       std::to_string(s.dv) + " (<= " + std::to_string(DELTA_DV_MAX) + "), kernel " + std::to_string(s.kernel) +
+                       " (<= " + std::to_string(DELTA_KERNEL_MAX) + ")");
+}
+}  // namespace
+
+void delta_conv(Cmd& cmd, Vec qkv, Vec ba, Vec conv_state, const DeltaParams& w, const DeltaShape& s, float q_scale,
+                float l2_eps) {
+    check_delta(s, "delta_conv");
+    if (qkv.buf != ba.buf) throw GpuError("delta_conv: qkv and b, a must share a buffer");
+    DeltaConvPush p{s.n_k, s.n_v, s.dk, s.dv, s.kernel, qkv.off, ba.off, conv_state.off, w.conv_w, w.dt_bias, w.ssm_a,
+                    q_scale, l2_eps};
+    const uint32_t groups = 2 * s.n_k + (s.n_v * s.dv + DELTA_THREADS - 1) / DELTA_THREADS + 1;
+    cmd.dispatch("delta_conv", {qkv.buf, conv_state.buf, w.buf}, p, {groups * DELTA_THREADS, 1, 1});
+}
+
+void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, Vec o, const DeltaShape& s, float eps) {
+    check_delta(s, "delta_step");
+    if (qkv.buf != z.buf || qkv.buf != ba.buf) throw GpuError("delta_step: qkv, z and beta, decay must share a buffer");
+    DeltaStepPush p{s.n_k, s.n_v, s.dk, s.dv, s.tiled ? 1u : 0u, qkv.off, z.off, ba.off, S.off, w.ssm_norm, o.off, eps};
+    cmd.dispatch("delta_step", {qkv.buf, S.buf, w.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, 1, 1});
+}
+
+void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate) {
+    SigmoidGatePush p{n, a.off, g.off, y.off, (scalar_gate ? SG_SCALAR : 0u) | (accumulate ? SG_ACCUMULATE : 0u)};
+    cmd.dispatch("sigmoid_gate", {a.buf, g.buf, y.buf}, p, {n, 1, 1});
+}
+
 }  // namespace sluice::gpu

@@ -127,4 +127,29 @@ constexpr uint64_t kStepBytes = sizeof(StepHeader) + 8ull * STEP_ROPE_MAX;
 // Writes position, token and this position's RoPE cos/sin (computed in double, as the CPU does).
 void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, float rope_base);
 
+// qwen35moe (GatedDeltaNet)
+// Shapes of a linear-attention layer (qwen35::Ssm): value head h reads key head h % n_k when tiled,
+// else h / (n_v / n_k).
+struct DeltaShape {
+    uint32_t n_k, n_v, dk, dv, kernel;
+    bool tiled;
+    uint32_t conv_dim() const { return 2 * n_k * dk + n_v * dv; }
+};
+// Per-layer parameters, floats in one buffer: conv weights (conv_dim, kernel), dt_bias, ssm_a (n_v),
+// ssm_norm (dv) at these offsets.
+struct DeltaParams {
+    const Buffer* buf = nullptr;
+    uint32_t conv_w = 0, dt_bias = 0, ssm_a = 0, ssm_norm = 0;
+};
+// qkv (conv_dim) in place = silu(conv1d(saved inputs, qkv)), q and k L2-normalised per head (q times
+// q_scale); conv_state (kernel - 1, conv_dim) shifted; ba: b, a (n_v each) -> beta, decay. qkv and ba
+// in one buffer.
+void delta_conv(Cmd& cmd, Vec qkv, Vec ba, Vec conv_state, const DeltaParams& w, const DeltaShape& s, float q_scale,
+                float l2_eps);
+// Per value head: the delta-rule step on S (n_v, dk, dv), o (n_v, dv) = rmsnorm(S^T q) * ssm_norm * silu(z).
+// qkv (delta_conv's output), z (n_v dv) and ba (beta, decay) in one buffer.
+void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, Vec o, const DeltaShape& s, float eps);
+// y (+)= a * sigmoid(g) over n; scalar_gate: every element takes g[0].
+void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate);
+
 }  // namespace sluice::gpu

@@ -190,6 +190,46 @@ struct StepHeader {
 #define WT_Q6_K 14
 #define WT_BF16 30
 
+// qwen35moe (GatedDeltaNet): Qwen3.5-MoE / Qwen3-Next linear-attention layers and gates.
+#define DELTA_THREADS 128       // delta_conv's workgroup
+#define DELTA_STEP_THREADS 256  // delta_step's (one value head): each column of S split over
+#define DELTA_KSPLIT 4          // DELTA_KSPLIT invocations by rows
+#define DELTA_DK_MAX 256    // key head size at most (q, k held in shared memory)
+#define DELTA_DV_MAX 512    // value head size at most (the gated norm's row in shared memory)
+#define DELTA_KERNEL_MAX 8  // conv kernel at most
+// delta_conv.comp, one token: qkv (conv_dim = 2 n_k dk + n_v dv) at x_off becomes, in place,
+// silu(causal depthwise conv1d over the kernel-1 saved inputs and this one), q and k L2-normalised per
+// key head (q also times q_scale); the saved inputs (kernel-1, conv_dim), oldest first, shift by one.
+// b, a (n_v each) at ba_off become beta = sigmoid(b), decay = exp(ssm_a * softplus(a + dt_bias)).
+// Workgroups: 2 n_k (q, k heads), then the v channels DELTA_THREADS at a time, then one for b, a.
+struct DeltaConvPush {
+    uint n_k, n_v, dk, dv, kernel;
+    uint x_off, ba_off;           // in the activations buffer
+    uint state_off;               // conv inputs in the state buffer
+    uint conv_w_off, dt_off, a_off;  // (conv_dim, kernel), (n_v), (n_v) in the parameters buffer
+    float q_scale, l2_eps;
+};
+// delta_step.comp, one workgroup per value head h (key head h % n_k when tiled, else h / (n_v / n_k)):
+// S_h (dk, dv) = decay S_h; S_h += k (beta (v_h - S_h^T k))^T; o = S_h^T q, then
+// o = rmsnorm(o) * ssm_norm * silu(z_h) written at o_off + h dv.
+struct DeltaStepPush {
+    uint n_k, n_v, dk, dv, tiled;
+    uint qkv_off, z_off, ba_off;  // conv output, z (n_v dv), beta then decay (n_v each): activations
+    uint s_off;                   // S (n_v, dk, dv) in the state buffer
+    uint norm_off;                // ssm_norm (dv) in the parameters buffer
+    uint o_off;
+    float eps;
+};
+// sigmoid_gate.comp: y[i] (+)= a[i] * sigmoid(g[i]) over n; with SG_SCALAR every i takes g[g_off]
+// (the shared expert's one gate logit), with SG_ACCUMULATE y is added to (the residual stream).
+#define SG_SCALAR 1u
+#define SG_ACCUMULATE 2u
+struct SigmoidGatePush {
+    uint n;
+    uint a_off, g_off, y_off;
+    uint flags;
+};
+
 #ifdef __cplusplus
 }  // namespace sluice::gpu
 #endif

@@ -453,18 +453,27 @@ GpuModel::Mat GpuModel::upload(const gguf::TensorInfo& t) {
     return m;
 }
 
-std::vector<GpuModel::Mat> GpuModel::upload_rows(std::initializer_list<const gguf::TensorInfo*> ts) {
+std::vector<GpuModel::Mat> GpuModel::upload_rows(std::initializer_list<Rows> ts) {
     std::vector<Mat> out;
-    std::vector<const gguf::TensorInfo*> run;
+    std::vector<Rows> run;
+    std::vector<uint8_t> reordered;
     auto flush = [&] {
         uint64_t total = 0;
         std::string names;
-        for (const gguf::TensorInfo* t : run) total += t->nbytes, names += (names.empty() ? "'" : " + '") + t->name + "'";
+        for (const Rows& r : run) total += r.t->nbytes, names += (names.empty() ? "'" : " + '") + r.t->name + "'";
         Buffer& b = buffer(size_t(total), Mem::Device, "tensors " + names);
         uint64_t off = 0;
-        for (const gguf::TensorInfo* t : run) {
+        for (const auto& [t, order] : run) {
             Mat m = upload_layout(*t);
-            ctx_.upload(b, size_t(off), file_->data(*t), size_t(t->nbytes));
+            const uint8_t* src = file_->data(*t);
+            if (order) {
+                const size_t rb = size_t(row_bytes(t->type, t->ne[0]));
+                if (order->size() != m.rows) throw Error("upload_rows: a row order for '" + t->name + "' of the wrong size");
+                reordered.resize(size_t(t->nbytes));
+                for (size_t i = 0; i < order->size(); ++i) std::memcpy(&reordered[i * rb], src + (*order)[i] * rb, rb);
+                src = reordered.data();
+            }
+            ctx_.upload(b, size_t(off), src, size_t(t->nbytes));
             m.buf = &b;
             m.offset = off;
             off += t->nbytes;
@@ -472,9 +481,9 @@ std::vector<GpuModel::Mat> GpuModel::upload_rows(std::initializer_list<const ggu
         }
         run.clear();
     };
-    for (const gguf::TensorInfo* t : ts) {
-        if (!run.empty() && (t->type != run[0]->type || t->ne[0] != run[0]->ne[0])) flush();
-        run.push_back(t);
+    for (const Rows& r : ts) {
+        if (!run.empty() && (r.t->type != run[0].t->type || r.t->ne[0] != run[0].t->ne[0])) flush();
+        run.push_back(r);
     }
     flush();
     return out;
@@ -538,6 +547,21 @@ void GpuModel::load_head() {
     embd_ = upload(f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab}));
     output_ = f.find_tensor("output.weight") ? upload(f.require_tensor("output.weight", {h.n_embd, h.n_vocab})) : embd_;
     out_norm_ = add_norm(f.require_tensor("output_norm.weight", {h.n_embd}));
+}
+
+MoeTensors GpuModel::require_moe_tensors(int64_t il) const {
+    const gguf::File& f = *file_;
+    const Hparams& h = hp_;
+    auto blk = [&](const char* name) { return "blk." + std::to_string(il) + "." + name + ".weight"; };
+    MoeTensors mt;
+    if (f.find_tensor(blk("ffn_gate_up_exps"))) {
+        mt.gate_up_exps = &f.require_tensor(blk("ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
+    } else {
+        mt.gate_exps = &f.require_tensor(blk("ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+        mt.up_exps = &f.require_tensor(blk("ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+    }
+    mt.down_exps = &f.require_tensor(blk("ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
+    return mt;
 }
 
 void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTensors& mt) {

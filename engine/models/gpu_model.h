@@ -85,6 +85,8 @@ protected:
     // Layer il's router and experts: resident, or this layer's cache slots (may switch place_ to Cpu
     // when too few fit). Called for the MoE layers in order (the ExpertSource's layer index).
     void load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTensors& mt);
+    // Layer il's routed expert tensors under llama.cpp's names (fused gate_up or gate and up; down).
+    MoeTensors require_moe_tensors(int64_t il) const;
     // token_embd, output (or the tied embedding), output_norm.
     void load_head();
     // The norms, the expert source and the activations the base uses: gate_/up_ hold ff_floats.
@@ -98,8 +100,14 @@ protected:
     Mat upload_layout(const gguf::TensorInfo& t);
     Mat upload(const gguf::TensorInfo& t);  // whole, in its own buffer
     // Tensors of one type and row length uploaded into one buffer, each after the one before, so one
-    // dispatch reads them as one matrix (gate + up, q + k + v); another type starts a buffer.
-    std::vector<Mat> upload_rows(std::initializer_list<const gguf::TensorInfo*> ts);
+    // dispatch reads them as one matrix (gate + up, q + k + v); another type starts a buffer. A
+    // tensor's rows may be uploaded in another order (row i of the upload is stored row order[i]).
+    struct Rows {
+        Rows(const gguf::TensorInfo* t, const std::vector<uint32_t>* order = nullptr) : t(t), order(order) {}
+        const gguf::TensorInfo* t;
+        const std::vector<uint32_t>* order;
+    };
+    std::vector<Mat> upload_rows(std::initializer_list<Rows> ts);
     std::pair<Mat, Mat> upload_pair(const gguf::TensorInfo& g, const gguf::TensorInfo& u);
     static std::vector<Merged> merge_rows(const std::vector<Mat>& mats);
     uint32_t add_norm(const gguf::TensorInfo& t);  // float offset in norms_

@@ -51,12 +51,12 @@ namespace {
 constexpr float kL2Eps = 1e-6f;  // HF's l2norm eps (fixed, not the model's rms eps)
 }  // namespace
 
-Qwen35Moe::Qwen35Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, Ssm ssm,
-                     std::vector<bool> recurrent, int64_t n_ff_sh, int64_t top_k)
-    : Model(std::move(file), opt, std::move(hp)), opt_(opt), ssm_(ssm), n_ff_sh_(n_ff_sh), top_k_(top_k) {
+Qwen35Moe::Qwen35Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Config c)
+    : Model(std::move(file), opt, std::move(c.h)), opt_(opt), ssm_(c.ssm), recurrent_(std::move(c.recurrent)),
+      n_ff_sh_(c.n_ff_sh), top_k_(c.top_k) {
     const Hparams& h = hp_;
     layers_.resize(size_t(h.n_layer));
-    for (int64_t il = 0; il < h.n_layer; ++il) layers_[size_t(il)].recurrent = recurrent[size_t(il)];
+    for (int64_t il = 0; il < h.n_layer; ++il) layers_[size_t(il)].recurrent = recurrent_[size_t(il)];
     load_weights();
     kv_.resize(size_t(h.n_layer));
     rec_.resize(size_t(h.n_layer));
@@ -141,18 +141,22 @@ void Qwen35Moe::reset() {
 
 // The recurrent state is a summary of every token so far; positions cannot be dropped from it.
 void Qwen35Moe::truncate(int64_t n) {
-    if (n < 0 || n > n_past_)
-        throw Error("cannot truncate to " + std::to_string(n) + " tokens: only " + std::to_string(n_past_) + " are cached");
-    if (n == n_past_) return;
-    if (n == 0) return reset();
-    throw Error("cannot truncate to " + std::to_string(n) + " of " + std::to_string(n_past_) + " tokens: " +
-                hp_.arch + " keeps a recurrent state that cannot go back; restore a saved state instead");
+    if (truncate_resets(n, n_past_, hp_.arch)) reset();
+}
+
+bool truncate_resets(int64_t n, int64_t n_past, const std::string& arch) {
+    if (n < 0 || n > n_past)
+        throw Error("cannot truncate to " + std::to_string(n) + " tokens: only " + std::to_string(n_past) + " are cached");
+    if (n == n_past) return false;
+    if (n == 0) return true;
+    throw Error("cannot truncate to " + std::to_string(n) + " of " + std::to_string(n_past) + " tokens: " + arch +
+                " keeps a recurrent state that cannot go back; restore a saved state instead");
 }
 
 std::vector<uint8_t> Qwen35Moe::save_state() const {
     const Hparams& h = hp_;
     StateWriter w(h.arch);
-    put_layout(w);
+    put_layout(w, h, ssm_, recurrent_);
     w.put_u64(uint64_t(n_past_));
     for (size_t il = 0; il < layers_.size(); ++il) {
         if (layers_[il].recurrent) {
@@ -171,7 +175,7 @@ void Qwen35Moe::load_state(std::span<const uint8_t> blob) {
     reset();
     try {
         StateReader r(blob, h.arch);
-        expect_layout(r);
+        expect_layout(r, h, ssm_, recurrent_);
         const uint64_t n = r.get_u64();
         if (n > uint64_t(n_ctx_))
             throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
@@ -192,12 +196,10 @@ void Qwen35Moe::load_state(std::span<const uint8_t> blob) {
     }
 }
 
-// The state blob's header: everything that decides its layout.
-std::vector<std::pair<const char*, uint64_t>> Qwen35Moe::layout() const {
-    const Hparams& h = hp_;
+std::vector<std::pair<const char*, uint64_t>> state_layout(const Hparams& h, const Ssm& s, const std::vector<bool>& recurrent) {
     uint64_t mask = 0, n_rec = 0;  // which layers are recurrent (the mask covers the first 64)
-    for (size_t il = 0; il < layers_.size(); ++il) {
-        if (!layers_[il].recurrent) continue;
+    for (size_t il = 0; il < recurrent.size(); ++il) {
+        if (!recurrent[il]) continue;
         ++n_rec;
         if (il < 64) mask |= uint64_t(1) << il;
     }
@@ -206,14 +208,14 @@ std::vector<std::pair<const char*, uint64_t>> Qwen35Moe::layout() const {
             {"recurrent layer count", n_rec},
             {"K width", uint64_t(h.n_head_kv * h.head_dim)},
             {"V width", uint64_t(h.n_head_kv * h.head_dim_v)},
-            {"conv state size", uint64_t((ssm_.kernel - 1) * ssm_.conv_dim())},
-            {"delta state size", uint64_t(ssm_.n_v * ssm_.dk * ssm_.dv)}};
+            {"conv state size", uint64_t((s.kernel - 1) * s.conv_dim())},
+            {"delta state size", uint64_t(s.n_v * s.dk * s.dv)}};
 }
-void Qwen35Moe::put_layout(StateWriter& w) const {
-    for (const auto& [what, x] : layout()) w.put_u64(x);
+void put_layout(StateWriter& w, const Hparams& h, const Ssm& s, const std::vector<bool>& recurrent) {
+    for (const auto& [what, x] : state_layout(h, s, recurrent)) w.put_u64(x);
 }
-void Qwen35Moe::expect_layout(StateReader& r) const {
-    for (const auto& [what, x] : layout()) r.expect_u64(what, x);
+void expect_layout(StateReader& r, const Hparams& h, const Ssm& s, const std::vector<bool>& recurrent) {
+    for (const auto& [what, x] : state_layout(h, s, recurrent)) r.expect_u64(what, x);
 }
 
 void Qwen35Moe::attn_inputs(const Layer& L, const float* qg, float* q, float* gate, float* k, int64_t pos) const {
@@ -456,8 +458,9 @@ std::vector<bool> recurrent_layers(const gguf::File& f, const std::string& p, in
 
 }  // namespace
 
-std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
-    const gguf::File& f = *file;
+namespace qwen35 {
+
+Config read_config(const gguf::File& f, const ModelOptions& opt) {
     Hparams h;
     h.arch = f.get_string("general.architecture");
     const std::string p = h.arch + ".";
@@ -500,7 +503,7 @@ std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const Mo
                     std::to_string(h.n_expert) + " experts");
     const int64_t n_ff_sh = int64_t(f.get_uint_or(p + "expert_shared_feed_forward_length", 0));
 
-    qwen35::Ssm s;
+    Ssm s;
     s.kernel = u("ssm.conv_kernel");
     s.dk = u("ssm.state_size");
     s.n_k = u("ssm.group_count");
@@ -514,7 +517,14 @@ std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const Mo
                   ") must be positive, time_step_rank a multiple of group_count and inner_size of time_step_rank");
     s.dv = inner / s.n_v;
     std::vector<bool> rec = recurrent_layers(f, p, h.n_layer);
-    return std::make_unique<qwen35::Qwen35Moe>(std::move(file), opt, std::move(h), s, std::move(rec), n_ff_sh, top_k);
+    return {std::move(h), s, std::move(rec), n_ff_sh, top_k};
+}
+
+}  // namespace qwen35
+
+std::unique_ptr<Model> load_qwen35moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
+    qwen35::Config c = qwen35::read_config(*file, opt);
+    return std::make_unique<qwen35::Qwen35Moe>(std::move(file), opt, std::move(c));
 }
 
 }  // namespace sluice

@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/blocks.h"
@@ -61,10 +62,27 @@ struct Recurrent {
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+// What the file says, shared by the CPU class and the GPU backend (qwen35moe_gpu.cpp).
+struct Config {
+    Hparams h;
+    Ssm ssm;
+    std::vector<bool> recurrent;  // per layer
+    int64_t n_ff_sh = 0;          // shared expert's FFN size; 0: none
+    int64_t top_k = 0;
+};
+Config read_config(const gguf::File& f, const ModelOptions& opt);
+// The state blob's header (everything that decides its layout), written by save_state() of both
+// backends so snapshots move between them: (what, value) pairs.
+std::vector<std::pair<const char*, uint64_t>> state_layout(const Hparams& h, const Ssm& s, const std::vector<bool>& recurrent);
+void put_layout(StateWriter& w, const Hparams& h, const Ssm& s, const std::vector<bool>& recurrent);
+void expect_layout(StateReader& r, const Hparams& h, const Ssm& s, const std::vector<bool>& recurrent);
+// truncate(n) of a recurrent model: true when it must reset (n == 0 < n_past), false when nothing
+// changes (n == n_past); an Error otherwise (the state cannot go back).
+bool truncate_resets(int64_t n, int64_t n_past, const std::string& arch);
+
 class Qwen35Moe final : public Model {
 public:
-    Qwen35Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, Ssm ssm,
-              std::vector<bool> recurrent, int64_t n_ff_sh, int64_t top_k);
+    Qwen35Moe(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Config c);
 
     const float* forward(int32_t token) override;
     void reset() override;
@@ -76,11 +94,6 @@ protected:
     void forward_batch(std::span<const int32_t> tokens, bool all, float* logits) override;
 
 private:
-    // State blob header (qwen35moe.cpp).
-    std::vector<std::pair<const char*, uint64_t>> layout() const;
-    void put_layout(StateWriter& w) const;
-    void expect_layout(StateReader& r) const;
-
     // One token (qwen35moe.cpp): x_, hn_ -> y_.
     void attention_block(const Layer& L, LayerKv& kv, int64_t pos);
     void delta_net_block(const Layer& L, Recurrent& st);
@@ -110,6 +123,7 @@ private:
 
     ModelOptions opt_;
     Ssm ssm_;
+    std::vector<bool> recurrent_;
     int64_t n_ff_sh_, top_k_;
     const gguf::TensorInfo* tok_embd_ = nullptr;
     std::vector<float> output_norm_;

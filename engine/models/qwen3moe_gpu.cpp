@@ -145,14 +145,7 @@ private:
                 L.ffn_down = upload(f.require_tensor(blk(il, "ffn_down"), {h.n_ff, h.n_embd}));
                 continue;
             }
-            MoeTensors mt;
-            if (f.find_tensor(blk(il, "ffn_gate_up_exps"))) {
-                mt.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
-            } else {
-                mt.gate_exps = &f.require_tensor(blk(il, "ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
-                mt.up_exps = &f.require_tensor(blk(il, "ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
-            }
-            mt.down_exps = &f.require_tensor(blk(il, "ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
+            const MoeTensors mt = require_moe_tensors(il);
             moe.push_back(mt);
             load_moe(il, f.require_tensor(blk(il, "ffn_gate_inp"), {h.n_embd, h.n_expert}), mt);
         }
