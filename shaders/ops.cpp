@@ -274,7 +274,9 @@ void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, V
     check_delta(s, "delta_step");
     if (qkv.buf != z.buf || qkv.buf != ba.buf) throw GpuError("delta_step: qkv, z and beta, decay must share a buffer");
     DeltaStepPush p{s.n_k, s.n_v, s.dk, s.dv, s.tiled ? 1u : 0u, qkv.off, z.off, ba.off, S.off, w.ssm_norm, o.off, eps};
-    cmd.dispatch("delta_step", {qkv.buf, S.buf, w.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, 1, 1});
+    const uint32_t col_groups = (s.dv + DELTA_STEP_THREADS / DELTA_KSPLIT - 1) / (DELTA_STEP_THREADS / DELTA_KSPLIT);
+    cmd.dispatch("delta_step", {qkv.buf, S.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, col_groups, 1});
+    cmd.dispatch("delta_norm", {qkv.buf, w.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, 1, 1});
 }
 
 void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate) {

@@ -192,8 +192,8 @@ struct StepHeader {
 
 // qwen35moe (GatedDeltaNet): Qwen3.5-MoE / Qwen3-Next linear-attention layers and gates.
 #define DELTA_THREADS 128       // delta_conv's workgroup
-#define DELTA_STEP_THREADS 256  // delta_step's (one value head): each column of S split over
-#define DELTA_KSPLIT 4          // DELTA_KSPLIT invocations by rows
+#define DELTA_STEP_THREADS 256  // delta_step's (16 columns of a value head): each column of S split
+#define DELTA_KSPLIT 16         // over DELTA_KSPLIT invocations by rows
 #define DELTA_DK_MAX 256    // key head size at most (q, k held in shared memory)
 #define DELTA_DV_MAX 512    // value head size at most (the gated norm's row in shared memory)
 #define DELTA_KERNEL_MAX 8  // conv kernel at most
@@ -209,9 +209,9 @@ struct DeltaConvPush {
     uint conv_w_off, dt_off, a_off;  // (conv_dim, kernel), (n_v), (n_v) in the parameters buffer
     float q_scale, l2_eps;
 };
-// delta_step.comp, one workgroup per value head h (key head h % n_k when tiled, else h / (n_v / n_k)):
-// S_h (dk, dv) = decay S_h; S_h += k (beta (v_h - S_h^T k))^T; o = S_h^T q, then
-// o = rmsnorm(o) * ssm_norm * silu(z_h) written at o_off + h dv.
+// delta_step.comp, value head h (key head h % n_k when tiled, else h / (n_v / n_k)):
+// S_h (dk, dv) = decay S_h; S_h += k (beta (v_h - S_h^T k))^T; o = S_h^T q (workgroups (h, columns)),
+// then o = rmsnorm(o) * ssm_norm * silu(z_h) at o_off + h dv (delta_norm, workgroup h).
 struct DeltaStepPush {
     uint n_k, n_v, dk, dv, tiled;
     uint qkv_off, z_off, ba_off;  // conv output, z (n_v dv), beta then decay (n_v each): activations
