@@ -13,9 +13,22 @@
 // that row from the cache, so there is no race). (2) The split. (3) The merge (attn_combine.comp's
 // arithmetic): the last workgroup of a head to finish (an atomic count per head, reset after use)
 // merges its splits into out.
+//
+// MLA (attn_mla, deepseek2): one kv head whose rows serve as keys (head_dim = kv_lora + n_rot, up to
+// MLA_DMAX) and, their first head_dim_v floats, as values (K and V bind the same cache); the merge as
+// FUSED's, no norm or rope (mla_rope.comp ran before).
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 #extension GL_EXT_control_flow_attributes : enable
+
+#if defined(FUSED) || defined(MLA)
+#define MERGE
+#endif
+#ifdef MLA
+#define DMAX MLA_DMAX
+#else
+#define DMAX ATTN_DMAX
+#endif
 
 layout(local_size_x = ATTN_THREADS) in;
 #ifdef FUSED
@@ -30,6 +43,16 @@ layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
 layout(binding = 7, std430) buffer CountBuf { uint count[]; };
 shared float qn[ATTN_DMAX], kn[ATTN_DMAX], nv[ATTN_DMAX];
 shared bool last;
+#elif defined(MLA)
+layout(push_constant) uniform PC { MlaAttnPush p; };
+layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
+layout(binding = 1, std430) readonly buffer KBuf { float K[]; };
+layout(binding = 2, std430) readonly buffer VBuf { float V[]; };
+layout(binding = 3, std430) coherent buffer PartBuf { float part[]; };
+STEP_BUFFER(4)
+layout(binding = 5, std430) writeonly buffer OutBuf { float O[]; };
+layout(binding = 6, std430) buffer CountBuf { uint count[]; };
+shared bool last;
 #else
 layout(push_constant) uniform PC { AttnPush p; };
 layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
@@ -43,7 +66,7 @@ shared float sc[ATTN_CHUNK_MAX];
 shared float red[ATTN_THREADS];
 
 #define TEAMS (ATTN_THREADS / 32u)
-#define DPL (ATTN_DMAX / 32u)  // dims per lane
+#define DPL (DMAX / 32u)  // dims per lane
 
 // Sum over a team of 32 (see matvec.comp's team_sum). Uniform control flow.
 float team_sum(float v, uint team, uint lane) {
@@ -102,7 +125,8 @@ void norm_rope(uint xo, uint wo, bool to_q) {
     }
     barrier();
 }
-
+#endif
+#ifdef MERGE
 // out (head h) = the merge of its n_splits parts: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
 // The parts come from L2 at its latency: the splits' (m, l) are read by one invocation each, and the
 // o_s of a dim in rounds of MERGE_LOADS independent loads.
@@ -211,7 +235,7 @@ void main() {
 #endif
         part[po + 2u + d] = o;
     }
-#ifdef FUSED
+#ifdef MERGE
     // The last of the head's workgroups merges: this one's part writes are made visible before it
     // counts itself, and the last one reads the others' after seeing the count.
     memoryBarrierBuffer();

@@ -244,4 +244,44 @@ void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, floa
     }
 }
 
+// deepseek2 (MLA)
+
+void write_step_freqs(void* mapped, uint32_t pos, uint32_t token, const double* inv_freq, uint32_t n_pairs, float mscale) {
+    if (n_pairs > STEP_ROPE_MAX) throw GpuError("rope: " + std::to_string(n_pairs) + " pairs, above " + std::to_string(STEP_ROPE_MAX));
+    StepHeader h{pos, pos + 1, token, 0};
+    std::memcpy(mapped, &h, sizeof h);
+    float* cs = reinterpret_cast<float*>(static_cast<uint8_t*>(mapped) + sizeof h);
+    for (uint32_t i = 0; i < n_pairs; ++i) {
+        const double theta = double(pos) * inv_freq[i];
+        cs[2 * i] = float(std::cos(theta)) * mscale;
+        cs[2 * i + 1] = float(std::sin(theta)) * mscale;
+    }
+}
+
+void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec cache, Vec norm, const MlaShape& s,
+              float eps, const Buffer& step) {
+    if (s.n_rot % 2 || s.n_rot / 2 > STEP_ROPE_MAX) throw GpuError("mla_rope: bad n_rot " + std::to_string(s.n_rot));
+    if (q.buf != kva.buf) throw GpuError("mla_rope: q and kva share a buffer");
+    const uint32_t row = s.kv_lora + s.n_rot;
+    MlaRopePush p{s.n_head, s.n_rot, s.kv_lora, q.off, q_head_stride, qcat.off + s.kv_lora, row, kva.off, cache.off, row,
+                  norm.off, eps};
+    // Items are invocations for these kernels (Context::kernel's list is not theirs): one workgroup per head + 1.
+    cmd.dispatch("mla_rope", {q.buf, qcat.buf, cache.buf, norm.buf, &step}, p, {(s.n_head + 1) * 256, 1, 1});
+}
+
+uint64_t mla_part_floats(const MlaShape& s) { return attn_part_floats({s.n_head, 1, s.kv_lora + s.n_rot, s.kv_lora, s.n_splits}); }
+
+void mla_attention(Cmd& cmd, Vec qcat, Vec cache, Vec part, Vec out, Vec counts, const MlaShape& s, float scale,
+                   const Buffer& step) {
+    const uint32_t row = s.kv_lora + s.n_rot;
+    if (row > MLA_DMAX) throw GpuError("mla_attention: latent rows of " + std::to_string(row) + " floats, above " + std::to_string(MLA_DMAX));
+    if (s.n_splits > ATTN_SPLITS_MAX)
+        throw GpuError("mla_attention: " + std::to_string(s.n_splits) + " splits, above " + std::to_string(ATTN_SPLITS_MAX) +
+                       " (context too long for the GPU attention)");
+    MlaAttnPush p{s.n_head, 1, row, s.kv_lora, s.n_splits, qcat.off, cache.off, cache.off, row, row, part.off, scale, out.off,
+                  counts.off};
+    cmd.dispatch("attn_mla", {qcat.buf, cache.buf, cache.buf, part.buf, &step, out.buf, counts.buf}, p,
+                 {s.n_splits * ATTN_THREADS, s.n_head, 1});  // a workgroup per (split, head)
+}
+
 }  // namespace sluice::gpu

@@ -127,4 +127,26 @@ constexpr uint64_t kStepBytes = sizeof(StepHeader) + 8ull * STEP_ROPE_MAX;
 // Writes position, token and this position's RoPE cos/sin (computed in double, as the CPU does).
 void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, float rope_base);
 
+// deepseek2 (MLA)
+
+// write_step() with the model's own rope: pair i turns by pos * inv_freq[i], cos and sin times mscale
+// (deepseek2.cpp rope_angles(), in double as there). n_pairs <= STEP_ROPE_MAX.
+void write_step_freqs(void* mapped, uint32_t pos, uint32_t token, const double* inv_freq, uint32_t n_pairs, float mscale);
+struct MlaShape {
+    uint32_t n_head, kv_lora, n_rot;
+    uint32_t n_splits;  // of the sequence (attn_splits())
+};
+// qcat (n_head, kv_lora + n_rot): head h's q_pe (n_rot floats at q + h * q_head_stride), roped, into
+// the tail of its row; the cache row step.pos (kv_lora + n_rot) = [rmsnorm(c) * norm | rope(k_pe)] of
+// kva = [c (kv_lora) | k_pe (n_rot)]. q points at head 0's q_pe; q and kva share a buffer. One dispatch.
+void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec cache, Vec norm, const MlaShape& s,
+              float eps, const Buffer& step);
+// Floats of scratch mla_attention() needs.
+uint64_t mla_part_floats(const MlaShape& s);
+// out (n_head, kv_lora) = sum_t softmax_t(qcat_h . row_t * scale) c_t over the latent cache rows
+// [0, step.n_kv) (row_t = [c_t | k_pe_t], kv_lora + n_rot floats), split-K and merged in one dispatch.
+// counts: n_head uints, zero (each dispatch leaves them zero).
+void mla_attention(Cmd& cmd, Vec qcat, Vec cache, Vec part, Vec out, Vec counts, const MlaShape& s, float scale,
+                   const Buffer& step);
+
 }  // namespace sluice::gpu

@@ -190,6 +190,36 @@ struct StepHeader {
 #define WT_Q6_K 14
 #define WT_BF16 30
 
+// deepseek2 (MLA) ----------------------------------------------------------------------------------
+// Its rope rotates pairs (2i, 2i+1); the step buffer's cos/sin come from the model's own (YaRN)
+// frequencies, times its mscale (write_step_freqs()). Workgroup h < n_head: head h's q_pe (n_rot at
+// q_off + h * q_head_stride) roped into qcat_off + h * qcat_head_stride; workgroup n_head: this
+// position's cache row at cache_off + step.pos * cache_row = [rmsnorm(c) * w | rope(k_pe)] of kva =
+// [c (kv_lora) | k_pe (n_rot)] at kva_off.
+struct MlaRopePush {
+    uint n_head, n_rot, kv_lora;
+    uint q_off, q_head_stride;
+    uint qcat_off, qcat_head_stride;
+    uint kva_off;
+    uint cache_off, cache_row;
+    uint norm_off;
+    float eps;
+};
+// attn_mla (attn_split.comp built with -DMLA): every head h reads the same latent cache rows as key
+// (head_dim = kv_lora + n_rot) and value (their first head_dim_v = kv_lora floats); the last workgroup
+// of a head merges its splits into out_off + h * head_dim_v (counts: n_head uints, zero between).
+#define MLA_DMAX 640  // kv_lora + n_rot at most (576 for DeepSeek-V3 and Kimi K2)
+struct MlaAttnPush {
+    uint n_head, n_head_kv, head_dim, head_dim_v;
+    uint n_splits;
+    uint q_off, k_off, v_off;
+    uint k_row_stride, v_row_stride;
+    uint part_off;
+    float scale;
+    uint out_off;
+    uint count_off;
+};
+
 #ifdef __cplusplus
 }  // namespace sluice::gpu
 #endif
