@@ -1,0 +1,573 @@
+// The architecture-independent part of the Vulkan backends (gpu_model.h): device choice, weight
+// uploads, the token's step, and the routed experts' placements.
+#ifdef SLUICE_VULKAN
+#include "engine/models/gpu_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/blocks.h"
+#include "engine/error.h"
+
+namespace sluice {
+
+using gpu::Mem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+const char* place_name(int p) { return p == 0 ? "resident" : p == 1 ? "VRAM cache" : "CPU"; }
+bool is_expert_tensor(const gguf::TensorInfo& t) { return t.n_dims == 3 && t.name.find("_exps") != std::string::npos; }
+}  // namespace
+
+int gpu_pick_device(const std::string& spec) {
+    const auto devs = gpu::list_devices();
+    if (spec == "auto") {
+        int best = -1;
+        std::string seen;
+        for (const gpu::DeviceInfo& d : devs) {
+            seen += (seen.empty() ? "" : ", ") + std::to_string(d.index) + ": " + d.name +
+                    (d.usable ? (d.is_cpu ? " (software)" : "") : " (" + d.why_not + ")");
+            if (d.usable && !d.is_cpu && (best < 0 || (!d.unified && devs[size_t(best)].unified))) best = d.index;
+        }
+        if (best < 0) throw gpu::GpuError("no GPU found" + (seen.empty() ? std::string() : " (Vulkan devices: " + seen + ")"));
+        return best;
+    }
+    char* end = nullptr;
+    const long i = std::strtol(spec.c_str(), &end, 10);
+    if (spec.empty() || *end || i < 0) throw Error("--gpu expects auto, none or a device index, got '" + spec + "'");
+    if (size_t(i) >= devs.size())
+        throw gpu::GpuError("no Vulkan device " + spec + " (" + std::to_string(devs.size()) + " found)");
+    return int(i);
+}
+
+GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k, int device)
+    : Model(std::move(file), opt, std::move(hp)), opt_(opt), top_k_(top_k), ctx_(device, opt.gpu_emulate_discrete),
+      body_(ctx_), head_(ctx_), upload_(ctx_) {
+    moe_.resize(size_t(hp_.n_layer));
+    if (hp_.n_rot / 2 > STEP_ROPE_MAX) throw gpu::GpuError("rope.dimension_count above the GPU's limit");
+}
+
+std::vector<float> GpuModel::forward_tokens(std::span<const int32_t> tokens, bool all) {
+    std::vector<float> out;
+    const size_t nv = size_t(hp_.n_vocab);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const bool want = all || i + 1 == tokens.size();  // the head only where logits are read
+        const float* l = step(tokens[i], want);
+        if (want) out.insert(out.end(), l, l + nv);
+    }
+    return out;
+}
+
+// ---- per token
+
+const float* GpuModel::step(int32_t token, bool want_logits) {
+    check_token(token);
+    TokenScope stats(*this);  // the token's statistics (expert reads, hit rate, tok/s) reach the board
+    const Hparams& h = hp_;
+    const auto t0 = Clock::now();
+    gpu::write_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token), uint32_t(h.n_rot), h.rope_base);
+    double gpu_ms = 0;
+    if (!segmented()) {
+        body_.submit();
+    } else {
+        std::vector<gpu::Cmd*>& segs = segments_for(place_);
+        for (size_t s = 0; s < segs.size(); ++s) {
+            if (s > 0) moe_on_host(sync_layers_[s - 1]);
+            segs[s]->submit();
+            if (s + 1 < segs.size()) {  // the next segment needs this one's router logits
+                segs[s]->wait();
+                gpu_ms += segs[s]->last_gpu_ms();
+            }
+        }
+        body_last_ = segs.back();
+    }
+    gpu::Cmd& last = segmented() ? *body_last_ : body_;
+    if (want_logits) head_.submit();
+    last.wait();
+    gpu_ms += last.last_gpu_ms();
+    if (want_logits) {
+        head_.wait();
+        gpu_ms += head_.last_gpu_ms();
+    }
+    counters_.gpu_s_last_token = gpu_ms * 1e-3;
+    ++n_past_;
+    probe(std::chrono::duration<double>(Clock::now() - t0).count());
+    return want_logits ? static_cast<const float*>(logits_rb_.mapped()) : nullptr;
+}
+
+void GpuModel::route_on_host(int64_t il, const float* logits) {
+    router_topk_softmax(logits, hp_.n_expert, top_k_, true, ids_.data(), weights_.data());
+}
+
+// Between segments: the router of layer il ran on the GPU; pick its experts and either name them
+// (resident), make sure they are in VRAM (cache) or compute them here (cpu), writing what the next
+// segment reads: ids or slots then weights, or the experts' sum.
+void GpuModel::moe_on_host(int64_t il) {
+    const Hparams& h = hp_;
+    const float* rb = static_cast<const float*>(router_rb_.mapped());
+    route_on_host(il, rb);
+    auto* in = static_cast<uint8_t*>(moe_host_.mapped());
+    if (place_ == Place::Cpu) {
+        experts_->fetch(moe_index_[size_t(il)], ids_.data(), top_k_, fetched_.data());
+        moe_cpu_->run(fetched_.data(), weights_.data(), top_k_, rb + h.n_expert, y_cpu_.data(), *pool_);
+        std::memcpy(in, y_cpu_.data(), size_t(h.n_embd) * 4);
+        return;
+    }
+    std::memcpy(in + 4 * top_k_, weights_.data(), size_t(top_k_) * 4);
+    if (place_ == Place::Resident) {
+        std::memcpy(in, ids_.data(), size_t(top_k_) * 4);
+        return;
+    }
+    MoeLayer& L = moe_[size_t(il)];
+    std::vector<int32_t> slots(static_cast<size_t>(top_k_)), miss_ids;
+    std::vector<uint32_t> miss_slots;
+    for (int64_t j = 0; j < top_k_; ++j) {
+        bool hit;
+        slots[size_t(j)] = int32_t(L.slots->get(ids_[size_t(j)], &hit));
+        if (hit) {
+            ++counters_.vram_cache_hits;
+        } else {
+            ++counters_.vram_cache_misses;
+            miss_ids.push_back(ids_[size_t(j)]);
+            miss_slots.push_back(uint32_t(slots[size_t(j)]));
+        }
+    }
+    std::memcpy(in, slots.data(), size_t(top_k_) * 4);
+    if (!miss_ids.empty()) upload_misses(il, miss_ids, miss_slots);
+}
+
+// Misses: host bytes from the ExpertSource -> staging -> their slots (before the next segment, which
+// starts with a barrier).
+void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& slots) {
+    MoeLayer& L = moe_[size_t(il)];
+    experts_->fetch(moe_index_[size_t(il)], ids.data(), int64_t(ids.size()), fetched_.data());
+    upload_.begin();
+    uint8_t* st = static_cast<uint8_t*>(miss_staging_.mapped());
+    struct Piece {
+        const void* src;
+        size_t off, n;
+    };
+    std::vector<Piece> pieces;
+    size_t off = 0;
+    const Mat* dst[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
+    for (size_t m = 0; m < ids.size(); ++m) {
+        const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
+        for (int t = 0; t < 3; ++t) {
+            const size_t n = L.expert_bytes[t];
+            pieces.push_back({src[t]->data, off, n});
+            upload_.copy(miss_staging_, off, *dst[t]->buf, dst[t]->offset + slots[m] * n, n);
+            upload_.independent();
+            off += n;
+        }
+    }
+    // Host copies in parallel: one thread's memcpy is far below the PCIe bandwidth.
+    constexpr size_t kPart = 1u << 20;
+    std::vector<Piece> parts;
+    for (const Piece& p : pieces)
+        for (size_t o = 0; o < p.n; o += kPart)
+            parts.push_back({static_cast<const uint8_t*>(p.src) + o, p.off + o, std::min(kPart, p.n - o)});
+    pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
+        for (int64_t i = a; i < b; ++i) std::memcpy(st + parts[size_t(i)].off, parts[size_t(i)].src, parts[size_t(i)].n);
+    });
+    upload_.end();
+    upload_.submit();
+}
+
+// GpuExperts::Auto with experts outside VRAM: 4 tokens in cache placement, 4 on the CPU (the first
+// of each ignored: warm-up), then the faster for good.
+void GpuModel::probe(double seconds) {
+    if (!probing_) return;
+    ++probe_n_;
+    if (probe_n_ % 4 != 1) probe_s_[place_ == Place::Cache ? 0 : 1] += seconds;
+    if (probe_n_ == 4) place_ = Place::Cpu;
+    if (probe_n_ == 8) {
+        place_ = probe_s_[0] <= probe_s_[1] ? Place::Cache : Place::Cpu;
+        probing_ = false;
+        placement_ = describe() + " (measured " + std::to_string(int(3 / probe_s_[0])) + " tok/s in the VRAM cache, " +
+                     std::to_string(int(3 / probe_s_[1])) + " on the CPU)";
+    }
+}
+
+// ---- recording (once; buffers and offsets never change)
+
+void GpuModel::record() {
+    const Hparams& h = hp_;
+    for (int64_t il = 0; il < h.n_layer; ++il)
+        if (moe_[size_t(il)].router.rows) sync_layers_.push_back(il);
+    if (!segmented()) {
+        body_.begin();
+        record_layers(body_, Place::Resident, -1, h.n_layer);
+        body_.end();
+    }
+    head_.begin();
+    head_.barrier();  // after the body, submitted just before
+    // hn = output_norm(x): written by the last layer's down projection (experts or FFN) or combine
+    gpu::matvec(head_, output_, {&hn_}, {&logits_}, step_);
+    head_.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
+    head_.end();
+    placement_ = describe();
+}
+
+// Segments of a token for segmented placements (recorded on first use): segment 0 runs up to the
+// first MoE router, segment s > 0 starts with the experts of sync layer s - 1.
+std::vector<gpu::Cmd*>& GpuModel::segments_for(Place p) {
+    auto& segs = segments_[int(p)];
+    if (!segs.empty()) return segs;
+    const int64_t n_layer = hp_.n_layer;
+    for (size_t s = 0; s <= sync_layers_.size(); ++s) {
+        owned_cmds_.emplace_back(ctx_);
+        gpu::Cmd& c = owned_cmds_.back();
+        const int64_t from = s == 0 ? -1 : sync_layers_[s - 1];
+        const int64_t to = s < sync_layers_.size() ? sync_layers_[s] : n_layer;
+        c.begin();
+        record_layers(c, p, from, to);
+        c.end();
+        segs.push_back(&c);
+    }
+    return segs;
+}
+
+// Records from layer `from`'s experts (from < 0: the embedding) through the router of layer `to`
+// (to == n_layer: through the last layer). Unsegmented, everything.
+void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to) {
+    c.barrier();  // after the previous segment and any expert uploads
+    c.copy(step_host_, 0, step_, 0, gpu::kStepBytes);
+    c.independent();
+    c.copy(moe_host_, 0, moe_in_, 0, moe_host_.size());
+    if (from < 0) {
+        gpu::getrows(c, embd_, {&x_}, step_);
+    } else {
+        record_experts(c, p, from);
+    }
+    for (int64_t il = from + 1; il <= std::min<int64_t>(to, hp_.n_layer - 1); ++il) {
+        record_layer(c, il, il > 0);  // the FFN's norm in hn after it
+        if (moe_[size_t(il)].router.rows) record_router(c, p, il, il == to);
+    }
+}
+
+void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment) {
+    const Hparams& h = hp_;
+    const bool gpu_topk = p == Place::Resident && gpu_routing();
+    const Route r = route_mode();
+    gpu::MatvecOpts ro;
+    if (gpu_topk && r == Route::Tail) {  // ffn_moe_topk in the router's last workgroup
+        ro.topk = uint32_t(top_k_);
+        ro.topk_ids_off = route_ids();
+        ro.topk_w_off = route_w();
+        ro.route_renorm = true;
+        ro.topk_count = {&hn_, uint32_t(h.n_embd)};
+    }
+    gpu::matvec(c, moe_[size_t(il)].router, {&hn_}, {&route_}, step_, ro);  // ffn_moe_logits
+    if (gpu_topk) {
+        if (r == Route::Dispatch)
+            gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
+                              {&route_, route_w()});
+        record_experts(c, p, il);
+    } else if (ends_segment) {  // the host reads the logits (and hn for the CPU's experts)
+        c.copy(route_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
+        c.independent();
+        c.copy(hn_, 0, router_rb_, size_t(h.n_expert) * 4, size_t(h.n_embd) * 4);
+    }
+}
+
+// x += sum_j w_j down_j(silu(gate_j hn) * up_j hn) over layer il's k experts: ids from the GPU's top-k
+// or from the host (ids, or slots of the cache); cpu placement only adds the host's sum. The next
+// norm of x goes to hn too (the next layer's attn_norm, or the output norm).
+void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
+    const Hparams& h = hp_;
+    const MoeLayer& L = moe_[size_t(il)];
+    const uint32_t E = uint32_t(h.n_embd), F = uint32_t(h.n_ff_exp), K = uint32_t(top_k_);
+    const Vec hn{&hn_}, norm{&norms_, next_norm(il)};
+    record_before_experts(c, il);
+    if (p == Place::Cpu) {
+        gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1, &hn, norm, h.rms_eps);
+        return;
+    }
+    const bool gpu_ids = p == Place::Resident && gpu_routing();
+    const Buffer& ids = gpu_ids ? route_ : moe_in_;  // ids, then their weights
+    gpu::MatvecOpts o;
+    o.n_mats = K;
+    o.ids = &ids;
+    o.ids_off = gpu_ids ? route_ids() : 0;
+    o.y_mat_stride = F;
+    if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
+        o.swiglu_up = &L.up_exps;
+        gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
+        o.swiglu_up = nullptr;
+    } else {
+        gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
+        c.independent();
+        gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
+        gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
+    }
+    // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
+    gpu::MatvecOpts d = add_then_norm(next_norm(il));
+    d.n_mats = K;
+    d.ids = &ids;
+    d.ids_off = o.ids_off;
+    d.x_mat_stride = F;
+    d.sum_mats = true;
+    d.sum_w_off = gpu_ids ? route_w() : K;
+    gpu::matvec(c, L.down_exps, {&gate_}, {&x_}, step_, d);
+}
+
+void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
+                                 const gpu::MatvecOpts& down_opts) {
+    if (fused(gate, up)) {
+        gpu::MatvecOpts o;
+        o.swiglu_up = &up;
+        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
+    } else {
+        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_);
+        c.independent();
+        gpu::matvec(c, up, {&hn_}, {&up_}, step_);
+        gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, n_ff);
+    }
+    gpu::matvec(c, down, {&gate_}, {&x_}, step_, down_opts);
+}
+
+gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {
+    gpu::MatvecOpts o;
+    o.accumulate = true;
+    o.norm_out = &hn_vec_;
+    o.norm_w = {&norms_, norm_off};
+    o.norm_eps = hp_.rms_eps;
+    o.norm_count = uint32_t(hp_.n_embd);
+    return o;
+}
+
+// Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), or a
+// dispatch of its own (more than MV_ROUTE_MAX experts or MV_TOPK_MAX_K picks; SLUICE_GPU_ROUTE=dispatch
+// in the environment, for measurements).
+GpuModel::Route GpuModel::route_mode() const {
+    static const bool dispatch = [] {
+        const char* e = std::getenv("SLUICE_GPU_ROUTE");
+        return e && std::string(e) == "dispatch";
+    }();
+    if (hp_.n_expert > MV_ROUTE_MAX || uint64_t(top_k_) > MV_TOPK_MAX_K || dispatch) return Route::Dispatch;
+    return Route::Tail;
+}
+
+// ---- loading
+
+GpuModel::Buffer& GpuModel::buffer(size_t bytes, Mem mem, const std::string& what) {
+    bufs_.push_back(ctx_.alloc(bytes, mem, what));
+    if (mem == Mem::Device) counters_.vram_bytes += bytes;
+    return bufs_.back();
+}
+
+GpuModel::Buffer GpuModel::device_floats(size_t floats, const char* what) {
+    counters_.vram_bytes += floats * 4;
+    return ctx_.alloc(floats * 4, Mem::Device, what);
+}
+
+GpuModel::Mat GpuModel::upload_layout(const gguf::TensorInfo& t) {
+    const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t.type));
+    if (!tl) throw gpu::GpuError("tensor '" + t.name + "' has type " + type_name(t.type) + ", which has no GPU kernel yet");
+    const int64_t cols = t.ne[0], rows = t.ne[1];
+    if (cols % tl->chunk)
+        throw gpu::GpuError("tensor '" + t.name + "': rows of " + std::to_string(cols) + " " + tl->suffix +
+                            " values are not a multiple of " + std::to_string(tl->chunk));
+    return {nullptr, uint32_t(t.type), 0, uint32_t(rows), uint32_t(cols), uint64_t(rows * row_bytes(t.type, cols))};
+}
+
+GpuModel::Mat GpuModel::upload(const gguf::TensorInfo& t) {
+    Mat m = upload_layout(t);
+    Buffer& b = buffer(size_t(t.nbytes), Mem::Device, "tensor '" + t.name + "'");
+    ctx_.upload(b, 0, file_->data(t), size_t(t.nbytes));
+    m.buf = &b;
+    return m;
+}
+
+std::vector<GpuModel::Mat> GpuModel::upload_rows(std::initializer_list<const gguf::TensorInfo*> ts) {
+    std::vector<Mat> out;
+    std::vector<const gguf::TensorInfo*> run;
+    auto flush = [&] {
+        uint64_t total = 0;
+        std::string names;
+        for (const gguf::TensorInfo* t : run) total += t->nbytes, names += (names.empty() ? "'" : " + '") + t->name + "'";
+        Buffer& b = buffer(size_t(total), Mem::Device, "tensors " + names);
+        uint64_t off = 0;
+        for (const gguf::TensorInfo* t : run) {
+            Mat m = upload_layout(*t);
+            ctx_.upload(b, size_t(off), file_->data(*t), size_t(t->nbytes));
+            m.buf = &b;
+            m.offset = off;
+            off += t->nbytes;
+            out.push_back(m);
+        }
+        run.clear();
+    };
+    for (const gguf::TensorInfo* t : ts) {
+        if (!run.empty() && (t->type != run[0]->type || t->ne[0] != run[0]->ne[0])) flush();
+        run.push_back(t);
+    }
+    flush();
+    return out;
+}
+
+std::pair<GpuModel::Mat, GpuModel::Mat> GpuModel::upload_pair(const gguf::TensorInfo& g, const gguf::TensorInfo& u) {
+    const std::vector<Mat> m = upload_rows({&g, &u});
+    return {m[0], m[1]};
+}
+
+std::vector<GpuModel::Merged> GpuModel::merge_rows(const std::vector<Mat>& mats) {
+    std::vector<Merged> out;
+    uint32_t y = 0;
+    for (const Mat& m : mats) {
+        Merged* last = out.empty() ? nullptr : &out.back();
+        if (last && last->w.buf == m.buf && last->w.offset + last->w.mat_stride == m.offset && last->w.type == m.type) {
+            last->w.rows += m.rows;
+            last->w.mat_stride += m.mat_stride;  // 2-D: the whole matrix
+        } else {
+            out.push_back({m, y});
+        }
+        y += m.rows;
+    }
+    return out;
+}
+
+uint32_t GpuModel::add_norm(const std::vector<float>& v) {
+    const uint32_t off = uint32_t(norms_host_.size());
+    norms_host_.insert(norms_host_.end(), v.begin(), v.end());
+    return off;
+}
+uint32_t GpuModel::add_norm(const gguf::TensorInfo& t) { return add_norm(tensor_f32(*file_, t)); }
+
+uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
+    const gguf::File& f = *file_;
+    int64_t n_moe = 0;
+    for (const gguf::TensorInfo& t : f.tensors()) {
+        (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
+        if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
+    }
+    const uint64_t budget = ctx_.vram_budget(), margin = 256ull << 20;
+    if (dense_bytes_ + other_bytes + margin > budget)
+        throw gpu::GpuError(ctx_.info().name + " has " + std::to_string(budget >> 20) + " MiB free; the dense weights and " +
+                            "caches need " + std::to_string((dense_bytes_ + other_bytes + margin) >> 20) + " MiB");
+    const uint64_t room = budget - dense_bytes_ - other_bytes - margin;
+    const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
+    // Resident experts are uploaded from the mapping. Streaming (--io direct / page-cache) leaves
+    // expert ranges unreadable through file_->data(): then every expert reaches VRAM through the
+    // ExpertSource (a cache that may hold them all) or stays on the CPU.
+    experts_mapped_ = f.mapped();
+    place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident
+             : opt_.gpu_experts == GpuExperts::Cpu  ? Place::Cpu
+                                                    : Place::Cache;
+    cache_per_layer_ = cache / uint64_t(std::max<int64_t>(n_moe, 1));
+    return cache;
+}
+
+void GpuModel::load_head() {
+    const gguf::File& f = *file_;
+    const Hparams& h = hp_;
+    embd_ = upload(f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab}));
+    output_ = f.find_tensor("output.weight") ? upload(f.require_tensor("output.weight", {h.n_embd, h.n_vocab})) : embd_;
+    out_norm_ = add_norm(f.require_tensor("output_norm.weight", {h.n_embd}));
+}
+
+void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTensors& mt) {
+    MoeLayer& L = moe_[size_t(il)];
+    moe_index_.resize(size_t(hp_.n_layer), -1);
+    moe_index_[size_t(il)] = n_moe_loaded_++;
+    L.router = upload(router);
+    const int64_t F = hp_.n_ff_exp, E = hp_.n_embd;
+    const gguf::TensorInfo& g = mt.gate_up_exps ? *mt.gate_up_exps : *mt.gate_exps;
+    const gguf::TensorInfo& u = mt.gate_up_exps ? *mt.gate_up_exps : *mt.up_exps;
+    const gguf::TensorInfo& d = *mt.down_exps;
+    L.expert_bytes[0] = uint64_t(F * row_bytes(g.type, E));
+    L.expert_bytes[1] = uint64_t(F * row_bytes(u.type, E));
+    L.expert_bytes[2] = uint64_t(E * row_bytes(d.type, F));
+    if (place_ == Place::Resident) {
+        if (mt.gate_up_exps) {
+            L.gate_exps = upload(g);
+            L.gate_exps.rows = uint32_t(F);
+            L.up_exps = L.gate_exps;
+            L.up_exps.offset = L.expert_bytes[0];  // up rows follow gate rows in each expert's slab
+        } else {
+            std::tie(L.gate_exps, L.up_exps) = upload_pair(g, u);
+        }
+        L.down_exps = upload(d);
+        return;
+    }
+    const uint64_t per = L.expert_bytes[0] + L.expert_bytes[1] + L.expert_bytes[2];
+    uint64_t n = std::min<uint64_t>(cache_per_layer_ / per, uint64_t(hp_.n_expert));
+    for (int t = 0; t < 3; ++t) n = std::min<uint64_t>(n, ctx_.info().max_buffer_range / L.expert_bytes[t]);
+    if (n < uint64_t(top_k_)) {
+        if (opt_.gpu_experts == GpuExperts::Gpu)
+            throw gpu::GpuError("the VRAM expert cache holds " + std::to_string(n) + " experts per layer; a token needs " +
+                                std::to_string(top_k_));
+        place_ = Place::Cpu;
+    }
+    if (place_ == Place::Cpu) return;
+    L.slots = std::make_unique<gpu::SlotCache>(uint32_t(n));
+    const gguf::TensorInfo* src[3] = {&g, &u, &d};
+    Mat* dst[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
+    const bool pair = g.type == u.type;  // gate slots then up slots in one buffer (fused SwiGLU)
+    Buffer* shared = pair ? &buffer(size_t(2 * n * L.expert_bytes[0]), Mem::Device, "expert cache") : nullptr;
+    for (int t = 0; t < 3; ++t) {
+        upload_layout(*src[t]);  // a type the shaders read
+        Buffer& b = t < 2 && pair ? *shared : buffer(size_t(n * L.expert_bytes[t]), Mem::Device, "expert cache");
+        const bool down = t == 2;
+        *dst[t] = {&b, uint32_t(src[t]->type), t == 1 && pair ? n * L.expert_bytes[0] : 0, uint32_t(down ? E : F),
+                   uint32_t(down ? F : E), L.expert_bytes[t]};
+    }
+    max_expert_bytes_ = std::max(max_expert_bytes_, per);
+}
+
+void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
+    const Hparams& h = hp_;
+    norms_ = ctx_.alloc(norms_host_.size() * 4, Mem::Device, "norm weights");
+    counters_.vram_bytes += norms_host_.size() * 4;
+    ctx_.upload(norms_, 0, norms_host_.data(), norms_host_.size() * 4);
+    if (!moe.empty()) {
+        experts_ = make_expert_source(*file_, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
+        moe_cpu_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
+        fetched_.resize(size_t(top_k_));
+    }
+    probing_ = place_ == Place::Cache && opt_.gpu_experts == GpuExperts::Auto;
+
+    const size_t E = size_t(h.n_embd), K = size_t(std::max<int64_t>(top_k_, 1));
+    const size_t ff = std::max(ff_floats, K * size_t(h.n_ff_exp));
+    x_ = device_floats(E, "x");
+    hn_ = device_floats(E + 1, "hn (+ a workgroup counter)");
+    ctx_.upload(hn_, 0, std::vector<float>(E + 1, 0.0f).data(), (E + 1) * 4);
+    logits_ = device_floats(size_t(h.n_vocab), "logits");
+    route_ = device_floats(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
+    gate_ = device_floats(ff, "gate");
+    up_ = device_floats(ff, "up");
+    const float one = 1.0f;
+    one_ = device_floats(1, "one");
+    ctx_.upload(one_, 0, &one, 4);
+    step_ = device_floats(gpu::kStepBytes / 4, "step");
+    step_host_ = ctx_.alloc(gpu::kStepBytes, Mem::Upload, "step");
+    // Inputs of a segment's experts written by the host: ids or slots + weights, or their sum (cpu).
+    moe_in_ = device_floats(std::max(E, 2 * K), "expert inputs");
+    moe_host_ = ctx_.alloc(moe_in_.size(), Mem::Upload, "expert inputs");
+    logits_rb_ = ctx_.alloc(size_t(h.n_vocab) * 4, Mem::Readback, "logits readback");
+    router_rb_ = ctx_.alloc((size_t(std::max<int64_t>(h.n_expert, 1)) + E) * 4, Mem::Readback, "router readback");
+    if (max_expert_bytes_) miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * K, Mem::Upload, "expert staging");
+    ids_.resize(K);
+    weights_.resize(K);
+    y_cpu_.resize(E);
+}
+
+std::string GpuModel::describe() const {
+    const gpu::DeviceInfo& d = ctx_.info();
+    std::string s = "GPU " + std::to_string(d.index) + ": " + d.name + " (Vulkan" + (d.unified ? ", unified memory" : "") +
+                    "), dense weights + KV cache in VRAM";
+    if (hp_.n_expert > 0) {
+        s += ", experts: " + std::string(place_name(int(place_)));
+        if (place_ == Place::Cache && !sync_layers_.empty() && moe_[size_t(sync_layers_[0])].slots)
+            s += " (" + std::to_string(moe_[size_t(sync_layers_[0])].slots->n_slots()) + " of " + std::to_string(hp_.n_expert) +
+                 " per layer)";
+        if (probing_) s += ", measuring VRAM cache vs CPU";
+    }
+    return s + ", " + std::to_string(counters_.vram_bytes >> 20) + " MiB";
+}
+
+}  // namespace sluice
+
+#endif  // SLUICE_VULKAN

@@ -1,0 +1,180 @@
+// What every architecture's Vulkan backend shares (engine/models/*_gpu.cpp): the device, weights in
+// VRAM, the per-token step, and the routed experts' placements. An architecture derives from GpuModel,
+// loads its own tensors, records its layers and says where its routers and experts are; the base runs
+// the token. Only built with SLUICE_VULKAN.
+//
+// Where the routed experts live (placement()):
+//   resident  all experts fit in VRAM: with GPU routing a token is one submit of a command buffer
+//             recorded once (what changes per token is in the step buffer).
+//   cache     they don't: VRAM holds an LRU cache of experts per layer (gpu_expert_cache bytes). The
+//             token runs in segments that end at each MoE router; the CPU reads the router logits,
+//             picks the top-k (route_on_host()), uploads the missing experts from the ExpertSource
+//             through a staging buffer, and the next segment computes all k from VRAM.
+//   cpu       as cache, but the CPU computes the experts (MoeFfn) and the next segment adds their sum.
+// An architecture whose routing has no shader (gpu_routing() false) runs resident experts in segments
+// too, the host writing expert ids instead of cache slots. GpuExperts::Auto runs the first tokens in
+// cache and then in cpu placement and keeps the faster.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/moe.h"
+#include "shaders/ops.h"
+#include "shaders/slot_cache.h"
+#include "shaders/vk_runtime.h"
+
+namespace sluice {
+
+// "auto": the first usable GPU, discrete before integrated; software drivers (lavapipe) only by index.
+int gpu_pick_device(const std::string& spec);
+
+class GpuModel : public Model {
+public:
+    const float* forward(int32_t token) override { return step(token, true); }
+    std::vector<float> forward_tokens(std::span<const int32_t> tokens, bool all) override;
+    GpuCounters gpu_counters() const override { return counters_; }
+
+    // Consecutive matrices of one buffer and type as one matrix (rows add up): {matrix, its first row}.
+    struct Merged {
+        gpu::Mat w;
+        uint32_t y_off;
+    };
+
+protected:
+    enum class Place { Resident, Cache, Cpu };
+    using Buffer = gpu::Buffer;
+    using Mat = gpu::Mat;
+    using Vec = gpu::Vec;
+
+    // A MoE layer's router and routed experts: resident, the whole tensors (batch = experts); cache,
+    // the slots. router.rows == 0: the layer has no routed experts.
+    struct MoeLayer {
+        Mat router;  // (n_expert, n_embd)
+        Mat gate_exps, up_exps, down_exps;
+        std::unique_ptr<gpu::SlotCache> slots;
+        uint64_t expert_bytes[3] = {0, 0, 0};  // one expert's gate, up, down
+    };
+
+    GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k, int device);
+
+    // ---- what an architecture provides
+
+    // Layer il from its start through its FFN input: leaves the FFN's norm of x in hn_ (for a MoE
+    // layer, the router's input); a layer without routed experts also records its FFN, leaving the
+    // next layer's attn_norm(x) (next_norm(il)) in hn_. hn_ready: the previous layer already wrote
+    // this layer's first norm to hn_.
+    virtual void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) = 0;
+    // Recorded before a MoE layer's routed experts (their weighted sum, the residual add and the next
+    // norm come last): e.g. shared experts adding to x_. hn_ holds the FFN input.
+    virtual void record_before_experts(gpu::Cmd& c, int64_t il) {}
+    // The host's top-k of layer il's router logits (n_expert) into ids_ / weights_ (top_k_ each).
+    virtual void route_on_host(int64_t il, const float* logits);
+    // Whether the router's top-k + softmax can run on the GPU (else resident experts run in segments).
+    virtual bool gpu_routing() const { return true; }
+
+    // ---- loading (call in the derived constructor, in this order)
+
+    // Before any upload: place_ from the bytes VRAM must hold for everything but the routed experts
+    // (the file's other tensors and `other_bytes`, e.g. the KV cache) and the experts' total; returns
+    // the expert cache's bytes (shared evenly by the MoE layers).
+    uint64_t plan_vram(uint64_t other_bytes);
+    // Layer il's router and experts: resident, or this layer's cache slots (may switch place_ to Cpu
+    // when too few fit). Called for the MoE layers in order (the ExpertSource's layer index).
+    void load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTensors& mt);
+    // token_embd, output (or the tied embedding), output_norm.
+    void load_head();
+    // The norms, the expert source and the activations the base uses: gate_/up_ hold ff_floats.
+    void finish_load(std::vector<MoeTensors> moe, size_t ff_floats);
+    // Records the resident body and the head; placement_ (after the derived class's buffers exist).
+    void record();
+
+    Buffer& buffer(size_t bytes, gpu::Mem mem, const std::string& what);
+    Buffer device_floats(size_t floats, const char* what);  // counted in vram_bytes
+    // How a 2-D tensor (or 3-D batch of matrices) is read on the GPU; a GpuError when no shader can.
+    Mat upload_layout(const gguf::TensorInfo& t);
+    Mat upload(const gguf::TensorInfo& t);  // whole, in its own buffer
+    // Tensors of one type and row length uploaded into one buffer, each after the one before, so one
+    // dispatch reads them as one matrix (gate + up, q + k + v); another type starts a buffer.
+    std::vector<Mat> upload_rows(std::initializer_list<const gguf::TensorInfo*> ts);
+    std::pair<Mat, Mat> upload_pair(const gguf::TensorInfo& g, const gguf::TensorInfo& u);
+    static std::vector<Merged> merge_rows(const std::vector<Mat>& mats);
+    uint32_t add_norm(const gguf::TensorInfo& t);  // float offset in norms_
+    uint32_t add_norm(const std::vector<float>& v);
+
+    // ---- recording helpers
+
+    // y += W x, then hn = rmsnorm(y) * the norm at norm_off: the residual stream's next norm in the
+    // matvec's last workgroup (hn_'s last word counts workgroups).
+    gpu::MatvecOpts add_then_norm(uint32_t norm_off) const;
+    // The norm that follows layer il: the next layer's attn_norm (first_norm()), or the output norm.
+    uint32_t next_norm(int64_t il) const { return il + 1 < hp_.n_layer ? first_norm(il + 1) : out_norm_; }
+    virtual uint32_t first_norm(int64_t il) const = 0;
+    // y = silu(gate x) * (up x) into gate_ (fused when gate and up share a buffer), then x_ += down y
+    // with the next norm; down_opts = add_then_norm(...) or plain accumulate.
+    void record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
+                           const gpu::MatvecOpts& down_opts);
+    static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
+
+    ModelOptions opt_;
+    int64_t top_k_;
+    mutable gpu::Context ctx_;  // save_state() downloads
+    std::deque<Buffer> bufs_;   // weights, caches, slots (a deque: Mats point into it)
+    Mat embd_, output_;
+    std::vector<float> norms_host_;
+    Buffer norms_;
+    uint32_t out_norm_ = 0;
+    std::vector<MoeLayer> moe_;  // per layer
+    Place place_ = Place::Resident;
+    GpuCounters counters_;
+    // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
+    // and up (ff_floats), the step buffer.
+    const Vec hn_vec_{&hn_};
+    Buffer x_, hn_, gate_, up_, step_;
+    std::vector<int32_t> ids_;
+    std::vector<float> weights_;
+
+private:
+    const float* step(int32_t token, bool want_logits);
+    void moe_on_host(int64_t il);
+    void upload_misses(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& slots);
+    void probe(double seconds);
+    bool segmented() const { return place_ != Place::Resident || !gpu_routing(); }
+    std::vector<gpu::Cmd*>& segments_for(Place p);
+    void record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to);
+    void record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment);
+    void record_experts(gpu::Cmd& c, Place p, int64_t il);
+    enum class Route { Tail, Dispatch };
+    Route route_mode() const;
+    // route_: router logits (n_expert), then the top-k's ids (as ints) and weights.
+    uint32_t route_ids() const { return uint32_t(hp_.n_expert); }
+    uint32_t route_w() const { return uint32_t(hp_.n_expert + top_k_); }
+    std::string describe() const;
+
+    Buffer logits_, route_, one_, moe_in_;
+    Buffer step_host_, moe_host_, logits_rb_, router_rb_, miss_staging_;
+    uint64_t max_expert_bytes_ = 0, experts_total_ = 0, dense_bytes_ = 0, cache_per_layer_ = 0;
+    std::vector<int64_t> moe_index_;  // per layer: its index among the MoE layers (ExpertSource), or -1
+    int64_t n_moe_loaded_ = 0;
+    bool experts_mapped_ = true;
+    // Recorded work: resident body, head, expert uploads, segments per placement (cache, cpu; resident
+    // with host routing).
+    gpu::Cmd body_, head_, upload_;
+    std::deque<gpu::Cmd> owned_cmds_;
+    std::vector<gpu::Cmd*> segments_[3];
+    gpu::Cmd* body_last_ = nullptr;
+    std::vector<int64_t> sync_layers_;  // MoE layers, where segments end
+    // Host side of segmented placements.
+    std::unique_ptr<ExpertSource> experts_;
+    std::unique_ptr<MoeFfn> moe_cpu_;
+    std::vector<ExpertWeights> fetched_;
+    std::vector<float> y_cpu_;
+    bool probing_ = false;
+    int probe_n_ = 0;
+    double probe_s_[2] = {0, 0};
+};
+
+}  // namespace sluice
