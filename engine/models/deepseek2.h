@@ -58,6 +58,13 @@ struct RouteScratch {
     std::vector<int32_t> order;
 };
 
+// Hparams and MlaParams from the file's metadata (the GPU backend, deepseek2_gpu.cpp, loads through it too).
+Hparams deepseek2_hparams(const gguf::File& f, const ModelOptions& opt, MlaParams* m, int64_t* top_k);
+// Router logits (n_expert) -> ids, weights (top_k each): sigmoid (or softmax) scores, the selection bias
+// `probs_b` (may be empty) and expert groups, as the file asks; shared by the CPU and GPU paths.
+void route_experts(const MlaParams& m, const std::vector<float>& probs_b, int64_t n_expert, int64_t top_k,
+                   const float* logits, int32_t* ids, float* weights, RouteScratch& s);
+
 // The per-head inputs of Wk_b and Wv_b over a prompt chunk: T x n_head vectors of n floats (token t,
 // head h at x + t * t_stride + h * h_stride) prepared for one weight type, grouped by head as MatmulJob
 // takes them.

@@ -65,9 +65,8 @@ std::vector<float> GpuModel::forward_tokens(std::span<const int32_t> tokens, boo
 const float* GpuModel::step(int32_t token, bool want_logits) {
     check_token(token);
     TokenScope stats(*this);  // the token's statistics (expert reads, hit rate, tok/s) reach the board
-    const Hparams& h = hp_;
     const auto t0 = Clock::now();
-    gpu::write_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token), uint32_t(h.n_rot), h.rope_base);
+    fill_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token));
     double gpu_ms = 0;
     if (!segmented()) {
         body_.submit();
@@ -95,6 +94,10 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
     ++n_past_;
     probe(std::chrono::duration<double>(Clock::now() - t0).count());
     return want_logits ? static_cast<const float*>(logits_rb_.mapped()) : nullptr;
+}
+
+void GpuModel::fill_step(void* mapped, uint32_t pos, uint32_t token) const {
+    gpu::write_step(mapped, pos, token, uint32_t(hp_.n_rot), hp_.rope_base);
 }
 
 void GpuModel::route_on_host(int64_t il, const float* logits) {

@@ -75,6 +75,10 @@ protected:
     virtual void route_on_host(int64_t il, const float* logits);
     // Whether the router's top-k + softmax can run on the GPU (else resident experts run in segments).
     virtual bool gpu_routing() const { return true; }
+    // The step buffer's contents for the token at pos (shared.h StepHeader, rope cos/sin): by default
+    // gpu::write_step() with the file's rope base; an architecture with its own rope frequencies
+    // (deepseek2's YaRN) writes its table.
+    virtual void fill_step(void* mapped, uint32_t pos, uint32_t token) const;
 
     // ---- loading (call in the derived constructor, in this order)
 
