@@ -205,19 +205,32 @@ struct MlaRopePush {
     uint norm_off;
     float eps;
 };
-// attn_mla (attn_split.comp built with -DMLA): every head h reads the same latent cache rows as key
-// (head_dim = kv_lora + n_rot) and value (their first head_dim_v = kv_lora floats); the last workgroup
-// of a head merges its splits into out_off + h * head_dim_v (counts: n_head uints, zero between).
-#define MLA_DMAX 640  // kv_lora + n_rot at most (576 for DeepSeek-V3 and Kimi K2)
+// attn_mla (mla_attn.comp): every head h reads the same latent cache rows (kv_lora + n_rot floats at
+// cache_off) as keys and their first kv_lora floats as values; a workgroup takes a split of MLA_HEADS
+// heads (part as AttnPush's with head_dim_v = kv_lora), and the last of a group's workgroups merges
+// them into out_off + h * kv_lora (counts: a uint per group, zero between dispatches).
+#define MLA_HEADS 8
+#define MLA_DMAX 576       // kv_lora + n_rot at most (DeepSeek-V2/V3, Kimi K2: 512 + 64)
+#define MLA_CHUNK_MAX 256  // positions of a split (shared memory: 8 heads' queries and scores)
 struct MlaAttnPush {
-    uint n_head, n_head_kv, head_dim, head_dim_v;
-    uint n_splits;
-    uint q_off, k_off, v_off;
-    uint k_row_stride, v_row_stride;
-    uint part_off;
+    uint n_head, kv_lora, n_rot, n_splits;
+    uint q_off, cache_off, part_off, out_off, count_off;
     float scale;
-    uint out_off;
-    uint count_off;
+};
+// moe_route_grouped (topk.comp -DGROUPED): deepseek2's routing, one workgroup. Top k of the selection
+// scores sel = p + bias (bias at bias_off of its buffer, with ROUTE_BIAS), p = sigmoid(logits)
+// (ROUTE_SIGMOID) or their softmax, within the n_group_used best of n_group groups; ids (ints) at
+// ids_off, weights p (normalised over the k with ROUTE_NORM) * w_scale at w_off.
+#define ROUTE_SIGMOID 1u
+#define ROUTE_BIAS 2u
+#define ROUTE_NORM 4u
+#define ROUTE_GROUPED_MAX 1024  // experts at most
+#define ROUTE_GROUPS_MAX 64
+struct GroupRoutePush {
+    uint n_expert, k, n_group, n_group_used;
+    uint logits_off, ids_off, w_off, bias_off;
+    float w_scale;
+    uint flags;
 };
 
 #ifdef __cplusplus

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <unistd.h>
 
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
+#include "tests/deepseek2_test_util.h"
 #include "tests/gpu_test_util.h"
 #include "tests/ref_test_util.h"
 
@@ -57,9 +59,11 @@ struct Placement {
     GpuExperts where;
     bool discrete;       // lavapipe made to take the staging path of a discrete GPU
     const char* expect;  // in placement()
+    bool host_route = false;  // SLUICE_GPU_ROUTE=host: resident experts routed on the host, not by the shader
 };
 const Placement kPlacements[] = {
     {"resident", false, GpuExperts::Auto, false, "experts: resident"},
+    {"resident_host_routed", false, GpuExperts::Auto, false, "experts: resident", true},
     {"vram_cache", true, GpuExperts::Gpu, true, "experts: VRAM cache"},
     {"cpu_experts", true, GpuExperts::Cpu, false, "experts: CPU"},
     {"auto_measured", true, GpuExperts::Auto, false, "measured"},
@@ -77,7 +81,9 @@ TEST_P(GpuDeepSeek2, LogitsMatchCpuPath) {
     g.gpu_experts = pl.where;
     g.gpu_emulate_discrete = pl.discrete;
     std::string where;
+    if (pl.host_route) setenv("SLUICE_GPU_ROUTE", "host", 1);  // read when the model loads
     const auto got = logits(path, g, ids, &where);
+    unsetenv("SLUICE_GPU_ROUTE");
     const auto cpu = logits(path, cpu_opts(), ids);
     const auto ref = read_f32(kDir + fixture + ".logits.f32");
     ASSERT_EQ(got.size(), cpu.size());
@@ -126,6 +132,21 @@ TEST(GpuDeepSeek2State, SnapshotsMoveBetweenCpuAndGpu) {
     const std::vector<int32_t> again(ids.begin() + 30, ids.end());
     const std::vector<float> want2(full.end() - std::ptrdiff_t(again.size() * nv), full.end());
     EXPECT_LE(max_rel_err(gpu->forward_tokens(again, true), want2, int64_t(nv)), 1e-5);
+}
+
+// Files converted before attn_kv_b was split (write_legacy_kv_b): Wv_b read inside kv_b, Wk_b transposed.
+TEST(GpuDeepSeek2Legacy, OneKvBTensorMatchesCpuPath) {
+    const std::string f = tmp_dir() + "gpu_ds2_legacy_" + std::to_string(getpid()) + ".gguf";
+    write_legacy_kv_b(kDir + "ds_a.gguf", f);
+    const auto ids = read_ids(kDir + "ds_a.tokens.txt");
+    std::string where;
+    const auto got = logits(f, gpu_opts(), ids, &where);
+    const auto cpu = logits(f, cpu_opts(), ids);
+    std::remove(f.c_str());
+    const double err = max_rel_err(got, cpu, int64_t(cpu.size() / ids.size()));
+    std::printf("  ds_a legacy attn_kv_b: max rel err %.3g vs CPU  [%s]\n", err, where.c_str());
+    EXPECT_NE(where.find("GPU"), std::string::npos) << where;
+    EXPECT_LE(err, 1e-5);
 }
 
 // Quantized files: the GPU dequantizes exactly and keeps activations in float, the CPU's integer

@@ -1,6 +1,7 @@
 // deepseek2's Multi-head Latent Attention on the GPU (shaders/mla_rope.comp, attn_split.comp -DMLA and
-// the per-head matvecs of Wk_b / Wv_b) against the CPU arithmetic of engine/models/deepseek2.cpp and
-// engine/attention.h, on random inputs with a fresh seed per run (SLUICE_SEED=N replays).
+// the per-head matvecs of Wk_b / Wv_b) and its routing (topk.comp -DGROUPED) against the CPU arithmetic
+// of engine/models/deepseek2.cpp and engine/attention.h, on random inputs with a fresh seed per run
+// (SLUICE_SEED=N replays).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 
 #include "engine/attention.h"
 #include "engine/blocks.h"
+#include "engine/models/deepseek2.h"
 #include "engine/tensor/kernels.h"
 #include "engine/tensor/threadpool.h"
 #include "tests/gpu_test_util.h"
@@ -21,9 +23,9 @@ using test::fresh_seed;
 using test::nmse;
 using test::random_row;
 
-// (n_head, kv_lora, n_rot, n_nope): DeepSeek-V3's latent and rope widths with fewer heads, and the
-// fixtures' (tests/fixtures/deepseek2/ds_a).
-const std::tuple<uint32_t, uint32_t, uint32_t, uint32_t> kShapes[] = {{16, 512, 64, 128}, {4, 32, 8, 16}};
+// (n_head, kv_lora, n_rot, n_nope): DeepSeek-V3's latent and rope widths with fewer heads (two groups
+// of MLA_HEADS and a partial one), and the fixtures' (tests/fixtures/deepseek2/ds_a).
+const std::tuple<uint32_t, uint32_t, uint32_t, uint32_t> kShapes[] = {{20, 512, 64, 128}, {4, 32, 8, 16}};
 
 // YaRN-like frequencies (some pairs slowed) and an mscale != 1, so the table is the model's, not a base's.
 std::vector<double> test_freqs(uint32_t n_rot) {
@@ -65,7 +67,7 @@ TEST(GpuMla, RopeOfQpeAndCacheRowMatchReference) {
             gpu::Buffer step = step_freqs(pos, f, mscale);
             gpu::Cmd cmd(ctx());
             cmd.begin();
-            gpu::mla_rope(cmd, {&qb, n_nope}, qk, {&qb, nh * qk}, {&qcat}, {&cache}, {&nb}, {nh, kvl, n_rot, 1}, 1e-6f, step);
+            gpu::mla_rope(cmd, {&qb, n_nope}, qk, {&qb, nh * qk}, {&qcat}, {&cache}, {&nb}, {nh, kvl, n_rot, n_ctx}, 1e-6f, step);
             cmd.end();
             cmd.run();
             std::vector<float> want_q(size_t(nh * row), 0.0f), want_c(size_t(n_ctx * row), 0.0f);
@@ -146,7 +148,7 @@ TEST(GpuMla, LatentAttentionMatchesReference) {
     for (auto [nh, kvl, n_rot, n_nope] : kShapes) {
         const uint32_t row = kvl + n_rot, n_ctx = 3000;
         const auto cache = random_row(rng, int64_t(n_ctx) * row);
-        const gpu::MlaShape s{nh, kvl, n_rot, gpu::attn_splits(n_ctx)};
+        const gpu::MlaShape s{nh, kvl, n_rot, n_ctx};
         gpu::Buffer cb = to_gpu(cache), part = zeros(gpu::mla_part_floats(s)), out = zeros(size_t(nh * kvl)),
                     counts = zeros(size_t(nh + 1));
         const float scale = 0.38f / std::sqrt(float(n_nope + n_rot));
@@ -183,6 +185,58 @@ TEST(GpuMla, LatentAttentionMatchesReference) {
                 ctx().download(counts, 0, c.data(), c.size() * 4);
                 EXPECT_EQ(c, std::vector<uint32_t>(c.size(), 0u));
             }
+        }
+    }
+}
+
+// Routing as route_experts() does it: V3 (sigmoid, bias, 8 groups of which 4 by their two best, weights
+// normalised and scaled), V2 (softmax, groups by their best, no normalisation), Kimi K2 (384 experts,
+// one group), a MoE without bias.
+TEST(GpuMla, GroupedRoutingMatchesRouteExperts) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    struct Case {
+        int64_t n_expert, k, n_group, n_group_used;
+        bool sigmoid, norm, bias;
+        float scale;
+    };
+    for (const Case c : {Case{256, 8, 8, 4, true, true, true, 2.5f}, Case{160, 6, 8, 3, false, false, false, 16.0f},
+                         Case{384, 8, 1, 1, true, true, true, 2.827f}, Case{64, 6, 1, 1, true, false, false, 1.0f}}) {
+        ds2::MlaParams m;
+        m.n_group = c.n_group;
+        m.n_group_used = c.n_group_used;
+        m.sigmoid = c.sigmoid;
+        m.norm_w = c.norm;
+        m.w_scale = c.scale;
+        for (int rep = 0; rep < 20; ++rep) {
+            const auto logits = random_row(rng, c.n_expert);
+            std::vector<float> bias = c.bias ? random_row(rng, c.n_expert, 0.1f) : std::vector<float>{};
+            std::vector<int32_t> want_ids(size_t(c.k));
+            std::vector<float> want_w(size_t(c.k));
+            ds2::RouteScratch rs;
+            ds2::route_experts(m, bias, c.n_expert, c.k, logits.data(), want_ids.data(), want_w.data(), rs);
+            std::vector<float> in = logits;  // logits, then ids and weights
+            in.resize(size_t(c.n_expert + 2 * c.k), 0.0f);
+            gpu::Buffer rb = to_gpu(in), bb = to_gpu(c.bias ? bias : std::vector<float>(1, 0.0f));
+            gpu::GroupRoute r;
+            r.n_group = uint32_t(c.n_group);
+            r.n_group_used = uint32_t(c.n_group_used);
+            r.sigmoid = c.sigmoid;
+            r.norm = c.norm;
+            r.scale = c.scale;
+            if (c.bias) r.bias = {&bb};
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::route_grouped(cmd, {&rb}, uint32_t(c.n_expert), uint32_t(c.k), rb, uint32_t(c.n_expert),
+                               {&rb, uint32_t(c.n_expert + c.k)}, r);
+            cmd.end();
+            cmd.run();
+            std::vector<int32_t> ids(size_t(c.k));
+            ctx().download(rb, size_t(c.n_expert) * 4, ids.data(), ids.size() * 4);
+            const auto w = floats(rb, size_t(c.k), size_t(c.n_expert + c.k));
+            ASSERT_EQ(ids, want_ids) << c.n_expert << " experts, repetition " << rep;
+            EXPECT_LT(nmse(w.data(), want_w.data(), c.k), 1e-12) << c.n_expert << " experts, repetition " << rep;
         }
     }
 }

@@ -12,10 +12,12 @@
 //   o[h] = Wv_b[h] lat[h];  x += Wo o, ffn_norm(x) in hn
 // then the dense FFN, or the shared experts (record_before_experts) and the routed ones (GpuModel).
 //
-// Routing (sigmoid, selection bias, groups, normalisation, scale) runs on the host between segments
-// (gpu_routing() false; route_experts(), the CPU path's own), so even resident experts run a token in
-// one segment per MoE layer. Prompts run token by token.
+// Routing (sigmoid or softmax, selection bias, groups, normalisation, scale): with resident experts a
+// shader (moe_route_grouped, route_experts()'s arithmetic) and a token is one submit; with the VRAM
+// cache or CPU experts the host runs route_experts() itself between segments. Prompts run token by
+// token.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 
@@ -24,6 +26,7 @@
 #include "engine/models/deepseek2.h"
 #include "engine/moe.h"
 #include "engine/state.h"
+#include "engine/tensor/kernels.h"
 
 #ifdef SLUICE_VULKAN
 #include "engine/models/gpu_model.h"
@@ -52,13 +55,17 @@ struct GLayer {
     gpu::Mat ffn_gate, ffn_up, ffn_down;  // leading dense layers
     gpu::Mat sh_gate, sh_up, sh_down;     // shared experts: (n_shared * n_ff_exp, n_embd), (n_embd, ..)
     std::vector<float> probs_b;           // (n_expert) selection bias, empty when absent
+    uint32_t probs_b_off = 0;             // its float offset in norms_ (moe_route_grouped reads it there)
     gpu::Buffer* cache = nullptr;         // (n_ctx, kv_lora + n_rot)
 };
 
 class DeepSeek2Gpu final : public GpuModel {
 public:
     DeepSeek2Gpu(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, MlaParams mp, int64_t top_k, int device)
-        : GpuModel(std::move(file), opt, std::move(hp), top_k, device), m_(std::move(mp)) {
+        : GpuModel(std::move(file), opt, std::move(hp), top_k, device), m_(std::move(mp)), host_route_([] {
+              const char* e = std::getenv("SLUICE_GPU_ROUTE");  // "host": route resident experts on the host too
+              return e && std::string(e) == "host";
+          }()) {
         load();
         record();
     }
@@ -98,7 +105,23 @@ private:
     // ---- what GpuModel asks of an architecture
 
     uint32_t first_norm(int64_t il) const override { return layers_[size_t(il)].attn_norm; }
-    bool gpu_routing() const override { return false; }
+    // Resident experts are routed by moe_route_grouped when its limits allow (up to 1024 experts, 32
+    // picks, 64 groups), so a token is one submit; else, and in the other placements, on the host.
+    bool gpu_routing() const override {
+        return hp_.n_expert <= ROUTE_GROUPED_MAX && top_k_ <= 32 && m_.n_group <= ROUTE_GROUPS_MAX && !host_route_;
+    }
+    bool has_route_shader() const override { return true; }
+    void record_route(gpu::Cmd& c, int64_t il, const gpu::Buffer& route, uint32_t ids_off, uint32_t w_off) override {
+        const GLayer& L = layers_[size_t(il)];
+        gpu::GroupRoute r;
+        r.n_group = uint32_t(m_.n_group);
+        r.n_group_used = uint32_t(m_.n_group_used);
+        r.sigmoid = m_.sigmoid;
+        r.norm = m_.norm_w;
+        r.scale = m_.w_scale;
+        if (!L.probs_b.empty()) r.bias = {&norms_, L.probs_b_off};
+        gpu::route_grouped(c, {&route}, uint32_t(hp_.n_expert), uint32_t(top_k_), route, ids_off, {&route, w_off}, r);
+    }
     void route_on_host(int64_t il, const float* logits) override {
         ds2::route_experts(m_, layers_[size_t(il)].probs_b, hp_.n_expert, top_k_, logits, ids_.data(), weights_.data(), rs_);
     }
@@ -164,11 +187,12 @@ private:
         auto blk = [](int64_t il, const char* name, const char* suffix = "weight") {
             return "blk." + std::to_string(il) + "." + name + "." + suffix;
         };
-        if (m_.legacy_kv_b) throw gpu::GpuError("files with one attn_kv_b (converted before attn_k_b / attn_v_b) have no GPU path yet");
         if (m_.temp_scale != 0.0f) throw gpu::GpuError("attention.temperature_scale has no GPU path yet");
         if (qk % 4 || kvl % 4) throw gpu::GpuError("key and latent widths must be multiples of 4 floats on the GPU");
         row_ = kvl + h.n_rot;
-        plan_vram(uint64_t(h.n_layer) * uint64_t(n_ctx_) * uint64_t(row_) * 4);  // + the latent cache
+        // + the latent cache (+ legacy files' Wk_b transposed, in F32: legacy_k_b())
+        plan_vram(uint64_t(h.n_layer) * uint64_t(n_ctx_) * uint64_t(row_) * 4 +
+                  (m_.legacy_kv_b ? uint64_t(h.n_layer * h.n_head * kvl * m_.n_nope) * 4 : 0));
         load_head();
         layers_.resize(size_t(h.n_layer));
         std::vector<MoeTensors> moe;
@@ -185,8 +209,12 @@ private:
                 L.in = merge_rows(upload_rows({&f.require_tensor(blk(il, "attn_q"), {h.n_embd, h.n_head * qk}), &kv_a}));
             }
             L.kv_a_norm = add_norm(f.require_tensor(blk(il, "attn_kv_a_norm"), {kvl}));
-            L.k_b = upload(f.require_tensor(blk(il, "attn_k_b"), {m_.n_nope, kvl, h.n_head}));
-            L.v_b = upload(f.require_tensor(blk(il, "attn_v_b"), {kvl, h.head_dim_v, h.n_head}));
+            if (m_.legacy_kv_b) {
+                legacy_kv_b(L, f.require_tensor(blk(il, "attn_kv_b"), {kvl, h.n_head * (m_.n_nope + h.head_dim_v)}));
+            } else {
+                L.k_b = upload(f.require_tensor(blk(il, "attn_k_b"), {m_.n_nope, kvl, h.n_head}));
+                L.v_b = upload(f.require_tensor(blk(il, "attn_v_b"), {kvl, h.head_dim_v, h.n_head}));
+            }
             L.wo = upload(f.require_tensor(blk(il, "attn_output"), {h.n_head * h.head_dim_v, h.n_embd}));
             L.ffn_norm = add_norm(f.require_tensor(blk(il, "ffn_norm"), {h.n_embd}));
             L.cache = &buffer(size_t(n_ctx_ * row_ * 4), Mem::Device, "latent cache");
@@ -196,8 +224,10 @@ private:
                 L.ffn_down = upload(f.require_tensor(blk(il, "ffn_down"), {h.n_ff, h.n_embd}));
                 continue;
             }
-            if (f.find_tensor(blk(il, "exp_probs_b", "bias")))
+            if (f.find_tensor(blk(il, "exp_probs_b", "bias"))) {
                 L.probs_b = tensor_f32(f, f.require_tensor(blk(il, "exp_probs_b", "bias"), {h.n_expert}));
+                L.probs_b_off = add_norm(L.probs_b);
+            }
             MoeTensors mt;
             if (f.find_tensor(blk(il, "ffn_gate_up_exps"))) {
                 mt.gate_up_exps = &f.require_tensor(blk(il, "ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
@@ -222,7 +252,7 @@ private:
         kva_off_ = in_rows - uint32_t(row_);
         q_off_ = m_.q_lora > 0 ? (in_rows + 3) / 4 * 4 : 0;  // vec4 loads of Wq_b's output by Wk_b
         act_ = device_floats(m_.q_lora > 0 ? size_t(q_off_ + h.n_head * qk) : size_t(in_rows), "q_a, kva and q");
-        mla_ = {uint32_t(h.n_head), uint32_t(kvl), uint32_t(h.n_rot), gpu::attn_splits(uint64_t(n_ctx_))};
+        mla_ = {uint32_t(h.n_head), uint32_t(kvl), uint32_t(h.n_rot), uint32_t(n_ctx_)};
         qcat_ = device_floats(size_t(h.n_head * row_), "qcat: [q_abs | q_pe] per head");
         lat_ = device_floats(size_t(h.n_head * kvl), "latent attention output");
         o_ = device_floats(size_t(h.n_head * h.head_dim_v), "attention output");
@@ -231,7 +261,31 @@ private:
         ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(h.n_head), 0u).data(), size_t(h.n_head) * 4);
     }
 
+    // Files from before the converter split attn_kv_b: kv_b (n_head * (n_nope + head_dim_v), kv_lora)
+    // holds per head n_nope key rows, then head_dim_v value rows. Wv_b reads the value rows in place
+    // (a batch with the stride of a head); the absorb needs the key rows' transpose (kv_lora, n_nope),
+    // written here in F32 (the CPU's absorb_legacy() multiplies the dequantized rows in float too).
+    void legacy_kv_b(GLayer& L, const gguf::TensorInfo& kvb) {
+        const Hparams& h = hp_;
+        const int64_t kvl = m_.kv_lora, nope = m_.n_nope, per_head = nope + h.head_dim_v;
+        const uint64_t rb = uint64_t(row_bytes(kvb.type, kvl));
+        L.v_b = upload(kvb);
+        L.v_b.rows = uint32_t(h.head_dim_v);
+        L.v_b.offset = uint64_t(nope) * rb;
+        L.v_b.mat_stride = uint64_t(per_head) * rb;
+        std::vector<float> rows(size_t(nope * kvl)), t(size_t(h.n_head * kvl * nope));
+        for (int64_t hh = 0; hh < h.n_head; ++hh) {
+            dequantize_row(kvb.type, file_->data(kvb) + uint64_t(hh * per_head) * rb, rows.data(), nope * kvl);
+            for (int64_t d = 0; d < nope; ++d)
+                for (int64_t c = 0; c < kvl; ++c) t[size_t((hh * kvl + c) * nope + d)] = rows[size_t(d * kvl + c)];
+        }
+        gpu::Buffer& b = buffer(t.size() * 4, Mem::Device, "Wk_b transposed from attn_kv_b");
+        ctx_.upload(b, 0, t.data(), t.size() * 4);
+        L.k_b = {&b, WT_F32, 0, uint32_t(kvl), uint32_t(nope), uint64_t(kvl * nope) * 4};
+    }
+
     MlaParams m_;
+    bool host_route_;
     int64_t row_ = 0;  // kv_lora + n_rot: one cached token of one layer
     std::vector<GLayer> layers_;
     gpu::MlaShape mla_{};

@@ -267,6 +267,8 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         if (r == Route::Dispatch)
             gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
                               {&route_, route_w()});
+        else if (r == Route::Own)
+            record_route(c, il, route_, route_ids(), route_w());
         record_experts(c, p, il);
     } else if (ends_segment) {  // the host reads the logits (and hn for the CPU's experts)
         c.copy(route_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
@@ -343,8 +345,9 @@ gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {
 
 // Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), or a
 // dispatch of its own (more than MV_ROUTE_MAX experts or MV_TOPK_MAX_K picks; SLUICE_GPU_ROUTE=dispatch
-// in the environment, for measurements).
+// in the environment, for measurements), or the architecture's shader (record_route()).
 GpuModel::Route GpuModel::route_mode() const {
+    if (has_route_shader()) return Route::Own;
     static const bool dispatch = [] {
         const char* e = std::getenv("SLUICE_GPU_ROUTE");
         return e && std::string(e) == "dispatch";
