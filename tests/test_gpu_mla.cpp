@@ -181,9 +181,7 @@ TEST(GpuMla, LatentAttentionMatchesReference) {
                 cmd.run();
                 const auto got = floats(out, want.size());
                 EXPECT_LT(nmse(got.data(), want.data(), int64_t(want.size())), 1e-11) << nh << " heads, " << n_kv << " positions, run " << run;
-                std::vector<uint32_t> c(size_t(nh + 1));
-                ctx().download(counts, 0, c.data(), c.size() * 4);
-                EXPECT_EQ(c, std::vector<uint32_t>(c.size(), 0u));
+                expect_zero_counts(counts, size_t(nh + 1));
             }
         }
     }
@@ -219,13 +217,8 @@ TEST(GpuMla, GroupedRoutingMatchesRouteExperts) {
             std::vector<float> in = logits;  // logits, then ids and weights
             in.resize(size_t(c.n_expert + 2 * c.k), 0.0f);
             gpu::Buffer rb = to_gpu(in), bb = to_gpu(c.bias ? bias : std::vector<float>(1, 0.0f));
-            gpu::GroupRoute r;
-            r.n_group = uint32_t(c.n_group);
-            r.n_group_used = uint32_t(c.n_group_used);
-            r.sigmoid = c.sigmoid;
-            r.norm = c.norm;
-            r.scale = c.scale;
-            if (c.bias) r.bias = {&bb};
+            const gpu::GroupRoute r{uint32_t(c.n_group), uint32_t(c.n_group_used), c.sigmoid, c.norm, c.scale,
+                                    c.bias ? gpu::Vec{&bb} : gpu::Vec{}};
             gpu::Cmd cmd(ctx());
             cmd.begin();
             gpu::route_grouped(cmd, {&rb}, uint32_t(c.n_expert), uint32_t(c.k), rb, uint32_t(c.n_expert),

@@ -10,51 +10,17 @@
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
-#include "tests/gpu_test_util.h"
+#include "tests/gpu_model_test_util.h"
 #include "tests/ref_test_util.h"
 
 namespace sluice {
 namespace {
 
 using namespace reftest;
+using namespace gputest;
 
 const std::string kDir = std::string(SLUICE_FIXTURES) + "/qwen3/";
 
-ModelOptions cpu_opts() {
-    ModelOptions o;
-    o.n_ctx = 128;
-    return o;
-}
-ModelOptions gpu_opts() {
-    ModelOptions o = cpu_opts();
-    o.gpu = std::to_string(gputest::test_device_index());
-    return o;
-}
-
-// Logits of every position; *placement: what the model says after running them.
-std::vector<float> logits(const std::string& path, const ModelOptions& o, const std::vector<int32_t>& ids,
-                          std::string* placement = nullptr) {
-    auto m = load_model(path, o);
-    auto l = m->forward_tokens(ids, true);
-    if (placement) *placement = m->placement();
-    return l;
-}
-
-// A VRAM expert cache of top-k + 1 experts per layer (fewer than the fixtures' 4 or 8).
-uint64_t small_cache(const std::string& path) {
-    auto m = load_model(path, cpu_opts());
-    const Hparams& h = m->hparams();
-    return uint64_t(h.n_layer * (h.n_expert_used + 1) * 3 * h.n_ff_exp * h.n_embd * 2);  // F16
-}
-
-// The placements of the routed experts, forced by options.
-struct Placement {
-    const char* name;
-    bool small_cache;  // else VRAM's room: everything resident
-    GpuExperts where;
-    bool discrete;   // lavapipe made to take the staging path of a discrete GPU
-    const char* expect;  // in placement()
-};
 const Placement kPlacements[] = {
     {"resident", false, GpuExperts::Auto, false, "experts: resident"},
     {"resident_discrete", false, GpuExperts::Auto, true, "experts: resident"},
@@ -68,26 +34,12 @@ class GpuModel : public ::testing::TestWithParam<std::tuple<std::string, Placeme
 // F16 weights: both paths multiply float activations, so only summation order differs.
 TEST_P(GpuModel, LogitsMatchCpuPath) {
     const auto& [fixture, pl] = GetParam();
-    const auto ids = read_ids(kDir + fixture + ".tokens.txt");
-    ModelOptions g = gpu_opts();
-    if (pl.small_cache) g.gpu_expert_cache = small_cache(kDir + fixture + ".gguf");
-    g.gpu_experts = pl.where;
-    g.gpu_emulate_discrete = pl.discrete;
-    std::string where;
-    const auto got = logits(kDir + fixture + ".gguf", g, ids, &where);
-    const auto cpu = logits(kDir + fixture + ".gguf", cpu_opts(), ids);
-    const auto ref = read_f32(kDir + fixture + ".logits.f32");
-    ASSERT_EQ(got.size(), cpu.size());
-    const int64_t nv = int64_t(ref.size() / ids.size());
-    const double err = max_rel_err(got, cpu, nv), err_ref = max_rel_err(got, ref, nv);
-    std::printf("  %s %s: max rel err %.3g vs CPU, %.3g vs transformers  [%s]\n", fixture.c_str(), pl.name, err,
-                err_ref, where.c_str());
-    EXPECT_NE(where.find("GPU"), std::string::npos) << where;
+    const PlacementErrors e = run_placement(kDir, fixture, pl);
     if (fixture != "dense_a") {
-        EXPECT_NE(where.find(pl.expect), std::string::npos) << where;
+        EXPECT_NE(e.where.find(pl.expect), std::string::npos) << e.where;
     }
-    EXPECT_LE(err, 1e-5);
-    EXPECT_LE(err_ref, 1e-4);
+    EXPECT_LE(e.cpu, 1e-5);
+    EXPECT_LE(e.ref, 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GpuModel,
@@ -163,28 +115,9 @@ TEST(GpuStreaming, UnmappedFileMatchesCpuPath) {
 // moe_c q6_K: moe_c's random router has near-ties, and which positions flip an expert relative to
 // the float model differs between the two roundings (measured: GPU 0.875 / KL 0.27, CPU 0.906 / 0.087;
 // moe_c q5_K and q4_K came out the other way round, GPU and CPU within 10%).
-struct QuantCase {
-    const char* fixture;
-    GgmlType type;
-    double min_top1, max_kl;
-};
 class GpuModelQuant : public ::testing::TestWithParam<QuantCase> {};
 
-TEST_P(GpuModelQuant, AgreesWithFloatReference) {
-    const QuantCase c = GetParam();
-    const std::string q = tmp_dir() + "gpu_" + std::to_string(getpid()) + "_" + c.fixture + "." + type_name(c.type) + ".gguf";
-    requantize_file(kDir + std::string(c.fixture) + ".gguf", q, c.type);
-    const auto ids = read_ids(kDir + c.fixture + ".tokens.txt");
-    const auto ref = read_f32(kDir + c.fixture + ".logits.f32");
-    const int64_t nv = int64_t(ref.size() / ids.size());
-    const Agreement gpu = agreement(logits(q, gpu_opts(), ids), ref, nv);
-    const Agreement cpu = agreement(logits(q, cpu_opts(), ids), ref, nv);
-    std::remove(q.c_str());
-    std::printf("  %s %s: GPU top-1 %.3f KL %.3g; CPU top-1 %.3f KL %.3g\n", c.fixture, type_name(c.type), gpu.top1,
-                gpu.kl, cpu.top1, cpu.kl);
-    EXPECT_GE(gpu.top1, c.min_top1);
-    EXPECT_LE(gpu.kl, c.max_kl);
-}
+TEST_P(GpuModelQuant, AgreesWithFloatReference) { run_quantized(kDir, GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Types, GpuModelQuant, ::testing::Values(
     QuantCase{"moe_a", GgmlType::BF16, 0.95, 1e-3},
@@ -198,31 +131,7 @@ INSTANTIATE_TEST_SUITE_P(Types, GpuModelQuant, ::testing::Values(
 
 // The state blob is the CPU path's: a conversation started on the GPU continues on the CPU and back.
 TEST(GpuModelState, SnapshotsMoveBetweenCpuAndGpu) {
-    const auto ids = read_ids(kDir + "moe_c.tokens.txt");
-    const std::vector<int32_t> first(ids.begin(), ids.begin() + 40), rest(ids.begin() + 40, ids.end());
-    auto cpu = load_model(kDir + "moe_c.gguf", cpu_opts());
-    auto gpu = load_model(kDir + "moe_c.gguf", gpu_opts());
-    const auto full = cpu->forward_tokens(ids, true);
-    const size_t nv = size_t(cpu->hparams().n_vocab);
-    const std::vector<float> want(full.end() - std::ptrdiff_t(rest.size() * nv), full.end());
-
-    cpu->reset();
-    cpu->forward_tokens(first, false);
-    gpu->load_state(cpu->save_state());
-    EXPECT_EQ(gpu->n_past(), 40);
-    EXPECT_LE(max_rel_err(gpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
-
-    gpu->reset();
-    gpu->forward_tokens(first, false);
-    cpu->load_state(gpu->save_state());
-    EXPECT_LE(max_rel_err(cpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
-
-    // truncate(): positions after n are recomputed, as on the CPU.
-    gpu->truncate(30);
-    const std::vector<int32_t> again(ids.begin() + 30, ids.end());
-    const auto g2 = gpu->forward_tokens(again, true);
-    const std::vector<float> want2(full.end() - std::ptrdiff_t(again.size() * nv), full.end());
-    EXPECT_LE(max_rel_err(g2, want2, int64_t(nv)), 1e-5);
+    expect_snapshots_move(kDir + "moe_c.gguf", read_ids(kDir + "moe_c.tokens.txt"));
 }
 
 TEST(GpuModelState, CountersReportVramAndCacheTraffic) {

@@ -153,25 +153,40 @@ const float* DeepSeek2::forward(int32_t token) {
 
 // The latent cache: per layer, n_past rows of [c (kv_lora) | k_pe (n_rot)].
 std::vector<uint8_t> DeepSeek2::save_state() const {
-    StateWriter w(hp_.arch);
-    w.put_u64(uint64_t(hp_.n_layer));
-    w.put_u64(uint64_t(row_));
-    w.put_u64(uint64_t(n_past_));
-    for (const auto& c : cache_) w.put_floats(c.data(), size_t(n_past_ * row_));
-    return w.take();
+    return save_latent(hp_, row_, n_past_, [&](int64_t il) { return cache_[size_t(il)].data(); });
 }
 
 void DeepSeek2::load_state(std::span<const uint8_t> blob) {
     reset();
-    StateReader r(blob, hp_.arch);
-    r.expect_u64("layer count", uint64_t(hp_.n_layer));
-    r.expect_u64("latent row width", uint64_t(row_));
+    n_past_ = load_latent(blob, hp_, row_, n_ctx_, [&](int64_t il, std::span<const float> rows) {
+        std::copy(rows.begin(), rows.end(), cache_[size_t(il)].data());
+    });
+}
+
+std::vector<uint8_t> save_latent(const Hparams& h, int64_t row, int64_t n_past, const std::function<const float*(int64_t)>& rows) {
+    StateWriter w(h.arch);
+    w.put_u64(uint64_t(h.n_layer));
+    w.put_u64(uint64_t(row));
+    w.put_u64(uint64_t(n_past));
+    for (int64_t il = 0; il < h.n_layer; ++il) w.put_floats(rows(il), size_t(n_past * row));
+    return w.take();
+}
+
+int64_t load_latent(std::span<const uint8_t> blob, const Hparams& h, int64_t row, int64_t n_ctx,
+                    const std::function<void(int64_t, std::span<const float>)>& put) {
+    StateReader r(blob, h.arch);
+    r.expect_u64("layer count", uint64_t(h.n_layer));
+    r.expect_u64("latent row width", uint64_t(row));
     const uint64_t n = r.get_u64();
-    if (n > uint64_t(n_ctx_))
-        throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
-    for (auto& c : cache_) r.get_floats(c.data(), size_t(n) * size_t(row_));
+    if (n > uint64_t(n_ctx))
+        throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx));
+    std::vector<float> tmp(size_t(n) * size_t(row));
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        r.get_floats(tmp.data(), tmp.size());
+        put(il, tmp);
+    }
     r.expect_end();
-    n_past_ = int64_t(n);
+    return int64_t(n);
 }
 
 // This position's rotation of each pair: cs (n_rot) = cos, sin of pair 0, of pair 1, ...

@@ -25,7 +25,6 @@
 #include "engine/model.h"
 #include "engine/models/deepseek2.h"
 #include "engine/moe.h"
-#include "engine/state.h"
 #include "engine/tensor/kernels.h"
 
 #ifdef SLUICE_VULKAN
@@ -72,33 +71,18 @@ public:
 
     // deepseek2.cpp's blob: per layer, n_past rows of [c | k_pe].
     std::vector<uint8_t> save_state() const override {
-        StateWriter w(hp_.arch);
-        w.put_u64(uint64_t(hp_.n_layer));
-        w.put_u64(uint64_t(row_));
-        w.put_u64(uint64_t(n_past_));
         std::vector<float> tmp(size_t(n_past_ * row_));
-        for (const GLayer& L : layers_) {
-            if (n_past_) ctx_.download(*L.cache, 0, tmp.data(), tmp.size() * 4);
-            w.put_floats(tmp.data(), tmp.size());
-        }
-        return w.take();
+        return ds2::save_latent(hp_, row_, n_past_, [&](int64_t il) {
+            if (n_past_) ctx_.download(*layers_[size_t(il)].cache, 0, tmp.data(), tmp.size() * 4);
+            return tmp.data();
+        });
     }
 
     void load_state(std::span<const uint8_t> blob) override {
         reset();
-        StateReader r(blob, hp_.arch);
-        r.expect_u64("layer count", uint64_t(hp_.n_layer));
-        r.expect_u64("latent row width", uint64_t(row_));
-        const uint64_t n = r.get_u64();
-        if (n > uint64_t(n_ctx_))
-            throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
-        std::vector<float> tmp(size_t(n) * size_t(row_));
-        for (GLayer& L : layers_) {
-            r.get_floats(tmp.data(), tmp.size());
-            if (n) ctx_.upload(*L.cache, 0, tmp.data(), tmp.size() * 4);
-        }
-        r.expect_end();
-        n_past_ = int64_t(n);
+        n_past_ = ds2::load_latent(blob, hp_, row_, n_ctx_, [&](int64_t il, std::span<const float> rows) {
+            if (!rows.empty()) ctx_.upload(*layers_[size_t(il)].cache, 0, rows.data(), rows.size() * 4);
+        });
     }
 
 private:
@@ -113,13 +97,8 @@ private:
     bool has_route_shader() const override { return true; }
     void record_route(gpu::Cmd& c, int64_t il, const gpu::Buffer& route, uint32_t ids_off, uint32_t w_off) override {
         const GLayer& L = layers_[size_t(il)];
-        gpu::GroupRoute r;
-        r.n_group = uint32_t(m_.n_group);
-        r.n_group_used = uint32_t(m_.n_group_used);
-        r.sigmoid = m_.sigmoid;
-        r.norm = m_.norm_w;
-        r.scale = m_.w_scale;
-        if (!L.probs_b.empty()) r.bias = {&norms_, L.probs_b_off};
+        const gpu::GroupRoute r{uint32_t(m_.n_group), uint32_t(m_.n_group_used), m_.sigmoid, m_.norm_w, m_.w_scale,
+                                L.probs_b.empty() ? gpu::Vec{} : gpu::Vec{&norms_, L.probs_b_off}};
         gpu::route_grouped(c, {&route}, uint32_t(hp_.n_expert), uint32_t(top_k_), route, ids_off, {&route, w_off}, r);
     }
     void route_on_host(int64_t il, const float* logits) override {
