@@ -78,13 +78,15 @@ int main(int argc, char** argv) {
 
         std::vector<double> runs;
         const GpuCounters before = m->gpu_counters();
-        double gpu_s = 0;
+        double gpu_s = 0, forward_s = 0;  // GPU time; wall time inside forward() (the rest: argmax here)
         for (int r = 0; r < R; ++r) {
             m->load_state(after_prompt);
             int32_t tok = first;
             const auto t1 = Clock::now();
             for (int i = 0; i < N; ++i) {
+                const auto tf = Clock::now();
                 const float* l = m->forward(tok);
+                forward_s += std::chrono::duration<double>(Clock::now() - tf).count();
                 tok = int32_t(std::max_element(l, l + nv) - l);
                 gpu_s += m->gpu_counters().gpu_s_last_token;
             }
@@ -106,11 +108,11 @@ int main(int argc, char** argv) {
         for (char& c : where)
             if (c == '"' || c == '\\') c = '\'';
         std::printf("],\"bytes_per_token\":%llu,\"dense_bytes_per_token\":%llu,\"expert_bytes_per_token\":%llu,"
-                    "\"expert_slab_bytes\":%llu,\"rss_peak_bytes\":%ld,\"placement\":\"%s\",\"gpu_ms_per_token\":%.4f,\"vram_bytes\":%llu,"
+                    "\"expert_slab_bytes\":%llu,\"rss_peak_bytes\":%ld,\"placement\":\"%s\",\"gpu_ms_per_token\":%.4f,\"forward_ms_per_token\":%.4f,\"vram_bytes\":%llu,"
                     "\"vram_cache_hits\":%llu,\"vram_cache_misses\":%llu}\n",
                     (unsigned long long)(mi.dense_bytes_per_token + mi.expert_bytes_per_token),
                     (unsigned long long)mi.dense_bytes_per_token, (unsigned long long)mi.expert_bytes_per_token,
-                    (unsigned long long)mi.expert_slab_bytes, peak_rss_bytes(), where.c_str(), gpu_s * 1e3 / (double(N) * R), (unsigned long long)after.vram_bytes,
+                    (unsigned long long)mi.expert_slab_bytes, peak_rss_bytes(), where.c_str(), gpu_s * 1e3 / (double(N) * R), forward_s * 1e3 / (double(N) * R), (unsigned long long)after.vram_bytes,
                     (unsigned long long)(after.vram_cache_hits - before.vram_cache_hits),
                     (unsigned long long)(after.vram_cache_misses - before.vram_cache_misses));
     } catch (const std::exception& e) {

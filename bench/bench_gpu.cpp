@@ -37,6 +37,7 @@ struct MvShape {
     bool glu;  // gate + up of n_mats experts in one dispatch (2x the bytes)
     const char* name;
     bool sum = false;  // the n_mats outputs summed with weights into one y (MoE down as decode runs it)
+    bool norm = false;  // y += W x and the next rmsnorm in the last workgroup (add_then_norm, as decode)
 };
 struct MvResult {
     bool chosen;  // the variant matvec() picks for this shape by itself
@@ -79,6 +80,11 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
         std::memcpy(&ids_host[sh.n_mats + i], &w, 4);
     }
     Buffer ids = ctx.alloc(ids_host.size() * 4, Mem::Device, "ids");
+    // MV_NORM's output (+ its workgroup counter, zero) and norm weights
+    Buffer hn = ctx.alloc(size_t(sh.rows + 1) * 4, Mem::Device, "hn"), nw = ctx.alloc(size_t(sh.rows) * 4, Mem::Device, "norm");
+    ctx.upload(hn, 0, std::vector<float>(sh.rows + 1, 0.0f).data(), size_t(sh.rows + 1) * 4);
+    ctx.upload(nw, 0, std::vector<float>(sh.rows, 1.0f).data(), size_t(sh.rows) * 4);
+    const Vec hn_vec{&hn};
     ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
     const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
     // Variants: rows per team 1, 2, 4 (ks 0) and 4 or 8 teams per row (nr 0).
@@ -107,7 +113,13 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
                 o.swiglu_up = sh.glu ? &up : nullptr;
                 o.sum_mats = sh.sum;
                 o.sum_w_off = sh.n_mats;
-                o.accumulate = sh.sum;
+                o.accumulate = sh.sum || sh.norm;
+                if (sh.norm) {
+                    o.norm_out = &hn_vec;
+                    o.norm_w = {&nw, 0};
+                    o.norm_eps = 1e-6f;
+                    o.norm_count = sh.rows;
+                }
                 if (!dep) c.independent();
                 matvec(c, m, {&x}, {&y, uint32_t(r % 64) * y_floats}, step, o);
             }
@@ -216,7 +228,10 @@ int main(int argc, char** argv) {
             const MvShape shapes[] = {{uint32_t(big_rows), 4096, 1, false, "large"}, {4096, 4096, 1, false, "4096x4096"},
                                       {2048, 768, 1, false, "2048x768"}, {768, 2048, 1, false, "768x2048"},
                                       {2048, 768, 8, false, "8x2048x768"}, {2048, 768, 8, false, "8x2048x768_sum", true},
-                                      {768, 2048, 8, true, "8x768x2048_glu"}};
+                                      {768, 2048, 8, true, "8x768x2048_glu"},
+                                      // the 8B dense shape's down (with the residual add and next norm) and gate+up
+                                      {4096, 12288, 1, false, "4096x12288"}, {4096, 12288, 1, false, "4096x12288_norm", false, true},
+                                      {4096, 4096, 1, false, "4096x4096_norm", false, true}, {12288, 4096, 1, true, "12288x4096_glu"}};
             for (const MvShape& sh : shapes) {
                 for (const MvResult& r : bench_matvec(ctx, step, t, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
                     all += std::string(all.back() == '[' ? "" : ",") + r.json;

@@ -117,6 +117,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const Buffer* ids = o.ids ? o.ids : d;
     const uint32_t rows_per_group = teams * nr;
     const Buffer* counter = o.norm_out ? o.norm_out->buf : o.topk ? o.topk_count.buf : d;
+    if (cmd.profiling())
+        cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
+                 (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : ""));
     cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }

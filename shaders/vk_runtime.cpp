@@ -169,7 +169,7 @@ std::vector<DeviceInfo> list_devices() {
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
     if (this != &o) {
         release();
-        dev_ = o.dev_; buf_ = o.buf_; mem_ = o.mem_; size_ = o.size_; mapped_ = o.mapped_;
+        dev_ = o.dev_; buf_ = o.buf_; mem_ = o.mem_; size_ = o.size_; mapped_ = o.mapped_; flags_ = o.flags_;
         o.buf_ = VK_NULL_HANDLE; o.mem_ = VK_NULL_HANDLE; o.mapped_ = nullptr; o.size_ = 0;
     }
     return *this;
@@ -319,6 +319,7 @@ Buffer Context::alloc(size_t bytes, Mem mem, const std::string& what) {
     VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
     mai.allocationSize = req.size;
     mai.memoryTypeIndex = memory_type(req.memoryTypeBits, mem);
+    b.flags_ = memprops_.memoryTypes[mai.memoryTypeIndex].propertyFlags;
     const VkResult r = vkAllocateMemory(dev_, &mai, nullptr, &b.mem_);
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
         throw GpuError(info_.name + " is out of memory for " + what + " (" + std::to_string(bytes >> 20) + " MiB)");
@@ -612,7 +613,9 @@ void Cmd::dispatch_raw(const std::string& name, std::initializer_list<const Buff
     vkCmdDispatch(cb_, groups[0], groups[1], groups[2]);
     pending_ = true;
     if (prof_)
-        mark(name + " [" + std::to_string(groups[0]) + "," + std::to_string(groups[1]) + "," + std::to_string(groups[2]) + "]");
+        mark(name + " [" + std::to_string(groups[0]) + "," + std::to_string(groups[1]) + "," + std::to_string(groups[2]) + "]" +
+             (note_.empty() ? "" : " " + note_));
+    note_.clear();
 }
 
 void Cmd::copy(const Buffer& src, size_t src_off, const Buffer& dst, size_t dst_off, size_t n) {

@@ -62,6 +62,7 @@ public:
     size_t size() const { return size_; }
     void* mapped() const { return mapped_; }  // nullptr unless host-visible
     VkBuffer handle() const { return buf_; }
+    uint32_t memory_flags() const { return flags_; }  // VkMemoryPropertyFlags of its memory type
     explicit operator bool() const { return buf_ != VK_NULL_HANDLE; }
 
 private:
@@ -72,6 +73,7 @@ private:
     VkDeviceMemory mem_ = VK_NULL_HANDLE;
     size_t size_ = 0;
     void* mapped_ = nullptr;
+    uint32_t flags_ = 0;
 };
 
 // A compute pipeline and what its SPIR-V declares.
@@ -174,6 +176,9 @@ public:
     // SLUICE_GPU_PROFILE=1 in the environment: a timestamp after every dispatch and copy, summed per
     // (kernel, workgroups) over every submit; the table goes to stderr when the Cmd is destroyed.
     // Dependent dispatches are timed from the previous timestamp, so a row includes its barrier.
+    // note(): words added to the next dispatch's row name (e.g. a matvec's shape), when profiling.
+    bool profiling() const { return prof_ != nullptr; }
+    void note(const std::string& words) { note_ = words; }
 
 private:
     Context& ctx_;
@@ -190,6 +195,7 @@ private:
     uint32_t sets_in_pool_ = 0; // sets taken from it
     bool skip_barrier_ = true, pending_ = false, recording_ = false;
     double gpu_ms_ = 0;
+    std::string note_;
 };
 
 }  // namespace sluice::gpu

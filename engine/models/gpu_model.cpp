@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 #include "engine/blocks.h"
@@ -44,7 +45,7 @@ int gpu_pick_device(const std::string& spec) {
 
 GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k, int device)
     : Model(std::move(file), opt, std::move(hp)), opt_(opt), top_k_(top_k), ctx_(device, opt.gpu_emulate_discrete),
-      body_(ctx_), head_(ctx_), upload_(ctx_) {
+      body_(ctx_), body_head_(ctx_), head_(ctx_) {
     moe_.resize(size_t(hp_.n_layer));
     if (hp_.n_rot / 2 > STEP_ROPE_MAX) throw gpu::GpuError("rope.dimension_count above the GPU's limit");
 }
@@ -62,14 +63,52 @@ std::vector<float> GpuModel::forward_tokens(std::span<const int32_t> tokens, boo
 
 // ---- per token
 
+// SLUICE_GPU_TIMING=1: where a token's wall time goes on the host, printed at exit (measurements).
+namespace {
+struct HostTiming {  // tokens with logits; "between steps" includes what the caller did with them
+    bool on = [] {
+        const char* e = std::getenv("SLUICE_GPU_TIMING");
+        return e && *e && std::string(e) != "0";
+    }();
+    double sum[5] = {0, 0, 0, 0, 0};
+    int64_t n = 0;
+    bool readback_cached = false;
+    Clock::time_point last_exit{};
+    ~HostTiming() {
+        if (!on || !n) return;
+        const char* names[5] = {"between steps (caller, stats)", "enter -> last submit", "last submit -> done",
+                                "done -> exit", "gpu (timestamps)"};
+        std::fprintf(stderr, "host timing over %lld tokens (logits in %s memory), us per token:\n", (long long)n,
+                     readback_cached ? "host-cached" : "uncached");
+        for (int i = 0; i < 5; ++i) std::fprintf(stderr, "%10.1f  %s\n", sum[i] / double(n) * 1e6, names[i]);
+    }
+};
+HostTiming g_timing;
+double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+}  // namespace
+
 const float* GpuModel::step(int32_t token, bool want_logits) {
+    const auto t_enter = Clock::now();
     check_token(token);
     TokenScope stats(*this);  // the token's statistics (expert reads, hit rate, tok/s) reach the board
     const auto t0 = Clock::now();
     fill_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token));
     double gpu_ms = 0;
-    if (!segmented()) {
-        body_.submit();
+    auto run_last = [&](gpu::Cmd& c) {  // submits c, the head after it when logits are wanted, and waits
+        if (want_logits && &c != &body_head_) head_.submit();
+        c.wait();
+        gpu_ms += c.last_gpu_ms();
+        if (want_logits && &c != &body_head_) {
+            head_.wait();
+            gpu_ms += head_.last_gpu_ms();
+        }
+    };
+    auto t_sub = Clock::now();
+    if (!segmented()) {  // one submit: the body and (usually) the head in one command buffer
+        gpu::Cmd& c = want_logits ? body_head_ : body_;
+        c.submit();
+        t_sub = Clock::now();
+        run_last(c);
     } else {
         std::vector<gpu::Cmd*>& segs = segments_for(place_);
         for (size_t s = 0; s < segs.size(); ++s) {
@@ -80,19 +119,24 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
                 gpu_ms += segs[s]->last_gpu_ms();
             }
         }
-        body_last_ = segs.back();
+        t_sub = Clock::now();
+        run_last(*segs.back());
     }
-    gpu::Cmd& last = segmented() ? *body_last_ : body_;
-    if (want_logits) head_.submit();
-    last.wait();
-    gpu_ms += last.last_gpu_ms();
-    if (want_logits) {
-        head_.wait();
-        gpu_ms += head_.last_gpu_ms();
-    }
+    const auto t_done = Clock::now();
     counters_.gpu_s_last_token = gpu_ms * 1e-3;
     ++n_past_;
     probe(std::chrono::duration<double>(Clock::now() - t0).count());
+    if (g_timing.on && want_logits) {  // decode tokens (a prompt's run without the head)
+        const auto t_exit = Clock::now();
+        if (g_timing.n) g_timing.sum[0] += secs(g_timing.last_exit, t_enter);
+        g_timing.sum[1] += secs(t_enter, t_sub);
+        g_timing.sum[2] += secs(t_sub, t_done);
+        g_timing.sum[3] += secs(t_done, t_exit);
+        g_timing.sum[4] += gpu_ms * 1e-3;
+        ++g_timing.n;
+        g_timing.last_exit = t_exit;
+        g_timing.readback_cached = logits_rb_.memory_flags() & VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+    }
     return want_logits ? static_cast<const float*>(logits_rb_.mapped()) : nullptr;
 }
 
@@ -141,41 +185,45 @@ void GpuModel::moe_on_host(int64_t il) {
     if (!miss_ids.empty()) upload_misses(il, miss_ids, miss_slots);
 }
 
-// Misses: host bytes from the ExpertSource -> staging -> their slots (before the next segment, which
-// starts with a barrier).
+// Misses: host bytes from the ExpertSource -> staging (room for top-k experts) -> their slots, in
+// kUploadParts groups of experts: the pool's threads copy a group into staging, its DMA is submitted
+// at once, and the copy engine moves it while the threads copy the next group. Every group is
+// copied by all threads (one thread's memcpy is far below the PCIe bandwidth). The staging and the
+// groups' command buffers are free again by the next layer: its segment waited for these DMAs.
 void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& slots) {
     MoeLayer& L = moe_[size_t(il)];
     experts_->fetch(moe_index_[size_t(il)], ids.data(), int64_t(ids.size()), fetched_.data());
-    upload_.begin();
     uint8_t* st = static_cast<uint8_t*>(miss_staging_.mapped());
-    struct Piece {
-        const void* src;
+    const Mat* dst[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
+    struct Part {
+        const uint8_t* src;
         size_t off, n;
     };
-    std::vector<Piece> pieces;
+    constexpr size_t kPart = 256u << 10;
+    const size_t n = ids.size(), groups = std::min(n, upload_cmds_.size());
+    std::vector<Part> parts;
     size_t off = 0;
-    const Mat* dst[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
-    for (size_t m = 0; m < ids.size(); ++m) {
-        const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
-        for (int t = 0; t < 3; ++t) {
-            const size_t n = L.expert_bytes[t];
-            pieces.push_back({src[t]->data, off, n});
-            upload_.copy(miss_staging_, off, *dst[t]->buf, dst[t]->offset + slots[m] * n, n);
-            upload_.independent();
-            off += n;
+    for (size_t g = 0, m = 0; g < groups; ++g) {
+        gpu::Cmd& c = upload_cmds_[g];
+        c.begin();
+        parts.clear();
+        for (const size_t end = (g + 1) * n / groups; m < end; ++m) {
+            const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
+            for (int t = 0; t < 3; ++t) {
+                const size_t bytes = L.expert_bytes[t];
+                for (size_t o = 0; o < bytes; o += kPart)
+                    parts.push_back({static_cast<const uint8_t*>(src[t]->data) + o, off + o, std::min(kPart, bytes - o)});
+                c.copy(miss_staging_, off, *dst[t]->buf, dst[t]->offset + slots[m] * bytes, bytes);
+                c.independent();
+                off += bytes;
+            }
         }
+        c.end();
+        pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
+            for (int64_t i = a; i < b; ++i) std::memcpy(st + parts[size_t(i)].off, parts[size_t(i)].src, parts[size_t(i)].n);
+        });
+        c.submit();
     }
-    // Host copies in parallel: one thread's memcpy is far below the PCIe bandwidth.
-    constexpr size_t kPart = 1u << 20;
-    std::vector<Piece> parts;
-    for (const Piece& p : pieces)
-        for (size_t o = 0; o < p.n; o += kPart)
-            parts.push_back({static_cast<const uint8_t*>(p.src) + o, p.off + o, std::min(kPart, p.n - o)});
-    pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
-        for (int64_t i = a; i < b; ++i) std::memcpy(st + parts[size_t(i)].off, parts[size_t(i)].src, parts[size_t(i)].n);
-    });
-    upload_.end();
-    upload_.submit();
 }
 
 // GpuExperts::Auto with experts outside VRAM: 4 tokens in cache placement, 4 on the CPU (the first
@@ -199,16 +247,22 @@ void GpuModel::record() {
     const Hparams& h = hp_;
     for (int64_t il = 0; il < h.n_layer; ++il)
         if (moe_[size_t(il)].router.rows) sync_layers_.push_back(il);
+    // hn = output_norm(x): written by the last layer's down projection (experts or FFN) or combine
+    auto record_head = [&](gpu::Cmd& c) {
+        c.barrier();  // after the body (recorded or submitted just before)
+        gpu::matvec(c, output_, {&hn_}, {&logits_}, step_);
+        c.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
+    };
     if (!segmented()) {
-        body_.begin();
-        record_layers(body_, Place::Resident, -1, h.n_layer);
-        body_.end();
+        for (gpu::Cmd* c : {&body_, &body_head_}) {
+            c->begin();
+            record_layers(*c, Place::Resident, -1, h.n_layer);
+            if (c == &body_head_) record_head(*c);
+            c->end();
+        }
     }
     head_.begin();
-    head_.barrier();  // after the body, submitted just before
-    // hn = output_norm(x): written by the last layer's down projection (experts or FFN) or combine
-    gpu::matvec(head_, output_, {&hn_}, {&logits_}, step_);
-    head_.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
+    record_head(head_);
     head_.end();
     placement_ = describe();
 }
@@ -554,7 +608,10 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     moe_host_ = ctx_.alloc(moe_in_.size(), Mem::Upload, "expert inputs");
     logits_rb_ = ctx_.alloc(size_t(h.n_vocab) * 4, Mem::Readback, "logits readback");
     router_rb_ = ctx_.alloc((size_t(std::max<int64_t>(h.n_expert, 1)) + E) * 4, Mem::Readback, "router readback");
-    if (max_expert_bytes_) miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * K, Mem::Upload, "expert staging");
+    if (max_expert_bytes_) {
+        miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * K, Mem::Upload, "expert staging");
+        for (size_t i = 0; i < kUploadParts; ++i) upload_cmds_.emplace_back(ctx_);
+    }
     ids_.resize(K);
     weights_.resize(K);
     y_cpu_.resize(E);

@@ -169,12 +169,13 @@ private:
     std::vector<int64_t> moe_index_;  // per layer: its index among the MoE layers (ExpertSource), or -1
     int64_t n_moe_loaded_ = 0;
     bool experts_mapped_ = true;
-    // Recorded work: resident body, head, expert uploads, segments per placement (cache, cpu; resident
-    // with host routing).
-    gpu::Cmd body_, head_, upload_;
+    // Recorded work: resident body (alone, and with the head: one submit per token), head, segments
+    // per placement (resident with host routing, cache, cpu), expert uploads (upload_misses()).
+    gpu::Cmd body_, body_head_, head_;
+    static constexpr size_t kUploadParts = 2;
+    std::deque<gpu::Cmd> upload_cmds_;
     std::deque<gpu::Cmd> owned_cmds_;
     std::vector<gpu::Cmd*> segments_[3];
-    gpu::Cmd* body_last_ = nullptr;
     std::vector<int64_t> sync_layers_;  // MoE layers, where segments end
     // Host side of segmented placements.
     std::unique_ptr<ExpertSource> experts_;
