@@ -268,7 +268,8 @@ void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec ca
     const uint32_t row = s.kv_lora + s.n_rot;
     MlaRopePush p{s.n_head, s.n_rot, s.kv_lora, q.off, q_head_stride, qcat.off + s.kv_lora, row, kva.off, cache.off, row,
                   norm.off, eps};
-    // Items are invocations for these kernels (Context::kernel's list is not theirs): one workgroup per head + 1.
+    // Items count invocations here (mla_rope is not in Context::kernel's per-workgroup list): a workgroup
+    // per head, and one for the cache row.
     cmd.dispatch("mla_rope", {q.buf, qcat.buf, cache.buf, norm.buf, &step}, p, {(s.n_head + 1) * 256, 1, 1});
 }
 

@@ -169,7 +169,7 @@ private:
         if (m_.temp_scale != 0.0f) throw gpu::GpuError("attention.temperature_scale has no GPU path yet");
         if (qk % 4 || kvl % 4) throw gpu::GpuError("key and latent widths must be multiples of 4 floats on the GPU");
         row_ = kvl + h.n_rot;
-        // + the latent cache (+ legacy files' Wk_b transposed, in F32: legacy_k_b())
+        // + the latent cache (+ legacy files' Wk_b transposed, in F32: legacy_kv_b())
         plan_vram(uint64_t(h.n_layer) * uint64_t(n_ctx_) * uint64_t(row_) * 4 +
                   (m_.legacy_kv_b ? uint64_t(h.n_layer * h.n_head * kvl * m_.n_nope) * 4 : 0));
         load_head();
