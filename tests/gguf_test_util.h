@@ -11,16 +11,20 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "engine/gguf/gguf.h"
 
 namespace gguf_test {
 
 using namespace sluice::gguf;
 
+// Per process: ctest runs each test in its own process, several at once, and tests of one suite
+// write the same names.
 inline std::string scratch(const std::string& name) {
     const char* env = std::getenv("SLUICE_TMP");
     std::filesystem::path dir = env ? env : std::filesystem::temp_directory_path() / "sluice-test";
-    dir /= "gguf";
+    dir /= "gguf-" + std::to_string(getpid());
     std::filesystem::create_directories(dir);
     return (dir / name).string();
 }

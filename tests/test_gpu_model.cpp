@@ -25,6 +25,7 @@ const Placement kPlacements[] = {
     {"resident", false, GpuExperts::Auto, false, "experts: resident"},
     {"resident_discrete", false, GpuExperts::Auto, true, "experts: resident"},
     {"vram_cache", true, GpuExperts::Gpu, true, "experts: VRAM cache"},
+    {"vram_cache_unified", true, GpuExperts::Gpu, false, "experts: VRAM cache"},  // misses written in place
     {"cpu_experts", true, GpuExperts::Cpu, false, "experts: CPU"},
     {"auto_measured", true, GpuExperts::Auto, false, "measured"},
 };

@@ -200,8 +200,28 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
         size_t off, n;
     };
     constexpr size_t kPart = 256u << 10;
-    const size_t n = ids.size(), groups = std::min(n, upload_cmds_.size());
     std::vector<Part> parts;
+    auto copy_parts = [&](uint8_t* to) {
+        pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
+            for (int64_t i = a; i < b; ++i) std::memcpy(to + parts[size_t(i)].off, parts[size_t(i)].src, parts[size_t(i)].n);
+        });
+    };
+    if (dst[0]->buf->mapped() && dst[1]->buf->mapped() && dst[2]->buf->mapped()) {
+        // Memory the CPU and GPU share (unified, mapped): the slots are written in place, no staging
+        // and no DMA; the next segment's submit makes the writes visible.
+        for (size_t m = 0; m < ids.size(); ++m) {
+            const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
+            for (int t = 0; t < 3; ++t) {
+                parts.clear();
+                const size_t bytes = L.expert_bytes[t], at = size_t(dst[t]->offset + slots[m] * bytes);
+                for (size_t o = 0; o < bytes; o += kPart)
+                    parts.push_back({static_cast<const uint8_t*>(src[t]->data) + o, at + o, std::min(kPart, bytes - o)});
+                copy_parts(static_cast<uint8_t*>(dst[t]->buf->mapped()));
+            }
+        }
+        return;
+    }
+    const size_t n = ids.size(), groups = std::min(n, upload_cmds_.size());
     size_t off = 0;
     for (size_t g = 0, m = 0; g < groups; ++g) {
         gpu::Cmd& c = upload_cmds_[g];
@@ -219,9 +239,7 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
             }
         }
         c.end();
-        pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
-            for (int64_t i = a; i < b; ++i) std::memcpy(st + parts[size_t(i)].off, parts[size_t(i)].src, parts[size_t(i)].n);
-        });
+        copy_parts(st);
         c.submit();
     }
 }
@@ -608,7 +626,7 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     moe_host_ = ctx_.alloc(moe_in_.size(), Mem::Upload, "expert inputs");
     logits_rb_ = ctx_.alloc(size_t(h.n_vocab) * 4, Mem::Readback, "logits readback");
     router_rb_ = ctx_.alloc((size_t(std::max<int64_t>(h.n_expert, 1)) + E) * 4, Mem::Readback, "router readback");
-    if (max_expert_bytes_) {
+    if (max_expert_bytes_ && !ctx_.info().unified) {
         miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * K, Mem::Upload, "expert staging");
         for (size_t i = 0; i < kUploadParts; ++i) upload_cmds_.emplace_back(ctx_);
     }
