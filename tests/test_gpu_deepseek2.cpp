@@ -28,6 +28,7 @@ const Placement kPlacements[] = {
     {"resident", false, GpuExperts::Auto, false, "experts: resident"},
     {"resident_host_routed", false, GpuExperts::Auto, false, "experts: resident", true},
     {"vram_cache", true, GpuExperts::Gpu, true, "experts: VRAM cache"},
+    {"vram_cache_unified", true, GpuExperts::Gpu, false, "experts: VRAM cache"},  // misses written in place
     {"cpu_experts", true, GpuExperts::Cpu, false, "experts: CPU"},
     {"auto_measured", true, GpuExperts::Auto, false, "measured"},
 };
