@@ -22,7 +22,7 @@ const Arch kArchs[] = {
     {"qwen3", load_qwen3moe, load_qwen3moe_gpu},  // dense Qwen3 shares the file: attention identical, FFN dense
     {"qwen35moe", load_qwen35moe, load_qwen35moe_gpu},
     {"qwen3next", load_qwen35moe, load_qwen35moe_gpu},  // Qwen3-Next shares the file: fused ssm_ba, grouped value heads
-    {"deepseek2", load_deepseek2},  // DeepSeek-V2/V3, Kimi K2/K2.5: MLA + sigmoid-routed MoE
+    {"deepseek2", load_deepseek2, load_deepseek2_gpu},  // DeepSeek-V2/V3, Kimi K2/K2.5: MLA + sigmoid-routed MoE
 };
 
 }  // namespace

@@ -188,5 +188,6 @@ std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const Mo
 // GPU backends (engine/models/*_gpu.cpp); throw gpu::GpuError (an Error) when the GPU cannot be used.
 std::unique_ptr<Model> load_qwen3moe_gpu(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 std::unique_ptr<Model> load_qwen35moe_gpu(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
+std::unique_ptr<Model> load_deepseek2_gpu(std::unique_ptr<gguf::File> file, const ModelOptions& opt);
 
 }  // namespace sluice

@@ -284,4 +284,62 @@ void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, b
     cmd.dispatch("sigmoid_gate", {a.buf, g.buf, y.buf}, p, {n, 1, 1});
 }
 
+// deepseek2 (MLA)
+
+void write_step_freqs(void* mapped, uint32_t pos, uint32_t token, const double* inv_freq, uint32_t n_pairs, float mscale) {
+    if (n_pairs > STEP_ROPE_MAX) throw GpuError("rope: " + std::to_string(n_pairs) + " pairs, above " + std::to_string(STEP_ROPE_MAX));
+    StepHeader h{pos, pos + 1, token, 0};
+    std::memcpy(mapped, &h, sizeof h);
+    float* cs = reinterpret_cast<float*>(static_cast<uint8_t*>(mapped) + sizeof h);
+    for (uint32_t i = 0; i < n_pairs; ++i) {
+        const double theta = double(pos) * inv_freq[i];
+        cs[2 * i] = float(std::cos(theta)) * mscale;
+        cs[2 * i + 1] = float(std::sin(theta)) * mscale;
+    }
+}
+
+void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec cache, Vec norm, const MlaShape& s,
+              float eps, const Buffer& step) {
+    if (s.n_rot % 2 || s.n_rot / 2 > STEP_ROPE_MAX) throw GpuError("mla_rope: bad n_rot " + std::to_string(s.n_rot));
+    if (q.buf != kva.buf) throw GpuError("mla_rope: q and kva share a buffer");
+    const uint32_t row = s.kv_lora + s.n_rot;
+    MlaRopePush p{s.n_head, s.n_rot, s.kv_lora, q.off, q_head_stride, qcat.off + s.kv_lora, row, kva.off, cache.off, row,
+                  norm.off, eps};
+    // Items count invocations here (mla_rope is not in Context::kernel's per-workgroup list): a workgroup
+    // per head, and one for the cache row.
+    cmd.dispatch("mla_rope", {q.buf, qcat.buf, cache.buf, norm.buf, &step}, p, {(s.n_head + 1) * 256, 1, 1});
+}
+
+uint32_t mla_splits(const MlaShape& s) {
+    const uint32_t groups = (s.n_head + MLA_HEADS - 1) / MLA_HEADS;
+    const uint32_t need = (s.n_ctx + MLA_CHUNK_MAX - 1) / MLA_CHUNK_MAX, fill = std::min(64u, (256 + groups - 1) / groups);
+    return std::max(need, fill);
+}
+
+uint64_t mla_part_floats(const MlaShape& s) { return uint64_t(s.n_head) * mla_splits(s) * (s.kv_lora + 2); }
+
+void mla_attention(Cmd& cmd, Vec qcat, Vec cache, Vec part, Vec out, Vec counts, const MlaShape& s, float scale,
+                   const Buffer& step) {
+    const uint32_t row = s.kv_lora + s.n_rot, splits = mla_splits(s);
+    if (row > MLA_DMAX) throw GpuError("mla_attention: latent rows of " + std::to_string(row) + " floats, above " + std::to_string(MLA_DMAX));
+    if (splits > ATTN_SPLITS_MAX)
+        throw GpuError("mla_attention: a context of " + std::to_string(s.n_ctx) + " needs " + std::to_string(splits) + " splits, above " +
+                       std::to_string(ATTN_SPLITS_MAX) + " (context too long for the GPU attention)");
+    MlaAttnPush p{s.n_head, s.kv_lora, s.n_rot, splits, qcat.off, cache.off, part.off, out.off, counts.off, scale};
+    cmd.dispatch("attn_mla", {qcat.buf, cache.buf, part.buf, &step, out.buf, counts.buf}, p,
+                 {splits * ATTN_THREADS, (s.n_head + MLA_HEADS - 1) / MLA_HEADS, 1});  // a workgroup per (split, group)
+}
+
+void route_grouped(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, const Buffer& ids, uint32_t ids_off, Vec w,
+                   const GroupRoute& r) {
+    if (k < 1 || k > 32 || k > n_expert || n_expert > ROUTE_GROUPED_MAX || r.n_group < 1 || r.n_group > ROUTE_GROUPS_MAX ||
+        n_expert % r.n_group || r.n_group_used < 1 || r.n_group_used > r.n_group)
+        throw GpuError("route_grouped: k 1..32 of at most " + std::to_string(ROUTE_GROUPED_MAX) + " experts in at most " +
+                       std::to_string(ROUTE_GROUPS_MAX) + " equal groups");
+    GroupRoutePush p{n_expert, k, r.n_group, r.n_group_used, logits.off, ids_off, w.off, r.bias.off, r.scale,
+                     (r.sigmoid ? ROUTE_SIGMOID : 0u) | (r.bias.buf ? ROUTE_BIAS : 0u) | (r.norm ? ROUTE_NORM : 0u)};
+    const Buffer* bias = r.bias.buf ? r.bias.buf : &cmd.context().dummy();
+    cmd.dispatch("moe_route_grouped", {logits.buf, &ids, w.buf, bias}, p, {TOPK_THREADS, 1, 1});  // one workgroup
+}
+
 }  // namespace sluice::gpu

@@ -152,4 +152,39 @@ void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, V
 // y (+)= a * sigmoid(g) over n; scalar_gate: every element takes g[0].
 void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate);
 
+// deepseek2 (MLA)
+
+// write_step() with the model's own rope: pair i turns by pos * inv_freq[i], cos and sin times mscale
+// (deepseek2.cpp rope_angles(), in double as there). n_pairs <= STEP_ROPE_MAX.
+void write_step_freqs(void* mapped, uint32_t pos, uint32_t token, const double* inv_freq, uint32_t n_pairs, float mscale);
+struct MlaShape {
+    uint32_t n_head, kv_lora, n_rot;
+    uint32_t n_ctx;  // positions the cache holds (the attention's splits are planned for it)
+};
+// qcat (n_head, kv_lora + n_rot): head h's q_pe (n_rot floats at q + h * q_head_stride), roped, into
+// the tail of its row; the cache row step.pos (kv_lora + n_rot) = [rmsnorm(c) * norm | rope(k_pe)] of
+// kva = [c (kv_lora) | k_pe (n_rot)]. q points at head 0's q_pe; q and kva share a buffer. One dispatch.
+void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec cache, Vec norm, const MlaShape& s,
+              float eps, const Buffer& step);
+// Splits of the sequence mla_attention() uses: chunks of at most MLA_CHUNK_MAX positions, and enough
+// workgroups (splits x head groups) to fill a GPU at short contexts.
+uint32_t mla_splits(const MlaShape& s);
+// Floats of scratch mla_attention() needs.
+uint64_t mla_part_floats(const MlaShape& s);
+// out (n_head, kv_lora) = sum_t softmax_t(qcat_h . row_t * scale) c_t over the latent cache rows
+// [0, step.n_kv) (row_t = [c_t | k_pe_t], kv_lora + n_rot floats), split-K and merged in one dispatch.
+// counts: n_head uints (one per group of MLA_HEADS heads is used), zero (each dispatch leaves them zero).
+void mla_attention(Cmd& cmd, Vec qcat, Vec cache, Vec part, Vec out, Vec counts, const MlaShape& s, float scale,
+                   const Buffer& step);
+// deepseek2's routing of n_expert router logits (ds2::route_experts() on the GPU): ids (k ints at
+// ids_off of `ids`) and weights w (k); bias (n_expert) when bias.buf is set. One dispatch.
+struct GroupRoute {
+    uint32_t n_group = 1, n_group_used = 1;
+    bool sigmoid = true, norm = false;
+    float scale = 1.0f;
+    Vec bias;
+};
+void route_grouped(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, const Buffer& ids, uint32_t ids_off, Vec w,
+                   const GroupRoute& r);
+
 }  // namespace sluice::gpu

@@ -230,6 +230,49 @@ struct SigmoidGatePush {
     uint flags;
 };
 
+// deepseek2 (MLA) ----------------------------------------------------------------------------------
+// Its rope rotates pairs (2i, 2i+1); the step buffer's cos/sin come from the model's own (YaRN)
+// frequencies, times its mscale (write_step_freqs()). Workgroup h < n_head: head h's q_pe (n_rot at
+// q_off + h * q_head_stride) roped into qcat_off + h * qcat_head_stride; workgroup n_head: this
+// position's cache row at cache_off + step.pos * cache_row = [rmsnorm(c) * w | rope(k_pe)] of kva =
+// [c (kv_lora) | k_pe (n_rot)] at kva_off.
+struct MlaRopePush {
+    uint n_head, n_rot, kv_lora;
+    uint q_off, q_head_stride;
+    uint qcat_off, qcat_head_stride;
+    uint kva_off;
+    uint cache_off, cache_row;
+    uint norm_off;
+    float eps;
+};
+// attn_mla (mla_attn.comp): every head h reads the same latent cache rows (kv_lora + n_rot floats at
+// cache_off) as keys and their first kv_lora floats as values; a workgroup takes a split of MLA_HEADS
+// heads (part as AttnPush's with head_dim_v = kv_lora), and the last of a group's workgroups merges
+// them into out_off + h * kv_lora (counts: a uint per group, zero between dispatches).
+#define MLA_HEADS 8
+#define MLA_DMAX 576       // kv_lora + n_rot at most (DeepSeek-V2/V3, Kimi K2: 512 + 64)
+#define MLA_CHUNK_MAX 256  // positions of a split (shared memory: 8 heads' queries and scores)
+struct MlaAttnPush {
+    uint n_head, kv_lora, n_rot, n_splits;
+    uint q_off, cache_off, part_off, out_off, count_off;
+    float scale;
+};
+// moe_route_grouped (topk.comp -DGROUPED): deepseek2's routing, one workgroup. Top k of the selection
+// scores sel = p + bias (bias at bias_off of its buffer, with ROUTE_BIAS), p = sigmoid(logits)
+// (ROUTE_SIGMOID) or their softmax, within the n_group_used best of n_group groups; ids (ints) at
+// ids_off, weights p (normalised over the k with ROUTE_NORM) * w_scale at w_off.
+#define ROUTE_SIGMOID 1u
+#define ROUTE_BIAS 2u
+#define ROUTE_NORM 4u
+#define ROUTE_GROUPED_MAX 1024  // experts at most
+#define ROUTE_GROUPS_MAX 64
+struct GroupRoutePush {
+    uint n_expert, k, n_group, n_group_used;
+    uint logits_off, ids_off, w_off, bias_off;
+    float w_scale;
+    uint flags;
+};
+
 #ifdef __cplusplus
 }  // namespace sluice::gpu
 #endif

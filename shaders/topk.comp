@@ -2,13 +2,30 @@
 // Router: the k largest of n_expert logits (ties to the lower id), largest first, with softmax
 // weights; TOPK_RENORM renormalises them over the k (softmax over the chosen logits), else they are
 // the full softmax's probabilities. One workgroup.
+//
+// GROUPED (moe_route_grouped, deepseek2's route_experts()): the ranking is over selection scores, not
+// the logits: p = sigmoid(logits) (or their softmax), sel = p + bias, only within the n_group_used
+// groups whose two best sel sum highest (their best with softmax scores); the weights are the chosen
+// p, normalised to sum 1 with ROUTE_NORM, times w_scale.
 #include "common.glsl"
 
 layout(local_size_x = TOPK_THREADS) in;
+#ifdef GROUPED
+layout(push_constant) uniform PC { GroupRoutePush p; };
+#else
 layout(push_constant) uniform PC { TopkPush p; };
+#endif
 layout(binding = 0, std430) readonly buffer LBuf { float L[]; };
 layout(binding = 1, std430) writeonly buffer IdsBuf { int ids[]; };
 layout(binding = 2, std430) writeonly buffer WBuf { float Wt[]; };
+#ifdef GROUPED
+layout(binding = 3, std430) readonly buffer BiasBuf { float Bias[]; };
+shared float prob[ROUTE_GROUPED_MAX], sel[ROUTE_GROUPED_MAX];
+shared float gscore[ROUTE_GROUPS_MAX];
+#define SCORE(e) sel[e]
+#else
+#define SCORE(e) L[p.logits_off + e]
+#endif
 
 shared float rv[TOPK_THREADS];
 shared uint ri[TOPK_THREADS];
@@ -17,18 +34,96 @@ shared float chosen[32];  // logits of the chosen experts (k <= 32)
 
 bool is_taken(uint e) { return (taken[e >> 5] >> (e & 31u) & 1u) != 0u; }
 
+// Max / sum of v over the workgroup, in every invocation (a tree in rv). Uniform control flow.
+float wg_max(float v) {
+    const uint tid = gl_LocalInvocationIndex;
+    rv[tid] = v;
+    barrier();
+    for (uint s = TOPK_THREADS / 2; s > 0u; s >>= 1) {
+        if (tid < s) rv[tid] = max(rv[tid], rv[tid + s]);
+        barrier();
+    }
+    const float r = rv[0];
+    barrier();
+    return r;
+}
+float wg_sum(float v) {
+    const uint tid = gl_LocalInvocationIndex;
+    rv[tid] = v;
+    barrier();
+    for (uint s = TOPK_THREADS / 2; s > 0u; s >>= 1) {
+        if (tid < s) rv[tid] += rv[tid + s];
+        barrier();
+    }
+    const float r = rv[0];
+    barrier();
+    return r;
+}
+
+#ifdef GROUPED
+// prob and sel of every expert, then sel = -inf outside the n_group_used best groups.
+void selection_scores() {
+    const uint tid = gl_LocalInvocationIndex, n = p.n_expert;
+    const bool sigm = (p.flags & ROUTE_SIGMOID) != 0u;
+    float mx = -1.0 / 0.0;
+    for (uint e = tid; e < n; e += TOPK_THREADS) mx = max(mx, L[p.logits_off + e]);
+    mx = wg_max(mx);
+    float z = 0.0;
+    for (uint e = tid; e < n; e += TOPK_THREADS) {
+        const float l = L[p.logits_off + e];
+        prob[e] = sigm ? 1.0 / (1.0 + exp(-l)) : exp(l - mx);
+        z += prob[e];
+    }
+    z = sigm ? 1.0 : wg_sum(z);
+    for (uint e = tid; e < n; e += TOPK_THREADS) {
+        if (!sigm) prob[e] /= z;
+        sel[e] = prob[e] + ((p.flags & ROUTE_BIAS) != 0u ? Bias[p.bias_off + e] : 0.0);
+    }
+    barrier();
+    if (p.n_group <= 1u) return;
+    const uint per = n / p.n_group;
+    for (uint g = tid; g < p.n_group; g += TOPK_THREADS) {  // as route_experts(): best, second best
+        float best = -1.0 / 0.0, second = best;
+        for (uint e = g * per; e < (g + 1u) * per; ++e) {
+            const float v = sel[e];
+            if (v > best) {
+                second = best;
+                best = v;
+            } else if (v > second) {
+                second = v;
+            }
+        }
+        gscore[g] = per > 1u && sigm ? best + second : best;
+    }
+    barrier();
+    // A group is kept when fewer than n_group_used groups rank before it (higher, or equal and lower).
+    for (uint g = tid; g < p.n_group; g += TOPK_THREADS) {
+        uint before = 0u;
+        for (uint o = 0u; o < p.n_group; ++o) before += uint(gscore[o] > gscore[g] || (gscore[o] == gscore[g] && o < g));
+        if (before >= p.n_group_used)
+            for (uint e = g * per; e < (g + 1u) * per; ++e) sel[e] = -1.0 / 0.0;
+    }
+    barrier();
+}
+#endif
+
 void main() {
     const uint tid = gl_LocalInvocationIndex;
     for (uint i = tid; i < 64u; i += TOPK_THREADS) taken[i] = 0u;
     barrier();
+#ifdef GROUPED
+    selection_scores();
+#endif
+#ifndef GROUPED
     // Max over all logits (for the full softmax's denominator).
     float gmax = -1.0 / 0.0;
     for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) gmax = max(gmax, L[p.logits_off + e]);
+#endif
     for (uint j = 0u; j < p.k; ++j) {
         float bv = -1.0 / 0.0;
         uint bi = 0xFFFFFFFFu;
         for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) {
-            const float v = L[p.logits_off + e];
+            const float v = SCORE(e);
             if (!is_taken(e) && (v > bv || bi == 0xFFFFFFFFu)) { bv = v; bi = e; }
         }
         rv[tid] = bv;
@@ -48,31 +143,32 @@ void main() {
         if (tid == 0u) {
             taken[ri[0] >> 5] |= 1u << (ri[0] & 31u);
             ids[p.ids_off + j] = int(ri[0]);
+#ifdef GROUPED
+            chosen[j] = prob[ri[0]];
+#else
             chosen[j] = rv[0];
+#endif
         }
         barrier();
     }
-    // Full-softmax denominator (only needed without renormalisation).
-    rv[tid] = gmax;
-    barrier();
-    for (uint s = TOPK_THREADS / 2; s > 0u; s >>= 1) {
-        if (tid < s) rv[tid] = max(rv[tid], rv[tid + s]);
-        barrier();
+#ifdef GROUPED
+    if (tid == 0u) {
+        float sum = 0.0;
+        for (uint j = 0u; j < p.k; ++j) sum += chosen[j];
+        const float norm = (p.flags & ROUTE_NORM) != 0u ? 1.0 / max(sum, 6.103515625e-5) : 1.0;
+        for (uint j = 0u; j < p.k; ++j) Wt[p.w_off + j] = chosen[j] * (norm * p.w_scale);
     }
-    const float M = rv[0];
-    barrier();
+#else
+    // Full-softmax denominator (only needed without renormalisation).
+    const float M = wg_max(gmax);
     float z = 0.0;
     for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) z += exp(L[p.logits_off + e] - M);
-    rv[tid] = z;
-    barrier();
-    for (uint s = TOPK_THREADS / 2; s > 0u; s >>= 1) {
-        if (tid < s) rv[tid] += rv[tid + s];
-        barrier();
-    }
+    z = wg_sum(z);
     if (tid == 0u) {
         float zk = 0.0;
         for (uint j = 0u; j < p.k; ++j) zk += exp(chosen[j] - M);
-        const float denom = (p.flags & TOPK_RENORM) != 0u ? zk : rv[0];
+        const float denom = (p.flags & TOPK_RENORM) != 0u ? zk : z;
         for (uint j = 0u; j < p.k; ++j) Wt[p.w_off + j] = exp(chosen[j] - M) / denom;
     }
+#endif
 }

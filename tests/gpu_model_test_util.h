@@ -1,14 +1,18 @@
-// Helpers of the whole-model GPU tests (test_gpu_model.cpp, test_gpu_qwen35.cpp): options, a file's
-// logits, the routed experts' placements every fixture runs in, and the check that the GPU path's
-// logits are the CPU path's in one of them.
+// Helpers of the whole-model GPU tests (test_gpu_model.cpp, test_gpu_qwen35.cpp, test_gpu_deepseek2.cpp):
+// options, a file's logits, the routed experts' placements every fixture runs in, the check that the
+// GPU path's logits are the CPU path's in one of them, snapshots moving between the paths, and
+// quantized copies.
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
+#include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
 #include "tests/gpu_test_util.h"
@@ -36,11 +40,14 @@ inline std::vector<float> logits(const std::string& path, const ModelOptions& o,
     return l;
 }
 
-// A VRAM expert cache of top-k + 1 experts per layer (fewer than the fixtures' experts).
+// A VRAM expert cache of top-k + 1 routed experts per MoE layer (F16), fewer than the layer has.
 inline uint64_t small_cache(const std::string& path) {
     auto m = load_model(path, cpu_opts());
     const Hparams& h = m->hparams();
-    return uint64_t(h.n_layer * (h.n_expert_used + 1) * 3 * h.n_ff_exp * h.n_embd * 2);  // F16
+    int64_t n_moe = 0;
+    const auto file = gguf::File::open(path);
+    for (const gguf::TensorInfo& t : file->tensors()) n_moe += t.name.find("ffn_down_exps") != std::string::npos;
+    return uint64_t(n_moe * std::min(h.n_expert_used + 1, h.n_expert - 1) * 3 * h.n_ff_exp * h.n_embd * 2);
 }
 
 // The placements of the routed experts, forced by options.
@@ -48,8 +55,9 @@ struct Placement {
     const char* name;
     bool small_cache;  // else VRAM's room: everything resident
     GpuExperts where;
-    bool discrete;       // lavapipe made to take the staging path of a discrete GPU
-    const char* expect;  // in placement()
+    bool discrete;            // lavapipe made to take the staging path of a discrete GPU
+    const char* expect;       // in placement()
+    bool host_route = false;  // SLUICE_GPU_ROUTE=host: resident experts routed on the host (deepseek2)
 };
 inline const Placement kPlacements[] = {
     {"resident", false, GpuExperts::Auto, false, "experts: resident"},
@@ -113,6 +121,98 @@ inline QuantLogits quantized_logits(const std::string& dir, const std::string& n
     r.cpu = logits(q, cpu_o, ids);
     std::remove(q.c_str());
     return r;
+}
+
+// fixture (dir + name + .gguf / .tokens.txt / .logits.f32) on the GPU in placement pl and on the CPU:
+// prints and returns the max relative errors of the GPU's logits against both (vs CPU, vs reference).
+struct PlacementErrors {
+    double cpu, ref;
+    std::string where;
+};
+inline PlacementErrors run_placement(const std::string& dir, const std::string& fixture, const Placement& pl) {
+    using namespace reftest;
+    const std::string path = dir + fixture + ".gguf";
+    const auto ids = read_ids(dir + fixture + ".tokens.txt");
+    ModelOptions g = gpu_opts();
+    if (pl.small_cache) g.gpu_expert_cache = small_cache(path);
+    g.gpu_experts = pl.where;
+    g.gpu_emulate_discrete = pl.discrete;
+    PlacementErrors e;
+    if (pl.host_route) setenv("SLUICE_GPU_ROUTE", "host", 1);  // read when the model loads
+    const auto got = logits(path, g, ids, &e.where);
+    unsetenv("SLUICE_GPU_ROUTE");
+    const auto cpu = logits(path, cpu_opts(), ids);
+    const auto ref = read_f32(dir + fixture + ".logits.f32");
+    EXPECT_EQ(got.size(), cpu.size());
+    const int64_t nv = int64_t(ref.size() / ids.size());
+    e.cpu = max_rel_err(got, cpu, nv);
+    e.ref = max_rel_err(got, ref, nv);
+    std::printf("  %s %s: max rel err %.3g vs CPU, %.3g vs transformers  [%s]\n", fixture.c_str(), pl.name, e.cpu, e.ref,
+                e.where.c_str());
+    EXPECT_NE(e.where.find("GPU"), std::string::npos) << e.where;
+    return e;
+}
+
+// The state blob is the CPU path's: a conversation of fixture `path` (ids) started on the CPU continues
+// on the GPU and back, and truncate() recomputes the positions after n, as on the CPU.
+inline void expect_snapshots_move(const std::string& path, const std::vector<int32_t>& ids) {
+    using reftest::max_rel_err;
+    const std::vector<int32_t> first(ids.begin(), ids.begin() + 40), rest(ids.begin() + 40, ids.end());
+    auto cpu = load_model(path, cpu_opts());
+    auto gpu = load_model(path, gpu_opts());
+    ASSERT_NE(gpu->placement().find("GPU"), std::string::npos) << gpu->placement();
+    const auto full = cpu->forward_tokens(ids, true);
+    const size_t nv = size_t(cpu->hparams().n_vocab);
+    const std::vector<float> want(full.end() - std::ptrdiff_t(rest.size() * nv), full.end());
+
+    cpu->reset();
+    cpu->forward_tokens(first, false);
+    const auto cpu_blob = cpu->save_state();
+    gpu->load_state(cpu_blob);
+    EXPECT_EQ(gpu->n_past(), 40);
+    EXPECT_LE(max_rel_err(gpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
+
+    gpu->reset();
+    gpu->forward_tokens(first, false);
+    const auto gpu_blob = gpu->save_state();
+    EXPECT_EQ(gpu_blob.size(), cpu_blob.size());
+    cpu->load_state(gpu_blob);
+    EXPECT_LE(max_rel_err(cpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
+
+    gpu->truncate(30);
+    const std::vector<int32_t> again(ids.begin() + 30, ids.end());
+    const std::vector<float> want2(full.end() - std::ptrdiff_t(again.size() * nv), full.end());
+    EXPECT_LE(max_rel_err(gpu->forward_tokens(again, true), want2, int64_t(nv)), 1e-5);
+}
+
+// Quantized files: fixture requantized to `type`, the GPU's and the CPU's agreement with the float
+// reference (printed).
+struct QuantCase {
+    const char* fixture;
+    GgmlType type;
+    double min_top1, max_kl;
+};
+struct QuantAgreement {
+    reftest::Agreement gpu, cpu;
+    std::string where;
+};
+inline QuantAgreement run_quantized(const std::string& dir, const QuantCase& c) {
+    using namespace reftest;
+    const std::string q = tmp_dir() + "gpu_" + std::to_string(getpid()) + "_" + c.fixture + "." + type_name(c.type) + ".gguf";
+    requantize_file(dir + c.fixture + ".gguf", q, c.type);
+    const auto ids = read_ids(dir + c.fixture + ".tokens.txt");
+    const auto ref = read_f32(dir + c.fixture + ".logits.f32");
+    const int64_t nv = int64_t(ref.size() / ids.size());
+    QuantAgreement a;
+    a.gpu = agreement(logits(q, gpu_opts(), ids, &a.where), ref, nv);
+    a.cpu = agreement(logits(q, cpu_opts(), ids), ref, nv);
+    std::remove(q.c_str());
+    std::printf("  %s %s: GPU top-1 %.3f KL %.3g; CPU top-1 %.3f KL %.3g  [%s]\n", c.fixture, type_name(c.type), a.gpu.top1,
+                a.gpu.kl, a.cpu.top1, a.cpu.kl, a.where.c_str());
+    EXPECT_NE(a.where.find("GPU"), std::string::npos) << a.where;
+    EXPECT_GE(a.gpu.top1, c.min_top1);
+    EXPECT_LE(a.gpu.kl, c.max_kl);
+    return a;
 }
 
 }  // namespace sluice::gputest

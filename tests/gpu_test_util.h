@@ -45,6 +45,12 @@ inline std::vector<float> floats(const gpu::Buffer& b, size_t n, size_t off = 0)
     return v;
 }
 inline gpu::Buffer zeros(size_t n_floats) { return to_gpu(std::vector<float>(n_floats, 0.0f)); }
+// The first n uints of b are zero (merge counters a dispatch must leave at zero for the next).
+inline void expect_zero_counts(const gpu::Buffer& b, size_t n) {
+    std::vector<uint32_t> c(n);
+    ctx().download(b, 0, c.data(), n * 4);
+    EXPECT_EQ(c, std::vector<uint32_t>(n, 0u));
+}
 
 // A step buffer for position `pos` (RoPE angles for n_rot, base).
 inline gpu::Buffer step_buffer(uint32_t pos, uint32_t token = 0, uint32_t n_rot = 0, float base = 10000.0f) {

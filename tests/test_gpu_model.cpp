@@ -104,11 +104,6 @@ TEST(GpuStreaming, UnmappedFileMatchesCpuPath) {
 // moe_c q6_K: moe_c's random router has near-ties, and which positions flip an expert relative to
 // the float model differs between the two roundings (measured: GPU 0.875 / KL 0.27, CPU 0.906 / 0.087;
 // moe_c q5_K and q4_K came out the other way round, GPU and CPU within 10%).
-struct QuantCase {
-    const char* fixture;
-    GgmlType type;
-    double min_top1, max_kl;
-};
 class GpuModelQuant : public ::testing::TestWithParam<QuantCase> {};
 
 TEST_P(GpuModelQuant, AgreesWithFloatReference) {

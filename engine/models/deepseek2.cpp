@@ -153,25 +153,40 @@ const float* DeepSeek2::forward(int32_t token) {
 
 // The latent cache: per layer, n_past rows of [c (kv_lora) | k_pe (n_rot)].
 std::vector<uint8_t> DeepSeek2::save_state() const {
-    StateWriter w(hp_.arch);
-    w.put_u64(uint64_t(hp_.n_layer));
-    w.put_u64(uint64_t(row_));
-    w.put_u64(uint64_t(n_past_));
-    for (const auto& c : cache_) w.put_floats(c.data(), size_t(n_past_ * row_));
-    return w.take();
+    return save_latent(hp_, row_, n_past_, [&](int64_t il) { return cache_[size_t(il)].data(); });
 }
 
 void DeepSeek2::load_state(std::span<const uint8_t> blob) {
     reset();
-    StateReader r(blob, hp_.arch);
-    r.expect_u64("layer count", uint64_t(hp_.n_layer));
-    r.expect_u64("latent row width", uint64_t(row_));
+    n_past_ = load_latent(blob, hp_, row_, n_ctx_, [&](int64_t il, std::span<const float> rows) {
+        std::copy(rows.begin(), rows.end(), cache_[size_t(il)].data());
+    });
+}
+
+std::vector<uint8_t> save_latent(const Hparams& h, int64_t row, int64_t n_past, const std::function<const float*(int64_t)>& rows) {
+    StateWriter w(h.arch);
+    w.put_u64(uint64_t(h.n_layer));
+    w.put_u64(uint64_t(row));
+    w.put_u64(uint64_t(n_past));
+    for (int64_t il = 0; il < h.n_layer; ++il) w.put_floats(rows(il), size_t(n_past * row));
+    return w.take();
+}
+
+int64_t load_latent(std::span<const uint8_t> blob, const Hparams& h, int64_t row, int64_t n_ctx,
+                    const std::function<void(int64_t, std::span<const float>)>& put) {
+    StateReader r(blob, h.arch);
+    r.expect_u64("layer count", uint64_t(h.n_layer));
+    r.expect_u64("latent row width", uint64_t(row));
     const uint64_t n = r.get_u64();
-    if (n > uint64_t(n_ctx_))
-        throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx_));
-    for (auto& c : cache_) r.get_floats(c.data(), size_t(n) * size_t(row_));
+    if (n > uint64_t(n_ctx))
+        throw Error("state blob holds " + std::to_string(n) + " tokens; the context is " + std::to_string(n_ctx));
+    std::vector<float> tmp(size_t(n) * size_t(row));
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        r.get_floats(tmp.data(), tmp.size());
+        put(il, tmp);
+    }
     r.expect_end();
-    n_past_ = int64_t(n);
+    return int64_t(n);
 }
 
 // This position's rotation of each pair: cs (n_rot) = cos, sin of pair 0, of pair 1, ...
@@ -350,35 +365,38 @@ void DeepSeek2::moe_block(int64_t il, const Layer& L) {
     }
 }
 
-// Router logits (n_expert) -> ids, weights (top_k_ entries).
 void DeepSeek2::route(const Layer& L, const float* logits, int32_t* ids, float* weights, RouteScratch& s) const {
-    const int64_t n = hp_.n_expert;
+    route_experts(m_, L.probs_b, hp_.n_expert, top_k_, logits, ids, weights, s);
+}
+
+void route_experts(const MlaParams& m, const std::vector<float>& probs_b, int64_t n, int64_t top_k, const float* logits,
+                   int32_t* ids, float* weights, RouteScratch& s) {
     std::vector<float>& p = s.p;
     p.assign(logits, logits + n);
-    if (m_.sigmoid)
+    if (m.sigmoid)
         for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
     else
         softmax(p.data(), n);
     std::vector<float>& sel = s.sel;  // selection score: biased, then groups masked out
     sel = p;
-    if (!L.probs_b.empty())
-        for (int64_t e = 0; e < n; ++e) sel[size_t(e)] += L.probs_b[size_t(e)];
+    if (!probs_b.empty())
+        for (int64_t e = 0; e < n; ++e) sel[size_t(e)] += probs_b[size_t(e)];
     // Keep the n_group_used best groups: by the sum of their two best scores (V3, noaux_tc), or by
     // their best score with softmax scores (V2's group_limited_greedy; llama.cpp uses the sum there too).
-    if (m_.n_group > 1) {
-        const int64_t per = n / m_.n_group;
-        std::vector<std::pair<float, int64_t>> group(size_t(m_.n_group));
-        for (int64_t g = 0; g < m_.n_group; ++g) {
+    if (m.n_group > 1) {
+        const int64_t per = n / m.n_group;
+        std::vector<std::pair<float, int64_t>> group(size_t(m.n_group));
+        for (int64_t g = 0; g < m.n_group; ++g) {
             float best = -std::numeric_limits<float>::infinity(), second = best;
             for (int64_t e = g * per; e < (g + 1) * per; ++e) {
                 const float v = sel[size_t(e)];
                 if (v > best) second = best, best = v;
                 else if (v > second) second = v;
             }
-            group[size_t(g)] = {per > 1 && m_.sigmoid ? best + second : best, g};
+            group[size_t(g)] = {per > 1 && m.sigmoid ? best + second : best, g};
         }
         std::stable_sort(group.begin(), group.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-        for (int64_t k = m_.n_group_used; k < m_.n_group; ++k) {
+        for (int64_t k = m.n_group_used; k < m.n_group; ++k) {
             float* b = &sel[size_t(group[size_t(k)].second * per)];
             std::fill(b, b + per, -std::numeric_limits<float>::infinity());
         }
@@ -386,17 +404,17 @@ void DeepSeek2::route(const Layer& L, const float* logits, int32_t* ids, float* 
     std::vector<int32_t>& order = s.order;
     order.resize(size_t(n));
     std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + top_k_, order.end(), [&](int32_t a, int32_t b) {
+    std::partial_sort(order.begin(), order.begin() + top_k, order.end(), [&](int32_t a, int32_t b) {
         return sel[size_t(a)] > sel[size_t(b)] || (sel[size_t(a)] == sel[size_t(b)] && a < b);
     });
     double sum = 0.0;
-    for (int64_t k = 0; k < top_k_; ++k) {
+    for (int64_t k = 0; k < top_k; ++k) {
         ids[k] = order[size_t(k)];
         weights[k] = p[size_t(order[size_t(k)])];
         sum += weights[k];
     }
-    const float norm = m_.norm_w ? float(1.0 / std::max(sum, 6.103515625e-5)) : 1.0f;
-    for (int64_t k = 0; k < top_k_; ++k) weights[k] *= norm * m_.w_scale;
+    const float norm = m.norm_w ? float(1.0 / std::max(sum, 6.103515625e-5)) : 1.0f;
+    for (int64_t k = 0; k < top_k; ++k) weights[k] *= norm * m.w_scale;
 }
 
 // Several matrices applied to hn in one parallel loop.
@@ -484,16 +502,9 @@ void DeepSeek2::load_weights() {
     }
 }
 
-}  // namespace ds2
-
-namespace sluice {
-
-using ds2::MlaParams;
-
-std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
-    const gguf::File& f = *file;
+Hparams deepseek2_hparams(const gguf::File& f, const ModelOptions& opt, MlaParams* mp, int64_t* top_k_out) {
     Hparams h;
-    MlaParams m;
+    MlaParams& m = *mp;
     h.arch = f.get_string("general.architecture");
     const std::string p = h.arch + ".";
     auto need = [&](bool ok, const std::string& what) {
@@ -556,7 +567,19 @@ std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const Mo
     }
     m.temp_scale = float(f.get_float_or(p + "attention.temperature_scale", 0.0));
     m.temp_length = std::max<int64_t>(1, int64_t(f.get_uint_or(p + "attention.temperature_length", 1)));
-    ds2::rope_params(f, p, h, m);
+    rope_params(f, p, h, m);
+    *top_k_out = top_k;
+    return h;
+}
+
+}  // namespace ds2
+
+namespace sluice {
+
+std::unique_ptr<Model> load_deepseek2(std::unique_ptr<gguf::File> file, const ModelOptions& opt) {
+    ds2::MlaParams m;
+    int64_t top_k = 0;
+    Hparams h = ds2::deepseek2_hparams(*file, opt, &m, &top_k);
     return std::make_unique<ds2::DeepSeek2>(std::move(file), opt, std::move(h), std::move(m), top_k);
 }
 

@@ -2,6 +2,7 @@
 // per-token pieces both paths run: rope, the latent cache row, routing) and deepseek2_prefill.cpp (prompt
 // chunks, layer-major). The equations are at the top of deepseek2.cpp.
 #pragma once
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -57,6 +58,20 @@ struct RouteScratch {
     std::vector<float> p, sel;
     std::vector<int32_t> order;
 };
+
+// Hparams and MlaParams from the file's metadata (the GPU backend, deepseek2_gpu.cpp, loads through it too).
+Hparams deepseek2_hparams(const gguf::File& f, const ModelOptions& opt, MlaParams* m, int64_t* top_k);
+// The state blob of both paths: per layer, n_past rows of [c | k_pe] (row floats each), layer il's
+// first row at rows(il) (valid until the next call).
+std::vector<uint8_t> save_latent(const Hparams& h, int64_t row, int64_t n_past, const std::function<const float*(int64_t)>& rows);
+// Checks the blob against h, row and n_ctx and hands layer il's rows (n_past * row floats) to
+// put(il, rows); returns the blob's token count n_past.
+int64_t load_latent(std::span<const uint8_t> blob, const Hparams& h, int64_t row, int64_t n_ctx,
+                    const std::function<void(int64_t, std::span<const float>)>& put);
+// Router logits (n_expert) -> ids, weights (top_k each): sigmoid (or softmax) scores, the selection bias
+// `probs_b` (may be empty) and expert groups, as the file asks; shared by the CPU and GPU paths.
+void route_experts(const MlaParams& m, const std::vector<float>& probs_b, int64_t n_expert, int64_t top_k,
+                   const float* logits, int32_t* ids, float* weights, RouteScratch& s);
 
 // The per-head inputs of Wk_b and Wv_b over a prompt chunk: T x n_head vectors of n floats (token t,
 // head h at x + t * t_stride + h * h_stride) prepared for one weight type, grouped by head as MatmulJob

@@ -91,9 +91,8 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
     const auto t_enter = Clock::now();
     check_token(token);
     TokenScope stats(*this);  // the token's statistics (expert reads, hit rate, tok/s) reach the board
-    const Hparams& h = hp_;
     const auto t0 = Clock::now();
-    gpu::write_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token), uint32_t(h.n_rot), h.rope_base);
+    fill_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token));
     double gpu_ms = 0;
     auto run_last = [&](gpu::Cmd& c) {  // submits c, the head after it when logits are wanted, and waits
         if (want_logits && &c != &body_head_) head_.submit();
@@ -139,6 +138,10 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
         g_timing.readback_cached = logits_rb_.memory_flags() & VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
     }
     return want_logits ? static_cast<const float*>(logits_rb_.mapped()) : nullptr;
+}
+
+void GpuModel::fill_step(void* mapped, uint32_t pos, uint32_t token) const {
+    gpu::write_step(mapped, pos, token, uint32_t(hp_.n_rot), hp_.rope_base);
 }
 
 void GpuModel::route_on_host(int64_t il, const float* logits) {
@@ -336,6 +339,8 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         if (r == Route::Dispatch)
             gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
                               {&route_, route_w()});
+        else if (r == Route::Own)
+            record_route(c, il, route_, route_ids(), route_w());
         record_experts(c, p, il);
     } else if (ends_segment) {  // the host reads the logits (and hn for the CPU's experts)
         c.copy(route_, 0, router_rb_, 0, size_t(h.n_expert) * 4);
@@ -412,8 +417,9 @@ gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {
 
 // Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), or a
 // dispatch of its own (more than MV_ROUTE_MAX experts or MV_TOPK_MAX_K picks; SLUICE_GPU_ROUTE=dispatch
-// in the environment, for measurements).
+// in the environment, for measurements), or the architecture's shader (record_route()).
 GpuModel::Route GpuModel::route_mode() const {
+    if (has_route_shader()) return Route::Own;
     static const bool dispatch = [] {
         const char* e = std::getenv("SLUICE_GPU_ROUTE");
         return e && std::string(e) == "dispatch";

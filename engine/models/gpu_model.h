@@ -75,6 +75,15 @@ protected:
     virtual void route_on_host(int64_t il, const float* logits);
     // Whether the router's top-k + softmax can run on the GPU (else resident experts run in segments).
     virtual bool gpu_routing() const { return true; }
+    // An architecture's own routing shader (with gpu_routing()): record_route() records layer il's top-k
+    // ids (ints at ids_off) and weights (at w_off) of `route` from its router logits (at 0), in place of
+    // the base's softmax top-k.
+    virtual bool has_route_shader() const { return false; }
+    virtual void record_route(gpu::Cmd& c, int64_t il, const Buffer& route, uint32_t ids_off, uint32_t w_off) {}
+    // The step buffer's contents for the token at pos (shared.h StepHeader, rope cos/sin): by default
+    // gpu::write_step() with the file's rope base; an architecture with its own rope frequencies
+    // (deepseek2's YaRN) writes its table.
+    virtual void fill_step(void* mapped, uint32_t pos, uint32_t token) const;
 
     // ---- loading (call in the derived constructor, in this order)
 
@@ -155,7 +164,7 @@ private:
     void record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to);
     void record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment);
     void record_experts(gpu::Cmd& c, Place p, int64_t il);
-    enum class Route { Tail, Dispatch };
+    enum class Route { Tail, Dispatch, Own };
     Route route_mode() const;
     // route_: router logits (n_expert), then the top-k's ids (as ints) and weights.
     uint32_t route_ids() const { return uint32_t(hp_.n_expert); }
