@@ -68,37 +68,53 @@ inline const Placement kPlacements[] = {
     {"auto_measured", true, GpuExperts::Auto, false, "measured"},
 };
 
+// fixture (dir + name + .gguf / .tokens.txt / .logits.f32) on the GPU in placement pl and on the CPU:
+// prints and returns the max relative errors of the GPU's logits against both (vs CPU with cpu_o, vs
+// reference).
+struct PlacementErrors {
+    double cpu, ref;
+    std::string where;
+};
+inline PlacementErrors run_placement(const std::string& dir, const std::string& fixture, const Placement& pl,
+                                     const ModelOptions& cpu_o = cpu_opts()) {
+    using namespace reftest;
+    const std::string path = dir + fixture + ".gguf";
+    const auto ids = read_ids(dir + fixture + ".tokens.txt");
+    ModelOptions g = gpu_opts();
+    if (pl.small_cache) g.gpu_expert_cache = small_cache(path);
+    g.gpu_experts = pl.where;
+    g.gpu_emulate_discrete = pl.discrete;
+    PlacementErrors e;
+    if (pl.host_route) setenv("SLUICE_GPU_ROUTE", "host", 1);  // read when the model loads
+    const auto got = logits(path, g, ids, &e.where);
+    unsetenv("SLUICE_GPU_ROUTE");
+    const auto cpu = logits(path, cpu_o, ids);
+    const auto ref = read_f32(dir + fixture + ".logits.f32");
+    EXPECT_EQ(got.size(), cpu.size());
+    const int64_t nv = int64_t(ref.size() / ids.size());
+    e.cpu = max_rel_err(got, cpu, nv);
+    e.ref = max_rel_err(got, ref, nv);
+    std::printf("  %s %s: max rel err %.3g vs CPU, %.3g vs transformers  [%s]\n", fixture.c_str(), pl.name, e.cpu, e.ref,
+                e.where.c_str());
+    EXPECT_NE(e.where.find("GPU"), std::string::npos) << e.where;
+    return e;
+}
+
 struct Bounds {
     bool check_place = true;         // placement() names the placement (a dense model has no experts)
     ModelOptions cpu = cpu_opts();   // the CPU path's options
     double max_err_cpu = 1e-5;       // max rel err against the CPU path's logits
 };
-// The fixture dir/name.gguf on the GPU in placement pl against the CPU path and transformers' logits
-// (max rel err <= 1e-4).
+// run_placement() within bounds: max rel err <= b.max_err_cpu against the CPU path, <= 1e-4 against
+// transformers' logits.
 inline void expect_gpu_matches_cpu(const std::string& dir, const std::string& name, const Placement& pl,
                                    const Bounds& b = {}) {
-    using namespace reftest;
-    const std::string path = dir + name + ".gguf";
-    const auto ids = read_ids(dir + name + ".tokens.txt");
-    ModelOptions g = gpu_opts();
-    if (pl.small_cache) g.gpu_expert_cache = small_cache(path);
-    g.gpu_experts = pl.where;
-    g.gpu_emulate_discrete = pl.discrete;
-    std::string where;
-    const auto got = logits(path, g, ids, &where);
-    const auto cpu = logits(path, b.cpu, ids);
-    const auto ref = read_f32(dir + name + ".logits.f32");
-    ASSERT_EQ(got.size(), cpu.size());
-    const int64_t nv = int64_t(ref.size() / ids.size());
-    const double err = max_rel_err(got, cpu, nv), err_ref = max_rel_err(got, ref, nv);
-    std::printf("  %s %s: max rel err %.3g vs CPU, %.3g vs transformers  [%s]\n", name.c_str(), pl.name, err, err_ref,
-                where.c_str());
-    EXPECT_NE(where.find("GPU"), std::string::npos) << where;
+    const PlacementErrors e = run_placement(dir, name, pl, b.cpu);
     if (b.check_place) {
-        EXPECT_NE(where.find(pl.expect), std::string::npos) << where;
+        EXPECT_NE(e.where.find(pl.expect), std::string::npos) << e.where;
     }
-    EXPECT_LE(err, b.max_err_cpu);
-    EXPECT_LE(err_ref, 1e-4);
+    EXPECT_LE(e.cpu, b.max_err_cpu);
+    EXPECT_LE(e.ref, 1e-4);
 }
 
 // Logits of dir/name.gguf requantized to `type` (a temporary copy), on the GPU and the CPU (cpu_o),
@@ -121,36 +137,6 @@ inline QuantLogits quantized_logits(const std::string& dir, const std::string& n
     r.cpu = logits(q, cpu_o, ids);
     std::remove(q.c_str());
     return r;
-}
-
-// fixture (dir + name + .gguf / .tokens.txt / .logits.f32) on the GPU in placement pl and on the CPU:
-// prints and returns the max relative errors of the GPU's logits against both (vs CPU, vs reference).
-struct PlacementErrors {
-    double cpu, ref;
-    std::string where;
-};
-inline PlacementErrors run_placement(const std::string& dir, const std::string& fixture, const Placement& pl) {
-    using namespace reftest;
-    const std::string path = dir + fixture + ".gguf";
-    const auto ids = read_ids(dir + fixture + ".tokens.txt");
-    ModelOptions g = gpu_opts();
-    if (pl.small_cache) g.gpu_expert_cache = small_cache(path);
-    g.gpu_experts = pl.where;
-    g.gpu_emulate_discrete = pl.discrete;
-    PlacementErrors e;
-    if (pl.host_route) setenv("SLUICE_GPU_ROUTE", "host", 1);  // read when the model loads
-    const auto got = logits(path, g, ids, &e.where);
-    unsetenv("SLUICE_GPU_ROUTE");
-    const auto cpu = logits(path, cpu_opts(), ids);
-    const auto ref = read_f32(dir + fixture + ".logits.f32");
-    EXPECT_EQ(got.size(), cpu.size());
-    const int64_t nv = int64_t(ref.size() / ids.size());
-    e.cpu = max_rel_err(got, cpu, nv);
-    e.ref = max_rel_err(got, ref, nv);
-    std::printf("  %s %s: max rel err %.3g vs CPU, %.3g vs transformers  [%s]\n", fixture.c_str(), pl.name, e.cpu, e.ref,
-                e.where.c_str());
-    EXPECT_NE(e.where.find("GPU"), std::string::npos) << e.where;
-    return e;
 }
 
 // The state blob is the CPU path's: a conversation of fixture `path` (ids) started on the CPU continues
