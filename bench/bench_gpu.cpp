@@ -7,7 +7,7 @@
 // fused gate+up). GPU times come from timestamps around many repetitions in one command buffer.
 //   bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]
 //   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total;
-//   --types: the weight types whose matvecs run (default: all)
+//   --types: the weight types whose matvecs run (default: all; q4_k_q8: Q4_K's integer-dot variant)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -49,7 +49,8 @@ struct MvResult {
 // until the copies fill copies_bytes, more than the GPU's L2 (decode reads every weight once per token,
 // from DRAM), and the dispatches cycle through them: `dependent` with a barrier between dispatches (as
 // in decode, the ~2 us of a dependent dispatch included), `back_to_back` without (the shader's rate).
-std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t, const MvShape& sh, int reps,
+// q8: the integer-dot variant over x's int8 mirror (its quantize_q8 dispatch not included).
+std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t, bool q8, const MvShape& sh, int reps,
                                    uint64_t copies_bytes) {
     const uint64_t one = uint64_t(sh.rows) * gpu_row_bytes(t, sh.cols) * sh.n_mats * (sh.glu ? 2 : 1);
     const uint64_t n_copies = std::max<uint64_t>(1, std::min<uint64_t>(copies_bytes / one, 4096));
@@ -73,6 +74,9 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     }
     const uint32_t x_floats = sh.cols * sh.n_mats, y_floats = sh.rows * sh.n_mats;
     Buffer x = ctx.alloc(size_t(x_floats) * 4, Mem::Device, "x"), y = ctx.alloc(size_t(y_floats) * 4 * 64, Mem::Device, "y");
+    Buffer xq_buf = ctx.alloc(size_t(xq_bytes(x_floats)), Mem::Device, "int8 x");
+    ctx.upload(xq_buf, 0, std::vector<uint8_t>(xq_buf.size(), 0).data(), xq_buf.size());
+    const Xq xq{&xq_buf, xq_soff(x_floats)};
     std::vector<int32_t> ids_host(2 * sh.n_mats);  // ids, then weights (MV_SUM_MATS)
     for (uint32_t i = 0; i < sh.n_mats; ++i) {
         ids_host[i] = int32_t(sh.n_mats - 1 - i);
@@ -113,6 +117,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
                 o.swiglu_up = sh.glu ? &up : nullptr;
                 o.sum_mats = sh.sum;
                 o.sum_w_off = sh.n_mats;
+                o.xq = q8 ? &xq : nullptr;
                 o.accumulate = sh.sum || sh.norm;
                 if (sh.norm) {
                     o.norm_out = &hn_vec;
@@ -130,7 +135,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
         }
         const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
         const std::string variant = sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr);
-        std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
+        std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + (q8 ? "_q8" : "") + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
                         variant + "\",\"chosen\":" + (is_chosen ? "true" : "false") + ",\"bytes\":" +
                         std::to_string(one) + ",\"us_dependent\":" + fmt(us[1]) + ",\"gb_s_dependent\":" + fmt(gb_dep) +
                         ",\"us_back_to_back\":" + fmt(us[0]) + ",\"gb_s_back_to_back\":" + fmt(gb_b2b) + "}";
@@ -220,10 +225,17 @@ int main(int argc, char** argv) {
             std::printf(",\"dependent_dispatch_us\":%.2f", c.last_gpu_ms() * 1e3 / 1000);
         }
         // matvec per type and shape, each rows-per-team variant (bench_matvec below).
-        const uint32_t types[] = {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q4_K, WT_Q5_K, WT_Q6_K};
+        // (type, integer-dot variant): names q4_k, q4_k_q8, ...
+        std::vector<std::pair<uint32_t, bool>> types;
+        for (uint32_t t : {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q4_K, WT_Q5_K, WT_Q6_K}) {
+            types.push_back({t, false});
+            if (has_q8(ctx, t)) types.push_back({t, true});
+        }
+        std::printf(",\"int_dot\":%s,\"int_dot_accelerated\":%s", d.int_dot ? "true" : "false", d.int_dot_fast ? "true" : "false");
         std::string large = ",\"matvec_gb_s\":{", all = ",\"matvec\":[";
-        for (uint32_t t : types) {
-            if (!only_types.empty() && only_types.find("," + std::string(gpu_type(t)->suffix) + ",") == std::string::npos) continue;
+        for (auto [t, q8] : types) {
+            const std::string tname = std::string(gpu_type(t)->suffix) + (q8 ? "_q8" : "");
+            if (!only_types.empty() && only_types.find("," + tname + ",") == std::string::npos) continue;
             const uint64_t big_rows = std::min<uint64_t>(bytes / 4 / gpu_row_bytes(t, 4096), 1u << 20) / 64 * 64;
             const MvShape shapes[] = {{uint32_t(big_rows), 4096, 1, false, "large"}, {4096, 4096, 1, false, "4096x4096"},
                                       {2048, 768, 1, false, "2048x768"}, {768, 2048, 1, false, "768x2048"},
@@ -233,10 +245,10 @@ int main(int argc, char** argv) {
                                       {4096, 12288, 1, false, "4096x12288"}, {4096, 12288, 1, false, "4096x12288_norm", false, true},
                                       {4096, 4096, 1, false, "4096x4096_norm", false, true}, {12288, 4096, 1, true, "12288x4096_glu"}};
             for (const MvShape& sh : shapes) {
-                for (const MvResult& r : bench_matvec(ctx, step, t, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
+                for (const MvResult& r : bench_matvec(ctx, step, t, q8, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
                     all += std::string(all.back() == '[' ? "" : ",") + r.json;
                     if (sh.name == std::string("large") && r.chosen)
-                        large += std::string(large.back() == '{' ? "" : ",") + "\"" + gpu_type(t)->suffix + "\":" + fmt(r.gb_s_dependent);
+                        large += std::string(large.back() == '{' ? "" : ",") + "\"" + tname + "\":" + fmt(r.gb_s_dependent);
                 }
             }
         }

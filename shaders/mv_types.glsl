@@ -84,6 +84,75 @@ float row_dot(uint wrow, uint s, XS x) {
     return acc;
 }
 
+#elif (defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)) && defined(XQ8)
+// x as int8 (quant_q8.comp's mirror) and integer dot products: 4 products per instruction where the
+// float path above spends ~4 instructions per element dequantizing, which held Q4_K at a third of
+// F16's bandwidth. A step is 4 super-blocks, 8 lanes each: lane l takes group pair g = (l >> 1) & 3 of
+// super-block 4s + (l >> 3), half h = l & 1: qs bytes 32g + 16h .. + 15 (one uvec4), i.e. elements
+// 64g + 16h + i (low nibbles, group 2g) and 64g + 32 + 16h + i (high, group 2g + 1), i = 0..15, and
+// x's int8 of both (two uvec4). Q5_K's fifth bits: qh bytes 16h .. + 15, bits 2g and 2g + 1.
+#if defined(WTYPE_Q4_K)
+#define KQ_UNITS 9u
+#define KQ_QS_UNIT 1u
+#else
+#define KQ_UNITS 11u
+#define KQ_QS_UNIT 3u
+#endif
+#define MV_STEP 1024u
+struct XS {
+    uvec4 lo, hi;  // int8 of the lane's elements in group 2g and 2g + 1
+    vec2 d;        // their blocks' scales
+    vec2 s;        // their blocks' d * sum(q) (the mins' term), in lanes h = 0 only
+};
+uint kq_block(uint s) { return 4u * s + (lane >> 3); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) {
+        x.lo = x.hi = uvec4(0u);
+        x.d = x.s = vec2(0.0);
+        return x;
+    }
+    const uint g = (lane >> 1) & 3u, h = lane & 1u;
+    const uint e = xo + 256u * sb + 64u * g;  // first element of group 2g
+    x.lo = XQ4[(e + 16u * h) >> 4];
+    x.hi = XQ4[(e + 32u + 16u * h) >> 4];
+    const vec2 a = XS2[p.xq_soff + (e >> 5)], b = XS2[p.xq_soff + (e >> 5) + 1u];
+    x.d = vec2(a.x, b.x);
+    x.s = h == 0u ? vec2(a.y, b.y) : vec2(0.0);
+    return x;
+}
+// (scale, scale, min, min) of groups 2g and 2g + 1 (as in the float path below).
+vec4 kq_pair_scales(uvec3 s, uint g) {
+    const uint sh = 16u * (g & 1u);
+    const uint a = s.x >> sh, m = s.y >> sh, c = s.z >> sh;
+    const uint lo = (a & 0x3F3Fu) | ((m & 0x3F3Fu) << 16);
+    const uint hi = ((c & 0x0F0Fu) | ((a >> 2) & 0x3030u)) | ((((c >> 4) & 0x0F0Fu) | ((m >> 2) & 0x3030u)) << 16);
+    return bytes4(g < 2u ? lo : hi);
+}
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint g = (lane >> 1) & 3u, h = lane & 1u;
+    const uint u = wrow + KQ_UNITS * sb;
+    const uvec4 hdr = W[u];
+    const uvec4 q = W[u + KQ_QS_UNIT + 2u * g + h];
+    uvec4 lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
+#if defined(WTYPE_Q5_K)
+    const uvec4 qh = W[u + 1u + h] >> (2u * g);
+    lo |= (qh & 0x01010101u) << 4;
+    hi |= (qh & 0x02020202u) << 3;
+#endif
+    int ilo = 0, ihi = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        ilo += sudot4(x.lo[c], lo[c], 0);
+        ihi += sudot4(x.hi[c], hi[c], 0);
+    }
+    const vec4 sm = kq_pair_scales(hdr.yzw, g);
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    return dm.x * (sm.x * x.d.x * float(ilo) + sm.y * x.d.y * float(ihi)) - dm.y * (sm.z * x.s.x + sm.w * x.s.y);
+}
+
 #elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
 // Super-blocks of 256 (16-byte units: Q4_K 9 = header, qs[128]; Q5_K 11 = header, qh[32], qs[128]).
 // A step is 2 super-blocks, 16 lanes each: lane l works in super-block 2s + (l >> 4) on group pair

@@ -34,6 +34,17 @@ uint64_t gpu_row_bytes(uint32_t type, uint64_t cols) {
     return cols / l->block_elems * l->block_bytes;
 }
 
+uint64_t xq_bytes(uint64_t floats) { return (floats + 15) / 16 * 16 + (floats + 31) / 32 * 8; }
+uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mirror"); }
+
+bool has_q8(const Context& ctx, uint32_t type) { return ctx.info().int_dot && (type == WT_Q4_K || type == WT_Q5_K); }
+
+void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {
+    if (n % 32 || x.off % 32) throw GpuError("quantize_q8: n and the offset must be multiples of 32");
+    QuantQ8Push p{n, x.off, q.soff};
+    cmd.dispatch("quant_q8", {x.buf, q.buf}, p, {n / 32, 1, 1});  // an invocation per block
+}
+
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));
@@ -96,8 +107,13 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.topk_w_off = o.topk_w_off;
         p.norm_count_off = o.topk_count.off;
     }
+    const bool q8 = o.xq && o.n_cols == 1 && has_q8(cmd.context(), w.type);
+    if (q8) {
+        if ((x.off | o.x_mat_stride) % 32) throw GpuError("matvec: int8 x offsets and strides must be multiples of 32");
+        p.xq_soff = o.xq->soff;
+    }
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
-    std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix;
+    std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");
     const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0
                         : o.ksplit >= 0            ? uint32_t(o.ksplit)
                                                    : matvec_ksplit(w.rows, w.cols, o.n_mats, o.sum_mats);
@@ -120,7 +136,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     if (cmd.profiling())
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : ""));
-    cmd.dispatch(name, {w.buf, x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d}, p,
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 

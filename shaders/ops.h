@@ -35,6 +35,20 @@ struct Vec {
     uint32_t off = 0;
 };
 
+// A float vector's int8 mirror (shared.h QuantQ8Push: element e's int8 at byte e, block scales and
+// sums from vec2 soff) for the integer-dot matvecs (matvec_<type>_q8_*: Q4_K, Q5_K).
+struct Xq {
+    const Buffer* buf = nullptr;
+    uint32_t soff = 0;
+};
+// Bytes of a mirror of `floats` floats, and where its scales start.
+uint64_t xq_bytes(uint64_t floats);
+uint32_t xq_soff(uint64_t floats);
+// Whether matvec() has an integer-dot variant for this type on this device (shaderIntegerDotProduct).
+bool has_q8(const Context& ctx, uint32_t ggml_type);
+// q's mirror of x[0 .. n) (n and x.off multiples of 32).
+void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n);
+
 struct MatvecOpts {
     uint32_t n_mats = 1;                          // batch of matrices (workgroup y)
     uint32_t x_mat_stride = 0, y_mat_stride = 0;  // floats between the batch's inputs / outputs
@@ -65,6 +79,9 @@ struct MatvecOpts {
     // (zero before; left zero; shared.h MV_TOPK).
     uint32_t topk = 0, topk_ids_off = 0, topk_w_off = 0;
     Vec topk_count;
+    // x's int8 mirror (quantize_q8() after x was written): the integer-dot variant where has_q8(),
+    // else x is read as floats. One column; x offsets and strides multiples of 32.
+    const Xq* xq = nullptr;
 };
 // The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
 uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);

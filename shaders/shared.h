@@ -60,6 +60,17 @@ struct MatvecPush {
     float norm_eps;
     uint sum_mats, sum_w_off;  // MV_SUM_MATS
     uint topk_k, topk_ids_off, topk_w_off;  // MV_TOPK
+    uint xq_soff;  // _q8 variants: x is int8 (QuantQ8Push's layout), its (d, sum) pairs from this vec2
+};
+
+// x quantized to int8 for the integer dot products of the matvec's _q8 variants (Q4_K, Q5_K): a float
+// vector's mirror in a buffer of its own, element e's int8 at byte e and block e / 32's (d, d * sum of its
+// 32 int8) at vec2 s_off + e / 32, x = d * q (q in -127..127). Offsets (floats) multiples of 32.
+#define QUANT_Q8_THREADS 64
+struct QuantQ8Push {
+    uint n;      // floats, a multiple of 32
+    uint x_off;  // floats (in x) and bytes (in the mirror)
+    uint s_off;  // vec2 index of block 0 of the mirror
 };
 
 // Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).

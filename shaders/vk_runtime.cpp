@@ -97,6 +97,16 @@ Loader& loader() {
     return L;
 }
 
+bool has_extension(VkPhysicalDevice pd, const char* name) {
+    uint32_t n = 0;
+    vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+    std::vector<VkExtensionProperties> exts(n);
+    vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
+    for (const auto& e : exts)
+        if (!std::strcmp(e.extensionName, name)) return true;
+    return false;
+}
+
 DeviceInfo describe(VkPhysicalDevice pd, int index) {
     DeviceInfo d;
     d.index = index;
@@ -117,9 +127,21 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
             d.vram_bytes = std::max<uint64_t>(d.vram_bytes, mp.memoryHeaps[i].size);
 
     VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fdot{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
     VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
     f2.pNext = &f11;
+    if (has_extension(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME)) {
+        f11.pNext = &fdot;
+        VkPhysicalDeviceShaderIntegerDotProductProperties pdot{
+            VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
+        VkPhysicalDeviceProperties2 pp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+        pp.pNext = &pdot;
+        vkGetPhysicalDeviceProperties2(pd, &pp);
+        d.int_dot_fast = pdot.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
+    }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
+    d.int_dot = fdot.shaderIntegerDotProduct;
+    if (!d.int_dot) d.int_dot_fast = false;
     std::string missing;
     auto need = [&](bool ok, const char* what) {
         if (!ok) missing += std::string(missing.empty() ? "" : ", ") + what;
@@ -208,14 +230,14 @@ Context::Context(int index, bool emulate_discrete) {
     vkGetPhysicalDeviceProperties(phys_, &props);
     if (qf[qfam_].timestampValidBits > 0) ts_period_ns_ = props.limits.timestampPeriod;
 
-    uint32_t next = 0;
-    vkEnumerateDeviceExtensionProperties(phys_, nullptr, &next, nullptr);
-    std::vector<VkExtensionProperties> exts(next);
-    vkEnumerateDeviceExtensionProperties(phys_, nullptr, &next, exts.data());
     std::vector<const char*> enable;
-    for (const auto& e : exts)
-        if (!std::strcmp(e.extensionName, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME)) has_budget_ = true;
+    has_budget_ = has_extension(phys_, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     if (has_budget_) enable.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fdot{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    if (info_.int_dot) {
+        enable.push_back(VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+        fdot.shaderIntegerDotProduct = VK_TRUE;
+    }
 
     const float prio = 1.0f;
     VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
@@ -224,6 +246,7 @@ Context::Context(int index, bool emulate_discrete) {
     qci.pQueuePriorities = &prio;
     VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
     f11.storageBuffer16BitAccess = VK_TRUE;
+    if (info_.int_dot) f11.pNext = &fdot;
     VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
     f2.pNext = &f11;
     f2.features.shaderInt16 = VK_TRUE;

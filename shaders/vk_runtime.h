@@ -35,6 +35,9 @@ struct DeviceInfo {
     uint64_t vram_bytes = 0;   // largest device-local heap
     uint32_t subgroup_size = 0;
     uint64_t max_buffer_range = 0;  // maxStorageBufferRange: the largest tensor one binding may hold
+    // shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product): the matvec's _q8 variants can run;
+    // int_dot_fast: the hardware has the 4x8-bit mixed-signedness dot (else the driver emulates it).
+    bool int_dot = false, int_dot_fast = false;
 };
 
 // Every Vulkan device of every installed driver. Throws GpuError when there is no Vulkan loader or

@@ -364,7 +364,8 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     }
     const bool gpu_ids = p == Place::Resident && gpu_routing();
     const Buffer& ids = gpu_ids ? route_ : moe_in_;  // ids, then their weights
-    gpu::MatvecOpts o;
+    quantize_for(c, hn_, E, {&L.gate_exps, &L.up_exps});
+    gpu::MatvecOpts o = with_xq({}, hn_);
     o.n_mats = K;
     o.ids = &ids;
     o.ids_off = gpu_ids ? route_ids() : 0;
@@ -380,7 +381,8 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
     }
     // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
-    gpu::MatvecOpts d = add_then_norm(next_norm(il));
+    quantize_for(c, gate_, K * F, {&L.down_exps});
+    gpu::MatvecOpts d = with_xq(add_then_norm(next_norm(il)), gate_);
     d.n_mats = K;
     d.ids = &ids;
     d.ids_off = o.ids_off;
@@ -392,17 +394,44 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
                                  const gpu::MatvecOpts& down_opts) {
+    quantize_for(c, hn_, uint32_t(hp_.n_embd), {&gate, &up});
+    gpu::MatvecOpts o = with_xq({}, hn_);
     if (fused(gate, up)) {
-        gpu::MatvecOpts o;
         o.swiglu_up = &up;
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
     } else {
-        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_);
+        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
         c.independent();
-        gpu::matvec(c, up, {&hn_}, {&up_}, step_);
+        gpu::matvec(c, up, {&hn_}, {&up_}, step_, o);
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, n_ff);
     }
-    gpu::matvec(c, down, {&gate_}, {&x_}, step_, down_opts);
+    quantize_for(c, gate_, n_ff, {&down});
+    gpu::matvec(c, down, {&gate_}, {&x_}, step_, with_xq(down_opts, gate_));
+}
+
+void GpuModel::mirror(const Buffer& b, size_t floats) {
+    if (!q8_) return;
+    Mirror& m = mirrors_.emplace_back();
+    m.of = &b;
+    m.buf = ctx_.alloc(size_t(gpu::xq_bytes(floats)), Mem::Device, "int8 activations");
+    counters_.vram_bytes += m.buf.size();
+    m.xq = {&m.buf, gpu::xq_soff(floats)};
+}
+
+const gpu::Xq* GpuModel::xq(const Buffer& b) const {
+    for (const Mirror& m : mirrors_)
+        if (m.of == &b) return &m.xq;
+    return nullptr;
+}
+
+void GpuModel::quantize_for(gpu::Cmd& c, const Buffer& b, uint32_t n, const std::vector<const Mat*>& users) {
+    const gpu::Xq* q = xq(b);
+    if (!q || n % 32) return;
+    for (const Mat* m : users)
+        if (m && gpu::has_q8(ctx_, m->type)) {
+            gpu::quantize_q8(c, {&b, 0}, *q, n);
+            return;
+        }
 }
 
 gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {
@@ -640,6 +669,10 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     route_ = device_floats(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
     gate_ = device_floats(ff, "gate");
     up_ = device_floats(ff, "up");
+    const char* q8 = std::getenv("SLUICE_GPU_Q8");
+    q8_ = ctx_.info().int_dot && !(q8 && std::string(q8) == "0");
+    mirror(hn_, E);
+    mirror(gate_, ff);
     const float one = 1.0f;
     one_ = device_floats(1, "one");
     ctx_.upload(one_, 0, &one, 4);

@@ -136,6 +136,19 @@ protected:
                            const gpu::MatvecOpts& down_opts);
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
 
+    // ---- int8 activations for the integer-dot matvecs (gpu::has_q8; SLUICE_GPU_Q8=0 turns them off)
+    // Gives activation buffer b (floats from offset 0) an int8 mirror; finish_load() mirrors hn_ and gate_.
+    void mirror(const Buffer& b, size_t floats);
+    // b's mirror for MatvecOpts::xq: nullptr while off.
+    const gpu::Xq* xq(const Buffer& b) const;
+    gpu::MatvecOpts with_xq(gpu::MatvecOpts o, const Buffer& b) const {
+        o.xq = xq(b);
+        return o;
+    }
+    // Records b's quantization (its first n floats, after b was written) when one of `users` reads it
+    // with integer dots.
+    void quantize_for(gpu::Cmd& c, const Buffer& b, uint32_t n, const std::vector<const Mat*>& users);
+
     ModelOptions opt_;
     int64_t top_k_;
     mutable gpu::Context ctx_;  // save_state() downloads
@@ -155,6 +168,14 @@ protected:
     std::vector<float> weights_;
 
 private:
+    struct Mirror {
+        const Buffer* of;
+        Buffer buf;
+        gpu::Xq xq;
+    };
+    bool q8_ = false;
+    std::deque<Mirror> mirrors_;
+
     const float* step(int32_t token, bool want_logits);
     void moe_on_host(int64_t il);
     void upload_misses(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& slots);

@@ -106,14 +106,18 @@ private:
         const uint32_t E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
         if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, E, 1, 0, h.rms_eps, step_);  // attn_norm
+        std::vector<const gpu::Mat*> qkv;
+        for (const Merged& m : L.qkv) qkv.push_back(&m.w);
+        quantize_for(c, hn_, E, qkv);
         for (size_t i = 0; i < L.qkv.size(); ++i) {  // q, raw k, raw v (attention_qk puts k and v in the cache)
             if (i) c.independent();
-            gpu::matvec(c, L.qkv[i].w, {&hn_}, {&q_, L.qkv[i].y_off}, step_);
+            gpu::matvec(c, L.qkv[i].w, {&hn_}, {&q_, L.qkv[i].y_off}, step_, with_xq({}, hn_));
         }
         // Qcur_normed, Kcur_normed, RoPE, k and v into the cache rows, kqv_out: one dispatch
         gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
                           {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_);
-        gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, add_then_norm(L.ffn_norm));  // x += Wo att; ffn_norm
+        quantize_for(c, att_, qd, {&L.wo});
+        gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, with_xq(add_then_norm(L.ffn_norm), att_));  // x += Wo att; ffn_norm
     }
 
     // ---- loading
@@ -153,6 +157,7 @@ private:
         q_ = device_floats(size_t(h.n_head * h.head_dim + h.n_head_kv * (h.head_dim + h.head_dim_v)),
                            "q and this position's raw k, v");
         att_ = device_floats(size_t(h.n_head * h.head_dim_v), "attention output");
+        mirror(att_, size_t(h.n_head * h.head_dim_v));
         attn_ = {uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
                  gpu::attn_splits(uint64_t(n_ctx_))};
         part_ = device_floats(gpu::attn_part_floats(attn_), "attention splits");

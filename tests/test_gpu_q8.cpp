@@ -1,0 +1,261 @@
+// The integer-dot path: x quantized to int8 per 32 (quant_q8.comp) and the matvec's _q8 variants
+// (Q4_K, Q5_K) that read it. quant_q8 is checked against the CPU's Q8 rounding; the matvecs against a
+// double-precision product of the dequantized weights and the GPU's own int8 x (so what remains is
+// float rounding, bounded as tightly as the float matvecs), and against the float x within the
+// quantization's error. lavapipe implements shaderIntegerDotProduct (without hardware), so CI runs it.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/blocks.h"
+#include "engine/tensor/kernels.h"
+#include "tests/gpu_test_util.h"
+#include "tests/kernels_test_util.h"
+
+namespace sluice {
+namespace {
+
+using namespace gputest;
+using test::fresh_seed;
+using test::nmse;
+using test::random_row;
+
+struct Quantized {
+    std::vector<int8_t> q;
+    std::vector<float> d, sum;  // per block of 32: d, d * sum(q)
+    std::vector<float> deq;     // d * q
+};
+
+// The mirror of n floats (offset 0) as the GPU wrote it.
+Quantized download_mirror(const gpu::Buffer& b, size_t n) {
+    Quantized m;
+    m.q.resize(n);
+    ctx().download(b, 0, m.q.data(), n);
+    std::vector<float> ds(n / 32 * 2);
+    ctx().download(b, size_t(gpu::xq_soff(n)) * 8, ds.data(), ds.size() * 4);
+    for (size_t i = 0; i < n / 32; ++i) {
+        m.d.push_back(ds[2 * i]);
+        m.sum.push_back(ds[2 * i + 1]);
+    }
+    for (size_t i = 0; i < n; ++i) m.deq.push_back(m.d[i / 32] * float(m.q[i]));
+    return m;
+}
+
+// x's mirror on the GPU: quantize_q8 of a float buffer.
+struct Mirror {
+    gpu::Buffer x, q;
+    gpu::Xq xq;
+};
+Mirror mirror(const std::vector<float>& x) {
+    Mirror m{to_gpu(x), ctx().alloc(size_t(gpu::xq_bytes(x.size())), gpu::Mem::Device, "int8 x"), {}};
+    m.xq = {&m.q, gpu::xq_soff(x.size())};
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::quantize_q8(cmd, {&m.x}, m.xq, uint32_t(x.size()));
+    cmd.end();
+    cmd.run();
+    return m;
+}
+
+bool has_int_dot() {
+    if (ctx().info().int_dot) return true;
+    ADD_FAILURE() << ctx().info().name << " lacks shaderIntegerDotProduct: the _q8 matvecs cannot run";
+    return false;
+}
+
+std::vector<double> ref_matvec(const float* w, const float* x, int64_t rows, int64_t cols) {
+    std::vector<double> y(size_t(rows), 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) y[size_t(r)] += double(w[r * cols + c]) * x[c];
+    return y;
+}
+std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+// n_mats matrices (rows, cols) of type t, really quantized: bytes and dequantized floats.
+void random_mats(std::mt19937& rng, GgmlType t, int64_t n, int64_t rows, int64_t cols, std::vector<uint8_t>& bytes,
+                 std::vector<float>& deq) {
+    const int64_t rb = row_bytes(t, cols);
+    bytes.resize(size_t(n * rows * rb));
+    deq.resize(size_t(n * rows * cols));
+    for (int64_t r = 0; r < n * rows; ++r) {
+        const auto v = random_row(rng, cols, 0.05f);
+        quantize_row(t, v.data(), bytes.data() + r * rb, cols);
+        dequantize_row(t, bytes.data() + r * rb, deq.data() + r * cols, cols);
+    }
+}
+
+// Nearest with ties away from zero, d = max|x| / 127 (the CPU's Q8 quantization), and d * sum(q).
+// The GPU may divide less exactly (Vulkan allows 2.5 ulp), so a value landing on a rounding boundary
+// may differ by one step: at most a few of 4096.
+TEST(GpuQ8, QuantizeMatchesTheCpuRounding) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    auto x = random_row(rng, 4096, 1.0f);
+    std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // an all-zero block: d = 0, q = 0
+    x[200] = 3.5f;                                      // a block whose max sits on a lane other than 0
+    const Mirror m = mirror(x);
+    const Quantized got = download_mirror(m.q, x.size());
+    int off_by_one = 0;
+    for (size_t b = 0; b < x.size() / 32; ++b) {
+        float amax = 0, qsum = 0;
+        for (size_t i = 32 * b; i < 32 * b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+        for (size_t i = 32 * b; i < 32 * b + 32; ++i) qsum += float(got.q[i]);
+        const float d = amax / 127;
+        EXPECT_NEAR(got.d[b], d, 1e-6f * d) << "block " << b;
+        EXPECT_FLOAT_EQ(got.sum[b], got.d[b] * qsum) << "block " << b;
+        for (size_t i = 32 * b; i < 32 * b + 32; ++i) {
+            const float want = d ? std::round(x[i] / d) : 0.0f;
+            const int diff = std::abs(int(got.q[i]) - int(want));
+            EXPECT_LE(diff, 1) << "element " << i;
+            off_by_one += diff;
+        }
+    }
+    EXPECT_LE(off_by_one, 4);
+    for (size_t i = 64; i < 96; ++i) ASSERT_EQ(got.q[i], 0);
+    EXPECT_EQ(got.d[2], 0.0f);
+}
+
+class GpuQ8Types : public ::testing::TestWithParam<GgmlType> {};
+
+// Every workgroup shape on rows that are not a multiple of a workgroup's, one super-block, rows
+// ending inside a step (1024 elements) and long rows.
+TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
+    if (!has_int_dot()) return;
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const std::pair<uint32_t, int> variants[] = {{0, -1}, {1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}};
+    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{67, 512}, {4, 256}, {130, 1792}, {9, 1280}, {37, 7168}, {1, 768}}) {
+        std::vector<uint8_t> bytes;
+        std::vector<float> deq;
+        random_mats(rng, t, 1, rows, cols, bytes, deq);
+        const auto x = random_row(rng, cols);
+        const Mirror m = mirror(x);
+        const Quantized xq = download_mirror(m.q, size_t(cols));
+        const auto ref = ref_matvec(deq.data(), xq.deq.data(), rows, cols);
+        const auto ref_float = to_float(ref_matvec(deq.data(), x.data(), rows, cols));
+        for (auto [nr, ks] : variants) {
+            gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(rows + 1)), step = step_buffer(0);
+            gpu::MatvecOpts o;
+            o.team_rows = nr;
+            o.ksplit = ks;
+            o.xq = &m.xq;
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, step, o);
+            cmd.end();
+            cmd.run();
+            const auto got = floats(yb, size_t(rows + 1));
+            for (int64_t r = 0; r < rows; ++r) {
+                double mag = 0;
+                for (int64_t c = 0; c < cols; ++c) mag += std::fabs(double(deq[size_t(r * cols + c)]) * xq.deq[size_t(c)]);
+                EXPECT_LE(std::fabs(got[size_t(r)] - ref[size_t(r)]), 4e-6 * mag) << "row " << r << " r" << nr << " k" << ks;
+            }
+            if (rows > 1) {
+                const auto want = to_float(ref);
+                EXPECT_LT(nmse(got.data(), want.data(), rows), 1e-10) << rows << "x" << cols << " r" << nr << " k" << ks;
+                // int8 x: ~1/254 of each block's largest value per element
+                EXPECT_LT(nmse(got.data(), ref_float.data(), rows), 1e-4) << rows << "x" << cols << " r" << nr << " k" << ks;
+            }
+            EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr << " k" << ks;
+        }
+    }
+}
+
+// The routed experts' two forms with int8 x: gate + up fused (SwiGLU) over ids, and the weighted sum
+// of downs (each expert its own x, x_mat_stride apart) with the residual add and the norm tail.
+TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
+    if (!has_int_dot()) return;
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n_exp = 4, rows = 37, cols = 768, k = 3;
+    std::vector<uint8_t> gb, ub;
+    std::vector<float> gd, ud;
+    random_mats(rng, t, n_exp, rows, cols, gb, gd);
+    random_mats(rng, t, n_exp, rows, cols, ub, ud);
+    std::vector<uint8_t> both = gb;
+    both.insert(both.end(), ub.begin(), ub.end());
+    const std::vector<int32_t> id = {3, 0, 2};
+    const std::vector<float> wt = {0.5f, 0.3f, 0.2f};
+    std::vector<int32_t> idsbuf = {id[0], id[1], id[2], 0, 0, 0};
+    std::memcpy(&idsbuf[3], wt.data(), 12);
+    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+    gpu::Buffer wb = to_gpu(both), ib = to_gpu(idsbuf), step = step_buffer(0);
+    const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+    gpu::Mat um = gm;
+    um.offset = gb.size();
+
+    // GLU: one x for all k experts
+    const auto x = random_row(rng, cols);
+    const Mirror mx = mirror(x);
+    const Quantized xq = download_mirror(mx.q, size_t(cols));
+    gpu::Buffer yb = zeros(size_t(k * rows));
+    gpu::MatvecOpts o;
+    o.n_mats = k;
+    o.ids = &ib;
+    o.y_mat_stride = rows;
+    o.swiglu_up = &um;
+    o.xq = &mx.xq;
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::matvec(cmd, gm, {&mx.x}, {&yb}, step, o);
+    cmd.end();
+    cmd.run();
+    std::vector<float> ref;
+    for (int64_t j = 0; j < k; ++j) {
+        const size_t e = size_t(id[size_t(j)] * rows * cols);
+        const auto g = ref_matvec(&gd[e], xq.deq.data(), rows, cols), u = ref_matvec(&ud[e], xq.deq.data(), rows, cols);
+        for (int64_t r = 0; r < rows; ++r) ref.push_back(float(g[size_t(r)] / (1 + std::exp(-g[size_t(r)])) * u[size_t(r)]));
+    }
+    const auto got = floats(yb, ref.size());
+    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "GLU";
+
+    // weighted sum of k experts' products, each of its own x, added to x0, then the norm tail
+    const auto xs = random_row(rng, k * cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
+    const Mirror ms = mirror(xs);
+    const Quantized sq = download_mirror(ms.q, xs.size());
+    std::vector<float> want = x0, want_hn(static_cast<size_t>(rows));
+    for (int64_t j = 0; j < k; ++j) {
+        const auto y = ref_matvec(&gd[size_t(id[size_t(j)] * rows * cols)], &sq.deq[size_t(j * cols)], rows, cols);
+        for (int64_t r = 0; r < rows; ++r) want[size_t(r)] += float(wt[size_t(j)] * y[size_t(r)]);
+    }
+    rmsnorm(want_hn.data(), want.data(), nw.data(), rows, 1e-6f);
+    for (int ks : {0, 4, 8}) {
+        gpu::Buffer xb = to_gpu(x0), nb = to_gpu(nw), hb = zeros(size_t(rows + 1));
+        gpu::MatvecOpts d;
+        d.n_mats = k;
+        d.x_mat_stride = cols;
+        d.ids = &ib;
+        d.sum_mats = true;
+        d.sum_w_off = 3;
+        d.accumulate = true;
+        d.ksplit = ks;
+        d.team_rows = ks ? 0 : 1;
+        const gpu::Vec hn{&hb};
+        d.norm_out = &hn;
+        d.norm_w = {&nb};
+        d.norm_eps = 1e-6f;
+        d.norm_count = uint32_t(rows);
+        d.xq = &ms.xq;
+        gpu::Cmd c2(ctx());
+        c2.begin();
+        gpu::matvec(c2, gm, {&ms.x}, {&xb}, step, d);
+        c2.end();
+        c2.run();
+        const auto gx = floats(xb, size_t(rows)), ghn = floats(hb, size_t(rows));
+        EXPECT_LT(nmse(gx.data(), want.data(), rows), 1e-10) << "sum, k" << ks;
+        EXPECT_LT(nmse(ghn.data(), want_hn.data(), rows), 1e-10) << "sum, k" << ks;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types, ::testing::Values(GgmlType::Q4_K, GgmlType::Q5_K),
+                         [](const auto& i) { return std::string(type_name(i.param)); });
+
+}  // namespace
+}  // namespace sluice
