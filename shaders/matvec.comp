@@ -11,6 +11,7 @@
 // The 32 partial sums of a row are added by subgroupAdd where a subgroup is a team (NVIDIA), else
 // through shared memory (lavapipe's subgroups of 8, AMD's of 64).
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 #include "common.glsl"
 #ifdef XQ8
 // x as int8 with a scale and sum per 32 (shared.h QuantQ8Push), for integer dot products
@@ -93,6 +94,27 @@ bool last_to_finish() {
 layout(binding = 2, std430) coherent buffer YBuf4 { vec4 Y4[]; };
 layout(binding = 5, std430) buffer HnBuf4 { vec4 Hn4[]; };
 layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };
+layout(binding = 7, std430) writeonly buffer HqBuf { uint Hq[]; };  // MV_NORM_Q8: hn's int8 mirror
+layout(binding = 7, std430) writeonly buffer HsBuf { vec2 Hs2[]; };
+
+// MV_NORM_Q8: invocations tid .. tid + 7 (tid % 8 == 0) hold a block of 32 (a vec4 each): its max |h|
+// and sum of q through shuffles, each writes its 4 int8, the first the block's (d, d * sum q) (as
+// quant_q8.comp). i: h's vec4 index in the buffer. Uniform control flow (shuffles).
+void quantize_tail(vec4 h, uint i, bool write) {
+    float a = max(max(abs(h.x), abs(h.y)), max(abs(h.z), abs(h.w)));
+    a = max(a, subgroupShuffleXor(a, 1u));
+    a = max(a, subgroupShuffleXor(a, 2u));
+    a = max(a, subgroupShuffleXor(a, 4u));
+    const vec4 s = h * (a > 0.0 ? 127.0 / a : 0.0), q = sign(s) * floor(abs(s) + 0.5);
+    float qs = (q.x + q.y) + (q.z + q.w);
+    qs += subgroupShuffleXor(qs, 1u);
+    qs += subgroupShuffleXor(qs, 2u);
+    qs += subgroupShuffleXor(qs, 4u);
+    if (!write) return;
+    const ivec4 qi = ivec4(q);
+    Hq[i] = uint(qi.x & 0xFF) | (uint(qi.y & 0xFF) << 8) | (uint(qi.z & 0xFF) << 16) | (uint(qi.w & 0xFF) << 24);
+    if ((gl_LocalInvocationIndex & 7u) == 0u) Hs2[p.norm_q_soff + i / 8u] = vec2(a / 127.0, a / 127.0 * qs);
+}
 void norm_tail() {
     const uint tid = gl_LocalInvocationIndex;
     if (!last_to_finish()) return;
@@ -117,9 +139,11 @@ void norm_tail() {
         }
         [[unroll]] for (uint u = 0u; u < NT_LOADS; ++u) {
             const uint i = i0 + u * MV_WG + tid;
+            const vec4 h = v[u] * scale * w[u];
+            if ((p.flags & MV_NORM_Q8) != 0u) quantize_tail(h, p.norm_y_off / 4u + i, i < n);  // v4 (ops.cpp)
             if (i >= n) continue;
-            if (v4) Hn4[p.norm_y_off / 4u + i] = v[u] * scale * w[u];
-            else Hn[p.norm_y_off + i] = v[u].x * scale * w[u].x;
+            if (v4) Hn4[p.norm_y_off / 4u + i] = h;
+            else Hn[p.norm_y_off + i] = h.x;
         }
     }
     if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch

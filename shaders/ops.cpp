@@ -42,7 +42,7 @@ bool has_q8(const Context& ctx, uint32_t type) { return ctx.info().int_dot && (t
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {
     if (n % 32 || x.off % 32) throw GpuError("quantize_q8: n and the offset must be multiples of 32");
     QuantQ8Push p{n, x.off, q.soff};
-    cmd.dispatch("quant_q8", {x.buf, q.buf}, p, {n / 32, 1, 1});  // an invocation per block
+    cmd.dispatch("quant_q8", {x.buf, q.buf}, p, {n / 4, 1, 1});  // an invocation per vec4
 }
 
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
@@ -95,6 +95,12 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.norm_y_off = o.norm_out->off;
         p.norm_count_off = o.norm_count;
         p.norm_eps = o.norm_eps;
+        if (o.norm_q) {
+            if (w.rows % 32 || o.norm_out->off % 32 || o.norm_w.off % 4 || y.off % 4 || !cmd.context().info().int_dot)
+                throw GpuError("matvec: the norm tail's int8 mirror needs rows and offsets that are multiples of 32");
+            p.flags |= MV_NORM_Q8;
+            p.norm_q_soff = o.norm_q->soff;
+        }
     }
     if (o.topk) {
         if (o.n_mats != 1 || o.n_cols != 1 || o.swiglu_up || o.norm_out || o.sum_mats || o.y_pos_stride || !o.topk_count.buf ||
@@ -116,7 +122,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");
     const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0
                         : o.ksplit >= 0            ? uint32_t(o.ksplit)
-                                                   : matvec_ksplit(w.rows, w.cols, o.n_mats, o.sum_mats);
+                                                   : matvec_ksplit(w.rows, w.cols, o.n_mats, o.sum_mats, q8);
     if (ks && ks != 4 && ks != 8) throw GpuError("matvec: 4 or 8 teams per row");
     if (o.swiglu_up) {
         name += "_glu";
@@ -125,7 +131,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         nr = ks == 4 ? 2 : 1;  // the builds' NR
         teams = 1;
     } else if (o.n_cols == 1) {
-        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats);
+        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats, q8);
         if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
         name += "_r" + std::to_string(nr);
     }
@@ -136,11 +142,12 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     if (cmd.profiling())
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : ""));
-    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d}, p,
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d,
+                        o.norm_q ? o.norm_q->buf : d}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
-uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats) {
+uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool q8) {
     static const int env = [] {
         const char* e = std::getenv("SLUICE_GPU_KSPLIT");
         return e && *e ? std::atoi(e) : -1;
@@ -148,16 +155,20 @@ uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_m
     const uint64_t units = uint64_t(sum_mats ? n_mats : 1) * ((cols + 511) / 512);  // steps of a row (MV_STEP)
     const uint64_t outputs = uint64_t(rows) * (sum_mats ? 1 : n_mats);
     if (units < 4 || outputs > 4096) return 0;
+    // H100, integer dots: one row per team beat 4 teams per row on 4096x4096 (7.5 vs 8.7 us) and
+    // 4096x12288 (15.4 vs 17.1); summed experts still split (8x2048x768: 7.5 vs 10.3).
+    if (q8 && !sum_mats && outputs >= 2048) return 0;
     if (env == 0 || env == 4 || env == 8) return uint32_t(env);
     // H200, Qwen3-30B-A3B shape decode: 4 teams 205.7 tok/s, none 192.3, 8 teams 184.1.
     return 4;
 }
 
-uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats) {
+uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool q8) {
     // More rows per team read x from L1 fewer times per weight byte (what bounds a large matvec), but
     // leave fewer workgroups: keep ~8 per SM of a 132-SM H200, else one row per team (small matrices
-    // are latency-bound: the more workgroups the better).
-    constexpr uint64_t kMinGroups = 1024;
+    // are latency-bound: the more workgroups the better). Integer dots read a quarter of the x bytes
+    // and step twice as far: one row per team up to 4096 rows (H100, 4096x4096: 7.5 us vs r2 9.0).
+    const uint64_t kMinGroups = q8 ? 4096 : 1024;
     for (uint32_t nr : {4u, 2u})
         if (uint64_t(rows + MV_TEAMS * nr - 1) / (MV_TEAMS * nr) * n_mats >= kMinGroups) return nr;
     return 1;

@@ -73,6 +73,9 @@ struct MatvecOpts {
     Vec norm_w;
     float norm_eps = 0;
     uint32_t norm_count = 0;
+    // With norm_out: the tail also writes norm_out's int8 mirror (MV_NORM_Q8: rows and norm_out's
+    // offset multiples of 32).
+    const Xq* norm_q = nullptr;
     // topk (rows <= MV_ROUTE_MAX router logits, one matrix, one column): the last workgroup also writes
     // the top `topk` ids (ints) at topk_ids_off and softmax weights at topk_w_off of y's buffer
     // (renormalised over them with route_renorm), counting workgroups in the uint at topk_count
@@ -84,11 +87,12 @@ struct MatvecOpts {
     const Xq* xq = nullptr;
 };
 // The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
-uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats);
+uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool q8 = false);
 // 4 or 8 teams per row for a latency-bound matvec (few rows, or a weighted sum of matrices: long
 // chains of steps per row), else 0. SLUICE_GPU_KSPLIT=0|4|8 in the environment overrides the choice
 // for the shapes that qualify (measurements).
-uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats);
+// q8: the integer-dot variants, whose steps are 1024 elements and cheaper.
+uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool q8 = false);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});

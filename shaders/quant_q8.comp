@@ -1,42 +1,32 @@
 #version 450
-// The int8 mirror of a float vector (shared.h QuantQ8Push): one invocation per block of 32, d = max|x| /
-// 127, q = round(x / d), and d * sum(q) (the K-quants' min term: the sum of the x the products see, as
-// the CPU's Q8_K block sums are). Rounds as the CPU's Q8 quantization does (engine/tensor/quantize.cpp):
-// nearest, ties away from zero.
+// The int8 mirror of a float vector (shared.h QuantQ8Push): an invocation per vec4, 8 per block of 32
+// (max |x| and sum q through shuffles, as matvec.comp's norm tail writes hn's mirror), d = max|x| /
+// 127, q = round(x / d), and d * sum(q) (the K-quants' min term: the sum of the x the products see,
+// as the CPU's Q8_K block sums are). Rounds as the CPU's Q8 quantization does
+// (engine/tensor/quantize.cpp): nearest, ties away from zero.
+#extension GL_KHR_shader_subgroup_shuffle : require
 #include "common.glsl"
-#extension GL_EXT_control_flow_attributes : enable
 layout(local_size_x = QUANT_Q8_THREADS) in;
 layout(binding = 0, std430) readonly buffer XBuf { vec4 X4[]; };
-layout(binding = 1, std430) writeonly buffer QBuf { uvec4 Q4[]; };
+layout(binding = 1, std430) writeonly buffer QBuf { uint Q[]; };
 layout(binding = 1, std430) writeonly buffer SBuf { vec2 S2[]; };
 layout(push_constant) uniform PC { QuantQ8Push p; };
 
-uint pack4(vec4 q) {
-    const ivec4 i = ivec4(q);
-    return uint(i.x & 0xFF) | (uint(i.y & 0xFF) << 8) | (uint(i.z & 0xFF) << 16) | (uint(i.w & 0xFF) << 24);
-}
-
 void main() {
-    const uint b = gl_GlobalInvocationID.x;
-    if (32u * b >= p.n) return;
-    const uint x4 = (p.x_off + 32u * b) / 4u;
-    vec4 v[8];
-    float amax = 0.0;
-    [[unroll]] for (uint i = 0u; i < 8u; ++i) {
-        v[i] = X4[x4 + i];
-        const vec4 a = abs(v[i]);
-        amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
-    }
-    const float d = amax / 127.0, id = amax > 0.0 ? 127.0 / amax : 0.0;
-    uint w[8];
-    float sum = 0.0;  // of integers below 2^24: exact
-    [[unroll]] for (uint i = 0u; i < 8u; ++i) {
-        const vec4 s = v[i] * id, q = sign(s) * floor(abs(s) + 0.5);
-        w[i] = pack4(q);
-        sum += (q.x + q.y) + (q.z + q.w);
-    }
-    const uint q4 = (p.x_off + 32u * b) / 16u;  // 32 int8: two uvec4
-    Q4[q4] = uvec4(w[0], w[1], w[2], w[3]);
-    Q4[q4 + 1u] = uvec4(w[4], w[5], w[6], w[7]);
-    S2[p.s_off + b] = vec2(d, d * sum);
+    const uint t = gl_GlobalInvocationID.x, i = p.x_off / 4u + t;  // vec4 index; n is a multiple of 32
+    const bool inside = 4u * t < p.n;
+    const vec4 v = inside ? X4[i] : vec4(0.0);
+    float a = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+    a = max(a, subgroupShuffleXor(a, 1u));
+    a = max(a, subgroupShuffleXor(a, 2u));
+    a = max(a, subgroupShuffleXor(a, 4u));
+    const vec4 s = v * (a > 0.0 ? 127.0 / a : 0.0), q = sign(s) * floor(abs(s) + 0.5);
+    float qs = (q.x + q.y) + (q.z + q.w);  // integers: exact
+    qs += subgroupShuffleXor(qs, 1u);
+    qs += subgroupShuffleXor(qs, 2u);
+    qs += subgroupShuffleXor(qs, 4u);
+    if (!inside) return;
+    const ivec4 qi = ivec4(q);
+    Q[i] = uint(qi.x & 0xFF) | (uint(qi.y & 0xFF) << 8) | (uint(qi.z & 0xFF) << 16) | (uint(qi.w & 0xFF) << 24);
+    if ((t & 7u) == 0u) S2[p.s_off + i / 8u] = vec2(a / 127.0, a / 127.0 * qs);
 }

@@ -42,6 +42,10 @@ using uint = uint32_t;
 // dispatch of its own, for the experts' MV_IDS dispatches after it.
 #define MV_TOPK 256u
 #define MV_TOPK_MAX_K 64u  // topk_k at most
+// With MV_NORM: the tail also writes hn's int8 mirror (QuantQ8Push's layout, scales from vec2
+// norm_q_soff) into binding 7, so the matvecs that read hn need no quantize_q8 of their own. Rows
+// and norm_y_off multiples of 32; subgroups of at least 8 (shuffles over a block's 8 invocations).
+#define MV_NORM_Q8 512u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -61,12 +65,13 @@ struct MatvecPush {
     uint sum_mats, sum_w_off;  // MV_SUM_MATS
     uint topk_k, topk_ids_off, topk_w_off;  // MV_TOPK
     uint xq_soff;  // _q8 variants: x is int8 (QuantQ8Push's layout), its (d, sum) pairs from this vec2
+    uint norm_q_soff;  // MV_NORM_Q8
 };
 
 // x quantized to int8 for the integer dot products of the matvec's _q8 variants (Q4_K, Q5_K): a float
 // vector's mirror in a buffer of its own, element e's int8 at byte e and block e / 32's (d, d * sum of its
 // 32 int8) at vec2 s_off + e / 32, x = d * q (q in -127..127). Offsets (floats) multiples of 32.
-#define QUANT_Q8_THREADS 64
+#define QUANT_Q8_THREADS 256
 struct QuantQ8Push {
     uint n;      // floats, a multiple of 32
     uint x_off;  // floats (in x) and bytes (in the mirror)

@@ -140,7 +140,7 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
         d.int_dot_fast = pdot.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
     }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
-    d.int_dot = fdot.shaderIntegerDotProduct;
+    d.int_dot = fdot.shaderIntegerDotProduct && sg.subgroupSize >= 8;  // MV_NORM_Q8 shuffles over 8
     if (!d.int_dot) d.int_dot_fast = false;
     std::string missing;
     auto need = [&](bool ok, const char* what) {
@@ -151,6 +151,7 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     need(f2.features.shaderInt16, "shaderInt16");
     need(sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT, "subgroups in compute shaders");
     need(sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, "subgroup arithmetic");
+    need(sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "subgroup shuffle");
     need(p.limits.maxComputeWorkGroupInvocations >= 256, "256 invocations per workgroup");
     need(p.limits.maxPushConstantsSize >= 128, "128 bytes of push constants");
     d.usable = missing.empty();

@@ -35,7 +35,8 @@ struct DeviceInfo {
     uint64_t vram_bytes = 0;   // largest device-local heap
     uint32_t subgroup_size = 0;
     uint64_t max_buffer_range = 0;  // maxStorageBufferRange: the largest tensor one binding may hold
-    // shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product): the matvec's _q8 variants can run;
+    // shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product) and subgroups of 8 or more: the
+    // matvec's _q8 variants and its norm tail's int8 mirror (MV_NORM_Q8) can run;
     // int_dot_fast: the hardware has the 4x8-bit mixed-signedness dot (else the driver emulates it).
     bool int_dot = false, int_dot_fast = false;
 };

@@ -1,8 +1,8 @@
 // The integer-dot path: x quantized to int8 per 32 (quant_q8.comp) and the matvec's _q8 variants
 // (Q4_K, Q5_K) that read it. quant_q8 is checked against the CPU's Q8 rounding; the matvecs against a
 // double-precision product of the dequantized weights and the GPU's own int8 x (so what remains is
-// float rounding, bounded as tightly as the float matvecs), and against the float x within the
-// quantization's error. lavapipe implements shaderIntegerDotProduct (without hardware), so CI runs it.
+// float rounding, bounded as tightly as the float matvecs), and against the float x within what
+// rounding x to int8 can change (|x - d q| <= d / 2 per element). lavapipe implements shaderIntegerDotProduct (without hardware), so CI runs it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -151,15 +151,18 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
             cmd.run();
             const auto got = floats(yb, size_t(rows + 1));
             for (int64_t r = 0; r < rows; ++r) {
-                double mag = 0;
-                for (int64_t c = 0; c < cols; ++c) mag += std::fabs(double(deq[size_t(r * cols + c)]) * xq.deq[size_t(c)]);
+                double mag = 0, rounding = 0;  // rounding: |x - d q| <= d / 2 per element
+                for (int64_t c = 0; c < cols; ++c) {
+                    const double w = std::fabs(double(deq[size_t(r * cols + c)]));
+                    mag += w * std::fabs(xq.deq[size_t(c)]);
+                    rounding += w * xq.d[size_t(c / 32)] * 0.5;
+                }
                 EXPECT_LE(std::fabs(got[size_t(r)] - ref[size_t(r)]), 4e-6 * mag) << "row " << r << " r" << nr << " k" << ks;
+                EXPECT_LE(std::fabs(got[size_t(r)] - ref_float[size_t(r)]), rounding * 1.001 + 4e-6 * mag) << "row " << r << " vs float x";
             }
             if (rows > 1) {
                 const auto want = to_float(ref);
                 EXPECT_LT(nmse(got.data(), want.data(), rows), 1e-10) << rows << "x" << cols << " r" << nr << " k" << ks;
-                // int8 x: ~1/254 of each block's largest value per element
-                EXPECT_LT(nmse(got.data(), ref_float.data(), rows), 1e-4) << rows << "x" << cols << " r" << nr << " k" << ks;
             }
             EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr << " k" << ks;
         }
@@ -252,6 +255,64 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
         EXPECT_LT(nmse(gx.data(), want.data(), rows), 1e-10) << "sum, k" << ks;
         EXPECT_LT(nmse(ghn.data(), want_hn.data(), rows), 1e-10) << "sum, k" << ks;
     }
+}
+
+// The norm tail's int8 mirror (MV_NORM_Q8): hn = rmsnorm(y) * w as before, and beside it hn's int8
+// blocks as quant_q8 would write them (the CPU's rounding, within one step on a boundary), at an
+// offset of 32 floats into hn's buffer; every workgroup shape, float and integer-dot producers.
+TEST(GpuQ8, NormTailWritesTheInt8Mirror) {
+    if (!has_int_dot()) return;
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 320, cols = 512, off = 32;
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;
+    random_mats(rng, GgmlType::Q4_K, 1, rows, cols, bytes, deq);
+    const auto x = random_row(rng, cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
+    const Mirror mx = mirror(x);
+    for (bool q8 : {false, true})
+        for (auto [nr, ks] : std::vector<std::pair<uint32_t, int>>{{1, 0}, {4, 0}, {0, 4}, {0, 8}}) {
+            gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(x0), nb = to_gpu(nw), hb = zeros(size_t(off + rows + 1)),
+                        step = step_buffer(0);
+            gpu::Buffer hq = ctx().alloc(size_t(gpu::xq_bytes(off + rows)), gpu::Mem::Device, "hn mirror");
+            const gpu::Xq hxq{&hq, gpu::xq_soff(off + rows)};
+            gpu::MatvecOpts o;
+            o.accumulate = true;
+            o.team_rows = nr;
+            o.ksplit = ks;
+            const gpu::Vec hn{&hb, uint32_t(off)};
+            o.norm_out = &hn;
+            o.norm_w = {&nb};
+            o.norm_eps = 1e-6f;
+            o.norm_count = uint32_t(off + rows);
+            o.norm_q = &hxq;
+            o.xq = q8 ? &mx.xq : nullptr;
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::matvec(cmd, {&wb, uint32_t(GgmlType::Q4_K), 0, uint32_t(rows), uint32_t(cols)}, {&mx.x}, {&yb}, step, o);
+            cmd.end();
+            cmd.run();
+            const auto h = floats(hb, size_t(rows), size_t(off));
+            const Quantized got = download_mirror(hq, size_t(off + rows));
+            int off_by_one = 0;
+            for (int64_t b = 0; b < rows / 32; ++b) {
+                float amax = 0;
+                for (int64_t i = 32 * b; i < 32 * b + 32; ++i) amax = std::max(amax, std::fabs(h[size_t(i)]));
+                const size_t gb = size_t(off / 32 + b);
+                EXPECT_NEAR(got.d[gb], amax / 127, 1e-6f * amax / 127) << "block " << b;
+                float qsum = 0;
+                for (int64_t i = 32 * b; i < 32 * b + 32; ++i) {
+                    const int q = got.q[size_t(off + i)];
+                    qsum += float(q);
+                    const int diff = std::abs(q - int(std::round(h[size_t(i)] * 127 / amax)));
+                    EXPECT_LE(diff, 1) << "element " << i;
+                    off_by_one += diff;
+                }
+                EXPECT_FLOAT_EQ(got.sum[gb], got.d[gb] * qsum) << "block " << b;
+            }
+            EXPECT_LE(off_by_one, 4) << "q8 " << q8 << " r" << nr << " k" << ks;
+        }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types, ::testing::Values(GgmlType::Q4_K, GgmlType::Q5_K),

@@ -129,10 +129,10 @@ private:
         const Hparams& h = hp_;
         const uint32_t kvl = uint32_t(m_.kv_lora), qk = uint32_t(m_.n_nope + h.n_rot),
                        hdv = uint32_t(h.head_dim_v);
-        if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, uint32_t(h.n_embd), 1, 0, h.rms_eps, step_);
+        if (!hn_ready) norm_into_hn(c, L.attn_norm);  // attn_norm
         for (size_t i = 0; i < L.in.size(); ++i) {  // q_a (or q) and kv_cmpr_pe
             if (i) c.independent();
-            gpu::matvec(c, L.in[i].w, {&hn_}, {&act_, L.in[i].y_off}, step_);
+            gpu::matvec(c, L.in[i].w, {&hn_}, {&act_, L.in[i].y_off}, step_, with_xq({}, hn_));
         }
         if (m_.q_lora > 0) {
             gpu::rmsnorm(c, {&act_}, {&act_}, {&norms_, L.q_a_norm}, uint32_t(m_.q_lora), 1, 0, h.rms_eps, step_);

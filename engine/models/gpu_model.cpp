@@ -268,7 +268,7 @@ void GpuModel::record() {
     // hn = output_norm(x): written by the last layer's down projection (experts or FFN) or combine
     auto record_head = [&](gpu::Cmd& c) {
         c.barrier();  // after the body (recorded or submitted just before)
-        gpu::matvec(c, output_, {&hn_}, {&logits_}, step_);
+        gpu::matvec(c, output_, {&hn_}, {&logits_}, step_, with_xq({}, hn_));
         c.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
     };
     if (!segmented()) {
@@ -334,7 +334,7 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         ro.route_renorm = true;
         ro.topk_count = {&hn_, uint32_t(h.n_embd)};
     }
-    gpu::matvec(c, moe_[size_t(il)].router, {&hn_}, {&route_}, step_, ro);  // ffn_moe_logits
+    gpu::matvec(c, moe_[size_t(il)].router, {&hn_}, {&route_}, step_, with_xq(ro, hn_));  // ffn_moe_logits
     if (gpu_topk) {
         if (r == Route::Dispatch)
             gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
@@ -360,11 +360,11 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     record_before_experts(c, il);
     if (p == Place::Cpu) {
         gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1, &hn, norm, h.rms_eps);
+        if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, hn, *q, E);
         return;
     }
     const bool gpu_ids = p == Place::Resident && gpu_routing();
     const Buffer& ids = gpu_ids ? route_ : moe_in_;  // ids, then their weights
-    quantize_for(c, hn_, E, {&L.gate_exps, &L.up_exps});
     gpu::MatvecOpts o = with_xq({}, hn_);
     o.n_mats = K;
     o.ids = &ids;
@@ -394,7 +394,6 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
                                  const gpu::MatvecOpts& down_opts) {
-    quantize_for(c, hn_, uint32_t(hp_.n_embd), {&gate, &up});
     gpu::MatvecOpts o = with_xq({}, hn_);
     if (fused(gate, up)) {
         o.swiglu_up = &up;
@@ -441,7 +440,13 @@ gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {
     o.norm_w = {&norms_, norm_off};
     o.norm_eps = hp_.rms_eps;
     o.norm_count = uint32_t(hp_.n_embd);
+    o.norm_q = xq(hn_);
     return o;
+}
+
+void GpuModel::norm_into_hn(gpu::Cmd& c, uint32_t norm_off) {
+    gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, norm_off}, uint32_t(hp_.n_embd), 1, 0, hp_.rms_eps, step_);
+    if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, {&hn_}, *q, uint32_t(hp_.n_embd));
 }
 
 // Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), or a
@@ -546,6 +551,7 @@ std::vector<GpuModel::Merged> GpuModel::merge_rows(const std::vector<Mat>& mats)
 }
 
 uint32_t GpuModel::add_norm(const std::vector<float>& v) {
+    norms_host_.resize((norms_host_.size() + 3) / 4 * 4);  // vec4 loads (the matvec's norm tail)
     const uint32_t off = uint32_t(norms_host_.size());
     norms_host_.insert(norms_host_.end(), v.begin(), v.end());
     return off;
@@ -671,7 +677,7 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     up_ = device_floats(ff, "up");
     const char* q8 = std::getenv("SLUICE_GPU_Q8");
     q8_ = ctx_.info().int_dot && !(q8 && std::string(q8) == "0");
-    mirror(hn_, E);
+    if (E % 32 == 0) mirror(hn_, E);  // written wherever hn is (norm tails, norm_into_hn, the CPU experts' combine)
     mirror(gate_, ff);
     const float one = 1.0f;
     one_ = device_floats(1, "one");

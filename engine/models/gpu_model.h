@@ -127,6 +127,9 @@ protected:
     // y += W x, then hn = rmsnorm(y) * the norm at norm_off: the residual stream's next norm in the
     // matvec's last workgroup (hn_'s last word counts workgroups).
     gpu::MatvecOpts add_then_norm(uint32_t norm_off) const;
+    // hn = rmsnorm(x) * the norm at norm_off as a dispatch of its own (a layer's first norm when no
+    // tail wrote it), and hn's int8 mirror.
+    void norm_into_hn(gpu::Cmd& c, uint32_t norm_off);
     // The norm that follows layer il: the next layer's attn_norm (first_norm()), or the output norm.
     uint32_t next_norm(int64_t il) const { return il + 1 < hp_.n_layer ? first_norm(il + 1) : out_norm_; }
     virtual uint32_t first_norm(int64_t il) const = 0;
@@ -137,7 +140,8 @@ protected:
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
 
     // ---- int8 activations for the integer-dot matvecs (gpu::has_q8; SLUICE_GPU_Q8=0 turns them off)
-    // Gives activation buffer b (floats from offset 0) an int8 mirror; finish_load() mirrors hn_ and gate_.
+    // Gives activation buffer b (floats from offset 0) an int8 mirror; finish_load() mirrors hn_ (kept
+    // fresh by every write of hn_: the norm tails, norm_into_hn) and gate_.
     void mirror(const Buffer& b, size_t floats);
     // b's mirror for MatvecOpts::xq: nullptr while off.
     const gpu::Xq* xq(const Buffer& b) const;

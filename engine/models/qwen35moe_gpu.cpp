@@ -162,10 +162,10 @@ private:
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
         const Hparams& h = hp_;
         const GLayer& L = layers_[size_t(il)];
-        if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, uint32_t(h.n_embd), 1, 0, h.rms_eps, step_);
+        if (!hn_ready) norm_into_hn(c, L.attn_norm);  // attn_norm
         for (size_t i = 0; i < L.proj.size(); ++i) {
             if (i) c.independent();
-            gpu::matvec(c, L.proj[i].w, {&hn_}, {&proj_, L.proj[i].y_off}, step_);
+            gpu::matvec(c, L.proj[i].w, {&hn_}, {&proj_, L.proj[i].y_off}, step_, with_xq({}, hn_));
         }
         if (L.recurrent) record_delta_net(c, L);
         else record_gated_attention(c, L);
@@ -199,16 +199,16 @@ private:
     void record_shared_expert(gpu::Cmd& c, const GLayer& L) {
         if (!L.sh_gate.rows) return;
         const uint32_t F = uint32_t(n_ff_sh_);
-        gpu::matvec(c, L.sh_router, {&hn_}, {&sh_, sh_logit()}, step_);  // shared_expert_gate
+        gpu::matvec(c, L.sh_router, {&hn_}, {&sh_, sh_logit()}, step_, with_xq({}, hn_));  // shared_expert_gate
         c.independent();
         if (fused(L.sh_gate, L.sh_up)) {
-            gpu::MatvecOpts o;
+            gpu::MatvecOpts o = with_xq({}, hn_);
             o.swiglu_up = &L.sh_up;
             gpu::matvec(c, L.sh_gate, {&hn_}, {&sh_}, step_, o);
         } else {
-            gpu::matvec(c, L.sh_gate, {&hn_}, {&sh_}, step_);
+            gpu::matvec(c, L.sh_gate, {&hn_}, {&sh_}, step_, with_xq({}, hn_));
             c.independent();
-            gpu::matvec(c, L.sh_up, {&hn_}, {&sh_, sh_up()}, step_);
+            gpu::matvec(c, L.sh_up, {&hn_}, {&sh_, sh_up()}, step_, with_xq({}, hn_));
             gpu::swiglu(c, {&sh_}, {&sh_, sh_up()}, {&sh_}, F);
         }
         gpu::matvec(c, L.sh_down, {&sh_}, {&sh_, sh_y()}, step_);  // ffn_shexp

@@ -105,10 +105,7 @@ private:
         const Hparams& h = hp_;
         const uint32_t E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
-        if (!hn_ready) gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, L.attn_norm}, E, 1, 0, h.rms_eps, step_);  // attn_norm
-        std::vector<const gpu::Mat*> qkv;
-        for (const Merged& m : L.qkv) qkv.push_back(&m.w);
-        quantize_for(c, hn_, E, qkv);
+        if (!hn_ready) norm_into_hn(c, L.attn_norm);  // attn_norm
         for (size_t i = 0; i < L.qkv.size(); ++i) {  // q, raw k, raw v (attention_qk puts k and v in the cache)
             if (i) c.independent();
             gpu::matvec(c, L.qkv[i].w, {&hn_}, {&q_, L.qkv[i].y_off}, step_, with_xq({}, hn_));
