@@ -69,6 +69,9 @@ void merge(uint h, uint hdv) {
                 if (s0 + u < n) o += split_w[s0 + u] * v[u];
         }
         O[p.out_off + h * hdv + d] = o / den;
+#ifdef MERGE_KEEP
+        nv[d] = o / den;  // for the int8 mirror after the merge (attn_fused ATTN_OUT_Q8)
+#endif
     }
 }
 #endif

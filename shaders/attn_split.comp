@@ -19,6 +19,8 @@
 
 #ifdef FUSED
 #define MERGE  // attn_common.glsl's merge()
+#define MERGE_KEEP
+#extension GL_KHR_shader_subgroup_shuffle : require
 #endif
 
 layout(local_size_x = ATTN_THREADS) in;
@@ -32,6 +34,8 @@ STEP_BUFFER(4)
 layout(binding = 5, std430) readonly buffer NormBuf { float Wn[]; };
 layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
 layout(binding = 7, std430) buffer CountBuf { uint count[]; };
+layout(binding = 8, std430) writeonly buffer OqBuf { uint Oq[]; };  // ATTN_OUT_Q8: out's int8 mirror
+layout(binding = 8, std430) writeonly buffer OsBuf { vec2 Os2[]; };
 shared float qn[ATTN_DMAX], kn[ATTN_DMAX], nv[ATTN_DMAX];
 shared bool last;
 #else
@@ -74,6 +78,34 @@ void norm_rope(uint xo, uint wo, bool to_q) {
         else kn[i] = y;
     }
     barrier();
+}
+#endif
+
+#ifdef FUSED
+// ATTN_OUT_Q8 (head_dim_v and out_off multiples of 32, ops.cpp): head h's merged output (nv, from
+// merge()) as int8 blocks, as quant_q8.comp writes them: 8 invocations per block of 32 (shuffles).
+void out_mirror(uint h) {
+    barrier();
+    const uint tid = gl_LocalInvocationIndex, n4 = p.head_dim_v / 4u;
+    for (uint t0 = 0u; t0 < n4; t0 += ATTN_THREADS) {  // uniform
+        const uint t = t0 + tid;
+        const bool inside = t < n4;
+        const vec4 v = inside ? vec4(nv[4u * t], nv[4u * t + 1u], nv[4u * t + 2u], nv[4u * t + 3u]) : vec4(0.0);
+        float a = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+        a = max(a, subgroupShuffleXor(a, 1u));
+        a = max(a, subgroupShuffleXor(a, 2u));
+        a = max(a, subgroupShuffleXor(a, 4u));
+        const vec4 sv = v * (a > 0.0 ? 127.0 / a : 0.0), q = sign(sv) * floor(abs(sv) + 0.5);
+        float qs = (q.x + q.y) + (q.z + q.w);
+        qs += subgroupShuffleXor(qs, 1u);
+        qs += subgroupShuffleXor(qs, 2u);
+        qs += subgroupShuffleXor(qs, 4u);
+        if (!inside) continue;
+        const uint i = (p.out_off + h * p.head_dim_v) / 4u + t;  // vec4 index
+        const ivec4 qi = ivec4(q);
+        Oq[i] = uint(qi.x & 0xFF) | (uint(qi.y & 0xFF) << 8) | (uint(qi.z & 0xFF) << 16) | (uint(qi.w & 0xFF) << 24);
+        if ((t & 7u) == 0u) Os2[p.out_q_soff + i / 8u] = vec2(a / 127.0, a / 127.0 * qs);
+    }
 }
 #endif
 
@@ -161,6 +193,7 @@ void main() {
         memoryBarrierBuffer();
         merge(h, p.head_dim_v);
         if (tid == 0u) count[p.count_off + h] = 0u;  // for the next layer and token
+        if ((p.flags & ATTN_OUT_Q8) != 0u) out_mirror(h);
     }
 #endif
 }

@@ -76,6 +76,9 @@ struct MatvecOpts {
     // With norm_out: the tail also writes norm_out's int8 mirror (MV_NORM_Q8: rows and norm_out's
     // offset multiples of 32).
     const Xq* norm_q = nullptr;
+    // With swiglu_up: y's int8 mirror as well (matvec_<type>_glu8, a workgroup per 32 rows: rows, y's
+    // offset and matrix stride multiples of 32), for the down projection that reads y.
+    const Xq* y_q = nullptr;
     // topk (rows <= MV_ROUTE_MAX router logits, one matrix, one column): the last workgroup also writes
     // the top `topk` ids (ints) at topk_ids_off and softmax weights at topk_w_off of y's buffer
     // (renormalised over them with route_renorm), counting workgroups in the uint at topk_count
@@ -132,8 +135,9 @@ struct QkNorm {
     uint32_t n_rot;
     float eps;
 };
+// out_q: also out's int8 mirror (head_dim_v and out's offset multiples of 32), for the output projection.
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
-                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step);
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr);
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.

@@ -154,6 +154,7 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     need(sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "subgroup shuffle");
     need(p.limits.maxComputeWorkGroupInvocations >= 256, "256 invocations per workgroup");
     need(p.limits.maxPushConstantsSize >= 128, "128 bytes of push constants");
+    need(p.limits.maxPerStageDescriptorStorageBuffers >= 9, "9 storage buffers per stage");
     d.usable = missing.empty();
     if (!d.usable) d.why_not = "lacks " + missing;
     return d;
@@ -542,7 +543,7 @@ Cmd::~Cmd() {
 }
 
 namespace {
-constexpr uint32_t kSetsPerPool = 256, kMaxBindings = 8;
+constexpr uint32_t kSetsPerPool = 256, kMaxBindings = 12;
 }
 
 void Cmd::begin() {
@@ -609,7 +610,7 @@ void Cmd::dispatch_raw(const std::string& name, std::initializer_list<const Buff
         if (++pool_index_ == dpools_.size()) add_pool();
         sets_in_pool_ = 0;
     }
-    if (bindings.size() > kMaxBindings) throw GpuError(name + ": more than 8 bindings");
+    if (bindings.size() > kMaxBindings) throw GpuError(name + ": more than " + std::to_string(kMaxBindings) + " bindings");
     VkDescriptorSetAllocateInfo dai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
     dai.descriptorPool = dpools_[pool_index_];
     dai.descriptorSetCount = 1;

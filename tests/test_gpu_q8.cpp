@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 
 #include "engine/blocks.h"
 #include "engine/tensor/kernels.h"
@@ -257,6 +258,25 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
     }
 }
 
+// Mirror blocks written on the GPU against the CPU's rounding of the floats beside them: d exact to
+// a few ulp, q within one step on a rounding boundary (at most `max_off` of them), sum = d * sum q.
+void expect_mirror_of(const std::vector<float>& h, const Quantized& got, size_t first, int max_off, const std::string& what) {
+    int off_by_one = 0;
+    for (size_t b = 0; b < h.size() / 32; ++b) {
+        float amax = 0, qsum = 0;
+        for (size_t i = 32 * b; i < 32 * b + 32; ++i) amax = std::max(amax, std::fabs(h[i]));
+        EXPECT_NEAR(got.d[first / 32 + b], amax / 127, 1e-6f * amax / 127) << what << " block " << b;
+        for (size_t i = 32 * b; i < 32 * b + 32; ++i) {
+            const int q = got.q[first + i], diff = std::abs(q - int(std::round(h[i] * 127 / amax)));
+            qsum += float(q);
+            EXPECT_LE(diff, 1) << what << " element " << i;
+            off_by_one += diff;
+        }
+        EXPECT_FLOAT_EQ(got.sum[first / 32 + b], got.d[first / 32 + b] * qsum) << what << " block " << b;
+    }
+    EXPECT_LE(off_by_one, max_off) << what;
+}
+
 // The norm tail's int8 mirror (MV_NORM_Q8): hn = rmsnorm(y) * w as before, and beside it hn's int8
 // blocks as quant_q8 would write them (the CPU's rounding, within one step on a boundary), at an
 // offset of 32 floats into hn's buffer; every workgroup shape, float and integer-dot producers.
@@ -294,25 +314,96 @@ TEST(GpuQ8, NormTailWritesTheInt8Mirror) {
             cmd.end();
             cmd.run();
             const auto h = floats(hb, size_t(rows), size_t(off));
-            const Quantized got = download_mirror(hq, size_t(off + rows));
-            int off_by_one = 0;
-            for (int64_t b = 0; b < rows / 32; ++b) {
-                float amax = 0;
-                for (int64_t i = 32 * b; i < 32 * b + 32; ++i) amax = std::max(amax, std::fabs(h[size_t(i)]));
-                const size_t gb = size_t(off / 32 + b);
-                EXPECT_NEAR(got.d[gb], amax / 127, 1e-6f * amax / 127) << "block " << b;
-                float qsum = 0;
-                for (int64_t i = 32 * b; i < 32 * b + 32; ++i) {
-                    const int q = got.q[size_t(off + i)];
-                    qsum += float(q);
-                    const int diff = std::abs(q - int(std::round(h[size_t(i)] * 127 / amax)));
-                    EXPECT_LE(diff, 1) << "element " << i;
-                    off_by_one += diff;
-                }
-                EXPECT_FLOAT_EQ(got.sum[gb], got.d[gb] * qsum) << "block " << b;
-            }
-            EXPECT_LE(off_by_one, 4) << "q8 " << q8 << " r" << nr << " k" << ks;
+            expect_mirror_of(h, download_mirror(hq, size_t(off + rows)), size_t(off), 4,
+                             "q8 " + std::to_string(q8) + " r" + std::to_string(nr) + " k" + std::to_string(ks));
         }
+}
+
+// attn_fused with its output's int8 mirror (ATTN_OUT_Q8, written by each head's merge): the output as
+// without it, and the mirror as quant_q8 would write it; head_dim_v 128 (one round of the merge's
+// invocations) and 256 (two), one position and several splits' worth.
+TEST(GpuQ8, AttentionWritesTheInt8MirrorOfItsOutput) {
+    if (!has_int_dot()) return;
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [n_head, n_head_kv, hd] : {std::tuple<int64_t, int64_t, int64_t>{8, 2, 128}, {4, 4, 256}}) {
+        const int64_t n_ctx = 2048, kd = n_head_kv * hd, out_off = 32;
+        const auto k = random_row(rng, n_ctx * kd), v = random_row(rng, n_ctx * kd), norms = random_row(rng, 2 * hd);
+        const gpu::AttnShape s{uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hd), gpu::attn_splits(n_ctx)};
+        gpu::Buffer kb = to_gpu(k), vb = to_gpu(v), nb = to_gpu(norms), part = zeros(gpu::attn_part_floats(s)),
+                    counts = zeros(size_t(n_head));
+        for (int64_t n_kv : {1, 1500}) {
+            const auto qk = random_row(rng, n_head * hd + 2 * kd, 0.3f);
+            std::vector<float> outs[2];
+            for (bool mirrored : {false, true}) {
+                gpu::Buffer qb = to_gpu(qk), step = step_buffer(uint32_t(n_kv - 1), 0, uint32_t(hd), 1e6f),
+                            out = zeros(size_t(out_off + n_head * hd));
+                gpu::Buffer oq = ctx().alloc(size_t(gpu::xq_bytes(out_off + n_head * hd)), gpu::Mem::Device, "out mirror");
+                const gpu::Xq oxq{&oq, gpu::xq_soff(out_off + n_head * hd)};
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::attention_qk(cmd, {&qb}, {&qb, uint32_t(n_head * hd)}, {&qb, uint32_t(n_head * hd + kd)}, {&kb}, {&vb},
+                                  uint32_t(kd), uint32_t(kd), {&part}, {&out, uint32_t(out_off)}, s,
+                                  {{&nb}, {&nb, uint32_t(hd)}, uint32_t(hd), 1e-6f}, {&counts}, step, mirrored ? &oxq : nullptr);
+                cmd.end();
+                cmd.run();
+                outs[mirrored] = floats(out, size_t(n_head * hd), size_t(out_off));
+                if (mirrored)
+                    expect_mirror_of(outs[1], download_mirror(oq, size_t(out_off + n_head * hd)), size_t(out_off), 4,
+                                     "head_dim " + std::to_string(hd) + ", " + std::to_string(n_kv) + " positions");
+            }
+            EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4)) << "output with and without the mirror";
+        }
+    }
+}
+
+// Gate + up of k experts with y's int8 mirror (the _glu8 variant, 32 rows per workgroup): y as the
+// plain GLU computes it, and its mirror as quant_q8 would write it; float and integer-dot x.
+TEST_P(GpuQ8Types, GluWritesTheInt8MirrorOfY) {
+    if (!has_int_dot()) return;
+    const GgmlType t = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n_exp = 4, rows = 96, cols = 512, k = 3, y_off = 32;
+    std::vector<uint8_t> gb, ub;
+    std::vector<float> gd, ud;
+    random_mats(rng, t, n_exp, rows, cols, gb, gd);
+    random_mats(rng, t, n_exp, rows, cols, ub, ud);
+    std::vector<uint8_t> both = gb;
+    both.insert(both.end(), ub.begin(), ub.end());
+    const std::vector<int32_t> ids = {2, 0, 3};
+    const auto x = random_row(rng, cols);
+    const Mirror mx = mirror(x);
+    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+    gpu::Buffer wb = to_gpu(both), ib = to_gpu(ids), step = step_buffer(0);
+    const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+    gpu::Mat um = gm;
+    um.offset = gb.size();
+    for (bool q8 : {false, true}) {
+        std::vector<float> ys[2];
+        for (bool mirrored : {false, true}) {
+            gpu::Buffer yb = zeros(size_t(y_off + k * rows));
+            gpu::Buffer yq = ctx().alloc(size_t(gpu::xq_bytes(y_off + k * rows)), gpu::Mem::Device, "y mirror");
+            const gpu::Xq yxq{&yq, gpu::xq_soff(y_off + k * rows)};
+            gpu::MatvecOpts o;
+            o.n_mats = k;
+            o.ids = &ib;
+            o.y_mat_stride = rows;
+            o.swiglu_up = &um;
+            o.xq = q8 ? &mx.xq : nullptr;
+            o.y_q = mirrored ? &yxq : nullptr;
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::matvec(cmd, gm, {&mx.x}, {&yb, uint32_t(y_off)}, step, o);
+            cmd.end();
+            cmd.run();
+            ys[mirrored] = floats(yb, size_t(k * rows), size_t(y_off));
+            if (mirrored) expect_mirror_of(ys[1], download_mirror(yq, size_t(y_off + k * rows)), size_t(y_off), 4, q8 ? "int8 x" : "float x");
+        }
+        EXPECT_LT(nmse(ys[1].data(), ys[0].data(), k * rows), 1e-12) << "the _glu8 variant's y, q8 " << q8;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types, ::testing::Values(GgmlType::Q4_K, GgmlType::Q5_K),

@@ -372,16 +372,18 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     o.y_mat_stride = F;
     if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
         o.swiglu_up = &L.up_exps;
+        if (glu_mirror(L.down_exps, F)) o.y_q = xq(gate_);  // and its int8 mirror for down
         gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
         o.swiglu_up = nullptr;
+        if (!o.y_q) quantize_for(c, gate_, K * F, {&L.down_exps});
     } else {
         gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
         c.independent();
         gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
+        quantize_for(c, gate_, K * F, {&L.down_exps});
     }
     // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
-    quantize_for(c, gate_, K * F, {&L.down_exps});
     gpu::MatvecOpts d = with_xq(add_then_norm(next_norm(il)), gate_);
     d.n_mats = K;
     d.ids = &ids;
@@ -395,16 +397,21 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
                                  const gpu::MatvecOpts& down_opts) {
     gpu::MatvecOpts o = with_xq({}, hn_);
-    if (fused(gate, up)) {
+    if (fused(gate, up) && glu_mirror(down, n_ff)) {  // y and its int8 mirror for down
+        o.swiglu_up = &up;
+        o.y_q = xq(gate_);
+        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
+    } else if (fused(gate, up)) {
         o.swiglu_up = &up;
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
+        quantize_for(c, gate_, n_ff, {&down});
     } else {
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
         c.independent();
         gpu::matvec(c, up, {&hn_}, {&up_}, step_, o);
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, n_ff);
+        quantize_for(c, gate_, n_ff, {&down});
     }
-    quantize_for(c, gate_, n_ff, {&down});
     gpu::matvec(c, down, {&gate_}, {&x_}, step_, with_xq(down_opts, gate_));
 }
 
@@ -431,6 +438,10 @@ void GpuModel::quantize_for(gpu::Cmd& c, const Buffer& b, uint32_t n, const std:
             gpu::quantize_q8(c, {&b, 0}, *q, n);
             return;
         }
+}
+
+bool GpuModel::glu_mirror(const Mat& down, uint32_t rows) const {
+    return xq(gate_) && rows % 32 == 0 && gpu::has_q8(ctx_, down.type);
 }
 
 gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {

@@ -112,8 +112,8 @@ private:
         }
         // Qcur_normed, Kcur_normed, RoPE, k and v into the cache rows, kqv_out: one dispatch
         gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
-                          {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_);
-        quantize_for(c, att_, qd, {&L.wo});
+                          {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_,
+                          xq(att_));  // and its int8 mirror for wo
         gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, with_xq(add_then_norm(L.ffn_norm), att_));  // x += Wo att; ffn_norm
     }
 
@@ -154,7 +154,7 @@ private:
         q_ = device_floats(size_t(h.n_head * h.head_dim + h.n_head_kv * (h.head_dim + h.head_dim_v)),
                            "q and this position's raw k, v");
         att_ = device_floats(size_t(h.n_head * h.head_dim_v), "attention output");
-        mirror(att_, size_t(h.n_head * h.head_dim_v));
+        if (h.head_dim_v % 32 == 0) mirror(att_, size_t(h.n_head * h.head_dim_v));  // written by attention_qk
         attn_ = {uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
                  gpu::attn_splits(uint64_t(n_ctx_))};
         part_ = device_floats(gpu::attn_part_floats(attn_), "attention splits");
