@@ -45,6 +45,13 @@ void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {
     cmd.dispatch("quant_q8", {x.buf, q.buf}, p, {n / 4, 1, 1});  // an invocation per vec4
 }
 
+void rmsnorm_q8(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, float eps, const Xq* yq) {
+    if ((n | x.off | y.off | w.off) % 4 || (yq && (n % 32 || y.off % 32 || !cmd.context().info().int_dot)))
+        throw GpuError("rmsnorm_q8: n and offsets must be multiples of 4 (32 with the int8 mirror)");
+    NormQ8Push p{n, x.off, y.off, w.off, yq ? yq->soff : 0u, eps, yq ? NORMQ_MIRROR : 0u};
+    cmd.dispatch("norm_q8", {x.buf, y.buf, w.buf, yq ? yq->buf : &cmd.context().dummy()}, p, {1, 1, 1});
+}
+
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));

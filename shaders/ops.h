@@ -48,6 +48,9 @@ uint32_t xq_soff(uint64_t floats);
 bool has_q8(const Context& ctx, uint32_t ggml_type);
 // q's mirror of x[0 .. n) (n and x.off multiples of 32).
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n);
+// y = rmsnorm(x) * w over one vector of n in one workgroup, and with yq y's int8 mirror (n, y.off
+// multiples of 32; subgroups of 8 or more). Offsets multiples of 4.
+void rmsnorm_q8(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, float eps, const Xq* yq);
 
 struct MatvecOpts {
     uint32_t n_mats = 1;                          // batch of matrices (workgroup y)

@@ -77,6 +77,15 @@ struct MatvecPush {
 // vector's mirror in a buffer of its own, element e's int8 at byte e and block e / 32's (d, d * sum of its
 // 32 int8) at vec2 s_off + e / 32, x = d * q (q in -127..127). Offsets (floats) multiples of 32.
 #define QUANT_Q8_THREADS 256
+// norm_q8.comp: y = rmsnorm(x) * w over one vector, and with NORMQ_MIRROR y's int8 mirror (scales from
+// vec2 q_soff; n and y_off multiples of 32). Offsets in floats, multiples of 4.
+#define NORMQ_THREADS 256
+#define NORMQ_MIRROR 1u
+struct NormQ8Push {
+    uint n, x_off, y_off, w_off, q_soff;
+    float eps;
+    uint flags;
+};
 struct QuantQ8Push {
     uint n;      // floats, a multiple of 32
     uint x_off;  // floats (in x) and bytes (in the mirror)

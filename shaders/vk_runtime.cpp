@@ -446,7 +446,7 @@ const Kernel& Context::kernel(const std::string& name) {
     // one invocation per item.
     const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || name == "rmsnorm" ||
                                name == "qk_norm_rope" || name == "attn_split" || name == "attn_fused" || name == "attn_combine" ||
-                               name == "topk_softmax" || name == "copy";
+                               name == "topk_softmax" || name == "copy" || name == "norm_q8";
     if (!per_workgroup) std::copy(k.layout.local, k.layout.local + 3, k.per_group);
 
     std::vector<VkDescriptorSetLayoutBinding> binds(k.layout.n_bindings);

@@ -319,6 +319,35 @@ TEST(GpuQ8, NormTailWritesTheInt8Mirror) {
         }
 }
 
+// norm_q8: one workgroup's rmsnorm (one round of loads for 4096 floats, two for 7168) and its int8
+// mirror; without the mirror any multiple of 4.
+TEST(GpuQ8, RmsnormWritesTheInt8Mirror) {
+    if (!has_int_dot()) return;
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (int64_t n : {4096, 7168, 64, 100}) {
+        const bool mirrored = n % 32 == 0;
+        const int64_t off = 32;
+        const auto x = random_row(rng, n, 2.0f), w = random_row(rng, n);
+        std::vector<float> ref(static_cast<size_t>(n));
+        rmsnorm(ref.data(), x.data(), w.data(), n, 1e-6f);
+        std::vector<float> xp(size_t(off), 0.0f);
+        xp.insert(xp.end(), x.begin(), x.end());
+        gpu::Buffer xb = to_gpu(xp), wb = to_gpu(w), yb = zeros(size_t(off + n));
+        gpu::Buffer yq = ctx().alloc(size_t(gpu::xq_bytes(off + n)), gpu::Mem::Device, "y mirror");
+        const gpu::Xq yxq{&yq, gpu::xq_soff(off + n)};
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::rmsnorm_q8(cmd, {&xb, uint32_t(off)}, {&yb, uint32_t(off)}, {&wb}, uint32_t(n), 1e-6f, mirrored ? &yxq : nullptr);
+        cmd.end();
+        cmd.run();
+        const auto y = floats(yb, size_t(n), size_t(off));
+        EXPECT_LT(nmse(y.data(), ref.data(), n), 1e-12) << n;
+        if (mirrored) expect_mirror_of(y, download_mirror(yq, size_t(off + n)), size_t(off), 4, std::to_string(n));
+    }
+}
+
 // attn_fused with its output's int8 mirror (ATTN_OUT_Q8, written by each head's merge): the output as
 // without it, and the mirror as quant_q8 would write it; head_dim_v 128 (one round of the merge's
 // invocations) and 256 (two), one position and several splits' worth.

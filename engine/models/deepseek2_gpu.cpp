@@ -145,7 +145,7 @@ private:
         gpu::matvec(c, L.k_b, {&act_, q_off_}, {&qcat_}, step_, per_head(qk, uint32_t(row_)));
         gpu::mla_attention(c, {&qcat_}, {L.cache}, {&part_}, {&lat_}, {&counts_}, mla_, m_.kq_scale, step_);
         gpu::matvec(c, L.v_b, {&lat_}, {&o_}, step_, per_head(kvl, hdv));               // o_h = Wv_b[h] lat_h
-        gpu::matvec(c, L.wo, {&o_}, {&x_}, step_, add_then_norm(L.ffn_norm));           // x += Wo o; ffn_norm
+        add_matvec(c, L.wo, {&o_}, add_then_norm(L.ffn_norm));                          // x += Wo o; ffn_norm
     }
 
     // A matvec per head: head h reads x at h * x_stride and writes y at h * y_stride floats.

@@ -130,6 +130,9 @@ protected:
     // hn = rmsnorm(x) * the norm at norm_off as a dispatch of its own (a layer's first norm when no
     // tail wrote it), and hn's int8 mirror.
     void norm_into_hn(gpu::Cmd& c, uint32_t norm_off);
+    // x_ += W x with o (add_then_norm(): and the next norm into hn_, in the matvec's tail or, where
+    // hn_ has an int8 mirror, as norm_q8's dispatch after it).
+    void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
     // The norm that follows layer il: the next layer's attn_norm (first_norm()), or the output norm.
     uint32_t next_norm(int64_t il) const { return il + 1 < hp_.n_layer ? first_norm(il + 1) : out_norm_; }
     virtual uint32_t first_norm(int64_t il) const = 0;

@@ -169,7 +169,7 @@ private:
         }
         if (L.recurrent) record_delta_net(c, L);
         else record_gated_attention(c, L);
-        gpu::matvec(c, L.out, {L.recurrent ? &o_ : &att_}, {&x_}, step_, add_then_norm(L.post_norm));  // x += out; post norm
+        add_matvec(c, L.out, {L.recurrent ? &o_ : &att_}, add_then_norm(L.post_norm));  // x += out; post norm
         record_shared_expert(c, L);
     }
 

@@ -114,7 +114,7 @@ private:
         gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
                           {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_,
                           xq(att_));  // and its int8 mirror for wo
-        gpu::matvec(c, L.wo, {&att_}, {&x_}, step_, with_xq(add_then_norm(L.ffn_norm), att_));  // x += Wo att; ffn_norm
+        add_matvec(c, L.wo, {&att_}, with_xq(add_then_norm(L.ffn_norm), att_));  // x += Wo att; ffn_norm
     }
 
     // ---- loading
