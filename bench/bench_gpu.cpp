@@ -95,14 +95,9 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     const uint32_t chosen_ks = sh.glu ? 0 : matvec_ksplit(sh.rows, sh.cols, sh.n_mats, sh.sum, q8);
     const uint32_t chosen = chosen_ks ? 0 : matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats, q8);
     std::vector<MvResult> out;
-    Buffer yq_buf = ctx.alloc(size_t(xq_bytes(uint64_t(y_floats) * 64)), Mem::Device, "int8 y");
-    const Xq yq{&yq_buf, xq_soff(uint64_t(y_floats) * 64)};
-    // (0, 1): GLU with y's int8 mirror (the _glu8 variant decode runs before an integer-dot down)
-    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}, {0, 1}}) {
-        const bool glu8 = ks == 1;
-        if (sh.glu && nr != MV_GLU_ROWS && !glu8) continue;
-        if (glu8 && (!sh.glu || !q8 || sh.rows % 32)) continue;
-        const bool is_chosen = sh.glu ? glu8 == q8 : (nr == chosen && uint32_t(ks) == chosen_ks);
+    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}}) {
+        if (sh.glu && nr != MV_GLU_ROWS) continue;
+        const bool is_chosen = sh.glu || (nr == chosen && uint32_t(ks) == chosen_ks);
         double us[2];
         for (int dep = 0; dep < 2; ++dep) {
             Cmd c(ctx);
@@ -118,8 +113,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
                 o.y_mat_stride = sh.rows;
                 o.ids = sh.n_mats > 1 ? &ids : nullptr;
                 o.team_rows = nr;
-                o.ksplit = glu8 ? 0 : ks;
-                o.y_q = glu8 ? &yq : nullptr;
+                o.ksplit = ks;
                 o.swiglu_up = sh.glu ? &up : nullptr;
                 o.sum_mats = sh.sum;
                 o.sum_w_off = sh.n_mats;
@@ -140,7 +134,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
             us[dep] = c.last_gpu_ms() * 1e3 / reps;
         }
         const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
-        const std::string variant = glu8 ? "glu8" : sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr);
+        const std::string variant = sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr);
         std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + (q8 ? "_q8" : "") + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
                         variant + "\",\"chosen\":" + (is_chosen ? "true" : "false") + ",\"bytes\":" +
                         std::to_string(one) + ",\"us_dependent\":" + fmt(us[1]) + ",\"gb_s_dependent\":" + fmt(gb_dep) +

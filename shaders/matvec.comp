@@ -38,13 +38,8 @@ uint lane;  // 0..31 within the team
 #ifdef KSPLIT
 #define MV_WG (MV_TEAM * KS_TEAMS)
 shared float ks_red[KS_TEAMS * NR];
-#elif defined(WG_TEAMS)
-#define MV_WG (MV_TEAM * WG_TEAMS)  // _glu8: 8 teams of 4 rows, 32 rows per workgroup (MV_Y_Q8)
 #else
 #define MV_WG MV_THREADS
-#endif
-#ifndef WG_TEAMS
-#define WG_TEAMS MV_TEAMS
 #endif
 layout(local_size_x = MV_WG) in;
 layout(binding = 2, std430) coherent buffer YBuf { float Y[]; };  // coherent: MV_NORM's last workgroup reads it
@@ -55,9 +50,6 @@ layout(binding = 5, std430) buffer HnCount { uint hn_count[]; };
 layout(binding = 6, std430) readonly buffer NormBuf { float Wn[]; };
 
 shared float red[MV_WG];
-#if WG_TEAMS * NR == 32 && !defined(KSPLIT)
-shared float yq[32];  // MV_Y_Q8: the workgroup's rows
-#endif
 shared bool last_group;
 
 // Sum / max over the workgroup, in every invocation: subgroup operations, then one shared-memory
@@ -105,7 +97,7 @@ layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };
 layout(binding = 7, std430) writeonly buffer HqBuf { uint Hq[]; };  // MV_NORM_Q8: hn's int8 mirror
 layout(binding = 7, std430) writeonly buffer HsBuf { vec2 Hs2[]; };
 
-// MV_NORM_Q8 (and MV_Y_Q8): invocations tid .. tid + 7 (tid % 8 == 0) hold a block of 32 (a vec4
+// MV_NORM_Q8: invocations tid .. tid + 7 (tid % 8 == 0) hold a block of 32 (a vec4
 // each): its max |h| and sum of q through shuffles, each writes its 4 int8, the first the block's
 // (d, d * sum q) (as quant_q8.comp). i: h's vec4 index in the buffer. Uniform control flow (shuffles).
 void quantize_tail(vec4 h, uint i, bool write) {
@@ -220,7 +212,7 @@ void main() {
 #ifdef KSPLIT
     const uint row0 = gl_WorkGroupID.x * NR;
 #else
-    const uint row0 = (gl_WorkGroupID.x * WG_TEAMS + team) * NR;
+    const uint row0 = (gl_WorkGroupID.x * MV_TEAMS + team) * NR;
 #endif
     const uint ncol = NB == 1 ? 1u : p.n_cols;
     const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
@@ -299,21 +291,8 @@ void main() {
                 const uint o = yo + b * p.y_col_stride + r;
                 Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + s : s;
             }
-#if WG_TEAMS * NR == 32
-            if (lane == r) yq[team * NR + r] = s;
-#endif
         }
     }
-#if WG_TEAMS * NR == 32
-    // MV_Y_Q8 (ops.cpp: rows, offsets and strides multiples of 32): y's int8 mirror, a block per workgroup
-    if ((p.flags & MV_Y_Q8) != 0u) {
-        barrier();
-        const uint t = gl_LocalInvocationIndex & 7u;
-        const uint y0 = p.y_off + gl_WorkGroupID.y * p.y_mat_stride + gl_WorkGroupID.x * 32u;
-        quantize_tail(vec4(yq[4u * t], yq[4u * t + 1u], yq[4u * t + 2u], yq[4u * t + 3u]), y0 / 4u + t,
-                      gl_LocalInvocationIndex < 8u);
-    }
-#endif
 #endif
     if ((p.flags & MV_NORM) != 0u) norm_tail();
 #ifndef GLU

@@ -3,7 +3,7 @@
 // int8 mirror (quant_q8.comp's blocks): the residual stream's next norm as a dispatch of its own. One
 // workgroup of NORMQ_THREADS; each invocation issues NORMQ_LOADS vec4 loads of x and of w before it
 // uses any, so 4096 floats take one round of L2 latency (the matvec's norm tail, 64-128 invocations
-// in the last workgroup, took 2-4 rounds and an atomic count: 7-12 us on an H100 against ~4 here).
+// in the last workgroup, took 2-4 rounds each way and an atomic count: 7-12 us on an H100, this 6).
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #include "common.glsl"
@@ -21,14 +21,24 @@ shared float red[NORMQ_THREADS / 8u];  // one per subgroup of 8 or more
 
 void main() {
     const uint tid = gl_LocalInvocationIndex, n4 = p.n / 4u, round = NORMQ_THREADS * NORMQ_LOADS;
+    // The first round's x and w stay in registers (all of a vector of up to 4096 floats): one round
+    // of latency before the sum, none after it.
+    vec4 v[NORMQ_LOADS], w[NORMQ_LOADS];
     float ss = 0.0;
-    for (uint i0 = 0u; i0 < n4; i0 += round) {
-        vec4 v[NORMQ_LOADS];
+    [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u) {
+        const uint i = min(u * NORMQ_THREADS + tid, n4 - 1u);
+        v[u] = X4[p.x_off / 4u + i];
+        w[u] = Wn4[p.w_off / 4u + i];
+    }
+    [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u)
+        if (u * NORMQ_THREADS + tid < n4) ss += dot(v[u], v[u]);
+    for (uint i0 = round; i0 < n4; i0 += round) {  // longer vectors (7168: two rounds)
+        vec4 r[NORMQ_LOADS];
         [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u) {
             const uint i = i0 + u * NORMQ_THREADS + tid;
-            v[u] = i < n4 ? X4[p.x_off / 4u + i] : vec4(0.0);
+            r[u] = i < n4 ? X4[p.x_off / 4u + i] : vec4(0.0);
         }
-        [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u) ss += dot(v[u], v[u]);
+        [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u) ss += dot(r[u], r[u]);
     }
     ss = subgroupAdd(ss);
     if (subgroupElect()) red[gl_SubgroupID] = ss;
@@ -37,12 +47,13 @@ void main() {
     for (uint s = 0u; s < gl_NumSubgroups; ++s) total += red[s];
     const float scale = inversesqrt(total / float(p.n) + p.eps);
     const bool mirror = (p.flags & NORMQ_MIRROR) != 0u;
-    for (uint i0 = 0u; i0 < n4; i0 += round) {  // x again: from L1/L2, this workgroup just read it
-        vec4 v[NORMQ_LOADS], w[NORMQ_LOADS];
-        [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u) {
-            const uint i = min(i0 + u * NORMQ_THREADS + tid, n4 - 1u);
-            v[u] = X4[p.x_off / 4u + i];
-            w[u] = Wn4[p.w_off / 4u + i];
+    for (uint i0 = 0u; i0 < n4; i0 += round) {
+        if (i0 > 0u) {
+            [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u) {
+                const uint i = min(i0 + u * NORMQ_THREADS + tid, n4 - 1u);
+                v[u] = X4[p.x_off / 4u + i];
+                w[u] = Wn4[p.w_off / 4u + i];
+            }
         }
         [[unroll]] for (uint u = 0u; u < NORMQ_LOADS; ++u) {
             const uint i = i0 + u * NORMQ_THREADS + tid;

@@ -134,15 +134,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
                         : q8 && o.norm_out && w.rows <= 4096 && w.cols >= 1024 ? 4u
                                                    : matvec_ksplit(w.rows, w.cols, o.n_mats, o.sum_mats, q8);
     if (ks && ks != 4 && ks != 8) throw GpuError("matvec: 4 or 8 teams per row");
-    if (o.swiglu_up && o.y_q) {
-        if (w.rows % 32 || y.off % 32 || o.y_mat_stride % 32 || !cmd.context().info().int_dot)
-            throw GpuError("matvec: y's int8 mirror needs rows, y's offset and stride that are multiples of 32");
-        name += "_glu8";
-        nr = MV_GLU8_ROWS;
-        teams = 8;
-        p.flags |= MV_Y_Q8;
-        p.norm_q_soff = o.y_q->soff;
-    } else if (o.swiglu_up) {
+    if (o.swiglu_up) {
         name += "_glu";
     } else if (ks) {
         name += "_k" + std::to_string(ks);
@@ -161,7 +153,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : ""));
     cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d,
-                        o.norm_q ? o.norm_q->buf : o.y_q && o.swiglu_up ? o.y_q->buf : d}, p,
+                        o.norm_q ? o.norm_q->buf : d}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 

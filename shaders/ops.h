@@ -79,9 +79,6 @@ struct MatvecOpts {
     // With norm_out: the tail also writes norm_out's int8 mirror (MV_NORM_Q8: rows and norm_out's
     // offset multiples of 32).
     const Xq* norm_q = nullptr;
-    // With swiglu_up: y's int8 mirror as well (matvec_<type>_glu8, a workgroup per 32 rows: rows, y's
-    // offset and matrix stride multiples of 32), for the down projection that reads y.
-    const Xq* y_q = nullptr;
     // topk (rows <= MV_ROUTE_MAX router logits, one matrix, one column): the last workgroup also writes
     // the top `topk` ids (ints) at topk_ids_off and softmax weights at topk_w_off of y's buffer
     // (renormalised over them with route_renorm), counting workgroups in the uint at topk_count

@@ -46,11 +46,6 @@ using uint = uint32_t;
 // norm_q_soff) into binding 7, so the matvecs that read hn need no quantize_q8 of their own. Rows
 // and norm_y_off multiples of 32; subgroups of at least 8 (shuffles over a block's 8 invocations).
 #define MV_NORM_Q8 512u
-// matvec_<type>[_q8]_glu8 (8 teams of 4 rows: a workgroup per 32 rows): y's int8 mirror into binding 7
-// (scales from vec2 norm_q_soff) as well, for the down projection after it. Rows, y offsets and
-// strides multiples of 32.
-#define MV_Y_Q8 1024u
-#define MV_GLU8_ROWS 4
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -70,7 +65,7 @@ struct MatvecPush {
     uint sum_mats, sum_w_off;  // MV_SUM_MATS
     uint topk_k, topk_ids_off, topk_w_off;  // MV_TOPK
     uint xq_soff;  // _q8 variants: x is int8 (QuantQ8Push's layout), its (d, sum) pairs from this vec2
-    uint norm_q_soff;  // MV_NORM_Q8, MV_Y_Q8: the mirror's scales
+    uint norm_q_soff;  // MV_NORM_Q8: the mirror's scales
 };
 
 // x quantized to int8 for the integer dot products of the matvec's _q8 variants (Q4_K, Q5_K): a float

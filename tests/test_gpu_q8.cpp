@@ -387,54 +387,6 @@ TEST(GpuQ8, AttentionWritesTheInt8MirrorOfItsOutput) {
     }
 }
 
-// Gate + up of k experts with y's int8 mirror (the _glu8 variant, 32 rows per workgroup): y as the
-// plain GLU computes it, and its mirror as quant_q8 would write it; float and integer-dot x.
-TEST_P(GpuQ8Types, GluWritesTheInt8MirrorOfY) {
-    if (!has_int_dot()) return;
-    const GgmlType t = GetParam();
-    const uint32_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937 rng(seed);
-    const int64_t n_exp = 4, rows = 96, cols = 512, k = 3, y_off = 32;
-    std::vector<uint8_t> gb, ub;
-    std::vector<float> gd, ud;
-    random_mats(rng, t, n_exp, rows, cols, gb, gd);
-    random_mats(rng, t, n_exp, rows, cols, ub, ud);
-    std::vector<uint8_t> both = gb;
-    both.insert(both.end(), ub.begin(), ub.end());
-    const std::vector<int32_t> ids = {2, 0, 3};
-    const auto x = random_row(rng, cols);
-    const Mirror mx = mirror(x);
-    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-    gpu::Buffer wb = to_gpu(both), ib = to_gpu(ids), step = step_buffer(0);
-    const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
-    gpu::Mat um = gm;
-    um.offset = gb.size();
-    for (bool q8 : {false, true}) {
-        std::vector<float> ys[2];
-        for (bool mirrored : {false, true}) {
-            gpu::Buffer yb = zeros(size_t(y_off + k * rows));
-            gpu::Buffer yq = ctx().alloc(size_t(gpu::xq_bytes(y_off + k * rows)), gpu::Mem::Device, "y mirror");
-            const gpu::Xq yxq{&yq, gpu::xq_soff(y_off + k * rows)};
-            gpu::MatvecOpts o;
-            o.n_mats = k;
-            o.ids = &ib;
-            o.y_mat_stride = rows;
-            o.swiglu_up = &um;
-            o.xq = q8 ? &mx.xq : nullptr;
-            o.y_q = mirrored ? &yxq : nullptr;
-            gpu::Cmd cmd(ctx());
-            cmd.begin();
-            gpu::matvec(cmd, gm, {&mx.x}, {&yb, uint32_t(y_off)}, step, o);
-            cmd.end();
-            cmd.run();
-            ys[mirrored] = floats(yb, size_t(k * rows), size_t(y_off));
-            if (mirrored) expect_mirror_of(ys[1], download_mirror(yq, size_t(y_off + k * rows)), size_t(y_off), 4, q8 ? "int8 x" : "float x");
-        }
-        EXPECT_LT(nmse(ys[1].data(), ys[0].data(), k * rows), 1e-12) << "the _glu8 variant's y, q8 " << q8;
-    }
-}
-
 INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types, ::testing::Values(GgmlType::Q4_K, GgmlType::Q5_K),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 

@@ -372,17 +372,15 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     o.y_mat_stride = F;
     if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
         o.swiglu_up = &L.up_exps;
-        if (glu_mirror(L.down_exps, F)) o.y_q = xq(gate_);  // and its int8 mirror for down
         gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
         o.swiglu_up = nullptr;
-        if (!o.y_q) quantize_for(c, gate_, K * F, {&L.down_exps});
     } else {
         gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
         c.independent();
         gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
-        quantize_for(c, gate_, K * F, {&L.down_exps});
     }
+    quantize_for(c, gate_, K * F, {&L.down_exps});
     // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
     gpu::MatvecOpts d = with_xq(add_then_norm(next_norm(il)), gate_);
     d.n_mats = K;
@@ -397,21 +395,18 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
                                  const gpu::MatvecOpts& down_opts) {
     gpu::MatvecOpts o = with_xq({}, hn_);
-    if (fused(gate, up) && glu_mirror(down, n_ff)) {  // y and its int8 mirror for down
-        o.swiglu_up = &up;
-        o.y_q = xq(gate_);
-        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
-    } else if (fused(gate, up)) {
+    if (fused(gate, up)) {
         o.swiglu_up = &up;
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
-        quantize_for(c, gate_, n_ff, {&down});
     } else {
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
         c.independent();
         gpu::matvec(c, up, {&hn_}, {&up_}, step_, o);
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, n_ff);
-        quantize_for(c, gate_, n_ff, {&down});
     }
+    // A GLU variant writing the mirror itself (a workgroup per 32 rows) measured slower than this
+    // dispatch on an H100: 12288x4096 31.3 us vs 26.0 + 4.3, 8 experts' 768x2048 44 vs 10.5 + 4.3.
+    quantize_for(c, gate_, n_ff, {&down});
     add_matvec(c, down, {&gate_}, with_xq(down_opts, gate_));
 }
 
@@ -438,16 +433,6 @@ void GpuModel::quantize_for(gpu::Cmd& c, const Buffer& b, uint32_t n, const std:
             gpu::quantize_q8(c, {&b, 0}, *q, n);
             return;
         }
-}
-
-// The _glu8 variant (32 rows per workgroup, for the mirror) against _glu + quant_q8 on an H100:
-// 12288x4096 31.3 us vs 26.0 + 4.3, 8 experts' 768x2048 14.7 vs 10.5 + 4.3. SLUICE_GPU_GLU8=0|1.
-bool GpuModel::glu_mirror(const Mat& down, uint32_t rows) const {
-    static const bool on = [] {
-        const char* e = std::getenv("SLUICE_GPU_GLU8");
-        return !e || std::string(e) != "0";
-    }();
-    return on && xq(gate_) && rows % 32 == 0 && gpu::has_q8(ctx_, down.type);
 }
 
 gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {

@@ -155,9 +155,6 @@ protected:
     // Records b's quantization (its first n floats, after b was written) when one of `users` reads it
     // with integer dots.
     void quantize_for(gpu::Cmd& c, const Buffer& b, uint32_t n, const std::vector<const Mat*>& users);
-    // Whether a fused gate + up of `rows` rows writes gate_'s int8 mirror itself (MatvecOpts::y_q) for
-    // `down`, which reads it.
-    bool glu_mirror(const Mat& down, uint32_t rows) const;
 
     ModelOptions opt_;
     int64_t top_k_;
