@@ -8,7 +8,8 @@
 #     env: MODELS_DIR (default /tmp/gpu-models), DEV (Vulkan device, default auto), T (CPU threads,
 #          default: all), N/R/P (decode tokens, repetitions, prompt), TO (seconds per run, default 150),
 #          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_DENSE=1,
-#          SKIP_STREAM=1 (no runs with the experts in host RAM)
+#          SKIP_STREAM=1 (no runs with the experts in host RAM), BW_TYPES (bench_gpu's matvec types,
+#          default f16,q8_0,q4_k,q4_k_q8,q6_k; q4_k_q8: Q4_K's integer-dot variant)
 #
 # Models (written by `sluice gen-model`, random weights with the honest-routing scales, Q4_K):
 #   moe    Qwen3-30B-A3B's shape: 48 layers, embd 2048, 32/4 heads of 128, 128 experts of 768, top-8,
@@ -42,7 +43,7 @@ gpu_index=$DEV
 if [ "$DEV" = auto ]; then
   gpu_index=$(python3 -c "import json,sys; d=[x for x in json.load(open('$O/gpus.json'))['devices'] if x['usable'] and not x['software']]; print(d[0]['index'] if d else 0)")
 fi
-run bw 240 "$B/bench_gpu" --device "$gpu_index" --mib 1024 --reps 20
+run bw 240 "$B/bench_gpu" --device "$gpu_index" --mib 1024 --reps 20 --types "${BW_TYPES:-f16,q8_0,q4_k,q4_k_q8,q6_k}"
 
 gen() {  # gen FILE ARGS...: writes a model unless present
   local f=$1; shift
