@@ -17,11 +17,15 @@
 // x as int8 with a scale and sum per 32 (shared.h QuantQ8Push), for integer dot products
 layout(binding = 1, std430) readonly buffer XqBuf { uvec4 XQ4[]; };
 layout(binding = 1, std430) readonly buffer XsBuf { vec2 XS2[]; };
+layout(binding = 1, std430) readonly buffer XqBuf1 { uint XQ1[]; };
 #extension GL_EXT_spirv_intrinsics : require
 // OpSUDot (SPV_KHR_integer_dot_product): the 4 signed bytes of a times the 4 unsigned bytes of b, summed
 // (format 0: PackedVectorFormat4x8Bit). glslang 11 has no GL_EXT_integer_dot_product.
 spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4452)
 int sudot4(uint a, uint b, spirv_literal int fmt);
+// OpSDot: both signed (Q8_0's weights; sums of x's int8 against 0x01010101)
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4(uint a, uint b, spirv_literal int fmt);
 #else
 layout(binding = 1, std430) readonly buffer XBuf { vec4 X4[]; };  // x offsets and strides are multiples of 4
 #endif

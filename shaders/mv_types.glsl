@@ -53,6 +53,40 @@ float row_dot(uint wrow, uint s, XS x) {
     return acc;
 }
 
+#elif defined(WTYPE_Q8_0) && defined(XQ8)
+// Integer dots over x's int8 mirror (blocks of 32 as Q8_0's). A step is 4 parts of 8 blocks, 4 lanes
+// per block: in part k lane l takes int8 8(l & 3) .. + 7 of block 32s + 8k + (l >> 2) (four 16-bit
+// loads: blocks are only 2-aligned) and the matching two words of x: 2 OpSDot, then d_w * d_x.
+#define MV_STEP 1024u
+struct XS {
+    uvec2 q[4];
+    float d[4];
+};
+uint q8_block(uint s, uint k) { return 32u * s + 8u * k + (lane >> 2); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        const uint blk = q8_block(s, k), e = xo + 32u * blk + 8u * (lane & 3u);
+        const bool inside = 32u * blk < p.cols;
+        x.q[k] = inside ? uvec2(XQ1[e >> 2], XQ1[(e >> 2) + 1u]) : uvec2(0u);
+        x.d[k] = inside ? XS2[p.xq_soff + (e >> 5)].x : 0.0;
+    }
+    return x;
+}
+float row_dot(uint wrow, uint s, XS x) {
+    float acc = 0.0;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        const uint blk = q8_block(s, k);
+        if (32u * blk < p.cols) {
+            const uint b = wrow + 17u * blk, q = b + 1u + 4u * (lane & 3u);
+            const uint w0 = uint(W[q]) | (uint(W[q + 1u]) << 16), w1 = uint(W[q + 2u]) | (uint(W[q + 3u]) << 16);
+            const int i = sdot4(x.q[k].x, w0, 0) + sdot4(x.q[k].y, w1, 0);
+            acc += unpackHalf2x16(uint(W[b])).x * x.d[k] * float(i);
+        }
+    }
+    return acc;
+}
+
 #elif defined(WTYPE_Q8_0)
 // 34-byte blocks of 32 (2-byte units: d, then 16 units of int8 pairs). Four parts of 4 blocks: in
 // part k, the 8 lanes l = 8j .. 8j + 7 share block 16s + 4k + j, lane l taking its int8 4(l & 7) .. + 3
@@ -220,6 +254,58 @@ float row_dot(uint wrow, uint s, XS x) {
     const vec4 sm = kq_pair_scales(hdr.yzw, g);
     const vec2 dm = unpackHalf2x16(hdr.x);
     return dm.x * (sm.x * sq_lo + sm.y * sq_hi) - dm.y * (sm.z * x.slo + sm.w * x.shi);
+}
+
+#elif defined(WTYPE_Q6_K) && defined(XQ8)
+// Integer dots over x's int8 mirror. Layout as below (element 32t + i of half h: nibble t >> 1 of
+// ql[64h + 32(t & 1) + i], bits 2t, 2t + 1 of qh[32h + i], scale scales[8h + 2t + i / 16], value
+// q - 32). A step is 4 super-blocks, 8 lanes each: lane l takes half h = (l >> 2) & 1, u = (l >> 1) & 1
+// and sixteen j = l & 1 of super-block 4s + (l >> 3), i.e. i = 16j .. 16j + 15 for t = u (low nibbles)
+// and t = u + 2 (high nibbles): 16 bytes of ql and 16 of qh (16-bit loads: blocks are 2-aligned)
+// serve 32 weights. q is unsigned: sum (q - 32) x = sudot(x, q) - 32 sdot(x, 1).
+#define MV_STEP 1024u
+struct XS {
+    uvec4 q[2];  // x's int8 for t = u and u + 2
+    vec2 d;      // their blocks' scales
+};
+uint q6_block(uint s) { return 4u * s + (lane >> 3); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = q6_block(s);
+    if (256u * sb >= p.cols) {
+        x.q[0] = x.q[1] = uvec4(0u);
+        x.d = vec2(0.0);
+        return x;
+    }
+    const uint h = (lane >> 2) & 1u, u = (lane >> 1) & 1u, j = lane & 1u;
+    const uint e = xo + 256u * sb + 128u * h + 32u * u + 16u * j;  // element 32u + 16j of half h
+    x.q[0] = XQ4[e >> 4];
+    x.q[1] = XQ4[(e + 64u) >> 4];  // t = u + 2
+    x.d = vec2(XS2[p.xq_soff + (e >> 5)].x, XS2[p.xq_soff + ((e + 64u) >> 5)].x);
+    return x;
+}
+uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = q6_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint h = (lane >> 2) & 1u, u = (lane >> 1) & 1u, j = lane & 1u;
+    const uint b = wrow + 105u * sb;
+    const uint lo = b + 32u * h + 16u * u + 8u * j, hi = b + 64u + 16u * h + 8u * j;  // ql, qh (16-bit units)
+    int s0 = 0, s2 = 0, x0 = 0, x2 = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        const uint ql = u16pair(lo + 2u * c), qh = u16pair(hi + 2u * c);
+        const uint q0 = (ql & 0x0F0F0F0Fu) | (((qh >> (2u * u)) & 0x03030303u) << 4);
+        const uint q2 = ((ql >> 4) & 0x0F0F0F0Fu) | (((qh >> (2u * u + 4u)) & 0x03030303u) << 4);
+        s0 += sudot4(x.q[0][c], q0, 0);
+        s2 += sudot4(x.q[1][c], q2, 0);
+        x0 += sdot4(x.q[0][c], 0x01010101u, 0);
+        x2 += sdot4(x.q[1][c], 0x01010101u, 0);
+    }
+    // scales[8h + 2t + j] for t = u and u + 2: int8 at byte 8h + 2u + j and + 4 of the scales
+    const uint sc = uint(W[b + 96u + 4u * h + u]) | (uint(W[b + 98u + 4u * h + u]) << 16);  // bytes 8h+2u, +1, 8h+2u+4, +5
+    const float sc0 = float(int(sc << (24u - 8u * j)) >> 24), sc2 = float(int(sc << (8u - 8u * j)) >> 24);
+    return unpackHalf2x16(uint(W[b + 104u])).x *
+           (sc0 * x.d.x * float(s0 - 32 * x0) + sc2 * x.d.y * float(s2 - 32 * x2));
 }
 
 #elif defined(WTYPE_Q6_K)

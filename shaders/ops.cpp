@@ -37,7 +37,9 @@ uint64_t gpu_row_bytes(uint32_t type, uint64_t cols) {
 uint64_t xq_bytes(uint64_t floats) { return (floats + 15) / 16 * 16 + (floats + 31) / 32 * 8; }
 uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mirror"); }
 
-bool has_q8(const Context& ctx, uint32_t type) { return ctx.info().int_dot && (type == WT_Q4_K || type == WT_Q5_K); }
+bool has_q8(const Context& ctx, uint32_t type) {
+    return ctx.info().int_dot && (type == WT_Q8_0 || type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K);
+}
 
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {
     if (n % 32 || x.off % 32) throw GpuError("quantize_q8: n and the offset must be multiples of 32");

@@ -387,7 +387,7 @@ TEST(GpuQ8, AttentionWritesTheInt8MirrorOfItsOutput) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types, ::testing::Values(GgmlType::Q4_K, GgmlType::Q5_K),
+INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types, ::testing::Values(GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 }  // namespace
