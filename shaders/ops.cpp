@@ -127,6 +127,10 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         if ((x.off | o.x_mat_stride) % 32) throw GpuError("matvec: int8 x offsets and strides must be multiples of 32");
         p.xq_soff = o.xq->soff;
     }
+X
+    // (16-bit loads: their blocks are 2-aligned) keep the float path's choices: H100, 4096x4096 Q8_0
+    // k4 20.5 us vs r1 27.0, Q6_K 4096x12288 k4 30.0 vs r1 33.7.
+    const bool q4k_q8 = q8 && w.type == WT_Q4_K;
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");
     const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0
@@ -134,7 +138,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
                         // H100 decode, integer dots with the norm tail (128 invocations read y back, not 64):
                         // 4096x4096 16.2 us vs r1 20.9, 4096x12288 25.5 vs 29.3
                         : q8 && o.norm_out && w.rows <= 4096 && w.cols >= 1024 ? 4u
-                                                   : matvec_ksplit(w.rows, w.cols, o.n_mats, o.sum_mats, q8);
+                                                   : matvec_ksplit(w.rows, w.cols, o.n_mats, o.sum_mats, q4k_q8);
     if (ks && ks != 4 && ks != 8) throw GpuError("matvec: 4 or 8 teams per row");
     if (o.swiglu_up) {
         name += "_glu";
@@ -143,7 +147,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         nr = ks == 4 ? 2 : 1;  // the builds' NR
         teams = 1;
     } else if (o.n_cols == 1) {
-        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats, q8);
+        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats, q4k_q8);
         if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
         name += "_r" + std::to_string(nr);
     }
