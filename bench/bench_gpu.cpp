@@ -92,7 +92,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
     const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
     // Variants: rows per team 1, 2, 4 (ks 0) and 4 or 8 teams per row (nr 0).
-    const bool q4k_q8 = q8 && (t == WT_Q4_K || t == WT_Q5_K);  // as matvec() picks
+    const bool q4k_q8 = q8 && t == WT_Q4_K;  // as matvec() picks
     const uint32_t chosen_ks = sh.glu ? 0 : matvec_ksplit(sh.rows, sh.cols, sh.n_mats, sh.sum, q4k_q8);
     const uint32_t chosen = chosen_ks ? 0 : matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats, q4k_q8);
     std::vector<MvResult> out;

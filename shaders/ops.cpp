@@ -127,9 +127,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         if ((x.off | o.x_mat_stride) % 32) throw GpuError("matvec: int8 x offsets and strides must be multiples of 32");
         p.xq_soff = o.xq->soff;
     }
-X
-    // (16-bit loads: their blocks are 2-aligned) keep the float path's choices: H100, 4096x4096 Q8_0
-    // k4 20.5 us vs r1 27.0, Q6_K 4096x12288 k4 30.0 vs r1 33.7.
+    // Q4_K's integer dots favour one row per team (matvec_team_rows, matvec_ksplit); the other types'
+    // keep the float path's choices (H100, 4096x4096: Q8_0 k4 20.5 us vs r1 27.0, Q5_K k4 14.2 vs r1
+    // 17.6; Q6_K 4096x12288 k4 30.0 vs r1 33.7).
     const bool q4k_q8 = q8 && w.type == WT_Q4_K;
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");

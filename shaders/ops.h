@@ -94,7 +94,7 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool q8 = false);
 // 4 or 8 teams per row for a latency-bound matvec (few rows, or a weighted sum of matrices: long
 // chains of steps per row), else 0. SLUICE_GPU_KSPLIT=0|4|8 in the environment overrides the choice
 // for the shapes that qualify (measurements).
-// q8: Q4_K's / Q5_K's integer-dot variants, whose steps are 1024 elements and cheaper.
+// q8: Q4_K's integer-dot variant, whose steps are 1024 elements and cheaper.
 uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool q8 = false);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
