@@ -82,8 +82,9 @@ void norm_rope(uint xo, uint wo, bool to_q) {
 #endif
 
 #ifdef FUSED
+#include "q8_block.glsl"
 // ATTN_OUT_Q8 (head_dim_v and out_off multiples of 32, ops.cpp): head h's merged output (nv, from
-// merge()) as int8 blocks, as quant_q8.comp writes them: 8 invocations per block of 32 (shuffles).
+// merge()) as int8 blocks (q8_block.glsl).
 void out_mirror(uint h) {
     barrier();
     const uint tid = gl_LocalInvocationIndex, n4 = p.head_dim_v / 4u;
@@ -91,20 +92,12 @@ void out_mirror(uint h) {
         const uint t = t0 + tid;
         const bool inside = t < n4;
         const vec4 v = inside ? vec4(nv[4u * t], nv[4u * t + 1u], nv[4u * t + 2u], nv[4u * t + 3u]) : vec4(0.0);
-        float a = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
-        a = max(a, subgroupShuffleXor(a, 1u));
-        a = max(a, subgroupShuffleXor(a, 2u));
-        a = max(a, subgroupShuffleXor(a, 4u));
-        const vec4 sv = v * (a > 0.0 ? 127.0 / a : 0.0), q = sign(sv) * floor(abs(sv) + 0.5);
-        float qs = (q.x + q.y) + (q.z + q.w);
-        qs += subgroupShuffleXor(qs, 1u);
-        qs += subgroupShuffleXor(qs, 2u);
-        qs += subgroupShuffleXor(qs, 4u);
+        vec2 ds;
+        const uint q = q8_quantize(v, ds);
         if (!inside) continue;
         const uint i = (p.out_off + h * p.head_dim_v) / 4u + t;  // vec4 index
-        const ivec4 qi = ivec4(q);
-        Oq[i] = uint(qi.x & 0xFF) | (uint(qi.y & 0xFF) << 8) | (uint(qi.z & 0xFF) << 16) | (uint(qi.w & 0xFF) << 24);
-        if ((t & 7u) == 0u) Os2[p.out_q_soff + i / 8u] = vec2(a / 127.0, a / 127.0 * qs);
+        Oq[i] = q;
+        if ((t & 7u) == 0u) Os2[p.out_q_soff + i / 8u] = ds;
     }
 }
 #endif

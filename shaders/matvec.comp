@@ -101,23 +101,15 @@ layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };
 layout(binding = 7, std430) writeonly buffer HqBuf { uint Hq[]; };  // MV_NORM_Q8: hn's int8 mirror
 layout(binding = 7, std430) writeonly buffer HsBuf { vec2 Hs2[]; };
 
-// MV_NORM_Q8: invocations tid .. tid + 7 (tid % 8 == 0) hold a block of 32 (a vec4
-// each): its max |h| and sum of q through shuffles, each writes its 4 int8, the first the block's
-// (d, d * sum q) (as quant_q8.comp). i: h's vec4 index in the buffer. Uniform control flow (shuffles).
+#include "q8_block.glsl"
+// MV_NORM_Q8: invocations tid .. tid + 7 (tid % 8 == 0) hold a block of 32 (a vec4 each); each writes
+// its 4 int8, the first the block's (d, d * sum q). i: h's vec4 index in the buffer. Uniform control flow.
 void quantize_tail(vec4 h, uint i, bool write) {
-    float a = max(max(abs(h.x), abs(h.y)), max(abs(h.z), abs(h.w)));
-    a = max(a, subgroupShuffleXor(a, 1u));
-    a = max(a, subgroupShuffleXor(a, 2u));
-    a = max(a, subgroupShuffleXor(a, 4u));
-    const vec4 s = h * (a > 0.0 ? 127.0 / a : 0.0), q = sign(s) * floor(abs(s) + 0.5);
-    float qs = (q.x + q.y) + (q.z + q.w);
-    qs += subgroupShuffleXor(qs, 1u);
-    qs += subgroupShuffleXor(qs, 2u);
-    qs += subgroupShuffleXor(qs, 4u);
+    vec2 ds;
+    const uint q = q8_quantize(h, ds);
     if (!write) return;
-    const ivec4 qi = ivec4(q);
-    Hq[i] = uint(qi.x & 0xFF) | (uint(qi.y & 0xFF) << 8) | (uint(qi.z & 0xFF) << 16) | (uint(qi.w & 0xFF) << 24);
-    if ((gl_LocalInvocationIndex & 7u) == 0u) Hs2[p.norm_q_soff + i / 8u] = vec2(a / 127.0, a / 127.0 * qs);
+    Hq[i] = q;
+    if ((gl_LocalInvocationIndex & 7u) == 0u) Hs2[p.norm_q_soff + i / 8u] = ds;
 }
 void norm_tail() {
     const uint tid = gl_LocalInvocationIndex;

@@ -156,14 +156,6 @@ XS load_x(uint xo, uint s) {
     x.s = h == 0u ? vec2(a.y, b.y) : vec2(0.0);
     return x;
 }
-// (scale, scale, min, min) of groups 2g and 2g + 1 (as in the float path below).
-vec4 kq_pair_scales(uvec3 s, uint g) {
-    const uint sh = 16u * (g & 1u);
-    const uint a = s.x >> sh, m = s.y >> sh, c = s.z >> sh;
-    const uint lo = (a & 0x3F3Fu) | ((m & 0x3F3Fu) << 16);
-    const uint hi = ((c & 0x0F0Fu) | ((a >> 2) & 0x3030u)) | ((((c >> 4) & 0x0F0Fu) | ((m >> 2) & 0x3030u)) << 16);
-    return bytes4(g < 2u ? lo : hi);
-}
 float row_dot(uint wrow, uint s, XS x) {
     const uint sb = kq_block(s);
     if (256u * sb >= p.cols) return 0.0;
@@ -222,16 +214,6 @@ XS load_x(uint xo, uint s) {
     x.slo = hsum(x.lo0 + x.lo1);
     x.shi = hsum(x.hi0 + x.hi1);
     return x;
-}
-// (scale, scale, min, min) of groups 2g and 2g + 1 from the 12 packed bytes (engine/tensor/blocks.h
-// scale_min_k4): groups 0-3 keep the low 6 bits of bytes j and j + 4; groups 4-7 the nibbles of byte
-// j + 4 and the top 2 bits of bytes j - 4 (scale) and j (min). Bytes 2(g & 1), +1 of each word serve g.
-vec4 kq_pair_scales(uvec3 s, uint g) {
-    const uint sh = 16u * (g & 1u);
-    const uint a = s.x >> sh, m = s.y >> sh, c = s.z >> sh;
-    const uint lo = (a & 0x3F3Fu) | ((m & 0x3F3Fu) << 16);
-    const uint hi = ((c & 0x0F0Fu) | ((a >> 2) & 0x3030u)) | ((((c >> 4) & 0x0F0Fu) | ((m >> 2) & 0x3030u)) << 16);
-    return bytes4(g < 2u ? lo : hi);
 }
 float row_dot(uint wrow, uint s, XS x) {
     const uint sb = kq_block(s);

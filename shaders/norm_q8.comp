@@ -16,6 +16,7 @@ layout(binding = 2, std430) readonly buffer WBuf { vec4 Wn4[]; };
 layout(binding = 3, std430) writeonly buffer QBuf { uint Q[]; };
 layout(binding = 3, std430) writeonly buffer SBuf { vec2 S2[]; };
 
+#include "q8_block.glsl"
 #define NORMQ_LOADS 4u
 shared float red[NORMQ_THREADS / 8u];  // one per subgroup of 8 or more
 
@@ -60,21 +61,12 @@ void main() {
             const vec4 h = v[u] * scale * w[u];
             if (i < n4) Y4[p.y_off / 4u + i] = h;
             if (!mirror) continue;  // uniform
-            // a block of 32 = 8 consecutive invocations (n a multiple of 32 with the mirror)
-            float a = max(max(abs(h.x), abs(h.y)), max(abs(h.z), abs(h.w)));
-            a = max(a, subgroupShuffleXor(a, 1u));
-            a = max(a, subgroupShuffleXor(a, 2u));
-            a = max(a, subgroupShuffleXor(a, 4u));
-            const vec4 sv = h * (a > 0.0 ? 127.0 / a : 0.0), q = sign(sv) * floor(abs(sv) + 0.5);
-            float qs = (q.x + q.y) + (q.z + q.w);
-            qs += subgroupShuffleXor(qs, 1u);
-            qs += subgroupShuffleXor(qs, 2u);
-            qs += subgroupShuffleXor(qs, 4u);
+            vec2 ds;  // a block of 32 = 8 consecutive invocations (n a multiple of 32 with the mirror)
+            const uint q = q8_quantize(h, ds);
             if (i >= n4) continue;
             const uint e4 = p.y_off / 4u + i;
-            const ivec4 qi = ivec4(q);
-            Q[e4] = uint(qi.x & 0xFF) | (uint(qi.y & 0xFF) << 8) | (uint(qi.z & 0xFF) << 16) | (uint(qi.w & 0xFF) << 24);
-            if ((tid & 7u) == 0u) S2[p.q_soff + e4 / 8u] = vec2(a / 127.0, a / 127.0 * qs);
+            Q[e4] = q;
+            if ((tid & 7u) == 0u) S2[p.q_soff + e4 / 8u] = ds;
         }
     }
 }

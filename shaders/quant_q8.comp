@@ -11,22 +11,15 @@ layout(binding = 0, std430) readonly buffer XBuf { vec4 X4[]; };
 layout(binding = 1, std430) writeonly buffer QBuf { uint Q[]; };
 layout(binding = 1, std430) writeonly buffer SBuf { vec2 S2[]; };
 layout(push_constant) uniform PC { QuantQ8Push p; };
+#include "q8_block.glsl"
 
 void main() {
     const uint t = gl_GlobalInvocationID.x, i = p.x_off / 4u + t;  // vec4 index; n is a multiple of 32
     const bool inside = 4u * t < p.n;
     const vec4 v = inside ? X4[i] : vec4(0.0);
-    float a = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
-    a = max(a, subgroupShuffleXor(a, 1u));
-    a = max(a, subgroupShuffleXor(a, 2u));
-    a = max(a, subgroupShuffleXor(a, 4u));
-    const vec4 s = v * (a > 0.0 ? 127.0 / a : 0.0), q = sign(s) * floor(abs(s) + 0.5);
-    float qs = (q.x + q.y) + (q.z + q.w);  // integers: exact
-    qs += subgroupShuffleXor(qs, 1u);
-    qs += subgroupShuffleXor(qs, 2u);
-    qs += subgroupShuffleXor(qs, 4u);
+    vec2 ds;
+    const uint q = q8_quantize(v, ds);
     if (!inside) return;
-    const ivec4 qi = ivec4(q);
-    Q[i] = uint(qi.x & 0xFF) | (uint(qi.y & 0xFF) << 8) | (uint(qi.z & 0xFF) << 16) | (uint(qi.w & 0xFF) << 24);
-    if ((t & 7u) == 0u) S2[p.s_off + i / 8u] = vec2(a / 127.0, a / 127.0 * qs);
+    Q[i] = q;
+    if ((t & 7u) == 0u) S2[p.s_off + i / 8u] = ds;
 }

@@ -45,6 +45,16 @@ void kq_scale_min(uint j, uvec3 s, out float sc, out float m) {
         m = float((kq_byte(s, j + 4u) >> 4) | ((kq_byte(s, j) >> 6) << 4));
     }
 }
+// (scale, scale, min, min) of groups 2g and 2g + 1 from the 12 packed bytes (engine/tensor/blocks.h
+// scale_min_k4): groups 0-3 keep the low 6 bits of bytes j and j + 4; groups 4-7 the nibbles of byte
+// j + 4 and the top 2 bits of bytes j - 4 (scale) and j (min). Bytes 2(g & 1), +1 of each word serve g.
+vec4 kq_pair_scales(uvec3 s, uint g) {
+    const uint sh = 16u * (g & 1u);
+    const uint a = s.x >> sh, m = s.y >> sh, c = s.z >> sh;
+    const uint lo = (a & 0x3F3Fu) | ((m & 0x3F3Fu) << 16);
+    const uint hi = ((c & 0x0F0Fu) | ((a >> 2) & 0x3030u)) | ((((c >> 4) & 0x0F0Fu) | ((m >> 2) & 0x3030u)) << 16);
+    return bytes4(g < 2u ? lo : hi);
+}
 // Sign-extended int8 number b (0 or 1) of a 16-bit unit.
 int i8_of(uint u, uint b) { return int(u << (24u - 8u * b)) >> 24; }
 
