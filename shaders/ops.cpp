@@ -122,11 +122,10 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.topk_w_off = o.topk_w_off;
         p.norm_count_off = o.topk_count.off;
     }
-    const bool q8 = o.xq && o.n_cols == 1 && has_q8(cmd.context(), w.type);
-    if (q8) {
-        if ((x.off | o.x_mat_stride) % 32) throw GpuError("matvec: int8 x offsets and strides must be multiples of 32");
-        p.xq_soff = o.xq->soff;
-    }
+    // The int8 mirror's blocks must line up with x's (offsets and strides multiples of 32); else the
+    // floats, which are always there.
+    const bool q8 = o.xq && o.n_cols == 1 && has_q8(cmd.context(), w.type) && (x.off | o.x_mat_stride) % 32 == 0;
+    if (q8) p.xq_soff = o.xq->soff;
     // Q4_K's integer dots favour one row per team (matvec_team_rows, matvec_ksplit); the other types'
     // keep the float path's choices (H100, 4096x4096: Q8_0 k4 20.5 us vs r1 27.0, Q5_K k4 14.2 vs r1
     // 17.6; Q6_K 4096x12288 k4 30.0 vs r1 33.7).

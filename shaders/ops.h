@@ -85,8 +85,8 @@ struct MatvecOpts {
     // (zero before; left zero; shared.h MV_TOPK).
     uint32_t topk = 0, topk_ids_off = 0, topk_w_off = 0;
     Vec topk_count;
-    // x's int8 mirror (quantize_q8() after x was written): the integer-dot variant where has_q8(),
-    // else x is read as floats. One column; x offsets and strides multiples of 32.
+    // x's int8 mirror (quantize_q8() after x was written): the integer-dot variant where has_q8() and
+    // x's offset and matrix stride are multiples of 32 (one column), else x is read as floats.
     const Xq* xq = nullptr;
 };
 // The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
