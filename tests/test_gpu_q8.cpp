@@ -170,6 +170,35 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
     }
 }
 
+// x whose offset is not a multiple of 32 cannot use its mirror's blocks: the matvec reads the floats
+// (bit for bit what it computes without a mirror) instead of failing.
+TEST(GpuQ8, MisalignedXFallsBackToFloats) {
+    if (!has_int_dot()) return;
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 40, cols = 512, off = 4;
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;
+    random_mats(rng, GgmlType::Q4_K, 1, rows, cols, bytes, deq);
+    const auto x = random_row(rng, 32 + cols);  // mirrored whole; the matvec reads from float 4
+    const Mirror m = mirror(x);
+    gpu::Buffer wb = to_gpu(bytes), step = step_buffer(0);
+    std::vector<float> ys[2];
+    for (bool with_mirror : {false, true}) {
+        gpu::Buffer yb = zeros(size_t(rows));
+        gpu::MatvecOpts o;
+        o.xq = with_mirror ? &m.xq : nullptr;
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, {&wb, uint32_t(GgmlType::Q4_K), 0, uint32_t(rows), uint32_t(cols)}, {&m.x, uint32_t(off)}, {&yb}, step, o);
+        cmd.end();
+        cmd.run();
+        ys[with_mirror] = floats(yb, size_t(rows));
+    }
+    EXPECT_EQ(0, std::memcmp(ys[0].data(), ys[1].data(), size_t(rows) * 4));
+}
+
 // The routed experts' two forms with int8 x: gate + up fused (SwiGLU) over ids, and the weighted sum
 // of downs (each expert its own x, x_mat_stride apart) with the residual add and the norm tail.
 TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
