@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -139,36 +140,48 @@ inline QuantLogits quantized_logits(const std::string& dir, const std::string& n
     return r;
 }
 
-// The state blob is the CPU path's: a conversation of fixture `path` (ids) started on the CPU continues
-// on the GPU and back, and truncate() recomputes the positions after n, as on the CPU.
-inline void expect_snapshots_move(const std::string& path, const std::vector<int32_t>& ids) {
+// The state blob is the CPU path's: a conversation of fixture `path` (ids) started on the CPU (with
+// cpu options `co`) continues on the GPU and back. Returns both models (the GPU's at 40 tokens, the
+// CPU's at the end) and the CPU's logits of every position, for the architecture's own truncate checks.
+struct SnapshotModels {
+    std::unique_ptr<Model> cpu, gpu;
+    std::vector<float> full;
+    size_t nv = 0;
+};
+inline SnapshotModels expect_snapshots_move_both_ways(const std::string& path, const std::vector<int32_t>& ids,
+                                                      const ModelOptions& co) {
     using reftest::max_rel_err;
     const std::vector<int32_t> first(ids.begin(), ids.begin() + 40), rest(ids.begin() + 40, ids.end());
-    auto cpu = load_model(path, cpu_opts());
-    auto gpu = load_model(path, gpu_opts());
-    ASSERT_NE(gpu->placement().find("GPU"), std::string::npos) << gpu->placement();
-    const auto full = cpu->forward_tokens(ids, true);
-    const size_t nv = size_t(cpu->hparams().n_vocab);
-    const std::vector<float> want(full.end() - std::ptrdiff_t(rest.size() * nv), full.end());
+    SnapshotModels m{load_model(path, co), load_model(path, gpu_opts()), {}, 0};
+    EXPECT_NE(m.gpu->placement().find("GPU"), std::string::npos) << m.gpu->placement();
+    m.full = m.cpu->forward_tokens(ids, true);
+    m.nv = size_t(m.cpu->hparams().n_vocab);
+    const std::vector<float> want(m.full.end() - std::ptrdiff_t(rest.size() * m.nv), m.full.end());
 
-    cpu->reset();
-    cpu->forward_tokens(first, false);
-    const auto cpu_blob = cpu->save_state();
-    gpu->load_state(cpu_blob);
-    EXPECT_EQ(gpu->n_past(), 40);
-    EXPECT_LE(max_rel_err(gpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
+    m.cpu->reset();
+    m.cpu->forward_tokens(first, false);
+    const auto cpu_blob = m.cpu->save_state();
+    m.gpu->load_state(cpu_blob);
+    EXPECT_EQ(m.gpu->n_past(), 40);
+    EXPECT_EQ(m.gpu->save_state().size(), cpu_blob.size());
+    EXPECT_LE(max_rel_err(m.gpu->forward_tokens(rest, true), want, int64_t(m.nv)), 1e-5);
 
-    gpu->reset();
-    gpu->forward_tokens(first, false);
-    const auto gpu_blob = gpu->save_state();
+    m.gpu->reset();  // recurrent states start from zero again
+    m.gpu->forward_tokens(first, false);
+    const auto gpu_blob = m.gpu->save_state();
     EXPECT_EQ(gpu_blob.size(), cpu_blob.size());
-    cpu->load_state(gpu_blob);
-    EXPECT_LE(max_rel_err(cpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
+    m.cpu->load_state(gpu_blob);
+    EXPECT_LE(max_rel_err(m.cpu->forward_tokens(rest, true), want, int64_t(m.nv)), 1e-5);
+    return m;
+}
 
-    gpu->truncate(30);
+// expect_snapshots_move_both_ways(), and truncate() recomputes the positions after n, as on the CPU.
+inline void expect_snapshots_move(const std::string& path, const std::vector<int32_t>& ids) {
+    SnapshotModels m = expect_snapshots_move_both_ways(path, ids, cpu_opts());
+    m.gpu->truncate(30);
     const std::vector<int32_t> again(ids.begin() + 30, ids.end());
-    const std::vector<float> want2(full.end() - std::ptrdiff_t(again.size() * nv), full.end());
-    EXPECT_LE(max_rel_err(gpu->forward_tokens(again, true), want2, int64_t(nv)), 1e-5);
+    const std::vector<float> want2(m.full.end() - std::ptrdiff_t(again.size() * m.nv), m.full.end());
+    EXPECT_LE(reftest::max_rel_err(m.gpu->forward_tokens(again, true), want2, int64_t(m.nv)), 1e-5);
 }
 
 // Quantized files: fixture requantized to `type`, the GPU's and the CPU's agreement with the float

@@ -54,26 +54,10 @@ TEST(GpuQwen35State, SnapshotsMoveBetweenCpuAndGpu) {
         SCOPED_TRACE(fixture);
         const std::string path = kDir + fixture + ".gguf";
         const auto ids = read_ids(kDir + fixture + ".tokens.txt");
-        const std::vector<int32_t> first(ids.begin(), ids.begin() + 40), rest(ids.begin() + 40, ids.end());
-        auto cpu = load_model(path, one_token());
-        auto gpu = load_model(path, gpu_opts());
-        ASSERT_NE(gpu->placement().find("GPU"), std::string::npos) << gpu->placement();
-        const auto full = cpu->forward_tokens(ids, true);
-        const size_t nv = size_t(cpu->hparams().n_vocab);
-        const std::vector<float> want(full.end() - std::ptrdiff_t(rest.size() * nv), full.end());
-
-        cpu->reset();
-        cpu->forward_tokens(first, false);
-        const std::vector<uint8_t> from_cpu = cpu->save_state();
-        gpu->load_state(from_cpu);
-        EXPECT_EQ(gpu->n_past(), 40);
-        EXPECT_EQ(gpu->save_state().size(), from_cpu.size());
-        EXPECT_LE(max_rel_err(gpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
-
-        gpu->reset();  // the recurrent states start from zero again
-        gpu->forward_tokens(first, false);
-        cpu->load_state(gpu->save_state());
-        EXPECT_LE(max_rel_err(cpu->forward_tokens(rest, true), want, int64_t(nv)), 1e-5);
+        SnapshotModels m = expect_snapshots_move_both_ways(path, ids, one_token());
+        auto& gpu = m.gpu;
+        const auto& full = m.full;
+        const size_t nv = m.nv;
 
         // truncate(): as the CPU class, only to where it is or to 0 (the recurrent state cannot go back).
         EXPECT_THROW(gpu->truncate(30), Error);
