@@ -140,7 +140,7 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
         d.int_dot_fast = pdot.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
     }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
-    d.int_dot = fdot.shaderIntegerDotProduct && sg.subgroupSize >= 8;  // MV_NORM_Q8 shuffles over 8
+    d.int_dot = fdot.shaderIntegerDotProduct && sg.subgroupSize >= 8;  // q8_block.glsl shuffles over 8
     if (!d.int_dot) d.int_dot_fast = false;
     std::string missing;
     auto need = [&](bool ok, const char* what) {
