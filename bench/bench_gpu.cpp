@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
         // matvec per type and shape, each rows-per-team variant (bench_matvec below).
         // (type, integer-dot variant): names q4_k, q4_k_q8, ...
         std::vector<std::pair<uint32_t, bool>> types;
-        for (uint32_t t : {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q4_K, WT_Q5_K, WT_Q6_K}) {
+        for (uint32_t t : {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q8_0R, WT_Q4_K, WT_Q5_K, WT_Q6_K}) {
             types.push_back({t, false});
             if (has_q8(ctx, t)) types.push_back({t, true});
         }

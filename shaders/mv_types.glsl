@@ -10,16 +10,56 @@
 // The includer declares X4 (x as vec4), p (MatvecPush), `lane` and includes quants.glsl first.
 // Parts past the end of the row (cols not a multiple of MV_STEP) load nothing and add 0.
 
-#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) || defined(WTYPE_Q8_0R)
 layout(binding = W_BINDING, std430) readonly buffer WBufU { uint W1[]; };  // W's bytes as words
+#endif
+#if defined(WTYPE_Q8_0R)
+// The scale of the block holding element e of the row at wrow (units): after the row's cols int8.
+float q8r_scale(uint wrow, uint e) { return unpackHalf2x16(uint(WH[8u * wrow + (p.cols >> 1) + (e >> 5)])).x; }
 #endif
 #if defined(WTYPE_F16) || defined(WTYPE_BF16)
 layout(binding = W_BINDING, std430) readonly buffer WBufV2 { uvec2 W2[]; };
 #endif
 
-#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16)
+#if defined(WTYPE_Q8_0R) && defined(XQ8)
+// Repacked Q8_0 rows (quants.glsl) and x's int8 mirror, whose bytes line up with the row's int8: a
+// step is 2 parts of 512 elements, lane l taking elements 512(2s + k) + 16l .. + 15 of part k, one
+// uvec4 of W and one of x (a warp-wide load reads 512 contiguous bytes of each): 4 OpSDot, then
+// d_w * d_x of their block (two lanes per block).
+#define MV_STEP 1024u
+struct XS {
+    uvec4 q[2];
+    float d[2];
+};
+uint q8r_elem(uint s, uint k) { return MV_STEP * s + 512u * k + 16u * lane; }
+XS load_x(uint xo, uint s) {
+    XS x;
+    [[unroll]] for (uint k = 0u; k < 2u; ++k) {
+        const uint e = q8r_elem(s, k);
+        const bool inside = e < p.cols;
+        x.q[k] = inside ? XQ4[(xo + e) >> 4] : uvec4(0u);
+        x.d[k] = inside ? XS2[p.xq_soff + ((xo + e) >> 5)].x : 0.0;
+    }
+    return x;
+}
+float row_dot(uint wrow, uint s, XS x) {
+    float acc = 0.0;
+    [[unroll]] for (uint k = 0u; k < 2u; ++k) {
+        const uint e = q8r_elem(s, k);
+        if (e < p.cols) {
+            const uvec4 w = W[wrow + (e >> 4)];
+            int i = 0;
+            [[unroll]] for (uint c = 0u; c < 4u; ++c) i += sdot4(x.q[k][c], w[c], 0);
+            acc += q8r_scale(wrow, e) * x.d[k] * float(i);
+        }
+    }
+    return acc;
+}
+
+#elif defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q8_0R)
 // Four parts of 128 elements: in part k lane l holds elements 512s + 128k + 4l .. + 3, one vec4 of x
-// and 16 (F32) or 8 bytes of W: a warp-wide load reads 512 contiguous bytes of x.
+// and 16 (F32), 8 (F16, BF16) or 4 (repacked Q8_0: one word of int8, and its block's scale) bytes of
+// W: a warp-wide load reads 512 contiguous bytes of x.
 #define MV_STEP 512u
 struct XS {
     vec4 v[4];
@@ -39,9 +79,11 @@ vec4 wvec(uint wrow, uint e) {
 #elif defined(WTYPE_F16)
     const uvec2 w = W2[2u * wrow + (e >> 2)];
     return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-#else
+#elif defined(WTYPE_BF16)
     const uvec2 w = W2[2u * wrow + (e >> 2)];
     return uintBitsToFloat(uvec4(w.x << 16, w.x & 0xFFFF0000u, w.y << 16, w.y & 0xFFFF0000u));
+#else
+    return q8r_scale(wrow, e) * (bytes4(W1[4u * wrow + (e >> 2)] ^ 0x80808080u) - 128.0);
 #endif
 }
 float row_dot(uint wrow, uint s, XS x) {
@@ -331,5 +373,5 @@ float row_dot(uint wrow, uint s, XS x) {
 }
 
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
 #endif

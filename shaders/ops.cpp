@@ -13,7 +13,7 @@ const TypeLayout kTypes[] = {
     {WT_F32, "f32", 16, 8, 1, 4},          {WT_F16, "f16", 16, 8, 1, 2},
     {WT_BF16, "bf16", 16, 8, 1, 2},        {WT_Q8_0, "q8_0", 2, 32, 32, 34},
     {WT_Q4_K, "q4_k", 16, 64, 256, 144},   {WT_Q5_K, "q5_k", 16, 64, 256, 176},
-    {WT_Q6_K, "q6_k", 2, 64, 256, 210},
+    {WT_Q6_K, "q6_k", 2, 64, 256, 210},     {WT_Q8_0R, "q8_0r", 16, 256, 32, 34},
 };
 
 uint32_t u32(uint64_t v, const char* what) {
@@ -34,11 +34,28 @@ uint64_t gpu_row_bytes(uint32_t type, uint64_t cols) {
     return cols / l->block_elems * l->block_bytes;
 }
 
+bool q8_0_repackable(uint64_t cols) { return cols > 0 && cols % 256 == 0; }
+
+void repack_q8_0(const uint8_t* src, uint8_t* dst, uint64_t rows, uint64_t cols) {
+    if (!q8_0_repackable(cols)) throw GpuError("repack_q8_0: rows of " + std::to_string(cols) + " are not a multiple of 256");
+    const uint64_t nb = cols / 32, rb = nb * 34;
+    for (uint64_t r = 0; r < rows; ++r) {
+        const uint8_t* s = src + r * rb;
+        uint8_t* q = dst + r * rb;
+        uint8_t* d = q + cols;
+        for (uint64_t b = 0; b < nb; ++b, s += 34) {
+            std::memcpy(d + 2 * b, s, 2);
+            std::memcpy(q + 32 * b, s + 2, 32);
+        }
+    }
+}
+
 uint64_t xq_bytes(uint64_t floats) { return (floats + 15) / 16 * 16 + (floats + 31) / 32 * 8; }
 uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mirror"); }
 
 bool has_q8(const Context& ctx, uint32_t type) {
-    return ctx.info().int_dot && (type == WT_Q8_0 || type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K);
+    return ctx.info().int_dot &&
+           (type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K);
 }
 
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {
@@ -126,10 +143,11 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     // floats, which are always there.
     const bool q8 = o.xq && o.n_cols == 1 && has_q8(cmd.context(), w.type) && (x.off | o.x_mat_stride) % 32 == 0;
     if (q8) p.xq_soff = o.xq->soff;
-    // Q4_K's integer dots favour one row per team (matvec_team_rows, matvec_ksplit); the other types'
-    // keep the float path's choices (H100, 4096x4096: Q8_0 k4 20.5 us vs r1 27.0, Q5_K k4 14.2 vs r1
-    // 17.6; Q6_K 4096x12288 k4 30.0 vs r1 33.7).
-    const bool q4k_q8 = q8 && w.type == WT_Q4_K;
+    // Q4_K's integer dots favour one row per team (matvec_team_rows, matvec_ksplit), and so may the
+    // repacked Q8_0's, whose lanes also load 16 bytes of W per part; the other types keep the float
+    // path's choices (H100, 4096x4096: Q8_0 k4 20.5 us vs r1 27.0, Q5_K k4 14.2 vs r1 17.6; Q6_K
+    // 4096x12288 k4 30.0 vs r1 33.7).
+    const bool q4k_q8 = q8 && (w.type == WT_Q4_K || w.type == WT_Q8_0R);
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");
     const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0
@@ -191,7 +209,7 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool q8) {
 
 void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {
     const TypeLayout* t = gpu_type(w.type);
-    if (!t) throw GpuError("getrows: no GPU kernel for ggml type " + std::to_string(w.type));
+    if (!t || w.type == WT_Q8_0R) throw GpuError("getrows: no GPU kernel for type " + std::to_string(w.type));
     if (w.cols % t->chunk || w.offset % t->unit_bytes)
         throw GpuError(std::string("getrows: ") + t->suffix + " rows of " + std::to_string(w.cols) + " cannot be read");
     GetrowsPush p{};

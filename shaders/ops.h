@@ -19,6 +19,10 @@ struct TypeLayout {
 };
 const TypeLayout* gpu_type(uint32_t ggml_type);  // nullptr: no GPU kernels for this type
 uint64_t gpu_row_bytes(uint32_t ggml_type, uint64_t cols);
+// Q8_0 rows (cols a multiple of 256) as WT_Q8_0R stores them: per row its blocks' int8, then their
+// f16 scales; the same bytes per row, so offsets and strides of rows and matrices stay. src != dst.
+bool q8_0_repackable(uint64_t cols);
+void repack_q8_0(const uint8_t* src, uint8_t* dst, uint64_t rows, uint64_t cols);
 
 // W (rows, cols) of `type` at byte `offset` in buf; a batch of matrices lies mat_stride bytes apart
 // (the experts of a 3-D expert tensor).

@@ -13,7 +13,7 @@
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 
-#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+#if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) || defined(WTYPE_Q8_0R)
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uvec4 W[]; };
 #else
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uint16_t W[]; };
@@ -104,6 +104,12 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
     }
 }
 
+#elif defined(WTYPE_Q8_0R)
+// Q8_0 rows repacked (shared.h WT_Q8_0R): a row of n blocks is n * 32 int8 (2n units), then n f16
+// scales (n / 8 units). Matvecs only (mv_types.glsl): no dequant_chunk, no embedding lookup.
+layout(binding = W_BINDING, std430) readonly buffer WBufH { uint16_t WH[]; };
+uint row_units(uint cols) { return cols / 256u * 17u; }
+
 #elif defined(WTYPE_Q4_K)
 // 144-byte super-block of 256 = 9 units: (d, dmin, scales[12]) then qs[128]. Chunk: 64 elements,
 // groups 2p and 2p + 1 (low and high nibbles of qs[32p .. 32p + 32)).
@@ -182,5 +188,5 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
 }
 
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
 #endif

@@ -217,6 +217,10 @@ struct StepHeader {
 #define WT_Q5_K 13
 #define WT_Q6_K 14
 #define WT_BF16 30
+// Not a ggml type: Q8_0 rows repacked at upload (ops.h repack_q8_0), each row's 32 int8 per block
+// first, 16-byte aligned, then its f16 scales, so a lane loads 16 int8 at once (Q8_0's 34-byte
+// blocks allow only 16-bit loads). Rows of a multiple of 256.
+#define WT_Q8_0R 1008
 
 // qwen35moe (GatedDeltaNet): Qwen3.5-MoE / Qwen3-Next linear-attention layers and gates.
 #define DELTA_THREADS 128       // delta_conv's workgroup

@@ -6,8 +6,10 @@
 
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "engine/tensor/types.h"
 #include "shaders/ops.h"
 #include "shaders/vk_runtime.h"
 
@@ -57,6 +59,21 @@ inline gpu::Buffer step_buffer(uint32_t pos, uint32_t token = 0, uint32_t n_rot 
     std::vector<uint8_t> s(gpu::kStepBytes);
     gpu::write_step(s.data(), pos, token, n_rot, base);
     return to_gpu(s);
+}
+
+// A weight type as the GPU stores it: ggml's blocks (id = the ggml type), or Q8_0 repacked at upload
+// (id WT_Q8_0R). Tests generate `ggml` data and store it with to_stored().
+struct GpuType {
+    GgmlType ggml;
+    uint32_t id;
+};
+inline std::string gpu_type_name(const GpuType& t) { return gpu::gpu_type(t.id)->suffix; }
+// Rows of cols values of t.ggml, in place, as the GPU stores them.
+inline void to_stored(const GpuType& t, std::vector<uint8_t>& bytes, int64_t cols) {
+    if (t.id != WT_Q8_0R) return;
+    std::vector<uint8_t> r(bytes.size());
+    gpu::repack_q8_0(bytes.data(), r.data(), bytes.size() / gpu::gpu_row_bytes(WT_Q8_0, uint64_t(cols)), uint64_t(cols));
+    bytes.swap(r);
 }
 
 }  // namespace sluice::gputest

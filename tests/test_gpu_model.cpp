@@ -69,6 +69,35 @@ TEST(GpuModelMixed, QkvOfDifferentTypesMatchCpuPath) {
         }
 }
 
+// Q8_0 matrices whose rows are a multiple of 256 are repacked at upload (shared.h WT_Q8_0R), which no
+// fixture's shapes allow: a generated qwen3moe of such shapes gives the logits of ggml's blocks
+// (SLUICE_GPU_REPACK=0) up to summation order, and both the CPU path's within its int8 rounding.
+TEST(GpuModelRepack, RepackedQ8_0MatchesGgmlBlocks) {
+    const std::string f = tmp_dir() + "gpu_repack_" + std::to_string(getpid()) + ".gguf";
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
+                            "--kv-heads 2 --head-dim 64 --experts 8 --used 2 --ff-exp 512 --vocab 300 --type q8_0 --out " + f +
+                            " >/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < 24; ++i) ids.push_back((i * 37 + 11) % 300);
+    std::string raw_where, rep_where;
+    setenv("SLUICE_GPU_REPACK", "0", 1);
+    const auto raw = logits(f, gpu_opts(), ids, &raw_where);
+    unsetenv("SLUICE_GPU_REPACK");
+    const auto rep = logits(f, gpu_opts(), ids, &rep_where);
+    const auto cpu = logits(f, cpu_opts(), ids);
+    std::remove(f.c_str());
+    std::printf("  [%s]\n", rep_where.c_str());
+    EXPECT_NE(rep_where.find("Q8_0 tensors repacked"), std::string::npos) << rep_where;
+    EXPECT_EQ(raw_where.find("repacked"), std::string::npos) << raw_where;
+    const int64_t nv = 300;
+    const double err = max_rel_err(rep, raw, nv);
+    const Agreement a = agreement(rep, cpu, nv);
+    std::printf("  repacked vs ggml blocks: max rel err %.3g; vs CPU: top-1 %.3f KL %.3g\n", err, a.top1, a.kl);
+    EXPECT_LE(err, 1e-4);
+    EXPECT_GE(a.top1, 0.9);
+}
+
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
 // experts come through the streaming ExpertSource, into the VRAM expert cache or to the CPU experts,
 // and the logits are the CPU path's.

@@ -24,8 +24,16 @@ using test::random_row;
 
 const GgmlType kGpuTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
                               GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+// The matvec suites also run Q8_0 repacked (WT_Q8_0R; matvecs only).
+std::vector<GpuType> matvec_types() {
+    std::vector<GpuType> v;
+    for (GgmlType t : kGpuTypes) v.push_back({t, uint32_t(t)});
+    v.push_back({GgmlType::Q8_0, WT_Q8_0R});
+    return v;
+}
 
-// n_mats matrices (rows, cols) of type t, really quantized; returns their bytes and dequantized floats.
+// n_mats matrices (rows, cols) of type t, really quantized; returns their bytes (as the GPU stores
+// them) and dequantized floats.
 struct RandomMats {
     std::vector<uint8_t> bytes;
     std::vector<float> deq;  // (n_mats, rows, cols)
@@ -42,6 +50,11 @@ RandomMats random_mats(std::mt19937& rng, GgmlType t, int64_t n_mats, int64_t ro
     }
     return m;
 }
+RandomMats random_mats(std::mt19937& rng, const GpuType& t, int64_t n_mats, int64_t rows, int64_t cols) {
+    RandomMats m = random_mats(rng, t.ggml, n_mats, rows, cols);
+    to_stored(t, m.bytes, cols);
+    return m;
+}
 
 std::vector<float> ref_matvec(const float* w, const float* x, int64_t rows, int64_t cols) {
     std::vector<float> y(static_cast<size_t>(rows));
@@ -53,7 +66,7 @@ std::vector<float> ref_matvec(const float* w, const float* x, int64_t rows, int6
     return y;
 }
 
-class GpuTypes : public ::testing::TestWithParam<GgmlType> {};
+class GpuTypes : public ::testing::TestWithParam<GpuType> {};
 
 // matvec variants: (rows per team, teams per row); (0, -1) is the shape-based choice.
 const std::pair<uint32_t, int> kVariants[] = {{0, -1}, {1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}};
@@ -61,16 +74,16 @@ const std::pair<uint32_t, int> kVariants[] = {{0, -1}, {1, 0}, {2, 0}, {4, 0}, {
 // Every rows-per-team variant (0: the size-based choice) on rows that are not a multiple of the rows
 // per workgroup, rows of one block, rows ending inside a step (512 elements) and long rows.
 TEST_P(GpuTypes, MatvecMatchesReference) {
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t));
+    const gpu::TypeLayout* tl = gpu::gpu_type(gt.id);
     const int64_t block = std::max(tl->chunk, tl->block_elems);
     std::vector<std::pair<int64_t, int64_t>> shapes = {{67, 512}, {4, 256}, {130, 1792}, {9, block}, {37, 7168}, {1, 768}};
     if (block < 32) shapes.push_back({13, 8 * 65});  // ends inside a 128-element part
     for (auto [rows, cols] : shapes) {
-        const RandomMats m = random_mats(rng, t, 1, rows, cols);
+        const RandomMats m = random_mats(rng, gt, 1, rows, cols);
         const auto x = random_row(rng, cols);
         const auto ref = ref_matvec(m.deq.data(), x.data(), rows, cols);
         for (auto [nr, ks] : kVariants) {
@@ -80,7 +93,7 @@ TEST_P(GpuTypes, MatvecMatchesReference) {
             gpu::MatvecOpts o;
             o.team_rows = nr;
             o.ksplit = ks;
-            gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+            gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
             cmd.end();
             cmd.run();
             const auto got = floats(yb, size_t(rows + 1));
@@ -92,7 +105,7 @@ TEST_P(GpuTypes, MatvecMatchesReference) {
                 EXPECT_LE(std::fabs(double(got[size_t(r)]) - ref[size_t(r)]), 4e-6 * mag) << "row " << r << " r" << nr << " k" << ks;
             }
             if (rows > 1)
-                EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << type_name(t) << " " << rows << "x" << cols << " r" << nr << " k" << ks;
+                EXPECT_LT(nmse(got.data(), ref.data(), rows), 1e-10) << gpu_type_name(gt) << " " << rows << "x" << cols << " r" << nr << " k" << ks;
             EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr << " k" << ks;
         }
     }
@@ -101,12 +114,13 @@ TEST_P(GpuTypes, MatvecMatchesReference) {
 // The routed-expert form: a batch of matrices picked by ids, each with its own input, written at a
 // position-dependent offset and accumulated into y.
 TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
+    const GgmlType t = gt.ggml;
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     const int64_t n_exp = 5, rows = 36, cols = 512, k = 3, pos = 2;
-    const RandomMats m = random_mats(rng, t, n_exp, rows, cols);
+    const RandomMats m = random_mats(rng, gt, n_exp, rows, cols);
     std::vector<float> x;
     for (int j = 0; j < k; ++j) {
         auto r = random_row(rng, cols);
@@ -135,7 +149,7 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
         o.team_rows = nr;
         o.ksplit = ks;
         const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
+        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&xb}, {&yb, 5}, step, o);
         cmd.end();
         cmd.run();
         const auto got = floats(yb, y0.size());
@@ -146,12 +160,12 @@ TEST_P(GpuTypes, BatchedExpertsWithIdsPosAndAccumulate) {
 // The residual stream's next norm at the end of the matvec that adds to it: y += W x, then the last
 // workgroup writes hn = rmsnorm(y) * w and leaves its counter at zero for the next dispatch.
 TEST_P(GpuTypes, AccumulateThenNormTail) {
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     const int64_t rows = 301, cols = 512;
-    const RandomMats m = random_mats(rng, t, 1, rows, cols);
+    const RandomMats m = random_mats(rng, gt, 1, rows, cols);
     const auto x = random_row(rng, cols), y0 = random_row(rng, rows), nw = random_row(rng, rows);
     for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {4, 0}, {0, 8}}) {
         gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = to_gpu(y0), nb = to_gpu(nw), hb = zeros(size_t(rows + 8)),
@@ -167,7 +181,7 @@ TEST_P(GpuTypes, AccumulateThenNormTail) {
         o.norm_count = uint32_t(rows + 5);
         gpu::Cmd cmd(ctx());
         cmd.begin();
-        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
         cmd.end();
         std::vector<float> ref_y = y0, ref_hn(static_cast<size_t>(rows));
         for (int run = 1; run <= 2; ++run) {
@@ -188,12 +202,13 @@ TEST_P(GpuTypes, AccumulateThenNormTail) {
 // Routed experts' down projections summed with their weights in one dispatch, added to the residual,
 // then its next norm: x += sum_j w_j down_j(g_j); hn = rmsnorm(x) * norm.
 TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
+    const GgmlType t = gt.ggml;
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     const int64_t n_exp = 5, rows = 131, cols = 768, k = 3;
-    const RandomMats m = random_mats(rng, t, n_exp, rows, cols);
+    const RandomMats m = random_mats(rng, gt, n_exp, rows, cols);
     const auto g = random_row(rng, k * cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
     // The ids buffer: 2 unused words, k ids, k weights (as float bits).
     const std::vector<int32_t> id = {4, 0, 3};
@@ -227,7 +242,7 @@ TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
         const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
         gpu::Cmd cmd(ctx());
         cmd.begin();
-        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&gb}, {&xb}, step, o);
+        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes}, {&gb}, {&xb}, step, o);
         cmd.end();
         cmd.run();
         const auto got = floats(xb, size_t(rows)), got_hn = floats(hb, size_t(rows));
@@ -238,19 +253,20 @@ TEST_P(GpuTypes, WeightedSumOfExpertsThenNormTail) {
 
 // Gate and up of routed experts in one buffer and one dispatch: y = silu(gate x) * (up x).
 TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
+    const GgmlType t = gt.ggml;
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     const int64_t n_exp = 4, rows = 21, cols = 768, k = 2;  // 21: the last workgroup of 4 rows has one
-    const RandomMats g = random_mats(rng, t, n_exp, rows, cols), u = random_mats(rng, t, n_exp, rows, cols);
+    const RandomMats g = random_mats(rng, gt, n_exp, rows, cols), u = random_mats(rng, gt, n_exp, rows, cols);
     std::vector<uint8_t> both = g.bytes;
     both.insert(both.end(), u.bytes.begin(), u.bytes.end());
     const auto x = random_row(rng, cols);
     const std::vector<int32_t> ids = {3, 1};
     gpu::Buffer wb = to_gpu(both), xb = to_gpu(x), yb = zeros(size_t(k * rows)), ib = to_gpu(ids), step = step_buffer(0);
     const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-    const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+    const gpu::Mat gm{&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes};
     gpu::Mat um = gm;
     um.offset = g.bytes.size();
     gpu::MatvecOpts o;
@@ -277,13 +293,14 @@ TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
 // softmax weights router_topk_softmax picks from those logits, ties (two equal rows) to the lower id,
 // the counter left at zero; every workgroup shape.
 TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
+    const GgmlType t = gt.ggml;
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     const int64_t cols = 512, k = 8;
     for (int64_t n_exp : {12, 150, 512}) {
-        RandomMats m = random_mats(rng, t, 1, n_exp, cols);
+        RandomMats m = random_mats(rng, gt, 1, n_exp, cols);
         const size_t rb = size_t(row_bytes(t, cols));
         std::copy_n(&m.bytes[9 * rb], rb, &m.bytes[5 * rb]);  // rows 5 and 9 tie
         std::copy_n(&m.deq[size_t(9 * cols)], cols, &m.deq[size_t(5 * cols)]);
@@ -304,7 +321,7 @@ TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
                 o.topk_count = {&cb, 1};
                 gpu::Cmd cmd(ctx());
                 cmd.begin();
-                gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(n_exp), uint32_t(cols)}, {&xb}, {&yb, 2}, step, o);
+                gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(n_exp), uint32_t(cols)}, {&xb}, {&yb, 2}, step, o);
                 cmd.end();
                 cmd.run();
                 const auto logits = floats(yb, size_t(n_exp), 2);
@@ -326,12 +343,12 @@ TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
 
 // The small-batch product (matmul_*): several activation columns share each weight read.
 TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     const int64_t rows = 45, cols = 768;
-    const RandomMats m = random_mats(rng, t, 1, rows, cols);
+    const RandomMats m = random_mats(rng, gt, 1, rows, cols);
     for (int64_t nb : {2, 5, 8}) {
         std::vector<float> x;
         for (int64_t b = 0; b < nb; ++b) {
@@ -345,7 +362,7 @@ TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
         o.n_cols = uint32_t(nb);
         o.x_col_stride = uint32_t(cols);
         o.y_col_stride = uint32_t(rows);
-        gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
         cmd.end();
         cmd.run();
         const auto got = floats(yb, size_t(nb * rows));
@@ -358,7 +375,13 @@ TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
     }
 }
 
-TEST_P(GpuTypes, EmbeddingLookupIsTheDequantizedRow) {
+INSTANTIATE_TEST_SUITE_P(Types, GpuTypes, ::testing::ValuesIn(matvec_types()),
+                         [](const auto& info) { return gpu_type_name(info.param); });
+
+// The embedding lookup reads ggml's blocks (the model never repacks token_embd).
+class GpuGgmlTypes : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(GpuGgmlTypes, EmbeddingLookupIsTheDequantizedRow) {
     const GgmlType t = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -378,7 +401,7 @@ TEST_P(GpuTypes, EmbeddingLookupIsTheDequantizedRow) {
     EXPECT_LT(nmse(got.data() + cols, &m.deq[size_t(7 * cols)], cols), 1e-13);
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, GpuTypes, ::testing::ValuesIn(kGpuTypes),
+INSTANTIATE_TEST_SUITE_P(Types, GpuGgmlTypes, ::testing::ValuesIn(kGpuTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
 TEST(GpuOps, RmsnormRowsAndPositionOffset) {

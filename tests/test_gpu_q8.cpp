@@ -119,13 +119,14 @@ TEST(GpuQ8, QuantizeMatchesTheCpuRounding) {
     EXPECT_EQ(got.d[2], 0.0f);
 }
 
-class GpuQ8Types : public ::testing::TestWithParam<GgmlType> {};
+class GpuQ8Types : public ::testing::TestWithParam<GpuType> {};
 
 // Every workgroup shape on rows that are not a multiple of a workgroup's, one super-block, rows
 // ending inside a step (1024 elements) and long rows.
 TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
     if (!has_int_dot()) return;
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
+    const GgmlType t = gt.ggml;
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
@@ -134,6 +135,7 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
         std::vector<uint8_t> bytes;
         std::vector<float> deq;
         random_mats(rng, t, 1, rows, cols, bytes, deq);
+        to_stored(gt, bytes, cols);
         const auto x = random_row(rng, cols);
         const Mirror m = mirror(x);
         const Quantized xq = download_mirror(m.q, size_t(cols));
@@ -147,7 +149,7 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
             o.xq = &m.xq;
             gpu::Cmd cmd(ctx());
             cmd.begin();
-            gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, step, o);
+            gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, step, o);
             cmd.end();
             cmd.run();
             const auto got = floats(yb, size_t(rows + 1));
@@ -203,7 +205,8 @@ TEST(GpuQ8, MisalignedXFallsBackToFloats) {
 // of downs (each expert its own x, x_mat_stride apart) with the residual add and the norm tail.
 TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
     if (!has_int_dot()) return;
-    const GgmlType t = GetParam();
+    const GpuType gt = GetParam();
+    const GgmlType t = gt.ggml;
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
@@ -212,6 +215,8 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
     std::vector<float> gd, ud;
     random_mats(rng, t, n_exp, rows, cols, gb, gd);
     random_mats(rng, t, n_exp, rows, cols, ub, ud);
+    to_stored(gt, gb, cols);
+    to_stored(gt, ub, cols);
     std::vector<uint8_t> both = gb;
     both.insert(both.end(), ub.begin(), ub.end());
     const std::vector<int32_t> id = {3, 0, 2};
@@ -220,7 +225,7 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
     std::memcpy(&idsbuf[3], wt.data(), 12);
     const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
     gpu::Buffer wb = to_gpu(both), ib = to_gpu(idsbuf), step = step_buffer(0);
-    const gpu::Mat gm{&wb, uint32_t(t), 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+    const gpu::Mat gm{&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes};
     gpu::Mat um = gm;
     um.offset = gb.size();
 
@@ -416,8 +421,11 @@ TEST(GpuQ8, AttentionWritesTheInt8MirrorOfItsOutput) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types, ::testing::Values(GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K),
-                         [](const auto& i) { return std::string(type_name(i.param)); });
+INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types,
+                         ::testing::Values(GpuType{GgmlType::Q8_0, WT_Q8_0}, GpuType{GgmlType::Q8_0, WT_Q8_0R},
+                                           GpuType{GgmlType::Q4_K, WT_Q4_K}, GpuType{GgmlType::Q5_K, WT_Q5_K},
+                                           GpuType{GgmlType::Q6_K, WT_Q6_K}),
+                         [](const auto& i) { return gpu_type_name(i.param); });
 
 }  // namespace
 }  // namespace sluice

@@ -507,10 +507,26 @@ GpuModel::Mat GpuModel::upload_layout(const gguf::TensorInfo& t) {
     return {nullptr, uint32_t(t.type), 0, uint32_t(rows), uint32_t(cols), uint64_t(rows * row_bytes(t.type, cols))};
 }
 
-GpuModel::Mat GpuModel::upload(const gguf::TensorInfo& t) {
+// Q8_0 matrices whose rows are a multiple of 256 are stored repacked (shared.h WT_Q8_0R): the
+// matvecs then load 16 bytes per lane instead of 2 (H100, 8B shape decode: see bench/README.md).
+// SLUICE_GPU_REPACK=0 keeps ggml's blocks.
+const uint8_t* GpuModel::repacked(Mat& m, const uint8_t* src, uint64_t nbytes, std::vector<uint8_t>& tmp) {
+    const char* e = std::getenv("SLUICE_GPU_REPACK");
+    if ((e && std::string(e) == "0") || m.type != WT_Q8_0 || !gpu::q8_0_repackable(m.cols)) return src;
+    ++n_repacked_;
+    const uint64_t rb = uint64_t(row_bytes(GgmlType::Q8_0, m.cols));
+    tmp.resize(size_t(nbytes));
+    gpu::repack_q8_0(src, tmp.data(), nbytes / rb, m.cols);
+    m.type = WT_Q8_0R;
+    return tmp.data();
+}
+
+GpuModel::Mat GpuModel::upload(const gguf::TensorInfo& t, bool repack) {
     Mat m = upload_layout(t);
     Buffer& b = buffer(size_t(t.nbytes), Mem::Device, "tensor '" + t.name + "'");
-    ctx_.upload(b, 0, file_->data(t), size_t(t.nbytes));
+    std::vector<uint8_t> tmp;
+    const uint8_t* src = repack ? repacked(m, file_->data(t), t.nbytes, tmp) : file_->data(t);
+    ctx_.upload(b, 0, src, size_t(t.nbytes));
     m.buf = &b;
     return m;
 }
@@ -518,7 +534,7 @@ GpuModel::Mat GpuModel::upload(const gguf::TensorInfo& t) {
 std::vector<GpuModel::Mat> GpuModel::upload_rows(std::initializer_list<Rows> ts) {
     std::vector<Mat> out;
     std::vector<Rows> run;
-    std::vector<uint8_t> reordered;
+    std::vector<uint8_t> reordered, tmp;
     auto flush = [&] {
         uint64_t total = 0;
         std::string names;
@@ -535,6 +551,7 @@ std::vector<GpuModel::Mat> GpuModel::upload_rows(std::initializer_list<Rows> ts)
                 for (size_t i = 0; i < order->size(); ++i) std::memcpy(&reordered[i * rb], src + (*order)[i] * rb, rb);
                 src = reordered.data();
             }
+            src = repacked(m, src, t->nbytes, tmp);
             ctx_.upload(b, size_t(off), src, size_t(t->nbytes));
             m.buf = &b;
             m.offset = off;
@@ -607,7 +624,7 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
 void GpuModel::load_head() {
     const gguf::File& f = *file_;
     const Hparams& h = hp_;
-    embd_ = upload(f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab}));
+    embd_ = upload(f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab}), false);  // getrows reads ggml's blocks
     output_ = f.find_tensor("output.weight") ? upload(f.require_tensor("output.weight", {h.n_embd, h.n_vocab})) : embd_;
     out_norm_ = add_norm(f.require_tensor("output_norm.weight", {h.n_embd}));
 }
@@ -731,6 +748,7 @@ std::string GpuModel::describe() const {
                  " per layer)";
         if (probing_) s += ", measuring VRAM cache vs CPU";
     }
+    if (n_repacked_) s += ", " + std::to_string(n_repacked_) + " Q8_0 tensors repacked";
     return s + ", " + std::to_string(counters_.vram_bytes >> 20) + " MiB";
 }
 

@@ -107,7 +107,10 @@ protected:
     Buffer device_floats(size_t floats, const char* what);  // counted in vram_bytes
     // How a 2-D tensor (or 3-D batch of matrices) is read on the GPU; a GpuError when no shader can.
     Mat upload_layout(const gguf::TensorInfo& t);
-    Mat upload(const gguf::TensorInfo& t);  // whole, in its own buffer
+    Mat upload(const gguf::TensorInfo& t, bool repack = true);  // whole, in its own buffer
+    // src (nbytes of m's rows) as the GPU stores m: Q8_0 repacked into tmp (m.type becomes WT_Q8_0R)
+    // where the rows allow, else src itself.
+    const uint8_t* repacked(Mat& m, const uint8_t* src, uint64_t nbytes, std::vector<uint8_t>& tmp);
     // Tensors of one type and row length uploaded into one buffer, each after the one before, so one
     // dispatch reads them as one matrix (gate + up, q + k + v); another type starts a buffer. A
     // tensor's rows may be uploaded in another order (row i of the upload is stored row order[i]).
@@ -167,6 +170,7 @@ protected:
     std::vector<MoeLayer> moe_;  // per layer
     Place place_ = Place::Resident;
     GpuCounters counters_;
+    int n_repacked_ = 0;  // Q8_0 tensors stored as WT_Q8_0R (describe())
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
     // and up (ff_floats), the step buffer.
     const Vec hn_vec_{&hn_};

@@ -160,7 +160,6 @@ private:
     // attn_norm, token mixing (delta net or gated attention), x += its output projection with
     // post_attention_norm(x) into hn; then the shared expert added to x, before the router.
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
-        const Hparams& h = hp_;
         const GLayer& L = layers_[size_t(il)];
         if (!hn_ready) norm_into_hn(c, L.attn_norm);  // attn_norm
         for (size_t i = 0; i < L.proj.size(); ++i) {

@@ -103,7 +103,7 @@ private:
     // Leaves ffn_norm(x) in hn: the output projection's last workgroup writes it.
     void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready) {
         const Hparams& h = hp_;
-        const uint32_t E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
+        const uint32_t qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
         if (!hn_ready) norm_into_hn(c, L.attn_norm);  // attn_norm
         for (size_t i = 0; i < L.qkv.size(); ++i) {  // q, raw k, raw v (attention_qk puts k and v in the cache)
