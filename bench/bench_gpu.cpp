@@ -92,9 +92,8 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
     const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
     // Variants: rows per team 1, 2, 4 (ks 0) and 4 or 8 teams per row (nr 0).
-    const bool q4k_q8 = q8 && t == WT_Q4_K;  // as matvec() picks
-    const uint32_t chosen_ks = sh.glu ? 0 : matvec_ksplit(sh.rows, sh.cols, sh.n_mats, sh.sum, q4k_q8);
-    const uint32_t chosen = chosen_ks ? 0 : matvec_team_rows(sh.rows, sh.sum ? 1 : sh.n_mats, q4k_q8);
+    const MvPick pick = matvec_pick(t, q8, sh.rows, sh.cols, sh.n_mats, sh.sum, sh.norm);
+    const uint32_t chosen_ks = sh.glu ? 0 : pick.ksplit, chosen = chosen_ks ? 0 : pick.team_rows;
     std::vector<MvResult> out;
     for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}}) {
         if (sh.glu && nr != MV_GLU_ROWS) continue;
@@ -244,7 +243,10 @@ int main(int argc, char** argv) {
                                       {768, 2048, 8, true, "8x768x2048_glu"},
                                       // the 8B dense shape's down (with the residual add and next norm) and gate+up
                                       {4096, 12288, 1, false, "4096x12288"}, {4096, 12288, 1, false, "4096x12288_norm", false, true},
-                                      {4096, 4096, 1, false, "4096x4096_norm", false, true}, {12288, 4096, 1, true, "12288x4096_glu"}};
+                                      {4096, 4096, 1, false, "4096x4096_norm", false, true}, {12288, 4096, 1, true, "12288x4096_glu"},
+                                      // a 32B dense shape's (Qwen3-32B): q + k + v, wo, gate+up, down
+                                      {10240, 5120, 1, false, "10240x5120"}, {5120, 8192, 1, false, "5120x8192"},
+                                      {25600, 5120, 1, true, "25600x5120_glu"}, {5120, 25600, 1, false, "5120x25600"}};
             for (const MvShape& sh : shapes) {
                 for (const MvResult& r : bench_matvec(ctx, step, t, q8, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
                     all += std::string(all.back() == '[' ? "" : ",") + r.json;

@@ -143,19 +143,12 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     // floats, which are always there.
     const bool q8 = o.xq && o.n_cols == 1 && has_q8(cmd.context(), w.type) && (x.off | o.x_mat_stride) % 32 == 0;
     if (q8) p.xq_soff = o.xq->soff;
-    // Q4_K's integer dots favour one row per team (matvec_team_rows, matvec_ksplit), and so may the
-    // repacked Q8_0's, whose lanes also load 16 bytes of W per part; the other types keep the float
-    // path's choices (H100, 4096x4096: Q8_0 k4 20.5 us vs r1 27.0, Q5_K k4 14.2 vs r1 17.6; Q6_K
-    // 4096x12288 k4 30.0 vs r1 33.7).
-    const bool q4k_q8 = q8 && (w.type == WT_Q4_K || w.type == WT_Q8_0R);
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");
-    const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0
-                        : o.ksplit >= 0            ? uint32_t(o.ksplit)
-                        // H100 decode, integer dots with the norm tail (128 invocations read y back, not 64):
-                        // 4096x4096 16.2 us vs r1 20.9, 4096x12288 25.5 vs 29.3
-                        : q8 && o.norm_out && w.rows <= 4096 && w.cols >= 1024 ? 4u
-                                                   : matvec_ksplit(w.rows, w.cols, o.n_mats, o.sum_mats, q4k_q8);
+    const MvPick pick = o.swiglu_up || o.n_cols > 1
+                            ? MvPick{0, 0}
+                            : matvec_pick(w.type, q8, w.rows, w.cols, o.n_mats, o.sum_mats, o.norm_out != nullptr);
+    const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0 : o.ksplit >= 0 ? uint32_t(o.ksplit) : pick.ksplit;
     if (ks && ks != 4 && ks != 8) throw GpuError("matvec: 4 or 8 teams per row");
     if (o.swiglu_up) {
         name += "_glu";
@@ -164,7 +157,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         nr = ks == 4 ? 2 : 1;  // the builds' NR
         teams = 1;
     } else if (o.n_cols == 1) {
-        nr = o.team_rows ? o.team_rows : matvec_team_rows(w.rows, o.sum_mats ? 1 : o.n_mats, q4k_q8);
+        nr = o.team_rows ? o.team_rows : pick.team_rows;
         if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
         name += "_r" + std::to_string(nr);
     }
@@ -180,7 +173,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
-uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool q8) {
+namespace {
+
+uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool wide_q8) {
     static const int env = [] {
         const char* e = std::getenv("SLUICE_GPU_KSPLIT");
         return e && *e ? std::atoi(e) : -1;
@@ -190,21 +185,44 @@ uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_m
     if (units < 4 || outputs > 4096) return 0;
     // H100, integer dots: one row per team beat 4 teams per row on 4096x4096 (7.5 vs 8.7 us) and
     // 4096x12288 (15.4 vs 17.1); summed experts still split (8x2048x768: 7.5 vs 10.3).
-    if (q8 && !sum_mats && outputs >= 2048) return 0;
+    if (wide_q8 && !sum_mats && outputs >= 2048) return 0;
     if (env == 0 || env == 4 || env == 8) return uint32_t(env);
     // H200, Qwen3-30B-A3B shape decode: 4 teams 205.7 tok/s, none 192.3, 8 teams 184.1.
     return 4;
 }
 
-uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool q8) {
+uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool wide_q8) {
     // More rows per team read x from L1 fewer times per weight byte (what bounds a large matvec), but
     // leave fewer workgroups: keep ~8 per SM of a 132-SM H200, else one row per team (small matrices
     // are latency-bound: the more workgroups the better). Integer dots read a quarter of the x bytes
     // and step twice as far: one row per team up to 4096 rows (H100, 4096x4096: 7.5 us vs r2 9.0).
-    const uint64_t kMinGroups = q8 ? 4096 : 1024;
+    const uint64_t kMinGroups = wide_q8 ? 4096 : 1024;
     for (uint32_t nr : {4u, 2u})
         if (uint64_t(rows + MV_TEAMS * nr - 1) / (MV_TEAMS * nr) * n_mats >= kMinGroups) return nr;
     return 1;
+}
+
+}  // namespace
+
+MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail) {
+    // Integer dots of Q4_K and the repacked Q8_0 load 16 bytes of W per lane and part ("wide"): they
+    // favour one row per team; the other types keep the float path's choices (H100, 4096x4096: Q8_0
+    // k4 20.5 us vs r1 27.0, Q5_K k4 14.2 vs r1 17.6; Q6_K 4096x12288 k4 30.0 vs r1 33.7).
+    const bool wide = q8 && (type == WT_Q4_K || type == WT_Q8_0R);
+    uint32_t ks = 0;
+    if (q8 && norm_tail && rows <= 4096 && cols >= 1024) {
+        // H100 decode, integer dots with the norm tail (128 invocations read y back, not 64):
+        // 4096x4096 16.2 us vs r1 20.9, 4096x12288 25.5 vs 29.3
+        ks = 4;
+    } else if (wide && n_mats == 1 && !sum_mats && (cols >= 16384 || (cols >= 8192 && rows > 4096))) {
+        // Long rows: a team's chain of steps is what a matvec waits on (H100, Q4_K 5120x25600: k4
+        // 34.8 us vs r1 44.7, r2 38.5; 5120x8192 14.0 vs 16.4; but 4096x12288 r1 15.5 vs k4 17.2;
+        // repacked Q8_0 5120x25600 55.7 vs 66.1, 5120x8192 19.6 vs 23.4).
+        ks = 4;
+    } else {
+        ks = matvec_ksplit(rows, cols, n_mats, sum_mats, wide);
+    }
+    return {ks, ks ? 0u : matvec_team_rows(rows, sum_mats ? 1 : n_mats, wide)};
 }
 
 void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {

@@ -93,13 +93,14 @@ struct MatvecOpts {
     // x's offset and matrix stride are multiples of 32 (one column), else x is read as floats.
     const Xq* xq = nullptr;
 };
-// The rows per team matvec() picks for rows x n_mats rows (enough workgroups to fill a large GPU).
-uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool q8 = false);
-// 4 or 8 teams per row for a latency-bound matvec (few rows, or a weighted sum of matrices: long
-// chains of steps per row), else 0. SLUICE_GPU_KSPLIT=0|4|8 in the environment overrides the choice
-// for the shapes that qualify (measurements).
-// q8: Q4_K's integer-dot variant, whose steps are 1024 elements and cheaper.
-uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool q8 = false);
+// The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8
+// teams per row (latency-bound shapes: few rows, long rows, weighted sums of matrices), else
+// team_rows rows per team. q8: the integer-dot variant (x's int8 mirror). SLUICE_GPU_KSPLIT=0|4|8
+// overrides the k-split choice for the shapes that qualify (measurements).
+struct MvPick {
+    uint32_t ksplit, team_rows;
+};
+MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
