@@ -353,14 +353,14 @@ TEST(GpuQ8, NormTailWritesTheInt8Mirror) {
         }
 }
 
-// norm_q8: one workgroup's rmsnorm (one round of loads for 4096 floats, two for 7168) and its int8
+// norm_q8: one workgroup's rmsnorm (one round of loads up to 8192 floats, two for 12288) and its int8
 // mirror; without the mirror any multiple of 4.
 TEST(GpuQ8, RmsnormWritesTheInt8Mirror) {
     if (!has_int_dot()) return;
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    for (int64_t n : {4096, 7168, 64, 100}) {
+    for (int64_t n : {4096, 7168, 8192, 12288, 64, 100}) {
         const bool mirrored = n % 32 == 0;
         const int64_t off = 32;
         const auto x = random_row(rng, n, 2.0f), w = random_row(rng, n);
