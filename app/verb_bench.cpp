@@ -17,6 +17,7 @@
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/model_info.h"
+#include "engine/sampler.h"
 #include "engine/stats_recorder.h"
 #include "engine/stream/context.h"
 #include "engine/stream/expert_cache.h"
@@ -107,7 +108,7 @@ int verb_bench(int argc, char** argv) {
     std::vector<float> last = m->forward_tokens(prompt, false);
     const double prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const uint64_t prompt_bytes = m->stats()->read().bytes_read_total - pbytes0, prompt_os = os_read_bytes() - pos0;
-    const int32_t first = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+    const int32_t first = argmax(last);
     const StatsSnapshot ps = m->stats()->read();  // the last chunk's time split
     const ModelInfo info = model_info(m->file(), opt.experts_per_token);
     const int64_t chunk = m->prefill_chunk(), n_chunks = (P + chunk - 1) / chunk;
@@ -134,7 +135,7 @@ int verb_bench(int argc, char** argv) {
         const auto t1 = Clock::now();
         for (int64_t i = 0; i < N; ++i) {
             const float* l = m->forward(tok);
-            tok = int32_t(std::max_element(l, l + nv) - l);
+            tok = argmax(std::span<const float>(l, size_t(nv)));
             greedy.push_back(tok);
             const StatsSnapshot s = board->read();  // what the UI would show for this token
             tok_ms.push_back(s.t_token * 1e3);

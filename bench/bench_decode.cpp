@@ -13,6 +13,7 @@
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/model_info.h"
+#include "engine/sampler.h"
 
 using namespace sluice;
 using Clock = std::chrono::steady_clock;
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
         const auto t0 = Clock::now();
         std::vector<float> last = m->forward_tokens(prompt, false);
         const double prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
-        const int32_t first = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+        const int32_t first = argmax(last);
         // Each run restarts from the prompt's state: a snapshot, since recurrent models (qwen35moe)
         // cannot truncate back.
         const std::vector<uint8_t> after_prompt = m->save_state();
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
                 const auto tf = Clock::now();
                 const float* l = m->forward(tok);
                 forward_s += std::chrono::duration<double>(Clock::now() - tf).count();
-                tok = int32_t(std::max_element(l, l + nv) - l);
+                tok = argmax(std::span<const float>(l, size_t(nv)));
                 gpu_s += m->gpu_counters().gpu_s_last_token;
             }
             runs.push_back(N / std::chrono::duration<double>(Clock::now() - t1).count());

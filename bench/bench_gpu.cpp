@@ -9,6 +9,7 @@
 //   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total;
 //   --types: the weight types whose matvecs run (default: all; q4_k_q8: Q4_K's integer-dot variant)
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -208,6 +209,42 @@ int main(int argc, char** argv) {
             c.run();
             c.run();
             std::printf(",\"h2d_gb_s\":%.1f", double(hb) * reps / (c.last_gpu_ms() * 1e-3) / 1e9);
+        }
+        // The CPU reading logits the GPU copied to a Readback buffer (151936 floats, as a decode step's
+        // head): us for the first pass over the mapped memory (max_element, as a greedy sampler), for a
+        // memcpy out of it, and for max_element over the copy.
+        {
+            const size_t n = 151936;
+            Buffer g = ctx.alloc(n * 4, Mem::Device, "logits"), rb = ctx.alloc(n * 4, Mem::Readback, "logits readback");
+            std::vector<float> host(n);
+            for (size_t i = 0; i < n; ++i) host[i] = float((i * 7919) % 1000);
+            ctx.upload(g, 0, host.data(), n * 4);
+            Cmd c(ctx);
+            c.begin();
+            c.copy(g, 0, rb, 0, n * 4);
+            c.end();
+            using Clock = std::chrono::steady_clock;
+            double t_max = 1e9, t_cpy = 1e9, t_max2 = 1e9;
+            volatile float sink = 0;
+            for (int r = 0; r < 20; ++r) {
+                c.run();
+                const float* m = static_cast<const float*>(rb.mapped());
+                auto t0 = Clock::now();
+                sink = *std::max_element(m, m + n);
+                auto t1 = Clock::now();
+                c.run();
+                auto t2 = Clock::now();
+                std::memcpy(host.data(), rb.mapped(), n * 4);
+                auto t3 = Clock::now();
+                sink = *std::max_element(host.begin(), host.end());
+                auto t4 = Clock::now();
+                t_max = std::min(t_max, std::chrono::duration<double>(t1 - t0).count());
+                t_cpy = std::min(t_cpy, std::chrono::duration<double>(t3 - t2).count());
+                t_max2 = std::min(t_max2, std::chrono::duration<double>(t4 - t3).count());
+            }
+            (void)sink;
+            std::printf(",\"readback_flags\":%u,\"readback_max_us\":%.1f,\"readback_memcpy_us\":%.1f,\"host_max_us\":%.1f",
+                        rb.memory_flags(), t_max * 1e6, t_cpy * 1e6, t_max2 * 1e6);
         }
         Buffer step = ctx.alloc(kStepBytes, Mem::Device, "step");
         std::vector<uint8_t> st(kStepBytes);

@@ -37,6 +37,14 @@ void apply_top_p(std::vector<Candidate>& c, float top_p);
 // Keeps candidates with p >= min_p * max p (at least one).
 void apply_min_p(std::vector<Candidate>& c, float min_p);
 
+// What apply_repeat_penalty then apply_top_k(k) keep of a candidate per logit (k >= 1), into out,
+// without building a candidate per vocabulary entry: one pass that keeps what beats the running k-th
+// logit (~0.3 ms -> tens of us for 151936 logits, which a GPU decodes in ~4 ms).
+void top_candidates(std::span<const float> logits, int32_t k, std::span<const int32_t> recent, float penalty,
+                    std::vector<Candidate>& out);
+// The index of the largest logit (ties: the lowest), as greedy sampling without a penalty picks.
+int32_t argmax(std::span<const float> logits);
+
 class Sampler {
 public:
     explicit Sampler(const SamplerParams& p = {});
@@ -53,6 +61,7 @@ public:
 
 private:
     double uniform();  // [0, 1) from the 53 high bits: identical on every platform
+    int32_t draw();    // softmax with temperature, top-p, min-p over cand_ (sorted), then the draw
 
     SamplerParams p_;
     std::mt19937_64 rng_;

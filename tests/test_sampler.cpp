@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <set>
 
 #include "engine/sampler.h"
@@ -178,3 +179,40 @@ TEST(Sampler, FrequenciesFollowTheDistribution) {
     for (int i = 0; i < n; ++i) zero += s2.sample(l) == 0;
     EXPECT_NEAR(zero / (double)n, 0.25 / (0.25 + 0.0625 + 0.0225 + 0.01), 0.015);
 }
+
+// top_candidates (the sampler's path whenever top-k is on) against the stages it replaces: a
+// candidate per logit, apply_repeat_penalty, apply_top_k. Logits drawn from few values (ties), -inf
+// entries, penalties that lower and raise, recent ids in and out of the top, vocabularies below and
+// far above the scan's buffer.
+TEST(Sampler, TopCandidatesEqualPenaltyThenTopK) {
+    std::mt19937_64 g(1234);
+    for (int trial = 0; trial < 300; ++trial) {
+        const int n = trial % 3 == 0 ? 7 + int(g() % 40) : trial % 3 == 1 ? 1000 + int(g() % 3000) : 151936;
+        const int levels = trial % 2 ? 9 : 1 << 20;  // few distinct values: many ties
+        std::vector<float> l(static_cast<size_t>(n));
+        for (auto& x : l) x = float(int(g() % levels)) / float(levels) * 8.0f - 4.0f;
+        if (trial % 5 == 0)
+            for (int i = 0; i < n / 10; ++i) l[g() % size_t(n)] = -INFINITY;
+        std::vector<int32_t> recent;
+        for (int i = 0; i < int(g() % 70); ++i) recent.push_back(int32_t(g() % uint64_t(n + 3)) - 1);  // some out of range
+        const float penalties[] = {1.0f, 1.3f, 0.7f};
+        const float pen = penalties[trial % 3];
+        const int32_t ks[] = {1, 2, 40, 200};
+        const int32_t k = ks[trial % 4];
+        std::vector<Candidate> ref;
+        for (int i = 0; i < n; ++i) ref.push_back({i, l[size_t(i)], 0.0f});
+        apply_repeat_penalty(ref, recent, pen);
+        apply_top_k(ref, k);
+        std::vector<Candidate> got;
+        top_candidates(l, k, recent, pen, got);
+        ASSERT_EQ(got.size(), ref.size()) << "trial " << trial << " n " << n << " k " << k;
+        for (size_t i = 0; i < ref.size(); ++i) {
+            ASSERT_EQ(got[i].id, ref[i].id) << "trial " << trial << " rank " << i;
+            ASSERT_EQ(got[i].logit, ref[i].logit) << "trial " << trial << " rank " << i;
+        }
+        if (pen == 1.0f) {
+            EXPECT_EQ(argmax(l), ref[0].id);
+        }
+    }
+}
+

@@ -45,8 +45,8 @@ mkdir -p "$(dirname "$OUT")"
 # The rpath finds the libraries relative to the binary (the repository moves between machines),
 # with the absolute path as a fallback for binaries copied elsewhere.
 g++ -std=c++20 -O2 -g -Wall -Wextra \
-  -I"$SRC/include" -I"$SRC/ggml/include" \
-  bench/peer/llama_peer.cpp -o "$OUT" \
+  -I"$SRC/include" -I"$SRC/ggml/include" -I. \
+  bench/peer/llama_peer.cpp engine/sampler.cpp -o "$OUT" \
   -L"$LIB_DIR" "-l:libllama.$LIBTAG$LLAMA_RELEASE.so" "-l:libggml.$LIBTAG$LLAMA_RELEASE.so" -l:libggml-base.so -ldl \
   "-Wl,-rpath,\$ORIGIN/../../$LIB_DIR:$(pwd)/$LIB_DIR"
 echo "built $OUT"

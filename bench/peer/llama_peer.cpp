@@ -8,6 +8,8 @@
 #include "llama.h"
 #include "ggml-backend.h"
 
+#include "engine/sampler.h"
+
 #include <dlfcn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -159,8 +161,9 @@ double now_s() {
     return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+// sluice's argmax (engine/sampler.h), so that both engines' decode loops spend the same on it.
 llama_token argmax(const float * logits, int n_vocab) {
-    return (llama_token) (std::max_element(logits, logits + n_vocab) - logits);
+    return (llama_token) sluice::argmax(std::span<const float>(logits, size_t(n_vocab)));
 }
 
 // Fills `b` with tokens at positions pos0.. of sequence 0; only the last one (or all) outputs logits.
