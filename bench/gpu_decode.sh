@@ -17,6 +17,8 @@
 #          VRAM expert cache of CACHE_MIB the experts stream from host RAM (vs the host->GPU bound).
 #   dense  Qwen3-8B's shape (36 layers, embd 4096, ff 12288; ~4.7 GB): large matrices, where the
 #          bandwidth bound is reachable.
+#   dense32  Qwen3-32B's shape (64 layers, embd 5120, ff 25600; ~18.4 GB): larger matrices still
+#          (SKIP_DENSE32=1 leaves it out).
 # Output: OUT_DIR/*.json (one per run) and OUT_DIR/summary.json + a table on stdout.
 set -uo pipefail
 B=$1
@@ -56,8 +58,11 @@ gen "$M/moe.gguf" --arch qwen3moe --layers 48 --embd 2048 --heads 32 --kv-heads 
 [ "${SKIP_DENSE:-0}" = 1 ] || gen "$M/dense.gguf" --arch qwen3 --layers 36 --embd 4096 --heads 32 --kv-heads 8 \
   --head-dim 128 --ff 12288 --vocab 151936
 
+[ "${SKIP_DENSE32:-0}" = 1 ] || gen "$M/dense32.gguf" --arch qwen3 --layers 64 --embd 5120 --heads 64 --kv-heads 8 \
+  --head-dim 128 --ff 25600 --vocab 151936
+
 common=(-t "$T" -p "$P" -n "$N" -r "$R" --json)
-for m in moe dense; do
+for m in moe dense dense32; do
   [ -f "$M/$m.gguf" ] || continue
   cat "$M/$m.gguf" >/dev/null
   run "${m}_sluice" "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu "$gpu_index" "${common[@]}"
@@ -107,7 +112,7 @@ if mv:
                  for r in rs]
         best = max(r["gb_s_back_to_back"] for r in rs)
         print(f"  {t:5s} {shape:15s} " + "   ".join(cells) + (f"   best {100*best*1e9/copy:3.0f}% of copy" if copy else ""))
-for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "moe_stream_sluice_gpu",
+for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_sluice", "dense32_llama", "moe_stream_sluice_gpu",
              "moe_stream_sluice_cpu", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
     r = load(name)
     if not r:
@@ -146,6 +151,7 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "moe_stre
     out["runs"][name] = row
     print(line)
 for m, a, b in [("moe", "moe_sluice", "moe_llama"), ("dense", "dense_sluice", "dense_llama"),
+                ("dense32", "dense32_sluice", "dense32_llama"),
                 ("experts in host RAM (sluice auto)", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe")]:
     s, l = out["runs"].get(a), out["runs"].get(b)
     if s and l:
