@@ -32,6 +32,7 @@ layout(binding = 1, std430) readonly buffer XBuf { vec4 X4[]; };  // x offsets a
 #define W_BINDING 0
 #include "quants.glsl"
 layout(push_constant) uniform PC { MatvecPush p; };
+layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };  // MV_NORM's and MV_XNORM's weights
 uint lane;  // 0..31 within the team
 #include "mv_types.glsl"
 
@@ -97,7 +98,6 @@ bool last_to_finish() {
 #define NT_LOADS 4u
 layout(binding = 2, std430) coherent buffer YBuf4 { vec4 Y4[]; };
 layout(binding = 5, std430) buffer HnBuf4 { vec4 Hn4[]; };
-layout(binding = 6, std430) readonly buffer NormBuf4 { vec4 Wn4[]; };
 layout(binding = 7, std430) writeonly buffer HqBuf { uint Hq[]; };  // MV_NORM_Q8: hn's int8 mirror
 layout(binding = 7, std430) writeonly buffer HsBuf { vec2 Hs2[]; };
 
@@ -212,6 +212,17 @@ void main() {
 #endif
     const uint ncol = NB == 1 ? 1u : p.n_cols;
     const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
+    float xscale = 1.0;  // MV_XNORM: x's rms scale, from this workgroup's own pass over x (uniform)
+#ifndef XQ8
+    if ((p.flags & MV_XNORM) != 0u) {
+        float ss = 0.0;
+        for (uint i = gl_LocalInvocationIndex; i < p.cols / 4u; i += MV_WG) {
+            const vec4 v = X4[p.x_off / 4u + i];
+            ss += dot(v, v);
+        }
+        xscale = inversesqrt(wg_sum(ss) / float(p.cols) + p.norm_eps);
+    }
+#endif
 
     float acc[NB][NR];
     [[unroll]] for (uint b = 0u; b < NB; ++b)
@@ -272,13 +283,14 @@ void main() {
     if (team == 0u && lane < NR && row0 + lane < p.rows) {
         float s = 0.0;
         for (uint t = 0u; t < KS_TEAMS; ++t) s += ks_red[t * NR + lane];
+        s *= xscale;
         Y[yo + lane] = (p.flags & MV_ACCUMULATE) != 0u ? Y[yo + lane] + s : s;
     }
 #else
     [[unroll]] for (uint b = 0u; b < NB; ++b) {
         if (b >= ncol) break;
         [[unroll]] for (uint r = 0u; r < NR; ++r) {
-            float s = team_sum(acc[b][r], team);
+            float s = team_sum(acc[b][r], team) * xscale;
 #ifdef GLU
             const float u = team_sum(up[r], team);
             s = s / (1.0 + exp(-s)) * u;

@@ -66,9 +66,11 @@ struct XS {
 };
 XS load_x(uint xo, uint s) {
     XS x;
+    const bool xnorm = (p.flags & MV_XNORM) != 0u;  // times the norm's weights (matvec.comp applies its scale)
     [[unroll]] for (uint k = 0u; k < 4u; ++k) {
         const uint e = s * MV_STEP + 128u * k + 4u * lane;
         x.v[k] = e < p.cols ? X4[(xo + e) >> 2] : vec4(0.0);
+        if (xnorm && e < p.cols) x.v[k] *= Wn4[(p.norm_w_off + e) >> 2];
     }
     return x;
 }

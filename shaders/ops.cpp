@@ -128,6 +128,14 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
             p.norm_q_soff = o.norm_q->soff;
         }
     }
+    if (o.x_norm) {
+        if ((w.type != WT_F32 && w.type != WT_F16 && w.type != WT_BF16) || o.n_mats != 1 || o.n_cols != 1 || o.sum_mats ||
+            o.swiglu_up || o.norm_out || o.y_pos_stride || !o.norm_w.buf || o.norm_w.off % 4 || w.cols % 4)
+            throw GpuError("matvec: x_norm takes F32/F16/BF16 weights, one matrix and column, no GLU, sum or norm tail");
+        p.flags |= MV_XNORM;
+        p.norm_w_off = o.norm_w.off;
+        p.norm_eps = o.norm_eps;
+    }
     if (o.topk) {
         if (o.n_mats != 1 || o.n_cols != 1 || o.swiglu_up || o.norm_out || o.sum_mats || o.y_pos_stride || !o.topk_count.buf ||
             w.rows > MV_ROUTE_MAX || o.topk > w.rows || o.topk > MV_TOPK_MAX_K)
@@ -141,7 +149,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     }
     // The int8 mirror's blocks must line up with x's (offsets and strides multiples of 32); else the
     // floats, which are always there.
-    const bool q8 = o.xq && o.n_cols == 1 && has_q8(cmd.context(), w.type) && (x.off | o.x_mat_stride) % 32 == 0;
+    const bool q8 = o.xq && !o.x_norm && o.n_cols == 1 && has_q8(cmd.context(), w.type) && (x.off | o.x_mat_stride) % 32 == 0;
     if (q8) p.xq_soff = o.xq->soff;
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");
@@ -167,8 +175,8 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const Buffer* counter = o.norm_out ? o.norm_out->buf : o.topk ? o.topk_count.buf : d;
     if (cmd.profiling())
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
-                 (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : ""));
-    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, o.norm_out ? o.norm_w.buf : d,
+                 (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : ""));
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, o.norm_out || o.x_norm ? o.norm_w.buf : d,
                         o.norm_q ? o.norm_q->buf : d}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }

@@ -79,6 +79,10 @@ struct MatvecOpts {
     const Vec* norm_out = nullptr;
     Vec norm_w;
     float norm_eps = 0;
+    // x_norm (F32/F16/BF16 weights, one matrix, one column): x is the residual stream before the
+    // rmsnorm with weights norm_w and norm_eps, and y = W rmsnorm(x) (MV_XNORM): a router that need
+    // not wait for the norm's dispatch.
+    bool x_norm = false;
     uint32_t norm_count = 0;
     // With norm_out: the tail also writes norm_out's int8 mirror (MV_NORM_Q8: rows and norm_out's
     // offset multiples of 32).

@@ -46,6 +46,11 @@ using uint = uint32_t;
 // norm_q_soff) into binding 7, so the matvecs that read hn need no quantize_q8 of their own. Rows
 // and norm_y_off multiples of 32; subgroups of at least 8 (shuffles over a block's 8 invocations).
 #define MV_NORM_Q8 512u
+// x is the residual stream before its rmsnorm: the matvec multiplies x by the norm's weights (at
+// norm_w_off of binding 6) as it loads it and the result by 1 / sqrt(mean(x^2) + norm_eps), which every
+// workgroup computes over x itself. A router reading x then need not wait for the norm's dispatch
+// (float weight types, one matrix, one column).
+#define MV_XNORM 1024u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs

@@ -341,6 +341,53 @@ TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
     }
 }
 
+// MV_XNORM (x_norm): a router reading the residual stream before its rmsnorm, which every workgroup
+// computes for itself, so it need not wait for the norm's dispatch: the logits of W rmsnorm(x) * w and
+// the top-k tail's picks, for the float weight types (routers are F32 in llama.cpp's files), every
+// variant, x at an offset.
+TEST(GpuOps, RouterOverTheResidualAppliesTheNorm) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t k = 8, x_off = 4;
+    for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+        for (auto [n_exp, cols] : {std::pair<int64_t, int64_t>{12, 512}, {128, 2048}, {150, 1032}}) {
+            const RandomMats m = random_mats(rng, t, 1, n_exp, cols);
+            const auto x = random_row(rng, x_off + cols, 3.0f), nw = random_row(rng, cols);
+            std::vector<float> normed(static_cast<size_t>(cols));
+            rmsnorm(normed.data(), &x[size_t(x_off)], nw.data(), cols, 1e-6f);
+            const auto ref = ref_matvec(m.deq.data(), normed.data(), n_exp, cols);
+            for (auto [nr, ks] : kVariants) {
+                gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), nb = to_gpu(nw), yb = zeros(size_t(n_exp + 2 * k)),
+                            cb = zeros(4), step = step_buffer(0);
+                gpu::MatvecOpts o;
+                o.team_rows = nr;
+                o.ksplit = ks;
+                o.x_norm = true;
+                o.norm_w = {&nb};
+                o.norm_eps = 1e-6f;
+                o.topk = uint32_t(k);
+                o.topk_ids_off = uint32_t(n_exp);
+                o.topk_w_off = uint32_t(n_exp + k);
+                o.route_renorm = true;
+                o.topk_count = {&cb, 1};
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::matvec(cmd, {&wb, uint32_t(t), 0, uint32_t(n_exp), uint32_t(cols)}, {&xb, uint32_t(x_off)}, {&yb}, step, o);
+                cmd.end();
+                cmd.run();
+                const auto logits = floats(yb, size_t(n_exp));
+                EXPECT_LT(nmse(logits.data(), ref.data(), n_exp), 1e-10) << type_name(t) << " " << n_exp << "x" << cols << " r" << nr << " k" << ks;
+                std::vector<int32_t> ref_ids(static_cast<size_t>(k)), ids(static_cast<size_t>(k));
+                std::vector<float> ref_w(static_cast<size_t>(k));
+                router_topk_softmax(logits.data(), n_exp, k, true, ref_ids.data(), ref_w.data());
+                ctx().download(yb, size_t(n_exp) * 4, ids.data(), size_t(k) * 4);
+                EXPECT_EQ(ids, ref_ids) << type_name(t) << " " << n_exp << " experts, r" << nr << " k" << ks;
+                expect_zero_counts(cb, 4);
+            }
+        }
+}
+
 // The small-batch product (matmul_*): several activation columns share each weight read.
 TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
     const GpuType gt = GetParam();

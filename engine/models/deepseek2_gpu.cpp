@@ -108,6 +108,8 @@ private:
         gpu::write_step_freqs(mapped, pos, token, m_.inv_freq.data(), uint32_t(m_.inv_freq.size()), m_.rope_mscale);
     }
 
+    bool router_reads_residual() const override { return true; }  // record_layer ends with add_matvec(wo)
+
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
         const GLayer& L = layers_[size_t(il)];
         record_attention(c, L, hn_ready);  // ffn_norm(x) in hn after it

@@ -334,7 +334,24 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         ro.route_renorm = true;
         ro.topk_count = {&hn_, uint32_t(h.n_embd)};
     }
-    gpu::matvec(c, moe_[size_t(il)].router, {&hn_}, {&route_}, step_, with_xq(ro, hn_));  // ffn_moe_logits
+    static const bool xnorm = [] {  // SLUICE_GPU_XNORM=0: the router reads hn after the norm (measurements)
+        const char* e = std::getenv("SLUICE_GPU_XNORM");
+        return !(e && std::string(e) == "0");
+    }();
+    const Mat& router = moe_[size_t(il)].router;
+    if (xnorm && router_reads_residual() && resid_norm_ >= 0 &&
+        (router.type == WT_F32 || router.type == WT_F16 || router.type == WT_BF16)) {
+        // The norm just recorded (norm_q8: hn = rmsnorm(x)) and the router side by side: the router
+        // normalises x itself (MV_XNORM), one dependent dispatch fewer per MoE layer.
+        ro.x_norm = true;
+        ro.norm_w = {&norms_, uint32_t(resid_norm_)};
+        ro.norm_eps = h.rms_eps;
+        c.independent();
+        gpu::matvec(c, router, {&x_}, {&route_}, step_, ro);  // ffn_moe_logits
+    } else {
+        gpu::matvec(c, router, {&hn_}, {&route_}, step_, with_xq(ro, hn_));  // ffn_moe_logits
+    }
+    resid_norm_ = -1;
     if (gpu_topk) {
         if (r == Route::Dispatch)
             gpu::topk_softmax(c, {&route_}, uint32_t(h.n_expert), uint32_t(top_k_), true, route_, route_ids(),
@@ -460,6 +477,7 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o) {
         const char* e = std::getenv("SLUICE_GPU_NORM");
         return e && std::string(e) == "tail";
     }();
+    resid_norm_ = -1;
     if (!o.norm_out || !o.norm_q || tails) {
         gpu::matvec(c, w, x, {&x_}, step_, o);
         return;
@@ -469,6 +487,7 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o) {
     o.norm_q = nullptr;
     gpu::matvec(c, w, x, {&x_}, step_, o);
     gpu::rmsnorm_q8(c, {&x_}, {&hn_}, nw, uint32_t(hp_.n_embd), hp_.rms_eps, xq(hn_));
+    resid_norm_ = int64_t(nw.off);
 }
 
 // Where a resident MoE layer's top-k is computed: the router matvec's last workgroup (MV_TOPK), or a

@@ -136,6 +136,9 @@ protected:
     // x_ += W x with o (add_then_norm(): and the next norm into hn_, in the matvec's tail or, where
     // hn_ has an int8 mirror, as norm_q8's dispatch after it).
     void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
+    // Whether nothing writes x_ between record_layer()'s last add_matvec() and the router: then a float
+    // router reads x_ and normalises it itself, beside norm_q8 (MatvecOpts::x_norm).
+    virtual bool router_reads_residual() const { return false; }
     // The norm that follows layer il: the next layer's attn_norm (first_norm()), or the output norm.
     uint32_t next_norm(int64_t il) const { return il + 1 < hp_.n_layer ? first_norm(il + 1) : out_norm_; }
     virtual uint32_t first_norm(int64_t il) const = 0;
@@ -171,6 +174,7 @@ protected:
     Place place_ = Place::Resident;
     GpuCounters counters_;
     int n_repacked_ = 0;  // Q8_0 tensors stored as WT_Q8_0R (describe())
+    int64_t resid_norm_ = -1;  // the norm offset of add_matvec()'s norm_q8 when it was the last dispatch
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
     // and up (ff_floats), the step buffer.
     const Vec hn_vec_{&hn_};

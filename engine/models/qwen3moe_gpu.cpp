@@ -92,6 +92,8 @@ private:
 
     uint32_t first_norm(int64_t il) const override { return layers_[size_t(il)].attn_norm; }
 
+    bool router_reads_residual() const override { return true; }  // record_layer ends with add_matvec(wo)
+
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
         const GLayer& L = layers_[size_t(il)];
         record_attention(c, L, hn_ready);  // ffn_norm(x) in hn after it
