@@ -138,11 +138,19 @@ std::vector<float> Model::forward_tokens(std::span<const int32_t> tokens, bool a
 void Model::forward_batch(std::span<const int32_t> tokens, bool all, float* logits) {
     const size_t nv = size_t(hp_.n_vocab);
     for (size_t i = 0; i < tokens.size(); ++i) {
-        if (i > 0 && hooks_.stop && hooks_.stop->load(std::memory_order_relaxed)) throw Interrupted();
+        if (i > 0) check_stop();
         const float* l = forward(tokens[i]);
         if (all || i + 1 == tokens.size()) std::copy(l, l + nv, all ? logits + i * nv : logits);
-        if (hooks_.progress) hooks_.progress(prompt_done_ + double(i + 1), prompt_total_);
+        token_done(i);
     }
+}
+
+void Model::token_done(size_t i) {
+    if (hooks_.progress) hooks_.progress(prompt_done_ + double(i + 1), prompt_total_);
+}
+
+void Model::check_stop() const {
+    if (hooks_.stop && hooks_.stop->load(std::memory_order_relaxed)) throw Interrupted();
 }
 
 void Model::layer_done(int64_t layer) {

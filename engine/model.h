@@ -146,6 +146,10 @@ protected:
     virtual void forward_batch(std::span<const int32_t> tokens, bool all, float* logits);
     // Layer-major passes call this after each layer: reports progress, throws Interrupted on stop.
     void layer_done(int64_t layer);
+    // Token-major passes: progress after token i of the chunk (0-based); check_stop() before a token
+    // throws Interrupted on stop.
+    void token_done(size_t i);
+    void check_stop() const;
 
     // Every forward() opens one first thing: it times the token and publishes its statistics when it
     // closes (also when forward throws).

@@ -3,6 +3,8 @@
 // fallbacks to the CPU. Runs on lavapipe on CI (see gpu_test_util.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +98,38 @@ TEST(GpuModelRepack, RepackedQ8_0MatchesGgmlBlocks) {
     std::printf("  repacked vs ggml blocks: max rel err %.3g; vs CPU: top-1 %.3f KL %.3g\n", err, a.top1, a.kl);
     EXPECT_LE(err, 1e-4);
     EXPECT_GE(a.top1, 0.9);
+}
+
+// A prompt on the GPU reports progress token by token and stops between tokens like the CPU path
+// (Model::forward_tokens chunks it; GpuModel::forward_batch runs a chunk), keeping whole tokens:
+// going on from there gives the uninterrupted run's logits.
+TEST(GpuModelPrompt, ProgressAndStop) {
+    const std::string path = kDir + "moe_b.gguf";
+    const auto ids = read_ids(kDir + "moe_b.tokens.txt");
+    ModelOptions o = gpu_opts();
+    o.prefill_chunk = 16;
+    const auto ref = logits(path, o, ids);
+    const int64_t nv = int64_t(ref.size() / ids.size());
+    auto m = load_model(path, o);
+    ASSERT_NE(m->placement().find("GPU"), std::string::npos) << m->placement();
+    std::vector<double> seen;
+    std::atomic<bool> stop{false};
+    m->set_prompt_hooks({[&](double done, int64_t total) {
+                             EXPECT_EQ(total, int64_t(ids.size()));
+                             seen.push_back(done);
+                             if (done >= 20) stop = true;  // inside the second chunk
+                         },
+                         &stop});
+    EXPECT_THROW(m->forward_tokens(ids, true), Interrupted);
+    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen.back(), 20.0);
+    EXPECT_EQ(m->n_past(), 20);
+    stop = false;
+    m->set_prompt_hooks({});
+    const auto rest = m->forward_tokens(std::span<const int32_t>(ids).subspan(20), true);
+    EXPECT_LE(max_rel_err(rest, std::vector<float>(ref.begin() + 20 * nv, ref.end()), nv), 1e-5);
+    EXPECT_EQ(m->stats()->read().phase, StatsSnapshot::Phase::Idle);
 }
 
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed

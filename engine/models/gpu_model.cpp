@@ -50,15 +50,17 @@ GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hp
     if (hp_.n_rot / 2 > STEP_ROPE_MAX) throw gpu::GpuError("rope.dimension_count above the GPU's limit");
 }
 
-std::vector<float> GpuModel::forward_tokens(std::span<const int32_t> tokens, bool all) {
-    std::vector<float> out;
+// A prompt's chunk token by token, the head only where logits are read (Model::forward_tokens does
+// the chunking, progress and statistics).
+void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* logits) {
     const size_t nv = size_t(hp_.n_vocab);
     for (size_t i = 0; i < tokens.size(); ++i) {
-        const bool want = all || i + 1 == tokens.size();  // the head only where logits are read
+        if (i > 0) check_stop();
+        const bool want = all || i + 1 == tokens.size();
         const float* l = step(tokens[i], want);
-        if (want) out.insert(out.end(), l, l + nv);
+        if (want) std::copy(l, l + nv, all ? logits + i * nv : logits);
+        token_done(i);
     }
-    return out;
 }
 
 // ---- per token

@@ -35,7 +35,7 @@ int gpu_pick_device(const std::string& spec);
 class GpuModel : public Model {
 public:
     const float* forward(int32_t token) override { return step(token, true); }
-    std::vector<float> forward_tokens(std::span<const int32_t> tokens, bool all) override;
+
     GpuCounters gpu_counters() const override { return counters_; }
 
     // Consecutive matrices of one buffer and type as one matrix (rows add up): {matrix, its first row}.
@@ -45,6 +45,7 @@ public:
     };
 
 protected:
+    void forward_batch(std::span<const int32_t> tokens, bool all, float* logits) override;
     enum class Place { Resident, Cache, Cpu };
     using Buffer = gpu::Buffer;
     using Mat = gpu::Mat;

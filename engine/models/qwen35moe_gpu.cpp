@@ -4,7 +4,7 @@
 // reference (tests/test_gpu_qwen35.cpp) and the state blob is the same, so snapshots move between
 // the two. The routed experts' placements, the token's step and the uploads are GpuModel's.
 //
-// Prompts run token by token (forward_tokens), each token one submit (or one per MoE layer when the
+// Prompts run token by token (forward_batch), each token one submit (or one per MoE layer when the
 // experts are not resident).
 //
 // Rows are regrouped at upload so that every projection of a layer writes its parts contiguously:
