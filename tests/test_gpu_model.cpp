@@ -132,6 +132,36 @@ TEST(GpuModelPrompt, ProgressAndStop) {
     EXPECT_EQ(m->stats()->read().phase, StatsSnapshot::Phase::Idle);
 }
 
+// Prompts in batches of 8 tokens (GpuModel::forward_batch: matmul_* for the dense matrices, attention
+// and experts per token) against token by token (SLUICE_GPU_BATCH=0): the prompt's last logits and
+// then every position of a continuation, which reads the cache rows the batches wrote. F16: both
+// paths multiply float activations, so only summation order differs.
+TEST(GpuModelBatch, PromptBatchesMatchTokenByToken) {
+    for (const char* fixture : {"moe_a", "moe_b", "moe_c", "dense_a"})
+        for (size_t n_prompt : {size_t(56), size_t(37)}) {
+            const std::string path = kDir + fixture + ".gguf";
+            const auto ids = read_ids(kDir + fixture + ".tokens.txt");
+            const std::span<const int32_t> prompt(ids.data(), n_prompt), rest(ids.data() + n_prompt, ids.size() - n_prompt);
+            auto run = [&](bool batch) {
+                if (!batch) setenv("SLUICE_GPU_BATCH", "0", 1);
+                auto m = load_model(path, gpu_opts());
+                EXPECT_NE(m->placement().find("GPU"), std::string::npos) << m->placement();
+                std::vector<float> l = m->forward_tokens(prompt, false);
+                // every whole batch before the prompt's last token
+                EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? (n_prompt - 1) / 8 * 8 : 0u) << fixture;
+                const std::vector<float> r = m->forward_tokens(rest, true);
+                l.insert(l.end(), r.begin(), r.end());
+                unsetenv("SLUICE_GPU_BATCH");
+                return l;
+            };
+            const auto batched = run(true), single = run(false);
+            const int64_t nv = int64_t(batched.size() / (1 + rest.size()));
+            const double err = max_rel_err(batched, single, nv);
+            std::printf("  %s, %zu-token prompt: max rel err %.3g (batched vs token by token)\n", fixture, n_prompt, err);
+            EXPECT_LE(err, 1e-5) << fixture << " " << n_prompt;
+        }
+}
+
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
 // experts come through the streaming ExpertSource, into the VRAM expert cache or to the CPU experts,
 // and the logits are the CPU path's.

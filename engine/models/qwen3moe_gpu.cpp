@@ -101,6 +101,50 @@ private:
             record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)));
     }
 
+    // Prompt batches: every MoE layer's gate and up fused (the batch's experts run as GLU dispatches).
+    bool batch_ok() const override {
+        for (int64_t il = 0; il < hp_.n_layer; ++il) {
+            const MoeLayer& M = moe_[size_t(il)];
+            if (M.router.rows && !fused(M.gate_exps, M.up_exps)) return false;
+        }
+        return true;
+    }
+
+    // hnb_ = attn_norm(x) per token: q, k, v for the batch (one read of the weights), attention token
+    // after token (each writes its cache row before the next reads it), the output projection for the
+    // batch, then the FFN.
+    void record_layer_batch(gpu::Cmd& c, int64_t il) override {
+        const Hparams& h = hp_;
+        const GLayer& L = layers_[size_t(il)];
+        const uint32_t B = kBatch, E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim),
+                       kd = uint32_t(h.n_head_kv * h.head_dim), vd = uint32_t(h.n_head_kv * h.head_dim_v),
+                       qkv = qd + kd + vd, od = uint32_t(h.n_head * h.head_dim_v);
+        if (!qb_.size()) {
+            qb_ = device_floats(size_t(B) * qkv, "q, k, v of a prompt batch");
+            attb_ = device_floats(size_t(B) * od, "attention output of a prompt batch");
+        }
+        gpu::MatvecOpts o;
+        o.n_cols = B;
+        o.x_col_stride = E;
+        o.y_col_stride = qkv;
+        for (size_t i = 0; i < L.qkv.size(); ++i) {
+            if (i) c.independent();
+            gpu::matvec(c, L.qkv[i].w, {&hnb_}, {&qb_, L.qkv[i].y_off}, batch_step(0), o);
+        }
+        for (uint32_t j = 0; j < B; ++j)
+            gpu::attention_qk(c, {&qb_, j * qkv}, {&qb_, j * qkv + qd}, {&qb_, j * qkv + qd + kd}, {L.k}, {L.v}, kd, vd,
+                              {&part_}, {&attb_, j * od}, attn_,
+                              {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_},
+                              batch_step(j));
+        gpu::MatvecOpts w;
+        w.n_cols = B;
+        w.x_col_stride = od;
+        w.y_col_stride = E;
+        w.accumulate = true;
+        gpu::matvec(c, L.wo, {&attb_}, {&xb_}, batch_step(0), w);
+        record_ffn_batch(c, il, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down);
+    }
+
     // hn_ready: the previous layer (its experts' combine or FFN down) already wrote attn_norm(x) to hn.
     // Leaves ffn_norm(x) in hn: the output projection's last workgroup writes it.
     void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready) {
@@ -167,6 +211,7 @@ private:
     std::vector<GLayer> layers_;
     gpu::AttnShape attn_{};
     gpu::Buffer q_, att_, part_, counts_;
+    gpu::Buffer qb_, attb_;  // prompt batches: q | k | v and the attention output per token
 };
 
 }  // namespace
