@@ -149,7 +149,8 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     }
     // The int8 mirror's blocks must line up with x's (offsets and strides multiples of 32); else the
     // floats, which are always there.
-    const bool q8 = o.xq && !o.x_norm && o.n_cols == 1 && has_q8(cmd.context(), w.type) && (x.off | o.x_mat_stride) % 32 == 0;
+    const bool q8 = o.xq && !o.x_norm && has_q8(cmd.context(), w.type) &&
+                    (x.off | o.x_mat_stride | (o.n_cols > 1 ? o.x_col_stride : 0)) % 32 == 0;
     if (q8) p.xq_soff = o.xq->soff;
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");

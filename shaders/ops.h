@@ -94,7 +94,7 @@ struct MatvecOpts {
     uint32_t topk = 0, topk_ids_off = 0, topk_w_off = 0;
     Vec topk_count;
     // x's int8 mirror (quantize_q8() after x was written): the integer-dot variant where has_q8() and
-    // x's offset and matrix stride are multiples of 32 (one column), else x is read as floats.
+    // x's offset, matrix and column strides are multiples of 32, else x is read as floats.
     const Xq* xq = nullptr;
 };
 // The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8

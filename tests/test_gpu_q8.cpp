@@ -172,6 +172,44 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
     }
 }
 
+// The small-batch product with int8 x (matmul_<type>_q8, GPU prompt batches): columns x_col_stride
+// apart in one mirror, each against the double product with its own int8 column.
+TEST_P(GpuQ8Types, MatmulMatchesTheProductWithInt8X) {
+    if (!has_int_dot()) return;
+    const GpuType gt = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 45, cols = 768;
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;
+    random_mats(rng, gt.ggml, 1, rows, cols, bytes, deq);
+    to_stored(gt, bytes, cols);
+    for (int64_t nb : {2, 5, 8}) {
+        const auto x = random_row(rng, nb * cols);
+        const Mirror m = mirror(x);
+        const Quantized xq = download_mirror(m.q, x.size());
+        gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(nb * rows)), step = step_buffer(0);
+        gpu::MatvecOpts o;
+        o.n_cols = uint32_t(nb);
+        o.x_col_stride = uint32_t(cols);
+        o.y_col_stride = uint32_t(rows);
+        o.xq = &m.xq;
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, step, o);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(yb, size_t(nb * rows));
+        std::vector<float> ref;
+        for (int64_t b = 0; b < nb; ++b) {
+            const auto y = to_float(ref_matvec(deq.data(), &xq.deq[size_t(b * cols)], rows, cols));
+            ref.insert(ref.end(), y.begin(), y.end());
+        }
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << nb << " columns";
+    }
+}
+
 // x whose offset is not a multiple of 32 cannot use its mirror's blocks: the matvec reads the floats
 // (bit for bit what it computes without a mirror) instead of failing.
 TEST(GpuQ8, MisalignedXFallsBackToFloats) {

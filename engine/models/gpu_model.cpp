@@ -168,6 +168,8 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
         gb_ = device_floats(size_t(B * ff), "gate of a prompt batch");
         ub_ = device_floats(size_t(B * std::max<uint64_t>(uint64_t(h.n_ff), 1)), "up of a prompt batch");
         rb_ = device_floats(size_t(B * std::max<uint64_t>(R, 1)), "router logits, ids, weights of a prompt batch");
+        mirror(hnb_, size_t(B) * E);  // int8 activations: the integer-dot matmul_*_q8 variants
+        mirror(gb_, size_t(B * ff));
         steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
         for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
         batch_cmd_ = std::make_unique<gpu::Cmd>(ctx_);
@@ -204,7 +206,8 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, cons
     const MoeLayer& M = moe_[size_t(il)];
     if (!M.router.rows) {  // x += down(silu(gate hn) * up hn), the weights read once for the batch
         const uint32_t F = uint32_t(h.n_ff);
-        gpu::MatvecOpts o;
+        quantize_for(c, hnb_, B * E, {&gate, &up});
+        gpu::MatvecOpts o = with_xq({}, hnb_);
         o.n_cols = B;
         o.x_col_stride = E;
         o.y_col_stride = F;
@@ -212,7 +215,8 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, cons
         c.independent();
         gpu::matvec(c, up, {&hnb_}, {&ub_}, st, o);
         gpu::swiglu(c, {&gb_}, {&ub_}, {&gb_}, B * F);
-        gpu::MatvecOpts d;
+        quantize_for(c, gb_, B * F, {&down});
+        gpu::MatvecOpts d = with_xq({}, gb_);
         d.n_cols = B;
         d.x_col_stride = F;
         d.y_col_stride = E;
@@ -220,6 +224,7 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, cons
         gpu::matvec(c, down, {&gb_}, {&xb_}, st, d);
         return;
     }
+    quantize_for(c, hnb_, B * E, {&M.gate_exps});
     // The router for the batch, then per token: its top-k, its experts' gate + up, their weighted sum
     // into its x (the tokens' dispatches independent of each other).
     const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert);
@@ -235,7 +240,7 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, cons
     }
     for (uint32_t j = 0; j < B; ++j) {
         if (j) c.independent();
-        gpu::MatvecOpts o;
+        gpu::MatvecOpts o = with_xq({}, hnb_);
         o.n_mats = K;
         o.ids = &rb_;
         o.ids_off = j * R + NE;
@@ -243,9 +248,10 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, cons
         o.swiglu_up = &M.up_exps;
         gpu::matvec(c, M.gate_exps, {&hnb_, j * E}, {&gb_, j * K * F}, st, o);
     }
+    quantize_for(c, gb_, B * K * F, {&M.down_exps});
     for (uint32_t j = 0; j < B; ++j) {
         if (j) c.independent();
-        gpu::MatvecOpts d;
+        gpu::MatvecOpts d = with_xq({}, gb_);
         d.n_mats = K;
         d.ids = &rb_;
         d.ids_off = j * R + NE;

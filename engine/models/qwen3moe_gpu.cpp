@@ -122,8 +122,12 @@ private:
         if (!qb_.size()) {
             qb_ = device_floats(size_t(B) * qkv, "q, k, v of a prompt batch");
             attb_ = device_floats(size_t(B) * od, "attention output of a prompt batch");
+            mirror(attb_, size_t(B) * od);
         }
-        gpu::MatvecOpts o;
+        std::vector<const Mat*> qkv_mats;
+        for (const Merged& m : L.qkv) qkv_mats.push_back(&m.w);
+        quantize_for(c, hnb_, B * E, qkv_mats);
+        gpu::MatvecOpts o = with_xq({}, hnb_);
         o.n_cols = B;
         o.x_col_stride = E;
         o.y_col_stride = qkv;
@@ -136,7 +140,8 @@ private:
                               {&part_}, {&attb_, j * od}, attn_,
                               {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_},
                               batch_step(j));
-        gpu::MatvecOpts w;
+        quantize_for(c, attb_, B * od, {&L.wo});
+        gpu::MatvecOpts w = with_xq({}, attb_);
         w.n_cols = B;
         w.x_col_stride = od;
         w.y_col_stride = E;
