@@ -66,6 +66,16 @@ bool has_int_dot() {
     return false;
 }
 
+// One matvec() recorded and run.
+void run_matvec(const gpu::Mat& w, gpu::Vec x, gpu::Vec y, const gpu::MatvecOpts& o) {
+    gpu::Buffer step = step_buffer(0);
+    gpu::Cmd cmd(ctx());
+    cmd.begin();
+    gpu::matvec(cmd, w, x, y, step, o);
+    cmd.end();
+    cmd.run();
+}
+
 std::vector<double> ref_matvec(const float* w, const float* x, int64_t rows, int64_t cols) {
     std::vector<double> y(size_t(rows), 0.0);
     for (int64_t r = 0; r < rows; ++r)
@@ -142,16 +152,12 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
         const auto ref = ref_matvec(deq.data(), xq.deq.data(), rows, cols);
         const auto ref_float = to_float(ref_matvec(deq.data(), x.data(), rows, cols));
         for (auto [nr, ks] : variants) {
-            gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(rows + 1)), step = step_buffer(0);
+            gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(rows + 1));
             gpu::MatvecOpts o;
             o.team_rows = nr;
             o.ksplit = ks;
             o.xq = &m.xq;
-            gpu::Cmd cmd(ctx());
-            cmd.begin();
-            gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, step, o);
-            cmd.end();
-            cmd.run();
+            run_matvec({&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, o);
             const auto got = floats(yb, size_t(rows + 1));
             for (int64_t r = 0; r < rows; ++r) {
                 double mag = 0, rounding = 0;  // rounding: |x - d q| <= d / 2 per element
@@ -189,17 +195,13 @@ TEST_P(GpuQ8Types, MatmulMatchesTheProductWithInt8X) {
         const auto x = random_row(rng, nb * cols);
         const Mirror m = mirror(x);
         const Quantized xq = download_mirror(m.q, x.size());
-        gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(nb * rows)), step = step_buffer(0);
+        gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(nb * rows));
         gpu::MatvecOpts o;
         o.n_cols = uint32_t(nb);
         o.x_col_stride = uint32_t(cols);
         o.y_col_stride = uint32_t(rows);
         o.xq = &m.xq;
-        gpu::Cmd cmd(ctx());
-        cmd.begin();
-        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, step, o);
-        cmd.end();
-        cmd.run();
+        run_matvec({&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, o);
         const auto got = floats(yb, size_t(nb * rows));
         std::vector<float> ref;
         for (int64_t b = 0; b < nb; ++b) {

@@ -238,12 +238,16 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, cons
         if (j) c.independent();
         gpu::topk_softmax(c, {&rb_, j * R}, NE, K, true, rb_, j * R + NE, {&rb_, j * R + NE + K});
     }
-    for (uint32_t j = 0; j < B; ++j) {
-        if (j) c.independent();
-        gpu::MatvecOpts o = with_xq({}, hnb_);
+    auto experts_of = [&](uint32_t j, const Buffer& x) {  // token j's K experts (ids at j * R + NE of rb_)
+        gpu::MatvecOpts o = with_xq({}, x);
         o.n_mats = K;
         o.ids = &rb_;
         o.ids_off = j * R + NE;
+        return o;
+    };
+    for (uint32_t j = 0; j < B; ++j) {
+        if (j) c.independent();
+        gpu::MatvecOpts o = experts_of(j, hnb_);
         o.y_mat_stride = F;
         o.swiglu_up = &M.up_exps;
         gpu::matvec(c, M.gate_exps, {&hnb_, j * E}, {&gb_, j * K * F}, st, o);
@@ -251,10 +255,7 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, cons
     quantize_for(c, gb_, B * K * F, {&M.down_exps});
     for (uint32_t j = 0; j < B; ++j) {
         if (j) c.independent();
-        gpu::MatvecOpts d = with_xq({}, gb_);
-        d.n_mats = K;
-        d.ids = &rb_;
-        d.ids_off = j * R + NE;
+        gpu::MatvecOpts d = experts_of(j, gb_);
         d.x_mat_stride = F;
         d.sum_mats = true;
         d.sum_w_off = j * R + NE + K;
