@@ -49,9 +49,13 @@ STEP_BUFFER(4)
 
 shared float sc[ATTN_CHUNK_MAX];
 shared float red[ATTN_THREADS];
+#ifndef FUSED
+shared float qn[ATTN_DMAX];  // the head's q (FUSED: normalised and roped by norm_rope)
+#endif
 
 #define TEAMS (ATTN_THREADS / 32u)
-#define DPL (ATTN_DMAX / 32u)  // dims per lane
+#define KU 4u  // positions per team per round of the scores
+#define VU 8u  // V rows per round of the weighted sum
 
 #include "attn_common.glsl"
 
@@ -113,7 +117,6 @@ void main() {
 
     const bool sg = gl_SubgroupSize == 32u;
     const uint team = sg ? gl_SubgroupID : tid / 32u, lane = sg ? gl_SubgroupInvocationID : tid % 32u;
-    float q[DPL];
 #ifdef FUSED
     const uint pos = n_kv - 1u;
     const bool has_pos = t0 <= pos && pos < t1;  // uniform in the workgroup
@@ -126,29 +129,48 @@ void main() {
                 V[vo + pos * p.v_row_stride + i] = Q[p.v_raw_off + kvh * p.head_dim_v + i];
         }
     }
-    [[unroll]] for (uint i = 0u; i < DPL; ++i) q[i] = lane + 32u * i < p.head_dim ? qn[lane + 32u * i] : 0.0;
 #else
-    [[unroll]] for (uint i = 0u; i < DPL; ++i) q[i] = lane + 32u * i < p.head_dim ? Q[qo + lane + 32u * i] : 0.0;
+    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) qn[i] = Q[qo + i];
+    barrier();
 #endif
+    // A team takes positions t_base + u * TEAMS + team, u < KU, per round, and reads its lane's dims
+    // of their K rows together: no load sits behind a bounds branch (rows past the split read its
+    // last row, dims past head_dim its last dim, times 0), so the KU loads are in flight at once.
+    const uint n_i = (p.head_dim + 31u) / 32u;  // dims per lane
     float mx = -1.0 / 0.0;
-    for (uint t_team = t0; t_team < t1; t_team += TEAMS) {  // the same trip count for every team
-        const uint t = t_team + team;
-        float dot = 0.0;
-        if (t < t1) {
-            const uint kr = ko + t * p.k_row_stride + lane;
-#ifdef FUSED
-            if (t == pos) {
-                [[unroll]] for (uint i = 0u; i < DPL; ++i)
-                    if (lane + 32u * i < p.head_dim) dot += q[i] * kn[lane + 32u * i];
-            } else
-#endif
-            [[unroll]] for (uint i = 0u; i < DPL; ++i)
-                if (lane + 32u * i < p.head_dim) dot += q[i] * K[kr + 32u * i];
+    for (uint t_base = t0; t_base < t1; t_base += TEAMS * KU) {  // the same trip count for every team
+        uint row[KU];
+        float dots[KU];
+        [[unroll]] for (uint u = 0u; u < KU; ++u) {
+            row[u] = ko + min(t_base + u * TEAMS + team, t1 - 1u) * p.k_row_stride;
+            dots[u] = 0.0;
         }
-        dot = team_sum(dot, team, lane) * p.scale;
-        if (t < t1) {
-            if (lane == 0u) sc[t - t0] = dot;
-            mx = max(mx, dot);
+        for (uint i = 0u; i < n_i; ++i) {
+            const uint d = lane + 32u * i, dc = min(d, p.head_dim - 1u);
+            const float qd = d < p.head_dim ? qn[d] : 0.0;
+            float kv[KU];
+            [[unroll]] for (uint u = 0u; u < KU; ++u) kv[u] = K[row[u] + dc];
+            [[unroll]] for (uint u = 0u; u < KU; ++u) dots[u] += qd * kv[u];
+        }
+#ifdef FUSED
+        // this position's k from the projection: its cache row may be being written by another workgroup
+        [[unroll]] for (uint u = 0u; u < KU; ++u) {
+            if (t_base + u * TEAMS + team != pos) continue;
+            float dot = 0.0;
+            for (uint i = 0u; i < n_i; ++i) {
+                const uint d = lane + 32u * i;
+                if (d < p.head_dim) dot += qn[d] * kn[d];
+            }
+            dots[u] = dot;
+        }
+#endif
+        [[unroll]] for (uint u = 0u; u < KU; ++u) {
+            const uint t = t_base + u * TEAMS + team;
+            const float dot = team_sum(dots[u], team, lane) * p.scale;
+            if (t < t1) {
+                if (lane == 0u) sc[t - t0] = dot;
+                mx = max(mx, dot);
+            }
         }
     }
     mx = reduce_max(mx);  // its barriers also publish sc[]
@@ -168,10 +190,19 @@ void main() {
         float o = 0.0;
 #ifdef FUSED
         const uint t_end = has_pos ? pos : t1;  // this position's v: from the projection
-        for (uint t = t0; t < t_end; ++t) o += sc[t - t0] * V[vo + t * p.v_row_stride + d];
-        if (has_pos) o += sc[pos - t0] * Q[p.v_raw_off + kvh * p.head_dim_v + d];
 #else
-        for (uint t = t0; t < t1; ++t) o += sc[t - t0] * V[vo + t * p.v_row_stride + d];
+        const uint t_end = t1;
+#endif
+        // VU rows' loads in flight together, then their products in order (as one at a time)
+        uint t = t0;
+        for (; t + VU <= t_end; t += VU) {
+            float v[VU];
+            [[unroll]] for (uint u = 0u; u < VU; ++u) v[u] = V[vo + (t + u) * p.v_row_stride + d];
+            [[unroll]] for (uint u = 0u; u < VU; ++u) o += sc[t + u - t0] * v[u];
+        }
+        for (; t < t_end; ++t) o += sc[t - t0] * V[vo + t * p.v_row_stride + d];
+#ifdef FUSED
+        if (has_pos) o += sc[pos - t0] * Q[p.v_raw_off + kvh * p.head_dim_v + d];
 #endif
         part[po + 2u + d] = o;
     }
