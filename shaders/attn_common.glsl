@@ -43,9 +43,9 @@ float reduce_sum(float v) {
 // o_s of a dim in rounds of MERGE_LOADS independent loads.
 #define MERGE_LOADS 8u
 shared float split_w[ATTN_SPLITS_MAX];
-void merge(uint h, uint hdv) {
-    const uint tid = gl_LocalInvocationIndex, n = p.n_splits;
-    const uint stride = hdv + 2u, base = p.part_off + h * n * stride;
+void merge(uint h, uint hdv, uint n) {  // n: the head's splits that hold positions (parts 0 .. n - 1)
+    const uint tid = gl_LocalInvocationIndex;
+    const uint stride = hdv + 2u, base = p.part_off + h * p.n_splits * stride;  // parts: n_splits per head
     float mx = -1.0 / 0.0;
     for (uint s = tid; s < n; s += ATTN_THREADS) {
         const float m = part[base + s * stride], l = part[base + s * stride + 1u];

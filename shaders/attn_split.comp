@@ -110,8 +110,15 @@ void main() {
     const uint s = gl_WorkGroupID.x, h = gl_WorkGroupID.y, tid = gl_LocalInvocationIndex;
     const uint group = p.n_head / p.n_head_kv, kvh = h / group;
     const uint n_kv = step.n_kv;
-    const uint chunk = (n_kv + p.n_splits - 1u) / p.n_splits;
+    // Splits of at least ATTN_MIN_CHUNK positions: at a short context only the first n_active hold any
+    // (the fused variant's others leave at once and its merge reads only theirs), at a long one all of
+    // them, so a split's chain of loads stays short either way.
+    const uint chunk = max((n_kv + p.n_splits - 1u) / p.n_splits, ATTN_MIN_CHUNK);
+    const uint n_active = (n_kv + chunk - 1u) / chunk;
     const uint t0 = min(s * chunk, n_kv), t1 = min(t0 + chunk, n_kv);
+#ifdef FUSED
+    if (s >= n_active) return;  // uniform in the workgroup
+#endif
     const uint qo = p.q_off + h * p.head_dim;
     const uint ko = p.k_off + kvh * p.head_dim, vo = p.v_off + kvh * p.head_dim_v;
 
@@ -211,11 +218,11 @@ void main() {
     // counts itself, and the last one reads the others' after seeing the count.
     memoryBarrierBuffer();
     barrier();
-    if (tid == 0u) last = atomicAdd(count[p.count_off + h], 1u) == p.n_splits - 1u;
+    if (tid == 0u) last = atomicAdd(count[p.count_off + h], 1u) == n_active - 1u;
     barrier();
     if (last) {
         memoryBarrierBuffer();
-        merge(h, p.head_dim_v);
+        merge(h, p.head_dim_v, n_active);
         if (tid == 0u) count[p.count_off + h] = 0u;  // for the next layer and token
         if ((p.flags & ATTN_OUT_Q8) != 0u) out_mirror(h);
     }

@@ -94,7 +94,7 @@ void main() {
     if (last) {
         memoryBarrierBuffer();
         for (uint hh = 0u; hh < nh; ++hh) {
-            merge(h0 + hh, p.kv_lora);
+            merge(h0 + hh, p.kv_lora, p.n_splits);
             barrier();  // the next merge rewrites split_w
         }
         if (tid == 0u) count[p.count_off + g] = 0u;  // for the next layer and token

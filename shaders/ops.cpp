@@ -271,8 +271,12 @@ void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec
 }
 
 uint32_t attn_splits(uint64_t n_ctx, uint32_t min_splits) {
-    const uint64_t need = (n_ctx + ATTN_CHUNK_MAX - 1) / ATTN_CHUNK_MAX;
-    return uint32_t(need > min_splits ? need : min_splits);
+    // ATTN_MIN_CHUNK positions per split at the longest context (up to ATTN_SPLITS_MAX splits), and
+    // chunks of at most ATTN_CHUNK_MAX beyond that. H200, 8B shape at 4096 positions with 8 splits of
+    // 512: 136 tok/s against llama.cpp's 191.
+    const uint64_t want = std::min<uint64_t>((n_ctx + ATTN_MIN_CHUNK - 1) / ATTN_MIN_CHUNK, ATTN_SPLITS_MAX);
+    const uint64_t need = std::max<uint64_t>(want, (n_ctx + ATTN_CHUNK_MAX - 1) / ATTN_CHUNK_MAX);
+    return uint32_t(std::max<uint64_t>(need, min_splits));
 }
 
 uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_splits * (s.head_dim_v + 2); }

@@ -126,7 +126,9 @@ struct AttnShape {
     uint32_t n_head, n_head_kv, head_dim, head_dim_v;
     uint32_t n_splits;  // of the sequence; ceil(n_kv / n_splits) must stay <= ATTN_CHUNK_MAX
 };
-// Splits needed for contexts up to n_ctx: at least `min_splits` (parallelism), chunks <= ATTN_CHUNK_MAX.
+// Splits for contexts up to n_ctx: ATTN_MIN_CHUNK positions each at the longest (at most
+// ATTN_SPLITS_MAX), at least `min_splits`, chunks <= ATTN_CHUNK_MAX. attn_fused uses only the splits
+// a shorter context fills.
 uint32_t attn_splits(uint64_t n_ctx, uint32_t min_splits = 8);
 // Floats of scratch attention() needs.
 uint64_t attn_part_floats(const AttnShape& s);

@@ -138,6 +138,7 @@ struct QkNormRopePush {
 #define ATTN_THREADS 128
 #define ATTN_DMAX 512  // head_dim at most
 #define ATTN_CHUNK_MAX 1024
+#define ATTN_MIN_CHUNK 64  // positions a split takes at least: short contexts use fewer of the splits
 #define ATTN_SPLITS_MAX 512  // attn_fused's merge: splits of one head (a context of 512K positions)
 struct AttnPush {
     uint n_head, n_head_kv, head_dim, head_dim_v;
