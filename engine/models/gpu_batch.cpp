@@ -1,0 +1,152 @@
+// GpuModel's prompts: a chunk from Model::forward_tokens in batches of kBatch tokens where the
+// architecture and placement allow (record_layer_batch(); the dense matrices as matmul_*_q8, attention
+// and each token's experts per token), else token by token.
+#ifdef SLUICE_VULKAN
+#include "engine/models/gpu_model.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+namespace sluice {
+
+using gpu::Mem;
+
+// A prompt's chunk (Model::forward_tokens does the chunking, progress and statistics): kBatch tokens
+// at a time where the architecture and placement allow (batching()), the last token (whose logits are
+// read) and the rest token by token, the head only where logits are read.
+void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* logits) {
+    const size_t nv = size_t(hp_.n_vocab);
+    size_t i = 0;
+    if (!all && batching()) {
+        for (; tokens.size() - i > kBatch; i += kBatch) {
+            if (i > 0) check_stop();
+            run_batch(tokens.subspan(i, kBatch));
+            token_done(i + kBatch - 1);
+        }
+    }
+    for (; i < tokens.size(); ++i) {
+        if (i > 0) check_stop();
+        const bool want = all || i + 1 == tokens.size();
+        const float* l = step(tokens[i], want);
+        if (want) std::copy(l, l + nv, all ? logits + i * nv : logits);
+        token_done(i);
+    }
+}
+
+bool GpuModel::batching() const {
+    const char* e = std::getenv("SLUICE_GPU_BATCH");
+    return !(e && std::string(e) == "0") && batch_ok() && !segmented();
+}
+
+void GpuModel::run_batch(std::span<const int32_t> tokens) {
+    const Hparams& h = hp_;
+    const uint32_t B = kBatch, E = uint32_t(h.n_embd);
+    for (int32_t t : tokens) check_token(t);
+    if (!batch_cmd_) {  // buffers and the recording on first use
+        const uint64_t K = uint64_t(top_k_), R = (uint64_t(h.n_expert) + 2 * K + 3) / 4 * 4;
+        const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * uint64_t(h.n_ff_exp));
+        xb_ = device_floats(size_t(B) * E, "x of a prompt batch");
+        hnb_ = device_floats(size_t(B) * E, "hn of a prompt batch");
+        gb_ = device_floats(size_t(B * ff), "gate of a prompt batch");
+        ub_ = device_floats(size_t(B * std::max<uint64_t>(uint64_t(h.n_ff), 1)), "up of a prompt batch");
+        rb_ = device_floats(size_t(B * std::max<uint64_t>(R, 1)), "router logits, ids, weights of a prompt batch");
+        mirror(hnb_, size_t(B) * E);  // int8 activations: the integer-dot matmul_*_q8 variants
+        mirror(gb_, size_t(B * ff));
+        steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
+        for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
+        batch_cmd_ = std::make_unique<gpu::Cmd>(ctx_);
+        gpu::Cmd& c = *batch_cmd_;
+        c.begin();
+        c.barrier();
+        for (uint32_t j = 0; j < B; ++j) {
+            if (j) c.independent();
+            c.copy(steps_b_host_, size_t(j) * gpu::kStepBytes, steps_b_[j], 0, gpu::kStepBytes);
+        }
+        for (uint32_t j = 0; j < B; ++j) {
+            if (j) c.independent();
+            gpu::getrows(c, embd_, {&xb_, j * E}, steps_b_[j]);
+        }
+        for (int64_t il = 0; il < h.n_layer; ++il) {
+            gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, first_norm(il)}, E, B, E, h.rms_eps, steps_b_[0]);
+            record_layer_batch(c, il);
+        }
+        c.end();
+    }
+    uint8_t* st = static_cast<uint8_t*>(steps_b_host_.mapped());
+    for (uint32_t j = 0; j < B; ++j) fill_step(st + size_t(j) * gpu::kStepBytes, uint32_t(n_past_ + j), uint32_t(tokens[j]));
+    batch_cmd_->run();
+    counters_.gpu_s_last_token = batch_cmd_->last_gpu_ms() * 1e-3;
+    counters_.batched_tokens += B;
+    n_past_ += B;
+}
+
+void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, const Mat& gate, const Mat& up, const Mat& down) {
+    const Hparams& h = hp_;
+    const uint32_t B = kBatch, E = uint32_t(h.n_embd);
+    const Buffer& st = steps_b_[0];
+    gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, ffn_norm}, E, B, E, h.rms_eps, st);
+    const MoeLayer& M = moe_[size_t(il)];
+    if (!M.router.rows) {  // x += down(silu(gate hn) * up hn), the weights read once for the batch
+        const uint32_t F = uint32_t(h.n_ff);
+        quantize_for(c, hnb_, B * E, {&gate, &up});
+        gpu::MatvecOpts o = with_xq({}, hnb_);
+        o.n_cols = B;
+        o.x_col_stride = E;
+        o.y_col_stride = F;
+        gpu::matvec(c, gate, {&hnb_}, {&gb_}, st, o);
+        c.independent();
+        gpu::matvec(c, up, {&hnb_}, {&ub_}, st, o);
+        gpu::swiglu(c, {&gb_}, {&ub_}, {&gb_}, B * F);
+        quantize_for(c, gb_, B * F, {&down});
+        gpu::MatvecOpts d = with_xq({}, gb_);
+        d.n_cols = B;
+        d.x_col_stride = F;
+        d.y_col_stride = E;
+        d.accumulate = true;
+        gpu::matvec(c, down, {&gb_}, {&xb_}, st, d);
+        return;
+    }
+    quantize_for(c, hnb_, B * E, {&M.gate_exps});
+    // The router for the batch, then per token: its top-k, its experts' gate + up, their weighted sum
+    // into its x (the tokens' dispatches independent of each other).
+    const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert);
+    const uint32_t R = (NE + 2 * K + 3) / 4 * 4;
+    gpu::MatvecOpts r;
+    r.n_cols = B;
+    r.x_col_stride = E;
+    r.y_col_stride = R;
+    gpu::matvec(c, M.router, {&hnb_}, {&rb_}, st, r);
+    for (uint32_t j = 0; j < B; ++j) {
+        if (j) c.independent();
+        gpu::topk_softmax(c, {&rb_, j * R}, NE, K, true, rb_, j * R + NE, {&rb_, j * R + NE + K});
+    }
+    auto experts_of = [&](uint32_t j, const Buffer& x) {  // token j's K experts (ids at j * R + NE of rb_)
+        gpu::MatvecOpts o = with_xq({}, x);
+        o.n_mats = K;
+        o.ids = &rb_;
+        o.ids_off = j * R + NE;
+        return o;
+    };
+    for (uint32_t j = 0; j < B; ++j) {
+        if (j) c.independent();
+        gpu::MatvecOpts o = experts_of(j, hnb_);
+        o.y_mat_stride = F;
+        o.swiglu_up = &M.up_exps;
+        gpu::matvec(c, M.gate_exps, {&hnb_, j * E}, {&gb_, j * K * F}, st, o);
+    }
+    quantize_for(c, gb_, B * K * F, {&M.down_exps});
+    for (uint32_t j = 0; j < B; ++j) {
+        if (j) c.independent();
+        gpu::MatvecOpts d = experts_of(j, gb_);
+        d.x_mat_stride = F;
+        d.sum_mats = true;
+        d.sum_w_off = j * R + NE + K;
+        d.accumulate = true;
+        gpu::matvec(c, M.down_exps, {&gb_, j * K * F}, {&xb_, j * E}, st, d);
+    }
+}
+
+}  // namespace sluice
+
+#endif  // SLUICE_VULKAN
