@@ -23,6 +23,33 @@ using namespace gputest;
 
 const std::string kDir = std::string(SLUICE_FIXTURES) + "/qwen3/";
 
+// A qwen3moe of 2 layers whose matrices' rows are multiples of 256 (n_embd 256; no fixture's are),
+// `type` as gen-model writes it, vocabulary 300: its path under tmp_dir() (the caller removes it).
+std::string gen_model_256(const char* name, const char* type) {
+    const std::string f = tmp_dir() + name + "_" + std::to_string(getpid()) + ".gguf";
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
+                            "--kv-heads 2 --head-dim 64 --experts 8 --used 2 --ff-exp 512 --vocab 300 --type " + type +
+                            " --out " + f + " >/dev/null";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return f;
+}
+
+// A prompt on the GPU, then `rest` with every position's logits: the prompt's last logits and rest's,
+// with prompt batches (batch) or token by token (SLUICE_GPU_BATCH=0). batched: the tokens the prompt
+// must have run in batches; where: the placement.
+std::vector<float> prompt_then_rest(const std::string& path, std::span<const int32_t> prompt, std::span<const int32_t> rest,
+                                    bool batch, uint64_t batched, std::string* where = nullptr) {
+    if (!batch) setenv("SLUICE_GPU_BATCH", "0", 1);
+    auto m = load_model(path, gpu_opts());
+    if (where) *where = m->placement();
+    std::vector<float> l = m->forward_tokens(prompt, false);
+    EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? batched : 0u) << path;
+    const std::vector<float> r = m->forward_tokens(rest, true);
+    l.insert(l.end(), r.begin(), r.end());
+    unsetenv("SLUICE_GPU_BATCH");
+    return l;
+}
+
 class GpuModel : public ::testing::TestWithParam<std::tuple<std::string, Placement>> {};
 
 // F16 weights: both paths multiply float activations, so only summation order differs.
@@ -75,11 +102,8 @@ TEST(GpuModelMixed, QkvOfDifferentTypesMatchCpuPath) {
 // fixture's shapes allow: a generated qwen3moe of such shapes gives the logits of ggml's blocks
 // (SLUICE_GPU_REPACK=0) up to summation order, and both the CPU path's within its int8 rounding.
 TEST(GpuModelRepack, RepackedQ8_0MatchesGgmlBlocks) {
-    const std::string f = tmp_dir() + "gpu_repack_" + std::to_string(getpid()) + ".gguf";
-    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
-                            "--kv-heads 2 --head-dim 64 --experts 8 --used 2 --ff-exp 512 --vocab 300 --type q8_0 --out " + f +
-                            " >/dev/null";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const std::string f = gen_model_256("gpu_repack", "q8_0");
+    if (HasFailure()) return;
     std::vector<int32_t> ids;
     for (int32_t i = 0; i < 24; ++i) ids.push_back((i * 37 + 11) % 300);
     std::string raw_where, rep_where;
@@ -142,19 +166,12 @@ TEST(GpuModelBatch, PromptBatchesMatchTokenByToken) {
             const std::string path = kDir + fixture + ".gguf";
             const auto ids = read_ids(kDir + fixture + ".tokens.txt");
             const std::span<const int32_t> prompt(ids.data(), n_prompt), rest(ids.data() + n_prompt, ids.size() - n_prompt);
-            auto run = [&](bool batch) {
-                if (!batch) setenv("SLUICE_GPU_BATCH", "0", 1);
-                auto m = load_model(path, gpu_opts());
-                EXPECT_NE(m->placement().find("GPU"), std::string::npos) << m->placement();
-                std::vector<float> l = m->forward_tokens(prompt, false);
-                // every whole batch before the prompt's last token
-                EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? (n_prompt - 1) / 8 * 8 : 0u) << fixture;
-                const std::vector<float> r = m->forward_tokens(rest, true);
-                l.insert(l.end(), r.begin(), r.end());
-                unsetenv("SLUICE_GPU_BATCH");
-                return l;
-            };
-            const auto batched = run(true), single = run(false);
+            const uint64_t whole = (n_prompt - 1) / 8 * 8;  // every whole batch before the prompt's last token
+            std::string where;
+            const auto batched = prompt_then_rest(path, prompt, rest, true, whole, &where);
+            EXPECT_NE(where.find("GPU"), std::string::npos) << where;
+            const auto single = prompt_then_rest(path, prompt, rest, false, whole, &where);
+            EXPECT_NE(where.find("GPU"), std::string::npos) << where;
             const int64_t nv = int64_t(batched.size() / (1 + rest.size()));
             const double err = max_rel_err(batched, single, nv);
             std::printf("  %s, %zu-token prompt: max rel err %.3g (batched vs token by token)\n", fixture, n_prompt, err);
@@ -166,25 +183,12 @@ TEST(GpuModelBatch, PromptBatchesMatchTokenByToken) {
 // (matmul_*_q8) quantized from their own rmsnorm, token by token from norm_q8's, so a block's int8 may
 // differ by a step: logits agree to rounding, and every position picks the same token.
 TEST(GpuModelBatch, QuantizedPromptBatchesMatchTokenByToken) {
-    const std::string f = tmp_dir() + "gpu_batch_" + std::to_string(getpid()) + ".gguf";
-    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
-                            "--kv-heads 2 --head-dim 64 --experts 8 --used 2 --ff-exp 512 --vocab 300 --type q4_K --out " + f +
-                            " >/dev/null";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const std::string f = gen_model_256("gpu_batch", "q4_K");
+    if (HasFailure()) return;
     std::vector<int32_t> ids;
     for (int32_t i = 0; i < 48; ++i) ids.push_back((i * 53 + 7) % 300);
     const std::span<const int32_t> prompt(ids.data(), 40), rest(ids.data() + 40, 8);
-    auto run = [&](bool batch) {
-        if (!batch) setenv("SLUICE_GPU_BATCH", "0", 1);
-        auto m = load_model(f, gpu_opts());
-        std::vector<float> l = m->forward_tokens(prompt, false);
-        EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? 32u : 0u);
-        const std::vector<float> r = m->forward_tokens(rest, true);
-        l.insert(l.end(), r.begin(), r.end());
-        unsetenv("SLUICE_GPU_BATCH");
-        return l;
-    };
-    const auto batched = run(true), single = run(false);
+    const auto batched = prompt_then_rest(f, prompt, rest, true, 32), single = prompt_then_rest(f, prompt, rest, false, 32);
     std::remove(f.c_str());
     const double err = max_rel_err(batched, single, 300);
     const Agreement a = agreement(batched, single, 300);
