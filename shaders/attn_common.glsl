@@ -69,9 +69,6 @@ void merge(uint h, uint hdv, uint n) {  // n: the head's splits that hold positi
                 if (s0 + u < n) o += split_w[s0 + u] * v[u];
         }
         O[p.out_off + h * hdv + d] = o / den;
-#ifdef MERGE_KEEP
-        nv[d] = o / den;  // for the int8 mirror after the merge (attn_fused ATTN_OUT_Q8)
-#endif
     }
 }
 #endif

@@ -1,25 +1,28 @@
 #version 450
-// Decode attention, one split of the sequence for one head (workgroup (s, h)). Scores of the split's
-// positions go to shared memory; the output is left unnormalised with the split's max and sum of
-// exponentials, so the splits merge exactly (as flash-decoding does):
+// Decode attention, split-K over the sequence (flash-decoding). Workgroup (s, b) takes split s of the
+// positions for block b of p.gh query heads that share one KV head, so each K and V row is read once
+// for all of them (a workgroup per q head read every row group-size times: at 4096 positions that
+// traffic set the time, not the arithmetic). A split's positions go in sub-chunks of ATTN_SUB with a
+// running max and sum per head (online softmax), so a split may be any length. Output per head,
+// unnormalised with its max and sum of exponentials, so the splits merge exactly:
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
-// Scores: the 4 teams of 32 take a position each, lane i multiplying dims i, i + 32, ... so a K row is
-// read in whole cache lines (one position per invocation read rows at a stride: 32 lines per load).
+// Scores: the 4 teams of 32 take a position each, lane i holding dims 4i .. 4i + 3 (+ 128, ...) of the
+// K row as one vec4 load, KU positions' loads in flight together; every head of the block uses them.
+// Weighted sum: invocation d adds up dim d (d + 128, ...) for every head of the block, VU V rows in
+// flight together.
 //
 // FUSED (attn_fused): three dependent dispatches in one. (1) qwen3's per-head q/k RMSNorm + NeoX RoPE
-// (qk_norm_rope.comp's arithmetic): every workgroup normalises its q head; those whose split holds
-// this position normalise its k from the raw projection (Q buffer at k_raw_off), use it for that
-// position and, for the first q head of the kv group, write it into the cache row (no workgroup reads
-// that row from the cache, so there is no race). (2) The split. (3) The merge (attn_combine.comp's
-// arithmetic): the last workgroup of a head to finish (an atomic count per head, reset after use)
-// merges its splits into out.
+// (qk_norm_rope.comp's arithmetic) of the block's q heads, and of this position's k from the raw
+// projection (Q buffer at k_raw_off) in the workgroups whose split holds it: they use it for that
+// position, and the kv group's first block writes it into the cache row (no workgroup reads that row
+// from the cache, so there is no race). (2) The split. (3) The merge (attn_combine.comp's arithmetic):
+// the last workgroup of a block to finish (an atomic count per block, reset after use) merges the
+// block's heads, all at once.
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 #extension GL_EXT_control_flow_attributes : enable
 
 #ifdef FUSED
-#define MERGE  // attn_common.glsl's merge()
-#define MERGE_KEEP
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
 
@@ -28,6 +31,7 @@ layout(local_size_x = ATTN_THREADS) in;
 layout(push_constant) uniform PC { AttnFusedPush p; };
 layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
 layout(binding = 1, std430) buffer KBuf { float K[]; };
+layout(binding = 1, std430) buffer K4Buf { vec4 K4[]; };
 layout(binding = 2, std430) buffer VBuf { float V[]; };
 layout(binding = 3, std430) coherent buffer PartBuf { float part[]; };  // read back by another workgroup
 STEP_BUFFER(4)
@@ -36,195 +40,322 @@ layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
 layout(binding = 7, std430) buffer CountBuf { uint count[]; };
 layout(binding = 8, std430) writeonly buffer OqBuf { uint Oq[]; };  // ATTN_OUT_Q8: out's int8 mirror
 layout(binding = 8, std430) writeonly buffer OsBuf { vec2 Os2[]; };
-shared float qn[ATTN_DMAX], kn[ATTN_DMAX], nv[ATTN_DMAX];
+shared float split_l[ATTN_SPLITS_MAX];  // the merge's split sums (its maxima and weights in sc)
 shared bool last;
 #else
 layout(push_constant) uniform PC { AttnPush p; };
 layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
-layout(binding = 1, std430) readonly buffer KBuf { float K[]; };
+layout(binding = 1, std430) readonly buffer K4Buf { vec4 K4[]; };
 layout(binding = 2, std430) readonly buffer VBuf { float V[]; };
 layout(binding = 3, std430) writeonly buffer PartBuf { float part[]; };
 STEP_BUFFER(4)
 #endif
 
-shared float sc[ATTN_CHUNK_MAX];
+// The block's q heads: qn[g * head_dim + d] (FUSED: normalised and roped, this position's k after them
+// as head gh); the merged outputs (g * head_dim_v + d) for the int8 mirror after the merge.
+shared float qn[ATTN_QMAX];
+shared float sc[ATTN_SPLITS_MAX];  // a sub-chunk's scores, then exp(score - max): sc[g * ATTN_SUB + j]
 shared float red[ATTN_THREADS];
-#ifndef FUSED
-shared float qn[ATTN_DMAX];  // the head's q (FUSED: normalised and roped by norm_rope)
-#endif
+shared float head_m[ATTN_GH_MAX], head_l[ATTN_GH_MAX], head_a[ATTN_GH_MAX];  // running max, sum; rescale
 
 #define TEAMS (ATTN_THREADS / 32u)
 #define KU 4u  // positions per team per round of the scores
 #define VU 8u  // V rows per round of the weighted sum
+#define ND (ATTN_DMAX / ATTN_THREADS)  // V dims per invocation at most
 
 #include "attn_common.glsl"
 
+// Max or sum of v over the `per` invocations serving each head (head g = tid / per < n): every one of
+// them gets it. Subgroup operations first where a head's invocations are whole subgroups. Uniform
+// control flow; the barriers also publish earlier shared writes.
+float seg_reduce(float v, uint per, uint n, bool is_max) {
+    const uint tid = gl_LocalInvocationIndex, g = tid / per;
+    const bool sgr = per % gl_SubgroupSize == 0u;  // uniform
+    if (sgr) v = is_max ? subgroupMax(v) : subgroupAdd(v);
+    red[tid] = v;
+    barrier();
+    float r = is_max ? -1.0 / 0.0 : 0.0;
+    if (g < n)
+        for (uint i = g * per; i < (g + 1u) * per; i += sgr ? gl_SubgroupSize : 1u) r = is_max ? max(r, red[i]) : r + red[i];
+    barrier();
+    return r;
+}
+
+vec4 qvec(uint i4) { return vec4(qn[4u * i4], qn[4u * i4 + 1u], qn[4u * i4 + 2u], qn[4u * i4 + 3u]); }
+
 #ifdef FUSED
-// nv = the head at Q[xo ..] / rms * Wn[wo ..]; out[i] = its NeoX rotation (read from shared memory
-// by the caller after this returns). qk_norm_rope.comp computes the same.
-void norm_rope(uint xo, uint wo, bool to_q) {
-    const uint tid = gl_LocalInvocationIndex;
-    float ss = 0.0;
-    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) {
-        const float x = Q[xo + i];
-        nv[i] = x;
-        ss += x * x;
+#define QREGS (ATTN_QMAX / ATTN_THREADS)
+// qn = heads [0, nq) of Q at xo (and, with with_k, this position's k as head nq from k_raw_off) / rms
+// * their norm weights, then NeoX-rotated. All heads at once: every load in flight together.
+void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
+    const uint tid = gl_LocalInvocationIndex, hd = p.head_dim, nh = nq + (with_k ? 1u : 0u), n = nh * hd;
+    [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
+        const uint i = tid + r * ATTN_THREADS;
+        if (i < n) qn[i] = i < nq * hd ? Q[xo + i] : Q[p.k_raw_off + kvh * hd + i - nq * hd];
     }
-    const float scale = inversesqrt(reduce_sum(ss) / float(p.head_dim) + p.eps);
-    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) nv[i] = nv[i] * scale * Wn[wo + i];
+    barrier();
+    const uint per = ATTN_THREADS / nh, g = tid / per;
+    float ss = 0.0;
+    if (g < nh)
+        for (uint j = tid - g * per; j < hd; j += per) ss += qn[g * hd + j] * qn[g * hd + j];
+    ss = seg_reduce(ss, per, nh, false);
+    if (g < nh && tid == g * per) red[g] = inversesqrt(ss / float(hd) + p.eps);  // after seg_reduce's last barrier
     barrier();
     const uint half_rot = p.n_rot / 2u;
-    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) {
-        float y = nv[i];
-        if (i < half_rot) y = nv[i] * rope_cs[i].x - nv[i + half_rot] * rope_cs[i].y;
-        else if (i < p.n_rot) y = nv[i - half_rot] * rope_cs[i - half_rot].y + nv[i] * rope_cs[i - half_rot].x;
-        if (to_q) qn[i] = y;
-        else kn[i] = y;
+    float y[QREGS];
+    [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
+        const uint i = tid + r * ATTN_THREADS;
+        if (i >= n) continue;
+        const uint h = i / hd, d = i - h * hd, wo = h < nq ? p.qn_off : p.kn_off;
+        const float sc_h = red[h], a = qn[i] * sc_h * Wn[wo + d];
+        y[r] = a;
+        if (d < half_rot) y[r] = a * rope_cs[d].x - qn[i + half_rot] * sc_h * Wn[wo + d + half_rot] * rope_cs[d].y;
+        else if (d < p.n_rot) y[r] = qn[i - half_rot] * sc_h * Wn[wo + d - half_rot] * rope_cs[d - half_rot].y + a * rope_cs[d - half_rot].x;
+    }
+    barrier();
+    [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
+        const uint i = tid + r * ATTN_THREADS;
+        if (i < n) qn[i] = y[r];
     }
     barrier();
 }
-#endif
 
-#ifdef FUSED
 #include "q8_block.glsl"
-// ATTN_OUT_Q8 (head_dim_v and out_off multiples of 32, ops.cpp): head h's merged output (nv, from
-// merge()) as int8 blocks (q8_block.glsl).
-void out_mirror(uint h) {
-    barrier();
-    const uint tid = gl_LocalInvocationIndex, n4 = p.head_dim_v / 4u;
+// ATTN_OUT_Q8 (head_dim_v and out_off multiples of 32, ops.cpp): the n merged floats in qn, out's
+// floats from out_off + o0, as int8 blocks (q8_block.glsl).
+void out_mirror(uint o0, uint n) {
+    const uint tid = gl_LocalInvocationIndex, n4 = n / 4u;
     for (uint t0 = 0u; t0 < n4; t0 += ATTN_THREADS) {  // uniform
         const uint t = t0 + tid;
         const bool inside = t < n4;
-        const vec4 v = inside ? vec4(nv[4u * t], nv[4u * t + 1u], nv[4u * t + 2u], nv[4u * t + 3u]) : vec4(0.0);
+        const vec4 v = inside ? qvec(t) : vec4(0.0);
         vec2 ds;
         const uint q = q8_quantize(v, ds);
         if (!inside) continue;
-        const uint i = (p.out_off + h * p.head_dim_v) / 4u + t;  // vec4 index
+        const uint i = (p.out_off + o0) / 4u + t;  // vec4 index
         Oq[i] = q;
         if ((t & 7u) == 0u) Os2[p.out_q_soff + i / 8u] = ds;
+    }
+}
+
+#define SU 4u  // splits per round of the merge's loads
+// out (heads h0 .. h0 + gh - 1) = the merge of their n splits: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
+void merge_block(uint h0, uint gh, uint n) {
+    const uint tid = gl_LocalInvocationIndex, hdv = p.head_dim_v, stride = hdv + 2u;
+    for (uint i = tid; i < gh * n; i += ATTN_THREADS) {
+        const uint g = i / n, b = p.part_off + ((h0 + g) * p.n_splits + i - g * n) * stride;
+        const float l = part[b + 1u];
+        sc[i] = l > 0.0 ? part[b] : -1.0 / 0.0;  // an empty split weighs 0
+        split_l[i] = l;
+    }
+    barrier();
+    if (tid < gh) {
+        float mx = -1.0 / 0.0, den = 0.0;
+        for (uint s = 0u; s < n; ++s) mx = max(mx, sc[tid * n + s]);
+        for (uint s = 0u; s < n; ++s) {
+            const float w = exp(sc[tid * n + s] - mx);
+            sc[tid * n + s] = w;
+            den += w * split_l[tid * n + s];
+        }
+        head_l[tid] = 1.0 / den;
+    }
+    barrier();
+    [[unroll]] for (uint k = 0u; k < ND; ++k) {
+        const uint d = tid + k * ATTN_THREADS;
+        if (d >= hdv) continue;
+        float o[ATTN_GH_MAX];
+        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) o[g] = 0.0;
+        for (uint s0 = 0u; s0 < n; s0 += SU) {
+            float v[ATTN_GH_MAX][SU];
+            [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
+                [[unroll]] for (uint u = 0u; u < SU; ++u)
+                    v[g][u] = g < gh ? part[p.part_off + ((h0 + g) * p.n_splits + min(s0 + u, n - 1u)) * stride + 2u + d] : 0.0;
+            [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
+                [[unroll]] for (uint u = 0u; u < SU; ++u)
+                    if (g < gh && s0 + u < n) o[g] += sc[g * n + s0 + u] * v[g][u];
+        }
+        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+            if (g >= gh) continue;
+            const float r = o[g] * head_l[g];
+            O[p.out_off + (h0 + g) * hdv + d] = r;
+            qn[g * hdv + d] = r;  // for the int8 mirror
+        }
     }
 }
 #endif
 
 void main() {
-    const uint s = gl_WorkGroupID.x, h = gl_WorkGroupID.y, tid = gl_LocalInvocationIndex;
-    const uint group = p.n_head / p.n_head_kv, kvh = h / group;
+    const uint s = gl_WorkGroupID.x, b = gl_WorkGroupID.y, tid = gl_LocalInvocationIndex;
+    const uint gh = p.gh, h0 = b * gh, group = p.n_head / p.n_head_kv, kvh = h0 / group;
+    const uint hd = p.head_dim, hd4 = hd / 4u, hdv = p.head_dim_v;
     const uint n_kv = step.n_kv;
     // Splits of at least ATTN_MIN_CHUNK positions: at a short context only the first n_active hold any
-    // (the fused variant's others leave at once and its merge reads only theirs), at a long one all of
-    // them, so a split's chain of loads stays short either way.
+    // (the fused variant's others leave at once and its merge reads only theirs).
     const uint chunk = max((n_kv + p.n_splits - 1u) / p.n_splits, ATTN_MIN_CHUNK);
     const uint n_active = (n_kv + chunk - 1u) / chunk;
     const uint t0 = min(s * chunk, n_kv), t1 = min(t0 + chunk, n_kv);
 #ifdef FUSED
     if (s >= n_active) return;  // uniform in the workgroup
 #endif
-    const uint qo = p.q_off + h * p.head_dim;
-    const uint ko = p.k_off + kvh * p.head_dim, vo = p.v_off + kvh * p.head_dim_v;
+    const uint qo = p.q_off + h0 * hd;
+    const uint ko = p.k_off + kvh * hd, vo = p.v_off + kvh * hdv;
 
     const bool sg = gl_SubgroupSize == 32u;
     const uint team = sg ? gl_SubgroupID : tid / 32u, lane = sg ? gl_SubgroupInvocationID : tid % 32u;
+    if (tid < ATTN_GH_MAX) {
+        head_m[tid] = -1.0 / 0.0;
+        head_l[tid] = 0.0;
+    }
 #ifdef FUSED
     const uint pos = n_kv - 1u;
     const bool has_pos = t0 <= pos && pos < t1;  // uniform in the workgroup
-    norm_rope(qo, p.qn_off, true);
-    if (has_pos) {
-        norm_rope(p.k_raw_off + kvh * p.head_dim, p.kn_off, false);
-        if (h % group == 0u) {
-            for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) K[ko + pos * p.k_row_stride + i] = kn[i];
-            for (uint i = tid; i < p.head_dim_v; i += ATTN_THREADS)
-                V[vo + pos * p.v_row_stride + i] = Q[p.v_raw_off + kvh * p.head_dim_v + i];
-        }
+    norm_rope(qo, gh, kvh, has_pos);
+    if (has_pos && h0 % group == 0u) {
+        for (uint i = tid; i < hd; i += ATTN_THREADS) K[ko + pos * p.k_row_stride + i] = qn[gh * hd + i];
+        for (uint i = tid; i < hdv; i += ATTN_THREADS) V[vo + pos * p.v_row_stride + i] = Q[p.v_raw_off + kvh * hdv + i];
     }
 #else
-    for (uint i = tid; i < p.head_dim; i += ATTN_THREADS) qn[i] = Q[qo + i];
+    for (uint i = tid; i < gh * hd; i += ATTN_THREADS) qn[i] = Q[qo + i];
     barrier();
 #endif
-    // A team takes positions t_base + u * TEAMS + team, u < KU, per round, and reads its lane's dims
-    // of their K rows together: no load sits behind a bounds branch (rows past the split read its
-    // last row, dims past head_dim its last dim, times 0), so the KU loads are in flight at once.
-    const uint n_i = (p.head_dim + 31u) / 32u;  // dims per lane
-    float mx = -1.0 / 0.0;
-    for (uint t_base = t0; t_base < t1; t_base += TEAMS * KU) {  // the same trip count for every team
-        uint row[KU];
-        float dots[KU];
-        [[unroll]] for (uint u = 0u; u < KU; ++u) {
-            row[u] = ko + min(t_base + u * TEAMS + team, t1 - 1u) * p.k_row_stride;
-            dots[u] = 0.0;
-        }
-        for (uint i = 0u; i < n_i; ++i) {
-            const uint d = lane + 32u * i, dc = min(d, p.head_dim - 1u);
-            const float qd = d < p.head_dim ? qn[d] : 0.0;
-            float kv[KU];
-            [[unroll]] for (uint u = 0u; u < KU; ++u) kv[u] = K[row[u] + dc];
-            [[unroll]] for (uint u = 0u; u < KU; ++u) dots[u] += qd * kv[u];
-        }
-#ifdef FUSED
-        // this position's k from the projection: its cache row may be being written by another workgroup
-        [[unroll]] for (uint u = 0u; u < KU; ++u) {
-            if (t_base + u * TEAMS + team != pos) continue;
-            float dot = 0.0;
-            for (uint i = 0u; i < n_i; ++i) {
-                const uint d = lane + 32u * i;
-                if (d < p.head_dim) dot += qn[d] * kn[d];
+    const uint n4 = (hd + 127u) / 128u;  // vec4s per lane per K row
+    const uint per = ATTN_THREADS / gh, g_me = tid / per;  // the softmax's invocations per head, and this one's
+    float o[ND][ATTN_GH_MAX];
+    [[unroll]] for (uint k = 0u; k < ND; ++k)
+        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) o[k][g] = 0.0;
+
+    for (uint c0 = t0; c0 < t1; c0 += ATTN_SUB) {  // uniform
+        const uint c1 = min(c0 + ATTN_SUB, t1);
+        // Scores: a team takes positions tb + u * TEAMS + team, u < KU, per round, its lanes' vec4s of
+        // their K rows loaded together (no load sits behind a bounds branch: rows past the sub-chunk
+        // read its last row, vec4s past head_dim its last one, times 0).
+        for (uint tb = c0; tb < c1; tb += TEAMS * KU) {  // the same trip count for every team
+            uint row[KU];
+            float dots[ATTN_GH_MAX][KU];
+            [[unroll]] for (uint u = 0u; u < KU; ++u) {
+                row[u] = (ko + min(tb + u * TEAMS + team, c1 - 1u) * p.k_row_stride) / 4u;
+                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) dots[g][u] = 0.0;
             }
-            dots[u] = dot;
-        }
+            for (uint i = 0u; i < n4; ++i) {
+                const uint d4 = lane + 32u * i, dc = min(d4, hd4 - 1u);
+                vec4 kv[KU];
+                [[unroll]] for (uint u = 0u; u < KU; ++u) kv[u] = K4[row[u] + dc];
+                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+                    if (g >= gh) continue;
+                    const vec4 q = d4 < hd4 ? qvec(g * hd4 + d4) : vec4(0.0);
+                    [[unroll]] for (uint u = 0u; u < KU; ++u) dots[g][u] += dot(q, kv[u]);
+                }
+            }
+#ifdef FUSED
+            // this position's k from the projection: its cache row may be being written by another workgroup
+            [[unroll]] for (uint u = 0u; u < KU; ++u) {
+                if (tb + u * TEAMS + team != pos) continue;
+                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+                    if (g >= gh) continue;
+                    float dt = 0.0;
+                    for (uint i = 0u; i < n4; ++i) {
+                        const uint d4 = lane + 32u * i;
+                        if (d4 < hd4) dt += dot(qvec(g * hd4 + d4), qvec(gh * hd4 + d4));
+                    }
+                    dots[g][u] = dt;
+                }
+            }
 #endif
-        [[unroll]] for (uint u = 0u; u < KU; ++u) {
-            const uint t = t_base + u * TEAMS + team;
-            const float dot = team_sum(dots[u], team, lane) * p.scale;
-            if (t < t1) {
-                if (lane == 0u) sc[t - t0] = dot;
-                mx = max(mx, dot);
+            [[unroll]] for (uint u = 0u; u < KU; ++u) {
+                const uint t = tb + u * TEAMS + team;
+                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+                    if (g >= gh) continue;  // uniform
+                    const float dt = team_sum(dots[g][u], team, lane) * p.scale;
+                    if (t < c1 && lane == 0u) sc[g * ATTN_SUB + t - c0] = dt;
+                }
             }
         }
-    }
-    mx = reduce_max(mx);  // its barriers also publish sc[]
-    float sum = 0.0;
-    for (uint t = t0 + tid; t < t1; t += ATTN_THREADS) {
-        const float e = exp(sc[t - t0] - mx);
-        sc[t - t0] = e;
-        sum += e;
-    }
-    sum = reduce_sum(sum);  // its barriers also publish sc[]
-    const uint po = p.part_off + (h * p.n_splits + s) * (p.head_dim_v + 2u);
-    if (tid == 0u) {
-        part[po] = mx;
-        part[po + 1u] = sum;
-    }
-    for (uint d = tid; d < p.head_dim_v; d += ATTN_THREADS) {
-        float o = 0.0;
+        // Online softmax per head: the sub-chunk's max joins the running one, its exponentials replace
+        // the scores, and the sums and outputs so far are rescaled by exp(old max - new max).
+        const uint n = c1 - c0;
+        float mx = -1.0 / 0.0;
+        if (g_me < gh)
+            for (uint j = tid - g_me * per; j < n; j += per) mx = max(mx, sc[g_me * ATTN_SUB + j]);
+        mx = seg_reduce(mx, per, gh, true);  // its barriers also publish sc[]
+        float sum = 0.0, m_new = 0.0;
+        if (g_me < gh) {
+            m_new = max(head_m[g_me], mx);
+            for (uint j = tid - g_me * per; j < n; j += per) {
+                const float e = exp(sc[g_me * ATTN_SUB + j] - m_new);
+                sc[g_me * ATTN_SUB + j] = e;
+                sum += e;
+            }
+        }
+        sum = seg_reduce(sum, per, gh, false);
+        if (g_me < gh && tid == g_me * per) {
+            const float a = exp(head_m[g_me] - m_new);  // 0 for the first sub-chunk
+            head_a[g_me] = a;
+            head_l[g_me] = head_l[g_me] * a + sum;
+            head_m[g_me] = m_new;
+        }
+        barrier();
 #ifdef FUSED
-        const uint t_end = has_pos ? pos : t1;  // this position's v: from the projection
+        const uint c_end = has_pos && pos < c1 ? pos : c1;  // this position's v: from the projection
 #else
-        const uint t_end = t1;
+        const uint c_end = c1;
 #endif
-        // VU rows' loads in flight together, then their products in order (as one at a time)
-        uint t = t0;
-        for (; t + VU <= t_end; t += VU) {
-            float v[VU];
-            [[unroll]] for (uint u = 0u; u < VU; ++u) v[u] = V[vo + (t + u) * p.v_row_stride + d];
-            [[unroll]] for (uint u = 0u; u < VU; ++u) o += sc[t + u - t0] * v[u];
-        }
-        for (; t < t_end; ++t) o += sc[t - t0] * V[vo + t * p.v_row_stride + d];
+        [[unroll]] for (uint k = 0u; k < ND; ++k) {
+            const uint d = tid + k * ATTN_THREADS;
+            if (d >= hdv) continue;
+            [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
+                if (g < gh) o[k][g] *= head_a[g];
+            // VU rows' loads in flight together, then their products in order (as one at a time)
+            uint t = c0;
+            for (; t + VU <= c_end; t += VU) {
+                float v[VU];
+                [[unroll]] for (uint u = 0u; u < VU; ++u) v[u] = V[vo + (t + u) * p.v_row_stride + d];
+                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+                    if (g >= gh) continue;
+                    [[unroll]] for (uint u = 0u; u < VU; ++u) o[k][g] += sc[g * ATTN_SUB + t + u - c0] * v[u];
+                }
+            }
+            for (; t < c_end; ++t) {
+                const float v = V[vo + t * p.v_row_stride + d];
+                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
+                    if (g < gh) o[k][g] += sc[g * ATTN_SUB + t - c0] * v;
+            }
 #ifdef FUSED
-        if (has_pos) o += sc[pos - t0] * Q[p.v_raw_off + kvh * p.head_dim_v + d];
+            if (c_end < c1) {
+                const float v = Q[p.v_raw_off + kvh * hdv + d];
+                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
+                    if (g < gh) o[k][g] += sc[g * ATTN_SUB + pos - c0] * v;
+            }
 #endif
-        part[po + 2u + d] = o;
+        }
+        barrier();  // before the next sub-chunk's scores
+    }
+    [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+        if (g >= gh) continue;
+        const uint po = p.part_off + ((h0 + g) * p.n_splits + s) * (hdv + 2u);
+        if (tid == 0u) {
+            part[po] = head_m[g];
+            part[po + 1u] = head_l[g];
+        }
+        [[unroll]] for (uint k = 0u; k < ND; ++k) {
+            const uint d = tid + k * ATTN_THREADS;
+            if (d < hdv) part[po + 2u + d] = o[k][g];
+        }
     }
 #ifdef FUSED
-    // The last of the head's workgroups merges: this one's part writes are made visible before it
+    // The last of the block's workgroups merges: this one's part writes are made visible before it
     // counts itself, and the last one reads the others' after seeing the count.
     memoryBarrierBuffer();
     barrier();
-    if (tid == 0u) last = atomicAdd(count[p.count_off + h], 1u) == n_active - 1u;
+    if (tid == 0u) last = atomicAdd(count[p.count_off + b], 1u) == n_active - 1u;
     barrier();
     if (last) {
         memoryBarrierBuffer();
-        merge(h, p.head_dim_v, n_active);
-        if (tid == 0u) count[p.count_off + h] = 0u;  // for the next layer and token
-        if ((p.flags & ATTN_OUT_Q8) != 0u) out_mirror(h);
+        merge_block(h0, gh, n_active);
+        if (tid == 0u) count[p.count_off + b] = 0u;  // for the next layer and token
+        if ((p.flags & ATTN_OUT_Q8) != 0u) {
+            barrier();
+            out_mirror(h0 * hdv, gh * hdv);
+        }
     }
 #endif
 }

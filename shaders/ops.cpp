@@ -270,41 +270,66 @@ void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec
     cmd.dispatch("qk_norm_rope", {q.buf, k.buf, q_norm.buf, &step}, p, {n_head + n_head_kv, 1, 1});
 }
 
-uint32_t attn_splits(uint64_t n_ctx, uint32_t min_splits) {
-    // ATTN_MIN_CHUNK positions per split at the longest context (up to ATTN_SPLITS_MAX splits), and
-    // chunks of at most ATTN_CHUNK_MAX beyond that. H200, 8B shape at 4096 positions with 8 splits of
-    // 512: 136 tok/s against llama.cpp's 191.
-    const uint64_t want = std::min<uint64_t>((n_ctx + ATTN_MIN_CHUNK - 1) / ATTN_MIN_CHUNK, ATTN_SPLITS_MAX);
-    const uint64_t need = std::max<uint64_t>(want, (n_ctx + ATTN_CHUNK_MAX - 1) / ATTN_CHUNK_MAX);
-    return uint32_t(std::max<uint64_t>(need, min_splits));
+namespace {
+
+int env_int(const char* name, int fallback) {
+    const char* e = std::getenv(name);
+    return e && *e ? std::atoi(e) : fallback;
+}
+
+// The checks both attention variants share; GpuError with the reason.
+void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride) {
+    if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
+    if (s.head_dim > ATTN_DMAX || s.head_dim_v > ATTN_DMAX || s.head_dim % 4 || s.head_dim == 0)
+        throw GpuError("attention: head dims " + std::to_string(s.head_dim) + ", " + std::to_string(s.head_dim_v) +
+                       " (the GPU attention takes multiples of 4 up to " + std::to_string(ATTN_DMAX) + ")");
+    if (k.off % 4 || k_row_stride % 4) throw GpuError("attention: K rows must start at multiples of 4 floats");
+    const uint32_t group = s.n_head / s.n_head_kv;
+    if (s.gh == 0 || s.gh > ATTN_GH_MAX || group % s.gh || (s.gh + 1) * s.head_dim > ATTN_QMAX || s.gh * s.head_dim_v > ATTN_QMAX ||
+        s.n_splits == 0 || uint64_t(s.gh) * s.n_splits > ATTN_SPLITS_MAX)
+        throw GpuError("attention: " + std::to_string(s.gh) + " heads per workgroup and " + std::to_string(s.n_splits) +
+                       " splits do not fit (attn_shape() picks them)");
+}
+
+}  // namespace
+
+AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx) {
+    // H200, 8B shape at 4096 positions: a workgroup per q head read each K/V row 4 times (136 tok/s
+    // with 8 splits of 512, 165 with 64 of 64, llama.cpp 191).
+    static const int wgs = std::max(1, env_int("SLUICE_GPU_ATTN_WGS", 512));
+    static const int cap = std::clamp(env_int("SLUICE_GPU_ATTN_HEADS", ATTN_GH_MAX), 1, ATTN_GH_MAX);
+    const uint32_t group = n_head_kv && n_head % n_head_kv == 0 ? n_head / n_head_kv : 1;
+    uint32_t gh = 1;
+    for (uint32_t g = 2; g <= std::min<uint32_t>(group, uint32_t(cap)); ++g)
+        if (group % g == 0 && (g + 1) * head_dim <= ATTN_QMAX && g * head_dim_v <= ATTN_QMAX) gh = g;
+    const uint32_t blocks = std::max(1u, n_head / gh);
+    uint64_t splits = (uint64_t(wgs) + blocks - 1) / blocks;
+    splits = std::min<uint64_t>({splits, ATTN_SPLITS_MAX / gh, (n_ctx + ATTN_MIN_CHUNK - 1) / ATTN_MIN_CHUNK});
+    return {n_head, n_head_kv, head_dim, head_dim_v, uint32_t(std::max<uint64_t>(splits, 1)), gh};
 }
 
 uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_splits * (s.head_dim_v + 2); }
 
 void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
                const AttnShape& s, const Buffer& step) {
-    if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
-    if (s.head_dim > ATTN_DMAX) throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + " above " + std::to_string(ATTN_DMAX));
+    check_attention(s, k, k_row_stride);
     AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
-               k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim))};  // as the CPU computes it
-    cmd.dispatch("attn_split", {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head, 1});
+               k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim)), s.gh};  // as the CPU computes it
+    cmd.dispatch("attn_split", {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head / s.gh, 1});
     AttnCombinePush c{s.n_head, s.head_dim_v, s.n_splits, part.off, out.off};
     cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
 }
 
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
                   Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q) {
-    if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
-    if (s.head_dim > ATTN_DMAX || n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
+    check_attention(s, k, k_row_stride);
+    if (n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
         throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + ", n_rot " + std::to_string(n.n_rot));
     if (k_raw.buf != q.buf || v_raw.buf != q.buf || n.q_norm.buf != n.k_norm.buf)
         throw GpuError("attention: q, raw k and raw v share a buffer, and the q and k norm weights another");
-    if (s.n_splits > ATTN_SPLITS_MAX)
-        throw GpuError("attention: " + std::to_string(s.n_splits) + " splits, above " + std::to_string(ATTN_SPLITS_MAX) +
-                       " (context too long for the GPU attention)");
     AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
                     part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, v_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
-                    out.off, counts.off, 0u, 0u};
+                    out.off, counts.off, 0u, 0u, s.gh};
     if (out_q) {
         if (s.head_dim_v % 32 || out.off % 32 || !cmd.context().info().int_dot)
             throw GpuError("attention: the output's int8 mirror needs head_dim_v and its offset to be multiples of 32");
@@ -313,7 +338,7 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
     }
     cmd.dispatch("attn_fused", {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf,
                                 out_q ? out_q->buf : &cmd.context().dummy()}, p,
-                 {s.n_splits, s.n_head, 1});
+                 {s.n_splits, s.n_head / s.gh, 1});
 }
 
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {

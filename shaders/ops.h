@@ -124,12 +124,13 @@ void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec
 
 struct AttnShape {
     uint32_t n_head, n_head_kv, head_dim, head_dim_v;
-    uint32_t n_splits;  // of the sequence; ceil(n_kv / n_splits) must stay <= ATTN_CHUNK_MAX
+    uint32_t n_splits;  // of the sequence
+    uint32_t gh;        // q heads per workgroup (of one kv group): each K and V row read once for them
 };
-// Splits for contexts up to n_ctx: ATTN_MIN_CHUNK positions each at the longest (at most
-// ATTN_SPLITS_MAX), at least `min_splits`, chunks <= ATTN_CHUNK_MAX. attn_fused uses only the splits
-// a shorter context fills.
-uint32_t attn_splits(uint64_t n_ctx, uint32_t min_splits = 8);
+// The shape for contexts up to n_ctx: gh the largest divisor of the group that fits ATTN_GH_MAX and
+// ATTN_QMAX, and enough splits for ~512 workgroups (SLUICE_GPU_ATTN_WGS; SLUICE_GPU_ATTN_HEADS caps
+// gh), at most ATTN_SPLITS_MAX / gh (the merge's) and one per ATTN_MIN_CHUNK positions of n_ctx.
+AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx);
 // Floats of scratch attention() needs.
 uint64_t attn_part_floats(const AttnShape& s);
 // out (n_head, head_dim_v) = causal attention of q (n_head, head_dim) over cached positions

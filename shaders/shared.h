@@ -132,14 +132,17 @@ struct QkNormRopePush {
     float eps;
 };
 
-// Decode attention, split-K over the sequence: workgroup (split s, head h) covers positions
-// [s * chunk, (s+1) * chunk) of [0, step.n_kv) with chunk = ceil(n_kv / n_splits) <= ATTN_CHUNK_MAX,
-// and writes (max score, sum of exp, unnormalised output (head_dim_v)) to part; attn_combine merges.
+// Decode attention, split-K over the sequence: workgroup (split s, head block b) covers positions
+// [s * chunk, (s+1) * chunk) of [0, step.n_kv), chunk = max(ceil(n_kv / n_splits), ATTN_MIN_CHUNK), for
+// the gh q heads [b * gh, (b+1) * gh) of one kv group, and writes per head (max score, sum of exp,
+// unnormalised output (head_dim_v)) to part; attn_combine (or attn_fused's last workgroup) merges.
 #define ATTN_THREADS 128
-#define ATTN_DMAX 512  // head_dim at most
-#define ATTN_CHUNK_MAX 1024
+#define ATTN_DMAX 256    // head_dim, head_dim_v at most
+#define ATTN_GH_MAX 8    // q heads per workgroup at most
+#define ATTN_QMAX 2560   // (gh + 1) * head_dim and gh * head_dim_v at most (shared q heads and k)
+#define ATTN_SUB 64      // positions per step of the online softmax (ATTN_GH_MAX * ATTN_SUB <= ATTN_SPLITS_MAX)
 #define ATTN_MIN_CHUNK 64  // positions a split takes at least: short contexts use fewer of the splits
-#define ATTN_SPLITS_MAX 512  // attn_fused's merge: splits of one head (a context of 512K positions)
+#define ATTN_SPLITS_MAX 512  // a merge's gh * splits (attn_fused), a group's splits (attn_mla)
 struct AttnPush {
     uint n_head, n_head_kv, head_dim, head_dim_v;
     uint n_splits;
@@ -147,6 +150,7 @@ struct AttnPush {
     uint k_row_stride, v_row_stride;  // floats per cached position
     uint part_off;
     float scale;
+    uint gh;                       // q heads per workgroup: divides n_head / n_head_kv
 };
 // attn_fused: AttnPush's fields, then qwen3's q/k norm + RoPE (qk_norm_rope's) and the merge's.
 struct AttnFusedPush {
@@ -162,9 +166,10 @@ struct AttnFusedPush {
     uint n_rot;
     float eps;
     uint out_off;         // merged output (n_head, head_dim_v)
-    uint count_off;       // n_head counters, zero between dispatches
+    uint count_off;       // a counter per head block (n_head at most), zero between dispatches
     uint flags;           // ATTN_OUT_Q8: the output's int8 mirror (QuantQ8Push's layout) into binding 8,
     uint out_q_soff;      // its scales from this vec2 (head_dim_v and out_off multiples of 32)
+    uint gh;
 };
 #define ATTN_OUT_Q8 1u
 struct AttnCombinePush {

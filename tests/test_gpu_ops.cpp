@@ -519,30 +519,47 @@ TEST(GpuOps, QkNormRopeMatchesReference) {
     }
 }
 
+// The split attention over q heads grouped per kv head (gh heads per workgroup: groups of 4, 8, 1, 5
+// and 16), head dims 64 .. 256 with head_dim_v apart from head_dim; each shape as attn_shape() picks
+// it, with 3 long splits (several online-softmax steps each) and with a workgroup per head.
+std::vector<gpu::AttnShape> attention_shapes(int64_t n_head, int64_t n_head_kv, int64_t hd, int64_t hdv, int64_t n_ctx) {
+    gpu::AttnShape s = gpu::attn_shape(uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hdv), uint64_t(n_ctx));
+    gpu::AttnShape few = s, one = s;
+    few.n_splits = 3;
+    one.gh = 1;
+    return {s, few, one};
+}
+
 TEST(GpuOps, SplitAttentionMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     ThreadPool pool(1);
-    const int64_t n_head = 8, n_head_kv = 2, hd = 64, hdv = 48, n_ctx = 3000;
-    LayerKv kv;
-    kv.k = random_row(rng, n_ctx * n_head_kv * hd);
-    kv.v = random_row(rng, n_ctx * n_head_kv * hdv);
-    gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v);
-    const gpu::AttnShape s{uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hdv), gpu::attn_splits(n_ctx)};
-    gpu::Buffer part = zeros(gpu::attn_part_floats(s)), out = zeros(size_t(n_head * hdv));
-    for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
-        const auto q = random_row(rng, n_head * hd, 0.3f);
-        gpu::Buffer qb = to_gpu(q), step = step_buffer(uint32_t(n_kv - 1));
-        gpu::Cmd cmd(ctx());
-        cmd.begin();
-        gpu::attention(cmd, {&qb}, {&kb}, {&vb}, uint32_t(n_head_kv * hd), uint32_t(n_head_kv * hdv), {&part}, {&out}, s, step);
-        cmd.end();
-        cmd.run();
-        std::vector<float> ref(static_cast<size_t>(n_head * hdv)), scores(static_cast<size_t>(n_head * n_ctx));
-        attention_one(ref.data(), q.data(), kv, n_kv, n_head, n_head_kv, hd, hdv, scores.data(), pool);
-        const auto got = floats(out, ref.size());
-        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions";
+    const int64_t n_ctx = 3000;
+    for (auto [n_head, n_head_kv, hd, hdv] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 64, 48}, {16, 2, 128, 128},
+                                              {3, 3, 32, 32}, {10, 2, 64, 64}, {32, 2, 256, 256}}) {
+        LayerKv kv;
+        kv.k = random_row(rng, n_ctx * n_head_kv * hd);
+        kv.v = random_row(rng, n_ctx * n_head_kv * hdv);
+        gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v), out = zeros(size_t(n_head * hdv));
+        for (const gpu::AttnShape& s : attention_shapes(n_head, n_head_kv, hd, hdv, n_ctx)) {
+            SCOPED_TRACE("heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + ", dims " + std::to_string(hd) + "/" +
+                         std::to_string(hdv) + ", " + std::to_string(s.gh) + " per workgroup, " + std::to_string(s.n_splits) + " splits");
+            gpu::Buffer part = zeros(gpu::attn_part_floats(s));
+            for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
+                const auto q = random_row(rng, n_head * hd, 0.3f);
+                gpu::Buffer qb = to_gpu(q), step = step_buffer(uint32_t(n_kv - 1));
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::attention(cmd, {&qb}, {&kb}, {&vb}, uint32_t(n_head_kv * hd), uint32_t(n_head_kv * hdv), {&part}, {&out}, s, step);
+                cmd.end();
+                cmd.run();
+                std::vector<float> ref(static_cast<size_t>(n_head * hdv)), scores(static_cast<size_t>(n_head * n_ctx));
+                attention_one(ref.data(), q.data(), kv, n_kv, n_head, n_head_kv, hd, hdv, scores.data(), pool);
+                const auto got = floats(out, ref.size());
+                EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions";
+            }
+        }
     }
 }
 
@@ -554,43 +571,47 @@ TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     ThreadPool pool(1);
-    for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32}}) {
+    for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32},
+                                                {16, 2, 64, 64}, {32, 2, 256, 64}}) {
         const int64_t n_ctx = 3000, kd = n_head_kv * hd;
-        LayerKv kv;
-        kv.k = random_row(rng, n_ctx * kd);
-        kv.v = random_row(rng, n_ctx * kd);
-        const auto qn = random_row(rng, hd), kn = random_row(rng, hd);
-        std::vector<float> norms = qn;
-        norms.insert(norms.end(), kn.begin(), kn.end());
-        const gpu::AttnShape s{uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hd), gpu::attn_splits(n_ctx)};
-        gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v), nb = to_gpu(norms), part = zeros(gpu::attn_part_floats(s)),
-                    out = zeros(size_t(n_head * hd)), counts = zeros(size_t(n_head + 1));
-        for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
-            const int64_t pos = n_kv - 1;
-            const auto qk = random_row(rng, n_head * hd + 2 * kd, 0.3f);  // q, then this position's raw k and v
-            gpu::Buffer qb = to_gpu(qk), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
-            gpu::Cmd cmd(ctx());
-            cmd.begin();
-            gpu::attention_qk(cmd, {&qb}, {&qb, uint32_t(n_head * hd)}, {&qb, uint32_t(n_head * hd + kd)}, {&kb}, {&vb}, uint32_t(kd), uint32_t(kd), {&part}, {&out},
-                              s, {{&nb}, {&nb, uint32_t(hd)}, uint32_t(n_rot), 1e-6f}, {&counts, 1}, step);
-            cmd.end();
-            for (int run = 0; run < 2; ++run) {  // the counters must be back at zero for the second
-                cmd.run();
-                std::vector<float> rq(qk.begin(), qk.begin() + n_head * hd);
-                for (int64_t h = 0; h < n_head; ++h) rmsnorm(&rq[size_t(h * hd)], &rq[size_t(h * hd)], qn.data(), hd, 1e-6f);
-                for (int64_t h = 0; h < n_head_kv; ++h)
-                    rmsnorm(&kv.k[size_t(pos * kd + h * hd)], &qk[size_t(n_head * hd + h * hd)], kn.data(), hd, 1e-6f);
-                rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
-                rope_neox(&kv.k[size_t(pos * kd)], n_head_kv, hd, n_rot, pos, 1e6f);
-                std::copy(qk.begin() + n_head * hd + kd, qk.end(), kv.v.begin() + pos * kd);
-                std::vector<float> ref(static_cast<size_t>(n_head * hd)), scores(static_cast<size_t>(n_head * n_ctx));
-                attention_one(ref.data(), rq.data(), kv, n_kv, n_head, n_head_kv, hd, hd, scores.data(), pool);
-                const auto got = floats(out, ref.size()), gk = floats(kb, size_t(kd), size_t(pos * kd)),
-                           gv = floats(vb, size_t(kd), size_t(pos * kd));
-                EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions, run " << run;
-                EXPECT_LT(nmse(gk.data(), &kv.k[size_t(pos * kd)], kd), 1e-12) << "cache row " << pos;
-                EXPECT_EQ(0, std::memcmp(gv.data(), &kv.v[size_t(pos * kd)], size_t(kd) * 4)) << "V cache row " << pos;
-                expect_zero_counts(counts, size_t(n_head + 1));
+        for (const gpu::AttnShape& s : attention_shapes(n_head, n_head_kv, hd, hd, n_ctx)) {
+            SCOPED_TRACE("heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + ", " + std::to_string(s.gh) +
+                         " per workgroup, " + std::to_string(s.n_splits) + " splits");
+            LayerKv kv;
+            kv.k = random_row(rng, n_ctx * kd);
+            kv.v = random_row(rng, n_ctx * kd);
+            const auto qn = random_row(rng, hd), kn = random_row(rng, hd);
+            std::vector<float> norms = qn;
+            norms.insert(norms.end(), kn.begin(), kn.end());
+            gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v), nb = to_gpu(norms), part = zeros(gpu::attn_part_floats(s)),
+                        out = zeros(size_t(n_head * hd)), counts = zeros(size_t(n_head + 1));
+            for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
+                const int64_t pos = n_kv - 1;
+                const auto qk = random_row(rng, n_head * hd + 2 * kd, 0.3f);  // q, then this position's raw k and v
+                gpu::Buffer qb = to_gpu(qk), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::attention_qk(cmd, {&qb}, {&qb, uint32_t(n_head * hd)}, {&qb, uint32_t(n_head * hd + kd)}, {&kb}, {&vb}, uint32_t(kd), uint32_t(kd), {&part}, {&out},
+                                  s, {{&nb}, {&nb, uint32_t(hd)}, uint32_t(n_rot), 1e-6f}, {&counts, 1}, step);
+                cmd.end();
+                for (int run = 0; run < 2; ++run) {  // the counters must be back at zero for the second
+                    cmd.run();
+                    std::vector<float> rq(qk.begin(), qk.begin() + n_head * hd);
+                    for (int64_t h = 0; h < n_head; ++h) rmsnorm(&rq[size_t(h * hd)], &rq[size_t(h * hd)], qn.data(), hd, 1e-6f);
+                    for (int64_t h = 0; h < n_head_kv; ++h)
+                        rmsnorm(&kv.k[size_t(pos * kd + h * hd)], &qk[size_t(n_head * hd + h * hd)], kn.data(), hd, 1e-6f);
+                    rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
+                    rope_neox(&kv.k[size_t(pos * kd)], n_head_kv, hd, n_rot, pos, 1e6f);
+                    std::copy(qk.begin() + n_head * hd + kd, qk.end(), kv.v.begin() + pos * kd);
+                    std::vector<float> ref(static_cast<size_t>(n_head * hd)), scores(static_cast<size_t>(n_head * n_ctx));
+                    attention_one(ref.data(), rq.data(), kv, n_kv, n_head, n_head_kv, hd, hd, scores.data(), pool);
+                    const auto got = floats(out, ref.size()), gk = floats(kb, size_t(kd), size_t(pos * kd)),
+                               gv = floats(vb, size_t(kd), size_t(pos * kd));
+                    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11) << n_kv << " positions, run " << run;
+                    EXPECT_LT(nmse(gk.data(), &kv.k[size_t(pos * kd)], kd), 1e-12) << "cache row " << pos;
+                    EXPECT_EQ(0, std::memcmp(gv.data(), &kv.v[size_t(pos * kd)], size_t(kd) * 4)) << "V cache row " << pos;
+                    expect_zero_counts(counts, size_t(n_head + 1));
+                }
             }
         }
     }

@@ -433,7 +433,7 @@ TEST(GpuQ8, AttentionWritesTheInt8MirrorOfItsOutput) {
     for (auto [n_head, n_head_kv, hd] : {std::tuple<int64_t, int64_t, int64_t>{8, 2, 128}, {4, 4, 256}}) {
         const int64_t n_ctx = 2048, kd = n_head_kv * hd, out_off = 32;
         const auto k = random_row(rng, n_ctx * kd), v = random_row(rng, n_ctx * kd), norms = random_row(rng, 2 * hd);
-        const gpu::AttnShape s{uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hd), gpu::attn_splits(n_ctx)};
+        const gpu::AttnShape s = gpu::attn_shape(uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hd), uint64_t(n_ctx));
         gpu::Buffer kb = to_gpu(k), vb = to_gpu(v), nb = to_gpu(norms), part = zeros(gpu::attn_part_floats(s)),
                     counts = zeros(size_t(n_head));
         for (int64_t n_kv : {1, 1500}) {

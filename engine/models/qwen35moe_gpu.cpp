@@ -294,8 +294,8 @@ private:
         att_ = device_floats(size_t(qd), "attention output");
         o_ = device_floats(size_t(vdim), "delta net output");
         sh_ = device_floats(sh_logit() + 1, "shared expert");
-        attn_ = {uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
-                 gpu::attn_splits(uint64_t(n_ctx_))};
+        attn_ = gpu::attn_shape(uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
+                                uint64_t(n_ctx_));
         part_ = device_floats(gpu::attn_part_floats(attn_), "attention splits");
         counts_ = device_floats(size_t(h.n_head), "attention merge counters");
         ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(h.n_head), 0u).data(), size_t(h.n_head) * 4);
