@@ -8,8 +8,9 @@
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
 // Scores: the 4 teams of 32 take a position each, lane i holding dims 4i .. 4i + 3 (+ 128, ...) of the
 // K row as one vec4 load, KU positions' loads in flight together; every head of the block uses them.
-// Weighted sum: invocation d adds up dim d (d + 128, ...) for every head of the block, VU V rows in
-// flight together.
+// Weighted sum: rg = 128 / (head_dim_v / 4) row groups take every rg-th position, each invocation a
+// vec4 of dims for every head of the block, VU V rows in flight together (a chain of 64 / (rg * VU)
+// loads per sub-chunk, where one invocation per dim had 8); the groups' sums add up at the end.
 //
 // FUSED (attn_fused): three dependent dispatches in one. (1) qwen3's per-head q/k RMSNorm + NeoX RoPE
 // (qk_norm_rope.comp's arithmetic) of the block's q heads, and of this position's k from the raw
@@ -33,6 +34,7 @@ layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
 layout(binding = 1, std430) buffer KBuf { float K[]; };
 layout(binding = 1, std430) buffer K4Buf { vec4 K4[]; };
 layout(binding = 2, std430) buffer VBuf { float V[]; };
+layout(binding = 2, std430) buffer V4Buf { vec4 V4[]; };
 layout(binding = 3, std430) coherent buffer PartBuf { float part[]; };  // read back by another workgroup
 STEP_BUFFER(4)
 layout(binding = 5, std430) readonly buffer NormBuf { float Wn[]; };
@@ -46,7 +48,7 @@ shared bool last;
 layout(push_constant) uniform PC { AttnPush p; };
 layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
 layout(binding = 1, std430) readonly buffer K4Buf { vec4 K4[]; };
-layout(binding = 2, std430) readonly buffer VBuf { float V[]; };
+layout(binding = 2, std430) readonly buffer V4Buf { vec4 V4[]; };
 layout(binding = 3, std430) writeonly buffer PartBuf { float part[]; };
 STEP_BUFFER(4)
 #endif
@@ -220,9 +222,11 @@ void main() {
 #endif
     const uint n4 = (hd + 127u) / 128u;  // vec4s per lane per K row
     const uint per = ATTN_THREADS / gh, g_me = tid / per;  // the softmax's invocations per head, and this one's
-    float o[ND][ATTN_GH_MAX];
-    [[unroll]] for (uint k = 0u; k < ND; ++k)
-        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) o[k][g] = 0.0;
+    // Weighted sum: rg row groups of hdv / 4 invocations, each invocation a vec4 of dims.
+    const uint lpr = hdv / 4u, rg = ATTN_THREADS / lpr, vr = tid / lpr, vd4 = tid - vr * lpr;
+    const bool v_on = vr < rg;
+    vec4 o[ATTN_GH_MAX];
+    [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) o[g] = vec4(0.0);
 
     for (uint c0 = t0; c0 < t1; c0 += ATTN_SUB) {  // uniform
         const uint c1 = min(c0 + ATTN_SUB, t1);
@@ -270,6 +274,7 @@ void main() {
                 }
             }
         }
+        barrier();  // the scores, written by each team's first lane, are read across teams below
         // Online softmax per head: the sub-chunk's max joins the running one, its exponentials replace
         // the scores, and the sums and outputs so far are rescaled by exp(old max - new max).
         const uint n = c1 - c0;
@@ -299,47 +304,60 @@ void main() {
 #else
         const uint c_end = c1;
 #endif
-        [[unroll]] for (uint k = 0u; k < ND; ++k) {
-            const uint d = tid + k * ATTN_THREADS;
-            if (d >= hdv) continue;
+        if (v_on) {
             [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
-                if (g < gh) o[k][g] *= head_a[g];
-            // VU rows' loads in flight together, then their products in order (as one at a time)
-            uint t = c0;
-            for (; t + VU <= c_end; t += VU) {
-                float v[VU];
-                [[unroll]] for (uint u = 0u; u < VU; ++u) v[u] = V[vo + (t + u) * p.v_row_stride + d];
+                if (g < gh) o[g] *= head_a[g];
+            // This row group's rows c0 + vr + rg * j, VU of them in flight together, then their products
+            // in order (as one at a time)
+            uint t = c0 + vr;
+            for (; t + (VU - 1u) * rg < c_end; t += VU * rg) {
+                vec4 v[VU];
+                [[unroll]] for (uint u = 0u; u < VU; ++u) v[u] = V4[(vo + (t + u * rg) * p.v_row_stride) / 4u + vd4];
                 [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
                     if (g >= gh) continue;
-                    [[unroll]] for (uint u = 0u; u < VU; ++u) o[k][g] += sc[g * ATTN_SUB + t + u - c0] * v[u];
+                    [[unroll]] for (uint u = 0u; u < VU; ++u) o[g] += sc[g * ATTN_SUB + t + u * rg - c0] * v[u];
                 }
             }
-            for (; t < c_end; ++t) {
-                const float v = V[vo + t * p.v_row_stride + d];
+            for (; t < c_end; t += rg) {
+                const vec4 v = V4[(vo + t * p.v_row_stride) / 4u + vd4];
                 [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
-                    if (g < gh) o[k][g] += sc[g * ATTN_SUB + t - c0] * v;
+                    if (g < gh) o[g] += sc[g * ATTN_SUB + t - c0] * v;
             }
 #ifdef FUSED
-            if (c_end < c1) {
-                const float v = Q[p.v_raw_off + kvh * hdv + d];
+            if (c_end < c1 && (pos - c0) % rg == vr) {
+                const uint r = p.v_raw_off + kvh * hdv + 4u * vd4;
+                const vec4 v = vec4(Q[r], Q[r + 1u], Q[r + 2u], Q[r + 3u]);
                 [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
-                    if (g < gh) o[k][g] += sc[g * ATTN_SUB + pos - c0] * v;
+                    if (g < gh) o[g] += sc[g * ATTN_SUB + pos - c0] * v;
             }
 #endif
         }
         barrier();  // before the next sub-chunk's scores
     }
-    [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
-        if (g >= gh) continue;
-        const uint po = p.part_off + ((h0 + g) * p.n_splits + s) * (hdv + 2u);
-        if (tid == 0u) {
-            part[po] = head_m[g];
-            part[po + 1u] = head_l[g];
+    // The row groups' sums, gb heads at a time through shared memory (qn is free now), into part.
+    const uint gb = max(ATTN_QMAX / (rg * hdv), 1u);
+    for (uint g0 = 0u; g0 < gh; g0 += gb) {  // uniform
+        barrier();
+        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+            if (!v_on || g < g0 || g >= min(g0 + gb, gh)) continue;
+            const uint i = ((g - g0) * rg + vr) * hdv + 4u * vd4;
+            qn[i] = o[g].x;
+            qn[i + 1u] = o[g].y;
+            qn[i + 2u] = o[g].z;
+            qn[i + 3u] = o[g].w;
         }
-        [[unroll]] for (uint k = 0u; k < ND; ++k) {
-            const uint d = tid + k * ATTN_THREADS;
-            if (d < hdv) part[po + 2u + d] = o[k][g];
+        barrier();
+        for (uint i = tid; i < min(gb, gh - g0) * hdv; i += ATTN_THREADS) {
+            const uint gg = i / hdv, d = i - gg * hdv;
+            float r = 0.0;
+            for (uint j = 0u; j < rg; ++j) r += qn[(gg * rg + j) * hdv + d];
+            part[p.part_off + ((h0 + g0 + gg) * p.n_splits + s) * (hdv + 2u) + 2u + d] = r;
         }
+    }
+    if (tid < gh) {
+        const uint po = p.part_off + ((h0 + tid) * p.n_splits + s) * (hdv + 2u);
+        part[po] = head_m[tid];
+        part[po + 1u] = head_l[tid];
     }
 #ifdef FUSED
     // The last of the block's workgroups merges: this one's part writes are made visible before it

@@ -278,12 +278,13 @@ int env_int(const char* name, int fallback) {
 }
 
 // The checks both attention variants share; GpuError with the reason.
-void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride) {
+void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, uint32_t v_row_stride) {
     if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
-    if (s.head_dim > ATTN_DMAX || s.head_dim_v > ATTN_DMAX || s.head_dim % 4 || s.head_dim == 0)
+    if (s.head_dim > ATTN_DMAX || s.head_dim_v > ATTN_DMAX || s.head_dim % 4 || s.head_dim_v % 4 || s.head_dim == 0 || s.head_dim_v == 0)
         throw GpuError("attention: head dims " + std::to_string(s.head_dim) + ", " + std::to_string(s.head_dim_v) +
                        " (the GPU attention takes multiples of 4 up to " + std::to_string(ATTN_DMAX) + ")");
-    if (k.off % 4 || k_row_stride % 4) throw GpuError("attention: K rows must start at multiples of 4 floats");
+    if (k.off % 4 || k_row_stride % 4 || v.off % 4 || v_row_stride % 4)
+        throw GpuError("attention: K and V rows must start at multiples of 4 floats");
     const uint32_t group = s.n_head / s.n_head_kv;
     if (s.gh == 0 || s.gh > ATTN_GH_MAX || group % s.gh || (s.gh + 1) * s.head_dim > ATTN_QMAX || s.gh * s.head_dim_v > ATTN_QMAX ||
         s.n_splits == 0 || uint64_t(s.gh) * s.n_splits > ATTN_SPLITS_MAX)
@@ -312,7 +313,7 @@ uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_
 
 void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
                const AttnShape& s, const Buffer& step) {
-    check_attention(s, k, k_row_stride);
+    check_attention(s, k, k_row_stride, v, v_row_stride);
     AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
                k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim)), s.gh};  // as the CPU computes it
     cmd.dispatch("attn_split", {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head / s.gh, 1});
@@ -322,7 +323,7 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
 
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
                   Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q) {
-    check_attention(s, k, k_row_stride);
+    check_attention(s, k, k_row_stride, v, v_row_stride);
     if (n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
         throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + ", n_rot " + std::to_string(n.n_rot));
     if (k_raw.buf != q.buf || v_raw.buf != q.buf || n.q_norm.buf != n.k_norm.buf)
