@@ -1,6 +1,6 @@
 #version 450
 // Decode attention, split-K over the sequence (flash-decoding). Workgroup (s, b) takes split s of the
-// positions for block b of p.gh query heads that share one KV head, so each K and V row is read once
+// positions for block b of GH query heads that share one KV head, so each K and V row is read once
 // for all of them (a workgroup per q head read every row group-size times: at 4096 positions that
 // traffic set the time, not the arithmetic). A split's positions go in sub-chunks of ATTN_SUB with a
 // running max and sum per head (online softmax), so a split may be any length. Output per head,
@@ -9,8 +9,11 @@
 // Scores: the 4 teams of 32 take a position each, lane i holding dims 4i .. 4i + 3 (+ 128, ...) of the
 // K row as one vec4 load, KU positions' loads in flight together; every head of the block uses them.
 // Weighted sum: rg = 128 / (head_dim_v / 4) row groups take every rg-th position, each invocation a
-// vec4 of dims for every head of the block, VU V rows in flight together (a chain of 64 / (rg * VU)
-// loads per sub-chunk, where one invocation per dim had 8); the groups' sums add up at the end.
+// vec4 of dims for every head of the block, VU V rows in flight together (one round of loads per
+// sub-chunk at head_dim_v 128, where one invocation per dim had 8); the groups' sums add up at the end.
+//
+// GH (1, 2, 4 or 8; variants attn_split_g<GH>, attn_fused_g<GH>) is a constant so that the per-head
+// arrays below are sized to it by the compiler.
 //
 // FUSED (attn_fused): three dependent dispatches in one. (1) qwen3's per-head q/k RMSNorm + NeoX RoPE
 // (qk_norm_rope.comp's arithmetic) of the block's q heads, and of this position's k from the raw
@@ -62,7 +65,7 @@ shared float head_m[ATTN_GH_MAX], head_l[ATTN_GH_MAX], head_a[ATTN_GH_MAX];  // 
 
 #define TEAMS (ATTN_THREADS / 32u)
 #define KU 4u  // positions per team per round of the scores
-#define VU 8u  // V rows per round of the weighted sum
+#define VU 16u  // V rows per round of the weighted sum
 #define ND (ATTN_DMAX / ATTN_THREADS)  // V dims per invocation at most
 
 #include "attn_common.glsl"
@@ -140,7 +143,7 @@ void out_mirror(uint o0, uint n) {
     }
 }
 
-#define SU 4u  // splits per round of the merge's loads
+#define SU (GH >= 8u ? 4u : 32u / GH)  // splits per round of the merge's loads: 32 loads in flight
 // out (heads h0 .. h0 + gh - 1) = the merge of their n splits: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
 void merge_block(uint h0, uint gh, uint n) {
     const uint tid = gl_LocalInvocationIndex, hdv = p.head_dim_v, stride = hdv + 2u;
@@ -188,7 +191,7 @@ void merge_block(uint h0, uint gh, uint n) {
 
 void main() {
     const uint s = gl_WorkGroupID.x, b = gl_WorkGroupID.y, tid = gl_LocalInvocationIndex;
-    const uint gh = p.gh, h0 = b * gh, group = p.n_head / p.n_head_kv, kvh = h0 / group;
+    const uint gh = GH, h0 = b * gh, group = p.n_head / p.n_head_kv, kvh = h0 / group;
     const uint hd = p.head_dim, hd4 = hd / 4u, hdv = p.head_dim_v;
     const uint n_kv = step.n_kv;
     // Splits of at least ATTN_MIN_CHUNK positions: at a short context only the first n_active hold any

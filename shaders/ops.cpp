@@ -286,7 +286,7 @@ void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, ui
     if (k.off % 4 || k_row_stride % 4 || v.off % 4 || v_row_stride % 4)
         throw GpuError("attention: K and V rows must start at multiples of 4 floats");
     const uint32_t group = s.n_head / s.n_head_kv;
-    if (s.gh == 0 || s.gh > ATTN_GH_MAX || group % s.gh || (s.gh + 1) * s.head_dim > ATTN_QMAX || s.gh * s.head_dim_v > ATTN_QMAX ||
+    if (s.gh == 0 || s.gh > ATTN_GH_MAX || (s.gh & (s.gh - 1)) || group % s.gh || (s.gh + 1) * s.head_dim > ATTN_QMAX || s.gh * s.head_dim_v > ATTN_QMAX ||
         s.n_splits == 0 || uint64_t(s.gh) * s.n_splits > ATTN_SPLITS_MAX)
         throw GpuError("attention: " + std::to_string(s.gh) + " heads per workgroup and " + std::to_string(s.n_splits) +
                        " splits do not fit (attn_shape() picks them)");
@@ -297,11 +297,11 @@ void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, ui
 AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx) {
     // H200, 8B shape at 4096 positions: a workgroup per q head read each K/V row 4 times (136 tok/s
     // with 8 splits of 512, 165 with 64 of 64, llama.cpp 191).
-    static const int wgs = std::max(1, env_int("SLUICE_GPU_ATTN_WGS", 512));
+    static const int wgs = std::max(1, env_int("SLUICE_GPU_ATTN_WGS", 256));
     static const int cap = std::clamp(env_int("SLUICE_GPU_ATTN_HEADS", ATTN_GH_MAX), 1, ATTN_GH_MAX);
     const uint32_t group = n_head_kv && n_head % n_head_kv == 0 ? n_head / n_head_kv : 1;
     uint32_t gh = 1;
-    for (uint32_t g = 2; g <= std::min<uint32_t>(group, uint32_t(cap)); ++g)
+    for (uint32_t g = 2; g <= std::min<uint32_t>(group, uint32_t(cap)); g *= 2)  // a shader variant per power of 2
         if (group % g == 0 && (g + 1) * head_dim <= ATTN_QMAX && g * head_dim_v <= ATTN_QMAX) gh = g;
     const uint32_t blocks = std::max(1u, n_head / gh);
     uint64_t splits = (uint64_t(wgs) + blocks - 1) / blocks;
@@ -315,8 +315,8 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
                const AttnShape& s, const Buffer& step) {
     check_attention(s, k, k_row_stride, v, v_row_stride);
     AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
-               k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim)), s.gh};  // as the CPU computes it
-    cmd.dispatch("attn_split", {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head / s.gh, 1});
+               k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim))};  // as the CPU computes it
+    cmd.dispatch("attn_split_g" + std::to_string(s.gh), {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head / s.gh, 1});
     AttnCombinePush c{s.n_head, s.head_dim_v, s.n_splits, part.off, out.off};
     cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
 }
@@ -330,14 +330,14 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
         throw GpuError("attention: q, raw k and raw v share a buffer, and the q and k norm weights another");
     AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
                     part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, v_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
-                    out.off, counts.off, 0u, 0u, s.gh};
+                    out.off, counts.off, 0u, 0u};
     if (out_q) {
         if (s.head_dim_v % 32 || out.off % 32 || !cmd.context().info().int_dot)
             throw GpuError("attention: the output's int8 mirror needs head_dim_v and its offset to be multiples of 32");
         p.flags = ATTN_OUT_Q8;
         p.out_q_soff = out_q->soff;
     }
-    cmd.dispatch("attn_fused", {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf,
+    cmd.dispatch("attn_fused_g" + std::to_string(s.gh), {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf,
                                 out_q ? out_q->buf : &cmd.context().dummy()}, p,
                  {s.n_splits, s.n_head / s.gh, 1});
 }

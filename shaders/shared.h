@@ -134,7 +134,7 @@ struct QkNormRopePush {
 
 // Decode attention, split-K over the sequence: workgroup (split s, head block b) covers positions
 // [s * chunk, (s+1) * chunk) of [0, step.n_kv), chunk = max(ceil(n_kv / n_splits), ATTN_MIN_CHUNK), for
-// the gh q heads [b * gh, (b+1) * gh) of one kv group, and writes per head (max score, sum of exp,
+// the gh q heads [b * gh, (b+1) * gh) of one kv group (variants attn_split_g<gh>), and writes per head (max score, sum of exp,
 // unnormalised output (head_dim_v)) to part; attn_combine (or attn_fused's last workgroup) merges.
 #define ATTN_THREADS 128
 #define ATTN_DMAX 256    // head_dim, head_dim_v at most
@@ -150,7 +150,6 @@ struct AttnPush {
     uint k_row_stride, v_row_stride;  // floats per cached position
     uint part_off;
     float scale;
-    uint gh;                       // q heads per workgroup: divides n_head / n_head_kv
 };
 // attn_fused: AttnPush's fields, then qwen3's q/k norm + RoPE (qk_norm_rope's) and the merge's.
 struct AttnFusedPush {
@@ -169,7 +168,6 @@ struct AttnFusedPush {
     uint count_off;       // a counter per head block (n_head at most), zero between dispatches
     uint flags;           // ATTN_OUT_Q8: the output's int8 mirror (QuantQ8Push's layout) into binding 8,
     uint out_q_soff;      // its scales from this vec2 (head_dim_v and out_off multiples of 32)
-    uint gh;
 };
 #define ATTN_OUT_Q8 1u
 struct AttnCombinePush {
