@@ -194,9 +194,9 @@ void main() {
     const uint gh = GH, h0 = b * gh, group = p.n_head / p.n_head_kv, kvh = h0 / group;
     const uint hd = p.head_dim, hd4 = hd / 4u, hdv = p.head_dim_v;
     const uint n_kv = step.n_kv;
-    // Splits of at least ATTN_MIN_CHUNK positions: at a short context only the first n_active hold any
+    // Splits of at least min_chunk positions: at a short context only the first n_active hold any
     // (the fused variant's others leave at once and its merge reads only theirs).
-    const uint chunk = max((n_kv + p.n_splits - 1u) / p.n_splits, ATTN_MIN_CHUNK);
+    const uint chunk = max((n_kv + p.n_splits - 1u) / p.n_splits, p.min_chunk);
     const uint n_active = (n_kv + chunk - 1u) / chunk;
     const uint t0 = min(s * chunk, n_kv), t1 = min(t0 + chunk, n_kv);
 #ifdef FUSED

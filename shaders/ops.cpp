@@ -287,7 +287,7 @@ void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, ui
         throw GpuError("attention: K and V rows must start at multiples of 4 floats");
     const uint32_t group = s.n_head / s.n_head_kv;
     if (s.gh == 0 || s.gh > ATTN_GH_MAX || (s.gh & (s.gh - 1)) || group % s.gh || (s.gh + 1) * s.head_dim > ATTN_QMAX || s.gh * s.head_dim_v > ATTN_QMAX ||
-        s.n_splits == 0 || uint64_t(s.gh) * s.n_splits > ATTN_SPLITS_MAX)
+        s.n_splits == 0 || uint64_t(s.gh) * s.n_splits > ATTN_SPLITS_MAX || s.min_chunk == 0)
         throw GpuError("attention: " + std::to_string(s.gh) + " heads per workgroup and " + std::to_string(s.n_splits) +
                        " splits do not fit (attn_shape() picks them)");
 }
@@ -298,6 +298,7 @@ AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
     // H200, 8B shape at 4096 positions: a workgroup per q head read each K/V row 4 times (136 tok/s
     // with 8 splits of 512, 165 with 64 of 64, llama.cpp 191).
     static const int wgs = std::max(1, env_int("SLUICE_GPU_ATTN_WGS", 256));
+    static const uint32_t min_chunk = uint32_t(std::clamp(env_int("SLUICE_GPU_ATTN_MIN_CHUNK", 64), 1, 4096));
     static const int cap = std::clamp(env_int("SLUICE_GPU_ATTN_HEADS", ATTN_GH_MAX), 1, ATTN_GH_MAX);
     const uint32_t group = n_head_kv && n_head % n_head_kv == 0 ? n_head / n_head_kv : 1;
     uint32_t gh = 1;
@@ -305,8 +306,8 @@ AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
         if (group % g == 0 && (g + 1) * head_dim <= ATTN_QMAX && g * head_dim_v <= ATTN_QMAX) gh = g;
     const uint32_t blocks = std::max(1u, n_head / gh);
     uint64_t splits = (uint64_t(wgs) + blocks - 1) / blocks;
-    splits = std::min<uint64_t>({splits, ATTN_SPLITS_MAX / gh, (n_ctx + ATTN_MIN_CHUNK - 1) / ATTN_MIN_CHUNK});
-    return {n_head, n_head_kv, head_dim, head_dim_v, uint32_t(std::max<uint64_t>(splits, 1)), gh};
+    splits = std::min<uint64_t>({splits, ATTN_SPLITS_MAX / gh, (n_ctx + min_chunk - 1) / min_chunk});
+    return {n_head, n_head_kv, head_dim, head_dim_v, uint32_t(std::max<uint64_t>(splits, 1)), gh, min_chunk};
 }
 
 uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_splits * (s.head_dim_v + 2); }
@@ -315,7 +316,7 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
                const AttnShape& s, const Buffer& step) {
     check_attention(s, k, k_row_stride, v, v_row_stride);
     AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
-               k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim))};  // as the CPU computes it
+               k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim)), s.min_chunk};  // as the CPU computes it
     cmd.dispatch("attn_split_g" + std::to_string(s.gh), {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head / s.gh, 1});
     AttnCombinePush c{s.n_head, s.head_dim_v, s.n_splits, part.off, out.off};
     cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
@@ -330,7 +331,7 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
         throw GpuError("attention: q, raw k and raw v share a buffer, and the q and k norm weights another");
     AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
                     part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, v_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
-                    out.off, counts.off, 0u, 0u};
+                    out.off, counts.off, 0u, 0u, s.min_chunk};
     if (out_q) {
         if (s.head_dim_v % 32 || out.off % 32 || !cmd.context().info().int_dot)
             throw GpuError("attention: the output's int8 mirror needs head_dim_v and its offset to be multiples of 32");

@@ -133,7 +133,7 @@ struct QkNormRopePush {
 };
 
 // Decode attention, split-K over the sequence: workgroup (split s, head block b) covers positions
-// [s * chunk, (s+1) * chunk) of [0, step.n_kv), chunk = max(ceil(n_kv / n_splits), ATTN_MIN_CHUNK), for
+// [s * chunk, (s+1) * chunk) of [0, step.n_kv), chunk = max(ceil(n_kv / n_splits), min_chunk), for
 // the gh q heads [b * gh, (b+1) * gh) of one kv group (variants attn_split_g<gh>), and writes per head (max score, sum of exp,
 // unnormalised output (head_dim_v)) to part; attn_combine (or attn_fused's last workgroup) merges.
 #define ATTN_THREADS 128
@@ -141,7 +141,6 @@ struct QkNormRopePush {
 #define ATTN_GH_MAX 8    // q heads per workgroup at most
 #define ATTN_QMAX 2560   // (gh + 1) * head_dim and gh * head_dim_v at most (shared q heads and k)
 #define ATTN_SUB 64      // positions per step of the online softmax (ATTN_GH_MAX * ATTN_SUB <= ATTN_SPLITS_MAX)
-#define ATTN_MIN_CHUNK 64  // positions a split takes at least: short contexts use fewer of the splits
 #define ATTN_SPLITS_MAX 512  // a merge's gh * splits (attn_fused), a group's splits (attn_mla)
 struct AttnPush {
     uint n_head, n_head_kv, head_dim, head_dim_v;
@@ -150,6 +149,7 @@ struct AttnPush {
     uint k_row_stride, v_row_stride;  // floats per cached position
     uint part_off;
     float scale;
+    uint min_chunk;  // positions a split takes at least: short contexts use fewer of the splits
 };
 // attn_fused: AttnPush's fields, then qwen3's q/k norm + RoPE (qk_norm_rope's) and the merge's.
 struct AttnFusedPush {
@@ -168,6 +168,7 @@ struct AttnFusedPush {
     uint count_off;       // a counter per head block (n_head at most), zero between dispatches
     uint flags;           // ATTN_OUT_Q8: the output's int8 mirror (QuantQ8Push's layout) into binding 8,
     uint out_q_soff;      // its scales from this vec2 (head_dim_v and out_off multiples of 32)
+    uint min_chunk;
 };
 #define ATTN_OUT_Q8 1u
 struct AttnCombinePush {
