@@ -295,11 +295,14 @@ void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, ui
 }  // namespace
 
 AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx) {
-    // H200, 8B shape at 4096 positions: a workgroup per q head read each K/V row 4 times (136 tok/s
-    // with 8 splits of 512, 165 with 64 of 64, llama.cpp 191).
+    // H200 decode tok/s (bench/README.md, session 7), 8B / 30B-A3B shapes, 2 q heads per workgroup and
+    // splits of >= 32 positions against the whole kv group per workgroup and >= 64: 282 / 269 vs 264 /
+    // 205 at 512 positions, 244 / 222 vs 240 / 191 at 2048 (session 6's kernel, a workgroup per head:
+    // 276 / 274 and 209 / 197). Whole groups per workgroup win only at long contexts (4096: 212 / 163
+    // vs 164 / 145), where each workgroup's chain of loads is long anyway.
     static const int wgs = std::max(1, env_int("SLUICE_GPU_ATTN_WGS", 256));
-    static const uint32_t min_chunk = uint32_t(std::clamp(env_int("SLUICE_GPU_ATTN_MIN_CHUNK", 64), 1, 4096));
-    static const int cap = std::clamp(env_int("SLUICE_GPU_ATTN_HEADS", ATTN_GH_MAX), 1, ATTN_GH_MAX);
+    static const uint32_t min_chunk = uint32_t(std::clamp(env_int("SLUICE_GPU_ATTN_MIN_CHUNK", 32), 1, 4096));
+    static const int cap = std::clamp(env_int("SLUICE_GPU_ATTN_HEADS", 2), 1, ATTN_GH_MAX);
     const uint32_t group = n_head_kv && n_head % n_head_kv == 0 ? n_head / n_head_kv : 1;
     uint32_t gh = 1;
     for (uint32_t g = 2; g <= std::min<uint32_t>(group, uint32_t(cap)); g *= 2)  // a shader variant per power of 2

@@ -519,17 +519,20 @@ TEST(GpuOps, QkNormRopeMatchesReference) {
     }
 }
 
-// The split attention over q heads grouped per kv head (gh heads per workgroup: groups of 4, 8, 1, 5
-// and 16), head dims 64 .. 256 with head_dim_v apart from head_dim; each shape as attn_shape() picks
-// it, with 3 long splits (several online-softmax steps each) and with a workgroup per head (splits of
-// 16 positions at least).
+// The split attention over q heads grouped per kv head (groups of 4, 8, 1, 5 and 16), head dims 64 ..
+// 256 with head_dim_v apart from head_dim; each shape as attn_shape() picks it, with the whole group
+// (up to 8 heads) per workgroup, with 3 long splits (several online-softmax steps each) and with a
+// workgroup per head (splits of 16 positions at least).
 std::vector<gpu::AttnShape> attention_shapes(int64_t n_head, int64_t n_head_kv, int64_t hd, int64_t hdv, int64_t n_ctx) {
     gpu::AttnShape s = gpu::attn_shape(uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hdv), uint64_t(n_ctx));
-    gpu::AttnShape few = s, one = s;
+    gpu::AttnShape wide = s, few = s, one = s;
+    for (uint32_t g = 2; g <= ATTN_GH_MAX; g *= 2)
+        if ((n_head / n_head_kv) % g == 0 && (g + 1) * uint32_t(std::max(hd, hdv)) <= ATTN_QMAX) wide.gh = g;
+    wide.n_splits = std::min<uint32_t>(wide.n_splits, ATTN_SPLITS_MAX / wide.gh);
     few.n_splits = 3;
     one.gh = 1;
     one.min_chunk = 16;
-    return {s, few, one};
+    return {s, wide, few, one};
 }
 
 TEST(GpuOps, SplitAttentionMatchesReference) {
