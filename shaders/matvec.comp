@@ -257,6 +257,16 @@ void main() {
             [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] = 0.0;
         const uint xbase = p.x_off + m * p.x_mat_stride;
         for (uint s = 0u; s < n_steps; ++s) {
+#if defined(XQ8) && !defined(GLU)
+            // the rows' weights loaded and unpacked once for every column (mv_types.glsl load_w)
+            WS w[NR];
+            [[unroll]] for (uint r = 0u; r < NR; ++r) w[r] = load_w(wrow[r], s);
+            [[unroll]] for (uint b = 0u; b < NB; ++b) {
+                if (b >= ncol) break;
+                const XS x = load_x(xbase + b * p.x_col_stride, s);
+                [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] += dot_w(w[r], x);
+            }
+#else
             [[unroll]] for (uint b = 0u; b < NB; ++b) {  // columns after the first re-read W from cache
                 if (b >= ncol) break;
                 const XS x = load_x(xbase + b * p.x_col_stride, s);
@@ -265,6 +275,7 @@ void main() {
                 [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] += row_dot(wrow[r] + up_delta, s, x);
 #endif
             }
+#endif
         }
         const float wm = sum ? intBitsToFloat(ids[p.sum_w_off + mi]) : 1.0;  // weights: floats in the ids buffer
         [[unroll]] for (uint b = 0u; b < NB; ++b)

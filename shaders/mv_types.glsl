@@ -42,16 +42,26 @@ XS load_x(uint xo, uint s) {
     }
     return x;
 }
-float row_dot(uint wrow, uint s, XS x) {
-    float acc = 0.0;
+struct WS {
+    uvec4 q[2];
+    float d[2];
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
     [[unroll]] for (uint k = 0u; k < 2u; ++k) {
         const uint e = q8r_elem(s, k);
-        if (e < p.cols) {
-            const uvec4 w = W[wrow + (e >> 4)];
-            int i = 0;
-            [[unroll]] for (uint c = 0u; c < 4u; ++c) i += sdot4(x.q[k][c], w[c], 0);
-            acc += q8r_scale(wrow, e) * x.d[k] * float(i);
-        }
+        const bool inside = e < p.cols;
+        w.q[k] = inside ? W[wrow + (e >> 4)] : uvec4(0u);
+        w.d[k] = inside ? q8r_scale(wrow, e) : 0.0;
+    }
+    return w;
+}
+float dot_w(WS w, XS x) {
+    float acc = 0.0;
+    [[unroll]] for (uint k = 0u; k < 2u; ++k) {
+        int i = 0;
+        [[unroll]] for (uint c = 0u; c < 4u; ++c) i += sdot4(x.q[k][c], w.q[k][c], 0);
+        acc += w.d[k] * x.d[k] * float(i);
     }
     return acc;
 }
@@ -117,17 +127,25 @@ XS load_x(uint xo, uint s) {
     }
     return x;
 }
-float row_dot(uint wrow, uint s, XS x) {
-    float acc = 0.0;
+struct WS {
+    uvec2 q[4];
+    float d[4];
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
     [[unroll]] for (uint k = 0u; k < 4u; ++k) {
         const uint blk = q8_block(s, k);
-        if (32u * blk < p.cols) {
-            const uint b = wrow + 17u * blk, q = b + 1u + 4u * (lane & 3u);
-            const uint w0 = uint(W[q]) | (uint(W[q + 1u]) << 16), w1 = uint(W[q + 2u]) | (uint(W[q + 3u]) << 16);
-            const int i = sdot4(x.q[k].x, w0, 0) + sdot4(x.q[k].y, w1, 0);
-            acc += unpackHalf2x16(uint(W[b])).x * x.d[k] * float(i);
-        }
+        const bool inside = 32u * blk < p.cols;
+        const uint b = wrow + 17u * min(blk, (p.cols >> 5) - 1u), q = b + 1u + 4u * (lane & 3u);
+        w.q[k] = inside ? uvec2(uint(W[q]) | (uint(W[q + 1u]) << 16), uint(W[q + 2u]) | (uint(W[q + 3u]) << 16)) : uvec2(0u);
+        w.d[k] = inside ? unpackHalf2x16(uint(W[b])).x : 0.0;
     }
+    return w;
+}
+float dot_w(WS w, XS x) {
+    float acc = 0.0;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k)
+        acc += w.d[k] * x.d[k] * float(sdot4(x.q[k].x, w.q[k].x, 0) + sdot4(x.q[k].y, w.q[k].y, 0));
     return acc;
 }
 
@@ -200,27 +218,40 @@ XS load_x(uint xo, uint s) {
     x.s = h == 0u ? vec2(a.y, b.y) : vec2(0.0);
     return x;
 }
-float row_dot(uint wrow, uint s, XS x) {
+struct WS {
+    uvec4 lo, hi;  // the lane's weights of group 2g and 2g + 1, one byte each
+    vec4 sm;       // d * their scales (xy), dmin * their mins (zw)
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
     const uint sb = kq_block(s);
-    if (256u * sb >= p.cols) return 0.0;
+    if (256u * sb >= p.cols) {
+        w.lo = w.hi = uvec4(0u);
+        w.sm = vec4(0.0);
+        return w;
+    }
     const uint g = (lane >> 1) & 3u, h = lane & 1u;
     const uint u = wrow + KQ_UNITS * sb;
     const uvec4 hdr = W[u];
     const uvec4 q = W[u + KQ_QS_UNIT + 2u * g + h];
-    uvec4 lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
+    w.lo = q & 0x0F0F0F0Fu;
+    w.hi = (q >> 4) & 0x0F0F0F0Fu;
 #if defined(WTYPE_Q5_K)
     const uvec4 qh = W[u + 1u + h] >> (2u * g);
-    lo |= (qh & 0x01010101u) << 4;
-    hi |= (qh & 0x02020202u) << 3;
+    w.lo |= (qh & 0x01010101u) << 4;
+    w.hi |= (qh & 0x02020202u) << 3;
 #endif
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    w.sm = kq_pair_scales(hdr.yzw, g) * vec4(dm.x, dm.x, dm.y, dm.y);
+    return w;
+}
+float dot_w(WS w, XS x) {
     int ilo = 0, ihi = 0;
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-        ilo += sudot4(x.lo[c], lo[c], 0);
-        ihi += sudot4(x.hi[c], hi[c], 0);
+        ilo += sudot4(x.lo[c], w.lo[c], 0);
+        ihi += sudot4(x.hi[c], w.hi[c], 0);
     }
-    const vec4 sm = kq_pair_scales(hdr.yzw, g);
-    const vec2 dm = unpackHalf2x16(hdr.x);
-    return dm.x * (sm.x * x.d.x * float(ilo) + sm.y * x.d.y * float(ihi)) - dm.y * (sm.z * x.s.x + sm.w * x.s.y);
+    return w.sm.x * x.d.x * float(ilo) + w.sm.y * x.d.y * float(ihi) - (w.sm.z * x.s.x + w.sm.w * x.s.y);
 }
 
 #elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
@@ -311,27 +342,40 @@ XS load_x(uint xo, uint s) {
     return x;
 }
 uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
-float row_dot(uint wrow, uint s, XS x) {
+struct WS {
+    uvec4 q0, q2;  // the lane's 6-bit weights for t = u and u + 2, one byte each
+    vec2 sc;       // d * their scales
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
     const uint sb = q6_block(s);
-    if (256u * sb >= p.cols) return 0.0;
+    if (256u * sb >= p.cols) {
+        w.q0 = w.q2 = uvec4(0u);
+        w.sc = vec2(0.0);
+        return w;
+    }
     const uint h = (lane >> 2) & 1u, u = (lane >> 1) & 1u, j = lane & 1u;
     const uint b = wrow + 105u * sb;
     const uint lo = b + 32u * h + 16u * u + 8u * j, hi = b + 64u + 16u * h + 8u * j;  // ql, qh (16-bit units)
-    int s0 = 0, s2 = 0, x0 = 0, x2 = 0;
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
         const uint ql = u16pair(lo + 2u * c), qh = u16pair(hi + 2u * c);
-        const uint q0 = (ql & 0x0F0F0F0Fu) | (((qh >> (2u * u)) & 0x03030303u) << 4);
-        const uint q2 = ((ql >> 4) & 0x0F0F0F0Fu) | (((qh >> (2u * u + 4u)) & 0x03030303u) << 4);
-        s0 += sudot4(x.q[0][c], q0, 0);
-        s2 += sudot4(x.q[1][c], q2, 0);
-        x0 += sdot4(x.q[0][c], 0x01010101u, 0);
-        x2 += sdot4(x.q[1][c], 0x01010101u, 0);
+        w.q0[c] = (ql & 0x0F0F0F0Fu) | (((qh >> (2u * u)) & 0x03030303u) << 4);
+        w.q2[c] = ((ql >> 4) & 0x0F0F0F0Fu) | (((qh >> (2u * u + 4u)) & 0x03030303u) << 4);
     }
     // scales[8h + 2t + j] for t = u and u + 2: int8 at byte 8h + 2u + j and + 4 of the scales
     const uint sc = uint(W[b + 96u + 4u * h + u]) | (uint(W[b + 98u + 4u * h + u]) << 16);  // bytes 8h+2u, +1, 8h+2u+4, +5
-    const float sc0 = float(int(sc << (24u - 8u * j)) >> 24), sc2 = float(int(sc << (8u - 8u * j)) >> 24);
-    return unpackHalf2x16(uint(W[b + 104u])).x *
-           (sc0 * x.d.x * float(s0 - 32 * x0) + sc2 * x.d.y * float(s2 - 32 * x2));
+    w.sc = unpackHalf2x16(uint(W[b + 104u])).x * vec2(float(int(sc << (24u - 8u * j)) >> 24), float(int(sc << (8u - 8u * j)) >> 24));
+    return w;
+}
+float dot_w(WS w, XS x) {
+    int s0 = 0, s2 = 0, x0 = 0, x2 = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        s0 += sudot4(x.q[0][c], w.q0[c], 0);
+        s2 += sudot4(x.q[1][c], w.q2[c], 0);
+        x0 += sdot4(x.q[0][c], 0x01010101u, 0);
+        x2 += sdot4(x.q[1][c], 0x01010101u, 0);
+    }
+    return w.sc.x * x.d.x * float(s0 - 32 * x0) + w.sc.y * x.d.y * float(s2 - 32 * x2);
 }
 
 #elif defined(WTYPE_Q6_K)
@@ -376,4 +420,11 @@ float row_dot(uint wrow, uint s, XS x) {
 
 #else
 #error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+#endif
+
+#ifdef XQ8
+// The integer-dot types split a row's dot into its weights (load_w: loads and unpacks, once per step
+// and row) and their products with one column of x (dot_w), so matmuls reuse the unpacked weights for
+// every column.
+float row_dot(uint wrow, uint s, XS x) { return dot_w(load_w(wrow, s), x); }
 #endif
