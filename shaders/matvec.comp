@@ -257,7 +257,7 @@ void main() {
             [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] = 0.0;
         const uint xbase = p.x_off + m * p.x_mat_stride;
         for (uint s = 0u; s < n_steps; ++s) {
-#if defined(XQ8) && !defined(GLU)
+#if defined(XQ8) && !defined(GLU) && NB > 1
             // the rows' weights loaded and unpacked once for every column (mv_types.glsl load_w)
             WS w[NR];
             [[unroll]] for (uint r = 0u; r < NR; ++r) w[r] = load_w(wrow[r], s);
