@@ -220,7 +220,8 @@ XS load_x(uint xo, uint s) {
 }
 struct WS {
     uvec4 lo, hi;  // the lane's weights of group 2g and 2g + 1, one byte each
-    vec4 sm;       // d * their scales (xy), dmin * their mins (zw)
+    vec4 sm;       // their scales (xy) and mins (zw)
+    vec2 dm;       // the super-block's d, dmin
 };
 WS load_w(uint wrow, uint s) {
     WS w;
@@ -228,6 +229,7 @@ WS load_w(uint wrow, uint s) {
     if (256u * sb >= p.cols) {
         w.lo = w.hi = uvec4(0u);
         w.sm = vec4(0.0);
+        w.dm = vec2(0.0);
         return w;
     }
     const uint g = (lane >> 1) & 3u, h = lane & 1u;
@@ -241,8 +243,8 @@ WS load_w(uint wrow, uint s) {
     w.lo |= (qh & 0x01010101u) << 4;
     w.hi |= (qh & 0x02020202u) << 3;
 #endif
-    const vec2 dm = unpackHalf2x16(hdr.x);
-    w.sm = kq_pair_scales(hdr.yzw, g) * vec4(dm.x, dm.x, dm.y, dm.y);
+    w.sm = kq_pair_scales(hdr.yzw, g);
+    w.dm = unpackHalf2x16(hdr.x);
     return w;
 }
 float dot_w(WS w, XS x) {
@@ -251,7 +253,7 @@ float dot_w(WS w, XS x) {
         ilo += sudot4(x.lo[c], w.lo[c], 0);
         ihi += sudot4(x.hi[c], w.hi[c], 0);
     }
-    return w.sm.x * x.d.x * float(ilo) + w.sm.y * x.d.y * float(ihi) - (w.sm.z * x.s.x + w.sm.w * x.s.y);
+    return w.dm.x * (w.sm.x * x.d.x * float(ilo) + w.sm.y * x.d.y * float(ihi)) - w.dm.y * (w.sm.z * x.s.x + w.sm.w * x.s.y);
 }
 
 #elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
