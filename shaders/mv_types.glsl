@@ -255,6 +255,31 @@ float dot_w(WS w, XS x) {
     }
     return w.dm.x * (w.sm.x * x.d.x * float(ilo) + w.sm.y * x.d.y * float(ihi)) - w.dm.y * (w.sm.z * x.s.x + w.sm.w * x.s.y);
 }
+// The single-column dot in one piece, not dot_w(load_w()): the same arithmetic, but the split form
+// measured 2% slower for 8B decode on the H200 (280 vs 286 tok/s in one call).
+#define MV_ROW_DOT
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint g = (lane >> 1) & 3u, h = lane & 1u;
+    const uint u = wrow + KQ_UNITS * sb;
+    const uvec4 hdr = W[u];
+    const uvec4 q = W[u + KQ_QS_UNIT + 2u * g + h];
+    uvec4 lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
+#if defined(WTYPE_Q5_K)
+    const uvec4 qh = W[u + 1u + h] >> (2u * g);
+    lo |= (qh & 0x01010101u) << 4;
+    hi |= (qh & 0x02020202u) << 3;
+#endif
+    int ilo = 0, ihi = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        ilo += sudot4(x.lo[c], lo[c], 0);
+        ihi += sudot4(x.hi[c], hi[c], 0);
+    }
+    const vec4 sm = kq_pair_scales(hdr.yzw, g);
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    return dm.x * (sm.x * x.d.x * float(ilo) + sm.y * x.d.y * float(ihi)) - dm.y * (sm.z * x.s.x + sm.w * x.s.y);
+}
 
 #elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
 // Super-blocks of 256 (16-byte units: Q4_K 9 = header, qs[128]; Q5_K 11 = header, qh[32], qs[128]).
@@ -424,7 +449,7 @@ float row_dot(uint wrow, uint s, XS x) {
 #error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
 #endif
 
-#ifdef XQ8
+#if defined(XQ8) && !defined(MV_ROW_DOT)
 // The integer-dot types split a row's dot into its weights (load_w: loads and unpacks, once per step
 // and row) and their products with one column of x (dot_w), so matmuls reuse the unpacked weights for
 // every column.
