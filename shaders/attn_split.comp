@@ -1,8 +1,9 @@
 #version 450
 // Decode attention, split-K over the sequence (flash-decoding). Workgroup (s, b) takes split s of the
 // positions for block b of GH query heads that share one KV head, so each K and V row is read once
-// for all of them (a workgroup per q head read every row group-size times: at 4096 positions that
-// traffic set the time, not the arithmetic). A split's positions go in sub-chunks of ATTN_SUB with a
+// for all of them. (Measured on an H200, bench/README.md: fewer bytes helped less than shorter chains
+// of dependent loads per workgroup, so the default is 2 heads, not the whole group.) A split's
+// positions go in sub-chunks of ATTN_SUB with a
 // running max and sum per head (online softmax), so a split may be any length. Output per head,
 // unnormalised with its max and sum of exponentials, so the splits merge exactly:
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
