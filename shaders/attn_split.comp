@@ -65,8 +65,7 @@ shared float red[ATTN_THREADS];
 shared float head_m[ATTN_GH_MAX], head_l[ATTN_GH_MAX], head_a[ATTN_GH_MAX];  // running max, sum; rescale
 
 #define TEAMS (ATTN_THREADS / 32u)
-#define KU (GH >= 8u ? 4u : (GH == 4u ? 8u : 16u))  // positions per team per round of the scores: a
-// sub-chunk in 1 (GH <= 2), 2 or 4 rounds of loads, as registers allow
+#define KU 4u  // positions per team per round of the scores
 #define VU 16u  // V rows per round of the weighted sum
 #define ND (ATTN_DMAX / ATTN_THREADS)  // V dims per invocation at most
 
