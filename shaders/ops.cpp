@@ -184,11 +184,14 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
 
 namespace {
 
+// A tuning switch from the environment (measurements), fallback where unset.
+int env_int(const char* name, int fallback) {
+    const char* e = std::getenv(name);
+    return e && *e ? std::atoi(e) : fallback;
+}
+
 uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool wide_q8) {
-    static const int env = [] {
-        const char* e = std::getenv("SLUICE_GPU_KSPLIT");
-        return e && *e ? std::atoi(e) : -1;
-    }();
+    static const int env = env_int("SLUICE_GPU_KSPLIT", -1);
     const uint64_t units = uint64_t(sum_mats ? n_mats : 1) * ((cols + 511) / 512);  // steps of a row (MV_STEP)
     const uint64_t outputs = uint64_t(rows) * (sum_mats ? 1 : n_mats);
     if (units < 4 || outputs > 4096) return 0;
@@ -271,11 +274,6 @@ void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec
 }
 
 namespace {
-
-int env_int(const char* name, int fallback) {
-    const char* e = std::getenv(name);
-    return e && *e ? std::atoi(e) : fallback;
-}
 
 // The checks both attention variants share; GpuError with the reason.
 void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, uint32_t v_row_stride) {

@@ -35,7 +35,6 @@ int gpu_pick_device(const std::string& spec);
 class GpuModel : public Model {
 public:
     const float* forward(int32_t token) override { return step(token, true); }
-
     GpuCounters gpu_counters() const override { return counters_; }
 
     // Consecutive matrices of one buffer and type as one matrix (rows add up): {matrix, its first row}.
@@ -138,7 +137,7 @@ protected:
     // hn_ has an int8 mirror, as norm_q8's dispatch after it).
     void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
     // ---- prompts in batches of kBatch tokens (forward_batch): every matrix but the routed experts is
-    // read once per batch (matmul_*, float activations), attention and each token's experts per token.
+    // read once per batch (matmul_*, int8 columns where the type has them), attention and each token's experts per token.
     // Resident placement with the GPU's routing only; SLUICE_GPU_BATCH=0 runs prompts token by token.
     static constexpr uint32_t kBatch = MM_MAX_COLS;
     // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up).
