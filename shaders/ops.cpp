@@ -71,6 +71,44 @@ void rmsnorm_q8(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, float eps, const Xq* 
     cmd.dispatch("norm_q8", {x.buf, y.buf, w.buf, yq ? yq->buf : &cmd.context().dummy()}, p, {1, 1, 1});
 }
 
+namespace {
+
+// A tuning switch from the environment (measurements), fallback where unset.
+int env_int(const char* name, int fallback) {
+    const char* e = std::getenv(name);
+    return e && *e ? std::atoi(e) : fallback;
+}
+
+// Many activation columns (prompts) of an integer-dot type with x's int8 mirror: mm_<type>_n<BN>,
+// tiles of 64 rows x 32 or 64 columns (mm.comp). False where it does not apply (the caller then runs
+// matmul_* over chunks of columns); SLUICE_GPU_MM=0 turns it off (measurements).
+bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
+    static const bool on = env_int("SLUICE_GPU_MM", 1) != 0;
+    const bool type_ok = w.type == WT_Q8_0R || w.type == WT_Q4_K || w.type == WT_Q5_K || w.type == WT_Q6_K;
+    if (!on || !type_ok || !o.xq || !has_q8(cmd.context(), w.type) || o.n_mats != 1 || o.ids || o.swiglu_up || o.sum_mats ||
+        o.norm_out || o.x_norm || o.topk || o.y_pos_stride || (x.off | o.x_col_stride) % 32 || w.cols % 256)
+        return false;
+    const TypeLayout* t = gpu_type(w.type);
+    MatvecPush p{};
+    p.rows = w.rows;
+    p.cols = w.cols;
+    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
+    p.x_off = x.off;
+    p.x_col_stride = o.x_col_stride;
+    p.y_off = y.off;
+    p.y_col_stride = o.y_col_stride;
+    p.n_cols = o.n_cols;
+    p.flags = o.accumulate ? MV_ACCUMULATE : 0;
+    p.xq_soff = o.xq->soff;
+    const uint32_t bn = o.n_cols <= 32 ? 32 : 64;
+    if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
+    cmd.dispatch(std::string("mm_") + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
+                 {(w.rows + 63) / 64, (o.n_cols + bn - 1) / bn, 1});
+    return true;
+}
+
+}  // namespace
+
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));
@@ -79,7 +117,18 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
                        " are not a multiple of " + std::to_string(std::max(t->chunk, t->block_elems)));
     if (w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes || gpu_row_bytes(w.type, w.cols) % t->unit_bytes)
         throw GpuError(std::string("matvec: ") + t->suffix + " weights not aligned to " + std::to_string(t->unit_bytes) + " bytes");
-    if (o.n_cols < 1 || o.n_cols > MM_MAX_COLS) throw GpuError("matvec: 1 to 8 activation columns");
+    if (o.n_cols < 1) throw GpuError("matvec: no activation columns");
+    if (o.n_cols > MM_MAX_COLS) {
+        if (matmul_tiled(cmd, w, x, y, o)) return;
+        // Chunks of MM_MAX_COLS columns (matmul_*), independent of each other.
+        for (uint32_t c0 = 0; c0 < o.n_cols; c0 += MM_MAX_COLS) {
+            if (c0) cmd.independent();
+            MatvecOpts c = o;
+            c.n_cols = std::min<uint32_t>(MM_MAX_COLS, o.n_cols - c0);
+            matvec(cmd, w, {x.buf, x.off + c0 * o.x_col_stride}, {y.buf, y.off + c0 * o.y_col_stride}, step, c);
+        }
+        return;
+    }
     if ((x.off | o.x_mat_stride | o.x_col_stride) % 4)
         throw GpuError("matvec: x offsets and strides must be multiples of 4 floats (vec4 loads)");
     if (o.n_mats > 1 && o.ids == nullptr && w.mat_stride == 0 && o.y_mat_stride == 0)
@@ -183,12 +232,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
 }
 
 namespace {
-
-// A tuning switch from the environment (measurements), fallback where unset.
-int env_int(const char* name, int fallback) {
-    const char* e = std::getenv(name);
-    return e && *e ? std::atoi(e) : fallback;
-}
 
 uint32_t matvec_ksplit(uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool wide_q8) {
     static const int env = env_int("SLUICE_GPU_KSPLIT", -1);

@@ -212,6 +212,53 @@ TEST_P(GpuQ8Types, MatmulMatchesTheProductWithInt8X) {
     }
 }
 
+// Prompts' products over many columns: mm_<type> (mm.comp, tiles of 64 rows x 32 / 64 columns) for
+// Q4_K, Q5_K, Q6_K and repacked Q8_0, chunks of matmul_* for ggml's Q8_0. Rows and columns that end
+// inside a tile, column strides beyond the row, an x offset, accumulation into y, and nothing written
+// outside the columns' rows.
+TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
+    if (!has_int_dot()) return;
+    const GpuType gt = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [rows, cols, nb] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+             {45, 768, 9}, {64, 256, 32}, {130, 1280, 33}, {67, 512, 64}, {200, 1024, 70}, {1, 256, 40}}) {
+        std::vector<uint8_t> bytes;
+        std::vector<float> deq;
+        random_mats(rng, gt.ggml, 1, rows, cols, bytes, deq);
+        to_stored(gt, bytes, cols);
+        const int64_t xs = cols + 64, x0 = 32, ys = rows + 3;  // column strides, x's offset (floats)
+        const auto x = random_row(rng, x0 + nb * xs);
+        const Mirror m = mirror(x);
+        const Quantized xq = download_mirror(m.q, x.size());
+        for (bool acc : {false, true}) {
+            const auto y0 = random_row(rng, nb * ys);
+            gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(y0);
+            gpu::MatvecOpts o;
+            o.n_cols = uint32_t(nb);
+            o.x_col_stride = uint32_t(xs);
+            o.y_col_stride = uint32_t(ys);
+            o.accumulate = acc;
+            o.xq = &m.xq;
+            run_matvec({&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x, uint32_t(x0)}, {&yb}, o);
+            const auto got = floats(yb, y0.size());
+            std::vector<float> g, ref;
+            for (int64_t b = 0; b < nb; ++b) {
+                const auto y = ref_matvec(deq.data(), &xq.deq[size_t(x0 + b * xs)], rows, cols);
+                for (int64_t r = 0; r < rows; ++r) {
+                    ref.push_back(float(y[size_t(r)] + (acc ? y0[size_t(b * ys + r)] : 0.0)));
+                    g.push_back(got[size_t(b * ys + r)]);
+                }
+                for (int64_t r = rows; r < ys; ++r)
+                    ASSERT_EQ(got[size_t(b * ys + r)], y0[size_t(b * ys + r)]) << "wrote past row " << rows << ", column " << b;
+            }
+            EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), 1e-10)
+                << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "");
+        }
+    }
+}
+
 // x whose offset is not a multiple of 32 cannot use its mirror's blocks: the matvec reads the floats
 // (bit for bit what it computes without a mirror) instead of failing.
 TEST(GpuQ8, MisalignedXFallsBackToFloats) {

@@ -1,0 +1,244 @@
+#version 450
+// Y (rows, n_cols) (+)= W (rows, cols) @ X (cols, n_cols) for prompts: tiles of MM_BM rows x MM_BN
+// columns (tokens) per workgroup, the K dimension in steps of MM_BK = 128. Where matmul_* (matvec.comp)
+// walks a row per team and re-reads x for every 2 rows, here a step's weights are unpacked once into
+// shared memory as int8 with a float scale (and min) per 32, x's int8 mirror (shared.h QuantQ8Push)
+// sits beside them, and each invocation multiplies 4 rows by 4 columns of that tile from shared
+// memory: 128 integer dot products per 32-block for 16 loads of 16 bytes.
+//
+// Per 32-block b of a row and column: y += dw * dx * sum(w_q * x_q) - mw * (dx * sum x_q), where dw is
+// the weight's scale (d * sc), mw its min (dmin * m; K-quants with mins), dx and dx * sum x_q the
+// mirror's pair. Q6_K has a scale per 16 (SUB16): y += dx * (dw0 * sum_lo + dw1 * sum_hi). Weights are
+// stored as signed int8 (Q6_K's q - 32) so one OpSDot serves every type.
+//
+// The next step's global loads are issued before the current step's products (registers), so the
+// tile's DRAM latency hides behind them. Rows past the end read the last row, columns past n_cols the
+// last column; neither is written. cols: a multiple of 256 (K-quants) or 128 (Q8_0R).
+#extension GL_EXT_control_flow_attributes : enable
+#extension GL_EXT_spirv_intrinsics : require
+#include "common.glsl"
+// OpSDot (SPV_KHR_integer_dot_product): the 4 signed bytes of a times those of b, summed.
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4(uint a, uint b, spirv_literal int fmt);
+
+#define W_BINDING 0
+#include "quants.glsl"
+layout(binding = 1, std430) readonly buffer XqBuf { uvec4 XQ4[]; };
+layout(binding = 1, std430) readonly buffer XsBuf { vec2 XS2[]; };
+layout(binding = 2, std430) buffer YBuf { float Y[]; };
+layout(push_constant) uniform PC { MatvecPush p; };
+
+#define MM_BK 128u
+#define MM_THREADS 256u
+layout(local_size_x = MM_THREADS) in;
+#if defined(WTYPE_Q6_K)
+#define SUB16
+#endif
+
+// Row r's int8 at sw[r * MM_ROW4 + i] (i = 0..7, 16 bytes each); the stride of 9 keeps the 16 rows a
+// warp reads at once in different banks. Scales: (dw, mw) per 32-block, or (dw0, dw1) with SUB16.
+#define MM_ROW4 9u
+shared uvec4 sw[MM_BM * MM_ROW4];
+shared vec2 sws[MM_BM * 4u];
+shared uvec4 sx[MM_BN * MM_ROW4];
+shared vec2 sxs[MM_BN * 4u];
+
+// ---- one step's weights, per type: gw_load() reads global memory into registers, gw_store() unpacks
+// them into sw / sws. Invocation t handles row t / 4 (of the tile) and part t % 4 (MM_BM = 64).
+
+#if defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+// Step kt is half h = kt & 1 of super-block kt / 2: groups 4h .. 4h + 3, qs bytes 64h .. 64h + 63.
+// Part q: qs bytes 64h + 16q .. + 15, i.e. groups 2(q >> 1) (low nibbles) and + 1 (high) of the half,
+// 16 elements each from 16(q & 1); and group q's scale and min.
+#if defined(WTYPE_Q4_K)
+#define KQ_UNITS 9u
+#define KQ_QS_UNIT 1u
+#else
+#define KQ_UNITS 11u
+#define KQ_QS_UNIT 3u
+#endif
+struct GW {
+    uvec4 hdr, q;
+#if defined(WTYPE_Q5_K)
+    uvec4 qh;
+#endif
+};
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+    const uint u = wrow + KQ_UNITS * (kt >> 1), h = kt & 1u;
+    g.hdr = W[u];
+    g.q = W[u + KQ_QS_UNIT + 4u * h + part];
+#if defined(WTYPE_Q5_K)
+    g.qh = W[u + 1u + (part & 1u)];
+#endif
+    return g;
+}
+void gw_store(GW g, uint r, uint kt, uint part) {
+    const uint h = kt & 1u, pr = part >> 1;
+    uvec4 lo = g.q & 0x0F0F0F0Fu, hi = (g.q >> 4) & 0x0F0F0F0Fu;
+#if defined(WTYPE_Q5_K)
+    const uvec4 qh = g.qh >> (4u * h + 2u * pr);  // fifth bits: bit j of qh[l] for group j
+    lo |= (qh & 0x01010101u) << 4;
+    hi |= (qh & 0x02020202u) << 3;
+#endif
+    sw[r * MM_ROW4 + 4u * pr + (part & 1u)] = lo;
+    sw[r * MM_ROW4 + 4u * pr + 2u + (part & 1u)] = hi;
+    float sc, m;
+    kq_scale_min(4u * h + part, g.hdr.yzw, sc, m);
+    const vec2 dm = unpackHalf2x16(g.hdr.x);
+    sws[r * 4u + part] = vec2(dm.x * sc, dm.y * m);
+}
+
+#elif defined(WTYPE_Q6_K)
+// 2-byte units (ql 0..63, qh 64..95, int8 scales 96..103, d 104). Step kt is half h = kt & 1 of
+// super-block kt / 2: element 32t + i of the half is nibble t >> 1 of ql[64h + 32(t & 1) + i] with
+// bits 2t, 2t + 1 of qh[32h + i]. Part q: u = q >> 1, j = q & 1: elements 32u + 16j + i (low nibbles)
+// and 32(u + 2) + 16j + i (high), i < 16: 16 bytes of ql and of qh; and 32-block q's two scales.
+struct GW {
+    uvec4 ql, qh;
+    uint sc;
+    float d;
+};
+uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+    const uint b = wrow + 105u * (kt >> 1), h = kt & 1u, u = part >> 1, j = part & 1u;
+    const uint lo = b + 32u * h + 16u * u + 8u * j, hi = b + 64u + 16u * h + 8u * j;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        g.ql[c] = u16pair(lo + 2u * c);
+        g.qh[c] = u16pair(hi + 2u * c);
+    }
+    g.sc = uint(W[b + 96u + 4u * h + part]);  // scales[8h + 2q], [8h + 2q + 1]
+    g.d = unpackHalf2x16(uint(W[b + 104u])).x;
+    return g;
+}
+// q - 32 for 4 packed 6-bit values: flip bit 5, and where it was clear (q < 32) set bits 6 and 7.
+uvec4 q6_signed(uvec4 q) {
+    const uvec4 t = q ^ 0x20202020u;
+    return t | ((t & 0x20202020u) * 6u);
+}
+void gw_store(GW g, uint r, uint kt, uint part) {
+    const uint u = part >> 1, j = part & 1u;
+    const uvec4 lo = (g.ql & 0x0F0F0F0Fu) | (((g.qh >> (2u * u)) & 0x03030303u) << 4);
+    const uvec4 hi = ((g.ql >> 4) & 0x0F0F0F0Fu) | (((g.qh >> (2u * u + 4u)) & 0x03030303u) << 4);
+    sw[r * MM_ROW4 + 2u * u + j] = q6_signed(lo);        // elements 32u + 16j ..
+    sw[r * MM_ROW4 + 2u * (u + 2u) + j] = q6_signed(hi);  // elements 32(u + 2) + 16j ..
+    sws[r * 4u + part] = g.d * vec2(float(int(g.sc << 24) >> 24), float(int(g.sc << 16) >> 24));
+}
+
+#elif defined(WTYPE_Q8_0R)
+// Repacked Q8_0 rows (quants.glsl): step kt is the row's int8 128kt .. + 127 (8 units) and the scales
+// of blocks 4kt .. 4kt + 3. Part q: units 2q, 2q + 1 of the step and block q's scale.
+struct GW {
+    uvec4 q0, q1;
+    float d;
+};
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+    g.q0 = W[wrow + 8u * kt + 2u * part];
+    g.q1 = W[wrow + 8u * kt + 2u * part + 1u];
+    g.d = unpackHalf2x16(uint(WH[8u * wrow + (p.cols >> 1) + 4u * kt + part])).x;
+    return g;
+}
+void gw_store(GW g, uint r, uint kt, uint part) {
+    sw[r * MM_ROW4 + 2u * part] = g.q0;
+    sw[r * MM_ROW4 + 2u * part + 1u] = g.q1;
+    sws[r * 4u + part] = vec2(g.d, 0.0);
+}
+
+#else
+#error "mm.comp: WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
+#endif
+
+// ---- one step's x: MM_BN columns x 128 int8 (8 uvec4 each) and 4 scale pairs per column.
+#define GX_N (MM_BN * 8u / MM_THREADS)  // uvec4 per invocation
+struct GX {
+    uvec4 q[GX_N];
+    vec2 s;
+};
+uint x_col(uint c) { return p.x_off + min(gl_WorkGroupID.y * MM_BN + c, p.n_cols - 1u) * p.x_col_stride; }
+GX gx_load(uint kt) {
+    GX g;
+    const uint t = gl_LocalInvocationIndex;
+    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
+        const uint idx = t + i * MM_THREADS;
+        g.q[i] = XQ4[(x_col(idx >> 3) + MM_BK * kt + 16u * (idx & 7u)) >> 4];
+    }
+    g.s = vec2(0.0);
+    if (t < MM_BN * 4u) g.s = XS2[p.xq_soff + ((x_col(t >> 2) + MM_BK * kt + 32u * (t & 3u)) >> 5)];
+    return g;
+}
+void gx_store(GX g) {
+    const uint t = gl_LocalInvocationIndex;
+    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
+        const uint idx = t + i * MM_THREADS;
+        sx[(idx >> 3) * MM_ROW4 + (idx & 7u)] = g.q[i];
+    }
+    if (t < MM_BN * 4u) sxs[t] = g.s;
+}
+
+// Output (row tr + 16 i, column tc + 16 j) of the tile, i < 4, j < MM_BN / 16.
+#define MM_CJ (MM_BN / 16u)
+
+void main() {
+    const uint t = gl_LocalInvocationIndex, tr = t & 15u, tc = t >> 4;
+    const uint row0 = gl_WorkGroupID.x * MM_BM;
+    const uint lr = t >> 2, part = t & 3u;  // the row and part this invocation loads
+    const uint wrow = p.w_off + min(row0 + lr, p.rows - 1u) * row_units(p.cols);
+    const uint n_k = p.cols / MM_BK;
+
+    float acc[4][MM_CJ];
+    [[unroll]] for (uint i = 0u; i < 4u; ++i)
+        [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) acc[i][j] = 0.0;
+
+    GW gw = gw_load(wrow, 0u, part);
+    GX gx = gx_load(0u);
+    for (uint kt = 0u; kt < n_k; ++kt) {
+        barrier();  // the previous step's products are done with the tile
+        gw_store(gw, lr, kt, part);
+        gx_store(gx);
+        barrier();
+        if (kt + 1u < n_k) {  // the next step's loads fly during this step's products
+            gw = gw_load(wrow, kt + 1u, part);
+            gx = gx_load(kt + 1u);
+        }
+        [[unroll]] for (uint b = 0u; b < 4u; ++b) {
+            uvec4 xq[MM_CJ][2];
+            vec2 xs[MM_CJ];
+            [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
+                const uint c = tc + 16u * j;
+                xq[j][0] = sx[c * MM_ROW4 + 2u * b];
+                xq[j][1] = sx[c * MM_ROW4 + 2u * b + 1u];
+                xs[j] = sxs[c * 4u + b];
+            }
+            [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+                const uint r = tr + 16u * i;
+                const uvec4 w0 = sw[r * MM_ROW4 + 2u * b], w1 = sw[r * MM_ROW4 + 2u * b + 1u];
+                const vec2 ws = sws[r * 4u + b];
+                [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
+                    int lo = 0, hi = 0;
+                    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+                        lo += sdot4(w0[c], xq[j][0][c], 0);
+                        hi += sdot4(w1[c], xq[j][1][c], 0);
+                    }
+#ifdef SUB16
+                    acc[i][j] += xs[j].x * (ws.x * float(lo) + ws.y * float(hi));
+#else
+                    acc[i][j] += ws.x * xs[j].x * float(lo + hi) - ws.y * xs[j].y;
+#endif
+                }
+            }
+        }
+    }
+
+    [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
+        const uint c = gl_WorkGroupID.y * MM_BN + tc + 16u * j;
+        if (c >= p.n_cols) continue;
+        [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+            const uint r = row0 + tr + 16u * i;
+            if (r >= p.rows) continue;
+            const uint o = p.y_off + c * p.y_col_stride + r;
+            Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + acc[i][j] : acc[i][j];
+        }
+    }
+}
