@@ -399,6 +399,23 @@ void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool reno
     cmd.dispatch("topk_softmax", {logits.buf, &ids, w.buf}, p, {1, 1, 1});
 }
 
+void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Vec v, uint32_t k_row_stride,
+                      uint32_t v_row_stride, Vec out, uint32_t out_stride, const AttnShape& s, const QkNorm& n,
+                      const Buffer& steps) {
+    if (!n_tokens || !s.n_head_kv || s.n_head % s.n_head_kv || s.head_dim > ATTN_DMAX || s.head_dim_v > ATTN_DMAX ||
+        n.n_rot > s.head_dim || n.n_rot % 2 || n.n_rot / 2 > STEP_ROPE_MAX)
+        throw GpuError("prompt_attention: heads must divide into kv groups, head dims at most 256, n_rot <= head_dim");
+    static_assert(kStepBytes % 8 == 0);
+    AttnPromptPush p{n_tokens, s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, n.n_rot,
+                     x.qkv_stride, x.qkv.off, x.qkv.off + x.k_raw, x.qkv.off + x.v_raw,
+                     k.off, v.off, k_row_stride, v_row_stride, out.off, out_stride,
+                     n.q_norm.off, n.k_norm.off, n.eps, 1.0f / std::sqrt(float(s.head_dim)), uint32_t(kStepBytes / 4)};
+    cmd.dispatch("attn_prompt_qkv", {x.qkv.buf, k.buf, v.buf, n.q_norm.buf, &steps}, p,
+                 {s.n_head + 2 * s.n_head_kv, n_tokens, 1});
+    cmd.dispatch("attn_prompt", {x.qkv.buf, k.buf, v.buf, out.buf, &steps}, p,
+                 {s.n_head, (n_tokens + ATTP_TQ - 1) / ATTP_TQ, 1});
+}
+
 void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn, Vec norm, float eps) {
     MoeCombinePush p{n, k, x.off, outs.off, w.off, hn ? hn->off : 0, norm.off, eps, hn ? COMBINE_NORM : 0u};
     const Buffer* d = &cmd.context().dummy();

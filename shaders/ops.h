@@ -152,6 +152,18 @@ struct QkNorm {
 // out_q: also out's int8 mirror (head_dim_v and out's offset multiples of 32), for the output projection.
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
                   Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr);
+// A prompt batch of n_tokens tokens (qwen3): qkv holds token j's q (n_head, head_dim), raw k (n_head_kv,
+// head_dim) at k_raw and raw v (n_head_kv, head_dim_v) at v_raw floats into its row, rows qkv_stride
+// apart; q is normed and roped in place, k and v go into the cache rows pos_j, and out + j * out_stride
+// (n_head, head_dim_v) = causal attention of token j over [0, pos_j]. steps: the tokens' step buffers
+// back to back (kStepBytes apart). Two dispatches.
+struct PromptQkv {
+    Vec qkv;
+    uint32_t qkv_stride, k_raw, v_raw;
+};
+void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Vec v, uint32_t k_row_stride,
+                      uint32_t v_row_stride, Vec out, uint32_t out_stride, const AttnShape& s, const QkNorm& n,
+                      const Buffer& steps);
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.

@@ -171,6 +171,24 @@ struct AttnFusedPush {
     uint min_chunk;
 };
 #define ATTN_OUT_Q8 1u
+
+// A prompt batch's attention (attn_prompt.comp): attn_prompt_qkv, a workgroup per (head, token) of
+// q, k and v heads, norms and ropes q and k and writes k and v into the cache rows pos_j; then
+// attn_prompt, a workgroup per (q head, ATTP_TQ tokens), causal attention over [0, pos_j]. Token j's
+// projections lie at j * qkv_stride + q_off / k_off / v_off of binding 0, its output at out_off +
+// j * out_stride; its step header at word j * step_words of the steps buffer.
+#define ATTP_TQ 16u          // tokens per workgroup (256 invocations: 16 per token)
+#define ATTP_KV_FLOATS 2048u // shared floats for a chunk's K or V: kc = min(ATTP_KC_MAX, this / head dim)
+#define ATTP_KC_MAX 32u
+struct AttnPromptPush {
+    uint n_tokens, n_head, n_head_kv, head_dim, head_dim_v, n_rot;
+    uint qkv_stride, q_off, k_off, v_off;
+    uint kc_off, vc_off, k_row_stride, v_row_stride;  // the caches (floats)
+    uint out_off, out_stride;
+    uint qn_off, kn_off;  // norm weights
+    float eps, scale;
+    uint step_words;
+};
 struct AttnCombinePush {
     uint n_head, head_dim_v, n_splits;
     uint part_off, out_off;

@@ -25,13 +25,20 @@ const std::string kDir = std::string(SLUICE_FIXTURES) + "/qwen3/";
 
 // A qwen3moe of 2 layers whose matrices' rows are multiples of 256 (n_embd 256; no fixture's are),
 // `type` as gen-model writes it, vocabulary 300: its path under tmp_dir() (the caller removes it).
-std::string gen_model_256(const char* name, const char* type) {
+std::string gen_model_256(const char* name, const char* type, const char* arch = "qwen3moe") {
     const std::string f = tmp_dir() + name + "_" + std::to_string(getpid()) + ".gguf";
-    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch " + arch + " --layers 2 --embd 256 --heads 4 " +
                             "--kv-heads 2 --head-dim 64 --experts 8 --used 2 --ff-exp 512 --vocab 300 --type " + type +
                             " --out " + f + " >/dev/null";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     return f;
+}
+
+// Tokens a prompt of n runs in batches (GpuModel::forward_batch): kBatch (64) at a time while more
+// than that remain, then 8 at a time; the last token alone.
+uint64_t batched_tokens(size_t n) {
+    const size_t m = n - 1;
+    return m / 64 * 64 + m % 64 / 8 * 8;
 }
 
 // A prompt on the GPU, then `rest` with every position's logits: the prompt's last logits and rest's,
@@ -156,7 +163,7 @@ TEST(GpuModelPrompt, ProgressAndStop) {
     EXPECT_EQ(m->stats()->read().phase, StatsSnapshot::Phase::Idle);
 }
 
-// Prompts in batches of 8 tokens (GpuModel::forward_batch: matmul_* for the dense matrices, attention
+// Prompts in batches (GpuModel::forward_batch: matmul_* for the dense matrices, attention
 // and experts per token) against token by token (SLUICE_GPU_BATCH=0): the prompt's last logits and
 // then every position of a continuation, which reads the cache rows the batches wrote. F16: both
 // paths multiply float activations, so only summation order differs.
@@ -166,7 +173,7 @@ TEST(GpuModelBatch, PromptBatchesMatchTokenByToken) {
             const std::string path = kDir + fixture + ".gguf";
             const auto ids = read_ids(kDir + fixture + ".tokens.txt");
             const std::span<const int32_t> prompt(ids.data(), n_prompt), rest(ids.data() + n_prompt, ids.size() - n_prompt);
-            const uint64_t whole = (n_prompt - 1) / 8 * 8;  // every whole batch before the prompt's last token
+            const uint64_t whole = batched_tokens(n_prompt);
             std::string where;
             const auto batched = prompt_then_rest(path, prompt, rest, true, whole, &where);
             EXPECT_NE(where.find("GPU"), std::string::npos) << where;
@@ -179,22 +186,27 @@ TEST(GpuModelBatch, PromptBatchesMatchTokenByToken) {
         }
 }
 
-// The same on a quantized model (generated, Q4_K): the batches' matmuls take int8 activations
-// (matmul_*_q8) quantized from their own rmsnorm, token by token from norm_q8's, so a block's int8 may
-// differ by a step: logits agree to rounding, and every position picks the same token.
+// The same on quantized models (generated: MoE and dense, Q4_K and Q6_K), prompts of 90 tokens: one
+// batch of 64 (mm_* tiles), three of 8 (matmul_*_q8). The batches' int8 activations are quantized from
+// their own rmsnorm, token by token from norm_q8's, so a block's int8 may differ by a step: logits
+// agree to rounding (Q6_K's finer weights show those steps most: 2.2e-3 with the batches as matmul_*
+// alone, SLUICE_GPU_MM=0), and every position picks the same token.
 TEST(GpuModelBatch, QuantizedPromptBatchesMatchTokenByToken) {
-    const std::string f = gen_model_256("gpu_batch", "q4_K");
-    if (HasFailure()) return;
-    std::vector<int32_t> ids;
-    for (int32_t i = 0; i < 48; ++i) ids.push_back((i * 53 + 7) % 300);
-    const std::span<const int32_t> prompt(ids.data(), 40), rest(ids.data() + 40, 8);
-    const auto batched = prompt_then_rest(f, prompt, rest, true, 32), single = prompt_then_rest(f, prompt, rest, false, 32);
-    std::remove(f.c_str());
-    const double err = max_rel_err(batched, single, 300);
-    const Agreement a = agreement(batched, single, 300);
-    std::printf("  Q4_K: max rel err %.3g, top-1 %.3f (batched vs token by token)\n", err, a.top1);
-    EXPECT_LE(err, 1e-3);
-    EXPECT_EQ(a.top1, 1.0);
+    for (auto [arch, type] : {std::pair{"qwen3moe", "q4_K"}, {"qwen3", "q4_K"}, {"qwen3", "q6_K"}}) {
+        const std::string f = gen_model_256("gpu_batch", type, arch);
+        if (HasFailure()) return;
+        std::vector<int32_t> ids;
+        for (int32_t i = 0; i < 98; ++i) ids.push_back((i * 53 + 7) % 300);
+        const std::span<const int32_t> prompt(ids.data(), 90), rest(ids.data() + 90, 8);
+        const auto batched = prompt_then_rest(f, prompt, rest, true, batched_tokens(90)),
+                   single = prompt_then_rest(f, prompt, rest, false, 0);
+        std::remove(f.c_str());
+        const double err = max_rel_err(batched, single, 300);
+        const Agreement a = agreement(batched, single, 300);
+        std::printf("  %s %s: max rel err %.3g, top-1 %.3f (batched vs token by token)\n", arch, type, err, a.top1);
+        EXPECT_LE(err, 5e-3) << arch << " " << type;
+        EXPECT_EQ(a.top1, 1.0) << arch << " " << type;
+    }
 }
 
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed

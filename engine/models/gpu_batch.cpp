@@ -19,10 +19,12 @@ void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* l
     const size_t nv = size_t(hp_.n_vocab);
     size_t i = 0;
     if (!all && batching()) {
-        for (; tokens.size() - i > kBatch; i += kBatch) {
-            if (i > 0) check_stop();
-            run_batch(tokens.subspan(i, kBatch));
-            token_done(i + kBatch - 1);
+        for (uint32_t B : {kBatch, kBatchSmall}) {
+            for (; tokens.size() - i > B; i += B) {
+                if (i > 0) check_stop();
+                run_batch(tokens.subspan(i, B));
+                token_done(i + B - 1);
+            }
         }
     }
     for (; i < tokens.size(); ++i) {
@@ -41,9 +43,10 @@ bool GpuModel::batching() const {
 
 void GpuModel::run_batch(std::span<const int32_t> tokens) {
     const Hparams& h = hp_;
-    const uint32_t B = kBatch, E = uint32_t(h.n_embd);
+    const uint32_t B = uint32_t(tokens.size()), E = uint32_t(h.n_embd);
     for (int32_t t : tokens) check_token(t);
-    if (!batch_cmd_) {  // buffers and the recording on first use
+    if (!xb_.size()) {  // buffers for kBatch tokens on first use
+        const uint32_t B = kBatch;
         const uint64_t K = uint64_t(top_k_), R = (uint64_t(h.n_expert) + 2 * K + 3) / 4 * 4;
         const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * uint64_t(h.n_ff_exp));
         xb_ = device_floats(size_t(B) * E, "x of a prompt batch");
@@ -55,8 +58,11 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
         mirror(gb_, size_t(B * ff));
         steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
         for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
-        batch_cmd_ = std::make_unique<gpu::Cmd>(ctx_);
-        gpu::Cmd& c = *batch_cmd_;
+    }
+    std::unique_ptr<gpu::Cmd>& cmd = batch_cmd_[B == kBatch ? 0 : 1];
+    if (!cmd) {  // the recording for B tokens on first use
+        cmd = std::make_unique<gpu::Cmd>(ctx_);
+        gpu::Cmd& c = *cmd;
         c.begin();
         c.barrier();
         for (uint32_t j = 0; j < B; ++j) {
@@ -69,21 +75,22 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
         }
         for (int64_t il = 0; il < h.n_layer; ++il) {
             gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, first_norm(il)}, E, B, E, h.rms_eps, steps_b_[0]);
-            record_layer_batch(c, il);
+            record_layer_batch(c, il, B);
         }
         c.end();
     }
     uint8_t* st = static_cast<uint8_t*>(steps_b_host_.mapped());
     for (uint32_t j = 0; j < B; ++j) fill_step(st + size_t(j) * gpu::kStepBytes, uint32_t(n_past_ + j), uint32_t(tokens[j]));
-    batch_cmd_->run();
-    counters_.gpu_s_last_token = batch_cmd_->last_gpu_ms() * 1e-3;
+    cmd->run();
+    counters_.gpu_s_last_token = cmd->last_gpu_ms() * 1e-3;
     counters_.batched_tokens += B;
     n_past_ += B;
 }
 
-void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, const Mat& gate, const Mat& up, const Mat& down) {
+void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
+                                const Mat& down) {
     const Hparams& h = hp_;
-    const uint32_t B = kBatch, E = uint32_t(h.n_embd);
+    const uint32_t E = uint32_t(h.n_embd);
     const Buffer& st = steps_b_[0];
     gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, ffn_norm}, E, B, E, h.rms_eps, st);
     const MoeLayer& M = moe_[size_t(il)];

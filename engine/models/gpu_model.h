@@ -136,18 +136,21 @@ protected:
     // x_ += W x with o (add_then_norm(): and the next norm into hn_, in the matvec's tail or, where
     // hn_ has an int8 mirror, as norm_q8's dispatch after it).
     void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
-    // ---- prompts in batches of kBatch tokens (forward_batch): every matrix but the routed experts is
-    // read once per batch (matmul_*, int8 columns where the type has them), attention and each token's experts per token.
+    // ---- prompts in batches (forward_batch): kBatch tokens while more than that remain, then
+    // kBatchSmall: every matrix but the routed experts is read once per batch (mm_* tiles or matmul_*,
+    // int8 columns where the type has them), attention and each token's experts per token.
     // Resident placement with the GPU's routing only; SLUICE_GPU_BATCH=0 runs prompts token by token.
-    static constexpr uint32_t kBatch = MM_MAX_COLS;
+    static constexpr uint32_t kBatch = 64, kBatchSmall = MM_MAX_COLS;
     // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up).
     virtual bool batch_ok() const { return false; }
-    // Layer il for the kBatch tokens: hnb_ holds attn_norm(x) of each (columns n_embd apart); adds
-    // the layer's attention and FFN to xb_ (record_ffn_batch() for the FFN part).
-    virtual void record_layer_batch(gpu::Cmd& c, int64_t il) {}
-    // ffn_norm(xb_) into hnb_, then xb_ += the FFN of each token: dense (gate, up, down) or layer il's
-    // router, top-k and experts per token.
-    void record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t ffn_norm, const Mat& gate, const Mat& up, const Mat& down);
+    // Layer il for B tokens (B <= kBatch): hnb_ holds attn_norm(x) of each (columns n_embd apart);
+    // adds the layer's attention and FFN to xb_ (record_ffn_batch() for the FFN part). Buffers of its
+    // own are sized for kBatch.
+    virtual void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) {}
+    // ffn_norm(xb_) into hnb_, then xb_ += the FFN of each of the B tokens: dense (gate, up, down) or
+    // layer il's router, top-k and experts per token.
+    void record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
+                          const Mat& down);
     const Buffer& batch_step(uint32_t j) const { return steps_b_[j]; }
 
     // Whether nothing writes x_ between record_layer()'s last add_matvec() and the router: then a float
@@ -191,10 +194,10 @@ protected:
     int64_t resid_norm_ = -1;  // the norm offset of add_matvec()'s norm_q8 when it was the last dispatch
 
     bool batching() const;
-    void run_batch(std::span<const int32_t> tokens);  // kBatch tokens at n_past_..
+    void run_batch(std::span<const int32_t> tokens);  // kBatch or kBatchSmall tokens at n_past_..
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
     std::vector<Buffer> steps_b_;         // one step buffer per token of the batch
-    std::unique_ptr<gpu::Cmd> batch_cmd_;
+    std::unique_ptr<gpu::Cmd> batch_cmd_[2];  // recorded for kBatch and kBatchSmall tokens
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
     // and up (ff_floats), the step buffer.
     const Vec hn_vec_{&hn_};

@@ -113,16 +113,16 @@ private:
     // hnb_ = attn_norm(x) per token: q, k, v for the batch (one read of the weights), attention token
     // after token (each writes its cache row before the next reads it), the output projection for the
     // batch, then the FFN.
-    void record_layer_batch(gpu::Cmd& c, int64_t il) override {
+    void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
         const Hparams& h = hp_;
         const GLayer& L = layers_[size_t(il)];
-        const uint32_t B = kBatch, E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim),
+        const uint32_t E = uint32_t(h.n_embd), qd = uint32_t(h.n_head * h.head_dim),
                        kd = uint32_t(h.n_head_kv * h.head_dim), vd = uint32_t(h.n_head_kv * h.head_dim_v),
                        qkv = qd + kd + vd, od = uint32_t(h.n_head * h.head_dim_v);
         if (!qb_.size()) {
-            qb_ = device_floats(size_t(B) * qkv, "q, k, v of a prompt batch");
-            attb_ = device_floats(size_t(B) * od, "attention output of a prompt batch");
-            mirror(attb_, size_t(B) * od);
+            qb_ = device_floats(size_t(kBatch) * qkv, "q, k, v of a prompt batch");
+            attb_ = device_floats(size_t(kBatch) * od, "attention output of a prompt batch");
+            mirror(attb_, size_t(kBatch) * od);
         }
         std::vector<const Mat*> qkv_mats;
         for (const Merged& m : L.qkv) qkv_mats.push_back(&m.w);
@@ -147,7 +147,7 @@ private:
         w.y_col_stride = E;
         w.accumulate = true;
         gpu::matvec(c, L.wo, {&attb_}, {&xb_}, batch_step(0), w);
-        record_ffn_batch(c, il, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down);
+        record_ffn_batch(c, il, B, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down);
     }
 
     // hn_ready: the previous layer (its experts' combine or FFN down) already wrote attn_norm(x) to hn.

@@ -1,0 +1,151 @@
+#version 450
+// A prompt batch's attention (qwen3), every token of the batch in one dispatch, in two variants:
+//
+// PROMPT_QKV (attn_prompt_qkv): workgroup (head, token j) of the n_head q heads, n_head_kv k heads
+// and n_head_kv v heads of token j's projections (one row of Q per token, qkv_stride floats apart):
+// q and k get the per-head RMSNorm and NeoX RoPE of position pos_j (q in place; k into the cache row
+// pos_j), v is copied into its cache row. After it every token's k and v are in the cache, so the
+// tokens' attention no longer depends on each other.
+//
+// Otherwise (attn_prompt): workgroup (q head h, tile of ATTP_TQ tokens) computes, for each token j of
+// the tile, softmax(q_j K^T * scale) V over the cached positions [0, pos_j], in chunks of kc positions
+// with an online softmax: the chunk's K (transposed: the scores' loads run along positions, no bank
+// conflicts) and then its V pass through one shared buffer, the tile's q rows stay in shared memory,
+// each invocation keeps ATTN_DMAX / 16 output dims of one token in registers.
+//
+// Token j's step header (shared.h StepHeader: pos) and its RoPE cos/sin lie at word j * step_words
+// of the steps buffer (the batch's step buffers back to back).
+#extension GL_EXT_control_flow_attributes : enable
+#include "common.glsl"
+
+layout(push_constant) uniform PC { AttnPromptPush p; };
+layout(binding = 0, std430) buffer QBuf { float Q[]; };
+layout(binding = 1, std430) buffer KBuf { float K[]; };
+layout(binding = 2, std430) buffer VBuf { float V[]; };
+layout(binding = 4, std430) readonly buffer StepsU { uint SU[]; };
+layout(binding = 4, std430) readonly buffer StepsV { vec2 SV[]; };
+
+uint pos_of(uint j) { return SU[j * p.step_words]; }
+
+#ifdef PROMPT_QKV
+layout(local_size_x = 128) in;
+layout(binding = 3, std430) readonly buffer WBuf { float Wn[]; };
+shared float v[ATTN_DMAX];
+shared float part[128];
+
+void main() {
+    const uint h = gl_WorkGroupID.x, j = gl_WorkGroupID.y, tid = gl_LocalInvocationIndex;
+    const uint pos = pos_of(j), row = j * p.qkv_stride;
+    const uint nq = p.n_head, nk = p.n_head_kv;
+    if (h >= nq + nk) {  // v: copy into the cache
+        const uint g = h - nq - nk;
+        for (uint i = tid; i < p.head_dim_v; i += 128u)
+            V[p.vc_off + pos * p.v_row_stride + g * p.head_dim_v + i] = Q[row + p.v_off + g * p.head_dim_v + i];
+        return;
+    }
+    const bool is_q = h < nq;
+    const uint src = is_q ? row + p.q_off + h * p.head_dim : row + p.k_off + (h - nq) * p.head_dim;
+    float ss = 0.0;
+    for (uint i = tid; i < p.head_dim; i += 128u) {
+        const float x = Q[src + i];
+        v[i] = x;
+        ss += x * x;
+    }
+    part[tid] = ss;
+    barrier();
+    for (uint s = 64u; s > 0u; s >>= 1) {
+        if (tid < s) part[tid] += part[tid + s];
+        barrier();
+    }
+    const float scale = inversesqrt(part[0] / float(p.head_dim) + p.eps);
+    const uint wo = is_q ? p.qn_off : p.kn_off;
+    for (uint i = tid; i < p.head_dim; i += 128u) v[i] = v[i] * scale * Wn[wo + i];
+    barrier();
+    const uint half_rot = p.n_rot / 2u, cs = j * p.step_words / 2u + 2u;  // StepHeader is 2 vec2
+    for (uint i = tid; i < p.head_dim; i += 128u) {
+        float y = v[i];
+        if (i < half_rot) {
+            const vec2 r = SV[cs + i];
+            y = v[i] * r.x - v[i + half_rot] * r.y;
+        } else if (i < p.n_rot) {
+            const vec2 r = SV[cs + i - half_rot];
+            y = v[i - half_rot] * r.y + v[i] * r.x;
+        }
+        if (is_q) Q[src + i] = y;
+        else K[p.kc_off + pos * p.k_row_stride + (h - nq) * p.head_dim + i] = y;
+    }
+}
+
+#else
+layout(local_size_x = 256) in;
+layout(binding = 3, std430) writeonly buffer OBuf { float O[]; };
+#define TQ ATTP_TQ
+#define DV (ATTN_DMAX / 16u)  // output dims per invocation: d = dl + 16 i
+shared float qs[TQ * ATTN_DMAX];      // the tile's q rows, head_dim apart
+shared float kv[ATTP_KV_FLOATS];      // the chunk's K transposed (kt[d * kc + c]), then its V rows
+shared float sc[TQ * ATTP_KC_MAX];    // the chunk's scores (token, position)
+
+void main() {
+    const uint h = gl_WorkGroupID.x, j0 = gl_WorkGroupID.y * TQ, tid = gl_LocalInvocationIndex;
+    const uint hd = p.head_dim, hdv = p.head_dim_v, g = h / (p.n_head / p.n_head_kv);
+    const uint kc = min(ATTP_KC_MAX, ATTP_KV_FLOATS / max(hd, hdv));
+    const uint last = min(j0 + TQ, p.n_tokens) - 1u;  // the tile's last token
+    const uint n_pos = pos_of(last) + 1u;              // positions the tile reads
+
+    for (uint i = tid; i < TQ * hd; i += 256u) {
+        const uint t = i / hd, d = i - t * hd;
+        qs[i] = Q[min(j0 + t, last) * p.qkv_stride + p.q_off + h * hd + d];
+    }
+    // This invocation's token (tj) and output dims (dl + 16 i); scores: (token, position) pairs.
+    const uint tj = tid / 16u, dl = tid % 16u;
+    const uint my_pos = pos_of(min(j0 + tj, last));
+    float o[DV];
+    [[unroll]] for (uint i = 0u; i < DV; ++i) o[i] = 0.0;
+    float m = -1.0 / 0.0, l = 0.0;
+
+    for (uint c0 = 0u; c0 < n_pos; c0 += kc) {
+        const uint n = min(kc, n_pos - c0);
+        barrier();  // the previous chunk's V and scores are used
+        for (uint i = tid; i < n * hd; i += 256u) {
+            const uint c = i / hd, d = i - c * hd;
+            kv[d * kc + c] = K[p.kc_off + (c0 + c) * p.k_row_stride + g * hd + d];
+        }
+        barrier();
+        for (uint i = tid; i < TQ * kc; i += 256u) {
+            const uint t = i / kc, c = i - t * kc;
+            float s = 0.0;
+            for (uint d = 0u; d < hd; ++d) s += qs[t * hd + d] * kv[d * kc + c];
+            const uint pt = pos_of(min(j0 + t, last));
+            sc[i] = c < n && c0 + c <= pt ? s * p.scale : -1.0 / 0.0;
+        }
+        barrier();
+        for (uint i = tid; i < n * hdv; i += 256u) {
+            const uint c = i / hdv, d = i - c * hdv;
+            kv[i] = V[p.vc_off + (c0 + c) * p.v_row_stride + g * hdv + d];
+        }
+        barrier();
+        if (c0 <= my_pos) {  // else every score of this token's row is masked
+            float mx = m;
+            for (uint c = 0u; c < n; ++c) mx = max(mx, sc[tj * kc + c]);
+            const float r = exp(m - mx);
+            l *= r;
+            [[unroll]] for (uint i = 0u; i < DV; ++i) o[i] *= r;
+            for (uint c = 0u; c < n; ++c) {
+                const float e = exp(sc[tj * kc + c] - mx);
+                l += e;
+                [[unroll]] for (uint i = 0u; i < DV; ++i) {
+                    const uint d = dl + 16u * i;
+                    if (d < hdv) o[i] += e * kv[c * hdv + d];
+                }
+            }
+            m = mx;
+        }
+    }
+    if (j0 + tj >= p.n_tokens) return;
+    const uint ob = p.out_off + (j0 + tj) * p.out_stride + h * hdv;
+    [[unroll]] for (uint i = 0u; i < DV; ++i) {
+        const uint d = dl + 16u * i;
+        if (d < hdv) O[ob + d] = o[i] / l;
+    }
+}
+#endif
