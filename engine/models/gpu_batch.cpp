@@ -58,6 +58,7 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
         mirror(gb_, size_t(B * ff));
         steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
         for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
+        steps_all_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Device, "step headers of a prompt batch");
     }
     std::unique_ptr<gpu::Cmd>& cmd = batch_cmd_[B == kBatch ? 0 : 1];
     if (!cmd) {  // the recording for B tokens on first use
@@ -69,6 +70,8 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
             if (j) c.independent();
             c.copy(steps_b_host_, size_t(j) * gpu::kStepBytes, steps_b_[j], 0, gpu::kStepBytes);
         }
+        c.independent();
+        c.copy(steps_b_host_, 0, steps_all_, 0, size_t(B) * gpu::kStepBytes);
         for (uint32_t j = 0; j < B; ++j) {
             if (j) c.independent();
             gpu::getrows(c, embd_, {&xb_, j * E}, steps_b_[j]);

@@ -138,7 +138,8 @@ protected:
     void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
     // ---- prompts in batches (forward_batch): kBatch tokens while more than that remain, then
     // kBatchSmall: every matrix but the routed experts is read once per batch (mm_* tiles or matmul_*,
-    // int8 columns where the type has them), attention and each token's experts per token.
+    // int8 columns where the type has them), attention for the batch in two dispatches, each token's
+    // experts per token.
     // Resident placement with the GPU's routing only; SLUICE_GPU_BATCH=0 runs prompts token by token.
     static constexpr uint32_t kBatch = 64, kBatchSmall = MM_MAX_COLS;
     // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up).
@@ -152,6 +153,7 @@ protected:
     void record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
                           const Mat& down);
     const Buffer& batch_step(uint32_t j) const { return steps_b_[j]; }
+    const Buffer& batch_steps() const { return steps_all_; }  // the batch's step buffers back to back
 
     // Whether nothing writes x_ between record_layer()'s last add_matvec() and the router: then a float
     // router reads x_ and normalises it itself, beside norm_q8 (MatvecOpts::x_norm).
@@ -197,6 +199,7 @@ protected:
     void run_batch(std::span<const int32_t> tokens);  // kBatch or kBatchSmall tokens at n_past_..
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
     std::vector<Buffer> steps_b_;         // one step buffer per token of the batch
+    Buffer steps_all_;                    // and all of them in one (gpu::prompt_attention)
     std::unique_ptr<gpu::Cmd> batch_cmd_[2];  // recorded for kBatch and kBatchSmall tokens
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
     // and up (ff_floats), the step buffer.

@@ -135,11 +135,9 @@ private:
             if (i) c.independent();
             gpu::matvec(c, L.qkv[i].w, {&hnb_}, {&qb_, L.qkv[i].y_off}, batch_step(0), o);
         }
-        for (uint32_t j = 0; j < B; ++j)
-            gpu::attention_qk(c, {&qb_, j * qkv}, {&qb_, j * qkv + qd}, {&qb_, j * qkv + qd + kd}, {L.k}, {L.v}, kd, vd,
-                              {&part_}, {&attb_, j * od}, attn_,
-                              {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_},
-                              batch_step(j));
+        // every token's q/k norm + RoPE and cache rows, then their attention: two dispatches for the batch
+        gpu::prompt_attention(c, {{&qb_}, qkv, qd, qd + kd}, B, {L.k}, {L.v}, kd, vd, {&attb_}, od, attn_,
+                              {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, batch_steps());
         quantize_for(c, attb_, B * od, {&L.wo});
         gpu::MatvecOpts w = with_xq({}, attb_);
         w.n_cols = B;
