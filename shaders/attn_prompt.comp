@@ -9,9 +9,10 @@
 //
 // Otherwise (attn_prompt): workgroup (q head h, tile of ATTP_TQ tokens) computes, for each token j of
 // the tile, softmax(q_j K^T * scale) V over the cached positions [0, pos_j], in chunks of kc positions
-// with an online softmax: the chunk's K (transposed: the scores' loads run along positions, no bank
-// conflicts) and then its V pass through one shared buffer, the tile's q rows stay in shared memory,
-// each invocation keeps ATTN_DMAX / 16 output dims of one token in registers.
+// with an online softmax: the chunk's K rows and then its V rows pass through one shared buffer (rows
+// padded by a vec4, so a warp's vec4 loads of 8 rows hit different banks), the tile's q rows stay in
+// shared memory, each invocation keeps up to 8 output dims of one token in registers. Head dims are
+// multiples of 4, as are the offsets and strides of q, the caches and the rows.
 //
 // Token j's step header (shared.h StepHeader: pos) and its RoPE cos/sin lie at word j * step_words
 // of the steps buffer (the batch's step buffers back to back).
@@ -79,49 +80,55 @@ void main() {
 #else
 layout(local_size_x = 256) in;
 layout(binding = 3, std430) writeonly buffer OBuf { float O[]; };
+layout(binding = 0, std430) readonly buffer QBuf4 { vec4 Q4[]; };
+layout(binding = 1, std430) readonly buffer KBuf4 { vec4 K4[]; };
+layout(binding = 2, std430) readonly buffer VBuf4 { vec4 V4[]; };
 #define TQ ATTP_TQ
-#define DV (ATTN_DMAX / 16u)  // output dims per invocation: d = dl + 16 i
-shared float qs[TQ * ATTN_DMAX];      // the tile's q rows, head_dim apart
-shared float kv[ATTP_KV_FLOATS];      // the chunk's K transposed (kt[d * kc + c]), then its V rows
+#define LANES (256u / TQ)             // invocations per token: 32
+#define DV4 (ATTN_DMAX / 4u / LANES)  // output vec4 per invocation: dims 4 (dl + LANES i) ..
+shared vec4 qs[TQ * ATTN_DMAX / 4u];  // the tile's q rows, head_dim / 4 apart
+shared vec4 kv[ATTP_KV_FLOATS / 4u];  // the chunk's K rows, then its V rows, (dim + 4) / 4 apart
 shared float sc[TQ * ATTP_KC_MAX];    // the chunk's scores (token, position)
 
 void main() {
     const uint h = gl_WorkGroupID.x, j0 = gl_WorkGroupID.y * TQ, tid = gl_LocalInvocationIndex;
-    const uint hd = p.head_dim, hdv = p.head_dim_v, g = h / (p.n_head / p.n_head_kv);
-    const uint kc = min(ATTP_KC_MAX, ATTP_KV_FLOATS / max(hd, hdv));
+    const uint hd4 = p.head_dim / 4u, hdv4 = p.head_dim_v / 4u, g = h / (p.n_head / p.n_head_kv);
+    const uint ks = hd4 + 1u, vs = hdv4 + 1u;  // row strides in shared (vec4): the padding spreads banks
+    const uint kc = min(ATTP_KC_MAX, (ATTP_KV_FLOATS / 4u) / max(ks, vs));
     const uint last = min(j0 + TQ, p.n_tokens) - 1u;  // the tile's last token
     const uint n_pos = pos_of(last) + 1u;              // positions the tile reads
 
-    for (uint i = tid; i < TQ * hd; i += 256u) {
-        const uint t = i / hd, d = i - t * hd;
-        qs[i] = Q[min(j0 + t, last) * p.qkv_stride + p.q_off + h * hd + d];
+    for (uint i = tid; i < TQ * hd4; i += 256u) {
+        const uint t = i / hd4, d = i - t * hd4;
+        qs[i] = Q4[(min(j0 + t, last) * p.qkv_stride + p.q_off + h * p.head_dim) / 4u + d];
     }
-    // This invocation's token (tj) and output dims (dl + 16 i); scores: (token, position) pairs.
-    const uint tj = tid / 16u, dl = tid % 16u;
+    // This invocation's token (tj) and output dims; scores: (token, position) pairs.
+    const uint tj = tid / LANES, dl = tid % LANES;
     const uint my_pos = pos_of(min(j0 + tj, last));
-    float o[DV];
-    [[unroll]] for (uint i = 0u; i < DV; ++i) o[i] = 0.0;
+    vec4 o[DV4];
+    [[unroll]] for (uint i = 0u; i < DV4; ++i) o[i] = vec4(0.0);
     float m = -1.0 / 0.0, l = 0.0;
+    const uint kbase = (p.kc_off + g * p.head_dim) / 4u, vbase = (p.vc_off + g * p.head_dim_v) / 4u;
 
     for (uint c0 = 0u; c0 < n_pos; c0 += kc) {
         const uint n = min(kc, n_pos - c0);
         barrier();  // the previous chunk's V and scores are used
-        for (uint i = tid; i < n * hd; i += 256u) {
-            const uint c = i / hd, d = i - c * hd;
-            kv[d * kc + c] = K[p.kc_off + (c0 + c) * p.k_row_stride + g * hd + d];
+        for (uint i = tid; i < n * hd4; i += 256u) {
+            const uint c = i / hd4, d = i - c * hd4;
+            kv[c * ks + d] = K4[kbase + (c0 + c) * (p.k_row_stride / 4u) + d];
         }
         barrier();
         for (uint i = tid; i < TQ * kc; i += 256u) {
             const uint t = i / kc, c = i - t * kc;
-            float s = 0.0;
-            for (uint d = 0u; d < hd; ++d) s += qs[t * hd + d] * kv[d * kc + c];
+            vec4 a = vec4(0.0);
+            for (uint d = 0u; d < hd4; ++d) a += qs[t * hd4 + d] * kv[c * ks + d];
             const uint pt = pos_of(min(j0 + t, last));
-            sc[i] = c < n && c0 + c <= pt ? s * p.scale : -1.0 / 0.0;
+            sc[i] = c < n && c0 + c <= pt ? (a.x + a.y + a.z + a.w) * p.scale : -1.0 / 0.0;
         }
         barrier();
-        for (uint i = tid; i < n * hdv; i += 256u) {
-            const uint c = i / hdv, d = i - c * hdv;
-            kv[i] = V[p.vc_off + (c0 + c) * p.v_row_stride + g * hdv + d];
+        for (uint i = tid; i < n * hdv4; i += 256u) {
+            const uint c = i / hdv4, d = i - c * hdv4;
+            kv[c * vs + d] = V4[vbase + (c0 + c) * (p.v_row_stride / 4u) + d];
         }
         barrier();
         if (c0 <= my_pos) {  // else every score of this token's row is masked
@@ -129,23 +136,28 @@ void main() {
             for (uint c = 0u; c < n; ++c) mx = max(mx, sc[tj * kc + c]);
             const float r = exp(m - mx);
             l *= r;
-            [[unroll]] for (uint i = 0u; i < DV; ++i) o[i] *= r;
+            [[unroll]] for (uint i = 0u; i < DV4; ++i) o[i] *= r;
             for (uint c = 0u; c < n; ++c) {
                 const float e = exp(sc[tj * kc + c] - mx);
                 l += e;
-                [[unroll]] for (uint i = 0u; i < DV; ++i) {
-                    const uint d = dl + 16u * i;
-                    if (d < hdv) o[i] += e * kv[c * hdv + d];
+                [[unroll]] for (uint i = 0u; i < DV4; ++i) {
+                    const uint d = dl + LANES * i;
+                    if (d < hdv4) o[i] += e * kv[c * vs + d];
                 }
             }
             m = mx;
         }
     }
     if (j0 + tj >= p.n_tokens) return;
-    const uint ob = p.out_off + (j0 + tj) * p.out_stride + h * hdv;
-    [[unroll]] for (uint i = 0u; i < DV; ++i) {
-        const uint d = dl + 16u * i;
-        if (d < hdv) O[ob + d] = o[i] / l;
+    const uint ob = p.out_off + (j0 + tj) * p.out_stride + h * p.head_dim_v;
+    [[unroll]] for (uint i = 0u; i < DV4; ++i) {
+        const uint d = dl + LANES * i;
+        if (d < hdv4) {
+            O[ob + 4u * d] = o[i].x / l;
+            O[ob + 4u * d + 1u] = o[i].y / l;
+            O[ob + 4u * d + 2u] = o[i].z / l;
+            O[ob + 4u * d + 3u] = o[i].w / l;
+        }
     }
 }
 #endif

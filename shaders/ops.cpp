@@ -403,8 +403,10 @@ void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Ve
                       uint32_t v_row_stride, Vec out, uint32_t out_stride, const AttnShape& s, const QkNorm& n,
                       const Buffer& steps) {
     if (!n_tokens || !s.n_head_kv || s.n_head % s.n_head_kv || s.head_dim > ATTN_DMAX || s.head_dim_v > ATTN_DMAX ||
-        n.n_rot > s.head_dim || n.n_rot % 2 || n.n_rot / 2 > STEP_ROPE_MAX)
-        throw GpuError("prompt_attention: heads must divide into kv groups, head dims at most 256, n_rot <= head_dim");
+        n.n_rot > s.head_dim || n.n_rot % 2 || n.n_rot / 2 > STEP_ROPE_MAX || (s.head_dim | s.head_dim_v) % 4 ||
+        (x.qkv.off | x.qkv_stride | k.off | v.off | k_row_stride | v_row_stride) % 4)
+        throw GpuError("prompt_attention: heads must divide into kv groups, head dims multiples of 4 up to 256, n_rot <= "
+                       "head_dim, offsets and strides multiples of 4");
     static_assert(kStepBytes % 8 == 0);
     AttnPromptPush p{n_tokens, s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, n.n_rot,
                      x.qkv_stride, x.qkv.off, x.qkv.off + x.k_raw, x.qkv.off + x.v_raw,

@@ -177,9 +177,9 @@ struct AttnFusedPush {
 // attn_prompt, a workgroup per (q head, ATTP_TQ tokens), causal attention over [0, pos_j]. Token j's
 // projections lie at j * qkv_stride + q_off / k_off / v_off of binding 0, its output at out_off +
 // j * out_stride; its step header at word j * step_words of the steps buffer.
-#define ATTP_TQ 16u          // tokens per workgroup (256 invocations: 16 per token)
-#define ATTP_KV_FLOATS 2048u // shared floats for a chunk's K or V: kc = min(ATTP_KC_MAX, this / head dim)
-#define ATTP_KC_MAX 32u
+#define ATTP_TQ 8u           // tokens per workgroup (256 invocations: 32 per token)
+#define ATTP_KV_FLOATS 4352u // shared floats for a chunk's K or V rows: kc = min(ATTP_KC_MAX, this / (dim + 4))
+#define ATTP_KC_MAX 64u
 struct AttnPromptPush {
     uint n_tokens, n_head, n_head_kv, head_dim, head_dim_v, n_rot;
     uint qkv_stride, q_off, k_off, v_off;
