@@ -150,32 +150,53 @@ void gw_store(GW g, uint r, uint kt, uint part) {
 #error "mm.comp: WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
 #endif
 
-// ---- one step's x: MM_BN columns x 128 int8 (8 uvec4 each) and 4 scale pairs per column.
-#define GX_N (MM_BN * 8u / MM_THREADS)  // uvec4 per invocation
+// ---- one step's x: MM_BN columns x 128 int8 (8 uvec4 each) and 4 scale pairs per column. Invocation t
+// loads uvec4 t + 256 i (column (t + 256 i) / 8) and the scales of column t / 4, block t % 4; xc and xsc
+// hold those columns' first elements (x_col()).
+#define GX_N ((MM_BN * 8u + MM_THREADS - 1u) / MM_THREADS)  // uvec4 per invocation
 struct GX {
     uvec4 q[GX_N];
     vec2 s;
 };
-uint x_col(uint c) { return p.x_off + min(gl_WorkGroupID.y * MM_BN + c, p.n_cols - 1u) * p.x_col_stride; }
+uint xc[GX_N], xsc;
 GX gx_load(uint kt) {
     GX g;
     const uint t = gl_LocalInvocationIndex;
     [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
         const uint idx = t + i * MM_THREADS;
-        g.q[i] = XQ4[(x_col(idx >> 3) + MM_BK * kt + 16u * (idx & 7u)) >> 4];
+        g.q[i] = idx < MM_BN * 8u ? XQ4[(xc[i] + MM_BK * kt + 16u * (idx & 7u)) >> 4] : uvec4(0u);
     }
     g.s = vec2(0.0);
-    if (t < MM_BN * 4u) g.s = XS2[p.xq_soff + ((x_col(t >> 2) + MM_BK * kt + 32u * (t & 3u)) >> 5)];
+    if (t < MM_BN * 4u) g.s = XS2[p.xq_soff + ((xsc + MM_BK * kt + 32u * (t & 3u)) >> 5)];
     return g;
 }
 void gx_store(GX g) {
     const uint t = gl_LocalInvocationIndex;
     [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
         const uint idx = t + i * MM_THREADS;
-        sx[(idx >> 3) * MM_ROW4 + (idx & 7u)] = g.q[i];
+        if (idx < MM_BN * 8u) sx[(idx >> 3) * MM_ROW4 + (idx & 7u)] = g.q[i];
     }
     if (t < MM_BN * 4u) sxs[t] = g.s;
 }
+
+#ifdef MM_IDS
+// Routed experts grouped by expert (moe_group.comp): workgroup row y is tile y of the group buffer,
+// (expert, first entry, entries) with n_tiles in word 0; entry (token j, slot k) = j * K + k (K =
+// p.topk_k). Column c of the tile is entry first + c: x is column j (MM_X_TOKEN: the tokens' shared
+// input, gate and up) or column `entry` (down), y column `entry`; W is the expert's matrix.
+layout(binding = 3, std430) readonly buffer GrpBuf { uint G[]; };
+uint n_valid, tile_first, expert;
+uint entry_of(uint c) { return G[p.ids_off + tile_first + min(c, n_valid - 1u)]; }
+uint x_col(uint c) {
+    const uint e = entry_of(c);
+    return p.x_off + ((p.flags & MM_X_TOKEN) != 0u ? e / p.topk_k : e) * p.x_col_stride;
+}
+uint y_col(uint c) { return entry_of(c); }
+#else
+uint n_valid;
+uint x_col(uint c) { return p.x_off + min(gl_WorkGroupID.y * MM_BN + c, p.n_cols - 1u) * p.x_col_stride; }
+uint y_col(uint c) { return gl_WorkGroupID.y * MM_BN + c; }
+#endif
 
 // Output (row tr + 16 i, column tc + 16 j) of the tile, i < 4, j < MM_BN / 16.
 #define MM_CJ (MM_BN / 16u)
@@ -184,7 +205,18 @@ void main() {
     const uint t = gl_LocalInvocationIndex, tr = t & 15u, tc = t >> 4;
     const uint row0 = gl_WorkGroupID.x * MM_BM;
     const uint lr = t >> 2, part = t & 3u;  // the row and part this invocation loads
+#ifdef MM_IDS
+    if (gl_WorkGroupID.y >= G[0]) return;  // fewer tiles than the dispatch's bound (uniform)
+    expert = G[1u + 3u * gl_WorkGroupID.y];
+    tile_first = G[2u + 3u * gl_WorkGroupID.y];
+    n_valid = G[3u + 3u * gl_WorkGroupID.y];
+    const uint wrow = p.w_off + expert * p.w_mat_stride + min(row0 + lr, p.rows - 1u) * row_units(p.cols);
+#else
+    n_valid = min(MM_BN, p.n_cols - gl_WorkGroupID.y * MM_BN);
     const uint wrow = p.w_off + min(row0 + lr, p.rows - 1u) * row_units(p.cols);
+#endif
+    [[unroll]] for (uint i = 0u; i < GX_N; ++i) xc[i] = x_col((t + i * MM_THREADS) >> 3);
+    xsc = x_col(t >> 2);
     const uint n_k = p.cols / MM_BK;
 
     float acc[4][MM_CJ];
@@ -232,12 +264,13 @@ void main() {
     }
 
     [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
-        const uint c = gl_WorkGroupID.y * MM_BN + tc + 16u * j;
-        if (c >= p.n_cols) continue;
+        const uint c = tc + 16u * j;
+        if (c >= n_valid) continue;
+        const uint yc = p.y_off + y_col(c) * p.y_col_stride;
         [[unroll]] for (uint i = 0u; i < 4u; ++i) {
             const uint r = row0 + tr + 16u * i;
             if (r >= p.rows) continue;
-            const uint o = p.y_off + c * p.y_col_stride + r;
+            const uint o = yc + r;
             Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + acc[i][j] : acc[i][j];
         }
     }

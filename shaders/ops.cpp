@@ -109,6 +109,41 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 
 }  // namespace
 
+bool has_matmul_experts(const Context& ctx, uint32_t type) {
+    return (type == WT_Q8_0R || type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K) && has_q8(ctx, type);
+}
+
+void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g) {
+    if (!g.n_tokens || !g.k || g.n_expert > MV_ROUTE_MAX || (g.bn != 16 && g.bn != 32) || g.k > ids_stride)
+        throw GpuError("moe_group: at most 512 experts, tiles of 16 or 32 entries, k <= the ids' stride");
+    MoeGroupPush p{g.n_tokens, g.k, g.n_expert, ids.off, ids_stride, g.bn, g.entries_off()};
+    cmd.dispatch("moe_group", {ids.buf, g.buf}, p, {1, 1, 1});
+}
+
+void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x_by_token, Vec y, uint32_t y_col_stride,
+                    const Xq& xq, const ExpertGroups& g) {
+    if (!has_matmul_experts(cmd.context(), w.type)) throw GpuError("matmul_experts: no grouped expert kernel for this type here");
+    const TypeLayout* t = gpu_type(w.type);
+    if (w.cols % 256 || (x.off | x_col_stride) % 32 || w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes)
+        throw GpuError("matmul_experts: rows a multiple of 256, x offsets and strides multiples of 32, aligned weights");
+    MatvecPush p{};
+    p.rows = w.rows;
+    p.cols = w.cols;
+    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
+    p.w_mat_stride = u32(w.mat_stride / t->unit_bytes, "matrix stride");
+    p.x_off = x.off;
+    p.x_col_stride = x_col_stride;
+    p.y_off = y.off;
+    p.y_col_stride = y_col_stride;
+    p.ids_off = g.entries_off();
+    p.topk_k = g.k;
+    p.flags = x_by_token ? MM_X_TOKEN : 0u;
+    p.xq_soff = xq.soff;
+    if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " experts x" + std::to_string(g.n_tokens * g.k));
+    cmd.dispatch(std::string("mm_") + t->suffix + "_ids_n" + std::to_string(g.bn), {w.buf, xq.buf, y.buf, g.buf}, p,
+                 {(w.rows + 63) / 64, g.max_tiles(), 1});
+}
+
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));

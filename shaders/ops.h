@@ -2,6 +2,7 @@
 // the shader cannot (alignment, sizes), and records the dispatch. The model files and the tests call
 // these; shapes follow the CPU blocks they mirror (engine/blocks.h, engine/tensor/kernels.h).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "shaders/shared.h"
@@ -164,6 +165,27 @@ struct PromptQkv {
 void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Vec v, uint32_t k_row_stride,
                       uint32_t v_row_stride, Vec out, uint32_t out_stride, const AttnShape& s, const QkNorm& n,
                       const Buffer& steps);
+// A prompt batch's routed experts grouped by expert (moe_group(), then matmul_experts() per matrix):
+// the group buffer (expert_groups_words() uints) and its shape.
+struct ExpertGroups {
+    const Buffer* buf = nullptr;
+    uint32_t n_tokens = 0, k = 0, n_expert = 0;
+    uint32_t bn = 16;  // entries per tile: 16 or 32
+    uint32_t max_tiles() const { return (n_tokens * k + bn - 1) / bn + std::min(n_expert, n_tokens * k); }
+    uint32_t entries_off() const { return 1 + 3 * max_tiles(); }
+    uint64_t words() const { return uint64_t(entries_off()) + uint64_t(n_tokens) * k; }
+};
+// Groups the n_tokens x k routed experts (ints at ids.off + j * ids_stride + slot, n_expert <= 512)
+// by expert into g. One dispatch.
+void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g);
+// Whether matmul_experts() runs for this expert tensor (mm types, integer dots on this device).
+bool has_matmul_experts(const Context& ctx, uint32_t type);
+// For every entry e = j * k + slot of g: y column e (y.off + e * y_col_stride, w.rows floats) = W_expert
+// @ x column (x_by_token ? j : e) (x.off + col * x_col_stride, through x's int8 mirror xq; offsets and
+// strides multiples of 32). w: the experts' 3-D tensor (mat_stride apart).
+void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x_by_token, Vec y, uint32_t y_col_stride,
+                    const Xq& xq, const ExpertGroups& g);
+
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.

@@ -73,6 +73,17 @@ struct MatvecPush {
     uint norm_q_soff;  // MV_NORM_Q8: the mirror's scales
 };
 
+// A prompt batch's routed experts grouped by expert (moe_group.comp, mm.comp's _ids variants): entry
+// j * k + slot is token j's slot-th expert (ids: ints at ids_off + j * ids_stride + slot), tiles of at
+// most bn entries of one expert. mm_<type>_ids: MatvecPush's ids_off = entries_off, topk_k = k, and
+// with MM_X_TOKEN in flags x's column is the token (else the entry); y's column is the entry.
+#define MM_X_TOKEN 2048u
+struct MoeGroupPush {
+    uint n_tokens, k, n_expert;
+    uint ids_off, ids_stride;
+    uint bn, entries_off;
+};
+
 // x quantized to int8 for the integer dot products of the matvec's _q8 variants (Q4_K, Q5_K): a float
 // vector's mirror in a buffer of its own, element e's int8 at byte e and block e / 32's (d, d * sum of its
 // 32 int8) at vec2 s_off + e / 32, x = d * q (q in -127..127). Offsets (floats) multiples of 32.

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
+#include <random>
 #include <tuple>
 
 #include "engine/blocks.h"
@@ -255,6 +257,68 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
             }
             EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), 1e-10)
                 << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "");
+        }
+    }
+}
+
+// A prompt batch's routed experts grouped by expert (moe_group, mm_<type>_ids): every (token, slot)
+// entry's product with its expert, x by token (gate, up) or by entry (down), against the double
+// product with the int8 columns; batches with many entries per expert (several tiles each), with
+// most experts unused, one token, and tiles of 16 and 32.
+TEST_P(GpuQ8Types, GroupedExpertsMatchTheProductWithInt8X) {
+    if (!has_int_dot()) return;
+    const GpuType gt = GetParam();
+    if (!gpu::has_matmul_experts(ctx(), gt.id)) return;  // ggml's Q8_0 blocks: per-token matvecs
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [n_exp, k, B, rows, cols] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>>{
+             {8, 2, 64, 70, 256}, {128, 8, 64, 64, 512}, {5, 5, 1, 33, 768}, {16, 4, 37, 130, 256}}) {
+        std::vector<uint8_t> bytes;
+        std::vector<float> deq;
+        random_mats(rng, gt.ggml, n_exp, rows, cols, bytes, deq);
+        to_stored(gt, bytes, cols);
+        const int64_t ids_stride = k + 3;  // as the batch's router rows: ids among other values
+        std::vector<int32_t> ids(size_t(B * ids_stride), -1);
+        for (int64_t j = 0; j < B; ++j) {
+            std::vector<int32_t> all(static_cast<size_t>(n_exp));
+            std::iota(all.begin(), all.end(), 0);
+            std::shuffle(all.begin(), all.end(), rng);
+            std::copy(all.begin(), all.begin() + k, ids.begin() + j * ids_stride);
+        }
+        for (bool by_token : {true, false}) {
+            const int64_t n_x = by_token ? B : B * k, xs = cols + 32, ys = rows + 5;
+            const auto x = random_row(rng, n_x * xs);
+            const Mirror m = mirror(x);
+            const Quantized xq = download_mirror(m.q, x.size());
+            for (uint32_t bn : {16u, 32u}) {
+                gpu::Buffer wb = to_gpu(bytes), ib = to_gpu(ids), yb = zeros(size_t(B * k * ys));
+                gpu::ExpertGroups g{nullptr, uint32_t(B), uint32_t(k), uint32_t(n_exp), bn};
+                gpu::Buffer gb = ctx().alloc(size_t(g.words()) * 4, gpu::Mem::Device, "expert groups");
+                g.buf = &gb;
+                gpu::Buffer step = step_buffer(0);
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::moe_group(cmd, {&ib}, uint32_t(ids_stride), g);
+                gpu::matmul_experts(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), uint64_t(bytes.size() / size_t(n_exp))},
+                                    {&m.x}, uint32_t(xs), by_token, {&yb}, uint32_t(ys), m.xq, g);
+                cmd.end();
+                cmd.run();
+                const auto got_all = floats(yb, size_t(B * k * ys));
+                std::vector<float> got, ref;
+                for (int64_t e = 0; e < B * k; ++e) {
+                    const int64_t j = e / k, ex = ids[size_t(j * ids_stride + e % k)], col = by_token ? j : e;
+                    const auto y = ref_matvec(&deq[size_t(ex * rows * cols)], &xq.deq[size_t(col * xs)], rows, cols);
+                    for (int64_t r = 0; r < rows; ++r) {
+                        ref.push_back(float(y[size_t(r)]));
+                        got.push_back(got_all[size_t(e * ys + r)]);
+                    }
+                    for (int64_t r = rows; r < ys; ++r) ASSERT_EQ(got_all[size_t(e * ys + r)], 0.0f) << "wrote past row " << rows;
+                }
+                EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10)
+                    << n_exp << " experts, k " << k << ", " << B << " tokens, " << rows << "x" << cols << ", tiles of " << bn
+                    << (by_token ? ", x by token" : ", x by entry");
+            }
         }
     }
 }

@@ -131,6 +131,10 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
         if (j) c.independent();
         gpu::topk_softmax(c, {&rb_, j * R}, NE, K, true, rb_, j * R + NE, {&rb_, j * R + NE + K});
     }
+    if (grouped_experts(M)) {  // each expert's weights read once for the batch
+        record_experts_grouped(c, M, B);
+        return;
+    }
     auto experts_of = [&](uint32_t j, const Buffer& x) {  // token j's K experts (ids at j * R + NE of rb_)
         gpu::MatvecOpts o = with_xq({}, x);
         o.n_mats = K;
@@ -154,6 +158,45 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
         d.sum_w_off = j * R + NE + K;
         d.accumulate = true;
         gpu::matvec(c, M.down_exps, {&gb_, j * K * F}, {&xb_, j * E}, st, d);
+    }
+}
+
+bool GpuModel::grouped_experts(const MoeLayer& M) const {
+    static const bool on = [] {
+        const char* e = std::getenv("SLUICE_GPU_MOE_GROUP");
+        return !(e && std::string(e) == "0");
+    }();
+    return on && xq(hnb_) && xq(gb_) && uint32_t(hp_.n_expert) <= MV_ROUTE_MAX && hp_.n_ff_exp % 256 == 0 &&
+           gpu::has_matmul_experts(ctx_, M.gate_exps.type) && M.up_exps.type == M.gate_exps.type &&
+           gpu::has_matmul_experts(ctx_, M.down_exps.type);
+}
+
+// The batch's routed experts grouped by expert (moe_group): gate and up of every (token, slot) entry as
+// one product per expert (mm_*_ids), SwiGLU, down per entry, then each token's weighted sum of its K
+// outputs added to its x (moe_combine). rb_ holds each token's top-k ids and weights.
+void GpuModel::record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B) {
+    const Hparams& h = hp_;
+    const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd);
+    const uint32_t R = (NE + 2 * K + 3) / 4 * 4;
+    if (!upe_b_.size()) {
+        upe_b_ = device_floats(size_t(kBatch) * K * F, "experts' up of a prompt batch");
+        oute_b_ = device_floats(size_t(kBatch) * K * E, "experts' outputs of a prompt batch");
+        gpu::ExpertGroups most{nullptr, kBatch, K, NE, 16};
+        grp_b_ = device_floats(size_t(most.words()), "routed experts grouped by expert");
+    }
+    // Tiles of 16 entries unless the experts get 24 tokens each on average.
+    gpu::ExpertGroups g{&grp_b_, B, K, NE, B * K >= 24 * NE ? 32u : 16u};
+    gpu::moe_group(c, {&rb_, NE}, R, g);
+    const gpu::Xq& xh = *xq(hnb_);
+    gpu::matmul_experts(c, M.gate_exps, {&hnb_}, E, true, {&gb_}, F, xh, g);
+    c.independent();
+    gpu::matmul_experts(c, M.up_exps, {&hnb_}, E, true, {&upe_b_}, F, xh, g);
+    gpu::swiglu(c, {&gb_}, {&upe_b_}, {&gb_}, B * K * F);
+    quantize_for(c, gb_, B * K * F, {&M.down_exps});
+    gpu::matmul_experts(c, M.down_exps, {&gb_}, F, false, {&oute_b_}, E, *xq(gb_), g);
+    for (uint32_t j = 0; j < B; ++j) {
+        if (j) c.independent();
+        gpu::moe_combine(c, {&xb_, j * E}, {&oute_b_, j * K * E}, {&rb_, j * R + NE + K}, E, K);
     }
 }
 

@@ -152,6 +152,10 @@ protected:
     // layer il's router, top-k and experts per token.
     void record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
                           const Mat& down);
+    // Whether a batch's routed experts of layer M run grouped by expert (record_experts_grouped():
+    // integer-dot mm types; SLUICE_GPU_MOE_GROUP=0 turns it off), else per token.
+    bool grouped_experts(const MoeLayer& M) const;
+    void record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B);
     const Buffer& batch_step(uint32_t j) const { return steps_b_[j]; }
     const Buffer& batch_steps() const { return steps_all_; }  // the batch's step buffers back to back
 
@@ -198,6 +202,7 @@ protected:
     bool batching() const;
     void run_batch(std::span<const int32_t> tokens);  // kBatch or kBatchSmall tokens at n_past_..
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
+    Buffer upe_b_, oute_b_, grp_b_;       // grouped experts: up and output per entry, the group buffer
     std::vector<Buffer> steps_b_;         // one step buffer per token of the batch
     Buffer steps_all_;                    // and all of them in one (gpu::prompt_attention)
     std::unique_ptr<gpu::Cmd> batch_cmd_[2];  // recorded for kBatch and kBatchSmall tokens
