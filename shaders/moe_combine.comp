@@ -1,7 +1,7 @@
 #version 450
 // x += sum_j w[j] * outs[j] over the k routed experts' down-projection outputs (n each): the MoE
 // layer's weighted sum and the residual add in one pass; with COMBINE_NORM (one workgroup) also
-// hn = x / rms(x) * norm.
+// hn = x / rms(x) * norm. Without it, workgroup row y takes row y of a batch (prompts).
 #include "common.glsl"
 
 layout(local_size_x = 256) in;
@@ -22,8 +22,12 @@ float combined(uint i) {
 
 void main() {
     if ((p.flags & COMBINE_NORM) == 0u) {
-        const uint i = gl_GlobalInvocationID.x;
-        if (i < p.n) X[p.x_off + i] = combined(i);
+        const uint i = gl_GlobalInvocationID.x, r = gl_WorkGroupID.y;
+        if (i >= p.n) return;
+        float y = X[p.x_off + r * p.x_row_stride + i];
+        for (uint j = 0u; j < p.k; ++j)
+            y += Wt[p.w_off + r * p.w_row_stride + j] * outs[p.outs_off + r * p.outs_row_stride + j * p.n + i];
+        X[p.x_off + r * p.x_row_stride + i] = y;
         return;
     }
     const uint tid = gl_LocalInvocationIndex;

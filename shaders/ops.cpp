@@ -428,10 +428,11 @@ void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {
 }
 
 void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
-                  uint32_t ids_off, Vec w) {
-    if (k < 1 || k > 32 || n_expert > 2048 || k > n_expert) throw GpuError("topk: k 1..32 of at most 2048 experts");
-    TopkPush p{n_expert, k, logits.off, ids_off, w.off, renorm ? TOPK_RENORM : 0u};
-    cmd.dispatch("topk_softmax", {logits.buf, &ids, w.buf}, p, {1, 1, 1});
+                  uint32_t ids_off, Vec w, uint32_t n_rows, uint32_t row_stride) {
+    if (k < 1 || k > 32 || n_expert > 2048 || k > n_expert || n_rows < 1)
+        throw GpuError("topk: k 1..32 of at most 2048 experts, at least one row");
+    TopkPush p{n_expert, k, logits.off, ids_off, w.off, renorm ? TOPK_RENORM : 0u, row_stride};
+    cmd.dispatch("topk_softmax", {logits.buf, &ids, w.buf}, p, {1, n_rows, 1});
 }
 
 void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Vec v, uint32_t k_row_stride,
@@ -454,9 +455,15 @@ void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Ve
 }
 
 void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn, Vec norm, float eps) {
-    MoeCombinePush p{n, k, x.off, outs.off, w.off, hn ? hn->off : 0, norm.off, eps, hn ? COMBINE_NORM : 0u};
+    MoeCombinePush p{n, k, x.off, outs.off, w.off, hn ? hn->off : 0, norm.off, eps, hn ? COMBINE_NORM : 0u, 0, 0, 0};
     const Buffer* d = &cmd.context().dummy();
     cmd.dispatch("moe_combine", {x.buf, outs.buf, w.buf, hn ? hn->buf : d, hn ? norm.buf : d}, p, {hn ? 1u : n, 1, 1});
+}
+
+void moe_combine_rows(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, uint32_t n_rows, uint32_t x_stride,
+                      uint32_t outs_stride, uint32_t w_stride) {
+    MoeCombinePush p{n, k, x.off, outs.off, w.off, 0, 0, 0.0f, 0u, x_stride, outs_stride, w_stride};
+    cmd.dispatch("moe_combine", {x.buf, outs.buf, w.buf, &cmd.context().dummy(), &cmd.context().dummy()}, p, {n, n_rows, 1});
 }
 
 void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, float rope_base) {

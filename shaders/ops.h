@@ -189,11 +189,16 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.
+// n_rows > 1: rows of a batch, each's logits, ids and weights row_stride further.
 void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
-                  uint32_t ids_off, Vec w);
+                  uint32_t ids_off, Vec w, uint32_t n_rows = 1, uint32_t row_stride = 0);
 // x (n) += sum_j w[j] * outs[j] (k outputs of n); with hn: also hn = rmsnorm(x) * norm (one workgroup).
 void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn = nullptr, Vec norm = {},
                  float eps = 0);
+// The same for n_rows rows of a batch (no norm): row r's x, outs and w x_stride, outs_stride and
+// w_stride further.
+void moe_combine_rows(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, uint32_t n_rows, uint32_t x_stride,
+                      uint32_t outs_stride, uint32_t w_stride);
 
 // The per-token step buffer (shared.h StepHeader + RoPE cos/sin).
 constexpr uint64_t kStepBytes = sizeof(StepHeader) + 8ull * STEP_ROPE_MAX;

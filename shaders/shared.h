@@ -219,6 +219,7 @@ struct TopkPush {
     uint n_expert, k;
     uint logits_off, ids_off, w_off;
     uint flags;
+    uint row_stride;  // workgroup y takes row y: its logits, ids and weights row_stride further
 };
 
 // x[i] += sum_j w[j] * outs[j * n + i]: the routed experts' weighted sum added to the residual. With
@@ -231,6 +232,7 @@ struct MoeCombinePush {
     uint hn_off, norm_off;
     float eps;
     uint flags;
+    uint x_row_stride, outs_row_stride, w_row_stride;  // workgroup y: row y of a batch (without COMBINE_NORM)
 };
 
 // dst[dst_off + i] = src[src_off + i] for n uvec4 (16-byte) units, grid-stride: the device-memory

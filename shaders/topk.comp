@@ -15,6 +15,7 @@ layout(push_constant) uniform PC { GroupRoutePush p; };
 #else
 layout(push_constant) uniform PC { TopkPush p; };
 #endif
+uint ro = 0u;  // offset of this row's logits, ids and weights
 layout(binding = 0, std430) readonly buffer LBuf { float L[]; };
 layout(binding = 1, std430) writeonly buffer IdsBuf { int ids[]; };
 layout(binding = 2, std430) writeonly buffer WBuf { float Wt[]; };
@@ -24,7 +25,7 @@ shared float prob[ROUTE_GROUPED_MAX], sel[ROUTE_GROUPED_MAX];
 shared float gscore[ROUTE_GROUPS_MAX];
 #define SCORE(e) sel[e]
 #else
-#define SCORE(e) L[p.logits_off + e]
+#define SCORE(e) L[(p.logits_off + ro) + e]
 #endif
 
 shared float rv[TOPK_THREADS];
@@ -66,11 +67,11 @@ void selection_scores() {
     const uint tid = gl_LocalInvocationIndex, n = p.n_expert;
     const bool sigm = (p.flags & ROUTE_SIGMOID) != 0u;
     float mx = -1.0 / 0.0;
-    for (uint e = tid; e < n; e += TOPK_THREADS) mx = max(mx, L[p.logits_off + e]);
+    for (uint e = tid; e < n; e += TOPK_THREADS) mx = max(mx, L[(p.logits_off + ro) + e]);
     mx = wg_max(mx);
     float z = 0.0;
     for (uint e = tid; e < n; e += TOPK_THREADS) {
-        const float l = L[p.logits_off + e];
+        const float l = L[(p.logits_off + ro) + e];
         prob[e] = sigm ? 1.0 / (1.0 + exp(-l)) : exp(l - mx);
         z += prob[e];
     }
@@ -108,6 +109,9 @@ void selection_scores() {
 #endif
 
 void main() {
+#ifndef GROUPED
+    ro = gl_WorkGroupID.y * p.row_stride;  // row y of a batch (prompts): logits, ids and weights
+#endif
     const uint tid = gl_LocalInvocationIndex;
     for (uint i = tid; i < 64u; i += TOPK_THREADS) taken[i] = 0u;
     barrier();
@@ -117,7 +121,7 @@ void main() {
 #ifndef GROUPED
     // Max over all logits (for the full softmax's denominator).
     float gmax = -1.0 / 0.0;
-    for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) gmax = max(gmax, L[p.logits_off + e]);
+    for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) gmax = max(gmax, L[(p.logits_off + ro) + e]);
 #endif
     for (uint j = 0u; j < p.k; ++j) {
         float bv = -1.0 / 0.0;
@@ -142,7 +146,7 @@ void main() {
         }
         if (tid == 0u) {
             taken[ri[0] >> 5] |= 1u << (ri[0] & 31u);
-            ids[p.ids_off + j] = int(ri[0]);
+            ids[(p.ids_off + ro) + j] = int(ri[0]);
 #ifdef GROUPED
             chosen[j] = prob[ri[0]];
 #else
@@ -156,19 +160,19 @@ void main() {
         float sum = 0.0;
         for (uint j = 0u; j < p.k; ++j) sum += chosen[j];
         const float norm = (p.flags & ROUTE_NORM) != 0u ? 1.0 / max(sum, 6.103515625e-5) : 1.0;
-        for (uint j = 0u; j < p.k; ++j) Wt[p.w_off + j] = chosen[j] * (norm * p.w_scale);
+        for (uint j = 0u; j < p.k; ++j) Wt[(p.w_off + ro) + j] = chosen[j] * (norm * p.w_scale);
     }
 #else
     // Full-softmax denominator (only needed without renormalisation).
     const float M = wg_max(gmax);
     float z = 0.0;
-    for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) z += exp(L[p.logits_off + e] - M);
+    for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) z += exp(L[(p.logits_off + ro) + e] - M);
     z = wg_sum(z);
     if (tid == 0u) {
         float zk = 0.0;
         for (uint j = 0u; j < p.k; ++j) zk += exp(chosen[j] - M);
         const float denom = (p.flags & TOPK_RENORM) != 0u ? zk : z;
-        for (uint j = 0u; j < p.k; ++j) Wt[p.w_off + j] = exp(chosen[j] - M) / denom;
+        for (uint j = 0u; j < p.k; ++j) Wt[(p.w_off + ro) + j] = exp(chosen[j] - M) / denom;
     }
 #endif
 }

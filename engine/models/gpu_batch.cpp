@@ -1,4 +1,4 @@
-// GpuModel's prompts: a chunk from Model::forward_tokens in batches of kBatch tokens where the
+// GpuModel's prompts: a chunk from Model::forward_tokens in batches of batch_max() tokens where the
 // architecture and placement allow (record_layer_batch(); the dense matrices as matmul_*_q8, attention
 // and each token's experts per token), else token by token.
 #ifdef SLUICE_VULKAN
@@ -12,14 +12,14 @@ namespace sluice {
 
 using gpu::Mem;
 
-// A prompt's chunk (Model::forward_tokens does the chunking, progress and statistics): kBatch tokens
+// A prompt's chunk (Model::forward_tokens does the chunking, progress and statistics): batch_max() tokens
 // at a time where the architecture and placement allow (batching()), the last token (whose logits are
 // read) and the rest token by token, the head only where logits are read.
 void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* logits) {
     const size_t nv = size_t(hp_.n_vocab);
     size_t i = 0;
     if (!all && batching()) {
-        for (uint32_t B : {kBatch, kBatchSmall}) {
+        for (uint32_t B : {batch_max(), kBatchSmall}) {
             for (; tokens.size() - i > B; i += B) {
                 if (i > 0) check_stop();
                 run_batch(tokens.subspan(i, B));
@@ -36,6 +36,12 @@ void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* l
     }
 }
 
+uint32_t GpuModel::prompt_batch_from_env() {
+    const char* e = std::getenv("SLUICE_GPU_PROMPT_BATCH");
+    const int v = e && *e ? std::atoi(e) : int(kBatchDefault);
+    return uint32_t(std::clamp(v, 8, 1024) / 8 * 8);
+}
+
 bool GpuModel::batching() const {
     const char* e = std::getenv("SLUICE_GPU_BATCH");
     return !(e && std::string(e) == "0") && batch_ok() && !segmented();
@@ -45,8 +51,8 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
     const Hparams& h = hp_;
     const uint32_t B = uint32_t(tokens.size()), E = uint32_t(h.n_embd);
     for (int32_t t : tokens) check_token(t);
-    if (!xb_.size()) {  // buffers for kBatch tokens on first use
-        const uint32_t B = kBatch;
+    if (!xb_.size()) {  // buffers for batch_max() tokens on first use
+        const uint32_t B = batch_max();
         const uint64_t K = uint64_t(top_k_), R = (uint64_t(h.n_expert) + 2 * K + 3) / 4 * 4;
         const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * uint64_t(h.n_ff_exp));
         xb_ = device_floats(size_t(B) * E, "x of a prompt batch");
@@ -60,7 +66,7 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
         for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
         steps_all_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Device, "step headers of a prompt batch");
     }
-    std::unique_ptr<gpu::Cmd>& cmd = batch_cmd_[B == kBatch ? 0 : 1];
+    std::unique_ptr<gpu::Cmd>& cmd = batch_cmd_[B == kBatchSmall ? 1 : 0];
     if (!cmd) {  // the recording for B tokens on first use
         cmd = std::make_unique<gpu::Cmd>(ctx_);
         gpu::Cmd& c = *cmd;
@@ -127,10 +133,7 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
     r.x_col_stride = E;
     r.y_col_stride = R;
     gpu::matvec(c, M.router, {&hnb_}, {&rb_}, st, r);
-    for (uint32_t j = 0; j < B; ++j) {
-        if (j) c.independent();
-        gpu::topk_softmax(c, {&rb_, j * R}, NE, K, true, rb_, j * R + NE, {&rb_, j * R + NE + K});
-    }
+    gpu::topk_softmax(c, {&rb_}, NE, K, true, rb_, NE, {&rb_, NE + K}, B, R);  // each token's row of rb_
     if (grouped_experts(M)) {  // each expert's weights read once for the batch
         record_experts_grouped(c, M, B);
         return;
@@ -179,9 +182,9 @@ void GpuModel::record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B
     const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd);
     const uint32_t R = (NE + 2 * K + 3) / 4 * 4;
     if (!upe_b_.size()) {
-        upe_b_ = device_floats(size_t(kBatch) * K * F, "experts' up of a prompt batch");
-        oute_b_ = device_floats(size_t(kBatch) * K * E, "experts' outputs of a prompt batch");
-        gpu::ExpertGroups most{nullptr, kBatch, K, NE, 16};
+        upe_b_ = device_floats(size_t(batch_max()) * K * F, "experts' up of a prompt batch");
+        oute_b_ = device_floats(size_t(batch_max()) * K * E, "experts' outputs of a prompt batch");
+        gpu::ExpertGroups most{nullptr, batch_max(), K, NE, 16};
         grp_b_ = device_floats(size_t(most.words()), "routed experts grouped by expert");
     }
     // Tiles of 16 entries unless the experts get 24 tokens each on average.
@@ -194,10 +197,7 @@ void GpuModel::record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B
     gpu::swiglu(c, {&gb_}, {&upe_b_}, {&gb_}, B * K * F);
     quantize_for(c, gb_, B * K * F, {&M.down_exps});
     gpu::matmul_experts(c, M.down_exps, {&gb_}, F, false, {&oute_b_}, E, *xq(gb_), g);
-    for (uint32_t j = 0; j < B; ++j) {
-        if (j) c.independent();
-        gpu::moe_combine(c, {&xb_, j * E}, {&oute_b_, j * K * E}, {&rb_, j * R + NE + K}, E, K);
-    }
+    gpu::moe_combine_rows(c, {&xb_}, {&oute_b_}, {&rb_, NE + K}, E, K, B, E, K * E, R);
 }
 
 }  // namespace sluice

@@ -136,17 +136,21 @@ protected:
     // x_ += W x with o (add_then_norm(): and the next norm into hn_, in the matvec's tail or, where
     // hn_ has an int8 mirror, as norm_q8's dispatch after it).
     void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
-    // ---- prompts in batches (forward_batch): kBatch tokens while more than that remain, then
-    // kBatchSmall: every matrix but the routed experts is read once per batch (mm_* tiles or matmul_*,
-    // int8 columns where the type has them), attention for the batch in two dispatches, each token's
-    // experts per token.
+    // ---- prompts in batches (forward_batch): batch_max() tokens while more than that remain, then
+    // kBatchSmall: every matrix is read once per batch (mm_* tiles or matmul_*, int8 columns where the
+    // type has them; routed experts grouped by expert where grouped_experts()), attention for the batch
+    // in two dispatches.
     // Resident placement with the GPU's routing only; SLUICE_GPU_BATCH=0 runs prompts token by token.
-    static constexpr uint32_t kBatch = 64, kBatchSmall = MM_MAX_COLS;
+    static constexpr uint32_t kBatchSmall = MM_MAX_COLS;
+    // Tokens of a big batch: SLUICE_GPU_PROMPT_BATCH when the model is loaded (8..1024, a multiple of
+    // 8), default kBatchDefault.
+    static constexpr uint32_t kBatchDefault = 256;
+    uint32_t batch_max() const { return batch_max_; }
     // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up).
     virtual bool batch_ok() const { return false; }
-    // Layer il for B tokens (B <= kBatch): hnb_ holds attn_norm(x) of each (columns n_embd apart);
+    // Layer il for B tokens (B <= batch_max()): hnb_ holds attn_norm(x) of each (columns n_embd apart);
     // adds the layer's attention and FFN to xb_ (record_ffn_batch() for the FFN part). Buffers of its
-    // own are sized for kBatch.
+    // own are sized for batch_max().
     virtual void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) {}
     // ffn_norm(xb_) into hnb_, then xb_ += the FFN of each of the B tokens: dense (gate, up, down) or
     // layer il's router, top-k and experts per token.
@@ -200,17 +204,19 @@ protected:
     int64_t resid_norm_ = -1;  // the norm offset of add_matvec()'s norm_q8 when it was the last dispatch
 
     bool batching() const;
-    void run_batch(std::span<const int32_t> tokens);  // kBatch or kBatchSmall tokens at n_past_..
+    void run_batch(std::span<const int32_t> tokens);  // batch_max() or kBatchSmall tokens at n_past_..
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
     Buffer upe_b_, oute_b_, grp_b_;       // grouped experts: up and output per entry, the group buffer
     std::vector<Buffer> steps_b_;         // one step buffer per token of the batch
     Buffer steps_all_;                    // and all of them in one (gpu::prompt_attention)
-    std::unique_ptr<gpu::Cmd> batch_cmd_[2];  // recorded for kBatch and kBatchSmall tokens
+    std::unique_ptr<gpu::Cmd> batch_cmd_[2];  // recorded for batch_max() and kBatchSmall tokens
+    const uint32_t batch_max_ = prompt_batch_from_env();
+    static uint32_t prompt_batch_from_env();
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
     // and up (ff_floats), the step buffer.
     const Vec hn_vec_{&hn_};
     Buffer x_, hn_, gate_, up_, step_;
-    Buffer xb_, hnb_;  // prompt batches: x and hn of kBatch tokens, n_embd apart
+    Buffer xb_, hnb_;  // prompt batches: x and hn of batch_max() tokens, n_embd apart
     std::vector<int32_t> ids_;
     std::vector<float> weights_;
 

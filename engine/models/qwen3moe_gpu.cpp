@@ -120,9 +120,9 @@ private:
                        kd = uint32_t(h.n_head_kv * h.head_dim), vd = uint32_t(h.n_head_kv * h.head_dim_v),
                        qkv = qd + kd + vd, od = uint32_t(h.n_head * h.head_dim_v);
         if (!qb_.size()) {
-            qb_ = device_floats(size_t(kBatch) * qkv, "q, k, v of a prompt batch");
-            attb_ = device_floats(size_t(kBatch) * od, "attention output of a prompt batch");
-            mirror(attb_, size_t(kBatch) * od);
+            qb_ = device_floats(size_t(batch_max()) * qkv, "q, k, v of a prompt batch");
+            attb_ = device_floats(size_t(batch_max()) * od, "attention output of a prompt batch");
+            mirror(attb_, size_t(batch_max()) * od);
         }
         std::vector<const Mat*> qkv_mats;
         for (const Merged& m : L.qkv) qkv_mats.push_back(&m.w);
