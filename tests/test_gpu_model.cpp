@@ -37,10 +37,11 @@ std::string gen_model_256(const char* name, const char* type, const char* arch =
 }
 
 // Tokens a prompt of n runs in batches (GpuModel::forward_batch): `big` (SLUICE_GPU_PROMPT_BATCH,
-// default 256) at a time while more than that remain, then 8 at a time; the last token alone.
+// default 256) at a time while more than that remain, then halves of it down to 8; the last token
+// and what is left of fewer than 8 alone.
 uint64_t batched_tokens(size_t n, size_t big = 256) {
     const size_t m = n - 1;
-    return m / big * big + m % big / 8 * 8;
+    return m / big * big + m % big / 8 * 8;  // the halves take every multiple of 8 below big
 }
 
 // A prompt on the GPU, then `rest` with every position's logits: the prompt's last logits and rest's,

@@ -19,7 +19,9 @@ void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* l
     const size_t nv = size_t(hp_.n_vocab);
     size_t i = 0;
     if (!all && batching()) {
-        for (uint32_t B : {batch_max(), kBatchSmall}) {
+        // batch_max() while more remain, then halves of it down to kBatchSmall: a remainder of 255
+        // tokens runs as 128 + 64 + 32 + 16 + 8 and 7 alone (each size recorded once, on first use).
+        for (uint32_t B = batch_max(); B >= kBatchSmall; B = B / 2 / kBatchSmall * kBatchSmall) {
             for (; tokens.size() - i > B; i += B) {
                 if (i > 0) check_stop();
                 run_batch(tokens.subspan(i, B));
@@ -66,7 +68,7 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
         for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
         steps_all_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Device, "step headers of a prompt batch");
     }
-    std::unique_ptr<gpu::Cmd>& cmd = batch_cmd_[B == kBatchSmall ? 1 : 0];
+    std::unique_ptr<gpu::Cmd>& cmd = batch_cmd_[B];
     if (!cmd) {  // the recording for B tokens on first use
         cmd = std::make_unique<gpu::Cmd>(ctx_);
         gpu::Cmd& c = *cmd;

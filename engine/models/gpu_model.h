@@ -17,6 +17,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -209,7 +210,7 @@ protected:
     Buffer upe_b_, oute_b_, grp_b_;       // grouped experts: up and output per entry, the group buffer
     std::vector<Buffer> steps_b_;         // one step buffer per token of the batch
     Buffer steps_all_;                    // and all of them in one (gpu::prompt_attention)
-    std::unique_ptr<gpu::Cmd> batch_cmd_[2];  // recorded for batch_max() and kBatchSmall tokens
+    std::map<uint32_t, std::unique_ptr<gpu::Cmd>> batch_cmd_;  // recorded per batch size
     const uint32_t batch_max_ = prompt_batch_from_env();
     static uint32_t prompt_batch_from_env();
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
