@@ -80,13 +80,15 @@ int env_int(const char* name, int fallback) {
 }
 
 // Many activation columns (prompts) of an integer-dot type with x's int8 mirror: mm_<type>_n<BN>,
-// tiles of 64 rows x 32 or 64 columns (mm.comp). False where it does not apply (the caller then runs
+// tiles of 64 rows x 32 or 64 columns (mm.comp); of a float type: mmf_<type> (float x). False where it does not apply (the caller then runs
 // matmul_* over chunks of columns); SLUICE_GPU_MM=0 turns it off (measurements).
 bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     static const bool on = env_int("SLUICE_GPU_MM", 1) != 0;
-    const bool type_ok = w.type == WT_Q8_0R || w.type == WT_Q4_K || w.type == WT_Q5_K || w.type == WT_Q6_K;
-    if (!on || !type_ok || !o.xq || !has_q8(cmd.context(), w.type) || o.n_mats != 1 || o.ids || o.swiglu_up || o.sum_mats ||
-        o.norm_out || o.x_norm || o.topk || o.y_pos_stride || (x.off | o.x_col_stride) % 32 || w.cols % 256)
+    const bool q8 = (w.type == WT_Q8_0R || w.type == WT_Q4_K || w.type == WT_Q5_K || w.type == WT_Q6_K) && o.xq &&
+                    has_q8(cmd.context(), w.type) && (x.off | o.x_col_stride) % 32 == 0 && w.cols % 256 == 0;
+    const bool flt = (w.type == WT_F32 || w.type == WT_F16 || w.type == WT_BF16) && w.cols % 32 == 0;
+    if (!on || (!q8 && !flt) || o.n_mats != 1 || o.ids || o.swiglu_up || o.sum_mats || o.norm_out || o.x_norm || o.topk ||
+        o.y_pos_stride)
         return false;
     const TypeLayout* t = gpu_type(w.type);
     MatvecPush p{};
@@ -99,6 +101,11 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     p.y_col_stride = o.y_col_stride;
     p.n_cols = o.n_cols;
     p.flags = o.accumulate ? MV_ACCUMULATE : 0;
+    if (flt) {  // mmf.comp: float x, tiles of 64 x 64
+        if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
+        cmd.dispatch(std::string("mmf_") + t->suffix, {w.buf, x.buf, y.buf}, p, {(w.rows + 63) / 64, (o.n_cols + 63) / 64, 1});
+        return true;
+    }
     p.xq_soff = o.xq->soff;
     const uint32_t bn = o.n_cols <= 32 ? 32 : 64;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <tuple>
 
 #include "engine/blocks.h"
 #include "engine/tensor/kernels.h"
@@ -388,15 +389,17 @@ TEST(GpuOps, RouterOverTheResidualAppliesTheNorm) {
         }
 }
 
-// The small-batch product (matmul_*): several activation columns share each weight read.
+// The small-batch product (matmul_*): several activation columns share each weight read; past 8
+// columns (prompts) float types run mmf_* (tiles of 64 x 64, rows and columns ending inside a tile),
+// the others chunks of 8 columns.
 TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
     const GpuType gt = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    const int64_t rows = 45, cols = 768;
-    const RandomMats m = random_mats(rng, gt, 1, rows, cols);
-    for (int64_t nb : {2, 5, 8}) {
+    for (auto [rows, cols, nb] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+             {45, 768, 2}, {45, 768, 5}, {45, 768, 8}, {45, 768, 9}, {130, 512, 70}, {64, 256, 64}, {3, 1024, 33}}) {
+        const RandomMats m = random_mats(rng, gt, 1, rows, cols);
         std::vector<float> x;
         for (int64_t b = 0; b < nb; ++b) {
             auto r = random_row(rng, cols);
@@ -418,7 +421,7 @@ TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
             auto y = ref_matvec(m.deq.data(), &x[size_t(b * cols)], rows, cols);
             ref.insert(ref.end(), y.begin(), y.end());
         }
-        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << nb << " columns";
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << rows << "x" << cols << ", " << nb << " columns";
     }
 }
 
