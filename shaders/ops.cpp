@@ -79,11 +79,15 @@ int env_int(const char* name, int fallback) {
     return e && *e ? std::atoi(e) : fallback;
 }
 
-// Many activation columns (prompts) of an integer-dot type with x's int8 mirror: mm_<type>_n<BN>,
-// tiles of 64 rows x 32 or 64 columns (mm.comp); of a float type: mmf_<type> (float x). False where it does not apply (the caller then runs
-// matmul_* over chunks of columns); SLUICE_GPU_MM=0 turns it off (measurements).
+// Many activation columns (prompts, more than 32) of an integer-dot type with x's int8 mirror:
+// mm_<type>_n64, tiles of 64 rows x 64 columns (mm.comp); of a float type: mmf_<type> (float x).
+// False where it does not apply (the caller then runs matmul_* over chunks of columns);
+// SLUICE_GPU_MM=0 turns it off (measurements).
 bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     static const bool on = env_int("SLUICE_GPU_MM", 1) != 0;
+    // H200, 4096x12288 Q4_K: mm 181 / 229 / 408 us for 16 / 64 / 256 columns, matmul_* 52 us per 8:
+    // the tiles pay from a few dozen columns on.
+    if (o.n_cols <= 32) return false;
     const bool q8 = (w.type == WT_Q8_0R || w.type == WT_Q4_K || w.type == WT_Q5_K || w.type == WT_Q6_K) && o.xq &&
                     has_q8(cmd.context(), w.type) && (x.off | o.x_col_stride) % 32 == 0 && w.cols % 256 == 0;
     const bool flt = (w.type == WT_F32 || w.type == WT_F16 || w.type == WT_BF16) && w.cols % 32 == 0;
@@ -107,7 +111,7 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
         return true;
     }
     p.xq_soff = o.xq->soff;
-    const uint32_t bn = o.n_cols <= 32 ? 32 : 64;
+    const uint32_t bn = 64;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
     cmd.dispatch(std::string("mm_") + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
                  {(w.rows + 63) / 64, (o.n_cols + bn - 1) / bn, 1});
