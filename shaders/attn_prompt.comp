@@ -89,6 +89,29 @@ layout(binding = 2, std430) readonly buffer VBuf4 { vec4 V4[]; };
 shared vec4 qs[TQ * ATTN_DMAX / 4u];  // the tile's q rows, head_dim / 4 apart
 shared vec4 kv[ATTP_KV_FLOATS / 4u];  // the chunk's K rows, then its V rows, (dim + 4) / 4 apart
 shared float sc[TQ * ATTP_KC_MAX];    // the chunk's scores (token, position)
+shared uint sp[TQ];                   // the tile's positions
+
+// A chunk's K or V rows pass through registers: each invocation loads its KV_PER vec4 of the next
+// chunk while the current one is multiplied, so the tile waits on DRAM once, not twice per chunk.
+#define KV_PER ((ATTP_KV_FLOATS / 4u + 255u) / 256u)
+struct Rows {
+    vec4 v[KV_PER];
+};
+Rows load_rows(bool is_k, uint base, uint row_stride4, uint c0, uint n, uint d4) {
+    Rows r;
+    [[unroll]] for (uint u = 0u; u < KV_PER; ++u) {
+        const uint i = gl_LocalInvocationIndex + 256u * u, c = i / d4, d = i - c * d4;
+        r.v[u] = vec4(0.0);
+        if (c < n) r.v[u] = is_k ? K4[base + (c0 + c) * row_stride4 + d] : V4[base + (c0 + c) * row_stride4 + d];
+    }
+    return r;
+}
+void store_rows(Rows r, uint n, uint d4, uint stride) {
+    [[unroll]] for (uint u = 0u; u < KV_PER; ++u) {
+        const uint i = gl_LocalInvocationIndex + 256u * u, c = i / d4, d = i - c * d4;
+        if (c < n) kv[c * stride + d] = r.v[u];
+    }
+}
 
 void main() {
     const uint h = gl_WorkGroupID.x, j0 = gl_WorkGroupID.y * TQ, tid = gl_LocalInvocationIndex;
@@ -102,6 +125,7 @@ void main() {
         const uint t = i / hd4, d = i - t * hd4;
         qs[i] = Q4[(min(j0 + t, last) * p.qkv_stride + p.q_off + h * p.head_dim) / 4u + d];
     }
+    if (tid < TQ) sp[tid] = pos_of(min(j0 + tid, last));
     // This invocation's token (tj) and output dims; scores: (token, position) pairs.
     const uint tj = tid / LANES, dl = tid % LANES;
     const uint my_pos = pos_of(min(j0 + tj, last));
@@ -109,27 +133,29 @@ void main() {
     [[unroll]] for (uint i = 0u; i < DV4; ++i) o[i] = vec4(0.0);
     float m = -1.0 / 0.0, l = 0.0;
     const uint kbase = (p.kc_off + g * p.head_dim) / 4u, vbase = (p.vc_off + g * p.head_dim_v) / 4u;
+    const uint krs = p.k_row_stride / 4u, vrs = p.v_row_stride / 4u;
 
+    Rows kn = load_rows(true, kbase, krs, 0u, min(kc, n_pos), hd4);
+    Rows vn = load_rows(false, vbase, vrs, 0u, min(kc, n_pos), hdv4);
     for (uint c0 = 0u; c0 < n_pos; c0 += kc) {
         const uint n = min(kc, n_pos - c0);
         barrier();  // the previous chunk's V and scores are used
-        for (uint i = tid; i < n * hd4; i += 256u) {
-            const uint c = i / hd4, d = i - c * hd4;
-            kv[c * ks + d] = K4[kbase + (c0 + c) * (p.k_row_stride / 4u) + d];
-        }
+        store_rows(kn, n, hd4, ks);
+        const Rows vc = vn;
         barrier();
+        if (c0 + kc < n_pos) {  // the next chunk's loads fly during this one's products
+            const uint nn = min(kc, n_pos - c0 - kc);
+            kn = load_rows(true, kbase, krs, c0 + kc, nn, hd4);
+            vn = load_rows(false, vbase, vrs, c0 + kc, nn, hdv4);
+        }
         for (uint i = tid; i < TQ * kc; i += 256u) {
             const uint t = i / kc, c = i - t * kc;
             vec4 a = vec4(0.0);
             for (uint d = 0u; d < hd4; ++d) a += qs[t * hd4 + d] * kv[c * ks + d];
-            const uint pt = pos_of(min(j0 + t, last));
-            sc[i] = c < n && c0 + c <= pt ? (a.x + a.y + a.z + a.w) * p.scale : -1.0 / 0.0;
+            sc[i] = c < n && c0 + c <= sp[t] ? (a.x + a.y + a.z + a.w) * p.scale : -1.0 / 0.0;
         }
         barrier();
-        for (uint i = tid; i < n * hdv4; i += 256u) {
-            const uint c = i / hdv4, d = i - c * hdv4;
-            kv[c * vs + d] = V4[vbase + (c0 + c) * (p.v_row_stride / 4u) + d];
-        }
+        store_rows(vc, n, hdv4, vs);
         barrier();
         if (c0 <= my_pos) {  // else every score of this token's row is masked
             float mx = m;
