@@ -23,6 +23,20 @@ int sdot4(uint a, uint b, spirv_literal int fmt);
 
 #define W_BINDING 0
 #include "quants.glsl"
+#ifdef MM_COOPMAT
+// Tensor cores (VK_NV_cooperative_matrix; Context::info().coopmat): each step's int8 tiles become
+// float16 (weights with their scales and mins applied, x times its scale) a quarter (32 of K) at a
+// time, and each subgroup multiplies 16 rows by 32 columns of the tile with 16x16x16 products into
+// float32. Subgroups of 32.
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#define CM_LD 40u  // float16 row stride of the quarter tiles (80 bytes: rows 16-byte aligned)
+shared float16_t swh[MM_BM * CM_LD];  // (row, k) of the quarter
+shared float16_t sxh[MM_BN * CM_LD];  // (column, k)
+shared float cs[8u * 256u];           // a subgroup's 16 x 16 result on its way to y
+#endif
 layout(binding = 1, std430) readonly buffer XqBuf { uvec4 XQ4[]; };
 layout(binding = 1, std430) readonly buffer XsBuf { vec2 XS2[]; };
 layout(binding = 2, std430) buffer YBuf { float Y[]; };
@@ -219,6 +233,12 @@ void main() {
     xsc = x_col(t >> 2);
     const uint n_k = p.cols / MM_BK;
 
+#ifdef MM_COOPMAT
+    const uint sgid = gl_SubgroupID;  // 8 subgroups of 32
+    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> cacc[2];
+    cacc[0] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    cacc[1] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+#endif
     float acc[4][MM_CJ];
     [[unroll]] for (uint i = 0u; i < 4u; ++i)
         [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) acc[i][j] = 0.0;
@@ -234,6 +254,44 @@ void main() {
             gw = gw_load(wrow, kt + 1u, part);
             gx = gx_load(kt + 1u);
         }
+#ifdef MM_COOPMAT
+        [[unroll]] for (uint b = 0u; b < 4u; ++b) {  // quarter b: elements 32b .. 32b + 31 of the step
+            {  // invocations 0..127: 16 weights of row t / 2; 128..255: 16 x of column (t - 128) / 2
+                const uint u = t & 127u, r = u >> 1, half16 = u & 1u;
+                const uvec4 q = t < 128u ? sw[r * MM_ROW4 + 2u * b + half16] : sx[r * MM_ROW4 + 2u * b + half16];
+                float sc, mn;
+                if (t < 128u) {
+                    const vec2 ws = sws[r * 4u + b];
+#ifdef SUB16
+                    sc = half16 == 0u ? ws.x : ws.y;
+                    mn = 0.0;
+#else
+                    sc = ws.x;
+                    mn = ws.y;
+#endif
+                } else {
+                    sc = sxs[r * 4u + b].x;
+                    mn = 0.0;
+                }
+                [[unroll]] for (uint c = 0u; c < 4u; ++c)
+                    [[unroll]] for (uint e = 0u; e < 4u; ++e) {
+                        const float16_t v = float16_t(sc * float(int(q[c] << (24u - 8u * e)) >> 24) - mn);
+                        if (t < 128u) swh[r * CM_LD + 16u * half16 + 4u * c + e] = v;
+                        else sxh[r * CM_LD + 16u * half16 + 4u * c + e] = v;
+                    }
+            }
+            barrier();
+            [[unroll]] for (uint kk = 0u; kk < 2u; ++kk) {
+                fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a, bm;
+                coopMatLoadNV(a, swh, (16u * (sgid & 3u)) * CM_LD + 16u * kk, CM_LD, false);
+                [[unroll]] for (uint j = 0u; j < 2u; ++j) {
+                    coopMatLoadNV(bm, sxh, (32u * (sgid >> 2) + 16u * j) * CM_LD + 16u * kk, CM_LD, true);
+                    cacc[j] = coopMatMulAddNV(a, bm, cacc[j]);
+                }
+            }
+            barrier();
+        }
+#else
         [[unroll]] for (uint b = 0u; b < 4u; ++b) {
             uvec4 xq[MM_CJ][2];
             vec2 xs[MM_CJ];
@@ -261,7 +319,25 @@ void main() {
                 }
             }
         }
+#endif
     }
+
+#ifdef MM_COOPMAT
+    // Subgroup sgid's results: rows 16 (sgid & 3) .., columns 32 (sgid >> 2) + 16 j .. of the tile.
+    [[unroll]] for (uint j = 0u; j < 2u; ++j) {
+        coopMatStoreNV(cacc[j], cs, sgid * 256u, 16u, false);
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
+        for (uint e = gl_SubgroupInvocationID; e < 256u; e += 32u) {
+            const uint r = row0 + 16u * (sgid & 3u) + (e >> 4), c = 32u * (sgid >> 2) + 16u * j + (e & 15u);
+            if (r >= p.rows || c >= n_valid) continue;
+            const uint o = p.y_off + y_col(c) * p.y_col_stride + r;
+            Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + cs[sgid * 256u + e] : cs[sgid * 256u + e];
+        }
+        subgroupBarrier();
+    }
+    return;
+#endif
 
     [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
         const uint c = tc + 16u * j;

@@ -113,7 +113,8 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     p.xq_soff = o.xq->soff;
     const uint32_t bn = 64;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
-    cmd.dispatch(std::string("mm_") + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
+    const char* kind = cmd.context().info().coopmat ? "mmc_" : "mm_";
+    cmd.dispatch(std::string(kind) + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
                  {(w.rows + 63) / 64, (o.n_cols + bn - 1) / bn, 1});
     return true;
 }

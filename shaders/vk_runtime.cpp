@@ -57,6 +57,7 @@ struct Loader {
     void* lib = nullptr;
     VkInstance inst = VK_NULL_HANDLE;
     std::string error;
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV coopmat_props = nullptr;  // optional
 };
 
 Loader& loader() {
@@ -90,6 +91,8 @@ Loader& loader() {
 #define SLUICE_VK_LOAD(f) f = reinterpret_cast<PFN_##f>(gipa(L.inst, #f));
         SLUICE_VK_FUNCTIONS(SLUICE_VK_LOAD)
 #undef SLUICE_VK_LOAD
+        L.coopmat_props = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
+            gipa(L.inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
 #define SLUICE_VK_CHECK_LOADED(f) if (!f) L.error = std::string("the Vulkan loader lacks ") + #f;
         SLUICE_VK_FUNCTIONS(SLUICE_VK_CHECK_LOADED)
 #undef SLUICE_VK_CHECK_LOADED
@@ -104,6 +107,30 @@ bool has_extension(VkPhysicalDevice pd, const char* name) {
     vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
     for (const auto& e : exts)
         if (!std::strcmp(e.extensionName, name)) return true;
+    return false;
+}
+
+// VK_NV_cooperative_matrix with a subgroup-scope 16x16x16 float16 x float16 + float32 product, and
+// shaderFloat16 (mm.comp's MM_COOPMAT variants).
+bool coopmat_f16(VkPhysicalDevice pd) {
+    const Loader& L = loader();
+    if (!L.coopmat_props || !has_extension(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return false;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV fc{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    fc.pNext = &f16;
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &fc;
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    if (!fc.cooperativeMatrix || !f16.shaderFloat16) return false;
+    uint32_t n = 0;
+    L.coopmat_props(pd, &n, nullptr);
+    std::vector<VkCooperativeMatrixPropertiesNV> props(n, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
+    L.coopmat_props(pd, &n, props.data());
+    for (const auto& c : props)
+        if (c.MSize == 16 && c.NSize == 16 && c.KSize == 16 && c.AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+            c.BType == VK_COMPONENT_TYPE_FLOAT16_NV && c.CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+            c.DType == VK_COMPONENT_TYPE_FLOAT32_NV && c.scope == VK_SCOPE_SUBGROUP_NV)
+            return true;
     return false;
 }
 
@@ -142,6 +169,7 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     d.int_dot = fdot.shaderIntegerDotProduct && sg.subgroupSize >= 8;  // q8_block.glsl shuffles over 8
     if (!d.int_dot) d.int_dot_fast = false;
+    d.coopmat = d.int_dot && sg.subgroupSize == 32 && coopmat_f16(pd);
     std::string missing;
     auto need = [&](bool ok, const char* what) {
         if (!ok) missing += std::string(missing.empty() ? "" : ", ") + what;
@@ -239,6 +267,17 @@ Context::Context(int index, bool emulate_discrete) {
     if (info_.int_dot) {
         enable.push_back(VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
         fdot.shaderIntegerDotProduct = VK_TRUE;
+    }
+
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    if (const char* e = std::getenv("SLUICE_GPU_COOPMAT"); e && std::string(e) == "0") info_.coopmat = false;
+    if (info_.coopmat) {
+        enable.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+        fcm.cooperativeMatrix = VK_TRUE;
+        f16.shaderFloat16 = VK_TRUE;
+        fcm.pNext = &f16;
+        fdot.pNext = &fcm;  // chained below through the integer dot features (coopmat implies int_dot)
     }
 
     const float prio = 1.0f;
@@ -444,7 +483,7 @@ const Kernel& Context::kernel(const std::string& name) {
     // Work items per workgroup: matvec dispatches count workgroups (ops.cpp knows the variant's rows
     // per workgroup) and the kernels below run one workgroup per item (row, head, split); the rest
     // one invocation per item.
-    const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || !name.rfind("mm_", 0) || !name.rfind("mmf_", 0) || !name.rfind("attn_prompt", 0) || name == "rmsnorm" ||
+    const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || !name.rfind("mm_", 0) || !name.rfind("mmc_", 0) || !name.rfind("mmf_", 0) || !name.rfind("attn_prompt", 0) || name == "rmsnorm" ||
                                name == "qk_norm_rope" || !name.rfind("attn_split_", 0) || !name.rfind("attn_fused_", 0) || name == "attn_combine" ||
                                name == "topk_softmax" || name == "copy" || name == "norm_q8";
     if (!per_workgroup) std::copy(k.layout.local, k.layout.local + 3, k.per_group);

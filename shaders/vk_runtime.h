@@ -39,6 +39,9 @@ struct DeviceInfo {
     // matvec's _q8 variants and its norm tail's int8 mirror (MV_NORM_Q8) can run;
     // int_dot_fast: the hardware has the 4x8-bit mixed-signedness dot (else the driver emulates it).
     bool int_dot = false, int_dot_fast = false;
+    // VK_NV_cooperative_matrix with 16x16x16 float16 products into float32 (tensor cores) and
+    // shaderFloat16, with int_dot: prompts' mm_* products run as mmc_* (SLUICE_GPU_COOPMAT=0: not).
+    bool coopmat = false;
 };
 
 // Every Vulkan device of every installed driver. Throws GpuError when there is no Vulkan loader or

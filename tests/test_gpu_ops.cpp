@@ -774,12 +774,16 @@ TEST(GpuRuntime, DispatchChecksBindingsAndPushConstants) {
     cmd.run();
 }
 
+// Every shader reflects, and every one this device can run becomes a pipeline (the tensor-core mmc_*
+// need VK_NV_cooperative_matrix: on the device machine, not on lavapipe).
 TEST(GpuRuntime, EveryEmbeddedShaderReflects) {
     for (size_t i = 0; i < gpu::kSpirvModuleCount; ++i) {
+        const std::string name = gpu::kSpirvModules[i].name;
         const gpu::SpirvLayout l = gpu::reflect_spirv(gpu::kSpirvModules[i]);
-        EXPECT_GT(l.n_bindings, 0u) << gpu::kSpirvModules[i].name;
-        EXPECT_GT(l.push_bytes, 0u) << gpu::kSpirvModules[i].name;
-        EXPECT_NO_THROW(ctx().kernel(gpu::kSpirvModules[i].name)) << gpu::kSpirvModules[i].name;
+        EXPECT_GT(l.n_bindings, 0u) << name;
+        EXPECT_GT(l.push_bytes, 0u) << name;
+        if (name.rfind("mmc_", 0) == 0 && !ctx().info().coopmat) continue;
+        EXPECT_NO_THROW(ctx().kernel(name)) << name;
     }
 }
 

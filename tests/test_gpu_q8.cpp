@@ -255,7 +255,10 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
                 for (int64_t r = rows; r < ys; ++r)
                     ASSERT_EQ(got[size_t(b * ys + r)], y0[size_t(b * ys + r)]) << "wrote past row " << rows << ", column " << b;
             }
-            EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), 1e-10)
+            // Tensor cores (mmc_*, Context::info().coopmat) multiply float16 weights and x: their
+            // rounding (2^-11 relative) leaves an NMSE of ~1e-7.
+            const bool f16 = ctx().info().coopmat && nb > 32 && gt.id != WT_Q8_0;
+            EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), f16 ? 2e-6 : 1e-10)
                 << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "");
         }
     }
