@@ -26,7 +26,8 @@ inline int test_device_index() {
 inline gpu::Context& ctx() {
     static std::unique_ptr<gpu::Context> c = [] {
         auto p = std::make_unique<gpu::Context>(test_device_index());
-        std::printf("  [gpu] device %d: %s (subgroup %u)\n", p->info().index, p->info().name.c_str(), p->info().subgroup_size);
+        std::printf("  [gpu] device %d: %s (subgroup %u%s%s)\n", p->info().index, p->info().name.c_str(), p->info().subgroup_size,
+                    p->info().int_dot ? ", integer dots" : "", p->info().coopmat ? ", cooperative matrices" : "");
         return p;
     }();
     return *c;
