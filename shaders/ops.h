@@ -49,6 +49,9 @@ struct Xq {
 // Bytes of a mirror of `floats` floats, and where its scales start.
 uint64_t xq_bytes(uint64_t floats);
 uint32_t xq_soff(uint64_t floats);
+// Whether prompts' tiled products run on tensor cores (mmc_*): the device has them (info().coopmat) and
+// SLUICE_GPU_COOPMAT=1.
+bool use_coopmat(const Context& ctx);
 // Whether matvec() has an integer-dot variant for this type on this device (shaderIntegerDotProduct).
 bool has_q8(const Context& ctx, uint32_t ggml_type);
 // q's mirror of x[0 .. n) (n and x.off multiples of 32).

@@ -271,7 +271,6 @@ Context::Context(int index, bool emulate_discrete) {
 
     VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
     VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
-    if (const char* e = std::getenv("SLUICE_GPU_COOPMAT"); e && std::string(e) == "0") info_.coopmat = false;
     if (info_.coopmat) {
         enable.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
         fcm.cooperativeMatrix = VK_TRUE;

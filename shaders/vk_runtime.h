@@ -40,7 +40,8 @@ struct DeviceInfo {
     // int_dot_fast: the hardware has the 4x8-bit mixed-signedness dot (else the driver emulates it).
     bool int_dot = false, int_dot_fast = false;
     // VK_NV_cooperative_matrix with 16x16x16 float16 products into float32 (tensor cores) and
-    // shaderFloat16, with int_dot: prompts' mm_* products run as mmc_* (SLUICE_GPU_COOPMAT=0: not).
+    // shaderFloat16, with int_dot: the mmc_* kernels can run (ops.cpp uses them only with
+    // SLUICE_GPU_COOPMAT=1: so far slower than the int8 mm_*).
     bool coopmat = false;
 };
 

@@ -234,7 +234,9 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
         const auto x = random_row(rng, x0 + nb * xs);
         const Mirror m = mirror(x);
         const Quantized xq = download_mirror(m.q, x.size());
-        for (bool acc : {false, true}) {
+        for (int variant = 0; variant < (ctx().info().coopmat ? 4 : 2); ++variant) {
+            const bool acc = variant & 1, tensor = variant >= 2;  // tensor: mmc_* (SLUICE_GPU_COOPMAT=1)
+            if (tensor) setenv("SLUICE_GPU_COOPMAT", "1", 1);
             const auto y0 = random_row(rng, nb * ys);
             gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(y0);
             gpu::MatvecOpts o;
@@ -244,6 +246,7 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
             o.accumulate = acc;
             o.xq = &m.xq;
             run_matvec({&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x, uint32_t(x0)}, {&yb}, o);
+            unsetenv("SLUICE_GPU_COOPMAT");
             const auto got = floats(yb, y0.size());
             std::vector<float> g, ref;
             for (int64_t b = 0; b < nb; ++b) {
@@ -255,11 +258,11 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
                 for (int64_t r = rows; r < ys; ++r)
                     ASSERT_EQ(got[size_t(b * ys + r)], y0[size_t(b * ys + r)]) << "wrote past row " << rows << ", column " << b;
             }
-            // Tensor cores (mmc_*, Context::info().coopmat) multiply float16 weights and x: their
-            // rounding (2^-11 relative) leaves an NMSE of ~1e-7.
-            const bool f16 = ctx().info().coopmat && nb > 32 && gt.id != WT_Q8_0;
+            // Tensor cores (mmc_*) multiply float16 weights and x: their rounding (2^-11 relative)
+            // leaves an NMSE of ~1e-7.
+            const bool f16 = tensor && nb > 32 && gt.id != WT_Q8_0;
             EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), f16 ? 2e-6 : 1e-10)
-                << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "");
+                << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "") << (tensor ? ", mmc" : "");
         }
     }
 }
