@@ -79,6 +79,21 @@ int env_int(const char* name, int fallback) {
     return e && *e ? std::atoi(e) : fallback;
 }
 
+// The push constants every matvec / matmul variant shares: W's shape and offsets (in the type's storage
+// units), x's and y's offsets and column strides.
+MatvecPush mv_push(const TypeLayout& t, const Mat& w, Vec x, uint32_t x_col_stride, Vec y, uint32_t y_col_stride) {
+    MatvecPush p{};
+    p.rows = w.rows;
+    p.cols = w.cols;
+    p.w_off = u32(w.offset / t.unit_bytes, "weight offset");
+    p.w_mat_stride = u32(w.mat_stride / t.unit_bytes, "matrix stride");
+    p.x_off = x.off;
+    p.x_col_stride = x_col_stride;
+    p.y_off = y.off;
+    p.y_col_stride = y_col_stride;
+    return p;
+}
+
 // Many activation columns (prompts, more than 32) of an integer-dot type with x's int8 mirror:
 // mm_<type>_n64, tiles of 64 rows x 64 columns (mm.comp); of a float type: mmf_<type> (float x).
 // False where it does not apply (the caller then runs matmul_* over chunks of columns);
@@ -107,14 +122,7 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
         o.y_pos_stride)
         return false;
     const TypeLayout* t = gpu_type(w.type);
-    MatvecPush p{};
-    p.rows = w.rows;
-    p.cols = w.cols;
-    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
-    p.x_off = x.off;
-    p.x_col_stride = o.x_col_stride;
-    p.y_off = y.off;
-    p.y_col_stride = o.y_col_stride;
+    MatvecPush p = mv_push(*t, w, x, o.x_col_stride, y, o.y_col_stride);
     p.n_cols = o.n_cols;
     p.flags = o.accumulate ? MV_ACCUMULATE : 0;
     if (flt) {  // mmf.comp: float x, tiles of 64 x 64
@@ -150,15 +158,7 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
     const TypeLayout* t = gpu_type(w.type);
     if (w.cols % 256 || (x.off | x_col_stride) % 32 || w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes)
         throw GpuError("matmul_experts: rows a multiple of 256, x offsets and strides multiples of 32, aligned weights");
-    MatvecPush p{};
-    p.rows = w.rows;
-    p.cols = w.cols;
-    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
-    p.w_mat_stride = u32(w.mat_stride / t->unit_bytes, "matrix stride");
-    p.x_off = x.off;
-    p.x_col_stride = x_col_stride;
-    p.y_off = y.off;
-    p.y_col_stride = y_col_stride;
+    MatvecPush p = mv_push(*t, w, x, x_col_stride, y, y_col_stride);
     p.ids_off = g.entries_off();
     p.topk_k = g.k;
     p.flags = x_by_token ? MM_X_TOKEN : 0u;
@@ -192,17 +192,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         throw GpuError("matvec: x offsets and strides must be multiples of 4 floats (vec4 loads)");
     if (o.n_mats > 1 && o.ids == nullptr && w.mat_stride == 0 && o.y_mat_stride == 0)
         throw GpuError("matvec: a batch of matrices needs strides or ids");
-    MatvecPush p{};
-    p.rows = w.rows;
-    p.cols = w.cols;
-    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
-    p.w_mat_stride = u32(w.mat_stride / t->unit_bytes, "matrix stride");
-    p.x_off = x.off;
+    MatvecPush p = mv_push(*t, w, x, o.x_col_stride, y, o.y_col_stride);
     p.x_mat_stride = o.x_mat_stride;
-    p.x_col_stride = o.x_col_stride;
-    p.y_off = y.off;
     p.y_mat_stride = o.y_mat_stride;
-    p.y_col_stride = o.y_col_stride;
     p.y_pos_stride = o.y_pos_stride;
     p.n_cols = o.n_cols;
     p.ids_off = o.ids_off;
