@@ -625,66 +625,6 @@ TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
     }
 }
 
-// A prompt batch's attention in two dispatches (prompt_attention): every token's q/k norm + RoPE, k
-// and v into the cache, then each token's causal attention over the cache up to its own position,
-// against the same done token by token on the CPU. Batches of 1 to 70 tokens (tiles of 16 that end
-// inside), after 0 or 300 cached positions (several chunks), groups of 4, 2, 1 and 8, head dims 64
-// to 256, partial rotation.
-TEST(GpuOps, PromptAttentionMatchesReference) {
-    const uint32_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937 rng(seed);
-    ThreadPool pool(1);
-    for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32},
-                                                {4, 4, 256, 64}, {16, 2, 64, 64}}) {
-        const int64_t kd = n_head_kv * hd, qd = n_head * hd, row = qd + 2 * kd + 8;  // rows padded
-        for (auto [n_past, B] : {std::pair<int64_t, int64_t>{0, 1}, {0, 37}, {300, 5}, {300, 70}, {17, 16}}) {
-            SCOPED_TRACE("heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + ", dim " + std::to_string(hd) +
-                         ", " + std::to_string(B) + " tokens after " + std::to_string(n_past));
-            const int64_t n_ctx = n_past + B;
-            LayerKv kv;
-            kv.k = random_row(rng, n_ctx * kd);
-            kv.v = random_row(rng, n_ctx * kd);
-            const auto qn = random_row(rng, hd), kn = random_row(rng, hd), qkv = random_row(rng, B * row, 0.3f);
-            std::vector<float> norms = qn;
-            norms.insert(norms.end(), kn.begin(), kn.end());
-            std::vector<uint8_t> steps(size_t(B) * gpu::kStepBytes);
-            for (int64_t j = 0; j < B; ++j) gpu::write_step(&steps[size_t(j) * gpu::kStepBytes], uint32_t(n_past + j), 0, uint32_t(n_rot), 1e6f);
-            const uint32_t out_stride = uint32_t(qd + 4);
-            gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v), nb = to_gpu(norms), qb = to_gpu(qkv), sb = to_gpu(steps),
-                        out = zeros(size_t(B * out_stride));
-            const gpu::AttnShape s = gpu::attn_shape(uint32_t(n_head), uint32_t(n_head_kv), uint32_t(hd), uint32_t(hd), uint64_t(n_ctx));
-            gpu::Cmd cmd(ctx());
-            cmd.begin();
-            gpu::prompt_attention(cmd, {{&qb}, uint32_t(row), uint32_t(qd), uint32_t(qd + kd)}, uint32_t(B), {&kb}, {&vb}, uint32_t(kd),
-                                  uint32_t(kd), {&out}, out_stride, s, {{&nb}, {&nb, uint32_t(hd)}, uint32_t(n_rot), 1e-6f}, sb);
-            cmd.end();
-            cmd.run();
-            std::vector<float> ref, got_all = floats(out, size_t(B * out_stride)), got;
-            std::vector<float> scores(static_cast<size_t>(n_head * n_ctx));
-            for (int64_t j = 0; j < B; ++j) {
-                const int64_t pos = n_past + j;
-                const float* x = &qkv[size_t(j * row)];
-                std::vector<float> rq(x, x + qd);
-                for (int64_t h = 0; h < n_head; ++h) rmsnorm(&rq[size_t(h * hd)], &rq[size_t(h * hd)], qn.data(), hd, 1e-6f);
-                for (int64_t h = 0; h < n_head_kv; ++h) rmsnorm(&kv.k[size_t(pos * kd + h * hd)], x + qd + h * hd, kn.data(), hd, 1e-6f);
-                rope_neox(rq.data(), n_head, hd, n_rot, pos, 1e6f);
-                rope_neox(&kv.k[size_t(pos * kd)], n_head_kv, hd, n_rot, pos, 1e6f);
-                std::copy(x + qd + kd, x + qd + 2 * kd, kv.v.begin() + pos * kd);
-                std::vector<float> o(static_cast<size_t>(qd));
-                attention_one(o.data(), rq.data(), kv, pos + 1, n_head, n_head_kv, hd, hd, scores.data(), pool);
-                ref.insert(ref.end(), o.begin(), o.end());
-                got.insert(got.end(), got_all.begin() + j * out_stride, got_all.begin() + j * out_stride + qd);
-                for (int64_t i = qd; i < out_stride; ++i) ASSERT_EQ(got_all[size_t(j * out_stride + i)], 0.0f) << "wrote past token " << j;
-            }
-            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11);
-            const auto gk = floats(kb, kv.k.size()), gv = floats(vb, kv.v.size());
-            EXPECT_LT(nmse(gk.data(), kv.k.data(), int64_t(kv.k.size())), 1e-12) << "K cache";
-            EXPECT_EQ(0, std::memcmp(gv.data(), kv.v.data(), kv.v.size() * 4)) << "V cache";
-        }
-    }
-}
-
 TEST(GpuOps, SwigluMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
