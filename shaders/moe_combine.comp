@@ -14,26 +14,24 @@ layout(binding = 4, std430) readonly buffer NBuf { float Wn[]; };
 
 shared float part[256];
 
-float combined(uint i) {
-    float y = X[p.x_off + i];
-    for (uint j = 0u; j < p.k; ++j) y += Wt[p.w_off + j] * outs[p.outs_off + j * p.n + i];
+// Element i of row r (the row strides are 0 with COMBINE_NORM).
+float combined(uint i, uint r) {
+    float y = X[p.x_off + r * p.x_row_stride + i];
+    for (uint j = 0u; j < p.k; ++j)
+        y += Wt[p.w_off + r * p.w_row_stride + j] * outs[p.outs_off + r * p.outs_row_stride + j * p.n + i];
     return y;
 }
 
 void main() {
     if ((p.flags & COMBINE_NORM) == 0u) {
         const uint i = gl_GlobalInvocationID.x, r = gl_WorkGroupID.y;
-        if (i >= p.n) return;
-        float y = X[p.x_off + r * p.x_row_stride + i];
-        for (uint j = 0u; j < p.k; ++j)
-            y += Wt[p.w_off + r * p.w_row_stride + j] * outs[p.outs_off + r * p.outs_row_stride + j * p.n + i];
-        X[p.x_off + r * p.x_row_stride + i] = y;
+        if (i < p.n) X[p.x_off + r * p.x_row_stride + i] = combined(i, r);
         return;
     }
     const uint tid = gl_LocalInvocationIndex;
     float ss = 0.0;
     for (uint i = tid; i < p.n; i += 256u) {
-        const float y = combined(i);
+        const float y = combined(i, 0u);
         X[p.x_off + i] = y;
         ss += y * y;
     }

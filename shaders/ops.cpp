@@ -94,10 +94,6 @@ MatvecPush mv_push(const TypeLayout& t, const Mat& w, Vec x, uint32_t x_col_stri
     return p;
 }
 
-// Many activation columns (prompts, more than 32) of an integer-dot type with x's int8 mirror:
-// mm_<type>_n64, tiles of 64 rows x 64 columns (mm.comp); of a float type: mmf_<type> (float x).
-// False where it does not apply (the caller then runs matmul_* over chunks of columns);
-// SLUICE_GPU_MM=0 turns it off (measurements).
 }  // namespace
 
 // H200, 8B shape, 2048-token prompt: 1599 tok/s with mmc_* against 1997 with mm_* (mmc 4096x4096 x256
@@ -110,13 +106,17 @@ bool use_coopmat(const Context& ctx) {
 
 namespace {
 
+// Many activation columns (prompts, more than 32) of an integer-dot type with x's int8 mirror:
+// mm_<type>_n64, tiles of 64 rows x 64 columns (mm.comp); of a float type: mmf_<type> (float x).
+// False where it does not apply (the caller then runs matmul_* over chunks of columns);
+// SLUICE_GPU_MM=0 turns it off (measurements).
 bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     static const bool on = env_int("SLUICE_GPU_MM", 1) != 0;
     // H200, 4096x12288 Q4_K: mm 181 / 229 / 408 us for 16 / 64 / 256 columns, matmul_* 52 us per 8:
     // the tiles pay from a few dozen columns on.
     if (o.n_cols <= 32) return false;
-    const bool q8 = (w.type == WT_Q8_0R || w.type == WT_Q4_K || w.type == WT_Q5_K || w.type == WT_Q6_K) && o.xq &&
-                    has_q8(cmd.context(), w.type) && (x.off | o.x_col_stride) % 32 == 0 && w.cols % 256 == 0;
+    const bool q8 = o.xq && has_mm(cmd.context(), w.type) && (x.off | o.x_col_stride) % 32 == 0 &&
+                    w.cols % 256 == 0;
     const bool flt = (w.type == WT_F32 || w.type == WT_F16 || w.type == WT_BF16) && w.cols % 32 == 0;
     if (!on || (!q8 && !flt) || o.n_mats != 1 || o.ids || o.swiglu_up || o.sum_mats || o.norm_out || o.x_norm || o.topk ||
         o.y_pos_stride)
@@ -141,7 +141,7 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 
 }  // namespace
 
-bool has_matmul_experts(const Context& ctx, uint32_t type) {
+bool has_mm(const Context& ctx, uint32_t type) {
     return (type == WT_Q8_0R || type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K) && has_q8(ctx, type);
 }
 
@@ -154,7 +154,7 @@ void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g) {
 
 void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x_by_token, Vec y, uint32_t y_col_stride,
                     const Xq& xq, const ExpertGroups& g) {
-    if (!has_matmul_experts(cmd.context(), w.type)) throw GpuError("matmul_experts: no grouped expert kernel for this type here");
+    if (!has_mm(cmd.context(), w.type)) throw GpuError("matmul_experts: no grouped expert kernel for this type here");
     const TypeLayout* t = gpu_type(w.type);
     if (w.cols % 256 || (x.off | x_col_stride) % 32 || w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes)
         throw GpuError("matmul_experts: rows a multiple of 256, x offsets and strides multiples of 32, aligned weights");

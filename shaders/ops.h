@@ -181,8 +181,9 @@ struct ExpertGroups {
 // Groups the n_tokens x k routed experts (ints at ids.off + j * ids_stride + slot, n_expert <= 512)
 // by expert into g. One dispatch.
 void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g);
-// Whether matmul_experts() runs for this expert tensor (mm types, integer dots on this device).
-bool has_matmul_experts(const Context& ctx, uint32_t type);
+// Whether this type has the tiled int8 kernels (mm_*: matvec() past 32 columns, matmul_experts()):
+// Q4_K, Q5_K, Q6_K, repacked Q8_0, with integer dots on this device.
+bool has_mm(const Context& ctx, uint32_t type);
 // For every entry e = j * k + slot of g: y column e (y.off + e * y_col_stride, w.rows floats) = W_expert
 // @ x column (x_by_token ? j : e) (x.off + col * x_col_stride, through x's int8 mirror xq; offsets and
 // strides multiples of 32). w: the experts' 3-D tensor (mat_stride apart).

@@ -274,7 +274,7 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
 TEST_P(GpuQ8Types, GroupedExpertsMatchTheProductWithInt8X) {
     if (!has_int_dot()) return;
     const GpuType gt = GetParam();
-    if (!gpu::has_matmul_experts(ctx(), gt.id)) return;  // ggml's Q8_0 blocks: per-token matvecs
+    if (!gpu::has_mm(ctx(), gt.id)) return;  // ggml's Q8_0 blocks: per-token matvecs
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);

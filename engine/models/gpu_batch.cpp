@@ -1,6 +1,7 @@
-// GpuModel's prompts: a chunk from Model::forward_tokens in batches of batch_max() tokens where the
-// architecture and placement allow (record_layer_batch(); the dense matrices as matmul_*_q8, attention
-// and each token's experts per token), else token by token.
+// GpuModel's prompts: a chunk from Model::forward_tokens in batches of up to batch_max() tokens where
+// the architecture and placement allow (record_layer_batch(); the dense matrices as mm_* tiles or
+// matmul_*, attention for the batch, the routed experts grouped by expert or per token), else token by
+// token.
 #ifdef SLUICE_VULKAN
 #include "engine/models/gpu_model.h"
 
@@ -55,7 +56,7 @@ void GpuModel::run_batch(std::span<const int32_t> tokens) {
     for (int32_t t : tokens) check_token(t);
     if (!xb_.size()) {  // buffers for batch_max() tokens on first use
         const uint32_t B = batch_max();
-        const uint64_t K = uint64_t(top_k_), R = (uint64_t(h.n_expert) + 2 * K + 3) / 4 * 4;
+        const uint64_t K = uint64_t(top_k_), R = route_row();
         const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * uint64_t(h.n_ff_exp));
         xb_ = device_floats(size_t(B) * E, "x of a prompt batch");
         hnb_ = device_floats(size_t(B) * E, "hn of a prompt batch");
@@ -126,10 +127,9 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
         return;
     }
     quantize_for(c, hnb_, B * E, {&M.gate_exps});
-    // The router for the batch, then per token: its top-k, its experts' gate + up, their weighted sum
-    // into its x (the tokens' dispatches independent of each other).
-    const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert);
-    const uint32_t R = (NE + 2 * K + 3) / 4 * 4;
+    // The router and the top-k for the batch, then the experts grouped by expert, or per token: its
+    // experts' gate + up, their weighted sum into its x (the tokens' dispatches independent).
+    const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert), R = route_row();
     // The router (few rows, F32 in llama.cpp's files) as a batch of B matvecs over the same matrix,
     // one workgroup row per token: tiles of 64 rows would leave most of the GPU idle (H200, 128 x 2048
     // for 128 tokens: mmf_f32 178 us on 4 workgroups).
@@ -177,8 +177,8 @@ bool GpuModel::grouped_experts(const MoeLayer& M) const {
         return !(e && std::string(e) == "0");
     }();
     return on && xq(hnb_) && xq(gb_) && uint32_t(hp_.n_expert) <= MV_ROUTE_MAX && hp_.n_ff_exp % 256 == 0 &&
-           gpu::has_matmul_experts(ctx_, M.gate_exps.type) && M.up_exps.type == M.gate_exps.type &&
-           gpu::has_matmul_experts(ctx_, M.down_exps.type);
+           gpu::has_mm(ctx_, M.gate_exps.type) && M.up_exps.type == M.gate_exps.type &&
+           gpu::has_mm(ctx_, M.down_exps.type);
 }
 
 // The batch's routed experts grouped by expert (moe_group): gate and up of every (token, slot) entry as
@@ -187,7 +187,7 @@ bool GpuModel::grouped_experts(const MoeLayer& M) const {
 void GpuModel::record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B) {
     const Hparams& h = hp_;
     const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd);
-    const uint32_t R = (NE + 2 * K + 3) / 4 * 4;
+    const uint32_t R = route_row();
     if (!upe_b_.size()) {
         upe_b_ = device_floats(size_t(batch_max()) * K * F, "experts' up of a prompt batch");
         oute_b_ = device_floats(size_t(batch_max()) * K * E, "experts' outputs of a prompt batch");

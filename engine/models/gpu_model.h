@@ -36,6 +36,7 @@ int gpu_pick_device(const std::string& spec);
 class GpuModel : public Model {
 public:
     const float* forward(int32_t token) override { return step(token, true); }
+
     GpuCounters gpu_counters() const override { return counters_; }
 
     // Consecutive matrices of one buffer and type as one matrix (rows add up): {matrix, its first row}.
@@ -154,7 +155,8 @@ protected:
     // own are sized for batch_max().
     virtual void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) {}
     // ffn_norm(xb_) into hnb_, then xb_ += the FFN of each of the B tokens: dense (gate, up, down) or
-    // layer il's router, top-k and experts per token.
+    // layer il's router and top-k for the batch, then its routed experts (record_experts_grouped() or
+    // per token).
     void record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
                           const Mat& down);
     // Whether a batch's routed experts of layer M run grouped by expert (record_experts_grouped():
@@ -205,7 +207,9 @@ protected:
     int64_t resid_norm_ = -1;  // the norm offset of add_matvec()'s norm_q8 when it was the last dispatch
 
     bool batching() const;
-    void run_batch(std::span<const int32_t> tokens);  // batch_max() or kBatchSmall tokens at n_past_..
+    void run_batch(std::span<const int32_t> tokens);  // kBatchSmall .. batch_max() tokens at n_past_..
+    // Floats per token of rb_: router logits (n_expert), top-k ids and weights, rounded up to 4.
+    uint32_t route_row() const { return uint32_t(hp_.n_expert + 2 * top_k_ + 3) / 4 * 4; }
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
     Buffer upe_b_, oute_b_, grp_b_;       // grouped experts: up and output per entry, the group buffer
     std::vector<Buffer> steps_b_;         // one step buffer per token of the batch

@@ -110,9 +110,8 @@ private:
         return true;
     }
 
-    // hnb_ = attn_norm(x) per token: q, k, v for the batch (one read of the weights), attention token
-    // after token (each writes its cache row before the next reads it), the output projection for the
-    // batch, then the FFN.
+    // hnb_ = attn_norm(x) per token: q, k, v for the batch (one read of the weights), every token's cache
+    // rows then its attention (gpu::prompt_attention), the output projection for the batch, then the FFN.
     void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
         const Hparams& h = hp_;
         const GLayer& L = layers_[size_t(il)];
