@@ -149,6 +149,11 @@ void Model::token_done(size_t i) {
     if (hooks_.progress) hooks_.progress(prompt_done_ + double(i + 1), prompt_total_);
 }
 
+void Model::chunk_progress(double done) {
+    if (hooks_.progress) hooks_.progress(prompt_done_ + done, prompt_total_);
+    check_stop();
+}
+
 void Model::check_stop() const {
     if (hooks_.stop && hooks_.stop->load(std::memory_order_relaxed)) throw Interrupted();
 }

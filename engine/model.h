@@ -150,6 +150,8 @@ protected:
     // Token-major passes: progress after token i of the chunk (0-based); check_stop() before a token
     // throws Interrupted on stop.
     void token_done(size_t i);
+    // Passes that are neither: progress at `done` tokens of the chunk (fractional), stop checked.
+    void chunk_progress(double done);
     void check_stop() const;
 
     // Every forward() opens one first thing: it times the token and publishes its statistics when it

@@ -14,6 +14,7 @@
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
+#include "engine/stream/context.h"
 #include "tests/gpu_model_test_util.h"
 #include "tests/ref_test_util.h"
 
@@ -48,14 +49,15 @@ uint64_t batched_tokens(size_t n, size_t big = 256) {
 // with prompt batches (batch) or token by token (SLUICE_GPU_BATCH=0). batched: the tokens the prompt
 // must have run in batches; where: the placement.
 std::vector<float> prompt_then_rest(const std::string& path, std::span<const int32_t> prompt, std::span<const int32_t> rest,
-                                    bool batch, uint64_t batched, std::string* where = nullptr) {
+                                    bool batch, uint64_t batched, std::string* where = nullptr, ModelOptions o = gpu_opts(),
+                                    StatsSnapshot* prompt_stats = nullptr) {
     if (!batch) setenv("SLUICE_GPU_BATCH", "0", 1);
-    ModelOptions o = gpu_opts();
     o.n_ctx = std::max<int64_t>(o.n_ctx, int64_t(prompt.size() + rest.size()));
     auto m = load_model(path, o);
     if (where) *where = m->placement();
     std::vector<float> l = m->forward_tokens(prompt, false);
     EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? batched : 0u) << path;
+    if (prompt_stats) *prompt_stats = m->stats()->read();
     const std::vector<float> r = m->forward_tokens(rest, true);
     l.insert(l.end(), r.begin(), r.end());
     unsetenv("SLUICE_GPU_BATCH");
@@ -204,11 +206,13 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
     struct Case {
         const char *arch, *type;
         size_t n_prompt, big;
+        bool cpu_experts = false;  // the experts on the CPU (host_experts_batch)
     };
     for (const Case& t : {Case{"qwen3moe", "q4_K", 90, 64}, Case{"qwen3", "q4_K", 90, 64}, Case{"qwen3", "q6_K", 90, 64},
-                          Case{"qwen3", "f16", 90, 64}, Case{"qwen3moe", "q4_K", 300, 256}}) {
+                          Case{"qwen3", "f16", 90, 64}, Case{"qwen3moe", "q4_K", 300, 256},
+                          Case{"qwen3moe", "q4_K", 300, 256, true}}) {
         SCOPED_TRACE(std::string(t.arch) + " " + t.type + ", " + std::to_string(t.n_prompt) + " tokens in batches of " +
-                     std::to_string(t.big));
+                     std::to_string(t.big) + (t.cpu_experts ? ", experts on the CPU" : ""));
         // Output projections at 1/sqrt(fan-in), not gen-model's 0.002: attention's and the FFN's part
         // of the residual stream must reach the logits beyond float rounding for the test to see them.
         const std::string f = gen_model_256("gpu_batch", t.type, t.arch, "--out-std 0.06");
@@ -217,9 +221,16 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
         for (int32_t i = 0; i < int32_t(t.n_prompt) + 8; ++i) ids.push_back((i * 53 + 7) % 300);
         const std::span<const int32_t> prompt(ids.data(), t.n_prompt), rest(ids.data() + t.n_prompt, 8);
         if (t.big != 256) setenv("SLUICE_GPU_PROMPT_BATCH", std::to_string(t.big).c_str(), 1);
-        const auto batched = prompt_then_rest(f, prompt, rest, true, batched_tokens(t.n_prompt, t.big));
+        ModelOptions o = gpu_opts();
+        if (t.cpu_experts) {
+            o.gpu_experts = GpuExperts::Cpu;
+            o.gpu_expert_cache = 1;  // too small for any expert
+        }
+        std::string where;
+        const auto batched = prompt_then_rest(f, prompt, rest, true, batched_tokens(t.n_prompt, t.big), &where, o);
         unsetenv("SLUICE_GPU_PROMPT_BATCH");
-        const auto single = prompt_then_rest(f, prompt, rest, false, 0);
+        EXPECT_NE(where.find(t.cpu_experts ? "experts: CPU" : "GPU"), std::string::npos) << where;
+        const auto single = prompt_then_rest(f, prompt, rest, false, 0, nullptr, o);
         std::vector<float> cpu;
         {
             ModelOptions o = cpu_opts();
@@ -241,6 +252,46 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
         EXPECT_LE(eb, 2 * es + 1e-3);
         EXPECT_GE(a.top1, as.top1 - 0.12);  // near-ties of a random model may flip one of the 9 positions
     }
+}
+
+// Experts in the VRAM cache or on the CPU: a prompt's batches run their routed experts on the CPU,
+// grouped by expert (each read once per batch), between GPU segments that end at each router. Against
+// token by token (F16: the CPU's experts and the GPU's differ by summation order only), and with the
+// file streamed (--io direct, a cache of a few experts) reading fewer expert bytes than token by token.
+TEST(GpuModelBatch, HostExpertBatchesMatchTokenByToken) {
+    for (const char* fixture : {"moe_a", "moe_b", "moe_c"})
+        for (const Placement& pl : kPlacements) {
+            if (!pl.small_cache || !pl.discrete && pl.where == GpuExperts::Gpu) continue;  // one VRAM cache case
+            const std::string path = kDir + fixture + ".gguf";
+            SCOPED_TRACE(std::string(fixture) + " " + pl.name);
+            const auto ids = read_ids(kDir + fixture + ".tokens.txt");
+            const size_t n_prompt = 56;
+            const std::span<const int32_t> prompt(ids.data(), n_prompt), rest(ids.data() + n_prompt, ids.size() - n_prompt);
+            ModelOptions o = gpu_opts();
+            o.gpu_expert_cache = small_cache(path);
+            o.gpu_experts = pl.where;
+            o.gpu_emulate_discrete = pl.discrete;
+            o.io = IoMode::Direct;  // a host cache of K + 1 experts: token by token reads most routings again
+            o.prefetch = false;
+            {
+                ModelOptions p = cpu_opts();
+                p.io = IoMode::Direct;
+                auto probe = load_model(path, p);
+                o.expert_cache = uint64_t(probe->hparams().n_expert_used + 1) * probe->memory().slot_bytes;
+            }
+            std::string where;
+            StatsSnapshot sb, ss;
+            const auto batched = prompt_then_rest(path, prompt, rest, true, batched_tokens(n_prompt), &where, o, &sb);
+            EXPECT_NE(where.find(pl.where == GpuExperts::Auto ? "measuring" : pl.expect), std::string::npos) << where;
+            const auto single = prompt_then_rest(path, prompt, rest, false, 0, &where, o, &ss);
+            const int64_t nv = int64_t(batched.size() / (1 + rest.size()));
+            const double err = max_rel_err(batched, single, nv);
+            std::printf("  %s %s: max rel err %.3g (batched vs token by token); prompt's expert bytes read %llu vs %llu\n",
+                        fixture, pl.name, err, (unsigned long long)sb.bytes_read_total, (unsigned long long)ss.bytes_read_total);
+            EXPECT_LE(err, 1e-5);
+            EXPECT_GT(sb.bytes_read_total, 0u);
+            EXPECT_LT(sb.bytes_read_total, ss.bytes_read_total);
+        }
 }
 
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed

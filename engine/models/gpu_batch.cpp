@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace sluice {
@@ -25,7 +26,7 @@ void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* l
         for (uint32_t B = batch_max(); B >= kBatchSmall; B = B / 2 / kBatchSmall * kBatchSmall) {
             for (; tokens.size() - i > B; i += B) {
                 if (i > 0) check_stop();
-                run_batch(tokens.subspan(i, B));
+                run_batch(tokens.subspan(i, B), i);
                 token_done(i + B - 1);
             }
         }
@@ -47,56 +48,113 @@ uint32_t GpuModel::prompt_batch_from_env() {
 
 bool GpuModel::batching() const {
     const char* e = std::getenv("SLUICE_GPU_BATCH");
-    return !(e && std::string(e) == "0") && batch_ok() && !segmented();
+    return !(e && std::string(e) == "0") && batch_ok() && (!segmented() || host_experts_batch());
 }
 
-void GpuModel::run_batch(std::span<const int32_t> tokens) {
-    const Hparams& h = hp_;
-    const uint32_t B = uint32_t(tokens.size()), E = uint32_t(h.n_embd);
+// The batch as recorded segments: one for resident placements; with the experts on the host
+// (host_experts_batch()), each MoE layer's segment ends at its router (logits and hn read back) and
+// the next one starts by adding the host's expert sums (experts_on_host()).
+void GpuModel::run_batch(std::span<const int32_t> tokens, size_t first) {
+    const uint32_t B = uint32_t(tokens.size());
     for (int32_t t : tokens) check_token(t);
-    if (!xb_.size()) {  // buffers for batch_max() tokens on first use
-        const uint32_t B = batch_max();
-        const uint64_t K = uint64_t(top_k_), R = route_row();
-        const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * uint64_t(h.n_ff_exp));
-        xb_ = device_floats(size_t(B) * E, "x of a prompt batch");
-        hnb_ = device_floats(size_t(B) * E, "hn of a prompt batch");
-        gb_ = device_floats(size_t(B * ff), "gate of a prompt batch");
-        ub_ = device_floats(size_t(B * std::max<uint64_t>(uint64_t(h.n_ff), 1)), "up of a prompt batch");
-        rb_ = device_floats(size_t(B * std::max<uint64_t>(R, 1)), "router logits, ids, weights of a prompt batch");
-        mirror(hnb_, size_t(B) * E);  // int8 activations: the integer-dot matmul_*_q8 variants
-        mirror(gb_, size_t(B * ff));
-        steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
-        for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
-        steps_all_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Device, "step headers of a prompt batch");
-    }
-    std::unique_ptr<gpu::Cmd>& cmd = batch_cmd_[B];
-    if (!cmd) {  // the recording for B tokens on first use
-        cmd = std::make_unique<gpu::Cmd>(ctx_);
-        gpu::Cmd& c = *cmd;
-        c.begin();
-        c.barrier();
-        for (uint32_t j = 0; j < B; ++j) {
-            if (j) c.independent();
-            c.copy(steps_b_host_, size_t(j) * gpu::kStepBytes, steps_b_[j], 0, gpu::kStepBytes);
-        }
-        c.independent();
-        c.copy(steps_b_host_, 0, steps_all_, 0, size_t(B) * gpu::kStepBytes);
-        for (uint32_t j = 0; j < B; ++j) {
-            if (j) c.independent();
-            gpu::getrows(c, embd_, {&xb_, j * E}, steps_b_[j]);
-        }
-        for (int64_t il = 0; il < h.n_layer; ++il) {
-            gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, first_norm(il)}, E, B, E, h.rms_eps, steps_b_[0]);
-            record_layer_batch(c, il, B);
-        }
-        c.end();
-    }
+    if (!xb_.size()) alloc_batch();
+    std::vector<std::unique_ptr<gpu::Cmd>>& segs = batch_cmd_[B];
+    if (segs.empty()) record_batch(B, segs);
     uint8_t* st = static_cast<uint8_t*>(steps_b_host_.mapped());
     for (uint32_t j = 0; j < B; ++j) fill_step(st + size_t(j) * gpu::kStepBytes, uint32_t(n_past_ + j), uint32_t(tokens[j]));
-    cmd->run();
-    counters_.gpu_s_last_token = cmd->last_gpu_ms() * 1e-3;
+    double gpu_ms = 0;
+    for (size_t s = 0; s < segs.size(); ++s) {
+        if (s > 0) {
+            const int64_t il = sync_layers_[s - 1];
+            experts_on_host(il, B);
+            // progress inside the batch; a stop between layers leaves n_past_ at the batch's start
+            chunk_progress(double(first) + double(B) * double(il + 1) / double(hp_.n_layer));
+        }
+        segs[s]->run();
+        gpu_ms += segs[s]->last_gpu_ms();
+    }
+    counters_.gpu_s_last_token = gpu_ms * 1e-3;
     counters_.batched_tokens += B;
     n_past_ += B;
+}
+
+// Buffers for batch_max() tokens, on first use.
+void GpuModel::alloc_batch() {
+    const Hparams& h = hp_;
+    const uint32_t B = batch_max(), E = uint32_t(h.n_embd);
+    const uint64_t K = uint64_t(top_k_), R = route_row();
+    const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * uint64_t(h.n_ff_exp));
+    xb_ = device_floats(size_t(B) * E, "x of a prompt batch");
+    hnb_ = device_floats(size_t(B) * E, "hn of a prompt batch");
+    gb_ = device_floats(size_t(B * ff), "gate of a prompt batch");
+    ub_ = device_floats(size_t(B * std::max<uint64_t>(uint64_t(h.n_ff), 1)), "up of a prompt batch");
+    rb_ = device_floats(size_t(B * std::max<uint64_t>(R, 1)), "router logits, ids, weights of a prompt batch");
+    mirror(hnb_, size_t(B) * E);  // int8 activations: the integer-dot matmul_*_q8 variants
+    mirror(gb_, size_t(B * ff));
+    steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
+    for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
+    steps_all_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Device, "step headers of a prompt batch");
+    if (host_experts_batch()) {
+        hb_rb_ = ctx_.alloc(size_t(B) * (R + E) * 4, Mem::Readback, "router logits and hn of a prompt batch");
+        hb_y_host_ = ctx_.alloc(size_t(B) * E * 4, Mem::Upload, "the host's expert sums of a prompt batch");
+        hb_y_ = device_floats(size_t(B) * E, "the host's expert sums of a prompt batch");
+        hb_ids_.resize(size_t(B * K));
+        hb_w_.resize(size_t(B * K));
+        hb_out_.resize(size_t(B) * E);
+        moe_cpu_->reserve_batch(int64_t(B));
+    }
+}
+
+void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& segs) {
+    const Hparams& h = hp_;
+    const uint32_t E = uint32_t(h.n_embd);
+    auto open = [&] {
+        segs.push_back(std::make_unique<gpu::Cmd>(ctx_));
+        gpu::Cmd& c = *segs.back();
+        c.begin();
+        c.barrier();  // after the host's writes and the previous submit
+        return &c;
+    };
+    gpu::Cmd* c = open();
+    for (uint32_t j = 0; j < B; ++j) {
+        if (j) c->independent();
+        c->copy(steps_b_host_, size_t(j) * gpu::kStepBytes, steps_b_[j], 0, gpu::kStepBytes);
+    }
+    c->independent();
+    c->copy(steps_b_host_, 0, steps_all_, 0, size_t(B) * gpu::kStepBytes);
+    for (uint32_t j = 0; j < B; ++j) {
+        if (j) c->independent();
+        gpu::getrows(*c, embd_, {&xb_, j * E}, steps_b_[j]);
+    }
+    const bool host = host_experts_batch();
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+        gpu::rmsnorm(*c, {&xb_}, {&hnb_}, {&norms_, first_norm(il)}, E, B, E, h.rms_eps, steps_b_[0]);
+        record_layer_batch(*c, il, B);  // with host: a MoE layer's recording ends at its router's readback
+        if (host && moe_[size_t(il)].router.rows) {
+            c->end();
+            c = open();
+            c->copy(hb_y_host_, 0, hb_y_, 0, size_t(B) * E * 4);
+            gpu::moe_combine_rows(*c, {&xb_}, {&hb_y_}, {&one_}, E, 1, B, E, E, 0);  // x += the experts' sum
+        }
+    }
+    c->end();
+}
+
+// Between a batch's segments: the routed experts of MoE layer il for its B tokens on the CPU, grouped by
+// expert (MoeFfn::run_batch: each expert read once for the batch, from the page cache or the disk),
+// from the router logits and hn the segment read back; their sums go up for the next segment.
+void GpuModel::experts_on_host(int64_t il, uint32_t B) {
+    const Hparams& h = hp_;
+    const size_t K = size_t(top_k_), R = route_row(), E = size_t(h.n_embd);
+    const float* rb = static_cast<const float*>(hb_rb_.mapped());
+    for (uint32_t j = 0; j < B; ++j) {
+        route_on_host(il, rb + j * R);
+        std::copy(ids_.begin(), ids_.end(), hb_ids_.begin() + ptrdiff_t(j * K));
+        std::copy(weights_.begin(), weights_.end(), hb_w_.begin() + ptrdiff_t(j * K));
+    }
+    moe_cpu_->run_batch(*experts_, moe_index_[size_t(il)], hb_ids_.data(), hb_w_.data(), int64_t(B), int64_t(K),
+                        h.n_expert, rb + B * R, hb_out_.data(), *pool_);
+    std::memcpy(hb_y_host_.mapped(), hb_out_.data(), size_t(B) * E * 4);
 }
 
 void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
@@ -126,7 +184,7 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
         gpu::matvec(c, down, {&gb_}, {&xb_}, st, d);
         return;
     }
-    quantize_for(c, hnb_, B * E, {&M.gate_exps});
+    if (!host_experts_batch()) quantize_for(c, hnb_, B * E, {&M.gate_exps});
     // The router and the top-k for the batch, then the experts grouped by expert, or per token: its
     // experts' gate + up, their weighted sum into its x (the tokens' dispatches independent).
     const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert), R = route_row();
@@ -140,6 +198,12 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
     Mat router = M.router;
     router.mat_stride = 0;  // every token's "matrix" is the one router
     gpu::matvec(c, router, {&hnb_}, {&rb_}, st, r);
+    if (host_experts_batch()) {  // the segment ends: the host routes and runs the experts (experts_on_host)
+        c.copy(rb_, 0, hb_rb_, 0, size_t(B) * R * 4);
+        c.independent();
+        c.copy(hnb_, 0, hb_rb_, size_t(B) * R * 4, size_t(B) * E * 4);
+        return;
+    }
     gpu::topk_softmax(c, {&rb_}, NE, K, true, rb_, NE, {&rb_, NE + K}, B, R);  // each token's row of rb_
     if (grouped_experts(M)) {  // each expert's weights read once for the batch
         record_experts_grouped(c, M, B);

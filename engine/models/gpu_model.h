@@ -142,7 +142,9 @@ protected:
     // kBatchSmall: every matrix is read once per batch (mm_* tiles or matmul_*, int8 columns where the
     // type has them; routed experts grouped by expert where grouped_experts()), attention for the batch
     // in two dispatches.
-    // Resident placement with the GPU's routing only; SLUICE_GPU_BATCH=0 runs prompts token by token.
+    // Resident placement with the GPU's routing, or the experts on the host side (VRAM cache or CPU
+    // placements: the CPU computes each batch's experts, host_experts_batch()); SLUICE_GPU_BATCH=0 runs
+    // prompts token by token.
     static constexpr uint32_t kBatchSmall = MM_MAX_COLS;
     // Tokens of a big batch: SLUICE_GPU_PROMPT_BATCH when the model is loaded (8..1024, a multiple of
     // 8), default kBatchDefault.
@@ -207,14 +209,24 @@ protected:
     int64_t resid_norm_ = -1;  // the norm offset of add_matvec()'s norm_q8 when it was the last dispatch
 
     bool batching() const;
-    void run_batch(std::span<const int32_t> tokens);  // kBatchSmall .. batch_max() tokens at n_past_..
+    // kBatchSmall .. batch_max() tokens at n_past_.. (`first`: the batch's first token in the chunk)
+    void run_batch(std::span<const int32_t> tokens, size_t first);
     // Floats per token of rb_: router logits (n_expert), top-k ids and weights, rounded up to 4.
     uint32_t route_row() const { return uint32_t(hp_.n_expert + 2 * top_k_ + 3) / 4 * 4; }
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
     Buffer upe_b_, oute_b_, grp_b_;       // grouped experts: up and output per entry, the group buffer
     std::vector<Buffer> steps_b_;         // one step buffer per token of the batch
     Buffer steps_all_;                    // and all of them in one (gpu::prompt_attention)
-    std::map<uint32_t, std::unique_ptr<gpu::Cmd>> batch_cmd_;  // recorded per batch size
+    std::map<uint32_t, std::vector<std::unique_ptr<gpu::Cmd>>> batch_cmd_;  // recorded per batch size (segments)
+    void alloc_batch();
+    void record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& segs);
+    // Experts in the VRAM cache or on the CPU: a batch's routed experts run on the CPU grouped by expert
+    // (each read once per batch), between segments that end at each MoE router.
+    bool host_experts_batch() const { return place_ != Place::Resident && experts_ && moe_cpu_; }
+    void experts_on_host(int64_t il, uint32_t B);
+    Buffer hb_rb_, hb_y_host_, hb_y_;  // host experts: router logits + hn read back, sums up and on the GPU
+    std::vector<int32_t> hb_ids_;
+    std::vector<float> hb_w_, hb_out_;
     const uint32_t batch_max_ = prompt_batch_from_env();
     static uint32_t prompt_batch_from_env();
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
