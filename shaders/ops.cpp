@@ -525,9 +525,10 @@ void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, V
     cmd.dispatch("delta_norm", {qkv.buf, w.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, 1, 1});
 }
 
-void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate) {
-    SigmoidGatePush p{n, a.off, g.off, y.off, (scalar_gate ? SG_SCALAR : 0u) | (accumulate ? SG_ACCUMULATE : 0u)};
-    cmd.dispatch("sigmoid_gate", {a.buf, g.buf, y.buf}, p, {n, 1, 1});
+void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate, const Rows& rows) {
+    SigmoidGatePush p{n, a.off, g.off, y.off, (scalar_gate ? SG_SCALAR : 0u) | (accumulate ? SG_ACCUMULATE : 0u),
+                      rows.a_stride, rows.g_stride, rows.y_stride};
+    cmd.dispatch("sigmoid_gate", {a.buf, g.buf, y.buf}, p, {n, rows.n, 1});
 }
 
 // deepseek2 (MLA)

@@ -231,8 +231,12 @@ void delta_conv(Cmd& cmd, Vec qkv, Vec ba, Vec conv_state, const DeltaParams& w,
 // Per value head: the delta-rule step on S (n_v, dk, dv), o (n_v, dv) = rmsnorm(S^T q) * ssm_norm * silu(z).
 // qkv (delta_conv's output), z (n_v dv) and ba (beta, decay) in one buffer.
 void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, Vec o, const DeltaShape& s, float eps);
-// y (+)= a * sigmoid(g) over n; scalar_gate: every element takes g[0].
-void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate);
+// y (+)= a * sigmoid(g) over n; scalar_gate: every element takes g[0]. rows: n rows of a prompt batch,
+// each's a, g and y their strides further.
+struct Rows {
+    uint32_t n = 1, a_stride = 0, g_stride = 0, y_stride = 0;
+};
+void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate, const Rows& rows = {});
 
 // deepseek2 (MLA)
 

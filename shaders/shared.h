@@ -301,6 +301,7 @@ struct SigmoidGatePush {
     uint n;
     uint a_off, g_off, y_off;
     uint flags;
+    uint a_row_stride, g_row_stride, y_row_stride;  // workgroup row y: row y of a batch
 };
 
 // deepseek2 (MLA) ----------------------------------------------------------------------------------

@@ -16,6 +16,8 @@
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
+#include "engine/stats.h"
+#include "engine/stream/context.h"
 #include "tests/gpu_test_util.h"
 #include "tests/ref_test_util.h"
 
@@ -212,6 +214,76 @@ inline QuantAgreement run_quantized(const std::string& dir, const QuantCase& c) 
     EXPECT_GE(a.gpu.top1, c.min_top1);
     EXPECT_LE(a.gpu.kl, c.max_kl);
     return a;
+}
+
+// Tokens a prompt of n runs in batches (GpuModel::forward_batch): `big` (SLUICE_GPU_PROMPT_BATCH,
+// default 256) at a time while more than that remain, then halves of it down to 8; the last token
+// and what is left of fewer than 8 alone.
+inline uint64_t batched_tokens(size_t n, size_t big = 256) {
+    const size_t m = n - 1;
+    return m / big * big + m % big / 8 * 8;  // the halves take every multiple of 8 below big
+}
+
+// A prompt on the GPU, then `rest` with every position's logits: the prompt's last logits and rest's,
+// with prompt batches (batch) or token by token (SLUICE_GPU_BATCH=0). batched: the tokens the prompt
+// must have run in batches; where: the placement.
+inline std::vector<float> prompt_then_rest(const std::string& path, std::span<const int32_t> prompt, std::span<const int32_t> rest,
+                                    bool batch, uint64_t batched, std::string* where = nullptr, ModelOptions o = gpu_opts(),
+                                    StatsSnapshot* prompt_stats = nullptr) {
+    if (!batch) setenv("SLUICE_GPU_BATCH", "0", 1);
+    o.n_ctx = std::max<int64_t>(o.n_ctx, int64_t(prompt.size() + rest.size()));
+    auto m = load_model(path, o);
+    if (where) *where = m->placement();
+    std::vector<float> l = m->forward_tokens(prompt, false);
+    EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? batched : 0u) << path;
+    if (prompt_stats) *prompt_stats = m->stats()->read();
+    const std::vector<float> r = m->forward_tokens(rest, true);
+    l.insert(l.end(), r.begin(), r.end());
+    unsetenv("SLUICE_GPU_BATCH");
+    return l;
+}
+
+// Experts in the VRAM cache or on the CPU: a prompt's batches run their routed experts on the CPU,
+// grouped by expert (each read once per batch), between GPU segments that end at each router. Against
+// token by token (F16: the CPU's experts and the GPU's differ by summation order only), and with the
+// file streamed (--io direct, a host cache of K + 1 experts) reading fewer expert bytes than token by
+// token, batched within max_err of token by token.
+inline void expect_host_expert_batches(const std::string& dir, const std::string& fixture, size_t n_prompt,
+                                       double max_err = 1e-5) {
+    using namespace reftest;
+    for (const Placement& pl : kPlacements) {
+        if (!pl.small_cache || (!pl.discrete && pl.where == GpuExperts::Gpu)) continue;  // one VRAM cache case
+        const std::string path = dir + fixture + ".gguf";
+        SCOPED_TRACE(fixture + " " + pl.name);
+        const auto ids = read_ids(dir + fixture + ".tokens.txt");
+        ASSERT_GT(ids.size(), n_prompt);
+        const std::span<const int32_t> prompt(ids.data(), n_prompt), rest(ids.data() + n_prompt, ids.size() - n_prompt);
+        ModelOptions o = gpu_opts();
+        o.gpu_expert_cache = small_cache(path);
+        o.gpu_experts = pl.where;
+        o.gpu_emulate_discrete = pl.discrete;
+        o.io = IoMode::Direct;  // a host cache of K + 1 experts: token by token reads most routings again
+        o.prefetch = false;
+        {
+            ModelOptions p = cpu_opts();
+            p.io = IoMode::Direct;
+            auto probe = load_model(path, p);
+            o.expert_cache = uint64_t(probe->hparams().n_expert_used + 1) * probe->memory().slot_bytes;
+        }
+        std::string where;
+        StatsSnapshot sb, ss;
+        const auto batched = prompt_then_rest(path, prompt, rest, true, batched_tokens(n_prompt), &where, o, &sb);
+        EXPECT_NE(where.find(pl.where == GpuExperts::Auto ? "measuring" : pl.expect), std::string::npos) << where;
+        const auto single = prompt_then_rest(path, prompt, rest, false, 0, &where, o, &ss);
+        const int64_t nv = int64_t(batched.size() / (1 + rest.size()));
+        const double err = max_rel_err(batched, single, nv);
+        std::printf("  %s %s: max rel err %.3g (batched vs token by token); prompt's expert bytes read %llu vs %llu\n",
+                    fixture.c_str(), pl.name, err, (unsigned long long)sb.bytes_read_total,
+                    (unsigned long long)ss.bytes_read_total);
+        EXPECT_LE(err, max_err);
+        EXPECT_GT(sb.bytes_read_total, 0u);
+        EXPECT_LT(sb.bytes_read_total, ss.bytes_read_total);
+    }
 }
 
 }  // namespace sluice::gputest

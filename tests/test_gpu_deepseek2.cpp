@@ -48,6 +48,12 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GpuDeepSeek2,
                          ::testing::Combine(::testing::Values("ds_a", "ds_b", "ds_c"), ::testing::ValuesIn(kPlacements)),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
 
+// Prompt batches with the experts on the CPU (gpu_model_test_util.h): the GPU's layers token by token
+// within each segment (no batch recording for this architecture), the experts grouped by expert.
+TEST(GpuDeepSeek2Batch, HostExpertBatchesMatchTokenByToken) {
+    for (const char* fixture : {"ds_a", "ds_b"}) expect_host_expert_batches(kDir, fixture, 48);
+}
+
 // The state blob is the CPU path's: a conversation started on the GPU continues on the CPU and back.
 TEST(GpuDeepSeek2State, SnapshotsMoveBetweenCpuAndGpu) {
     expect_snapshots_move(kDir + "ds_a.gguf", read_ids(kDir + "ds_a.tokens.txt"));

@@ -14,7 +14,6 @@
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
-#include "engine/stream/context.h"
 #include "tests/gpu_model_test_util.h"
 #include "tests/ref_test_util.h"
 
@@ -35,33 +34,6 @@ std::string gen_model_256(const char* name, const char* type, const char* arch =
                             " --out " + f + " >/dev/null";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     return f;
-}
-
-// Tokens a prompt of n runs in batches (GpuModel::forward_batch): `big` (SLUICE_GPU_PROMPT_BATCH,
-// default 256) at a time while more than that remain, then halves of it down to 8; the last token
-// and what is left of fewer than 8 alone.
-uint64_t batched_tokens(size_t n, size_t big = 256) {
-    const size_t m = n - 1;
-    return m / big * big + m % big / 8 * 8;  // the halves take every multiple of 8 below big
-}
-
-// A prompt on the GPU, then `rest` with every position's logits: the prompt's last logits and rest's,
-// with prompt batches (batch) or token by token (SLUICE_GPU_BATCH=0). batched: the tokens the prompt
-// must have run in batches; where: the placement.
-std::vector<float> prompt_then_rest(const std::string& path, std::span<const int32_t> prompt, std::span<const int32_t> rest,
-                                    bool batch, uint64_t batched, std::string* where = nullptr, ModelOptions o = gpu_opts(),
-                                    StatsSnapshot* prompt_stats = nullptr) {
-    if (!batch) setenv("SLUICE_GPU_BATCH", "0", 1);
-    o.n_ctx = std::max<int64_t>(o.n_ctx, int64_t(prompt.size() + rest.size()));
-    auto m = load_model(path, o);
-    if (where) *where = m->placement();
-    std::vector<float> l = m->forward_tokens(prompt, false);
-    EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? batched : 0u) << path;
-    if (prompt_stats) *prompt_stats = m->stats()->read();
-    const std::vector<float> r = m->forward_tokens(rest, true);
-    l.insert(l.end(), r.begin(), r.end());
-    unsetenv("SLUICE_GPU_BATCH");
-    return l;
 }
 
 class GpuModel : public ::testing::TestWithParam<std::tuple<std::string, Placement>> {};
@@ -254,44 +226,10 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
     }
 }
 
-// Experts in the VRAM cache or on the CPU: a prompt's batches run their routed experts on the CPU,
-// grouped by expert (each read once per batch), between GPU segments that end at each router. Against
-// token by token (F16: the CPU's experts and the GPU's differ by summation order only), and with the
-// file streamed (--io direct, a cache of a few experts) reading fewer expert bytes than token by token.
+// Experts in the VRAM cache or on the CPU: prompt batches with the experts on the CPU
+// (gpu_model_test_util.h expect_host_expert_batches).
 TEST(GpuModelBatch, HostExpertBatchesMatchTokenByToken) {
-    for (const char* fixture : {"moe_a", "moe_b", "moe_c"})
-        for (const Placement& pl : kPlacements) {
-            if (!pl.small_cache || !pl.discrete && pl.where == GpuExperts::Gpu) continue;  // one VRAM cache case
-            const std::string path = kDir + fixture + ".gguf";
-            SCOPED_TRACE(std::string(fixture) + " " + pl.name);
-            const auto ids = read_ids(kDir + fixture + ".tokens.txt");
-            const size_t n_prompt = 56;
-            const std::span<const int32_t> prompt(ids.data(), n_prompt), rest(ids.data() + n_prompt, ids.size() - n_prompt);
-            ModelOptions o = gpu_opts();
-            o.gpu_expert_cache = small_cache(path);
-            o.gpu_experts = pl.where;
-            o.gpu_emulate_discrete = pl.discrete;
-            o.io = IoMode::Direct;  // a host cache of K + 1 experts: token by token reads most routings again
-            o.prefetch = false;
-            {
-                ModelOptions p = cpu_opts();
-                p.io = IoMode::Direct;
-                auto probe = load_model(path, p);
-                o.expert_cache = uint64_t(probe->hparams().n_expert_used + 1) * probe->memory().slot_bytes;
-            }
-            std::string where;
-            StatsSnapshot sb, ss;
-            const auto batched = prompt_then_rest(path, prompt, rest, true, batched_tokens(n_prompt), &where, o, &sb);
-            EXPECT_NE(where.find(pl.where == GpuExperts::Auto ? "measuring" : pl.expect), std::string::npos) << where;
-            const auto single = prompt_then_rest(path, prompt, rest, false, 0, &where, o, &ss);
-            const int64_t nv = int64_t(batched.size() / (1 + rest.size()));
-            const double err = max_rel_err(batched, single, nv);
-            std::printf("  %s %s: max rel err %.3g (batched vs token by token); prompt's expert bytes read %llu vs %llu\n",
-                        fixture, pl.name, err, (unsigned long long)sb.bytes_read_total, (unsigned long long)ss.bytes_read_total);
-            EXPECT_LE(err, 1e-5);
-            EXPECT_GT(sb.bytes_read_total, 0u);
-            EXPECT_LT(sb.bytes_read_total, ss.bytes_read_total);
-        }
+    for (const char* fixture : {"moe_a", "moe_b", "moe_c"}) expect_host_expert_batches(kDir, fixture, 56);
 }
 
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
@@ -386,9 +324,10 @@ TEST(GpuModelState, CountersReportVramAndCacheTraffic) {
     o.gpu_experts = GpuExperts::Gpu;
     auto m = load_model(kDir + "moe_c.gguf", o);
     const auto ids = read_ids(kDir + "moe_c.tokens.txt");
-    m->forward_tokens(ids, false);
+    m->forward_tokens(ids, true);  // every position's logits: token by token (a prompt's batches run the experts on the CPU)
     const GpuCounters c = m->gpu_counters();
     EXPECT_GT(c.vram_bytes, 0u);
+    EXPECT_EQ(c.batched_tokens, 0u);
     // 2 layers x 64 tokens x top-2: every routed expert either hit or missed.
     EXPECT_EQ(c.vram_cache_hits + c.vram_cache_misses, 2u * 64 * 2);
     EXPECT_GT(c.vram_cache_hits, 0u);

@@ -42,13 +42,18 @@ void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* l
 
 uint32_t GpuModel::prompt_batch_from_env() {
     const char* e = std::getenv("SLUICE_GPU_PROMPT_BATCH");
-    const int v = e && *e ? std::atoi(e) : int(kBatchDefault);
-    return uint32_t(std::clamp(v, 8, 1024) / 8 * 8);
+    return e && *e ? uint32_t(std::clamp(std::atoi(e), 8, 1024) / 8 * 8) : 0;
+}
+
+uint32_t GpuModel::batch_max() const {
+    if (batch_max_) return batch_max_;
+    if (!host_experts_batch()) return kBatchDefault;
+    return uint32_t(std::clamp<int64_t>(prefill_chunk(), 8, 1024) / 8 * 8);
 }
 
 bool GpuModel::batching() const {
     const char* e = std::getenv("SLUICE_GPU_BATCH");
-    return !(e && std::string(e) == "0") && batch_ok() && (!segmented() || host_experts_batch());
+    return !(e && std::string(e) == "0") && ((batch_ok() && !segmented()) || host_experts_batch());
 }
 
 // The batch as recorded segments: one for resident placements; with the experts on the host
@@ -115,6 +120,19 @@ void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& 
         c.barrier();  // after the host's writes and the previous submit
         return &c;
     };
+    if (!batch_ok()) {  // host experts: each token's own recording, layer-major (segment s: its tokens in order)
+        for (size_t s = 0; s <= sync_layers_.size(); ++s) {
+            gpu::Cmd* c = open();
+            const int64_t from = s == 0 ? -1 : sync_layers_[s - 1];
+            const int64_t to = s < sync_layers_.size() ? sync_layers_[s] : h.n_layer;
+            for (uint32_t j = 0; j < B; ++j) {
+                const BatchRow row{j, B};
+                record_layers(*c, Place::Cpu, from, to, &row);
+            }
+            c->end();
+        }
+        return;
+    }
     gpu::Cmd* c = open();
     for (uint32_t j = 0; j < B; ++j) {
         if (j) c->independent();
@@ -158,11 +176,11 @@ void GpuModel::experts_on_host(int64_t il, uint32_t B) {
 }
 
 void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
-                                const Mat& down) {
+                                const Mat& down, bool hn_ready) {
     const Hparams& h = hp_;
     const uint32_t E = uint32_t(h.n_embd);
     const Buffer& st = steps_b_[0];
-    gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, ffn_norm}, E, B, E, h.rms_eps, st);
+    if (!hn_ready) gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, ffn_norm}, E, B, E, h.rms_eps, st);
     const MoeLayer& M = moe_[size_t(il)];
     if (!M.router.rows) {  // x += down(silu(gate hn) * up hn), the weights read once for the batch
         const uint32_t F = uint32_t(h.n_ff);

@@ -295,11 +295,28 @@ std::vector<gpu::Cmd*>& GpuModel::segments_for(Place p) {
 
 // Records from layer `from`'s experts (from < 0: the embedding) through the router of layer `to`
 // (to == n_layer: through the last layer). Unsegmented, everything.
-void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to) {
-    c.barrier();  // after the previous segment and any expert uploads
-    c.copy(step_host_, 0, step_, 0, gpu::kStepBytes);
-    c.independent();
-    c.copy(moe_host_, 0, moe_in_, 0, moe_host_.size());
+// row: token row.j of a prompt batch of row.B tokens (record_batch_tokens()): its step header, the
+// host's expert sum and x come from the batch buffers' row j, and x, the router logits and hn go back
+// there at the end.
+void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, const BatchRow* row) {
+    const size_t E = size_t(hp_.n_embd);
+    c.barrier();  // after the previous segment and any expert uploads (or the batch's previous token)
+    if (!row) {
+        c.copy(step_host_, 0, step_, 0, gpu::kStepBytes);
+        c.independent();
+        c.copy(moe_host_, 0, moe_in_, 0, moe_host_.size());
+    } else {
+        c.copy(steps_b_host_, size_t(row->j) * gpu::kStepBytes, step_, 0, gpu::kStepBytes);
+        if (from >= 0) {  // the token's x and FFN input (shared experts read hn) as the last segment left them
+            c.independent();
+            c.copy(hb_y_host_, size_t(row->j) * E * 4, moe_in_, 0, E * 4);
+            c.independent();
+            c.copy(xb_, size_t(row->j) * E * 4, x_, 0, E * 4);
+            c.independent();
+            c.copy(hb_rb_, (size_t(row->B) * route_row() + size_t(row->j) * E) * 4, hn_, 0, E * 4);
+            if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, hn_vec_, *q, uint32_t(E));
+        }
+    }
     if (from < 0) {
         gpu::getrows(c, embd_, {&x_}, step_);
     } else {
@@ -307,7 +324,17 @@ void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to) {
     }
     for (int64_t il = from + 1; il <= std::min<int64_t>(to, hp_.n_layer - 1); ++il) {
         record_layer(c, il, il > 0);  // the FFN's norm in hn after it
-        if (moe_[size_t(il)].router.rows) record_router(c, p, il, il == to);
+        if (moe_[size_t(il)].router.rows) record_router(c, p, il, il == to && !row);
+    }
+    if (row) {
+        c.copy(x_, 0, xb_, size_t(row->j) * E * 4, E * 4);
+        if (to < hp_.n_layer) {  // ended at layer to's router: its logits and input for the host
+            const size_t R = route_row();
+            c.independent();
+            c.copy(route_, 0, hb_rb_, size_t(row->j) * R * 4, size_t(hp_.n_expert) * 4);
+            c.independent();
+            c.copy(hn_, 0, hb_rb_, (size_t(row->B) * R + size_t(row->j) * E) * 4, E * 4);
+        }
     }
 }
 

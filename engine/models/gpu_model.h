@@ -147,20 +147,21 @@ protected:
     // prompts token by token.
     static constexpr uint32_t kBatchSmall = MM_MAX_COLS;
     // Tokens of a big batch: SLUICE_GPU_PROMPT_BATCH when the model is loaded (8..1024, a multiple of
-    // 8), default kBatchDefault.
+    // 8), else kBatchDefault, or with the experts on the host the prompt chunk (--batch, up to 1024):
+    // each routed expert is read once per batch, and reads are what a batch then waits on.
     static constexpr uint32_t kBatchDefault = 256;
-    uint32_t batch_max() const { return batch_max_; }
+    uint32_t batch_max() const;
     // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up).
     virtual bool batch_ok() const { return false; }
     // Layer il for B tokens (B <= batch_max()): hnb_ holds attn_norm(x) of each (columns n_embd apart);
     // adds the layer's attention and FFN to xb_ (record_ffn_batch() for the FFN part). Buffers of its
     // own are sized for batch_max().
     virtual void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) {}
-    // ffn_norm(xb_) into hnb_, then xb_ += the FFN of each of the B tokens: dense (gate, up, down) or
-    // layer il's router and top-k for the batch, then its routed experts (record_experts_grouped() or
-    // per token).
+    // ffn_norm(xb_) into hnb_ (hn_ready: hnb_ holds the FFN input already), then xb_ += the FFN of each
+    // of the B tokens: dense (gate, up, down) or layer il's router and top-k for the batch, then its
+    // routed experts (record_experts_grouped() or per token).
     void record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
-                          const Mat& down);
+                          const Mat& down, bool hn_ready = false);
     // Whether a batch's routed experts of layer M run grouped by expert (record_experts_grouped():
     // integer-dot mm types; SLUICE_GPU_MOE_GROUP=0 turns it off), else per token.
     bool grouped_experts(const MoeLayer& M) const;
@@ -221,13 +222,16 @@ protected:
     void alloc_batch();
     void record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& segs);
     // Experts in the VRAM cache or on the CPU: a batch's routed experts run on the CPU grouped by expert
-    // (each read once per batch), between segments that end at each MoE router.
+    // (each read once per batch), between segments that end at each MoE router. The GPU part of a
+    // segment: record_layer_batch() where the architecture has it (batch_ok()), else each token's
+    // recording of the token path in turn (layer-major: a layer's tokens in order, so KV rows and
+    // recurrent states are what token by token leaves).
     bool host_experts_batch() const { return place_ != Place::Resident && experts_ && moe_cpu_; }
     void experts_on_host(int64_t il, uint32_t B);
     Buffer hb_rb_, hb_y_host_, hb_y_;  // host experts: router logits + hn read back, sums up and on the GPU
     std::vector<int32_t> hb_ids_;
     std::vector<float> hb_w_, hb_out_;
-    const uint32_t batch_max_ = prompt_batch_from_env();
+    const uint32_t batch_max_ = prompt_batch_from_env();  // 0: unset
     static uint32_t prompt_batch_from_env();
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
     // and up (ff_floats), the step buffer.
@@ -252,7 +256,10 @@ private:
     void probe(double seconds);
     bool segmented() const { return place_ != Place::Resident || !gpu_routing(); }
     std::vector<gpu::Cmd*>& segments_for(Place p);
-    void record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to);
+    struct BatchRow {
+        uint32_t j, B;
+    };
+    void record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, const BatchRow* row = nullptr);
     void record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment);
     void record_experts(gpu::Cmd& c, Place p, int64_t il);
     enum class Route { Tail, Dispatch, Own };

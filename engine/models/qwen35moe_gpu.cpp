@@ -4,8 +4,9 @@
 // reference (tests/test_gpu_qwen35.cpp) and the state blob is the same, so snapshots move between
 // the two. The routed experts' placements, the token's step and the uploads are GpuModel's.
 //
-// Prompts run token by token (forward_batch), each token one submit (or one per MoE layer when the
-// experts are not resident).
+// Prompts run in batches (GpuModel::forward_batch, record_layer_batch()): the projections, output
+// projections and shared expert as products over the batch, the full-attention layers' attention in
+// two dispatches, the delta net token by token (its recurrence), the routed experts grouped by expert.
 //
 // Rows are regrouped at upload so that every projection of a layer writes its parts contiguously:
 // q_proj's per-head [q (hd), gate (hd)] rows become [q (n_head hd) | gate (n_head hd)], so the fused
@@ -172,6 +173,117 @@ private:
         record_shared_expert(c, L);
     }
 
+    // Prompt batches: every MoE layer's gate and up fused (as qwen3moe).
+    bool batch_ok() const override {
+        for (int64_t il = 0; il < hp_.n_layer; ++il) {
+            const MoeLayer& M = moe_[size_t(il)];
+            if (M.router.rows && !fused(M.gate_exps, M.up_exps)) return false;
+        }
+        return true;
+    }
+
+    // record_layer() for B tokens: hnb_ = attn_norm(x) of each (columns n_embd apart). The projections
+    // into projb_ (columns pw() apart), token mixing (attention for the batch, or the delta net token by
+    // token: each token's conv and step read its column), the output projection added to xb_,
+    // post_attention_norm into hnb_, the shared expert added to xb_, then the router and routed experts.
+    void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
+        const Hparams& h = hp_;
+        const GLayer& L = layers_[size_t(il)];
+        const uint32_t E = uint32_t(h.n_embd), P = pw(), qd = uint32_t(h.n_head * h.head_dim),
+                       vdim = uint32_t(ssm_.value_dim()), cd = uint32_t(ssm_.conv_dim());
+        if (!projb_.size()) {
+            const size_t n = batch_max();
+            projb_ = device_floats(n * P, "projections of a prompt batch");
+            mixb_ = device_floats(n * std::max(qd, vdim), "token mixing output of a prompt batch");
+            mirror(mixb_, n * std::max(qd, vdim));
+            if (n_ff_sh_ > 0) {
+                const size_t F = size_t(n_ff_sh_);
+                shgb_ = device_floats(n * F, "shared expert gate of a prompt batch");
+                mirror(shgb_, n * F);
+                shub_ = device_floats(n * F, "shared expert up of a prompt batch");
+                shyb_ = device_floats(n * E, "shared expert output of a prompt batch");
+                shlb_ = device_floats(n, "shared expert gate logits of a prompt batch");
+            }
+        }
+        const Buffer& st = batch_step(0);
+        std::vector<const Mat*> pm;
+        for (const Merged& m : L.proj) pm.push_back(&m.w);
+        quantize_for(c, hnb_, B * E, pm);
+        gpu::MatvecOpts o = with_xq({}, hnb_);
+        o.n_cols = B;
+        o.x_col_stride = E;
+        o.y_col_stride = P;
+        for (size_t i = 0; i < L.proj.size(); ++i) {
+            if (i) c.independent();
+            gpu::matvec(c, L.proj[i].w, {&hnb_}, {&projb_, L.proj[i].y_off}, st, o);
+        }
+        uint32_t mix = qd;  // floats per token of mixb_
+        if (L.recurrent) {  // the recurrence: token by token, in order
+            mix = vdim;
+            const gpu::DeltaShape s = delta_shape();
+            for (uint32_t j = 0; j < B; ++j) {
+                const uint32_t at = j * P;
+                gpu::delta_conv(c, {&projb_, at}, {&projb_, at + cd + vdim}, {L.state}, L.delta, s,
+                                1.0f / std::sqrt(float(ssm_.dk)), kL2Eps);
+                gpu::delta_step(c, {&projb_, at}, {&projb_, at + cd}, {&projb_, at + cd + vdim},
+                                {L.state, uint32_t(conv_floats())}, L.delta, {&mixb_, j * vdim}, s, h.rms_eps);
+            }
+        } else {
+            gpu::prompt_attention(c, {{&projb_}, P, 2 * qd, 2 * qd + uint32_t(kd())}, B, {L.k}, {L.v}, uint32_t(kd()),
+                                  uint32_t(vd()), {&mixb_}, qd, attn_,
+                                  {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, batch_steps());
+            gpu::sigmoid_gate(c, {&mixb_}, {&projb_, qd}, {&mixb_}, qd, false, false, {B, qd, P, qd});  // attn_gated
+        }
+        quantize_for(c, mixb_, B * mix, {&L.out});
+        gpu::MatvecOpts w = with_xq({}, mixb_);
+        w.n_cols = B;
+        w.x_col_stride = mix;
+        w.y_col_stride = E;
+        w.accumulate = true;
+        gpu::matvec(c, L.out, {&mixb_}, {&xb_}, st, w);
+        gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, L.post_norm}, E, B, E, h.rms_eps, st);  // post_attention_norm
+        record_shared_expert_batch(c, L, B);
+        static const Mat none{};
+        record_ffn_batch(c, il, B, L.post_norm, none, none, none, true);
+    }
+
+    // x += sigmoid(w_sh . hn) * down_sh(silu(gate_sh hn) * up_sh hn) for each token of the batch.
+    void record_shared_expert_batch(gpu::Cmd& c, const GLayer& L, uint32_t B) {
+        if (!L.sh_gate.rows) return;
+        const uint32_t E = uint32_t(hp_.n_embd), F = uint32_t(n_ff_sh_);
+        const Buffer& st = batch_step(0);
+        quantize_for(c, hnb_, B * E, {&L.sh_gate, &L.sh_up, &L.sh_router});
+        gpu::MatvecOpts r = with_xq({}, hnb_);  // shared_expert_gate: one row, a batch of matvecs (as the router)
+        r.n_mats = B;
+        r.x_mat_stride = E;
+        r.y_mat_stride = 1;
+        Mat router = L.sh_router;
+        router.mat_stride = 0;
+        gpu::matvec(c, router, {&hnb_}, {&shlb_}, st, r);
+        gpu::MatvecOpts o = with_xq({}, hnb_);
+        o.n_cols = B;
+        o.x_col_stride = E;
+        o.y_col_stride = F;
+        c.independent();
+        gpu::matvec(c, L.sh_gate, {&hnb_}, {&shgb_}, st, o);
+        c.independent();
+        gpu::matvec(c, L.sh_up, {&hnb_}, {&shub_}, st, o);
+        gpu::swiglu(c, {&shgb_}, {&shub_}, {&shgb_}, B * F);
+        quantize_for(c, shgb_, B * F, {&L.sh_down});
+        gpu::MatvecOpts d = with_xq({}, shgb_);
+        d.n_cols = B;
+        d.x_col_stride = F;
+        d.y_col_stride = E;
+        gpu::matvec(c, L.sh_down, {&shgb_}, {&shyb_}, st, d);  // ffn_shexp
+        gpu::sigmoid_gate(c, {&shyb_}, {&shlb_}, {&xb_}, E, true, true, {B, E, 1, E});
+    }
+    // Floats per token of projb_: the widest layer's projections, rounded up to 32 (aligned columns).
+    uint32_t pw() const {
+        const Hparams& h = hp_;
+        const int64_t w = std::max(2 * h.n_head * h.head_dim + int64_t(kd() + vd()), ssm_.conv_dim() + ssm_.value_dim() + 2 * ssm_.n_v);
+        return uint32_t((w + 31) / 32 * 32);
+    }
+
     // proj_: [q | gate | k | v] -> att_ = attention(q, K, V) * sigmoid(gate)
     void record_gated_attention(gpu::Cmd& c, const GLayer& L) {
         const Hparams& h = hp_;
@@ -311,6 +423,9 @@ private:
     // + 2 n_v); att_: gated attention output (n_head hd); o_: delta net output (value_dim); sh_: the
     // shared expert's (sh_up() ...); part_, counts_: attention splits and merge counters.
     gpu::Buffer proj_, att_, o_, sh_, part_, counts_;
+    // Prompt batches (batch_max() tokens): projections, token mixing output, the shared expert's gate,
+    // up, output and gate logit.
+    gpu::Buffer projb_, mixb_, shgb_, shub_, shyb_, shlb_;
 };
 
 }  // namespace
