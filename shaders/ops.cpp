@@ -525,6 +525,23 @@ void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, V
     cmd.dispatch("delta_norm", {qkv.buf, w.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, 1, 1});
 }
 
+void delta_batch(Cmd& cmd, Vec cols, const DeltaCols& at, uint32_t n_tokens, Vec conv_state, uint32_t s_off,
+                 const DeltaParams& w, Vec o, uint32_t o_stride, const DeltaShape& s, float q_scale, float l2_eps, float eps) {
+    check_delta(s, "delta_batch");
+    const uint32_t c0 = cols.off;
+    DeltaBatchPush p{s.n_k, s.n_v, s.dk, s.dv, s.kernel, s.tiled ? 1u : 0u, n_tokens, at.stride, c0, c0 + at.ba,
+                     c0 + at.cqkv, c0 + at.cba, c0 + at.z, conv_state.off, s_off, w.conv_w, w.dt_bias, w.ssm_a,
+                     w.ssm_norm, o.off, o_stride, q_scale, l2_eps, eps};
+    const uint32_t conv_dim = 2 * s.n_k * s.dk + s.n_v * s.dv;
+    const uint32_t groups = 2 * s.n_k + (s.n_v * s.dv + DELTA_THREADS - 1) / DELTA_THREADS + 1;
+    cmd.dispatch("delta_conv_b", {cols.buf, conv_state.buf, w.buf}, p, {groups * DELTA_THREADS, n_tokens, 1});
+    cmd.dispatch("delta_conv_save", {cols.buf, conv_state.buf}, p, {conv_dim, 1, 1});  // after every token's reads
+    const uint32_t col_groups = (s.dv + DELTA_STEP_THREADS / DELTA_KSPLIT - 1) / (DELTA_STEP_THREADS / DELTA_KSPLIT);
+    cmd.independent();  // the scan reads the conv's outputs, not the saved inputs
+    cmd.dispatch("delta_scan", {cols.buf, conv_state.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, col_groups, 1});
+    cmd.dispatch("delta_norm_b", {cols.buf, w.buf, o.buf}, p, {s.n_v * DELTA_STEP_THREADS, n_tokens, 1});
+}
+
 void sigmoid_gate(Cmd& cmd, Vec a, Vec g, Vec y, uint32_t n, bool scalar_gate, bool accumulate, const Rows& rows) {
     SigmoidGatePush p{n, a.off, g.off, y.off, (scalar_gate ? SG_SCALAR : 0u) | (accumulate ? SG_ACCUMULATE : 0u),
                       rows.a_stride, rows.g_stride, rows.y_stride};

@@ -231,6 +231,15 @@ void delta_conv(Cmd& cmd, Vec qkv, Vec ba, Vec conv_state, const DeltaParams& w,
 // Per value head: the delta-rule step on S (n_v, dk, dv), o (n_v, dv) = rmsnorm(S^T q) * ssm_norm * silu(z).
 // qkv (delta_conv's output), z (n_v dv) and ba (beta, decay) in one buffer.
 void delta_step(Cmd& cmd, Vec qkv, Vec z, Vec ba, Vec S, const DeltaParams& w, Vec o, const DeltaShape& s, float eps);
+// A prompt batch's delta net (delta_batch.comp): n_tokens columns `stride` floats apart in cols.buf,
+// token 0's at cols.off: raw qkv at 0, z at z, b and a at ba, and room for the conv's outputs (qkv at
+// cqkv, beta and decay at cba). conv_state (the saved inputs) and S (s_off) in one state buffer; o
+// (n_v dv per token) o_stride apart. The same results as delta_conv + delta_step token by token.
+struct DeltaCols {
+    uint32_t stride, z, ba, cqkv, cba;
+};
+void delta_batch(Cmd& cmd, Vec cols, const DeltaCols& at, uint32_t n_tokens, Vec conv_state, uint32_t s_off,
+                 const DeltaParams& w, Vec o, uint32_t o_stride, const DeltaShape& s, float q_scale, float l2_eps, float eps);
 // y (+)= a * sigmoid(g) over n; scalar_gate: every element takes g[0]. rows: n rows of a prompt batch,
 // each's a, g and y their strides further.
 struct Rows {

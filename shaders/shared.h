@@ -293,6 +293,19 @@ struct DeltaStepPush {
     uint o_off;
     float eps;
 };
+// delta_batch.comp: a prompt batch of n_tokens tokens whose activation columns lie x_stride floats
+// apart (offsets are token 0's): raw qkv at x_off and b, a at ba_off; the conv's outputs at cx_off
+// (qkv) and cba_off (beta, decay); z at z_off; o (n_v dv per token) at o_off, o_stride apart.
+struct DeltaBatchPush {
+    uint n_k, n_v, dk, dv, kernel, tiled;
+    uint n_tokens, x_stride;
+    uint x_off, ba_off, cx_off, cba_off, z_off;
+    uint state_off;                  // conv inputs (kernel-1, conv_dim) in the state buffer
+    uint s_off;                      // S (n_v, dk, dv) in the state buffer
+    uint conv_w_off, dt_off, a_off, norm_off;  // in the parameters buffer
+    uint o_off, o_stride;
+    float q_scale, l2_eps, eps;
+};
 // sigmoid_gate.comp: y[i] (+)= a[i] * sigmoid(g[i]) over n; with SG_SCALAR every i takes g[g_off]
 // (the shared expert's one gate logit), with SG_ACCUMULATE y is added to (the residual stream).
 #define SG_SCALAR 1u

@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GpuQwen35,
                          ::testing::Combine(::testing::Values("a", "b", "c", "next_a"), ::testing::ValuesIn(kPlacements)),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
 
-// Prompts in batches (record_layer_batch: products over the batch, the delta net token by token,
+// Prompts in batches (record_layer_batch: products over the batch, the delta net in one scan,
 // attention for the batch, experts grouped) against token by token (SLUICE_GPU_BATCH=0): the prompt's
 // last logits, then every position of a continuation that reads the KV rows and recurrent states the
 // batches left. F16: only summation order differs (b amplifies rounding most, as above).

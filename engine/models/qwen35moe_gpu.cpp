@@ -6,7 +6,8 @@
 //
 // Prompts run in batches (GpuModel::forward_batch, record_layer_batch()): the projections, output
 // projections and shared expert as products over the batch, the full-attention layers' attention in
-// two dispatches, the delta net token by token (its recurrence), the routed experts grouped by expert.
+// two dispatches, the delta net in four (delta_batch.comp: its recurrence one scan over the batch), the
+// routed experts grouped by expert.
 //
 // Rows are regrouped at upload so that every projection of a layer writes its parts contiguously:
 // q_proj's per-head [q (hd), gate (hd)] rows become [q (n_head hd) | gate (n_head hd)], so the fused
@@ -183,8 +184,8 @@ private:
     }
 
     // record_layer() for B tokens: hnb_ = attn_norm(x) of each (columns n_embd apart). The projections
-    // into projb_ (columns pw() apart), token mixing (attention for the batch, or the delta net token by
-    // token: each token's conv and step read its column), the output projection added to xb_,
+    // into projb_ (columns pw() apart), token mixing (attention for the batch, or the delta net: the
+    // conv of every token at once, then one scan over the batch), the output projection added to xb_,
     // post_attention_norm into hnb_, the shared expert added to xb_, then the router and routed experts.
     void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
         const Hparams& h = hp_;
@@ -218,16 +219,11 @@ private:
             gpu::matvec(c, L.proj[i].w, {&hnb_}, {&projb_, L.proj[i].y_off}, st, o);
         }
         uint32_t mix = qd;  // floats per token of mixb_
-        if (L.recurrent) {  // the recurrence: token by token, in order
+        if (L.recurrent) {  // the conv for every token at once, the recurrence in one scan over the batch
             mix = vdim;
-            const gpu::DeltaShape s = delta_shape();
-            for (uint32_t j = 0; j < B; ++j) {
-                const uint32_t at = j * P;
-                gpu::delta_conv(c, {&projb_, at}, {&projb_, at + cd + vdim}, {L.state}, L.delta, s,
-                                1.0f / std::sqrt(float(ssm_.dk)), kL2Eps);
-                gpu::delta_step(c, {&projb_, at}, {&projb_, at + cd}, {&projb_, at + cd + vdim},
-                                {L.state, uint32_t(conv_floats())}, L.delta, {&mixb_, j * vdim}, s, h.rms_eps);
-            }
+            const uint32_t raw = pw_raw();
+            gpu::delta_batch(c, {&projb_}, {P, cd, cd + vdim, raw, raw + cd}, B, {L.state}, uint32_t(conv_floats()), L.delta,
+                             {&mixb_}, vdim, delta_shape(), 1.0f / std::sqrt(float(ssm_.dk)), kL2Eps, h.rms_eps);
         } else {
             gpu::prompt_attention(c, {{&projb_}, P, 2 * qd, 2 * qd + uint32_t(kd())}, B, {L.k}, {L.v}, uint32_t(kd()),
                                   uint32_t(vd()), {&mixb_}, qd, attn_,
@@ -277,12 +273,14 @@ private:
         gpu::matvec(c, L.sh_down, {&shgb_}, {&shyb_}, st, d);  // ffn_shexp
         gpu::sigmoid_gate(c, {&shyb_}, {&shlb_}, {&xb_}, E, true, true, {B, E, 1, E});
     }
-    // Floats per token of projb_: the widest layer's projections, rounded up to 32 (aligned columns).
-    uint32_t pw() const {
+    // Floats per token of projb_: the widest layer's projections (pw_raw()), then the delta net's conv
+    // outputs (qkv, beta and decay), rounded up to 32 (aligned columns).
+    uint32_t pw_raw() const {
         const Hparams& h = hp_;
         const int64_t w = std::max(2 * h.n_head * h.head_dim + int64_t(kd() + vd()), ssm_.conv_dim() + ssm_.value_dim() + 2 * ssm_.n_v);
-        return uint32_t((w + 31) / 32 * 32);
+        return uint32_t((w + 3) / 4 * 4);
     }
+    uint32_t pw() const { return uint32_t((pw_raw() + ssm_.conv_dim() + 2 * ssm_.n_v + 31) / 32 * 32); }
 
     // proj_: [q | gate | k | v] -> att_ = attention(q, K, V) * sigmoid(gate)
     void record_gated_attention(gpu::Cmd& c, const GLayer& L) {
