@@ -209,6 +209,69 @@ TEST(GpuDelta, LongSequenceStaysClose) {
     }
 }
 
+// A prompt batch's delta net (delta_batch: every token's conv at once, the saved inputs after, one scan)
+// against delta_conv + delta_step token by token from the same state: each token's gated output and
+// the states after, for batches shorter and longer than the conv's history.
+TEST(GpuDelta, BatchMatchesTokenByToken) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    double worst = 0;
+    for (const gpu::DeltaShape& s : kShapes)
+        for (uint32_t n : {1u, 2u, 7u}) {
+            SCOPED_TRACE(name(s) + ", " + std::to_string(n) + " tokens");
+            DeltaCase c(rng, s);
+            const uint32_t cd = s.conv_dim(), vd = s.n_v * s.dv, pad = 3;
+            // A token's column: [qkv | z | b | a | conv qkv | beta, decay], then 1 float of padding.
+            const gpu::DeltaCols at{cd + vd + 2 * s.n_v + cd + 2 * s.n_v + 1, cd, cd + vd, cd + vd + 2 * s.n_v,
+                                    cd + vd + 2 * s.n_v + cd};
+            std::vector<float> cols(size_t(pad + n * at.stride), 0.0f);
+            for (uint32_t t = 0; t < n; ++t) {
+                const auto x = random_row(rng, cd + vd + 2 * s.n_v);
+                std::copy(x.begin(), x.end(), cols.begin() + pad + t * at.stride);
+            }
+            gpu::Buffer params = to_gpu(c.params());
+            std::vector<float> state(c.conv_state);
+            state.insert(state.end(), c.S.begin(), c.S.end());
+            const uint32_t s_off = uint32_t(c.conv_state.size());
+            const gpu::DeltaParams w = c.offsets(&params);
+            const float qs = 1.0f / std::sqrt(float(s.dk));
+            gpu::Buffer xb = to_gpu(cols), st_b = to_gpu(state), ob = zeros(size_t(n) * (vd + 1) + 1);
+            {
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::delta_batch(cmd, {&xb, pad}, at, n, {&st_b}, s_off, w, {&ob, 1}, vd + 1, s, qs, kL2Eps, kRmsEps);
+                cmd.end();
+                cmd.run();
+            }
+            gpu::Buffer st_t = to_gpu(state), o1 = zeros(vd);
+            const auto ogb = floats(ob, size_t(n) * (vd + 1) + 1);
+            EXPECT_EQ(ogb[0], 0.0f) << "wrote before the outputs";
+            for (uint32_t t = 0; t < n; ++t) {
+                std::vector<float> col(cols.begin() + pad + t * at.stride, cols.begin() + pad + t * at.stride + cd + vd + 2 * s.n_v);
+                gpu::Buffer x1 = to_gpu(col);
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::delta_conv(cmd, {&x1}, {&x1, cd + vd}, {&st_t}, w, s, qs, kL2Eps);
+                cmd.barrier();
+                gpu::delta_step(cmd, {&x1}, {&x1, cd}, {&x1, cd + vd}, {&st_t, s_off}, w, {&o1}, s, kRmsEps);
+                cmd.end();
+                cmd.run();
+                const auto want = floats(o1, vd);
+                const double e = nmse(&ogb[1 + t * (vd + 1)], want.data(), vd);
+                worst = std::max(worst, e);
+                EXPECT_LT(e, 1e-12) << "token " << t;
+            }
+            const auto sb = floats(st_b, state.size()), stt = floats(st_t, state.size());
+            EXPECT_LT(nmse(sb.data(), stt.data(), int64_t(s_off)), 1e-14) << "conv state";
+            EXPECT_LT(nmse(&sb[s_off], &stt[s_off], int64_t(c.S.size())), 1e-12) << "S";
+            const auto xg = floats(xb, cols.size());
+            for (uint32_t t = 0; t < n; ++t)  // the raw inputs are left as they were
+                EXPECT_EQ(0, std::memcmp(&xg[pad + t * at.stride], &cols[pad + t * at.stride], size_t(cd + vd + 2 * s.n_v) * 4));
+        }
+    std::printf("  batch vs token by token: output nmse at most %.2g\n", worst);
+}
+
 TEST(GpuDelta, SigmoidGateElementwiseAndScalarAccumulate) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
