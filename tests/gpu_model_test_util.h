@@ -217,11 +217,10 @@ inline QuantAgreement run_quantized(const std::string& dir, const QuantCase& c) 
 }
 
 // Tokens a prompt of n runs in batches (GpuModel::forward_batch): `big` (SLUICE_GPU_PROMPT_BATCH,
-// default 256) at a time while more than that remain, then halves of it down to 8; the last token
-// and what is left of fewer than 8 alone.
+// default 256) at a time while that many remain, then halves of it down to 8; fewer than 8 left run
+// token by token.
 inline uint64_t batched_tokens(size_t n, size_t big = 256) {
-    const size_t m = n - 1;
-    return m / big * big + m % big / 8 * 8;  // the halves take every multiple of 8 below big
+    return n / big * big + n % big / 8 * 8;  // the halves take every multiple of 8 below big
 }
 
 // A prompt on the GPU, then `rest` with every position's logits: the prompt's last logits and rest's,

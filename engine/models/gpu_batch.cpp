@@ -15,20 +15,27 @@ namespace sluice {
 using gpu::Mem;
 
 // A prompt's chunk (Model::forward_tokens does the chunking, progress and statistics): batch_max() tokens
-// at a time where the architecture and placement allow (batching()), the last token (whose logits are
-// read) and the rest token by token, the head only where logits are read.
+// at a time where the architecture and placement allow (batching()), then halves of that down to
+// kBatchSmall, each while that many remain: a chunk of 255 tokens runs as 128 + 64 + 32 + 16 + 8 and 7
+// token by token (each batch size recorded once, on first use). When a batch ends the chunk, the last
+// token's logits come from its column (batch_logits()); else from the last token's own step.
 void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* logits) {
     const size_t nv = size_t(hp_.n_vocab);
     size_t i = 0;
     if (!all && batching()) {
-        // batch_max() while more remain, then halves of it down to kBatchSmall: a remainder of 255
-        // tokens runs as 128 + 64 + 32 + 16 + 8 and 7 alone (each size recorded once, on first use).
+        uint32_t last = 0;
         for (uint32_t B = batch_max(); B >= kBatchSmall; B = B / 2 / kBatchSmall * kBatchSmall) {
-            for (; tokens.size() - i > B; i += B) {
+            for (; tokens.size() - i >= B; i += B) {
                 if (i > 0) check_stop();
                 run_batch(tokens.subspan(i, B), i);
                 token_done(i + B - 1);
+                last = B;
             }
+        }
+        if (i == tokens.size()) {
+            const float* l = batch_logits(last);
+            std::copy(l, l + nv, logits);
+            return;
         }
     }
     for (; i < tokens.size(); ++i) {
@@ -38,6 +45,27 @@ void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* l
         if (want) std::copy(l, l + nv, all ? logits + i * nv : logits);
         token_done(i);
     }
+}
+
+// The head on the last column of the batch of B tokens just run: output_norm(x) into hn, the logits.
+const float* GpuModel::batch_logits(uint32_t B) {
+    const Hparams& h = hp_;
+    const uint32_t E = uint32_t(h.n_embd);
+    std::unique_ptr<gpu::Cmd>& cmd = batch_head_[B];
+    if (!cmd) {
+        cmd = std::make_unique<gpu::Cmd>(ctx_);
+        gpu::Cmd& c = *cmd;
+        c.begin();
+        c.barrier();
+        const Vec last{&xb_, (B - 1) * E};
+        if (const gpu::Xq* q = xq(hn_)) gpu::rmsnorm_q8(c, last, {&hn_}, {&norms_, out_norm_}, E, h.rms_eps, q);
+        else gpu::rmsnorm(c, last, {&hn_}, {&norms_, out_norm_}, E, 1, 0, h.rms_eps, step_);
+        gpu::matvec(c, output_, {&hn_}, {&logits_}, step_, with_xq({}, hn_));
+        c.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
+        c.end();
+    }
+    cmd->run();
+    return static_cast<const float*>(logits_rb_.mapped());
 }
 
 uint32_t GpuModel::prompt_batch_from_env() {

@@ -220,6 +220,8 @@ protected:
     Buffer steps_all_;                    // and all of them in one (gpu::prompt_attention)
     std::map<uint32_t, std::vector<std::unique_ptr<gpu::Cmd>>> batch_cmd_;  // recorded per batch size (segments)
     void alloc_batch();
+    const float* batch_logits(uint32_t B);
+    std::map<uint32_t, std::unique_ptr<gpu::Cmd>> batch_head_;  // per batch size
     void record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& segs);
     // Experts in the VRAM cache or on the CPU: a batch's routed experts run on the CPU grouped by expert
     // (each read once per batch), between segments that end at each MoE router. The GPU part of a
