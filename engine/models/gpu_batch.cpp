@@ -213,21 +213,13 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
     if (!M.router.rows) {  // x += down(silu(gate hn) * up hn), the weights read once for the batch
         const uint32_t F = uint32_t(h.n_ff);
         quantize_for(c, hnb_, B * E, {&gate, &up});
-        gpu::MatvecOpts o = with_xq({}, hnb_);
-        o.n_cols = B;
-        o.x_col_stride = E;
-        o.y_col_stride = F;
+        const gpu::MatvecOpts o = batch_cols(hnb_, B, E, F);
         gpu::matvec(c, gate, {&hnb_}, {&gb_}, st, o);
         c.independent();
         gpu::matvec(c, up, {&hnb_}, {&ub_}, st, o);
         gpu::swiglu(c, {&gb_}, {&ub_}, {&gb_}, B * F);
         quantize_for(c, gb_, B * F, {&down});
-        gpu::MatvecOpts d = with_xq({}, gb_);
-        d.n_cols = B;
-        d.x_col_stride = F;
-        d.y_col_stride = E;
-        d.accumulate = true;
-        gpu::matvec(c, down, {&gb_}, {&xb_}, st, d);
+        gpu::matvec(c, down, {&gb_}, {&xb_}, st, batch_cols(gb_, B, F, E, true));
         return;
     }
     if (!host_experts_batch()) quantize_for(c, hnb_, B * E, {&M.gate_exps});

@@ -151,8 +151,24 @@ protected:
     // each routed expert is read once per batch, and reads are what a batch then waits on.
     static constexpr uint32_t kBatchDefault = 256;
     uint32_t batch_max() const;
-    // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up).
+    // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up:
+    // experts_fused()).
     virtual bool batch_ok() const { return false; }
+    bool experts_fused() const {
+        for (const MoeLayer& M : moe_)
+            if (M.router.rows && !fused(M.gate_exps, M.up_exps)) return false;
+        return true;
+    }
+    // Options of a product over a batch's B columns of x (x_stride floats apart, through x's int8
+    // mirror where it has one) into y's (y_stride apart).
+    gpu::MatvecOpts batch_cols(const Buffer& x, uint32_t B, uint32_t x_stride, uint32_t y_stride, bool accumulate = false) const {
+        gpu::MatvecOpts o = with_xq({}, x);
+        o.n_cols = B;
+        o.x_col_stride = x_stride;
+        o.y_col_stride = y_stride;
+        o.accumulate = accumulate;
+        return o;
+    }
     // Layer il for B tokens (B <= batch_max()): hnb_ holds attn_norm(x) of each (columns n_embd apart);
     // adds the layer's attention and FFN to xb_ (record_ffn_batch() for the FFN part). Buffers of its
     // own are sized for batch_max().

@@ -174,14 +174,7 @@ private:
         record_shared_expert(c, L);
     }
 
-    // Prompt batches: every MoE layer's gate and up fused (as qwen3moe).
-    bool batch_ok() const override {
-        for (int64_t il = 0; il < hp_.n_layer; ++il) {
-            const MoeLayer& M = moe_[size_t(il)];
-            if (M.router.rows && !fused(M.gate_exps, M.up_exps)) return false;
-        }
-        return true;
-    }
+    bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
 
     // record_layer() for B tokens: hnb_ = attn_norm(x) of each (columns n_embd apart). The projections
     // into projb_ (columns pw() apart), token mixing (attention for the batch, or the delta net: the
@@ -210,10 +203,7 @@ private:
         std::vector<const Mat*> pm;
         for (const Merged& m : L.proj) pm.push_back(&m.w);
         quantize_for(c, hnb_, B * E, pm);
-        gpu::MatvecOpts o = with_xq({}, hnb_);
-        o.n_cols = B;
-        o.x_col_stride = E;
-        o.y_col_stride = P;
+        const gpu::MatvecOpts o = batch_cols(hnb_, B, E, P);
         for (size_t i = 0; i < L.proj.size(); ++i) {
             if (i) c.independent();
             gpu::matvec(c, L.proj[i].w, {&hnb_}, {&projb_, L.proj[i].y_off}, st, o);
@@ -231,12 +221,7 @@ private:
             gpu::sigmoid_gate(c, {&mixb_}, {&projb_, qd}, {&mixb_}, qd, false, false, {B, qd, P, qd});  // attn_gated
         }
         quantize_for(c, mixb_, B * mix, {&L.out});
-        gpu::MatvecOpts w = with_xq({}, mixb_);
-        w.n_cols = B;
-        w.x_col_stride = mix;
-        w.y_col_stride = E;
-        w.accumulate = true;
-        gpu::matvec(c, L.out, {&mixb_}, {&xb_}, st, w);
+        gpu::matvec(c, L.out, {&mixb_}, {&xb_}, st, batch_cols(mixb_, B, mix, E, true));
         gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, L.post_norm}, E, B, E, h.rms_eps, st);  // post_attention_norm
         record_shared_expert_batch(c, L, B);
         static const Mat none{};
@@ -256,21 +241,14 @@ private:
         Mat router = L.sh_router;
         router.mat_stride = 0;
         gpu::matvec(c, router, {&hnb_}, {&shlb_}, st, r);
-        gpu::MatvecOpts o = with_xq({}, hnb_);
-        o.n_cols = B;
-        o.x_col_stride = E;
-        o.y_col_stride = F;
+        const gpu::MatvecOpts o = batch_cols(hnb_, B, E, F);
         c.independent();
         gpu::matvec(c, L.sh_gate, {&hnb_}, {&shgb_}, st, o);
         c.independent();
         gpu::matvec(c, L.sh_up, {&hnb_}, {&shub_}, st, o);
         gpu::swiglu(c, {&shgb_}, {&shub_}, {&shgb_}, B * F);
         quantize_for(c, shgb_, B * F, {&L.sh_down});
-        gpu::MatvecOpts d = with_xq({}, shgb_);
-        d.n_cols = B;
-        d.x_col_stride = F;
-        d.y_col_stride = E;
-        gpu::matvec(c, L.sh_down, {&shgb_}, {&shyb_}, st, d);  // ffn_shexp
+        gpu::matvec(c, L.sh_down, {&shgb_}, {&shyb_}, st, batch_cols(shgb_, B, F, E));  // ffn_shexp
         gpu::sigmoid_gate(c, {&shyb_}, {&shlb_}, {&xb_}, E, true, true, {B, E, 1, E});
     }
     // Floats per token of projb_: the widest layer's projections (pw_raw()), then the delta net's conv

@@ -101,14 +101,7 @@ private:
             record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)));
     }
 
-    // Prompt batches: every MoE layer's gate and up fused (the batch's experts run as GLU dispatches).
-    bool batch_ok() const override {
-        for (int64_t il = 0; il < hp_.n_layer; ++il) {
-            const MoeLayer& M = moe_[size_t(il)];
-            if (M.router.rows && !fused(M.gate_exps, M.up_exps)) return false;
-        }
-        return true;
-    }
+    bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
 
     // hnb_ = attn_norm(x) per token: q, k, v for the batch (one read of the weights), every token's cache
     // rows then its attention (gpu::prompt_attention), the output projection for the batch, then the FFN.
@@ -126,10 +119,7 @@ private:
         std::vector<const Mat*> qkv_mats;
         for (const Merged& m : L.qkv) qkv_mats.push_back(&m.w);
         quantize_for(c, hnb_, B * E, qkv_mats);
-        gpu::MatvecOpts o = with_xq({}, hnb_);
-        o.n_cols = B;
-        o.x_col_stride = E;
-        o.y_col_stride = qkv;
+        const gpu::MatvecOpts o = batch_cols(hnb_, B, E, qkv);
         for (size_t i = 0; i < L.qkv.size(); ++i) {
             if (i) c.independent();
             gpu::matvec(c, L.qkv[i].w, {&hnb_}, {&qb_, L.qkv[i].y_off}, batch_step(0), o);
@@ -138,12 +128,7 @@ private:
         gpu::prompt_attention(c, {{&qb_}, qkv, qd, qd + kd}, B, {L.k}, {L.v}, kd, vd, {&attb_}, od, attn_,
                               {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, batch_steps());
         quantize_for(c, attb_, B * od, {&L.wo});
-        gpu::MatvecOpts w = with_xq({}, attb_);
-        w.n_cols = B;
-        w.x_col_stride = od;
-        w.y_col_stride = E;
-        w.accumulate = true;
-        gpu::matvec(c, L.wo, {&attb_}, {&xb_}, batch_step(0), w);
+        gpu::matvec(c, L.wo, {&attb_}, {&xb_}, batch_step(0), batch_cols(attb_, B, od, E, true));
         record_ffn_batch(c, il, B, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down);
     }
 
