@@ -138,8 +138,8 @@ protected:
     // x_ += W x with o (add_then_norm(): and the next norm into hn_, in the matvec's tail or, where
     // hn_ has an int8 mirror, as norm_q8's dispatch after it).
     void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
-    // ---- prompts in batches (forward_batch): batch_max() tokens while more than that remain, then
-    // kBatchSmall: every matrix is read once per batch (mm_* tiles or matmul_*, int8 columns where the
+    // ---- prompts in batches (forward_batch): batch_max() tokens while that many remain, then halves
+    // down to kBatchSmall: every matrix is read once per batch (mm_* tiles or matmul_*, int8 columns where the
     // type has them; routed experts grouped by expert where grouped_experts()), attention for the batch
     // in two dispatches.
     // Resident placement with the GPU's routing, or the experts on the host side (VRAM cache or CPU
