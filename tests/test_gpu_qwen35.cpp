@@ -3,6 +3,7 @@
 // the two and quantized files. Runs on lavapipe on CI (see gpu_test_util.h).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdio>
 #include <unistd.h>
 
@@ -133,6 +134,41 @@ TEST(GpuQwen35Batch, GeneratedPromptBatchesMatchTokenByToken) {
             EXPECT_GE(a.top1, as.top1 - 0.25);
         }
     }
+}
+
+// A stop inside a prompt batch whose experts run on the CPU (between its segments) leaves the batch
+// undone, as the CPU's chunks: n_past() at its start, the recurrent states put back (the batch had
+// advanced some layers' states); the same prompt again, then a continuation, gives the uninterrupted
+// run's logits.
+TEST(GpuQwen35Batch, StopInsideAHostBatchLeavesItUndone) {
+    const std::string path = kDir + "a.gguf";
+    const auto ids = read_ids(kDir + "a.tokens.txt");
+    const std::span<const int32_t> prompt(ids.data(), 60), rest(ids.data() + 60, ids.size() - 60);
+    ModelOptions o = gpu_opts();
+    o.gpu_experts = GpuExperts::Cpu;
+    o.gpu_expert_cache = 1;  // too small for any expert
+    const auto want = prompt_then_rest(path, prompt, rest, true, batched_tokens(60), nullptr, o);
+    auto m = load_model(path, o);
+    ASSERT_NE(m->placement().find("experts: CPU"), std::string::npos) << m->placement();
+    ASSERT_GE(m->hparams().n_layer, 2);
+    std::atomic<bool> stop{false};
+    std::vector<double> seen;
+    m->set_prompt_hooks({[&](double done, int64_t) {
+                             seen.push_back(done);
+                             if (done > 0 && done < 32) stop = true;  // inside the first batch (tokens 0..31)
+                         },
+                         &stop});
+    EXPECT_THROW(m->forward_tokens(prompt, false), Interrupted);
+    ASSERT_FALSE(seen.empty());
+    EXPECT_LT(seen.back(), 32.0);
+    EXPECT_EQ(m->n_past(), 0);
+    stop = false;
+    m->set_prompt_hooks({});
+    std::vector<float> got = m->forward_tokens(prompt, false);
+    const auto r = m->forward_tokens(rest, true);
+    got.insert(got.end(), r.begin(), r.end());
+    const int64_t nv = int64_t(want.size() / (1 + rest.size()));
+    EXPECT_LE(max_rel_err(got, want, nv), 1e-6);
 }
 
 // Prompt batches with the experts on the CPU (gpu_model_test_util.h): the batch recording per segment,

@@ -96,15 +96,27 @@ void GpuModel::run_batch(std::span<const int32_t> tokens, size_t first) {
     uint8_t* st = static_cast<uint8_t*>(steps_b_host_.mapped());
     for (uint32_t j = 0; j < B; ++j) fill_step(st + size_t(j) * gpu::kStepBytes, uint32_t(n_past_ + j), uint32_t(tokens[j]));
     double gpu_ms = 0;
-    for (size_t s = 0; s < segs.size(); ++s) {
-        if (s > 0) {
-            const int64_t il = sync_layers_[s - 1];
-            experts_on_host(il, B);
-            // progress inside the batch; a stop between layers leaves n_past_ at the batch's start
-            chunk_progress(double(first) + double(B) * double(il + 1) / double(hp_.n_layer));
+    try {
+        for (size_t s = 0; s < segs.size(); ++s) {
+            if (s > 0) {
+                const int64_t il = sync_layers_[s - 1];
+                experts_on_host(il, B);
+                // progress inside the batch; a stop between layers leaves n_past_ at the batch's start
+                chunk_progress(double(first) + double(B) * double(il + 1) / double(hp_.n_layer));
+            }
+            segs[s]->run();
+            gpu_ms += segs[s]->last_gpu_ms();
         }
-        segs[s]->run();
-        gpu_ms += segs[s]->last_gpu_ms();
+    } catch (...) {  // a stop or a failed expert read between segments: recurrent states as at the start
+        if (segs.size() > 1) {
+            gpu::Cmd c(ctx_);
+            c.begin();
+            c.barrier();
+            record_state_backup(c, true);
+            c.end();
+            c.run();
+        }
+        throw;
     }
     counters_.gpu_s_last_token = gpu_ms * 1e-3;
     counters_.batched_tokens += B;
@@ -151,6 +163,7 @@ void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& 
     if (!batch_ok()) {  // host experts: each token's own recording, layer-major (segment s: its tokens in order)
         for (size_t s = 0; s <= sync_layers_.size(); ++s) {
             gpu::Cmd* c = open();
+            if (s == 0) record_state_backup(*c, false);
             const int64_t from = s == 0 ? -1 : sync_layers_[s - 1];
             const int64_t to = s < sync_layers_.size() ? sync_layers_[s] : h.n_layer;
             for (uint32_t j = 0; j < B; ++j) {
@@ -173,6 +186,7 @@ void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& 
         gpu::getrows(*c, embd_, {&xb_, j * E}, steps_b_[j]);
     }
     const bool host = host_experts_batch();
+    if (host) record_state_backup(*c, false);
     for (int64_t il = 0; il < h.n_layer; ++il) {
         gpu::rmsnorm(*c, {&xb_}, {&hnb_}, {&norms_, first_norm(il)}, E, B, E, h.rms_eps, steps_b_[0]);
         record_layer_batch(*c, il, B);  // with host: a MoE layer's recording ends at its router's readback

@@ -73,6 +73,9 @@ protected:
     // Recorded before a MoE layer's routed experts (their weighted sum, the residual add and the next
     // norm come last): e.g. shared experts adding to x_. hn_ holds the FFN input.
     virtual void record_before_experts(gpu::Cmd& c, int64_t il) {}
+    // Recurrent states (qwen35moe's conv inputs and S) copied aside (restore false) or back: a prompt
+    // batch whose segments wait on the host is all or nothing, as the CPU's chunks.
+    virtual void record_state_backup(gpu::Cmd& c, bool restore) {}
     // The host's top-k of layer il's router logits (n_expert) into ids_ / weights_ (top_k_ each).
     virtual void route_on_host(int64_t il, const float* logits);
     // Whether the router's top-k + softmax can run on the GPU (else resident experts run in segments).

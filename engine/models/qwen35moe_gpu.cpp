@@ -176,6 +176,23 @@ private:
 
     bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
 
+    void record_state_backup(gpu::Cmd& c, bool restore) override {
+        const size_t n = state_floats() * 4;
+        size_t at = 0;
+        for (const GLayer& L : layers_)
+            if (L.recurrent) {
+                if (!state_backup_.size()) {  // on first use: room for every recurrent layer's state
+                    size_t n_rec = 0;
+                    for (const GLayer& M : layers_) n_rec += M.recurrent;
+                    state_backup_ = device_floats(n_rec * state_floats(), "recurrent states at a prompt batch's start");
+                }
+                if (at) c.independent();
+                if (restore) c.copy(state_backup_, at, *L.state, 0, n);
+                else c.copy(*L.state, 0, state_backup_, at, n);
+                at += n;
+            }
+    }
+
     // record_layer() for B tokens: hnb_ = attn_norm(x) of each (columns n_embd apart). The projections
     // into projb_ (columns pw() apart), token mixing (attention for the batch, or the delta net: the
     // conv of every token at once, then one scan over the batch), the output projection added to xb_,
@@ -402,6 +419,7 @@ private:
     // Prompt batches (batch_max() tokens): projections, token mixing output, the shared expert's gate,
     // up, output and gate logit.
     gpu::Buffer projb_, mixb_, shgb_, shub_, shyb_, shlb_;
+    gpu::Buffer state_backup_;  // record_state_backup()
 };
 
 }  // namespace
