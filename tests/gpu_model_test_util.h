@@ -217,9 +217,9 @@ inline QuantAgreement run_quantized(const std::string& dir, const QuantCase& c) 
 }
 
 // Tokens a prompt of n runs in batches (GpuModel::forward_batch): `big` (SLUICE_GPU_PROMPT_BATCH,
-// default 256) at a time while that many remain, then halves of it down to 8; fewer than 8 left run
+// default 512) at a time while that many remain, then halves of it down to 8; fewer than 8 left run
 // token by token.
-inline uint64_t batched_tokens(size_t n, size_t big = 256) {
+inline uint64_t batched_tokens(size_t n, size_t big = 512) {
     return n / big * big + n % big / 8 * 8;  // the halves take every multiple of 8 below big
 }
 

@@ -166,7 +166,8 @@ TEST(GpuModelBatch, PromptBatchesMatchTokenByToken) {
 }
 
 // The same on generated models (MoE and dense; Q4_K, Q6_K and F16): prompts of 90 tokens in batches
-// of 64 (SLUICE_GPU_PROMPT_BATCH) and three of 8, and one of 300 tokens with the default batch of 256:
+// of 64 (SLUICE_GPU_PROMPT_BATCH) and three of 8, and one of 300 tokens with the default batch of 512
+// (so 256 + 32 + 8):
 // mm_* tiles for the quantized matrices, routed experts grouped by expert, attention in one dispatch
 // per batch; matmul_* for the batches of 8. F16: only summation order differs. Quantized: the batches'
 // int8 activations come from their own rmsnorm, token by token from norm_q8's, so a block's int8 may
@@ -181,8 +182,8 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
         bool cpu_experts = false;  // the experts on the CPU (host_experts_batch)
     };
     for (const Case& t : {Case{"qwen3moe", "q4_K", 90, 64}, Case{"qwen3", "q4_K", 90, 64}, Case{"qwen3", "q6_K", 90, 64},
-                          Case{"qwen3", "f16", 90, 64}, Case{"qwen3moe", "q4_K", 300, 256},
-                          Case{"qwen3moe", "q4_K", 300, 256, true}}) {
+                          Case{"qwen3", "f16", 90, 64}, Case{"qwen3moe", "q4_K", 300, 512},
+                          Case{"qwen3moe", "q4_K", 300, 512, true}}) {
         SCOPED_TRACE(std::string(t.arch) + " " + t.type + ", " + std::to_string(t.n_prompt) + " tokens in batches of " +
                      std::to_string(t.big) + (t.cpu_experts ? ", experts on the CPU" : ""));
         // Output projections at 1/sqrt(fan-in), not gen-model's 0.002: attention's and the FFN's part
@@ -192,7 +193,7 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
         std::vector<int32_t> ids;
         for (int32_t i = 0; i < int32_t(t.n_prompt) + 8; ++i) ids.push_back((i * 53 + 7) % 300);
         const std::span<const int32_t> prompt(ids.data(), t.n_prompt), rest(ids.data() + t.n_prompt, 8);
-        if (t.big != 256) setenv("SLUICE_GPU_PROMPT_BATCH", std::to_string(t.big).c_str(), 1);
+        if (t.big != 512) setenv("SLUICE_GPU_PROMPT_BATCH", std::to_string(t.big).c_str(), 1);
         ModelOptions o = gpu_opts();
         if (t.cpu_experts) {
             o.gpu_experts = GpuExperts::Cpu;
