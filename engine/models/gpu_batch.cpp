@@ -49,19 +49,14 @@ void GpuModel::forward_batch(std::span<const int32_t> tokens, bool all, float* l
 
 // The head on the last column of the batch of B tokens just run: output_norm(x) into hn, the logits.
 const float* GpuModel::batch_logits(uint32_t B) {
-    const Hparams& h = hp_;
-    const uint32_t E = uint32_t(h.n_embd);
     std::unique_ptr<gpu::Cmd>& cmd = batch_head_[B];
     if (!cmd) {
         cmd = std::make_unique<gpu::Cmd>(ctx_);
         gpu::Cmd& c = *cmd;
         c.begin();
         c.barrier();
-        const Vec last{&xb_, (B - 1) * E};
-        if (const gpu::Xq* q = xq(hn_)) gpu::rmsnorm_q8(c, last, {&hn_}, {&norms_, out_norm_}, E, h.rms_eps, q);
-        else gpu::rmsnorm(c, last, {&hn_}, {&norms_, out_norm_}, E, 1, 0, h.rms_eps, step_);
-        gpu::matvec(c, output_, {&hn_}, {&logits_}, step_, with_xq({}, hn_));
-        c.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
+        norm_into_hn(c, out_norm_, {&xb_, (B - 1) * uint32_t(hp_.n_embd)});
+        record_head(c);
         c.end();
     }
     cmd->run();
@@ -213,7 +208,7 @@ void GpuModel::experts_on_host(int64_t il, uint32_t B) {
         std::copy(weights_.begin(), weights_.end(), hb_w_.begin() + ptrdiff_t(j * K));
     }
     moe_cpu_->run_batch(*experts_, moe_index_[size_t(il)], hb_ids_.data(), hb_w_.data(), int64_t(B), int64_t(K),
-                        h.n_expert, rb + B * R, hb_out_.data(), *pool_);
+                        h.n_expert, rb + hb_hn_off(0, B), hb_out_.data(), *pool_);
     std::memcpy(hb_y_host_.mapped(), hb_out_.data(), size_t(B) * E * 4);
 }
 
@@ -253,7 +248,7 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
     if (host_experts_batch()) {  // the segment ends: the host routes and runs the experts (experts_on_host)
         c.copy(rb_, 0, hb_rb_, 0, size_t(B) * R * 4);
         c.independent();
-        c.copy(hnb_, 0, hb_rb_, size_t(B) * R * 4, size_t(B) * E * 4);
+        c.copy(hnb_, 0, hb_rb_, hb_hn_off(0, B) * 4, size_t(B) * E * 4);
         return;
     }
     gpu::topk_softmax(c, {&rb_}, NE, K, true, rb_, NE, {&rb_, NE + K}, B, R);  // each token's row of rb_

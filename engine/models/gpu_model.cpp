@@ -254,12 +254,6 @@ void GpuModel::record() {
     const Hparams& h = hp_;
     for (int64_t il = 0; il < h.n_layer; ++il)
         if (moe_[size_t(il)].router.rows) sync_layers_.push_back(il);
-    // hn = output_norm(x): written by the last layer's down projection (experts or FFN) or combine
-    auto record_head = [&](gpu::Cmd& c) {
-        c.barrier();  // after the body (recorded or submitted just before)
-        gpu::matvec(c, output_, {&hn_}, {&logits_}, step_, with_xq({}, hn_));
-        c.copy(logits_, 0, logits_rb_, 0, size_t(h.n_vocab) * 4);
-    };
     if (!segmented()) {
         for (gpu::Cmd* c : {&body_, &body_head_}) {
             c->begin();
@@ -272,6 +266,14 @@ void GpuModel::record() {
     record_head(head_);
     head_.end();
     placement_ = describe();
+}
+
+// The logits of hn = output_norm(x) (written by the last layer's down projection, experts or FFN, or
+// combine; or by batch_logits()) into logits_rb_.
+void GpuModel::record_head(gpu::Cmd& c) {
+    c.barrier();  // after the body (recorded or submitted just before)
+    gpu::matvec(c, output_, {&hn_}, {&logits_}, step_, with_xq({}, hn_));
+    c.copy(logits_, 0, logits_rb_, 0, size_t(hp_.n_vocab) * 4);
 }
 
 // Segments of a token for segmented placements (recorded on first use): segment 0 runs up to the
@@ -295,7 +297,7 @@ std::vector<gpu::Cmd*>& GpuModel::segments_for(Place p) {
 
 // Records from layer `from`'s experts (from < 0: the embedding) through the router of layer `to`
 // (to == n_layer: through the last layer). Unsegmented, everything.
-// row: token row.j of a prompt batch of row.B tokens (record_batch_tokens()): its step header, the
+// row: token row.j of a prompt batch of row.B tokens (record_batch()): its step header, the
 // host's expert sum and x come from the batch buffers' row j, and x, the router logits and hn go back
 // there at the end.
 void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, const BatchRow* row) {
@@ -313,7 +315,7 @@ void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, con
             c.independent();
             c.copy(xb_, size_t(row->j) * E * 4, x_, 0, E * 4);
             c.independent();
-            c.copy(hb_rb_, (size_t(row->B) * route_row() + size_t(row->j) * E) * 4, hn_, 0, E * 4);
+            c.copy(hb_rb_, hb_hn_off(row->j, row->B) * 4, hn_, 0, E * 4);
             if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, hn_vec_, *q, uint32_t(E));
         }
     }
@@ -329,11 +331,10 @@ void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, con
     if (row) {
         c.copy(x_, 0, xb_, size_t(row->j) * E * 4, E * 4);
         if (to < hp_.n_layer) {  // ended at layer to's router: its logits and input for the host
-            const size_t R = route_row();
             c.independent();
-            c.copy(route_, 0, hb_rb_, size_t(row->j) * R * 4, size_t(hp_.n_expert) * 4);
+            c.copy(route_, 0, hb_rb_, size_t(row->j) * route_row() * 4, size_t(hp_.n_expert) * 4);
             c.independent();
-            c.copy(hn_, 0, hb_rb_, (size_t(row->B) * R + size_t(row->j) * E) * 4, E * 4);
+            c.copy(hn_, 0, hb_rb_, hb_hn_off(row->j, row->B) * 4, E * 4);
         }
     }
 }
@@ -479,9 +480,10 @@ gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {
     return o;
 }
 
-void GpuModel::norm_into_hn(gpu::Cmd& c, uint32_t norm_off) {
-    if (const gpu::Xq* q = xq(hn_)) gpu::rmsnorm_q8(c, {&x_}, {&hn_}, {&norms_, norm_off}, uint32_t(hp_.n_embd), hp_.rms_eps, q);
-    else gpu::rmsnorm(c, {&x_}, {&hn_}, {&norms_, norm_off}, uint32_t(hp_.n_embd), 1, 0, hp_.rms_eps, step_);
+void GpuModel::norm_into_hn(gpu::Cmd& c, uint32_t norm_off, Vec x) {
+    if (!x.buf) x = {&x_};
+    if (const gpu::Xq* q = xq(hn_)) gpu::rmsnorm_q8(c, x, {&hn_}, {&norms_, norm_off}, uint32_t(hp_.n_embd), hp_.rms_eps, q);
+    else gpu::rmsnorm(c, x, {&hn_}, {&norms_, norm_off}, uint32_t(hp_.n_embd), 1, 0, hp_.rms_eps, step_);
 }
 
 // Where hn_ has an int8 mirror, the norm after a residual add is norm_q8's dispatch (one workgroup of

@@ -137,7 +137,7 @@ protected:
     gpu::MatvecOpts add_then_norm(uint32_t norm_off) const;
     // hn = rmsnorm(x) * the norm at norm_off as a dispatch of its own (a layer's first norm when no
     // tail wrote it), and hn's int8 mirror.
-    void norm_into_hn(gpu::Cmd& c, uint32_t norm_off);
+    void norm_into_hn(gpu::Cmd& c, uint32_t norm_off, Vec x = {});  // x: x_ unless given
     // x_ += W x with o (add_then_norm(): and the next norm into hn_, in the matvec's tail or, where
     // hn_ has an int8 mirror, as norm_q8's dispatch after it).
     void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
@@ -251,6 +251,8 @@ protected:
     bool host_experts_batch() const { return place_ != Place::Resident && experts_ && moe_cpu_; }
     void experts_on_host(int64_t il, uint32_t B);
     Buffer hb_rb_, hb_y_host_, hb_y_;  // host experts: router logits + hn read back, sums up and on the GPU
+    // hb_rb_'s layout for B tokens: token j's router logits at j route_row(), its hn at hb_hn_off(j, B).
+    size_t hb_hn_off(uint32_t j, uint32_t B) const { return size_t(B) * route_row() + size_t(j) * size_t(hp_.n_embd); }
     std::vector<int32_t> hb_ids_;
     std::vector<float> hb_w_, hb_out_;
     const uint32_t batch_max_ = prompt_batch_from_env();  // 0: unset
@@ -283,6 +285,7 @@ private:
     };
     void record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, const BatchRow* row = nullptr);
     void record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment);
+    void record_head(gpu::Cmd& c);
     void record_experts(gpu::Cmd& c, Place p, int64_t il);
     enum class Route { Tail, Dispatch, Own };
     Route route_mode() const;

@@ -177,15 +177,12 @@ private:
     bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
 
     void record_state_backup(gpu::Cmd& c, bool restore) override {
-        const size_t n = state_floats() * 4;
+        const size_t n_rec = size_t(std::count(recurrent_.begin(), recurrent_.end(), true)), n = state_floats() * 4;
+        if (!n_rec) return;
+        if (!state_backup_.size()) state_backup_ = device_floats(n_rec * state_floats(), "recurrent states at a prompt batch's start");
         size_t at = 0;
         for (const GLayer& L : layers_)
             if (L.recurrent) {
-                if (!state_backup_.size()) {  // on first use: room for every recurrent layer's state
-                    size_t n_rec = 0;
-                    for (const GLayer& M : layers_) n_rec += M.recurrent;
-                    state_backup_ = device_floats(n_rec * state_floats(), "recurrent states at a prompt batch's start");
-                }
                 if (at) c.independent();
                 if (restore) c.copy(state_backup_, at, *L.state, 0, n);
                 else c.copy(*L.state, 0, state_backup_, at, n);
