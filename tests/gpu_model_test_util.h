@@ -233,8 +233,15 @@ inline std::vector<float> prompt_then_rest(const std::string& path, std::span<co
     o.n_ctx = std::max<int64_t>(o.n_ctx, int64_t(prompt.size() + rest.size()));
     auto m = load_model(path, o);
     if (where) *where = m->placement();
+    const GpuCounters loaded = m->gpu_counters();
     std::vector<float> l = m->forward_tokens(prompt, false);
-    EXPECT_EQ(m->gpu_counters().batched_tokens, batch ? batched : 0u) << path;
+    const GpuCounters c = m->gpu_counters();
+    EXPECT_EQ(c.batched_tokens, batch ? batched : 0u) << path;
+    // the batches' buffers (allocated now) within what the load set aside for them
+    EXPECT_LE(c.vram_bytes - loaded.vram_bytes, loaded.vram_batch_bytes) << path;
+    if (batch && batched) EXPECT_GT(c.vram_bytes, loaded.vram_bytes) << path;
+    if (batch) std::printf("  prompt batches' VRAM %llu of %llu set aside\n", (unsigned long long)(c.vram_bytes - loaded.vram_bytes),
+                           (unsigned long long)loaded.vram_batch_bytes);
     if (prompt_stats) *prompt_stats = m->stats()->read();
     const std::vector<float> r = m->forward_tokens(rest, true);
     l.insert(l.end(), r.begin(), r.end());

@@ -68,15 +68,30 @@ uint32_t GpuModel::prompt_batch_from_env() {
     return e && *e ? uint32_t(std::clamp(std::atoi(e), 8, 1024) / 8 * 8) : 0;
 }
 
+uint32_t GpuModel::chunk_batch() const { return uint32_t(std::clamp<int64_t>(prefill_chunk(), 8, 1024) / 8 * 8); }
+
 uint32_t GpuModel::batch_max() const {
-    if (batch_max_) return batch_max_;
-    if (!host_experts_batch()) return kBatchDefault;
-    return uint32_t(std::clamp<int64_t>(prefill_chunk(), 8, 1024) / 8 * 8);
+    return std::min(batch_max_ ? batch_max_ : host_experts_batch() ? chunk_batch() : kBatchDefault, batch_cap_);
 }
 
 bool GpuModel::batching() const {
     const char* e = std::getenv("SLUICE_GPU_BATCH");
-    return !(e && std::string(e) == "0") && ((batch_ok() && !segmented()) || host_experts_batch());
+    return !(e && std::string(e) == "0") && batch_max() >= kBatchSmall && ((batch_ok() && !segmented()) || host_experts_batch());
+}
+
+// What alloc_batch(), record_experts_grouped() and the architecture (batch_vram_own()) allocate for B
+// tokens, int8 mirrors included: an upper bound whatever the placement turns out to be.
+uint64_t GpuModel::batch_vram(uint32_t B) const {
+    const Hparams& h = hp_;
+    const uint64_t E = uint64_t(h.n_embd), K = uint64_t(top_k_), F = uint64_t(h.n_ff_exp);
+    const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * F);
+    uint64_t bytes = 4 * (3 * B * E + B * ff + B * std::max<uint64_t>(uint64_t(h.n_ff), 1) + B * std::max<uint64_t>(route_row(), 1));
+    bytes += gpu::xq_bytes(B * E) + gpu::xq_bytes(B * ff) + 2 * uint64_t(B) * gpu::kStepBytes;
+    if (h.n_expert > 0 && K > 0) {
+        const gpu::ExpertGroups most{nullptr, B, uint32_t(K), uint32_t(h.n_expert), 16};
+        bytes += 4 * (B * K * F + B * K * E + most.words());
+    }
+    return bytes + batch_vram_own(B);
 }
 
 // The batch as recorded segments: one for resident placements; with the experts on the host
@@ -132,8 +147,8 @@ void GpuModel::alloc_batch() {
     mirror(hnb_, size_t(B) * E);  // int8 activations: the integer-dot matmul_*_q8 variants
     mirror(gb_, size_t(B * ff));
     steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
-    for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(ctx_.alloc(gpu::kStepBytes, Mem::Device, "step of a batch token"));
-    steps_all_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Device, "step headers of a prompt batch");
+    for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(device_floats(gpu::kStepBytes / 4, "step of a batch token"));
+    steps_all_ = device_floats(size_t(B) * gpu::kStepBytes / 4, "step headers of a prompt batch");
     if (host_experts_batch()) {
         hb_rb_ = ctx_.alloc(size_t(B) * (R + E) * 4, Mem::Readback, "router logits and hn of a prompt batch");
         hb_y_host_ = ctx_.alloc(size_t(B) * E * 4, Mem::Upload, "the host's expert sums of a prompt batch");

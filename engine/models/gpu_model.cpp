@@ -641,16 +641,25 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
         if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
     }
-    const uint64_t budget = ctx_.vram_budget(), margin = 256ull << 20;
-    if (dense_bytes_ + other_bytes + margin > budget)
+    const uint64_t budget = ctx_.vram_budget(), margin = 256ull << 20, need = dense_bytes_ + other_bytes + margin;
+    if (need > budget)
         throw gpu::GpuError(ctx_.info().name + " has " + std::to_string(budget >> 20) + " MiB free; the dense weights and " +
-                            "caches need " + std::to_string((dense_bytes_ + other_bytes + margin) >> 20) + " MiB");
-    const uint64_t room = budget - dense_bytes_ - other_bytes - margin;
-    const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
+                            "caches need " + std::to_string(need >> 20) + " MiB");
     // Resident experts are uploaded from the mapping. Streaming (--io direct / page-cache) leaves
     // expert ranges unreadable through file_->data(): then every expert reaches VRAM through the
     // ExpertSource (a cache that may hold them all) or stays on the CPU.
     experts_mapped_ = f.mapped();
+    // Room for the prompt batches' buffers, allocated at the first prompt: the largest batch that fits
+    // beside all the experts when they would fit with the smallest one, else beside the rest; halves of
+    // it down to kBatchSmall, else prompts run token by token.
+    const bool resident = experts_mapped_ && need + experts_total_ + batch_vram(kBatchSmall) <= budget &&
+                          (!opt_.gpu_expert_cache || experts_total_ <= opt_.gpu_expert_cache);
+    const uint64_t fixed = need + (resident ? experts_total_ : 0);
+    batch_cap_ = batch_max_ ? batch_max_ : resident ? kBatchDefault : chunk_batch();  // batch_max() as it will be
+    while (batch_cap_ >= kBatchSmall && fixed + batch_vram(batch_cap_) > budget) batch_cap_ = batch_cap_ / 2 / kBatchSmall * kBatchSmall;
+    counters_.vram_batch_bytes = batch_cap_ >= kBatchSmall ? batch_vram(batch_cap_) : 0;
+    const uint64_t room = budget > need + counters_.vram_batch_bytes ? budget - need - counters_.vram_batch_bytes : 0;
+    const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
     place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident
              : opt_.gpu_experts == GpuExperts::Cpu  ? Place::Cpu
                                                     : Place::Cache;
@@ -786,7 +795,9 @@ std::string GpuModel::describe() const {
         if (probing_) s += ", measuring VRAM cache vs CPU";
     }
     if (n_repacked_) s += ", " + std::to_string(n_repacked_) + " Q8_0 tensors repacked";
-    return s + ", " + std::to_string(counters_.vram_bytes >> 20) + " MiB";
+    s += ", " + std::to_string(counters_.vram_bytes >> 20) + " MiB";
+    if (batching()) s += " + " + std::to_string(counters_.vram_batch_bytes >> 20) + " for prompt batches of " + std::to_string(batch_max());
+    return s;
 }
 
 }  // namespace sluice

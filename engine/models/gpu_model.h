@@ -155,6 +155,13 @@ protected:
     // up to 1024): each routed expert is read once per batch, and reads are what a batch then waits on.
     static constexpr uint32_t kBatchDefault = 512;
     uint32_t batch_max() const;
+    uint32_t chunk_batch() const;  // the prompt chunk (--batch) as a batch: 8..1024, a multiple of 8
+    // VRAM the buffers of prompt batches of B tokens take (allocated at the first prompt, so
+    // plan_vram() sets them aside): the base's (x, hn, the FFN's gate / up, router rows, grouped
+    // experts, step headers, the host's expert sums) plus the architecture's own (record_layer_batch()
+    // and record_state_backup() buffers).
+    uint64_t batch_vram(uint32_t B) const;
+    virtual uint64_t batch_vram_own(uint32_t B) const { return 0; }
     // An architecture that records record_layer_batch() (and whose MoE layers fuse gate and up:
     // experts_fused()).
     virtual bool batch_ok() const { return false; }
@@ -256,6 +263,7 @@ protected:
     std::vector<int32_t> hb_ids_;
     std::vector<float> hb_w_, hb_out_;
     const uint32_t batch_max_ = prompt_batch_from_env();  // 0: unset
+    uint32_t batch_cap_ = 1024;  // the largest batch whose buffers plan_vram() found room for
     static uint32_t prompt_batch_from_env();
     // Activations the base and most layers use: x (n_embd), hn (n_embd + a workgroup counter), gate
     // and up (ff_floats), the step buffer.

@@ -175,6 +175,14 @@ private:
     }
 
     bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
+    uint64_t batch_vram_own(uint32_t B) const override {  // record_layer_batch()'s buffers, the state backup
+        const uint64_t E = uint64_t(hp_.n_embd), F = uint64_t(std::max<int64_t>(n_ff_sh_, 0)),
+                       mix = uint64_t(std::max(hp_.n_head * hp_.head_dim, ssm_.value_dim())),
+                       n_rec = uint64_t(std::count(recurrent_.begin(), recurrent_.end(), true));
+        uint64_t bytes = 4 * B * (uint64_t(pw()) + mix) + gpu::xq_bytes(B * mix) + 4 * n_rec * state_floats();
+        if (F) bytes += 4 * B * (2 * F + E + 1) + gpu::xq_bytes(B * F);
+        return bytes;
+    }
 
     void record_state_backup(gpu::Cmd& c, bool restore) override {
         const size_t n_rec = size_t(std::count(recurrent_.begin(), recurrent_.end(), true)), n = state_floats() * 4;

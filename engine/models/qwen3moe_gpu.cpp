@@ -102,6 +102,12 @@ private:
     }
 
     bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
+    uint64_t batch_vram_own(uint32_t B) const override {  // qb_, attb_ and its mirror
+        const Hparams& h = hp_;
+        const uint64_t qkv = uint64_t(h.n_head * h.head_dim + h.n_head_kv * (h.head_dim + h.head_dim_v)),
+                       od = uint64_t(h.n_head * h.head_dim_v);
+        return 4 * B * (qkv + od) + gpu::xq_bytes(B * od);
+    }
 
     // hnb_ = attn_norm(x) per token: q, k, v for the batch (one read of the weights), every token's cache
     // rows then its attention (gpu::prompt_attention), the output projection for the batch, then the FFN.
