@@ -24,18 +24,32 @@ int sdot4(uint a, uint b, spirv_literal int fmt);
 #define W_BINDING 0
 #include "quants.glsl"
 #ifdef MM_COOPMAT
-// Tensor cores (VK_NV_cooperative_matrix; Context::info().coopmat): each step's int8 tiles become
-// float16 (weights with their scales and mins applied, x times its scale) a quarter (32 of K) at a
-// time, and each subgroup multiplies 16 rows by 32 columns of the tile with 16x16x16 products into
-// float32. Subgroups of 32.
+// Tensor cores (VK_NV_cooperative_matrix; Context::info().coopmat): each step's weights go from the
+// registers they were loaded into straight to float16 with their scales and mins applied (gw_store_h),
+// x's int8 columns times their scales likewise (gxh_store), so a step is two barriers; then each
+// subgroup multiplies 16 rows by MM_BN / 2 columns of the tile (MM_BN 64 or 32) over the step's 128 of
+// K with 16x16x16 products into float32. Subgroups of 32.
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
-#define CM_LD 40u  // float16 row stride of the quarter tiles (80 bytes: rows 16-byte aligned)
-shared float16_t swh[MM_BM * CM_LD];  // (row, k) of the quarter
-shared float16_t sxh[MM_BN * CM_LD];  // (column, k)
-shared float cs[8u * 256u];           // a subgroup's 16 x 16 result on its way to y
+#define CM_J (MM_BN / 32u)  // 16-column results per subgroup
+#define CM_LD 17u  // uvec4s (8 float16 each) per row of the step's tiles: 136 float16, rows banks apart
+shared uvec4 swh[MM_BM * CM_LD];  // (row, k) of the step, float16 pairs packed
+shared uvec4 sxh[MM_BN * CM_LD];  // (column, k)
+shared float cs[8u * 256u];       // a subgroup's 16 x 16 result on its way to y
+// The 16 signed bytes of q times d, minus m, as float16: two uvec4 stores at arr[o], arr[o + 1].
+uvec2 half4(uint q, float d, float m) {
+    const vec4 v = d * vec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24) - m;
+    return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
+}
+#define STORE16(arr, o, q, d, m)                                                                       \
+    {                                                                                                  \
+        const uvec2 h0_ = half4((q)[0], d, m), h1_ = half4((q)[1], d, m), h2_ = half4((q)[2], d, m),   \
+                    h3_ = half4((q)[3], d, m);                                                         \
+        arr[(o)] = uvec4(h0_, h1_);                                                                    \
+        arr[(o) + 1u] = uvec4(h2_, h3_);                                                               \
+    }
 #endif
 layout(binding = 1, std430) readonly buffer XqBuf { uvec4 XQ4[]; };
 layout(binding = 1, std430) readonly buffer XsBuf { vec2 XS2[]; };
@@ -52,10 +66,12 @@ layout(local_size_x = MM_THREADS) in;
 // Row r's int8 at sw[r * MM_ROW4 + i] (i = 0..7, 16 bytes each); the stride of 9 keeps the 16 rows a
 // warp reads at once in different banks. Scales: (dw, mw) per 32-block, or (dw0, dw1) with SUB16.
 #define MM_ROW4 9u
+#ifndef MM_COOPMAT
 shared uvec4 sw[MM_BM * MM_ROW4];
 shared vec2 sws[MM_BM * 4u];
 shared uvec4 sx[MM_BN * MM_ROW4];
 shared vec2 sxs[MM_BN * 4u];
+#endif
 
 // ---- one step's weights, per type: gw_load() reads global memory into registers, gw_store() unpacks
 // them into sw / sws. Invocation t handles row t / 4 (of the tile) and part t % 4 (MM_BM = 64).
@@ -87,14 +103,34 @@ GW gw_load(uint wrow, uint kt, uint part) {
 #endif
     return g;
 }
-void gw_store(GW g, uint r, uint kt, uint part) {
-    const uint h = kt & 1u, pr = part >> 1;
-    uvec4 lo = g.q & 0x0F0F0F0Fu, hi = (g.q >> 4) & 0x0F0F0F0Fu;
+// The part's 16 low nibbles (32-block 2 (part >> 1) of the step, from 16 (part & 1)) and 16 high ones
+// (the next 32-block), fifth bits added for Q5_K.
+void gw_nibbles(GW g, uint kt, uint part, out uvec4 lo, out uvec4 hi) {
+    lo = g.q & 0x0F0F0F0Fu;
+    hi = (g.q >> 4) & 0x0F0F0F0Fu;
 #if defined(WTYPE_Q5_K)
-    const uvec4 qh = g.qh >> (4u * h + 2u * pr);  // fifth bits: bit j of qh[l] for group j
+    const uvec4 qh = g.qh >> (4u * (kt & 1u) + 2u * (part >> 1));  // fifth bits: bit j of qh[l] for group j
     lo |= (qh & 0x01010101u) << 4;
     hi |= (qh & 0x02020202u) << 3;
 #endif
+}
+#ifdef MM_COOPMAT
+void gw_store_h(GW g, uint r, uint kt, uint part) {
+    const uint h = kt & 1u, pr = part >> 1, o = r * CM_LD + 8u * pr + 2u * (part & 1u);
+    uvec4 lo, hi;
+    gw_nibbles(g, kt, part, lo, hi);
+    const vec2 dm = unpackHalf2x16(g.hdr.x);
+    float s0, m0, s1, m1;
+    kq_scale_min(4u * h + 2u * pr, g.hdr.yzw, s0, m0);
+    kq_scale_min(4u * h + 2u * pr + 1u, g.hdr.yzw, s1, m1);
+    STORE16(swh, o, lo, dm.x * s0, dm.y * m0)
+    STORE16(swh, o + 4u, hi, dm.x * s1, dm.y * m1)
+}
+#else
+void gw_store(GW g, uint r, uint kt, uint part) {
+    const uint h = kt & 1u, pr = part >> 1;
+    uvec4 lo, hi;
+    gw_nibbles(g, kt, part, lo, hi);
     sw[r * MM_ROW4 + 4u * pr + (part & 1u)] = lo;
     sw[r * MM_ROW4 + 4u * pr + 2u + (part & 1u)] = hi;
     float sc, m;
@@ -102,6 +138,7 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     const vec2 dm = unpackHalf2x16(g.hdr.x);
     sws[r * 4u + part] = vec2(dm.x * sc, dm.y * m);
 }
+#endif
 
 #elif defined(WTYPE_Q6_K)
 // 2-byte units (ql 0..63, qh 64..95, int8 scales 96..103, d 104). Step kt is half h = kt & 1 of
@@ -122,7 +159,12 @@ GW gw_load(uint wrow, uint kt, uint part) {
         g.ql[c] = u16pair(lo + 2u * c);
         g.qh[c] = u16pair(hi + 2u * c);
     }
+#ifdef MM_COOPMAT
+    // scales[8h + 2u + j] (elements 32u + 16j ..) and scales[8h + 2(u + 2) + j]
+    g.sc = uint(W[b + 96u + 4u * h + u]) | (uint(W[b + 96u + 4u * h + u + 2u]) << 16);
+#else
     g.sc = uint(W[b + 96u + 4u * h + part]);  // scales[8h + 2q], [8h + 2q + 1]
+#endif
     g.d = unpackHalf2x16(uint(W[b + 104u])).x;
     return g;
 }
@@ -131,6 +173,16 @@ uvec4 q6_signed(uvec4 q) {
     const uvec4 t = q ^ 0x20202020u;
     return t | ((t & 0x20202020u) * 6u);
 }
+#ifdef MM_COOPMAT
+void gw_store_h(GW g, uint r, uint kt, uint part) {
+    const uint u = part >> 1, j = part & 1u;
+    const uvec4 lo = (g.ql & 0x0F0F0F0Fu) | (((g.qh >> (2u * u)) & 0x03030303u) << 4);
+    const uvec4 hi = ((g.ql >> 4) & 0x0F0F0F0Fu) | (((g.qh >> (2u * u + 4u)) & 0x03030303u) << 4);
+    const float s_lo = float(int(g.sc << (24u - 8u * j)) >> 24), s_hi = float(int(g.sc << (8u - 8u * j)) >> 24);
+    STORE16(swh, r * CM_LD + 4u * u + 2u * j, q6_signed(lo), g.d * s_lo, 0.0)
+    STORE16(swh, r * CM_LD + 4u * (u + 2u) + 2u * j, q6_signed(hi), g.d * s_hi, 0.0)
+}
+#else
 void gw_store(GW g, uint r, uint kt, uint part) {
     const uint u = part >> 1, j = part & 1u;
     const uvec4 lo = (g.ql & 0x0F0F0F0Fu) | (((g.qh >> (2u * u)) & 0x03030303u) << 4);
@@ -139,6 +191,7 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     sw[r * MM_ROW4 + 2u * (u + 2u) + j] = q6_signed(hi);  // elements 32(u + 2) + 16j ..
     sws[r * 4u + part] = g.d * vec2(float(int(g.sc << 24) >> 24), float(int(g.sc << 16) >> 24));
 }
+#endif
 
 #elif defined(WTYPE_Q8_0R)
 // Repacked Q8_0 rows (quants.glsl): step kt is the row's int8 128kt .. + 127 (8 units) and the scales
@@ -154,11 +207,18 @@ GW gw_load(uint wrow, uint kt, uint part) {
     g.d = unpackHalf2x16(uint(WH[8u * wrow + (p.cols >> 1) + 4u * kt + part])).x;
     return g;
 }
+#ifdef MM_COOPMAT
+void gw_store_h(GW g, uint r, uint kt, uint part) {
+    STORE16(swh, r * CM_LD + 4u * part, g.q0, g.d, 0.0)
+    STORE16(swh, r * CM_LD + 4u * part + 2u, g.q1, g.d, 0.0)
+}
+#else
 void gw_store(GW g, uint r, uint kt, uint part) {
     sw[r * MM_ROW4 + 2u * part] = g.q0;
     sw[r * MM_ROW4 + 2u * part + 1u] = g.q1;
     sws[r * 4u + part] = vec2(g.d, 0.0);
 }
+#endif
 
 #else
 #error "mm.comp: WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
@@ -184,6 +244,32 @@ GX gx_load(uint kt) {
     if (t < MM_BN * 4u) g.s = XS2[p.xq_soff + ((xsc + MM_BK * kt + 32u * (t & 3u)) >> 5)];
     return g;
 }
+#ifdef MM_COOPMAT
+// With each uvec4 its 32-block's scale, as float16 into sxh.
+struct GXH {
+    uvec4 q[GX_N];
+    float s[GX_N];
+};
+GXH gxh_load(uint kt) {
+    GXH g;
+    const uint t = gl_LocalInvocationIndex;
+    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
+        const uint idx = t + i * MM_THREADS, e = xc[i] + MM_BK * kt + 16u * (idx & 7u);
+        g.q[i] = idx < MM_BN * 8u ? XQ4[e >> 4] : uvec4(0u);
+        g.s[i] = idx < MM_BN * 8u ? XS2[p.xq_soff + (e >> 5)].x : 0.0;
+    }
+    return g;
+}
+void gxh_store(GXH g) {
+    const uint t = gl_LocalInvocationIndex;
+    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
+        const uint idx = t + i * MM_THREADS;
+        if (idx < MM_BN * 8u) {
+            STORE16(sxh, (idx >> 3) * CM_LD + 2u * (idx & 7u), g.q[i], g.s[i], 0.0)
+        }
+    }
+}
+#else
 void gx_store(GX g) {
     const uint t = gl_LocalInvocationIndex;
     [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
@@ -192,6 +278,7 @@ void gx_store(GX g) {
     }
     if (t < MM_BN * 4u) sxs[t] = g.s;
 }
+#endif
 
 #ifdef MM_IDS
 // Routed experts grouped by expert (moe_group.comp): workgroup row y is tile y of the group buffer,
@@ -235,14 +322,35 @@ void main() {
 
 #ifdef MM_COOPMAT
     const uint sgid = gl_SubgroupID;  // 8 subgroups of 32
-    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> cacc[2];
-    cacc[0] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
-    cacc[1] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> cacc[CM_J];
+    [[unroll]] for (uint j = 0u; j < CM_J; ++j) cacc[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
 #endif
     float acc[4][MM_CJ];
     [[unroll]] for (uint i = 0u; i < 4u; ++i)
         [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) acc[i][j] = 0.0;
 
+#ifdef MM_COOPMAT
+    GW gw = gw_load(wrow, 0u, part);
+    GXH gx = gxh_load(0u);
+    for (uint kt = 0u; kt < n_k; ++kt) {
+        barrier();  // the previous step's products are done with the tiles
+        gw_store_h(gw, lr, kt, part);
+        gxh_store(gx);
+        barrier();
+        if (kt + 1u < n_k) {  // the next step's loads fly during this step's products
+            gw = gw_load(wrow, kt + 1u, part);
+            gx = gxh_load(kt + 1u);
+        }
+        [[unroll]] for (uint kk = 0u; kk < MM_BK / 16u; ++kk) {
+            fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a, bm;
+            coopMatLoadNV(a, swh, (16u * (sgid & 3u)) * CM_LD + 2u * kk, CM_LD, false);
+            [[unroll]] for (uint j = 0u; j < CM_J; ++j) {
+                coopMatLoadNV(bm, sxh, (MM_BN / 2u * (sgid >> 2) + 16u * j) * CM_LD + 2u * kk, CM_LD, true);
+                cacc[j] = coopMatMulAddNV(a, bm, cacc[j]);
+            }
+        }
+    }
+#else
     GW gw = gw_load(wrow, 0u, part);
     GX gx = gx_load(0u);
     for (uint kt = 0u; kt < n_k; ++kt) {
@@ -254,44 +362,6 @@ void main() {
             gw = gw_load(wrow, kt + 1u, part);
             gx = gx_load(kt + 1u);
         }
-#ifdef MM_COOPMAT
-        [[unroll]] for (uint b = 0u; b < 4u; ++b) {  // quarter b: elements 32b .. 32b + 31 of the step
-            {  // invocations 0..127: 16 weights of row t / 2; 128..255: 16 x of column (t - 128) / 2
-                const uint u = t & 127u, r = u >> 1, half16 = u & 1u;
-                const uvec4 q = t < 128u ? sw[r * MM_ROW4 + 2u * b + half16] : sx[r * MM_ROW4 + 2u * b + half16];
-                float sc, mn;
-                if (t < 128u) {
-                    const vec2 ws = sws[r * 4u + b];
-#ifdef SUB16
-                    sc = half16 == 0u ? ws.x : ws.y;
-                    mn = 0.0;
-#else
-                    sc = ws.x;
-                    mn = ws.y;
-#endif
-                } else {
-                    sc = sxs[r * 4u + b].x;
-                    mn = 0.0;
-                }
-                [[unroll]] for (uint c = 0u; c < 4u; ++c)
-                    [[unroll]] for (uint e = 0u; e < 4u; ++e) {
-                        const float16_t v = float16_t(sc * float(int(q[c] << (24u - 8u * e)) >> 24) - mn);
-                        if (t < 128u) swh[r * CM_LD + 16u * half16 + 4u * c + e] = v;
-                        else sxh[r * CM_LD + 16u * half16 + 4u * c + e] = v;
-                    }
-            }
-            barrier();
-            [[unroll]] for (uint kk = 0u; kk < 2u; ++kk) {
-                fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a, bm;
-                coopMatLoadNV(a, swh, (16u * (sgid & 3u)) * CM_LD + 16u * kk, CM_LD, false);
-                [[unroll]] for (uint j = 0u; j < 2u; ++j) {
-                    coopMatLoadNV(bm, sxh, (32u * (sgid >> 2) + 16u * j) * CM_LD + 16u * kk, CM_LD, true);
-                    cacc[j] = coopMatMulAddNV(a, bm, cacc[j]);
-                }
-            }
-            barrier();
-        }
-#else
         [[unroll]] for (uint b = 0u; b < 4u; ++b) {
             uvec4 xq[MM_CJ][2];
             vec2 xs[MM_CJ];
@@ -319,17 +389,17 @@ void main() {
                 }
             }
         }
-#endif
     }
+#endif
 
 #ifdef MM_COOPMAT
-    // Subgroup sgid's results: rows 16 (sgid & 3) .., columns 32 (sgid >> 2) + 16 j .. of the tile.
-    [[unroll]] for (uint j = 0u; j < 2u; ++j) {
+    // Subgroup sgid's results: rows 16 (sgid & 3) .., columns MM_BN / 2 (sgid >> 2) + 16 j .. of the tile.
+    [[unroll]] for (uint j = 0u; j < CM_J; ++j) {
         coopMatStoreNV(cacc[j], cs, sgid * 256u, 16u, false);
         subgroupMemoryBarrierShared();
         subgroupBarrier();
         for (uint e = gl_SubgroupInvocationID; e < 256u; e += 32u) {
-            const uint r = row0 + 16u * (sgid & 3u) + (e >> 4), c = 32u * (sgid >> 2) + 16u * j + (e & 15u);
+            const uint r = row0 + 16u * (sgid & 3u) + (e >> 4), c = MM_BN / 2u * (sgid >> 2) + 16u * j + (e & 15u);
             if (r >= p.rows || c >= n_valid) continue;
             const uint o = p.y_off + y_col(c) * p.y_col_stride + r;
             Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + cs[sgid * 256u + e] : cs[sgid * 256u + e];

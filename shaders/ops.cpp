@@ -96,12 +96,13 @@ MatvecPush mv_push(const TypeLayout& t, const Mat& w, Vec x, uint32_t x_col_stri
 
 }  // namespace
 
-// H200, 8B shape, 2048-token prompt: 1599 tok/s with mmc_* against 1997 with mm_* (mmc 4096x4096 x256
-// 239 us vs 146): its float16 conversion passes and barriers, not the tensor cores, set its time, so
-// it runs only when asked for (read at each recording: tests switch it).
+// Tensor cores where the device has them (VK_NV_cooperative_matrix), SLUICE_GPU_COOPMAT=0 turns them off
+// (read at each recording: tests switch it). H200, 8B shape, 2048-token prompt: 3320 tok/s with mmc_*
+// against 2957 with mm_* (4096x4096 x512 241 us vs 278); session 8's mmc (float16 tiles made from the
+// int8 ones a quarter step at a time) was slower than mm_*, 1599 vs 1997.
 bool use_coopmat(const Context& ctx) {
     const char* e = std::getenv("SLUICE_GPU_COOPMAT");
-    return ctx.info().coopmat && e && std::string(e) == "1";
+    return ctx.info().coopmat && !(e && std::string(e) == "0");
 }
 
 namespace {
@@ -164,6 +165,7 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
     p.flags = x_by_token ? MM_X_TOKEN : 0u;
     p.xq_soff = xq.soff;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " experts x" + std::to_string(g.n_tokens * g.k));
+    // (Tensor cores on the tiles of 32, mmc_*_ids_n32, measured 1% slower on the H200's 30B-A3B shape.)
     cmd.dispatch(std::string("mm_") + t->suffix + "_ids_n" + std::to_string(g.bn), {w.buf, xq.buf, y.buf, g.buf}, p,
                  {(w.rows + 63) / 64, g.max_tiles(), 1});
 }

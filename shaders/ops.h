@@ -49,8 +49,8 @@ struct Xq {
 // Bytes of a mirror of `floats` floats, and where its scales start.
 uint64_t xq_bytes(uint64_t floats);
 uint32_t xq_soff(uint64_t floats);
-// Whether prompts' tiled products run on tensor cores (mmc_*): the device has them (info().coopmat) and
-// SLUICE_GPU_COOPMAT=1.
+// Whether prompts' dense tiled products run on tensor cores (mmc_*): the device has them
+// (info().coopmat) and SLUICE_GPU_COOPMAT is not 0.
 bool use_coopmat(const Context& ctx);
 // Whether matvec() has an integer-dot variant for this type on this device (shaderIntegerDotProduct).
 bool has_q8(const Context& ctx, uint32_t ggml_type);

@@ -235,8 +235,8 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
         const Mirror m = mirror(x);
         const Quantized xq = download_mirror(m.q, x.size());
         for (int variant = 0; variant < (ctx().info().coopmat ? 4 : 2); ++variant) {
-            const bool acc = variant & 1, tensor = variant >= 2;  // tensor: mmc_* (SLUICE_GPU_COOPMAT=1)
-            if (tensor) setenv("SLUICE_GPU_COOPMAT", "1", 1);
+            const bool acc = variant & 1, tensor = variant >= 2;  // tensor: mmc_*, else mm_*
+            setenv("SLUICE_GPU_COOPMAT", tensor ? "1" : "0", 1);
             const auto y0 = random_row(rng, nb * ys);
             gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(y0);
             gpu::MatvecOpts o;
