@@ -29,15 +29,19 @@ int sdot4(uint a, uint b, spirv_literal int fmt);
 // x's int8 columns times their scales likewise (gxh_store), so a step is two barriers; then each
 // subgroup multiplies 16 rows by MM_BN / 2 columns of the tile (MM_BN 64 or 32) over the step's 128 of
 // K with 16x16x16 products into float32. Subgroups of 32.
+// With MM_SCALAR (mmh_*) the float16 tiles are multiplied by plain float arithmetic into the int8
+// path's outputs: the tests check these tiles on any device (lavapipe in CI) through it.
+#ifndef MM_SCALAR
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
+shared float cs[8u * 256u];  // a subgroup's 16 x 16 result on its way to y
+#endif
 #define CM_J (MM_BN / 32u)  // 16-column results per subgroup
 #define CM_LD 17u  // uvec4s (8 float16 each) per row of the step's tiles: 136 float16, rows banks apart
 shared uvec4 swh[MM_BM * CM_LD];  // (row, k) of the step, float16 pairs packed
 shared uvec4 sxh[MM_BN * CM_LD];  // (column, k)
-shared float cs[8u * 256u];       // a subgroup's 16 x 16 result on its way to y
 // The 16 signed bytes of q times d, minus m, as float16: two uvec4 stores at arr[o], arr[o + 1].
 uvec2 half4(uint q, float d, float m) {
     const vec4 v = d * vec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24) - m;
@@ -320,7 +324,7 @@ void main() {
     xsc = x_col(t >> 2);
     const uint n_k = p.cols / MM_BK;
 
-#ifdef MM_COOPMAT
+#if defined(MM_COOPMAT) && !defined(MM_SCALAR)
     const uint sgid = gl_SubgroupID;  // 8 subgroups of 32
     fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> cacc[CM_J];
     [[unroll]] for (uint j = 0u; j < CM_J; ++j) cacc[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
@@ -341,6 +345,16 @@ void main() {
             gw = gw_load(wrow, kt + 1u, part);
             gx = gxh_load(kt + 1u);
         }
+#ifdef MM_SCALAR
+        for (uint k8 = 0u; k8 < MM_BK / 8u; ++k8)
+            [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+                const uvec4 w = swh[(tr + 16u * i) * CM_LD + k8];
+                [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
+                    const uvec4 x = sxh[(tc + 16u * j) * CM_LD + k8];
+                    [[unroll]] for (uint e = 0u; e < 4u; ++e) acc[i][j] += dot(unpackHalf2x16(w[e]), unpackHalf2x16(x[e]));
+                }
+            }
+#else
         [[unroll]] for (uint kk = 0u; kk < MM_BK / 16u; ++kk) {
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a, bm;
             coopMatLoadNV(a, swh, (16u * (sgid & 3u)) * CM_LD + 2u * kk, CM_LD, false);
@@ -349,6 +363,7 @@ void main() {
                 cacc[j] = coopMatMulAddNV(a, bm, cacc[j]);
             }
         }
+#endif
     }
 #else
     GW gw = gw_load(wrow, 0u, part);
@@ -392,7 +407,7 @@ void main() {
     }
 #endif
 
-#ifdef MM_COOPMAT
+#if defined(MM_COOPMAT) && !defined(MM_SCALAR)
     // Subgroup sgid's results: rows 16 (sgid & 3) .., columns MM_BN / 2 (sgid >> 2) + 16 j .. of the tile.
     [[unroll]] for (uint j = 0u; j < CM_J; ++j) {
         coopMatStoreNV(cacc[j], cs, sgid * 256u, 16u, false);

@@ -134,7 +134,9 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     p.xq_soff = o.xq->soff;
     const uint32_t bn = 64;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
-    const char* kind = use_coopmat(cmd.context()) ? "mmc_" : "mm_";
+    // mmh_: mmc_'s float16 tiles without tensor cores (SLUICE_GPU_COOPMAT=scalar: tests, any device)
+    const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
+    const char* kind = cm && std::string(cm) == "scalar" ? "mmh_" : use_coopmat(cmd.context()) ? "mmc_" : "mm_";
     cmd.dispatch(std::string(kind) + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
                  {(w.rows + 63) / 64, (o.n_cols + bn - 1) / bn, 1});
     return true;

@@ -482,7 +482,7 @@ const Kernel& Context::kernel(const std::string& name) {
     // Work items per workgroup: matvec dispatches count workgroups (ops.cpp knows the variant's rows
     // per workgroup) and the kernels below run one workgroup per item (row, head, split); the rest
     // one invocation per item.
-    const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || !name.rfind("mm_", 0) || !name.rfind("mmc_", 0) || !name.rfind("mmf_", 0) || !name.rfind("attn_prompt", 0) || name == "rmsnorm" ||
+    const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || !name.rfind("mm_", 0) || !name.rfind("mmc_", 0) || !name.rfind("mmh_", 0) || !name.rfind("mmf_", 0) || !name.rfind("attn_prompt", 0) || name == "rmsnorm" ||
                                name == "qk_norm_rope" || !name.rfind("attn_split_", 0) || !name.rfind("attn_fused_", 0) || name == "attn_combine" ||
                                name == "topk_softmax" || name == "copy" || name == "norm_q8";
     if (!per_workgroup) std::copy(k.layout.local, k.layout.local + 3, k.per_group);

@@ -234,9 +234,10 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
         const auto x = random_row(rng, x0 + nb * xs);
         const Mirror m = mirror(x);
         const Quantized xq = download_mirror(m.q, x.size());
-        for (int variant = 0; variant < (ctx().info().coopmat ? 4 : 2); ++variant) {
-            const bool acc = variant & 1, tensor = variant >= 2;  // tensor: mmc_*, else mm_*
-            setenv("SLUICE_GPU_COOPMAT", tensor ? "1" : "0", 1);
+        for (int variant = 0; variant < (ctx().info().coopmat ? 6 : 4); ++variant) {
+            // mm_*, mmh_* (mmc.comp's float16 tiles, plain arithmetic), mmc_* (tensor cores)
+            const bool acc = variant & 1, tensor = variant >= 2;
+            setenv("SLUICE_GPU_COOPMAT", variant < 2 ? "0" : variant < 4 ? "scalar" : "1", 1);
             const auto y0 = random_row(rng, nb * ys);
             gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(y0);
             gpu::MatvecOpts o;
@@ -258,11 +259,11 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
                 for (int64_t r = rows; r < ys; ++r)
                     ASSERT_EQ(got[size_t(b * ys + r)], y0[size_t(b * ys + r)]) << "wrote past row " << rows << ", column " << b;
             }
-            // Tensor cores (mmc_*) multiply float16 weights and x: their rounding (2^-11 relative)
-            // leaves an NMSE of ~1e-7.
+            // mmh_* / mmc_* multiply float16 weights and x: their rounding (2^-11 relative) leaves an
+            // NMSE of ~1e-7.
             const bool f16 = tensor && nb > 32 && gt.id != WT_Q8_0;
             EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), f16 ? 2e-6 : 1e-10)
-                << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "") << (tensor ? ", mmc" : "");
+                << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "") << (variant >= 4 ? ", mmc" : variant >= 2 ? ", mmh" : "");
         }
     }
 }
