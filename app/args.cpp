@@ -81,13 +81,15 @@ uint64_t Args::size(const std::string& flag, uint64_t def) const {
 }
 
 std::set<std::string> with_gpu_flags(std::set<std::string> value_flags) {
-    value_flags.insert({"--gpu", "--gpu-expert-cache", "--gpu-experts"});
+    value_flags.insert({"--gpu", "--gpu-expert-cache", "--gpu-experts", "--gpu-memory"});
     return value_flags;
 }
 
 void apply_gpu_flags(const Args& a, ModelOptions& opt) {
     opt.gpu = a.str("--gpu", "auto");
     opt.gpu_expert_cache = a.size("--gpu-expert-cache", 0);
+    opt.gpu_memory = a.size("--gpu-memory", 0);
+    if (a.has("--gpu-memory") && opt.gpu_memory == 0) throw Error("--gpu-memory must be more than 0");
     const std::string e = a.str("--gpu-experts", "auto");
     if (e == "auto") opt.gpu_experts = GpuExperts::Auto;
     else if (e == "gpu") opt.gpu_experts = GpuExperts::Gpu;

@@ -35,7 +35,7 @@ private:
 // --gpu-expert-cache SIZE, --gpu-experts auto|gpu|cpu.
 std::set<std::string> with_gpu_flags(std::set<std::string> value_flags);
 void apply_gpu_flags(const Args& a, ModelOptions& opt);
-#define SLUICE_GPU_USAGE "[--gpu auto|none|INDEX] [--gpu-expert-cache SIZE] [--gpu-experts auto|gpu|cpu]"
+#define SLUICE_GPU_USAGE "[--gpu auto|none|INDEX] [--gpu-expert-cache SIZE] [--gpu-experts auto|gpu|cpu] [--gpu-memory SIZE]"
 
 // Reads a whole file into a string; Error naming the path on failure.
 std::string read_text_file(const std::string& path);

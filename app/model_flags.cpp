@@ -6,7 +6,7 @@ namespace sluice {
 
 const std::set<std::string> kModelFlags = {"-t", "-c", "--batch", "--experts-per-token", "--io", "--memory", "--expert-cache",
                                            "--cache-policy", "--io-engine", "--io-depth",
-                                           "--gpu", "--gpu-expert-cache", "--gpu-experts"};
+                                           "--gpu", "--gpu-expert-cache", "--gpu-experts", "--gpu-memory"};
 const std::set<std::string> kModelBoolFlags = {"--no-prefetch"};
 const char* const kModelFlagsHelp =
     "[-t THREADS] [-c CTX] [--batch N] [--experts-per-token K] [--io auto|mmap|page-cache|direct] [--memory SIZE] "
@@ -46,7 +46,7 @@ ModelOptions model_options(const Args& a) {
     o.io_depth = int(a.i64("--io-depth", 32));
     o.prefetch = !a.has("--no-prefetch");
     if (o.io_depth < 1 || o.io_depth > 4096) throw Error("--io-depth must be between 1 and 4096");
-    apply_gpu_flags(a, o);  // --gpu auto|none|INDEX, --gpu-expert-cache, --gpu-experts
+    apply_gpu_flags(a, o);  // --gpu auto|none|INDEX, --gpu-expert-cache, --gpu-experts, --gpu-memory
     return o;
 }
 

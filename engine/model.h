@@ -73,6 +73,7 @@ struct ModelOptions {
     // CPU, as gpu_experts says. Without a usable GPU the model runs on the CPU (placement() says why).
     std::string gpu = "none";
     uint64_t gpu_expert_cache = 0;
+    uint64_t gpu_memory = 0;  // --gpu-memory: VRAM this model may take at most (0: what the driver reports free)
     GpuExperts gpu_experts = GpuExperts::Auto;
     bool gpu_emulate_discrete = false;  // tests: a unified-memory device (lavapipe) taking the discrete path
 

@@ -335,6 +335,37 @@ TEST(GpuModelState, CountersReportVramAndCacheTraffic) {
     EXPECT_GT(c.vram_cache_misses, 0u);
 }
 
+// --gpu-memory caps what the model takes: with room for the weights and caches but only part of the
+// prompt batches' buffers, the batches shrink to what fits (and still run, with the same logits);
+// with less than the weights need, the CPU path and a message that names the cap.
+TEST(GpuModelState, GpuMemoryShrinksPromptBatches) {
+    const std::string path = kDir + "dense_a.gguf";
+    const auto ids = read_ids(kDir + "dense_a.tokens.txt");
+    ModelOptions o = gpu_opts();
+    auto whole = load_model(path, o);
+    const GpuCounters c0 = whole->gpu_counters();
+    const std::vector<float> want = whole->forward_tokens(ids, false);
+    ASSERT_GT(whole->gpu_counters().batched_tokens, 0u);
+    whole.reset();
+    auto batch_of = [](const std::string& where) {
+        const size_t at = where.find("prompt batches of ");
+        return at == std::string::npos ? 0 : std::atoi(where.c_str() + at + 18);
+    };
+    o.gpu_memory = (256ull << 20) + c0.vram_bytes + c0.vram_batch_bytes / 4;  // the driver's margin, the model, a quarter
+    auto m = load_model(path, o);
+    const int b = batch_of(m->placement());
+    EXPECT_GE(b, 8) << m->placement();
+    EXPECT_LT(b, 512) << m->placement();
+    EXPECT_LT(m->gpu_counters().vram_batch_bytes, c0.vram_batch_bytes);
+    const std::vector<float> got = m->forward_tokens(ids, false);
+    EXPECT_GT(m->gpu_counters().batched_tokens, 0u);
+    EXPECT_LE(max_rel_err(got, want, int64_t(want.size())), 1e-5);
+    m.reset();
+    o.gpu_memory = 16ull << 20;
+    auto cpu = load_model(path, o);
+    EXPECT_NE(cpu->placement().find("cpu (GPU not used: --gpu-memory allows 16 MiB"), std::string::npos) << cpu->placement();
+}
+
 // A GPU asked for and not usable: the CPU path, and placement() says why.
 TEST(GpuFallback, MissingDeviceRunsOnCpu) {
     ModelOptions o = cpu_opts();

@@ -641,10 +641,13 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
         if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
     }
-    const uint64_t budget = ctx_.vram_budget(), margin = 256ull << 20, need = dense_bytes_ + other_bytes + margin;
+    const uint64_t free = ctx_.vram_budget(), margin = 256ull << 20, need = dense_bytes_ + other_bytes + margin;
+    const bool capped = opt_.gpu_memory && opt_.gpu_memory < free;  // --gpu-memory
+    const uint64_t budget = capped ? opt_.gpu_memory : free;
     if (need > budget)
-        throw gpu::GpuError(ctx_.info().name + " has " + std::to_string(budget >> 20) + " MiB free; the dense weights and " +
-                            "caches need " + std::to_string(need >> 20) + " MiB");
+        throw gpu::GpuError((capped ? "--gpu-memory allows " : ctx_.info().name + " has ") + std::to_string(budget >> 20) +
+                            (capped ? " MiB" : " MiB free") + "; the dense weights and caches need " + std::to_string(need >> 20) +
+                            " MiB (" + std::to_string(margin >> 20) + " of them left to the driver)");
     // Resident experts are uploaded from the mapping. Streaming (--io direct / page-cache) leaves
     // expert ranges unreadable through file_->data(): then every expert reaches VRAM through the
     // ExpertSource (a cache that may hold them all) or stays on the CPU.
