@@ -23,7 +23,7 @@ mkdir -p "$O" "$M"
 gen() {
     local f=$M/$1.gguf
     shift
-    [ -f "$f" ] || "$B/sluice" gen-model "$@" --type q4_K --ctx 32768 --out "$f" >/dev/null || exit 1
+    [ -f "$f" ] || "$B/sluice" gen-model "$@" --type q4_K --ctx 32768 --out "$f" >/dev/null 2>"$O/gen.err" || { cat "$O/gen.err"; exit 1; }
 }
 gen d8 --arch qwen3 --layers 36 --embd 4096 --heads 32 --kv-heads 8 --head-dim 128 --ff 12288 --vocab 151936
 gen moe --arch qwen3moe --layers 48 --embd 2048 --heads 32 --kv-heads 4 --head-dim 128 --experts 128 --used 8 \
