@@ -73,7 +73,9 @@ TEST(GpuPrompt, AttentionMatchesReference) {
                 got.insert(got.end(), got_all.begin() + j * out_stride, got_all.begin() + j * out_stride + qd);
                 for (int64_t i = qd; i < out_stride; ++i) ASSERT_EQ(got_all[size_t(j * out_stride + i)], 0.0f) << "wrote past token " << j;
             }
-            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-11);
+            // float sums against float sums over up to 370 positions: seeds 1-12 reached 2.1e-12 (the
+            // split attention's bound of 1e-11 failed CI once at such a margin)
+            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
             const auto gk = floats(kb, kv.k.size()), gv = floats(vb, kv.v.size());
             EXPECT_LT(nmse(gk.data(), kv.k.data(), int64_t(kv.k.size())), 1e-12) << "K cache";
             EXPECT_EQ(0, std::memcmp(gv.data(), kv.v.data(), kv.v.size() * 4)) << "V cache";
