@@ -25,8 +25,8 @@ int sdot4(uint a, uint b, spirv_literal int fmt);
 #include "quants.glsl"
 #ifdef MM_COOPMAT
 // Tensor cores (VK_NV_cooperative_matrix; Context::info().coopmat): each step's weights go from the
-// registers they were loaded into straight to float16 with their scales and mins applied (gw_store_h),
-// x's int8 columns times their scales likewise (gxh_store), so a step is two barriers; then each
+// registers they were loaded into straight to float16 with their scales and mins applied (gw_store),
+// x's int8 columns times their scales likewise (gx_store), so a step is two barriers; then each
 // subgroup multiplies 16 rows by MM_BN / 2 columns of the tile (MM_BN 64 or 32) over the step's 128 of
 // K with 16x16x16 products into float32. Subgroups of 32.
 // With MM_SCALAR (mmh_*) the float16 tiles are multiplied by plain float arithmetic into the int8
@@ -119,7 +119,7 @@ void gw_nibbles(GW g, uint kt, uint part, out uvec4 lo, out uvec4 hi) {
 #endif
 }
 #ifdef MM_COOPMAT
-void gw_store_h(GW g, uint r, uint kt, uint part) {
+void gw_store(GW g, uint r, uint kt, uint part) {
     const uint h = kt & 1u, pr = part >> 1, o = r * CM_LD + 8u * pr + 2u * (part & 1u);
     uvec4 lo, hi;
     gw_nibbles(g, kt, part, lo, hi);
@@ -178,7 +178,7 @@ uvec4 q6_signed(uvec4 q) {
     return t | ((t & 0x20202020u) * 6u);
 }
 #ifdef MM_COOPMAT
-void gw_store_h(GW g, uint r, uint kt, uint part) {
+void gw_store(GW g, uint r, uint kt, uint part) {
     const uint u = part >> 1, j = part & 1u;
     const uvec4 lo = (g.ql & 0x0F0F0F0Fu) | (((g.qh >> (2u * u)) & 0x03030303u) << 4);
     const uvec4 hi = ((g.ql >> 4) & 0x0F0F0F0Fu) | (((g.qh >> (2u * u + 4u)) & 0x03030303u) << 4);
@@ -212,7 +212,7 @@ GW gw_load(uint wrow, uint kt, uint part) {
     return g;
 }
 #ifdef MM_COOPMAT
-void gw_store_h(GW g, uint r, uint kt, uint part) {
+void gw_store(GW g, uint r, uint kt, uint part) {
     STORE16(swh, r * CM_LD + 4u * part, g.q0, g.d, 0.0)
     STORE16(swh, r * CM_LD + 4u * part + 2u, g.q1, g.d, 0.0)
 }
@@ -232,11 +232,39 @@ void gw_store(GW g, uint r, uint kt, uint part) {
 // loads uvec4 t + 256 i (column (t + 256 i) / 8) and the scales of column t / 4, block t % 4; xc and xsc
 // hold those columns' first elements (x_col()).
 #define GX_N ((MM_BN * 8u + MM_THREADS - 1u) / MM_THREADS)  // uvec4 per invocation
+#ifndef MM_COOPMAT
 struct GX {
     uvec4 q[GX_N];
     vec2 s;
 };
+#endif
 uint xc[GX_N], xsc;
+#ifdef MM_COOPMAT
+// With each uvec4 its 32-block's scale, as float16 into sxh.
+struct GX {
+    uvec4 q[GX_N];
+    float s[GX_N];
+};
+GX gx_load(uint kt) {
+    GX g;
+    const uint t = gl_LocalInvocationIndex;
+    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
+        const uint idx = t + i * MM_THREADS, e = xc[i] + MM_BK * kt + 16u * (idx & 7u);
+        g.q[i] = idx < MM_BN * 8u ? XQ4[e >> 4] : uvec4(0u);
+        g.s[i] = idx < MM_BN * 8u ? XS2[p.xq_soff + (e >> 5)].x : 0.0;
+    }
+    return g;
+}
+void gx_store(GX g) {
+    const uint t = gl_LocalInvocationIndex;
+    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
+        const uint idx = t + i * MM_THREADS;
+        if (idx < MM_BN * 8u) {
+            STORE16(sxh, (idx >> 3) * CM_LD + 2u * (idx & 7u), g.q[i], g.s[i], 0.0)
+        }
+    }
+}
+#else
 GX gx_load(uint kt) {
     GX g;
     const uint t = gl_LocalInvocationIndex;
@@ -248,32 +276,6 @@ GX gx_load(uint kt) {
     if (t < MM_BN * 4u) g.s = XS2[p.xq_soff + ((xsc + MM_BK * kt + 32u * (t & 3u)) >> 5)];
     return g;
 }
-#ifdef MM_COOPMAT
-// With each uvec4 its 32-block's scale, as float16 into sxh.
-struct GXH {
-    uvec4 q[GX_N];
-    float s[GX_N];
-};
-GXH gxh_load(uint kt) {
-    GXH g;
-    const uint t = gl_LocalInvocationIndex;
-    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
-        const uint idx = t + i * MM_THREADS, e = xc[i] + MM_BK * kt + 16u * (idx & 7u);
-        g.q[i] = idx < MM_BN * 8u ? XQ4[e >> 4] : uvec4(0u);
-        g.s[i] = idx < MM_BN * 8u ? XS2[p.xq_soff + (e >> 5)].x : 0.0;
-    }
-    return g;
-}
-void gxh_store(GXH g) {
-    const uint t = gl_LocalInvocationIndex;
-    [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
-        const uint idx = t + i * MM_THREADS;
-        if (idx < MM_BN * 8u) {
-            STORE16(sxh, (idx >> 3) * CM_LD + 2u * (idx & 7u), g.q[i], g.s[i], 0.0)
-        }
-    }
-}
-#else
 void gx_store(GX g) {
     const uint t = gl_LocalInvocationIndex;
     [[unroll]] for (uint i = 0u; i < GX_N; ++i) {
@@ -333,19 +335,18 @@ void main() {
     [[unroll]] for (uint i = 0u; i < 4u; ++i)
         [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) acc[i][j] = 0.0;
 
-#ifdef MM_COOPMAT
     GW gw = gw_load(wrow, 0u, part);
-    GXH gx = gxh_load(0u);
+    GX gx = gx_load(0u);
     for (uint kt = 0u; kt < n_k; ++kt) {
         barrier();  // the previous step's products are done with the tiles
-        gw_store_h(gw, lr, kt, part);
-        gxh_store(gx);
+        gw_store(gw, lr, kt, part);
+        gx_store(gx);
         barrier();
         if (kt + 1u < n_k) {  // the next step's loads fly during this step's products
             gw = gw_load(wrow, kt + 1u, part);
-            gx = gxh_load(kt + 1u);
+            gx = gx_load(kt + 1u);
         }
-#ifdef MM_SCALAR
+#if defined(MM_SCALAR)  // the float16 tiles without tensor cores
         for (uint k8 = 0u; k8 < MM_BK / 8u; ++k8)
             [[unroll]] for (uint i = 0u; i < 4u; ++i) {
                 const uvec4 w = swh[(tr + 16u * i) * CM_LD + k8];
@@ -354,7 +355,7 @@ void main() {
                     [[unroll]] for (uint e = 0u; e < 4u; ++e) acc[i][j] += dot(unpackHalf2x16(w[e]), unpackHalf2x16(x[e]));
                 }
             }
-#else
+#elif defined(MM_COOPMAT)  // tensor cores
         [[unroll]] for (uint kk = 0u; kk < MM_BK / 16u; ++kk) {
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a, bm;
             coopMatLoadNV(a, swh, (16u * (sgid & 3u)) * CM_LD + 2u * kk, CM_LD, false);
@@ -363,20 +364,7 @@ void main() {
                 cacc[j] = coopMatMulAddNV(a, bm, cacc[j]);
             }
         }
-#endif
-    }
-#else
-    GW gw = gw_load(wrow, 0u, part);
-    GX gx = gx_load(0u);
-    for (uint kt = 0u; kt < n_k; ++kt) {
-        barrier();  // the previous step's products are done with the tile
-        gw_store(gw, lr, kt, part);
-        gx_store(gx);
-        barrier();
-        if (kt + 1u < n_k) {  // the next step's loads fly during this step's products
-            gw = gw_load(wrow, kt + 1u, part);
-            gx = gx_load(kt + 1u);
-        }
+#else  // int8 dot products
         [[unroll]] for (uint b = 0u; b < 4u; ++b) {
             uvec4 xq[MM_CJ][2];
             vec2 xs[MM_CJ];
@@ -404,8 +392,8 @@ void main() {
                 }
             }
         }
-    }
 #endif
+    }
 
 #if defined(MM_COOPMAT) && !defined(MM_SCALAR)
     // Subgroup sgid's results: rows 16 (sgid & 3) .., columns MM_BN / 2 (sgid >> 2) + 16 j .. of the tile.

@@ -68,11 +68,12 @@ uint32_t GpuModel::prompt_batch_from_env() {
     return e && *e ? uint32_t(std::clamp(std::atoi(e), 8, 1024) / 8 * 8) : 0;
 }
 
-uint32_t GpuModel::chunk_batch() const { return uint32_t(std::clamp<int64_t>(prefill_chunk(), 8, 1024) / 8 * 8); }
-
-uint32_t GpuModel::batch_max() const {
-    return std::min(batch_max_ ? batch_max_ : host_experts_batch() ? chunk_batch() : kBatchDefault, batch_cap_);
+uint32_t GpuModel::batch_wanted(bool host_experts) const {
+    if (batch_max_) return batch_max_;
+    return host_experts ? uint32_t(std::clamp<int64_t>(prefill_chunk(), 8, 1024) / 8 * 8) : kBatchDefault;
 }
+
+uint32_t GpuModel::batch_max() const { return std::min(batch_wanted(host_experts_batch()), batch_cap_); }
 
 bool GpuModel::batching() const {
     const char* e = std::getenv("SLUICE_GPU_BATCH");

@@ -658,7 +658,7 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     const bool resident = experts_mapped_ && need + experts_total_ + batch_vram(kBatchSmall) <= budget &&
                           (!opt_.gpu_expert_cache || experts_total_ <= opt_.gpu_expert_cache);
     const uint64_t fixed = need + (resident ? experts_total_ : 0);
-    batch_cap_ = batch_max_ ? batch_max_ : resident ? kBatchDefault : chunk_batch();  // batch_max() as it will be
+    batch_cap_ = batch_wanted(!resident);  // batch_max() as it will be
     while (batch_cap_ >= kBatchSmall && fixed + batch_vram(batch_cap_) > budget) batch_cap_ = batch_cap_ / 2 / kBatchSmall * kBatchSmall;
     counters_.vram_batch_bytes = batch_cap_ >= kBatchSmall ? batch_vram(batch_cap_) : 0;
     const uint64_t room = budget > need + counters_.vram_batch_bytes ? budget - need - counters_.vram_batch_bytes : 0;

@@ -155,7 +155,9 @@ protected:
     // up to 1024): each routed expert is read once per batch, and reads are what a batch then waits on.
     static constexpr uint32_t kBatchDefault = 512;
     uint32_t batch_max() const;
-    uint32_t chunk_batch() const;  // the prompt chunk (--batch) as a batch: 8..1024, a multiple of 8
+    // Before plan_vram()'s cap: SLUICE_GPU_PROMPT_BATCH, else the prompt chunk (--batch, 8..1024, a
+    // multiple of 8) with the experts on the host, else kBatchDefault.
+    uint32_t batch_wanted(bool host_experts) const;
     // VRAM the buffers of prompt batches of B tokens take (allocated at the first prompt, so
     // plan_vram() sets them aside): the base's (x, hn, the FFN's gate / up, router rows, grouped
     // experts, step headers, the host's expert sums) plus the architecture's own (record_layer_batch()
