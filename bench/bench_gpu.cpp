@@ -8,6 +8,7 @@
 //   bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]
 //   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total;
 //   --types: the weight types whose matvecs run (default: all; q4_k_q8: Q4_K's integer-dot variant)
+//   --mm KIND:BM:BN,...: only prompt products (512 columns) by those builds of mm.comp (bench_mm)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -145,6 +146,80 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     return out;
 }
 
+// Prompt products (mm.comp's tiles, `kinds` as SLUICE_GPU_MM_KIND values, e.g. mmc_:64:64): us per
+// product of a rows x cols weight matrix with n_cols columns, each waiting for the one before (as in a
+// prompt's layers: a product of few workgroups leaves the GPU idle), over copies larger than L2.
+void bench_mm(Context& ctx, const Buffer& step, const std::string& kinds, const std::string& only_types, int reps) {
+    struct Shape {
+        uint32_t rows, cols;
+    };
+    const Shape shapes[] = {{4096, 4096}, {12288, 4096}, {4096, 12288}, {2048, 4096}};
+    const uint32_t n_cols = 512;
+    std::printf(",\"mm\":[");
+    bool first = true;
+    for (uint32_t t : {uint32_t(WT_Q4_K), uint32_t(WT_Q6_K), uint32_t(WT_Q8_0R)}) {
+        const std::string suffix = gpu_type(t)->suffix;
+        if (!only_types.empty() && only_types.find("," + suffix + ",") == std::string::npos) continue;
+        if (!has_mm(ctx, t)) continue;
+        for (const Shape& sh : shapes) {
+            const uint64_t one = uint64_t(sh.rows) * gpu_row_bytes(t, sh.cols);
+            const uint64_t n_copies = std::max<uint64_t>(1, std::min<uint64_t>(std::min<uint64_t>(256ull << 20, ctx.info().max_buffer_range) / one, 64));
+            std::vector<uint8_t> host(one);
+            std::mt19937 rng(t * 7919u + sh.rows);
+            for (size_t i = 0; i < one; i += 4) {
+                const uint32_t r = rng() & 0x3BFF3BFFu;
+                std::memcpy(&host[i], &r, std::min<size_t>(4, one - i));
+            }
+            Buffer w = ctx.alloc(one * n_copies, Mem::Device, "matrix copies");
+            for (uint64_t i = 0; i < n_copies; ++i) ctx.upload(w, i * one, host.data(), one);
+            const uint64_t x_floats = uint64_t(sh.cols) * n_cols;
+            Buffer x = ctx.alloc(x_floats * 4, Mem::Device, "x"), y = ctx.alloc(uint64_t(sh.rows) * n_cols * 4, Mem::Device, "y");
+            // the int8 mirror, or (mmcX_*) x as float16 at the same element offsets: small random bytes
+            Buffer xq_buf = ctx.alloc(std::max<size_t>(xq_bytes(x_floats), 2 * x_floats), Mem::Device, "int8 x");
+            std::vector<uint8_t> xb(xq_buf.size());
+            for (auto& v : xb) v = uint8_t(rng() & 0x3B);
+            ctx.upload(xq_buf, 0, xb.data(), xb.size());
+            const Xq xq{&xq_buf, xq_soff(x_floats)};
+            size_t a = 0;
+            while (a < kinds.size()) {
+                size_t b = kinds.find(',', a);
+                if (b == std::string::npos) b = kinds.size();
+                const std::string kind = kinds.substr(a, b - a);
+                a = b + 1;
+                setenv("SLUICE_GPU_MM_KIND", kind.c_str(), 1);
+                double us = -1;
+                try {
+                    Cmd c(ctx);
+                    c.begin();
+                    for (int r = 0; r < reps; ++r) {  // dependent, as a prompt's products run
+                        const Mat m{&w, t, (uint64_t(r) % n_copies) * one, sh.rows, sh.cols, one};
+                        MatvecOpts o;
+                        o.n_cols = n_cols;
+                        o.x_col_stride = sh.cols;
+                        o.y_col_stride = sh.rows;
+                        o.xq = &xq;
+                        matvec(c, m, {&x}, {&y}, step, o);
+                    }
+                    c.end();
+                    c.run();  // warm-up
+                    c.run();
+                    us = c.last_gpu_ms() * 1e3 / reps;
+                } catch (const GpuError& e) {
+                    std::fprintf(stderr, "bench_mm %s %s: %s\n", kind.c_str(), suffix.c_str(), e.what());
+                }
+                const double tflops = us > 0 ? 2.0 * sh.rows * sh.cols * n_cols / (us * 1e-6) / 1e12 : 0;
+                std::printf("%s{\"type\":\"%s\",\"kind\":\"%s\",\"shape\":\"%ux%u\",\"n_cols\":%u,\"us\":%.1f,\"tflops\":%.1f}",
+                            first ? "" : ",", suffix.c_str(), kind.c_str(), sh.rows, sh.cols, n_cols, us, tflops);
+                std::fprintf(stderr, "mm %-6s %-12s %5ux%-5u x%u: %8.1f us %6.1f TFLOPS\n", suffix.c_str(), kind.c_str(), sh.rows,
+                             sh.cols, n_cols, us, tflops);
+                first = false;
+            }
+            unsetenv("SLUICE_GPU_MM_KIND");
+        }
+    }
+    std::printf("]");
+}
+
 }  // namespace
 #endif
 
@@ -156,7 +231,7 @@ int main(int argc, char** argv) {
     using namespace sluice::gpu;
     int device = 0, reps = 20;
     size_t mib = 1024, mv_mib = 256;
-    std::string only_types;
+    std::string only_types, mm_kinds;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
@@ -164,7 +239,8 @@ int main(int argc, char** argv) {
         else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
         else if (a == "--mv-mib" && i + 1 < argc) mv_mib = size_t(std::atol(argv[++i]));
         else if (a == "--types" && i + 1 < argc) only_types = "," + std::string(argv[++i]) + ",";
-        else { std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]\n"); return 2; }
+        else if (a == "--mm" && i + 1 < argc) mm_kinds = argv[++i];
+        else { std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...] [--mm mmc_:64:64,...]\n"); return 2; }
     }
     try {
         Context ctx(device);
@@ -173,6 +249,12 @@ int main(int argc, char** argv) {
         size_t bytes = std::min<size_t>(mib << 20, d.max_buffer_range);
         std::printf("{\"device\":\"%s\",\"unified\":%s,\"vram_bytes\":%llu,\"subgroup\":%u", d.name.c_str(),
                     d.unified ? "true" : "false", (unsigned long long)d.vram_bytes, d.subgroup_size);
+        if (!mm_kinds.empty()) {  // only the prompt products
+            Buffer step = ctx.alloc(kStepBytes, Mem::Device, "step");
+            bench_mm(ctx, step, mm_kinds, only_types, reps);
+            std::printf("}\n");
+            return 0;
+        }
 
         // Device-to-device copy: the bandwidth decode is held against (read + write traffic).
         {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prompts on a GPU: sluice's Vulkan backend (dense products on tensor cores where the device has
-# cooperative matrices, and with SLUICE_GPU_COOPMAT=0 the int8 tiles) against llama.cpp's prebuilt
+# cooperative matrices: mmt.comp's 128-row tiles where they fill the GPU, else mm.comp's 64 x 64; with
+# SLUICE_GPU_MMT=0 only mm.comp's; with SLUICE_GPU_COOPMAT=0 the int8 tiles) against llama.cpp's prebuilt
 # Vulkan build (bench/peer/llama_peer_vulkan) on the same GGUF files in the same run, then the experts
 # on the CPU (host-expert prompt batches).
 #
@@ -10,7 +11,7 @@
 #          default: all), TO (seconds per run, default 150)
 #
 # Models (`sluice gen-model`, Q4_K, written when missing): d8 (Qwen3-8B's shape), moe (Qwen3-30B-A3B's),
-# q35 (Qwen3.5-35B-A3B's, qwen35moe). Output: OUT_DIR/<model>_p<P>_{cm,cm0,l}.json, <model>_cpu.json
+# q35 (Qwen3.5-35B-A3B's, qwen35moe). Output: OUT_DIR/<model>_p<P>_{cm,mmt0,cm0,l}.json, <model>_cpu.json
 # and a line per run on stdout (prompt runs: the first includes shader compilation; compare the others).
 set -uo pipefail
 B=$1
@@ -33,10 +34,12 @@ gen q35 --arch qwen35moe --layers 40 --embd 2048 --heads 16 --kv-heads 2 --head-
     --full-every 4
 field() { grep -o "\"$1\":[^]]*]\?" "$2" | head -1; }
 for m in d8 moe q35; do
-    for v in cm cm0 l; do
+    for v in cm mmt0 cm0 l; do
         f=$O/${m}_p${P}_$v.json
         case $v in
             cm) timeout "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu auto -t "$T" -p "$P" -n 32 -r 2 --prompt-runs 3 --json >"$f" 2>"$f.err" ;;
+            mmt0) SLUICE_GPU_MMT=0 timeout "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu auto -t "$T" -p "$P" -n 32 -r 2 \
+                    --prompt-runs 3 --json >"$f" 2>"$f.err" ;;
             cm0) SLUICE_GPU_COOPMAT=0 timeout "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu auto -t "$T" -p "$P" -n 32 -r 2 \
                     --prompt-runs 3 --json >"$f" 2>"$f.err" ;;
             l) LD_LIBRARY_PATH=$B/lib timeout "$TO" "$B/llama_peer_vulkan" -m "$M/$m.gguf" -t "$T" -p "$P" -n 32 -r 2 \

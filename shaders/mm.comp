@@ -23,6 +23,8 @@ int sdot4(uint a, uint b, spirv_literal int fmt);
 
 #define W_BINDING 0
 #include "quants.glsl"
+#define MM_BK 128u
+#define MM_THREADS 256u
 #ifdef MM_COOPMAT
 // Tensor cores (VK_NV_cooperative_matrix; Context::info().coopmat): each step's weights go from the
 // registers they were loaded into straight to float16 with their scales and mins applied (gw_store),
@@ -60,8 +62,6 @@ layout(binding = 1, std430) readonly buffer XsBuf { vec2 XS2[]; };
 layout(binding = 2, std430) buffer YBuf { float Y[]; };
 layout(push_constant) uniform PC { MatvecPush p; };
 
-#define MM_BK 128u
-#define MM_THREADS 256u
 layout(local_size_x = MM_THREADS) in;
 #if defined(WTYPE_Q6_K)
 #define SUB16
@@ -77,60 +77,23 @@ shared uvec4 sx[MM_BN * MM_ROW4];
 shared vec2 sxs[MM_BN * 4u];
 #endif
 
-// ---- one step's weights, per type: gw_load() reads global memory into registers, gw_store() unpacks
-// them into sw / sws. Invocation t handles row t / 4 (of the tile) and part t % 4 (MM_BM = 64).
+// ---- one step's weights (mm_load.glsl): gw_load() reads global memory into registers, gw_store()
+// unpacks them into sw / sws (int8) or swh (float16). Invocation t handles row t / 4 (of the tile) and
+// part t % 4 (MM_BM = 64).
+#ifdef MM_COOPMAT
+#define MM_F16
+#endif
+#include "mm_load.glsl"
 
-#if defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
-// Step kt is half h = kt & 1 of super-block kt / 2: groups 4h .. 4h + 3, qs bytes 64h .. 64h + 63.
-// Part q: qs bytes 64h + 16q .. + 15, i.e. groups 2(q >> 1) (low nibbles) and + 1 (high) of the half,
-// 16 elements each from 16(q & 1); and group q's scale and min.
-#if defined(WTYPE_Q4_K)
-#define KQ_UNITS 9u
-#define KQ_QS_UNIT 1u
-#else
-#define KQ_UNITS 11u
-#define KQ_QS_UNIT 3u
-#endif
-struct GW {
-    uvec4 hdr, q;
-#if defined(WTYPE_Q5_K)
-    uvec4 qh;
-#endif
-};
-GW gw_load(uint wrow, uint kt, uint part) {
-    GW g;
-    const uint u = wrow + KQ_UNITS * (kt >> 1), h = kt & 1u;
-    g.hdr = W[u];
-    g.q = W[u + KQ_QS_UNIT + 4u * h + part];
-#if defined(WTYPE_Q5_K)
-    g.qh = W[u + 1u + (part & 1u)];
-#endif
-    return g;
-}
-// The part's 16 low nibbles (32-block 2 (part >> 1) of the step, from 16 (part & 1)) and 16 high ones
-// (the next 32-block), fifth bits added for Q5_K.
-void gw_nibbles(GW g, uint kt, uint part, out uvec4 lo, out uvec4 hi) {
-    lo = g.q & 0x0F0F0F0Fu;
-    hi = (g.q >> 4) & 0x0F0F0F0Fu;
-#if defined(WTYPE_Q5_K)
-    const uvec4 qh = g.qh >> (4u * (kt & 1u) + 2u * (part >> 1));  // fifth bits: bit j of qh[l] for group j
-    lo |= (qh & 0x01010101u) << 4;
-    hi |= (qh & 0x02020202u) << 3;
-#endif
-}
 #ifdef MM_COOPMAT
 void gw_store(GW g, uint r, uint kt, uint part) {
-    const uint h = kt & 1u, pr = part >> 1, o = r * CM_LD + 8u * pr + 2u * (part & 1u);
-    uvec4 lo, hi;
-    gw_nibbles(g, kt, part, lo, hi);
-    const vec2 dm = unpackHalf2x16(g.hdr.x);
-    float s0, m0, s1, m1;
-    kq_scale_min(4u * h + 2u * pr, g.hdr.yzw, s0, m0);
-    kq_scale_min(4u * h + 2u * pr + 1u, g.hdr.yzw, s1, m1);
-    STORE16(swh, o, lo, dm.x * s0, dm.y * m0)
-    STORE16(swh, o + 4u, hi, dm.x * s1, dm.y * m1)
+    uvec4 q[2];
+    vec2 dm[2];
+    uint k[2];
+    gw_pieces(g, kt, part, q, dm, k);
+    [[unroll]] for (uint i = 0u; i < 2u; ++i) STORE16(swh, r * CM_LD + (k[i] >> 3), q[i], dm[i].x, dm[i].y)
 }
-#else
+#elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
 void gw_store(GW g, uint r, uint kt, uint part) {
     const uint h = kt & 1u, pr = part >> 1;
     uvec4 lo, hi;
@@ -142,81 +105,16 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     const vec2 dm = unpackHalf2x16(g.hdr.x);
     sws[r * 4u + part] = vec2(dm.x * sc, dm.y * m);
 }
-#endif
-
 #elif defined(WTYPE_Q6_K)
-// 2-byte units (ql 0..63, qh 64..95, int8 scales 96..103, d 104). Step kt is half h = kt & 1 of
-// super-block kt / 2: element 32t + i of the half is nibble t >> 1 of ql[64h + 32(t & 1) + i] with
-// bits 2t, 2t + 1 of qh[32h + i]. Part q: u = q >> 1, j = q & 1: elements 32u + 16j + i (low nibbles)
-// and 32(u + 2) + 16j + i (high), i < 16: 16 bytes of ql and of qh; and 32-block q's two scales.
-struct GW {
-    uvec4 ql, qh;
-    uint sc;
-    float d;
-};
-uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
-GW gw_load(uint wrow, uint kt, uint part) {
-    GW g;
-    const uint b = wrow + 105u * (kt >> 1), h = kt & 1u, u = part >> 1, j = part & 1u;
-    const uint lo = b + 32u * h + 16u * u + 8u * j, hi = b + 64u + 16u * h + 8u * j;
-    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-        g.ql[c] = u16pair(lo + 2u * c);
-        g.qh[c] = u16pair(hi + 2u * c);
-    }
-#ifdef MM_COOPMAT
-    // scales[8h + 2u + j] (elements 32u + 16j ..) and scales[8h + 2(u + 2) + j]
-    g.sc = uint(W[b + 96u + 4u * h + u]) | (uint(W[b + 96u + 4u * h + u + 2u]) << 16);
-#else
-    g.sc = uint(W[b + 96u + 4u * h + part]);  // scales[8h + 2q], [8h + 2q + 1]
-#endif
-    g.d = unpackHalf2x16(uint(W[b + 104u])).x;
-    return g;
-}
-// q - 32 for 4 packed 6-bit values: flip bit 5, and where it was clear (q < 32) set bits 6 and 7.
-uvec4 q6_signed(uvec4 q) {
-    const uvec4 t = q ^ 0x20202020u;
-    return t | ((t & 0x20202020u) * 6u);
-}
-#ifdef MM_COOPMAT
 void gw_store(GW g, uint r, uint kt, uint part) {
     const uint u = part >> 1, j = part & 1u;
-    const uvec4 lo = (g.ql & 0x0F0F0F0Fu) | (((g.qh >> (2u * u)) & 0x03030303u) << 4);
-    const uvec4 hi = ((g.ql >> 4) & 0x0F0F0F0Fu) | (((g.qh >> (2u * u + 4u)) & 0x03030303u) << 4);
-    const float s_lo = float(int(g.sc << (24u - 8u * j)) >> 24), s_hi = float(int(g.sc << (8u - 8u * j)) >> 24);
-    STORE16(swh, r * CM_LD + 4u * u + 2u * j, q6_signed(lo), g.d * s_lo, 0.0)
-    STORE16(swh, r * CM_LD + 4u * (u + 2u) + 2u * j, q6_signed(hi), g.d * s_hi, 0.0)
-}
-#else
-void gw_store(GW g, uint r, uint kt, uint part) {
-    const uint u = part >> 1, j = part & 1u;
-    const uvec4 lo = (g.ql & 0x0F0F0F0Fu) | (((g.qh >> (2u * u)) & 0x03030303u) << 4);
-    const uvec4 hi = ((g.ql >> 4) & 0x0F0F0F0Fu) | (((g.qh >> (2u * u + 4u)) & 0x03030303u) << 4);
-    sw[r * MM_ROW4 + 2u * u + j] = q6_signed(lo);        // elements 32u + 16j ..
-    sw[r * MM_ROW4 + 2u * (u + 2u) + j] = q6_signed(hi);  // elements 32(u + 2) + 16j ..
+    uvec4 lo, hi;
+    gw_q6(g, part, lo, hi);
+    sw[r * MM_ROW4 + 2u * u + j] = lo;         // elements 32u + 16j ..
+    sw[r * MM_ROW4 + 2u * (u + 2u) + j] = hi;  // elements 32(u + 2) + 16j ..
     sws[r * 4u + part] = g.d * vec2(float(int(g.sc << 24) >> 24), float(int(g.sc << 16) >> 24));
 }
-#endif
-
-#elif defined(WTYPE_Q8_0R)
-// Repacked Q8_0 rows (quants.glsl): step kt is the row's int8 128kt .. + 127 (8 units) and the scales
-// of blocks 4kt .. 4kt + 3. Part q: units 2q, 2q + 1 of the step and block q's scale.
-struct GW {
-    uvec4 q0, q1;
-    float d;
-};
-GW gw_load(uint wrow, uint kt, uint part) {
-    GW g;
-    g.q0 = W[wrow + 8u * kt + 2u * part];
-    g.q1 = W[wrow + 8u * kt + 2u * part + 1u];
-    g.d = unpackHalf2x16(uint(WH[8u * wrow + (p.cols >> 1) + 4u * kt + part])).x;
-    return g;
-}
-#ifdef MM_COOPMAT
-void gw_store(GW g, uint r, uint kt, uint part) {
-    STORE16(swh, r * CM_LD + 4u * part, g.q0, g.d, 0.0)
-    STORE16(swh, r * CM_LD + 4u * part + 2u, g.q1, g.d, 0.0)
-}
-#else
+#else  // Q8_0R
 void gw_store(GW g, uint r, uint kt, uint part) {
     sw[r * MM_ROW4 + 2u * part] = g.q0;
     sw[r * MM_ROW4 + 2u * part + 1u] = g.q1;
@@ -224,9 +122,6 @@ void gw_store(GW g, uint r, uint kt, uint part) {
 }
 #endif
 
-#else
-#error "mm.comp: WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
-#endif
 
 // ---- one step's x: MM_BN columns x 128 int8 (8 uvec4 each) and 4 scale pairs per column. Invocation t
 // loads uvec4 t + 256 i (column (t + 256 i) / 8) and the scales of column t / 4, block t % 4; xc and xsc
@@ -398,11 +293,12 @@ void main() {
 #if defined(MM_COOPMAT) && !defined(MM_SCALAR)
     // Subgroup sgid's results: rows 16 (sgid & 3) .., columns MM_BN / 2 (sgid >> 2) + 16 j .. of the tile.
     [[unroll]] for (uint j = 0u; j < CM_J; ++j) {
-        coopMatStoreNV(cacc[j], cs, sgid * 256u, 16u, false);
+        // Column-major (element (r, c) at 16 c + r), so 16 lanes write 16 consecutive rows of y's column.
+        coopMatStoreNV(cacc[j], cs, sgid * 256u, 16u, true);
         subgroupMemoryBarrierShared();
         subgroupBarrier();
         for (uint e = gl_SubgroupInvocationID; e < 256u; e += 32u) {
-            const uint r = row0 + 16u * (sgid & 3u) + (e >> 4), c = MM_BN / 2u * (sgid >> 2) + 16u * j + (e & 15u);
+            const uint r = row0 + 16u * (sgid & 3u) + (e & 15u), c = MM_BN / 2u * (sgid >> 2) + 16u * j + (e >> 4);
             if (r >= p.rows || c >= n_valid) continue;
             const uint o = p.y_off + y_col(c) * p.y_col_stride + r;
             Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + cs[sgid * 256u + e] : cs[sgid * 256u + e];

@@ -132,13 +132,34 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
         return true;
     }
     p.xq_soff = o.xq->soff;
-    const uint32_t bn = 64;
+    uint32_t bm = 64, bn = 64;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
-    // mmh_: mmc_'s float16 tiles without tensor cores (SLUICE_GPU_COOPMAT=scalar: tests, any device)
+    // Tensor cores: mmt_* (mmt.comp, 128 rows x 128 or 64 columns) where its tiles fill the GPU, else
+    // mmc_* (mm.comp, 64 x 64). H200, 512 columns: 4096x4096 Q4_K 180 us vs 216, Q6_K 224 vs 280,
+    // 12288x4096 536 vs 632; but 2048x4096 (64 of its tiles) 182 vs 116. SLUICE_GPU_MMT=1 / 0 forces it
+    // (tests). mmh_ / mmth_: their float16 tiles without tensor cores (SLUICE_GPU_COOPMAT=scalar: tests,
+    // any device).
     const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
-    const char* kind = cm && std::string(cm) == "scalar" ? "mmh_" : use_coopmat(cmd.context()) ? "mmc_" : "mm_";
-    cmd.dispatch(std::string(kind) + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
-                 {(w.rows + 63) / 64, (o.n_cols + bn - 1) / bn, 1});
+    const bool scalar = cm && std::string(cm) == "scalar", tensor = scalar || use_coopmat(cmd.context());
+    const int force_t = env_int("SLUICE_GPU_MMT", -1);
+    const uint32_t bn_t = o.n_cols > 64 ? 128 : 64, tiles_t = (w.rows + 127) / 128 * ((o.n_cols + bn_t - 1) / bn_t);
+    const bool big = tensor && (force_t == 1 || (force_t != 0 && tiles_t >= 96));
+    std::string kind = !tensor ? "mm_" : big ? (scalar ? "mmth_" : "mmt_") : (scalar ? "mmh_" : "mmc_");
+    if (big) {
+        bm = 128;
+        bn = bn_t;
+    }
+    // SLUICE_GPU_MM_KIND=KIND:BM:BN (measurements, bench_gpu --mm): another build of mm.comp, e.g. mmc_:64:64
+    if (const char* k = std::getenv("SLUICE_GPU_MM_KIND"); k && *k) {
+        const std::string ks = k;
+        const size_t a = ks.find(':'), b = ks.rfind(':');
+        if (a == std::string::npos || a == b) throw GpuError("SLUICE_GPU_MM_KIND: KIND:BM:BN");
+        kind = ks.substr(0, a);
+        bm = uint32_t(std::stoul(ks.substr(a + 1, b - a - 1)));
+        bn = uint32_t(std::stoul(ks.substr(b + 1)));
+    }
+    cmd.dispatch(kind + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
+                 {(w.rows + bm - 1) / bm, (o.n_cols + bn - 1) / bn, 1});
     return true;
 }
 

@@ -58,6 +58,10 @@ struct Loader {
     VkInstance inst = VK_NULL_HANDLE;
     std::string error;
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV coopmat_props = nullptr;  // optional
+    // VK_KHR_pipeline_executable_properties (optional): SLUICE_GPU_STATS=1 prints each pipeline's
+    // compiler statistics (registers, shared memory, spills where the driver reports them).
+    PFN_vkGetPipelineExecutablePropertiesKHR exec_props = nullptr;
+    PFN_vkGetPipelineExecutableStatisticsKHR exec_stats = nullptr;
 };
 
 Loader& loader() {
@@ -93,6 +97,8 @@ Loader& loader() {
 #undef SLUICE_VK_LOAD
         L.coopmat_props = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
             gipa(L.inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
+        L.exec_props = reinterpret_cast<PFN_vkGetPipelineExecutablePropertiesKHR>(gipa(L.inst, "vkGetPipelineExecutablePropertiesKHR"));
+        L.exec_stats = reinterpret_cast<PFN_vkGetPipelineExecutableStatisticsKHR>(gipa(L.inst, "vkGetPipelineExecutableStatisticsKHR"));
 #define SLUICE_VK_CHECK_LOADED(f) if (!f) L.error = std::string("the Vulkan loader lacks ") + #f;
         SLUICE_VK_FUNCTIONS(SLUICE_VK_CHECK_LOADED)
 #undef SLUICE_VK_CHECK_LOADED
@@ -132,6 +138,37 @@ bool coopmat_f16(VkPhysicalDevice pd) {
             c.DType == VK_COMPONENT_TYPE_FLOAT32_NV && c.scope == VK_SCOPE_SUBGROUP_NV)
             return true;
     return false;
+}
+
+// SLUICE_GPU_STATS=1: the driver's statistics of a new pipeline on stderr, one line (NVIDIA reports
+// registers per invocation, which bound how many workgroups share a multiprocessor).
+void print_pipeline_stats(VkDevice dev, VkPipeline pipe, const std::string& name) {
+    const Loader& L = loader();
+    VkPipelineInfoKHR pi{VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR};
+    pi.pipeline = pipe;
+    uint32_t n_exec = 0;
+    if (!L.exec_props || L.exec_props(dev, &pi, &n_exec, nullptr) != VK_SUCCESS) return;
+    std::string line = "gpu stats " + name + ":";
+    for (uint32_t e = 0; e < n_exec; ++e) {
+        VkPipelineExecutableInfoKHR ei{VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+        ei.pipeline = pipe;
+        ei.executableIndex = e;
+        uint32_t n = 0;
+        if (L.exec_stats(dev, &ei, &n, nullptr) != VK_SUCCESS) continue;
+        std::vector<VkPipelineExecutableStatisticKHR> st(n, {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR});
+        if (L.exec_stats(dev, &ei, &n, st.data()) != VK_SUCCESS) continue;
+        for (const auto& s : st) {
+            line += std::string(" ") + s.name + "=";
+            switch (s.format) {
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: line += s.value.b32 ? "yes" : "no"; break;
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: line += std::to_string(s.value.i64); break;
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: line += std::to_string(s.value.u64); break;
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_FLOAT64_KHR: line += std::to_string(s.value.f64); break;
+                default: line += "?";
+            }
+        }
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
 }
 
 DeviceInfo describe(VkPhysicalDevice pd, int index) {
@@ -263,6 +300,15 @@ Context::Context(int index, bool emulate_discrete) {
     std::vector<const char*> enable;
     has_budget_ = has_extension(phys_, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     if (has_budget_) enable.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    const char* stats_env = std::getenv("SLUICE_GPU_STATS");
+    exec_stats_ = stats_env && *stats_env == '1' && loader().exec_stats &&
+                  has_extension(phys_, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR fexec{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+    if (exec_stats_) {
+        enable.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+        fexec.pipelineExecutableInfo = VK_TRUE;
+    }
     VkPhysicalDeviceShaderIntegerDotProductFeatures fdot{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
     if (info_.int_dot) {
         enable.push_back(VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
@@ -289,6 +335,10 @@ Context::Context(int index, bool emulate_discrete) {
     if (info_.int_dot) f11.pNext = &fdot;
     VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
     f2.pNext = &f11;
+    if (exec_stats_) {  // in front of the chain
+        fexec.pNext = f2.pNext;
+        f2.pNext = &fexec;
+    }
     f2.features.shaderInt16 = VK_TRUE;
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     dci.pNext = &f2;
@@ -482,7 +532,7 @@ const Kernel& Context::kernel(const std::string& name) {
     // Work items per workgroup: matvec dispatches count workgroups (ops.cpp knows the variant's rows
     // per workgroup) and the kernels below run one workgroup per item (row, head, split); the rest
     // one invocation per item.
-    const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || !name.rfind("mm_", 0) || !name.rfind("mmc_", 0) || !name.rfind("mmh_", 0) || !name.rfind("mmf_", 0) || !name.rfind("attn_prompt", 0) || name == "rmsnorm" ||
+    const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || !name.rfind("mm", 0) || !name.rfind("attn_prompt", 0) || name == "rmsnorm" ||
                                name == "qk_norm_rope" || !name.rfind("attn_split_", 0) || !name.rfind("attn_fused_", 0) || name == "attn_combine" ||
                                name == "topk_softmax" || name == "copy" || name == "norm_q8";
     if (!per_workgroup) std::copy(k.layout.local, k.layout.local + 3, k.per_group);
@@ -509,9 +559,11 @@ const Kernel& Context::kernel(const std::string& name) {
     VkComputePipelineCreateInfo cpi{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
     cpi.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, sm, "main", nullptr};
     cpi.layout = k.pl;
+    if (exec_stats_) cpi.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
     const VkResult r = vkCreateComputePipelines(dev_, VK_NULL_HANDLE, 1, &cpi, nullptr, &k.pipe);
     vkDestroyShaderModule(dev_, sm, nullptr);
     VK_CHECK(r);
+    if (exec_stats_) print_pipeline_stats(dev_, k.pipe, name);
     return kernels_.emplace(name, k).first->second;
 }
 

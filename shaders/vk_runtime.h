@@ -136,6 +136,7 @@ private:
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t qfam_ = 0;
     bool has_budget_ = false;
+    bool exec_stats_ = false;  // SLUICE_GPU_STATS=1 and the driver has VK_KHR_pipeline_executable_properties
     double ts_period_ns_ = 0;
     VkPhysicalDeviceMemoryProperties memprops_{};
     VkCommandPool pool_ = VK_NULL_HANDLE;

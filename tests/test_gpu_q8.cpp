@@ -214,8 +214,9 @@ TEST_P(GpuQ8Types, MatmulMatchesTheProductWithInt8X) {
     }
 }
 
-// Prompts' products over many columns: mm_<type> (mm.comp, tiles of 64 rows x 32 / 64 columns) for
-// Q4_K, Q5_K, Q6_K and repacked Q8_0, chunks of matmul_* for ggml's Q8_0. Rows and columns that end
+// Prompts' products over many columns: mm_<type> (mm.comp, tiles of 64 rows x 64 columns) and the
+// float16 tiles (mm.comp's, mmt.comp's 128 x 64 / 128) for Q4_K, Q5_K, Q6_K and repacked Q8_0, chunks
+// of matmul_* for ggml's Q8_0. Rows and columns that end
 // inside a tile, column strides beyond the row, an x offset, accumulation into y, and nothing written
 // outside the columns' rows.
 TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
@@ -225,7 +226,7 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     for (auto [rows, cols, nb] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-             {45, 768, 9}, {64, 256, 32}, {130, 1280, 33}, {67, 512, 64}, {200, 1024, 70}, {1, 256, 40}}) {
+             {45, 768, 9}, {64, 256, 32}, {130, 1280, 33}, {67, 512, 64}, {200, 1024, 70}, {1, 256, 40}, {260, 512, 150}}) {
         std::vector<uint8_t> bytes;
         std::vector<float> deq;
         random_mats(rng, gt.ggml, 1, rows, cols, bytes, deq);
@@ -234,10 +235,13 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
         const auto x = random_row(rng, x0 + nb * xs);
         const Mirror m = mirror(x);
         const Quantized xq = download_mirror(m.q, x.size());
-        for (int variant = 0; variant < (ctx().info().coopmat ? 6 : 4); ++variant) {
-            // mm_*, mmh_* (mmc.comp's float16 tiles, plain arithmetic), mmc_* (tensor cores)
-            const bool acc = variant & 1, tensor = variant >= 2;
-            setenv("SLUICE_GPU_COOPMAT", variant < 2 ? "0" : variant < 4 ? "scalar" : "1", 1);
+        for (int variant = 0; variant < (ctx().info().coopmat ? 10 : 6); ++variant) {
+            // mm_*, mmh_* (mmc_'s float16 tiles, plain arithmetic), mmth_* (mmt_'s), then with tensor
+            // cores mmc_* and mmt_*
+            const bool acc = variant & 1, tensor = variant >= 2, big = variant / 2 == 2 || variant / 2 == 4;
+            const char* kinds[] = {"mm", "mmh", "mmth", "mmc", "mmt"};
+            setenv("SLUICE_GPU_COOPMAT", variant < 2 ? "0" : variant < 6 ? "scalar" : "1", 1);
+            setenv("SLUICE_GPU_MMT", big ? "1" : "0", 1);
             const auto y0 = random_row(rng, nb * ys);
             gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(y0);
             gpu::MatvecOpts o;
@@ -248,6 +252,7 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
             o.xq = &m.xq;
             run_matvec({&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x, uint32_t(x0)}, {&yb}, o);
             unsetenv("SLUICE_GPU_COOPMAT");
+            unsetenv("SLUICE_GPU_MMT");
             const auto got = floats(yb, y0.size());
             std::vector<float> g, ref;
             for (int64_t b = 0; b < nb; ++b) {
@@ -259,11 +264,11 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
                 for (int64_t r = rows; r < ys; ++r)
                     ASSERT_EQ(got[size_t(b * ys + r)], y0[size_t(b * ys + r)]) << "wrote past row " << rows << ", column " << b;
             }
-            // mmh_* / mmc_* multiply float16 weights and x: their rounding (2^-11 relative) leaves an
-            // NMSE of ~1e-7.
+            // The float16 kinds multiply float16 weights and x: their rounding (2^-11 relative) leaves
+            // an NMSE of ~1e-7.
             const bool f16 = tensor && nb > 32 && gt.id != WT_Q8_0;
             EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), f16 ? 2e-6 : 1e-10)
-                << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "") << (variant >= 4 ? ", mmc" : variant >= 2 ? ", mmh" : "");
+                << rows << "x" << cols << ", " << nb << " columns" << (acc ? ", accumulate" : "") << ", " << kinds[variant / 2];
         }
     }
 }

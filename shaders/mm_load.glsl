@@ -1,0 +1,135 @@
+// One 128-wide K step of a weight row for the tiled prompt products (mm.comp, mmt.comp), per type:
+// gw_load() reads a quarter of it ("part" 0..3) into registers, gw_nibbles()/the fields give its int8
+// values, and (MM_F16) gw_pieces() its two 16-element pieces with their offsets in the step, scale and
+// min, for float16 tiles. The includer defines MatvecPush p, W (quants.glsl) and WH for Q8_0R.
+
+#if defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+// Step kt is half h = kt & 1 of super-block kt / 2: groups 4h .. 4h + 3, qs bytes 64h .. 64h + 63.
+// Part q: qs bytes 64h + 16q .. + 15, i.e. groups 2(q >> 1) (low nibbles) and + 1 (high) of the half,
+// 16 elements each from 16(q & 1); and group q's scale and min.
+#if defined(WTYPE_Q4_K)
+#define KQ_UNITS 9u
+#define KQ_QS_UNIT 1u
+#else
+#define KQ_UNITS 11u
+#define KQ_QS_UNIT 3u
+#endif
+struct GW {
+    uvec4 hdr, q;
+#if defined(WTYPE_Q5_K)
+    uvec4 qh;
+#endif
+};
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+    const uint u = wrow + KQ_UNITS * (kt >> 1), h = kt & 1u;
+    g.hdr = W[u];
+    g.q = W[u + KQ_QS_UNIT + 4u * h + part];
+#if defined(WTYPE_Q5_K)
+    g.qh = W[u + 1u + (part & 1u)];
+#endif
+    return g;
+}
+// The part's 16 low nibbles (32-block 2 (part >> 1) of the step, from 16 (part & 1)) and 16 high ones
+// (the next 32-block), fifth bits added for Q5_K.
+void gw_nibbles(GW g, uint kt, uint part, out uvec4 lo, out uvec4 hi) {
+    lo = g.q & 0x0F0F0F0Fu;
+    hi = (g.q >> 4) & 0x0F0F0F0Fu;
+#if defined(WTYPE_Q5_K)
+    const uvec4 qh = g.qh >> (4u * (kt & 1u) + 2u * (part >> 1));  // fifth bits: bit j of qh[l] for group j
+    lo |= (qh & 0x01010101u) << 4;
+    hi |= (qh & 0x02020202u) << 3;
+#endif
+}
+#ifdef MM_F16
+void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uint k[2]) {
+    const uint pr = part >> 1, grp = 4u * (kt & 1u) + 2u * pr;
+    gw_nibbles(g, kt, part, q[0], q[1]);
+    const vec2 d = unpackHalf2x16(g.hdr.x);
+    [[unroll]] for (uint i = 0u; i < 2u; ++i) {
+        float sc, m;
+        kq_scale_min(grp + i, g.hdr.yzw, sc, m);
+        dm[i] = vec2(d.x * sc, d.y * m);
+        k[i] = 64u * pr + 32u * i + 16u * (part & 1u);
+    }
+}
+#endif
+
+#elif defined(WTYPE_Q6_K)
+// 2-byte units (ql 0..63, qh 64..95, int8 scales 96..103, d 104). Step kt is half h = kt & 1 of
+// super-block kt / 2: element 32t + i of the half is nibble t >> 1 of ql[64h + 32(t & 1) + i] with
+// bits 2t, 2t + 1 of qh[32h + i]. Part q: u = q >> 1, j = q & 1: elements 32u + 16j + i (low nibbles)
+// and 32(u + 2) + 16j + i (high), i < 16: 16 bytes of ql and of qh; and 32-block q's two scales
+// (with MM_F16 the scales of the part's two pieces).
+struct GW {
+    uvec4 ql, qh;
+    uint sc;
+    float d;
+};
+uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+    const uint b = wrow + 105u * (kt >> 1), h = kt & 1u, u = part >> 1, j = part & 1u;
+    const uint lo = b + 32u * h + 16u * u + 8u * j, hi = b + 64u + 16u * h + 8u * j;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        g.ql[c] = u16pair(lo + 2u * c);
+        g.qh[c] = u16pair(hi + 2u * c);
+    }
+#ifdef MM_F16
+    // scales[8h + 2u + j] (elements 32u + 16j ..) and scales[8h + 2(u + 2) + j]
+    g.sc = uint(W[b + 96u + 4u * h + u]) | (uint(W[b + 96u + 4u * h + u + 2u]) << 16);
+#else
+    g.sc = uint(W[b + 96u + 4u * h + part]);  // scales[8h + 2q], [8h + 2q + 1]
+#endif
+    g.d = unpackHalf2x16(uint(W[b + 104u])).x;
+    return g;
+}
+// q - 32 for 4 packed 6-bit values: flip bit 5, and where it was clear (q < 32) set bits 6 and 7.
+uvec4 q6_signed(uvec4 q) {
+    const uvec4 t = q ^ 0x20202020u;
+    return t | ((t & 0x20202020u) * 6u);
+}
+// The part's signed values: elements 32u + 16j .. (lo) and 32(u + 2) + 16j .. (hi).
+void gw_q6(GW g, uint part, out uvec4 lo, out uvec4 hi) {
+    const uint u = part >> 1;
+    lo = q6_signed((g.ql & 0x0F0F0F0Fu) | (((g.qh >> (2u * u)) & 0x03030303u) << 4));
+    hi = q6_signed(((g.ql >> 4) & 0x0F0F0F0Fu) | (((g.qh >> (2u * u + 4u)) & 0x03030303u) << 4));
+}
+#ifdef MM_F16
+void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uint k[2]) {
+    const uint u = part >> 1, j = part & 1u;
+    gw_q6(g, part, q[0], q[1]);
+    dm[0] = vec2(g.d * float(int(g.sc << (24u - 8u * j)) >> 24), 0.0);
+    dm[1] = vec2(g.d * float(int(g.sc << (8u - 8u * j)) >> 24), 0.0);
+    k[0] = 32u * u + 16u * j;
+    k[1] = 64u + 32u * u + 16u * j;
+}
+#endif
+
+#elif defined(WTYPE_Q8_0R)
+// Repacked Q8_0 rows (quants.glsl): step kt is the row's int8 128kt .. + 127 (8 units) and the scales
+// of blocks 4kt .. 4kt + 3. Part q: units 2q, 2q + 1 of the step and block q's scale.
+struct GW {
+    uvec4 q0, q1;
+    float d;
+};
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+    g.q0 = W[wrow + 8u * kt + 2u * part];
+    g.q1 = W[wrow + 8u * kt + 2u * part + 1u];
+    g.d = unpackHalf2x16(uint(WH[8u * wrow + (p.cols >> 1) + 4u * kt + part])).x;
+    return g;
+}
+#ifdef MM_F16
+void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uint k[2]) {
+    q[0] = g.q0;
+    q[1] = g.q1;
+    dm[0] = dm[1] = vec2(g.d, 0.0);
+    k[0] = 32u * part;
+    k[1] = 32u * part + 16u;
+}
+#endif
+
+#else
+#error "mm_load.glsl: WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
+#endif
