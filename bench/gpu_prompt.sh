@@ -8,7 +8,7 @@
 #   bench/gpu_prompt.sh BIN_DIR OUT_DIR
 #     BIN_DIR: sluice, bench_decode, llama_peer_vulkan (+ its libraries in BIN_DIR/lib)
 #     env: MODELS_DIR (default /tmp/gpu-models), P (prompt tokens, default 2048), T (CPU threads,
-#          default: all), TO (seconds per run, default 150)
+#          default: all), TO (seconds per run, default 150), SKIP_CPU=1 (no CPU-expert runs)
 #
 # Models (`sluice gen-model`, Q4_K, written when missing): d8 (Qwen3-8B's shape), moe (Qwen3-30B-A3B's),
 # q35 (Qwen3.5-35B-A3B's, qwen35moe). Output: OUT_DIR/<model>_p<P>_{cm,mmt0,cm0,l}.json, <model>_cpu.json
@@ -49,6 +49,7 @@ for m in d8 moe q35; do
     done
 done
 for m in moe q35; do
+    [ "${SKIP_CPU:-0}" = 1 ] && break
     f=$O/${m}_cpu.json
     timeout "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu auto --gpu-experts cpu --gpu-expert-cache 4096 -t "$T" -p 512 \
         -n 16 -r 1 --prompt-runs 2 --json >"$f" 2>"$f.err"

@@ -35,15 +35,18 @@ layout(binding = 2, std430) buffer YBuf { float Y[]; };
 #define MT_N uint(MT_BN)  // columns per workgroup (the build's MT_BN, 64 or 128)
 #define MT_BM 128u
 #define MT_THREADS 256u
+#define MT_NW (MT_THREADS / 32u)        // subgroups
+#define MT_GW (MT_BM * 4u / MT_THREADS)  // weight rows per invocation: t / 4 + (MT_THREADS / 4) i
 #define MT_LD 5u  // uvec4 per staged row: 32 float16 + 8 padding
 layout(local_size_x = MT_THREADS) in;
 #if MT_BN == 128
 #define MT_WR 2u  // subgroups along the rows: 64 rows x 32 columns each
+#define MT_WI4    // four 16-row fragments per subgroup
 #else
 #define MT_WR 4u  // 32 x 32 each
 #endif
-#define MT_WI (MT_BM / 16u / MT_WR)        // 16-row fragments per subgroup
-#define MT_WJ (MT_N / 16u / (8u / MT_WR))  // 16-column fragments per subgroup
+#define MT_WI (MT_BM / 16u / MT_WR)          // 16-row fragments per subgroup
+#define MT_WJ (MT_N / 16u / (MT_NW / MT_WR))  // 16-column fragments per subgroup (2)
 #define MT_TPC (MT_THREADS / MT_N)         // invocations per x column (2 or 4)
 #define MT_SA (MT_BM * MT_LD)              // a buffer of sa
 #define MT_SB (MT_N * MT_LD)
@@ -52,7 +55,7 @@ layout(local_size_x = MT_THREADS) in;
 shared uvec4 sa[2u * MT_SA];  // (row, k) of a quarter step, float16 pairs packed; two buffers
 shared uvec4 sb[2u * MT_SB];  // (column, k)
 #ifndef MT_SCALAR
-shared float cs[8u * 256u];  // a subgroup's 16 x 16 result on its way to y
+shared float cs[MT_NW * 256u];  // a subgroup's 16 x 16 result on its way to y
 #endif
 
 // The 16 signed bytes of q times d, minus m, as float16: two uvec4 stores at arr[o], arr[o + 1].
@@ -112,31 +115,32 @@ void main() {
     const uint row0 = gl_WorkGroupID.x * MT_BM;
     const uint n_valid = min(MT_N, p.n_cols - gl_WorkGroupID.y * MT_N);
     const uint lr = t >> 2, part = t & 3u;
-    uint wrow[2];
-    [[unroll]] for (uint i = 0u; i < 2u; ++i)
-        wrow[i] = p.w_off + min(row0 + lr + 64u * i, p.rows - 1u) * row_units(p.cols);
+    uint wrow[MT_GW];
+    [[unroll]] for (uint i = 0u; i < MT_GW; ++i)
+        wrow[i] = p.w_off + min(row0 + lr + MT_THREADS / 4u * i, p.rows - 1u) * row_units(p.cols);
     xcol = p.x_off + min(gl_WorkGroupID.y * MT_N + t / MT_TPC, p.n_cols - 1u) * p.x_col_stride;
     const uint n_k = p.cols / 128u;
 
 #ifdef MT_SCALAR
-    // Output (row tr + 16 i, column tc + 16 j), i < 8, j < MT_N / 16.
+    // Output (row tr + 16 i, column tc + MT_TC j), i < 8, j < MT_N / MT_TC.
+#define MT_TC (MT_THREADS / 16u)
     const uint tr = t & 15u, tc = t >> 4;
-    float acc[8][MT_N / 16u];
+    float acc[8][MT_N / MT_TC];
     [[unroll]] for (uint i = 0u; i < 8u; ++i)
-        [[unroll]] for (uint j = 0u; j < MT_N / 16u; ++j) acc[i][j] = 0.0;
+        [[unroll]] for (uint j = 0u; j < MT_N / MT_TC; ++j) acc[i][j] = 0.0;
 #else
     const uint sgid = gl_SubgroupID, wr = sgid % MT_WR, wc = sgid / MT_WR;
     // Result fragments as single variables ACC(i, j): arrays of four or more went to local memory on
     // the H200 (the pipeline statistics' local memory size), at a third of the speed.
 #define ZERO fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0)
     fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> ACC(0, 0) = ZERO, ACC(0, 1) = ZERO, ACC(1, 0) = ZERO, ACC(1, 1) = ZERO;
-#if MT_BN == 128
+#ifdef MT_WI4
     fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> ACC(2, 0) = ZERO, ACC(2, 1) = ZERO, ACC(3, 0) = ZERO, ACC(3, 1) = ZERO;
 #endif
 #endif
 
-    GW gw[2];
-    [[unroll]] for (uint i = 0u; i < 2u; ++i) gw[i] = gw_load(wrow[i], 0u, part);
+    GW gw[MT_GW];
+    [[unroll]] for (uint i = 0u; i < MT_GW; ++i) gw[i] = gw_load(wrow[i], 0u, part);
     GX gx;
     [[unroll]] for (uint q = 0u; q < 4u; ++q) gx_load(gx, 0u, q);
     // Quarter s = 4 kt + q of the product; stage(s) writes it into buffer s % 2 and reloads what it
@@ -144,11 +148,11 @@ void main() {
 #define STAGE(s)                                                                                      \
     {                                                                                                 \
         const uint kt_ = (s) >> 2, q_ = (s) & 3u, buf_ = (s) & 1u;                                    \
-        [[unroll]] for (uint i = 0u; i < 2u; ++i) gw_store_quarter(gw[i], lr + 64u * i, kt_, part, q_, buf_); \
+        [[unroll]] for (uint i = 0u; i < MT_GW; ++i) gw_store_quarter(gw[i], lr + MT_THREADS / 4u * i, kt_, part, q_, buf_); \
         gx_store(gx, q_, buf_);                                                                       \
         if (kt_ + 1u < n_k) {                                                                         \
             if (q_ == gw_last(part))                                                                  \
-                [[unroll]] for (uint i = 0u; i < 2u; ++i) gw[i] = gw_load(wrow[i], kt_ + 1u, part);   \
+                [[unroll]] for (uint i = 0u; i < MT_GW; ++i) gw[i] = gw_load(wrow[i], kt_ + 1u, part);   \
             gx_load(gx, kt_ + 1u, q_);                                                                \
         }                                                                                             \
     }
@@ -162,8 +166,8 @@ void main() {
         for (uint k8 = 0u; k8 < 4u; ++k8)
             [[unroll]] for (uint i = 0u; i < 8u; ++i) {
                 const uvec4 w = sa[ao + (tr + 16u * i) * MT_LD + k8];
-                [[unroll]] for (uint j = 0u; j < MT_N / 16u; ++j) {
-                    const uvec4 x = sb[bo + (tc + 16u * j) * MT_LD + k8];
+                [[unroll]] for (uint j = 0u; j < MT_N / MT_TC; ++j) {
+                    const uvec4 x = sb[bo + (tc + MT_TC * j) * MT_LD + k8];
                     [[unroll]] for (uint e = 0u; e < 4u; ++e) acc[i][j] += dot(unpackHalf2x16(w[e]), unpackHalf2x16(x[e]));
                 }
             }
@@ -177,7 +181,7 @@ void main() {
     ACC(i, 0) = coopMatMulAddNV(a, b0, ACC(i, 0));                                          \
     ACC(i, 1) = coopMatMulAddNV(a, b1, ACC(i, 1));
             ROW(0) ROW(1)
-#if MT_BN == 128
+#ifdef MT_WI4
             ROW(2) ROW(3)
 #endif
         }
@@ -186,8 +190,8 @@ void main() {
     }
 
 #ifdef MT_SCALAR
-    [[unroll]] for (uint j = 0u; j < MT_N / 16u; ++j) {
-        const uint c = tc + 16u * j;
+    [[unroll]] for (uint j = 0u; j < MT_N / MT_TC; ++j) {
+        const uint c = tc + MT_TC * j;
         if (c >= n_valid) continue;
         const uint yc = p.y_off + (gl_WorkGroupID.y * MT_N + c) * p.y_col_stride;
         [[unroll]] for (uint i = 0u; i < 8u; ++i) {
@@ -210,7 +214,7 @@ void main() {
     }                                                                                                         \
     subgroupBarrier();
     STORE_FRAG(0, 0) STORE_FRAG(0, 1) STORE_FRAG(1, 0) STORE_FRAG(1, 1)
-#if MT_BN == 128
+#ifdef MT_WI4
     STORE_FRAG(2, 0) STORE_FRAG(2, 1) STORE_FRAG(3, 0) STORE_FRAG(3, 1)
 #endif
 #endif

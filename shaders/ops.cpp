@@ -134,16 +134,20 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     p.xq_soff = o.xq->soff;
     uint32_t bm = 64, bn = 64;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
-    // Tensor cores: mmt_* (mmt.comp, 128 rows x 128 or 64 columns) where its tiles fill the GPU, else
-    // mmc_* (mm.comp, 64 x 64). H200, 512 columns: 4096x4096 Q4_K 180 us vs 216, Q6_K 224 vs 280,
-    // 12288x4096 536 vs 632; but 2048x4096 (64 of its tiles) 182 vs 116. SLUICE_GPU_MMT=1 / 0 forces it
-    // (tests). mmh_ / mmth_: their float16 tiles without tensor cores (SLUICE_GPU_COOPMAT=scalar: tests,
-    // any device).
+    // Tensor cores: mmt_* (mmt.comp, 128 rows x 128 or 64 columns) or mmc_* (mm.comp, 64 x 64),
+    // whichever takes fewer waves of workgroups: mmt_ runs one workgroup per multiprocessor (registers)
+    // and a wave of its tiles takes ~1.7x one of mmc_'s, which runs two. H200 (132), 512 columns:
+    // 4096x4096 Q4_K 182 us (1 wave) vs 214 (2), Q6_K 224 vs 280, 12288x4096 536 (3) vs 627 (6); but
+    // 2048x4096 182 (1) vs 114 (1). Without a multiprocessor count (VK_NV_shader_sm_builtins): mmc_.
+    // SLUICE_GPU_MMT=1 / 0 forces it (tests). mmh_ / mmth_: their float16 tiles without tensor cores
+    // (SLUICE_GPU_COOPMAT=scalar: tests, any device).
     const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
     const bool scalar = cm && std::string(cm) == "scalar", tensor = scalar || use_coopmat(cmd.context());
     const int force_t = env_int("SLUICE_GPU_MMT", -1);
-    const uint32_t bn_t = o.n_cols > 64 ? 128 : 64, tiles_t = (w.rows + 127) / 128 * ((o.n_cols + bn_t - 1) / bn_t);
-    const bool big = tensor && (force_t == 1 || (force_t != 0 && tiles_t >= 96));
+    const uint32_t bn_t = o.n_cols > 64 ? 128 : 64, sms = cmd.context().info().sm_count;
+    const uint32_t waves_t = sms ? ((w.rows + 127) / 128 * ((o.n_cols + bn_t - 1) / bn_t) + sms - 1) / sms : 0;
+    const uint32_t waves_c = sms ? ((w.rows + 63) / 64 * ((o.n_cols + 63) / 64) + 2 * sms - 1) / (2 * sms) : 0;
+    const bool big = tensor && (force_t == 1 || (force_t != 0 && sms && 17 * waves_t < 10 * waves_c));
     std::string kind = !tensor ? "mm_" : big ? (scalar ? "mmth_" : "mmt_") : (scalar ? "mmh_" : "mmc_");
     if (big) {
         bm = 128;

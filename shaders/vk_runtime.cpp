@@ -207,6 +207,13 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     d.int_dot = fdot.shaderIntegerDotProduct && sg.subgroupSize >= 8;  // q8_block.glsl shuffles over 8
     if (!d.int_dot) d.int_dot_fast = false;
     d.coopmat = d.int_dot && sg.subgroupSize == 32 && coopmat_f16(pd);
+    if (has_extension(pd, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+        VkPhysicalDeviceProperties2 pp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+        pp.pNext = &sm;
+        vkGetPhysicalDeviceProperties2(pd, &pp);
+        d.sm_count = sm.shaderSMCount;
+    }
     std::string missing;
     auto need = [&](bool ok, const char* what) {
         if (!ok) missing += std::string(missing.empty() ? "" : ", ") + what;

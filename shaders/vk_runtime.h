@@ -40,9 +40,9 @@ struct DeviceInfo {
     // int_dot_fast: the hardware has the 4x8-bit mixed-signedness dot (else the driver emulates it).
     bool int_dot = false, int_dot_fast = false;
     // VK_NV_cooperative_matrix with 16x16x16 float16 products into float32 (tensor cores) and
-    // shaderFloat16, with int_dot: the mmc_* kernels can run (ops.cpp uses them only with
-    // SLUICE_GPU_COOPMAT=1: so far slower than the int8 mm_*).
+    // shaderFloat16, with int_dot: the mmc_* / mmt_* kernels can run (ops.cpp use_coopmat()).
     bool coopmat = false;
+    uint32_t sm_count = 0;  // multiprocessors (VK_NV_shader_sm_builtins), 0 where the driver does not say
 };
 
 // Every Vulkan device of every installed driver. Throws GpuError when there is no Vulkan loader or
