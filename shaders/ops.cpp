@@ -374,6 +374,21 @@ void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {
     cmd.dispatch(std::string("getrows_") + t->suffix, {w.buf, y.buf, &step}, p, {w.cols / t->chunk, 1, 1});
 }
 
+void getrows_tokens(Cmd& cmd, const Mat& w, Vec y, uint32_t y_stride, const Buffer& steps, uint32_t n) {
+    const TypeLayout* t = gpu_type(w.type);
+    if (!t || w.type == WT_Q8_0R) throw GpuError("getrows: no GPU kernel for type " + std::to_string(w.type));
+    if (w.cols % t->chunk || w.offset % t->unit_bytes)
+        throw GpuError(std::string("getrows: ") + t->suffix + " rows of " + std::to_string(w.cols) + " cannot be read");
+    if (steps.size() < n * kStepBytes) throw GpuError("getrows_tokens: the step buffer holds fewer headers than rows");
+    GetrowsPush p{};
+    p.cols = w.cols;
+    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
+    p.y_off = y.off;
+    p.flags = GETROWS_STEP_TOKENS;
+    p.y_stride = y_stride;
+    cmd.dispatch(std::string("getrows_") + t->suffix, {w.buf, y.buf, &steps}, p, {w.cols / t->chunk, n, 1});
+}
+
 void rmsnorm(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, uint32_t n_rows, uint32_t row_stride, float eps,
              const Buffer& step, uint32_t pos_stride) {
     RmsnormPush p{n, n_rows, x.off, y.off, row_stride, pos_stride, w.off, eps, pos_stride ? NORM_POS : 0u};

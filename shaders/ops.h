@@ -114,6 +114,9 @@ MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
 // y (cols) = W[row] dequantized; row < 0: step.token.
 void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row = -1);
+// A prompt batch's embeddings in one dispatch: row j at y.off + j * y_stride, the token of step header
+// j of `steps` (n headers kStepBytes apart, as write_step() fills them).
+void getrows_tokens(Cmd& cmd, const Mat& w, Vec y, uint32_t y_stride, const Buffer& steps, uint32_t n);
 // y = x / rms(x) * w over n_rows rows of n, row_stride floats apart (+ step.pos * pos_stride).
 void rmsnorm(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, uint32_t n_rows, uint32_t row_stride, float eps,
              const Buffer& step, uint32_t pos_stride = 0);
@@ -206,6 +209,7 @@ void moe_combine_rows(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, 
 
 // The per-token step buffer (shared.h StepHeader + RoPE cos/sin).
 constexpr uint64_t kStepBytes = sizeof(StepHeader) + 8ull * STEP_ROPE_MAX;
+static_assert(kStepBytes == 4 * STEP_WORDS, "getrows.comp reads a batch's headers STEP_WORDS apart");
 // Writes position, token and this position's RoPE cos/sin (computed in double, as the CPU does).
 void write_step(void* mapped, uint32_t pos, uint32_t token, uint32_t n_rot, float rope_base);
 

@@ -104,13 +104,17 @@ struct QuantQ8Push {
 };
 
 // Embedding lookup: y[y_off + i] = dequant(W row r)[i], r = step.token or `row` (GETROWS_STEP_TOKEN unset).
+// GETROWS_STEP_TOKENS: a prompt batch's rows, row j (workgroup y) the token of step header j (the
+// headers STEP_WORDS apart, as the batch's step buffer holds them) at y_off + j * y_stride.
 #define GETROWS_STEP_TOKEN 1u
+#define GETROWS_STEP_TOKENS 2u
 struct GetrowsPush {
     uint cols;
     uint w_off;       // storage units
     uint row;
     uint y_off;
     uint flags;
+    uint y_stride;
 };
 
 // y = x / rms(x) * w over rows of n; row r at x_off + r * row_stride (+ step.pos * pos_stride with
@@ -249,6 +253,7 @@ struct StepHeader {
     uint token;  // token id (embedding lookup)
     uint pad;
 };
+#define STEP_WORDS (4u + 2u * STEP_ROPE_MAX)  // a step buffer's 32-bit words: the header, cos/sin pairs
 
 // ggml type ids of the weight types with GPU kernels.
 #define WT_F32 0

@@ -428,7 +428,8 @@ TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Types, GpuTypes, ::testing::ValuesIn(matvec_types()),
                          [](const auto& info) { return gpu_type_name(info.param); });
 
-// The embedding lookup reads ggml's blocks (the model never repacks token_embd).
+// The embedding lookup reads ggml's blocks (the model never repacks token_embd); a prompt batch's rows
+// come in one dispatch from its step headers (getrows_tokens).
 class GpuGgmlTypes : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(GpuGgmlTypes, EmbeddingLookupIsTheDequantizedRow) {
@@ -444,11 +445,23 @@ TEST_P(GpuGgmlTypes, EmbeddingLookupIsTheDequantizedRow) {
     const gpu::Mat w{&wb, uint32_t(t), 0, uint32_t(vocab), uint32_t(cols)};
     gpu::getrows(cmd, w, {&yb}, step);                     // step.token = 11
     gpu::getrows(cmd, w, {&yb, uint32_t(cols)}, step, 7);  // explicit row
+    const uint32_t tokens[] = {4, 12, 0}, stride = uint32_t(cols) + 5, off = 3;
+    std::vector<uint8_t> headers(3 * gpu::kStepBytes);
+    for (uint32_t j = 0; j < 3; ++j) gpu::write_step(&headers[j * gpu::kStepBytes], 40 + j, tokens[j], 0, 10000.0f);
+    const auto poison = random_row(rng, off + 3 * stride);
+    gpu::Buffer steps = to_gpu(headers), yt = to_gpu(poison);
+    gpu::getrows_tokens(cmd, w, {&yt, off}, stride, steps, 3);
     cmd.end();
     cmd.run();
     const auto got = floats(yb, size_t(2 * cols));
     EXPECT_LT(nmse(got.data(), &m.deq[size_t(11 * cols)], cols), 1e-13);
     EXPECT_LT(nmse(got.data() + cols, &m.deq[size_t(7 * cols)], cols), 1e-13);
+    const auto rows = floats(yt, poison.size());
+    for (uint32_t j = 0; j < 3; ++j) {
+        EXPECT_LT(nmse(&rows[off + j * stride], &m.deq[size_t(tokens[j]) * size_t(cols)], cols), 1e-13) << "batch row " << j;
+        for (uint32_t i = uint32_t(cols); i < stride && off + j * stride + i < rows.size(); ++i)
+            ASSERT_EQ(rows[off + j * stride + i], poison[off + j * stride + i]) << "wrote past batch row " << j;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GpuGgmlTypes, ::testing::ValuesIn(kGpuTypes),
@@ -718,14 +731,14 @@ TEST(GpuRuntime, DispatchChecksBindingsAndPushConstants) {
 }
 
 // Every shader reflects, and every one this device can run becomes a pipeline (the tensor-core mmc_*
-// need VK_NV_cooperative_matrix: on the device machine, not on lavapipe).
+// and mmt_* need VK_NV_cooperative_matrix: on the device machine, not on lavapipe).
 TEST(GpuRuntime, EveryEmbeddedShaderReflects) {
     for (size_t i = 0; i < gpu::kSpirvModuleCount; ++i) {
         const std::string name = gpu::kSpirvModules[i].name;
         const gpu::SpirvLayout l = gpu::reflect_spirv(gpu::kSpirvModules[i]);
         EXPECT_GT(l.n_bindings, 0u) << name;
         EXPECT_GT(l.push_bytes, 0u) << name;
-        if (name.rfind("mmc_", 0) == 0 && !ctx().info().coopmat) continue;
+        if ((name.rfind("mmc_", 0) == 0 || name.rfind("mmt_", 0) == 0) && !ctx().info().coopmat) continue;
         EXPECT_NO_THROW(ctx().kernel(name)) << name;
     }
 }

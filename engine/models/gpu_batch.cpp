@@ -87,7 +87,7 @@ uint64_t GpuModel::batch_vram(uint32_t B) const {
     const uint64_t E = uint64_t(h.n_embd), K = uint64_t(top_k_), F = uint64_t(h.n_ff_exp);
     const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * F);
     uint64_t bytes = 4 * (3 * B * E + B * ff + B * std::max<uint64_t>(uint64_t(h.n_ff), 1) + B * std::max<uint64_t>(route_row(), 1));
-    bytes += gpu::xq_bytes(B * E) + gpu::xq_bytes(B * ff) + 2 * uint64_t(B) * gpu::kStepBytes;
+    bytes += gpu::xq_bytes(B * E) + gpu::xq_bytes(B * ff) + uint64_t(B) * gpu::kStepBytes;
     if (h.n_expert > 0 && K > 0) {
         const gpu::ExpertGroups most{nullptr, B, uint32_t(K), uint32_t(h.n_expert), 16};
         bytes += 4 * (B * K * F + B * K * E + most.words());
@@ -148,7 +148,6 @@ void GpuModel::alloc_batch() {
     mirror(hnb_, size_t(B) * E);  // int8 activations: the integer-dot matmul_*_q8 variants
     mirror(gb_, size_t(B * ff));
     steps_b_host_ = ctx_.alloc(size_t(B) * gpu::kStepBytes, Mem::Upload, "step headers of a prompt batch");
-    for (uint32_t j = 0; j < B; ++j) steps_b_.push_back(device_floats(gpu::kStepBytes / 4, "step of a batch token"));
     steps_all_ = device_floats(size_t(B) * gpu::kStepBytes / 4, "step headers of a prompt batch");
     if (host_experts_batch()) {
         hb_rb_ = ctx_.alloc(size_t(B) * (R + E) * 4, Mem::Readback, "router logits and hn of a prompt batch");
@@ -186,20 +185,12 @@ void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& 
         return;
     }
     gpu::Cmd* c = open();
-    for (uint32_t j = 0; j < B; ++j) {
-        if (j) c->independent();
-        c->copy(steps_b_host_, size_t(j) * gpu::kStepBytes, steps_b_[j], 0, gpu::kStepBytes);
-    }
-    c->independent();
     c->copy(steps_b_host_, 0, steps_all_, 0, size_t(B) * gpu::kStepBytes);
-    for (uint32_t j = 0; j < B; ++j) {
-        if (j) c->independent();
-        gpu::getrows(*c, embd_, {&xb_, j * E}, steps_b_[j]);
-    }
+    gpu::getrows_tokens(*c, embd_, {&xb_}, E, steps_all_, B);
     const bool host = host_experts_batch();
     if (host) record_state_backup(*c, false);
     for (int64_t il = 0; il < h.n_layer; ++il) {
-        gpu::rmsnorm(*c, {&xb_}, {&hnb_}, {&norms_, first_norm(il)}, E, B, E, h.rms_eps, steps_b_[0]);
+        gpu::rmsnorm(*c, {&xb_}, {&hnb_}, {&norms_, first_norm(il)}, E, B, E, h.rms_eps, steps_all_);
         record_layer_batch(*c, il, B);  // with host: a MoE layer's recording ends at its router's readback
         if (host && moe_[size_t(il)].router.rows) {
             c->end();
@@ -232,7 +223,7 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
                                 const Mat& down, bool hn_ready) {
     const Hparams& h = hp_;
     const uint32_t E = uint32_t(h.n_embd);
-    const Buffer& st = steps_b_[0];
+    const Buffer& st = steps_all_;
     if (!hn_ready) gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, ffn_norm}, E, B, E, h.rms_eps, st);
     const MoeLayer& M = moe_[size_t(il)];
     if (!M.router.rows) {  // x += down(silu(gate hn) * up hn), the weights read once for the batch

@@ -195,8 +195,8 @@ protected:
     // integer-dot mm types; SLUICE_GPU_MOE_GROUP=0 turns it off), else per token.
     bool grouped_experts(const MoeLayer& M) const;
     void record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B);
-    const Buffer& batch_step(uint32_t j) const { return steps_b_[j]; }
-    const Buffer& batch_steps() const { return steps_all_; }  // the batch's step buffers back to back
+    const Buffer& batch_step() const { return steps_all_; }   // its first header is the batch's first token's
+    const Buffer& batch_steps() const { return steps_all_; }  // the batch's step headers back to back
 
     // Whether nothing writes x_ between record_layer()'s last add_matvec() and the router: then a float
     // router reads x_ and normalises it itself, beside norm_q8 (MatvecOpts::x_norm).
@@ -245,8 +245,7 @@ protected:
     uint32_t route_row() const { return uint32_t(hp_.n_expert + 2 * top_k_ + 3) / 4 * 4; }
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
     Buffer upe_b_, oute_b_, grp_b_;       // grouped experts: up and output per entry, the group buffer
-    std::vector<Buffer> steps_b_;         // one step buffer per token of the batch
-    Buffer steps_all_;                    // and all of them in one (gpu::prompt_attention)
+    Buffer steps_all_;                    // the batch's step headers on the device, back to back
     std::map<uint32_t, std::vector<std::unique_ptr<gpu::Cmd>>> batch_cmd_;  // recorded per batch size (segments)
     void alloc_batch();
     const float* batch_logits(uint32_t B);
