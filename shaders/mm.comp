@@ -44,18 +44,6 @@ shared float cs[8u * 256u];  // a subgroup's 16 x 16 result on its way to y
 #define CM_LD 17u  // uvec4s (8 float16 each) per row of the step's tiles: 136 float16, rows banks apart
 shared uvec4 swh[MM_BM * CM_LD];  // (row, k) of the step, float16 pairs packed
 shared uvec4 sxh[MM_BN * CM_LD];  // (column, k)
-// The 16 signed bytes of q times d, minus m, as float16: two uvec4 stores at arr[o], arr[o + 1].
-uvec2 half4(uint q, float d, float m) {
-    const vec4 v = d * vec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24) - m;
-    return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
-}
-#define STORE16(arr, o, q, d, m)                                                                       \
-    {                                                                                                  \
-        const uvec2 h0_ = half4((q)[0], d, m), h1_ = half4((q)[1], d, m), h2_ = half4((q)[2], d, m),   \
-                    h3_ = half4((q)[3], d, m);                                                         \
-        arr[(o)] = uvec4(h0_, h1_);                                                                    \
-        arr[(o) + 1u] = uvec4(h2_, h3_);                                                               \
-    }
 #endif
 layout(binding = 1, std430) readonly buffer XqBuf { uvec4 XQ4[]; };
 layout(binding = 1, std430) readonly buffer XsBuf { vec2 XS2[]; };

@@ -3,17 +3,25 @@
 // values, and (MM_F16) gw_pieces() its two 16-element pieces with their offsets in the step, scale and
 // min, for float16 tiles. The includer defines MatvecPush p, W (quants.glsl) and WH for Q8_0R.
 
+#ifdef MM_F16
+// The 16 signed bytes of q times d, minus m, as float16: two uvec4 stores at arr[o], arr[o + 1].
+uvec2 half4(uint q, float d, float m) {
+    const vec4 v = d * vec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24) - m;
+    return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
+}
+#define STORE16(arr, o, q, d, m)                                                                       \
+    {                                                                                                  \
+        const uvec2 h0_ = half4((q)[0], d, m), h1_ = half4((q)[1], d, m), h2_ = half4((q)[2], d, m),   \
+                    h3_ = half4((q)[3], d, m);                                                         \
+        arr[(o)] = uvec4(h0_, h1_);                                                                    \
+        arr[(o) + 1u] = uvec4(h2_, h3_);                                                               \
+    }
+#endif
+
 #if defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
 // Step kt is half h = kt & 1 of super-block kt / 2: groups 4h .. 4h + 3, qs bytes 64h .. 64h + 63.
 // Part q: qs bytes 64h + 16q .. + 15, i.e. groups 2(q >> 1) (low nibbles) and + 1 (high) of the half,
 // 16 elements each from 16(q & 1); and group q's scale and min.
-#if defined(WTYPE_Q4_K)
-#define KQ_UNITS 9u
-#define KQ_QS_UNIT 1u
-#else
-#define KQ_UNITS 11u
-#define KQ_QS_UNIT 3u
-#endif
 struct GW {
     uvec4 hdr, q;
 #if defined(WTYPE_Q5_K)

@@ -58,18 +58,6 @@ shared uvec4 sb[2u * MT_SB];  // (column, k)
 shared float cs[MT_NW * 256u];  // a subgroup's 16 x 16 result on its way to y
 #endif
 
-// The 16 signed bytes of q times d, minus m, as float16: two uvec4 stores at arr[o], arr[o + 1].
-uvec2 half4(uint q, float d, float m) {
-    const vec4 v = d * vec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24) - m;
-    return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
-}
-#define STORE16(arr, o, q, d, m)                                                                       \
-    {                                                                                                  \
-        const uvec2 h0_ = half4((q)[0], d, m), h1_ = half4((q)[1], d, m), h2_ = half4((q)[2], d, m),   \
-                    h3_ = half4((q)[3], d, m);                                                         \
-        arr[(o)] = uvec4(h0_, h1_);                                                                    \
-        arr[(o) + 1u] = uvec4(h2_, h3_);                                                               \
-    }
 
 // Weights: invocation t loads rows t / 4 and t / 4 + 64 of the tile, part t % 4 of each step. Quarter
 // q of a step holds the pieces at offsets 32q .. 32q + 31; a part's last piece lies in quarter

@@ -187,13 +187,6 @@ float row_dot(uint wrow, uint s, XS x) {
 // super-block 4s + (l >> 3), half h = l & 1: qs bytes 32g + 16h .. + 15 (one uvec4), i.e. elements
 // 64g + 16h + i (low nibbles, group 2g) and 64g + 32 + 16h + i (high, group 2g + 1), i = 0..15, and
 // x's int8 of both (two uvec4). Q5_K's fifth bits: qh bytes 16h .. + 15, bits 2g and 2g + 1.
-#if defined(WTYPE_Q4_K)
-#define KQ_UNITS 9u
-#define KQ_QS_UNIT 1u
-#else
-#define KQ_UNITS 11u
-#define KQ_QS_UNIT 3u
-#endif
 #define MV_STEP 1024u
 struct XS {
     uvec4 lo, hi;  // int8 of the lane's elements in group 2g and 2g + 1

@@ -159,8 +159,9 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
         const size_t a = ks.find(':'), b = ks.rfind(':');
         if (a == std::string::npos || a == b) throw GpuError("SLUICE_GPU_MM_KIND: KIND:BM:BN");
         kind = ks.substr(0, a);
-        bm = uint32_t(std::stoul(ks.substr(a + 1, b - a - 1)));
-        bn = uint32_t(std::stoul(ks.substr(b + 1)));
+        bm = uint32_t(std::strtoul(ks.c_str() + a + 1, nullptr, 10));
+        bn = uint32_t(std::strtoul(ks.c_str() + b + 1, nullptr, 10));
+        if (!bm || !bn) throw GpuError("SLUICE_GPU_MM_KIND: KIND:BM:BN");
     }
     cmd.dispatch(kind + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
                  {(w.rows + bm - 1) / bm, (o.n_cols + bn - 1) / bn, 1});
@@ -360,30 +361,35 @@ MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_
     return {ks, ks ? 0u : matvec_team_rows(rows, sum_mats ? 1 : n_mats, wide)};
 }
 
-void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {
+namespace {
+
+// The embedding lookup's type, checked, and its push constants but for the row(s).
+const TypeLayout* getrows_layout(const Mat& w, Vec y, GetrowsPush& p) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t || w.type == WT_Q8_0R) throw GpuError("getrows: no GPU kernel for type " + std::to_string(w.type));
     if (w.cols % t->chunk || w.offset % t->unit_bytes)
         throw GpuError(std::string("getrows: ") + t->suffix + " rows of " + std::to_string(w.cols) + " cannot be read");
-    GetrowsPush p{};
+    p = {};
     p.cols = w.cols;
     p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
-    p.row = row < 0 ? 0 : uint32_t(row);
     p.y_off = y.off;
+    return t;
+}
+
+}  // namespace
+
+void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row) {
+    GetrowsPush p;
+    const TypeLayout* t = getrows_layout(w, y, p);
+    p.row = row < 0 ? 0 : uint32_t(row);
     p.flags = row < 0 ? GETROWS_STEP_TOKEN : 0;
     cmd.dispatch(std::string("getrows_") + t->suffix, {w.buf, y.buf, &step}, p, {w.cols / t->chunk, 1, 1});
 }
 
 void getrows_tokens(Cmd& cmd, const Mat& w, Vec y, uint32_t y_stride, const Buffer& steps, uint32_t n) {
-    const TypeLayout* t = gpu_type(w.type);
-    if (!t || w.type == WT_Q8_0R) throw GpuError("getrows: no GPU kernel for type " + std::to_string(w.type));
-    if (w.cols % t->chunk || w.offset % t->unit_bytes)
-        throw GpuError(std::string("getrows: ") + t->suffix + " rows of " + std::to_string(w.cols) + " cannot be read");
     if (steps.size() < n * kStepBytes) throw GpuError("getrows_tokens: the step buffer holds fewer headers than rows");
-    GetrowsPush p{};
-    p.cols = w.cols;
-    p.w_off = u32(w.offset / t->unit_bytes, "weight offset");
-    p.y_off = y.off;
+    GetrowsPush p;
+    const TypeLayout* t = getrows_layout(w, y, p);
     p.flags = GETROWS_STEP_TOKENS;
     p.y_stride = y_stride;
     cmd.dispatch(std::string("getrows_") + t->suffix, {w.buf, y.buf, &steps}, p, {w.cols / t->chunk, n, 1});

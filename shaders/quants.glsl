@@ -114,7 +114,9 @@ uint row_units(uint cols) { return cols / 256u * 17u; }
 // 144-byte super-block of 256 = 9 units: (d, dmin, scales[12]) then qs[128]. Chunk: 64 elements,
 // groups 2p and 2p + 1 (low and high nibbles of qs[32p .. 32p + 32)).
 #define CH 64
-uint row_units(uint cols) { return cols / 256u * 9u; }
+#define KQ_UNITS 9u    // units per super-block
+#define KQ_QS_UNIT 1u  // its qs from this unit on
+uint row_units(uint cols) { return cols / 256u * KQ_UNITS; }
 void dequant_chunk(uint base, uint c, out float w[CH]) {
     const uint b = base + 9u * (c >> 2), p = c & 3u;
     const uvec4 hdr = W[b];
@@ -138,7 +140,9 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
 // 176-byte super-block = 11 units: (d, dmin, scales[12]), qh[32], qs[128]. Element 32g + l has its
 // fifth bit at bit g of qh[l].
 #define CH 64
-uint row_units(uint cols) { return cols / 256u * 11u; }
+#define KQ_UNITS 11u   // units per super-block
+#define KQ_QS_UNIT 3u  // its qs from this unit on
+uint row_units(uint cols) { return cols / 256u * KQ_UNITS; }
 void dequant_chunk(uint base, uint c, out float w[CH]) {
     const uint b = base + 11u * (c >> 2), p = c & 3u;
     const uvec4 hdr = W[b];

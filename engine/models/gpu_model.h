@@ -195,8 +195,8 @@ protected:
     // integer-dot mm types; SLUICE_GPU_MOE_GROUP=0 turns it off), else per token.
     bool grouped_experts(const MoeLayer& M) const;
     void record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B);
-    const Buffer& batch_step() const { return steps_all_; }   // its first header is the batch's first token's
-    const Buffer& batch_steps() const { return steps_all_; }  // the batch's step headers back to back
+    // The batch's step headers back to back: kernels reading one step see the batch's first token's.
+    const Buffer& batch_steps() const { return steps_all_; }
 
     // Whether nothing writes x_ between record_layer()'s last add_matvec() and the router: then a float
     // router reads x_ and normalises it itself, beside norm_q8 (MatvecOpts::x_norm).

@@ -221,7 +221,7 @@ private:
                 shlb_ = device_floats(n, "shared expert gate logits of a prompt batch");
             }
         }
-        const Buffer& st = batch_step();
+        const Buffer& st = batch_steps();
         std::vector<const Mat*> pm;
         for (const Merged& m : L.proj) pm.push_back(&m.w);
         quantize_for(c, hnb_, B * E, pm);
@@ -254,7 +254,7 @@ private:
     void record_shared_expert_batch(gpu::Cmd& c, const GLayer& L, uint32_t B) {
         if (!L.sh_gate.rows) return;
         const uint32_t E = uint32_t(hp_.n_embd), F = uint32_t(n_ff_sh_);
-        const Buffer& st = batch_step();
+        const Buffer& st = batch_steps();
         quantize_for(c, hnb_, B * E, {&L.sh_gate, &L.sh_up, &L.sh_router});
         gpu::MatvecOpts r = with_xq({}, hnb_);  // shared_expert_gate: one row, a batch of matvecs (as the router)
         r.n_mats = B;

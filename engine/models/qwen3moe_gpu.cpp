@@ -128,13 +128,13 @@ private:
         const gpu::MatvecOpts o = batch_cols(hnb_, B, E, qkv);
         for (size_t i = 0; i < L.qkv.size(); ++i) {
             if (i) c.independent();
-            gpu::matvec(c, L.qkv[i].w, {&hnb_}, {&qb_, L.qkv[i].y_off}, batch_step(), o);
+            gpu::matvec(c, L.qkv[i].w, {&hnb_}, {&qb_, L.qkv[i].y_off}, batch_steps(), o);
         }
         // every token's q/k norm + RoPE and cache rows, then their attention: two dispatches for the batch
         gpu::prompt_attention(c, {{&qb_}, qkv, qd, qd + kd}, B, {L.k}, {L.v}, kd, vd, {&attb_}, od, attn_,
                               {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, batch_steps());
         quantize_for(c, attb_, B * od, {&L.wo});
-        gpu::matvec(c, L.wo, {&attb_}, {&xb_}, batch_step(), batch_cols(attb_, B, od, E, true));
+        gpu::matvec(c, L.wo, {&attb_}, {&xb_}, batch_steps(), batch_cols(attb_, B, od, E, true));
         record_ffn_batch(c, il, B, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down);
     }
 
