@@ -9,6 +9,8 @@
 //   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total;
 //   --types: the weight types whose matvecs run (default: all; q4_k_q8: Q4_K's integer-dot variant)
 //   --mm KIND:BM:BN,...: only prompt products (512 columns) by those builds of mm.comp (bench_mm)
+//   --attn GH:WGS:MINCHUNK,...: only decode attention (bench_attn), each configuration of attn_shape()
+//   (0:0:0 = the default) on three models' head layouts at 512 .. 16384 positions
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +29,22 @@
 namespace {
 
 using namespace sluice::gpu;
+
+// GPU ms of one run of c, clocks up: the GPU lowers its clocks when idle (the host filling the next
+// test's buffers), and one warm-up run of a few hundred µs does not bring them back (H200: the
+// first of several tests ran 2-4x slower), so c runs for 0.25 s first; then the median of 5 runs.
+double warm_gpu_ms(sluice::gpu::Cmd& c) {
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 2 || std::chrono::duration<double>(Clock::now() - t0).count() < 0.25; ++i) c.run();
+    std::vector<double> ms;
+    for (int i = 0; i < 5; ++i) {
+        c.run();
+        ms.push_back(c.last_gpu_ms());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[2];
+}
 
 std::string fmt(double v) {
     char b[32];
@@ -131,9 +149,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
                 matvec(c, m, {&x}, {&y, uint32_t(r % 64) * y_floats}, step, o);
             }
             c.end();
-            c.run();  // warm-up
-            c.run();
-            us[dep] = c.last_gpu_ms() * 1e3 / reps;
+            us[dep] = warm_gpu_ms(c) * 1e3 / reps;
         }
         const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
         const std::string variant = sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr);
@@ -201,9 +217,7 @@ void bench_mm(Context& ctx, const Buffer& step, const std::string& kinds, const 
                         matvec(c, m, {&x}, {&y}, step, o);
                     }
                     c.end();
-                    c.run();  // warm-up
-                    c.run();
-                    us = c.last_gpu_ms() * 1e3 / reps;
+                    us = warm_gpu_ms(c) * 1e3 / reps;
                 } catch (const GpuError& e) {
                     std::fprintf(stderr, "bench_mm %s %s: %s\n", kind.c_str(), suffix.c_str(), e.what());
                 }
@@ -220,6 +234,79 @@ void bench_mm(Context& ctx, const Buffer& step, const std::string& kinds, const 
     std::printf("]");
 }
 
+// Decode attention alone: attention_qk (norm + RoPE, the split attention and the merge in one
+// dispatch, as a qwen3 layer runs it), reps dependent dispatches over copies of the cache (one per
+// layer, up to 256 MiB each for K and V, so the K and V rows come from DRAM as in decode); µs per dispatch and the
+// K + V bytes it reads per µs.
+void bench_attn(Context& ctx, const std::string& configs, int reps) {
+    struct Shape {
+        const char* name;
+        uint32_t n_head, n_head_kv, hd;
+    };
+    const Shape shapes[] = {{"qwen3-8b", 32, 8, 128}, {"qwen3-30b-a3b", 32, 4, 128}, {"qwen3.5-35b-a3b", 16, 2, 256}};
+    std::printf(",\"attn\":[");
+    bool first = true;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+    for (const Shape& sh : shapes) {
+        for (uint32_t n_kv : {512u, 4096u, 8192u, 16384u}) {
+            const uint64_t kd = uint64_t(sh.n_head_kv) * sh.hd, layer = uint64_t(n_kv) * kd;  // floats per layer's K
+            const uint64_t layers = std::clamp<uint64_t>(std::min<uint64_t>(256ull << 20, ctx.info().max_buffer_range) / (4 * layer), 1, 64);
+            std::vector<float> host(layer * layers);
+            for (float& v : host) v = uni(rng);
+            Buffer k = ctx.alloc(host.size() * 4, Mem::Device, "K"), v = ctx.alloc(host.size() * 4, Mem::Device, "V");
+            ctx.upload(k, 0, host.data(), host.size() * 4);
+            ctx.upload(v, 0, host.data(), host.size() * 4);
+            std::vector<float> qh(sh.n_head * sh.hd + 2 * kd), norms(2 * sh.hd, 1.0f);
+            for (float& x : qh) x = uni(rng);
+            Buffer q = ctx.alloc(qh.size() * 4, Mem::Device, "q"), nb = ctx.alloc(norms.size() * 4, Mem::Device, "norms");
+            ctx.upload(q, 0, qh.data(), qh.size() * 4);
+            ctx.upload(nb, 0, norms.data(), norms.size() * 4);
+            Buffer out = ctx.alloc(uint64_t(sh.n_head) * sh.hd * 4, Mem::Device, "out"), step = ctx.alloc(kStepBytes, Mem::Device, "step");
+            std::vector<uint8_t> st(kStepBytes);
+            write_step(st.data(), n_kv - 1, 0, sh.hd, 1e6f);
+            ctx.upload(step, 0, st.data(), st.size());
+            size_t a = 0;
+            while (a < configs.size()) {
+                size_t b = configs.find(',', a);
+                if (b == std::string::npos) b = configs.size();
+                const std::string cfg = configs.substr(a, b - a);
+                a = b + 1;
+                unsigned gh = 0, wgs = 0, mc = 0;
+                std::sscanf(cfg.c_str(), "%u:%u:%u", &gh, &wgs, &mc);
+                const AttnShape s = gh ? attn_shape(sh.n_head, sh.n_head_kv, sh.hd, sh.hd, n_kv, gh, wgs, mc)
+                                       : attn_shape(sh.n_head, sh.n_head_kv, sh.hd, sh.hd, n_kv);
+                double us = -1;
+                try {
+                    Buffer part = ctx.alloc(attn_part_floats(s) * 4, Mem::Device, "parts");
+                    Buffer counts = ctx.alloc(uint64_t(sh.n_head) * 4, Mem::Device, "counts");
+                    std::vector<uint32_t> zero(sh.n_head, 0);
+                    ctx.upload(counts, 0, zero.data(), zero.size() * 4);
+                    Cmd c(ctx);
+                    c.begin();
+                    for (int r = 0; r < reps; ++r) {
+                        const uint32_t off = uint32_t((uint64_t(r) % layers) * layer);
+                        attention_qk(c, {&q}, {&q, sh.n_head * sh.hd}, {&q, uint32_t(sh.n_head * sh.hd + kd)}, {&k, off}, {&v, off},
+                                     uint32_t(kd), uint32_t(kd), {&part}, {&out}, s, {{&nb}, {&nb, sh.hd}, sh.hd, 1e-6f}, {&counts},
+                                     step, nullptr);
+                    }
+                    c.end();
+                    us = warm_gpu_ms(c) * 1e3 / reps;
+                } catch (const GpuError& e) {
+                    std::fprintf(stderr, "bench_attn %s: %s\n", cfg.c_str(), e.what());
+                }
+                const double gb_s = us > 0 ? 2.0 * double(layer) * 4 / (us * 1e-6) / 1e9 : 0;
+                std::printf("%s{\"model\":\"%s\",\"n_kv\":%u,\"config\":\"%s\",\"gh\":%u,\"splits\":%u,\"us\":%.2f,\"gb_s\":%.0f}",
+                            first ? "" : ",", sh.name, n_kv, cfg.c_str(), s.gh, s.n_splits, us, gb_s);
+                std::fprintf(stderr, "attn %-16s %6u pos  %-12s gh %u splits %3u: %8.2f us %6.0f GB/s\n", sh.name, n_kv, cfg.c_str(), s.gh,
+                             s.n_splits, us, gb_s);
+                first = false;
+            }
+        }
+    }
+    std::printf("]");
+}
+
 }  // namespace
 #endif
 
@@ -231,7 +318,7 @@ int main(int argc, char** argv) {
     using namespace sluice::gpu;
     int device = 0, reps = 20;
     size_t mib = 1024, mv_mib = 256;
-    std::string only_types, mm_kinds;
+    std::string only_types, mm_kinds, attn_configs;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
@@ -240,7 +327,12 @@ int main(int argc, char** argv) {
         else if (a == "--mv-mib" && i + 1 < argc) mv_mib = size_t(std::atol(argv[++i]));
         else if (a == "--types" && i + 1 < argc) only_types = "," + std::string(argv[++i]) + ",";
         else if (a == "--mm" && i + 1 < argc) mm_kinds = argv[++i];
-        else { std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...] [--mm mmc_:64:64,...]\n"); return 2; }
+        else if (a == "--attn" && i + 1 < argc) attn_configs = argv[++i];
+        else {
+            std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...] "
+                                 "[--mm mmc_:64:64,...] [--attn GH:WGS:MINCHUNK,...]\n");
+            return 2;
+        }
     }
     try {
         Context ctx(device);
@@ -252,6 +344,11 @@ int main(int argc, char** argv) {
         if (!mm_kinds.empty()) {  // only the prompt products
             Buffer step = ctx.alloc(kStepBytes, Mem::Device, "step");
             bench_mm(ctx, step, mm_kinds, only_types, reps);
+            std::printf("}\n");
+            return 0;
+        }
+        if (!attn_configs.empty()) {  // only decode attention
+            bench_attn(ctx, attn_configs, reps);
             std::printf("}\n");
             return 0;
         }

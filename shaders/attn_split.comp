@@ -1,17 +1,18 @@
 #version 450
 // Decode attention, split-K over the sequence (flash-decoding). Workgroup (s, b) takes split s of the
-// positions for block b of GH query heads that share one KV head, so each K and V row is read once
-// for all of them. (Measured on an H200, bench/README.md: fewer bytes helped less than shorter chains
-// of dependent loads per workgroup, so the default is 2 heads, not the whole group.) A split's
-// positions go in sub-chunks of ATTN_SUB with a
-// running max and sum per head (online softmax), so a split may be any length. Output per head,
-// unnormalised with its max and sum of exponentials, so the splits merge exactly:
+// positions for block b of GH query heads that share one KV head (attn_shape(): the whole group, up to
+// 8), so each K and V row is read once for all of them. A split's positions go in sub-chunks of
+// ATTN_SUB with a running max and sum per head (online softmax), so a split may be any length. Output
+// per head, unnormalised with its max and sum of exponentials, so the splits merge exactly:
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
-// Scores: the 4 teams of 32 take a position each, lane i holding dims 4i .. 4i + 3 (+ 128, ...) of the
-// K row as one vec4 load, KU positions' loads in flight together; every head of the block uses them.
-// Weighted sum: rg = 128 / (head_dim_v / 4) row groups take every rg-th position, each invocation a
-// vec4 of dims for every head of the block, VU V rows in flight together (one round of loads per
-// sub-chunk at head_dim_v 128, where one invocation per dim had 8); the groups' sums add up at the end.
+// Scores: clusters of CL = 8 invocations take a position each, invocation i of a cluster holding the
+// vec4s i, i + 8, ... of the K row (a cluster reads whole 128-byte lines), KU positions per cluster
+// and 128 dims per pass in flight together, every head of the block using them; the cluster sums
+// with three shuffles. Weighted sum: rg = WG / (head_dim_v / 4) row groups take every rg-th position,
+// each invocation a vec4 of dims for every head of the block, VU V rows in flight together; the
+// groups' sums add up at the end. (H200, bench_gpu --attn, bench/README.md session 12: a round of loads
+// is a DRAM round trip, so a sub-chunk of 128 positions costs a few of them where session 11's kernel,
+// 4 teams of 32 taking one position each, took six per 64: 2.6-3.5x faster from 4096 positions up.)
 //
 // GH (1, 2, 4 or 8; variants attn_split_g<GH>, attn_fused_g<GH>) is a constant so that the per-head
 // arrays below are sized to it by the compiler.
@@ -27,11 +28,10 @@
 #include "common.glsl"
 #extension GL_EXT_control_flow_attributes : enable
 
-#ifdef FUSED
 #extension GL_KHR_shader_subgroup_shuffle : require
-#endif
 
-layout(local_size_x = ATTN_THREADS) in;
+#define WG 256u  // invocations per workgroup
+layout(local_size_x = WG) in;
 #ifdef FUSED
 layout(push_constant) uniform PC { AttnFusedPush p; };
 layout(binding = 0, std430) readonly buffer QBuf { float Q[]; };
@@ -60,14 +60,15 @@ STEP_BUFFER(4)
 // The block's q heads: qn[g * head_dim + d] (FUSED: normalised and roped, this position's k after them
 // as head gh); the merged outputs (g * head_dim_v + d) for the int8 mirror after the merge.
 shared float qn[ATTN_QMAX];
-shared float sc[ATTN_SPLITS_MAX];  // a sub-chunk's scores, then exp(score - max): sc[g * ATTN_SUB + j]
-shared float red[ATTN_THREADS];
+shared float sc[ATTN_GH_MAX * ATTN_SUB];  // a sub-chunk's scores, then exp(score - max): sc[g * ATTN_SUB + j]
+shared float red[WG];
 shared float head_m[ATTN_GH_MAX], head_l[ATTN_GH_MAX], head_a[ATTN_GH_MAX];  // running max, sum; rescale
 
-#define TEAMS (ATTN_THREADS / 32u)
-#define KU 4u  // positions per team per round of the scores
+#define CL 8u  // invocations per K row in the scores
+#define NCL (WG / CL)  // clusters
+#define KU 2u  // positions per cluster per round of the scores
+#define KI 4u  // vec4s per invocation per K row per pass: 128 dims a pass
 #define VU 16u  // V rows per round of the weighted sum
-#define ND (ATTN_DMAX / ATTN_THREADS)  // V dims per invocation at most
 
 #include "attn_common.glsl"
 
@@ -90,17 +91,17 @@ float seg_reduce(float v, uint per, uint n, bool is_max) {
 vec4 qvec(uint i4) { return vec4(qn[4u * i4], qn[4u * i4 + 1u], qn[4u * i4 + 2u], qn[4u * i4 + 3u]); }
 
 #ifdef FUSED
-#define QREGS (ATTN_QMAX / ATTN_THREADS)
+#define QREGS (ATTN_QMAX / WG)
 // qn = heads [0, nq) of Q at xo (and, with with_k, this position's k as head nq from k_raw_off) / rms
 // * their norm weights, then NeoX-rotated. All heads at once: every load in flight together.
 void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
     const uint tid = gl_LocalInvocationIndex, hd = p.head_dim, nh = nq + (with_k ? 1u : 0u), n = nh * hd;
     [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
-        const uint i = tid + r * ATTN_THREADS;
+        const uint i = tid + r * WG;
         if (i < n) qn[i] = i < nq * hd ? Q[xo + i] : Q[p.k_raw_off + kvh * hd + i - nq * hd];
     }
     barrier();
-    const uint per = ATTN_THREADS / nh, g = tid / per;
+    const uint per = WG / nh, g = tid / per;
     float ss = 0.0;
     if (g < nh)
         for (uint j = tid - g * per; j < hd; j += per) ss += qn[g * hd + j] * qn[g * hd + j];
@@ -110,7 +111,7 @@ void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
     const uint half_rot = p.n_rot / 2u;
     float y[QREGS];
     [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
-        const uint i = tid + r * ATTN_THREADS;
+        const uint i = tid + r * WG;
         if (i >= n) continue;
         const uint h = i / hd, d = i - h * hd, wo = h < nq ? p.qn_off : p.kn_off;
         const float sc_h = red[h], a = qn[i] * sc_h * Wn[wo + d];
@@ -120,7 +121,7 @@ void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
     }
     barrier();
     [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
-        const uint i = tid + r * ATTN_THREADS;
+        const uint i = tid + r * WG;
         if (i < n) qn[i] = y[r];
     }
     barrier();
@@ -131,7 +132,7 @@ void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
 // floats from out_off + o0, as int8 blocks (q8_block.glsl).
 void out_mirror(uint o0, uint n) {
     const uint tid = gl_LocalInvocationIndex, n4 = n / 4u;
-    for (uint t0 = 0u; t0 < n4; t0 += ATTN_THREADS) {  // uniform
+    for (uint t0 = 0u; t0 < n4; t0 += WG) {  // uniform
         const uint t = t0 + tid;
         const bool inside = t < n4;
         const vec4 v = inside ? qvec(t) : vec4(0.0);
@@ -144,47 +145,59 @@ void out_mirror(uint o0, uint n) {
     }
 }
 
-#define SU (GH >= 8u ? 4u : 32u / GH)  // splits per round of the merge's loads: 32 loads in flight
+#define MO max(GH * 128u / WG, 1u)  // merged outputs per invocation per pass (a pass: 128 dims per head)
+#define SU (32u / MO)  // splits per round of the merge's loads: 32 loads in flight
 // out (heads h0 .. h0 + gh - 1) = the merge of their n splits: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
+// The parts come from L2 at its latency: every invocation takes part in each step.
 void merge_block(uint h0, uint gh, uint n) {
     const uint tid = gl_LocalInvocationIndex, hdv = p.head_dim_v, stride = hdv + 2u;
-    for (uint i = tid; i < gh * n; i += ATTN_THREADS) {
-        const uint g = i / n, b = p.part_off + ((h0 + g) * p.n_splits + i - g * n) * stride;
-        const float l = part[b + 1u];
-        sc[i] = l > 0.0 ? part[b] : -1.0 / 0.0;  // an empty split weighs 0
-        split_l[i] = l;
-    }
-    barrier();
-    if (tid < gh) {
-        float mx = -1.0 / 0.0, den = 0.0;
-        for (uint s = 0u; s < n; ++s) mx = max(mx, sc[tid * n + s]);
-        for (uint s = 0u; s < n; ++s) {
-            const float w = exp(sc[tid * n + s] - mx);
-            sc[tid * n + s] = w;
-            den += w * split_l[tid * n + s];
+    const uint per = WG / gh, g_me = tid / per, j0 = tid - g_me * per;  // the weights: per invocations per head
+    float mx = -1.0 / 0.0;
+    if (g_me < gh)
+        for (uint j = j0; j < n; j += per) {
+            const uint b = p.part_off + ((h0 + g_me) * p.n_splits + j) * stride;
+            const float l = part[b + 1u];
+            sc[g_me * n + j] = l > 0.0 ? part[b] : -1.0 / 0.0;  // an empty split weighs 0
+            split_l[g_me * n + j] = l;
+            mx = max(mx, sc[g_me * n + j]);
         }
-        head_l[tid] = 1.0 / den;
-    }
+    mx = seg_reduce(mx, per, gh, true);
+    float den = 0.0;
+    if (g_me < gh)
+        for (uint j = j0; j < n; j += per) {
+            const float w = exp(sc[g_me * n + j] - mx);
+            sc[g_me * n + j] = w;
+            den += w * split_l[g_me * n + j];
+        }
+    den = seg_reduce(den, per, gh, false);  // its barriers also publish sc[]
+    if (g_me < gh && j0 == 0u) head_l[g_me] = 1.0 / den;
     barrier();
-    [[unroll]] for (uint k = 0u; k < ND; ++k) {
-        const uint d = tid + k * ATTN_THREADS;
-        if (d >= hdv) continue;
-        float o[ATTN_GH_MAX];
-        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) o[g] = 0.0;
+    // Outputs (g, d) = i / hdv, i % hdv for i = i0 + tid + WG * k; past gh * hdv they read the last one.
+    const uint no = gh * hdv;
+    barrier();  // qn (the block's q heads) is free once every invocation is past its scores
+    for (uint i0 = 0u; i0 < no; i0 += WG * MO) {  // uniform
+        float o[MO];
+        [[unroll]] for (uint k = 0u; k < MO; ++k) o[k] = 0.0;
         for (uint s0 = 0u; s0 < n; s0 += SU) {
-            float v[ATTN_GH_MAX][SU];
-            [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
+            float v[MO][SU];
+            [[unroll]] for (uint k = 0u; k < MO; ++k) {
+                const uint i = min(i0 + tid + k * WG, no - 1u), g = i / hdv, d = i - g * hdv;
                 [[unroll]] for (uint u = 0u; u < SU; ++u)
-                    v[g][u] = g < gh ? part[p.part_off + ((h0 + g) * p.n_splits + min(s0 + u, n - 1u)) * stride + 2u + d] : 0.0;
-            [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
+                    v[k][u] = part[p.part_off + ((h0 + g) * p.n_splits + min(s0 + u, n - 1u)) * stride + 2u + d];
+            }
+            [[unroll]] for (uint k = 0u; k < MO; ++k) {
+                const uint g = min(i0 + tid + k * WG, no - 1u) / hdv;
                 [[unroll]] for (uint u = 0u; u < SU; ++u)
-                    if (g < gh && s0 + u < n) o[g] += sc[g * n + s0 + u] * v[g][u];
+                    if (s0 + u < n) o[k] += sc[g * n + s0 + u] * v[k][u];
+            }
         }
-        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
-            if (g >= gh) continue;
-            const float r = o[g] * head_l[g];
-            O[p.out_off + (h0 + g) * hdv + d] = r;
-            qn[g * hdv + d] = r;  // for the int8 mirror
+        [[unroll]] for (uint k = 0u; k < MO; ++k) {
+            const uint i = i0 + tid + k * WG;
+            if (i >= no) continue;
+            const uint g = i / hdv;
+            const float r = o[k] * head_l[g];
+            O[p.out_off + (h0 + g) * hdv + i - g * hdv] = r;
+            qn[i] = r;  // for the int8 mirror
         }
     }
 }
@@ -206,8 +219,6 @@ void main() {
     const uint qo = p.q_off + h0 * hd;
     const uint ko = p.k_off + kvh * hd, vo = p.v_off + kvh * hdv;
 
-    const bool sg = gl_SubgroupSize == 32u;
-    const uint team = sg ? gl_SubgroupID : tid / 32u, lane = sg ? gl_SubgroupInvocationID : tid % 32u;
     if (tid < ATTN_GH_MAX) {
         head_m[tid] = -1.0 / 0.0;
         head_l[tid] = 0.0;
@@ -217,68 +228,75 @@ void main() {
     const bool has_pos = t0 <= pos && pos < t1;  // uniform in the workgroup
     norm_rope(qo, gh, kvh, has_pos);
     if (has_pos && h0 % group == 0u) {
-        for (uint i = tid; i < hd; i += ATTN_THREADS) K[ko + pos * p.k_row_stride + i] = qn[gh * hd + i];
-        for (uint i = tid; i < hdv; i += ATTN_THREADS) V[vo + pos * p.v_row_stride + i] = Q[p.v_raw_off + kvh * hdv + i];
+        for (uint i = tid; i < hd; i += WG) K[ko + pos * p.k_row_stride + i] = qn[gh * hd + i];
+        for (uint i = tid; i < hdv; i += WG) V[vo + pos * p.v_row_stride + i] = Q[p.v_raw_off + kvh * hdv + i];
     }
 #else
-    for (uint i = tid; i < gh * hd; i += ATTN_THREADS) qn[i] = Q[qo + i];
+    for (uint i = tid; i < gh * hd; i += WG) qn[i] = Q[qo + i];
     barrier();
 #endif
-    const uint n4 = (hd + 127u) / 128u;  // vec4s per lane per K row
-    const uint per = ATTN_THREADS / gh, g_me = tid / per;  // the softmax's invocations per head, and this one's
+    // Scores: cluster cid of CL invocations takes positions tb + u * NCL + cid (u < KU) per round, its
+    // invocation cl the vec4s cl + CL * i of their K rows (a cluster's load: 128 bytes of a row).
+    const uint sgc = gl_SubgroupSize / CL;  // clusters per subgroup (subgroups of 8 or more, ops.cpp)
+    const uint cid = gl_SubgroupID * sgc + gl_SubgroupInvocationID / CL, cl = gl_SubgroupInvocationID % CL;
+    const uint ni = (hd4 + CL - 1u) / CL;  // vec4s per invocation per K row
+    const uint per = WG / gh, g_me = tid / per;  // the softmax's invocations per head, and this one's
     // Weighted sum: rg row groups of hdv / 4 invocations, each invocation a vec4 of dims.
-    const uint lpr = hdv / 4u, rg = ATTN_THREADS / lpr, vr = tid / lpr, vd4 = tid - vr * lpr;
+    const uint lpr = hdv / 4u, rg = WG / lpr, vr = tid / lpr, vd4 = tid - vr * lpr;
     const bool v_on = vr < rg;
-    vec4 o[ATTN_GH_MAX];
-    [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) o[g] = vec4(0.0);
+    vec4 o[GH];
+    [[unroll]] for (uint g = 0u; g < GH; ++g) o[g] = vec4(0.0);
 
     for (uint c0 = t0; c0 < t1; c0 += ATTN_SUB) {  // uniform
         const uint c1 = min(c0 + ATTN_SUB, t1);
-        // Scores: a team takes positions tb + u * TEAMS + team, u < KU, per round, its lanes' vec4s of
-        // their K rows loaded together (no load sits behind a bounds branch: rows past the sub-chunk
-        // read its last row, vec4s past head_dim its last one, times 0).
-        for (uint tb = c0; tb < c1; tb += TEAMS * KU) {  // the same trip count for every team
+        // No load sits behind a bounds branch: rows past the sub-chunk read its last row, vec4s past
+        // head_dim its last one, both times 0, so a round's KU * KI loads per invocation fly together.
+        for (uint tb = c0; tb < c1; tb += NCL * KU) {  // uniform
             uint row[KU];
-            float dots[ATTN_GH_MAX][KU];
+            float acc[GH][KU];
             [[unroll]] for (uint u = 0u; u < KU; ++u) {
-                row[u] = (ko + min(tb + u * TEAMS + team, c1 - 1u) * p.k_row_stride) / 4u;
-                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) dots[g][u] = 0.0;
+                row[u] = (ko + min(tb + u * NCL + cid, c1 - 1u) * p.k_row_stride) / 4u;
+                [[unroll]] for (uint g = 0u; g < GH; ++g) acc[g][u] = 0.0;
             }
-            for (uint i = 0u; i < n4; ++i) {
-                const uint d4 = lane + 32u * i, dc = min(d4, hd4 - 1u);
-                vec4 kv[KU];
-                [[unroll]] for (uint u = 0u; u < KU; ++u) kv[u] = K4[row[u] + dc];
-                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
-                    if (g >= gh) continue;
-                    const vec4 q = d4 < hd4 ? qvec(g * hd4 + d4) : vec4(0.0);
-                    [[unroll]] for (uint u = 0u; u < KU; ++u) dots[g][u] += dot(q, kv[u]);
+            for (uint i0 = 0u; i0 < ni; i0 += KI) {  // uniform: one pass per 128 dims
+                vec4 kv[KI][KU];
+                [[unroll]] for (uint i = 0u; i < KI; ++i) {
+                    const uint dc = min(cl + CL * (i0 + i), hd4 - 1u);
+                    [[unroll]] for (uint u = 0u; u < KU; ++u) kv[i][u] = K4[row[u] + dc];
+                }
+                [[unroll]] for (uint i = 0u; i < KI; ++i) {
+                    const uint d4 = cl + CL * (i0 + i);
+                    [[unroll]] for (uint g = 0u; g < GH; ++g) {
+                        const vec4 q = d4 < hd4 ? qvec(g * hd4 + d4) : vec4(0.0);
+                        [[unroll]] for (uint u = 0u; u < KU; ++u) acc[g][u] += dot(q, kv[i][u]);
+                    }
                 }
             }
 #ifdef FUSED
             // this position's k from the projection: its cache row may be being written by another workgroup
             [[unroll]] for (uint u = 0u; u < KU; ++u) {
-                if (tb + u * TEAMS + team != pos) continue;
-                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
-                    if (g >= gh) continue;
+                if (tb + u * NCL + cid != pos) continue;  // uniform in the cluster
+                [[unroll]] for (uint g = 0u; g < GH; ++g) {
                     float dt = 0.0;
-                    for (uint i = 0u; i < n4; ++i) {
-                        const uint d4 = lane + 32u * i;
-                        if (d4 < hd4) dt += dot(qvec(g * hd4 + d4), qvec(gh * hd4 + d4));
-                    }
-                    dots[g][u] = dt;
+                    for (uint d4 = cl; d4 < hd4; d4 += CL) dt += dot(qvec(g * hd4 + d4), qvec(gh * hd4 + d4));
+                    acc[g][u] = dt;
                 }
             }
 #endif
+            // The cluster's sums (subgroups of 8 or more hold whole clusters); invocation cl writes head g
+            // when g % CL == cl.
             [[unroll]] for (uint u = 0u; u < KU; ++u) {
-                const uint t = tb + u * TEAMS + team;
-                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
-                    if (g >= gh) continue;  // uniform
-                    const float dt = team_sum(dots[g][u], team, lane) * p.scale;
-                    if (t < c1 && lane == 0u) sc[g * ATTN_SUB + t - c0] = dt;
+                const uint t = tb + u * NCL + cid;
+                [[unroll]] for (uint g = 0u; g < GH; ++g) {
+                    float v = acc[g][u];
+                    v += subgroupShuffleXor(v, 4u);
+                    v += subgroupShuffleXor(v, 2u);
+                    v += subgroupShuffleXor(v, 1u);
+                    if (t < c1 && cl == g % CL) sc[g * ATTN_SUB + t - c0] = v * p.scale;
                 }
             }
         }
-        barrier();  // the scores, written by each team's first lane, are read across teams below
+        barrier();  // the scores are read across clusters below
         // Online softmax per head: the sub-chunk's max joins the running one, its exponentials replace
         // the scores, and the sums and outputs so far are rescaled by exp(old max - new max).
         const uint n = c1 - c0;
@@ -309,30 +327,26 @@ void main() {
         const uint c_end = c1;
 #endif
         if (v_on) {
-            [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
-                if (g < gh) o[g] *= head_a[g];
-            // This row group's rows c0 + vr + rg * j, VU of them in flight together, then their products
-            // in order (as one at a time)
-            uint t = c0 + vr;
-            for (; t + (VU - 1u) * rg < c_end; t += VU * rg) {
+            [[unroll]] for (uint g = 0u; g < GH; ++g) o[g] *= head_a[g];
+            // This row group's rows c0 + vr + rg * j, VU of them in flight together (rows past c_end read
+            // its last one, times 0), then their products in order (as one at a time).
+            for (uint tb = c0; tb < c_end; tb += VU * rg) {  // uniform
+                const uint t = tb + vr;
                 vec4 v[VU];
-                [[unroll]] for (uint u = 0u; u < VU; ++u) v[u] = V4[(vo + (t + u * rg) * p.v_row_stride) / 4u + vd4];
-                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
-                    if (g >= gh) continue;
-                    [[unroll]] for (uint u = 0u; u < VU; ++u) o[g] += sc[g * ATTN_SUB + t + u * rg - c0] * v[u];
+                uint tu[VU];
+                [[unroll]] for (uint u = 0u; u < VU; ++u) {
+                    tu[u] = min(t + u * rg, c_end - 1u);
+                    v[u] = V4[(vo + tu[u] * p.v_row_stride) / 4u + vd4];
                 }
-            }
-            for (; t < c_end; t += rg) {
-                const vec4 v = V4[(vo + t * p.v_row_stride) / 4u + vd4];
-                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
-                    if (g < gh) o[g] += sc[g * ATTN_SUB + t - c0] * v;
+                [[unroll]] for (uint g = 0u; g < GH; ++g)
+                    [[unroll]] for (uint u = 0u; u < VU; ++u)
+                        if (t + u * rg < c_end) o[g] += sc[g * ATTN_SUB + tu[u] - c0] * v[u];
             }
 #ifdef FUSED
             if (c_end < c1 && (pos - c0) % rg == vr) {
                 const uint r = p.v_raw_off + kvh * hdv + 4u * vd4;
                 const vec4 v = vec4(Q[r], Q[r + 1u], Q[r + 2u], Q[r + 3u]);
-                [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g)
-                    if (g < gh) o[g] += sc[g * ATTN_SUB + pos - c0] * v;
+                [[unroll]] for (uint g = 0u; g < GH; ++g) o[g] += sc[g * ATTN_SUB + pos - c0] * v;
             }
 #endif
         }
@@ -342,7 +356,7 @@ void main() {
     const uint gb = max(ATTN_QMAX / (rg * hdv), 1u);
     for (uint g0 = 0u; g0 < gh; g0 += gb) {  // uniform
         barrier();
-        [[unroll]] for (uint g = 0u; g < ATTN_GH_MAX; ++g) {
+        [[unroll]] for (uint g = 0u; g < GH; ++g) {
             if (!v_on || g < g0 || g >= min(g0 + gb, gh)) continue;
             const uint i = ((g - g0) * rg + vr) * hdv + 4u * vd4;
             qn[i] = o[g].x;
@@ -351,7 +365,7 @@ void main() {
             qn[i + 3u] = o[g].w;
         }
         barrier();
-        for (uint i = tid; i < min(gb, gh - g0) * hdv; i += ATTN_THREADS) {
+        for (uint i = tid; i < min(gb, gh - g0) * hdv; i += WG) {
             const uint gg = i / hdv, d = i - gg * hdv;
             float r = 0.0;
             for (uint j = 0u; j < rg; ++j) r += qn[(gg * rg + j) * hdv + d];

@@ -420,7 +420,9 @@ void qk_norm_rope(Cmd& cmd, Vec q, Vec k, uint32_t k_pos_stride, Vec q_norm, Vec
 namespace {
 
 // The checks both attention variants share; GpuError with the reason.
-void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, uint32_t v_row_stride) {
+void check_attention(Cmd& cmd, const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, uint32_t v_row_stride) {
+    if (cmd.context().info().subgroup_size < 8)  // attn_split.comp sums a K row over 8 invocations by shuffles
+        throw GpuError("attention: needs subgroups of at least 8 invocations");
     if (s.n_head_kv == 0 || s.n_head % s.n_head_kv) throw GpuError("attention: heads not a multiple of kv heads");
     if (s.head_dim > ATTN_DMAX || s.head_dim_v > ATTN_DMAX || s.head_dim % 4 || s.head_dim_v % 4 || s.head_dim == 0 || s.head_dim_v == 0)
         throw GpuError("attention: head dims " + std::to_string(s.head_dim) + ", " + std::to_string(s.head_dim_v) +
@@ -436,30 +438,34 @@ void check_attention(const AttnShape& s, Vec k, uint32_t k_row_stride, Vec v, ui
 
 }  // namespace
 
-AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx) {
-    // H200 decode tok/s (bench/README.md, session 7), 8B / 30B-A3B shapes, 2 q heads per workgroup and
-    // splits of >= 32 positions against the whole kv group per workgroup and >= 64: 282 / 269 vs 264 /
-    // 205 at 512 positions, 244 / 222 vs 240 / 191 at 2048 (session 6's kernel, a workgroup per head:
-    // 276 / 274 and 209 / 197). Whole groups per workgroup win only at long contexts (4096: 212 / 163
-    // vs 164 / 145), where each workgroup's chain of loads is long anyway.
-    static const int wgs = std::max(1, env_int("SLUICE_GPU_ATTN_WGS", 256));
-    static const uint32_t min_chunk = uint32_t(std::clamp(env_int("SLUICE_GPU_ATTN_MIN_CHUNK", 32), 1, 4096));
-    static const int cap = std::clamp(env_int("SLUICE_GPU_ATTN_HEADS", 2), 1, ATTN_GH_MAX);
+AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx,
+                     uint32_t heads_cap, uint32_t wgs, uint32_t min_chunk) {
+    // gh * head_dim <= 512 (H200, bench_gpu --attn, session 12): qwen3's 128-dim heads 4 per workgroup
+    // (the whole group of 8: 182 registers and a merge of 8 heads, 1.2-1.9x slower from 4096
+    // positions), qwen3.5's 256-dim heads 2 (4: 1.1-1.5x slower).
     const uint32_t group = n_head_kv && n_head % n_head_kv == 0 ? n_head / n_head_kv : 1;
     uint32_t gh = 1;
-    for (uint32_t g = 2; g <= std::min<uint32_t>(group, uint32_t(cap)); g *= 2)  // a shader variant per power of 2
-        if (group % g == 0 && (g + 1) * head_dim <= ATTN_QMAX && g * head_dim_v <= ATTN_QMAX) gh = g;
+    for (uint32_t g = 2; g <= std::min<uint32_t>(group, heads_cap); g *= 2)  // a shader variant per power of 2
+        if (group % g == 0 && g * std::max(head_dim, head_dim_v) <= 512 && (g + 1) * head_dim <= ATTN_QMAX) gh = g;
     const uint32_t blocks = std::max(1u, n_head / gh);
-    uint64_t splits = (uint64_t(wgs) + blocks - 1) / blocks;
+    min_chunk = std::max(min_chunk, 1u);
+    uint64_t splits = (uint64_t(std::max(wgs, 1u)) + blocks - 1) / blocks;
     splits = std::min<uint64_t>({splits, ATTN_SPLITS_MAX / gh, (n_ctx + min_chunk - 1) / min_chunk});
     return {n_head, n_head_kv, head_dim, head_dim_v, uint32_t(std::max<uint64_t>(splits, 1)), gh, min_chunk};
+}
+
+AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx) {
+    static const int wgs = std::max(1, env_int("SLUICE_GPU_ATTN_WGS", 256));
+    static const int min_chunk = std::clamp(env_int("SLUICE_GPU_ATTN_MIN_CHUNK", 32), 1, 4096);
+    static const int cap = std::clamp(env_int("SLUICE_GPU_ATTN_HEADS", ATTN_GH_MAX), 1, ATTN_GH_MAX);
+    return attn_shape(n_head, n_head_kv, head_dim, head_dim_v, n_ctx, uint32_t(cap), uint32_t(wgs), uint32_t(min_chunk));
 }
 
 uint64_t attn_part_floats(const AttnShape& s) { return uint64_t(s.n_head) * s.n_splits * (s.head_dim_v + 2); }
 
 void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part, Vec out,
                const AttnShape& s, const Buffer& step) {
-    check_attention(s, k, k_row_stride, v, v_row_stride);
+    check_attention(cmd, s, k, k_row_stride, v, v_row_stride);
     AttnPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off,
                k_row_stride, v_row_stride, part.off, 1.0f / std::sqrt(float(s.head_dim)), s.min_chunk};  // as the CPU computes it
     cmd.dispatch("attn_split_g" + std::to_string(s.gh), {q.buf, k.buf, v.buf, part.buf, &step}, p, {s.n_splits, s.n_head / s.gh, 1});
@@ -469,7 +475,7 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
 
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
                   Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q) {
-    check_attention(s, k, k_row_stride, v, v_row_stride);
+    check_attention(cmd, s, k, k_row_stride, v, v_row_stride);
     if (n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
         throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + ", n_rot " + std::to_string(n.n_rot));
     if (k_raw.buf != q.buf || v_raw.buf != q.buf || n.q_norm.buf != n.k_norm.buf)

@@ -135,9 +135,12 @@ struct AttnShape {
     uint32_t gh;        // q heads per workgroup (of one kv group): each K and V row read once for them
     uint32_t min_chunk; // positions per split at least
 };
-// The shape for contexts up to n_ctx: gh the largest power of 2 dividing the group up to 2
-// (SLUICE_GPU_ATTN_HEADS, at most ATTN_GH_MAX) that fits ATTN_QMAX, and enough splits for ~256
-// workgroups (SLUICE_GPU_ATTN_WGS), at most ATTN_SPLITS_MAX / gh (the merge's) and one per min_chunk positions of n_ctx (32;
+// The shape for contexts up to n_ctx: gh the largest power of 2 dividing the group up to heads_cap
+// with gh * head_dim <= 512, and enough splits for ~wgs workgroups, at most ATTN_SPLITS_MAX / gh (the
+// merge's) and one per min_chunk positions of n_ctx.
+AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx,
+                     uint32_t heads_cap, uint32_t wgs, uint32_t min_chunk);
+// The same with the defaults (environment: SLUICE_GPU_ATTN_HEADS, SLUICE_GPU_ATTN_WGS,
 // SLUICE_GPU_ATTN_MIN_CHUNK).
 AttnShape attn_shape(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t head_dim_v, uint64_t n_ctx);
 // Floats of scratch attention() needs.

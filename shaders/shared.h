@@ -151,11 +151,11 @@ struct QkNormRopePush {
 // [s * chunk, (s+1) * chunk) of [0, step.n_kv), chunk = max(ceil(n_kv / n_splits), min_chunk), for
 // the gh q heads [b * gh, (b+1) * gh) of one kv group (variants attn_split_g<gh>), and writes per head (max score, sum of exp,
 // unnormalised output (head_dim_v)) to part; attn_combine (or attn_fused's last workgroup) merges.
-#define ATTN_THREADS 128
+#define ATTN_THREADS 128  // mla_attn (attn_split: 256)
 #define ATTN_DMAX 256    // head_dim, head_dim_v at most
 #define ATTN_GH_MAX 8    // q heads per workgroup at most
 #define ATTN_QMAX 2560   // (gh + 1) * head_dim and gh * head_dim_v at most (shared q heads and k)
-#define ATTN_SUB 64      // positions per step of the online softmax (ATTN_GH_MAX * ATTN_SUB <= ATTN_SPLITS_MAX)
+#define ATTN_SUB 128     // positions per step of the online softmax (ATTN_GH_MAX * ATTN_SUB >= ATTN_SPLITS_MAX)
 #define ATTN_SPLITS_MAX 512  // a merge's gh * splits (attn_fused), a group's splits (attn_mla)
 struct AttnPush {
     uint n_head, n_head_kv, head_dim, head_dim_v;
