@@ -12,7 +12,7 @@
 // each invocation a vec4 of dims for every head of the block, VU V rows in flight together; the
 // groups' sums add up at the end. (H200, bench_gpu --attn, bench/README.md session 12: a round of loads
 // is a DRAM round trip, so a sub-chunk of 128 positions costs a few of them where session 11's kernel,
-// 4 teams of 32 taking one position each, took six per 64: 2.6-3.5x faster from 4096 positions up.)
+// 4 teams of 32 taking one position each, took six per 64: 2.6-3.9x faster from 4096 positions up.)
 //
 // GH (1, 2, 4 or 8; variants attn_split_g<GH>, attn_fused_g<GH>) is a constant so that the per-head
 // arrays below are sized to it by the compiler.
