@@ -7,12 +7,15 @@
 // pos_j), v is copied into its cache row. After it every token's k and v are in the cache, so the
 // tokens' attention no longer depends on each other.
 //
-// Otherwise (attn_prompt): workgroup (q head h, tile of ATTP_TQ tokens) computes, for each token j of
-// the tile, softmax(q_j K^T * scale) V over the cached positions [0, pos_j], in chunks of kc positions
-// with an online softmax: the chunk's K rows and then its V rows pass through one shared buffer (rows
-// padded by a vec4, so a warp's vec4 loads of 8 rows hit different banks), the tile's q rows stay in
-// shared memory, each invocation keeps up to 8 output dims of one token in registers. Head dims are
-// multiples of 4, as are the offsets and strides of q, the caches and the rows.
+// Otherwise (attn_prompt): workgroup (block of gb q heads of one kv group, tile of 32 / gb tokens)
+// has 32 rows (head, token), a cluster of CL = 8 invocations each: invocation i of a cluster holds the
+// row's q and output dims 4 (i + 8 k) .. + 3 in registers. Per chunk of kc positions (32, or 16 for
+// 256-dim heads) the chunk's K rows and then its V rows pass through shared memory; each row's scores
+// are its cluster's sums (three shuffles), kept in registers with the online softmax's max and sum.
+// The 4 clusters of a subgroup read the same K and V vec4s (broadcast), so a subgroup's shared load
+// moves 128 bytes for 32 vec4 products (H200, bench/README.md session 12: the kernel before, a token
+// per 32 invocations with each score a dot product of two shared rows, was bound by shared-memory
+// bandwidth). Head dims are multiples of 4, as are the offsets and strides of q, the caches and rows.
 //
 // Token j's step header (shared.h StepHeader: pos) and its RoPE cos/sin lie at word j * step_words
 // of the steps buffer (the batch's step buffers back to back).
@@ -78,22 +81,22 @@ void main() {
 }
 
 #else
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 layout(local_size_x = 256) in;
 layout(binding = 3, std430) writeonly buffer OBuf { float O[]; };
 layout(binding = 0, std430) readonly buffer QBuf4 { vec4 Q4[]; };
 layout(binding = 1, std430) readonly buffer KBuf4 { vec4 K4[]; };
 layout(binding = 2, std430) readonly buffer VBuf4 { vec4 V4[]; };
-#define TQ ATTP_TQ
-#define LANES (256u / TQ)             // invocations per token: 32
-#define DV4 (ATTN_DMAX / 4u / LANES)  // output vec4 per invocation: dims 4 (dl + LANES i) ..
-shared vec4 qs[TQ * ATTN_DMAX / 4u];  // the tile's q rows, head_dim / 4 apart
-shared vec4 kv[ATTP_KV_FLOATS / 4u];  // the chunk's K rows, then its V rows, (dim + 4) / 4 apart
-shared float sc[TQ * ATTP_KC_MAX];    // the chunk's scores (token, position)
-shared uint sp[TQ];                   // the tile's positions
+#define CL 8u                    // invocations per row
+#define KCM 32u                  // positions per chunk at most
+#define KV_VEC4 1024u            // shared vec4 for a chunk's K or V rows: kc * dims / 4 at most
+#define NI (ATTP_DMAX / 4u / CL) // vec4 of q and of the output per invocation (ATTP_DMAX: 128 or 256)
+shared vec4 kv[KV_VEC4];         // the chunk's K rows, then its V rows, dims / 4 apart
 
 // A chunk's K or V rows pass through registers: each invocation loads its KV_PER vec4 of the next
 // chunk while the current one is multiplied, so the tile waits on DRAM once, not twice per chunk.
-#define KV_PER ((ATTP_KV_FLOATS / 4u + 255u) / 256u)
+#define KV_PER (KV_VEC4 / 256u)
 struct Rows {
     vec4 v[KV_PER];
 };
@@ -106,41 +109,41 @@ Rows load_rows(bool is_k, uint base, uint row_stride4, uint c0, uint n, uint d4)
     }
     return r;
 }
-void store_rows(Rows r, uint n, uint d4, uint stride) {
+void store_rows(Rows r, uint n, uint d4) {
     [[unroll]] for (uint u = 0u; u < KV_PER; ++u) {
-        const uint i = gl_LocalInvocationIndex + 256u * u, c = i / d4, d = i - c * d4;
-        if (c < n) kv[c * stride + d] = r.v[u];
+        const uint i = gl_LocalInvocationIndex + 256u * u;
+        if (i < n * d4) kv[i] = r.v[u];
     }
 }
 
 void main() {
-    const uint h = gl_WorkGroupID.x, j0 = gl_WorkGroupID.y * TQ, tid = gl_LocalInvocationIndex;
-    const uint hd4 = p.head_dim / 4u, hdv4 = p.head_dim_v / 4u, g = h / (p.n_head / p.n_head_kv);
-    const uint ks = hd4 + 1u, vs = hdv4 + 1u;  // row strides in shared (vec4): the padding spreads banks
-    const uint kc = min(ATTP_KC_MAX, (ATTP_KV_FLOATS / 4u) / max(ks, vs));
-    const uint last = min(j0 + TQ, p.n_tokens) - 1u;  // the tile's last token
+    const uint gb = p.gb, tt = ATTP_ROWS / gb, h0 = gl_WorkGroupID.x * gb, j0 = gl_WorkGroupID.y * tt;
+    const uint hd4 = p.head_dim / 4u, hdv4 = p.head_dim_v / 4u, g = h0 / (p.n_head / p.n_head_kv);
+    const uint kc = min(KCM, KV_VEC4 / max(hd4, hdv4));
+    // This invocation's row (subgroups of 8 or more hold whole clusters, ops.cpp) and its dims.
+    const uint sgc = gl_SubgroupSize / CL;
+    const uint row = gl_SubgroupID * sgc + gl_SubgroupInvocationID / CL, cl = gl_SubgroupInvocationID % CL;
+    const uint last = min(j0 + tt, p.n_tokens) - 1u;  // the tile's last token
     const uint n_pos = pos_of(last) + 1u;              // positions the tile reads
+    const uint tj = min(j0 + row / gb, last), h = h0 + row % gb, my_pos = pos_of(tj);
 
-    for (uint i = tid; i < TQ * hd4; i += 256u) {
-        const uint t = i / hd4, d = i - t * hd4;
-        qs[i] = Q4[(min(j0 + t, last) * p.qkv_stride + p.q_off + h * p.head_dim) / 4u + d];
+    vec4 q[NI], o[NI];
+    const uint qb = (tj * p.qkv_stride + p.q_off + h * p.head_dim) / 4u;
+    [[unroll]] for (uint i = 0u; i < NI; ++i) {
+        const uint d4 = cl + CL * i;
+        q[i] = d4 < hd4 ? Q4[qb + d4] : vec4(0.0);
+        o[i] = vec4(0.0);
     }
-    if (tid < TQ) sp[tid] = pos_of(min(j0 + tid, last));
-    // This invocation's token (tj) and output dims; scores: (token, position) pairs.
-    const uint tj = tid / LANES, dl = tid % LANES;
-    const uint my_pos = pos_of(min(j0 + tj, last));
-    vec4 o[DV4];
-    [[unroll]] for (uint i = 0u; i < DV4; ++i) o[i] = vec4(0.0);
     float m = -1.0 / 0.0, l = 0.0;
     const uint kbase = (p.kc_off + g * p.head_dim) / 4u, vbase = (p.vc_off + g * p.head_dim_v) / 4u;
     const uint krs = p.k_row_stride / 4u, vrs = p.v_row_stride / 4u;
 
     Rows kn = load_rows(true, kbase, krs, 0u, min(kc, n_pos), hd4);
     Rows vn = load_rows(false, vbase, vrs, 0u, min(kc, n_pos), hdv4);
-    for (uint c0 = 0u; c0 < n_pos; c0 += kc) {
+    for (uint c0 = 0u; c0 < n_pos; c0 += kc) {  // uniform
         const uint n = min(kc, n_pos - c0);
-        barrier();  // the previous chunk's V and scores are used
-        store_rows(kn, n, hd4, ks);
+        barrier();  // the previous chunk's V rows are used
+        store_rows(kn, n, hd4);
         const Rows vc = vn;
         barrier();
         if (c0 + kc < n_pos) {  // the next chunk's loads fly during this one's products
@@ -148,41 +151,49 @@ void main() {
             kn = load_rows(true, kbase, krs, c0 + kc, nn, hd4);
             vn = load_rows(false, vbase, vrs, c0 + kc, nn, hdv4);
         }
-        for (uint i = tid; i < TQ * kc; i += 256u) {
-            const uint t = i / kc, c = i - t * kc;
-            vec4 a = vec4(0.0);
-            for (uint d = 0u; d < hd4; ++d) a += qs[t * hd4 + d] * kv[c * ks + d];
-            sc[i] = c < n && c0 + c <= sp[t] ? (a.x + a.y + a.z + a.w) * p.scale : -1.0 / 0.0;
+        float s[KCM];
+        float mx = m;
+        [[unroll]] for (uint c = 0u; c < KCM; ++c) {
+            float a = 0.0;
+            if (c < n)  // uniform
+                [[unroll]] for (uint i = 0u; i < NI; ++i) {
+                    const uint d4 = cl + CL * i;
+                    if (d4 < hd4) a += dot(q[i], kv[c * hd4 + d4]);
+                }
+            a += subgroupShuffleXor(a, 4u);
+            a += subgroupShuffleXor(a, 2u);
+            a += subgroupShuffleXor(a, 1u);
+            s[c] = c < n && c0 + c <= my_pos ? a * p.scale : -1.0 / 0.0;
+            mx = max(mx, s[c]);
         }
+        barrier();  // the K rows are used
+        store_rows(vc, n, hdv4);
         barrier();
-        store_rows(vc, n, hdv4, vs);
-        barrier();
-        if (c0 <= my_pos) {  // else every score of this token's row is masked
-            float mx = m;
-            for (uint c = 0u; c < n; ++c) mx = max(mx, sc[tj * kc + c]);
+        if (mx > -1.0 / 0.0) {  // else every score of this row so far is masked
             const float r = exp(m - mx);
             l *= r;
-            [[unroll]] for (uint i = 0u; i < DV4; ++i) o[i] *= r;
-            for (uint c = 0u; c < n; ++c) {
-                const float e = exp(sc[tj * kc + c] - mx);
+            [[unroll]] for (uint i = 0u; i < NI; ++i) o[i] *= r;
+            [[unroll]] for (uint c = 0u; c < KCM; ++c) {
+                if (c >= n) break;  // uniform
+                const float e = exp(s[c] - mx);
                 l += e;
-                [[unroll]] for (uint i = 0u; i < DV4; ++i) {
-                    const uint d = dl + LANES * i;
-                    if (d < hdv4) o[i] += e * kv[c * vs + d];
+                [[unroll]] for (uint i = 0u; i < NI; ++i) {
+                    const uint d4 = cl + CL * i;
+                    if (d4 < hdv4) o[i] += e * kv[c * hdv4 + d4];
                 }
             }
             m = mx;
         }
     }
-    if (j0 + tj >= p.n_tokens) return;
-    const uint ob = p.out_off + (j0 + tj) * p.out_stride + h * p.head_dim_v;
-    [[unroll]] for (uint i = 0u; i < DV4; ++i) {
-        const uint d = dl + LANES * i;
-        if (d < hdv4) {
-            O[ob + 4u * d] = o[i].x / l;
-            O[ob + 4u * d + 1u] = o[i].y / l;
-            O[ob + 4u * d + 2u] = o[i].z / l;
-            O[ob + 4u * d + 3u] = o[i].w / l;
+    if (j0 + row / gb >= p.n_tokens) return;
+    const uint ob = p.out_off + tj * p.out_stride + h * p.head_dim_v;
+    [[unroll]] for (uint i = 0u; i < NI; ++i) {
+        const uint d4 = cl + CL * i;
+        if (d4 < hdv4) {
+            O[ob + 4u * d4] = o[i].x / l;
+            O[ob + 4u * d4 + 1u] = o[i].y / l;
+            O[ob + 4u * d4 + 2u] = o[i].z / l;
+            O[ob + 4u * d4 + 3u] = o[i].w / l;
         }
     }
 }

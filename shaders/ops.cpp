@@ -515,15 +515,22 @@ void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Ve
         (x.qkv.off | x.qkv_stride | k.off | v.off | k_row_stride | v_row_stride) % 4)
         throw GpuError("prompt_attention: heads must divide into kv groups, head dims multiples of 4 up to 256, n_rot <= "
                        "head_dim, offsets and strides multiples of 4");
+    if (cmd.context().info().subgroup_size < 8)  // attn_prompt sums a row's scores over 8 invocations by shuffles
+        throw GpuError("prompt_attention: needs subgroups of at least 8 invocations");
     static_assert(kStepBytes % 8 == 0);
+    // gb q heads of a kv group per workgroup (they share its K and V rows), ATTP_ROWS / gb tokens
+    const uint32_t group = s.n_head / s.n_head_kv;
+    uint32_t gb = 1;
+    while (gb < 8 && group % (2 * gb) == 0) gb *= 2;
     AttnPromptPush p{n_tokens, s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, n.n_rot,
                      x.qkv_stride, x.qkv.off, x.qkv.off + x.k_raw, x.qkv.off + x.v_raw,
                      k.off, v.off, k_row_stride, v_row_stride, out.off, out_stride,
-                     n.q_norm.off, n.k_norm.off, n.eps, 1.0f / std::sqrt(float(s.head_dim)), uint32_t(kStepBytes / 4)};
+                     n.q_norm.off, n.k_norm.off, n.eps, 1.0f / std::sqrt(float(s.head_dim)), uint32_t(kStepBytes / 4), gb};
     cmd.dispatch("attn_prompt_qkv", {x.qkv.buf, k.buf, v.buf, n.q_norm.buf, &steps}, p,
                  {s.n_head + 2 * s.n_head_kv, n_tokens, 1});
-    cmd.dispatch("attn_prompt", {x.qkv.buf, k.buf, v.buf, out.buf, &steps}, p,
-                 {s.n_head, (n_tokens + ATTP_TQ - 1) / ATTP_TQ, 1});
+    const uint32_t tt = ATTP_ROWS / gb;
+    cmd.dispatch(std::max(s.head_dim, s.head_dim_v) <= 128 ? "attn_prompt" : "attn_prompt_d256", {x.qkv.buf, k.buf, v.buf, out.buf, &steps},
+                 p, {s.n_head / gb, (n_tokens + tt - 1) / tt, 1});
 }
 
 void moe_combine(Cmd& cmd, Vec x, Vec outs, Vec w, uint32_t n, uint32_t k, const Vec* hn, Vec norm, float eps) {

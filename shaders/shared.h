@@ -189,12 +189,11 @@ struct AttnFusedPush {
 
 // A prompt batch's attention (attn_prompt.comp): attn_prompt_qkv, a workgroup per (head, token) of
 // q, k and v heads, norms and ropes q and k and writes k and v into the cache rows pos_j; then
-// attn_prompt, a workgroup per (q head, ATTP_TQ tokens), causal attention over [0, pos_j]. Token j's
-// projections lie at j * qkv_stride + q_off / k_off / v_off of binding 0, its output at out_off +
-// j * out_stride; its step header at word j * step_words of the steps buffer.
-#define ATTP_TQ 8u           // tokens per workgroup (256 invocations: 32 per token)
-#define ATTP_KV_FLOATS 4352u // shared floats for a chunk's K or V rows: kc = min(ATTP_KC_MAX, this / (dim + 4))
-#define ATTP_KC_MAX 64u
+// attn_prompt (head dims up to 128; attn_prompt_d256 up to 256), a workgroup per (block of gb q heads
+// of one kv group, ATTP_ROWS / gb tokens), causal attention over [0, pos_j]. Token j's projections lie
+// at j * qkv_stride + q_off / k_off / v_off of binding 0, its output at out_off + j * out_stride; its
+// step header at word j * step_words of the steps buffer.
+#define ATTP_ROWS 32u  // (head, token) rows per workgroup: 8 invocations each
 struct AttnPromptPush {
     uint n_tokens, n_head, n_head_kv, head_dim, head_dim_v, n_rot;
     uint qkv_stride, q_off, k_off, v_off;
@@ -203,6 +202,7 @@ struct AttnPromptPush {
     uint qn_off, kn_off;  // norm weights
     float eps, scale;
     uint step_words;
+    uint gb;  // q heads per attn_prompt workgroup: a power of 2 dividing the group, at most 8
 };
 struct AttnCombinePush {
     uint n_head, head_dim_v, n_splits;
