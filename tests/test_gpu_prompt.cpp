@@ -23,16 +23,18 @@ using test::random_row;
 
 // A prompt batch's attention in two dispatches (prompt_attention): every token's q/k norm + RoPE, k
 // and v into the cache, then each token's causal attention over the cache up to its own position,
-// against the same done token by token on the CPU. Batches of 1 to 70 tokens (tiles of 16 that end
-// inside), after 0 or 300 cached positions (several chunks), groups of 4, 2, 1 and 8, head dims 64
-// to 256 (96: chunks of 43 positions, not a multiple of the scores' 4), partial rotation.
+// against the same done token by token on the CPU. Batches of 1 to 70 tokens (tiles of 4 to 32 tokens that end
+// inside), after 0 or 300 cached positions (several chunks), groups of 4, 2, 1, 8 and 5 (one head per
+// workgroup, 32 tokens), head dims 64 to 256 (96: 24 vec4, not a multiple of a row's 8 invocations;
+// 256: attn_prompt_d256, also with a group of 8), partial rotation.
 TEST(GpuPrompt, AttentionMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     ThreadPool pool(1);
     for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32},
-                                                {4, 4, 256, 64}, {16, 2, 64, 64}, {4, 2, 96, 32}}) {
+                                                {4, 4, 256, 64}, {16, 2, 64, 64}, {4, 2, 96, 32}, {10, 2, 64, 32},
+                                                {16, 2, 256, 256}}) {
         const int64_t kd = n_head_kv * hd, qd = n_head * hd, row = qd + 2 * kd + 8;  // rows padded
         for (auto [n_past, B] : {std::pair<int64_t, int64_t>{0, 1}, {0, 37}, {300, 5}, {300, 70}, {17, 16}}) {
             SCOPED_TRACE("heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + ", dim " + std::to_string(hd) +
