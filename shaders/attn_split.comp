@@ -1,7 +1,7 @@
 #version 450
 // Decode attention, split-K over the sequence (flash-decoding). Workgroup (s, b) takes split s of the
-// positions for block b of GH query heads that share one KV head (attn_shape(): the whole group, up to
-// 8), so each K and V row is read once for all of them. A split's positions go in sub-chunks of
+// positions for block b of GH query heads that share one KV head (attn_shape(): up to 512 dims of
+// heads, 4 of 128 or 2 of 256), so each K and V row is read once for all of them. A split's positions go in sub-chunks of
 // ATTN_SUB with a running max and sum per head (online softmax), so a split may be any length. Output
 // per head, unnormalised with its max and sum of exponentials, so the splits merge exactly:
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
