@@ -30,6 +30,18 @@ namespace {
 
 using namespace sluice::gpu;
 
+// "a,b,c" -> {"a", "b", "c"}: the --mm and --attn lists.
+std::vector<std::string> split_list(const std::string& list) {
+    std::vector<std::string> out;
+    for (size_t a = 0; a < list.size();) {
+        size_t b = list.find(',', a);
+        if (b == std::string::npos) b = list.size();
+        out.push_back(list.substr(a, b - a));
+        a = b + 1;
+    }
+    return out;
+}
+
 // GPU ms of one run of c, clocks up: the GPU lowers its clocks when idle (the host filling the next
 // test's buffers), and one warm-up run of a few hundred µs does not bring them back (H200: the
 // first of several tests ran 2-4x slower), so c runs for 0.25 s first; then the median of 5 runs.
@@ -196,12 +208,7 @@ void bench_mm(Context& ctx, const Buffer& step, const std::string& kinds, const 
             for (auto& v : xb) v = uint8_t(rng() & 0x3B);
             ctx.upload(xq_buf, 0, xb.data(), xb.size());
             const Xq xq{&xq_buf, xq_soff(x_floats)};
-            size_t a = 0;
-            while (a < kinds.size()) {
-                size_t b = kinds.find(',', a);
-                if (b == std::string::npos) b = kinds.size();
-                const std::string kind = kinds.substr(a, b - a);
-                a = b + 1;
+            for (const std::string& kind : split_list(kinds)) {
                 setenv("SLUICE_GPU_MM_KIND", kind.c_str(), 1);
                 double us = -1;
                 try {
@@ -266,12 +273,7 @@ void bench_attn(Context& ctx, const std::string& configs, int reps) {
             std::vector<uint8_t> st(kStepBytes);
             write_step(st.data(), n_kv - 1, 0, sh.hd, 1e6f);
             ctx.upload(step, 0, st.data(), st.size());
-            size_t a = 0;
-            while (a < configs.size()) {
-                size_t b = configs.find(',', a);
-                if (b == std::string::npos) b = configs.size();
-                const std::string cfg = configs.substr(a, b - a);
-                a = b + 1;
+            for (const std::string& cfg : split_list(configs)) {
                 unsigned gh = 0, wgs = 0, mc = 0;
                 std::sscanf(cfg.c_str(), "%u:%u:%u", &gh, &wgs, &mc);
                 const AttnShape s = gh ? attn_shape(sh.n_head, sh.n_head_kv, sh.hd, sh.hd, n_kv, gh, wgs, mc)

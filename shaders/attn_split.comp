@@ -1,9 +1,10 @@
 #version 450
 // Decode attention, split-K over the sequence (flash-decoding). Workgroup (s, b) takes split s of the
 // positions for block b of GH query heads that share one KV head (attn_shape(): up to 512 dims of
-// heads, 4 of 128 or 2 of 256), so each K and V row is read once for all of them. A split's positions go in sub-chunks of
-// ATTN_SUB with a running max and sum per head (online softmax), so a split may be any length. Output
-// per head, unnormalised with its max and sum of exponentials, so the splits merge exactly:
+// heads, 4 of 128 or 2 of 256), so each K and V row is read once for all of them. A split's positions
+// go in sub-chunks of ATTN_SUB with a running max and sum per head (online softmax), so a split may be
+// any length. Output per head, unnormalised with its max and sum of exponentials, so the splits merge
+// exactly:
 // part[(h * n_splits + s) * (head_dim_v + 2) + ...] = (max, sum, o[head_dim_v]).
 // Scores: clusters of CL = 8 invocations take a position each, invocation i of a cluster holding the
 // vec4s i, i + 8, ... of the K row (a cluster reads whole 128-byte lines), KU positions per cluster
@@ -171,10 +172,9 @@ void merge_block(uint h0, uint gh, uint n) {
         }
     den = seg_reduce(den, per, gh, false);  // its barriers also publish sc[]
     if (g_me < gh && j0 == 0u) head_l[g_me] = 1.0 / den;
-    barrier();
+    barrier();  // head_l published; qn (the block's q heads) is free: every invocation is past its scores
     // Outputs (g, d) = i / hdv, i % hdv for i = i0 + tid + WG * k; past gh * hdv they read the last one.
     const uint no = gh * hdv;
-    barrier();  // qn (the block's q heads) is free once every invocation is past its scores
     for (uint i0 = 0u; i0 < no; i0 += WG * MO) {  // uniform
         float o[MO];
         [[unroll]] for (uint k = 0u; k < MO; ++k) o[k] = 0.0;
