@@ -126,11 +126,12 @@ struct MatmulShape {
 };
 const MatmulShape kMatmulShapes[] = {{768, 2048, 32, "768x2048 n32"},   {2048, 4096, 512, "2048x4096 n512"},
                                      {768, 2048, 64, "768x2048 n64"},   {2048, 768, 64, "2048x768 n64"},
-                                     {768, 2048, 512, "768x2048 n512"}, {2048, 768, 512, "2048x768 n512"}};
+                                     {768, 2048, 512, "768x2048 n512"}, {2048, 768, 512, "2048x768 n512"},
+                                     {768, 2048, 8, "768x2048 n8"},     {768, 2048, 16, "768x2048 n16"}};
 const GgmlType kMatmulTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_K, GgmlType::Q4_0,
                                  GgmlType::F16};
 
-// Args: type index, shape index, ISA, kernel (0 dot, 1 dot4, 2 tile).
+// Args: type index, shape index, ISA, kernel (0 dot, 1 dot4, 2 tile, 3 repacked panels).
 void BM_Matmul(benchmark::State& state) {
     const GgmlType t = kMatmulTypes[state.range(0)];
     const MatmulShape& s = kMatmulShapes[state.range(1)];
@@ -141,7 +142,8 @@ void BM_Matmul(benchmark::State& state) {
     }
     force_isa(isa);
     enable_dot4(state.range(3) >= 1);
-    enable_tile(state.range(3) == 2);
+    enable_tile(state.range(3) >= 2);
+    enable_panel(state.range(3) == 3);
     const Weights& w = weights(t, Shape{s.rows, s.cols, s.name}, false);
     std::mt19937 rng(3);
     std::normal_distribution<float> nd(0.f, 1.f);
@@ -161,18 +163,21 @@ void BM_Matmul(benchmark::State& state) {
     state.counters["GFLOPs"] = benchmark::Counter(double(state.iterations()) * 2e-9 * double(s.rows * s.cols * s.n),
                                                   benchmark::Counter::kIsRate);
     state.SetLabel(std::string(type_name(t)) + " " + isa_name(isa) + " " + s.name +
-                   (state.range(3) == 2 ? " tile" : state.range(3) ? " dot4" : " dot"));
+                   (state.range(3) == 3 ? " panel" : state.range(3) == 2 ? " tile" : state.range(3) ? " dot4" : " dot"));
     force_isa(detected_isa());
     enable_dot4(true);
     enable_tile(true);
+    enable_panel(true);
 }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
     for (int ti = 0; ti < int(std::size(kMatmulTypes)); ++ti)
         for (size_t shape = 0; shape < std::size(kMatmulShapes); ++shape)
             for (int isa : {1, 2})
-                for (int kernel : {2, 1, 0}) {
-                    if (kernel == 2 && kMatmulTypes[ti] != GgmlType::Q4_K) continue;  // no tile: as dot4
+                for (int kernel : {3, 2, 1, 0}) {
+                    // no tile or panel: as dot4; panels on AVX-512 only
+                    if (kernel >= 2 && kMatmulTypes[ti] != GgmlType::Q4_K) continue;
+                    if (kernel == 3 && isa != 2) continue;
                     if (shape >= 2 && kernel == 0) continue;
                     b->Args({ti, int(shape), isa, kernel});
                 }

@@ -78,6 +78,7 @@ struct Tables {
                     if (auto f4 = detail::avx512_dot4_over_avx2(t)) cur.dot4 = f4;
                     if (auto tl = detail::avx512_tile_over_avx2(t); tl.fn) cur.tile = tl;
                 }
+                cur.panel = detail::avx512_panel(t);
                 k[2][id] = cur;
             }
         }
@@ -143,6 +144,44 @@ std::atomic<bool> g_tile{[] {
     return !(e && !std::strcmp(e, "0"));
 }()};
 constexpr int kMaxTile = 16;  // rows * cols of the largest tile
+// SLUICE_PANEL=0 at start: prompt products without the repacked panels.
+std::atomic<bool> g_panel{[] {
+    const char* e = std::getenv("SLUICE_PANEL");
+    return !(e && !std::strcmp(e, "0"));
+}()};
+// Panels from this many activations up: below it packing 8 rows costs more than the panel saves
+// (bench_kernels BM_Matmul, see bench/README.md).
+constexpr int64_t kPanelMinCols = 8;
+constexpr int kPanelsPacked = 4;  // panels packed at a time: 32 rows meet each tile of 8 activations
+
+// Rows [r0, r1) of a job through the panel kernels: kPanelsPacked panels packed into a per-thread
+// buffer, then every activation, 8 at a time (the rest 4, 2, 1), meets each of them.
+void panel_rows(const MatmulJob& job, const detail::Panel& pk, int64_t r0, int64_t r1) {
+    thread_local std::vector<uint8_t> buf;
+    const int64_t cols = job.w.cols, rb = row_bytes(job.w.type, cols);
+    const size_t pb = pk.bytes(cols);
+    buf.resize(kPanelsPacked * pb + 64);
+    uint8_t* base = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+    const auto* w = static_cast<const uint8_t*>(job.w.data);
+    for (int64_t g0 = r0; g0 < r1; g0 += 8 * kPanelsPacked) {
+        const int np = int(std::min<int64_t>(kPanelsPacked, (r1 - g0 + 7) / 8));
+        for (int i = 0; i < np; ++i)
+            pk.pack(w + (g0 + 8 * i) * rb, rb, int(std::min<int64_t>(8, r1 - g0 - 8 * i)), cols, base + i * pb);
+        for (int64_t c = 0; c < job.n;) {
+            const int64_t left = job.n - c;
+            const int lg = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0, C = 1 << lg;
+            for (int i = 0; i < np; ++i) {
+                float o[64];
+                pk.run[lg](base + i * pb, job.acts + c, cols, o);
+                const int64_t rr = g0 + 8 * i;
+                const int nr = int(std::min<int64_t>(8, r1 - rr));
+                for (int cc = 0; cc < C; ++cc)
+                    for (int q = 0; q < nr; ++q) job.y[(c + cc) * job.ldy + rr + q] = o[cc * 8 + q];
+            }
+            c += C;
+        }
+    }
+}
 
 std::vector<uint8_t>& scratch() {
     thread_local std::vector<uint8_t> s;
@@ -161,6 +200,7 @@ void force_isa(Isa isa) { active().store(isa_available(isa) ? isa : detected_isa
 
 void enable_dot4(bool on) { g_dot4.store(on, std::memory_order_relaxed); }
 void enable_tile(bool on) { g_tile.store(on, std::memory_order_relaxed); }
+void enable_panel(bool on) { g_panel.store(on, std::memory_order_relaxed); }
 
 const char* isa_name(Isa isa) {
     switch (isa) {
@@ -276,11 +316,17 @@ void matmul_jobs(const MatmulJob* jobs, int64_t n_jobs, ThreadPool& pool) {
     if (total == 0) return;
     // ~256 KiB of weight-row x activation work per chunk, but enough chunks for every thread.
     const int64_t per_row = std::max<int64_t>(1, work / total);
-    const int64_t grain = std::clamp<int64_t>((int64_t(256) << 10) / per_row, 1,
-                                              std::max<int64_t>(1, total / (4 * pool.size())));
+    int64_t grain = std::clamp<int64_t>((int64_t(256) << 10) / per_row, 1,
+                                        std::max<int64_t>(1, total / (4 * pool.size())));
     const Isa isa = active_isa();
     const bool use_dot4 = g_dot4.load(std::memory_order_relaxed);
     const bool use_tile = use_dot4 && g_tile.load(std::memory_order_relaxed);
+    const bool use_panel = use_tile && g_panel.load(std::memory_order_relaxed);
+    auto panel_job = [&](const MatmulJob& job) {
+        return use_panel && job.n >= kPanelMinCols && tables().k[int(isa)][size_t(job.w.type)].panel.pack;
+    };
+    for (int64_t j = 0; j < n_jobs; ++j)
+        if (panel_job(jobs[j])) grain = (std::max<int64_t>(grain, 8) + 7) / 8 * 8;  // whole panels
     pool.parallel_for(total, grain, [&](int64_t r0, int64_t r1, int) {
         int64_t j = 0, base = 0;  // the job holding global row r0
         while (r0 >= base + jobs[j].w.rows) base += jobs[j++].w.rows;
@@ -290,6 +336,13 @@ void matmul_jobs(const MatmulJob* jobs, int64_t n_jobs, ThreadPool& pool) {
             const TypeKernels& k = tables().k[int(isa)][size_t(job.w.type)];
             const int64_t rb = row_bytes(job.w.type, job.w.cols), cols = job.w.cols;
             const auto* w = static_cast<const uint8_t*>(job.w.data);
+            if (panel_job(job)) {
+                panel_rows(job, k.panel, r - base, end);
+                r = base + end;
+                base += job.w.rows;
+                ++j;
+                continue;
+            }
             // Row rr against columns [c, c1): four at a time, then the rest.
             auto row_cols = [&](int64_t rr, int64_t c, int64_t c1) {
                 const uint8_t* row = w + rr * rb;

@@ -1,6 +1,7 @@
 // Internal to engine/tensor: the per-ISA kernel tables that kernels.cpp dispatches through.
 // Each ISA file fills what it has; a null entry falls back to the next lower ISA, then to scalar.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "engine/tensor/types.h"
@@ -48,12 +49,25 @@ void pairs(const void* row, const void* const* acts, int64_t n, float* out) {
     K(row, acts + 2, n, out + 2);
 }
 
+// Prompt products over repacked weights: `pack` interleaves 8 rows (row + r * stride; fewer than 8
+// repeat the last) of n elements into a panel of `bytes(n)`; run[i] computes 2^i columns: out[c * 8 + r]
+// = dot(row r, acts[c]). Same integer sums as dot, float sums in another order (not bit-identical).
+using PanelBytesFn = size_t (*)(int64_t n);
+using PackFn = void (*)(const void* row, int64_t stride, int rows, int64_t n, void* panel);
+using PanelFn = void (*)(const void* panel, const void* const* acts, int64_t n, float* out);
+struct Panel {
+    PanelBytesFn bytes = nullptr;
+    PackFn pack = nullptr;
+    PanelFn run[4] = {};  // 1, 2, 4, 8 columns
+};
+
 struct TypeKernels {
     DequantFn dequant = nullptr;
     PrepareFn prepare = nullptr;
     DotFn dot = nullptr;
     Dot4Fn dot4 = nullptr;  // null: four dot() calls
     Tile tile{};            // null fn: dot4 row by row
+    Panel panel{};          // null: tiles / dot4 for prompts too
 };
 
 TypeKernels scalar_kernels(GgmlType t);  // complete for every type with has_kernels
@@ -73,6 +87,7 @@ Tile avx512_tile(GgmlType t);
 // and float operations, other instructions).
 Dot4Fn avx512_dot4_over_avx2(GgmlType t);
 Tile avx512_tile_over_avx2(GgmlType t);
+Panel avx512_panel(GgmlType t);
 
 void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n);
 [[noreturn]] void unsupported(GgmlType t, const char* what);
