@@ -175,9 +175,11 @@ void matmul_args(benchmark::internal::Benchmark* b) {
         for (size_t shape = 0; shape < std::size(kMatmulShapes); ++shape)
             for (int isa : {1, 2})
                 for (int kernel : {3, 2, 1, 0}) {
-                    // no tile or panel: as dot4; panels on AVX-512 only
-                    if (kernel >= 2 && kMatmulTypes[ti] != GgmlType::Q4_K) continue;
-                    if (kernel == 3 && isa != 2) continue;
+                    // tiles: Q4_K only; panels: Q4_K, Q5_K, Q6_K on AVX-512; else as dot4
+                    const GgmlType t = kMatmulTypes[ti];
+                    const bool panel = t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K;
+                    if (kernel == 2 && t != GgmlType::Q4_K) continue;
+                    if (kernel == 3 && (isa != 2 || !panel)) continue;
                     if (shape >= 2 && kernel == 0) continue;
                     b->Args({ti, int(shape), isa, kernel});
                 }

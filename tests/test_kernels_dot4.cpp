@@ -182,24 +182,11 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
                         const int64_t rb = row_bytes(job.w.type, job.w.cols);
                         SCOPED_TRACE(trace(job.w.type, isa, job.n, seed) + " threads=" + std::to_string(pool->size()) +
                                      " kernel=" + std::to_string(kernel));
-                        std::vector<float> want(size_t(job.n * job.w.rows));
-                        double ss = 0;
                         for (int64_t i = 0; i < job.n; ++i)
                             for (int64_t r = 0; r < job.w.rows; ++r) {
-                                const float v = vec_dot(job.w.type, data[j].w.data() + r * rb, job.acts[i], job.w.cols);
-                                want[size_t(i * job.w.rows + r)] = v;
-                                ss += double(v) * v;
-                            }
-                        // Panels (Q4_K, AVX-512, 8+ activations) sum floats in another order: within
-                        // rounding of the outputs' scale. Everything else bit for bit.
-                        const double tol = kernel == 3 ? 1e-5 * std::sqrt(ss / double(want.size())) : 0.0;
-                        for (int64_t i = 0; i < job.n; ++i)
-                            for (int64_t r = 0; r < job.w.rows; ++r) {
-                                const float w = want[size_t(i * job.w.rows + r)], got = job.y[i * job.ldy + r];
-                                if (kernel == 3)
-                                    ASSERT_LE(std::fabs(double(got) - w), tol) << "i=" << i << " r=" << r;
-                                else
-                                    ASSERT_EQ(std::memcmp(&got, &w, 4), 0) << "i=" << i << " r=" << r;
+                                const float want = vec_dot(job.w.type, data[j].w.data() + r * rb, job.acts[i], job.w.cols);
+                                const float got = job.y[i * job.ldy + r];
+                                ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "i=" << i << " r=" << r;
                             }
                     }
                 }
@@ -209,54 +196,60 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
 
 namespace {
 
-// Q4_K panels at the limits of their i16 sums: every quant 15, every scale and min 63, activations
-// +-127 (four 8-quant products of 15 * 127 * 2 per i16 lane), rows not a multiple of 8, 2048 columns;
-// against vec_dot within rounding (1e-5 of the outputs' rms). Also random rows with tiny and zero activation blocks.
+// Panels (Q4_K, Q5_K, Q6_K) at the limits of their i16 sums: every quant at its maximum, scales and
+// mins at their largest magnitude, activations +-127, rows not a multiple of 8, 2048 columns; then
+// random rows with tiny and zero activation blocks. Bit for bit against vec_dot (the AVX-512 dots
+// share the panels' float order).
 TEST(Dot4, PanelExtremesAndTails) {
     IsaGuard guard;
     if (!isa_available(Isa::Avx512)) GTEST_SKIP() << "panels are AVX-512 only";
     force_isa(Isa::Avx512);
     const uint32_t seed = fresh_seed();
     std::mt19937 rng(seed);
-    const int64_t cols = 2048, rows = 19, rb = row_bytes(GgmlType::Q4_K, cols);
+    const int64_t cols = 2048, rows = 19;
     ThreadPool pool(2);
-    for (int round = 0; round < 2; ++round) {
-        SCOPED_TRACE("seed " + std::to_string(seed) + (round ? " random" : " extremes"));
-        std::vector<uint8_t> w;
-        for (int64_t r = 0; r < rows; ++r) {
-            std::vector<uint8_t> q = quantized(GgmlType::Q4_K, random_row(rng, cols));
-            if (round == 0)  // keep d / dmin, saturate scales, mins and quants
-                for (int64_t b = 0; b < cols / 256; ++b) std::memset(q.data() + b * 144 + 4, 0xFF, 140);
-            w.insert(w.end(), q.begin(), q.end());
-        }
-        for (int64_t n : {8, 13, 31}) {
-            const int64_t stride = int64_t(act_bytes(GgmlType::Q4_K, cols));
-            std::vector<uint8_t> act(size_t(stride * n));
-            std::vector<const void*> acts;
-            for (int64_t i = 0; i < n; ++i) {
-                std::vector<float> x = random_row(rng, cols, i % 3 == 2 ? 1e-3f : 1.f);
-                if (round == 0)
-                    for (size_t e = 0; e < x.size(); ++e) x[e] = (i % 2 ? -1.f : 1.f) * (e % 7 == 3 ? -1.f : 1.f);
-                else if (i % 4 == 3)
-                    std::fill(x.begin(), x.begin() + 256, 0.f);
-                prepare_act(GgmlType::Q4_K, x.data(), act.data() + i * stride, cols);
-                acts.push_back(act.data() + i * stride);
-            }
-            std::vector<float> y(size_t(rows * n), NAN);
-            const MatmulJob job{WeightView{GgmlType::Q4_K, rows, cols, w.data()}, acts.data(), n, y.data(), rows};
-            matmul_jobs(&job, 1, pool);
-            std::vector<float> want(y.size());
-            double ss = 0;
-            for (int64_t i = 0; i < n; ++i)
-                for (int64_t r = 0; r < rows; ++r) {
-                    const float v = vec_dot(GgmlType::Q4_K, w.data() + r * rb, acts[size_t(i)], cols);
-                    want[size_t(i * rows + r)] = v;
-                    ss += double(v) * v;
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+        for (int round = 0; round < 2; ++round) {
+            SCOPED_TRACE(std::string(type_name(t)) + " seed " + std::to_string(seed) + (round ? " random" : " extremes"));
+            const int64_t rb = row_bytes(t, cols), bb = rb / (cols / 256);
+            std::vector<uint8_t> w;
+            for (int64_t r = 0; r < rows; ++r) {
+                std::vector<uint8_t> q = quantized(t, random_row(rng, cols));
+                for (int64_t b = 0; round == 0 && b < cols / 256; ++b) {  // keep d / dmin
+                    uint8_t* blk = q.data() + b * bb;
+                    if (t == GgmlType::Q6_K) {  // ql, qh all ones (q = 63); scales -128 and 127
+                        std::memset(blk, 0xFF, 192);
+                        for (int g = 0; g < 16; ++g) blk[192 + g] = g % 2 ? 0x7F : 0x80;
+                    } else {
+                        std::memset(blk + 4, 0xFF, size_t(bb - 4));  // scales, mins, quants at 63 / 15 or 31
+                    }
                 }
-            const double tol = 1e-5 * std::sqrt(ss / double(want.size()));  // float rounding of the sums
-            for (size_t e = 0; e < y.size(); ++e) ASSERT_NEAR(y[e], want[e], tol) << "n=" << n << " e=" << e;
+                w.insert(w.end(), q.begin(), q.end());
+            }
+            for (int64_t n : {8, 17, 31}) {
+                const int64_t stride = int64_t(act_bytes(t, cols));
+                std::vector<uint8_t> act(size_t(stride * n));
+                std::vector<const void*> acts;
+                for (int64_t i = 0; i < n; ++i) {
+                    std::vector<float> x = random_row(rng, cols, i % 3 == 2 ? 1e-3f : 1.f);
+                    if (round == 0)
+                        for (size_t e = 0; e < x.size(); ++e) x[e] = (i % 2 ? -1.f : 1.f) * (e % 7 == 3 ? -1.f : 1.f);
+                    else if (i % 4 == 3)
+                        std::fill(x.begin(), x.begin() + 256, 0.f);
+                    prepare_act(t, x.data(), act.data() + i * stride, cols);
+                    acts.push_back(act.data() + i * stride);
+                }
+                std::vector<float> y(size_t(rows * n), NAN);
+                const MatmulJob job{WeightView{t, rows, cols, w.data()}, acts.data(), n, y.data(), rows};
+                matmul_jobs(&job, 1, pool);
+                for (int64_t i = 0; i < n; ++i)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const float want = vec_dot(t, w.data() + r * rb, acts[size_t(i)], cols);
+                        const float got = y[size_t(i * rows + r)];
+                        ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "n=" << n << " i=" << i << " r=" << r;
+                    }
+            }
         }
-    }
 }
 
 }  // namespace

@@ -368,6 +368,14 @@ DotFn avx2_dot(GgmlType t) {
     }
 }
 
+DotFn avx2_dot_canon(GgmlType t) {
+    switch (t) {
+        case GgmlType::Q4_K: return dot1<dot_q4_K<1, true>>;
+        case GgmlType::Q5_K: return dot1<dot_q5_K<1, true>>;
+        default: return nullptr;
+    }
+}
+
 Dot4Fn avx2_dot4(GgmlType t) {
     switch (t) {
         // Float rows: four columns want 16 accumulators, all of AVX2's registers; two columns at a

@@ -182,7 +182,9 @@ void dot_q8_0(const void* row, const void* const* acts, int64_t n, float* out) {
 // Q2_K / Q3_K / Q6_K super-block b for every column: 16 groups of 16 with i16 scales sc16,
 // quants(h, p) gives elements 128h + 64p .. +63 as u8. A constant in the quants (q - 2^OffsetLog2)
 // is folded into lanes 0-7 as -2^OffsetLog2 * sum_g scale_g * bsum_g; OffsetLog2 < 0: none.
-template <int N, int OffsetLog2, class Quants>
+// Canon: the super-block's sum reduced to one exact integer T, acc = fma(T, da * d, acc) on lane 0
+// (the float order of the Q6_K panels); otherwise 16 float lanes, added at the end.
+template <int N, int OffsetLog2, bool Canon, class Quants>
 inline void k16_block(__m256i sc16, float d, const ActQ8x256* a, int64_t b, __m512* acc, Quants quants) {
     const __m512i sc = zext(sc16);
     __m512i isum[N];
@@ -204,10 +206,20 @@ inline void k16_block(__m256i sc16, float d, const ActQ8x256* a, int64_t b, __m5
                 isum[c] = _mm512_dpwssd_epi32(isum[c], pr, ss);
             }
         }
-    FOR_COL(c) acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_set1_ps(a[c].d[b] * d), acc[c]);
+    FOR_COL(c) {
+        if constexpr (Canon) {  // lane 0 only (the rest is never read)
+            const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(isum[c]), _mm512_extracti64x4_epi64(isum[c], 1));
+            __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            q = _mm_hadd_epi32(q, q);
+            const __m128 t = _mm_cvtepi32_ps(_mm_hadd_epi32(q, q));
+            acc[c] = _mm512_castps128_ps512(_mm_fmadd_ss(t, _mm_set_ss(a[c].d[b] * d), _mm512_castps512_ps128(acc[c])));
+        } else {
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_set1_ps(a[c].d[b] * d), acc[c]);
+        }
+    }
 }
 
-template <int N>
+template <int N, bool Canon = false>
 void dot_q6_K(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const Q6_K*>(row);
     ActQ8x256 a[N];
@@ -218,7 +230,7 @@ void dot_q6_K(const void* row, const void* const* acts, int64_t n, float* out) {
     FOR_COL(c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
         prefetch<kAheadQuant>(w + b, int(sizeof *w));
-        k16_block<N, 5>(_mm256_cvtepi8_epi16(load128(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
+        k16_block<N, 5, Canon>(_mm256_cvtepi8_epi16(load128(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
             // 64 ql bytes: low nibbles are slices 0|1, high nibbles slices 2|3 of this 128.
             const __m512i l = load512(w[b].ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(w[b].qh + 32 * h));
@@ -226,7 +238,7 @@ void dot_q6_K(const void* row, const void* const* acts, int64_t n, float* out) {
             return _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, p ? c23 : c01), m3), 4));
         });
     }
-    FOR_COL(c) out[c] = _mm512_reduce_add_ps(acc[c]);
+    FOR_COL(c) out[c] = Canon ? _mm_cvtss_f32(_mm512_castps512_ps128(acc[c])) : _mm512_reduce_add_ps(acc[c]);
 }
 
 template <int N>
@@ -248,7 +260,7 @@ void dot_q2_K(const void* row, const void* const* acts, int64_t n, float* out) {
             const __m256i imin = _mm256_madd_epi16(m16, load256(a[c].bsums + b * 16));
             accm[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_set1_ps(a[c].d[b] * dmin), accm[c]);
         }
-        k16_block<N, -1>(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)), half(w[b].d), a, b, acc, [&](int h, int p) {
+        k16_block<N, -1, false>(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)), half(w[b].d), a, b, acc, [&](int h, int p) {
             const __m512i qs = _mm512_broadcast_i64x4(load256(w[b].qs + 32 * h));
             return _mm512_and_si512(_mm512_srlv_epi16(qs, p ? c23 : c01), m3);  // slices 0|1 or 2|3
         });
@@ -281,7 +293,7 @@ void dot_q3_K(const void* row, const void* const* acts, int64_t n, float* out) {
     for (int64_t b = 0; b < n / QKK; ++b) {
         prefetch<kAheadQuant>(w + b, int(sizeof *w));
         const __m512i hm = _mm512_broadcast_i64x4(load256(w[b].hmask));
-        k16_block<N, 2>(_mm256_cvtepi8_epi16(q3k_scales(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
+        k16_block<N, 2, false>(_mm256_cvtepi8_epi16(q3k_scales(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
             const __m512i qs = _mm512_broadcast_i64x4(load256(w[b].qs + 32 * h));
             const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(qs, p ? c23 : c01), m3);
             const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(hm, hc[2 * h + p]), one);
@@ -337,6 +349,17 @@ Dot4Fn avx512_dot4_over_avx2(GgmlType t) {
 }
 
 Tile avx512_tile(GgmlType) { return {}; }
+
+DotFn avx512_dot_canon(GgmlType t) { return t == GgmlType::Q6_K ? dot1<dot_q6_K<1, true>> : nullptr; }
+
+Dot4Fn avx512_dot4_canon(GgmlType t) {
+    switch (t) {
+        case GgmlType::Q4_K: return dot_q4_K<4, true>;
+        case GgmlType::Q5_K: return dot_q5_K<4, true>;
+        case GgmlType::Q6_K: return dot_q6_K<4, true>;
+        default: return nullptr;
+    }
+}
 
 Tile avx512_tile_over_avx2(GgmlType t) {
     switch (t) {

@@ -78,7 +78,14 @@ struct Tables {
                     if (auto f4 = detail::avx512_dot4_over_avx2(t)) cur.dot4 = f4;
                     if (auto tl = detail::avx512_tile_over_avx2(t); tl.fn) cur.tile = tl;
                 }
-                cur.panel = detail::avx512_panel(t);
+                if (auto pk = detail::avx512_panel(t); pk.pack) {
+                    // Panels and the dots that match them bit for bit (no tile: n < min_cols is dot4).
+                    cur.panel = pk;
+                    detail::DotFn f = detail::avx512_dot_canon(t);
+                    cur.dot = f ? f : detail::avx2_dot_canon(t);
+                    cur.dot4 = detail::avx512_dot4_canon(t);
+                    cur.tile = {};
+                }
                 k[2][id] = cur;
             }
         }
@@ -149,9 +156,6 @@ std::atomic<bool> g_panel{[] {
     const char* e = std::getenv("SLUICE_PANEL");
     return !(e && !std::strcmp(e, "0"));
 }()};
-// Panels from this many activations up: below it packing 8 rows costs more than the panel saves
-// (bench_kernels BM_Matmul, see bench/README.md).
-constexpr int64_t kPanelMinCols = 8;
 constexpr int kPanelsPacked = 4;  // panels packed at a time: 32 rows meet each tile of 8 activations
 
 // Rows [r0, r1) of a job through the panel kernels: kPanelsPacked panels packed into a per-thread
@@ -323,7 +327,8 @@ void matmul_jobs(const MatmulJob* jobs, int64_t n_jobs, ThreadPool& pool) {
     const bool use_tile = use_dot4 && g_tile.load(std::memory_order_relaxed);
     const bool use_panel = use_tile && g_panel.load(std::memory_order_relaxed);
     auto panel_job = [&](const MatmulJob& job) {
-        return use_panel && job.n >= kPanelMinCols && tables().k[int(isa)][size_t(job.w.type)].panel.pack;
+        const detail::Panel& pk = tables().k[int(isa)][size_t(job.w.type)].panel;
+        return use_panel && pk.pack && job.n >= pk.min_cols;
     };
     for (int64_t j = 0; j < n_jobs; ++j)
         if (panel_job(jobs[j])) grain = (std::max<int64_t>(grain, 8) + 7) / 8 * 8;  // whole panels

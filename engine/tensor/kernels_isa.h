@@ -51,7 +51,7 @@ void pairs(const void* row, const void* const* acts, int64_t n, float* out) {
 
 // Prompt products over repacked weights: `pack` interleaves 8 rows (row + r * stride; fewer than 8
 // repeat the last) of n elements into a panel of `bytes(n)`; run[i] computes 2^i columns: out[c * 8 + r]
-// = dot(row r, acts[c]). Same integer sums as dot, float sums in another order (not bit-identical).
+// = dot(row r, acts[c]), bit-identical to the dot of the table that holds the panel.
 using PanelBytesFn = size_t (*)(int64_t n);
 using PackFn = void (*)(const void* row, int64_t stride, int rows, int64_t n, void* panel);
 using PanelFn = void (*)(const void* panel, const void* const* acts, int64_t n, float* out);
@@ -59,6 +59,7 @@ struct Panel {
     PanelBytesFn bytes = nullptr;
     PackFn pack = nullptr;
     PanelFn run[4] = {};  // 1, 2, 4, 8 columns
+    int64_t min_cols = 0;  // from this many activations up (below, packing costs more than it saves)
 };
 
 struct TypeKernels {
@@ -88,6 +89,11 @@ Tile avx512_tile(GgmlType t);
 Dot4Fn avx512_dot4_over_avx2(GgmlType t);
 Tile avx512_tile_over_avx2(GgmlType t);
 Panel avx512_panel(GgmlType t);
+// Dots in the panels' float order (per super-block: exact integer sums, then one float fma each), for
+// the types with panels: prompt (panels) and decode (dot) then give bit-identical logits.
+DotFn avx2_dot_canon(GgmlType t);  // Q4_K, Q5_K (AVX2 code: decode measured faster without VNNI)
+DotFn avx512_dot_canon(GgmlType t);  // Q6_K
+Dot4Fn avx512_dot4_canon(GgmlType t);
 
 void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n);
 [[noreturn]] void unsupported(GgmlType t, const char* what);
