@@ -180,15 +180,20 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
         const char *arch, *type;
         size_t n_prompt, big;
         bool cpu_experts = false;  // the experts on the CPU (host_experts_batch)
+        bool d128 = false;         // 128-dim heads: attention in float16 tiles (attn_prompt_cm, or
+                                   // without tensor cores its twin, SLUICE_GPU_COOPMAT=scalar)
     };
+    bool coopmat = false;
+    for (const gpu::DeviceInfo& d : gpu::list_devices())
+        if (d.usable && !coopmat) coopmat = d.coopmat;
     for (const Case& t : {Case{"qwen3moe", "q4_K", 90, 64}, Case{"qwen3", "q4_K", 90, 64}, Case{"qwen3", "q6_K", 90, 64},
                           Case{"qwen3", "f16", 90, 64}, Case{"qwen3moe", "q4_K", 300, 512},
-                          Case{"qwen3moe", "q4_K", 300, 512, true}}) {
+                          Case{"qwen3moe", "q4_K", 300, 512, true}, Case{"qwen3", "q4_K", 90, 64, false, true}}) {
         SCOPED_TRACE(std::string(t.arch) + " " + t.type + ", " + std::to_string(t.n_prompt) + " tokens in batches of " +
-                     std::to_string(t.big) + (t.cpu_experts ? ", experts on the CPU" : ""));
+                     std::to_string(t.big) + (t.cpu_experts ? ", experts on the CPU" : "") + (t.d128 ? ", 128-dim heads" : ""));
         // Output projections at 1/sqrt(fan-in), not gen-model's 0.002: attention's and the FFN's part
         // of the residual stream must reach the logits beyond float rounding for the test to see them.
-        const std::string f = gen_model_256("gpu_batch", t.type, t.arch, "--out-std 0.06");
+        const std::string f = gen_model_256("gpu_batch", t.type, t.arch, t.d128 ? "--out-std 0.06 --head-dim 128" : "--out-std 0.06");
         if (!std::ifstream(f).good()) return;  // gen_model_256 said why
         std::vector<int32_t> ids;
         for (int32_t i = 0; i < int32_t(t.n_prompt) + 8; ++i) ids.push_back((i * 53 + 7) % 300);
@@ -200,8 +205,10 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
             o.gpu_expert_cache = 1;  // too small for any expert
         }
         std::string where;
+        if (t.d128 && !coopmat) setenv("SLUICE_GPU_COOPMAT", "scalar", 1);
         const auto batched = prompt_then_rest(f, prompt, rest, true, batched_tokens(t.n_prompt, t.big), &where, o);
         unsetenv("SLUICE_GPU_PROMPT_BATCH");
+        unsetenv("SLUICE_GPU_COOPMAT");
         EXPECT_NE(where.find(t.cpu_experts ? "experts: CPU" : "GPU"), std::string::npos) << where;
         const auto single = prompt_then_rest(f, prompt, rest, false, 0, nullptr, o);
         std::vector<float> cpu;
@@ -218,7 +225,8 @@ TEST(GpuModelBatch, GeneratedPromptBatchesMatchTokenByToken) {
                      es = max_rel_err(single, cpu, 300);
         const Agreement a = agreement(batched, cpu, 300), as = agreement(single, cpu, 300), ab = agreement(batched, single, 300);
         std::printf("  %s %s, %zu tokens: batched vs token by token max rel err %.3g, top-1 %.3f; vs CPU %.3g, top-1 %.3f "
-                    "(token by token %.3g, %.3f)\n", t.arch, t.type, t.n_prompt, err, ab.top1, eb, a.top1, es, as.top1);
+                    "(token by token %.3g, %.3f)%s\n", t.arch, t.type, t.n_prompt, err, ab.top1, eb, a.top1, es, as.top1,
+                    t.d128 ? ", 128-dim heads" : "");
         if (std::string(t.type) == "f16") {
             EXPECT_LE(err, 1e-5);
         }

@@ -27,17 +27,25 @@ using test::random_row;
 // inside), after 0 or 300 cached positions (several chunks), groups of 4, 2, 1, 8 and 5 (one head per
 // workgroup, 32 tokens), head dims 64 to 256 (96: 24 vec4, not a multiple of a row's 8 invocations;
 // 256: attn_prompt_d256, also with a group of 8), partial rotation.
+// Tiles (128-dim heads): attn_prompt_cm on tensor cores where the device has them, and its float16
+// tiles without them (SLUICE_GPU_COOPMAT=scalar, any device), within float16 rounding; with
+// SLUICE_GPU_COOPMAT=0 the float kernels.
 TEST(GpuPrompt, AttentionMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
     ThreadPool pool(1);
+    const bool tensor = ctx().info().coopmat && ctx().info().subgroup_size == 32;
+    for (const char* mode : {"0", "scalar", "1"})
     for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32},
                                                 {4, 4, 256, 64}, {16, 2, 64, 64}, {4, 2, 96, 32}, {10, 2, 64, 32},
-                                                {16, 2, 256, 256}}) {
+                                                {16, 2, 256, 256}, {16, 2, 128, 64}, {5, 5, 128, 128}}) {
+        const bool tiles = hd == 128 && (mode[0] == 's' || (mode[0] == '1' && tensor));
+        if (mode[0] != '0' && hd != 128) continue;  // the float kernels: once
+        setenv("SLUICE_GPU_COOPMAT", mode, 1);
         const int64_t kd = n_head_kv * hd, qd = n_head * hd, row = qd + 2 * kd + 8;  // rows padded
         for (auto [n_past, B] : {std::pair<int64_t, int64_t>{0, 1}, {0, 37}, {300, 5}, {300, 70}, {17, 16}}) {
-            SCOPED_TRACE("heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + ", dim " + std::to_string(hd) +
+            SCOPED_TRACE(std::string("SLUICE_GPU_COOPMAT=") + mode + ", heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + ", dim " + std::to_string(hd) +
                          ", " + std::to_string(B) + " tokens after " + std::to_string(n_past));
             const int64_t n_ctx = n_past + B;
             LayerKv kv;
@@ -77,11 +85,13 @@ TEST(GpuPrompt, AttentionMatchesReference) {
             }
             // float sums against float sums over up to 370 positions: seeds 1-12 reached 2.1e-12 (the
             // split attention's bound of 1e-11 failed CI once at such a margin)
-            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
+            // tiles: q, K, V and the softmax weights as float16 (lavapipe, seeds here: 4e-8 to 1.1e-6)
+            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), tiles ? 1e-5 : 1e-10);
             const auto gk = floats(kb, kv.k.size()), gv = floats(vb, kv.v.size());
             EXPECT_LT(nmse(gk.data(), kv.k.data(), int64_t(kv.k.size())), 1e-12) << "K cache";
             EXPECT_EQ(0, std::memcmp(gv.data(), kv.v.data(), kv.v.size() * 4)) << "V cache";
         }
+        unsetenv("SLUICE_GPU_COOPMAT");
     }
 }
 
