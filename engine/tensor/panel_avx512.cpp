@@ -63,13 +63,134 @@ inline __m512i bcast8(const void* p) {
     return _mm512_set1_epi64(v);
 }
 
-// 32 decoded quants (4 pieces of 8) into pieces first .. first + 3 of row r.
-inline void put32(uint8_t (*qs)[64], int first, int r, __m256i v) {
-    const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(&qs[first][8 * r]), lo);
-    _mm_storeh_pd(reinterpret_cast<double*>(&qs[first + 1][8 * r]), _mm_castsi128_pd(lo));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(&qs[first + 2][8 * r]), hi);
-    _mm_storeh_pd(reinterpret_cast<double*>(&qs[first + 3][8 * r]), _mm_castsi128_pd(hi));
+// i16 shift counts: c0 for the low 256 bits, c1 for the high 256 bits
+inline __m512i counts(int c0, int c1) {
+    return _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(short(c0)), _mm512_set1_epi16(short(c1)));
+}
+
+// v[r] lane i -> v[i] lane r (8 x 8 of u64): pairs by unpack, then 128-bit lanes twice.
+inline void transpose8(__m512i* v) {
+    __m512i u[8], x[8];
+    for (int r = 0; r < 8; r += 2) {
+        u[r] = _mm512_unpacklo_epi64(v[r], v[r + 1]);      // rows r, r+1: words 0 | 2 | 4 | 6
+        u[r + 1] = _mm512_unpackhi_epi64(v[r], v[r + 1]);  // words 1 | 3 | 5 | 7
+    }
+    for (int h = 0; h < 2; ++h)      // rows 4h .. 4h + 3
+        for (int e = 0; e < 2; ++e) {  // even / odd words
+            const __m512i a = u[4 * h + e], b = u[4 * h + 2 + e];
+            x[4 * h + 2 * e] = _mm512_shuffle_i64x2(a, b, 0x88);      // words 0 | 4 (e = 0), 1 | 5
+            x[4 * h + 2 * e + 1] = _mm512_shuffle_i64x2(a, b, 0xDD);  // words 2 | 6, 3 | 7
+        }
+    // x[2e + k] (rows 0-3) and x[4 + 2e + k] (rows 4-7): words e + 2k (low) and e + 2k + 4 (high)
+    for (int e = 0; e < 2; ++e)
+        for (int k = 0; k < 2; ++k) {
+            v[e + 2 * k] = _mm512_shuffle_i64x2(x[2 * e + k], x[4 + 2 * e + k], 0x88);
+            v[e + 2 * k + 4] = _mm512_shuffle_i64x2(x[2 * e + k], x[4 + 2 * e + k], 0xDD);
+        }
+}
+
+// Pieces of a super-block: zmm q of row r holds its decoded elements 64q .. 64q + 63 (dec(r, q));
+// piece 8q + i of the panel is word i of those 8 rows.
+template <class Dec>
+inline void put_pieces(uint8_t (*qs)[64], Dec dec) {
+    for (int q = 0; q < 4; ++q) {
+        __m512i v[8];
+        for (int r = 0; r < 8; ++r) v[r] = dec(r, q);
+        transpose8(v);
+        for (int i = 0; i < 8; ++i) _mm512_store_si512(qs[8 * q + i], v[i]);
+    }
+}
+
+// 64 quant bytes of a Q4_K / Q5_K block (groups 4p .. 4p + 3) as elements: low nibbles are groups
+// 4p | 4p + 2, high nibbles 4p + 1 | 4p + 3 (256-bit halves); (lo, hi) -> elements 64q .. for q = 2p
+// and 2p + 1.
+inline __m512i k4_elements(__m512i lo, __m512i hi, int q) {
+    return q % 2 ? _mm512_shuffle_i64x2(lo, hi, 0xEE) : _mm512_shuffle_i64x2(lo, hi, 0x44);
+}
+
+// Row r of a Q4_K / Q5_K block: scales, mins (6 bits each, 12 bytes) as i16 at lanes 4r..4r+3 of
+// each half, d, dmin.
+template <class P, class B>
+inline void put_k4_scales(P& o, int r, const B& w) {
+    uint32_t u[3];
+    std::memcpy(u, w.scales, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;
+    const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4;
+    alignas(32) int16_t v[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(v), _mm256_cvtepu8_epi16(_mm_setr_epi32(int(sc_lo), int(sc_hi), int(m_lo), int(m_hi))));
+    std::memcpy(&o.sc[0][4 * r], v, 8);
+    std::memcpy(&o.sc[1][4 * r], v + 4, 8);
+    std::memcpy(&o.mn[0][4 * r], v + 8, 8);
+    std::memcpy(&o.mn[1][4 * r], v + 12, 8);
+    o.d[2 * r] = o.d[2 * r + 1] = _cvtsh_ss(w.d);
+    o.dmin[2 * r] = o.dmin[2 * r + 1] = _cvtsh_ss(w.dmin);
+}
+
+template <class B>
+inline const B* panel_row(const void* row, int64_t stride, int rows, int r) {
+    return reinterpret_cast<const B*>(static_cast<const uint8_t*>(row) + std::min(r, rows - 1) * stride);
+}
+
+void pack_q4_K(const void* row, int64_t stride, int rows, int64_t n, void* out) {
+    auto* p = static_cast<K32Panel*>(out);
+    const Q4_K* w[8];
+    for (int r = 0; r < 8; ++r) w[r] = panel_row<Q4_K>(row, stride, rows, r);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n / QKK; ++b) {
+        put_pieces(p[b].qs, [&](int r, int q) {
+            const __m512i raw = _mm512_loadu_si512(w[r][b].qs + 64 * (q / 2));
+            return k4_elements(_mm512_and_si512(raw, m4), _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4), q);
+        });
+        for (int r = 0; r < 8; ++r) put_k4_scales(p[b], r, w[r][b]);
+    }
+}
+
+void pack_q5_K(const void* row, int64_t stride, int rows, int64_t n, void* out) {
+    auto* p = static_cast<K32Panel*>(out);
+    const Q5_K* w[8];
+    for (int r = 0; r < 8; ++r) w[r] = panel_row<Q5_K>(row, stride, rows, r);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    for (int64_t b = 0; b < n / QKK; ++b) {
+        put_pieces(p[b].qs, [&](int r, int q) {
+            // the fifth bit of element 32g + l is bit g of qh[l]; groups as in k4_elements
+            const int g0 = 4 * (q / 2);
+            const __m512i raw = _mm512_loadu_si512(w[r][b].qs + 64 * (q / 2));
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][b].qh)));
+            const __m512i hl = _mm512_and_si512(_mm512_srlv_epi16(qh, counts(g0, g0 + 2)), one);
+            const __m512i hh = _mm512_and_si512(_mm512_srlv_epi16(qh, counts(g0 + 1, g0 + 3)), one);
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(raw, m4), _mm512_slli_epi16(hl, 4));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(raw, 4), m4), _mm512_slli_epi16(hh, 4));
+            return k4_elements(lo, hi, q);
+        });
+        for (int r = 0; r < 8; ++r) put_k4_scales(p[b], r, w[r][b]);
+    }
+}
+
+void pack_q6_K(const void* row, int64_t stride, int rows, int64_t n, void* out) {
+    auto* p = static_cast<Q6KPanel*>(out);
+    const Q6_K* w[8];
+    for (int r = 0; r < 8; ++r) w[r] = panel_row<Q6_K>(row, stride, rows, r);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+    for (int64_t b = 0; b < n / QKK; ++b) {
+        put_pieces(p[b].qs, [&](int r, int q) {
+            // elements 128h + 32s + l (h = q / 2): low 4 bits in ql[64h + l + 32 (s & 1)] (low nibble
+            // for s < 2), high 2 bits at bits 2s of qh[32h + l]; q even: slices 0 | 1, odd: 2 | 3
+            const int h = q / 2, s0 = 2 * (q % 2);
+            const __m512i l = _mm512_loadu_si512(w[r][b].ql + 64 * h);
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][b].qh + 32 * h)));
+            const __m512i lo = _mm512_and_si512(q % 2 ? _mm512_srli_epi16(l, 4) : l, m4);
+            const __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(qh, counts(2 * s0, 2 * s0 + 2)), m3);
+            return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+        });
+        for (int r = 0; r < 8; ++r) {
+            alignas(32) int16_t v[16];
+            _mm256_store_si256(reinterpret_cast<__m256i*>(v),
+                               _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][b].scales))));
+            for (int k = 0; k < 4; ++k) std::memcpy(&p[b].sc[k][4 * r], v + 4 * k, 8);
+            p[b].d[2 * r] = p[b].d[2 * r + 1] = _cvtsh_ss(w[r][b].d);
+        }
+    }
 }
 
 // Row r's two i32 lanes (2r, 2r + 1) added into lane 2r: the super-block's exact integer sums, so
@@ -83,81 +204,6 @@ inline void store_rows(const __m512* acc, float* out) {
         alignas(64) float t[16];
         _mm512_store_ps(t, acc[c]);
         for (int r = 0; r < 8; ++r) out[c * 8 + r] = t[2 * r];
-    }
-}
-
-// Row r of a Q4_K / Q5_K block: scales, mins, d, dmin.
-template <class P, class B>
-inline void put_k4_scales(P& o, int r, const B& w) {
-    for (int g = 0; g < 8; ++g) {
-        int sc, m;
-        scale_min_k4(g, w.scales, sc, m);
-        o.sc[g / 4][4 * r + g % 4] = int16_t(sc);
-        o.mn[g / 4][4 * r + g % 4] = int16_t(m);
-    }
-    o.d[2 * r] = o.d[2 * r + 1] = _cvtsh_ss(w.d);
-    o.dmin[2 * r] = o.dmin[2 * r + 1] = _cvtsh_ss(w.dmin);
-}
-
-template <class B>
-inline const B* panel_row(const void* row, int64_t stride, int rows, int r) {
-    return reinterpret_cast<const B*>(static_cast<const uint8_t*>(row) + std::min(r, rows - 1) * stride);
-}
-
-void pack_q4_K(const void* row, int64_t stride, int rows, int64_t n, void* out) {
-    auto* p = static_cast<K32Panel*>(out);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int r = 0; r < 8; ++r) {
-        const Q4_K* w = panel_row<Q4_K>(row, stride, rows, r);
-        for (int64_t b = 0; b < n / QKK; ++b) {
-            for (int j = 0; j < 4; ++j) {
-                const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * j));
-                put32(p[b].qs, 8 * j, r, _mm256_and_si256(qs, m4));
-                put32(p[b].qs, 8 * j + 4, r, _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4));
-            }
-            put_k4_scales(p[b], r, w[b]);
-        }
-    }
-}
-
-void pack_q5_K(const void* row, int64_t stride, int rows, int64_t n, void* out) {
-    auto* p = static_cast<K32Panel*>(out);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    for (int r = 0; r < 8; ++r) {
-        const Q5_K* w = panel_row<Q5_K>(row, stride, rows, r);
-        for (int64_t b = 0; b < n / QKK; ++b) {
-            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh));
-            for (int j = 0; j < 4; ++j) {  // groups 2j (low nibbles) and 2j + 1; the fifth bit is bit g of qh
-                const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * j));
-                const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one);
-                const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one);
-                put32(p[b].qs, 8 * j, r, _mm256_or_si256(_mm256_and_si256(qs, m4), _mm256_slli_epi16(h0, 4)));
-                put32(p[b].qs, 8 * j + 4, r,
-                      _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), _mm256_slli_epi16(h1, 4)));
-            }
-            put_k4_scales(p[b], r, w[b]);
-        }
-    }
-}
-
-void pack_q6_K(const void* row, int64_t stride, int rows, int64_t n, void* out) {
-    auto* p = static_cast<Q6KPanel*>(out);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    for (int r = 0; r < 8; ++r) {
-        const Q6_K* w = panel_row<Q6_K>(row, stride, rows, r);
-        for (int64_t b = 0; b < n / QKK; ++b) {
-            for (int h = 0; h < 2; ++h) {  // 128 elements: slice s = elements 128h + 32s ..
-                const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * h));
-                for (int s = 0; s < 4; ++s) {
-                    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h + 32 * (s & 1)));
-                    const __m256i lo = _mm256_and_si256(s < 2 ? l : _mm256_srli_epi16(l, 4), m4);
-                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m3);
-                    put32(p[b].qs, 16 * h + 4 * s, r, _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)));
-                }
-            }
-            for (int g = 0; g < 16; ++g) p[b].sc[g / 4][4 * r + g % 4] = w[b].scales[g];
-            p[b].d[2 * r] = p[b].d[2 * r + 1] = _cvtsh_ss(w[b].d);
-        }
     }
 }
 
@@ -249,8 +295,8 @@ void run_q6_K(const void* panel, const void* const* acts, int64_t n, float* out)
 
 }  // namespace
 
-// min_cols from bench_kernels BM_Matmul (768x2048, 1 thread): at 8 activations the panels are 1.0x
-// (Q6_K) to 1.3x (Q4_K, Q5_K) the canonical dot4s; at 16, 1.45-1.9x.
+// min_cols from bench_kernels BM_Matmul (768x2048, 1 thread): at 8 activations the panels are 1.3-1.4x
+// the dot4s (Q5_K 1.3x), at 4 about even (Q5_K 0.85x).
 Panel avx512_panel(GgmlType t) {
     switch (t) {
         case GgmlType::Q4_K:
