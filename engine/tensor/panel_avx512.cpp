@@ -127,6 +127,16 @@ inline void put_k4_scales(P& o, int r, const B& w) {
     o.dmin[2 * r] = o.dmin[2 * r + 1] = _cvtsh_ss(w.dmin);
 }
 
+// Packing reads the weights from DRAM (a prompt chunk's first touch of them): 8 rows are 8 streams,
+// so each row's block two ahead is requested explicitly (B30-shaped layers in the page cache, 512
+// tokens: the experts' products 1.69-1.79 s vs 1.84-1.92 without, 12 layers).
+template <class B>
+inline void prefetch_rows(const B* const* w, int64_t b, int64_t nb) {
+    if (b + 2 >= nb) return;
+    for (int r = 0; r < 8; ++r)
+        for (int o = 0; o < int(sizeof(B)); o += 64) _mm_prefetch(reinterpret_cast<const char*>(w[r] + b + 2) + o, _MM_HINT_T0);
+}
+
 template <class B>
 inline const B* panel_row(const void* row, int64_t stride, int rows, int r) {
     return reinterpret_cast<const B*>(static_cast<const uint8_t*>(row) + std::min(r, rows - 1) * stride);
@@ -138,6 +148,7 @@ void pack_q4_K(const void* row, int64_t stride, int rows, int64_t n, void* out) 
     for (int r = 0; r < 8; ++r) w[r] = panel_row<Q4_K>(row, stride, rows, r);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch_rows(w, b, n / QKK);
         put_pieces(p[b].qs, [&](int r, int q) {
             const __m512i raw = _mm512_loadu_si512(w[r][b].qs + 64 * (q / 2));
             return k4_elements(_mm512_and_si512(raw, m4), _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4), q);
@@ -152,6 +163,7 @@ void pack_q5_K(const void* row, int64_t stride, int rows, int64_t n, void* out) 
     for (int r = 0; r < 8; ++r) w[r] = panel_row<Q5_K>(row, stride, rows, r);
     const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch_rows(w, b, n / QKK);
         put_pieces(p[b].qs, [&](int r, int q) {
             // the fifth bit of element 32g + l is bit g of qh[l]; groups as in k4_elements
             const int g0 = 4 * (q / 2);
@@ -173,6 +185,7 @@ void pack_q6_K(const void* row, int64_t stride, int rows, int64_t n, void* out) 
     for (int r = 0; r < 8; ++r) w[r] = panel_row<Q6_K>(row, stride, rows, r);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
     for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch_rows(w, b, n / QKK);
         put_pieces(p[b].qs, [&](int r, int q) {
             // elements 128h + 32s + l (h = q / 2): low 4 bits in ql[64h + l + 32 (s & 1)] (low nibble
             // for s < 2), high 2 bits at bits 2s of qh[32h + l]; q even: slices 0 | 1, odd: 2 | 3
