@@ -528,16 +528,18 @@ void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Ve
                      n.q_norm.off, n.k_norm.off, n.eps, 1.0f / std::sqrt(float(s.head_dim)), uint32_t(kStepBytes / 4), gb};
     cmd.dispatch("attn_prompt_qkv", {x.qkv.buf, k.buf, v.buf, n.q_norm.buf, &steps}, p,
                  {s.n_head + 2 * s.n_head_kv, n_tokens, 1});
-    // 128-dim heads on tensor cores (attn_prompt_cm, 64 rows per workgroup: subgroups of 32), or its
-    // float16 tiles without them (SLUICE_GPU_COOPMAT=scalar: tests); SLUICE_GPU_ATTN_CM=0 turns it off.
+    // 128- and 256-dim heads on tensor cores (attn_prompt_cm*, 64 or 32 rows per workgroup: subgroups of
+    // 32), or their float16 tiles without them (SLUICE_GPU_COOPMAT=scalar: tests); SLUICE_GPU_ATTN_CM=0
+    // turns them off.
     const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
-    const bool d128 = s.head_dim == 128 && s.head_dim_v == 128, scalar = cm && std::string(cm) == "scalar";
+    const bool same = s.head_dim == s.head_dim_v, d128 = same && s.head_dim == 128, d256 = same && s.head_dim == 256;
+    const bool scalar = cm && std::string(cm) == "scalar";
     const bool tensor = use_coopmat(cmd.context()) && cmd.context().info().subgroup_size == 32 &&
                         env_int("SLUICE_GPU_ATTN_CM", 1) != 0;
-    const bool tiles = d128 && (scalar || tensor);
-    const char* name = tiles ? (scalar ? "attn_prompt_cmh" : "attn_prompt_cm")
+    const bool tiles = (d128 || d256) && (scalar || tensor);
+    const std::string name = tiles ? std::string(scalar ? "attn_prompt_cmh" : "attn_prompt_cm") + (d256 ? "_d256" : "")
                              : std::max(s.head_dim, s.head_dim_v) <= 128 ? "attn_prompt" : "attn_prompt_d256";
-    const uint32_t tt = (tiles ? 64u : ATTP_ROWS) / gb;
+    const uint32_t tt = (tiles ? (d256 ? 32u : 64u) : ATTP_ROWS) / gb;
     cmd.dispatch(name, {x.qkv.buf, k.buf, v.buf, out.buf, &steps}, p, {s.n_head / gb, (n_tokens + tt - 1) / tt, 1});
 }
 

@@ -27,7 +27,7 @@ using test::random_row;
 // inside), after 0 or 300 cached positions (several chunks), groups of 4, 2, 1, 8 and 5 (one head per
 // workgroup, 32 tokens), head dims 64 to 256 (96: 24 vec4, not a multiple of a row's 8 invocations;
 // 256: attn_prompt_d256, also with a group of 8), partial rotation.
-// Tiles (128-dim heads): attn_prompt_cm on tensor cores where the device has them, and its float16
+// Tiles (128- and 256-dim heads): attn_prompt_cm* on tensor cores where the device has them, and its float16
 // tiles without them (SLUICE_GPU_COOPMAT=scalar, any device), within float16 rounding; with
 // SLUICE_GPU_COOPMAT=0 the float kernels.
 TEST(GpuPrompt, AttentionMatchesReference) {
@@ -40,8 +40,8 @@ TEST(GpuPrompt, AttentionMatchesReference) {
     for (auto [n_head, n_head_kv, hd, n_rot] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{8, 2, 128, 128}, {6, 3, 64, 32},
                                                 {4, 4, 256, 64}, {16, 2, 64, 64}, {4, 2, 96, 32}, {10, 2, 64, 32},
                                                 {16, 2, 256, 256}, {16, 2, 128, 64}, {5, 5, 128, 128}}) {
-        const bool tiles = hd == 128 && (mode[0] == 's' || (mode[0] == '1' && tensor));
-        if (mode[0] != '0' && hd != 128) continue;  // the float kernels: once
+        const bool tiles = (hd == 128 || hd == 256) && (mode[0] == 's' || (mode[0] == '1' && tensor));
+        if (mode[0] != '0' && hd != 128 && hd != 256) continue;  // the float kernels: once
         setenv("SLUICE_GPU_COOPMAT", mode, 1);
         const int64_t kd = n_head_kv * hd, qd = n_head * hd, row = qd + 2 * kd + 8;  // rows padded
         for (auto [n_past, B] : {std::pair<int64_t, int64_t>{0, 1}, {0, 37}, {300, 5}, {300, 70}, {17, 16}}) {
