@@ -176,9 +176,9 @@ void matmul_args(benchmark::internal::Benchmark* b) {
         for (size_t shape = 0; shape < std::size(kMatmulShapes); ++shape)
             for (int isa : {1, 2})
                 for (int kernel : {3, 2, 1, 0}) {
-                    // tiles: Q4_K only; panels: Q4_K, Q5_K, Q6_K on AVX-512; else as dot4
+                    // tiles: Q4_K only; panels: Q4_K, Q5_K, Q6_K, Q8_0 on AVX-512; else as dot4
                     const GgmlType t = kMatmulTypes[ti];
-                    const bool panel = t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K;
+                    const bool panel = t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K || t == GgmlType::Q8_0;
                     if (kernel == 2 && t != GgmlType::Q4_K) continue;
                     if (kernel == 3 && (isa != 2 || !panel)) continue;
                     if (shape >= 2 && kernel == 0) continue;

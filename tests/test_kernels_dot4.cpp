@@ -196,7 +196,7 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
 
 namespace {
 
-// Panels (Q4_K, Q5_K, Q6_K) at the limits of their i16 sums: every quant at its maximum, scales and
+// Panels (Q4_K, Q5_K, Q6_K, Q8_0) at the limits of their i16 sums: every quant at its maximum, scales and
 // mins at their largest magnitude, activations +-127, rows not a multiple of 8, 2048 columns; then
 // random rows with tiny and zero activation blocks. Bit for bit against vec_dot (the AVX-512 dots
 // share the panels' float order).
@@ -208,16 +208,18 @@ TEST(Dot4, PanelExtremesAndTails) {
     std::mt19937 rng(seed);
     const int64_t cols = 2048, rows = 19;
     ThreadPool pool(2);
-    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0})
         for (int round = 0; round < 2; ++round) {
             SCOPED_TRACE(std::string(type_name(t)) + " seed " + std::to_string(seed) + (round ? " random" : " extremes"));
-            const int64_t rb = row_bytes(t, cols), bb = rb / (cols / 256);
+            const int64_t rb = row_bytes(t, cols), bb = rb / (cols / 256);  // 8 blocks of Q8_0
             std::vector<uint8_t> w;
             for (int64_t r = 0; r < rows; ++r) {
                 std::vector<uint8_t> q = quantized(t, random_row(rng, cols));
                 for (int64_t b = 0; round == 0 && b < cols / 256; ++b) {  // keep d / dmin
                     uint8_t* blk = q.data() + b * bb;
-                    if (t == GgmlType::Q6_K) {  // ql, qh all ones (q = 63); scales -128 and 127
+                    if (t == GgmlType::Q8_0) {  // quants 127 and -127 by block
+                        for (int k = 0; k < 8; ++k) std::memset(blk + 34 * k + 2, k % 2 ? 0x81 : 0x7F, 32);
+                    } else if (t == GgmlType::Q6_K) {  // ql, qh all ones (q = 63); scales -128 and 127
                         std::memset(blk, 0xFF, 192);
                         for (int g = 0; g < 16; ++g) blk[192 + g] = g % 2 ? 0x7F : 0x80;
                     } else {

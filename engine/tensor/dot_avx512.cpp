@@ -177,6 +177,61 @@ void dot_q8_0(const void* row, const void* const* acts, int64_t n, float* out) {
     }
 }
 
+// lane indices i ^ 1, i ^ 2, i ^ 4 for vpermd
+struct XorIdx {
+    alignas(64) int32_t v[3][16] = {};
+    constexpr XorIdx() {
+        for (int k = 0; k < 3; ++k)
+            for (int i = 0; i < 16; ++i) v[k][i] = i ^ (1 << k);
+    }
+};
+constexpr XorIdx kXorIdx;
+constexpr const int32_t (&kXor)[3][16] = kXorIdx.v;
+
+// Q8_0 in the panels' float order (panel_avx512.cpp run_q8_0): per block the exact integer sum, then
+// one fma with d * dx on one float.
+template <int N>
+void dot_q8_0_canon(const void* row, const void* const* acts, int64_t n, float* out) {
+    auto* w = static_cast<const Q8_0*>(row);
+    ActQ8x32 a[N];
+    FOR_COL(c) a[c] = act_q8x32(const_cast<void*>(acts[c]), n);
+    const __m512i zero = _mm512_setzero_si512();
+    __m128 acc[N];
+    FOR_COL(c) acc[c] = _mm_setzero_ps();
+    const __m512i x4 = load512(kXor[2]), x2 = load512(kXor[1]), x1 = load512(kXor[0]);
+    const int64_t nb = n / QK;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {  // two blocks per register; each 256-bit half reduced to its sum
+        if (b % 4 == 0) prefetch<kAheadQuant>(w + b, 4 * int(sizeof *w));
+        const __m512i q = join(load256(w[b].qs), load256(w[b + 1].qs)), aq = _mm512_abs_epi8(q);
+        const __mmask64 neg = _mm512_movepi8_mask(q);
+        const float d0 = half(w[b].d), d1 = half(w[b + 1].d);
+        FOR_COL(c) {
+            const __m512i x = load512(a[c].qs + b * QK);
+            __m512i s = _mm512_dpbusd_epi32(zero, aq, _mm512_mask_sub_epi8(x, neg, zero, x));
+            // lanes 0 and 8: the two sums (lane i meets i ^ 4, i ^ 2, i ^ 1)
+            s = _mm512_add_epi32(s, _mm512_permutexvar_epi32(x4, s));
+            s = _mm512_add_epi32(s, _mm512_permutexvar_epi32(x2, s));
+            s = _mm512_add_epi32(s, _mm512_permutexvar_epi32(x1, s));
+            const __m512 f = _mm512_cvtepi32_ps(s);
+            acc[c] = _mm_fmadd_ss(_mm512_castps512_ps128(f), _mm_set_ss(d0 * a[c].d[b]), acc[c]);
+            acc[c] = _mm_fmadd_ss(_mm512_extractf32x4_ps(f, 2), _mm_set_ss(d1 * a[c].d[b + 1]), acc[c]);
+        }
+    }
+    if (b < nb) {
+        const __m256i q = load256(w[b].qs), aq = _mm256_sign_epi8(q, q);
+        const float d = half(w[b].d);
+        FOR_COL(c) {
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, _mm256_sign_epi8(load256(a[c].qs + b * QK), q));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_hadd_epi32(h, h);
+            h = _mm_hadd_epi32(h, h);
+            acc[c] = _mm_fmadd_ss(_mm_cvtepi32_ps(h), _mm_set_ss(d * a[c].d[b]), acc[c]);
+        }
+    }
+    FOR_COL(c) out[c] = _mm_cvtss_f32(acc[c]);
+}
+
 // ---- K-quants
 
 // Q2_K / Q3_K / Q6_K super-block b for every column: 16 groups of 16 with i16 scales sc16,
@@ -350,13 +405,20 @@ Dot4Fn avx512_dot4_over_avx2(GgmlType t) {
 
 Tile avx512_tile(GgmlType) { return {}; }
 
-DotFn avx512_dot_canon(GgmlType t) { return t == GgmlType::Q6_K ? dot1<dot_q6_K<1, true>> : nullptr; }
+DotFn avx512_dot_canon(GgmlType t) {
+    switch (t) {
+        case GgmlType::Q6_K: return dot1<dot_q6_K<1, true>>;
+        case GgmlType::Q8_0: return dot1<dot_q8_0_canon<1>>;
+        default: return nullptr;
+    }
+}
 
 Dot4Fn avx512_dot4_canon(GgmlType t) {
     switch (t) {
         case GgmlType::Q4_K: return dot_q4_K<4, true>;
         case GgmlType::Q5_K: return dot_q5_K<4, true>;
         case GgmlType::Q6_K: return dot_q6_K<4, true>;
+        case GgmlType::Q8_0: return dot_q8_0_canon<4>;
         default: return nullptr;
     }
 }

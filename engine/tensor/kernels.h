@@ -33,8 +33,8 @@ void enable_dot4(bool on);
 // Benches: off makes matmul_jobs use dot4 row by row where a tile kernel (several rows x several
 // columns) exists (same results). SLUICE_TILE=0 at start turns it off too. Tiles need dot4 on.
 void enable_tile(bool on);
-// Benches: off makes matmul_jobs use dot4 where a repacked panel kernel exists (Q4_K, Q5_K, Q6_K on
-// AVX-512; same results). SLUICE_PANEL=0 at start turns it off too. Panels need tiles on.
+// Benches: off makes matmul_jobs use dot4 where a repacked panel kernel exists (Q4_K, Q5_K, Q6_K, Q8_0
+// on AVX-512; same results). SLUICE_PANEL=0 at start turns it off too. Panels need tiles on.
 void enable_panel(bool on);
 const char* isa_name(Isa isa);
 

@@ -92,7 +92,7 @@ Panel avx512_panel(GgmlType t);
 // Dots in the panels' float order (per super-block: exact integer sums, then one float fma each), for
 // the types with panels: prompt (panels) and decode (dot) then give bit-identical logits.
 DotFn avx2_dot_canon(GgmlType t);  // Q4_K, Q5_K (AVX2 code: decode measured faster without VNNI)
-DotFn avx512_dot_canon(GgmlType t);  // Q6_K
+DotFn avx512_dot_canon(GgmlType t);  // Q6_K, Q8_0
 Dot4Fn avx512_dot4_canon(GgmlType t);
 
 void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n);

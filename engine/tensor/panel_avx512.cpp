@@ -1,9 +1,9 @@
-// Q4_K / Q5_K / Q6_K prompt products over repacked weights (AVX-512 BW/VNNI): 8 weight rows interleaved
+// Q4_K / Q5_K / Q6_K / Q8_0 prompt products over repacked weights (AVX-512 BW/VNNI): 8 weight rows interleaved
 // 8 bytes at a time, so one activation load (8 bytes broadcast) and one vpmaddubsw serve all 8 rows.
 // The products of a 32-quant group (4 vpmaddubsw; Q6_K's groups of 16: 2) add up in i16 before one
 // vpdpwssd applies the group scales: 5 multiply instructions per 256 products, where the dot / tile
 // kernels need 16 (on this kind of Xeon 512-bit integer multiplies issue on one port: that count is
-// the speed).
+// the speed). Q8_0: 4 vpdpbusd per 32-block and row group (quants stored + 128).
 // Integer sums per super-block equal the reference's, and the float operations per super-block are
 // those of the AVX-512 table's dots (the "canonical" order): bit-identical to vec_dot.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -40,7 +40,13 @@ struct alignas(64) Q6KPanel {
     int16_t sc[4][32];
     float d[16];
 };
-static_assert(sizeof(K32Panel) == 2432 && sizeof(Q6KPanel) == 2368);
+// Q8_0: one 32-block of 8 rows, quants + 128 as u8 (vpdpbusd's unsigned side; the 128 * sum of the
+// activations' block comes off after), d as floats in lanes 2r and 2r + 1.
+struct alignas(64) Q80Panel {
+    uint8_t qs[4][64];
+    float d[16];
+};
+static_assert(sizeof(K32Panel) == 2432 && sizeof(Q6KPanel) == 2368 && sizeof(Q80Panel) == 320);
 
 // vpermw indices: kSc[g % 4] puts group g's scale of row r in lanes 4r..4r+3 (a maddubs result's
 // lanes of row r); kMn[k % 2] puts groups 2k and 2k + 1's mins in lanes 4r, 4r+1 and 4r+2, 4r+3
@@ -206,6 +212,24 @@ void pack_q6_K(const void* row, int64_t stride, int rows, int64_t n, void* out) 
     }
 }
 
+void pack_q8_0(const void* row, int64_t stride, int rows, int64_t n, void* out) {
+    auto* p = static_cast<Q80Panel*>(out);
+    const Q8_0* w[8];
+    for (int r = 0; r < 8; ++r) w[r] = panel_row<Q8_0>(row, stride, rows, r);
+    for (int64_t b = 0; b < n / QK; ++b) {
+        prefetch_rows(w, b, n / QK);
+        for (int r = 0; r < 8; ++r) {
+            for (int k = 0; k < 4; ++k) {
+                uint64_t v;
+                std::memcpy(&v, w[r][b].qs + 8 * k, 8);
+                v ^= 0x8080808080808080ull;  // q + 128
+                std::memcpy(&p[b].qs[k][8 * r], &v, 8);
+            }
+            p[b].d[2 * r] = p[b].d[2 * r + 1] = _cvtsh_ss(w[r][b].d);
+        }
+    }
+}
+
 // Row r's two i32 lanes (2r, 2r + 1) added into lane 2r: the super-block's exact integer sums, so
 // the float operations per super-block are those of the canonical dots (dot_k4_x86.inc Canon,
 // dot_avx512.cpp k16_block): panels and decode give the same bits. Lanes 2r + 1 are left unused.
@@ -306,6 +330,34 @@ void run_q6_K(const void* panel, const void* const* acts, int64_t n, float* out)
     store_rows<C>(acc, out);
 }
 
+// Q8_0: per 32-block and row the exact sum of q * x (vpdpbusd of q + 128 and x, less 128 * sum x),
+// then one fma with d * dx: the canonical dot's order (dot_avx512.cpp dot_q8_0_canon).
+template <int C>
+void run_q8_0(const void* panel, const void* const* acts, int64_t n, float* out) {
+    const auto* p = static_cast<const Q80Panel*>(panel);
+    ActQ8x32 a[C];
+    for (int c = 0; c < C; ++c) a[c] = act_q8x32(const_cast<void*>(acts[c]), n);
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / QK; ++b) {
+        const Q80Panel& w = p[b];
+        const __m512i q0 = _mm512_load_si512(w.qs[0]), q1 = _mm512_load_si512(w.qs[1]);
+        const __m512i q2 = _mm512_load_si512(w.qs[2]), q3 = _mm512_load_si512(w.qs[3]);
+        const __m512 d = _mm512_load_ps(w.d);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) {
+            const int8_t* x = a[c].qs + b * QK;
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, bcast8(x));
+            s = _mm512_dpbusd_epi32(s, q1, bcast8(x + 8));
+            s = _mm512_dpbusd_epi32(s, q2, bcast8(x + 16));
+            s = _mm512_dpbusd_epi32(s, q3, bcast8(x + 24));
+            const __m512i t = _mm512_sub_epi32(pair_sums(s), _mm512_set1_epi32(128 * a[c].sum[b]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(d, _mm512_set1_ps(a[c].d[b])), acc[c]);
+        }
+    }
+    store_rows<C>(acc, out);
+}
+
 }  // namespace
 
 // min_cols from bench_kernels BM_Matmul (768x2048, 1 thread): at 8 activations the panels are 1.3-1.4x
@@ -321,6 +373,9 @@ Panel avx512_panel(GgmlType t) {
         case GgmlType::Q6_K:
             return {[](int64_t n) { return size_t(n / QKK) * sizeof(Q6KPanel); }, pack_q6_K,
                     {run_q6_K<1>, run_q6_K<2>, run_q6_K<4>, run_q6_K<8>}, 8};
+        case GgmlType::Q8_0:
+            return {[](int64_t n) { return size_t(n / QK) * sizeof(Q80Panel); }, pack_q8_0,
+                    {run_q8_0<1>, run_q8_0<2>, run_q8_0<4>, run_q8_0<8>}, 8};
         default: return {};
     }
 }
