@@ -18,6 +18,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #ifdef SLUICE_VULKAN
@@ -124,12 +125,16 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
     const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
     // Variants: rows per team 1, 2, 4 (ks 0) and 4 or 8 teams per row (nr 0).
-    const MvPick pick = matvec_pick(t, q8, sh.rows, sh.cols, sh.n_mats, sh.sum, sh.norm);
+    const MvPick pick = matvec_pick(t, q8, sh.rows, sh.cols, sh.n_mats, sh.sum, sh.norm, q8 && (t == WT_Q4_K || t == WT_Q5_K) && sh.cols % 2048 == 0);
     const uint32_t chosen_ks = sh.glu ? 0 : pick.ksplit, chosen = chosen_ks ? 0 : pick.team_rows;
     std::vector<MvResult> out;
-    for (auto [nr, ks] : {std::pair<uint32_t, int>{1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}}) {
+    // wide 1: the _q8w variants (Q4_K / Q5_K integer dots; matvec() picks them for cols a multiple of 2048)
+    const bool can_wide = q8 && (t == WT_Q4_K || t == WT_Q5_K) && sh.cols % 256 == 0 && sh.cols >= 2048;
+    for (auto [nr, ks, wide] : {std::tuple<uint32_t, int, int>{1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
+                                {1, 0, 1}, {2, 0, 1}, {4, 0, 1}, {0, 4, 1}, {0, 8, 1}}) {
         if (sh.glu && nr != MV_GLU_ROWS) continue;
-        const bool is_chosen = sh.glu || (nr == chosen && uint32_t(ks) == chosen_ks);
+        if (wide && !can_wide) continue;
+        const bool is_chosen = (sh.glu || (nr == chosen && uint32_t(ks) == chosen_ks)) && bool(wide) == (can_wide && sh.cols % 2048 == 0);
         double us[2];
         for (int dep = 0; dep < 2; ++dep) {
             Cmd c(ctx);
@@ -146,6 +151,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
                 o.ids = sh.n_mats > 1 ? &ids : nullptr;
                 o.team_rows = nr;
                 o.ksplit = ks;
+                o.wide = wide;
                 o.swiglu_up = sh.glu ? &up : nullptr;
                 o.sum_mats = sh.sum;
                 o.sum_w_off = sh.n_mats;
@@ -164,7 +170,7 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
             us[dep] = warm_gpu_ms(c) * 1e3 / reps;
         }
         const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
-        const std::string variant = sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr);
+        const std::string variant = std::string(wide ? "w" : "") + (sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr));
         std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + (q8 ? "_q8" : "") + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
                         variant + "\",\"chosen\":" + (is_chosen ? "true" : "false") + ",\"bytes\":" +
                         std::to_string(one) + ",\"us_dependent\":" + fmt(us[1]) + ",\"gb_s_dependent\":" + fmt(gb_dep) +
@@ -464,7 +470,12 @@ int main(int argc, char** argv) {
                                       {4096, 4096, 1, false, "4096x4096_norm", false, true}, {12288, 4096, 1, true, "12288x4096_glu"},
                                       // a 32B dense shape's (Qwen3-32B): q + k + v, wo, gate+up, down
                                       {10240, 5120, 1, false, "10240x5120"}, {5120, 8192, 1, false, "5120x8192"},
-                                      {25600, 5120, 1, true, "25600x5120_glu"}, {5120, 25600, 1, false, "5120x25600"}};
+                                      {25600, 5120, 1, true, "25600x5120_glu"}, {5120, 25600, 1, false, "5120x25600"},
+                                      // a 72B-like dense shape's (embd 8192, ff 29696, 64 q / 8 kv heads)
+                                      {10240, 8192, 1, false, "10240x8192"}, {8192, 8192, 1, false, "8192x8192"},
+                                      {29696, 8192, 1, true, "29696x8192_glu"}, {8192, 29696, 1, false, "8192x29696"},
+                                      // DeepSeek-V3's experts (embd 7168, 2048 per expert)
+                                      {2048, 7168, 8, true, "8x2048x7168_glu"}, {7168, 2048, 8, false, "8x7168x2048_sum", true}};
             for (const MvShape& sh : shapes) {
                 for (const MvResult& r : bench_matvec(ctx, step, t, q8, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
                     all += std::string(all.back() == '[' ? "" : ",") + r.json;

@@ -189,6 +189,40 @@ void topk_tail() {
 }
 #endif
 
+// MV_QBLK, after this workgroup's rows are written. Its rows lie in one block (WG_ROWS divides 32,
+// rows and y_mat_stride multiples of 32): it counts them there, and if that completes the block,
+// invocations 0..7 (a vec4 each) write the block's mirror, scale and sum of squares (shared.h).
+// Uniform control flow: every invocation runs the quantization, clamped, and only 0..7 write.
+#ifdef KSPLIT
+#define WG_ROWS NR
+#else
+#define WG_ROWS (MV_TEAMS * NR)
+#endif
+void qblk_tail(uint wrow0) {
+    const uint tid = gl_LocalInvocationIndex, b = (gl_WorkGroupID.y * p.y_mat_stride + wrow0) / 32u;
+    const uint n = min(WG_ROWS, p.rows - wrow0);
+    memoryBarrierBuffer();  // this workgroup's y before its count
+    barrier();
+    if (tid == 0u) last_group = atomicAdd(hn_count[p.norm_count_off + b], n) + n == 32u;
+    barrier();
+    if (!last_group) return;
+    memoryBarrierBuffer();  // the other workgroups' rows of the block after their counts
+    const uint j = tid & 7u;
+    const vec4 y = Y4[(p.y_off + 32u * b) / 4u + j];
+    const vec4 h = (p.flags & MV_QBLK_NORM) != 0u ? y * Wn4[p.norm_w_off / 4u + 8u * b + j] : y;
+    vec2 ds;
+    const uint q = q8_quantize(h, ds);
+    float ss = dot(y, y);
+    ss += subgroupShuffleXor(ss, 1u);
+    ss += subgroupShuffleXor(ss, 2u);
+    ss += subgroupShuffleXor(ss, 4u);
+    if (tid >= 8u) return;
+    Hq[(p.qb_q_off + 32u * b) / 4u + j] = q;
+    if (j != 0u) return;
+    Hs2[p.norm_q_soff + p.qb_q_off / 32u + b] = ds;
+    if ((p.flags & MV_QBLK_SS) != 0u) Hn[p.qb_ss_off + b] = ss;
+    hn_count[p.norm_count_off + b] = 0u;  // for the next dispatch
+}
 
 // Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
 float team_sum(float v, uint team) {
@@ -213,7 +247,17 @@ void main() {
     const uint ncol = NB == 1 ? 1u : p.n_cols;
     const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
     float xscale = 1.0;  // MV_XNORM: x's rms scale, from this workgroup's own pass over x (uniform)
-#ifndef XQ8
+#ifdef XQ8
+    // MV_XSS: this invocation's share of the blocks' sums of squares, loaded now and added at the end
+    float xss = 0.0;
+    if ((p.flags & MV_XSS) != 0u) {
+        const uint nb = p.cols / 32u, tid = gl_LocalInvocationIndex;
+        float v[4];
+        [[unroll]] for (uint u = 0u; u < 4u; ++u) v[u] = tid + u * MV_WG < nb ? Wn[p.norm_w_off + tid + u * MV_WG] : 0.0;
+        for (uint i = tid + 4u * MV_WG; i < nb; i += MV_WG) xss += Wn[p.norm_w_off + i];
+        xss += (v[0] + v[1]) + (v[2] + v[3]);
+    }
+#else
     if ((p.flags & MV_XNORM) != 0u) {
         float ss = 0.0;
         for (uint i = gl_LocalInvocationIndex; i < p.cols / 4u; i += MV_WG) {
@@ -283,6 +327,9 @@ void main() {
     }
 #endif
 
+#ifdef XQ8
+    if ((p.flags & MV_XSS) != 0u) xscale = inversesqrt(wg_sum(xss) / float(p.cols) + p.norm_eps);
+#endif
     uint yo = p.y_off + gl_WorkGroupID.y * p.y_mat_stride + row0;
     if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
 #ifdef KSPLIT
@@ -303,7 +350,7 @@ void main() {
         [[unroll]] for (uint r = 0u; r < NR; ++r) {
             float s = team_sum(acc[b][r], team) * xscale;
 #ifdef GLU
-            const float u = team_sum(up[r], team);
+            const float u = team_sum(up[r], team) * xscale;
             s = s / (1.0 + exp(-s)) * u;
 #endif
             if (lane == r && row0 + r < p.rows) {
@@ -314,6 +361,11 @@ void main() {
     }
 #endif
     if ((p.flags & MV_NORM) != 0u) norm_tail();
+#ifdef KSPLIT
+    if ((p.flags & MV_QBLK) != 0u) qblk_tail(row0);
+#else
+    if ((p.flags & MV_QBLK) != 0u) qblk_tail(gl_WorkGroupID.x * WG_ROWS);
+#endif
 #ifndef GLU
     if ((p.flags & MV_TOPK) != 0u) topk_tail();
 #endif

@@ -180,6 +180,70 @@ float row_dot(uint wrow, uint s, XS x) {
     return acc;
 }
 
+#elif (defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)) && defined(XQ8) && defined(KQ_WIDE)
+// The _q8w variants: 4 lanes per super-block, twice the bytes per lane of the layout below, so the
+// per-lane costs that do not scale with the bytes (header load, scale and min unpacking, the mins'
+// term, the float epilogue) are paid once per 64 weights, not 32. A step is 8 super-blocks: lane l
+// takes group pair g = l & 3 of super-block 8s + (l >> 2), qs bytes 32g .. + 31 (two uvec4), i.e.
+// elements 64g + i (low nibbles, group 2g) and 64g + 32 + i (high, group 2g + 1), i = 0..31, and x's
+// int8 of both (four uvec4). Q5_K's fifth bits: qh bytes 0 .. 31, bits 2g and 2g + 1. Rows of 2048
+// or more (ops.cpp picks them for cols multiple of 2048; shorter rows would leave lanes idle).
+#define MV_STEP 2048u
+struct XS {
+    uvec4 lo[2], hi[2];  // int8 of the lane's elements in group 2g and 2g + 1
+    vec2 d;              // their blocks' scales
+    vec2 s;              // their blocks' d * sum(q) (the mins' term)
+};
+uint kq_block(uint s) { return 8u * s + (lane >> 2); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) {
+        x.lo[0] = x.lo[1] = x.hi[0] = x.hi[1] = uvec4(0u);
+        x.d = x.s = vec2(0.0);
+        return x;
+    }
+    const uint e = xo + 256u * sb + 64u * (lane & 3u);  // first element of group 2g
+    x.lo[0] = XQ4[e >> 4];
+    x.lo[1] = XQ4[(e >> 4) + 1u];
+    x.hi[0] = XQ4[(e >> 4) + 2u];
+    x.hi[1] = XQ4[(e >> 4) + 3u];
+    const vec2 a = XS2[p.xq_soff + (e >> 5)], b = XS2[p.xq_soff + (e >> 5) + 1u];
+    x.d = vec2(a.x, b.x);
+    x.s = vec2(a.y, b.y);
+    return x;
+}
+#define MV_ROW_DOT
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint g = lane & 3u;
+    const uint u = wrow + KQ_UNITS * sb;
+    const uvec4 hdr = W[u];
+    int ilo = 0, ihi = 0;
+    [[unroll]] for (uint h = 0u; h < 2u; ++h) {
+        const uvec4 q = W[u + KQ_QS_UNIT + 2u * g + h];
+#if defined(WTYPE_Q5_K)
+        const uvec4 qh = W[u + 1u + h] >> (2u * g);
+        const uvec4 lo = (q & 0x0F0F0F0Fu) | ((qh & 0x01010101u) << 4), hi = ((q >> 4) & 0x0F0F0F0Fu) | ((qh & 0x02020202u) << 3);
+#else
+        const uvec4 lo = q & 0x0F0F0F0Fu, hi = q & 0xF0F0F0F0u;  // hi: 16 x the quants (scaled back below)
+#endif
+        [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+            ilo += sudot4(x.lo[h][c], lo[c], 0);
+            ihi += sudot4(x.hi[h][c], hi[c], 0);
+        }
+    }
+#if defined(WTYPE_Q5_K)
+    const float fhi = float(ihi);
+#else
+    const float fhi = float(ihi) * 0.0625;  // exact: a power of two
+#endif
+    const vec4 sm = kq_pair_scales(hdr.yzw, g);
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    return dm.x * (sm.x * x.d.x * float(ilo) + sm.y * x.d.y * fhi) - dm.y * (sm.z * x.s.x + sm.w * x.s.y);
+}
+
 #elif (defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)) && defined(XQ8)
 // x as int8 (quant_q8.comp's mirror) and integer dot products: 4 products per instruction where the
 // float path above spends ~4 instructions per element dequantizing, which held Q4_K at a third of
@@ -258,11 +322,13 @@ float row_dot(uint wrow, uint s, XS x) {
     const uint u = wrow + KQ_UNITS * sb;
     const uvec4 hdr = W[u];
     const uvec4 q = W[u + KQ_QS_UNIT + 2u * g + h];
-    uvec4 lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
 #if defined(WTYPE_Q5_K)
     const uvec4 qh = W[u + 1u + h] >> (2u * g);
-    lo |= (qh & 0x01010101u) << 4;
-    hi |= (qh & 0x02020202u) << 3;
+    const uvec4 lo = (q & 0x0F0F0F0Fu) | ((qh & 0x01010101u) << 4), hi = ((q >> 4) & 0x0F0F0F0Fu) | ((qh & 0x02020202u) << 3);
+    const float hi_scale = 1.0;
+#else
+    const uvec4 lo = q & 0x0F0F0F0Fu, hi = q & 0xF0F0F0F0u;  // hi: 16 x the quants, one instruction fewer
+    const float hi_scale = 0.0625;
 #endif
     int ilo = 0, ihi = 0;
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
@@ -271,7 +337,7 @@ float row_dot(uint wrow, uint s, XS x) {
     }
     const vec4 sm = kq_pair_scales(hdr.yzw, g);
     const vec2 dm = unpackHalf2x16(hdr.x);
-    return dm.x * (sm.x * x.d.x * float(ilo) + sm.y * x.d.y * float(ihi)) - dm.y * (sm.z * x.s.x + sm.w * x.s.y);
+    return dm.x * (sm.x * x.d.x * float(ilo) + sm.y * x.d.y * (float(ihi) * hi_scale)) - dm.y * (sm.z * x.s.x + sm.w * x.s.y);
 }
 
 #elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)

@@ -258,6 +258,21 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
             p.norm_q_soff = o.norm_q->soff;
         }
     }
+    if (o.qblk.q) {
+        const auto& b = o.qblk;
+        if (w.rows % 32 || (o.n_mats > 1 && !o.sum_mats && o.y_mat_stride % 32) || o.n_cols != 1 || o.y_pos_stride ||
+            o.norm_out || o.topk || y.off % 4 || b.q_off % 32 || !b.count.buf || (b.ss.buf && b.ss.buf != b.count.buf) ||
+            (b.ss.buf && !b.norm_w.buf) || b.norm_w.off % 4 || (o.x_ss.buf && b.norm_w.buf) || !cmd.context().info().int_dot)
+            throw GpuError("matvec: block tails take rows (and matrix strides) in multiples of 32, one column, no position "
+                           "offset, norm or top-k tail, a counter buffer holding the sums of squares, an int8 mirror, and "
+                           "norm weights only where x_ss is not set");
+        p.flags |= MV_QBLK | (b.norm_w.buf ? MV_QBLK_NORM : 0u) | (b.ss.buf ? MV_QBLK_SS : 0u);
+        p.norm_count_off = b.count.off;
+        p.norm_w_off = b.norm_w.off;
+        p.norm_q_soff = b.q->soff;
+        p.qb_q_off = b.q_off;
+        p.qb_ss_off = b.ss.off;
+    }
     if (o.x_norm) {
         if ((w.type != WT_F32 && w.type != WT_F16 && w.type != WT_BF16) || o.n_mats != 1 || o.n_cols != 1 || o.sum_mats ||
             o.swiglu_up || o.norm_out || o.y_pos_stride || !o.norm_w.buf || o.norm_w.off % 4 || w.cols % 4)
@@ -282,11 +297,22 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const bool q8 = o.xq && !o.x_norm && has_q8(cmd.context(), w.type) &&
                     (x.off | o.x_mat_stride | (o.n_cols > 1 ? o.x_col_stride : 0)) % 32 == 0;
     if (q8) p.xq_soff = o.xq->soff;
+    if (o.x_ss.buf) {
+        if (!q8 || o.x_norm || o.norm_out) throw GpuError("matvec: x_ss needs the integer-dot variant (x's int8 mirror)");
+        p.flags |= MV_XSS;
+        p.norm_w_off = o.x_ss.off;
+        p.norm_eps = o.norm_eps;
+    }
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
-    std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (q8 ? "_q8" : "");
+    // The _q8w variants: chosen for rows of a multiple of 2048, which they split evenly; o.wide = 1
+    // takes them for any (measurements).
+    static const bool wide_env = env_int("SLUICE_GPU_MV_WIDE", 1) != 0;
+    const bool wide = q8 && o.n_cols == 1 && (w.type == WT_Q4_K || w.type == WT_Q5_K) && w.cols % 256 == 0 &&
+                      (o.wide < 0 ? wide_env && w.cols % 2048 == 0 : o.wide != 0);
+    std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (wide ? "_q8w" : q8 ? "_q8" : "");
     const MvPick pick = o.swiglu_up || o.n_cols > 1
                             ? MvPick{0, 0}
-                            : matvec_pick(w.type, q8, w.rows, w.cols, o.n_mats, o.sum_mats, o.norm_out != nullptr);
+                            : matvec_pick(w.type, q8, w.rows, w.cols, o.n_mats, o.sum_mats, o.norm_out != nullptr, wide);
     const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0 : o.ksplit >= 0 ? uint32_t(o.ksplit) : pick.ksplit;
     if (ks && ks != 4 && ks != 8) throw GpuError("matvec: 4 or 8 teams per row");
     if (o.swiglu_up) {
@@ -303,12 +329,14 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const Buffer* d = &cmd.context().dummy();
     const Buffer* ids = o.ids ? o.ids : d;
     const uint32_t rows_per_group = teams * nr;
-    const Buffer* counter = o.norm_out ? o.norm_out->buf : o.topk ? o.topk_count.buf : d;
+    const Buffer* counter = o.norm_out ? o.norm_out->buf : o.topk ? o.topk_count.buf : o.qblk.q ? o.qblk.count.buf : d;
+    const Buffer* norm_w = o.norm_out || o.x_norm ? o.norm_w.buf : o.qblk.norm_w.buf ? o.qblk.norm_w.buf : o.x_ss.buf ? o.x_ss.buf : d;
+    const Buffer* mirror = o.norm_q ? o.norm_q->buf : o.qblk.q ? o.qblk.q->buf : d;
     if (cmd.profiling())
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
-                 (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : ""));
-    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, o.norm_out || o.x_norm ? o.norm_w.buf : d,
-                        o.norm_q ? o.norm_q->buf : d}, p,
+                 (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : "") +
+                 (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : ""));
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
@@ -340,7 +368,16 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool wide_q8) {
 
 }  // namespace
 
-MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail) {
+MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail,
+                   bool wide_kq) {
+    if (wide_kq && !sum_mats && !norm_tail) {
+        // H200, _q8w: no k-split (a row is half the steps); the most rows per team that leave ~10
+        // workgroups per SM: 10240x8192 r4 17.9 us (k4 18.6), 8192x8192 r2 14.1 (r4 16.2, k4 15.8),
+        // 5120x8192 r2 11.2 (k4 11.8), 4096x4096 r1 6.7, 768x2048 r1 3.5 (k4 4.7).
+        for (uint32_t nr : {4u, 2u})
+            if (uint64_t(rows + MV_TEAMS * nr - 1) / (MV_TEAMS * nr) * n_mats >= 1280) return {0, nr};
+        return {0, 1};
+    }
     // Integer dots of Q4_K and the repacked Q8_0 load 16 bytes of W per lane and part ("wide"): they
     // favour one row per team; the other types keep the float path's choices (H100, 4096x4096: Q8_0
     // k4 20.5 us vs r1 27.0, Q5_K k4 14.2 vs r1 17.6; Q6_K 4096x12288 k4 30.0 vs r1 33.7).

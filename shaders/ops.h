@@ -100,6 +100,21 @@ struct MatvecOpts {
     // x's int8 mirror (quantize_q8() after x was written): the integer-dot variant where has_q8() and
     // x's offset, matrix and column strides are multiples of 32, else x is read as floats.
     const Xq* xq = nullptr;
+    // Block tails (shared.h MV_QBLK): with qblk.q, y's int8 mirror is written by the workgroups that
+    // complete each block of 32 rows (qblk.count: a uint per block, zero, left zero), from element
+    // qblk.q_off of the mirror; with qblk.norm_w, the mirror of y * norm_w (an rmsnorm's weights, its
+    // scale left to the reader: x_ss) and with qblk.ss the blocks' sums of y^2 (same buffer as count).
+    struct QBlocks {
+        const Xq* q = nullptr;
+        uint32_t q_off = 0;
+        Vec count, norm_w, ss;
+    } qblk;
+    // x_ss (integer-dot variants): x's mirror is of x * w before its rmsnorm's scale, which the product
+    // applies: 1 / sqrt(sum(cols / 32 block sums of squares at x_ss) / cols + norm_eps) (MV_XSS).
+    Vec x_ss;
+    // Q4_K / Q5_K integer dots over rows of a multiple of 2048: the _q8w variants (4 lanes per
+    // super-block, mv_types.glsl KQ_WIDE). -1: SLUICE_GPU_MV_WIDE (default on), 0 / 1: off / on.
+    int wide = -1;
 };
 // The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8
 // teams per row (latency-bound shapes: few rows, long rows, weighted sums of matrices), else
@@ -108,7 +123,9 @@ struct MatvecOpts {
 struct MvPick {
     uint32_t ksplit, team_rows;
 };
-MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail);
+// wide: the _q8w variants (MatvecOpts::wide).
+MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail,
+                   bool wide = false);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});

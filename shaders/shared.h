@@ -51,6 +51,20 @@ using uint = uint32_t;
 // workgroup computes over x itself. A router reading x then need not wait for the norm's dispatch
 // (float weight types, one matrix, one column).
 #define MV_XNORM 1024u
+// Block tails (decode's quantize and norm dispatches folded into the matvec that writes their input):
+// the workgroup that completes a block of 32 rows of y (an atomic count of rows per block in the uint
+// at norm_count_off + block of binding 5, reset by it) writes the block's int8 mirror (QuantQ8Push's
+// layout, elements from qb_q_off, scales from vec2 norm_q_soff) into binding 7: of y, or with
+// MV_QBLK_NORM of y * the norm weights at norm_w_off of binding 6; with MV_QBLK_SS also the block's
+// sum of y^2 at qb_ss_off + block of binding 5. A block is the rows' index within the batch
+// (matrix m's rows at m * y_mat_stride): rows and y_mat_stride multiples of 32.
+#define MV_QBLK 4096u
+#define MV_QBLK_NORM 8192u
+#define MV_QBLK_SS 16384u
+// x's int8 mirror holds x * w of an rmsnorm whose scale is still to come (MV_QBLK_NORM | MV_QBLK_SS):
+// the products are multiplied by 1 / sqrt(sum(ss) / cols + norm_eps), ss the cols / 32 block sums at
+// norm_w_off of binding 6. The integer-dot variants only.
+#define MV_XSS 32768u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -70,7 +84,8 @@ struct MatvecPush {
     uint sum_mats, sum_w_off;  // MV_SUM_MATS
     uint topk_k, topk_ids_off, topk_w_off;  // MV_TOPK
     uint xq_soff;  // _q8 variants: x is int8 (QuantQ8Push's layout), its (d, sum) pairs from this vec2
-    uint norm_q_soff;  // MV_NORM_Q8: the mirror's scales
+    uint norm_q_soff;  // MV_NORM_Q8, MV_QBLK: the mirror's scales
+    uint qb_q_off, qb_ss_off;  // MV_QBLK: the mirror's first element, the blocks' sums of squares
 };
 
 // A prompt batch's routed experts grouped by expert (moe_group.comp, mm.comp's _ids variants): entry

@@ -142,8 +142,11 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    const std::pair<uint32_t, int> variants[] = {{0, -1}, {1, 0}, {2, 0}, {4, 0}, {0, 4}, {0, 8}};
-    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{67, 512}, {4, 256}, {130, 1792}, {9, 1280}, {37, 7168}, {1, 768}}) {
+    // (team rows, k-split, wide): wide 1 is the _q8w variant where cols is a multiple of 2048
+    const std::tuple<uint32_t, int, int> variants[] = {{0, -1, 0}, {1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
+                                                       {0, -1, 1}, {1, 0, 1}, {2, 0, 1}, {4, 0, 1}, {0, 4, 1}, {0, 8, 1}};
+    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+             {67, 512}, {4, 256}, {130, 1792}, {9, 1280}, {37, 7168}, {1, 768}, {35, 2048}, {13, 6144}}) {
         std::vector<uint8_t> bytes;
         std::vector<float> deq;
         random_mats(rng, t, 1, rows, cols, bytes, deq);
@@ -153,11 +156,13 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
         const Quantized xq = download_mirror(m.q, size_t(cols));
         const auto ref = ref_matvec(deq.data(), xq.deq.data(), rows, cols);
         const auto ref_float = to_float(ref_matvec(deq.data(), x.data(), rows, cols));
-        for (auto [nr, ks] : variants) {
+        for (auto [nr, ks, wide] : variants) {
+            if (wide && cols % 2048) continue;
             gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(rows + 1));
             gpu::MatvecOpts o;
             o.team_rows = nr;
             o.ksplit = ks;
+            o.wide = wide;
             o.xq = &m.xq;
             run_matvec({&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&m.x}, {&yb}, o);
             const auto got = floats(yb, size_t(rows + 1));
@@ -168,12 +173,12 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
                     mag += w * std::fabs(xq.deq[size_t(c)]);
                     rounding += w * xq.d[size_t(c / 32)] * 0.5;
                 }
-                EXPECT_LE(std::fabs(got[size_t(r)] - ref[size_t(r)]), 4e-6 * mag) << "row " << r << " r" << nr << " k" << ks;
+                EXPECT_LE(std::fabs(got[size_t(r)] - ref[size_t(r)]), 4e-6 * mag) << "row " << r << " r" << nr << " k" << ks << " w" << wide;
                 EXPECT_LE(std::fabs(got[size_t(r)] - ref_float[size_t(r)]), rounding * 1.001 + 4e-6 * mag) << "row " << r << " vs float x";
             }
             if (rows > 1) {
                 const auto want = to_float(ref);
-                EXPECT_LT(nmse(got.data(), want.data(), rows), 1e-10) << rows << "x" << cols << " r" << nr << " k" << ks;
+                EXPECT_LT(nmse(got.data(), want.data(), rows), 1e-10) << rows << "x" << cols << " r" << nr << " k" << ks << " w" << wide;
             }
             EXPECT_EQ(got[size_t(rows)], 0.0f) << "wrote past the last row, r" << nr << " k" << ks;
         }
@@ -373,85 +378,88 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    const int64_t n_exp = 4, rows = 37, cols = 768, k = 3;
-    std::vector<uint8_t> gb, ub;
-    std::vector<float> gd, ud;
-    random_mats(rng, t, n_exp, rows, cols, gb, gd);
-    random_mats(rng, t, n_exp, rows, cols, ub, ud);
-    to_stored(gt, gb, cols);
-    to_stored(gt, ub, cols);
-    std::vector<uint8_t> both = gb;
-    both.insert(both.end(), ub.begin(), ub.end());
-    const std::vector<int32_t> id = {3, 0, 2};
-    const std::vector<float> wt = {0.5f, 0.3f, 0.2f};
-    std::vector<int32_t> idsbuf = {id[0], id[1], id[2], 0, 0, 0};
-    std::memcpy(&idsbuf[3], wt.data(), 12);
-    const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-    gpu::Buffer wb = to_gpu(both), ib = to_gpu(idsbuf), step = step_buffer(0);
-    const gpu::Mat gm{&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes};
-    gpu::Mat um = gm;
-    um.offset = gb.size();
+    for (const int64_t cols : {768, 2048}) {  // 2048: the _q8w variants
+        SCOPED_TRACE(std::to_string(cols) + " columns");
+        const int64_t n_exp = 4, rows = 37, k = 3;
+        std::vector<uint8_t> gb, ub;
+        std::vector<float> gd, ud;
+        random_mats(rng, t, n_exp, rows, cols, gb, gd);
+        random_mats(rng, t, n_exp, rows, cols, ub, ud);
+        to_stored(gt, gb, cols);
+        to_stored(gt, ub, cols);
+        std::vector<uint8_t> both = gb;
+        both.insert(both.end(), ub.begin(), ub.end());
+        const std::vector<int32_t> id = {3, 0, 2};
+        const std::vector<float> wt = {0.5f, 0.3f, 0.2f};
+        std::vector<int32_t> idsbuf = {id[0], id[1], id[2], 0, 0, 0};
+        std::memcpy(&idsbuf[3], wt.data(), 12);
+        const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+        gpu::Buffer wb = to_gpu(both), ib = to_gpu(idsbuf), step = step_buffer(0);
+        const gpu::Mat gm{&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+        gpu::Mat um = gm;
+        um.offset = gb.size();
 
-    // GLU: one x for all k experts
-    const auto x = random_row(rng, cols);
-    const Mirror mx = mirror(x);
-    const Quantized xq = download_mirror(mx.q, size_t(cols));
-    gpu::Buffer yb = zeros(size_t(k * rows));
-    gpu::MatvecOpts o;
-    o.n_mats = k;
-    o.ids = &ib;
-    o.y_mat_stride = rows;
-    o.swiglu_up = &um;
-    o.xq = &mx.xq;
-    gpu::Cmd cmd(ctx());
-    cmd.begin();
-    gpu::matvec(cmd, gm, {&mx.x}, {&yb}, step, o);
-    cmd.end();
-    cmd.run();
-    std::vector<float> ref;
-    for (int64_t j = 0; j < k; ++j) {
-        const size_t e = size_t(id[size_t(j)] * rows * cols);
-        const auto g = ref_matvec(&gd[e], xq.deq.data(), rows, cols), u = ref_matvec(&ud[e], xq.deq.data(), rows, cols);
-        for (int64_t r = 0; r < rows; ++r) ref.push_back(float(g[size_t(r)] / (1 + std::exp(-g[size_t(r)])) * u[size_t(r)]));
-    }
-    const auto got = floats(yb, ref.size());
-    EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "GLU";
+        // GLU: one x for all k experts
+        const auto x = random_row(rng, cols);
+        const Mirror mx = mirror(x);
+        const Quantized xq = download_mirror(mx.q, size_t(cols));
+        gpu::Buffer yb = zeros(size_t(k * rows));
+        gpu::MatvecOpts o;
+        o.n_mats = k;
+        o.ids = &ib;
+        o.y_mat_stride = rows;
+        o.swiglu_up = &um;
+        o.xq = &mx.xq;
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::matvec(cmd, gm, {&mx.x}, {&yb}, step, o);
+        cmd.end();
+        cmd.run();
+        std::vector<float> ref;
+        for (int64_t j = 0; j < k; ++j) {
+            const size_t e = size_t(id[size_t(j)] * rows * cols);
+            const auto g = ref_matvec(&gd[e], xq.deq.data(), rows, cols), u = ref_matvec(&ud[e], xq.deq.data(), rows, cols);
+            for (int64_t r = 0; r < rows; ++r) ref.push_back(float(g[size_t(r)] / (1 + std::exp(-g[size_t(r)])) * u[size_t(r)]));
+        }
+        const auto got = floats(yb, ref.size());
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "GLU";
 
-    // weighted sum of k experts' products, each of its own x, added to x0, then the norm tail
-    const auto xs = random_row(rng, k * cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
-    const Mirror ms = mirror(xs);
-    const Quantized sq = download_mirror(ms.q, xs.size());
-    std::vector<float> want = x0, want_hn(static_cast<size_t>(rows));
-    for (int64_t j = 0; j < k; ++j) {
-        const auto y = ref_matvec(&gd[size_t(id[size_t(j)] * rows * cols)], &sq.deq[size_t(j * cols)], rows, cols);
-        for (int64_t r = 0; r < rows; ++r) want[size_t(r)] += float(wt[size_t(j)] * y[size_t(r)]);
-    }
-    rmsnorm(want_hn.data(), want.data(), nw.data(), rows, 1e-6f);
-    for (int ks : {0, 4, 8}) {
-        gpu::Buffer xb = to_gpu(x0), nb = to_gpu(nw), hb = zeros(size_t(rows + 1));
-        gpu::MatvecOpts d;
-        d.n_mats = k;
-        d.x_mat_stride = cols;
-        d.ids = &ib;
-        d.sum_mats = true;
-        d.sum_w_off = 3;
-        d.accumulate = true;
-        d.ksplit = ks;
-        d.team_rows = ks ? 0 : 1;
-        const gpu::Vec hn{&hb};
-        d.norm_out = &hn;
-        d.norm_w = {&nb};
-        d.norm_eps = 1e-6f;
-        d.norm_count = uint32_t(rows);
-        d.xq = &ms.xq;
-        gpu::Cmd c2(ctx());
-        c2.begin();
-        gpu::matvec(c2, gm, {&ms.x}, {&xb}, step, d);
-        c2.end();
-        c2.run();
-        const auto gx = floats(xb, size_t(rows)), ghn = floats(hb, size_t(rows));
-        EXPECT_LT(nmse(gx.data(), want.data(), rows), 1e-10) << "sum, k" << ks;
-        EXPECT_LT(nmse(ghn.data(), want_hn.data(), rows), 1e-10) << "sum, k" << ks;
+        // weighted sum of k experts' products, each of its own x, added to x0, then the norm tail
+        const auto xs = random_row(rng, k * cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
+        const Mirror ms = mirror(xs);
+        const Quantized sq = download_mirror(ms.q, xs.size());
+        std::vector<float> want = x0, want_hn(static_cast<size_t>(rows));
+        for (int64_t j = 0; j < k; ++j) {
+            const auto y = ref_matvec(&gd[size_t(id[size_t(j)] * rows * cols)], &sq.deq[size_t(j * cols)], rows, cols);
+            for (int64_t r = 0; r < rows; ++r) want[size_t(r)] += float(wt[size_t(j)] * y[size_t(r)]);
+        }
+        rmsnorm(want_hn.data(), want.data(), nw.data(), rows, 1e-6f);
+        for (int ks : {0, 4, 8}) {
+            gpu::Buffer xb = to_gpu(x0), nb = to_gpu(nw), hb = zeros(size_t(rows + 1));
+            gpu::MatvecOpts d;
+            d.n_mats = k;
+            d.x_mat_stride = cols;
+            d.ids = &ib;
+            d.sum_mats = true;
+            d.sum_w_off = 3;
+            d.accumulate = true;
+            d.ksplit = ks;
+            d.team_rows = ks ? 0 : 1;
+            const gpu::Vec hn{&hb};
+            d.norm_out = &hn;
+            d.norm_w = {&nb};
+            d.norm_eps = 1e-6f;
+            d.norm_count = uint32_t(rows);
+            d.xq = &ms.xq;
+            gpu::Cmd c2(ctx());
+            c2.begin();
+            gpu::matvec(c2, gm, {&ms.x}, {&xb}, step, d);
+            c2.end();
+            c2.run();
+            const auto gx = floats(xb, size_t(rows)), ghn = floats(hb, size_t(rows));
+            EXPECT_LT(nmse(gx.data(), want.data(), rows), 1e-10) << "sum, k" << ks;
+            EXPECT_LT(nmse(ghn.data(), want_hn.data(), rows), 1e-10) << "sum, k" << ks;
+        }
     }
 }
 
@@ -514,6 +522,119 @@ TEST(GpuQ8, NormTailWritesTheInt8Mirror) {
             expect_mirror_of(h, download_mirror(hq, size_t(off + rows)), size_t(off), 4,
                              "q8 " + std::to_string(q8) + " r" + std::to_string(nr) + " k" + std::to_string(ks));
         }
+}
+
+// Block tails (MV_QBLK): a residual product y = x0 + W x whose workgroups also write the int8 mirror
+// of y * w (an rmsnorm's weights) and each block's sum of y^2 as they complete blocks of 32 rows, every
+// workgroup shape; then products reading that mirror with the norm's scale applied (MV_XSS: plain,
+// k-split, wide, GLU) against the double product of the downloaded mirror times 1 / rms(y); and a GLU
+// over 3 experts whose tails write its output's plain mirror (the down projection's input).
+TEST(GpuQ8, BlockTailsWriteTheMirrorAndTheReaderScalesIt) {
+    if (!has_int_dot()) return;
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 512, cols = 2048, off = 32, nb = rows / 32, rows2 = 96;
+    const float eps = 1e-6f;
+    std::vector<uint8_t> bytes, b2, b3;
+    std::vector<float> deq, d2, d3;
+    random_mats(rng, GgmlType::Q4_K, 1, rows, cols, bytes, deq);
+    random_mats(rng, GgmlType::Q4_K, 1, rows2, rows, b2, d2);  // the readers: gate, then up
+    random_mats(rng, GgmlType::Q4_K, 1, rows2, rows, b3, d3);
+    std::vector<uint8_t> gu = b2;
+    gu.insert(gu.end(), b3.begin(), b3.end());
+    const auto x = random_row(rng, cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
+    const Mirror mx = mirror(x);
+    const Quantized xq = download_mirror(mx.q, size_t(cols));
+    std::vector<float> want = x0;
+    const auto p = ref_matvec(deq.data(), xq.deq.data(), rows, cols);
+    for (int64_t r = 0; r < rows; ++r) want[size_t(r)] += float(p[size_t(r)]);
+    for (auto [nr, ks, wide] : std::vector<std::tuple<uint32_t, int, int>>{{1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
+                                                                          {2, 0, 1}, {4, 0, 1}, {0, 4, 1}}) {
+        const std::string what = "r" + std::to_string(nr) + " k" + std::to_string(ks) + " w" + std::to_string(wide);
+        gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(x0), nbuf = to_gpu(nw), cb = zeros(size_t(2 * nb)), step = step_buffer(0);
+        gpu::Buffer hq = ctx().alloc(size_t(gpu::xq_bytes(off + rows)), gpu::Mem::Device, "y * w mirror");
+        const gpu::Xq hxq{&hq, gpu::xq_soff(off + rows)};
+        gpu::MatvecOpts o;
+        o.accumulate = true;
+        o.team_rows = nr;
+        o.ksplit = ks;
+        o.wide = wide;
+        o.xq = &mx.xq;
+        o.qblk = {&hxq, uint32_t(off), {&cb, 0}, {&nbuf}, {&cb, uint32_t(nb)}};
+        run_matvec({&wb, uint32_t(GgmlType::Q4_K), 0, uint32_t(rows), uint32_t(cols)}, {&mx.x}, {&yb}, o);
+        const auto y = floats(yb, size_t(rows));
+        EXPECT_LT(nmse(y.data(), want.data(), rows), 1e-10) << what;
+        std::vector<float> h(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) h[size_t(r)] = y[size_t(r)] * nw[size_t(r)];
+        const Quantized hm = download_mirror(hq, size_t(off + rows));
+        expect_mirror_of(h, hm, size_t(off), 4, what);
+        const auto cnt = floats(cb, size_t(2 * nb));
+        double total = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+            double ss = 0;
+            for (int64_t r = 32 * b; r < 32 * b + 32; ++r) ss += double(y[size_t(r)]) * y[size_t(r)];
+            total += ss;
+            uint32_t c;
+            std::memcpy(&c, &cnt[size_t(b)], 4);
+            EXPECT_EQ(c, 0u) << what << ": block " << b << "'s count not reset";
+            EXPECT_NEAR(cnt[size_t(nb + b)], ss, 1e-5 * ss) << what << " block " << b;
+        }
+        if (nr != 4 || wide) continue;
+        // readers of the mirror: y2 = W2 (mirror) / rms(y)
+        const double scale = 1.0 / std::sqrt(total / double(rows) + eps);
+        std::vector<double> g = ref_matvec(d2.data(), &hm.deq[size_t(off)], rows2, rows),
+                            u = ref_matvec(d3.data(), &hm.deq[size_t(off)], rows2, rows);
+        std::vector<float> want2, want_glu;
+        for (int64_t r = 0; r < rows2; ++r) {
+            const double a = g[size_t(r)] * scale, b = u[size_t(r)] * scale;
+            want2.push_back(float(a));
+            want_glu.push_back(float(a / (1 + std::exp(-a)) * b));
+        }
+        gpu::Buffer gb = to_gpu(gu);
+        const gpu::Mat gm{&gb, uint32_t(GgmlType::Q4_K), 0, uint32_t(rows2), uint32_t(rows)};
+        gpu::Mat um = gm;
+        um.offset = b2.size();
+        for (auto [rnr, rks, rglu] : std::vector<std::tuple<uint32_t, int, bool>>{{1, 0, false}, {0, 4, false}, {0, 8, false}, {0, 0, true}}) {
+            gpu::Buffer y2 = zeros(size_t(rows2));
+            gpu::MatvecOpts r;
+            r.team_rows = rnr;
+            r.ksplit = rglu ? -1 : rks;
+            r.xq = &hxq;
+            r.x_ss = {&cb, uint32_t(nb)};
+            r.norm_eps = eps;
+            r.swiglu_up = rglu ? &um : nullptr;
+            run_matvec(gm, {&yb, uint32_t(off)}, {&y2}, r);  // x's floats unused: the mirror at off
+            const auto got = floats(y2, size_t(rows2));
+            EXPECT_LT(nmse(got.data(), (rglu ? want_glu : want2).data(), rows2), 1e-10)
+                << what << ", reader r" << rnr << " k" << rks << (rglu ? " glu" : "");
+        }
+    }
+    // GLU of 3 experts (ids), its output's mirror (no norm) from its block tails
+    const int64_t n_exp = 4, k = 3, F = 64;
+    std::vector<uint8_t> eg, eu;
+    std::vector<float> egd, eud;
+    random_mats(rng, GgmlType::Q4_K, n_exp, F, cols, eg, egd);
+    random_mats(rng, GgmlType::Q4_K, n_exp, F, cols, eu, eud);
+    std::vector<uint8_t> both = eg;
+    both.insert(both.end(), eu.begin(), eu.end());
+    gpu::Buffer wb = to_gpu(both), ib = to_gpu(std::vector<int32_t>{2, 0, 3}), yb = zeros(size_t(k * F)),
+                cb = zeros(size_t(k * F / 32)), step = step_buffer(0);
+    gpu::Buffer yq = ctx().alloc(size_t(gpu::xq_bytes(k * F)), gpu::Mem::Device, "GLU mirror");
+    const gpu::Xq yxq{&yq, gpu::xq_soff(k * F)};
+    const gpu::Mat gm{&wb, uint32_t(GgmlType::Q4_K), 0, uint32_t(F), uint32_t(cols), uint64_t(eg.size() / n_exp)};
+    gpu::Mat um = gm;
+    um.offset = eg.size();
+    gpu::MatvecOpts o;
+    o.n_mats = k;
+    o.ids = &ib;
+    o.y_mat_stride = F;
+    o.swiglu_up = &um;
+    o.xq = &mx.xq;
+    o.qblk.q = &yxq;
+    o.qblk.count = {&cb};
+    run_matvec(gm, {&mx.x}, {&yb}, o);
+    expect_mirror_of(floats(yb, size_t(k * F)), download_mirror(yq, size_t(k * F)), 0, 2, "experts' GLU");
 }
 
 // norm_q8: one workgroup's rmsnorm (one round of loads up to 8192 floats, two for 12288) and its int8

@@ -404,17 +404,20 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     o.ids = &ids;
     o.ids_off = gpu_ids ? route_ids() : 0;
     o.y_mat_stride = F;
+    bool quantized = false;  // gate_'s mirror written by the GLU's block tails
     if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
         o.swiglu_up = &L.up_exps;
+        quantized = glu_tails(o, F, {&L.down_exps});
         gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
         o.swiglu_up = nullptr;
+        o.qblk = {};
     } else {
         gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);  // ffn_moe_gate
         c.independent();
         gpu::matvec(c, L.up_exps, {&hn_}, {&up_}, step_, o);      // ffn_moe_up
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
     }
-    quantize_for(c, gate_, K * F, {&L.down_exps});
+    if (!quantized) quantize_for(c, gate_, K * F, {&L.down_exps});
     // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
     gpu::MatvecOpts d = with_xq(add_then_norm(next_norm(il)), gate_);
     d.n_mats = K;
@@ -427,10 +430,12 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
 }
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
-                                 const gpu::MatvecOpts& down_opts) {
+                                 const gpu::MatvecOpts& down_opts, bool fuse_norm) {
     gpu::MatvecOpts o = with_xq({}, hn_);
+    bool quantized = false;  // gate_'s mirror written by the GLU's block tails
     if (fused(gate, up)) {
         o.swiglu_up = &up;
+        quantized = glu_tails(o, n_ff, {&down});
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
     } else {
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
@@ -440,8 +445,25 @@ void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, co
     }
     // A GLU variant writing the mirror itself (a workgroup per 32 rows) measured slower than this
     // dispatch on an H100: 12288x4096 31.3 us vs 26.0 + 4.3, 8 experts' 768x2048 44 vs 10.5 + 4.3.
-    quantize_for(c, gate_, n_ff, {&down});
-    add_matvec(c, down, {&gate_}, with_xq(down_opts, gate_));
+    if (!quantized) quantize_for(c, gate_, n_ff, {&down});
+    add_matvec(c, down, {&gate_}, with_xq(down_opts, gate_), fuse_norm);
+}
+
+bool GpuModel::glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users) {
+    const gpu::Xq* q = xq(gate_);
+    if (!(qblk_mode() & 2) || !q || n_ff % 32) return false;
+    for (const Mat* m : users)
+        if (!m || !gpu::has_q8(ctx_, m->type)) return false;
+    o.qblk = {q, 0, {&qb_, 0}, {}, {}};
+    return true;
+}
+
+uint32_t GpuModel::qblk_mode() {
+    static const int mode = [] {
+        const char* e = std::getenv("SLUICE_GPU_QBLK");
+        return e ? std::atoi(e) : 3;
+    }();
+    return uint32_t(mode);
 }
 
 void GpuModel::mirror(const Buffer& b, size_t floats) {
@@ -482,6 +504,7 @@ gpu::MatvecOpts GpuModel::add_then_norm(uint32_t norm_off) const {
 
 void GpuModel::norm_into_hn(gpu::Cmd& c, uint32_t norm_off, Vec x) {
     if (!x.buf) x = {&x_};
+    hn_scaled_ = false;
     if (const gpu::Xq* q = xq(hn_)) gpu::rmsnorm_q8(c, x, {&hn_}, {&norms_, norm_off}, uint32_t(hp_.n_embd), hp_.rms_eps, q);
     else gpu::rmsnorm(c, x, {&hn_}, {&norms_, norm_off}, uint32_t(hp_.n_embd), 1, 0, hp_.rms_eps, step_);
 }
@@ -490,12 +513,13 @@ void GpuModel::norm_into_hn(gpu::Cmd& c, uint32_t norm_off, Vec x) {
 // 256 reading x once): the matvec's tail (its last workgroup of 64-128 invocations reading y back in
 // 2-4 rounds after an atomic count of every workgroup) measured 7-12 us on an H100, the dispatch 6
 // (decode: 8B dense 220 -> 247 tok/s). SLUICE_GPU_NORM=tail keeps the tails (A/B runs).
-void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o) {
+void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, bool fuse_norm) {
     static const bool tails = [] {
         const char* e = std::getenv("SLUICE_GPU_NORM");
         return e && std::string(e) == "tail";
     }();
     resid_norm_ = -1;
+    hn_scaled_ = false;
     if (!o.norm_out || !o.norm_q || tails) {
         gpu::matvec(c, w, x, {&x_}, step_, o);
         return;
@@ -503,6 +527,12 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o) {
     const Vec nw = o.norm_w;
     o.norm_out = nullptr;
     o.norm_q = nullptr;
+    if (fuse_norm && (qblk_mode() & 1) && hp_.n_embd % 32 == 0) {  // hn's mirror of x * w and its block sums
+        o.qblk = {xq(hn_), 0, {&qb_, 0}, nw, {&qb_, qb_ss_off_}};
+        gpu::matvec(c, w, x, {&x_}, step_, o);
+        hn_scaled_ = true;
+        return;
+    }
     gpu::matvec(c, w, x, {&x_}, step_, o);
     gpu::rmsnorm_q8(c, {&x_}, {&hn_}, nw, uint32_t(hp_.n_embd), hp_.rms_eps, xq(hn_));
     resid_norm_ = int64_t(nw.off);
@@ -767,6 +797,10 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     q8_ = ctx_.info().int_dot && !(q8 && std::string(q8) == "0");
     if (E % 32 == 0) mirror(hn_, E);  // written wherever hn is (norm tails, norm_into_hn, the CPU experts' combine)
     mirror(gate_, ff);
+    // block tails' counters (a uint per block of the longest vector they quantize), then hn's sums of squares
+    qb_ss_off_ = uint32_t((std::max(E, ff) + 31) / 32);
+    qb_ = device_floats(qb_ss_off_ + (E + 31) / 32, "block tail counters, hn's block sums of squares");
+    ctx_.upload(qb_, 0, std::vector<float>(qb_.size() / 4, 0.0f).data(), qb_.size());
     const float one = 1.0f;
     one_ = device_floats(1, "one");
     ctx_.upload(one_, 0, &one, 4);

@@ -139,8 +139,10 @@ protected:
     // tail wrote it), and hn's int8 mirror.
     void norm_into_hn(gpu::Cmd& c, uint32_t norm_off, Vec x = {});  // x: x_ unless given
     // x_ += W x with o (add_then_norm(): and the next norm into hn_, in the matvec's tail or, where
-    // hn_ has an int8 mirror, as norm_q8's dispatch after it).
-    void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o);
+    // hn_ has an int8 mirror, as norm_q8's dispatch after it). fuse_norm: the caller knows that only
+    // integer-dot products through with_xq() read hn_ next: then the matvec's block tails write hn's
+    // mirror of x * w and its sums of squares instead (no float hn, no dispatch; hn_scaled_).
+    void add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, bool fuse_norm = false);
     // ---- prompts in batches (forward_batch): batch_max() tokens while that many remain, then halves
     // down to kBatchSmall: every matrix is read once per batch (mm_* tiles or matmul_*, int8 columns where the
     // type has them; routed experts grouped by expert where grouped_experts()), attention for the batch
@@ -206,8 +208,14 @@ protected:
     virtual uint32_t first_norm(int64_t il) const = 0;
     // y = silu(gate x) * (up x) into gate_ (fused when gate and up share a buffer), then x_ += down y
     // with the next norm; down_opts = add_then_norm(...) or plain accumulate.
+    // fuse_norm: add_matvec()'s.
     void record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
-                           const gpu::MatvecOpts& down_opts);
+                           const gpu::MatvecOpts& down_opts, bool fuse_norm = false);
+    // The fused GLU's block tails write gate_'s int8 mirror (outputs of n_ff per matrix, for `users`,
+    // every one an integer-dot type): o.qblk set and true, else false (quantize_for() then).
+    bool glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users);
+    // SLUICE_GPU_QBLK: 1 the norms' block tails (add_matvec's fuse_norm), 2 the GLU's, 3 both (default), 0 none.
+    static uint32_t qblk_mode();
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
 
     // ---- int8 activations for the integer-dot matvecs (gpu::has_q8; SLUICE_GPU_Q8=0 turns them off)
@@ -216,8 +224,14 @@ protected:
     void mirror(const Buffer& b, size_t floats);
     // b's mirror for MatvecOpts::xq: nullptr while off.
     const gpu::Xq* xq(const Buffer& b) const;
+    // hn_ while hn_scaled_: its mirror holds x * w without the norm's scale, which the product applies
+    // (MatvecOpts::x_ss).
     gpu::MatvecOpts with_xq(gpu::MatvecOpts o, const Buffer& b) const {
         o.xq = xq(b);
+        if (&b == &hn_ && hn_scaled_ && o.xq) {
+            o.x_ss = {&qb_, qb_ss_off_};
+            o.norm_eps = hp_.rms_eps;
+        }
         return o;
     }
     // Records b's quantization (its first n floats, after b was written) when one of `users` reads it
@@ -237,6 +251,12 @@ protected:
     GpuCounters counters_;
     int n_repacked_ = 0;  // Q8_0 tensors stored as WT_Q8_0R (describe())
     int64_t resid_norm_ = -1;  // the norm offset of add_matvec()'s norm_q8 when it was the last dispatch
+    // Recording state: add_matvec()'s block tails left hn_ as its mirror of x * w, its float stale
+    // (only the integer-dot readers with_xq() equips may follow). qb_: the tails' counters, then hn's
+    // block sums of squares from qb_ss_off_.
+    bool hn_scaled_ = false;
+    Buffer qb_;
+    uint32_t qb_ss_off_ = 0;
 
     bool batching() const;
     // kBatchSmall .. batch_max() tokens at n_past_.. (`first`: the batch's first token in the chunk)

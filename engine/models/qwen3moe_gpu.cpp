@@ -96,9 +96,23 @@ private:
 
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
         const GLayer& L = layers_[size_t(il)];
-        record_attention(c, L, hn_ready);  // ffn_norm(x) in hn after it
-        if (!moe_[size_t(il)].router.rows)  // x += down(silu(gate hn) * up hn); the next norm
-            record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)));
+        record_attention(c, L, hn_ready, dense() && q8_reads({&L.ffn_gate, &L.ffn_up}));  // ffn_norm(x) in hn after it
+        if (moe_[size_t(il)].router.rows) return;
+        // x += down(silu(gate hn) * up hn); the next norm (by block tails where the next layer's q, k, v
+        // read it with integer dots; not before the output head, which batch_logits() also runs)
+        bool fuse = false;
+        if (il + 1 < hp_.n_layer) {
+            std::vector<const Mat*> next;
+            for (const Merged& m : layers_[size_t(il + 1)].qkv) next.push_back(&m.w);
+            fuse = q8_reads(next);
+        }
+        record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)), fuse);
+    }
+    bool dense() const { return hp_.n_expert == 0; }
+    bool q8_reads(const std::vector<const Mat*>& mats) const {
+        for (const Mat* m : mats)
+            if (!gpu::has_q8(ctx_, m->type)) return false;
+        return dense() && xq(hn_);
     }
 
     bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
@@ -140,7 +154,8 @@ private:
 
     // hn_ready: the previous layer (its experts' combine or FFN down) already wrote attn_norm(x) to hn.
     // Leaves ffn_norm(x) in hn: the output projection's last workgroup writes it.
-    void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready) {
+    // fuse_norm: only integer-dot products read ffn_norm(x) (add_matvec()).
+    void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready, bool fuse_norm) {
         const Hparams& h = hp_;
         const uint32_t qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
@@ -153,7 +168,7 @@ private:
         gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, attn_,
                           {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_,
                           xq(att_));  // and its int8 mirror for wo
-        add_matvec(c, L.wo, {&att_}, with_xq(add_then_norm(L.ffn_norm), att_));  // x += Wo att; ffn_norm
+        add_matvec(c, L.wo, {&att_}, with_xq(add_then_norm(L.ffn_norm), att_), fuse_norm);  // x += Wo att; ffn_norm
     }
 
     // ---- loading
