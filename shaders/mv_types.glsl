@@ -186,8 +186,8 @@ float row_dot(uint wrow, uint s, XS x) {
 // term, the float epilogue) are paid once per 64 weights, not 32. A step is 8 super-blocks: lane l
 // takes group pair g = l & 3 of super-block 8s + (l >> 2), qs bytes 32g .. + 31 (two uvec4), i.e.
 // elements 64g + i (low nibbles, group 2g) and 64g + 32 + i (high, group 2g + 1), i = 0..31, and x's
-// int8 of both (four uvec4). Q5_K's fifth bits: qh bytes 0 .. 31, bits 2g and 2g + 1. Rows of 2048
-// or more (ops.cpp picks them for cols multiple of 2048; shorter rows would leave lanes idle).
+// int8 of both (four uvec4). Q5_K's fifth bits: qh bytes 0 .. 31, bits 2g and 2g + 1. ops.cpp picks
+// them for rows of 2048 or more (a shorter row would leave most lanes idle).
 #define MV_STEP 2048u
 struct XS {
     uvec4 lo[2], hi[2];  // int8 of the lane's elements in group 2g and 2g + 1

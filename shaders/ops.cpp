@@ -304,11 +304,11 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.norm_eps = o.norm_eps;
     }
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
-    // The _q8w variants: chosen for rows of a multiple of 2048, which they split evenly; o.wide = 1
-    // takes them for any (measurements).
+    // The _q8w variants for rows of 2048 or more (H200: faster on every such shape measured, 7168 and
+    // 29696 columns included, whose last step leaves lanes idle); o.wide = 1 takes them for any.
     static const bool wide_env = env_int("SLUICE_GPU_MV_WIDE", 1) != 0;
     const bool wide = q8 && o.n_cols == 1 && (w.type == WT_Q4_K || w.type == WT_Q5_K) && w.cols % 256 == 0 &&
-                      (o.wide < 0 ? wide_env && w.cols % 2048 == 0 : o.wide != 0);
+                      (o.wide < 0 ? wide_env && w.cols >= 2048 : o.wide != 0);
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (wide ? "_q8w" : q8 ? "_q8" : "");
     const MvPick pick = o.swiglu_up || o.n_cols > 1
                             ? MvPick{0, 0}
@@ -370,10 +370,14 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool wide_q8) {
 
 MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail,
                    bool wide_kq) {
-    if (wide_kq && !sum_mats && !norm_tail) {
-        // H200, _q8w: no k-split (a row is half the steps); the most rows per team that leave ~10
-        // workgroups per SM: 10240x8192 r4 17.9 us (k4 18.6), 8192x8192 r2 14.1 (r4 16.2, k4 15.8),
-        // 5120x8192 r2 11.2 (k4 11.8), 4096x4096 r1 6.7, 768x2048 r1 3.5 (k4 4.7).
+    if (wide_kq && !norm_tail) {
+        // H200, _q8w (bench_gpu, dependent dispatches): weighted sums of experts 4 teams per row
+        // (8x7168x2048 23.1 us, r2 23.9, r1 30.1); few long rows too (5120x25600 k4 24.9, r2 26.4; but
+        // 8192x29696 r2 39.1, k4 41.3); else no k-split (a row is half the steps) and the most rows per
+        // team that leave ~10 workgroups per SM: 10240x8192 r4 17.9 (k4 17.5-18.6), 8192x8192 r2 14.1
+        // (r4 16.2, k4 14.9), 5120x8192 r2 11.2 (k4 10.8), 4096x12288 r1 13.0 (k4 13.7), 4096x4096 r1
+        // 6.7, 768x2048 r1 3.5 (k4 4.7).
+        if (sum_mats || (cols >= 16384 && rows <= 6144)) return {4, 0};
         for (uint32_t nr : {4u, 2u})
             if (uint64_t(rows + MV_TEAMS * nr - 1) / (MV_TEAMS * nr) * n_mats >= 1280) return {0, nr};
         return {0, 1};

@@ -112,8 +112,8 @@ struct MatvecOpts {
     // x_ss (integer-dot variants): x's mirror is of x * w before its rmsnorm's scale, which the product
     // applies: 1 / sqrt(sum(cols / 32 block sums of squares at x_ss) / cols + norm_eps) (MV_XSS).
     Vec x_ss;
-    // Q4_K / Q5_K integer dots over rows of a multiple of 2048: the _q8w variants (4 lanes per
-    // super-block, mv_types.glsl KQ_WIDE). -1: SLUICE_GPU_MV_WIDE (default on), 0 / 1: off / on.
+    // Q4_K / Q5_K integer dots: the _q8w variants (4 lanes per super-block, mv_types.glsl KQ_WIDE).
+    // -1: for rows of 2048 or more unless SLUICE_GPU_MV_WIDE=0; 0 / 1: off / on (any multiple of 256).
     int wide = -1;
 };
 // The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8

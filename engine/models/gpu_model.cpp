@@ -351,19 +351,15 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         ro.route_renorm = true;
         ro.topk_count = {&hn_, uint32_t(h.n_embd)};
     }
-    static const bool xnorm = [] {  // SLUICE_GPU_XNORM=0: the router reads hn after the norm (measurements)
-        const char* e = std::getenv("SLUICE_GPU_XNORM");
-        return !(e && std::string(e) == "0");
-    }();
     const Mat& router = moe_[size_t(il)].router;
-    if (xnorm && router_reads_residual() && resid_norm_ >= 0 &&
-        (router.type == WT_F32 || router.type == WT_F16 || router.type == WT_BF16)) {
+    if (hn_scaled_ || (xnorm_router(router) && router_reads_residual() && resid_norm_ >= 0)) {
         // The norm just recorded (norm_q8: hn = rmsnorm(x)) and the router side by side: the router
-        // normalises x itself (MV_XNORM), one dependent dispatch fewer per MoE layer.
+        // normalises x itself (MV_XNORM), one dependent dispatch fewer per MoE layer. Where block tails
+        // left hn's mirror unscaled (moe_reads_scaled()), after them.
         ro.x_norm = true;
-        ro.norm_w = {&norms_, uint32_t(resid_norm_)};
+        ro.norm_w = {&norms_, uint32_t(hn_scaled_ ? scaled_norm_ : resid_norm_)};
         ro.norm_eps = h.rms_eps;
-        c.independent();
+        if (!hn_scaled_) c.independent();
         gpu::matvec(c, router, {&x_}, {&route_}, step_, ro);  // ffn_moe_logits
     } else {
         gpu::matvec(c, router, {&hn_}, {&route_}, step_, with_xq(ro, hn_));  // ffn_moe_logits
@@ -381,6 +377,20 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         c.independent();
         c.copy(hn_, 0, router_rb_, size_t(h.n_expert) * 4, size_t(h.n_embd) * 4);
     }
+}
+
+bool GpuModel::xnorm_router(const Mat& router) {
+    static const bool on = [] {  // SLUICE_GPU_XNORM=0: the router reads hn after the norm (measurements)
+        const char* e = std::getenv("SLUICE_GPU_XNORM");
+        return !(e && std::string(e) == "0");
+    }();
+    return on && (router.type == WT_F32 || router.type == WT_F16 || router.type == WT_BF16);
+}
+
+bool GpuModel::moe_reads_scaled(int64_t il) const {
+    const MoeLayer& M = moe_[size_t(il)];
+    return M.router.rows && !segmented() && route_mode() == Route::Tail && xnorm_router(M.router) && fused(M.gate_exps, M.up_exps) &&
+           gpu::has_q8(ctx_, M.gate_exps.type) && xq(hn_);
 }
 
 // x += sum_j w_j down_j(silu(gate_j hn) * up_j hn) over layer il's k experts: ids from the GPU's top-k
@@ -426,7 +436,7 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     d.x_mat_stride = F;
     d.sum_mats = true;
     d.sum_w_off = gpu_ids ? route_w() : K;
-    add_matvec(c, L.down_exps, {&gate_}, d);
+    add_matvec(c, L.down_exps, {&gate_}, d, !segmented() && reads_scaled_after(il));
 }
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
@@ -531,6 +541,7 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
         o.qblk = {xq(hn_), 0, {&qb_, 0}, nw, {&qb_, qb_ss_off_}};
         gpu::matvec(c, w, x, {&x_}, step_, o);
         hn_scaled_ = true;
+        scaled_norm_ = nw.off;
         return;
     }
     gpu::matvec(c, w, x, {&x_}, step_, o);

@@ -214,6 +214,14 @@ protected:
     // The fused GLU's block tails write gate_'s int8 mirror (outputs of n_ff per matrix, for `users`,
     // every one an integer-dot type): o.qblk set and true, else false (quantize_for() then).
     bool glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users);
+    // Whether only with_xq()'s integer-dot products read hn after layer il (the next layer's first
+    // products, unless il is the last: the output head also runs after batch_logits()): then the
+    // residual product before it may fold the norm into block tails (add_matvec()'s fuse_norm).
+    virtual bool reads_scaled_after(int64_t il) const { return false; }
+    // Whether MoE layer il reads hn so: routed by the router's top-k tail without segments, a float
+    // router (normalising x itself, MV_XNORM), fused integer-dot experts.
+    bool moe_reads_scaled(int64_t il) const;
+    static bool xnorm_router(const Mat& router);  // MV_XNORM applies (SLUICE_GPU_XNORM=0: never)
     // SLUICE_GPU_QBLK: 1 the norms' block tails (add_matvec's fuse_norm), 2 the GLU's, 3 both (default), 0 none.
     static uint32_t qblk_mode();
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
@@ -255,6 +263,7 @@ protected:
     // (only the integer-dot readers with_xq() equips may follow). qb_: the tails' counters, then hn's
     // block sums of squares from qb_ss_off_.
     bool hn_scaled_ = false;
+    uint32_t scaled_norm_ = 0;  // the norm weights' offset hn_'s mirror holds
     Buffer qb_;
     uint32_t qb_ss_off_ = 0;
 

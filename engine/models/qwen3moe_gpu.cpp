@@ -96,23 +96,25 @@ private:
 
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
         const GLayer& L = layers_[size_t(il)];
-        record_attention(c, L, hn_ready, dense() && q8_reads({&L.ffn_gate, &L.ffn_up}));  // ffn_norm(x) in hn after it
-        if (moe_[size_t(il)].router.rows) return;
-        // x += down(silu(gate hn) * up hn); the next norm (by block tails where the next layer's q, k, v
-        // read it with integer dots; not before the output head, which batch_logits() also runs)
-        bool fuse = false;
-        if (il + 1 < hp_.n_layer) {
-            std::vector<const Mat*> next;
-            for (const Merged& m : layers_[size_t(il + 1)].qkv) next.push_back(&m.w);
-            fuse = q8_reads(next);
-        }
-        record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)), fuse);
+        const bool moe = moe_[size_t(il)].router.rows;
+        const bool ffn_scaled = moe ? moe_reads_scaled(il) : q8_reads({&L.ffn_gate, &L.ffn_up});
+        record_attention(c, L, hn_ready, ffn_scaled);  // ffn_norm(x) in hn after it
+        if (moe) return;
+        // x += down(silu(gate hn) * up hn); the next norm
+        record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)),
+                          reads_scaled_after(il));
     }
-    bool dense() const { return hp_.n_expert == 0; }
+    // the next layer's q, k, v
+    bool reads_scaled_after(int64_t il) const override {
+        if (il + 1 >= hp_.n_layer) return false;
+        std::vector<const Mat*> next;
+        for (const Merged& m : layers_[size_t(il + 1)].qkv) next.push_back(&m.w);
+        return q8_reads(next);
+    }
     bool q8_reads(const std::vector<const Mat*>& mats) const {
         for (const Mat* m : mats)
             if (!gpu::has_q8(ctx_, m->type)) return false;
-        return dense() && xq(hn_);
+        return xq(hn_) != nullptr;
     }
 
     bool batch_ok() const override { return experts_fused(); }  // prompt batches (record_layer_batch)
