@@ -256,13 +256,14 @@ void bench_attn(Context& ctx, const std::string& configs, int reps) {
         const char* name;
         uint32_t n_head, n_head_kv, hd;
     };
-    const Shape shapes[] = {{"qwen3-8b", 32, 8, 128}, {"qwen3-30b-a3b", 32, 4, 128}, {"qwen3.5-35b-a3b", 16, 2, 256}};
+    const Shape shapes[] = {{"qwen3-8b", 32, 8, 128}, {"qwen3-30b-a3b", 32, 4, 128}, {"qwen3.5-35b-a3b", 16, 2, 256},
+                            {"72b-like", 64, 8, 128}};
     std::printf(",\"attn\":[");
     bool first = true;
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
     for (const Shape& sh : shapes) {
-        for (uint32_t n_kv : {512u, 4096u, 8192u, 16384u}) {
+        for (uint32_t n_kv : {64u, 512u, 4096u, 8192u, 16384u}) {
             const uint64_t kd = uint64_t(sh.n_head_kv) * sh.hd, layer = uint64_t(n_kv) * kd;  // floats per layer's K
             const uint64_t layers = std::clamp<uint64_t>(std::min<uint64_t>(256ull << 20, ctx.info().max_buffer_range) / (4 * layer), 1, 64);
             std::vector<float> host(layer * layers);
