@@ -13,7 +13,7 @@
 // 256-dim heads) the chunk's K rows and then its V rows pass through shared memory; each row's scores
 // are its cluster's sums (three shuffles), kept in registers with the online softmax's max and sum.
 // The 4 clusters of a subgroup read the same K and V vec4s (broadcast), so a subgroup's shared load
-// moves 128 bytes for 32 vec4 products (H200, bench/README.md session 12: the kernel before, a token
+// moves 128 bytes for 32 vec4 products (H200, bench/GPU.md session 12: the kernel before, a token
 // per 32 invocations with each score a dot product of two shared rows, was bound by shared-memory
 // bandwidth). Head dims are multiples of 4, as are the offsets and strides of q, the caches and rows.
 //

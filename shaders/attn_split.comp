@@ -11,7 +11,7 @@
 // and 128 dims per pass in flight together, every head of the block using them; the cluster sums
 // with three shuffles. Weighted sum: rg = WG / (head_dim_v / 4) row groups take every rg-th position,
 // each invocation a vec4 of dims for every head of the block, VU V rows in flight together; the
-// groups' sums add up at the end. (H200, bench_gpu --attn, bench/README.md session 12: a round of loads
+// groups' sums add up at the end. (H200, bench_gpu --attn, bench/GPU.md session 12: a round of loads
 // is a DRAM round trip, so a sub-chunk of 128 positions costs a few of them where session 11's kernel,
 // 4 teams of 32 taking one position each, took six per 64: 2.6-3.9x faster from 4096 positions up.)
 //

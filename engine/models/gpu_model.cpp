@@ -586,7 +586,7 @@ GpuModel::Mat GpuModel::upload_layout(const gguf::TensorInfo& t) {
 }
 
 // Q8_0 matrices whose rows are a multiple of 256 are stored repacked (shared.h WT_Q8_0R): the
-// matvecs then load 16 bytes per lane instead of 2 (H100, 8B shape decode: see bench/README.md).
+// matvecs then load 16 bytes per lane instead of 2 (H100, 8B shape decode: see bench/GPU.md).
 // SLUICE_GPU_REPACK=0 keeps ggml's blocks.
 const uint8_t* GpuModel::repacked(Mat& m, const uint8_t* src, uint64_t nbytes, std::vector<uint8_t>& tmp) {
     const char* e = std::getenv("SLUICE_GPU_REPACK");
