@@ -370,6 +370,13 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool wide_q8) {
 
 MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail,
                    bool wide_kq) {
+    if (q8 && type == WT_Q6_K && !norm_tail && cols >= 4096) {
+        // H200, word loads (bench_gpu, dependent dispatches, us): 4 teams per row for long rows and
+        // weighted sums (5120x25600 40.1 vs r2 45.1, 10240x8192 26.7 vs r4 29.8, 8192x29696 70.6 vs r4
+        // 85.9 (r2 67.4), 8x7168x2048 sum 36.6 vs r2 38.8), else one row per team (10240x5120 19.4 vs
+        // r4 20.4, 4096x4096 8.6 vs k4 9.4).
+        return cols >= 8192 || sum_mats ? MvPick{4, 0} : MvPick{0, 1};
+    }
     if (wide_kq && !norm_tail) {
         // H200, _q8w (bench_gpu, dependent dispatches): weighted sums of experts 4 teams per row
         // (8x7168x2048 23.1 us, r2 23.9, r1 30.1); few long rows too (5120x25600 k4 24.9, r2 26.4; but
