@@ -110,6 +110,31 @@ TEST(GpuModelRepack, RepackedQ8_0MatchesGgmlBlocks) {
     EXPECT_GE(a.top1, 0.9);
 }
 
+// Decode attention's short-context recording (one q head per workgroup) up to SLUICE_GPU_ATTN_SHORT
+// positions and the usual one after: token by token across the switch, the logits of the usual one
+// alone (float attention both: summation order apart) and the CPU path's.
+TEST(GpuModelAttention, ShortContextVariantSwitchesMidDecode) {
+    const std::string f = gen_model_256("gpu_attn_short", "f16", "qwen3");
+    if (HasFailure()) return;
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < 40; ++i) ids.push_back((i * 53 + 7) % 300);
+    setenv("SLUICE_GPU_BATCH", "0", 1);
+    setenv("SLUICE_GPU_ATTN_SHORT", "0", 1);
+    const auto usual = logits(f, gpu_opts(), ids);
+    setenv("SLUICE_GPU_ATTN_SHORT", "16", 1);
+    const auto both = logits(f, gpu_opts(), ids);
+    unsetenv("SLUICE_GPU_ATTN_SHORT");
+    unsetenv("SLUICE_GPU_BATCH");
+    const auto cpu = logits(f, cpu_opts(), ids);
+    std::remove(f.c_str());
+    const int64_t nv = 300;
+    const double err = max_rel_err(both, usual, nv);
+    const Agreement a = agreement(both, cpu, nv);
+    std::printf("  short then usual attention vs usual: max rel err %.3g; vs CPU: top-1 %.3f KL %.3g\n", err, a.top1, a.kl);
+    EXPECT_LE(err, 1e-4);
+    EXPECT_GE(a.top1, 0.9);
+}
+
 // A prompt on the GPU reports progress token by token and stops between tokens like the CPU path
 // (Model::forward_tokens chunks it; GpuModel::forward_batch runs a chunk), keeping whole tokens:
 // going on from there gives the uninterrupted run's logits.

@@ -45,7 +45,7 @@ int gpu_pick_device(const std::string& spec) {
 
 GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k, int device)
     : Model(std::move(file), opt, std::move(hp)), opt_(opt), top_k_(top_k), ctx_(device, opt.gpu_emulate_discrete),
-      body_(ctx_), body_head_(ctx_), head_(ctx_) {
+      body_(ctx_), body_head_(ctx_), head_(ctx_), body_s_(ctx_), body_head_s_(ctx_) {
     moe_.resize(size_t(hp_.n_layer));
     if (hp_.n_rot / 2 > STEP_ROPE_MAX) throw gpu::GpuError("rope.dimension_count above the GPU's limit");
 }
@@ -84,17 +84,19 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
     fill_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token));
     double gpu_ms = 0;
     auto run_last = [&](gpu::Cmd& c) {  // submits c, the head after it when logits are wanted, and waits
-        if (want_logits && &c != &body_head_) head_.submit();
+        const bool has_head = &c == &body_head_ || &c == &body_head_s_;
+        if (want_logits && !has_head) head_.submit();
         c.wait();
         gpu_ms += c.last_gpu_ms();
-        if (want_logits && &c != &body_head_) {
+        if (want_logits && !has_head) {
             head_.wait();
             gpu_ms += head_.last_gpu_ms();
         }
     };
     auto t_sub = Clock::now();
     if (!segmented()) {  // one submit: the body and (usually) the head in one command buffer
-        gpu::Cmd& c = want_logits ? body_head_ : body_;
+        const bool s = uint64_t(n_past_) < short_ctx_;  // n_past_ + 1 positions of K and V
+        gpu::Cmd& c = want_logits ? (s ? body_head_s_ : body_head_) : (s ? body_s_ : body_);
         c.submit();
         t_sub = Clock::now();
         run_last(c);
@@ -255,12 +257,17 @@ void GpuModel::record() {
     for (int64_t il = 0; il < h.n_layer; ++il)
         if (moe_[size_t(il)].router.rows) sync_layers_.push_back(il);
     if (!segmented()) {
-        for (gpu::Cmd* c : {&body_, &body_head_}) {
+        const char* e = std::getenv("SLUICE_GPU_ATTN_SHORT");  // read per model (tests set it)
+        short_ctx_ = has_short_attention() ? uint32_t(e ? std::max(0, std::atoi(e)) : 1024) : 0;
+        for (gpu::Cmd* c : {&body_, &body_head_, &body_s_, &body_head_s_}) {
+            short_attn_ = c == &body_s_ || c == &body_head_s_;
+            if (short_attn_ && !short_ctx_) break;
             c->begin();
             record_layers(*c, Place::Resident, -1, h.n_layer);
-            if (c == &body_head_) record_head(*c);
+            if (c == &body_head_ || c == &body_head_s_) record_head(*c);
             c->end();
         }
+        short_attn_ = false;
     }
     head_.begin();
     record_head(head_);

@@ -222,6 +222,14 @@ protected:
     // router (normalising x itself, MV_XNORM), fused integer-dot experts.
     bool moe_reads_scaled(int64_t il) const;
     static bool xnorm_router(const Mat& router);  // MV_XNORM applies (SLUICE_GPU_XNORM=0: never)
+    // Decode attention at short contexts: an architecture with a variant for them (has_short_attention():
+    // one q head per workgroup, less serial work per workgroup where re-reading K and V per head costs
+    // nothing yet) records it while short_attn_ is set; the unsegmented token is recorded twice and
+    // step() runs that recording up to short_ctx_ positions (SLUICE_GPU_ATTN_SHORT when the model
+    // loads, default 1024; 0: never).
+    virtual bool has_short_attention() const { return false; }
+    bool short_attn_ = false;
+    uint32_t short_ctx_ = 0;
     // SLUICE_GPU_QBLK: 1 the norms' block tails (add_matvec's fuse_norm), 2 the GLU's, 3 both (default), 0 none.
     static uint32_t qblk_mode();
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
@@ -341,6 +349,7 @@ private:
     // Recorded work: resident body (alone, and with the head: one submit per token), head, segments
     // per placement (resident with host routing, cache, cpu), expert uploads (upload_misses()).
     gpu::Cmd body_, body_head_, head_;
+    gpu::Cmd body_s_, body_head_s_;  // the same with short_attn_ (short contexts)
     static constexpr size_t kUploadParts = 2;
     std::deque<gpu::Cmd> upload_cmds_;
     std::deque<gpu::Cmd> owned_cmds_;
