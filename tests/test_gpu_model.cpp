@@ -36,6 +36,18 @@ std::string gen_model_256(const char* name, const char* type, const char* arch =
     return f;
 }
 
+// got against the same model run another way (`same`: float paths both, summation order apart) and
+// against the CPU path's logits, over a vocabulary of 300.
+void expect_same_logits(const std::vector<float>& got, const std::vector<float>& same, const std::vector<float>& cpu,
+                        const char* what) {
+    const int64_t nv = 300;
+    const double err = max_rel_err(got, same, nv);
+    const Agreement a = agreement(got, cpu, nv);
+    std::printf("  %s: max rel err %.3g; vs CPU: top-1 %.3f KL %.3g\n", what, err, a.top1, a.kl);
+    EXPECT_LE(err, 1e-4);
+    EXPECT_GE(a.top1, 0.9);
+}
+
 class GpuModel : public ::testing::TestWithParam<std::tuple<std::string, Placement>> {};
 
 // F16 weights: both paths multiply float activations, so only summation order differs.
@@ -102,12 +114,7 @@ TEST(GpuModelRepack, RepackedQ8_0MatchesGgmlBlocks) {
     std::printf("  [%s]\n", rep_where.c_str());
     EXPECT_NE(rep_where.find("Q8_0 tensors repacked"), std::string::npos) << rep_where;
     EXPECT_EQ(raw_where.find("repacked"), std::string::npos) << raw_where;
-    const int64_t nv = 300;
-    const double err = max_rel_err(rep, raw, nv);
-    const Agreement a = agreement(rep, cpu, nv);
-    std::printf("  repacked vs ggml blocks: max rel err %.3g; vs CPU: top-1 %.3f KL %.3g\n", err, a.top1, a.kl);
-    EXPECT_LE(err, 1e-4);
-    EXPECT_GE(a.top1, 0.9);
+    expect_same_logits(rep, raw, cpu, "repacked vs ggml blocks");
 }
 
 // Decode attention's short-context recording (one q head per workgroup) up to SLUICE_GPU_ATTN_SHORT
@@ -127,12 +134,7 @@ TEST(GpuModelAttention, ShortContextVariantSwitchesMidDecode) {
     unsetenv("SLUICE_GPU_BATCH");
     const auto cpu = logits(f, cpu_opts(), ids);
     std::remove(f.c_str());
-    const int64_t nv = 300;
-    const double err = max_rel_err(both, usual, nv);
-    const Agreement a = agreement(both, cpu, nv);
-    std::printf("  short then usual attention vs usual: max rel err %.3g; vs CPU: top-1 %.3f KL %.3g\n", err, a.top1, a.kl);
-    EXPECT_LE(err, 1e-4);
-    EXPECT_GE(a.top1, 0.9);
+    expect_same_logits(both, usual, cpu, "short then usual attention vs usual");
 }
 
 // A prompt on the GPU reports progress token by token and stops between tokens like the CPU path

@@ -68,6 +68,17 @@ bool has_int_dot() {
     return false;
 }
 
+// Options of a fused gate + up product over k experts (ids; outputs y_stride floats apart) with int8 x.
+gpu::MatvecOpts experts_glu(uint32_t k, const gpu::Buffer& ids, uint32_t y_stride, const gpu::Mat& up, const gpu::Xq& xq) {
+    gpu::MatvecOpts o;
+    o.n_mats = k;
+    o.ids = &ids;
+    o.y_mat_stride = y_stride;
+    o.swiglu_up = &up;
+    o.xq = &xq;
+    return o;
+}
+
 // One matvec() recorded and run.
 void run_matvec(const gpu::Mat& w, gpu::Vec x, gpu::Vec y, const gpu::MatvecOpts& o) {
     gpu::Buffer step = step_buffer(0);
@@ -404,12 +415,7 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
         const Mirror mx = mirror(x);
         const Quantized xq = download_mirror(mx.q, size_t(cols));
         gpu::Buffer yb = zeros(size_t(k * rows));
-        gpu::MatvecOpts o;
-        o.n_mats = k;
-        o.ids = &ib;
-        o.y_mat_stride = rows;
-        o.swiglu_up = &um;
-        o.xq = &mx.xq;
+        const gpu::MatvecOpts o = experts_glu(uint32_t(k), ib, uint32_t(rows), um, mx.xq);
         gpu::Cmd cmd(ctx());
         cmd.begin();
         gpu::matvec(cmd, gm, {&mx.x}, {&yb}, step, o);
@@ -625,12 +631,7 @@ TEST(GpuQ8, BlockTailsWriteTheMirrorAndTheReaderScalesIt) {
     const gpu::Mat gm{&wb, uint32_t(GgmlType::Q4_K), 0, uint32_t(F), uint32_t(cols), uint64_t(eg.size() / n_exp)};
     gpu::Mat um = gm;
     um.offset = eg.size();
-    gpu::MatvecOpts o;
-    o.n_mats = k;
-    o.ids = &ib;
-    o.y_mat_stride = F;
-    o.swiglu_up = &um;
-    o.xq = &mx.xq;
+    gpu::MatvecOpts o = experts_glu(uint32_t(k), ib, uint32_t(F), um, mx.xq);
     o.qblk.q = &yxq;
     o.qblk.count = {&cb};
     run_matvec(gm, {&mx.x}, {&yb}, o);
