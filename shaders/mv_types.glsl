@@ -399,6 +399,76 @@ float row_dot(uint wrow, uint s, XS x) {
     return dm.x * (sm.x * sq_lo + sm.y * sq_hi) - dm.y * (sm.z * x.slo + sm.w * x.shi);
 }
 
+#elif defined(WTYPE_Q6_K) && defined(XQ8) && defined(KQ_WIDE)
+// The _q8w variant (layout as below): 4 lanes per super-block, lane l taking half h = (l >> 1) & 1 and
+// u = l & 1 of super-block 8s + (l >> 2), i.e. elements 32t + i of half h for t = u (low nibbles) and
+// t = u + 2 (high), i = 0..31: 32 bytes of ql and 32 of qh (9 word loads each, realigned for odd
+// blocks), four 16-element scales, one d: the loads of d and the scales and the epilogue serve 64
+// weights, not 32.
+#define MV_STEP 2048u
+layout(binding = W_BINDING, std430) readonly buffer WBufQ6 { uint W1[]; };
+// 32 bytes from 2-byte unit i (a block is 2-aligned) as two uvec4.
+void q6_32(uint i, out uvec4 a, out uvec4 b) {
+    const uint w = i >> 1;
+    uint v[9];
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) v[k] = W1[w + k];
+    v[8] = W1[min(w + 8u, uint(W1.length()) - 1u)];
+    const bool odd = (i & 1u) != 0u;
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+        const uint r = odd ? (v[k] >> 16) | (v[k + 1u] << 16) : v[k];
+        if (k < 4u) a[k] = r;
+        else b[k - 4u] = r;
+    }
+}
+struct XS {
+    uvec4 q0[2], q2[2];  // x's int8 for t = u and u + 2, i = 0..15 and 16..31
+    vec2 d;              // their blocks' scales
+};
+uint q6_block(uint s) { return 8u * s + (lane >> 2); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = q6_block(s);
+    if (256u * sb >= p.cols) {
+        x.q0[0] = x.q0[1] = x.q2[0] = x.q2[1] = uvec4(0u);
+        x.d = vec2(0.0);
+        return x;
+    }
+    const uint e = xo + 256u * sb + 128u * ((lane >> 1) & 1u) + 32u * (lane & 1u);  // element 32u of half h
+    x.q0[0] = XQ4[e >> 4];
+    x.q0[1] = XQ4[(e >> 4) + 1u];
+    x.q2[0] = XQ4[(e + 64u) >> 4];  // t = u + 2
+    x.q2[1] = XQ4[((e + 64u) >> 4) + 1u];
+    x.d = vec2(XS2[p.xq_soff + (e >> 5)].x, XS2[p.xq_soff + ((e + 64u) >> 5)].x);
+    return x;
+}
+#define MV_ROW_DOT
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = q6_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint h = (lane >> 1) & 1u, u = lane & 1u;
+    const uint b = wrow + 105u * sb;
+    uvec4 ql[2], qh[2];
+    q6_32(b + 32u * h + 16u * u, ql[0], ql[1]);  // ql bytes 64h + 32u ..
+    q6_32(b + 64u + 16u * h, qh[0], qh[1]);      // qh bytes 32h ..
+    float acc = 0.0;
+    // scales[8h + 2t + k] for t = u and u + 2, k = 0, 1: bytes 8h + 2u, + 1 and 8h + 2u + 4, + 5
+    const uint sc0 = uint(W[b + 96u + 4u * h + u]), sc2 = uint(W[b + 98u + 4u * h + u]);
+    [[unroll]] for (uint k = 0u; k < 2u; ++k) {
+        const uvec4 w0 = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2u * u)) & 0x03030303u) << 4);
+        const uvec4 w2 = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2u * u + 4u)) & 0x03030303u) << 4);
+        int s0 = 0, s2 = 0, x0 = 0, x2 = 0;
+        [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+            s0 += sudot4(x.q0[k][c], w0[c], 0);
+            s2 += sudot4(x.q2[k][c], w2[c], 0);
+            x0 += sdot4(x.q0[k][c], 0x01010101u, 0);
+            x2 += sdot4(x.q2[k][c], 0x01010101u, 0);
+        }
+        const float a0 = float(int(sc0 << (24u - 8u * k)) >> 24), a2 = float(int(sc2 << (24u - 8u * k)) >> 24);
+        acc += a0 * x.d.x * float(s0 - 32 * x0) + a2 * x.d.y * float(s2 - 32 * x2);
+    }
+    return unpackHalf2x16(uint(W[b + 104u])).x * acc;
+}
+
 #elif defined(WTYPE_Q6_K) && defined(XQ8)
 // Integer dots over x's int8 mirror. Layout as below (element 32t + i of half h: nibble t >> 1 of
 // ql[64h + 32(t & 1) + i], bits 2t, 2t + 1 of qh[32h + i], scale scales[8h + 2t + i / 16], value
