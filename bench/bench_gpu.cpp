@@ -125,11 +125,11 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     ctx.upload(ids, 0, ids_host.data(), ids_host.size() * 4);
     const uint64_t mat_bytes = one / sh.n_mats / (sh.glu ? 2 : 1);
     // Variants: rows per team 1, 2, 4 (ks 0) and 4 or 8 teams per row (nr 0).
-    const MvPick pick = matvec_pick(t, q8, sh.rows, sh.cols, sh.n_mats, sh.sum, sh.norm, q8 && (t == WT_Q4_K || t == WT_Q5_K || t == WT_Q6_K) && sh.cols >= 2048);
+    const MvPick pick = matvec_pick(t, q8, sh.rows, sh.cols, sh.n_mats, sh.sum, sh.norm, q8 && (t == WT_Q4_K || t == WT_Q5_K) && sh.cols >= 2048);
     const uint32_t chosen_ks = sh.glu ? 0 : pick.ksplit, chosen = chosen_ks ? 0 : pick.team_rows;
     std::vector<MvResult> out;
     // wide 1: the _q8w variants (Q4_K / Q5_K integer dots, rows of 2048 or more)
-    const bool can_wide = q8 && (t == WT_Q4_K || t == WT_Q5_K || t == WT_Q6_K) && sh.cols % 256 == 0 && sh.cols >= 2048;
+    const bool can_wide = q8 && (t == WT_Q4_K || t == WT_Q5_K) && sh.cols % 256 == 0 && sh.cols >= 2048;
     for (auto [nr, ks, wide] : {std::tuple<uint32_t, int, int>{1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
                                 {1, 0, 1}, {2, 0, 1}, {4, 0, 1}, {0, 4, 1}, {0, 8, 1}}) {
         if (sh.glu && nr != MV_GLU_ROWS) continue;

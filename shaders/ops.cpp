@@ -304,11 +304,10 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.norm_eps = o.norm_eps;
     }
     uint32_t nr = MV_GLU_ROWS, teams = MV_TEAMS;
-    // The _q8w variants (Q4_K, Q5_K, Q6_K) for rows of 2048 or more (H200: faster on every such shape
-    // measured, 7168 and 29696 columns included, whose last step leaves lanes idle); o.wide = 1 takes
-    // them for any.
+    // The _q8w variants for rows of 2048 or more (H200: faster on every such shape measured, 7168 and
+    // 29696 columns included, whose last step leaves lanes idle); o.wide = 1 takes them for any.
     static const bool wide_env = env_int("SLUICE_GPU_MV_WIDE", 1) != 0;
-    const bool wide = q8 && o.n_cols == 1 && (w.type == WT_Q4_K || w.type == WT_Q5_K || w.type == WT_Q6_K) && w.cols % 256 == 0 &&
+    const bool wide = q8 && o.n_cols == 1 && (w.type == WT_Q4_K || w.type == WT_Q5_K) && w.cols % 256 == 0 &&
                       (o.wide < 0 ? wide_env && w.cols >= 2048 : o.wide != 0);
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (wide ? "_q8w" : q8 ? "_q8" : "");
     const MvPick pick = o.swiglu_up || o.n_cols > 1
@@ -371,7 +370,7 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool wide_q8) {
 
 MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail,
                    bool wide_kq) {
-    if (q8 && type == WT_Q6_K && !wide_kq && !norm_tail && cols >= 4096) {
+    if (q8 && type == WT_Q6_K && !norm_tail && cols >= 4096) {
         // H200, word loads (bench_gpu, dependent dispatches, us): 4 teams per row for long rows and
         // weighted sums (5120x25600 40.1 vs r2 45.1, 10240x8192 26.7 vs r4 29.8, 8192x29696 70.6 vs r4
         // 85.9 (r2 67.4), 8x7168x2048 sum 36.6 vs r2 38.8), else one row per team (10240x5120 19.4 vs

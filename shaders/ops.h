@@ -112,7 +112,7 @@ struct MatvecOpts {
     // x_ss (integer-dot variants): x's mirror is of x * w before its rmsnorm's scale, which the product
     // applies: 1 / sqrt(sum(cols / 32 block sums of squares at x_ss) / cols + norm_eps) (MV_XSS).
     Vec x_ss;
-    // Q4_K / Q5_K / Q6_K integer dots: the _q8w variants (4 lanes per super-block, mv_types.glsl KQ_WIDE).
+    // Q4_K / Q5_K integer dots: the _q8w variants (4 lanes per super-block, mv_types.glsl KQ_WIDE).
     // -1: for rows of 2048 or more unless SLUICE_GPU_MV_WIDE=0; 0 / 1: off / on (any multiple of 256).
     int wide = -1;
 };

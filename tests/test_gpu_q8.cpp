@@ -153,7 +153,7 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    // (team rows, k-split, wide): wide 1 is the _q8w variant (Q4_K, Q5_K, Q6_K; others ignore it)
+    // (team rows, k-split, wide): wide 1 is the _q8w variant (Q4_K, Q5_K; others ignore it)
     const std::tuple<uint32_t, int, int> variants[] = {{0, -1, 0}, {1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
                                                        {0, -1, 1}, {1, 0, 1}, {2, 0, 1}, {4, 0, 1}, {0, 4, 1}, {0, 8, 1}};
     for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
@@ -168,7 +168,7 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
         const auto ref = ref_matvec(deq.data(), xq.deq.data(), rows, cols);
         const auto ref_float = to_float(ref_matvec(deq.data(), x.data(), rows, cols));
         for (auto [nr, ks, wide] : variants) {
-            if (wide && cols % 256) continue;  // forced (o.wide = 1) for any K-quant row, odd block counts included
+            if (wide && cols % 256) continue;  // forced (o.wide = 1) for any Q4_K / Q5_K row, odd block counts included
             gpu::Buffer wb = to_gpu(bytes), yb = zeros(size_t(rows + 1));
             gpu::MatvecOpts o;
             o.team_rows = nr;
