@@ -471,7 +471,7 @@ bool GpuModel::glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<co
     if (!(qblk_mode() & 2) || !q || n_ff % 32) return false;
     for (const Mat* m : users)
         if (!m || !gpu::has_q8(ctx_, m->type)) return false;
-    o.qblk = {q, 0, {&qb_, 0}, {}, {}};
+    o.qblk = {q, 0, {&tails_, 0}, {}, {}};
     return true;
 }
 
@@ -545,7 +545,7 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     o.norm_out = nullptr;
     o.norm_q = nullptr;
     if (fuse_norm && (qblk_mode() & 1) && hp_.n_embd % 32 == 0) {  // hn's mirror of x * w and its block sums
-        o.qblk = {xq(hn_), 0, {&qb_, 0}, nw, {&qb_, qb_ss_off_}};
+        o.qblk = {xq(hn_), 0, {&tails_, 0}, nw, {&tails_, tails_ss_off_}};
         gpu::matvec(c, w, x, {&x_}, step_, o);
         hn_scaled_ = true;
         scaled_norm_ = nw.off;
@@ -816,9 +816,9 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     if (E % 32 == 0) mirror(hn_, E);  // written wherever hn is (norm tails, norm_into_hn, the CPU experts' combine)
     mirror(gate_, ff);
     // block tails' counters (a uint per block of the longest vector they quantize), then hn's sums of squares
-    qb_ss_off_ = uint32_t((std::max(E, ff) + 31) / 32);
-    qb_ = device_floats(qb_ss_off_ + (E + 31) / 32, "block tail counters, hn's block sums of squares");
-    ctx_.upload(qb_, 0, std::vector<float>(qb_.size() / 4, 0.0f).data(), qb_.size());
+    tails_ss_off_ = uint32_t((std::max(E, ff) + 31) / 32);
+    tails_ = device_floats(tails_ss_off_ + (E + 31) / 32, "block tail counters, hn's block sums of squares");
+    ctx_.upload(tails_, 0, std::vector<float>(tails_.size() / 4, 0.0f).data(), tails_.size());
     const float one = 1.0f;
     one_ = device_floats(1, "one");
     ctx_.upload(one_, 0, &one, 4);

@@ -245,7 +245,7 @@ protected:
     gpu::MatvecOpts with_xq(gpu::MatvecOpts o, const Buffer& b) const {
         o.xq = xq(b);
         if (&b == &hn_ && hn_scaled_ && o.xq) {
-            o.x_ss = {&qb_, qb_ss_off_};
+            o.x_ss = {&tails_, tails_ss_off_};
             o.norm_eps = hp_.rms_eps;
         }
         return o;
@@ -268,12 +268,12 @@ protected:
     int n_repacked_ = 0;  // Q8_0 tensors stored as WT_Q8_0R (describe())
     int64_t resid_norm_ = -1;  // the norm offset of add_matvec()'s norm_q8 when it was the last dispatch
     // Recording state: add_matvec()'s block tails left hn_ as its mirror of x * w, its float stale
-    // (only the integer-dot readers with_xq() equips may follow). qb_: the tails' counters, then hn's
-    // block sums of squares from qb_ss_off_.
+    // (only the integer-dot readers with_xq() equips may follow). tails_: the tails' counters, then hn's
+    // block sums of squares from tails_ss_off_.
     bool hn_scaled_ = false;
     uint32_t scaled_norm_ = 0;  // the norm weights' offset hn_'s mirror holds
-    Buffer qb_;
-    uint32_t qb_ss_off_ = 0;
+    Buffer tails_;
+    uint32_t tails_ss_off_ = 0;
 
     bool batching() const;
     // kBatchSmall .. batch_max() tokens at n_past_.. (`first`: the batch's first token in the chunk)
