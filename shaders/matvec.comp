@@ -248,14 +248,12 @@ void main() {
     const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
     float xscale = 1.0;  // MV_XNORM: x's rms scale, from this workgroup's own pass over x (uniform)
 #ifdef XQ8
-    // MV_XSS: this invocation's share of the blocks' sums of squares, loaded now and added at the end
-    float xss = 0.0;
+    // MV_XSS: this invocation's first four of the blocks' sums of squares, loaded now and used after
+    // the products (their latency hidden behind them, not waited for before the first weights)
+    float xss_v[4] = {0.0, 0.0, 0.0, 0.0};
     if ((p.flags & MV_XSS) != 0u) {
         const uint nb = p.cols / 32u, tid = gl_LocalInvocationIndex;
-        float v[4];
-        [[unroll]] for (uint u = 0u; u < 4u; ++u) v[u] = tid + u * MV_WG < nb ? Wn[p.norm_w_off + tid + u * MV_WG] : 0.0;
-        for (uint i = tid + 4u * MV_WG; i < nb; i += MV_WG) xss += Wn[p.norm_w_off + i];
-        xss += (v[0] + v[1]) + (v[2] + v[3]);
+        [[unroll]] for (uint u = 0u; u < 4u; ++u) xss_v[u] = tid + u * MV_WG < nb ? Wn[p.norm_w_off + tid + u * MV_WG] : 0.0;
     }
 #else
     if ((p.flags & MV_XNORM) != 0u) {
@@ -267,6 +265,12 @@ void main() {
         xscale = inversesqrt(wg_sum(ss) / float(p.cols) + p.norm_eps);
     }
 #endif
+
+    uint yo = p.y_off + gl_WorkGroupID.y * p.y_mat_stride + row0;
+    if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
+    // MV_ACCUMULATE of one column: lane r's row of y (the residual), loaded now and added at the end
+    const bool acc_y = (p.flags & MV_ACCUMULATE) != 0u;
+    const float y_old = acc_y && NB == 1 && lane < NR && row0 + lane < p.rows ? Y[yo + lane] : 0.0;
 
     float acc[NB][NR];
     [[unroll]] for (uint b = 0u; b < NB; ++b)
@@ -328,10 +332,12 @@ void main() {
 #endif
 
 #ifdef XQ8
-    if ((p.flags & MV_XSS) != 0u) xscale = inversesqrt(wg_sum(xss) / float(p.cols) + p.norm_eps);
+    if ((p.flags & MV_XSS) != 0u) {
+        float xss = (xss_v[0] + xss_v[1]) + (xss_v[2] + xss_v[3]);
+        for (uint i = gl_LocalInvocationIndex + 4u * MV_WG; i < p.cols / 32u; i += MV_WG) xss += Wn[p.norm_w_off + i];
+        xscale = inversesqrt(wg_sum(xss) / float(p.cols) + p.norm_eps);
+    }
 #endif
-    uint yo = p.y_off + gl_WorkGroupID.y * p.y_mat_stride + row0;
-    if ((p.flags & MV_POS) != 0u) yo += step.pos * p.y_pos_stride;
 #ifdef KSPLIT
     [[unroll]] for (uint r = 0u; r < NR; ++r) {
         const float s = team_sum(acc[0][r], team);
@@ -342,7 +348,7 @@ void main() {
         float s = 0.0;
         for (uint t = 0u; t < KS_TEAMS; ++t) s += ks_red[t * NR + lane];
         s *= xscale;
-        Y[yo + lane] = (p.flags & MV_ACCUMULATE) != 0u ? Y[yo + lane] + s : s;
+        Y[yo + lane] = acc_y ? y_old + s : s;
     }
 #else
     [[unroll]] for (uint b = 0u; b < NB; ++b) {
@@ -355,7 +361,7 @@ void main() {
 #endif
             if (lane == r && row0 + r < p.rows) {
                 const uint o = yo + b * p.y_col_stride + r;
-                Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + s : s;
+                Y[o] = acc_y ? (NB == 1 ? y_old : Y[o]) + s : s;
             }
         }
     }
