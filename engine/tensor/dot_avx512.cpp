@@ -1,8 +1,9 @@
 // AVX-512 (F/BW/VL/DQ/VNNI) dot products for the types where they beat AVX2 on real hardware (see
-// avx512_dot); activations are prepared by the AVX2 code (same bytes). Q8_0: two 32-blocks per
-// register, vpdpbusd (u8 x s8 summed 4 at a time into i32). Q2_K/Q3_K/Q6_K: 64 quants per register,
-// vpmaddubsw then vpdpwssd against the group scales spread over i16 lanes with vpermw. Integer sums
-// per super-block equal the scalar reference's exactly.
+// avx512_dot), and the panel types' dots in the panels' float order (avx512_dot_canon); activations
+// are prepared by the AVX2 code (same bytes). Q8_0: two 32-blocks per register, vpdpbusd (u8 x s8
+// summed 4 at a time into i32). Q2_K/Q3_K/Q6_K: 64 quants per register, vpmaddubsw then vpdpwssd
+// against the group scales spread over i16 lanes with vpermw. Integer sums per super-block equal the
+// scalar reference's exactly.
 // GCC 12 warns about the _mm512_undefined_* placeholders inside its own intrinsics (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -132,50 +133,7 @@ void dot_bf16(const void* row, const void* const* acts, int64_t n, float* out) {
     });
 }
 
-// ---- Q8_0: two blocks per register; an odd last block takes the 256-bit path.
-
-inline __m512 pair_scales(float s0, float s1) {
-    return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
-}
-
-template <int N>
-void dot_q8_0(const void* row, const void* const* acts, int64_t n, float* out) {
-    auto* w = static_cast<const Q8_0*>(row);
-    ActQ8x32 a[N];
-    FOR_COL(c) a[c] = act_q8x32(const_cast<void*>(acts[c]), n);
-    const __m512i zero = _mm512_setzero_si512();
-    __m512 acc0[N], acc1[N];
-    FOR_COL(c) acc0[c] = acc1[c] = _mm512_setzero_ps();
-    // signed x signed: |w| as the unsigned operand, a negated where w < 0
-    auto pair = [&](int64_t b, __m512* acc) {
-        const __m512i q = join(load256(w[b].qs), load256(w[b + 1].qs)), aq = _mm512_abs_epi8(q);
-        const __mmask64 neg = _mm512_movepi8_mask(q);
-        const float d0 = half(w[b].d), d1 = half(w[b + 1].d);
-        FOR_COL(c) {
-            const __m512i x = load512(a[c].qs + b * QK);
-            const __m512i s = _mm512_dpbusd_epi32(zero, aq, _mm512_mask_sub_epi8(x, neg, zero, x));
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), pair_scales(d0 * a[c].d[b], d1 * a[c].d[b + 1]), acc[c]);
-        }
-    };
-    const int64_t nb = n / QK;
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        prefetch<kAheadQuant>(w + b, 4 * int(sizeof *w));
-        pair(b, acc0);
-        pair(b + 2, acc1);
-    }
-    for (; b + 2 <= nb; b += 2) pair(b, acc0);
-    FOR_COL(c) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));
-    if (b < nb) {
-        const __m256i q = load256(w[b].qs), aq = _mm256_sign_epi8(q, q);
-        const float d = half(w[b].d);
-        FOR_COL(c) {
-            const __m256i x = load256(a[c].qs + b * QK);
-            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, _mm256_sign_epi8(x, q));
-            out[c] += d * a[c].d[b] * hsum256(_mm256_cvtepi32_ps(s));
-        }
-    }
-}
+// ---- Q8_0
 
 // lane indices i ^ 1, i ^ 2, i ^ 4 for vpermd
 struct XorIdx {
@@ -274,7 +232,9 @@ inline void k16_block(__m256i sc16, float d, const ActQ8x256* a, int64_t b, __m5
     }
 }
 
-template <int N, bool Canon = false>
+// Q6_K in the panels' float order (panel_avx512.cpp run_q6_K): per super-block the exact integer
+// sum, then one fma.
+template <int N>
 void dot_q6_K(const void* row, const void* const* acts, int64_t n, float* out) {
     auto* w = static_cast<const Q6_K*>(row);
     ActQ8x256 a[N];
@@ -285,7 +245,7 @@ void dot_q6_K(const void* row, const void* const* acts, int64_t n, float* out) {
     FOR_COL(c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QKK; ++b) {
         prefetch<kAheadQuant>(w + b, int(sizeof *w));
-        k16_block<N, 5, Canon>(_mm256_cvtepi8_epi16(load128(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
+        k16_block<N, 5, true>(_mm256_cvtepi8_epi16(load128(w[b].scales)), half(w[b].d), a, b, acc, [&](int h, int p) {
             // 64 ql bytes: low nibbles are slices 0|1, high nibbles slices 2|3 of this 128.
             const __m512i l = load512(w[b].ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(w[b].qh + 32 * h));
@@ -293,7 +253,7 @@ void dot_q6_K(const void* row, const void* const* acts, int64_t n, float* out) {
             return _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, p ? c23 : c01), m3), 4));
         });
     }
-    FOR_COL(c) out[c] = Canon ? _mm_cvtss_f32(_mm512_castps512_ps128(acc[c])) : _mm512_reduce_add_ps(acc[c]);
+    FOR_COL(c) out[c] = _mm_cvtss_f32(_mm512_castps512_ps128(acc[c]));
 }
 
 template <int N>
@@ -367,38 +327,24 @@ DotFn avx512_dot(GgmlType t) {
         case GgmlType::F32: return dot1<dot_f32<1>>;
         case GgmlType::F16: return dot1<dot_f16<1>>;
         case GgmlType::BF16: return dot1<dot_bf16<1>>;
-        case GgmlType::Q8_0: return dot1<dot_q8_0<1>>;
         case GgmlType::Q2_K: return dot1<dot_q2_K<1>>;
         case GgmlType::Q3_K: return dot1<dot_q3_K<1>>;
-        case GgmlType::Q6_K: return dot1<dot_q6_K<1>>;
-        // Q4_0, Q4_K, Q5_K: 512-bit versions measured slower than AVX2 on a Sapphire Rapids-class
-        // Xeon (Q4_K in cache: 16.9 vs 20.0 GB/s on 1 thread), since 512-bit integer multiplies issue
-        // on one port there; the vpdpwssd build of the AVX2 code (dot_k4_x86.inc) decoded 6% slower
-        // too (128 vs 137 tok/s). The AVX2 dots are used, with the dot4s of avx512_dot4_over_avx2.
+        // Q4_K, Q5_K, Q6_K, Q8_0 have panels (panel_avx512.cpp): the table takes the dots in their
+        // float order (avx512_dot_canon, avx2_dot_canon). Q4_0: AVX2's dot (512-bit integer
+        // multiplies issue on one port on a Sapphire Rapids-class Xeon: Q4_K in cache measured 16.9 vs
+        // 20.0 GB/s on 1 thread before the panels).
         default: return nullptr;
     }
 }
 
-// Only for the types avx512_dot has (the table pairs a dot4 with its ISA's dot); the others keep
-// the AVX2 dot and its dot4.
+// Only for the types avx512_dot has (the table pairs a dot4 with its ISA's dot).
 Dot4Fn avx512_dot4(GgmlType t) {
     switch (t) {
         case GgmlType::F32: return dot_f32<4>;
         case GgmlType::F16: return dot_f16<4>;
         case GgmlType::BF16: return dot_bf16<4>;
-        case GgmlType::Q8_0: return dot_q8_0<4>;
         case GgmlType::Q2_K: return dot_q2_K<4>;
         case GgmlType::Q3_K: return dot_q3_K<4>;
-        case GgmlType::Q6_K: return dot_q6_K<4>;
-        default: return nullptr;
-    }
-}
-
-// Prompt chunks are compute-bound: there vpdpwssd pays (B30 layers, 2 threads: 338 vs 290 tok/s).
-Dot4Fn avx512_dot4_over_avx2(GgmlType t) {
-    switch (t) {
-        case GgmlType::Q4_K: return dot_q4_K<4>;
-        case GgmlType::Q5_K: return dot_q5_K<4>;
         default: return nullptr;
     }
 }
@@ -407,7 +353,7 @@ Tile avx512_tile(GgmlType) { return {}; }
 
 DotFn avx512_dot_canon(GgmlType t) {
     switch (t) {
-        case GgmlType::Q6_K: return dot1<dot_q6_K<1, true>>;
+        case GgmlType::Q6_K: return dot1<dot_q6_K<1>>;
         case GgmlType::Q8_0: return dot1<dot_q8_0_canon<1>>;
         default: return nullptr;
     }
@@ -417,16 +363,9 @@ Dot4Fn avx512_dot4_canon(GgmlType t) {
     switch (t) {
         case GgmlType::Q4_K: return dot_q4_K<4, true>;
         case GgmlType::Q5_K: return dot_q5_K<4, true>;
-        case GgmlType::Q6_K: return dot_q6_K<4, true>;
+        case GgmlType::Q6_K: return dot_q6_K<4>;
         case GgmlType::Q8_0: return dot_q8_0_canon<4>;
         default: return nullptr;
-    }
-}
-
-Tile avx512_tile_over_avx2(GgmlType t) {
-    switch (t) {
-        case GgmlType::Q4_K: return {tile_q4_K<2, 4>, 2, 4};
-        default: return {};
     }
 }
 

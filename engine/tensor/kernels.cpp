@@ -74,9 +74,6 @@ struct Tables {
                 if (auto f = detail::avx512_prepare(t)) cur.prepare = f;
                 if (auto f = detail::avx512_dot(t)) {
                     cur.dot = f, cur.dot4 = detail::avx512_dot4(t), cur.tile = detail::avx512_tile(t);
-                } else {
-                    if (auto f4 = detail::avx512_dot4_over_avx2(t)) cur.dot4 = f4;
-                    if (auto tl = detail::avx512_tile_over_avx2(t); tl.fn) cur.tile = tl;
                 }
                 if (auto pk = detail::avx512_panel(t); pk.pack) {
                     // Panels and the dots that match them bit for bit (no tile: n < min_cols is dot4).

@@ -84,10 +84,6 @@ DotFn avx512_dot(GgmlType t);
 PrepareFn avx512_prepare(GgmlType t);
 Dot4Fn avx512_dot4(GgmlType t);
 Tile avx512_tile(GgmlType t);
-// A dot4 bit-identical to the AVX2 dot of a type AVX-512 has no dot of its own for (same integer sums
-// and float operations, other instructions).
-Dot4Fn avx512_dot4_over_avx2(GgmlType t);
-Tile avx512_tile_over_avx2(GgmlType t);
 Panel avx512_panel(GgmlType t);
 // Dots in the panels' float order (per super-block: exact integer sums, then one float fma each), for
 // the types with panels: prompt (panels) and decode (dot) then give bit-identical logits.

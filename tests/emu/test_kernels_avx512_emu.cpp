@@ -14,10 +14,9 @@ namespace sluice::detail {
 // dot_avx512.cpp / dequant_avx512.cpp compiled with their table getters renamed (see CMakeLists.txt).
 DotFn emu_avx512_dot(GgmlType t);
 Dot4Fn emu_avx512_dot4(GgmlType t);
-Dot4Fn emu_avx512_dot4_over_avx2(GgmlType t);
 DequantFn emu_avx512_dequant(GgmlType t);
-Tile emu_avx512_tile(GgmlType t);
-Tile emu_avx512_tile_over_avx2(GgmlType t);
+DotFn emu_avx512_dot_canon(GgmlType t);
+Dot4Fn emu_avx512_dot4_canon(GgmlType t);
 }  // namespace sluice::detail
 
 using namespace sluice;
@@ -41,7 +40,9 @@ TEST(Avx512Emulated, DequantBitExactAndDotMatchesScalar) {
     for (GgmlType t : kernel_types()) {
         const detail::TypeKernels ref = detail::scalar_kernels(t);
         const detail::DequantFn dq = detail::emu_avx512_dequant(t);
-        const detail::DotFn dot = detail::emu_avx512_dot(t);
+        // the type's own dot, or the panel types' dot in the panels' float order
+        detail::DotFn dot = detail::emu_avx512_dot(t);
+        if (!dot) dot = detail::emu_avx512_dot_canon(t);
         if (!dot && !dq) continue;  // this type uses the AVX2 kernels on AVX-512 CPUs
         for (int64_t n : lengths(t)) {
             SCOPED_TRACE(std::string(type_name(t)) + " n=" + std::to_string(n) + " seed=" + std::to_string(seed));
@@ -68,23 +69,31 @@ TEST(Avx512Emulated, DequantBitExactAndDotMatchesScalar) {
     }
 }
 
-// dot4 (four columns, the row decoded once) against four dots, bit for bit; a dot4 only where there
-// is a dot (the table pairs them).
+// dot4 (four columns, the row decoded once) against four dots, bit for bit: a type's own dot4 where it
+// has an AVX-512 dot (the table pairs them), and the panel types' dot4 in the panels' float order
+// against their dot in that order (AVX-512's, or AVX2's for Q4_K / Q5_K).
 TEST(Avx512Emulated, Dot4BitIdenticalToFourDots) {
     const uint32_t seed = fresh_seed();
     std::mt19937 rng(seed);
+    int tested = 0;
     for (GgmlType t : kernel_types()) {
         const detail::TypeKernels ref = detail::scalar_kernels(t);
         std::function<float(const void*, const void*, int64_t)> dot = detail::emu_avx512_dot(t);
         detail::Dot4Fn dot4 = detail::emu_avx512_dot4(t);
         if (!detail::emu_avx512_dot(t)) {
             EXPECT_EQ(dot4, nullptr) << type_name(t);
-            // Types left to AVX2's dot may have a dot4 of their own, bit-identical to that dot.
-            dot4 = detail::emu_avx512_dot4_over_avx2(t);
-            if (!dot4 || !isa_available(Isa::Avx2)) continue;
-            dot = [t](const void* row, const void* act, int64_t n) { return vec_dot_isa(Isa::Avx2, t, row, act, n); };
+            dot4 = detail::emu_avx512_dot4_canon(t);
+            if (!dot4) continue;
+            if (detail::DotFn f = detail::emu_avx512_dot_canon(t)) {
+                dot = f;
+            } else {
+                if (!isa_available(Isa::Avx2)) continue;
+                dot = detail::avx2_dot_canon(t);
+                ASSERT_TRUE(dot) << type_name(t) << ": a dot4 in the panels' order without its dot";
+            }
         }
         ASSERT_NE(dot4, nullptr) << type_name(t);
+        ++tested;
         for (int64_t n : lengths(t)) {
             SCOPED_TRACE(std::string(type_name(t)) + " n=" + std::to_string(n) + " seed=" + std::to_string(seed));
             std::vector<std::vector<uint8_t>> act(4, std::vector<uint8_t>(act_bytes(t, n)));
@@ -103,51 +112,6 @@ TEST(Avx512Emulated, Dot4BitIdenticalToFourDots) {
             }
         }
     }
+    EXPECT_GE(tested, 7);  // F32, F16, BF16, Q2_K, Q3_K, Q6_K, Q8_0 (+ Q4_K, Q5_K with AVX2)
 }
 
-// The tiles (rows x columns) against the dot of their ISA, bit for bit: AVX-512's own dot, or AVX2's
-// for the types AVX-512 leaves to it (the table pairs them the same way).
-TEST(Avx512Emulated, TileBitIdenticalToDots) {
-    const uint32_t seed = fresh_seed();
-    std::mt19937 rng(seed);
-    int tested = 0;
-    for (GgmlType t : kernel_types()) {
-        const detail::TypeKernels ref = detail::scalar_kernels(t);
-        std::function<float(const void*, const void*, int64_t)> dot = detail::emu_avx512_dot(t);
-        detail::Tile tile = detail::emu_avx512_tile(t);
-        if (!detail::emu_avx512_dot(t)) {
-            EXPECT_EQ(tile.fn, nullptr) << type_name(t);
-            tile = detail::emu_avx512_tile_over_avx2(t);
-            if (!tile.fn || !isa_available(Isa::Avx2)) continue;
-            dot = [t](const void* row, const void* act, int64_t n) { return vec_dot_isa(Isa::Avx2, t, row, act, n); };
-        }
-        if (!tile.fn) continue;
-        ++tested;
-        for (int64_t n : lengths(t)) {
-            SCOPED_TRACE(std::string(type_name(t)) + " n=" + std::to_string(n) + " seed=" + std::to_string(seed));
-            const int64_t rb = row_bytes(t, n), stride = rb + 32;
-            std::vector<uint8_t> w(size_t(stride * tile.rows));
-            for (int r = 0; r < tile.rows; ++r) {
-                const std::vector<uint8_t> q = quantized(t, random_row(rng, n));
-                std::memcpy(w.data() + r * stride, q.data(), size_t(rb));
-            }
-            std::vector<std::vector<uint8_t>> act(size_t(tile.cols), std::vector<uint8_t>(act_bytes(t, n)));
-            std::vector<const void*> acts;
-            for (int c = 0; c < tile.cols; ++c) {
-                const std::vector<float> x = random_row(rng, n, c % 3 == 2 ? 1e-3f : 1.f);
-                ref.prepare(x.data(), act[size_t(c)].data(), n);
-                acts.push_back(act[size_t(c)].data());
-            }
-            std::vector<float> got(size_t(tile.rows * tile.cols));
-            tile.fn(w.data(), stride, acts.data(), n, got.data());
-            for (int r = 0; r < tile.rows; ++r)
-                for (int c = 0; c < tile.cols; ++c) {
-                    const float want = dot(w.data() + r * stride, acts[size_t(c)], n);
-                    ASSERT_EQ(std::memcmp(&got[size_t(r * tile.cols + c)], &want, 4), 0) << "r=" << r << " c=" << c;
-                }
-        }
-    }
-    if (isa_available(Isa::Avx2)) {
-        EXPECT_GT(tested, 0);
-    }
-}
