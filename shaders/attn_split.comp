@@ -146,6 +146,8 @@ void out_mirror(uint o0, uint n) {
     }
 }
 
+// One split's outputs per invocation at most: gb heads (below) of head_dim_v <= ATTN_DMAX, rg >= 4
+#define DR ((ATTN_QMAX / 4u + WG - 1u) / WG)
 #define MO max(GH * 128u / WG, 1u)  // merged outputs per invocation per pass (a pass: 128 dims per head)
 #define SU (32u / MO)  // splits per round of the merge's loads: 32 loads in flight
 // out (heads h0 .. h0 + gh - 1) = the merge of their n splits: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
@@ -210,7 +212,11 @@ void main() {
     const uint n_kv = step.n_kv;
     // Splits of at least min_chunk positions: at a short context only the first n_active hold any
     // (the fused variant's others leave at once and its merge reads only theirs).
+#ifdef FUSED
+    const uint chunk = n_kv <= p.one_split ? n_kv : max((n_kv + p.n_splits - 1u) / p.n_splits, p.min_chunk);
+#else
     const uint chunk = max((n_kv + p.n_splits - 1u) / p.n_splits, p.min_chunk);
+#endif
     const uint n_active = (n_kv + chunk - 1u) / chunk;
     const uint t0 = min(s * chunk, n_kv), t1 = min(t0 + chunk, n_kv);
 #ifdef FUSED
@@ -354,6 +360,44 @@ void main() {
     }
     // The row groups' sums, gb heads at a time through shared memory (qn is free now), into part.
     const uint gb = max(ATTN_QMAX / (rg * hdv), 1u);
+#ifdef FUSED
+    // One split (a short context): the sums divided by the heads' sums of exponentials are the output,
+    // written now: no parts, no count, no merge (three rounds of L2 latency fewer).
+    if (n_active == 1u) {
+        for (uint g0 = 0u; g0 < gh; g0 += gb) {  // uniform
+            barrier();
+            [[unroll]] for (uint g = 0u; g < GH; ++g) {
+                if (!v_on || g < g0 || g >= min(g0 + gb, gh)) continue;
+                const uint i = ((g - g0) * rg + vr) * hdv + 4u * vd4;
+                qn[i] = o[g].x;
+                qn[i + 1u] = o[g].y;
+                qn[i + 2u] = o[g].z;
+                qn[i + 3u] = o[g].w;
+            }
+            barrier();
+            const uint no = min(gb, gh - g0) * hdv;
+            float r[DR];
+            [[unroll]] for (uint k = 0u; k < DR; ++k) {
+                const uint i = tid + k * WG, gg = min(i, no - 1u) / hdv, d = min(i, no - 1u) - gg * hdv;
+                r[k] = 0.0;
+                for (uint j = 0u; j < rg; ++j) r[k] += qn[(gg * rg + j) * hdv + d];
+                r[k] /= head_l[g0 + gg];
+            }
+            barrier();  // every invocation's sums read before qn holds the outputs
+            [[unroll]] for (uint k = 0u; k < DR; ++k) {
+                const uint i = tid + k * WG;
+                if (i >= no) continue;
+                qn[i] = r[k];
+                O[p.out_off + (h0 + g0) * hdv + i] = r[k];
+            }
+            if ((p.flags & ATTN_OUT_Q8) != 0u) {
+                barrier();
+                out_mirror((h0 + g0) * hdv, no);
+            }
+        }
+        return;
+    }
+#endif
     for (uint g0 = 0u; g0 < gh; g0 += gb) {  // uniform
         barrier();
         [[unroll]] for (uint g = 0u; g < GH; ++g) {

@@ -530,7 +530,10 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
         throw GpuError("attention: q, raw k and raw v share a buffer, and the q and k norm weights another");
     AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
                     part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, v_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
-                    out.off, counts.off, 0u, 0u, s.min_chunk};
+                    out.off, counts.off, 0u, 0u, s.min_chunk, 0u};
+    // Up to this many positions one split per head block, its output written without a merge.
+    static const int one_split = std::max(0, env_int("SLUICE_GPU_ATTN_ONE", 128));
+    p.one_split = uint32_t(one_split);
     if (out_q) {
         if (s.head_dim_v % 32 || out.off % 32 || !cmd.context().info().int_dot)
             throw GpuError("attention: the output's int8 mirror needs head_dim_v and its offset to be multiples of 32");

@@ -199,6 +199,7 @@ struct AttnFusedPush {
     uint flags;           // ATTN_OUT_Q8: the output's int8 mirror (QuantQ8Push's layout) into binding 8,
     uint out_q_soff;      // its scales from this vec2 (head_dim_v and out_off multiples of 32)
     uint min_chunk;
+    uint one_split;       // up to this many positions one split per head block: no parts, no merge
 };
 #define ATTN_OUT_Q8 1u
 

@@ -570,7 +570,7 @@ TEST(GpuOps, SplitAttentionMatchesReference) {
             SCOPED_TRACE("heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + ", dims " + std::to_string(hd) + "/" +
                          std::to_string(hdv) + ", " + std::to_string(s.gh) + " per workgroup, " + std::to_string(s.n_splits) + " splits");
             gpu::Buffer part = zeros(gpu::attn_part_floats(s));
-            for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
+            for (int64_t n_kv : {1, 5, 37, 128, 129, 1024, 2999}) {
                 const auto q = random_row(rng, n_head * hd, 0.3f);
                 gpu::Buffer qb = to_gpu(q), step = step_buffer(uint32_t(n_kv - 1));
                 gpu::Cmd cmd(ctx());
@@ -609,7 +609,7 @@ TEST(GpuOps, FusedQkNormRopeAttentionMatchesReference) {
             norms.insert(norms.end(), kn.begin(), kn.end());
             gpu::Buffer kb = to_gpu(kv.k), vb = to_gpu(kv.v), nb = to_gpu(norms), part = zeros(gpu::attn_part_floats(s)),
                         out = zeros(size_t(n_head * hd)), counts = zeros(size_t(n_head + 1));
-            for (int64_t n_kv : {1, 5, 37, 1024, 2999}) {
+            for (int64_t n_kv : {1, 5, 37, 128, 129, 1024, 2999}) {  // one split up to 128 (ops.cpp)
                 const int64_t pos = n_kv - 1;
                 const auto qk = random_row(rng, n_head * hd + 2 * kd, 0.3f);  // q, then this position's raw k and v
                 gpu::Buffer qb = to_gpu(qk), step = step_buffer(uint32_t(pos), 0, uint32_t(n_rot), 1e6f);
