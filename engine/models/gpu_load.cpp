@@ -1,0 +1,291 @@
+// GpuModel's loading (gpu_model.h): VRAM buffers, weight uploads (merged rows, repacked Q8_0), the
+// VRAM plan, the output head, and the routed experts' placement with its buffers.
+#ifdef SLUICE_VULKAN
+#include "engine/models/gpu_model.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "engine/blocks.h"
+#include "engine/error.h"
+
+namespace sluice {
+
+using gpu::Mem;
+
+namespace {
+bool is_expert_tensor(const gguf::TensorInfo& t) { return t.n_dims == 3 && t.name.find("_exps") != std::string::npos; }
+}  // namespace
+
+GpuModel::Buffer& GpuModel::buffer(size_t bytes, Mem mem, const std::string& what) {
+    bufs_.push_back(ctx_.alloc(bytes, mem, what));
+    if (mem == Mem::Device) counters_.vram_bytes += bytes;
+    return bufs_.back();
+}
+
+GpuModel::Buffer GpuModel::device_floats(size_t floats, const char* what) {
+    counters_.vram_bytes += floats * 4;
+    return ctx_.alloc(floats * 4, Mem::Device, what);
+}
+
+GpuModel::Mat GpuModel::upload_layout(const gguf::TensorInfo& t) {
+    const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t.type));
+    if (!tl) throw gpu::GpuError("tensor '" + t.name + "' has type " + type_name(t.type) + ", which has no GPU kernel yet");
+    const int64_t cols = t.ne[0], rows = t.ne[1];
+    if (cols % tl->chunk)
+        throw gpu::GpuError("tensor '" + t.name + "': rows of " + std::to_string(cols) + " " + tl->suffix +
+                            " values are not a multiple of " + std::to_string(tl->chunk));
+    return {nullptr, uint32_t(t.type), 0, uint32_t(rows), uint32_t(cols), uint64_t(rows * row_bytes(t.type, cols))};
+}
+
+// Q8_0 matrices whose rows are a multiple of 256 are stored repacked (shared.h WT_Q8_0R): the
+// matvecs then load 16 bytes per lane instead of 2 (H100, 8B shape decode: see bench/GPU.md).
+// SLUICE_GPU_REPACK=0 keeps ggml's blocks.
+const uint8_t* GpuModel::repacked(Mat& m, const uint8_t* src, uint64_t nbytes, std::vector<uint8_t>& tmp) {
+    const char* e = std::getenv("SLUICE_GPU_REPACK");
+    if ((e && std::string(e) == "0") || m.type != WT_Q8_0 || !gpu::q8_0_repackable(m.cols)) return src;
+    ++n_repacked_;
+    const uint64_t rb = uint64_t(row_bytes(GgmlType::Q8_0, m.cols));
+    tmp.resize(size_t(nbytes));
+    gpu::repack_q8_0(src, tmp.data(), nbytes / rb, m.cols);
+    m.type = WT_Q8_0R;
+    return tmp.data();
+}
+
+GpuModel::Mat GpuModel::upload(const gguf::TensorInfo& t, bool repack) {
+    Mat m = upload_layout(t);
+    Buffer& b = buffer(size_t(t.nbytes), Mem::Device, "tensor '" + t.name + "'");
+    std::vector<uint8_t> tmp;
+    const uint8_t* src = repack ? repacked(m, file_->data(t), t.nbytes, tmp) : file_->data(t);
+    ctx_.upload(b, 0, src, size_t(t.nbytes));
+    m.buf = &b;
+    return m;
+}
+
+std::vector<GpuModel::Mat> GpuModel::upload_rows(std::initializer_list<Rows> ts) {
+    std::vector<Mat> out;
+    std::vector<Rows> run;
+    std::vector<uint8_t> reordered, tmp;
+    auto flush = [&] {
+        uint64_t total = 0;
+        std::string names;
+        for (const Rows& r : run) total += r.t->nbytes, names += (names.empty() ? "'" : " + '") + r.t->name + "'";
+        Buffer& b = buffer(size_t(total), Mem::Device, "tensors " + names);
+        uint64_t off = 0;
+        for (const auto& [t, order] : run) {
+            Mat m = upload_layout(*t);
+            const uint8_t* src = file_->data(*t);
+            if (order) {
+                const size_t rb = size_t(row_bytes(t->type, t->ne[0]));
+                if (order->size() != m.rows) throw Error("upload_rows: a row order for '" + t->name + "' of the wrong size");
+                reordered.resize(size_t(t->nbytes));
+                for (size_t i = 0; i < order->size(); ++i) std::memcpy(&reordered[i * rb], src + (*order)[i] * rb, rb);
+                src = reordered.data();
+            }
+            src = repacked(m, src, t->nbytes, tmp);
+            ctx_.upload(b, size_t(off), src, size_t(t->nbytes));
+            m.buf = &b;
+            m.offset = off;
+            off += t->nbytes;
+            out.push_back(m);
+        }
+        run.clear();
+    };
+    for (const Rows& r : ts) {
+        if (!run.empty() && (r.t->type != run[0].t->type || r.t->ne[0] != run[0].t->ne[0])) flush();
+        run.push_back(r);
+    }
+    flush();
+    return out;
+}
+
+std::pair<GpuModel::Mat, GpuModel::Mat> GpuModel::upload_pair(const gguf::TensorInfo& g, const gguf::TensorInfo& u) {
+    const std::vector<Mat> m = upload_rows({&g, &u});
+    return {m[0], m[1]};
+}
+
+std::vector<GpuModel::Merged> GpuModel::merge_rows(const std::vector<Mat>& mats) {
+    std::vector<Merged> out;
+    uint32_t y = 0;
+    for (const Mat& m : mats) {
+        Merged* last = out.empty() ? nullptr : &out.back();
+        if (last && last->w.buf == m.buf && last->w.offset + last->w.mat_stride == m.offset && last->w.type == m.type) {
+            last->w.rows += m.rows;
+            last->w.mat_stride += m.mat_stride;  // 2-D: the whole matrix
+        } else {
+            out.push_back({m, y});
+        }
+        y += m.rows;
+    }
+    return out;
+}
+
+uint32_t GpuModel::add_norm(const std::vector<float>& v) {
+    norms_host_.resize((norms_host_.size() + 3) / 4 * 4);  // vec4 loads (norm tail, norm_q8)
+    const uint32_t off = uint32_t(norms_host_.size());
+    norms_host_.insert(norms_host_.end(), v.begin(), v.end());
+    return off;
+}
+uint32_t GpuModel::add_norm(const gguf::TensorInfo& t) { return add_norm(tensor_f32(*file_, t)); }
+
+uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
+    const gguf::File& f = *file_;
+    int64_t n_moe = 0;
+    for (const gguf::TensorInfo& t : f.tensors()) {
+        (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
+        if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
+    }
+    const uint64_t free = ctx_.vram_budget(), margin = 256ull << 20, need = dense_bytes_ + other_bytes + margin;
+    const bool capped = opt_.gpu_memory && opt_.gpu_memory < free;  // --gpu-memory
+    const uint64_t budget = capped ? opt_.gpu_memory : free;
+    if (need > budget)
+        throw gpu::GpuError((capped ? "--gpu-memory allows " : ctx_.info().name + " has ") + std::to_string(budget >> 20) +
+                            (capped ? " MiB" : " MiB free") + "; the dense weights and caches need " + std::to_string(need >> 20) +
+                            " MiB (" + std::to_string(margin >> 20) + " of them left to the driver)");
+    // Resident experts are uploaded from the mapping. Streaming (--io direct / page-cache) leaves
+    // expert ranges unreadable through file_->data(): then every expert reaches VRAM through the
+    // ExpertSource (a cache that may hold them all) or stays on the CPU.
+    experts_mapped_ = f.mapped();
+    // Room for the prompt batches' buffers, allocated at the first prompt: the largest batch that fits
+    // beside all the experts when they would fit with the smallest one, else beside the rest; halves of
+    // it down to kBatchSmall, else prompts run token by token.
+    const bool resident = experts_mapped_ && need + experts_total_ + batch_vram(kBatchSmall) <= budget &&
+                          (!opt_.gpu_expert_cache || experts_total_ <= opt_.gpu_expert_cache);
+    const uint64_t fixed = need + (resident ? experts_total_ : 0);
+    batch_cap_ = batch_wanted(!resident);  // batch_max() as it will be
+    while (batch_cap_ >= kBatchSmall && fixed + batch_vram(batch_cap_) > budget) batch_cap_ = batch_cap_ / 2 / kBatchSmall * kBatchSmall;
+    counters_.vram_batch_bytes = batch_cap_ >= kBatchSmall ? batch_vram(batch_cap_) : 0;
+    const uint64_t room = budget > need + counters_.vram_batch_bytes ? budget - need - counters_.vram_batch_bytes : 0;
+    const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
+    place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident
+             : opt_.gpu_experts == GpuExperts::Cpu  ? Place::Cpu
+                                                    : Place::Cache;
+    cache_per_layer_ = cache / uint64_t(std::max<int64_t>(n_moe, 1));
+    return cache;
+}
+
+void GpuModel::load_head() {
+    const gguf::File& f = *file_;
+    const Hparams& h = hp_;
+    embd_ = upload(f.require_tensor("token_embd.weight", {h.n_embd, h.n_vocab}), false);  // getrows reads ggml's blocks
+    output_ = f.find_tensor("output.weight") ? upload(f.require_tensor("output.weight", {h.n_embd, h.n_vocab})) : embd_;
+    out_norm_ = add_norm(f.require_tensor("output_norm.weight", {h.n_embd}));
+}
+
+MoeTensors GpuModel::require_moe_tensors(int64_t il) const {
+    const gguf::File& f = *file_;
+    const Hparams& h = hp_;
+    auto blk = [&](const char* name) { return "blk." + std::to_string(il) + "." + name + ".weight"; };
+    MoeTensors mt;
+    if (f.find_tensor(blk("ffn_gate_up_exps"))) {
+        mt.gate_up_exps = &f.require_tensor(blk("ffn_gate_up_exps"), {h.n_embd, 2 * h.n_ff_exp, h.n_expert});
+    } else {
+        mt.gate_exps = &f.require_tensor(blk("ffn_gate_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+        mt.up_exps = &f.require_tensor(blk("ffn_up_exps"), {h.n_embd, h.n_ff_exp, h.n_expert});
+    }
+    mt.down_exps = &f.require_tensor(blk("ffn_down_exps"), {h.n_ff_exp, h.n_embd, h.n_expert});
+    return mt;
+}
+
+void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTensors& mt) {
+    MoeLayer& L = moe_[size_t(il)];
+    moe_index_.resize(size_t(hp_.n_layer), -1);
+    moe_index_[size_t(il)] = n_moe_loaded_++;
+    L.router = upload(router);
+    const int64_t F = hp_.n_ff_exp, E = hp_.n_embd;
+    const gguf::TensorInfo& g = mt.gate_up_exps ? *mt.gate_up_exps : *mt.gate_exps;
+    const gguf::TensorInfo& u = mt.gate_up_exps ? *mt.gate_up_exps : *mt.up_exps;
+    const gguf::TensorInfo& d = *mt.down_exps;
+    L.expert_bytes[0] = uint64_t(F * row_bytes(g.type, E));
+    L.expert_bytes[1] = uint64_t(F * row_bytes(u.type, E));
+    L.expert_bytes[2] = uint64_t(E * row_bytes(d.type, F));
+    if (place_ == Place::Resident) {
+        if (mt.gate_up_exps) {
+            L.gate_exps = upload(g);
+            L.gate_exps.rows = uint32_t(F);
+            L.up_exps = L.gate_exps;
+            L.up_exps.offset = L.expert_bytes[0];  // up rows follow gate rows in each expert's slab
+        } else {
+            std::tie(L.gate_exps, L.up_exps) = upload_pair(g, u);
+        }
+        L.down_exps = upload(d);
+        return;
+    }
+    const uint64_t per = L.expert_bytes[0] + L.expert_bytes[1] + L.expert_bytes[2];
+    uint64_t n = std::min<uint64_t>(cache_per_layer_ / per, uint64_t(hp_.n_expert));
+    for (int t = 0; t < 3; ++t) n = std::min<uint64_t>(n, ctx_.info().max_buffer_range / L.expert_bytes[t]);
+    if (n < uint64_t(top_k_)) {
+        if (opt_.gpu_experts == GpuExperts::Gpu)
+            throw gpu::GpuError("the VRAM expert cache holds " + std::to_string(n) + " experts per layer; a token needs " +
+                                std::to_string(top_k_));
+        place_ = Place::Cpu;
+    }
+    if (place_ == Place::Cpu) return;
+    L.slots = std::make_unique<gpu::SlotCache>(uint32_t(n));
+    const gguf::TensorInfo* src[3] = {&g, &u, &d};
+    Mat* dst[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
+    const bool pair = g.type == u.type;  // gate slots then up slots in one buffer (fused SwiGLU)
+    Buffer* shared = pair ? &buffer(size_t(2 * n * L.expert_bytes[0]), Mem::Device, "expert cache") : nullptr;
+    for (int t = 0; t < 3; ++t) {
+        upload_layout(*src[t]);  // a type the shaders read
+        Buffer& b = t < 2 && pair ? *shared : buffer(size_t(n * L.expert_bytes[t]), Mem::Device, "expert cache");
+        const bool down = t == 2;
+        *dst[t] = {&b, uint32_t(src[t]->type), t == 1 && pair ? n * L.expert_bytes[0] : 0, uint32_t(down ? E : F),
+                   uint32_t(down ? F : E), L.expert_bytes[t]};
+    }
+    max_expert_bytes_ = std::max(max_expert_bytes_, per);
+}
+
+void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
+    const Hparams& h = hp_;
+    norms_ = ctx_.alloc(norms_host_.size() * 4, Mem::Device, "norm weights");
+    counters_.vram_bytes += norms_host_.size() * 4;
+    ctx_.upload(norms_, 0, norms_host_.data(), norms_host_.size() * 4);
+    if (!moe.empty()) {
+        experts_ = make_expert_source(*file_, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
+        moe_cpu_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
+        fetched_.resize(size_t(top_k_));
+    }
+    probing_ = place_ == Place::Cache && opt_.gpu_experts == GpuExperts::Auto;
+
+    const size_t E = size_t(h.n_embd), K = size_t(std::max<int64_t>(top_k_, 1));
+    const size_t ff = std::max(ff_floats, K * size_t(h.n_ff_exp));
+    x_ = device_floats(E, "x");
+    hn_ = device_floats(E + 1, "hn (+ a workgroup counter)");
+    ctx_.upload(hn_, 0, std::vector<float>(E + 1, 0.0f).data(), (E + 1) * 4);
+    logits_ = device_floats(size_t(h.n_vocab), "logits");
+    route_ = device_floats(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
+    gate_ = device_floats(ff, "gate");
+    up_ = device_floats(ff, "up");
+    const char* q8 = std::getenv("SLUICE_GPU_Q8");
+    q8_ = ctx_.info().int_dot && !(q8 && std::string(q8) == "0");
+    if (E % 32 == 0) mirror(hn_, E);  // written wherever hn is (norm tails, norm_into_hn, the CPU experts' combine)
+    mirror(gate_, ff);
+    // block tails' counters (a uint per block of the longest vector they quantize), then hn's sums of squares
+    tails_ss_off_ = uint32_t((std::max(E, ff) + 31) / 32);
+    tails_ = device_floats(tails_ss_off_ + (E + 31) / 32, "block tail counters, hn's block sums of squares");
+    ctx_.upload(tails_, 0, std::vector<float>(tails_.size() / 4, 0.0f).data(), tails_.size());
+    const float one = 1.0f;
+    one_ = device_floats(1, "one");
+    ctx_.upload(one_, 0, &one, 4);
+    step_ = device_floats(gpu::kStepBytes / 4, "step");
+    step_host_ = ctx_.alloc(gpu::kStepBytes, Mem::Upload, "step");
+    // Inputs of a segment's experts written by the host: ids or slots + weights, or their sum (cpu).
+    moe_in_ = device_floats(std::max(E, 2 * K), "expert inputs");
+    moe_host_ = ctx_.alloc(moe_in_.size(), Mem::Upload, "expert inputs");
+    logits_rb_ = ctx_.alloc(size_t(h.n_vocab) * 4, Mem::Readback, "logits readback");
+    router_rb_ = ctx_.alloc((size_t(std::max<int64_t>(h.n_expert, 1)) + E) * 4, Mem::Readback, "router readback");
+    if (max_expert_bytes_ && !ctx_.info().unified) {
+        miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * K, Mem::Upload, "expert staging");
+        for (size_t i = 0; i < kUploadParts; ++i) upload_cmds_.emplace_back(ctx_);
+    }
+    ids_.resize(K);
+    weights_.resize(K);
+    y_cpu_.resize(E);
+}
+
+}  // namespace sluice
+
+#endif  // SLUICE_VULKAN
