@@ -94,14 +94,18 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
         const uint32_t r = rng() & 0x3BFF3BFFu;  // small f16 / bf16 bit patterns, no NaN
         std::memcpy(&host[i], &r, std::min<size_t>(4, one - i));
     }
-    Buffer w = ctx.alloc(one * n_copies, Mem::Device, "matrix copies");
-    ctx.upload(w, 0, host.data(), one);
+    // SLUICE_BENCH_MV_BUFS=N: N buffers of copies, the dispatches cycling through all of them (a
+    // footprint like a large model's, beyond one buffer's 4 GiB: TLB reach)
+    const uint64_t n_bufs = uint64_t(std::max(1, std::atoi(std::getenv("SLUICE_BENCH_MV_BUFS") ? std::getenv("SLUICE_BENCH_MV_BUFS") : "1")));
+    std::vector<Buffer> ws;
+    for (uint64_t b = 0; b < n_bufs; ++b) ws.push_back(ctx.alloc(one * n_copies, Mem::Device, "matrix copies"));
+    ctx.upload(ws[0], 0, host.data(), one);
     {
         Cmd c(ctx);
         c.begin();
-        for (uint64_t i = 1; i < n_copies; ++i) {
+        for (uint64_t i = 1; i < n_copies; ++i) {  // the other buffers keep what they hold: no value changes the speed
             c.independent();
-            c.copy(w, 0, w, i * one, one);
+            c.copy(ws[0], 0, ws[0], i * one, one);
         }
         c.end();
         c.run();
@@ -167,8 +171,8 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
             Cmd c(ctx);
             c.begin();
             for (int r = 0; r < reps; ++r) {
-                const uint64_t base = (uint64_t(r) % n_copies) * one;
-                const Mat m{&w, t, base, sh.rows, sh.cols, mat_bytes};
+                const uint64_t base = (uint64_t(r) / n_bufs % n_copies) * one;
+                const Mat m{&ws[uint64_t(r) % n_bufs], t, base, sh.rows, sh.cols, mat_bytes};
                 Mat up = m;
                 up.offset = base + one / 2;
                 MatvecOpts o;
@@ -504,7 +508,9 @@ int main(int argc, char** argv) {
                                       {29696, 8192, 1, true, "29696x8192_glu"}, {8192, 29696, 1, false, "8192x29696"},
                                       // DeepSeek-V3's experts (embd 7168, 2048 per expert)
                                       {2048, 7168, 8, true, "8x2048x7168_glu"}, {7168, 2048, 8, false, "8x7168x2048_sum", true}};
+            const char* only_shapes = std::getenv("SLUICE_BENCH_SHAPES");  // "a,b": only those shapes
             for (const MvShape& sh : shapes) {
+                if (only_shapes && ("," + std::string(only_shapes) + ",").find("," + std::string(sh.name) + ",") == std::string::npos) continue;
                 for (const MvResult& r : bench_matvec(ctx, step, t, q8, sh, 10 * reps, uint64_t(mv_mib) << 20)) {
                     all += std::string(all.back() == '[' ? "" : ",") + r.json;
                     if (sh.name == std::string("large") && r.chosen)
