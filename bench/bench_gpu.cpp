@@ -13,7 +13,6 @@
 //   (0:0:0 = the default) on three models' head layouts at 512 .. 16384 positions
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,7 +95,8 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     }
     // SLUICE_BENCH_MV_BUFS=N: N buffers of copies, the dispatches cycling through all of them (a
     // footprint like a large model's, beyond one buffer's 4 GiB: TLB reach)
-    const uint64_t n_bufs = uint64_t(std::max(1, std::atoi(std::getenv("SLUICE_BENCH_MV_BUFS") ? std::getenv("SLUICE_BENCH_MV_BUFS") : "1")));
+    const char* bufs_env = std::getenv("SLUICE_BENCH_MV_BUFS");
+    const uint64_t n_bufs = uint64_t(std::max(1, bufs_env ? std::atoi(bufs_env) : 1));
     std::vector<Buffer> ws;
     for (uint64_t b = 0; b < n_bufs; ++b) ws.push_back(ctx.alloc(one * n_copies, Mem::Device, "matrix copies"));
     ctx.upload(ws[0], 0, host.data(), one);
@@ -113,34 +113,26 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     const uint32_t x_floats = sh.cols * sh.n_mats, y_floats = sh.rows * sh.n_mats;
     Buffer x = ctx.alloc(size_t(x_floats) * 4, Mem::Device, "x"), y = ctx.alloc(size_t(y_floats) * 4 * 64, Mem::Device, "y");
     Buffer xq_buf = ctx.alloc(size_t(xq_bytes(x_floats)), Mem::Device, "int8 x");
+    const Xq xq{&xq_buf, xq_soff(x_floats)};
     {
-        // x as decode has it (random values, their int8 mirror) or zeros (SLUICE_BENCH_X=zeros, the
-        // benchmark before session 16): the products' speed may depend on the data through power
+        // x as decode has it (random values and their int8 mirror, by quantize_q8) or zeros
+        // (SLUICE_BENCH_X=zeros, the benchmark before session 16)
         std::vector<float> xf(x_floats, 0.0f);
-        std::vector<uint8_t> xb(xq_buf.size(), 0);
         const char* e = std::getenv("SLUICE_BENCH_X");
         if (!e || std::string(e) != "zeros") {
             std::normal_distribution<float> nd(0.0f, 1.0f);
             for (float& v : xf) v = nd(rng);
-            const uint32_t soff = xq_soff(x_floats);
-            for (uint32_t b = 0; b < x_floats / 32; ++b) {
-                float amax = 0.0f;
-                for (uint32_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xf[32 * b + i]));
-                const float d = amax / 127.0f;
-                int sum = 0;
-                for (uint32_t i = 0; i < 32; ++i) {
-                    const int q = d > 0.0f ? int(std::lround(xf[32 * b + i] / d)) : 0;
-                    xb[32 * b + i] = uint8_t(int8_t(q));
-                    sum += q;
-                }
-                const float ds[2] = {d, d * float(sum)};
-                std::memcpy(&xb[(size_t(soff) + b) * 8], ds, 8);
-            }
         }
         ctx.upload(x, 0, xf.data(), xf.size() * 4);
-        ctx.upload(xq_buf, 0, xb.data(), xb.size());
+        ctx.upload(xq_buf, 0, std::vector<uint8_t>(xq_buf.size(), 0).data(), xq_buf.size());
+        if (x_floats % 32 == 0) {
+            Cmd c(ctx);
+            c.begin();
+            quantize_q8(c, {&x}, xq, x_floats);
+            c.end();
+            c.run();
+        }
     }
-    const Xq xq{&xq_buf, xq_soff(x_floats)};
     std::vector<int32_t> ids_host(2 * sh.n_mats);  // ids, then weights (MV_SUM_MATS)
     for (uint32_t i = 0; i < sh.n_mats; ++i) {
         ids_host[i] = int32_t(sh.n_mats - 1 - i);

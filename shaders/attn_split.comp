@@ -69,6 +69,8 @@ shared float head_m[ATTN_GH_MAX], head_l[ATTN_GH_MAX], head_a[ATTN_GH_MAX];  // 
 #define NCL (WG / CL)  // clusters
 #define KU 2u  // positions per cluster per round of the scores
 #define KI 4u  // vec4s per invocation per K row per pass: 128 dims a pass
+// Row-group sums per invocation at most (gb heads of head_dim_v <= ATTN_DMAX below: rg >= 4)
+#define DR ((ATTN_QMAX / 4u + WG - 1u) / WG)
 #define VU 16u  // V rows per round of the weighted sum
 
 #include "attn_common.glsl"
@@ -146,8 +148,6 @@ void out_mirror(uint o0, uint n) {
     }
 }
 
-// One split's outputs per invocation at most: gb heads (below) of head_dim_v <= ATTN_DMAX, rg >= 4
-#define DR ((ATTN_QMAX / 4u + WG - 1u) / WG)
 #define MO max(GH * 128u / WG, 1u)  // merged outputs per invocation per pass (a pass: 128 dims per head)
 #define SU (32u / MO)  // splits per round of the merge's loads: 32 loads in flight
 // out (heads h0 .. h0 + gh - 1) = the merge of their n splits: sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s.
@@ -358,45 +358,14 @@ void main() {
         }
         barrier();  // before the next sub-chunk's scores
     }
-    // The row groups' sums, gb heads at a time through shared memory (qn is free now), into part.
+    // The row groups' sums, gb heads at a time through shared memory (qn is free now), into part; or
+    // with one split (FUSED, a short context) divided by the heads' sums of exponentials: the output,
+    // written now, with no parts, count or merge (three rounds of L2 latency fewer).
     const uint gb = max(ATTN_QMAX / (rg * hdv), 1u);
 #ifdef FUSED
-    // One split (a short context): the sums divided by the heads' sums of exponentials are the output,
-    // written now: no parts, no count, no merge (three rounds of L2 latency fewer).
-    if (n_active == 1u) {
-        for (uint g0 = 0u; g0 < gh; g0 += gb) {  // uniform
-            barrier();
-            [[unroll]] for (uint g = 0u; g < GH; ++g) {
-                if (!v_on || g < g0 || g >= min(g0 + gb, gh)) continue;
-                const uint i = ((g - g0) * rg + vr) * hdv + 4u * vd4;
-                qn[i] = o[g].x;
-                qn[i + 1u] = o[g].y;
-                qn[i + 2u] = o[g].z;
-                qn[i + 3u] = o[g].w;
-            }
-            barrier();
-            const uint no = min(gb, gh - g0) * hdv;
-            float r[DR];
-            [[unroll]] for (uint k = 0u; k < DR; ++k) {
-                const uint i = tid + k * WG, gg = min(i, no - 1u) / hdv, d = min(i, no - 1u) - gg * hdv;
-                r[k] = 0.0;
-                for (uint j = 0u; j < rg; ++j) r[k] += qn[(gg * rg + j) * hdv + d];
-                r[k] /= head_l[g0 + gg];
-            }
-            barrier();  // every invocation's sums read before qn holds the outputs
-            [[unroll]] for (uint k = 0u; k < DR; ++k) {
-                const uint i = tid + k * WG;
-                if (i >= no) continue;
-                qn[i] = r[k];
-                O[p.out_off + (h0 + g0) * hdv + i] = r[k];
-            }
-            if ((p.flags & ATTN_OUT_Q8) != 0u) {
-                barrier();
-                out_mirror((h0 + g0) * hdv, no);
-            }
-        }
-        return;
-    }
+    const bool direct = n_active == 1u;  // uniform
+#else
+    const bool direct = false;
 #endif
     for (uint g0 = 0u; g0 < gh; g0 += gb) {  // uniform
         barrier();
@@ -409,13 +378,31 @@ void main() {
             qn[i + 3u] = o[g].w;
         }
         barrier();
-        for (uint i = tid; i < min(gb, gh - g0) * hdv; i += WG) {
-            const uint gg = i / hdv, d = i - gg * hdv;
-            float r = 0.0;
-            for (uint j = 0u; j < rg; ++j) r += qn[(gg * rg + j) * hdv + d];
-            part[p.part_off + ((h0 + g0 + gg) * p.n_splits + s) * (hdv + 2u) + 2u + d] = r;
+        const uint no = min(gb, gh - g0) * hdv;
+        float r[DR];
+        [[unroll]] for (uint k = 0u; k < DR; ++k) {
+            const uint i = tid + k * WG, gg = min(i, no - 1u) / hdv, d = min(i, no - 1u) - gg * hdv;
+            r[k] = 0.0;
+            for (uint j = 0u; j < rg; ++j) r[k] += qn[(gg * rg + j) * hdv + d];
+            if (direct) r[k] /= head_l[g0 + gg];
+            else if (i < no) part[p.part_off + ((h0 + g0 + gg) * p.n_splits + s) * (hdv + 2u) + 2u + d] = r[k];
         }
+#ifdef FUSED
+        if (!direct) continue;
+        barrier();  // every invocation's sums read before qn holds the outputs
+        [[unroll]] for (uint k = 0u; k < DR; ++k) {
+            const uint i = tid + k * WG;
+            if (i >= no) continue;
+            qn[i] = r[k];
+            O[p.out_off + (h0 + g0) * hdv + i] = r[k];
+        }
+        if ((p.flags & ATTN_OUT_Q8) != 0u) {
+            barrier();
+            out_mirror((h0 + g0) * hdv, no);
+        }
+#endif
     }
+    if (direct) return;
     if (tid < gh) {
         const uint po = p.part_off + ((h0 + tid) * p.n_splits + s) * (hdv + 2u);
         part[po] = head_m[tid];
