@@ -545,6 +545,15 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
                  {s.n_splits, s.n_head / s.gh, 1});
 }
 
+void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page) {
+    if (off % 16 || page < 16 || page % 16 || (off + bytes + 15) / 16 > UINT32_MAX)
+        throw GpuError("touch: offsets multiples of 16 bytes within 64 GiB, pages multiples of 16 bytes");
+    if (!bytes) return;
+    const TouchPush p{uint32_t(off / 16), uint32_t((off + bytes + 15) / 16), page / 16};
+    const uint64_t pages = (bytes + page - 1) / page;
+    cmd.dispatch("touch", {&b, &cmd.context().dummy()}, p, {uint32_t(std::min<uint64_t>((pages + TOUCH_THREADS - 1) / TOUCH_THREADS, 64)), 1, 1});
+}
+
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {
     SwigluPush p{n, g.off, u.off, y.off};
     cmd.dispatch("swiglu", {g.buf, u.buf, y.buf}, p, {n, 1, 1});

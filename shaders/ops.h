@@ -213,6 +213,11 @@ bool has_mm(const Context& ctx, uint32_t type);
 void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x_by_token, Vec y, uint32_t y_col_stride,
                     const Xq& xq, const ExpertGroups& g);
 
+// One load per `page` bytes of [off, off + bytes) of b (off a multiple of 16): the pages'
+// translations into the TLBs before the dispatch that streams them (shared.h TouchPush). 2 MiB:
+// NVIDIA's large pages; one load per 64 KiB measured slower than none (H200, bench/README).
+void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page = 2u << 20);
+
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.

@@ -261,6 +261,14 @@ struct CopyPush {
     uint n, src_off, dst_off;
 };
 
+// touch.comp: one 16-byte load every `stride` 16-byte units of [off, end) of a buffer, so that the
+// pages' translations are in the GPU's TLBs before the dispatch that streams them (recorded beside
+// the dispatch before it: the page walks then overlap its streaming).
+#define TOUCH_THREADS 256
+struct TouchPush {
+    uint off, end, stride;
+};
+
 // Written by the host before each token: what changes between tokens of a recorded command buffer.
 #define STEP_ROPE_MAX 256  // cos/sin pairs: n_rot / 2 at most
 struct StepHeader {

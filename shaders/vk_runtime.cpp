@@ -541,7 +541,7 @@ const Kernel& Context::kernel(const std::string& name) {
     // one invocation per item.
     const bool per_workgroup = !name.rfind("matvec_", 0) || !name.rfind("matmul_", 0) || !name.rfind("mm", 0) || !name.rfind("attn_prompt", 0) || name == "rmsnorm" ||
                                name == "qk_norm_rope" || !name.rfind("attn_split_", 0) || !name.rfind("attn_fused_", 0) || name == "attn_combine" ||
-                               name == "topk_softmax" || name == "copy" || name == "norm_q8";
+                               name == "topk_softmax" || name == "copy" || name == "norm_q8" || name == "touch";
     if (!per_workgroup) std::copy(k.layout.local, k.layout.local + 3, k.per_group);
 
     std::vector<VkDescriptorSetLayoutBinding> binds(k.layout.n_bindings);

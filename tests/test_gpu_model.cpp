@@ -137,6 +137,29 @@ TEST(GpuModelAttention, ShortContextVariantSwitchesMidDecode) {
     expect_same_logits(both, usual, cpu, "short then usual attention vs usual");
 }
 
+// Decode touches each layer's matrices ahead of the dispatches that stream them (a load per 2 MiB
+// beside the dispatch before: GpuModel::touch_ahead): reads only, so the logits are the same bits as
+// with SLUICE_GPU_TOUCH=0, on a dense model of integer-dot products (the norm and GLU tails in use).
+TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
+    const std::string f = gen_model_256("gpu_touch", "q4_K", "qwen3");
+    if (HasFailure()) return;
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < 20; ++i) ids.push_back((i * 41 + 3) % 300);
+    setenv("SLUICE_GPU_BATCH", "0", 1);
+    const auto on = logits(f, gpu_opts(), ids);
+    setenv("SLUICE_GPU_TOUCH", "0", 1);
+    const auto off = logits(f, gpu_opts(), ids);
+    unsetenv("SLUICE_GPU_TOUCH");
+    unsetenv("SLUICE_GPU_BATCH");
+    const auto cpu = logits(f, cpu_opts(), ids);
+    std::remove(f.c_str());
+    ASSERT_EQ(on.size(), off.size());
+    EXPECT_TRUE(on == off) << "touching ahead changed the logits";
+    const Agreement a = agreement(on, cpu, 300);
+    std::printf("  touch on vs off: identical %d; vs CPU: top-1 %.3f KL %.3g\n", int(on == off), a.top1, a.kl);
+    EXPECT_GE(a.top1, 0.9);
+}
+
 // A prompt on the GPU reports progress token by token and stops between tokens like the CPU path
 // (Model::forward_tokens chunks it; GpuModel::forward_batch runs a chunk), keeping whole tokens:
 // going on from there gives the uninterrupted run's logits.
