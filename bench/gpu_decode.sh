@@ -7,7 +7,7 @@
 #     BIN_DIR: sluice, bench_decode, bench_gpu, llama_peer_vulkan (+ its libraries in BIN_DIR/lib)
 #     env: MODELS_DIR (default /tmp/gpu-models), DEV (Vulkan device, default auto), T (CPU threads,
 #          default: all), N/R/P (decode tokens, repetitions, prompt), TO (seconds per run, default 150),
-#          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_DENSE=1,
+#          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_MOE=1, SKIP_DENSE=1,
 #          SKIP_STREAM=1 (no runs with the experts in host RAM), BW_TYPES (bench_gpu's matvec types,
 #          default f16,q8_0,q4_k,q4_k_q8,q6_k; q4_k_q8: Q4_K's integer-dot variant)
 #
@@ -19,6 +19,8 @@
 #          bandwidth bound is reachable.
 #   dense32  Qwen3-32B's shape (64 layers, embd 5120, ff 25600; ~18.4 GB): larger matrices still
 #          (SKIP_DENSE32=1 leaves it out).
+#   dense72  a 72B-like qwen3 (80 layers, embd 8192, 64/8 heads, ff 29696, vocab 152064; ~41 GB on
+#          disk and in VRAM), only with DENSE72=1: the largest matrices, where the bound is nearest.
 # Output: OUT_DIR/*.json (one per run) and OUT_DIR/summary.json + a table on stdout.
 set -uo pipefail
 B=$1
@@ -53,7 +55,7 @@ gen() {  # gen FILE ARGS...: writes a model unless present
   log "gen-model $f"
   "$B/sluice" gen-model "$@" --type q4_K --out "$f" >&2
 }
-gen "$M/moe.gguf" --arch qwen3moe --layers 48 --embd 2048 --heads 32 --kv-heads 4 --head-dim 128 \
+[ "${SKIP_MOE:-0}" = 1 ] || gen "$M/moe.gguf" --arch qwen3moe --layers 48 --embd 2048 --heads 32 --kv-heads 4 --head-dim 128 \
   --experts 128 --used 8 --ff-exp 768 --vocab 151936
 [ "${SKIP_DENSE:-0}" = 1 ] || gen "$M/dense.gguf" --arch qwen3 --layers 36 --embd 4096 --heads 32 --kv-heads 8 \
   --head-dim 128 --ff 12288 --vocab 151936
@@ -61,8 +63,11 @@ gen "$M/moe.gguf" --arch qwen3moe --layers 48 --embd 2048 --heads 32 --kv-heads 
 [ "${SKIP_DENSE32:-0}" = 1 ] || gen "$M/dense32.gguf" --arch qwen3 --layers 64 --embd 5120 --heads 64 --kv-heads 8 \
   --head-dim 128 --ff 25600 --vocab 151936
 
+[ "${DENSE72:-0}" = 1 ] && gen "$M/dense72.gguf" --arch qwen3 --layers 80 --embd 8192 --heads 64 --kv-heads 8 \
+  --head-dim 128 --ff 29696 --vocab 152064
+
 common=(-t "$T" -p "$P" -n "$N" -r "$R" --json)
-for m in moe dense dense32; do
+for m in moe dense dense32 dense72; do
   [ -f "$M/$m.gguf" ] || continue
   cat "$M/$m.gguf" >/dev/null
   run "${m}_sluice" "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu "$gpu_index" "${common[@]}"
@@ -70,7 +75,7 @@ for m in moe dense dense32; do
 done
 # Experts in host RAM: sluice's VRAM expert cache fed through the staging buffer, sluice's CPU experts,
 # and llama.cpp's --cpu-moe (experts stay in host memory, computed by the CPU).
-[ "${SKIP_STREAM:-0}" = 1 ] || {
+[ "${SKIP_STREAM:-0}" = 1 ] || [ "${SKIP_MOE:-0}" = 1 ] || {
 run moe_stream_sluice_gpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
   --gpu-experts gpu -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_sluice_cpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
@@ -112,7 +117,8 @@ if mv:
                  for r in rs]
         best = max(r["gb_s_back_to_back"] for r in rs)
         print(f"  {t:5s} {shape:15s} " + "   ".join(cells) + (f"   best {100*best*1e9/copy:3.0f}% of copy" if copy else ""))
-for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_sluice", "dense32_llama", "moe_stream_sluice_gpu",
+for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_sluice", "dense32_llama", "dense72_sluice", "dense72_llama",
+             "moe_stream_sluice_gpu",
              "moe_stream_sluice_cpu", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
     r = load(name)
     if not r:
@@ -151,7 +157,7 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_
     out["runs"][name] = row
     print(line)
 for m, a, b in [("moe", "moe_sluice", "moe_llama"), ("dense", "dense_sluice", "dense_llama"),
-                ("dense32", "dense32_sluice", "dense32_llama"),
+                ("dense32", "dense32_sluice", "dense32_llama"), ("dense72", "dense72_sluice", "dense72_llama"),
                 ("experts in host RAM (sluice auto)", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe")]:
     s, l = out["runs"].get(a), out["runs"].get(b)
     if s and l:
