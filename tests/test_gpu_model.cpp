@@ -36,6 +36,18 @@ std::string gen_model_256(const char* name, const char* type, const char* arch =
     return f;
 }
 
+// Token-by-token GPU logits of f over ids (SLUICE_GPU_BATCH=0) with the environment variables of env
+// set for the run, then removed.
+std::vector<float> decode_logits_with(const std::string& f, const std::vector<int32_t>& ids,
+                                      std::initializer_list<std::pair<const char*, const char*>> env) {
+    setenv("SLUICE_GPU_BATCH", "0", 1);
+    for (const auto& [k, v] : env) setenv(k, v, 1);
+    auto l = logits(f, gpu_opts(), ids);
+    for (const auto& [k, v] : env) unsetenv(k);
+    unsetenv("SLUICE_GPU_BATCH");
+    return l;
+}
+
 // got against the same model run another way (`same`: float paths both, summation order apart) and
 // against the CPU path's logits, over a vocabulary of 300.
 void expect_same_logits(const std::vector<float>& got, const std::vector<float>& same, const std::vector<float>& cpu,
@@ -125,13 +137,8 @@ TEST(GpuModelAttention, ShortContextVariantSwitchesMidDecode) {
     if (HasFailure()) return;
     std::vector<int32_t> ids;
     for (int32_t i = 0; i < 40; ++i) ids.push_back((i * 53 + 7) % 300);
-    setenv("SLUICE_GPU_BATCH", "0", 1);
-    setenv("SLUICE_GPU_ATTN_SHORT", "0", 1);
-    const auto usual = logits(f, gpu_opts(), ids);
-    setenv("SLUICE_GPU_ATTN_SHORT", "16", 1);
-    const auto both = logits(f, gpu_opts(), ids);
-    unsetenv("SLUICE_GPU_ATTN_SHORT");
-    unsetenv("SLUICE_GPU_BATCH");
+    const auto usual = decode_logits_with(f, ids, {{"SLUICE_GPU_ATTN_SHORT", "0"}});
+    const auto both = decode_logits_with(f, ids, {{"SLUICE_GPU_ATTN_SHORT", "16"}});
     const auto cpu = logits(f, cpu_opts(), ids);
     std::remove(f.c_str());
     expect_same_logits(both, usual, cpu, "short then usual attention vs usual");
@@ -145,12 +152,8 @@ TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
     if (HasFailure()) return;
     std::vector<int32_t> ids;
     for (int32_t i = 0; i < 20; ++i) ids.push_back((i * 41 + 3) % 300);
-    setenv("SLUICE_GPU_BATCH", "0", 1);
-    const auto on = logits(f, gpu_opts(), ids);
-    setenv("SLUICE_GPU_TOUCH", "0", 1);
-    const auto off = logits(f, gpu_opts(), ids);
-    unsetenv("SLUICE_GPU_TOUCH");
-    unsetenv("SLUICE_GPU_BATCH");
+    const auto on = decode_logits_with(f, ids, {});
+    const auto off = decode_logits_with(f, ids, {{"SLUICE_GPU_TOUCH", "0"}});
     const auto cpu = logits(f, cpu_opts(), ids);
     std::remove(f.c_str());
     ASSERT_EQ(on.size(), off.size());
