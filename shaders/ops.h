@@ -214,9 +214,10 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
                     const Xq& xq, const ExpertGroups& g);
 
 // One load per `page` bytes of [off, off + bytes) of b (off a multiple of 16): the pages'
-// translations into the TLBs before the dispatch that streams them (shared.h TouchPush). 2 MiB:
-// NVIDIA's large pages; one load per 64 KiB measured slower than none (H200, bench/README).
-void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page = 2u << 20);
+// translations into the TLBs before the dispatch that streams them (shared.h TouchPush). 1 MiB: two
+// loads per 2 MiB page whatever the range's alignment (H200 72B-like decode 73.1 vs 72.7 tok/s with
+// 2 MiB); one load per 64 KiB measured slower than none (bench/README).
+void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page = 1u << 20);
 
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);

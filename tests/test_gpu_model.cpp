@@ -144,7 +144,7 @@ TEST(GpuModelAttention, ShortContextVariantSwitchesMidDecode) {
     expect_same_logits(both, usual, cpu, "short then usual attention vs usual");
 }
 
-// Decode touches each layer's matrices ahead of the dispatches that stream them (a load per 2 MiB
+// Decode touches each layer's matrices ahead of the dispatches that stream them (a load per MiB
 // beside the dispatch before: GpuModel::touch_ahead): reads only, so the logits are the same bits as
 // with SLUICE_GPU_TOUCH=0, on a dense model of integer-dot products (the norm and GLU tails in use).
 TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {

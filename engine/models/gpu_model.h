@@ -233,7 +233,7 @@ protected:
     // SLUICE_GPU_QBLK: 1 the norms' block tails (add_matvec's fuse_norm), 2 the GLU's, 3 both (default), 0 none.
     static uint32_t qblk_mode();
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
-    // One load per 2 MiB of each of ws, recorded beside the dispatch recorded last: the page walks
+    // One load per 1 MiB of each of ws, recorded beside the dispatch recorded last: the page walks
     // of the dispatches that stream them later overlap that one (gpu_model.cpp; SLUICE_GPU_TOUCH=0: off).
     void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) const;
     bool touch_ = true;
