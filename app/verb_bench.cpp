@@ -135,7 +135,7 @@ int verb_bench(int argc, char** argv) {
         const auto t1 = Clock::now();
         for (int64_t i = 0; i < N; ++i) {
             const float* l = m->forward(tok);
-            tok = argmax(std::span<const float>(l, size_t(nv)));
+            tok = argmax(std::span<const float>(l, size_t(nv)), m->logits_block_max());
             greedy.push_back(tok);
             const StatsSnapshot s = board->read();  // what the UI would show for this token
             tok_ms.push_back(s.t_token * 1e3);

@@ -71,14 +71,15 @@ int verb_run(int argc, char** argv) {
     const auto t1 = Clock::now();
     int64_t n_gen = 0;
     const float* l = logits.data();
+    std::span<const float> block_max;  // of l once it comes from forward()
     for (; n_gen < n_predict; ++n_gen) {
-        const int32_t next = sampler.sample(std::span<const float>(l, size_t(model->hparams().n_vocab)));
+        const int32_t next = sampler.sample(std::span<const float>(l, size_t(model->hparams().n_vocab)), block_max);
         if (tok.is_control(next) || next == tok.vocab().eos_id || next == tok.vocab().eot_id) break;
         sampler.accept(next);
         const std::string s = dec.push(next);
         std::fwrite(s.data(), 1, s.size(), stdout);
         std::fflush(stdout);
-        if (n_gen + 1 < n_predict) l = model->forward(next);
+        if (n_gen + 1 < n_predict) l = model->forward(next), block_max = model->logits_block_max();
     }
     const std::string rest = dec.flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);

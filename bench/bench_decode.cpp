@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
                 const auto tf = Clock::now();
                 const float* l = m->forward(tok);
                 forward_s += std::chrono::duration<double>(Clock::now() - tf).count();
-                tok = argmax(std::span<const float>(l, size_t(nv)));
+                tok = argmax(std::span<const float>(l, size_t(nv)), m->logits_block_max());
                 gpu_s += m->gpu_counters().gpu_s_last_token;
             }
             runs.push_back(N / std::chrono::duration<double>(Clock::now() - t1).count());

@@ -124,6 +124,9 @@ public:
 
     // Feeds one token at position n_past(); returns logits (n_vocab), valid until the next call.
     virtual const float* forward(int32_t token) = 0;
+    // The block maxima of the logits the last forward() returned (engine/sampler.h kLogitBlock), where
+    // the model computes them (the GPU path), for the sampler to skip blocks; else empty.
+    virtual std::span<const float> logits_block_max() const { return {}; }
     // Feeds tokens in order; returns logits of the last one (all = true: every position, n x n_vocab).
     // Prompts go in chunks of prefill_chunk tokens through forward_batch.
     virtual std::vector<float> forward_tokens(std::span<const int32_t> tokens, bool all);

@@ -83,9 +83,10 @@ bool any_above(const float* p, float t) {
 // after that a logit enters only above the m-th best so far (strictly: an equal one comes later, so
 // its id is higher and it ranks below), and the buffer is cut back to m when it fills. Blocks of 16
 // are tested with vector compares first: most of a vocabulary never enters.
-void largest(std::span<const float> l, size_t m, std::vector<Candidate>& out) {
+void largest(std::span<const float> l, size_t m, std::vector<Candidate>& out, std::span<const float> bm) {
     out.clear();
     const size_t n = l.size(), cap = std::max<size_t>(4 * m, 256);
+    if (bm.size() != (n + kLogitBlock - 1) / kLogitBlock) bm = {};
     size_t i = 0;
     for (; i < n && out.size() < m; ++i) out.push_back({int32_t(i), l[i], 0.0f});
     if (out.size() < m || i == n) return;
@@ -97,6 +98,10 @@ void largest(std::span<const float> l, size_t m, std::vector<Candidate>& out) {
     };
     cut();
     for (; i < n; ++i) {
+        if (!bm.empty() && i % kLogitBlock == 0 && !(bm[i / kLogitBlock] > thr)) {  // nothing above thr
+            i = std::min(i + kLogitBlock, n) - 1;
+            continue;
+        }
         if (i % 16 == 0 && i + 16 <= n && !any_above(&l[i], thr)) {
             i += 15;
             continue;
@@ -112,7 +117,7 @@ void largest(std::span<const float> l, size_t m, std::vector<Candidate>& out) {
 }  // namespace
 
 void top_candidates(std::span<const float> logits, int32_t k, std::span<const int32_t> recent, float penalty,
-                    std::vector<Candidate>& out) {
+                    std::vector<Candidate>& out, std::span<const float> block_max) {
     std::vector<int32_t> rec;
     if (penalty != 1.0f) {
         for (int32_t id : recent)
@@ -122,7 +127,7 @@ void top_candidates(std::span<const float> logits, int32_t k, std::span<const in
     }
     // The penalty moves only the recent tokens: every token outside them that ranks in the top k
     // after it ranks in the top k + |recent| before it, and the recent ones join wherever they are.
-    largest(logits, size_t(std::max(k, 1)) + rec.size(), out);
+    largest(logits, size_t(std::max(k, 1)) + rec.size(), out, block_max);
     for (int32_t id : rec)
         if (std::none_of(out.begin(), out.end(), [&](const Candidate& c) { return c.id == id; }))
             out.push_back({id, logits[size_t(id)], 0.0f});
@@ -130,9 +135,9 @@ void top_candidates(std::span<const float> logits, int32_t k, std::span<const in
     apply_top_k(out, std::max(k, 1));
 }
 
-int32_t argmax(std::span<const float> logits) {
+int32_t argmax(std::span<const float> logits, std::span<const float> block_max) {
     std::vector<Candidate> c;
-    top_candidates(logits, 1, {}, 1.0f, c);
+    top_candidates(logits, 1, {}, 1.0f, c, block_max);
     return c.empty() ? 0 : c[0].id;
 }
 
@@ -151,11 +156,11 @@ void Sampler::reset() {
 
 double Sampler::uniform() { return (double)(rng_() >> 11) * 0x1.0p-53; }
 
-int32_t Sampler::sample(std::span<const float> logits) {
+int32_t Sampler::sample(std::span<const float> logits, std::span<const float> block_max) {
     const bool greedy = p_.temperature <= 0.0f;
     if (greedy || (p_.top_k > 0 && size_t(p_.top_k) < logits.size())) {  // the usual case: a few candidates
         const std::vector<int32_t> recent(recent_.begin(), recent_.end());
-        top_candidates(logits, greedy ? 1 : p_.top_k, recent, p_.repeat_penalty, cand_);
+        top_candidates(logits, greedy ? 1 : p_.top_k, recent, p_.repeat_penalty, cand_, block_max);
         if (greedy) {
             cand_.resize(1);
             cand_[0].p = 1.0f;

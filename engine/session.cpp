@@ -582,11 +582,12 @@ void ChatSession::generate() {
     recent_.clear();
     const auto t_dec = Clock::now();
     const float* l = logits.data();
+    std::span<const float> block_max;  // of l once it comes from forward() (Model::logits_block_max)
     const size_t nv = size_t(model_->hparams().n_vocab);
     while (!stopped) {
         if (stop_) { stopped = true; break; }
         if (opt_.max_reply_tokens > 0 && st.n_tokens >= opt_.max_reply_tokens) { st.finish = ReplyStats::Finish::Length; break; }
-        const int32_t next = sampler_->sample(std::span<const float>(l, nv));
+        const int32_t next = sampler_->sample(std::span<const float>(l, nv), block_max);
         if (tok.is_control(next) || next == tok.vocab().eos_id || next == tok.vocab().eot_id) break;
         sampler_->accept(next);
         if (st.n_tokens++ == 0) st.ttft_s = std::chrono::duration<double>(Clock::now() - t_start).count();
@@ -603,6 +604,7 @@ void ChatSession::generate() {
 
         if (model_->n_past() >= n_ctx) { st.finish = ReplyStats::Finish::ContextFull; break; }
         l = model_->forward(next);
+        block_max = model_->logits_block_max();
         cached_.push_back(next);
         if (opt_.token_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.token_delay_ms));
     }

@@ -554,6 +554,12 @@ void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t pag
     cmd.dispatch("touch", {&b, &cmd.context().dummy()}, p, {uint32_t(std::min<uint64_t>((pages + TOUCH_THREADS - 1) / TOUCH_THREADS, 64)), 1, 1});
 }
 
+void block_max(Cmd& cmd, Vec x, Vec y, uint32_t n) {
+    if (!n) return;
+    const BlockMaxPush p{n, x.off, y.off};
+    cmd.dispatch("block_max", {x.buf, y.buf}, p, {(n + 63) / 64, 1, 1});
+}
+
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {
     SwigluPush p{n, g.off, u.off, y.off};
     cmd.dispatch("swiglu", {g.buf, u.buf, y.buf}, p, {n, 1, 1});

@@ -219,6 +219,9 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
 // 2 MiB); one load per 64 KiB measured slower than none (bench/README).
 void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page = 1u << 20);
 
+// y[b] = the largest of x[64b .. 64b + 64) of n floats, NaN ignored (-inf for a block without a
+// number): the logits' block maxima for the host's top-k scan (engine/sampler.h kLogitBlock).
+void block_max(Cmd& cmd, Vec x, Vec y, uint32_t n);
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.

@@ -261,6 +261,11 @@ struct CopyPush {
     uint n, src_off, dst_off;
 };
 
+// block_max.comp: y[y_off + b] = max of x[x_off + 64b .. + 64) over n floats (NaN ignored).
+struct BlockMaxPush {
+    uint n, x_off, y_off;
+};
+
 // touch.comp: one 16-byte load every `stride` 16-byte units of [off, end) of a buffer, so that the
 // pages' translations are in the GPU's TLBs before the dispatch that streams them (recorded beside
 // the dispatch before it: the page walks then overlap its streaming).

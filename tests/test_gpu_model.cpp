@@ -14,6 +14,7 @@
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/requantize.h"
 #include "engine/model.h"
+#include "engine/sampler.h"
 #include "tests/gpu_model_test_util.h"
 #include "tests/ref_test_util.h"
 
@@ -161,6 +162,35 @@ TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
     const Agreement a = agreement(on, cpu, 300);
     std::printf("  touch on vs off: identical %d; vs CPU: top-1 %.3f KL %.3g\n", int(on == off), a.top1, a.kl);
     EXPECT_GE(a.top1, 0.9);
+}
+
+// The GPU reads the logits' block maxima back with them (Model::logits_block_max(), for the
+// sampler's scan): after a batched prompt (batch_logits) and after each decode step, they are the
+// maxima of the logits just returned, the last block partial (vocabulary 300).
+TEST(GpuModelHead, BlockMaximaBelongToTheLogits) {
+    const std::string f = gen_model_256("gpu_block_max", "q4_K", "qwen3");
+    if (HasFailure()) return;
+    auto m = load_model(f, gpu_opts());
+    std::remove(f.c_str());
+    ASSERT_NE(m->placement().find("GPU"), std::string::npos) << m->placement();
+    std::vector<int32_t> prompt;
+    for (int32_t i = 0; i < 40; ++i) prompt.push_back((i * 29 + 5) % 300);
+    const int64_t nv = m->hparams().n_vocab;
+    auto expect_maxima = [&](const float* l, const char* when) {
+        const std::span<const float> bm = m->logits_block_max();
+        ASSERT_EQ(bm.size(), size_t((nv + 63) / 64)) << when;
+        for (size_t b = 0; b < bm.size(); ++b)
+            EXPECT_EQ(bm[b], *std::max_element(l + 64 * b, l + std::min<int64_t>(64 * int64_t(b) + 64, nv))) << when << " block " << b;
+    };
+    const std::vector<float> last = m->forward_tokens(prompt, false);
+    expect_maxima(last.data(), "after the prompt");
+    int32_t tok = argmax(last);
+    for (int i = 0; i < 6; ++i) {
+        const float* l = m->forward(tok);
+        expect_maxima(l, "after a decode step");
+        tok = argmax(std::span<const float>(l, size_t(nv)), m->logits_block_max());
+        EXPECT_EQ(tok, argmax(std::span<const float>(l, size_t(nv))));
+    }
 }
 
 // A prompt on the GPU reports progress token by token and stops between tokens like the CPU path

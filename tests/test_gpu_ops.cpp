@@ -659,6 +659,38 @@ TEST(GpuOps, SwigluMatchesReference) {
     EXPECT_LT(nmse(got.data(), ref.data(), n), 1e-12);
 }
 
+// The logits' block maxima (block_max.comp): every block of 64, the last partial, NaN ignored (a block
+// of NaN only: -inf), at an offset whose vec4 loads would be misaligned and at an aligned one.
+TEST(GpuOps, BlockMaxMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (const uint32_t off : {0u, 3u, 8u}) {
+        const uint32_t n = 64 * 9 + 37;
+        auto x = random_row(rng, int64_t(off + n));
+        for (uint32_t i = 0; i < 64; ++i) x[off + 64 * 2 + i] = NAN;  // block 2: NaN only
+        x[off + 64 * 3 + 5] = NAN;                                     // block 3: one NaN
+        x[off + 64 * 4 + 63] = 1e30f;                                  // block 4: its last
+        x[off + 64 * 5] = -INFINITY;
+        gpu::Buffer xb = to_gpu(x), yb = zeros(16);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::block_max(cmd, {&xb, off}, {&yb, 2}, n);
+        cmd.end();
+        cmd.run();
+        const auto got = floats(yb, 16);
+        const uint32_t nb = (n + 63) / 64;
+        for (uint32_t b = 0; b < nb; ++b) {
+            float m = -INFINITY;
+            for (uint32_t i = 64 * b; i < std::min(64 * b + 64, n); ++i)
+                if (x[off + i] > m) m = x[off + i];
+            EXPECT_EQ(got[2 + b], m) << "offset " << off << " block " << b;
+        }
+        EXPECT_EQ(got[2 + nb], 0.0f) << "written past the last block";
+        EXPECT_EQ(got[1], 0.0f) << "written before the first block";
+    }
+}
+
 TEST(GpuOps, RouterTopkMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));

@@ -180,10 +180,19 @@ TEST(Sampler, FrequenciesFollowTheDistribution) {
     EXPECT_NEAR(zero / (double)n, 0.25 / (0.25 + 0.0625 + 0.0225 + 0.01), 0.015);
 }
 
+// The largest of each kLogitBlock logits, NaN ignored (what the GPU's block_max.comp writes).
+std::vector<float> block_max_of(const std::vector<float>& l) {
+    std::vector<float> bm((l.size() + kLogitBlock - 1) / kLogitBlock, -INFINITY);
+    for (size_t i = 0; i < l.size(); ++i)
+        if (l[i] > bm[i / kLogitBlock]) bm[i / kLogitBlock] = l[i];
+    return bm;
+}
+
 // top_candidates (the sampler's path whenever top-k is on) against the stages it replaces: a
 // candidate per logit, apply_repeat_penalty, apply_top_k. Logits drawn from few values (ties), -inf
 // entries, penalties that lower and raise, recent ids in and out of the top, vocabularies below and
-// far above the scan's buffer.
+// far above the scan's buffer. With the logits' block maxima (which let the scan skip blocks) the
+// same; with block maxima of the wrong length (ignored) too.
 TEST(Sampler, TopCandidatesEqualPenaltyThenTopK) {
     std::mt19937_64 g(1234);
     for (int trial = 0; trial < 300; ++trial) {
@@ -210,8 +219,19 @@ TEST(Sampler, TopCandidatesEqualPenaltyThenTopK) {
             ASSERT_EQ(got[i].id, ref[i].id) << "trial " << trial << " rank " << i;
             ASSERT_EQ(got[i].logit, ref[i].logit) << "trial " << trial << " rank " << i;
         }
+        const std::vector<float> bm = block_max_of(l);
+        for (const std::span<const float> b : {std::span<const float>(bm), std::span<const float>(bm).first(bm.size() - 1)}) {
+            std::vector<Candidate> with;
+            top_candidates(l, k, recent, pen, with, b);
+            ASSERT_EQ(with.size(), ref.size()) << "trial " << trial << " with block maxima";
+            for (size_t i = 0; i < ref.size(); ++i) {
+                ASSERT_EQ(with[i].id, ref[i].id) << "trial " << trial << " rank " << i << " with block maxima";
+                ASSERT_EQ(with[i].logit, ref[i].logit) << "trial " << trial << " rank " << i << " with block maxima";
+            }
+        }
         if (pen == 1.0f) {
             EXPECT_EQ(argmax(l), ref[0].id);
+            EXPECT_EQ(argmax(l, bm), ref[0].id);
         }
     }
 }

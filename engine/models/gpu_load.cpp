@@ -275,7 +275,7 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     // Inputs of a segment's experts written by the host: ids or slots + weights, or their sum (cpu).
     moe_in_ = device_floats(std::max(E, 2 * K), "expert inputs");
     moe_host_ = ctx_.alloc(moe_in_.size(), Mem::Upload, "expert inputs");
-    logits_rb_ = ctx_.alloc(size_t(h.n_vocab) * 4, Mem::Readback, "logits readback");
+    logits_rb_ = ctx_.alloc((size_t(block_max_off()) + logit_blocks()) * 4, Mem::Readback, "logits readback");  // + block maxima
     router_rb_ = ctx_.alloc((size_t(std::max<int64_t>(h.n_expert, 1)) + E) * 4, Mem::Readback, "router readback");
     if (max_expert_bytes_ && !ctx_.info().unified) {
         miss_staging_ = ctx_.alloc(size_t(max_expert_bytes_) * K, Mem::Upload, "expert staging");

@@ -11,6 +11,7 @@
 
 #include "engine/blocks.h"
 #include "engine/error.h"
+#include "engine/sampler.h"
 
 namespace sluice {
 
@@ -282,6 +283,14 @@ void GpuModel::record_head(gpu::Cmd& c) {
     c.barrier();  // after the body (recorded or submitted just before)
     gpu::matvec(c, output_, {&hn_}, {&logits_}, step_, with_xq({}, hn_));
     c.copy(logits_, 0, logits_rb_, 0, size_t(hp_.n_vocab) * 4);
+    c.independent();  // beside the copy: both only read the logits
+    gpu::block_max(c, {&logits_}, {&logits_rb_, block_max_off()}, uint32_t(hp_.n_vocab));
+}
+
+// Every logits_rb_ fill (record_head) writes both, so they always belong together.
+std::span<const float> GpuModel::logits_block_max() const {
+    static_assert(kLogitBlock == 64, "block_max.comp's blocks");
+    return {static_cast<const float*>(logits_rb_.mapped()) + block_max_off(), logit_blocks()};
 }
 
 // Segments of a token for segmented placements (recorded on first use): segment 0 runs up to the

@@ -36,6 +36,10 @@ int gpu_pick_device(const std::string& spec);
 class GpuModel : public Model {
 public:
     const float* forward(int32_t token) override { return step(token, true); }
+    std::span<const float> logits_block_max() const override;
+    // logits_rb_: n_vocab logits, then from float block_max_off() their logit_blocks() block maxima
+    uint32_t logit_blocks() const { return uint32_t((hp_.n_vocab + 63) / 64); }
+    uint32_t block_max_off() const { return uint32_t((hp_.n_vocab + 3) / 4 * 4); }
 
     GpuCounters gpu_counters() const override { return counters_; }
 
