@@ -88,6 +88,9 @@ int main(int argc, char** argv) {
         std::vector<double> runs;
         const GpuCounters before = m->gpu_counters();
         double gpu_s = 0, forward_s = 0;  // GPU time; wall time inside forward() (the rest: argmax here)
+        // SLUICE_BENCH_BLOCK_MAX=0: argmax reads every logit, not the GPU's block maxima first (what they save)
+        const char* bm_env = std::getenv("SLUICE_BENCH_BLOCK_MAX");
+        const bool use_bm = !(bm_env && std::string(bm_env) == "0");
         for (int r = 0; r < R; ++r) {
             m->load_state(after_prompt);
             int32_t tok = first;
@@ -96,7 +99,7 @@ int main(int argc, char** argv) {
                 const auto tf = Clock::now();
                 const float* l = m->forward(tok);
                 forward_s += std::chrono::duration<double>(Clock::now() - tf).count();
-                tok = argmax(std::span<const float>(l, size_t(nv)), m->logits_block_max());
+                tok = argmax(std::span<const float>(l, size_t(nv)), use_bm ? m->logits_block_max() : std::span<const float>());
                 gpu_s += m->gpu_counters().gpu_s_last_token;
             }
             runs.push_back(N / std::chrono::duration<double>(Clock::now() - t1).count());
