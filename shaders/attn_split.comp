@@ -95,13 +95,25 @@ vec4 qvec(uint i4) { return vec4(qn[4u * i4], qn[4u * i4 + 1u], qn[4u * i4 + 2u]
 
 #ifdef FUSED
 #define QREGS (ATTN_QMAX / WG)
+// Elements per invocation whose norm weights and rotation angles are loaded with q and k, before the
+// rms reduction, not after it (a round trip to memory fewer): (GH + 1) heads of 128 dims.
+#define QPF min(QREGS, ((GH + 1u) * 128u + WG - 1u) / WG)
 // qn = heads [0, nq) of Q at xo (and, with with_k, this position's k as head nq from k_raw_off) / rms
 // * their norm weights, then NeoX-rotated. All heads at once: every load in flight together.
 void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
     const uint tid = gl_LocalInvocationIndex, hd = p.head_dim, nh = nq + (with_k ? 1u : 0u), n = nh * hd;
+    const uint half_rot = p.n_rot / 2u;
+    float wa[QPF], wb[QPF];  // element i's norm weight, and its rotation partner's
+    vec2 cs[QPF];
     [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
         const uint i = tid + r * WG;
         if (i < n) qn[i] = i < nq * hd ? Q[xo + i] : Q[p.k_raw_off + kvh * hd + i - nq * hd];
+        if (r >= QPF) continue;
+        const uint ic = min(i, n - 1u), h = ic / hd, d = ic - h * hd, wo = h < nq ? p.qn_off : p.kn_off;
+        const uint dp = d < half_rot ? d + half_rot : d < p.n_rot ? d - half_rot : d;  // the partner
+        wa[r] = Wn[wo + d];
+        wb[r] = Wn[wo + dp];
+        cs[r] = rope_cs[d < half_rot ? d : d < p.n_rot ? d - half_rot : 0u];
     }
     barrier();
     const uint per = WG / nh, g = tid / per;
@@ -111,16 +123,23 @@ void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
     ss = seg_reduce(ss, per, nh, false);
     if (g < nh && tid == g * per) red[g] = inversesqrt(ss / float(hd) + p.eps);  // after seg_reduce's last barrier
     barrier();
-    const uint half_rot = p.n_rot / 2u;
     float y[QREGS];
     [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
         const uint i = tid + r * WG;
         if (i >= n) continue;
         const uint h = i / hd, d = i - h * hd, wo = h < nq ? p.qn_off : p.kn_off;
-        const float sc_h = red[h], a = qn[i] * sc_h * Wn[wo + d];
+        const bool pf = r < QPF;  // constant per unrolled r
+        const uint rp = min(r, QPF - 1u);
+        const float w = pf ? wa[rp] : Wn[wo + d];
+        const float sc_h = red[h], a = qn[i] * sc_h * w;
         y[r] = a;
-        if (d < half_rot) y[r] = a * rope_cs[d].x - qn[i + half_rot] * sc_h * Wn[wo + d + half_rot] * rope_cs[d].y;
-        else if (d < p.n_rot) y[r] = qn[i - half_rot] * sc_h * Wn[wo + d - half_rot] * rope_cs[d - half_rot].y + a * rope_cs[d - half_rot].x;
+        if (d < half_rot) {
+            const vec2 c = pf ? cs[rp] : rope_cs[d];
+            y[r] = a * c.x - qn[i + half_rot] * sc_h * (pf ? wb[rp] : Wn[wo + d + half_rot]) * c.y;
+        } else if (d < p.n_rot) {
+            const vec2 c = pf ? cs[rp] : rope_cs[d - half_rot];
+            y[r] = qn[i - half_rot] * sc_h * (pf ? wb[rp] : Wn[wo + d - half_rot]) * c.y + a * c.x;
+        }
     }
     barrier();
     [[unroll]] for (uint r = 0u; r < QREGS; ++r) {
