@@ -64,16 +64,19 @@ public:
     void keys(const std::string& k) { tmux("send-keys " + k); }
     void text(const std::string& t) { tmux("send-keys -l '" + t + "'"); }
     // Waits until the screen matches; returns it (empty on timeout).
-    std::string wait_for(const std::string& re, std::chrono::milliseconds timeout = 10s) {
+    // The screen once it matches re and (without non-empty) no longer shows `without`: a capture can
+    // fall in the middle of a redraw, its top lines new and the rest still the old screen.
+    std::string wait_for(const std::string& re, std::chrono::milliseconds timeout = 10s, const std::string& without = "") {
         const std::regex r(re);
         const auto end = Clock::now() + timeout;
         std::string s;
         while (Clock::now() < end) {
             s = screen();
-            if (std::regex_search(s, r)) return s;
+            if (std::regex_search(s, r) && (without.empty() || s.find(without) == std::string::npos)) return s;
             std::this_thread::sleep_for(20ms);
         }
-        ADD_FAILURE() << "screen never matched /" << re << "/; last screen:\n" << s;
+        ADD_FAILURE() << "screen never matched /" << re << "/" << (without.empty() ? "" : " without '" + without + "'")
+                      << "; last screen:\n" << s;
         return {};
     }
     const std::string& home() const { return home_.path; }
@@ -166,7 +169,7 @@ TEST(UiEndToEnd, ChatInTmux) {
     t.wait_for("error: 'hot' is not a number");
     t.text("/new");
     t.keys("Enter");
-    s = t.wait_for("new conversation\\n");
+    s = t.wait_for("new conversation\\n", 10s, "❯ hello there");  // the old conversation cleared
     EXPECT_EQ(s.find("❯ hello there"), std::string::npos) << s;
     t.text("/open 1");
     t.keys("Enter");
