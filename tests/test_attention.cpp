@@ -163,14 +163,16 @@ TEST(AttentionChunk, MatchesAttendHead) {
         for (const Shape& s : shapes()) {
             const Problem p(s, rng);
             const std::vector<float> exact = p.exact();
-            // attend_head's own float error: the chunk may be as far off, and a little more.
+            // attend_head's own float error: the chunk may be as far off, and a little more. The floor:
+            // its blocked sums over 576 / 512 dims measured up to 1.05e-5 over 400 fresh seeds (5% of
+            // them above the 5e-6 this had), every ISA alike; a wrong row, mask or scale is ~1e-2 off.
             const double ref_err = max_rel(p.reference(), exact);
             for (Isa isa : test::available_isas()) {
                 force_isa(isa);
                 SCOPED_TRACE(testing::Message() << isa_name(isa) << " threads " << threads << " n_head " << s.n_head << "/"
                                                 << s.n_head_kv << " dims " << s.head_dim << "/" << s.head_dim_v << " pos0 "
                                                 << s.pos0 << " T " << s.T);
-                EXPECT_LE(max_rel(p.chunk(0, s.T, pool), exact), std::max(3 * ref_err, 5e-6)) << "attend_head: " << ref_err;
+                EXPECT_LE(max_rel(p.chunk(0, s.T, pool), exact), std::max(5 * ref_err, 2e-5)) << "attend_head: " << ref_err;
             }
         }
     }
