@@ -79,7 +79,10 @@ int verb_run(int argc, char** argv) {
         const std::string s = dec.push(next);
         std::fwrite(s.data(), 1, s.size(), stdout);
         std::fflush(stdout);
-        if (n_gen + 1 < n_predict) l = model->forward(next), block_max = model->logits_block_max();
+        if (n_gen + 1 < n_predict) {
+            l = model->forward(next);
+            block_max = model->logits_block_max();
+        }
     }
     const std::string rest = dec.flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);

@@ -557,7 +557,7 @@ void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t pag
 void block_max(Cmd& cmd, Vec x, Vec y, uint32_t n) {
     if (!n) return;
     const BlockMaxPush p{n, x.off, y.off};
-    cmd.dispatch("block_max", {x.buf, y.buf}, p, {(n + 63) / 64, 1, 1});
+    cmd.dispatch("block_max", {x.buf, y.buf}, p, {(n + LOGIT_BLOCK - 1) / LOGIT_BLOCK, 1, 1});
 }
 
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {

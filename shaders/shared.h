@@ -261,7 +261,9 @@ struct CopyPush {
     uint n, src_off, dst_off;
 };
 
-// block_max.comp: y[y_off + b] = max of x[x_off + 64b .. + 64) over n floats (NaN ignored).
+// block_max.comp: y[y_off + b] = max of x[x_off + LOGIT_BLOCK b .. + LOGIT_BLOCK) over n floats (NaN
+// ignored): the logits' block maxima (engine/sampler.h kLogitBlock is this).
+#define LOGIT_BLOCK 64
 struct BlockMaxPush {
     uint n, x_off, y_off;
 };

@@ -289,7 +289,7 @@ void GpuModel::record_head(gpu::Cmd& c) {
 
 // Every logits_rb_ fill (record_head) writes both, so they always belong together.
 std::span<const float> GpuModel::logits_block_max() const {
-    static_assert(kLogitBlock == 64, "block_max.comp's blocks");
+    static_assert(kLogitBlock == LOGIT_BLOCK, "the sampler's blocks are block_max.comp's");
     return {static_cast<const float*>(logits_rb_.mapped()) + block_max_off(), logit_blocks()};
 }
 

@@ -38,7 +38,7 @@ public:
     const float* forward(int32_t token) override { return step(token, true); }
     std::span<const float> logits_block_max() const override;
     // logits_rb_: n_vocab logits, then from float block_max_off() their logit_blocks() block maxima
-    uint32_t logit_blocks() const { return uint32_t((hp_.n_vocab + 63) / 64); }
+    uint32_t logit_blocks() const { return uint32_t((hp_.n_vocab + LOGIT_BLOCK - 1) / LOGIT_BLOCK); }
     uint32_t block_max_off() const { return uint32_t((hp_.n_vocab + 3) / 4 * 4); }
 
     GpuCounters gpu_counters() const override { return counters_; }
