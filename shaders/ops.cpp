@@ -198,7 +198,7 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
                  {(w.rows + 63) / 64, g.max_tiles(), 1});
 }
 
-void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
+uint32_t matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));
     if (w.cols % t->chunk || w.cols % t->block_elems)
@@ -208,7 +208,8 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         throw GpuError(std::string("matvec: ") + t->suffix + " weights not aligned to " + std::to_string(t->unit_bytes) + " bytes");
     if (o.n_cols < 1) throw GpuError("matvec: no activation columns");
     if (o.n_cols > MM_MAX_COLS) {
-        if (matmul_tiled(cmd, w, x, y, o)) return;
+        if (o.wait.buf || o.signal.buf) throw GpuError("matvec: chained dispatches are single products");
+        if (matmul_tiled(cmd, w, x, y, o)) return 0;
         // Chunks of MM_MAX_COLS columns (matmul_*), independent of each other.
         for (uint32_t c0 = 0; c0 < o.n_cols; c0 += MM_MAX_COLS) {
             if (c0) cmd.independent();
@@ -216,7 +217,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
             c.n_cols = std::min<uint32_t>(MM_MAX_COLS, o.n_cols - c0);
             matvec(cmd, w, {x.buf, x.off + c0 * o.x_col_stride}, {y.buf, y.off + c0 * o.y_col_stride}, step, c);
         }
-        return;
+        return 0;
     }
     if ((x.off | o.x_mat_stride | o.x_col_stride) % 4)
         throw GpuError("matvec: x offsets and strides must be multiples of 4 floats (vec4 loads)");
@@ -336,8 +337,22 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : "") +
                  (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : ""));
-    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p,
-                 {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
+    const Buffer* sync = o.wait.buf ? o.wait.buf : o.signal.buf ? o.signal.buf : d;
+    if (o.wait.buf) {
+        if (o.ids || o.sum_mats || o.n_mats != 1 || (o.signal.buf && o.signal.buf != o.wait.buf))
+            throw GpuError("matvec: a chained wait takes one matrix, no ids, and one sync buffer");
+        p.flags |= MV_WAIT;
+        p.wait_off = o.wait.off;
+        p.wait_count = o.wait_count;
+    }
+    if (o.signal.buf) {
+        p.flags |= MV_SIGNAL;
+        p.sig_off = o.signal.off;
+    }
+    const uint32_t groups_x = (w.rows + rows_per_group - 1) / rows_per_group, groups_y = o.sum_mats ? 1 : o.n_mats;
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror, sync}, p,
+                 {groups_x, groups_y, 1});
+    return groups_x * groups_y;
 }
 
 namespace {

@@ -115,6 +115,12 @@ struct MatvecOpts {
     // Q4_K / Q5_K integer dots: the _q8w variants (4 lanes per super-block, mv_types.glsl KQ_WIDE).
     // -1: for rows of 2048 or more unless SLUICE_GPU_MV_WIDE=0; 0 / 1: off / on (any multiple of 256).
     int wide = -1;
+    // Chained dispatches (shared.h MV_WAIT / MV_SIGNAL; the caller records this one independent()):
+    // wait until the uint at wait reaches wait_count before reading anything a producer wrote; signal:
+    // each workgroup adds 1 to the uint there when done. One buffer for both; one matrix, no ids.
+    Vec wait;
+    uint32_t wait_count = 0;
+    Vec signal;
 };
 // The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8
 // teams per row (latency-bound shapes: few rows, long rows, weighted sums of matrices), else
@@ -128,7 +134,8 @@ MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_
                    bool wide = false);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
-void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
+// Returns its workgroups (what a chained consumer's wait_count counts to).
+uint32_t matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
 // y (cols) = W[row] dequantized; row < 0: step.token.
 void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row = -1);
 // A prompt batch's embeddings in one dispatch: row j at y.off + j * y_stride, the token of step header

@@ -49,6 +49,8 @@ GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hp
     moe_.resize(size_t(hp_.n_layer));
     const char* t = std::getenv("SLUICE_GPU_TOUCH");
     touch_ = !t || std::string(t) != "0";
+    const char* ch = std::getenv("SLUICE_GPU_CHAIN");
+    chain_ = ch ? std::string(ch) != "0" : ctx_.info().vendor_id == 0x10DE || ctx_.info().is_cpu;
     if (hp_.n_rot / 2 > STEP_ROPE_MAX) throw gpu::GpuError("rope.dimension_count above the GPU's limit");
 }
 
@@ -336,6 +338,12 @@ void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, con
             if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, hn_vec_, *q, uint32_t(E));
         }
     }
+    if (chain_) {  // the chained matvecs' counts start at zero (the first dispatch below waits for it)
+        c.independent();
+        c.fill(sync_, 0, sync_.size(), 0);
+        sync_next_ = 0;
+        sig_ = {};
+    }
     if (from < 0) {
         gpu::getrows(c, embd_, {&x_}, step_);
     } else {
@@ -472,13 +480,14 @@ void GpuModel::touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) co
 }
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
-                                 const gpu::MatvecOpts& down_opts, bool fuse_norm) {
+                                 const gpu::MatvecOpts& down_opts, bool fuse_norm, bool chain) {
     gpu::MatvecOpts o = with_xq({}, hn_);
     bool quantized = false;  // gate_'s mirror written by the GLU's block tails
     if (fused(gate, up)) {
         o.swiglu_up = &up;
         quantized = glu_tails(o, n_ff, {&down});
-        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
+        if (chain) o = chain_to(c, o, quantized);  // down then reads only what this writes
+        signalled(c, o, gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o));
     } else {
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
         c.independent();
@@ -488,7 +497,25 @@ void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, co
     // A GLU variant writing the mirror itself (a workgroup per 32 rows) measured slower than this
     // dispatch on an H100: 12288x4096 31.3 us vs 26.0 + 4.3, 8 experts' 768x2048 44 vs 10.5 + 4.3.
     if (!quantized) quantize_for(c, gate_, n_ff, {&down});
-    add_matvec(c, down, {&gate_}, with_xq(down_opts, gate_), fuse_norm);
+    gpu::MatvecOpts d = with_xq(down_opts, gate_);
+    if (chain) d = chain_to(c, d, false);
+    add_matvec(c, down, {&gate_}, d, fuse_norm);
+}
+
+// Chained matvecs: see gpu_model.h. Measured on the H200: bench/README.
+gpu::MatvecOpts GpuModel::chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal) {
+    if (!chain_) return o;
+    if (sig_.at == c.commands()) {
+        c.independent();
+        o.wait = {&sync_, sig_.off};
+        o.wait_count = sig_.groups;
+    }
+    if (signal && (sync_next_ + 1) * 4 <= sync_.size()) o.signal = {&sync_, sync_next_++};
+    return o;
+}
+
+void GpuModel::signalled(const gpu::Cmd& c, const gpu::MatvecOpts& o, uint32_t groups) {
+    sig_ = o.signal.buf ? Signal{o.signal.off, groups, c.commands()} : Signal{};
 }
 
 bool GpuModel::glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users) {
@@ -563,7 +590,7 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     resid_norm_ = -1;
     hn_scaled_ = false;
     if (!o.norm_out || !o.norm_q || tails) {
-        gpu::matvec(c, w, x, {&x_}, step_, o);
+        signalled(c, o, gpu::matvec(c, w, x, {&x_}, step_, o));
         return;
     }
     const Vec nw = o.norm_w;
@@ -571,7 +598,7 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     o.norm_q = nullptr;
     if (fuse_norm && (qblk_mode() & 1) && hp_.n_embd % 32 == 0) {  // hn's mirror of x * w and its block sums
         o.qblk = {xq(hn_), 0, {&tails_, 0}, nw, {&tails_, tails_ss_off_}};
-        gpu::matvec(c, w, x, {&x_}, step_, o);
+        signalled(c, o, gpu::matvec(c, w, x, {&x_}, step_, o));
         hn_scaled_ = true;
         scaled_norm_ = nw.off;
         return;

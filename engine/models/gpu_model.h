@@ -213,8 +213,10 @@ protected:
     // y = silu(gate x) * (up x) into gate_ (fused when gate and up share a buffer), then x_ += down y
     // with the next norm; down_opts = add_then_norm(...) or plain accumulate.
     // fuse_norm: add_matvec()'s.
+    // chain: gate+up waits on the dispatch recorded just before, if it signalled (chain_to()), and
+    // down on gate+up.
     void record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
-                           const gpu::MatvecOpts& down_opts, bool fuse_norm = false);
+                           const gpu::MatvecOpts& down_opts, bool fuse_norm = false, bool chain = false);
     // The fused GLU's block tails write gate_'s int8 mirror (outputs of n_ff per matrix, for `users`,
     // every one an integer-dot type): o.qblk set and true, else false (quantize_for() then).
     bool glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users);
@@ -241,6 +243,21 @@ protected:
     // of the dispatches that stream them later overlap that one (gpu_model.cpp; SLUICE_GPU_TOUCH=0: off).
     void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) const;
     bool touch_ = true;
+    // Chained matvecs (shared.h MV_WAIT, MV_SIGNAL): a matvec that reads only what the matvec recorded
+    // just before it wrote starts without a barrier, its first weights loaded while it waits on that
+    // one's count in sync_. chain_to(c, o, signal): o waits on the last dispatch recorded if that one
+    // signalled (and records independent() for it), and with `signal` counts in a fresh uint of sync_;
+    // signalled() notes a recorded matvec's count. The caller vouches that the matvec's inputs were
+    // not read since the last barrier (stale L1 lines). SLUICE_GPU_CHAIN=0|1; default on NVIDIA and
+    // software drivers, whose workgroups start in dispatch order.
+    gpu::MatvecOpts chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal);
+    void signalled(const gpu::Cmd& c, const gpu::MatvecOpts& o, uint32_t groups);
+    bool chain_ = false;
+    uint32_t sync_next_ = 0;  // sync_ (below ctx_): the counts
+    struct Signal {
+        uint32_t off = 0, groups = 0;
+        size_t at = SIZE_MAX;  // the Cmd's commands() just after it
+    } sig_;
 
     // ---- int8 activations for the integer-dot matvecs (gpu::has_q8; SLUICE_GPU_Q8=0 turns them off)
     // Gives activation buffer b (floats from offset 0) an int8 mirror; finish_load() mirrors hn_ (kept
@@ -282,6 +299,7 @@ protected:
     uint32_t scaled_norm_ = 0;  // the norm weights' offset hn_'s mirror holds
     Buffer tails_;
     uint32_t tails_ss_off_ = 0;
+    Buffer sync_;  // chained matvecs' counts (chain_to())
 
     bool batching() const;
     // kBatchSmall .. batch_max() tokens at n_past_.. (`first`: the batch's first token in the chunk)
