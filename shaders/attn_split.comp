@@ -47,6 +47,7 @@ layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
 layout(binding = 7, std430) buffer CountBuf { uint count[]; };
 layout(binding = 8, std430) writeonly buffer OqBuf { uint Oq[]; };  // ATTN_OUT_Q8: out's int8 mirror
 layout(binding = 8, std430) writeonly buffer OsBuf { vec2 Os2[]; };
+layout(binding = 9, std430) coherent volatile buffer SyncBuf { uint sync_count[]; };  // ATTN_SIGNAL
 shared float split_l[ATTN_SPLITS_MAX];  // the merge's split sums (its maxima and weights in sc)
 shared bool last;
 #else
@@ -224,6 +225,16 @@ void merge_block(uint h0, uint gh, uint n) {
 }
 #endif
 
+#ifdef FUSED
+// ATTN_SIGNAL, wherever a workgroup ends: what it wrote before its count (shared.h). Uniform.
+void signal_done() {
+    if ((p.flags & ATTN_SIGNAL) == 0u) return;
+    memoryBarrierBuffer();
+    barrier();
+    if (gl_LocalInvocationIndex == 0u) atomicAdd(sync_count[p.sig_off], 1u);
+}
+#endif
+
 void main() {
     const uint s = gl_WorkGroupID.x, b = gl_WorkGroupID.y, tid = gl_LocalInvocationIndex;
     const uint gh = GH, h0 = b * gh, group = p.n_head / p.n_head_kv, kvh = h0 / group;
@@ -239,7 +250,10 @@ void main() {
     const uint n_active = (n_kv + chunk - 1u) / chunk;
     const uint t0 = min(s * chunk, n_kv), t1 = min(t0 + chunk, n_kv);
 #ifdef FUSED
-    if (s >= n_active) return;  // uniform in the workgroup
+    if (s >= n_active) {  // uniform in the workgroup
+        signal_done();
+        return;
+    }
 #endif
     const uint qo = p.q_off + h0 * hd;
     const uint ko = p.k_off + kvh * hd, vo = p.v_off + kvh * hdv;
@@ -421,7 +435,12 @@ void main() {
         }
 #endif
     }
-    if (direct) return;
+    if (direct) {
+#ifdef FUSED
+        signal_done();
+#endif
+        return;
+    }
     if (tid < gh) {
         const uint po = p.part_off + ((h0 + tid) * p.n_splits + s) * (hdv + 2u);
         part[po] = head_m[tid];
@@ -443,5 +462,6 @@ void main() {
             out_mirror(h0 * hdv, gh * hdv);
         }
     }
+    signal_done();
 #endif
 }

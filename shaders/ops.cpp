@@ -536,8 +536,8 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
     cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
 }
 
-void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
-                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q) {
+uint32_t attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q, Vec signal) {
     check_attention(cmd, s, k, k_row_stride, v, v_row_stride);
     if (n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
         throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + ", n_rot " + std::to_string(n.n_rot));
@@ -545,7 +545,7 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
         throw GpuError("attention: q, raw k and raw v share a buffer, and the q and k norm weights another");
     AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
                     part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, v_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
-                    out.off, counts.off, 0u, 0u, s.min_chunk, 0u};
+                    out.off, counts.off, 0u, 0u, s.min_chunk, 0u, signal.off};
     // Up to this many positions one split per head block, its output written without a merge.
     static const int one_split = std::max(0, env_int("SLUICE_GPU_ATTN_ONE", 128));
     p.one_split = uint32_t(one_split);
@@ -555,9 +555,12 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
         p.flags = ATTN_OUT_Q8;
         p.out_q_soff = out_q->soff;
     }
+    if (signal.buf) p.flags |= ATTN_SIGNAL;
+    const Buffer* d = &cmd.context().dummy();
     cmd.dispatch("attn_fused_g" + std::to_string(s.gh), {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf,
-                                out_q ? out_q->buf : &cmd.context().dummy()}, p,
+                                out_q ? out_q->buf : d, signal.buf ? signal.buf : d}, p,
                  {s.n_splits, s.n_head / s.gh, 1});
+    return s.n_splits * (s.n_head / s.gh);
 }
 
 void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page) {

@@ -184,8 +184,11 @@ struct QkNorm {
     float eps;
 };
 // out_q: also out's int8 mirror (head_dim_v and out's offset multiples of 32), for the output projection.
-void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
-                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr);
+// signal: each workgroup adds 1 to that uint when done (a chained matvec's wait, MatvecOpts::wait).
+// Returns its workgroups.
+uint32_t attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+                      Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr,
+                      Vec signal = {});
 // A prompt batch of n_tokens tokens (qwen3): qkv holds token j's q (n_head, head_dim), raw k (n_head_kv,
 // head_dim) at k_raw and raw v (n_head_kv, head_dim_v) at v_raw floats into its row, rows qkv_stride
 // apart; q is normed and roped in place, k and v go into the cache rows pos_j, and out + j * out_stride

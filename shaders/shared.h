@@ -211,8 +211,10 @@ struct AttnFusedPush {
     uint out_q_soff;      // its scales from this vec2 (head_dim_v and out_off multiples of 32)
     uint min_chunk;
     uint one_split;       // up to this many positions one split per head block: no parts, no merge
+    uint sig_off;         // ATTN_SIGNAL: each workgroup adds 1 to this uint of binding 9 when done
 };
 #define ATTN_OUT_Q8 1u
+#define ATTN_SIGNAL 2u  // for a chained matvec after it (MV_WAIT)
 
 // A prompt batch's attention (attn_prompt.comp): attn_prompt_qkv, a workgroup per (head, token) of
 // q, k and v heads, norms and ropes q and k and writes k and v into the cache rows pos_j; then

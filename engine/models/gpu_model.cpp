@@ -469,14 +469,16 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
 // gate+up's 137 pages: 6.3 us). Touching the matrices ahead, beside a dispatch that streams little
 // (attention), overlaps those walks with it: 72B-like decode 73.1 vs 69.5 tok/s (bench/README).
 // SLUICE_GPU_TOUCH=0 turns it off.
-void GpuModel::touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) const {
+void GpuModel::touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) {
     if (!touch_) return;
+    const bool keep = sig_.at == c.commands();  // they read weights only: a chain may pass over them
     for (const Mat* w : ws) {
         if (!w->buf) continue;
         const uint64_t a = w->offset / 16 * 16, b = w->offset + uint64_t(w->rows) * gpu::gpu_row_bytes(w->type, w->cols);
         c.independent();
         gpu::touch(c, *w->buf, a, b - a);
     }
+    if (keep) sig_.at = c.commands();
 }
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
@@ -510,12 +512,17 @@ gpu::MatvecOpts GpuModel::chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal) 
         o.wait = {&sync_, sig_.off};
         o.wait_count = sig_.groups;
     }
-    if (signal && (sync_next_ + 1) * 4 <= sync_.size()) o.signal = {&sync_, sync_next_++};
+    if (signal) o.signal = next_signal();
     return o;
 }
 
-void GpuModel::signalled(const gpu::Cmd& c, const gpu::MatvecOpts& o, uint32_t groups) {
-    sig_ = o.signal.buf ? Signal{o.signal.off, groups, c.commands()} : Signal{};
+gpu::Vec GpuModel::next_signal() {
+    if (!chain_ || (sync_next_ + 1) * 4 > sync_.size()) return {};
+    return {&sync_, sync_next_++};
+}
+
+void GpuModel::signalled(const gpu::Cmd& c, Vec signal, uint32_t groups) {
+    sig_ = signal.buf ? Signal{signal.off, groups, c.commands()} : Signal{};
 }
 
 bool GpuModel::glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users) {

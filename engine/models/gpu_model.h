@@ -241,7 +241,7 @@ protected:
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
     // One load per 1 MiB of each of ws, recorded beside the dispatch recorded last: the page walks
     // of the dispatches that stream them later overlap that one (gpu_model.cpp; SLUICE_GPU_TOUCH=0: off).
-    void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) const;
+    void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws);
     bool touch_ = true;
     // Chained matvecs (shared.h MV_WAIT, MV_SIGNAL): a matvec that reads only what the matvec recorded
     // just before it wrote starts without a barrier, its first weights loaded while it waits on that
@@ -251,7 +251,9 @@ protected:
     // not read since the last barrier (stale L1 lines). SLUICE_GPU_CHAIN=0|1; default on NVIDIA and
     // software drivers, whose workgroups start in dispatch order.
     gpu::MatvecOpts chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal);
-    void signalled(const gpu::Cmd& c, const gpu::MatvecOpts& o, uint32_t groups);
+    void signalled(const gpu::Cmd& c, const gpu::MatvecOpts& o, uint32_t groups) { signalled(c, o.signal, groups); }
+    void signalled(const gpu::Cmd& c, Vec signal, uint32_t groups);
+    Vec next_signal();  // a fresh count (none while chain_ is off or sync_ is used up)
     bool chain_ = false;
     uint32_t sync_next_ = 0;  // sync_ (below ctx_): the counts
     struct Signal {
