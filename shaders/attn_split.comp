@@ -47,7 +47,12 @@ layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
 layout(binding = 7, std430) buffer CountBuf { uint count[]; };
 layout(binding = 8, std430) writeonly buffer OqBuf { uint Oq[]; };  // ATTN_OUT_Q8: out's int8 mirror
 layout(binding = 8, std430) writeonly buffer OsBuf { vec2 Os2[]; };
-layout(binding = 9, std430) coherent volatile buffer SyncBuf { uint sync_count[]; };  // ATTN_SIGNAL
+layout(binding = 9, std430) coherent buffer SyncBuf { uint sync_count[]; };  // ATTN_SIGNAL
+#include "sync.glsl"
+// ATTN_SIGNAL, wherever a workgroup ends (uniform)
+void signal_done() {
+    if ((p.flags & ATTN_SIGNAL) != 0u) sync_signal(p.sig_off);
+}
 shared float split_l[ATTN_SPLITS_MAX];  // the merge's split sums (its maxima and weights in sc)
 shared bool last;
 #else
@@ -222,16 +227,6 @@ void merge_block(uint h0, uint gh, uint n) {
             qn[i] = r;  // for the int8 mirror
         }
     }
-}
-#endif
-
-#ifdef FUSED
-// ATTN_SIGNAL, wherever a workgroup ends: what it wrote before its count (shared.h). Uniform.
-void signal_done() {
-    if ((p.flags & ATTN_SIGNAL) == 0u) return;
-    memoryBarrierBuffer();
-    barrier();
-    if (gl_LocalInvocationIndex == 0u) atomicAdd(sync_count[p.sig_off], 1u);
 }
 #endif
 

@@ -53,7 +53,8 @@ STEP_BUFFER(4)
 layout(binding = 5, std430) buffer HnBuf { float Hn[]; };  // MV_NORM: output and counter
 layout(binding = 5, std430) buffer HnCount { uint hn_count[]; };
 layout(binding = 6, std430) readonly buffer NormBuf { float Wn[]; };
-layout(binding = 8, std430) coherent volatile buffer SyncBuf { uint sync_count[]; };  // MV_WAIT, MV_SIGNAL
+layout(binding = 8, std430) coherent buffer SyncBuf { uint sync_count[]; };  // MV_WAIT, MV_SIGNAL
+#include "sync.glsl"
 
 shared float red[MV_WG];
 shared bool last_group;
@@ -225,22 +226,6 @@ void qblk_tail(uint wrow0) {
     hn_count[p.norm_count_off + b] = 0u;  // for the next dispatch
 }
 
-// MV_WAIT: until the producer's workgroups have all signalled (shared.h). One invocation polls (from
-// L2: the buffer is coherent); the barrier holds the others. Uniform control flow.
-void wait_for_producer() {
-    if (gl_LocalInvocationIndex == 0u)
-        while (sync_count[p.wait_off] < p.wait_count) {}
-    barrier();
-    memoryBarrierBuffer();  // the producer's writes after its count
-}
-
-// MV_SIGNAL, at the very end: this workgroup's writes (y, the tails') before its count. Uniform.
-void signal_done() {
-    memoryBarrierBuffer();
-    barrier();
-    if (gl_LocalInvocationIndex == 0u) atomicAdd(sync_count[p.sig_off], 1u);
-}
-
 // Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
 float team_sum(float v, uint team) {
     if (gl_SubgroupSize == MV_TEAM) return subgroupAdd(v);
@@ -263,31 +248,32 @@ void main() {
 #endif
     const uint ncol = NB == 1 ? 1u : p.n_cols;
     const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
-    // MV_WAIT (one matrix, no ids, no sum): the first step's weights (or with KSPLIT the team's first
-    // unit's) loaded before the wait, their DRAM latency spent in it; the products then start from them.
+    // MV_WAIT (one matrix, no ids, no sum): the first step of the team's rows (with KSPLIT its first
+    // unit's) touched before the wait, a load per 32-byte sector: they need nothing from the producer,
+    // their DRAM latency is spent in the wait and the products find them in the caches. Their xor is
+    // kept by a store that never happens (rows > 0); arrays of the weights held across the wait cost
+    // every variant registers (H200 72B-like decode 56.6 vs 72.4 tok/s).
     const bool wait = (p.flags & MV_WAIT) != 0u;
-#if defined(XQ8) && NB == 1
-#define MV_PRELOAD
+    if (wait) {
 #ifdef KSPLIT
-    const uint s_pre = team;
+        const uint s_pre = team;
 #else
-    const uint s_pre = 0u;
+        const uint s_pre = 0u;
 #endif
-    WS w_pre[NR];
-#ifdef GLU
-    WS u_pre[NR];
-#endif
-    if (wait && s_pre < n_steps) {
+        const uint units = row_units(p.cols), step_units = (units + n_steps - 1u) / n_steps, stride = 32u / W_UNIT_BYTES;
+        uint h = 0u;
         [[unroll]] for (uint r = 0u; r < NR; ++r) {
-            const uint wr = p.w_off + gl_WorkGroupID.y * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);
-            w_pre[r] = load_w(wr, s_pre);
+            const uint u0 = p.w_off + gl_WorkGroupID.y * p.w_mat_stride + min(row0 + r, p.rows - 1u) * units + s_pre * step_units;
+            for (uint i = lane * stride; i < step_units && s_pre < n_steps; i += MV_TEAM * stride) {
+                h ^= w_word(u0 + i);
 #ifdef GLU
-            u_pre[r] = load_w(wr + (p.w2_off - p.w_off), s_pre);
+                h ^= w_word(u0 + i + (p.w2_off - p.w_off));
 #endif
+            }
         }
+        if (h == 0x9e3779b9u && p.rows == 0u) Y[0] = 0.0;
+        sync_wait(p.wait_off);
     }
-#endif
-    if (wait) wait_for_producer();
     float xscale = 1.0;  // MV_XNORM: x's rms scale, from this workgroup's own pass over x (uniform)
 #ifdef XQ8
     // MV_XSS: this invocation's first four of the blocks' sums of squares, loaded now and used after
@@ -326,15 +312,7 @@ void main() {
     const bool sum = (p.flags & MV_SUM_MATS) != 0u;
 #ifdef KSPLIT
     const uint n_units = (sum ? p.sum_mats : 1u) * n_steps;
-    uint u0 = team;
-#ifdef MV_PRELOAD
-    if (wait && u0 < n_units) {  // one matrix: unit u0 is step s_pre of it
-        const XS x = load_x(p.x_off + gl_WorkGroupID.y * p.x_mat_stride, s_pre);
-        [[unroll]] for (uint r = 0u; r < NR; ++r) acc[0][r] += dot_w(w_pre[r], x);
-        u0 += KS_TEAMS;
-    }
-#endif
-    for (uint u = u0; u < n_units; u += KS_TEAMS) {
+    for (uint u = team; u < n_units; u += KS_TEAMS) {
         const uint mi = u / n_steps, s = u - mi * n_steps;
         const uint m = sum ? mi : gl_WorkGroupID.y;
         const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
@@ -354,18 +332,7 @@ void main() {
         [[unroll]] for (uint b = 0u; b < NB; ++b)
             [[unroll]] for (uint r = 0u; r < NR; ++r) part[b][r] = 0.0;
         const uint xbase = p.x_off + m * p.x_mat_stride;
-        uint s0 = 0u;
-#ifdef MV_PRELOAD
-        if (wait && mi == 0u && n_steps > 0u) {  // one matrix: step 0 from the weights loaded before the wait
-            const XS x = load_x(xbase, 0u);
-            [[unroll]] for (uint r = 0u; r < NR; ++r) part[0][r] += dot_w(w_pre[r], x);
-#ifdef GLU
-            [[unroll]] for (uint r = 0u; r < NR; ++r) up[r] += dot_w(u_pre[r], x);
-#endif
-            s0 = 1u;
-        }
-#endif
-        for (uint s = s0; s < n_steps; ++s) {
+        for (uint s = 0u; s < n_steps; ++s) {
 #if defined(XQ8) && !defined(GLU) && NB > 1
             // the rows' weights loaded and unpacked once for every column (mv_types.glsl load_w)
             WS w[NR];
@@ -436,5 +403,5 @@ void main() {
 #ifndef GLU
     if ((p.flags & MV_TOPK) != 0u) topk_tail();
 #endif
-    if ((p.flags & MV_SIGNAL) != 0u) signal_done();
+    if ((p.flags & MV_SIGNAL) != 0u) sync_signal(p.sig_off);
 }

@@ -213,16 +213,21 @@ XS load_x(uint xo, uint s) {
     x.s = vec2(a.y, b.y);
     return x;
 }
-// The lane's part of a step's dot from its header and quants (qh: Q5_K's fifth bits, else unused).
-float kqw_dot(uvec4 hdr, uvec4 q[2], uvec4 qh[2], XS x) {
+#define MV_ROW_DOT
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = kq_block(s);
+    if (256u * sb >= p.cols) return 0.0;
     const uint g = lane & 3u;
+    const uint u = wrow + KQ_UNITS * sb;
+    const uvec4 hdr = W[u];
     int ilo = 0, ihi = 0;
     [[unroll]] for (uint h = 0u; h < 2u; ++h) {
+        const uvec4 q = W[u + KQ_QS_UNIT + 2u * g + h];
 #if defined(WTYPE_Q5_K)
-        const uvec4 b5 = qh[h] >> (2u * g);
-        const uvec4 lo = (q[h] & 0x0F0F0F0Fu) | ((b5 & 0x01010101u) << 4), hi = ((q[h] >> 4) & 0x0F0F0F0Fu) | ((b5 & 0x02020202u) << 3);
+        const uvec4 qh = W[u + 1u + h] >> (2u * g);
+        const uvec4 lo = (q & 0x0F0F0F0Fu) | ((qh & 0x01010101u) << 4), hi = ((q >> 4) & 0x0F0F0F0Fu) | ((qh & 0x02020202u) << 3);
 #else
-        const uvec4 lo = q[h] & 0x0F0F0F0Fu, hi = q[h] & 0xF0F0F0F0u;  // hi: 16 x the quants (scaled back below)
+        const uvec4 lo = q & 0x0F0F0F0Fu, hi = q & 0xF0F0F0F0u;  // hi: 16 x the quants (scaled back below)
 #endif
         [[unroll]] for (uint c = 0u; c < 4u; ++c) {
             ilo += sudot4(x.lo[h][c], lo[c], 0);
@@ -238,44 +243,6 @@ float kqw_dot(uvec4 hdr, uvec4 q[2], uvec4 qh[2], XS x) {
     const vec2 dm = unpackHalf2x16(hdr.x);
     return dm.x * (sm.x * x.d.x * float(ilo) + sm.y * x.d.y * fhi) - dm.y * (sm.z * x.s.x + sm.w * x.s.y);
 }
-#define MV_ROW_DOT
-float row_dot(uint wrow, uint s, XS x) {
-    const uint sb = kq_block(s);
-    if (256u * sb >= p.cols) return 0.0;
-    const uint u = wrow + KQ_UNITS * sb, g = lane & 3u;
-    uvec4 q[2], qh[2];
-    [[unroll]] for (uint h = 0u; h < 2u; ++h) {
-        q[h] = W[u + KQ_QS_UNIT + 2u * g + h];
-#if defined(WTYPE_Q5_K)
-        qh[h] = W[u + 1u + h];
-#else
-        qh[h] = uvec4(0u);
-#endif
-    }
-    return kqw_dot(W[u], q, qh, x);
-}
-// load_w / dot_w: a step's weights loaded ahead of x (matvec.comp's MV_WAIT); past the row's end
-// zeros, which add 0.
-struct WS {
-    uvec4 hdr, q[2], qh[2];
-};
-WS load_w(uint wrow, uint s) {
-    WS w;
-    const uint sb = kq_block(s), g = lane & 3u;
-    const bool inside = 256u * sb < p.cols;
-    const uint u = wrow + KQ_UNITS * min(sb, p.cols / 256u - 1u);
-    w.hdr = inside ? W[u] : uvec4(0u);
-    [[unroll]] for (uint h = 0u; h < 2u; ++h) {
-        w.q[h] = inside ? W[u + KQ_QS_UNIT + 2u * g + h] : uvec4(0u);
-#if defined(WTYPE_Q5_K)
-        w.qh[h] = inside ? W[u + 1u + h] : uvec4(0u);
-#else
-        w.qh[h] = uvec4(0u);
-#endif
-    }
-    return w;
-}
-float dot_w(WS w, XS x) { return kqw_dot(w.hdr, w.q, w.qh, x); }
 
 #elif (defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)) && defined(XQ8)
 // x as int8 (quant_q8.comp's mirror) and integer dot products: 4 products per instruction where the

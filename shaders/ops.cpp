@@ -198,7 +198,7 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
                  {(w.rows + 63) / 64, g.max_tiles(), 1});
 }
 
-uint32_t matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
+void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {
     const TypeLayout* t = gpu_type(w.type);
     if (!t) throw GpuError("matvec: no GPU kernel for ggml type " + std::to_string(w.type));
     if (w.cols % t->chunk || w.cols % t->block_elems)
@@ -209,7 +209,7 @@ uint32_t matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const 
     if (o.n_cols < 1) throw GpuError("matvec: no activation columns");
     if (o.n_cols > MM_MAX_COLS) {
         if (o.wait.buf || o.signal.buf) throw GpuError("matvec: chained dispatches are single products");
-        if (matmul_tiled(cmd, w, x, y, o)) return 0;
+        if (matmul_tiled(cmd, w, x, y, o)) return;
         // Chunks of MM_MAX_COLS columns (matmul_*), independent of each other.
         for (uint32_t c0 = 0; c0 < o.n_cols; c0 += MM_MAX_COLS) {
             if (c0) cmd.independent();
@@ -217,7 +217,7 @@ uint32_t matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const 
             c.n_cols = std::min<uint32_t>(MM_MAX_COLS, o.n_cols - c0);
             matvec(cmd, w, {x.buf, x.off + c0 * o.x_col_stride}, {y.buf, y.off + c0 * o.y_col_stride}, step, c);
         }
-        return 0;
+        return;
     }
     if ((x.off | o.x_mat_stride | o.x_col_stride) % 4)
         throw GpuError("matvec: x offsets and strides must be multiples of 4 floats (vec4 loads)");
@@ -343,16 +343,13 @@ uint32_t matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const 
             throw GpuError("matvec: a chained wait takes one matrix, no ids, and one sync buffer");
         p.flags |= MV_WAIT;
         p.wait_off = o.wait.off;
-        p.wait_count = o.wait_count;
     }
     if (o.signal.buf) {
         p.flags |= MV_SIGNAL;
         p.sig_off = o.signal.off;
     }
-    const uint32_t groups_x = (w.rows + rows_per_group - 1) / rows_per_group, groups_y = o.sum_mats ? 1 : o.n_mats;
     cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror, sync}, p,
-                 {groups_x, groups_y, 1});
-    return groups_x * groups_y;
+                 {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
 namespace {
@@ -536,7 +533,7 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
     cmd.dispatch("attn_combine", {part.buf, out.buf}, c, {s.n_head, 1, 1});
 }
 
-uint32_t attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
                   Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q, Vec signal) {
     check_attention(cmd, s, k, k_row_stride, v, v_row_stride);
     if (n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
@@ -560,7 +557,6 @@ uint32_t attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint3
     cmd.dispatch("attn_fused_g" + std::to_string(s.gh), {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf,
                                 out_q ? out_q->buf : d, signal.buf ? signal.buf : d}, p,
                  {s.n_splits, s.n_head / s.gh, 1});
-    return s.n_splits * (s.n_head / s.gh);
 }
 
 void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page) {

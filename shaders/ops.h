@@ -116,11 +116,10 @@ struct MatvecOpts {
     // -1: for rows of 2048 or more unless SLUICE_GPU_MV_WIDE=0; 0 / 1: off / on (any multiple of 256).
     int wide = -1;
     // Chained dispatches (shared.h MV_WAIT / MV_SIGNAL; the caller records this one independent()):
-    // wait until the uint at wait reaches wait_count before reading anything a producer wrote; signal:
-    // each workgroup adds 1 to the uint there when done. One buffer for both; one matrix, no ids.
-    Vec wait;
-    uint32_t wait_count = 0;
-    Vec signal;
+    // wait for the producer that signals the sync block at `wait` (SYNC_BLOCK_WORDS uints, zero before)
+    // before reading anything it wrote; signal the block at `signal` when done. One buffer for both;
+    // one matrix, no ids.
+    Vec wait, signal;
 };
 // The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8
 // teams per row (latency-bound shapes: few rows, long rows, weighted sums of matrices), else
@@ -134,8 +133,7 @@ MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_
                    bool wide = false);
 
 // y (rows) = W (rows, cols) @ x (cols), per matrix of the batch and activation column.
-// Returns its workgroups (what a chained consumer's wait_count counts to).
-uint32_t matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
+void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o = {});
 // y (cols) = W[row] dequantized; row < 0: step.token.
 void getrows(Cmd& cmd, const Mat& w, Vec y, const Buffer& step, int64_t row = -1);
 // A prompt batch's embeddings in one dispatch: row j at y.off + j * y_stride, the token of step header
@@ -184,11 +182,10 @@ struct QkNorm {
     float eps;
 };
 // out_q: also out's int8 mirror (head_dim_v and out's offset multiples of 32), for the output projection.
-// signal: each workgroup adds 1 to that uint when done (a chained matvec's wait, MatvecOpts::wait).
-// Returns its workgroups.
-uint32_t attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
-                      Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr,
-                      Vec signal = {});
+// signal: the sync block it signals when done (a chained matvec's MatvecOpts::wait).
+void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr,
+                  Vec signal = {});
 // A prompt batch of n_tokens tokens (qwen3): qkv holds token j's q (n_head, head_dim), raw k (n_head_kv,
 // head_dim) at k_raw and raw v (n_head_kv, head_dim_v) at v_raw floats into its row, rows qkv_stride
 // apart; q is normed and roped in place, k and v go into the cache rows pos_j, and out + j * out_stride

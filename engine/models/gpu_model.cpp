@@ -489,7 +489,8 @@ void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, co
         o.swiglu_up = &up;
         quantized = glu_tails(o, n_ff, {&down});
         if (chain) o = chain_to(c, o, quantized);  // down then reads only what this writes
-        signalled(c, o, gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o));
+        gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
+        signalled(c, o.signal);
     } else {
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
         c.independent();
@@ -510,19 +511,14 @@ gpu::MatvecOpts GpuModel::chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal) 
     if (sig_.at == c.commands()) {
         c.independent();
         o.wait = {&sync_, sig_.off};
-        o.wait_count = sig_.groups;
     }
     if (signal) o.signal = next_signal();
     return o;
 }
 
 gpu::Vec GpuModel::next_signal() {
-    if (!chain_ || (sync_next_ + 1) * 4 > sync_.size()) return {};
-    return {&sync_, sync_next_++};
-}
-
-void GpuModel::signalled(const gpu::Cmd& c, Vec signal, uint32_t groups) {
-    sig_ = signal.buf ? Signal{signal.off, groups, c.commands()} : Signal{};
+    if (!chain_ || (sync_next_ + 1) * SYNC_BLOCK_WORDS * 4 > sync_.size()) return {};
+    return {&sync_, SYNC_BLOCK_WORDS * sync_next_++};
 }
 
 bool GpuModel::glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users) {
@@ -597,7 +593,8 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     resid_norm_ = -1;
     hn_scaled_ = false;
     if (!o.norm_out || !o.norm_q || tails) {
-        signalled(c, o, gpu::matvec(c, w, x, {&x_}, step_, o));
+        gpu::matvec(c, w, x, {&x_}, step_, o);
+        signalled(c, o.signal);
         return;
     }
     const Vec nw = o.norm_w;
@@ -605,7 +602,8 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     o.norm_q = nullptr;
     if (fuse_norm && (qblk_mode() & 1) && hp_.n_embd % 32 == 0) {  // hn's mirror of x * w and its block sums
         o.qblk = {xq(hn_), 0, {&tails_, 0}, nw, {&tails_, tails_ss_off_}};
-        signalled(c, o, gpu::matvec(c, w, x, {&x_}, step_, o));
+        gpu::matvec(c, w, x, {&x_}, step_, o);
+        signalled(c, o.signal);
         hn_scaled_ = true;
         scaled_norm_ = nw.off;
         return;

@@ -243,21 +243,20 @@ protected:
     // of the dispatches that stream them later overlap that one (gpu_model.cpp; SLUICE_GPU_TOUCH=0: off).
     void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws);
     bool touch_ = true;
-    // Chained matvecs (shared.h MV_WAIT, MV_SIGNAL): a matvec that reads only what the matvec recorded
-    // just before it wrote starts without a barrier, its first weights loaded while it waits on that
-    // one's count in sync_. chain_to(c, o, signal): o waits on the last dispatch recorded if that one
-    // signalled (and records independent() for it), and with `signal` counts in a fresh uint of sync_;
-    // signalled() notes a recorded matvec's count. The caller vouches that the matvec's inputs were
+    // Chained matvecs (shared.h MV_WAIT, MV_SIGNAL): a matvec that reads only what the dispatch recorded
+    // just before it wrote starts without a barrier, touching its first weights while it waits on that
+    // one's sync block in sync_. chain_to(c, o, signal): o waits on the last dispatch recorded if that
+    // one signalled (and records independent() for it), and with `signal` signals a fresh block;
+    // signalled() notes a recorded dispatch's block. The caller vouches that the matvec's inputs were
     // not read since the last barrier (stale L1 lines). SLUICE_GPU_CHAIN=0|1; default on NVIDIA and
     // software drivers, whose workgroups start in dispatch order.
     gpu::MatvecOpts chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal);
-    void signalled(const gpu::Cmd& c, const gpu::MatvecOpts& o, uint32_t groups) { signalled(c, o.signal, groups); }
-    void signalled(const gpu::Cmd& c, Vec signal, uint32_t groups);
+    void signalled(const gpu::Cmd& c, Vec signal) { sig_ = signal.buf ? Signal{signal.off, c.commands()} : Signal{}; }
     Vec next_signal();  // a fresh count (none while chain_ is off or sync_ is used up)
     bool chain_ = false;
     uint32_t sync_next_ = 0;  // sync_ (below ctx_): the counts
     struct Signal {
-        uint32_t off = 0, groups = 0;
+        uint32_t off = 0;
         size_t at = SIZE_MAX;  // the Cmd's commands() just after it
     } sig_;
 

@@ -174,10 +174,10 @@ private:
         // wo chained to it (chain_to()) where its int8 mirror is what wo reads: since the barrier before
         // the attention nothing has read that mirror
         const Vec sig = xq(att_) && signal ? next_signal() : Vec{};
-        signalled(c, sig, gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_},
-                                            short_attn_ ? attn_short_ : attn_,
-                                            {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_},
-                                            step_, xq(att_), sig));  // and its int8 mirror for wo
+        gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, short_attn_ ? attn_short_ : attn_,
+                          {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_,
+                          xq(att_), sig);  // and its int8 mirror for wo
+        signalled(c, sig);
         touch_ahead(c, {&L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down});  // beside the attention (gpu_model.cpp)
         add_matvec(c, L.wo, {&att_}, chain_to(c, with_xq(add_then_norm(L.ffn_norm), att_), signal), fuse_norm);  // x += Wo att; ffn_norm
     }
