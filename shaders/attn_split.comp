@@ -47,12 +47,6 @@ layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
 layout(binding = 7, std430) buffer CountBuf { uint count[]; };
 layout(binding = 8, std430) writeonly buffer OqBuf { uint Oq[]; };  // ATTN_OUT_Q8: out's int8 mirror
 layout(binding = 8, std430) writeonly buffer OsBuf { vec2 Os2[]; };
-layout(binding = 9, std430) coherent buffer SyncBuf { uint sync_count[]; };  // ATTN_SIGNAL
-#include "sync.glsl"
-// ATTN_SIGNAL, wherever a workgroup ends (uniform)
-void signal_done() {
-    if ((p.flags & ATTN_SIGNAL) != 0u) sync_signal(p.sig_off);
-}
 shared float split_l[ATTN_SPLITS_MAX];  // the merge's split sums (its maxima and weights in sc)
 shared bool last;
 #else
@@ -245,10 +239,7 @@ void main() {
     const uint n_active = (n_kv + chunk - 1u) / chunk;
     const uint t0 = min(s * chunk, n_kv), t1 = min(t0 + chunk, n_kv);
 #ifdef FUSED
-    if (s >= n_active) {  // uniform in the workgroup
-        signal_done();
-        return;
-    }
+    if (s >= n_active) return;  // uniform in the workgroup
 #endif
     const uint qo = p.q_off + h0 * hd;
     const uint ko = p.k_off + kvh * hd, vo = p.v_off + kvh * hdv;
@@ -430,12 +421,7 @@ void main() {
         }
 #endif
     }
-    if (direct) {
-#ifdef FUSED
-        signal_done();
-#endif
-        return;
-    }
+    if (direct) return;
     if (tid < gh) {
         const uint po = p.part_off + ((h0 + tid) * p.n_splits + s) * (hdv + 2u);
         part[po] = head_m[tid];
@@ -457,6 +443,5 @@ void main() {
             out_mirror(h0 * hdv, gh * hdv);
         }
     }
-    signal_done();
 #endif
 }

@@ -53,8 +53,6 @@ STEP_BUFFER(4)
 layout(binding = 5, std430) buffer HnBuf { float Hn[]; };  // MV_NORM: output and counter
 layout(binding = 5, std430) buffer HnCount { uint hn_count[]; };
 layout(binding = 6, std430) readonly buffer NormBuf { float Wn[]; };
-layout(binding = 8, std430) coherent buffer SyncBuf { uint sync_count[]; };  // MV_WAIT, MV_SIGNAL
-#include "sync.glsl"
 
 shared float red[MV_WG];
 shared bool last_group;
@@ -248,32 +246,6 @@ void main() {
 #endif
     const uint ncol = NB == 1 ? 1u : p.n_cols;
     const uint n_steps = (p.cols + MV_STEP - 1u) / MV_STEP;
-    // MV_WAIT (one matrix, no ids, no sum): the first step of the team's rows (with KSPLIT its first
-    // unit's) touched before the wait, a load per 32-byte sector: they need nothing from the producer,
-    // their DRAM latency is spent in the wait and the products find them in the caches. Their xor is
-    // kept by a store that never happens (rows > 0); arrays of the weights held across the wait cost
-    // every variant registers (H200 72B-like decode 56.6 vs 72.4 tok/s).
-    const bool wait = (p.flags & MV_WAIT) != 0u;
-    if (wait) {
-#ifdef KSPLIT
-        const uint s_pre = team;
-#else
-        const uint s_pre = 0u;
-#endif
-        const uint units = row_units(p.cols), step_units = (units + n_steps - 1u) / n_steps, stride = 32u / W_UNIT_BYTES;
-        uint h = 0u;
-        [[unroll]] for (uint r = 0u; r < NR; ++r) {
-            const uint u0 = p.w_off + gl_WorkGroupID.y * p.w_mat_stride + min(row0 + r, p.rows - 1u) * units + s_pre * step_units;
-            for (uint i = lane * stride; i < step_units && s_pre < n_steps; i += MV_TEAM * stride) {
-                h ^= w_word(u0 + i);
-#ifdef GLU
-                h ^= w_word(u0 + i + (p.w2_off - p.w_off));
-#endif
-            }
-        }
-        if (h == 0x9e3779b9u && p.rows == 0u) Y[0] = 0.0;
-        sync_wait(p.wait_off);
-    }
     float xscale = 1.0;  // MV_XNORM: x's rms scale, from this workgroup's own pass over x (uniform)
 #ifdef XQ8
     // MV_XSS: this invocation's first four of the blocks' sums of squares, loaded now and used after
@@ -403,5 +375,4 @@ void main() {
 #ifndef GLU
     if ((p.flags & MV_TOPK) != 0u) topk_tail();
 #endif
-    if ((p.flags & MV_SIGNAL) != 0u) sync_signal(p.sig_off);
 }

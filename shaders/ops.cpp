@@ -208,7 +208,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         throw GpuError(std::string("matvec: ") + t->suffix + " weights not aligned to " + std::to_string(t->unit_bytes) + " bytes");
     if (o.n_cols < 1) throw GpuError("matvec: no activation columns");
     if (o.n_cols > MM_MAX_COLS) {
-        if (o.wait.buf || o.signal.buf) throw GpuError("matvec: chained dispatches are single products");
         if (matmul_tiled(cmd, w, x, y, o)) return;
         // Chunks of MM_MAX_COLS columns (matmul_*), independent of each other.
         for (uint32_t c0 = 0; c0 < o.n_cols; c0 += MM_MAX_COLS) {
@@ -337,18 +336,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : "") +
                  (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : ""));
-    const Buffer* sync = o.wait.buf ? o.wait.buf : o.signal.buf ? o.signal.buf : d;
-    if (o.wait.buf) {
-        if (o.ids || o.sum_mats || o.n_mats != 1 || (o.signal.buf && o.signal.buf != o.wait.buf))
-            throw GpuError("matvec: a chained wait takes one matrix, no ids, and one sync buffer");
-        p.flags |= MV_WAIT;
-        p.wait_off = o.wait.off;
-    }
-    if (o.signal.buf) {
-        p.flags |= MV_SIGNAL;
-        p.sig_off = o.signal.off;
-    }
-    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror, sync}, p,
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
@@ -534,7 +522,7 @@ void attention(Cmd& cmd, Vec q, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_
 }
 
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
-                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q, Vec signal) {
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q) {
     check_attention(cmd, s, k, k_row_stride, v, v_row_stride);
     if (n.n_rot % 2 || n.n_rot > s.head_dim || n.n_rot / 2 > STEP_ROPE_MAX)
         throw GpuError("attention: head_dim " + std::to_string(s.head_dim) + ", n_rot " + std::to_string(n.n_rot));
@@ -542,7 +530,7 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
         throw GpuError("attention: q, raw k and raw v share a buffer, and the q and k norm weights another");
     AttnFusedPush p{s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v, s.n_splits, q.off, k.off, v.off, k_row_stride, v_row_stride,
                     part.off, 1.0f / std::sqrt(float(s.head_dim)), k_raw.off, v_raw.off, n.q_norm.off, n.k_norm.off, n.n_rot, n.eps,
-                    out.off, counts.off, 0u, 0u, s.min_chunk, 0u, signal.off};
+                    out.off, counts.off, 0u, 0u, s.min_chunk, 0u};
     // Up to this many positions one split per head block, its output written without a merge.
     static const int one_split = std::max(0, env_int("SLUICE_GPU_ATTN_ONE", 128));
     p.one_split = uint32_t(one_split);
@@ -552,10 +540,8 @@ void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t 
         p.flags = ATTN_OUT_Q8;
         p.out_q_soff = out_q->soff;
     }
-    if (signal.buf) p.flags |= ATTN_SIGNAL;
-    const Buffer* d = &cmd.context().dummy();
     cmd.dispatch("attn_fused_g" + std::to_string(s.gh), {q.buf, k.buf, v.buf, part.buf, &step, n.q_norm.buf, out.buf, counts.buf,
-                                out_q ? out_q->buf : d, signal.buf ? signal.buf : d}, p,
+                                out_q ? out_q->buf : &cmd.context().dummy()}, p,
                  {s.n_splits, s.n_head / s.gh, 1});
 }
 

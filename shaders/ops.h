@@ -115,11 +115,6 @@ struct MatvecOpts {
     // Q4_K / Q5_K integer dots: the _q8w variants (4 lanes per super-block, mv_types.glsl KQ_WIDE).
     // -1: for rows of 2048 or more unless SLUICE_GPU_MV_WIDE=0; 0 / 1: off / on (any multiple of 256).
     int wide = -1;
-    // Chained dispatches (shared.h MV_WAIT / MV_SIGNAL; the caller records this one independent()):
-    // wait for the producer that signals the sync block at `wait` (SYNC_BLOCK_WORDS uints, zero before)
-    // before reading anything it wrote; signal the block at `signal` when done. One buffer for both;
-    // one matrix, no ids.
-    Vec wait, signal;
 };
 // The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8
 // teams per row (latency-bound shapes: few rows, long rows, weighted sums of matrices), else
@@ -182,10 +177,8 @@ struct QkNorm {
     float eps;
 };
 // out_q: also out's int8 mirror (head_dim_v and out's offset multiples of 32), for the output projection.
-// signal: the sync block it signals when done (a chained matvec's MatvecOpts::wait).
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
-                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr,
-                  Vec signal = {});
+                  Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr);
 // A prompt batch of n_tokens tokens (qwen3): qkv holds token j's q (n_head, head_dim), raw k (n_head_kv,
 // head_dim) at k_raw and raw v (n_head_kv, head_dim_v) at v_raw floats into its row, rows qkv_stride
 // apart; q is normed and roped in place, k and v go into the cache rows pos_j, and out + j * out_stride

@@ -15,12 +15,8 @@
 
 #if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) || defined(WTYPE_Q8_0R)
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uvec4 W[]; };
-#define W_UNIT_BYTES 16u
-uint w_word(uint u) { return W[u].x; }  // a word of unit u (touching its sector)
 #else
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uint16_t W[]; };
-#define W_UNIT_BYTES 2u
-uint w_word(uint u) { return uint(W[u]); }
 #endif
 
 #extension GL_EXT_control_flow_attributes : enable

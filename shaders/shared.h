@@ -65,22 +65,6 @@ using uint = uint32_t;
 // the products are multiplied by 1 / sqrt(sum(ss) / cols + norm_eps), ss the cols / 32 block sums at
 // norm_w_off of binding 6. The integer-dot variants only.
 #define MV_XSS 32768u
-// Dependent dispatches without a pipeline barrier between (GpuModel's chain), through a sync block
-// of SYNC_BLOCK_WORDS uints in binding 8 (zero before): with MV_SIGNAL (at sig_off) each workgroup,
-// after everything it writes (its tails included), counts itself in the block's first uint; the last
-// resets it and sets the SYNC_FLAGS flags, a cache line apart, to 1. With MV_WAIT (at wait_off) a
-// workgroup touches its first step of weights (into the caches: they need nothing from the producer),
-// then polls flag (workgroup % SYNC_FLAGS) until it is set, and only then reads x, y or x's sums. So
-// the barrier's drain, launch and ramp become the producer's drain alone, and thousands of waiting
-// workgroups poll many lines, not one (one line's L2 slice saturates). Needs the consumer's
-// workgroups to start after every producer workgroup has (in-order dispatch, as NVIDIA's and
-// lavapipe's), and x's cache lines not read since the last barrier on the consumer's SMs (the
-// caller's order of buffers).
-#define MV_WAIT 65536u
-#define MV_SIGNAL 131072u
-#define SYNC_FLAGS 32u
-#define SYNC_LINE 32u  // uints: 128 bytes
-#define SYNC_BLOCK_WORDS ((SYNC_FLAGS + 1u) * SYNC_LINE)
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -102,7 +86,6 @@ struct MatvecPush {
     uint xq_soff;  // _q8 variants: x is int8 (QuantQ8Push's layout), its (d, sum) pairs from this vec2
     uint norm_q_soff;  // MV_NORM_Q8, MV_QBLK: the mirror's scales
     uint qb_q_off, qb_ss_off;  // MV_QBLK: the mirror's first element, the blocks' sums of squares
-    uint wait_off, sig_off;  // MV_WAIT, MV_SIGNAL: sync blocks in binding 8
 };
 
 // A prompt batch's routed experts grouped by expert (moe_group.comp, mm.comp's _ids variants): entry
@@ -217,10 +200,8 @@ struct AttnFusedPush {
     uint out_q_soff;      // its scales from this vec2 (head_dim_v and out_off multiples of 32)
     uint min_chunk;
     uint one_split;       // up to this many positions one split per head block: no parts, no merge
-    uint sig_off;         // ATTN_SIGNAL: the sync block in binding 9 it signals (MV_SIGNAL's)
 };
 #define ATTN_OUT_Q8 1u
-#define ATTN_SIGNAL 2u  // for a chained matvec after it (MV_WAIT)
 
 // A prompt batch's attention (attn_prompt.comp): attn_prompt_qkv, a workgroup per (head, token) of
 // q, k and v heads, norms and ropes q and k and writes k and v into the cache rows pos_j; then

@@ -101,7 +101,6 @@ void Cmd::begin() {
     recording_ = true;
     pending_ = false;
     skip_barrier_ = false;
-    n_cmds_ = 0;
 }
 
 void Cmd::add_pool() {
@@ -175,7 +174,6 @@ void Cmd::dispatch_raw(const std::string& name, std::initializer_list<const Buff
     if (push_bytes) vkCmdPushConstants(cb_, k.pl, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
     vkCmdDispatch(cb_, groups[0], groups[1], groups[2]);
     pending_ = true;
-    ++n_cmds_;
     if (prof_)
         mark(name + " [" + std::to_string(groups[0]) + "," + std::to_string(groups[1]) + "," + std::to_string(groups[2]) + "]" +
              (note_.empty() ? "" : " " + note_));
@@ -189,18 +187,7 @@ void Cmd::copy(const Buffer& src, size_t src_off, const Buffer& dst, size_t dst_
     VkBufferCopy region{src_off, dst_off, n};
     vkCmdCopyBuffer(cb_, src.handle(), dst.handle(), 1, &region);
     pending_ = true;
-    ++n_cmds_;
     if (prof_) mark("copy " + std::to_string(n) + " B");
-}
-
-void Cmd::fill(const Buffer& dst, size_t off, size_t n, uint32_t value) {
-    if (off % 4 || n % 4 || off + n > dst.size()) throw GpuError("fill: 4-byte aligned, inside the buffer");
-    if (pending_ && !skip_barrier_) barrier();
-    skip_barrier_ = false;
-    vkCmdFillBuffer(cb_, dst.handle(), off, n, value);
-    pending_ = true;
-    ++n_cmds_;
-    if (prof_) mark("fill " + std::to_string(n) + " B");
 }
 
 void Cmd::end() {

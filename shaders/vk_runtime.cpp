@@ -173,7 +173,6 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     const VkPhysicalDeviceProperties& p = p2.properties;
     d.name = p.deviceName;
     d.is_cpu = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-    d.vendor_id = p.vendorID;
     d.unified = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU || p.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU;
     d.subgroup_size = sg.subgroupSize;
     d.max_buffer_range = p.limits.maxStorageBufferRange;

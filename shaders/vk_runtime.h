@@ -29,7 +29,6 @@ struct DeviceInfo {
     int index = 0;
     std::string name;
     bool is_cpu = false;       // a software driver (lavapipe): `--gpu auto` skips it
-    uint32_t vendor_id = 0;    // PCI vendor (0x10DE: NVIDIA)
     bool unified = false;      // device-local memory is host-visible: no staging copies
     bool usable = false;       // has what the shaders need (below); else why_not says what is missing
     std::string why_not;
@@ -176,9 +175,7 @@ public:
                       uint32_t push_bytes, Items items);
     // The next dispatch does not depend on the one before (e.g. q, k and v projections).
     void independent() { skip_barrier_ = true; }
-    size_t commands() const { return n_cmds_; }  // dispatches, copies and fills recorded since begin()
     void copy(const Buffer& src, size_t src_off, const Buffer& dst, size_t dst_off, size_t n);
-    void fill(const Buffer& dst, size_t off, size_t n, uint32_t value);  // n bytes of the 32-bit value
     void barrier();  // everything recorded so far is visible to what follows
     void end();
     void submit();
@@ -206,7 +203,6 @@ private:
     size_t pool_index_ = 0;     // pool the next descriptor set comes from
     uint32_t sets_in_pool_ = 0; // sets taken from it
     bool skip_barrier_ = true, pending_ = false, recording_ = false;
-    size_t n_cmds_ = 0;
     double gpu_ms_ = 0;
     std::string note_;
 };

@@ -164,25 +164,6 @@ TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
     EXPECT_GE(a.top1, 0.9);
 }
 
-// Dense layers chain wo, gate+up and down without barriers (GpuModel::chain_to: each waits on the
-// count of the one before, its first weights loaded ahead): the same products in the same order, so
-// the logits are the same bits as with SLUICE_GPU_CHAIN=0 (and agree with the CPU path).
-TEST(GpuModelChain, ChainedFfnLeavesLogitsUnchanged) {
-    const std::string f = gen_model_256("gpu_chain", "q4_K", "qwen3");
-    if (HasFailure()) return;
-    std::vector<int32_t> ids;
-    for (int32_t i = 0; i < 20; ++i) ids.push_back((i * 37 + 11) % 300);
-    const auto on = decode_logits_with(f, ids, {{"SLUICE_GPU_CHAIN", "1"}});
-    const auto off = decode_logits_with(f, ids, {{"SLUICE_GPU_CHAIN", "0"}});
-    const auto cpu = logits(f, cpu_opts(), ids);
-    std::remove(f.c_str());
-    ASSERT_EQ(on.size(), off.size());
-    EXPECT_TRUE(on == off) << "chaining changed the logits";
-    const Agreement a = agreement(on, cpu, 300);
-    std::printf("  chain on vs off: identical %d; vs CPU: top-1 %.3f KL %.3g\n", int(on == off), a.top1, a.kl);
-    EXPECT_GE(a.top1, 0.9);
-}
-
 // The GPU reads the logits' block maxima back with them (Model::logits_block_max(), for the
 // sampler's scan): after a batched prompt (batch_logits) and after each decode step, they are the
 // maxima of the logits just returned, the last block partial (vocabulary 300).

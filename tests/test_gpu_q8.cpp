@@ -196,67 +196,6 @@ TEST_P(GpuQ8Types, MatvecMatchesTheProductWithInt8X) {
     }
 }
 
-// Chained matvecs (shared.h MV_WAIT / MV_SIGNAL): a producer signals a sync block, the consumer
-// (recorded without a barrier) touches its first weights, waits for the block's flag and then runs the
-// same products: the same bits as without the chain, for every workgroup shape and the GLU; each
-// block ends with its count reset and every flag set.
-TEST_P(GpuQ8Types, ChainedMatvecGivesTheSameBits) {
-    if (!has_int_dot()) return;
-    const GpuType gt = GetParam();
-    const uint32_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937 rng(seed);
-    // (team rows, k-split, wide, glu)
-    const std::tuple<uint32_t, int, int, bool> variants[] = {{1, 0, 0, false}, {2, 0, 0, false}, {4, 0, 0, false},
-                                                             {0, 4, 0, false}, {0, 8, 0, false}, {0, 0, 0, true},
-                                                             {2, 0, 1, false}, {0, 4, 1, false}, {0, 0, 1, true}};
-    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{67, 512}, {35, 2048}, {13, 6144}}) {
-        std::vector<uint8_t> bytes;
-        std::vector<float> deq;
-        random_mats(rng, gt.ggml, 2, rows, cols, bytes, deq);  // gate, then up
-        to_stored(gt, bytes, cols);
-        const Mirror m = mirror(random_row(rng, cols));
-        const uint32_t up_off = uint32_t(bytes.size() / 2);
-        for (auto [nr, ks, wide, glu] : variants) {
-            if (wide && cols % 256) continue;
-            const std::string what = std::to_string(rows) + "x" + std::to_string(cols) + " r" + std::to_string(nr) + " k" +
-                                     std::to_string(ks) + " w" + std::to_string(wide) + (glu ? " glu" : "");
-            const uint32_t blk = SYNC_BLOCK_WORDS;
-            gpu::Buffer wb = to_gpu(bytes), step = step_buffer(0), sync = zeros(2 * blk);
-            const gpu::Mat gate{&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, up{&wb, gt.id, up_off, uint32_t(rows), uint32_t(cols)};
-            gpu::MatvecOpts o;
-            o.team_rows = nr;
-            o.ksplit = glu ? 0 : ks;
-            o.wide = wide;
-            o.xq = &m.xq;
-            if (glu) o.swiglu_up = &up;
-            gpu::Buffer plain = zeros(size_t(rows)), chained = zeros(size_t(rows)), scratch = zeros(size_t(rows));
-            run_matvec(gate, {&m.x}, {&plain}, o);
-            gpu::Cmd cmd(ctx());
-            cmd.begin();
-            gpu::MatvecOpts po;  // the producer: any matvec that signals
-            po.xq = &m.xq;
-            po.signal = {&sync, 0};
-            gpu::matvec(cmd, up, {&m.x}, {&scratch}, step, po);
-            cmd.independent();
-            o.wait = {&sync, 0};
-            o.signal = {&sync, blk};
-            gpu::matvec(cmd, gate, {&m.x}, {&chained}, step, o);
-            cmd.end();
-            cmd.run();
-            const auto a = floats(plain, size_t(rows)), b = floats(chained, size_t(rows));
-            EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << what;
-            std::vector<uint32_t> words(2 * blk);
-            ctx().download(sync, 0, words.data(), words.size() * 4);
-            for (uint32_t i = 0; i < 2 * blk; ++i) {
-                const uint32_t w = i % blk;
-                const bool flag = w >= SYNC_LINE && w % SYNC_LINE == 0;
-                ASSERT_EQ(words[i], flag ? 1u : 0u) << what << ": sync word " << i;
-            }
-        }
-    }
-}
-
 // The small-batch product with int8 x (matmul_<type>_q8, GPU prompt batches): columns x_col_stride
 // apart in one mirror, each against the double product with its own int8 column.
 TEST_P(GpuQ8Types, MatmulMatchesTheProductWithInt8X) {

@@ -267,8 +267,6 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     tails_ss_off_ = uint32_t((std::max(E, ff) + 31) / 32);
     tails_ = device_floats(tails_ss_off_ + (E + 31) / 32, "block tail counters, hn's block sums of squares");
     ctx_.upload(tails_, 0, std::vector<float>(tails_.size() / 4, 0.0f).data(), tails_.size());
-    // 3 sync blocks per layer at most (attention, wo, gate+up); zeroed per token (record_layers)
-    sync_ = device_floats(size_t(h.n_layer * 3 + 1) * SYNC_BLOCK_WORDS, "chained dispatches' sync blocks");
     const float one = 1.0f;
     one_ = device_floats(1, "one");
     ctx_.upload(one_, 0, &one, 4);

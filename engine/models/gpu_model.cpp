@@ -49,8 +49,6 @@ GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hp
     moe_.resize(size_t(hp_.n_layer));
     const char* t = std::getenv("SLUICE_GPU_TOUCH");
     touch_ = !t || std::string(t) != "0";
-    const char* ch = std::getenv("SLUICE_GPU_CHAIN");
-    chain_ = ch ? std::string(ch) != "0" : ctx_.info().vendor_id == 0x10DE || ctx_.info().is_cpu;
     if (hp_.n_rot / 2 > STEP_ROPE_MAX) throw gpu::GpuError("rope.dimension_count above the GPU's limit");
 }
 
@@ -338,12 +336,6 @@ void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, con
             if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, hn_vec_, *q, uint32_t(E));
         }
     }
-    if (chain_) {  // the chained matvecs' counts start at zero (the first dispatch below waits for it)
-        c.independent();
-        c.fill(sync_, 0, sync_.size(), 0);
-        sync_next_ = 0;
-        sig_ = {};
-    }
     if (from < 0) {
         gpu::getrows(c, embd_, {&x_}, step_);
     } else {
@@ -469,28 +461,24 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
 // gate+up's 137 pages: 6.3 us). Touching the matrices ahead, beside a dispatch that streams little
 // (attention), overlaps those walks with it: 72B-like decode 73.1 vs 69.5 tok/s (bench/README).
 // SLUICE_GPU_TOUCH=0 turns it off.
-void GpuModel::touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) {
+void GpuModel::touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) const {
     if (!touch_) return;
-    const bool keep = sig_.at == c.commands();  // they read weights only: a chain may pass over them
     for (const Mat* w : ws) {
         if (!w->buf) continue;
         const uint64_t a = w->offset / 16 * 16, b = w->offset + uint64_t(w->rows) * gpu::gpu_row_bytes(w->type, w->cols);
         c.independent();
         gpu::touch(c, *w->buf, a, b - a);
     }
-    if (keep) sig_.at = c.commands();
 }
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
-                                 const gpu::MatvecOpts& down_opts, bool fuse_norm, bool chain) {
+                                 const gpu::MatvecOpts& down_opts, bool fuse_norm) {
     gpu::MatvecOpts o = with_xq({}, hn_);
     bool quantized = false;  // gate_'s mirror written by the GLU's block tails
     if (fused(gate, up)) {
         o.swiglu_up = &up;
         quantized = glu_tails(o, n_ff, {&down});
-        if (chain) o = chain_to(c, o, quantized);  // down then reads only what this writes
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
-        signalled(c, o.signal);
     } else {
         gpu::matvec(c, gate, {&hn_}, {&gate_}, step_, o);
         c.independent();
@@ -500,25 +488,7 @@ void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, co
     // A GLU variant writing the mirror itself (a workgroup per 32 rows) measured slower than this
     // dispatch on an H100: 12288x4096 31.3 us vs 26.0 + 4.3, 8 experts' 768x2048 44 vs 10.5 + 4.3.
     if (!quantized) quantize_for(c, gate_, n_ff, {&down});
-    gpu::MatvecOpts d = with_xq(down_opts, gate_);
-    if (chain) d = chain_to(c, d, false);
-    add_matvec(c, down, {&gate_}, d, fuse_norm);
-}
-
-// Chained matvecs: see gpu_model.h. Measured on the H200: bench/README.
-gpu::MatvecOpts GpuModel::chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal) {
-    if (!chain_) return o;
-    if (sig_.at == c.commands()) {
-        c.independent();
-        o.wait = {&sync_, sig_.off};
-    }
-    if (signal) o.signal = next_signal();
-    return o;
-}
-
-gpu::Vec GpuModel::next_signal() {
-    if (!chain_ || (sync_next_ + 1) * SYNC_BLOCK_WORDS * 4 > sync_.size()) return {};
-    return {&sync_, SYNC_BLOCK_WORDS * sync_next_++};
+    add_matvec(c, down, {&gate_}, with_xq(down_opts, gate_), fuse_norm);
 }
 
 bool GpuModel::glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users) {
@@ -594,7 +564,6 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     hn_scaled_ = false;
     if (!o.norm_out || !o.norm_q || tails) {
         gpu::matvec(c, w, x, {&x_}, step_, o);
-        signalled(c, o.signal);
         return;
     }
     const Vec nw = o.norm_w;
@@ -603,7 +572,6 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     if (fuse_norm && (qblk_mode() & 1) && hp_.n_embd % 32 == 0) {  // hn's mirror of x * w and its block sums
         o.qblk = {xq(hn_), 0, {&tails_, 0}, nw, {&tails_, tails_ss_off_}};
         gpu::matvec(c, w, x, {&x_}, step_, o);
-        signalled(c, o.signal);
         hn_scaled_ = true;
         scaled_norm_ = nw.off;
         return;

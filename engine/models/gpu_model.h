@@ -213,10 +213,8 @@ protected:
     // y = silu(gate x) * (up x) into gate_ (fused when gate and up share a buffer), then x_ += down y
     // with the next norm; down_opts = add_then_norm(...) or plain accumulate.
     // fuse_norm: add_matvec()'s.
-    // chain: gate+up waits on the dispatch recorded just before, if it signalled (chain_to()), and
-    // down on gate+up.
     void record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,
-                           const gpu::MatvecOpts& down_opts, bool fuse_norm = false, bool chain = false);
+                           const gpu::MatvecOpts& down_opts, bool fuse_norm = false);
     // The fused GLU's block tails write gate_'s int8 mirror (outputs of n_ff per matrix, for `users`,
     // every one an integer-dot type): o.qblk set and true, else false (quantize_for() then).
     bool glu_tails(gpu::MatvecOpts& o, uint32_t n_ff, const std::vector<const Mat*>& users);
@@ -241,24 +239,8 @@ protected:
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
     // One load per 1 MiB of each of ws, recorded beside the dispatch recorded last: the page walks
     // of the dispatches that stream them later overlap that one (gpu_model.cpp; SLUICE_GPU_TOUCH=0: off).
-    void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws);
+    void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) const;
     bool touch_ = true;
-    // Chained matvecs (shared.h MV_WAIT, MV_SIGNAL): a matvec that reads only what the dispatch recorded
-    // just before it wrote starts without a barrier, touching its first weights while it waits on that
-    // one's sync block in sync_. chain_to(c, o, signal): o waits on the last dispatch recorded if that
-    // one signalled (and records independent() for it), and with `signal` signals a fresh block;
-    // signalled() notes a recorded dispatch's block. The caller vouches that the matvec's inputs were
-    // not read since the last barrier (stale L1 lines). SLUICE_GPU_CHAIN=0|1; default on NVIDIA and
-    // software drivers, whose workgroups start in dispatch order.
-    gpu::MatvecOpts chain_to(gpu::Cmd& c, gpu::MatvecOpts o, bool signal);
-    void signalled(const gpu::Cmd& c, Vec signal) { sig_ = signal.buf ? Signal{signal.off, c.commands()} : Signal{}; }
-    Vec next_signal();  // a fresh count (none while chain_ is off or sync_ is used up)
-    bool chain_ = false;
-    uint32_t sync_next_ = 0;  // sync_ (below ctx_): the counts
-    struct Signal {
-        uint32_t off = 0;
-        size_t at = SIZE_MAX;  // the Cmd's commands() just after it
-    } sig_;
 
     // ---- int8 activations for the integer-dot matvecs (gpu::has_q8; SLUICE_GPU_Q8=0 turns them off)
     // Gives activation buffer b (floats from offset 0) an int8 mirror; finish_load() mirrors hn_ (kept
@@ -300,7 +282,6 @@ protected:
     uint32_t scaled_norm_ = 0;  // the norm weights' offset hn_'s mirror holds
     Buffer tails_;
     uint32_t tails_ss_off_ = 0;
-    Buffer sync_;  // chained matvecs' counts (chain_to())
 
     bool batching() const;
     // kBatchSmall .. batch_max() tokens at n_past_.. (`first`: the batch's first token in the chunk)

@@ -99,12 +99,11 @@ private:
         const GLayer& L = layers_[size_t(il)];
         const bool moe = moe_[size_t(il)].router.rows;
         const bool ffn_scaled = moe ? moe_reads_scaled(il) : q8_reads({&L.ffn_gate, &L.ffn_up});
-        record_attention(c, L, hn_ready, ffn_scaled, !moe);  // ffn_norm(x) in hn after it
+        record_attention(c, L, hn_ready, ffn_scaled);  // ffn_norm(x) in hn after it
         if (moe) return;
-        // x += down(silu(gate hn) * up hn); the next norm. Chained to wo (gpu_model.h chain_to): since
-        // the barrier before wo, nothing has read hn's mirror, its sums or gate_'s mirror.
+        // x += down(silu(gate hn) * up hn); the next norm
         record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)),
-                          reads_scaled_after(il), true);
+                          reads_scaled_after(il));
     }
     // the next layer's q, k, v
     bool reads_scaled_after(int64_t il) const override {
@@ -158,9 +157,8 @@ private:
 
     // hn_ready: the previous layer (its experts' combine or FFN down) already wrote attn_norm(x) to hn.
     // Leaves ffn_norm(x) in hn: the output projection's last workgroup writes it.
-    // fuse_norm: only integer-dot products read ffn_norm(x) (add_matvec()). signal: wo counts its
-    // workgroups for a chained FFN (chain_to()).
-    void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready, bool fuse_norm, bool signal) {
+    // fuse_norm: only integer-dot products read ffn_norm(x) (add_matvec()).
+    void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready, bool fuse_norm) {
         const Hparams& h = hp_;
         const uint32_t qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
@@ -171,15 +169,11 @@ private:
             gpu::matvec(c, L.qkv[i].w, {&hn_}, {&q_, L.qkv[i].y_off}, step_, with_xq({}, hn_));
         }
         // Qcur_normed, Kcur_normed, RoPE, k and v into the cache rows, kqv_out: one dispatch
-        // wo chained to it (chain_to()) where its int8 mirror is what wo reads: since the barrier before
-        // the attention nothing has read that mirror
-        const Vec sig = xq(att_) && signal ? next_signal() : Vec{};
         gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, short_attn_ ? attn_short_ : attn_,
                           {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_,
-                          xq(att_), sig);  // and its int8 mirror for wo
-        signalled(c, sig);
+                          xq(att_));  // and its int8 mirror for wo
         touch_ahead(c, {&L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down});  // beside the attention (gpu_model.cpp)
-        add_matvec(c, L.wo, {&att_}, chain_to(c, with_xq(add_then_norm(L.ffn_norm), att_), signal), fuse_norm);  // x += Wo att; ffn_norm
+        add_matvec(c, L.wo, {&att_}, with_xq(add_then_norm(L.ffn_norm), att_), fuse_norm);  // x += Wo att; ffn_norm
     }
 
     // ---- loading
