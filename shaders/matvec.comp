@@ -198,9 +198,6 @@ void topk_tail() {
 #else
 #define WG_ROWS (MV_TEAMS * NR)
 #endif
-#ifdef ATTN_TAIL
-#include "attn_tail.glsl"
-#endif
 void qblk_tail(uint wrow0) {
     const uint tid = gl_LocalInvocationIndex, b = (gl_WorkGroupID.y * p.y_mat_stride + wrow0) / 32u;
     const uint n = min(WG_ROWS, p.rows - wrow0);
@@ -244,9 +241,6 @@ void main() {
     lane = sg ? gl_SubgroupInvocationID : gl_LocalInvocationIndex % MV_TEAM;
 #ifdef KSPLIT
     const uint row0 = gl_WorkGroupID.x * NR;
-#elif defined(ATTN_TAIL)
-    const uint wrow0 = (p.flags & MV_ATTN) != 0u ? attn_row(gl_WorkGroupID.x * WG_ROWS) : gl_WorkGroupID.x * WG_ROWS;
-    const uint row0 = wrow0 + team * NR;
 #else
     const uint row0 = (gl_WorkGroupID.x * MV_TEAMS + team) * NR;
 #endif
@@ -380,8 +374,5 @@ void main() {
 #endif
 #ifndef GLU
     if ((p.flags & MV_TOPK) != 0u) topk_tail();
-#endif
-#ifdef ATTN_TAIL
-    if ((p.flags & MV_ATTN) != 0u) attn_tails(wrow0);
 #endif
 }

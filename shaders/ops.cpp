@@ -313,8 +313,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const MvPick pick = o.swiglu_up || o.n_cols > 1
                             ? MvPick{0, 0}
                             : matvec_pick(w.type, q8, w.rows, w.cols, o.n_mats, o.sum_mats, o.norm_out != nullptr, wide);
-    // The attention tails take whole workgroups of rows (no k-split): the pick's rows per team, else one.
-    const uint32_t ks = o.swiglu_up || o.n_cols > 1 || o.attn ? 0 : o.ksplit >= 0 ? uint32_t(o.ksplit) : pick.ksplit;
+    const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0 : o.ksplit >= 0 ? uint32_t(o.ksplit) : pick.ksplit;
     if (ks && ks != 4 && ks != 8) throw GpuError("matvec: 4 or 8 teams per row");
     if (o.swiglu_up) {
         name += "_glu";
@@ -323,31 +322,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         nr = ks == 4 ? 2 : 1;  // the builds' NR
         teams = 1;
     } else if (o.n_cols == 1) {
-        nr = o.team_rows ? o.team_rows : o.attn && pick.ksplit ? 1 : pick.team_rows;
+        nr = o.team_rows ? o.team_rows : pick.team_rows;
         if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
         name += "_r" + std::to_string(nr);
-    }
-    if (o.attn) {
-        const AttnTail& a = *o.attn;
-        if (!attn_tail_ok(cmd.context(), w, a) || o.n_mats != 1 || o.n_cols != 1 || o.accumulate || o.y_pos_stride ||
-            o.sum_mats || o.norm_out || o.topk || o.qblk.q || o.x_norm || !a.counts.buf || !a.k.buf || !a.v.buf ||
-            !a.out.buf || !a.norm.q_norm.buf || a.norm.k_norm.buf != a.norm.q_norm.buf ||
-            (a.out_q && (a.out.off % 32 || !cmd.context().info().int_dot)))
-            throw GpuError("matvec: attention tails take one q/k/v matrix (attn_tail_ok), one column, no other tail, "
-                           "accumulation or position offset, and an int8 mirror only at an offset that is a multiple of 32");
-        name += "_at";
-        p.flags |= MV_ATTN | (a.out_q ? MV_ATTN_Q8 : 0u);
-        p.topk_k = a.head_dim | a.head_dim_v << 16;
-        p.topk_ids_off = a.n_head_kv | (a.n_head / a.n_head_kv) << 16;
-        p.topk_w_off = a.norm.n_rot;
-        p.w2_off = a.norm.q_norm.off;
-        p.ids_off = a.norm.k_norm.off;
-        std::memcpy(&p.y_pos_stride, &a.norm.eps, 4);
-        p.norm_count_off = a.counts.off;
-        p.norm_y_off = a.out.off;
-        p.norm_q_soff = a.out_q ? a.out_q->soff : 0u;
-        p.sum_w_off = a.k.off;
-        p.qb_q_off = a.v.off;
     }
     const Buffer* d = &cmd.context().dummy();
     const Buffer* ids = o.ids ? o.ids : d;
@@ -359,24 +336,8 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : "") +
                  (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : ""));
-    const Items items{(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1};
-    if (const AttnTail* a = o.attn) {
-        cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, a->counts.buf, norm_w, a->out_q ? a->out_q->buf : d,
-                            a->out.buf, a->k.buf, a->v.buf, a->norm.q_norm.buf}, p, items);
-        return;
-    }
-    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p, items);
-}
-
-bool attn_tail_ok(const Context& ctx, const Mat& w, const AttnTail& a) {
-    const uint32_t hd = a.head_dim, hdv = a.head_dim_v;
-    // a workgroup's rows (2 teams of up to 4) lie in one head; the row groups of the weighted sum and the
-    // output's int8 blocks need whole vec4s and blocks of 32
-    return a.n_head_kv && a.n_head % a.n_head_kv == 0 && a.n_head / a.n_head_kv <= 32 && hd && hdv &&
-           hd <= ATTN_DMAX && hdv <= ATTN_DMAX && hd % 8 == 0 && hdv % (a.out_q ? 32 : 8) == 0 &&
-           uint64_t(w.rows) == uint64_t(a.n_head) * hd + uint64_t(a.n_head_kv) * (hd + hdv) && a.norm.n_rot % 2 == 0 &&
-           a.norm.n_rot <= hd && a.norm.n_rot / 2 <= STEP_ROPE_MAX && (a.k.off | a.v.off) % 4 == 0 &&
-           ctx.info().subgroup_size >= 8 && ctx.info().subgroup_size % 8 == 0;
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p,
+                 {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
 namespace {

@@ -60,7 +60,6 @@ void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n);
 // multiples of 32; subgroups of 8 or more). Offsets multiples of 4.
 void rmsnorm_q8(Cmd& cmd, Vec x, Vec y, Vec w, uint32_t n, float eps, const Xq* yq);
 
-struct AttnTail;
 struct MatvecOpts {
     uint32_t n_mats = 1;                          // batch of matrices (workgroup y)
     uint32_t x_mat_stride = 0, y_mat_stride = 0;  // floats between the batch's inputs / outputs
@@ -116,9 +115,6 @@ struct MatvecOpts {
     // Q4_K / Q5_K integer dots: the _q8w variants (4 lanes per super-block, mv_types.glsl KQ_WIDE).
     // -1: for rows of 2048 or more unless SLUICE_GPU_MV_WIDE=0; 0 / 1: off / on (any multiple of 256).
     int wide = -1;
-    // The q/k/v product of qwen3 decode with each q head's attention in its tail (shared.h MV_ATTN):
-    // no attention dispatch after it (positions step.n_kv <= ATTN_TAIL_MAX: the caller's to ensure).
-    const AttnTail* attn = nullptr;
 };
 // The variant matvec() runs for one column of a shape unless MatvecOpts names one: ksplit 4 or 8
 // teams per row (latency-bound shapes: few rows, long rows, weighted sums of matrices), else
@@ -183,19 +179,6 @@ struct QkNorm {
 // out_q: also out's int8 mirror (head_dim_v and out's offset multiples of 32), for the output projection.
 void attention_qk(Cmd& cmd, Vec q, Vec k_raw, Vec v_raw, Vec k, Vec v, uint32_t k_row_stride, uint32_t v_row_stride, Vec part,
                   Vec out, const AttnShape& s, const QkNorm& n, Vec counts, const Buffer& step, const Xq* out_q = nullptr);
-// MatvecOpts::attn: W's rows are q (n_head, head_dim), raw k (n_head_kv, head_dim) and raw v (n_head_kv,
-// head_dim_v) in one matrix, y their floats in that order; attention_qk()'s work for that y (the cache
-// rows k, v of n_head_kv * head_dim(_v) floats; out and its mirror out_q; counts: n_head uints, zero,
-// left zero), done in the product's tails. attn_tail_ok(): whether a matrix of that type and shape
-// can take it (else attention_qk() after the product).
-struct AttnTail {
-    uint32_t n_head, n_head_kv, head_dim, head_dim_v;
-    Vec k, v, out;
-    const Xq* out_q = nullptr;
-    QkNorm norm;
-    Vec counts;
-};
-bool attn_tail_ok(const Context& ctx, const Mat& w, const AttnTail& a);
 // A prompt batch of n_tokens tokens (qwen3): qkv holds token j's q (n_head, head_dim), raw k (n_head_kv,
 // head_dim) at k_raw and raw v (n_head_kv, head_dim_v) at v_raw floats into its row, rows qkv_stride
 // apart; q is normed and roped in place, k and v go into the cache rows pos_j, and out + j * out_stride

@@ -65,22 +65,6 @@ using uint = uint32_t;
 // the products are multiplied by 1 / sqrt(sum(ss) / cols + norm_eps), ss the cols / 32 block sums at
 // norm_w_off of binding 6. The integer-dot variants only.
 #define MV_XSS 32768u
-// MV_ATTN (the _at variants, one matrix of q, k and v rows: [q heads | k heads | v heads], no k-split):
-// each q head's decode attention runs in the tail of the workgroup that completes the rows it needs
-// (its q head's, its kv group's k and v), so the attention needs no dispatch of its own. Workgroups
-// take each kv group's k and v rows first, then its q heads' rows in turn; a count per head (uints at
-// norm_count_off + head of binding 5, left zero) finds the workgroup. The head's q and this position's
-// k are normalised and roped as attn_fused does, the group's first head writes k and v into the cache
-// rows (bindings 9, 10; rows n_head_kv * head_dim(_v) floats), and the head's output goes to binding 8
-// (with MV_ATTN_Q8 also its int8 mirror into binding 7, scales from vec2 norm_q_soff). Positions
-// step.n_kv <= ATTN_TAIL_MAX. The fields it reads are ones a q/k/v product leaves unused:
-//   topk_k = head_dim | head_dim_v << 16, topk_ids_off = n_head_kv | group << 16, topk_w_off = n_rot,
-//   w2_off, ids_off = the q and k norm weights' offsets (binding 11), y_pos_stride = eps (float bits),
-//   norm_count_off = the counts, norm_y_off = the output's offset, sum_w_off, qb_q_off = the K and V
-//   caches' offsets (floats).
-#define MV_ATTN 65536u
-#define MV_ATTN_Q8 131072u
-#define ATTN_TAIL_MAX 512
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs

@@ -45,7 +45,7 @@ int gpu_pick_device(const std::string& spec) {
 
 GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k, int device)
     : Model(std::move(file), opt, std::move(hp)), opt_(opt), top_k_(top_k), ctx_(device, opt.gpu_emulate_discrete),
-      body_(ctx_), body_head_(ctx_), head_(ctx_), body_s_(ctx_), body_head_s_(ctx_), body_t_(ctx_), body_head_t_(ctx_) {
+      body_(ctx_), body_head_(ctx_), head_(ctx_), body_s_(ctx_), body_head_s_(ctx_) {
     moe_.resize(size_t(hp_.n_layer));
     const char* t = std::getenv("SLUICE_GPU_TOUCH");
     touch_ = !t || std::string(t) != "0";
@@ -86,7 +86,7 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
     fill_step(step_host_.mapped(), uint32_t(n_past_), uint32_t(token));
     double gpu_ms = 0;
     auto run_last = [&](gpu::Cmd& c) {  // submits c, the head after it when logits are wanted, and waits
-        const bool has_head = &c == &body_head_ || &c == &body_head_s_ || &c == &body_head_t_;
+        const bool has_head = &c == &body_head_ || &c == &body_head_s_;
         if (want_logits && !has_head) head_.submit();
         c.wait();
         gpu_ms += c.last_gpu_ms();
@@ -98,8 +98,7 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
     auto t_sub = Clock::now();
     if (!segmented()) {  // one submit: the body and (usually) the head in one command buffer
         const bool s = uint64_t(n_past_) < short_ctx_;  // n_past_ + 1 positions of K and V
-        const bool t = uint64_t(n_past_) < tail_ctx_;
-        gpu::Cmd& c = want_logits ? (t ? body_head_t_ : s ? body_head_s_ : body_head_) : (t ? body_t_ : s ? body_s_ : body_);
+        gpu::Cmd& c = want_logits ? (s ? body_head_s_ : body_head_) : (s ? body_s_ : body_);
         c.submit();
         t_sub = Clock::now();
         run_last(c);
@@ -262,18 +261,15 @@ void GpuModel::record() {
     if (!segmented()) {
         const char* e = std::getenv("SLUICE_GPU_ATTN_SHORT");  // read per model (tests set it)
         short_ctx_ = has_short_attention() ? uint32_t(e ? std::max(0, std::atoi(e)) : 1024) : 0;
-        const char* t = std::getenv("SLUICE_GPU_ATTN_TAIL");
-        tail_ctx_ = has_tail_attention() ? uint32_t(std::clamp(t ? std::atoi(t) : 128, 0, ATTN_TAIL_MAX)) : 0;
-        for (gpu::Cmd* c : {&body_, &body_head_, &body_s_, &body_head_s_, &body_t_, &body_head_t_}) {
-            tail_attn_ = c == &body_t_ || c == &body_head_t_;
-            short_attn_ = tail_attn_ || c == &body_s_ || c == &body_head_s_;
-            if ((tail_attn_ && !tail_ctx_) || (short_attn_ && !tail_attn_ && !short_ctx_)) continue;
+        for (gpu::Cmd* c : {&body_, &body_head_, &body_s_, &body_head_s_}) {
+            short_attn_ = c == &body_s_ || c == &body_head_s_;
+            if (short_attn_ && !short_ctx_) break;
             c->begin();
             record_layers(*c, Place::Resident, -1, h.n_layer);
-            if (c == &body_head_ || c == &body_head_s_ || c == &body_head_t_) record_head(*c);
+            if (c == &body_head_ || c == &body_head_s_) record_head(*c);
             c->end();
         }
-        short_attn_ = tail_attn_ = false;
+        short_attn_ = false;
     }
     head_.begin();
     record_head(head_);

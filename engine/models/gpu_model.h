@@ -234,13 +234,6 @@ protected:
     virtual bool has_short_attention() const { return false; }
     bool short_attn_ = false;
     uint32_t short_ctx_ = 0;
-    // Attention in the q/k/v product's tails (gpu::AttnTail): an architecture that can (has_tail_attention())
-    // records it while tail_attn_ is set (short_attn_ too), and step() runs that recording while the
-    // token's positions are at most tail_ctx_ (SLUICE_GPU_ATTN_TAIL when the model loads, default 128,
-    // at most ATTN_TAIL_MAX; 0: never).
-    virtual bool has_tail_attention() const { return false; }
-    bool tail_attn_ = false;
-    uint32_t tail_ctx_ = 0;
     // SLUICE_GPU_QBLK: 1 the norms' block tails (add_matvec's fuse_norm), 2 the GLU's, 3 both (default), 0 none.
     static uint32_t qblk_mode();
     static bool fused(const Mat& gate, const Mat& up) { return gate.buf == up.buf && gate.type == up.type; }
@@ -365,7 +358,6 @@ private:
     // per placement (resident with host routing, cache, cpu), expert uploads (upload_misses()).
     gpu::Cmd body_, body_head_, head_;
     gpu::Cmd body_s_, body_head_s_;  // the same with short_attn_ (short contexts)
-    gpu::Cmd body_t_, body_head_t_;  // the same with tail_attn_ (shorter still)
     static constexpr size_t kUploadParts = 2;
     std::deque<gpu::Cmd> upload_cmds_;
     std::deque<gpu::Cmd> owned_cmds_;

@@ -94,7 +94,6 @@ private:
 
     bool router_reads_residual() const override { return true; }  // record_layer ends with add_matvec(wo)
     bool has_short_attention() const override { return attn_.gh > 1; }
-    bool has_tail_attention() const override { return true; }  // in the layers whose q, k, v are one matrix
 
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
         const GLayer& L = layers_[size_t(il)];
@@ -165,24 +164,14 @@ private:
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
         if (!hn_ready) norm_into_hn(c, L.attn_norm);  // attn_norm
         for (const Merged& m : L.qkv) touch_ahead(c, {&m.w});
-        const gpu::QkNorm qk{{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps};
-        const gpu::AttnTail tail{uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
-                                 {L.k}, {L.v}, {&att_}, xq(att_), qk, {&counts_, uint32_t(h.n_head)}};
-        if (tail_attn_ && L.qkv.size() == 1 && gpu::attn_tail_ok(ctx_, L.qkv[0].w, tail)) {
-            // q, raw k, raw v, and each head's attention in the tails (k and v into the cache rows, kqv_out
-            // and its int8 mirror for wo)
-            gpu::MatvecOpts o = with_xq({}, hn_);
-            o.attn = &tail;
-            gpu::matvec(c, L.qkv[0].w, {&hn_}, {&q_, L.qkv[0].y_off}, step_, o);
-        } else {
-            for (size_t i = 0; i < L.qkv.size(); ++i) {  // q, raw k, raw v (attention_qk puts k and v in the cache)
-                if (i) c.independent();
-                gpu::matvec(c, L.qkv[i].w, {&hn_}, {&q_, L.qkv[i].y_off}, step_, with_xq({}, hn_));
-            }
-            // Qcur_normed, Kcur_normed, RoPE, k and v into the cache rows, kqv_out: one dispatch
-            gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_},
-                              short_attn_ ? attn_short_ : attn_, qk, {&counts_}, step_, xq(att_));  // and its int8 mirror for wo
+        for (size_t i = 0; i < L.qkv.size(); ++i) {  // q, raw k, raw v (attention_qk puts k and v in the cache)
+            if (i) c.independent();
+            gpu::matvec(c, L.qkv[i].w, {&hn_}, {&q_, L.qkv[i].y_off}, step_, with_xq({}, hn_));
         }
+        // Qcur_normed, Kcur_normed, RoPE, k and v into the cache rows, kqv_out: one dispatch
+        gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, short_attn_ ? attn_short_ : attn_,
+                          {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_,
+                          xq(att_));  // and its int8 mirror for wo
         touch_ahead(c, {&L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down});  // beside the attention (gpu_model.cpp)
         add_matvec(c, L.wo, {&att_}, with_xq(add_then_norm(L.ffn_norm), att_), fuse_norm);  // x += Wo att; ffn_norm
     }
@@ -232,8 +221,8 @@ private:
         attn_short_ = gpu::attn_shape(uint32_t(h.n_head), uint32_t(h.n_head_kv), uint32_t(h.head_dim), uint32_t(h.head_dim_v),
                                       uint64_t(n_ctx_), 1, 256, 32);
         part_ = device_floats(std::max(gpu::attn_part_floats(attn_), gpu::attn_part_floats(attn_short_)), "attention splits");
-        counts_ = device_floats(size_t(2 * h.n_head), "attention counters (the merge's, then the tails')");
-        ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(2 * h.n_head), 0u).data(), size_t(2 * h.n_head) * 4);
+        counts_ = device_floats(size_t(h.n_head), "attention merge counters");
+        ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(h.n_head), 0u).data(), size_t(h.n_head) * 4);
     }
 
     std::vector<GLayer> layers_;
