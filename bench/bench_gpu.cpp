@@ -11,8 +11,10 @@
 //   --mm KIND:BM:BN,...: only prompt products (512 columns) by those builds of mm.comp (bench_mm)
 //   --attn GH:WGS:MINCHUNK,...: only decode attention (bench_attn), each configuration of attn_shape()
 //   (0:0:0 = the default) on three models' head layouts at 512 .. 16384 positions
+//   --grid WGS_PER_SM: only the cost of a dispatch boundary vs a wait inside one dispatch (bench_grid)
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -342,6 +344,92 @@ void bench_attn(Context& ctx, const std::string& configs, int reps) {
 }  // namespace
 #endif
 
+// --grid: what a dispatch boundary costs beyond a wait inside one dispatch (grid_chain.comp): S
+// dependent F16 matrix-vector products (n x n, distinct matrices beyond the L2) as S dispatches with
+// barriers (one row per team, or the persistent grid's workgroups), as one dispatch of sm_count *
+// per_sm resident workgroups waiting for each other between products (with and without the next
+// row's first loads before the wait), and as S dispatches without barriers (wrong results: a floor).
+// us per product, each mode's result checked against the first's (the same sums in the same order).
+void bench_grid(Context& ctx, int reps, uint32_t per_sm) {
+    const DeviceInfo& d = ctx.info();
+    std::printf(",\"grid\":[");
+    if (d.subgroup_size != 32 || !d.sm_count) {
+        std::fprintf(stderr, "bench_grid: needs subgroups of 32 and the SM count (VK_NV_shader_sm_builtins)\n");
+        std::printf("]");
+        return;
+    }
+    const uint32_t G = d.sm_count * per_sm;
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+    bool first = true;
+    for (uint32_t n : {2048u, 4096u}) {
+        const uint32_t S = n == 2048 ? 32 : 8;  // 256 MB of weights either way
+        const uint64_t mat = uint64_t(n) * n / 8;  // uvec4s per matrix
+        std::vector<uint16_t> wh(mat * 8 * S);
+        for (auto& h : wh) {
+            const float f = uni(rng) / std::sqrt(float(n));
+            uint32_t b;
+            std::memcpy(&b, &f, 4);
+            // f32 -> f16 (round toward zero; |f| < 1, no overflow; tiny values flush to zero)
+            const uint32_t e = (b >> 23) & 0xFF, sign = (b >> 16) & 0x8000;
+            h = uint16_t(e < 113 ? sign : sign | ((e - 112) << 10) | ((b >> 13) & 0x3FF));
+        }
+        Buffer w = ctx.alloc(wh.size() * 2, Mem::Device, "grid W");
+        ctx.upload(w, 0, wh.data(), wh.size() * 2);
+        std::vector<float> x0(n);
+        for (float& v : x0) v = uni(rng);
+        Buffer x = ctx.alloc(uint64_t(S + 1) * n * 4, Mem::Device, "grid x");
+        ctx.upload(x, 0, x0.data(), n * 4);
+        Buffer cnt = ctx.alloc(64 * 4, Mem::Device, "grid counts"), zero = ctx.alloc(64 * 4, Mem::Device, "zeros");
+        const std::vector<uint32_t> z(64, 0);
+        ctx.upload(zero, 0, z.data(), 64 * 4);
+        const char* modes[] = {"dispatches", "dispatches_grid", "grid", "grid_prefetch", "no_barriers"};
+        std::vector<float> ref;
+        for (int mode = 0; mode < 5; ++mode) {
+            Cmd c(ctx);
+            c.begin();
+            c.copy(zero, 0, cnt, 0, 64 * 4);
+            c.barrier();
+            const int rr = std::min(reps, 63);
+            for (int r = 0; r < rr; ++r) {
+                if (mode >= 2 && mode <= 3) {
+                    const GridChainPush p{n, 0, S, uint32_t(mat), uint32_t(r), GC_GRID | (mode == 3 ? GC_PREFETCH : 0u)};
+                    c.dispatch("grid_chain", {&w, &x, &cnt}, p, {G * GC_THREADS, 1, 1});
+                } else {
+                    for (uint32_t s = 0; s < S; ++s) {
+                        if (mode == 4) c.independent();
+                        const GridChainPush p{n, s, 1, uint32_t(mat), 0, 0};
+                        c.dispatch("grid_chain", {&w, &x, &cnt}, p, {(mode == 1 ? G : n / 8) * GC_THREADS, 1, 1});
+                    }
+                }
+                c.barrier();
+            }
+            c.end();
+            const double us = warm_gpu_ms(c) * 1e3 / (rr * S);
+            uint32_t gave_up = 0;
+            ctx.download(cnt, 63 * 4, &gave_up, 4);
+            if (gave_up) {
+                std::fprintf(stderr, "grid n %u: %s: the workgroups were not all resident (a wait gave up)\n", n, modes[mode]);
+                continue;
+            }
+            std::vector<float> out(n);
+            ctx.download(x, uint64_t(S) * n * 4, out.data(), n * 4);
+            if (ref.empty()) ref = out;
+            double diff = 0;
+            for (uint32_t i = 0; i < n; ++i) diff = std::max(diff, double(std::fabs(out[i] - ref[i])));
+            const double gb = double(mat) * 16 / (us * 1e-6) / 1e9;
+            std::printf("%s{\"n\":%u,\"stages\":%u,\"mode\":\"%s\",\"workgroups\":%u,\"us_per_product\":%.2f,\"gb_s\":%.0f,"
+                        "\"max_diff_vs_dispatches\":%.3g}",
+                        first ? "" : ",", n, S, modes[mode], mode == 0 ? n / 8 : G, us, gb, diff);
+            std::fprintf(stderr, "grid n %u x %u stages  %-16s %5u wgs: %7.2f us per product %6.0f GB/s  diff %.3g\n", n, S,
+                         modes[mode], mode == 0 ? n / 8 : G, us, gb, diff);
+            first = false;
+            ctx.upload(x, 0, x0.data(), n * 4);
+        }
+    }
+    std::printf("]");
+}
+
 int main(int argc, char** argv) {
 #ifndef SLUICE_VULKAN
     std::fprintf(stderr, "bench_gpu: built without Vulkan\n");
@@ -351,6 +439,7 @@ int main(int argc, char** argv) {
     int device = 0, reps = 20;
     size_t mib = 1024, mv_mib = 256;
     std::string only_types, mm_kinds, attn_configs;
+    int grid_per_sm = 0;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
@@ -360,9 +449,10 @@ int main(int argc, char** argv) {
         else if (a == "--types" && i + 1 < argc) only_types = "," + std::string(argv[++i]) + ",";
         else if (a == "--mm" && i + 1 < argc) mm_kinds = argv[++i];
         else if (a == "--attn" && i + 1 < argc) attn_configs = argv[++i];
+        else if (a == "--grid" && i + 1 < argc) grid_per_sm = std::atoi(argv[++i]);
         else {
             std::fprintf(stderr, "usage: bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...] "
-                                 "[--mm mmc_:64:64,...] [--attn GH:WGS:MINCHUNK,...]\n");
+                                 "[--mm mmc_:64:64,...] [--attn GH:WGS:MINCHUNK,...] [--grid WGS_PER_SM]\n");
             return 2;
         }
     }
@@ -376,6 +466,11 @@ int main(int argc, char** argv) {
         if (!mm_kinds.empty()) {  // only the prompt products
             Buffer step = ctx.alloc(kStepBytes, Mem::Device, "step");
             bench_mm(ctx, step, mm_kinds, only_types, reps);
+            std::printf("}\n");
+            return 0;
+        }
+        if (grid_per_sm > 0) {  // only the dispatch-boundary test
+            bench_grid(ctx, reps, uint32_t(grid_per_sm));
             std::printf("}\n");
             return 0;
         }

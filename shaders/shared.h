@@ -276,6 +276,19 @@ struct TouchPush {
     uint off, end, stride;
 };
 
+// grid_chain.comp (bench_gpu --grid only): stages s0 .. s0 + n_stages - 1 of x_{s+1} = W_s x_s (F16
+// weights, n x n, w_stride uvec4s apart; x_s at s * n of binding 1), a team of 32 per row in turn;
+// with GC_GRID the workgroups (all resident at once) wait for each other between stages (an atomic
+// count at cnt_off of binding 2, zero before), and with GC_PREFETCH each team loads its next row's first
+// weights before that wait.
+#define GC_THREADS 256
+#define GC_NMAX 4096
+#define GC_GRID 1u
+#define GC_PREFETCH 2u
+struct GridChainPush {
+    uint n, s0, n_stages, w_stride, cnt_off, flags;
+};
+
 // Written by the host before each token: what changes between tokens of a recorded command buffer.
 #define STEP_ROPE_MAX 256  // cos/sin pairs: n_rot / 2 at most
 struct StepHeader {
