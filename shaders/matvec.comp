@@ -100,8 +100,6 @@ layout(binding = 2, std430) coherent buffer YBuf4 { vec4 Y4[]; };
 layout(binding = 5, std430) buffer HnBuf4 { vec4 Hn4[]; };
 layout(binding = 7, std430) writeonly buffer HqBuf { uint Hq[]; };  // MV_NORM_Q8: hn's int8 mirror
 layout(binding = 7, std430) writeonly buffer HsBuf { vec2 Hs2[]; };
-layout(binding = 8, std430) readonly buffer TouchG { uint TG[]; };  // MV_TOPK_TOUCH: the experts' gate and up
-layout(binding = 9, std430) readonly buffer TouchD { uint TD[]; };  // and down
 
 #include "q8_block.glsl"
 // MV_NORM_Q8: invocations tid .. tid + 7 (tid % 8 == 0) hold a block of 32 (a vec4 each); each writes
@@ -186,18 +184,6 @@ void topk_tail() {
     for (uint r = tid; r < k; r += MV_WG) {
         Yi[p.topk_ids_off + r] = tk_id[r];
         Y[p.topk_w_off + r] = tk_x[r] / z;
-    }
-    if ((p.flags & MV_TOPK_TOUCH) != 0u) {
-        // 6 loads per expert: the first and last word of its gate, up and down (a matrix of a decode
-        // expert spans one or two pages). Kept by a store to binding 7 (a dummy for the router) under a
-        // condition that practically never holds, as touch.comp does.
-        uint acc = 0u;
-        for (uint j = tid; j < 6u * k; j += MV_WG) {
-            const uint e = uint(tk_id[j / 6u]), m = (j % 6u) / 2u, last = j & 1u;
-            if (m == 2u) acc ^= TD[p.ids_off + e * p.n_cols + last * (p.n_cols - 1u)];
-            else acc ^= TG[(m == 0u ? p.w2_off : p.y_col_stride) + e * p.x_col_stride + last * (p.x_col_stride - 1u)];
-        }
-        if (acc == 0x9e3779b9u) Hq[0] = acc;
     }
     if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch
 }

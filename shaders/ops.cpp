@@ -287,22 +287,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
             throw GpuError("matvec: the top-k tail takes k <= 64 of one matrix of at most " + std::to_string(MV_ROUTE_MAX) +
                            " rows, one column, a counter, no GLU, norm, sum or position offset");
         p.flags |= MV_TOPK | (o.route_renorm ? MV_ROUTE_RENORM : 0u);
-        if (o.touch_gate) {
-            const Mat &g = *o.touch_gate, &u = *o.touch_up, &dn = *o.touch_down;
-            const auto words = [](uint64_t bytes) { return bytes % 4 || bytes / 4 > UINT32_MAX ? UINT32_MAX : uint32_t(bytes / 4); };
-            if (u.buf != g.buf || u.mat_stride != g.mat_stride || o.n_mats != 1 || o.x_col_stride || o.y_col_stride ||
-                o.ids || !g.mat_stride || !dn.mat_stride || words(g.offset) == UINT32_MAX || words(u.offset) == UINT32_MAX ||
-                words(dn.offset) == UINT32_MAX || words(g.mat_stride) == UINT32_MAX || words(dn.mat_stride) == UINT32_MAX ||
-                (uint64_t(g.buf->size()) / 4 > UINT32_MAX) || (uint64_t(dn.buf->size()) / 4 > UINT32_MAX))
-                throw GpuError("matvec: the top-k tail's touch takes gate and up in one buffer, strides and offsets in "
-                               "32-bit words within 16 GiB");
-            p.flags |= MV_TOPK_TOUCH;
-            p.w2_off = words(g.offset);
-            p.y_col_stride = words(u.offset);
-            p.x_col_stride = words(g.mat_stride);
-            p.ids_off = words(dn.offset);
-            p.n_cols = words(dn.mat_stride);
-        }
         p.topk_k = o.topk;
         p.topk_ids_off = o.topk_ids_off;
         p.topk_w_off = o.topk_w_off;
@@ -352,13 +336,8 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : "") +
                  (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : ""));
-    const Buffer* tg = o.topk && o.touch_gate ? o.touch_gate->buf : d;
-    const Buffer* td = o.topk && o.touch_gate ? o.touch_down->buf : d;
-    const Items items{(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1};
-    if (o.swiglu_up)  // the GLU variants have no top-k tail (bindings 8, 9)
-        cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p, items);
-    else
-        cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror, tg, td}, p, items);
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p,
+                 {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
 namespace {

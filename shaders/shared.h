@@ -42,11 +42,6 @@ using uint = uint32_t;
 // dispatch of its own, for the experts' MV_IDS dispatches after it.
 #define MV_TOPK 256u
 #define MV_TOPK_MAX_K 64u  // topk_k at most
-// With MV_TOPK: the tail also loads a word at the start and the end of each chosen expert's gate and
-// up matrices (binding 8: 32-bit words from w2_off and y_col_stride, x_col_stride apart per expert) and
-// down matrix (binding 9: from ids_off, n_cols apart), so that their pages' translations are in the
-// TLBs before the experts' dispatches stream them (fields a router's product leaves unused).
-#define MV_TOPK_TOUCH 65536u
 // With MV_NORM: the tail also writes hn's int8 mirror (QuantQ8Push's layout, scales from vec2
 // norm_q_soff) into binding 7, so the matvecs that read hn need no quantize_q8 of their own. Rows
 // and norm_y_off multiples of 32; subgroups of at least 8 (shuffles over a block's 8 invocations).
