@@ -148,20 +148,23 @@ TEST(GpuModelAttention, ShortContextVariantSwitchesMidDecode) {
 // Decode touches each layer's matrices ahead of the dispatches that stream them (a load per MiB
 // beside the dispatch before: GpuModel::touch_ahead): reads only, so the logits are the same bits as
 // with SLUICE_GPU_TOUCH=0, on a dense model of integer-dot products (the norm and GLU tails in use).
+// Both a dense and a MoE model (its attention and output projection touched as the dense ones are).
 TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
-    const std::string f = gen_model_256("gpu_touch", "q4_K", "qwen3");
-    if (HasFailure()) return;
-    std::vector<int32_t> ids;
-    for (int32_t i = 0; i < 20; ++i) ids.push_back((i * 41 + 3) % 300);
-    const auto on = decode_logits_with(f, ids, {});
-    const auto off = decode_logits_with(f, ids, {{"SLUICE_GPU_TOUCH", "0"}});
-    const auto cpu = logits(f, cpu_opts(), ids);
-    std::remove(f.c_str());
-    ASSERT_EQ(on.size(), off.size());
-    EXPECT_TRUE(on == off) << "touching ahead changed the logits";
-    const Agreement a = agreement(on, cpu, 300);
-    std::printf("  touch on vs off: identical %d; vs CPU: top-1 %.3f KL %.3g\n", int(on == off), a.top1, a.kl);
-    EXPECT_GE(a.top1, 0.9);
+    for (const char* arch : {"qwen3", "qwen3moe"}) {
+        const std::string f = gen_model_256("gpu_touch", "q4_K", arch);
+        if (HasFailure()) return;
+        std::vector<int32_t> ids;
+        for (int32_t i = 0; i < 20; ++i) ids.push_back((i * 41 + 3) % 300);
+        const auto on = decode_logits_with(f, ids, {});
+        const auto off = decode_logits_with(f, ids, {{"SLUICE_GPU_TOUCH", "0"}});
+        const auto cpu = logits(f, cpu_opts(), ids);
+        std::remove(f.c_str());
+        ASSERT_EQ(on.size(), off.size());
+        EXPECT_TRUE(on == off) << arch << ": touching ahead changed the logits";
+        const Agreement a = agreement(on, cpu, 300);
+        std::printf("  %s: touch on vs off: identical %d; vs CPU: top-1 %.3f KL %.3g\n", arch, int(on == off), a.top1, a.kl);
+        EXPECT_GE(a.top1, 0.9) << arch;
+    }
 }
 
 // The GPU reads the logits' block maxima back with them (Model::logits_block_max(), for the
