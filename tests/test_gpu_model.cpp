@@ -167,6 +167,28 @@ TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
     }
 }
 
+// Resident experts are stored expert-major (GpuModel::upload_experts: each expert's gate, up and
+// down side by side) unless SLUICE_GPU_EXPERT_MAJOR=0 (a tensor each): the same products, so the same
+// logits bits, with ggml's Q4_K blocks and with Q8_0 repacked at upload.
+TEST(GpuModelExperts, ExpertMajorLayoutLeavesLogitsUnchanged) {
+    for (const char* type : {"q4_K", "q8_0"}) {
+        const std::string f = gen_model_256("gpu_expert_major", type, "qwen3moe");
+        if (HasFailure()) return;
+        std::vector<int32_t> ids;
+        for (int32_t i = 0; i < 16; ++i) ids.push_back((i * 37 + 9) % 300);
+        const auto major = decode_logits_with(f, ids, {});
+        const auto apart = decode_logits_with(f, ids, {{"SLUICE_GPU_EXPERT_MAJOR", "0"}});
+        const auto cpu = logits(f, cpu_opts(), ids);
+        std::remove(f.c_str());
+        ASSERT_EQ(major.size(), apart.size());
+        EXPECT_TRUE(major == apart) << type << ": the expert-major layout changed the logits";
+        const Agreement a = agreement(major, cpu, 300);
+        std::printf("  %s: expert-major vs a tensor each: identical %d; vs CPU: top-1 %.3f KL %.3g\n", type,
+                    int(major == apart), a.top1, a.kl);
+        EXPECT_GE(a.top1, 0.9) << type;
+    }
+}
+
 // The GPU reads the logits' block maxima back with them (Model::logits_block_max(), for the
 // sampler's scan): after a batched prompt (batch_logits) and after each decode step, they are the
 // maxima of the logits just returned, the last block partial (vocabulary 300).

@@ -106,6 +106,38 @@ std::pair<GpuModel::Mat, GpuModel::Mat> GpuModel::upload_pair(const gguf::Tensor
     return {m[0], m[1]};
 }
 
+std::vector<GpuModel::Mat> GpuModel::upload_experts(std::initializer_list<const gguf::TensorInfo*> ts, uint64_t n_expert) {
+    std::vector<Mat> out;
+    uint64_t block = 0;
+    for (const gguf::TensorInfo* t : ts) {
+        Mat m = upload_layout(*t);
+        if (m.mat_stride * n_expert != t->nbytes) throw Error("tensor '" + t->name + "' is not " + std::to_string(n_expert) + " matrices");
+        m.offset = block;
+        block += (m.mat_stride + 255) / 256 * 256;
+        out.push_back(m);
+    }
+    if (block * n_expert > ctx_.info().max_buffer_range) return {};
+    Buffer& b = buffer(size_t(block * n_expert), Mem::Device, "experts of '" + (*ts.begin())->name + "' and the rest, expert-major");
+    // chunks of experts through host memory: a layer's experts may be gigabytes
+    const uint64_t per_chunk = std::max<uint64_t>(1, (64ull << 20) / block);
+    std::vector<uint8_t> chunk(size_t(std::min(per_chunk, n_expert) * block));
+    std::vector<std::vector<uint8_t>> tmp(ts.size());  // a tensor's repacked bytes (Q8_0)
+    std::vector<const uint8_t*> src;
+    for (const gguf::TensorInfo* t : ts) src.push_back(repacked(out[src.size()], file_->data(*t), t->nbytes, tmp[src.size()]));
+    for (uint64_t e0 = 0; e0 < n_expert; e0 += per_chunk) {
+        const uint64_t n = std::min(per_chunk, n_expert - e0);
+        for (uint64_t e = 0; e < n; ++e)
+            for (size_t k = 0; k < out.size(); ++k)
+                std::memcpy(&chunk[size_t(e * block + out[k].offset)], src[k] + (e0 + e) * out[k].mat_stride, size_t(out[k].mat_stride));
+        ctx_.upload(b, size_t(e0 * block), chunk.data(), size_t(n * block));
+    }
+    for (Mat& m : out) {
+        m.buf = &b;
+        m.mat_stride = block;
+    }
+    return out;
+}
+
 std::vector<GpuModel::Merged> GpuModel::merge_rows(const std::vector<Mat>& mats) {
     std::vector<Merged> out;
     uint32_t y = 0;
@@ -202,6 +234,21 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
     L.expert_bytes[1] = uint64_t(F * row_bytes(u.type, E));
     L.expert_bytes[2] = uint64_t(E * row_bytes(d.type, F));
     if (place_ == Place::Resident) {
+        const bool expert_major = !std::getenv("SLUICE_GPU_EXPERT_MAJOR") || std::string(std::getenv("SLUICE_GPU_EXPERT_MAJOR")) != "0";
+        const std::vector<Mat> m = !expert_major ? std::vector<Mat>{}
+                                   : mt.gate_up_exps ? upload_experts({&g, &d}, uint64_t(hp_.n_expert))
+                                                     : upload_experts({&g, &u, &d}, uint64_t(hp_.n_expert));
+        if (!m.empty()) {
+            L.gate_exps = L.up_exps = m[0];
+            if (mt.gate_up_exps) {
+                L.gate_exps.rows = L.up_exps.rows = uint32_t(F);
+                L.up_exps.offset += L.expert_bytes[0];  // up rows follow gate rows in each expert's slab
+            } else {
+                L.up_exps = m[1];
+            }
+            L.down_exps = m.back();
+            return;
+        }
         if (mt.gate_up_exps) {
             L.gate_exps = upload(g);
             L.gate_exps.rows = uint32_t(F);

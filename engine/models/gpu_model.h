@@ -130,6 +130,11 @@ protected:
     };
     std::vector<Mat> upload_rows(std::initializer_list<Rows> ts);
     std::pair<Mat, Mat> upload_pair(const gguf::TensorInfo& g, const gguf::TensorInfo& u);
+    // 3-D expert tensors (n_expert matrices each) uploaded expert-major into one buffer: expert e's
+    // matrix of every tensor side by side (each at a 256-byte boundary), so the experts a token picks
+    // span fewer pages; each Mat's stride is the expert's whole block. Empty when the block times the
+    // experts exceeds what one binding may hold (the caller uploads tensor by tensor).
+    std::vector<Mat> upload_experts(std::initializer_list<const gguf::TensorInfo*> ts, uint64_t n_expert);
     static std::vector<Merged> merge_rows(const std::vector<Mat>& mats);
     uint32_t add_norm(const gguf::TensorInfo& t);  // float offset in norms_
     uint32_t add_norm(const std::vector<float>& v);
