@@ -341,9 +341,6 @@ void bench_attn(Context& ctx, const std::string& configs, int reps) {
     std::printf("]");
 }
 
-}  // namespace
-#endif
-
 // --grid: what a dispatch boundary costs beyond a wait inside one dispatch (grid_chain.comp): S
 // dependent F16 matrix-vector products (n x n, distinct matrices beyond the L2) as S dispatches with
 // barriers (one row per team, or the persistent grid's workgroups), as one dispatch of sm_count *
@@ -429,6 +426,9 @@ void bench_grid(Context& ctx, int reps, uint32_t per_sm) {
     }
     std::printf("]");
 }
+
+}  // namespace
+#endif
 
 int main(int argc, char** argv) {
 #ifndef SLUICE_VULKAN
