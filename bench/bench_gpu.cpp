@@ -24,6 +24,7 @@
 #include <vector>
 
 #ifdef SLUICE_VULKAN
+#include "engine/tensor/types.h"
 #include "shaders/ops.h"
 #include "shaders/vk_runtime.h"
 #endif
@@ -363,14 +364,7 @@ void bench_grid(Context& ctx, int reps, uint32_t per_sm) {
         const uint32_t S = n == 2048 ? 32 : 8;  // 256 MB of weights either way
         const uint64_t mat = uint64_t(n) * n / 8;  // uvec4s per matrix
         std::vector<uint16_t> wh(mat * 8 * S);
-        for (auto& h : wh) {
-            const float f = uni(rng) / std::sqrt(float(n));
-            uint32_t b;
-            std::memcpy(&b, &f, 4);
-            // f32 -> f16 (round toward zero; |f| < 1, no overflow; tiny values flush to zero)
-            const uint32_t e = (b >> 23) & 0xFF, sign = (b >> 16) & 0x8000;
-            h = uint16_t(e < 113 ? sign : sign | ((e - 112) << 10) | ((b >> 13) & 0x3FF));
-        }
+        for (auto& h : wh) h = sluice::f32_to_fp16(uni(rng) / std::sqrt(float(n)));
         Buffer w = ctx.alloc(wh.size() * 2, Mem::Device, "grid W");
         ctx.upload(w, 0, wh.data(), wh.size() * 2);
         std::vector<float> x0(n);

@@ -61,6 +61,19 @@ void expect_same_logits(const std::vector<float>& got, const std::vector<float>&
     EXPECT_GE(a.top1, 0.9);
 }
 
+// A switch that changes only where the GPU reads its data from (env=0 turns it off): the token-by-token
+// logits of f over ids the same bits with it on and off, and near the CPU path's.
+void expect_switch_keeps_logits(const std::string& f, const std::vector<int32_t>& ids, const char* env, const char* what) {
+    const auto on = decode_logits_with(f, ids, {});
+    const auto off = decode_logits_with(f, ids, {{env, "0"}});
+    const auto cpu = logits(f, cpu_opts(), ids);
+    ASSERT_EQ(on.size(), off.size()) << what;
+    EXPECT_TRUE(on == off) << what << ": the logits changed";
+    const Agreement a = agreement(on, cpu, 300);
+    std::printf("  %s: identical %d; vs CPU: top-1 %.3f KL %.3g\n", what, int(on == off), a.top1, a.kl);
+    EXPECT_GE(a.top1, 0.9) << what;
+}
+
 class GpuModel : public ::testing::TestWithParam<std::tuple<std::string, Placement>> {};
 
 // F16 weights: both paths multiply float activations, so only summation order differs.
@@ -155,15 +168,8 @@ TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
         if (HasFailure()) return;
         std::vector<int32_t> ids;
         for (int32_t i = 0; i < 20; ++i) ids.push_back((i * 41 + 3) % 300);
-        const auto on = decode_logits_with(f, ids, {});
-        const auto off = decode_logits_with(f, ids, {{"SLUICE_GPU_TOUCH", "0"}});
-        const auto cpu = logits(f, cpu_opts(), ids);
+        expect_switch_keeps_logits(f, ids, "SLUICE_GPU_TOUCH", (std::string(arch) + ": touch on vs off").c_str());
         std::remove(f.c_str());
-        ASSERT_EQ(on.size(), off.size());
-        EXPECT_TRUE(on == off) << arch << ": touching ahead changed the logits";
-        const Agreement a = agreement(on, cpu, 300);
-        std::printf("  %s: touch on vs off: identical %d; vs CPU: top-1 %.3f KL %.3g\n", arch, int(on == off), a.top1, a.kl);
-        EXPECT_GE(a.top1, 0.9) << arch;
     }
 }
 
@@ -176,16 +182,8 @@ TEST(GpuModelExperts, ExpertMajorLayoutLeavesLogitsUnchanged) {
         if (HasFailure()) return;
         std::vector<int32_t> ids;
         for (int32_t i = 0; i < 16; ++i) ids.push_back((i * 37 + 9) % 300);
-        const auto major = decode_logits_with(f, ids, {});
-        const auto apart = decode_logits_with(f, ids, {{"SLUICE_GPU_EXPERT_MAJOR", "0"}});
-        const auto cpu = logits(f, cpu_opts(), ids);
+        expect_switch_keeps_logits(f, ids, "SLUICE_GPU_EXPERT_MAJOR", (std::string(type) + ": expert-major vs a tensor each").c_str());
         std::remove(f.c_str());
-        ASSERT_EQ(major.size(), apart.size());
-        EXPECT_TRUE(major == apart) << type << ": the expert-major layout changed the logits";
-        const Agreement a = agreement(major, cpu, 300);
-        std::printf("  %s: expert-major vs a tensor each: identical %d; vs CPU: top-1 %.3f KL %.3g\n", type,
-                    int(major == apart), a.top1, a.kl);
-        EXPECT_GE(a.top1, 0.9) << type;
     }
 }
 
