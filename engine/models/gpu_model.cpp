@@ -61,7 +61,9 @@ struct HostTiming {  // tokens with logits; "between steps" includes what the ca
         const char* e = std::getenv("SLUICE_GPU_TIMING");
         return e && *e && std::string(e) != "0";
     }();
-    double sum[5] = {0, 0, 0, 0, 0};
+    double sum[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    double seg[4] = {0, 0, 0, 0};  // this step's segmented parts (sum[5..8] when it counts)
+    size_t uploads = 0;            // upload groups submitted since the last segment wait
     int64_t n = 0;
     bool readback_cached = false;
     Clock::time_point last_exit{};
@@ -72,6 +74,11 @@ struct HostTiming {  // tokens with logits; "between steps" includes what the ca
         std::fprintf(stderr, "host timing over %lld tokens (logits in %s memory), us per token:\n", (long long)n,
                      readback_cached ? "host-cached" : "uncached");
         for (int i = 0; i < 5; ++i) std::fprintf(stderr, "%10.1f  %s\n", sum[i] / double(n) * 1e6, names[i]);
+        // Segmented placements (experts outside VRAM): of "enter -> last submit"
+        const char* seg_names[4] = {"  waiting for segments (router logits)", "  experts on the host (route, fetch, copies, submits)",
+                                    "  upload groups on the GPU (their timestamps, summed)", "  memcpy into the staging buffer"};
+        if (sum[5] + sum[6] > 0)
+            for (int i = 5; i < 9; ++i) std::fprintf(stderr, "%10.1f  %s\n", sum[i] / double(n) * 1e6, seg_names[i - 5]);
     }
 };
 HostTiming g_timing;
@@ -80,6 +87,7 @@ double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::dura
 
 const float* GpuModel::step(int32_t token, bool want_logits) {
     const auto t_enter = Clock::now();
+    std::fill(g_timing.seg, g_timing.seg + 4, 0.0);
     check_token(token);
     TokenScope stats(*this);  // the token's statistics (expert reads, hit rate, tok/s) reach the board
     const auto t0 = Clock::now();
@@ -105,10 +113,21 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
     } else {
         std::vector<gpu::Cmd*>& segs = segments_for(place_);
         for (size_t s = 0; s < segs.size(); ++s) {
+            const auto tm = Clock::now();
             if (s > 0) moe_on_host(sync_layers_[s - 1]);
+            const auto tw = Clock::now();
+            if (s > 0) g_timing.seg[1] += secs(tm, tw);
             segs[s]->submit();
             if (s + 1 < segs.size()) {  // the next segment needs this one's router logits
                 segs[s]->wait();
+                if (g_timing.on) {
+                    g_timing.seg[0] += secs(tw, Clock::now());
+                    for (size_t u = 0; u < g_timing.uploads; ++u) {  // done: the segment waited for them
+                        upload_cmds_[u].wait();
+                        g_timing.seg[2] += upload_cmds_[u].last_gpu_ms() * 1e-3;
+                    }
+                }
+                g_timing.uploads = 0;
                 gpu_ms += segs[s]->last_gpu_ms();
             }
         }
@@ -126,6 +145,7 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
         g_timing.sum[2] += secs(t_sub, t_done);
         g_timing.sum[3] += secs(t_done, t_exit);
         g_timing.sum[4] += gpu_ms * 1e-3;
+        for (int i = 0; i < 4; ++i) g_timing.sum[5 + i] += g_timing.seg[i];
         ++g_timing.n;
         g_timing.last_exit = t_exit;
         g_timing.readback_cached = logits_rb_.memory_flags() & VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
@@ -232,8 +252,11 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
             }
         }
         c.end();
+        const auto tc = Clock::now();
         copy_parts(st);
+        g_timing.seg[3] += secs(tc, Clock::now());
         c.submit();
+        g_timing.uploads = g + 1;
     }
 }
 
