@@ -94,7 +94,8 @@ void apply_gpu_flags(const Args& a, ModelOptions& opt) {
     if (e == "auto") opt.gpu_experts = GpuExperts::Auto;
     else if (e == "gpu") opt.gpu_experts = GpuExperts::Gpu;
     else if (e == "cpu") opt.gpu_experts = GpuExperts::Cpu;
-    else throw Error("--gpu-experts expects auto, gpu or cpu, got '" + e + "'");
+    else if (e == "split") opt.gpu_experts = GpuExperts::Split;
+    else throw Error("--gpu-experts expects auto, gpu, cpu or split, got '" + e + "'");
 }
 
 std::string read_text_file(const std::string& path) {

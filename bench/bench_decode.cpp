@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
         else if (a == "--json") {}
         else {
             std::fprintf(stderr, "usage: bench_decode -m MODEL.gguf [-t 2] [-p 32] [-n 32] [-r 5] [--prompt-runs 1] [--gpu none|auto|INDEX]\n"
-                                 "                    [--gpu-expert-cache MIB] [--gpu-experts auto|gpu|cpu] [--json]\n");
+                                 "                    [--gpu-expert-cache MIB] [--gpu-experts auto|gpu|cpu|split] [--json]\n");
             return 2;
         }
     }
@@ -63,7 +63,10 @@ int main(int argc, char** argv) {
         opt.n_ctx = P + N + 1;
         opt.gpu = gpu;
         opt.gpu_expert_cache = gpu_cache;
-        opt.gpu_experts = gpu_experts == "gpu" ? GpuExperts::Gpu : gpu_experts == "cpu" ? GpuExperts::Cpu : GpuExperts::Auto;
+        opt.gpu_experts = gpu_experts == "gpu"     ? GpuExperts::Gpu
+                          : gpu_experts == "cpu"   ? GpuExperts::Cpu
+                          : gpu_experts == "split" ? GpuExperts::Split
+                                                   : GpuExperts::Auto;
         const auto t_load = Clock::now();
         auto m = load_model(path, opt);
         const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();

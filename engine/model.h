@@ -44,7 +44,8 @@ class StatsRecorder;
 struct MemoryReport;
 
 // Where routed experts that are not all resident in VRAM are computed (GPU placement).
-enum class GpuExperts { Auto, Gpu, Cpu };  // Auto: whichever measures faster
+// Auto: whichever measures faster; Split: experts in the VRAM cache on the GPU while the CPU computes the rest
+enum class GpuExperts { Auto, Gpu, Cpu, Split };
 
 struct ModelOptions {
     int n_threads = 0;         // 0: all cores

@@ -38,6 +38,15 @@ public:
         return slot;
     }
 
+    // The slot holding expert e (most recently used now), or -1: nothing is assigned.
+    int64_t find(int32_t e) {
+        auto it = where_.find(e);
+        if (it == where_.end()) return -1;
+        lru_.splice(lru_.end(), lru_, it->second.pos);
+        return it->second.slot;
+    }
+    bool full() const { return next_free_ >= n_slots_; }
+
 private:
     struct Entry {
         uint32_t slot;

@@ -30,6 +30,8 @@ const Placement kPlacements[] = {
     {"vram_cache", true, GpuExperts::Gpu, true, "experts: VRAM cache"},
     {"vram_cache_unified", true, GpuExperts::Gpu, false, "experts: VRAM cache"},  // misses written in place
     {"cpu_experts", true, GpuExperts::Cpu, false, "experts: CPU"},
+    {"split", true, GpuExperts::Split, true, "experts: VRAM cache + CPU"},  // cached on the GPU, the rest on the CPU
+    {"split_unified", true, GpuExperts::Split, false, "experts: VRAM cache + CPU"},
     {"auto_measured", true, GpuExperts::Auto, false, "measured"},
 };
 

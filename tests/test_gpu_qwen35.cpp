@@ -208,9 +208,9 @@ TEST(GpuQwen35State, SnapshotsMoveBetweenCpuAndGpu) {
 TEST(GpuQwen35Fused, FusedQkvAndGateUpMatchCpuPath) {
     const std::string fused = fused_copy(kDir + "a.gguf", tmp_dir() + "gpu_q35_fused_" + std::to_string(getpid()) + ".gguf");
     const auto ids = read_ids(kDir + "a.tokens.txt");
-    for (GpuExperts where : {GpuExperts::Auto, GpuExperts::Gpu}) {
+    for (GpuExperts where : {GpuExperts::Auto, GpuExperts::Gpu, GpuExperts::Split}) {
         ModelOptions g = gpu_opts();
-        if (where == GpuExperts::Gpu) g.gpu_expert_cache = small_cache(fused);
+        if (where != GpuExperts::Auto) g.gpu_expert_cache = small_cache(fused);
         g.gpu_experts = where;
         std::string placement;
         const auto got = logits(fused, g, ids, &placement);

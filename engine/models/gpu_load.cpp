@@ -192,8 +192,9 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     const uint64_t room = budget > need + counters_.vram_batch_bytes ? budget - need - counters_.vram_batch_bytes : 0;
     const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
     place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident
-             : opt_.gpu_experts == GpuExperts::Cpu  ? Place::Cpu
-                                                    : Place::Cache;
+             : opt_.gpu_experts == GpuExperts::Cpu   ? Place::Cpu
+             : opt_.gpu_experts == GpuExperts::Split ? Place::Split
+                                                     : Place::Cache;
     cache_per_layer_ = cache / uint64_t(std::max<int64_t>(n_moe, 1));
     return cache;
 }
@@ -263,7 +264,7 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
     const uint64_t per = L.expert_bytes[0] + L.expert_bytes[1] + L.expert_bytes[2];
     uint64_t n = std::min<uint64_t>(cache_per_layer_ / per, uint64_t(hp_.n_expert));
     for (int t = 0; t < 3; ++t) n = std::min<uint64_t>(n, ctx_.info().max_buffer_range / L.expert_bytes[t]);
-    if (n < uint64_t(top_k_)) {
+    if (n < uint64_t(place_ == Place::Split ? 1 : top_k_)) {  // split: any slots help
         if (opt_.gpu_experts == GpuExperts::Gpu)
             throw gpu::GpuError("the VRAM expert cache holds " + std::to_string(n) + " experts per layer; a token needs " +
                                 std::to_string(top_k_));
@@ -320,7 +321,7 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     step_ = device_floats(gpu::kStepBytes / 4, "step");
     step_host_ = ctx_.alloc(gpu::kStepBytes, Mem::Upload, "step");
     // Inputs of a segment's experts written by the host: ids or slots + weights, or their sum (cpu).
-    moe_in_ = device_floats(std::max(E, 2 * K), "expert inputs");
+    moe_in_ = device_floats(2 * K + E, "expert inputs");  // slots or ids, weights; the CPU's sum (at 0, split at 2K)
     moe_host_ = ctx_.alloc(moe_in_.size(), Mem::Upload, "expert inputs");
     logits_rb_ = ctx_.alloc((size_t(block_max_off()) + logit_blocks()) * 4, Mem::Readback, "logits readback");  // + block maxima
     router_rb_ = ctx_.alloc((size_t(std::max<int64_t>(h.n_expert, 1)) + E) * 4, Mem::Readback, "router readback");

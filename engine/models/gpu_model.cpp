@@ -19,7 +19,7 @@ using gpu::Mem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-const char* place_name(int p) { return p == 0 ? "resident" : p == 1 ? "VRAM cache" : "CPU"; }
+const char* place_name(int p) { return p == 0 ? "resident" : p == 1 ? "VRAM cache" : p == 2 ? "CPU" : "VRAM cache + CPU"; }
 }  // namespace
 
 int gpu_pick_device(const std::string& spec) {
@@ -110,6 +110,10 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
         c.submit();
         t_sub = Clock::now();
         run_last(c);
+    } else if (place_ == Place::Split) {
+        run_split(gpu_ms);
+        t_sub = Clock::now();
+        run_last(*segments_for(place_).back());
     } else {
         std::vector<gpu::Cmd*>& segs = segments_for(place_);
         for (size_t s = 0; s < segs.size(); ++s) {
@@ -260,6 +264,83 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
     }
 }
 
+// Split placement: segment 0 up to the first router, then per MoE layer A (the cached experts) and
+// B (the CPU's sum, the layers up to the next router); A runs while the CPU computes the others.
+void GpuModel::run_split(double& gpu_ms) {
+    std::vector<gpu::Cmd*>& segs = segments_for(Place::Split);
+    segs[0]->submit();
+    for (size_t i = 0; i < sync_layers_.size(); ++i) {
+        segs[2 * i]->wait();  // the router logits and hn of layer sync_layers_[i]
+        gpu_ms += segs[2 * i]->last_gpu_ms();
+        if (i > 0) {  // done before the segment just waited for
+            segs[2 * i - 1]->wait();
+            gpu_ms += segs[2 * i - 1]->last_gpu_ms();
+        }
+        split_to_gpu(sync_layers_[i]);
+        segs[2 * i + 1]->submit();
+        split_on_cpu(sync_layers_[i]);
+        segs[2 * i + 2]->submit();  // the last one run_last() waits for
+    }
+}
+
+// Routes layer il; the experts in its VRAM cache go to the GPU (slots and weights in moe_host_, the
+// rest of the k padded with weight 0), the others to cpu_ids_. While the cache has free slots, the
+// missing experts are uploaded into them (so the cache holds the first experts used).
+void GpuModel::split_to_gpu(int64_t il) {
+    const float* rb = static_cast<const float*>(router_rb_.mapped());
+    route_on_host(il, rb);
+    MoeLayer& L = moe_[size_t(il)];
+    std::vector<int32_t> slots, miss_ids;
+    std::vector<uint32_t> miss_slots;
+    std::vector<float> w;
+    cpu_ids_.clear();
+    cpu_w_.clear();
+    for (int64_t j = 0; j < top_k_; ++j) {
+        const int32_t e = ids_[size_t(j)];
+        int64_t slot = L.slots->find(e);
+        if (slot < 0 && !L.slots->full()) {
+            bool hit;
+            slot = L.slots->get(e, &hit);
+            miss_ids.push_back(e);
+            miss_slots.push_back(uint32_t(slot));
+        } else if (slot >= 0) {
+            ++counters_.vram_cache_hits;
+        }
+        if (slot >= 0) {
+            slots.push_back(int32_t(slot));
+            w.push_back(weights_[size_t(j)]);
+        } else {
+            ++counters_.vram_cache_misses;
+            cpu_ids_.push_back(e);
+            cpu_w_.push_back(weights_[size_t(j)]);
+        }
+    }
+    counters_.vram_cache_misses += int64_t(miss_ids.size());
+    // Padding: weight 0 on slot 0, which holds an expert's weights (the first one admitted), so the
+    // products stay finite and add nothing.
+    while (int64_t(slots.size()) < top_k_) {
+        slots.push_back(0);
+        w.push_back(0.0f);
+    }
+    auto* in = static_cast<uint8_t*>(moe_host_.mapped());
+    std::memcpy(in, slots.data(), size_t(top_k_) * 4);
+    std::memcpy(in + 4 * top_k_, w.data(), size_t(top_k_) * 4);
+    if (!miss_ids.empty()) upload_misses(il, miss_ids, miss_slots);
+}
+
+void GpuModel::split_on_cpu(int64_t il) {
+    const Hparams& h = hp_;
+    const float* rb = static_cast<const float*>(router_rb_.mapped());
+    const int64_t n = int64_t(cpu_ids_.size());
+    if (n) {
+        experts_->fetch(moe_index_[size_t(il)], cpu_ids_.data(), n, fetched_.data());
+        moe_cpu_->run(fetched_.data(), cpu_w_.data(), n, rb + h.n_expert, y_cpu_.data(), *pool_);
+    } else {
+        std::fill(y_cpu_.begin(), y_cpu_.end(), 0.0f);
+    }
+    std::memcpy(static_cast<uint8_t*>(moe_host_.mapped()) + 8 * top_k_, y_cpu_.data(), size_t(h.n_embd) * 4);
+}
+
 // GpuExperts::Auto with experts outside VRAM: 4 tokens in cache placement, 4 on the CPU (the first
 // of each ignored: warm-up), then the faster for good.
 void GpuModel::probe(double seconds) {
@@ -322,6 +403,24 @@ std::vector<gpu::Cmd*>& GpuModel::segments_for(Place p) {
     auto& segs = segments_[int(p)];
     if (!segs.empty()) return segs;
     const int64_t n_layer = hp_.n_layer;
+    if (p == Place::Split) {
+        owned_cmds_.emplace_back(ctx_);
+        gpu::Cmd& c0 = owned_cmds_.back();
+        c0.begin();
+        record_layers(c0, p, -1, sync_layers_.empty() ? n_layer : sync_layers_[0]);
+        c0.end();
+        segs.push_back(&c0);
+        for (size_t s = 0; s < sync_layers_.size(); ++s) {
+            owned_cmds_.emplace_back(ctx_);
+            gpu::Cmd& a = owned_cmds_.back();
+            owned_cmds_.emplace_back(ctx_);
+            gpu::Cmd& b = owned_cmds_.back();
+            record_split(a, b, sync_layers_[s], s + 1 < sync_layers_.size() ? sync_layers_[s + 1] : n_layer);
+            segs.push_back(&a);
+            segs.push_back(&b);
+        }
+        return segs;
+    }
     for (size_t s = 0; s <= sync_layers_.size(); ++s) {
         owned_cmds_.emplace_back(ctx_);
         gpu::Cmd& c = owned_cmds_.back();
@@ -333,6 +432,32 @@ std::vector<gpu::Cmd*>& GpuModel::segments_for(Place p) {
         segs.push_back(&c);
     }
     return segs;
+}
+
+// Split placement after layer from's router: a = the cached experts' products added to x (slots and
+// weights from moe_host_), b = the CPU's sum added, the next norm, and the layers through the router
+// of layer `to` (as record_layers()).
+void GpuModel::record_split(gpu::Cmd& a, gpu::Cmd& b, int64_t from, int64_t to) {
+    const Hparams& h = hp_;
+    const uint32_t E = uint32_t(h.n_embd), K = uint32_t(top_k_);
+    a.begin();
+    a.barrier();  // after the segment before and any expert uploads
+    a.copy(step_host_, 0, step_, 0, gpu::kStepBytes);
+    a.independent();
+    a.copy(moe_host_, 0, moe_in_, 0, size_t(2 * K) * 4);  // the host writes the CPU's sum later: not that
+    record_experts(a, Place::Split, from);
+    a.end();
+    b.begin();
+    b.barrier();
+    b.copy(moe_host_, size_t(2 * K) * 4, moe_in_, size_t(2 * K) * 4, size_t(E) * 4);
+    const Vec hn{&hn_}, norm{&norms_, next_norm(from)};
+    gpu::moe_combine(b, {&x_}, {&moe_in_, 2 * K}, {&one_}, E, 1, &hn, norm, h.rms_eps);
+    if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(b, hn, *q, E);
+    for (int64_t il = from + 1; il <= std::min<int64_t>(to, h.n_layer - 1); ++il) {
+        record_layer(b, il, true);
+        if (moe_[size_t(il)].router.rows) record_router(b, Place::Split, il, il == to);
+    }
+    b.end();
 }
 
 // Records from layer `from`'s experts (from < 0: the embedding) through the router of layer `to`
@@ -469,7 +594,10 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     }
     if (!quantized) quantize_for(c, gate_, K * F, {&L.down_exps});
     // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
-    gpu::MatvecOpts d = with_xq(add_then_norm(next_norm(il)), gate_);
+    // (split: no norm; the CPU's sum comes after)
+    gpu::MatvecOpts acc;
+    acc.accumulate = true;
+    gpu::MatvecOpts d = with_xq(p == Place::Split ? acc : add_then_norm(next_norm(il)), gate_);
     d.n_mats = K;
     d.ids = &ids;
     d.ids_off = o.ids_off;
@@ -623,7 +751,7 @@ std::string GpuModel::describe() const {
                     "), dense weights + KV cache in VRAM";
     if (hp_.n_expert > 0) {
         s += ", experts: " + std::string(place_name(int(place_)));
-        if (place_ == Place::Cache && !sync_layers_.empty() && moe_[size_t(sync_layers_[0])].slots)
+        if ((place_ == Place::Cache || place_ == Place::Split) && !sync_layers_.empty() && moe_[size_t(sync_layers_[0])].slots)
             s += " (" + std::to_string(moe_[size_t(sync_layers_[0])].slots->n_slots()) + " of " + std::to_string(hp_.n_expert) +
                  " per layer)";
         if (probing_) s += ", measuring VRAM cache vs CPU";

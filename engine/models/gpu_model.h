@@ -11,6 +11,10 @@
 //             picks the top-k (route_on_host()), uploads the missing experts from the ExpertSource
 //             through a staging buffer, and the next segment computes all k from VRAM.
 //   cpu       as cache, but the CPU computes the experts (MoeFfn) and the next segment adds their sum.
+//   split     the VRAM cache's experts run on the GPU while the CPU computes the others: the
+//             segment after a router is two submits, the cached experts' products, then the CPU's sum
+//             and the layers after it. The cache fills with the first experts used, then stays (no
+//             uploads, so no host copies competing with the CPU's reads of the weights).
 // An architecture whose routing has no shader (gpu_routing() false) runs resident experts in segments
 // too, the host writing expert ids instead of cache slots. GpuExperts::Auto runs the first tokens in
 // cache and then in cpu placement and keeps the faster.
@@ -51,7 +55,7 @@ public:
 
 protected:
     void forward_batch(std::span<const int32_t> tokens, bool all, float* logits) override;
-    enum class Place { Resident, Cache, Cpu };
+    enum class Place { Resident, Cache, Cpu, Split };
     using Buffer = gpu::Buffer;
     using Mat = gpu::Mat;
     using Vec = gpu::Vec;
@@ -339,6 +343,12 @@ private:
     void probe(double seconds);
     bool segmented() const { return place_ != Place::Resident || !gpu_routing(); }
     std::vector<gpu::Cmd*>& segments_for(Place p);
+    void record_split(gpu::Cmd& a, gpu::Cmd& b, int64_t from, int64_t to);
+    void run_split(double& gpu_ms);                 // a token's segments in split placement
+    void split_to_gpu(int64_t il);                  // route; the cached experts' slots and weights
+    void split_on_cpu(int64_t il);                  // the others' weighted sum, on the CPU
+    std::vector<int32_t> cpu_ids_;                  // split: this layer's experts for the CPU
+    std::vector<float> cpu_w_;                      // and their weights
     struct BatchRow {
         uint32_t j, B;
     };
@@ -366,7 +376,7 @@ private:
     static constexpr size_t kUploadParts = 2;
     std::deque<gpu::Cmd> upload_cmds_;
     std::deque<gpu::Cmd> owned_cmds_;
-    std::vector<gpu::Cmd*> segments_[3];
+    std::vector<gpu::Cmd*> segments_[4];  // split: segment 0, then two per MoE layer (record_split())
     std::vector<int64_t> sync_layers_;  // MoE layers, where segments end
     // Host side of segmented placements.
     std::unique_ptr<ExpertSource> experts_;
