@@ -32,10 +32,10 @@ private:
 };
 
 // The GPU flags of every verb that loads a model: --gpu auto|none|INDEX (default auto),
-// --gpu-expert-cache SIZE, --gpu-experts auto|gpu|cpu.
+// --gpu-expert-cache SIZE, --gpu-experts auto|gpu|cpu|split.
 std::set<std::string> with_gpu_flags(std::set<std::string> value_flags);
 void apply_gpu_flags(const Args& a, ModelOptions& opt);
-#define SLUICE_GPU_USAGE "[--gpu auto|none|INDEX] [--gpu-expert-cache SIZE] [--gpu-experts auto|gpu|cpu] [--gpu-memory SIZE]"
+#define SLUICE_GPU_USAGE "[--gpu auto|none|INDEX] [--gpu-expert-cache SIZE] [--gpu-experts auto|gpu|cpu|split] [--gpu-memory SIZE]"
 
 // Reads a whole file into a string; Error naming the path on failure.
 std::string read_text_file(const std::string& path);

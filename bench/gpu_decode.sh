@@ -14,7 +14,8 @@
 # Models (written by `sluice gen-model`, random weights with the honest-routing scales, Q4_K):
 #   moe    Qwen3-30B-A3B's shape: 48 layers, embd 2048, 32/4 heads of 128, 128 experts of 768, top-8,
 #          vocab 151936 (~17 GB): fits in VRAM (decode tok/s vs the copy-bandwidth bound), and with a
-#          VRAM expert cache of CACHE_MIB the experts stream from host RAM (vs the host->GPU bound).
+#          VRAM expert cache of CACHE_MIB the experts stream from host RAM (vs the host->GPU bound),
+#          or split between that cache (GPU) and the CPU.
 #   dense  Qwen3-8B's shape (36 layers, embd 4096, ff 12288; ~4.7 GB): large matrices, where the
 #          bandwidth bound is reachable.
 #   dense32  Qwen3-32B's shape (64 layers, embd 5120, ff 25600; ~18.4 GB): larger matrices still
@@ -74,12 +75,15 @@ for m in moe dense dense32 dense72; do
   run "${m}_llama" "$TO" "$B/llama_peer_vulkan" -m "$M/$m.gguf" "${common[@]}"
 done
 # Experts in host RAM: sluice's VRAM expert cache fed through the staging buffer, sluice's CPU experts,
-# and llama.cpp's --cpu-moe (experts stay in host memory, computed by the CPU).
+# split (the VRAM cache's experts on the GPU while the CPU computes the rest), auto (whichever of the
+# three measures fastest), and llama.cpp's --cpu-moe (experts stay in host memory, computed by the CPU).
 [ "${SKIP_STREAM:-0}" = 1 ] || [ "${SKIP_MOE:-0}" = 1 ] || {
 run moe_stream_sluice_gpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
   --gpu-experts gpu -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_sluice_cpu "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
   --gpu-experts cpu -t "$T" -p "$P" -n 32 -r 2 --json
+run moe_stream_sluice_split "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
+  --gpu-experts split -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_sluice_auto "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_index" --gpu-expert-cache "$CACHE_MIB" \
   -t "$T" -p "$P" -n 32 -r 2 --json
 run moe_stream_llama_cpumoe "$TO" "$B/llama_peer_vulkan" -m "$M/moe.gguf" --cpu-moe -t "$T" -p "$P" -n 32 -r 2 --json
@@ -119,7 +123,7 @@ if mv:
         print(f"  {t:5s} {shape:15s} " + "   ".join(cells) + (f"   best {100*best*1e9/copy:3.0f}% of copy" if copy else ""))
 for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_sluice", "dense32_llama", "dense72_sluice", "dense72_llama",
              "moe_stream_sluice_gpu",
-             "moe_stream_sluice_cpu", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
+             "moe_stream_sluice_cpu", "moe_stream_sluice_split", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
     r = load(name)
     if not r:
         print(f"{name:26s} (no result)")
@@ -143,8 +147,10 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_
         if r.get("vram_cache_misses") is not None and slab:
             n_tok = r["decode_tokens"] * len(r["decode_tok_s_runs"])
             hits, miss = r["vram_cache_hits"], r["vram_cache_misses"]
-            moved = miss / n_tok * slab
+            moved = 0 if name.endswith("split") else miss / n_tok * slab  # split: misses go to the CPU
             row["hit_rate"] = hits / max(1, hits + miss)
+            if not moved:
+                line += f"  hit rate {row['hit_rate']:.2f} (the rest on the CPU)"
             row["h2d_bytes_per_token"] = moved
             if moved:
                 row["fraction_of_h2d_bound"] = moved * tok_s / h2d

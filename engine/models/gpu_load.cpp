@@ -268,7 +268,8 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
         if (opt_.gpu_experts == GpuExperts::Gpu)
             throw gpu::GpuError("the VRAM expert cache holds " + std::to_string(n) + " experts per layer; a token needs " +
                                 std::to_string(top_k_));
-        place_ = Place::Cpu;
+        // too few for the cache placement: split (measured against the CPU, probe()) if any fit
+        place_ = n >= 1 && opt_.gpu_experts == GpuExperts::Auto ? Place::Split : Place::Cpu;
     }
     if (place_ == Place::Cpu) return;
     L.slots = std::make_unique<gpu::SlotCache>(uint32_t(n));
@@ -296,7 +297,9 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
         moe_cpu_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
         fetched_.resize(size_t(top_k_));
     }
-    probing_ = place_ == Place::Cache && opt_.gpu_experts == GpuExperts::Auto;
+    probing_ = (place_ == Place::Cache || place_ == Place::Split) && opt_.gpu_experts == GpuExperts::Auto;
+    if (place_ == Place::Cache) probe_arms_ = {Place::Cache, Place::Cpu, Place::Split};
+    if (place_ == Place::Split) probe_arms_ = {Place::Split, Place::Cpu};
 
     const size_t E = size_t(h.n_embd), K = size_t(std::max<int64_t>(top_k_, 1));
     const size_t ff = std::max(ff_floats, K * size_t(h.n_ff_exp));

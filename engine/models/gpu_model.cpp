@@ -341,19 +341,27 @@ void GpuModel::split_on_cpu(int64_t il) {
     std::memcpy(static_cast<uint8_t*>(moe_host_.mapped()) + 8 * top_k_, y_cpu_.data(), size_t(h.n_embd) * 4);
 }
 
-// GpuExperts::Auto with experts outside VRAM: 4 tokens in cache placement, 4 on the CPU (the first
-// of each ignored: warm-up), then the faster for good.
+// GpuExperts::Auto with experts outside VRAM: 4 tokens in each placement of probe_arms_ (the first
+// of each ignored: warm-up), then the fastest for good.
 void GpuModel::probe(double seconds) {
     if (!probing_) return;
     ++probe_n_;
-    if (probe_n_ % 4 != 1) probe_s_[place_ == Place::Cache ? 0 : 1] += seconds;
-    if (probe_n_ == 4) place_ = Place::Cpu;
-    if (probe_n_ == 8) {
-        place_ = probe_s_[0] <= probe_s_[1] ? Place::Cache : Place::Cpu;
-        probing_ = false;
-        placement_ = describe() + " (measured " + std::to_string(int(3 / probe_s_[0])) + " tok/s in the VRAM cache, " +
-                     std::to_string(int(3 / probe_s_[1])) + " on the CPU)";
+    const size_t arm = size_t((probe_n_ - 1) / 4);
+    if (probe_n_ % 4 != 1) probe_s_[arm] += seconds;
+    if (probe_n_ % 4 != 0) return;
+    if (arm + 1 < probe_arms_.size()) {
+        place_ = probe_arms_[arm + 1];
+        return;
     }
+    size_t best = 0;
+    for (size_t a = 1; a < probe_arms_.size(); ++a)
+        if (probe_s_[a] < probe_s_[best]) best = a;
+    place_ = probe_arms_[best];
+    probing_ = false;
+    std::string m;
+    for (size_t a = 0; a < probe_arms_.size(); ++a)
+        m += std::string(a ? ", " : "") + std::to_string(int(3 / probe_s_[a])) + " tok/s " + place_name(int(probe_arms_[a]));
+    placement_ = describe() + " (measured " + m + ")";
 }
 
 // ---- recording (once; buffers and offsets never change)
@@ -754,7 +762,7 @@ std::string GpuModel::describe() const {
         if ((place_ == Place::Cache || place_ == Place::Split) && !sync_layers_.empty() && moe_[size_t(sync_layers_[0])].slots)
             s += " (" + std::to_string(moe_[size_t(sync_layers_[0])].slots->n_slots()) + " of " + std::to_string(hp_.n_expert) +
                  " per layer)";
-        if (probing_) s += ", measuring VRAM cache vs CPU";
+        if (probing_) s += ", measuring which placement is fastest";
     }
     if (n_repacked_) s += ", " + std::to_string(n_repacked_) + " Q8_0 tensors repacked";
     s += ", " + std::to_string(counters_.vram_bytes >> 20) + " MiB";

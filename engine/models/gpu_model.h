@@ -17,7 +17,8 @@
 //             uploads, so no host copies competing with the CPU's reads of the weights).
 // An architecture whose routing has no shader (gpu_routing() false) runs resident experts in segments
 // too, the host writing expert ids instead of cache slots. GpuExperts::Auto runs the first tokens in
-// cache and then in cpu placement and keeps the faster.
+// cache, cpu and split placement (split and cpu when the cache holds fewer than k experts a layer)
+// and keeps the fastest.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -385,7 +386,8 @@ private:
     std::vector<float> y_cpu_;
     bool probing_ = false;
     int probe_n_ = 0;
-    double probe_s_[2] = {0, 0};
+    std::vector<Place> probe_arms_;  // GpuExperts::Auto: the placements probe() measures, in turn
+    double probe_s_[3] = {0, 0, 0};
 };
 
 }  // namespace sluice
