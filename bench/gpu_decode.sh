@@ -147,7 +147,8 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_
         if r.get("vram_cache_misses") is not None and slab:
             n_tok = r["decode_tokens"] * len(r["decode_tok_s_runs"])
             hits, miss = r["vram_cache_hits"], r["vram_cache_misses"]
-            moved = 0 if name.endswith("split") else miss / n_tok * slab  # split: misses go to the CPU
+            split = name.endswith("split") or "VRAM cache + CPU" in r.get("placement", "")
+            moved = 0 if split else miss / n_tok * slab  # split: misses go to the CPU
             row["hit_rate"] = hits / max(1, hits + miss)
             if not moved:
                 line += f"  hit rate {row['hit_rate']:.2f} (the rest on the CPU)"
