@@ -342,9 +342,19 @@ void GpuModel::split_on_cpu(int64_t il) {
 }
 
 // GpuExperts::Auto with experts outside VRAM: 4 tokens in each placement of probe_arms_ (the first
-// of each ignored: warm-up), then the fastest for good.
+// of each ignored: warm-up; split's after its cache filled), then the fastest for good.
 void GpuModel::probe(double seconds) {
     if (!probing_) return;
+    // Split fills its cache at the cache placement's speed (uploads) and then uploads nothing: its
+    // tokens count once every layer's cache is full (or after 64 tokens of filling).
+    if (place_ == Place::Split && probe_fill_ < 64) {
+        bool full = true;
+        for (int64_t il : sync_layers_) full = full && moe_[size_t(il)].slots->full();
+        if (!full) {
+            ++probe_fill_;
+            return;
+        }
+    }
     ++probe_n_;
     const size_t arm = size_t((probe_n_ - 1) / 4);
     if (probe_n_ % 4 != 1) probe_s_[arm] += seconds;

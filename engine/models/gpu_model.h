@@ -385,7 +385,7 @@ private:
     std::vector<ExpertWeights> fetched_;
     std::vector<float> y_cpu_;
     bool probing_ = false;
-    int probe_n_ = 0;
+    int probe_n_ = 0, probe_fill_ = 0;
     std::vector<Place> probe_arms_;  // GpuExperts::Auto: the placements probe() measures, in turn
     double probe_s_[3] = {0, 0, 0};
 };
