@@ -84,7 +84,7 @@ struct ModelOptions {
 // What a GPU backend reports (zeros on the CPU).
 struct GpuCounters {
     double gpu_s_last_token = 0;       // GPU time of the last token (timestamps)
-    uint64_t vram_cache_hits = 0, vram_cache_misses = 0;  // routed experts found in / uploaded to VRAM
+    uint64_t vram_cache_hits = 0, vram_cache_misses = 0;  // routed experts found in VRAM / not (uploaded; split: or the CPU's)
     uint64_t vram_bytes = 0;           // VRAM the model holds
     uint64_t vram_batch_bytes = 0;     // of the VRAM planned at load, what prompt batches' buffers may take
     uint64_t batched_tokens = 0;       // prompt tokens run in batches (GpuModel::forward_batch)
