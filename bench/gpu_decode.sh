@@ -150,7 +150,7 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_
             split = name.endswith("split") or "VRAM cache + CPU" in r.get("placement", "")
             moved = 0 if split else miss / n_tok * slab  # split: misses go to the CPU
             row["hit_rate"] = hits / max(1, hits + miss)
-            if not moved:
+            if not moved and hits + miss:
                 line += f"  hit rate {row['hit_rate']:.2f} (the rest on the CPU)"
             row["h2d_bytes_per_token"] = moved
             if moved:
