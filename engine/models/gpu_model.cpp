@@ -298,24 +298,25 @@ void GpuModel::split_to_gpu(int64_t il) {
     for (int64_t j = 0; j < top_k_; ++j) {
         const int32_t e = ids_[size_t(j)];
         int64_t slot = L.slots->find(e);
-        if (slot < 0 && !L.slots->full()) {
-            bool hit;
-            slot = L.slots->get(e, &hit);
-            miss_ids.push_back(e);
-            miss_slots.push_back(uint32_t(slot));
-        } else if (slot >= 0) {
+        if (slot >= 0) {
             ++counters_.vram_cache_hits;
+        } else {
+            ++counters_.vram_cache_misses;
+            if (!L.slots->full()) {  // admitted: uploaded below, then computed on the GPU
+                bool hit;
+                slot = L.slots->get(e, &hit);
+                miss_ids.push_back(e);
+                miss_slots.push_back(uint32_t(slot));
+            }
         }
         if (slot >= 0) {
             slots.push_back(int32_t(slot));
             w.push_back(weights_[size_t(j)]);
         } else {
-            ++counters_.vram_cache_misses;
             cpu_ids_.push_back(e);
             cpu_w_.push_back(weights_[size_t(j)]);
         }
     }
-    counters_.vram_cache_misses += int64_t(miss_ids.size());
     // Padding: weight 0 on slot 0, which holds an expert's weights (the first one admitted), so the
     // products stay finite and add nothing.
     while (int64_t(slots.size()) < top_k_) {
@@ -338,7 +339,7 @@ void GpuModel::split_on_cpu(int64_t il) {
     } else {
         std::fill(y_cpu_.begin(), y_cpu_.end(), 0.0f);
     }
-    std::memcpy(static_cast<uint8_t*>(moe_host_.mapped()) + 8 * top_k_, y_cpu_.data(), size_t(h.n_embd) * 4);
+    std::memcpy(static_cast<float*>(moe_host_.mapped()) + split_sum_off(), y_cpu_.data(), size_t(h.n_embd) * 4);
 }
 
 // GpuExperts::Auto with experts outside VRAM: 4 tokens in each placement of probe_arms_ (the first
@@ -457,25 +458,31 @@ std::vector<gpu::Cmd*>& GpuModel::segments_for(Place p) {
 // of layer `to` (as record_layers()).
 void GpuModel::record_split(gpu::Cmd& a, gpu::Cmd& b, int64_t from, int64_t to) {
     const Hparams& h = hp_;
-    const uint32_t E = uint32_t(h.n_embd), K = uint32_t(top_k_);
+    const uint32_t E = uint32_t(h.n_embd);
     a.begin();
     a.barrier();  // after the segment before and any expert uploads
     a.copy(step_host_, 0, step_, 0, gpu::kStepBytes);
     a.independent();
-    a.copy(moe_host_, 0, moe_in_, 0, size_t(2 * K) * 4);  // the host writes the CPU's sum later: not that
+    a.copy(moe_host_, 0, moe_in_, 0, size_t(split_sum_off()) * 4);  // the host writes the CPU's sum later: not that
     record_experts(a, Place::Split, from);
     a.end();
     b.begin();
     b.barrier();
-    b.copy(moe_host_, size_t(2 * K) * 4, moe_in_, size_t(2 * K) * 4, size_t(E) * 4);
-    const Vec hn{&hn_}, norm{&norms_, next_norm(from)};
-    gpu::moe_combine(b, {&x_}, {&moe_in_, 2 * K}, {&one_}, E, 1, &hn, norm, h.rms_eps);
-    if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(b, hn, *q, E);
+    b.copy(moe_host_, size_t(split_sum_off()) * 4, moe_in_, size_t(split_sum_off()) * 4, size_t(E) * 4);
+    record_host_sum(b, from, split_sum_off());
     for (int64_t il = from + 1; il <= std::min<int64_t>(to, h.n_layer - 1); ++il) {
         record_layer(b, il, true);
         if (moe_[size_t(il)].router.rows) record_router(b, Place::Split, il, il == to);
     }
     b.end();
+}
+
+// x += the host's sum of layer il's experts (moe_in_ from float off), hn = the next norm of x and its mirror
+void GpuModel::record_host_sum(gpu::Cmd& c, int64_t il, uint32_t off) {
+    const uint32_t E = uint32_t(hp_.n_embd);
+    const Vec hn{&hn_};
+    gpu::moe_combine(c, {&x_}, {&moe_in_, off}, {&one_}, E, 1, &hn, {&norms_, next_norm(il)}, hp_.rms_eps);
+    if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, hn, *q, E);
 }
 
 // Records from layer `from`'s experts (from < 0: the embedding) through the router of layer `to`
@@ -582,12 +589,10 @@ bool GpuModel::moe_reads_scaled(int64_t il) const {
 void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     const Hparams& h = hp_;
     const MoeLayer& L = moe_[size_t(il)];
-    const uint32_t E = uint32_t(h.n_embd), F = uint32_t(h.n_ff_exp), K = uint32_t(top_k_);
-    const Vec hn{&hn_}, norm{&norms_, next_norm(il)};
+    const uint32_t F = uint32_t(h.n_ff_exp), K = uint32_t(top_k_);
     record_before_experts(c, il);
     if (p == Place::Cpu) {
-        gpu::moe_combine(c, {&x_}, {&moe_in_}, {&one_}, E, 1, &hn, norm, h.rms_eps);
-        if (const gpu::Xq* q = xq(hn_)) gpu::quantize_q8(c, hn, *q, E);
+        record_host_sum(c, il, 0);
         return;
     }
     const bool gpu_ids = p == Place::Resident && gpu_routing();

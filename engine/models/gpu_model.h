@@ -348,6 +348,8 @@ private:
     void run_split(double& gpu_ms);                 // a token's segments in split placement
     void split_to_gpu(int64_t il);                  // route; the cached experts' slots and weights
     void split_on_cpu(int64_t il);                  // the others' weighted sum, on the CPU
+    uint32_t split_sum_off() const { return uint32_t(2 * top_k_); }  // floats of moe_in_ before the CPU's sum
+    void record_host_sum(gpu::Cmd& c, int64_t il, uint32_t off);  // x += the host's expert sum; the next norm
     std::vector<int32_t> cpu_ids_;                  // split: this layer's experts for the CPU
     std::vector<float> cpu_w_;                      // and their weights
     struct BatchRow {
