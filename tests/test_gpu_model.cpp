@@ -350,6 +350,97 @@ TEST(GpuModelBatch, HostExpertBatchesMatchTokenByToken) {
 // Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
 // experts come through the streaming ExpertSource, into the VRAM expert cache or to the CPU experts,
 // and the logits are the CPU path's.
+// Prompt batches with the experts outside VRAM, their routed experts uploaded to the GPU's arena
+// (gpu_batch_experts.cpp): the same grouped products as the resident placement's batches, so the same
+// logits up to the host's routing weights' rounding (the CPU's experts differ by ~1e-2 here: with
+// SLUICE_GPU_BATCH_EXPERTS=cpu this test fails). In each
+// placement, through staging (discrete) or in place (unified), the arena holding a layer's experts or
+// 3 of 16 (rounds), from the mapping or streamed (--io direct, a host cache of K + 1 experts).
+TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
+    for (const char* arch : {"qwen3moe", "qwen35moe"}) {
+        SCOPED_TRACE(arch);
+        const std::string f = tmp_dir() + "gpu_bx_" + std::to_string(getpid()) + ".gguf";
+        const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch " + arch + " --layers 2 --embd 256 --heads 4 " +
+                                "--kv-heads 2 --head-dim 64 --experts 16 --used 4 --ff-exp 256 --vocab 300 --out-std 0.06 " +
+                                "--type q4_K --out " + f + " >/dev/null";
+        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+        std::vector<int32_t> ids;
+        for (int32_t i = 0; i < 140; ++i) ids.push_back((i * 53 + 7) % 300);
+        setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
+        setenv("SLUICE_GPU_BATCH_EXPERTS", "gpu", 1);  // batches of 8 too
+        // `first` tokens one by one (in the cache placement they fill the VRAM cache, whose experts the
+        // batches then copy within VRAM), the prompt up to 136 (batches of 64 and 8, the rest one by
+        // one), 4 more: the prompt's last logits and the 4 tokens'.
+        std::string where;
+        GpuCounters batch;  // what the prompt added
+        auto run = [&](ModelOptions o, size_t first) {
+            o.n_ctx = 256;
+            auto m = load_model(f, o);
+            where = m->placement();
+            if (first) m->forward_tokens(std::span<const int32_t>(ids.data(), first), false);
+            const GpuCounters c0 = m->gpu_counters();
+            std::vector<float> l = m->forward_tokens(std::span<const int32_t>(ids.data() + first, 136 - first), false);
+            const GpuCounters c1 = m->gpu_counters();
+            batch.batched_tokens = c1.batched_tokens - c0.batched_tokens;
+            batch.vram_cache_hits = c1.vram_cache_hits - c0.vram_cache_hits;
+            const std::vector<float> r = m->forward_tokens(std::span<const int32_t>(ids.data() + 136, 4), true);
+            l.insert(l.end(), r.begin(), r.end());
+            return l;
+        };
+        const auto ref = run(gpu_opts(), 0), ref7 = run(gpu_opts(), 7);
+        EXPECT_NE(where.find("experts: resident"), std::string::npos) << where;
+        struct Case {
+            const char* name;
+            GpuExperts at;
+            bool discrete;
+            const char* arena;
+            bool streamed = false;
+        };
+        for (const Case& c : {Case{"cpu", GpuExperts::Cpu, true, ""}, Case{"cpu unified, 3 slots", GpuExperts::Cpu, false, "3"},
+                              Case{"cache", GpuExperts::Gpu, true, "3"}, Case{"cache unified", GpuExperts::Gpu, false, ""},
+                              Case{"split", GpuExperts::Split, true, ""}, Case{"auto", GpuExperts::Auto, false, "3"},
+                              Case{"cpu streamed", GpuExperts::Cpu, true, "3", true}}) {
+            ModelOptions o = gpu_opts();
+            o.gpu_expert_cache = 2 * 6 * 3 * 256 * 256 * 144 / 256;  // 6 Q4_K experts a layer
+            o.gpu_experts = c.at;
+            o.gpu_emulate_discrete = c.discrete;
+            if (c.streamed) {
+                ModelOptions p = cpu_opts();
+                p.io = IoMode::Direct;
+                auto probe = load_model(f, p);
+                o.io = IoMode::Direct;
+                o.prefetch = false;
+                o.expert_cache = uint64_t(probe->hparams().n_expert_used + 1) * probe->memory().slot_bytes;
+            }
+            if (*c.arena) setenv("SLUICE_GPU_ARENA", c.arena, 1);
+            // The cache placement decodes on the GPU as the resident one does: there also after 7
+            // tokens that filled its cache, and the continuation; the others decode some experts
+            // on the CPU (~1e-2 apart), so only the prompt's logits, from the start.
+            for (const size_t first : {size_t(0), size_t(7)}) {
+                const bool gpu = c.at == GpuExperts::Gpu;
+                if (first && !gpu) continue;
+                SCOPED_TRACE(std::string(c.name) + (first ? ", 7 tokens first" : ""));
+                const auto got = run(o, first);
+                const std::vector<float>& want = first ? ref7 : ref;
+                EXPECT_EQ(where.find("experts: resident"), std::string::npos) << where;
+                EXPECT_EQ(batch.batched_tokens, first ? 128u : 136u);
+                if (first) EXPECT_GT(batch.vram_cache_hits, 0u);
+                const double err = max_rel_err(std::vector<float>(got.begin(), got.begin() + 300),
+                                               std::vector<float>(want.begin(), want.begin() + 300), 300);
+                const double all = max_rel_err(got, want, 300);
+                std::printf("  %s %s%s: max rel err %.3g (prompt), %.3g (with the continuation) vs the resident placement's\n",
+                            arch, c.name, first ? ", 7 tokens first" : "", err, all);
+                EXPECT_LE(err, 1e-4);
+                if (gpu) EXPECT_LE(all, 1e-4);
+            }
+            unsetenv("SLUICE_GPU_ARENA");
+        }
+        unsetenv("SLUICE_GPU_BATCH_EXPERTS");
+        unsetenv("SLUICE_GPU_PROMPT_BATCH");
+        std::remove(f.c_str());
+    }
+}
+
 TEST(GpuStreaming, UnmappedFileMatchesCpuPath) {
     for (const char* fixture : {"moe_b", "moe_c"}) {
         const std::string path = kDir + fixture + ".gguf";

@@ -111,7 +111,10 @@ void GpuModel::run_batch(std::span<const int32_t> tokens, size_t first) {
         for (size_t s = 0; s < segs.size(); ++s) {
             if (s > 0) {
                 const int64_t il = sync_layers_[s - 1];
-                experts_on_host(il, B);
+                if (gpu_batch_experts(B))
+                    experts_to_gpu_batch(il, B);
+                else
+                    experts_on_host(il, B);
                 // progress inside the batch; a stop between layers leaves n_past_ at the batch's start
                 chunk_progress(double(first) + double(B) * double(il + 1) / double(hp_.n_layer));
             }
@@ -195,8 +198,15 @@ void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& 
         if (host && moe_[size_t(il)].router.rows) {
             c->end();
             c = open();
-            c->copy(hb_y_host_, 0, hb_y_, 0, size_t(B) * E * 4);
-            gpu::moe_combine_rows(*c, {&xb_}, {&hb_y_}, {&one_}, E, 1, B, E, E, 0);  // x += the experts' sum
+            if (gpu_batch_experts(B)) {  // x += each token's weighted sum of its experts' outputs (oute_b_)
+                const uint32_t K = uint32_t(top_k_);
+                alloc_arena();  // and oute_b_
+                c->copy(hb_y_host_, 0, hb_y_, 0, size_t(B) * K * 4);  // the weights
+                gpu::moe_combine_rows(*c, {&xb_}, {&oute_b_}, {&hb_y_}, E, K, B, E, K * E, K);
+            } else {
+                c->copy(hb_y_host_, 0, hb_y_, 0, size_t(B) * E * 4);
+                gpu::moe_combine_rows(*c, {&xb_}, {&hb_y_}, {&one_}, E, 1, B, E, E, 0);  // x += the experts' sum
+            }
         }
     }
     c->end();
@@ -207,16 +217,22 @@ void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& 
 // from the router logits and hn the segment read back; their sums go up for the next segment.
 void GpuModel::experts_on_host(int64_t il, uint32_t B) {
     const Hparams& h = hp_;
-    const size_t K = size_t(top_k_), R = route_row(), E = size_t(h.n_embd);
+    const size_t K = size_t(top_k_), E = size_t(h.n_embd);
+    const float* rb = static_cast<const float*>(hb_rb_.mapped());
+    route_batch(il, B);
+    moe_cpu_->run_batch(*experts_, moe_index_[size_t(il)], hb_ids_.data(), hb_w_.data(), int64_t(B), int64_t(K),
+                        h.n_expert, rb + hb_hn_off(0, B), hb_out_.data(), *pool_);
+    std::memcpy(hb_y_host_.mapped(), hb_out_.data(), size_t(B) * E * 4);
+}
+
+void GpuModel::route_batch(int64_t il, uint32_t B) {
+    const size_t K = size_t(top_k_), R = route_row();
     const float* rb = static_cast<const float*>(hb_rb_.mapped());
     for (uint32_t j = 0; j < B; ++j) {
         route_on_host(il, rb + j * R);
         std::copy(ids_.begin(), ids_.end(), hb_ids_.begin() + ptrdiff_t(j * K));
         std::copy(weights_.begin(), weights_.end(), hb_w_.begin() + ptrdiff_t(j * K));
     }
-    moe_cpu_->run_batch(*experts_, moe_index_[size_t(il)], hb_ids_.data(), hb_w_.data(), int64_t(B), int64_t(K),
-                        h.n_expert, rb + hb_hn_off(0, B), hb_out_.data(), *pool_);
-    std::memcpy(hb_y_host_.mapped(), hb_out_.data(), size_t(B) * E * 4);
 }
 
 void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
@@ -289,6 +305,15 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
     }
 }
 
+void GpuModel::alloc_grouped() {
+    if (upe_b_.size()) return;
+    const uint32_t K = uint32_t(top_k_), F = uint32_t(hp_.n_ff_exp), NE = uint32_t(hp_.n_expert), E = uint32_t(hp_.n_embd);
+    upe_b_ = device_floats(size_t(batch_max()) * K * F, "experts' up of a prompt batch");
+    oute_b_ = device_floats(size_t(batch_max()) * K * E, "experts' outputs of a prompt batch");
+    const gpu::ExpertGroups most{nullptr, batch_max(), K, NE, 16};
+    grp_b_ = device_floats(size_t(most.words()), "routed experts grouped by expert");
+}
+
 bool GpuModel::grouped_experts(const MoeLayer& M) const {
     static const bool on = [] {
         const char* e = std::getenv("SLUICE_GPU_MOE_GROUP");
@@ -306,12 +331,7 @@ void GpuModel::record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B
     const Hparams& h = hp_;
     const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd);
     const uint32_t R = route_row();
-    if (!upe_b_.size()) {
-        upe_b_ = device_floats(size_t(batch_max()) * K * F, "experts' up of a prompt batch");
-        oute_b_ = device_floats(size_t(batch_max()) * K * E, "experts' outputs of a prompt batch");
-        gpu::ExpertGroups most{nullptr, batch_max(), K, NE, 16};
-        grp_b_ = device_floats(size_t(most.words()), "routed experts grouped by expert");
-    }
+    alloc_grouped();
     // Tiles of 16 entries unless the experts get 24 tokens each on average.
     gpu::ExpertGroups g{&grp_b_, B, K, NE, B * K >= 24 * NE ? 32u : 16u};
     gpu::moe_group(c, {&rb_, NE}, R, g);

@@ -189,7 +189,23 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     batch_cap_ = batch_wanted(!resident);  // batch_max() as it will be
     while (batch_cap_ >= kBatchSmall && fixed + batch_vram(batch_cap_) > budget) batch_cap_ = batch_cap_ / 2 / kBatchSmall * kBatchSmall;
     counters_.vram_batch_bytes = batch_cap_ >= kBatchSmall ? batch_vram(batch_cap_) : 0;
-    const uint64_t room = budget > need + counters_.vram_batch_bytes ? budget - need - counters_.vram_batch_bytes : 0;
+    uint64_t room = budget > need + counters_.vram_batch_bytes ? budget - need - counters_.vram_batch_bytes : 0;
+    // The arena of prompt batches' GPU experts (gpu_batch_experts.cpp): one MoE layer's experts, at
+    // most a quarter of the room, when the experts live outside VRAM and their types have the tiled
+    // kernels.
+    if (!resident && batch_cap_ >= kBatchSmall) {
+        std::map<std::string, uint64_t> per_layer;
+        bool mm = true;
+        for (const gguf::TensorInfo& t : f.tensors()) {
+            if (!is_expert_tensor(t)) continue;
+            per_layer[t.name.substr(0, t.name.find('.', t.name.find('.') + 1))] += t.nbytes;
+            mm = mm && gpu::has_mm(ctx_, uint32_t(t.type));
+        }
+        for (const auto& [layer, bytes] : per_layer) arena_bytes_ = std::max(arena_bytes_, bytes);
+        arena_bytes_ = mm ? std::min(arena_bytes_, room / 4) : 0;
+        room -= arena_bytes_;
+        counters_.vram_batch_bytes += arena_bytes_;
+    }
     const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
     place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident
              : opt_.gpu_experts == GpuExperts::Cpu   ? Place::Cpu
@@ -234,6 +250,9 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
     L.expert_bytes[0] = uint64_t(F * row_bytes(g.type, E));
     L.expert_bytes[1] = uint64_t(F * row_bytes(u.type, E));
     L.expert_bytes[2] = uint64_t(E * row_bytes(d.type, F));
+    L.expert_type[0] = uint32_t(g.type);
+    L.expert_type[1] = uint32_t(u.type);
+    L.expert_type[2] = uint32_t(d.type);
     if (place_ == Place::Resident) {
         const bool expert_major = !std::getenv("SLUICE_GPU_EXPERT_MAJOR") || std::string(std::getenv("SLUICE_GPU_EXPERT_MAJOR")) != "0";
         const std::vector<Mat> m = !expert_major ? std::vector<Mat>{}

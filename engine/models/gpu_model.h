@@ -68,6 +68,7 @@ protected:
         Mat gate_exps, up_exps, down_exps;
         std::unique_ptr<gpu::SlotCache> slots;
         uint64_t expert_bytes[3] = {0, 0, 0};  // one expert's gate, up, down
+        uint32_t expert_type[3] = {0, 0, 0};   // and their types
     };
 
     GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hparams hp, int64_t top_k, int device);
@@ -300,6 +301,7 @@ protected:
     uint32_t route_row() const { return uint32_t(hp_.n_expert + 2 * top_k_ + 3) / 4 * 4; }
     Buffer gb_, ub_, rb_, steps_b_host_;  // the FFN's gate, up and router outputs per token; step headers
     Buffer upe_b_, oute_b_, grp_b_;       // grouped experts: up and output per entry, the group buffer
+    void alloc_grouped();                 // those three, on first use
     Buffer steps_all_;                    // the batch's step headers on the device, back to back
     std::map<uint32_t, std::vector<std::unique_ptr<gpu::Cmd>>> batch_cmd_;  // recorded per batch size (segments)
     void alloc_batch();
@@ -313,6 +315,25 @@ protected:
     // recurrent states are what token by token leaves).
     bool host_experts_batch() const { return place_ != Place::Resident && experts_ && moe_cpu_; }
     void experts_on_host(int64_t il, uint32_t B);
+    void route_batch(int64_t il, uint32_t B);  // each token's top-k of the read-back router logits: hb_ids_, hb_w_
+    // Prompt batches of at least kGpuBatchExperts tokens with the experts on the host side
+    // (gpu_batch_experts.cpp): the batch's routed experts go up once each into a VRAM arena (copied
+    // within VRAM where the cache holds them) and run there as grouped products; the CPU only
+    // copies. SLUICE_GPU_BATCH_EXPERTS=cpu: never; =gpu: batches of any size. SLUICE_GPU_ARENA=N: at
+    // most N experts in the arena (rounds).
+    static constexpr uint32_t kGpuBatchExperts = 64;
+    bool gpu_batch_experts(uint32_t B) const;
+    void experts_to_gpu_batch(int64_t il, uint32_t B);
+    void alloc_arena();
+    // Uploads the listed experts of layer il from the ExpertSource into arena slots `at` through
+    // bx_staging_'s two halves (a DMA each, submitted as it fills).
+    void upload_to_arena(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& at);
+    uint64_t arena_bytes_ = 0;  // planned (plan_vram): one MoE layer's experts, at most a quarter of the room
+    uint32_t arena_slots_ = 0;  // experts the arena holds (alloc_arena)
+    uint64_t arena_part_[3] = {0, 0, 0};  // its gate, up, down strides: the largest expert's over the layers
+    Buffer arena_[3], bx_staging_, bx_groups_;
+    size_t bx_half_ = 0;  // bytes of each staging half
+    std::deque<gpu::Cmd> bx_copy_, bx_compute_;  // per staging half; per groups region
     Buffer hb_rb_, hb_y_host_, hb_y_;  // host experts: router logits + hn read back, sums up and on the GPU
     // hb_rb_'s layout for B tokens: token j's router logits at j route_row(), its hn at hb_hn_off(j, B).
     size_t hb_hn_off(uint32_t j, uint32_t B) const { return size_t(B) * route_row() + size_t(j) * size_t(hp_.n_embd); }

@@ -1,0 +1,242 @@
+// Prompt batches' routed experts on the GPU when the experts live outside VRAM (cache, cpu and split
+// placements). Between a batch's segments (gpu_batch.cpp run_batch) the host routes every token, then
+// uploads each expert the batch picked once into a VRAM arena (copied within VRAM where the expert
+// cache holds it) and submits the grouped products over the arena's slots (matmul_experts, groups
+// laid out by the host); the next segment adds each token's weighted sum. A layer whose experts
+// outnumber the arena's slots runs in rounds. The CPU only copies bytes, so a prompt moves at the
+// host-to-GPU copy rate (or the disk's) instead of the CPU's matrix products.
+#ifdef SLUICE_VULKAN
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "engine/models/gpu_model.h"
+#include "engine/stats_recorder.h"
+#include "engine/tensor/threadpool.h"
+
+namespace sluice {
+
+using gpu::Mem;
+
+bool GpuModel::gpu_batch_experts(uint32_t B) const {
+    const char* e = std::getenv("SLUICE_GPU_BATCH_EXPERTS");
+    const std::string mode = e ? e : "";
+    if (mode == "cpu" || !arena_bytes_ || !host_experts_batch() || !batch_ok() || !xq(hnb_) || !xq(gb_)) return false;
+    if (hp_.n_ff_exp % 256 != 0) return false;  // the tiled kernels' row blocks
+    for (int64_t il : sync_layers_) {
+        const MoeLayer& L = moe_[size_t(il)];
+        for (uint32_t t : L.expert_type)
+            if (!gpu::has_mm(ctx_, t)) return false;
+    }
+    return mode == "gpu" || B >= kGpuBatchExperts;
+}
+
+// The arena (one buffer per part, so each stays within a binding's range), the staging halves, the
+// groups' regions and their command buffers: at the first batch that uses them.
+void GpuModel::alloc_arena() {
+    if (arena_slots_) return;
+    uint64_t per = 0, most = 0;
+    for (int64_t il : sync_layers_) {
+        const MoeLayer& L = moe_[size_t(il)];
+        for (int t = 0; t < 3; ++t) arena_part_[t] = std::max(arena_part_[t], L.expert_bytes[t]);
+    }
+    for (int t = 0; t < 3; ++t) per += arena_part_[t];
+    uint64_t n = std::min<uint64_t>(arena_bytes_ / std::max<uint64_t>(per, 1), uint64_t(hp_.n_expert));
+    for (int t = 0; t < 3; ++t) n = std::min<uint64_t>(n, ctx_.info().max_buffer_range / std::max<uint64_t>(arena_part_[t], 1));
+    if (const char* e = std::getenv("SLUICE_GPU_ARENA"); e && std::atoi(e) > 0) n = std::min<uint64_t>(n, uint64_t(std::atoi(e)));
+    if (n == 0) throw gpu::GpuError("the prompt batches' expert arena holds no expert");
+    arena_slots_ = uint32_t(n);
+    for (int t = 0; t < 3; ++t) arena_[t] = device_floats(size_t(n * arena_part_[t] + 3) / 4, "prompt batches' expert arena");
+    most = std::max({arena_part_[0], arena_part_[1], arena_part_[2]});
+    if (!arena_[0].mapped()) {
+        bx_half_ = size_t(std::max<uint64_t>(most, 32ull << 20));
+        bx_staging_ = ctx_.alloc(2 * bx_half_, Mem::Upload, "prompt batches' expert staging");
+        for (int h = 0; h < 2; ++h) bx_copy_.emplace_back(ctx_);
+    }
+    const gpu::ExpertGroups g{nullptr, batch_max(), uint32_t(top_k_), uint32_t(hp_.n_expert), 16};
+    bx_groups_ = ctx_.alloc(size_t(2 * g.words() * 4), Mem::Upload, "prompt batches' expert groups");
+    for (int r = 0; r < 2; ++r) bx_compute_.emplace_back(ctx_);
+    alloc_grouped();
+}
+
+void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& at) {
+    const MoeLayer& L = moe_[size_t(il)];
+    const int64_t n = int64_t(ids.size()), cap = std::max<int64_t>(1, std::min(experts_->capacity(), n));
+    struct Part {
+        const uint8_t* src;
+        size_t off, n;  // in the staging half, or in the arena part's mapping
+        int t;          // the arena part (mapped arenas)
+    };
+    struct Region {
+        size_t src, dst, n;
+        int t;
+    };
+    constexpr size_t kPart = 256u << 10;
+    std::vector<Part> parts;
+    std::vector<Region> regions;
+    const bool mapped = arena_[0].mapped() != nullptr;
+    int half = 0;
+    size_t fill = 0;
+    auto copy_parts = [&](uint8_t* base) {
+        pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
+            for (int64_t i = a; i < b; ++i) {
+                const Part& p = parts[size_t(i)];
+                uint8_t* to = base ? base : static_cast<uint8_t*>(arena_[p.t].mapped());
+                std::memcpy(to + p.off, p.src, p.n);
+            }
+        });
+        parts.clear();
+    };
+    auto flush = [&] {  // the filled half: copied by every thread, then its DMA submitted
+        if (mapped || regions.empty()) return;
+        gpu::Cmd& c = bx_copy_[size_t(half)];
+        c.wait();  // its previous DMA read the half
+        copy_parts(static_cast<uint8_t*>(bx_staging_.mapped()) + size_t(half) * bx_half_);
+        c.begin();
+        c.barrier();  // after the previous round's products read the arena
+        for (const Region& r : regions) {
+            c.independent();
+            c.copy(bx_staging_, size_t(half) * bx_half_ + r.src, arena_[r.t], r.dst, r.n);
+        }
+        c.end();
+        c.submit();
+        regions.clear();
+        half ^= 1;
+        fill = 0;
+    };
+    std::vector<ExpertWeights> got(static_cast<size_t>(cap));
+    std::vector<int64_t> ready;
+    for (int64_t g0 = 0; g0 < n; g0 += cap) {
+        const int64_t gn = std::min(cap, n - g0);
+        experts_->start(moe_index_[size_t(il)], ids.data() + g0, gn, got.data());
+        for (int64_t done = 0; done < gn;) {
+            ready.clear();
+            const int64_t r = experts_->wait_ready(ready);
+            if (r == 0) throw Error("expert source returned " + std::to_string(done) + " of " + std::to_string(gn) + " experts");
+            for (int64_t j : ready) {
+                const WeightView* src[3] = {&got[size_t(j)].gate, &got[size_t(j)].up, &got[size_t(j)].down};
+                const uint64_t slot = at[size_t(g0 + j)];
+                for (int t = 0; t < 3; ++t) {
+                    const size_t bytes = size_t(L.expert_bytes[t]), dst = size_t(slot * arena_part_[t]);
+                    if (!mapped && fill + bytes > bx_half_) flush();
+                    const uint8_t* from = static_cast<const uint8_t*>(src[t]->data);
+                    const size_t base = mapped ? dst : fill;
+                    for (size_t o = 0; o < bytes; o += kPart) parts.push_back({from + o, base + o, std::min(kPart, bytes - o), t});
+                    if (!mapped) regions.push_back({fill, dst, bytes, t});
+                    fill += bytes;
+                }
+            }
+            done += r;
+        }
+        // the views last until the next start(): their bytes are copied before it
+        if (mapped)
+            copy_parts(nullptr);
+        else
+            flush();
+    }
+}
+
+void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    alloc_arena();
+    const Hparams& h = hp_;
+    const uint32_t K = uint32_t(top_k_), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd), F = uint32_t(h.n_ff_exp);
+    route_batch(il, B);
+    if (StatsRecorder* rec = experts_->recorder())
+        for (uint32_t j = 0; j < B; ++j) rec->routing(moe_index_[size_t(il)], NE, hb_ids_.data() + j * K, K);
+    std::memcpy(hb_y_host_.mapped(), hb_w_.data(), size_t(B) * K * 4);  // the next segment's combine weights
+    // Entries (j * K + slot) by expert: the experts in id order, each one's entries in token order.
+    std::vector<uint32_t> first(NE + 1, 0), entries(size_t(B) * K);
+    for (uint32_t i = 0; i < B * K; ++i) {
+        const int32_t e = hb_ids_[i];
+        if (e < 0 || uint32_t(e) >= NE) throw Error("router picked expert " + std::to_string(e));
+        ++first[size_t(e) + 1];
+    }
+    for (uint32_t e = 0; e < NE; ++e) first[e + 1] += first[e];
+    {
+        std::vector<uint32_t> fill(first.begin(), first.end() - 1);
+        for (uint32_t i = 0; i < B * K; ++i) entries[fill[size_t(hb_ids_[i])]++] = i;
+    }
+    std::vector<int32_t> used;
+    for (uint32_t e = 0; e < NE; ++e)
+        if (first[e + 1] > first[e]) used.push_back(int32_t(e));
+
+    MoeLayer& L = moe_[size_t(il)];
+    const Mat gate{&arena_[0], L.expert_type[0], 0, F, E, L.expert_bytes[0]};
+    const Mat up{&arena_[1], L.expert_type[1], 0, F, E, L.expert_bytes[1]};
+    const Mat down{&arena_[2], L.expert_type[2], 0, E, F, L.expert_bytes[2]};
+    gpu::ExpertGroups g{&grp_b_, B, K, NE, B * K >= 24 * NE ? 32u : 16u};
+    const size_t region = size_t(g.words());  // uints of one round's groups in bx_groups_
+    std::vector<int32_t> up_ids;
+    std::vector<uint32_t> up_at;
+    for (size_t r0 = 0, round = 0; r0 < used.size(); r0 += arena_slots_, ++round) {
+        const size_t n = std::min<size_t>(arena_slots_, used.size() - r0);
+        gpu::Cmd& c = bx_compute_[round % 2];
+        c.wait();  // its groups region is free again
+        // This round's tiles: (arena slot, first entry, entries), bn entries at most each.
+        uint32_t* G = static_cast<uint32_t*>(bx_groups_.mapped()) + (round % 2) * region;
+        uint32_t nt = 0, ne = 0;
+        up_ids.clear();
+        up_at.clear();
+        std::vector<std::pair<uint32_t, uint32_t>> in_vram;  // (cache slot, arena slot)
+        for (uint32_t a = 0; a < n; ++a) {
+            const int32_t e = used[r0 + a];
+            for (uint32_t s = first[size_t(e)]; s < first[size_t(e) + 1]; s += g.bn) {
+                G[1 + 3 * nt] = a;
+                G[2 + 3 * nt] = ne + (s - first[size_t(e)]);
+                G[3 + 3 * nt] = std::min(g.bn, first[size_t(e) + 1] - s);
+                ++nt;
+            }
+            for (uint32_t s = first[size_t(e)]; s < first[size_t(e) + 1]; ++s) G[g.entries_off() + ne++] = entries[s];
+            const int64_t slot = L.slots && L.gate_exps.buf ? L.slots->find(e) : -1;
+            if (slot >= 0) {
+                in_vram.push_back({uint32_t(slot), a});
+            } else {
+                up_ids.push_back(e);
+                up_at.push_back(a);
+            }
+        }
+        G[0] = nt;
+        if (L.slots) {
+            counters_.vram_cache_hits += in_vram.size();
+            counters_.vram_cache_misses += up_ids.size();
+        }
+        if (arena_[0].mapped())  // written in place: after every earlier round's products
+            for (gpu::Cmd& p : bx_compute_) p.wait();
+        upload_to_arena(il, up_ids, up_at);
+        c.begin();
+        c.barrier();  // after the uploads' DMAs and the previous round's products
+        c.copy(bx_groups_, (round % 2) * region * 4, grp_b_, 0, size_t(g.entries_off() + ne) * 4);
+        const Mat* cached[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
+        for (const auto& [slot, a] : in_vram)
+            for (int t = 0; t < 3; ++t) {
+                c.independent();
+                c.copy(*cached[t]->buf, size_t(cached[t]->offset + slot * L.expert_bytes[t]), arena_[t],
+                       size_t(a * arena_part_[t]), size_t(L.expert_bytes[t]));
+            }
+        if (round == 0) {
+            c.independent();
+            quantize_for(c, hnb_, B * E, {&gate, &up});
+        }
+        c.barrier();
+        const gpu::Xq& xh = *xq(hnb_);
+        gpu::matmul_experts(c, gate, {&hnb_}, E, true, {&gb_}, F, xh, g);
+        c.independent();
+        gpu::matmul_experts(c, up, {&hnb_}, E, true, {&upe_b_}, F, xh, g);
+        gpu::swiglu(c, {&gb_}, {&upe_b_}, {&gb_}, B * K * F);
+        quantize_for(c, gb_, B * K * F, {&down});
+        gpu::matmul_experts(c, down, {&gb_}, F, false, {&oute_b_}, E, *xq(gb_), g);
+        c.end();
+        c.submit();
+    }
+    for (gpu::Cmd& c : bx_compute_) c.wait();
+    if (StatsRecorder* rec = experts_->recorder())
+        rec->add_time(StatsRecorder::Part::ExpertsCompute, std::chrono::duration<double>(Clock::now() - t0).count());
+}
+
+}  // namespace sluice
+
+#endif  // SLUICE_VULKAN
