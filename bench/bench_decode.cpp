@@ -33,7 +33,7 @@ static long peak_rss_bytes() {
 int main(int argc, char** argv) {
     std::string path, gpu = "none", gpu_experts = "auto";
     uint64_t gpu_cache = 0;
-    int threads = 2, P = 32, N = 32, R = 5, PR = 1;
+    int threads = 2, P = 32, N = 32, R = 5, PR = 1, chunk = 0;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() -> const char* {
@@ -49,10 +49,11 @@ int main(int argc, char** argv) {
         else if (a == "--gpu") gpu = next();
         else if (a == "--gpu-expert-cache") gpu_cache = uint64_t(std::atof(next()) * (1u << 20));  // MiB
         else if (a == "--gpu-experts") gpu_experts = next();
+        else if (a == "--batch") chunk = std::atoi(next());
         else if (a == "--json") {}
         else {
             std::fprintf(stderr, "usage: bench_decode -m MODEL.gguf [-t 2] [-p 32] [-n 32] [-r 5] [--prompt-runs 1] [--gpu none|auto|INDEX]\n"
-                                 "                    [--gpu-expert-cache MIB] [--gpu-experts auto|gpu|cpu|split] [--json]\n");
+                                 "                    [--gpu-expert-cache MIB] [--gpu-experts auto|gpu|cpu|split] [--batch N] [--json]\n");
             return 2;
         }
     }
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
         opt.n_ctx = P + N + 1;
         opt.gpu = gpu;
         opt.gpu_expert_cache = gpu_cache;
+        if (chunk > 0) opt.prefill_chunk = chunk;  // prompt tokens per chunk (sluice --batch)
         opt.gpu_experts = gpu_experts == "gpu"     ? GpuExperts::Gpu
                           : gpu_experts == "cpu"   ? GpuExperts::Cpu
                           : gpu_experts == "split" ? GpuExperts::Split

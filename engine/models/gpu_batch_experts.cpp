@@ -8,6 +8,7 @@
 #ifdef SLUICE_VULKAN
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -19,6 +20,32 @@
 namespace sluice {
 
 using gpu::Mem;
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point& t) {  // seconds since t; t becomes now
+    const auto now = Clock::now();
+    const double s = std::chrono::duration<double>(now - t).count();
+    t = now;
+    return s;
+}
+// SLUICE_GPU_TIMING=1: where the host's time in the batches' GPU experts went, printed at exit.
+struct BatchTiming {
+    bool on = std::getenv("SLUICE_GPU_TIMING") != nullptr;
+    double route = 0, source = 0, copy = 0, dma = 0, gpu = 0;
+    uint64_t layers = 0, experts = 0, bytes = 0;
+    ~BatchTiming() {
+        if (on && layers)
+            std::fprintf(stderr,
+                         "prompt batches' GPU experts: %llu layer passes, %llu experts uploaded (%.1f MB each pass): "
+                         "route %.1f ms, source %.1f ms, copy into staging %.1f ms, waiting for DMA %.1f ms, for the "
+                         "products %.1f ms (per pass)\n",
+                         (unsigned long long)layers, (unsigned long long)experts, double(bytes) / double(layers) * 1e-6,
+                         route / double(layers) * 1e3, source / double(layers) * 1e3, copy / double(layers) * 1e3,
+                         dma / double(layers) * 1e3, gpu / double(layers) * 1e3);
+    }
+} g_bt;
+}  // namespace
 
 bool GpuModel::gpu_batch_experts(uint32_t B) const {
     const char* e = std::getenv("SLUICE_GPU_BATCH_EXPERTS");
@@ -80,6 +107,8 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
     int half = 0;
     size_t fill = 0;
     auto copy_parts = [&](uint8_t* base) {
+        auto t = Clock::now();
+        for (const Part& p : parts) g_bt.bytes += p.n;
         pool_->parallel_for(int64_t(parts.size()), 1, [&](int64_t a, int64_t b, int) {
             for (int64_t i = a; i < b; ++i) {
                 const Part& p = parts[size_t(i)];
@@ -88,11 +117,14 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
             }
         });
         parts.clear();
+        g_bt.copy += since(t);
     };
     auto flush = [&] {  // the filled half: copied by every thread, then its DMA submitted
         if (mapped || regions.empty()) return;
         gpu::Cmd& c = bx_copy_[size_t(half)];
+        auto t = Clock::now();
         c.wait();  // its previous DMA read the half
+        g_bt.dma += since(t);
         copy_parts(static_cast<uint8_t*>(bx_staging_.mapped()) + size_t(half) * bx_half_);
         c.begin();
         c.barrier();  // after the previous round's products read the arena
@@ -113,8 +145,11 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
         experts_->start(moe_index_[size_t(il)], ids.data() + g0, gn, got.data());
         for (int64_t done = 0; done < gn;) {
             ready.clear();
+            auto t = Clock::now();
             const int64_t r = experts_->wait_ready(ready);
+            g_bt.source += since(t);
             if (r == 0) throw Error("expert source returned " + std::to_string(done) + " of " + std::to_string(gn) + " experts");
+            g_bt.experts += uint64_t(r);
             for (int64_t j : ready) {
                 const WeightView* src[3] = {&got[size_t(j)].gate, &got[size_t(j)].up, &got[size_t(j)].down};
                 const uint64_t slot = at[size_t(g0 + j)];
@@ -139,8 +174,8 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
 }
 
 void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
-    using Clock = std::chrono::steady_clock;
     const auto t0 = Clock::now();
+    auto t = t0;
     alloc_arena();
     const Hparams& h = hp_;
     const uint32_t K = uint32_t(top_k_), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd), F = uint32_t(h.n_ff_exp);
@@ -164,6 +199,7 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     for (uint32_t e = 0; e < NE; ++e)
         if (first[e + 1] > first[e]) used.push_back(int32_t(e));
 
+    g_bt.route += since(t);
     MoeLayer& L = moe_[size_t(il)];
     const Mat gate{&arena_[0], L.expert_type[0], 0, F, E, L.expert_bytes[0]};
     const Mat up{&arena_[1], L.expert_type[1], 0, F, E, L.expert_bytes[1]};
@@ -232,7 +268,10 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
         c.end();
         c.submit();
     }
+    t = Clock::now();
     for (gpu::Cmd& c : bx_compute_) c.wait();
+    g_bt.gpu += since(t);
+    ++g_bt.layers;
     if (StatsRecorder* rec = experts_->recorder())
         rec->add_time(StatsRecorder::Part::ExpertsCompute, std::chrono::duration<double>(Clock::now() - t0).count());
 }

@@ -126,7 +126,7 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
                 segs[s]->wait();
                 if (g_timing.on) {
                     g_timing.seg[0] += secs(tw, Clock::now());
-                    for (size_t u = 0; u < g_timing.uploads; ++u) {  // done: the segment waited for them
+                    for (size_t u = 0; u < std::min(g_timing.uploads, upload_cmds_.size()); ++u) {  // done: the segment waited for them
                         upload_cmds_[u].wait();
                         g_timing.seg[2] += upload_cmds_[u].last_gpu_ms() * 1e-3;
                     }
