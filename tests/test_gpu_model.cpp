@@ -395,11 +395,14 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
             bool discrete;
             const char* arena;
             bool streamed = false;
+            const char* part_kib = "";  // SLUICE_GPU_BATCH_PART_KIB: 256 = parts of 2 experts
         };
         for (const Case& c : {Case{"cpu", GpuExperts::Cpu, true, ""}, Case{"cpu unified, 3 slots", GpuExperts::Cpu, false, "3"},
                               Case{"cache", GpuExperts::Gpu, true, "3"}, Case{"cache unified", GpuExperts::Gpu, false, ""},
                               Case{"split", GpuExperts::Split, true, ""}, Case{"auto", GpuExperts::Auto, false, "3"},
-                              Case{"cpu streamed", GpuExperts::Cpu, true, "3", true}}) {
+                              Case{"cpu streamed", GpuExperts::Cpu, true, "3", true},
+                              Case{"cpu, parts of 2", GpuExperts::Cpu, true, "", false, "256"},
+                              Case{"cache unified, parts of 2, 5 slots", GpuExperts::Gpu, false, "5", false, "256"}}) {
             ModelOptions o = gpu_opts();
             o.gpu_expert_cache = 2 * 6 * 3 * 256 * 256 * 144 / 256;  // 6 Q4_K experts a layer
             o.gpu_experts = c.at;
@@ -413,6 +416,7 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
                 o.expert_cache = uint64_t(probe->hparams().n_expert_used + 1) * probe->memory().slot_bytes;
             }
             if (*c.arena) setenv("SLUICE_GPU_ARENA", c.arena, 1);
+            if (*c.part_kib) setenv("SLUICE_GPU_BATCH_PART_KIB", c.part_kib, 1);
             // The cache placement decodes on the GPU as the resident one does: there also after 7
             // tokens that filled its cache, and the continuation; the others decode some experts
             // on the CPU (~1e-2 apart), so only the prompt's logits, from the start.
@@ -434,6 +438,7 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
                 if (gpu) EXPECT_LE(all, 1e-4);
             }
             unsetenv("SLUICE_GPU_ARENA");
+            unsetenv("SLUICE_GPU_BATCH_PART_KIB");
         }
         unsetenv("SLUICE_GPU_BATCH_EXPERTS");
         unsetenv("SLUICE_GPU_PROMPT_BATCH");

@@ -101,9 +101,10 @@ private:
                                 L.probs_b.empty() ? gpu::Vec{} : gpu::Vec{&norms_, L.probs_b_off}};
         gpu::route_grouped(c, {&route}, uint32_t(hp_.n_expert), uint32_t(top_k_), route, ids_off, {&route, w_off}, r);
     }
-    void route_on_host(int64_t il, const float* logits) override {
-        ds2::route_experts(m_, layers_[size_t(il)].probs_b, hp_.n_expert, top_k_, logits, ids_.data(), weights_.data(), rs_);
+    void route_on_host(int64_t il, const float* logits, int32_t* ids, float* w) override {
+        ds2::route_experts(m_, layers_[size_t(il)].probs_b, hp_.n_expert, top_k_, logits, ids, w, rs_);
     }
+    bool routes_in_parallel() const override { return false; }  // rs_: one scratch
     void fill_step(void* mapped, uint32_t pos, uint32_t token) const override {
         gpu::write_step_freqs(mapped, pos, token, m_.inv_freq.data(), uint32_t(m_.inv_freq.size()), m_.rope_mscale);
     }

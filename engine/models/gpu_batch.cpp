@@ -4,6 +4,7 @@
 // token.
 #ifdef SLUICE_VULKAN
 #include "engine/models/gpu_model.h"
+#include "engine/tensor/threadpool.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -228,11 +229,13 @@ void GpuModel::experts_on_host(int64_t il, uint32_t B) {
 void GpuModel::route_batch(int64_t il, uint32_t B) {
     const size_t K = size_t(top_k_), R = route_row();
     const float* rb = static_cast<const float*>(hb_rb_.mapped());
-    for (uint32_t j = 0; j < B; ++j) {
-        route_on_host(il, rb + j * R);
-        std::copy(ids_.begin(), ids_.end(), hb_ids_.begin() + ptrdiff_t(j * K));
-        std::copy(weights_.begin(), weights_.end(), hb_w_.begin() + ptrdiff_t(j * K));
-    }
+    auto route = [&](int64_t a, int64_t b, int) {
+        for (int64_t j = a; j < b; ++j) route_on_host(il, rb + j * R, hb_ids_.data() + j * K, hb_w_.data() + j * K);
+    };
+    if (routes_in_parallel())
+        pool_->parallel_for(int64_t(B), 16, route);
+    else
+        route(0, int64_t(B), 0);
 }
 
 void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,

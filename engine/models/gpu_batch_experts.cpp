@@ -2,9 +2,9 @@
 // placements). Between a batch's segments (gpu_batch.cpp run_batch) the host routes every token, then
 // uploads each expert the batch picked once into a VRAM arena (copied within VRAM where the expert
 // cache holds it) and submits the grouped products over the arena's slots (matmul_experts, groups
-// laid out by the host); the next segment adds each token's weighted sum. A layer whose experts
-// outnumber the arena's slots runs in rounds. The CPU only copies bytes, so a prompt moves at the
-// host-to-GPU copy rate (or the disk's) instead of the CPU's matrix products.
+// laid out by the host) in parts of a staging buffer's half, each part's products running while the
+// threads copy the next; the next segment adds each token's weighted sum. The CPU only copies bytes,
+// so a prompt moves at the host-to-GPU copy rate (or the disk's) instead of the CPU's products.
 #ifdef SLUICE_VULKAN
 #include <algorithm>
 #include <chrono>
@@ -77,18 +77,22 @@ void GpuModel::alloc_arena() {
     arena_slots_ = uint32_t(n);
     for (int t = 0; t < 3; ++t) arena_[t] = device_floats(size_t(n * arena_part_[t] + 3) / 4, "prompt batches' expert arena");
     most = std::max({arena_part_[0], arena_part_[1], arena_part_[2]});
+    // A part's uploads: 64 MiB (SLUICE_GPU_BATCH_PART_KIB: other sizes, e.g. for tests' tiny experts).
+    const char* pk = std::getenv("SLUICE_GPU_BATCH_PART_KIB");
+    bx_part_bytes_ = pk && std::atoi(pk) > 0 ? size_t(std::atoi(pk)) << 10 : size_t(64) << 20;
     if (!arena_[0].mapped()) {
-        bx_half_ = size_t(std::max<uint64_t>(most, 32ull << 20));
+        bx_half_ = size_t(std::max<uint64_t>(most, bx_part_bytes_));
         bx_staging_ = ctx_.alloc(2 * bx_half_, Mem::Upload, "prompt batches' expert staging");
         for (int h = 0; h < 2; ++h) bx_copy_.emplace_back(ctx_);
     }
     const gpu::ExpertGroups g{nullptr, batch_max(), uint32_t(top_k_), uint32_t(hp_.n_expert), 16};
-    bx_groups_ = ctx_.alloc(size_t(2 * g.words() * 4), Mem::Upload, "prompt batches' expert groups");
-    for (int r = 0; r < 2; ++r) bx_compute_.emplace_back(ctx_);
+    constexpr int kParts = 3;  // parts' products in flight
+    bx_groups_ = ctx_.alloc(size_t(kParts * g.words() * 4), Mem::Upload, "prompt batches' expert groups");
+    for (int r = 0; r < kParts; ++r) bx_compute_.emplace_back(ctx_);
     alloc_grouped();
 }
 
-void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& at) {
+void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& at, bool wrapped) {
     const MoeLayer& L = moe_[size_t(il)];
     const int64_t n = int64_t(ids.size()), cap = std::max<int64_t>(1, std::min(experts_->capacity(), n));
     struct Part {
@@ -127,7 +131,7 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
         g_bt.dma += since(t);
         copy_parts(static_cast<uint8_t*>(bx_staging_.mapped()) + size_t(half) * bx_half_);
         c.begin();
-        c.barrier();  // after the previous round's products read the arena
+        if (wrapped) c.barrier();  // after the products that read these slots before (else it may overlap them)
         for (const Region& r : regions) {
             c.independent();
             c.copy(bx_staging_, size_t(half) * bx_half_ + r.src, arena_[r.t], r.dst, r.n);
@@ -205,21 +209,40 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     const Mat up{&arena_[1], L.expert_type[1], 0, F, E, L.expert_bytes[1]};
     const Mat down{&arena_[2], L.expert_type[2], 0, E, F, L.expert_bytes[2]};
     gpu::ExpertGroups g{&grp_b_, B, K, NE, B * K >= 24 * NE ? 32u : 16u};
-    const size_t region = size_t(g.words());  // uints of one round's groups in bx_groups_
+    const size_t region = size_t(g.words());  // uints of one part's groups in bx_groups_
+    const bool mapped = arena_[0].mapped() != nullptr;
+    const uint64_t per = L.expert_bytes[0] + L.expert_bytes[1] + L.expert_bytes[2];
+    const size_t chunk = mapped ? bx_part_bytes_ : bx_half_;
     std::vector<int32_t> up_ids;
     std::vector<uint32_t> up_at;
-    for (size_t r0 = 0, round = 0; r0 < used.size(); r0 += arena_slots_, ++round) {
-        const size_t n = std::min<size_t>(arena_slots_, used.size() - r0);
-        gpu::Cmd& c = bx_compute_[round % 2];
+    std::vector<std::pair<uint32_t, uint32_t>> in_vram;  // (cache slot, arena slot)
+    // Parts of at most a staging half of uploads each, their products submitted as soon as their
+    // DMA is: the GPU computes part p while the threads copy part p + 1. Arena slots are taken in
+    // turn; a part that would pass the arena's end starts again at slot 0, after the products that
+    // read those slots (wrapped).
+    uint32_t next = 0;
+    bool wrapped = false;
+    for (size_t i = 0, part = 0; i < used.size(); ++part) {
+        if (next == arena_slots_) {
+            next = 0;
+            wrapped = true;
+            if (mapped)  // the threads write the slots in place: after every product that reads them
+                for (gpu::Cmd& p : bx_compute_) p.wait();
+        }
+        gpu::Cmd& c = bx_compute_[part % bx_compute_.size()];
         c.wait();  // its groups region is free again
-        // This round's tiles: (arena slot, first entry, entries), bn entries at most each.
-        uint32_t* G = static_cast<uint32_t*>(bx_groups_.mapped()) + (round % 2) * region;
+        // This part's tiles: (arena slot, first entry, entries), bn entries at most each.
+        uint32_t* G = static_cast<uint32_t*>(bx_groups_.mapped()) + (part % bx_compute_.size()) * region;
         uint32_t nt = 0, ne = 0;
+        uint64_t bytes = 0;
         up_ids.clear();
         up_at.clear();
-        std::vector<std::pair<uint32_t, uint32_t>> in_vram;  // (cache slot, arena slot)
-        for (uint32_t a = 0; a < n; ++a) {
-            const int32_t e = used[r0 + a];
+        in_vram.clear();
+        for (; i < used.size() && next < arena_slots_; ++i) {
+            const int32_t e = used[i];
+            const int64_t slot = L.slots && L.gate_exps.buf ? L.slots->find(e) : -1;
+            if (slot < 0 && bytes + per > chunk && !(up_ids.empty() && in_vram.empty())) break;
+            const uint32_t a = next++;
             for (uint32_t s = first[size_t(e)]; s < first[size_t(e) + 1]; s += g.bn) {
                 G[1 + 3 * nt] = a;
                 G[2 + 3 * nt] = ne + (s - first[size_t(e)]);
@@ -227,12 +250,12 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
                 ++nt;
             }
             for (uint32_t s = first[size_t(e)]; s < first[size_t(e) + 1]; ++s) G[g.entries_off() + ne++] = entries[s];
-            const int64_t slot = L.slots && L.gate_exps.buf ? L.slots->find(e) : -1;
             if (slot >= 0) {
                 in_vram.push_back({uint32_t(slot), a});
             } else {
                 up_ids.push_back(e);
                 up_at.push_back(a);
+                bytes += per;
             }
         }
         G[0] = nt;
@@ -240,12 +263,10 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
             counters_.vram_cache_hits += in_vram.size();
             counters_.vram_cache_misses += up_ids.size();
         }
-        if (arena_[0].mapped())  // written in place: after every earlier round's products
-            for (gpu::Cmd& p : bx_compute_) p.wait();
-        upload_to_arena(il, up_ids, up_at);
+        upload_to_arena(il, up_ids, up_at, wrapped);
         c.begin();
-        c.barrier();  // after the uploads' DMAs and the previous round's products
-        c.copy(bx_groups_, (round % 2) * region * 4, grp_b_, 0, size_t(g.entries_off() + ne) * 4);
+        c.barrier();  // after this part's DMA (and everything before it)
+        c.copy(bx_groups_, (part % bx_compute_.size()) * region * 4, grp_b_, 0, size_t(g.entries_off() + ne) * 4);
         const Mat* cached[3] = {&L.gate_exps, &L.up_exps, &L.down_exps};
         for (const auto& [slot, a] : in_vram)
             for (int t = 0; t < 3; ++t) {
@@ -253,11 +274,13 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
                 c.copy(*cached[t]->buf, size_t(cached[t]->offset + slot * L.expert_bytes[t]), arena_[t],
                        size_t(a * arena_part_[t]), size_t(L.expert_bytes[t]));
             }
-        if (round == 0) {
+        if (part == 0) {
             c.independent();
             quantize_for(c, hnb_, B * E, {&gate, &up});
         }
         c.barrier();
+        // Every part runs SwiGLU and the int8 mirror over all B x K entries: the earlier parts' are
+        // garbled again but never read (each down product reads only its part's entries).
         const gpu::Xq& xh = *xq(hnb_);
         gpu::matmul_experts(c, gate, {&hnb_}, E, true, {&gb_}, F, xh, g);
         c.independent();

@@ -161,8 +161,8 @@ void GpuModel::fill_step(void* mapped, uint32_t pos, uint32_t token) const {
     gpu::write_step(mapped, pos, token, uint32_t(hp_.n_rot), hp_.rope_base);
 }
 
-void GpuModel::route_on_host(int64_t il, const float* logits) {
-    router_topk_softmax(logits, hp_.n_expert, top_k_, true, ids_.data(), weights_.data());
+void GpuModel::route_on_host(int64_t il, const float* logits, int32_t* ids, float* w) {
+    router_topk_softmax(logits, hp_.n_expert, top_k_, true, ids, w);
 }
 
 // Between segments: the router of layer il ran on the GPU; pick its experts and either name them
@@ -171,7 +171,7 @@ void GpuModel::route_on_host(int64_t il, const float* logits) {
 void GpuModel::moe_on_host(int64_t il) {
     const Hparams& h = hp_;
     const float* rb = static_cast<const float*>(router_rb_.mapped());
-    route_on_host(il, rb);
+    route_on_host(il, rb, ids_.data(), weights_.data());
     auto* in = static_cast<uint8_t*>(moe_host_.mapped());
     if (place_ == Place::Cpu) {
         experts_->fetch(moe_index_[size_t(il)], ids_.data(), top_k_, fetched_.data());
@@ -288,7 +288,7 @@ void GpuModel::run_split(double& gpu_ms) {
 // missing experts are uploaded into them (so the cache holds the first experts used).
 void GpuModel::split_to_gpu(int64_t il) {
     const float* rb = static_cast<const float*>(router_rb_.mapped());
-    route_on_host(il, rb);
+    route_on_host(il, rb, ids_.data(), weights_.data());
     MoeLayer& L = moe_[size_t(il)];
     std::vector<int32_t> slots, miss_ids;
     std::vector<uint32_t> miss_slots;

@@ -86,8 +86,10 @@ protected:
     // Recurrent states (qwen35moe's conv inputs and S) copied aside (restore false) or back: a prompt
     // batch whose segments wait on the host is all or nothing, as the CPU's chunks.
     virtual void record_state_backup(gpu::Cmd& c, bool restore) {}
-    // The host's top-k of layer il's router logits (n_expert) into ids_ / weights_ (top_k_ each).
-    virtual void route_on_host(int64_t il, const float* logits);
+    // The host's top-k of layer il's router logits (n_expert) into ids / w (top_k_ each).
+    virtual void route_on_host(int64_t il, const float* logits, int32_t* ids, float* w);
+    // Whether route_on_host() may run for several tokens at once (prompt batches' routing on the pool).
+    virtual bool routes_in_parallel() const { return true; }
     // Whether the router's top-k + softmax can run on the GPU (else resident experts run in segments).
     virtual bool gpu_routing() const { return true; }
     // An architecture's own routing shader (with gpu_routing()): record_route() records layer il's top-k
@@ -326,14 +328,15 @@ protected:
     void experts_to_gpu_batch(int64_t il, uint32_t B);
     void alloc_arena();
     // Uploads the listed experts of layer il from the ExpertSource into arena slots `at` through
-    // bx_staging_'s two halves (a DMA each, submitted as it fills).
-    void upload_to_arena(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& at);
+    // bx_staging_'s two halves (a DMA each, submitted as it fills; after the earlier products when
+    // `wrapped`: they may read those slots), or in place where the arena is mapped.
+    void upload_to_arena(int64_t il, const std::vector<int32_t>& ids, const std::vector<uint32_t>& at, bool wrapped);
     uint64_t arena_bytes_ = 0;  // planned (plan_vram): one MoE layer's experts, at most a quarter of the room
     uint32_t arena_slots_ = 0;  // experts the arena holds (alloc_arena)
     uint64_t arena_part_[3] = {0, 0, 0};  // its gate, up, down strides: the largest expert's over the layers
     Buffer arena_[3], bx_staging_, bx_groups_;
-    size_t bx_half_ = 0;  // bytes of each staging half
-    std::deque<gpu::Cmd> bx_copy_, bx_compute_;  // per staging half; per groups region
+    size_t bx_half_ = 0, bx_part_bytes_ = 0;  // bytes of each staging half; a part's uploads at most
+    std::deque<gpu::Cmd> bx_copy_, bx_compute_;  // per staging half; per groups region (parts in flight)
     Buffer hb_rb_, hb_y_host_, hb_y_;  // host experts: router logits + hn read back, sums up and on the GPU
     // hb_rb_'s layout for B tokens: token j's router logits at j route_row(), its hn at hb_hn_off(j, B).
     size_t hb_hn_off(uint32_t j, uint32_t B) const { return size_t(B) * route_row() + size_t(j) * size_t(hp_.n_embd); }
