@@ -428,7 +428,8 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
                 const std::vector<float>& want = first ? ref7 : ref;
                 EXPECT_EQ(where.find("experts: resident"), std::string::npos) << where;
                 EXPECT_EQ(batch.batched_tokens, first ? 128u : 136u);
-                if (first) EXPECT_GT(batch.vram_cache_hits, 0u);
+                // the VRAM cache: filled by the tokens before, or by the first batch's uploads
+                if (gpu || c.at == GpuExperts::Split) EXPECT_GT(batch.vram_cache_hits, 0u);
                 const double err = max_rel_err(std::vector<float>(got.begin(), got.begin() + 300),
                                                std::vector<float>(want.begin(), want.begin() + 300), 300);
                 const double all = max_rel_err(got, want, 300);
