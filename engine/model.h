@@ -88,6 +88,7 @@ struct GpuCounters {
     uint64_t vram_bytes = 0;           // VRAM the model holds
     uint64_t vram_batch_bytes = 0;     // of the VRAM planned at load, what prompt batches' buffers may take
     uint64_t batched_tokens = 0;       // prompt tokens run in batches (GpuModel::forward_batch)
+    uint64_t batch_passes_gpu = 0, batch_passes_cpu = 0;  // experts outside VRAM: a batch's MoE layers on either side
 };
 
 class Model {

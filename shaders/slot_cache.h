@@ -45,6 +45,7 @@ public:
         lru_.splice(lru_.end(), lru_, it->second.pos);
         return it->second.slot;
     }
+    bool has(int32_t e) const { return where_.count(e) != 0; }  // without making it recent
     bool full() const { return next_free_ >= n_slots_; }
 
 private:

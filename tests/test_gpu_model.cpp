@@ -383,6 +383,8 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
             const GpuCounters c1 = m->gpu_counters();
             batch.batched_tokens = c1.batched_tokens - c0.batched_tokens;
             batch.vram_cache_hits = c1.vram_cache_hits - c0.vram_cache_hits;
+            batch.batch_passes_gpu = c1.batch_passes_gpu - c0.batch_passes_gpu;
+            batch.batch_passes_cpu = c1.batch_passes_cpu - c0.batch_passes_cpu;
             const std::vector<float> r = m->forward_tokens(std::span<const int32_t>(ids.data() + 136, 4), true);
             l.insert(l.end(), r.begin(), r.end());
             return l;
@@ -441,7 +443,24 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
             unsetenv("SLUICE_GPU_ARENA");
             unsetenv("SLUICE_GPU_BATCH_PART_KIB");
         }
+        // Measured (no SLUICE_GPU_BATCH_EXPERTS): the first passes try both sides (two each), so the
+        // prompt mixes GPU and CPU passes; as close to the resident placement as the CPU's alone.
+        ModelOptions o = gpu_opts();
+        o.gpu_expert_cache = 1;
+        o.gpu_experts = GpuExperts::Cpu;
+        o.gpu_emulate_discrete = true;
+        setenv("SLUICE_GPU_BATCH_EXPERTS", "cpu", 1);
+        const auto cpu = run(o, 0);
+        EXPECT_EQ(batch.batch_passes_gpu, 0u);
         unsetenv("SLUICE_GPU_BATCH_EXPERTS");
+        const auto mixed = run(o, 0);
+        EXPECT_GT(batch.batch_passes_gpu, 0u);
+        EXPECT_GT(batch.batch_passes_cpu, 0u);
+        auto last = [](const std::vector<float>& v) { return std::vector<float>(v.begin(), v.begin() + 300); };
+        const double ec = max_rel_err(last(cpu), last(ref), 300), em = max_rel_err(last(mixed), last(ref), 300);
+        std::printf("  %s measured: %llu GPU and %llu CPU passes, max rel err %.3g (prompt; the CPU's alone %.3g)\n", arch,
+                    (unsigned long long)batch.batch_passes_gpu, (unsigned long long)batch.batch_passes_cpu, em, ec);
+        EXPECT_LE(em, 2 * ec + 1e-3);
         unsetenv("SLUICE_GPU_PROMPT_BATCH");
         std::remove(f.c_str());
     }

@@ -7,6 +7,7 @@
 #include "engine/tensor/threadpool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -112,7 +113,8 @@ void GpuModel::run_batch(std::span<const int32_t> tokens, size_t first) {
         for (size_t s = 0; s < segs.size(); ++s) {
             if (s > 0) {
                 const int64_t il = sync_layers_[s - 1];
-                if (gpu_batch_experts(B))
+                route_batch(il, B);
+                if (batch_pass_on_gpu(il, B))
                     experts_to_gpu_batch(il, B);
                 else
                     experts_on_host(il, B);
@@ -199,31 +201,27 @@ void GpuModel::record_batch(uint32_t B, std::vector<std::unique_ptr<gpu::Cmd>>& 
         if (host && moe_[size_t(il)].router.rows) {
             c->end();
             c = open();
-            if (gpu_batch_experts(B)) {  // x += each token's weighted sum of its experts' outputs (oute_b_)
-                const uint32_t K = uint32_t(top_k_);
-                alloc_arena();  // and oute_b_
-                c->copy(hb_y_host_, 0, hb_y_, 0, size_t(B) * K * 4);  // the weights
-                gpu::moe_combine_rows(*c, {&xb_}, {&oute_b_}, {&hb_y_}, E, K, B, E, K * E, K);
-            } else {
-                c->copy(hb_y_host_, 0, hb_y_, 0, size_t(B) * E * 4);
-                gpu::moe_combine_rows(*c, {&xb_}, {&hb_y_}, {&one_}, E, 1, B, E, E, 0);  // x += the experts' sum
-            }
+            // x += the host's expert sums (zeros after experts_to_gpu_batch(), which added its own)
+            c->copy(hb_y_host_, 0, hb_y_, 0, size_t(B) * E * 4);
+            gpu::moe_combine_rows(*c, {&xb_}, {&hb_y_}, {&one_}, E, 1, B, E, E, 0);
         }
     }
     c->end();
 }
 
-// Between a batch's segments: the routed experts of MoE layer il for its B tokens on the CPU, grouped by
-// expert (MoeFfn::run_batch: each expert read once for the batch, from the page cache or the disk),
-// from the router logits and hn the segment read back; their sums go up for the next segment.
+// Between a batch's segments: the routed experts of MoE layer il for its B tokens (route_batch()) on
+// the CPU, grouped by expert (MoeFfn::run_batch: each expert read once for the batch, from the page
+// cache or the disk), from hn the segment read back; their sums go up for the next segment.
 void GpuModel::experts_on_host(int64_t il, uint32_t B) {
+    const auto t0 = std::chrono::steady_clock::now();
     const Hparams& h = hp_;
     const size_t K = size_t(top_k_), E = size_t(h.n_embd);
     const float* rb = static_cast<const float*>(hb_rb_.mapped());
-    route_batch(il, B);
+    hb_y_zero_ = false;
     moe_cpu_->run_batch(*experts_, moe_index_[size_t(il)], hb_ids_.data(), hb_w_.data(), int64_t(B), int64_t(K),
                         h.n_expert, rb + hb_hn_off(0, B), hb_out_.data(), *pool_);
     std::memcpy(hb_y_host_.mapped(), hb_out_.data(), size_t(B) * E * 4);
+    batch_pass_done(false, double(B) * double(K), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 void GpuModel::route_batch(int64_t il, uint32_t B) {

@@ -47,17 +47,53 @@ struct BatchTiming {
 } g_bt;
 }  // namespace
 
-bool GpuModel::gpu_batch_experts(uint32_t B) const {
-    const char* e = std::getenv("SLUICE_GPU_BATCH_EXPERTS");
-    const std::string mode = e ? e : "";
-    if (mode == "cpu" || !arena_bytes_ || !host_experts_batch() || !batch_ok() || !xq(hnb_) || !xq(gb_)) return false;
+bool GpuModel::batch_experts_gpu_ok() const {
+    if (!arena_bytes_ || !host_experts_batch() || !batch_ok() || !xq(hnb_) || !xq(gb_)) return false;
     if (hp_.n_ff_exp % 256 != 0) return false;  // the tiled kernels' row blocks
     for (int64_t il : sync_layers_) {
         const MoeLayer& L = moe_[size_t(il)];
         for (uint32_t t : L.expert_type)
             if (!gpu::has_mm(ctx_, t)) return false;
     }
-    return mode == "gpu" || B >= kGpuBatchExperts;
+    return true;
+}
+
+// Which side runs this layer pass's experts (hb_ids_ routed): SLUICE_GPU_BATCH_EXPERTS=gpu or cpu,
+// else measured. The GPU's pass costs about its uploads (the experts the batch picked that VRAM does
+// not hold), the CPU's about its (token, expert) entries: each side's seconds per byte or per entry
+// is averaged over its passes, the first of each ignored (allocations, pipelines). Until both are
+// measured: the GPU for batches of at least kGpuBatchExperts tokens (two passes), then the CPU
+// (two); then the cheaper prediction, and every 256th pass the other side, to follow changes.
+bool GpuModel::batch_pass_on_gpu(int64_t il, uint32_t B) {
+    const char* e = std::getenv("SLUICE_GPU_BATCH_EXPERTS");
+    const std::string mode = e ? e : "";
+    if (mode == "cpu" || !batch_experts_gpu_ok()) return false;
+    if (mode == "gpu") return true;
+    BatchRates& r = bx_rates_;
+    ++r.passes;
+    if (r.gpu_n < 2) return B >= kGpuBatchExperts;
+    if (r.cpu_n < 2) return false;
+    const MoeLayer& L = moe_[size_t(il)];
+    std::vector<bool> seen(size_t(hp_.n_expert), false);
+    uint64_t bytes = 0;
+    const uint64_t per = L.expert_bytes[0] + L.expert_bytes[1] + L.expert_bytes[2];
+    for (size_t i = 0; i < size_t(B) * size_t(top_k_); ++i) {
+        const int32_t x = hb_ids_[i];
+        if (x < 0 || x >= hp_.n_expert || seen[size_t(x)]) continue;
+        seen[size_t(x)] = true;
+        if (!(L.slots && L.gate_exps.buf && L.slots->has(x))) bytes += per;
+    }
+    const bool gpu = double(bytes) * r.gpu_s_per_byte < double(B) * double(top_k_) * r.cpu_s_per_entry;
+    return r.passes % 256 == 0 ? !gpu : gpu;
+}
+
+void GpuModel::batch_pass_done(bool gpu, double work, double secs) {
+    ++(gpu ? counters_.batch_passes_gpu : counters_.batch_passes_cpu);
+    BatchRates& r = bx_rates_;
+    int& n = gpu ? r.gpu_n : r.cpu_n;
+    double& avg = gpu ? r.gpu_s_per_byte : r.cpu_s_per_entry;
+    if (work <= 0 || ++n == 1) return;  // the first pass of each side: warm-up
+    avg = n == 2 ? secs / work : 0.75 * avg + 0.25 * secs / work;
 }
 
 // The arena (one buffer per part, so each stays within a binding's range), the staging halves, the
@@ -93,6 +129,8 @@ void GpuModel::alloc_arena() {
     constexpr int kParts = 3;  // parts' products in flight
     bx_groups_ = ctx_.alloc(size_t(kParts * g.words() * 4), Mem::Upload, "prompt batches' expert groups");
     for (int r = 0; r < kParts; ++r) bx_compute_.emplace_back(ctx_);
+    bx_w_host_ = ctx_.alloc(size_t(batch_max()) * size_t(top_k_) * 4, Mem::Upload, "prompt batches' expert weights");
+    bx_w_ = device_floats(size_t(batch_max()) * size_t(top_k_), "prompt batches' expert weights");
     alloc_grouped();
 }
 
@@ -187,10 +225,13 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     alloc_arena();
     const Hparams& h = hp_;
     const uint32_t K = uint32_t(top_k_), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd), F = uint32_t(h.n_ff_exp);
-    route_batch(il, B);
     if (StatsRecorder* rec = experts_->recorder())
         for (uint32_t j = 0; j < B; ++j) rec->routing(moe_index_[size_t(il)], NE, hb_ids_.data() + j * K, K);
-    std::memcpy(hb_y_host_.mapped(), hb_w_.data(), size_t(B) * K * 4);  // the next segment's combine weights
+    std::memcpy(bx_w_host_.mapped(), hb_w_.data(), size_t(B) * K * 4);  // the combine's weights
+    if (!hb_y_zero_) {  // the next segment adds the host's sums: none (this pass adds its own)
+        std::memset(hb_y_host_.mapped(), 0, hb_y_host_.size());
+        hb_y_zero_ = true;
+    }
     // Entries (j * K + slot) by expert: the experts in id order, each one's entries in token order.
     std::vector<uint32_t> first(NE + 1, 0), entries(size_t(B) * K);
     for (uint32_t i = 0; i < B * K; ++i) {
@@ -226,6 +267,7 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     // read those slots (wrapped).
     uint32_t next = 0;
     bool wrapped = false;
+    uint64_t uploaded = 0;
     for (size_t i = 0, part = 0; i < used.size(); ++part) {
         if (next == arena_slots_) {
             next = 0;
@@ -273,6 +315,7 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
             counters_.vram_cache_misses += up_ids.size();
         }
         upload_to_arena(il, up_ids, up_at, wrapped);
+        uploaded += bytes;
         c.begin();
         c.barrier();  // after this part's DMA (and everything before it)
         c.copy(bx_groups_, (part % bx_compute_.size()) * region * 4, grp_b_, 0, size_t(g.entries_off() + ne) * 4);
@@ -305,6 +348,11 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
                 c.copy(arena_[t], size_t(a * arena_part_[t]), *cached[t]->buf, size_t(cached[t]->offset + slot * L.expert_bytes[t]),
                        size_t(L.expert_bytes[t]));
             }
+        if (i == used.size()) {  // the last part: x += each token's weighted sum of its K outputs
+            c.independent();
+            c.copy(bx_w_host_, 0, bx_w_, 0, size_t(B) * K * 4);
+            gpu::moe_combine_rows(c, {&xb_}, {&oute_b_}, {&bx_w_}, E, K, B, E, K * E, K);
+        }
         c.end();
         c.submit();
     }
@@ -312,6 +360,7 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     for (gpu::Cmd& c : bx_compute_) c.wait();
     g_bt.gpu += since(t);
     ++g_bt.layers;
+    batch_pass_done(true, double(uploaded), std::chrono::duration<double>(Clock::now() - t0).count());
     if (StatsRecorder* rec = experts_->recorder())
         rec->add_time(StatsRecorder::Part::ExpertsCompute, std::chrono::duration<double>(Clock::now() - t0).count());
 }

@@ -204,7 +204,7 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         for (const auto& [layer, bytes] : per_layer) arena_bytes_ = std::max(arena_bytes_, bytes);
         arena_bytes_ = mm ? std::min(arena_bytes_, room / 4) : 0;
         room -= arena_bytes_;
-        counters_.vram_batch_bytes += arena_bytes_;
+        counters_.vram_batch_bytes += arena_bytes_ + (arena_bytes_ ? uint64_t(batch_cap_) * uint64_t(top_k_) * 4 : 0);  // + weights
     }
     const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
     place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident

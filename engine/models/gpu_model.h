@@ -317,14 +317,24 @@ protected:
     // recurrent states are what token by token leaves).
     bool host_experts_batch() const { return place_ != Place::Resident && experts_ && moe_cpu_; }
     void experts_on_host(int64_t il, uint32_t B);
-    void route_batch(int64_t il, uint32_t B);  // each token's top-k of the read-back router logits: hb_ids_, hb_w_
-    // Prompt batches of at least kGpuBatchExperts tokens with the experts on the host side
-    // (gpu_batch_experts.cpp): the batch's routed experts go up once each into a VRAM arena (copied
-    // within VRAM where the cache holds them) and run there as grouped products; the CPU only
-    // copies. SLUICE_GPU_BATCH_EXPERTS=cpu: never; =gpu: batches of any size. SLUICE_GPU_ARENA=N: at
-    // most N experts in the arena (rounds).
-    static constexpr uint32_t kGpuBatchExperts = 64;
-    bool gpu_batch_experts(uint32_t B) const;
+    void route_batch(int64_t il, uint32_t B);  // each token's top-k of the read-back router logits: hb_ids_, hb_w_ (the pool)
+    // Prompt batches with the experts on the host side, each MoE layer's pass either on the CPU
+    // (experts_on_host()) or on the GPU (gpu_batch_experts.cpp): the batch's routed experts go up
+    // once each into a VRAM arena (copied within VRAM where the cache holds them) and run there as
+    // grouped products, the CPU only copying; batch_pass_on_gpu() picks by measured cost.
+    // SLUICE_GPU_BATCH_EXPERTS=cpu or gpu: always that side. SLUICE_GPU_ARENA=N: at most N experts
+    // in the arena (reused).
+    static constexpr uint32_t kGpuBatchExperts = 64;  // before the costs are measured: the GPU from here
+    bool batch_experts_gpu_ok() const;  // the arena is planned, the architecture batches, the types tile
+    bool batch_pass_on_gpu(int64_t il, uint32_t B);
+    void batch_pass_done(bool gpu, double work, double secs);  // work: bytes uploaded, or entries
+    struct BatchRates {
+        double gpu_s_per_byte = 0, cpu_s_per_entry = 0;
+        int gpu_n = 0, cpu_n = 0;  // passes measured (the first ignored)
+        uint64_t passes = 0;
+    } bx_rates_;
+    bool hb_y_zero_ = false;  // hb_y_host_ holds zeros (a GPU pass added its sums itself)
+    Buffer bx_w_host_, bx_w_;  // the GPU pass's combine weights (B x K)
     void experts_to_gpu_batch(int64_t il, uint32_t B);
     void alloc_arena();
     // Uploads the listed experts of layer il from the ExpertSource into arena slots `at` through
