@@ -96,8 +96,8 @@ void GpuModel::batch_pass_done(bool gpu, double work, double secs) {
     avg = n == 2 ? secs / work : 0.75 * avg + 0.25 * secs / work;
 }
 
-// The arena (one buffer per part, so each stays within a binding's range), the staging halves, the
-// groups' regions and their command buffers: at the first batch that uses them.
+// The arena (a buffer each for the experts' gate, up and down, so each stays within a binding's
+// range), the staging halves, the groups' regions and their command buffers: at the first GPU pass.
 void GpuModel::alloc_arena() {
     if (arena_slots_) return;
     uint64_t per = 0, most = 0;

@@ -202,7 +202,9 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
             mm = mm && gpu::has_mm(ctx_, uint32_t(t.type));
         }
         for (const auto& [layer, bytes] : per_layer) arena_bytes_ = std::max(arena_bytes_, bytes);
+        const uint64_t expert = arena_bytes_ / uint64_t(std::max<int64_t>(hp_.n_expert, 1));
         arena_bytes_ = mm ? std::min(arena_bytes_, room / 4) : 0;
+        if (arena_bytes_ < uint64_t(std::max<int64_t>(top_k_, 1)) * expert) arena_bytes_ = 0;  // not even a token's experts
         room -= arena_bytes_;
         counters_.vram_batch_bytes += arena_bytes_ + (arena_bytes_ ? uint64_t(batch_cap_) * uint64_t(top_k_) * 4 : 0);  // + weights
     }

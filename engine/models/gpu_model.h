@@ -15,6 +15,8 @@
 //             segment after a router is two submits, the cached experts' products, then the CPU's sum
 //             and the layers after it. The cache fills with the first experts used, then stays (no
 //             uploads, so no host copies competing with the CPU's reads of the weights).
+// Prompt batches outside the resident placement run each MoE layer's experts on the CPU or, uploaded
+// once per batch into a VRAM arena, on the GPU (gpu_batch_experts.cpp), by measured cost.
 // An architecture whose routing has no shader (gpu_routing() false) runs resident experts in segments
 // too, the host writing expert ids instead of cache slots. GpuExperts::Auto runs the first tokens in
 // cache, cpu and split placement (split and cpu when the cache holds fewer than k experts a layer)
