@@ -150,7 +150,7 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
     std::vector<Part> parts;
     std::vector<Region> regions;
     const bool mapped = arena_[0].mapped() != nullptr;
-    int half = 0;
+    int& half = bx_next_half_;  // alternating across calls too: a part's first half is not the last one's
     size_t fill = 0;
     auto copy_parts = [&](uint8_t* base) {
         auto t = Clock::now();
@@ -257,7 +257,7 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     const size_t region = size_t(g.words());  // uints of one part's groups in bx_groups_
     const bool mapped = arena_[0].mapped() != nullptr;
     const uint64_t per = L.expert_bytes[0] + L.expert_bytes[1] + L.expert_bytes[2];
-    const size_t chunk = mapped ? bx_part_bytes_ : bx_half_;
+    const size_t chunk = bx_part_bytes_;  // the staging halves only pace the DMAs within a part
     std::vector<int32_t> up_ids;
     std::vector<uint32_t> up_at;
     std::vector<std::pair<uint32_t, uint32_t>> in_vram, to_cache;  // (cache slot, arena slot)

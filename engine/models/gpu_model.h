@@ -348,6 +348,7 @@ protected:
     uint64_t arena_part_[3] = {0, 0, 0};  // its gate, up, down strides: the largest expert's over the layers
     Buffer arena_[3], bx_staging_, bx_groups_;
     size_t bx_half_ = 0, bx_part_bytes_ = 0;  // bytes of each staging half; a part's uploads at most
+    int bx_next_half_ = 0;                     // the staging half the next DMA fills
     std::deque<gpu::Cmd> bx_copy_, bx_compute_;  // per staging half; per groups region (parts in flight)
     Buffer hb_rb_, hb_y_host_, hb_y_;  // host experts: router logits + hn read back, sums up and on the GPU
     // hb_rb_'s layout for B tokens: token j's router logits at j route_row(), its hn at hb_hn_off(j, B).
