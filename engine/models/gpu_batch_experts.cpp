@@ -2,9 +2,9 @@
 // placements). Between a batch's segments (gpu_batch.cpp run_batch) the host routes every token, then
 // uploads each expert the batch picked once into a VRAM arena (copied within VRAM where the expert
 // cache holds it) and submits the grouped products over the arena's slots (matmul_experts, groups
-// laid out by the host) in parts of a staging buffer's half, each part's products running while the
-// threads copy the next; the next segment adds each token's weighted sum. The CPU only copies bytes,
-// so a prompt moves at the host-to-GPU copy rate (or the disk's) instead of the CPU's products.
+// laid out by the host), the threads copying into one staging half while the other's DMA runs; the
+// last submit adds each token's weighted sum. The CPU only copies bytes, so a prompt moves at the
+// host-to-GPU copy rate (or the disk's) instead of the CPU's products.
 #ifdef SLUICE_VULKAN
 #include <algorithm>
 #include <chrono>
@@ -261,10 +261,9 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     std::vector<int32_t> up_ids;
     std::vector<uint32_t> up_at;
     std::vector<std::pair<uint32_t, uint32_t>> in_vram, to_cache;  // (cache slot, arena slot)
-    // Parts of at most a staging half of uploads each, their products submitted as soon as their
-    // DMA is: the GPU computes part p while the threads copy part p + 1. Arena slots are taken in
-    // turn; a part that would pass the arena's end starts again at slot 0, after the products that
-    // read those slots (wrapped).
+    // Parts of at most the arena's slots (and SLUICE_GPU_BATCH_PART_KIB of uploads), each part's
+    // products submitted after its DMAs. Arena slots are taken in turn; a part that would pass the
+    // arena's end starts again at slot 0, after the products that read those slots (wrapped).
     uint32_t next = 0;
     bool wrapped = false;
     uint64_t uploaded = 0;
