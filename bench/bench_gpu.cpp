@@ -158,9 +158,10 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     const bool can_wide = q8 && (t == WT_Q4_K || t == WT_Q5_K) && sh.cols % 256 == 0 && sh.cols >= 2048;
     for (auto [nr, ks, wide] : {std::tuple<uint32_t, int, int>{1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
                                 {1, 0, 1}, {2, 0, 1}, {4, 0, 1}, {0, 4, 1}, {0, 8, 1}}) {
-        if (sh.glu && nr != MV_GLU_ROWS) continue;
+        if (sh.glu && (ks || (!wide && nr != MV_GLU_ROWS))) continue;  // the wide GLU: 1, 2 or 4 rows per team
         if (wide && !can_wide) continue;
-        const bool is_chosen = (sh.glu || (nr == chosen && uint32_t(ks) == chosen_ks)) && bool(wide) == can_wide;
+        const uint32_t glu_nr = can_wide ? glu_team_rows(sh.rows, sh.cols, sh.n_mats) : MV_GLU_ROWS;
+        const bool is_chosen = (sh.glu ? nr == glu_nr : nr == chosen && uint32_t(ks) == chosen_ks) && bool(wide) == can_wide;
         double us[2];
         for (int dep = 0; dep < 2; ++dep) {
             Cmd c(ctx);
@@ -196,7 +197,8 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
             us[dep] = warm_gpu_ms(c) * 1e3 / reps;
         }
         const double gb_dep = double(one) / (us[1] * 1e-6) / 1e9, gb_b2b = double(one) / (us[0] * 1e-6) / 1e9;
-        const std::string variant = std::string(wide ? "w" : "") + (sh.glu ? "glu" : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr));
+        const std::string glu = "glu" + (nr == MV_GLU_ROWS ? std::string() : std::to_string(nr));
+        const std::string variant = std::string(wide ? "w" : "") + (sh.glu ? glu : ks ? "k" + std::to_string(ks) : "r" + std::to_string(nr));
         std::string j = std::string("{\"type\":\"") + gpu_type(t)->suffix + (q8 ? "_q8" : "") + "\",\"shape\":\"" + sh.name + "\",\"variant\":\"" +
                         variant + "\",\"chosen\":" + (is_chosen ? "true" : "false") + ",\"bytes\":" +
                         std::to_string(one) + ",\"us_dependent\":" + fmt(us[1]) + ",\"gb_s_dependent\":" + fmt(gb_dep) +

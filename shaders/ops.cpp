@@ -310,13 +310,18 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     const bool wide = q8 && o.n_cols == 1 && (w.type == WT_Q4_K || w.type == WT_Q5_K) && w.cols % 256 == 0 &&
                       (o.wide < 0 ? wide_env && w.cols >= 2048 : o.wide != 0);
     std::string name = std::string(o.n_cols > 1 ? "matmul_" : "matvec_") + t->suffix + (wide ? "_q8w" : q8 ? "_q8" : "");
-    const MvPick pick = o.swiglu_up || o.n_cols > 1
-                            ? MvPick{0, 0}
-                            : matvec_pick(w.type, q8, w.rows, w.cols, o.n_mats, o.sum_mats, o.norm_out != nullptr, wide);
+    const MvPick pick = o.n_cols > 1   ? MvPick{0, 0}
+                        : o.swiglu_up ? MvPick{0, wide ? glu_team_rows(w.rows, w.cols, o.n_mats) : MV_GLU_ROWS}
+                                      : matvec_pick(w.type, q8, w.rows, w.cols, o.n_mats, o.sum_mats, o.norm_out != nullptr, wide);
     const uint32_t ks = o.swiglu_up || o.n_cols > 1 ? 0 : o.ksplit >= 0 ? uint32_t(o.ksplit) : pick.ksplit;
     if (ks && ks != 4 && ks != 8) throw GpuError("matvec: 4 or 8 teams per row");
     if (o.swiglu_up) {
         name += "_glu";
+        if (wide) {  // _q8w_glu (2 rows per team), _glu1, _glu4
+            nr = o.team_rows ? o.team_rows : pick.team_rows;
+            if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
+            if (nr != MV_GLU_ROWS) name += std::to_string(nr);
+        }
     } else if (ks) {
         name += "_k" + std::to_string(ks);
         nr = ks == 4 ? 2 : 1;  // the builds' NR
@@ -367,6 +372,17 @@ uint32_t matvec_team_rows(uint32_t rows, uint32_t n_mats, bool wide_q8) {
 }
 
 }  // namespace
+
+uint32_t glu_team_rows(uint32_t rows, uint32_t cols, uint32_t n_mats) {
+    static const int env = env_int("SLUICE_GPU_GLU_ROWS", 0);
+    if (env == 1 || env == 2 || env == 4) return uint32_t(env);
+    // H200 decode (_q8w GLU with its block tails, us): 4 rows per team where a team's rows hold at most
+    // 16384 weights and that leaves 1024 workgroups (12288x4096 23.5 vs 27.0 with 2, 27.8 with 1: 8B
+    // 377 -> 396 tok/s), else 2 (29696x8192 77.4 vs 82.4 with 4, 86.9 with 1; 8 experts' 768x2048
+    // 12.5 vs 14.3 / 14.7).
+    if (4 * cols <= 16384 && uint64_t(rows) * n_mats / (MV_TEAMS * 4) >= 1024) return 4;
+    return MV_GLU_ROWS;
+}
 
 MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail,
                    bool wide_kq) {

@@ -123,6 +123,9 @@ struct MatvecOpts {
 struct MvPick {
     uint32_t ksplit, team_rows;
 };
+// Rows per team of the _q8w GLU (gate and up in one pass) for a gate of rows x cols, n_mats matrices;
+// SLUICE_GPU_GLU_ROWS=1|2|4 overrides (measurements).
+uint32_t glu_team_rows(uint32_t rows, uint32_t cols, uint32_t n_mats);
 // wide: the _q8w variants (MatvecOpts::wide).
 MvPick matvec_pick(uint32_t type, bool q8, uint32_t rows, uint32_t cols, uint32_t n_mats, bool sum_mats, bool norm_tail,
                    bool wide = false);

@@ -414,21 +414,24 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
         const auto x = random_row(rng, cols);
         const Mirror mx = mirror(x);
         const Quantized xq = download_mirror(mx.q, size_t(cols));
-        gpu::Buffer yb = zeros(size_t(k * rows));
-        const gpu::MatvecOpts o = experts_glu(uint32_t(k), ib, uint32_t(rows), um, mx.xq);
-        gpu::Cmd cmd(ctx());
-        cmd.begin();
-        gpu::matvec(cmd, gm, {&mx.x}, {&yb}, step, o);
-        cmd.end();
-        cmd.run();
         std::vector<float> ref;
         for (int64_t j = 0; j < k; ++j) {
             const size_t e = size_t(id[size_t(j)] * rows * cols);
             const auto g = ref_matvec(&gd[e], xq.deq.data(), rows, cols), u = ref_matvec(&ud[e], xq.deq.data(), rows, cols);
             for (int64_t r = 0; r < rows; ++r) ref.push_back(float(g[size_t(r)] / (1 + std::exp(-g[size_t(r)])) * u[size_t(r)]));
         }
-        const auto got = floats(yb, ref.size());
-        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "GLU";
+        for (uint32_t nr : {0u, 1u, 2u, 4u}) {  // rows per team of the _q8w GLU (others: theirs whatever this says)
+            gpu::Buffer yb = zeros(size_t(k * rows));
+            gpu::MatvecOpts o = experts_glu(uint32_t(k), ib, uint32_t(rows), um, mx.xq);
+            o.team_rows = nr;
+            gpu::Cmd cmd(ctx());
+            cmd.begin();
+            gpu::matvec(cmd, gm, {&mx.x}, {&yb}, step, o);
+            cmd.end();
+            cmd.run();
+            const auto got = floats(yb, ref.size());
+            EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << "GLU, team rows " << nr;
+        }
 
         // weighted sum of k experts' products, each of its own x, added to x0, then the norm tail
         const auto xs = random_row(rng, k * cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
@@ -631,11 +634,15 @@ TEST(GpuQ8, BlockTailsWriteTheMirrorAndTheReaderScalesIt) {
     const gpu::Mat gm{&wb, uint32_t(GgmlType::Q4_K), 0, uint32_t(F), uint32_t(cols), uint64_t(eg.size() / n_exp)};
     gpu::Mat um = gm;
     um.offset = eg.size();
-    gpu::MatvecOpts o = experts_glu(uint32_t(k), ib, uint32_t(F), um, mx.xq);
-    o.qblk.q = &yxq;
-    o.qblk.count = {&cb};
-    run_matvec(gm, {&mx.x}, {&yb}, o);
-    expect_mirror_of(floats(yb, size_t(k * F)), download_mirror(yq, size_t(k * F)), 0, 2, "experts' GLU");
+    for (uint32_t nr : {1u, 2u, 4u}) {  // the _q8w GLU's rows per team: 16, 8 or 4 workgroups per block
+        gpu::MatvecOpts o = experts_glu(uint32_t(k), ib, uint32_t(F), um, mx.xq);
+        o.team_rows = nr;
+        o.qblk.q = &yxq;
+        o.qblk.count = {&cb};
+        run_matvec(gm, {&mx.x}, {&yb}, o);
+        expect_mirror_of(floats(yb, size_t(k * F)), download_mirror(yq, size_t(k * F)), 0, 2,
+                         "experts' GLU, team rows " + std::to_string(nr));
+    }
 }
 
 // norm_q8: one workgroup's rmsnorm (one round of loads up to 8192 floats, two for 12288) and its int8
