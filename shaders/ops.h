@@ -69,7 +69,7 @@ struct MatvecOpts {
     uint32_t y_pos_stride = 0;                    // nonzero: y offset += step.pos * y_pos_stride
     uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
     const Mat* swiglu_up = nullptr;  // y = silu(W x) * (up x); up: same buffer, type, shape, strides
-    uint32_t team_rows = 0;          // rows per team of matvec_*: 1, 2 or 4; 0: by the matrix's size
+    uint32_t team_rows = 0;          // rows per team of matvec_* and the _q8w GLU: 1, 2 or 4; 0: by the shape
     int ksplit = -1;                 // teams sharing a workgroup's rows (matvec_*_k4: 2 rows, _k8: 1 row),
                                      // 0: none (team_rows), -1: by the shape (matvec_ksplit)
     bool route_renorm = false;  // topk: softmax over the k (else over all the rows)
