@@ -510,8 +510,88 @@ float row_dot(uint wrow, uint s, XS x) {
     return unpackHalf2x16(uint(W[u + 104u])).x * acc;
 }
 
+#elif defined(WTYPE_Q4_0)
+// 18-byte blocks of 32 (2-byte units: d, qs[16]). A step is 16 blocks, 2 lanes each: lane l takes half
+// h = l & 1 of block 16s + (l >> 1), i.e. qs[8h .. 8h + 7]: elements 8h + i (low nibbles) and 16 + 8h
+// + i (high nibbles), i < 8; two lanes read a block's 32 floats of x (a whole line).
+#define MV_STEP 512u
+struct XS {
+    vec4 lo0, lo1, hi0, hi1;
+    float s;  // their sum: the quants' offset of 8
+};
+uint q40_block(uint s) { return 16u * s + (lane >> 1); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const bool inside = 32u * q40_block(s) < p.cols;
+    const uint i = (xo + 32u * q40_block(s) + 8u * (lane & 1u)) >> 2;
+    x.lo0 = inside ? X4[i] : vec4(0.0);
+    x.lo1 = inside ? X4[i + 1u] : vec4(0.0);
+    x.hi0 = inside ? X4[i + 4u] : vec4(0.0);
+    x.hi1 = inside ? X4[i + 5u] : vec4(0.0);
+    x.s = hsum((x.lo0 + x.lo1) + (x.hi0 + x.hi1));
+    return x;
+}
+float row_dot(uint wrow, uint s, XS x) {
+    const uint blk = q40_block(s);
+    if (32u * blk >= p.cols) return 0.0;
+    const uint u = wrow + 9u * blk + 1u + 4u * (lane & 1u);
+    const uint w0 = uint(W[u]) | (uint(W[u + 1u]) << 16), w1 = uint(W[u + 2u]) | (uint(W[u + 3u]) << 16);
+    const float sq = dot(bytes4(w0 & 0x0F0F0F0Fu), x.lo0) + dot(bytes4(w1 & 0x0F0F0F0Fu), x.lo1) +
+                     dot(bytes4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(bytes4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1);
+    return unpackHalf2x16(uint(W[wrow + 9u * blk])).x * (sq - 8.0 * x.s);
+}
+
+#elif defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+// Super-blocks of 256 (quants.glsl's layouts). A step is 2 super-blocks, 16 lanes each, as Q6_K: lane l
+// takes half h = (l >> 3) & 1 of super-block 2s + (l >> 4) and in it elements 32j + 4b .. + 3 for j =
+// 0..3, b = l & 7: bits 2j of the qs word at byte 32h + 4b (Q3_K: bit 4h + j of the hmask word at byte
+// 4b), scale group 8h + 2j + b / 4.
+#define MV_STEP 512u
+struct XS {
+    vec4 v[4];
+    float s[4];  // sums of v[j]: Q2_K's mins, Q3_K's offset of 4
+};
+uint k2_block(uint s) { return 2u * s + (lane >> 4); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = k2_block(s);
+    const bool inside = 256u * sb < p.cols;
+    const uint i = ((xo + 256u * sb + 128u * ((lane >> 3) & 1u)) >> 2) + (lane & 7u);
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        x.v[j] = inside ? X4[i + 8u * j] : vec4(0.0);
+        x.s[j] = hsum(x.v[j]);
+    }
+    return x;
+}
+uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = k2_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint h = (lane >> 3) & 1u, b = lane & 7u;
+    const uint u = wrow + K2_UNITS * sb;
+    const uint qs = u16pair(u + K2_QS + 16u * h + 2u * b);
+#if defined(WTYPE_Q2_K)
+    float acc = 0.0, mins = 0.0;
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        const uint sc = (uint(W[u + 4u * h + j]) >> (8u * (b >> 2))) & 0xFFu;
+        acc += float(sc & 0xFu) * dot(bytes4((qs >> (2u * j)) & 0x03030303u), x.v[j]);
+        mins += float(sc >> 4) * x.s[j];
+    }
+    const vec2 dm = unpackHalf2x16(u16pair(u + 40u));
+    return dm.x * acc - dm.y * mins;
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+    const uint hm = u16pair(u + 2u * b);
+    float acc = 0.0;
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        const uint q = ((qs >> (2u * j)) & 0x03030303u) | (((hm >> (4u * h + j)) & 0x01010101u) << 2);
+        acc += q3_scale(u, 8u * h + 2u * j + (b >> 2)) * (dot(bytes4(q), x.v[j]) - 4.0 * x.s[j]);
+    }
+    return unpackHalf2x16(uint(W[u + 54u])).x * acc;
+#endif
+}
+
+#else
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
 #endif
 
 #if defined(XQ8) && !defined(MV_ROW_DOT)

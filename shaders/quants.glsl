@@ -191,6 +191,76 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
     }
 }
 
+#elif defined(WTYPE_Q4_0)
+// 18-byte block of 32 = 9 units: d (f16), qs[16]; element i is the low nibble of qs[i], element
+// 16 + i its high nibble, x = d * (q - 8). One block per chunk.
+#define CH 32
+uint row_units(uint cols) { return cols / 32u * 9u; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uint b = base + 9u * c;
+    const float d = unpackHalf2x16(uint(W[b])).x;
+    for (uint i = 0u; i < 8u; ++i) {
+        const uint u = uint(W[b + 1u + i]);  // qs[2i], qs[2i + 1]
+        for (uint j = 0u; j < 2u; ++j) {
+            const uint byte = (u >> (8u * j)) & 0xFFu;
+            w[2u * i + j] = d * (float(byte & 0xFu) - 8.0);
+            w[16u + 2u * i + j] = d * (float(byte >> 4) - 8.0);
+        }
+    }
+}
+
+#elif defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+// Super-blocks of 256 in 2-byte units. Q2_K (84 bytes = 42 units): scales[16] (units 0-7; low nibble
+// the scale, high the min), qs[64] (units 8-39), d, dmin (40, 41); x = d * sc * q - dmin * m.
+// Q3_K (110 bytes = 55 units): hmask[32] (units 0-15), qs[64] (16-47), 12 bytes of 6-bit scales
+// (48-53), d (54); x = d * (sc - 32) * (q - 4), q's third bit from hmask. Element 128h + 32j + l has
+// its two low bits at bits 2j of qs[32h + l], Q3_K's third at bit 4h + j of hmask[l], and scale
+// group 8h + 2j + l / 16 (engine/tensor/blocks.h). Chunk c: the 32 elements of (h, j) = ((c >> 2) & 1,
+// c & 3) in super-block c >> 3.
+#define CH 32
+#if defined(WTYPE_Q2_K)
+#define K2_UNITS 42u
+#define K2_QS 8u
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+#define K2_UNITS 55u
+#define K2_QS 16u
+// Q3_K's group k (0..15) scale (stored + 32): low 4 bits the nibble k / 8 of byte k % 8, high 2 bits
+// bits 2 (k / 4) of byte 8 + k % 4.
+uint q3_scale_byte(uint b, uint i) { return (uint(W[b + 48u + (i >> 1)]) >> (8u * (i & 1u))) & 0xFFu; }
+float q3_scale(uint b, uint k) {
+    const uint lo = k < 8u ? q3_scale_byte(b, k) & 0xFu : q3_scale_byte(b, k - 8u) >> 4;
+    const uint hi = (q3_scale_byte(b, 8u + (k & 3u)) >> (2u * (k >> 2))) & 3u;
+    return float(int(lo | (hi << 4)) - 32);
+}
+#endif
+uint row_units(uint cols) { return cols / 256u * K2_UNITS; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uint b = base + K2_UNITS * (c >> 3), h = (c >> 2) & 1u, j = c & 3u;
+#if defined(WTYPE_Q2_K)
+    const vec2 dm = unpackHalf2x16(uint(W[b + 40u]) | (uint(W[b + 41u]) << 16));
+    const uint sc = uint(W[b + 4u * h + j]);  // groups 8h + 2j (low byte) and 8h + 2j + 1
+#else
+    const float d = unpackHalf2x16(uint(W[b + 54u])).x;
+    const float s0 = d * q3_scale(b, 8u * h + 2u * j), s1 = d * q3_scale(b, 8u * h + 2u * j + 1u);
+#endif
+    for (uint i = 0u; i < 16u; ++i) {
+        const uint u = uint(W[b + K2_QS + 16u * h + i]);  // qs[32h + 2i], qs[32h + 2i + 1]
+#if defined(WTYPE_Q3_K)
+        const uint m = uint(W[b + i]);  // hmask[2i], hmask[2i + 1]
+#endif
+        for (uint k = 0u; k < 2u; ++k) {
+            const uint l = 2u * i + k, q = (u >> (8u * k + 2u * j)) & 3u;
+#if defined(WTYPE_Q2_K)
+            const uint s = (sc >> (8u * (l >> 4))) & 0xFFu;
+            w[l] = dm.x * float(s & 0xFu) * float(q) - dm.y * float(s >> 4);
+#else
+            const uint hb = (m >> (8u * k + 4u * h + j)) & 1u;
+            w[l] = (l < 16u ? s0 : s1) * float(int(q + 4u * hb) - 4);
+#endif
+        }
+    }
+}
+
+#else
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
 #endif

@@ -302,7 +302,10 @@ struct StepHeader {
 // ggml type ids of the weight types with GPU kernels.
 #define WT_F32 0
 #define WT_F16 1
+#define WT_Q4_0 2
 #define WT_Q8_0 8
+#define WT_Q2_K 10
+#define WT_Q3_K 11
 #define WT_Q4_K 12
 #define WT_Q5_K 13
 #define WT_Q6_K 14
