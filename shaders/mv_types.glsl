@@ -21,6 +21,18 @@ float q8r_scale(uint wrow, uint e) { return unpackHalf2x16(uint(WH[8u * wrow + (
 layout(binding = W_BINDING, std430) readonly buffer WBufV2 { uvec2 W2[]; };
 #endif
 
+#if (defined(WTYPE_Q4_0) || defined(WTYPE_Q3_K)) && defined(XQ8)
+// 16 bytes from 2-byte unit i of W (Q4_0's and Q3_K's blocks are only 2-aligned): 5 word loads,
+// realigned by half a word when i is odd (as Q6_K's).
+layout(binding = W_BINDING, std430) readonly buffer WBufW { uint W1[]; };
+uvec4 u16x8(uint i) {
+    const uint w = i >> 1;
+    const uvec4 lo = uvec4(W1[w], W1[w + 1u], W1[w + 2u], W1[w + 3u]);
+    const uvec4 hi = uvec4(lo.yzw, W1[min(w + 4u, uint(W1.length()) - 1u)]);
+    return (i & 1u) == 0u ? lo : (lo >> 16) | (hi << 16);
+}
+#endif
+
 #if defined(WTYPE_Q8_0R) && defined(XQ8)
 // Repacked Q8_0 rows (quants.glsl) and x's int8 mirror, whose bytes line up with the row's int8: a
 // step is 2 parts of 512 elements, lane l taking elements 512(2s + k) + 16l .. + 15 of part k, one
@@ -510,6 +522,132 @@ float row_dot(uint wrow, uint s, XS x) {
     return unpackHalf2x16(uint(W[u + 104u])).x * acc;
 }
 
+#elif defined(WTYPE_Q4_0) && defined(XQ8)
+// Integer dots over x's int8 mirror, whose blocks of 32 are Q4_0's: a step is 32 blocks, a lane each:
+// its 16 bytes of qs (low nibbles elements 0-15, high 16-31) against the block's 32 int8 of x, 8
+// OpSUDot; sum (q - 8) x = sudot(x, q) - 8 sum(x), sum(x) the mirror's d * sum q.
+#define MV_STEP 1024u
+struct XS {
+    uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
+    vec2 ds;       // (d, d * sum q)
+};
+uint q40_block(uint s) { return 32u * s + lane; }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint e = xo + 32u * q40_block(s);
+    const bool inside = 32u * q40_block(s) < p.cols;
+    x.lo = inside ? XQ4[e >> 4] : uvec4(0u);
+    x.hi = inside ? XQ4[(e >> 4) + 1u] : uvec4(0u);
+    x.ds = inside ? XS2[p.xq_soff + (e >> 5)] : vec2(0.0);
+    return x;
+}
+struct WS {
+    uvec4 q;
+    float d;
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
+    const uint blk = q40_block(s);
+    const bool inside = 32u * blk < p.cols;
+    const uint b = wrow + 9u * min(blk, (p.cols >> 5) - 1u);
+    w.q = inside ? u16x8(b + 1u) : uvec4(0u);
+    w.d = inside ? unpackHalf2x16(uint(W[b])).x : 0.0;
+    return w;
+}
+float dot_w(WS w, XS x) {
+    int i = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c)
+        i += sudot4(x.lo[c], w.q[c] & 0x0F0F0F0Fu, 0) + sudot4(x.hi[c], (w.q[c] >> 4) & 0x0F0F0F0Fu, 0);
+    return w.d * (x.ds.x * float(i) - 8.0 * x.ds.y);
+}
+
+#elif (defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)) && defined(XQ8)
+// Integer dots over x's int8 mirror. A step is 8 super-blocks, 4 lanes each: lane l takes half
+// h = (l >> 1) & 1 and sixteen c = l & 1 of super-block 8s + (l >> 2), i.e. for j = 0..3 the elements
+// 128h + 32j + 16c .. + 15 (scale group 8h + 2j + c, one scale each): 16 bytes of qs (bits 2j of
+// each; Q3_K: 16 of hmask, bit 4h + j) against four 16-byte pieces of x, 16 OpSUDot. The groups' sums
+// of x (the mins' and the offset's term) come once per step for all rows.
+#define MV_STEP 2048u
+struct XS {
+    uvec4 q[4];  // x's int8 of the lane's elements for j = 0..3
+    vec4 d;      // their blocks' scales
+    ivec4 sum;   // sums of their int8
+};
+uint k2_block(uint s) { return 8u * s + (lane >> 2); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint sb = k2_block(s);
+    const bool inside = 256u * sb < p.cols;
+    const uint e = xo + 256u * sb + 128u * ((lane >> 1) & 1u) + 16u * (lane & 1u);
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        x.q[j] = inside ? XQ4[(e + 32u * j) >> 4] : uvec4(0u);
+        x.d[j] = inside ? XS2[p.xq_soff + ((e + 32u * j) >> 5)].x : 0.0;
+        int t = 0;
+        [[unroll]] for (uint c = 0u; c < 4u; ++c) t += sdot4(x.q[j][c], 0x01010101u, 0);
+        x.sum[j] = t;
+    }
+    return x;
+}
+struct WS {
+    uvec4 q;    // the lane's qs bytes: bits 2j for group j
+#if defined(WTYPE_Q3_K)
+    uvec4 hm;   // its hmask bytes: bit 4h + j
+#endif
+    vec4 sc;    // d * the groups' scales
+#if defined(WTYPE_Q2_K)
+    vec4 mn;    // dmin * their mins
+#endif
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
+    const uint sb = k2_block(s), h = (lane >> 1) & 1u, c = lane & 1u;
+    const bool inside = 256u * sb < p.cols;
+    const uint u = wrow + K2_UNITS * min(sb, (p.cols >> 8) - 1u);
+#if defined(WTYPE_Q2_K)
+    const uint qo = u + 4u + 8u * h + 4u * c;  // words
+    w.q = inside ? uvec4(W[qo], W[qo + 1u], W[qo + 2u], W[qo + 3u]) : uvec4(0u);
+    // scale bytes 8h + 2j + c: byte c and 2 + c of words 2h (j = 0, 1) and 2h + 1 (j = 2, 3)
+    const uint s0 = W[u + 2u * h] >> (8u * c), s1 = W[u + 2u * h + 1u] >> (8u * c);
+    const uvec4 sb4 = uvec4(s0 & 0xFFu, (s0 >> 16) & 0xFFu, s1 & 0xFFu, (s1 >> 16) & 0xFFu);
+    const vec2 dm = inside ? unpackHalf2x16(W[u + 20u]) : vec2(0.0);
+    w.sc = dm.x * vec4(sb4 & 0xFu);
+    w.mn = dm.y * vec4(sb4 >> 4);
+#else
+    w.q = inside ? u16x8(u + 16u + 16u * h + 8u * c) : uvec4(0u);
+    w.hm = inside ? u16x8(u + 8u * c) : uvec4(0u);
+    // the 12 scale bytes and d: bytes 0-7 low nibbles (k < 8) / high (k >= 8), 8-11 the top 2 bits
+    const uvec4 sw = u16x8(u + 48u);
+    const float d = inside ? unpackHalf2x16(sw.w & 0xFFFFu).x : 0.0;
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        const uint k = 2u * j + c;  // group 8h + k; bytes k (low 4 bits) and 8 + (k & 3) (high 2)
+        const uint lo = ((j < 2u ? sw.x : sw.y) >> (8u * (k & 3u) + 4u * h)) & 0xFu;
+        const uint hi = (sw.z >> (8u * (k & 3u) + 2u * (2u * h + (j >> 1)))) & 3u;
+        w.sc[j] = d * float(int(lo | (hi << 4)) - 32);
+    }
+#endif
+    return w;
+}
+float dot_w(WS w, XS x) {
+    float acc = 0.0;
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        int i = 0;
+        [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+#if defined(WTYPE_Q2_K)
+            i += sudot4(x.q[j][c], (w.q[c] >> (2u * j)) & 0x03030303u, 0);
+#else
+            const uint q = ((w.q[c] >> (2u * j)) & 0x03030303u) | (((w.hm[c] >> (4u * ((lane >> 1) & 1u) + j)) & 0x01010101u) << 2);
+            i += sudot4(x.q[j][c], q, 0);
+#endif
+        }
+#if defined(WTYPE_Q2_K)
+        acc += x.d[j] * (w.sc[j] * float(i) - w.mn[j] * float(x.sum[j]));
+#else
+        acc += x.d[j] * w.sc[j] * float(i - 4 * x.sum[j]);
+#endif
+    }
+    return acc;
+}
+
 #elif defined(WTYPE_Q4_0)
 // 18-byte blocks of 32 (2-byte units: d, qs[16]). A step is 16 blocks, 2 lanes each: lane l takes half
 // h = l & 1 of block 16s + (l >> 1), i.e. qs[8h .. 8h + 7]: elements 8h + i (low nibbles) and 16 + 8h
@@ -563,24 +701,24 @@ XS load_x(uint xo, uint s) {
     }
     return x;
 }
-uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
 float row_dot(uint wrow, uint s, XS x) {
     const uint sb = k2_block(s);
     if (256u * sb >= p.cols) return 0.0;
     const uint h = (lane >> 3) & 1u, b = lane & 7u;
     const uint u = wrow + K2_UNITS * sb;
-    const uint qs = u16pair(u + K2_QS + 16u * h + 2u * b);
 #if defined(WTYPE_Q2_K)
+    const uint qs = W[u + 4u + 8u * h + b];
     float acc = 0.0, mins = 0.0;
     [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-        const uint sc = (uint(W[u + 4u * h + j]) >> (8u * (b >> 2))) & 0xFFu;
+        const uint sc = (W[u + 2u * h + (j >> 1)] >> (16u * (j & 1u) + 8u * (b >> 2))) & 0xFFu;
         acc += float(sc & 0xFu) * dot(bytes4((qs >> (2u * j)) & 0x03030303u), x.v[j]);
         mins += float(sc >> 4) * x.s[j];
     }
-    const vec2 dm = unpackHalf2x16(u16pair(u + 40u));
+    const vec2 dm = unpackHalf2x16(W[u + 20u]);
     return dm.x * acc - dm.y * mins;
 #else
-    const uint hm = u16pair(u + 2u * b);
+    const uint qs = uint(W[u + 16u + 16u * h + 2u * b]) | (uint(W[u + 17u + 16u * h + 2u * b]) << 16);
+    const uint hm = uint(W[u + 2u * b]) | (uint(W[u + 1u + 2u * b]) << 16);
     float acc = 0.0;
     [[unroll]] for (uint j = 0u; j < 4u; ++j) {
         const uint q = ((qs >> (2u * j)) & 0x03030303u) | (((hm >> (4u * h + j)) & 0x01010101u) << 2);

@@ -14,7 +14,7 @@ const TypeLayout kTypes[] = {
     {WT_BF16, "bf16", 16, 8, 1, 2},        {WT_Q8_0, "q8_0", 2, 32, 32, 34},
     {WT_Q4_K, "q4_k", 16, 64, 256, 144},   {WT_Q5_K, "q5_k", 16, 64, 256, 176},
     {WT_Q6_K, "q6_k", 2, 64, 256, 210},     {WT_Q8_0R, "q8_0r", 16, 256, 32, 34},
-    {WT_Q4_0, "q4_0", 2, 32, 32, 18},       {WT_Q2_K, "q2_k", 2, 32, 256, 84},
+    {WT_Q4_0, "q4_0", 2, 32, 32, 18},       {WT_Q2_K, "q2_k", 4, 32, 256, 84},
     {WT_Q3_K, "q3_k", 2, 32, 256, 110},
 };
 
@@ -57,7 +57,8 @@ uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mir
 
 bool has_q8(const Context& ctx, uint32_t type) {
     return ctx.info().int_dot &&
-           (type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K);
+           (type == WT_Q4_0 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K ||
+            type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K);
 }
 
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {

@@ -15,6 +15,8 @@
 
 #if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) || defined(WTYPE_Q8_0R)
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uvec4 W[]; };
+#elif defined(WTYPE_Q2_K)
+layout(binding = W_BINDING, std430) readonly buffer WBuf { uint W[]; };  // 84-byte blocks: 4-aligned
 #else
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uint16_t W[]; };
 #endif
@@ -210,20 +212,18 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
 }
 
 #elif defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
-// Super-blocks of 256 in 2-byte units. Q2_K (84 bytes = 42 units): scales[16] (units 0-7; low nibble
-// the scale, high the min), qs[64] (units 8-39), d, dmin (40, 41); x = d * sc * q - dmin * m.
-// Q3_K (110 bytes = 55 units): hmask[32] (units 0-15), qs[64] (16-47), 12 bytes of 6-bit scales
-// (48-53), d (54); x = d * (sc - 32) * (q - 4), q's third bit from hmask. Element 128h + 32j + l has
-// its two low bits at bits 2j of qs[32h + l], Q3_K's third at bit 4h + j of hmask[l], and scale
-// group 8h + 2j + l / 16 (engine/tensor/blocks.h). Chunk c: the 32 elements of (h, j) = ((c >> 2) & 1,
+// Super-blocks of 256. Q2_K (84 bytes = 21 words): scales[16] (words 0-3; low nibble the scale, high
+// the min), qs[64] (words 4-19), d | dmin << 16 (word 20); x = d * sc * q - dmin * m. Q3_K (110
+// bytes = 55 16-bit units): hmask[32] (units 0-15), qs[64] (16-47), 12 bytes of 6-bit scales (48-53),
+// d (54); x = d * (sc - 32) * (q - 4), q's third bit from hmask. Element 128h + 32j + l has its two
+// low bits at bits 2j of qs[32h + l], Q3_K's third at bit 4h + j of hmask[l], and scale group
+// 8h + 2j + l / 16 (engine/tensor/blocks.h). Chunk c: the 32 elements of (h, j) = ((c >> 2) & 1,
 // c & 3) in super-block c >> 3.
 #define CH 32
 #if defined(WTYPE_Q2_K)
-#define K2_UNITS 42u
-#define K2_QS 8u
+#define K2_UNITS 21u
 #else
 #define K2_UNITS 55u
-#define K2_QS 16u
 // Q3_K's group k (0..15) scale (stored + 32): low 4 bits the nibble k / 8 of byte k % 8, high 2 bits
 // bits 2 (k / 4) of byte 8 + k % 4.
 uint q3_scale_byte(uint b, uint i) { return (uint(W[b + 48u + (i >> 1)]) >> (8u * (i & 1u))) & 0xFFu; }
@@ -237,28 +237,26 @@ uint row_units(uint cols) { return cols / 256u * K2_UNITS; }
 void dequant_chunk(uint base, uint c, out float w[CH]) {
     const uint b = base + K2_UNITS * (c >> 3), h = (c >> 2) & 1u, j = c & 3u;
 #if defined(WTYPE_Q2_K)
-    const vec2 dm = unpackHalf2x16(uint(W[b + 40u]) | (uint(W[b + 41u]) << 16));
-    const uint sc = uint(W[b + 4u * h + j]);  // groups 8h + 2j (low byte) and 8h + 2j + 1
+    const vec2 dm = unpackHalf2x16(W[b + 20u]);
+    const uint sc = W[b + 2u * h + (j >> 1)] >> (16u * (j & 1u));  // groups 8h + 2j (low byte) and 8h + 2j + 1
+    for (uint i = 0u; i < 8u; ++i) {
+        const uint u = W[b + 4u + 8u * h + i];  // qs[32h + 4i .. + 3]
+        for (uint k = 0u; k < 4u; ++k) {
+            const uint l = 4u * i + k, q = (u >> (8u * k + 2u * j)) & 3u, s = (sc >> (8u * (l >> 4))) & 0xFFu;
+            w[l] = dm.x * float(s & 0xFu) * float(q) - dm.y * float(s >> 4);
+        }
+    }
 #else
     const float d = unpackHalf2x16(uint(W[b + 54u])).x;
     const float s0 = d * q3_scale(b, 8u * h + 2u * j), s1 = d * q3_scale(b, 8u * h + 2u * j + 1u);
-#endif
     for (uint i = 0u; i < 16u; ++i) {
-        const uint u = uint(W[b + K2_QS + 16u * h + i]);  // qs[32h + 2i], qs[32h + 2i + 1]
-#if defined(WTYPE_Q3_K)
-        const uint m = uint(W[b + i]);  // hmask[2i], hmask[2i + 1]
-#endif
+        const uint u = uint(W[b + 16u + 16u * h + i]), m = uint(W[b + i]);  // qs[32h + 2i], +1; hmask[2i], +1
         for (uint k = 0u; k < 2u; ++k) {
-            const uint l = 2u * i + k, q = (u >> (8u * k + 2u * j)) & 3u;
-#if defined(WTYPE_Q2_K)
-            const uint s = (sc >> (8u * (l >> 4))) & 0xFFu;
-            w[l] = dm.x * float(s & 0xFu) * float(q) - dm.y * float(s >> 4);
-#else
-            const uint hb = (m >> (8u * k + 4u * h + j)) & 1u;
+            const uint l = 2u * i + k, q = (u >> (8u * k + 2u * j)) & 3u, hb = (m >> (8u * k + 4u * h + j)) & 1u;
             w[l] = (l < 16u ? s0 : s1) * float(int(q + 4u * hb) - 4);
-#endif
         }
     }
+#endif
 }
 
 #else

@@ -422,7 +422,9 @@ Buffer Context::alloc(size_t bytes, Mem mem, const std::string& what) {
     b.dev_ = dev_;
     b.size_ = bytes;
     VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
-    bci.size = bytes;
+    // Whole 16-byte units: shaders read 2-aligned blocks (Q4_0, Q3_K, Q6_K) as words, and a word that
+    // holds a buffer's last 2 bytes must lie within the bound range.
+    bci.size = (bytes + 15) / 16 * 16;
     bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
     bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
     VK_CHECK(vkCreateBuffer(dev_, &bci, nullptr, &b.buf_));

@@ -498,7 +498,7 @@ TEST(GpuStreaming, UnmappedFileMatchesCpuPath) {
 // moe_c q6_K: moe_c's random router has near-ties, and which positions flip an expert relative to
 // the float model differs between the two roundings (measured: GPU 0.875 / KL 0.27, CPU 0.906 / 0.087;
 // moe_c q5_K and q4_K came out the other way round, GPU and CPU within 10%).
-// Q4_0, Q3_K and Q2_K (float-path matvecs only: no integer-dot variants yet) take the CPU's bounds.
+// Q4_0, Q3_K and Q2_K take the CPU's bounds.
 class GpuModelQuant : public ::testing::TestWithParam<QuantCase> {};
 
 TEST_P(GpuModelQuant, AgreesWithFloatReference) {

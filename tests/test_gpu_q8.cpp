@@ -714,9 +714,10 @@ TEST(GpuQ8, AttentionWritesTheInt8MirrorOfItsOutput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types,
-                         ::testing::Values(GpuType{GgmlType::Q8_0, WT_Q8_0}, GpuType{GgmlType::Q8_0, WT_Q8_0R},
-                                           GpuType{GgmlType::Q4_K, WT_Q4_K}, GpuType{GgmlType::Q5_K, WT_Q5_K},
-                                           GpuType{GgmlType::Q6_K, WT_Q6_K}),
+                         ::testing::Values(GpuType{GgmlType::Q4_0, WT_Q4_0}, GpuType{GgmlType::Q8_0, WT_Q8_0},
+                                           GpuType{GgmlType::Q8_0, WT_Q8_0R}, GpuType{GgmlType::Q2_K, WT_Q2_K},
+                                           GpuType{GgmlType::Q3_K, WT_Q3_K}, GpuType{GgmlType::Q4_K, WT_Q4_K},
+                                           GpuType{GgmlType::Q5_K, WT_Q5_K}, GpuType{GgmlType::Q6_K, WT_Q6_K}),
                          [](const auto& i) { return gpu_type_name(i.param); });
 
 }  // namespace
