@@ -51,8 +51,11 @@ layout(binding = 2, std430) buffer YBuf { float Y[]; };
 layout(push_constant) uniform PC { MatvecPush p; };
 
 layout(local_size_x = MM_THREADS) in;
-#if defined(WTYPE_Q6_K)
+#if defined(WTYPE_Q6_K) || defined(WTYPE_Q3_K)
 #define SUB16
+#endif
+#if defined(WTYPE_Q2_K)
+#define MIN16  // a scale and a min per 16: y += dx * (dw0 sum_lo + dw1 sum_hi - mw0 sum x_lo - mw1 sum x_hi)
 #endif
 
 // Row r's int8 at sw[r * MM_ROW4 + i] (i = 0..7, 16 bytes each); the stride of 9 keeps the 16 rows a
@@ -61,6 +64,9 @@ layout(local_size_x = MM_THREADS) in;
 #ifndef MM_COOPMAT
 shared uvec4 sw[MM_BM * MM_ROW4];
 shared vec2 sws[MM_BM * 4u];
+#ifdef MIN16
+shared vec2 swm[MM_BM * 4u];  // the mins per 16
+#endif
 shared uvec4 sx[MM_BN * MM_ROW4];
 shared vec2 sxs[MM_BN * 4u];
 #endif
@@ -101,6 +107,23 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     sw[r * MM_ROW4 + 2u * u + j] = lo;         // elements 32u + 16j ..
     sw[r * MM_ROW4 + 2u * (u + 2u) + j] = hi;  // elements 32(u + 2) + 16j ..
     sws[r * 4u + part] = g.d * vec2(float(int(g.sc << 24) >> 24), float(int(g.sc << 16) >> 24));
+}
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+void gw_store(GW g, uint r, uint kt, uint part) {
+    uvec4 q[2];
+    vec2 dm[2];
+    uint k[2];
+    gw_pieces(g, kt, part, q, dm, k);  // the 32-block `part` of the step
+    sw[r * MM_ROW4 + 2u * part] = q[0];
+    sw[r * MM_ROW4 + 2u * part + 1u] = q[1];
+#if defined(WTYPE_Q4_0)
+    sws[r * 4u + part] = dm[0];  // (d, 8d)
+#else
+    sws[r * 4u + part] = vec2(dm[0].x, dm[1].x);
+#endif
+#ifdef MIN16
+    swm[r * 4u + part] = vec2(dm[0].y, dm[1].y);
+#endif
 }
 #else  // Q8_0R
 void gw_store(GW g, uint r, uint kt, uint part) {
@@ -257,17 +280,33 @@ void main() {
                 xq[j][1] = sx[c * MM_ROW4 + 2u * b + 1u];
                 xs[j] = sxs[c * 4u + b];
             }
+#ifdef MIN16
+            int xl[MM_CJ], xh[MM_CJ];  // the columns' sums of int8 per 16
+            [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
+                xl[j] = 0;
+                xh[j] = 0;
+                [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+                    xl[j] += sdot4(xq[j][0][c], 0x01010101u, 0);
+                    xh[j] += sdot4(xq[j][1][c], 0x01010101u, 0);
+                }
+            }
+#endif
             [[unroll]] for (uint i = 0u; i < 4u; ++i) {
                 const uint r = tr + 16u * i;
                 const uvec4 w0 = sw[r * MM_ROW4 + 2u * b], w1 = sw[r * MM_ROW4 + 2u * b + 1u];
                 const vec2 ws = sws[r * 4u + b];
+#ifdef MIN16
+                const vec2 wm = swm[r * 4u + b];
+#endif
                 [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
                     int lo = 0, hi = 0;
                     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
                         lo += sdot4(w0[c], xq[j][0][c], 0);
                         hi += sdot4(w1[c], xq[j][1][c], 0);
                     }
-#ifdef SUB16
+#if defined(MIN16)
+                    acc[i][j] += xs[j].x * (ws.x * float(lo) + ws.y * float(hi) - wm.x * float(xl[j]) - wm.y * float(xh[j]));
+#elif defined(SUB16)
                     acc[i][j] += xs[j].x * (ws.x * float(lo) + ws.y * float(hi));
 #else
                     acc[i][j] += ws.x * xs[j].x * float(lo + hi) - ws.y * xs[j].y;

@@ -138,6 +138,81 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 }
 #endif
 
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+// Part q of step kt is the step's 32-block q (elements 128kt + 32q ..): gw_pieces() gives its two
+// 16-element pieces as int8 with their (scale, min), which both the int8 tiles (gw_store in mm.comp)
+// and the float16 ones take. Q4_0: block 4kt + q, (d, 8d) for q unsigned. Q2_K / Q3_K: half h = kt & 1
+// of super-block kt / 2, j = q: bits 2j of qs[32h + l] (Q3_K: bit 4h + j of hmask[l], value q - 4 as
+// signed int8), groups 8h + 2j and + 1 (quants.glsl).
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q3_K)
+layout(binding = W_BINDING, std430) readonly buffer WBufMW { uint WW[]; };
+uvec4 mm_u16x8(uint i) {  // 16 bytes from 2-byte unit i: 5 word loads, realigned when i is odd
+    const uint w = i >> 1;
+    const uvec4 lo = uvec4(WW[w], WW[w + 1u], WW[w + 2u], WW[w + 3u]);
+    const uvec4 hi = uvec4(lo.yzw, WW[min(w + 4u, uint(WW.length()) - 1u)]);
+    return (i & 1u) == 0u ? lo : (lo >> 16) | (hi << 16);
+}
+#endif
+struct GW {
+#if defined(WTYPE_Q4_0)
+    uvec4 q;
+    float d;
+#elif defined(WTYPE_Q2_K)
+    uvec4 q0, q1;  // qs[32h .. 32h + 31]
+    uint sc, dm;   // the groups' scale bytes (low half), d | dmin << 16
 #else
-#error "mm_load.glsl: WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
+    uvec4 q0, q1, m0, m1;  // qs[32h ..], hmask[0 .. 31]
+    vec2 sc;               // d * the groups' scales
+#endif
+};
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+#if defined(WTYPE_Q4_0)
+    const uint b = wrow + 9u * (4u * kt + part);
+    g.q = mm_u16x8(b + 1u);
+    g.d = unpackHalf2x16(uint(W[b])).x;
+#elif defined(WTYPE_Q2_K)
+    const uint u = wrow + 21u * (kt >> 1), h = kt & 1u, o = u + 4u + 8u * h;
+    g.q0 = uvec4(W[o], W[o + 1u], W[o + 2u], W[o + 3u]);
+    g.q1 = uvec4(W[o + 4u], W[o + 5u], W[o + 6u], W[o + 7u]);
+    g.sc = W[u + 2u * h + (part >> 1)] >> (16u * (part & 1u));
+    g.dm = W[u + 20u];
+#else
+    const uint u = wrow + 55u * (kt >> 1), h = kt & 1u;
+    g.q0 = mm_u16x8(u + 16u + 16u * h);
+    g.q1 = mm_u16x8(u + 24u + 16u * h);
+    g.m0 = mm_u16x8(u);
+    g.m1 = mm_u16x8(u + 8u);
+    g.sc = unpackHalf2x16(uint(W[u + 54u])).x * vec2(q3_scale(u, 8u * h + 2u * part), q3_scale(u, 8u * h + 2u * part + 1u));
+#endif
+    return g;
+}
+void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uint k[2]) {
+#if defined(WTYPE_Q4_0)
+    q[0] = g.q & 0x0F0F0F0Fu;
+    q[1] = (g.q >> 4) & 0x0F0F0F0Fu;
+    dm[0] = dm[1] = vec2(g.d, 8.0 * g.d);
+#elif defined(WTYPE_Q2_K)
+    q[0] = (g.q0 >> (2u * part)) & 0x03030303u;
+    q[1] = (g.q1 >> (2u * part)) & 0x03030303u;
+    const vec2 d = unpackHalf2x16(g.dm);
+    [[unroll]] for (uint i = 0u; i < 2u; ++i) {
+        const uint s = (g.sc >> (8u * i)) & 0xFFu;
+        dm[i] = vec2(d.x * float(s & 0xFu), d.y * float(s >> 4));
+    }
+#else
+    const uint hb = 4u * (kt & 1u) + part;
+    const uvec4 v0 = ((g.q0 >> (2u * part)) & 0x03030303u) | (((g.m0 >> hb) & 0x01010101u) << 2);
+    const uvec4 v1 = ((g.q1 >> (2u * part)) & 0x03030303u) | (((g.m1 >> hb) & 0x01010101u) << 2);
+    q[0] = ((v0 | 0x80808080u) - 0x04040404u) ^ 0x80808080u;  // q - 4 per byte, as signed int8
+    q[1] = ((v1 | 0x80808080u) - 0x04040404u) ^ 0x80808080u;
+    dm[0] = vec2(g.sc.x, 0.0);
+    dm[1] = vec2(g.sc.y, 0.0);
+#endif
+    k[0] = 32u * part;
+    k[1] = 32u * part + 16u;
+}
+
+#else
+#error "mm_load.glsl: WTYPE_Q4_0, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
 #endif
