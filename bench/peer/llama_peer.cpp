@@ -305,6 +305,7 @@ int main(int argc, char ** argv) {
         fill_batch(pb, prompt.data(), o.prompt_tokens, 0, false);
         double t0 = now_s();
         decode_or_die(ctx, pb, "prompt");
+        llama_synchronize(ctx);  // llama_decode may return before a GPU backend has finished the batch
         return now_s() - t0;
     };
     // The first run right after loading (shader compilation included); --prompt-runs: again from an
