@@ -108,7 +108,7 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     sw[r * MM_ROW4 + 2u * (u + 2u) + j] = hi;  // elements 32(u + 2) + 16j ..
     sws[r * 4u + part] = g.d * vec2(float(int(g.sc << 24) >> 24), float(int(g.sc << 16) >> 24));
 }
-#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
 void gw_store(GW g, uint r, uint kt, uint part) {
     uvec4 q[2];
     vec2 dm[2];
@@ -116,8 +116,8 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     gw_pieces(g, kt, part, q, dm, k);  // the 32-block `part` of the step
     sw[r * MM_ROW4 + 2u * part] = q[0];
     sw[r * MM_ROW4 + 2u * part + 1u] = q[1];
-#if defined(WTYPE_Q4_0)
-    sws[r * 4u + part] = dm[0];  // (d, 8d)
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0)
+    sws[r * 4u + part] = dm[0];  // (d, 8d), (d, 0)
 #else
     sws[r * 4u + part] = vec2(dm[0].x, dm[1].x);
 #endif

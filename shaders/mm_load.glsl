@@ -138,13 +138,15 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 }
 #endif
 
-#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
 // Part q of step kt is the step's 32-block q (elements 128kt + 32q ..): gw_pieces() gives its two
 // 16-element pieces as int8 with their (scale, min), which both the int8 tiles (gw_store in mm.comp)
-// and the float16 ones take. Q4_0: block 4kt + q, (d, 8d) for q unsigned. Q2_K / Q3_K: half h = kt & 1
+// and the float16 ones take. Q4_0: block 4kt + q, (d, 8d) for q unsigned; Q8_0 (ggml's blocks, as
+// routed experts outside VRAM arrive: resident matrices are repacked, WT_Q8_0R): block 4kt + q, (d, 0).
+// Q2_K / Q3_K: half h = kt & 1
 // of super-block kt / 2, j = q: bits 2j of qs[32h + l] (Q3_K: bit 4h + j of hmask[l], value q - 4 as
 // signed int8), groups 8h + 2j and + 1 (quants.glsl).
-#if defined(WTYPE_Q4_0) || defined(WTYPE_Q3_K)
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0) || defined(WTYPE_Q3_K)
 layout(binding = W_BINDING, std430) readonly buffer WBufMW { uint WW[]; };
 uvec4 mm_u16x8(uint i) {  // 16 bytes from 2-byte unit i: 5 word loads, realigned when i is odd
     const uint w = i >> 1;
@@ -156,6 +158,9 @@ uvec4 mm_u16x8(uint i) {  // 16 bytes from 2-byte unit i: 5 word loads, realigne
 struct GW {
 #if defined(WTYPE_Q4_0)
     uvec4 q;
+    float d;
+#elif defined(WTYPE_Q8_0)
+    uvec4 q0, q1;
     float d;
 #elif defined(WTYPE_Q2_K)
     uvec4 q0, q1;  // qs[32h .. 32h + 31]
@@ -170,6 +175,11 @@ GW gw_load(uint wrow, uint kt, uint part) {
 #if defined(WTYPE_Q4_0)
     const uint b = wrow + 9u * (4u * kt + part);
     g.q = mm_u16x8(b + 1u);
+    g.d = unpackHalf2x16(uint(W[b])).x;
+#elif defined(WTYPE_Q8_0)
+    const uint b = wrow + 17u * (4u * kt + part);
+    g.q0 = mm_u16x8(b + 1u);
+    g.q1 = mm_u16x8(b + 9u);
     g.d = unpackHalf2x16(uint(W[b])).x;
 #elif defined(WTYPE_Q2_K)
     const uint u = wrow + 21u * (kt >> 1), h = kt & 1u, o = u + 4u + 8u * h;
@@ -192,6 +202,10 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
     q[0] = g.q & 0x0F0F0F0Fu;
     q[1] = (g.q >> 4) & 0x0F0F0F0Fu;
     dm[0] = dm[1] = vec2(g.d, 8.0 * g.d);
+#elif defined(WTYPE_Q8_0)
+    q[0] = g.q0;
+    q[1] = g.q1;
+    dm[0] = dm[1] = vec2(g.d, 0.0);
 #elif defined(WTYPE_Q2_K)
     q[0] = (g.q0 >> (2u * part)) & 0x03030303u;
     q[1] = (g.q1 >> (2u * part)) & 0x03030303u;
@@ -214,5 +228,5 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 }
 
 #else
-#error "mm_load.glsl: WTYPE_Q4_0, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
+#error "mm_load.glsl: WTYPE_Q4_0, WTYPE_Q8_0, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
 #endif

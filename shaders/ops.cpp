@@ -174,7 +174,7 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 }  // namespace
 
 bool has_mm(const Context& ctx, uint32_t type) {
-    return (type == WT_Q4_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K || type == WT_Q4_K || type == WT_Q5_K ||
+    return (type == WT_Q4_0 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K || type == WT_Q4_K || type == WT_Q5_K ||
             type == WT_Q6_K) &&
            has_q8(ctx, type);
 }

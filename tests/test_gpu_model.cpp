@@ -466,6 +466,45 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
     }
 }
 
+// Experts of other types take the same GPU passes: ggml's Q8_0 blocks (the arena holds them as the file
+// does; resident experts are repacked, WT_Q8_0R) and Q3_K, against the resident placement's batches.
+TEST(GpuModelBatch, GpuExpertBatchesOfOtherTypesMatchResident) {
+    for (const char* type : {"q8_0", "q3_K"}) {
+        SCOPED_TRACE(type);
+        const std::string f = tmp_dir() + "gpu_bxt_" + std::to_string(getpid()) + ".gguf";
+        const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
+                                "--kv-heads 2 --head-dim 64 --experts 16 --used 4 --ff-exp 256 --vocab 300 --out-std 0.06 " +
+                                "--type " + type + " --out " + f + " >/dev/null";
+        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+        std::vector<int32_t> ids;
+        for (int32_t i = 0; i < 136; ++i) ids.push_back((i * 53 + 7) % 300);
+        setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
+        setenv("SLUICE_GPU_BATCH_EXPERTS", "gpu", 1);
+        uint64_t gpu_passes = 0;
+        auto run = [&](ModelOptions o) {
+            o.n_ctx = 256;
+            auto m = load_model(f, o);
+            EXPECT_NE(m->placement().find("GPU"), std::string::npos) << m->placement();
+            auto l = m->forward_tokens(ids, false);
+            gpu_passes = m->gpu_counters().batch_passes_gpu;
+            return l;
+        };
+        const auto ref = run(gpu_opts());
+        ModelOptions o = gpu_opts();
+        o.gpu_expert_cache = 1;
+        o.gpu_experts = GpuExperts::Cpu;
+        o.gpu_emulate_discrete = true;
+        const auto got = run(o);
+        EXPECT_GT(gpu_passes, 0u);
+        const double err = max_rel_err(got, ref, 300);
+        std::printf("  %s: %llu GPU passes, max rel err %.3g vs the resident placement's\n", type, (unsigned long long)gpu_passes, err);
+        EXPECT_LE(err, 1e-4);
+        unsetenv("SLUICE_GPU_BATCH_EXPERTS");
+        unsetenv("SLUICE_GPU_PROMPT_BATCH");
+        std::remove(f.c_str());
+    }
+}
+
 TEST(GpuStreaming, UnmappedFileMatchesCpuPath) {
     for (const char* fixture : {"moe_b", "moe_c"}) {
         const std::string path = kDir + fixture + ".gguf";
