@@ -482,8 +482,8 @@ float dot_w(WS w, XS x) {
     return w.sc.x * x.d.x * float(s0 - 32 * x0) + w.sc.y * x.d.y * float(s2 - 32 * x2);
 }
 
-#elif defined(WTYPE_Q6_K)
-// 210-byte super-blocks of 256 (2-byte units: ql 0..63, qh 64..95, int8 scales 96..103, d 104). A step
+#elif defined(WTYPE_Q6_K) || ((defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)) && !defined(XQ8))
+// Q6_K (Q2_K and Q3_K split the same way, below): 210-byte super-blocks of 256 (2-byte units: ql 0..63, qh 64..95, int8 scales 96..103, d 104). A step
 // is 2 super-blocks, 16 lanes each: lane l takes half h = (l >> 3) & 1 of super-block 2s + (l >> 4) and
 // in it elements 32t + 4b .. + 3 for t = 0..3, b = l & 7 (8 lanes read a whole line of x per load).
 // Element 32t + i of half h: nibble t >> 1 of ql[64h + 32(t & 1) + i], bits 2t, 2t + 1 of qh[32h + i],
@@ -491,7 +491,7 @@ float dot_w(WS w, XS x) {
 #define MV_STEP 512u
 struct XS {
     vec4 v[4];
-    float s32[4];  // 32 * sum of v[t]: the quants' offset
+    float s[4];  // sums of v[t]: the quants' offset (Q6_K 32, Q3_K 4), Q2_K's mins
 };
 uint q6_block(uint s) { return 2u * s + (lane >> 4); }
 XS load_x(uint xo, uint s) {
@@ -501,10 +501,11 @@ XS load_x(uint xo, uint s) {
     const uint i = ((xo + 256u * sb + 128u * ((lane >> 3) & 1u)) >> 2) + (lane & 7u);
     [[unroll]] for (uint t = 0u; t < 4u; ++t) {
         x.v[t] = inside ? X4[i + 8u * t] : vec4(0.0);
-        x.s32[t] = 32.0 * hsum(x.v[t]);
+        x.s[t] = hsum(x.v[t]);
     }
     return x;
 }
+#if defined(WTYPE_Q6_K)
 uint u16pair(uint i) { return uint(W[i]) | (uint(W[i + 1u]) << 16); }
 float row_dot(uint wrow, uint s, XS x) {
     const uint sb = q6_block(s);
@@ -517,10 +518,41 @@ float row_dot(uint wrow, uint s, XS x) {
     [[unroll]] for (uint t = 0u; t < 4u; ++t) {
         const uint q = ((ql[t & 1u] >> (4u * (t >> 1))) & 0x0F0F0F0Fu) | (((qh >> (2u * t)) & 0x03030303u) << 4);
         const float sc = float(i8_of(uint(W[u + 96u + 4u * h + t]), b >> 2));
-        acc += sc * (dot(bytes4(q), x.v[t]) - x.s32[t]);
+        acc += sc * (dot(bytes4(q), x.v[t]) - 32.0 * x.s[t]);
     }
     return unpackHalf2x16(uint(W[u + 104u])).x * acc;
 }
+#else
+// Q2_K / Q3_K (quants.glsl's layouts), lanes as Q6_K's: lane l takes half h = (l >> 3) & 1 of super-block 2s + (l >> 4) and in it elements 32j + 4b .. + 3 for j =
+// 0..3, b = l & 7: bits 2j of the qs word at byte 32h + 4b (Q3_K: bit 4h + j of the hmask word at byte
+// 4b), scale group 8h + 2j + b / 4.
+float row_dot(uint wrow, uint s, XS x) {
+    const uint sb = q6_block(s);
+    if (256u * sb >= p.cols) return 0.0;
+    const uint h = (lane >> 3) & 1u, b = lane & 7u;
+    const uint u = wrow + K2_UNITS * sb;
+#if defined(WTYPE_Q2_K)
+    const uint qs = W[u + 4u + 8u * h + b];
+    float acc = 0.0, mins = 0.0;
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        const uint sc = (W[u + 2u * h + (j >> 1)] >> (16u * (j & 1u) + 8u * (b >> 2))) & 0xFFu;
+        acc += float(sc & 0xFu) * dot(bytes4((qs >> (2u * j)) & 0x03030303u), x.v[j]);
+        mins += float(sc >> 4) * x.s[j];
+    }
+    const vec2 dm = unpackHalf2x16(W[u + 20u]);
+    return dm.x * acc - dm.y * mins;
+#else
+    const uint qs = uint(W[u + 16u + 16u * h + 2u * b]) | (uint(W[u + 17u + 16u * h + 2u * b]) << 16);
+    const uint hm = uint(W[u + 2u * b]) | (uint(W[u + 1u + 2u * b]) << 16);
+    float acc = 0.0;
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        const uint q = ((qs >> (2u * j)) & 0x03030303u) | (((hm >> (4u * h + j)) & 0x01010101u) << 2);
+        acc += q3_scale(u, 8u * h + 2u * j + (b >> 2)) * (dot(bytes4(q), x.v[j]) - 4.0 * x.s[j]);
+    }
+    return unpackHalf2x16(uint(W[u + 54u])).x * acc;
+#endif
+}
+#endif
 
 #elif defined(WTYPE_Q4_0) && defined(XQ8)
 // Integer dots over x's int8 mirror, whose blocks of 32 are Q4_0's: a step is 32 blocks, a lane each:
@@ -677,55 +709,6 @@ float row_dot(uint wrow, uint s, XS x) {
     const float sq = dot(bytes4(w0 & 0x0F0F0F0Fu), x.lo0) + dot(bytes4(w1 & 0x0F0F0F0Fu), x.lo1) +
                      dot(bytes4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(bytes4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1);
     return unpackHalf2x16(uint(W[wrow + 9u * blk])).x * (sq - 8.0 * x.s);
-}
-
-#elif defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
-// Super-blocks of 256 (quants.glsl's layouts). A step is 2 super-blocks, 16 lanes each, as Q6_K: lane l
-// takes half h = (l >> 3) & 1 of super-block 2s + (l >> 4) and in it elements 32j + 4b .. + 3 for j =
-// 0..3, b = l & 7: bits 2j of the qs word at byte 32h + 4b (Q3_K: bit 4h + j of the hmask word at byte
-// 4b), scale group 8h + 2j + b / 4.
-#define MV_STEP 512u
-struct XS {
-    vec4 v[4];
-    float s[4];  // sums of v[j]: Q2_K's mins, Q3_K's offset of 4
-};
-uint k2_block(uint s) { return 2u * s + (lane >> 4); }
-XS load_x(uint xo, uint s) {
-    XS x;
-    const uint sb = k2_block(s);
-    const bool inside = 256u * sb < p.cols;
-    const uint i = ((xo + 256u * sb + 128u * ((lane >> 3) & 1u)) >> 2) + (lane & 7u);
-    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-        x.v[j] = inside ? X4[i + 8u * j] : vec4(0.0);
-        x.s[j] = hsum(x.v[j]);
-    }
-    return x;
-}
-float row_dot(uint wrow, uint s, XS x) {
-    const uint sb = k2_block(s);
-    if (256u * sb >= p.cols) return 0.0;
-    const uint h = (lane >> 3) & 1u, b = lane & 7u;
-    const uint u = wrow + K2_UNITS * sb;
-#if defined(WTYPE_Q2_K)
-    const uint qs = W[u + 4u + 8u * h + b];
-    float acc = 0.0, mins = 0.0;
-    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-        const uint sc = (W[u + 2u * h + (j >> 1)] >> (16u * (j & 1u) + 8u * (b >> 2))) & 0xFFu;
-        acc += float(sc & 0xFu) * dot(bytes4((qs >> (2u * j)) & 0x03030303u), x.v[j]);
-        mins += float(sc >> 4) * x.s[j];
-    }
-    const vec2 dm = unpackHalf2x16(W[u + 20u]);
-    return dm.x * acc - dm.y * mins;
-#else
-    const uint qs = uint(W[u + 16u + 16u * h + 2u * b]) | (uint(W[u + 17u + 16u * h + 2u * b]) << 16);
-    const uint hm = uint(W[u + 2u * b]) | (uint(W[u + 1u + 2u * b]) << 16);
-    float acc = 0.0;
-    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-        const uint q = ((qs >> (2u * j)) & 0x03030303u) | (((hm >> (4u * h + j)) & 0x01010101u) << 2);
-        acc += q3_scale(u, 8u * h + 2u * j + (b >> 2)) * (dot(bytes4(q), x.v[j]) - 4.0 * x.s[j]);
-    }
-    return unpackHalf2x16(uint(W[u + 54u])).x * acc;
-#endif
 }
 
 #else
