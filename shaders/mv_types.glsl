@@ -21,9 +21,10 @@ float q8r_scale(uint wrow, uint e) { return unpackHalf2x16(uint(WH[8u * wrow + (
 layout(binding = W_BINDING, std430) readonly buffer WBufV2 { uvec2 W2[]; };
 #endif
 
-#if (defined(WTYPE_Q4_0) || defined(WTYPE_Q3_K)) && defined(XQ8)
-// 16 bytes from 2-byte unit i of W (Q4_0's and Q3_K's blocks are only 2-aligned): 5 word loads,
-// realigned by half a word when i is odd (as Q6_K's).
+#if (defined(WTYPE_Q4_0) || defined(WTYPE_Q3_K) || defined(WTYPE_Q6_K)) && defined(XQ8)
+// 16 bytes from 2-byte unit i of W (Q4_0's, Q3_K's and Q6_K's blocks are only 2-aligned): 5 word
+// loads, realigned by half a word when i is odd, where 8 16-bit loads each took a load instruction
+// (Q6_K's product was load-issue bound: 2.1 TB/s).
 layout(binding = W_BINDING, std430) readonly buffer WBufW { uint W1[]; };
 uvec4 u16x8(uint i) {
     const uint w = i >> 1;
@@ -439,15 +440,6 @@ XS load_x(uint xo, uint s) {
     x.d = vec2(XS2[p.xq_soff + (e >> 5)].x, XS2[p.xq_soff + ((e + 64u) >> 5)].x);
     return x;
 }
-// 16 bytes from 2-byte unit i (a block is 2-aligned): 5 word loads, realigned by half a word when i is
-// odd, where 8 16-bit loads each took a load instruction (the product was load-issue bound: 2.1 TB/s).
-layout(binding = W_BINDING, std430) readonly buffer WBufQ6 { uint W1[]; };
-uvec4 q6_16(uint i) {
-    const uint w = i >> 1;
-    const uvec4 lo = uvec4(W1[w], W1[w + 1u], W1[w + 2u], W1[w + 3u]);
-    const uvec4 hi = uvec4(lo.yzw, W1[min(w + 4u, uint(W1.length()) - 1u)]);
-    return (i & 1u) == 0u ? lo : (lo >> 16) | (hi << 16);
-}
 struct WS {
     uvec4 q0, q2;  // the lane's 6-bit weights for t = u and u + 2, one byte each
     vec2 sc;       // d * their scales
@@ -463,7 +455,7 @@ WS load_w(uint wrow, uint s) {
     const uint h = (lane >> 2) & 1u, u = (lane >> 1) & 1u, j = lane & 1u;
     const uint b = wrow + 105u * sb;
     const uint lo = b + 32u * h + 16u * u + 8u * j, hi = b + 64u + 16u * h + 8u * j;  // ql, qh (16-bit units)
-    const uvec4 ql = q6_16(lo), qh = q6_16(hi);
+    const uvec4 ql = u16x8(lo), qh = u16x8(hi);
     w.q0 = (ql & 0x0F0F0F0Fu) | (((qh >> (2u * u)) & 0x03030303u) << 4);
     w.q2 = ((ql >> 4) & 0x0F0F0F0Fu) | (((qh >> (2u * u + 4u)) & 0x03030303u) << 4);
     // scales[8h + 2t + j] for t = u and u + 2: int8 at byte 8h + 2u + j and + 4 of the scales
