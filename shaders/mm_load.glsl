@@ -146,15 +146,6 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 // Q2_K / Q3_K: half h = kt & 1
 // of super-block kt / 2, j = q: bits 2j of qs[32h + l] (Q3_K: bit 4h + j of hmask[l], value q - 4 as
 // signed int8), groups 8h + 2j and + 1 (quants.glsl).
-#if defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0) || defined(WTYPE_Q3_K)
-layout(binding = W_BINDING, std430) readonly buffer WBufMW { uint WW[]; };
-uvec4 mm_u16x8(uint i) {  // 16 bytes from 2-byte unit i: 5 word loads, realigned when i is odd
-    const uint w = i >> 1;
-    const uvec4 lo = uvec4(WW[w], WW[w + 1u], WW[w + 2u], WW[w + 3u]);
-    const uvec4 hi = uvec4(lo.yzw, WW[min(w + 4u, uint(WW.length()) - 1u)]);
-    return (i & 1u) == 0u ? lo : (lo >> 16) | (hi << 16);
-}
-#endif
 struct GW {
 #if defined(WTYPE_Q4_0)
     uvec4 q;
@@ -174,12 +165,12 @@ GW gw_load(uint wrow, uint kt, uint part) {
     GW g;
 #if defined(WTYPE_Q4_0)
     const uint b = wrow + 9u * (4u * kt + part);
-    g.q = mm_u16x8(b + 1u);
+    g.q = u16x8(b + 1u);
     g.d = unpackHalf2x16(uint(W[b])).x;
 #elif defined(WTYPE_Q8_0)
     const uint b = wrow + 17u * (4u * kt + part);
-    g.q0 = mm_u16x8(b + 1u);
-    g.q1 = mm_u16x8(b + 9u);
+    g.q0 = u16x8(b + 1u);
+    g.q1 = u16x8(b + 9u);
     g.d = unpackHalf2x16(uint(W[b])).x;
 #elif defined(WTYPE_Q2_K)
     const uint u = wrow + 21u * (kt >> 1), h = kt & 1u, o = u + 4u + 8u * h;
@@ -189,10 +180,10 @@ GW gw_load(uint wrow, uint kt, uint part) {
     g.dm = W[u + 20u];
 #else
     const uint u = wrow + 55u * (kt >> 1), h = kt & 1u;
-    g.q0 = mm_u16x8(u + 16u + 16u * h);
-    g.q1 = mm_u16x8(u + 24u + 16u * h);
-    g.m0 = mm_u16x8(u);
-    g.m1 = mm_u16x8(u + 8u);
+    g.q0 = u16x8(u + 16u + 16u * h);
+    g.q1 = u16x8(u + 24u + 16u * h);
+    g.m0 = u16x8(u);
+    g.m1 = u16x8(u + 8u);
     g.sc = unpackHalf2x16(uint(W[u + 54u])).x * vec2(q3_scale(u, 8u * h + 2u * part), q3_scale(u, 8u * h + 2u * part + 1u));
 #endif
     return g;

@@ -21,19 +21,6 @@ float q8r_scale(uint wrow, uint e) { return unpackHalf2x16(uint(WH[8u * wrow + (
 layout(binding = W_BINDING, std430) readonly buffer WBufV2 { uvec2 W2[]; };
 #endif
 
-#if (defined(WTYPE_Q4_0) || defined(WTYPE_Q3_K) || defined(WTYPE_Q6_K)) && defined(XQ8)
-// 16 bytes from 2-byte unit i of W (Q4_0's, Q3_K's and Q6_K's blocks are only 2-aligned): 5 word
-// loads, realigned by half a word when i is odd, where 8 16-bit loads each took a load instruction
-// (Q6_K's product was load-issue bound: 2.1 TB/s).
-layout(binding = W_BINDING, std430) readonly buffer WBufW { uint W1[]; };
-uvec4 u16x8(uint i) {
-    const uint w = i >> 1;
-    const uvec4 lo = uvec4(W1[w], W1[w + 1u], W1[w + 2u], W1[w + 3u]);
-    const uvec4 hi = uvec4(lo.yzw, W1[min(w + 4u, uint(W1.length()) - 1u)]);
-    return (i & 1u) == 0u ? lo : (lo >> 16) | (hi << 16);
-}
-#endif
-
 #if defined(WTYPE_Q8_0R) && defined(XQ8)
 // Repacked Q8_0 rows (quants.glsl) and x's int8 mirror, whose bytes line up with the row's int8: a
 // step is 2 parts of 512 elements, lane l taking elements 512(2s + k) + 16l .. + 15 of part k, one

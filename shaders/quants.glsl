@@ -23,6 +23,20 @@ layout(binding = W_BINDING, std430) readonly buffer WBuf { uint16_t W[]; };
 
 #extension GL_EXT_control_flow_attributes : enable
 
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0) || defined(WTYPE_Q3_K) || defined(WTYPE_Q6_K)
+// 16 bytes from 2-byte unit i of W (these types' blocks are only 2-aligned): 5 word loads, realigned
+// by half a word when i is odd, where 8 16-bit loads each took a load instruction (Q6_K's integer-dot
+// matvec was load-issue bound at 2.1 TB/s). Buffers are whole 16-byte units (Context::alloc), so the
+// word that holds a block's last unit is in range.
+layout(binding = W_BINDING, std430) readonly buffer WBufWords { uint WW[]; };
+uvec4 u16x8(uint i) {
+    const uint w = i >> 1;
+    const uvec4 lo = uvec4(WW[w], WW[w + 1u], WW[w + 2u], WW[w + 3u]);
+    const uvec4 hi = uvec4(lo.yzw, WW[min(w + 4u, uint(WW.length()) - 1u)]);
+    return (i & 1u) == 0u ? lo : (lo >> 16) | (hi << 16);
+}
+#endif
+
 // Byte i (0..11) of the K-quants' packed 6-bit scales held in three words.
 uint kq_byte(uvec3 s, uint i) {
     const uint w = i < 4u ? s.x : i < 8u ? s.y : s.z;
