@@ -9,7 +9,8 @@
 #          default: all), N/R/P (decode tokens, repetitions, prompt), TO (seconds per run, default 150),
 #          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_MOE=1, SKIP_DENSE=1,
 #          SKIP_STREAM=1 (no runs with the experts in host RAM), BW_TYPES (bench_gpu's matvec types,
-#          default f16,q8_0,q4_k,q4_k_q8,q6_k; q4_k_q8: Q4_K's integer-dot variant)
+#          default f16,q8_0,q4_k,q4_k_q8,q6_k; q4_k_q8: Q4_K's integer-dot variant), DENSE_TYPES (the 8B
+#          dense shape written again in each of these types, e.g. "q4_0 q3_K q2_K q8_0", each run too)
 #
 # Models (written by `sluice gen-model`, random weights with the honest-routing scales, Q4_K):
 #   moe    Qwen3-30B-A3B's shape: 48 layers, embd 2048, 32/4 heads of 128, 128 experts of 768, top-8,
@@ -67,8 +68,15 @@ gen() {  # gen FILE ARGS...: writes a model unless present
 [ "${DENSE72:-0}" = 1 ] && gen "$M/dense72.gguf" --arch qwen3 --layers 80 --embd 8192 --heads 64 --kv-heads 8 \
   --head-dim 128 --ff 29696 --vocab 152064
 
+typed=()
+for t in ${DENSE_TYPES:-}; do
+  [ -f "$M/dense_$t.gguf" ] || { log "gen-model $M/dense_$t.gguf"; "$B/sluice" gen-model --arch qwen3 --layers 36 --embd 4096 \
+    --heads 32 --kv-heads 8 --head-dim 128 --ff 12288 --vocab 151936 --type "$t" --out "$M/dense_$t.gguf" >&2; }
+  typed+=("dense_$t")
+done
+
 common=(-t "$T" -p "$P" -n "$N" -r "$R" --json)
-for m in moe dense dense32 dense72; do
+for m in moe dense dense32 dense72 "${typed[@]}"; do
   [ -f "$M/$m.gguf" ] || continue
   cat "$M/$m.gguf" >/dev/null
   run "${m}_sluice" "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu "$gpu_index" "${common[@]}"
@@ -89,9 +97,10 @@ run moe_stream_sluice_auto "$TO" "$B/bench_decode" -m "$M/moe.gguf" --gpu "$gpu_
 run moe_stream_llama_cpumoe "$TO" "$B/llama_peer_vulkan" -m "$M/moe.gguf" --cpu-moe -t "$T" -p "$P" -n 32 -r 2 --json
 }
 
-python3 - "$O" <<'PY'
+python3 - "$O" ${typed[@]+"${typed[@]}"} <<'PY'
 import json, os, sys
 o = sys.argv[1]
+typed = sys.argv[2:]  # dense_<type> models (DENSE_TYPES)
 def load(n):
     try:
         with open(os.path.join(o, n + ".json")) as f:
@@ -121,14 +130,15 @@ if mv:
                  for r in rs]
         best = max(r["gb_s_back_to_back"] for r in rs)
         print(f"  {t:5s} {shape:15s} " + "   ".join(cells) + (f"   best {100*best*1e9/copy:3.0f}% of copy" if copy else ""))
-for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_sluice", "dense32_llama", "dense72_sluice", "dense72_llama",
+for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_sluice", "dense32_llama", "dense72_sluice", "dense72_llama"] + \
+            [m + s for m in typed for s in ("_sluice", "_llama")] + [
              "moe_stream_sluice_gpu",
              "moe_stream_sluice_cpu", "moe_stream_sluice_split", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
     r = load(name)
     if not r:
         print(f"{name:26s} (no result)")
         continue
-    ours = load(name.split("_")[0] + "_sluice") or load("moe_stream_sluice_gpu") or {}
+    ours = load(name.rsplit("_", 1)[0] + "_sluice") or load("moe_stream_sluice_gpu") or {}
     tok_s = r["decode_tok_s_median"]
     bpt = r.get("bytes_per_token") or ours.get("bytes_per_token")  # llama_peer does not count bytes
     row = {"decode_tok_s": tok_s, "bytes_per_token": bpt}
@@ -165,7 +175,8 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_
     print(line)
 for m, a, b in [("moe", "moe_sluice", "moe_llama"), ("dense", "dense_sluice", "dense_llama"),
                 ("dense32", "dense32_sluice", "dense32_llama"), ("dense72", "dense72_sluice", "dense72_llama"),
-                ("experts in host RAM (sluice auto)", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe")]:
+                ("experts in host RAM (sluice auto)", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe")] + \
+               [(m, m + "_sluice", m + "_llama") for m in typed]:
     s, l = out["runs"].get(a), out["runs"].get(b)
     if s and l:
         print(f"{m}: sluice / llama.cpp Vulkan = {s['decode_tok_s']/l['decode_tok_s']:.2f}x")
