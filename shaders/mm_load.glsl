@@ -143,9 +143,8 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 // 16-element pieces as int8 with their (scale, min), which both the int8 tiles (gw_store in mm.comp)
 // and the float16 ones take. Q4_0: block 4kt + q, (d, 8d) for q unsigned; Q8_0 (ggml's blocks, as
 // routed experts outside VRAM arrive: resident matrices are repacked, WT_Q8_0R): block 4kt + q, (d, 0).
-// Q2_K / Q3_K: half h = kt & 1
-// of super-block kt / 2, j = q: bits 2j of qs[32h + l] (Q3_K: bit 4h + j of hmask[l], value q - 4 as
-// signed int8), groups 8h + 2j and + 1 (quants.glsl).
+// Q2_K / Q3_K: half h = kt & 1 of super-block kt / 2, j = q: bits 2j of qs[32h + l] (Q3_K: bit 4h + j
+// of hmask[l], value q - 4 as signed int8), groups 8h + 2j and + 1 (quants.glsl).
 struct GW {
 #if defined(WTYPE_Q4_0)
     uvec4 q;

@@ -462,7 +462,8 @@ float dot_w(WS w, XS x) {
 }
 
 #elif defined(WTYPE_Q6_K) || ((defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)) && !defined(XQ8))
-// Q6_K (Q2_K and Q3_K split the same way, below): 210-byte super-blocks of 256 (2-byte units: ql 0..63, qh 64..95, int8 scales 96..103, d 104). A step
+// Q6_K (Q2_K and Q3_K split the same way, below): 210-byte super-blocks of 256 (2-byte units: ql
+// 0..63, qh 64..95, int8 scales 96..103, d 104). A step
 // is 2 super-blocks, 16 lanes each: lane l takes half h = (l >> 3) & 1 of super-block 2s + (l >> 4) and
 // in it elements 32t + 4b .. + 3 for t = 0..3, b = l & 7 (8 lanes read a whole line of x per load).
 // Element 32t + i of half h: nibble t >> 1 of ql[64h + 32(t & 1) + i], bits 2t, 2t + 1 of qh[32h + i],
@@ -502,9 +503,9 @@ float row_dot(uint wrow, uint s, XS x) {
     return unpackHalf2x16(uint(W[u + 104u])).x * acc;
 }
 #else
-// Q2_K / Q3_K (quants.glsl's layouts), lanes as Q6_K's: lane l takes half h = (l >> 3) & 1 of super-block 2s + (l >> 4) and in it elements 32j + 4b .. + 3 for j =
-// 0..3, b = l & 7: bits 2j of the qs word at byte 32h + 4b (Q3_K: bit 4h + j of the hmask word at byte
-// 4b), scale group 8h + 2j + b / 4.
+// Q2_K / Q3_K (quants.glsl's layouts), lanes as Q6_K's: lane l takes half h = (l >> 3) & 1 of
+// super-block 2s + (l >> 4) and in it elements 32j + 4b .. + 3 for j = 0..3, b = l & 7: bits 2j of the
+// qs word at byte 32h + 4b (Q3_K: bit 4h + j of the hmask word at byte 4b), scale group 8h + 2j + b / 4.
 float row_dot(uint wrow, uint s, XS x) {
     const uint sb = q6_block(s);
     if (256u * sb >= p.cols) return 0.0;
@@ -646,7 +647,8 @@ float dot_w(WS w, XS x) {
 #if defined(WTYPE_Q2_K)
             i += sudot4(x.q[j][c], (w.q[c] >> (2u * j)) & 0x03030303u, 0);
 #else
-            const uint q = ((w.q[c] >> (2u * j)) & 0x03030303u) | (((w.hm[c] >> (4u * ((lane >> 1) & 1u) + j)) & 0x01010101u) << 2);
+            const uint hb = 4u * ((lane >> 1) & 1u) + j;  // the third bit's place in hmask: 4h + j
+            const uint q = ((w.q[c] >> (2u * j)) & 0x03030303u) | (((w.hm[c] >> hb) & 0x01010101u) << 2);
             i += sudot4(x.q[j][c], q, 0);
 #endif
         }

@@ -173,11 +173,8 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 
 }  // namespace
 
-bool has_mm(const Context& ctx, uint32_t type) {
-    return (type == WT_Q4_0 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K || type == WT_Q4_K || type == WT_Q5_K ||
-            type == WT_Q6_K) &&
-           has_q8(ctx, type);
-}
+// Every integer-dot type has tiles (mm_load.glsl).
+bool has_mm(const Context& ctx, uint32_t type) { return has_q8(ctx, type); }
 
 void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g) {
     if (!g.n_tokens || !g.k || g.n_expert > MV_ROUTE_MAX || (g.bn != 16 && g.bn != 32) || g.k > ids_stride)

@@ -208,7 +208,7 @@ struct ExpertGroups {
 // by expert into g. One dispatch.
 void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g);
 // Whether this type has the tiled int8 kernels (mm_*: matvec() past 32 columns, matmul_experts()):
-// Q4_K, Q5_K, Q6_K, repacked Q8_0, with integer dots on this device.
+// every integer-dot type (has_q8), Q8_0 in ggml's blocks and repacked, on devices with integer dots.
 bool has_mm(const Context& ctx, uint32_t type);
 // For every entry e = j * k + slot of g: y column e (y.off + e * y_col_stride, w.rows floats) = W_expert
 // @ x column (x_by_token ? j : e) (x.off + col * x_col_stride, through x's int8 mirror xq; offsets and

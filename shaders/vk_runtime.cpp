@@ -415,16 +415,17 @@ uint32_t Context::memory_type(uint32_t bits, Mem mem) const {
 
 Buffer Context::alloc(size_t bytes, Mem mem, const std::string& what) {
     if (bytes == 0) bytes = 16;
-    if (bytes > info_.max_buffer_range)
+    // Whole 16-byte units: shaders read 2-aligned blocks (Q4_0, Q8_0, Q3_K, Q6_K) as words, and a word
+    // that holds a buffer's last 2 bytes must lie within the bound range.
+    const size_t whole = (bytes + 15) / 16 * 16;
+    if (whole > info_.max_buffer_range)
         throw GpuError(what + " needs " + std::to_string(bytes) + " bytes in one buffer; " + info_.name +
                        " binds at most " + std::to_string(info_.max_buffer_range));
     Buffer b;
     b.dev_ = dev_;
     b.size_ = bytes;
     VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
-    // Whole 16-byte units: shaders read 2-aligned blocks (Q4_0, Q3_K, Q6_K) as words, and a word that
-    // holds a buffer's last 2 bytes must lie within the bound range.
-    bci.size = (bytes + 15) / 16 * 16;
+    bci.size = whole;
     bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
     bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
     VK_CHECK(vkCreateBuffer(dev_, &bci, nullptr, &b.buf_));
