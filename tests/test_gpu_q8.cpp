@@ -645,6 +645,94 @@ TEST(GpuQ8, BlockTailsWriteTheMirrorAndTheReaderScalesIt) {
     }
 }
 
+// The MoE router in the block tails (MV_QBLK_ROUTE): the logits, top-k ids and weights of rmsnorm(y) *
+// w through a transposed router, against double precision over the y the GPU wrote, and against the
+// router's own matvec (x_norm and the top-k tail) reading that y: the same experts and weights.
+TEST(GpuQ8, BlockTailsRouteLikeTheRouterMatvec) {
+    if (!has_int_dot()) return;
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 512, cols = 2048, off = 32, nb = rows / 32;
+    const float eps = 1e-6f;
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;
+    random_mats(rng, GgmlType::Q4_K, 1, rows, cols, bytes, deq);
+    const auto x = random_row(rng, cols), x0 = random_row(rng, rows), nw = random_row(rng, rows);
+    const Mirror mx = mirror(x);
+    for (auto [n_exp, k] : std::vector<std::pair<uint32_t, uint32_t>>{{40, 6}, {160, 8}}) {
+        std::vector<float> router(size_t(n_exp * rows)), rt(router.size());  // (n_exp, rows) and transposed
+        for (auto& v : router) v = std::uniform_real_distribution<float>(-0.2f, 0.2f)(rng);
+        for (uint32_t e = 0; e < n_exp; ++e)
+            for (int64_t d = 0; d < rows; ++d) rt[size_t(d * n_exp + e)] = router[size_t(e * rows + d)];
+        const uint32_t part_off = (n_exp + 2 * k + 3) / 4 * 4, route_floats = part_off + uint32_t(nb) * (n_exp + 1) + 1;
+        for (auto [nr, ks, wide] : std::vector<std::tuple<uint32_t, int, int>>{{1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
+                                                                              {1, 0, 1}, {4, 0, 1}, {0, 4, 1}}) {
+            const std::string what = std::to_string(n_exp) + " experts, r" + std::to_string(nr) + " k" + std::to_string(ks) +
+                                     " w" + std::to_string(wide);
+            gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(x0), nbuf = to_gpu(nw), cb = zeros(size_t(2 * nb)), rtb = to_gpu(rt),
+                        rob = zeros(route_floats);
+            gpu::Buffer hq = ctx().alloc(size_t(gpu::xq_bytes(off + rows)), gpu::Mem::Device, "y * w mirror");
+            const gpu::Xq hxq{&hq, gpu::xq_soff(off + rows)};
+            gpu::MatvecOpts o;
+            o.accumulate = true;
+            o.team_rows = nr;
+            o.ksplit = ks;
+            o.wide = wide;
+            o.xq = &mx.xq;
+            o.norm_eps = eps;
+            o.qblk = {&hxq, uint32_t(off), {&cb, 0}, {&nbuf}, {&cb, uint32_t(nb)}};
+            o.route = {&rtb, 0, n_exp, k, &rob, n_exp, n_exp + k, part_off, true};
+            run_matvec({&wb, uint32_t(GgmlType::Q4_K), 0, uint32_t(rows), uint32_t(cols)}, {&mx.x}, {&yb}, o);
+            const auto y = floats(yb, size_t(rows)), ro = floats(rob, route_floats);
+            double ss = 0;
+            for (float v : y) ss += double(v) * v;
+            const double scale = 1.0 / std::sqrt(ss / double(rows) + eps);
+            std::vector<float> want(n_exp);
+            for (uint32_t e = 0; e < n_exp; ++e) {
+                double l = 0;
+                for (int64_t d = 0; d < rows; ++d) l += double(router[size_t(e * rows + d)]) * y[size_t(d)] * nw[size_t(d)];
+                want[e] = float(l * scale);
+            }
+            EXPECT_LT(nmse(ro.data(), want.data(), n_exp), 1e-10) << what << ": logits";
+            uint32_t c;
+            std::memcpy(&c, &ro[route_floats - 1], 4);
+            EXPECT_EQ(c, 0u) << what << ": the blocks' count not reset";
+            // the top k of the GPU's logits (largest first, ties to the lower id) and their renormalised softmax
+            std::vector<int32_t> order(n_exp);
+            std::iota(order.begin(), order.end(), 0);
+            std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return ro[size_t(a)] > ro[size_t(b)]; });
+            double z = 0;
+            for (uint32_t r = 0; r < k; ++r) z += std::exp(double(ro[size_t(order[r])]) - ro[size_t(order[0])]);
+            for (uint32_t r = 0; r < k; ++r) {
+                int32_t id;
+                std::memcpy(&id, &ro[n_exp + r], 4);
+                EXPECT_EQ(id, order[r]) << what << ": pick " << r;
+                EXPECT_NEAR(ro[n_exp + k + r], std::exp(double(ro[size_t(order[r])]) - ro[size_t(order[0])]) / z, 1e-6)
+                    << what << ": weight " << r;
+            }
+            // the router's own matvec over the same y: x_norm and its top-k tail
+            gpu::Buffer rb = to_gpu(router), out = zeros(n_exp + 2 * k + 1);
+            gpu::MatvecOpts m;
+            m.x_norm = true;
+            m.norm_w = {&nbuf};
+            m.norm_eps = eps;
+            m.topk = k;
+            m.topk_ids_off = n_exp;
+            m.topk_w_off = n_exp + k;
+            m.route_renorm = true;
+            m.topk_count = {&out, n_exp + 2 * k};
+            run_matvec({&rb, uint32_t(GgmlType::F32), 0, n_exp, uint32_t(rows)}, {&yb}, {&out}, m);
+            const auto mo = floats(out, n_exp + 2 * k);
+            EXPECT_LT(nmse(ro.data(), mo.data(), n_exp), 1e-10) << what << ": logits vs the router's matvec";
+            for (uint32_t r = 0; r < k; ++r) {
+                EXPECT_EQ(std::memcmp(&ro[n_exp + r], &mo[n_exp + r], 4), 0) << what << ": pick " << r << " vs the router's matvec";
+                EXPECT_NEAR(ro[n_exp + k + r], mo[n_exp + k + r], 1e-6) << what << ": weight " << r << " vs the router's matvec";
+            }
+        }
+    }
+}
+
 // norm_q8: one workgroup's rmsnorm (one round of loads up to 8192 floats, two for 12288) and its int8
 // mirror; without the mirror any multiple of 4.
 TEST(GpuQ8, RmsnormWritesTheInt8Mirror) {
