@@ -206,55 +206,49 @@ void topk_tail() {
 #ifdef MV_ROUTE
 // MV_QBLK_ROUTE (shared.h): the workgroup that completed block b adds its 32 rows' share of every
 // expert's logit, sum_j R[32 b + j][e] h[j] (h = y * w: this block's vec4 tid % 8 in every invocation),
-// to the expert's sum as a 64-bit integer of 2^-32 units (integer adds: the same sums whatever order
-// the blocks come in, one round of loads for the last block's workgroup instead of one per block), and
-// writes the block's sum of y^2 before it counts the block. The last block's workgroup scales the sums
-// by rmsnorm's 1 / rms(y), resets them and ranks the experts. Uniform control flow.
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
-#extension GL_EXT_shader_atomic_int64 : require
+// into part b, with the block's sum of y^2; the last block's workgroup (a count after the parts) sums
+// each expert's parts in block order (the same sums every run), scales them by rmsnorm's 1 / rms(y) and
+// ranks them. Uniform control flow.
 layout(binding = 8, std430) readonly buffer RtBuf { float Rt[]; };
 layout(binding = 9, std430) coherent buffer RoBuf { float Ro[]; };
 layout(binding = 9, std430) coherent buffer RoInt { int Roi[]; };
 layout(binding = 9, std430) coherent buffer RoCount { uint ro_count[]; };
-layout(binding = 9, std430) coherent buffer RoAcc { int64_t ro_acc[]; };
-layout(binding = 5, std430) coherent buffer HnSs { float hn_ss[]; };  // the other blocks' sums of squares
-#define RT_UNIT 4294967296.0
-#define RT_PER (MV_ROUTE_MAX / MV_WG)  // experts per invocation at most
 void route_block(uint b, vec4 h, float ss) {
-    const uint tid = gl_LocalInvocationIndex, n = p.route_n, nblk = p.rows / 32u, ao = p.route_part_off / 2u;
+    const uint tid = gl_LocalInvocationIndex, n = p.route_n, stride = n + 1u, nblk = p.rows / 32u;
     const uint base = gl_SubgroupInvocationID & ~7u;  // the block's 8 vec4s: lanes base .. base + 7 (as the ss shuffles)
     vec4 hb[8];
     [[unroll]] for (uint k = 0u; k < 8u; ++k) hb[k] = subgroupShuffle(h, base + k);
+    const uint po = p.route_part_off + b * stride;
     for (uint e = tid; e < n; e += MV_WG) {
         float r[32];
         [[unroll]] for (uint j = 0u; j < 32u; ++j) r[j] = Rt[p.route_w_off + (32u * b + j) * n + e];
         float s = 0.0;
         [[unroll]] for (uint k = 0u; k < 8u; ++k) s += dot(vec4(r[4u * k], r[4u * k + 1u], r[4u * k + 2u], r[4u * k + 3u]), hb[k]);
-        atomicAdd(ro_acc[ao + e], int64_t(round(s * RT_UNIT)));
+        Ro[po + e] = s;
     }
-    if (tid == 0u) hn_ss[p.qb_ss_off + b] = ss;
-    const uint cnt = p.route_part_off + 2u * n;
-    memoryBarrierBuffer();  // this block's sums before its count
+    if (tid == 0u) Ro[po + n] = ss;
+    const uint cnt = p.route_part_off + nblk * stride;
+    memoryBarrierBuffer();  // this block's part before its count
     barrier();
     if (tid == 0u) last_group = atomicAdd(ro_count[cnt], 1u) == nblk - 1u;
     barrier();
     if (!last_group) return;
-    memoryBarrierBuffer();  // the other blocks' sums after their counts
-    float lv[RT_PER];
-    [[unroll]] for (uint u = 0u; u < RT_PER; ++u) {  // every load in flight together
-        const uint e = tid + u * MV_WG;
-        lv[u] = e < n ? float(ro_acc[ao + e]) : 0.0;
-    }
+    memoryBarrierBuffer();  // the other blocks' parts after their counts
     float ssum = 0.0;
-    for (uint i = tid; i < nblk; i += MV_WG) ssum += hn_ss[p.qb_ss_off + i];
-    const float scale = inversesqrt(wg_sum(ssum) / float(p.rows) + p.norm_eps) / RT_UNIT;
+    for (uint i = tid; i < nblk; i += MV_WG) ssum += Ro[p.route_part_off + i * stride + n];
+    const float scale = inversesqrt(wg_sum(ssum) / float(p.rows) + p.norm_eps);
     float mx = -1.0 / 0.0;
-    [[unroll]] for (uint u = 0u; u < RT_PER; ++u) {
-        const uint e = tid + u * MV_WG;
-        const float l = e < n ? lv[u] * scale : -1.0 / 0.0;
+    for (uint e = tid; e < MV_ROUTE_MAX; e += MV_WG) {
+        float l = -1.0 / 0.0;
         if (e < n) {
+            l = 0.0;
+            for (uint i0 = 0u; i0 < nblk; i0 += 8u) {  // 8 loads in flight, added in block order
+                float v[8];
+                [[unroll]] for (uint u = 0u; u < 8u; ++u) v[u] = i0 + u < nblk ? Ro[p.route_part_off + (i0 + u) * stride + e] : 0.0;
+                [[unroll]] for (uint u = 0u; u < 8u; ++u) l += v[u];
+            }
+            l *= scale;
             Ro[e] = l;
-            ro_acc[ao + e] = 0l;  // for the next dispatch
         }
         tk_l[e >> 2][e & 3u] = l;
         mx = max(mx, l);

@@ -278,10 +278,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     if (o.route.wt) {
         const auto& r = o.route;
         if (!(p.flags & MV_QBLK_NORM) || !(p.flags & MV_QBLK_SS) || o.n_mats != 1 || o.sum_mats || !r.out ||
-            r.n_expert == 0 || r.n_expert > MV_ROUTE_MAX || r.k == 0 || r.k > r.n_expert || r.k > MV_TOPK_MAX_K ||
-            r.part_off % 2 || !cmd.context().info().atomic_i64)
+            r.n_expert == 0 || r.n_expert > MV_ROUTE_MAX || r.k == 0 || r.k > r.n_expert || r.k > MV_TOPK_MAX_K)
             throw GpuError("matvec: the router tail takes block tails with norm weights and sums of squares, one matrix, "
-                           "at most " + std::to_string(MV_ROUTE_MAX) + " experts and k <= 64 of them, an even part_off, 64-bit atomics");
+                           "at most " + std::to_string(MV_ROUTE_MAX) + " experts and k <= 64 of them");
         p.flags |= MV_QBLK_ROUTE | (r.renorm ? MV_ROUTE_RENORM : 0u);
         p.route_w_off = r.wt_off;
         p.route_n = r.n_expert;

@@ -115,9 +115,8 @@ struct MatvecOpts {
     // route (with qblk's norm weights and sums of squares, y the residual stream; shared.h
     // MV_QBLK_ROUTE): the MoE router's logits at 0 of out, its top k ids (ints) at ids_off and softmax
     // weights at w_off (over the k with renorm), as the router matvec with x_norm and topk would write
-    // them; wt: the router transposed to (rows, n_expert) F32 at wt_off; part_off (even): the experts'
-    // sums in out as n_expert int64s, then a uint counting blocks (all zero before; left zero). Needs
-    // DeviceInfo::atomic_i64.
+    // them; wt: the router transposed to (rows, n_expert) F32 at wt_off; part_off: rows / 32 * (n_expert
+    // + 1) floats of out for the blocks' parts, then a uint counting them (zero before; left zero).
     struct Route {
         const Buffer* wt = nullptr;
         uint32_t wt_off = 0, n_expert = 0, k = 0;

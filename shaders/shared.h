@@ -70,8 +70,8 @@ using uint = uint32_t;
 // MV_XNORM and MV_TOPK would write them (rmsnorm(y) * w its input), so the router needs no dispatch of
 // its own. Binding 8: the router transposed to (rows, route_n) F32 from route_w_off; binding 9: the
 // logits at 0, ids (ints) at topk_ids_off, weights at topk_w_off (over the k with MV_ROUTE_RENORM),
-// topk_k of them; the experts' sums as route_n int64s of 2^-32 from route_part_off (even), then a uint
-// counting blocks (all zero between dispatches). route_n <= MV_ROUTE_MAX.
+// topk_k of them; the blocks' parts from route_part_off (rows / 32 rows of route_n + 1 floats), then a
+// uint counting blocks (zero between dispatches). route_n <= MV_ROUTE_MAX.
 #define MV_QBLK_ROUTE 65536u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,

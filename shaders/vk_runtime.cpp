@@ -184,10 +184,8 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
 
     VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
     VkPhysicalDeviceShaderIntegerDotProductFeatures fdot{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
-    VkPhysicalDeviceShaderAtomicInt64Features fa{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_INT64_FEATURES};
     VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
-    f2.pNext = &fa;
-    fa.pNext = &f11;
+    f2.pNext = &f11;
     if (has_extension(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME)) {
         f11.pNext = &fdot;
         VkPhysicalDeviceShaderIntegerDotProductProperties pdot{
@@ -201,8 +199,6 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     d.int_dot = fdot.shaderIntegerDotProduct && sg.subgroupSize >= 8;  // q8_block.glsl shuffles over 8
     if (!d.int_dot) d.int_dot_fast = false;
     d.coopmat = d.int_dot && sg.subgroupSize == 32 && coopmat_f16(pd);
-    d.atomic_i64 = p.apiVersion >= VK_API_VERSION_1_2 && f2.features.shaderInt64 && fa.shaderBufferInt64Atomics &&
-                   p.limits.maxPerStageDescriptorStorageBuffers >= 10;
     if (has_extension(pd, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
         VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
         VkPhysicalDeviceProperties2 pp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
@@ -343,13 +339,6 @@ Context::Context(int index, bool emulate_discrete) {
         f2.pNext = &fexec;
     }
     f2.features.shaderInt16 = VK_TRUE;
-    VkPhysicalDeviceShaderAtomicInt64Features fa{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_INT64_FEATURES};
-    if (info_.atomic_i64) {  // the router tail's sums (Vulkan 1.2 core)
-        f2.features.shaderInt64 = VK_TRUE;
-        fa.shaderBufferInt64Atomics = VK_TRUE;
-        fa.pNext = f2.pNext;
-        f2.pNext = &fa;
-    }
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     dci.pNext = &f2;
     dci.queueCreateInfoCount = 1;

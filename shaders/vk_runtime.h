@@ -42,9 +42,6 @@ struct DeviceInfo {
     // VK_NV_cooperative_matrix with 16x16x16 float16 products into float32 (tensor cores) and
     // shaderFloat16, with int_dot: the mmc_* / mmt_* kernels can run (ops.cpp use_coopmat()).
     bool coopmat = false;
-    // shaderInt64 with shaderBufferInt64Atomics and 10 storage buffers per stage: the matvec's router
-    // tail (shared.h MV_QBLK_ROUTE) can run.
-    bool atomic_i64 = false;
     uint32_t sm_count = 0;  // multiprocessors (VK_NV_shader_sm_builtins), 0 where the driver does not say
 };
 

@@ -650,10 +650,6 @@ TEST(GpuQ8, BlockTailsWriteTheMirrorAndTheReaderScalesIt) {
 // router's own matvec (x_norm and the top-k tail) reading that y: the same experts and weights.
 TEST(GpuQ8, BlockTailsRouteLikeTheRouterMatvec) {
     if (!has_int_dot()) return;
-    if (!ctx().info().atomic_i64) {
-        ADD_FAILURE() << ctx().info().name << " lacks 64-bit buffer atomics: the router tail cannot run";
-        return;
-    }
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
@@ -669,7 +665,7 @@ TEST(GpuQ8, BlockTailsRouteLikeTheRouterMatvec) {
         for (auto& v : router) v = std::uniform_real_distribution<float>(-0.2f, 0.2f)(rng);
         for (uint32_t e = 0; e < n_exp; ++e)
             for (int64_t d = 0; d < rows; ++d) rt[size_t(d * n_exp + e)] = router[size_t(e * rows + d)];
-        const uint32_t part_off = (n_exp + 2 * k + 3) / 4 * 4, route_floats = part_off + 2 * n_exp + 1;
+        const uint32_t part_off = (n_exp + 2 * k + 3) / 4 * 4, route_floats = part_off + uint32_t(nb) * (n_exp + 1) + 1;
         for (auto [nr, ks, wide] : std::vector<std::tuple<uint32_t, int, int>>{{1, 0, 0}, {2, 0, 0}, {4, 0, 0}, {0, 4, 0}, {0, 8, 0},
                                                                               {1, 0, 1}, {4, 0, 1}, {0, 4, 1}}) {
             const std::string what = std::to_string(n_exp) + " experts, r" + std::to_string(nr) + " k" + std::to_string(ks) +
@@ -702,7 +698,6 @@ TEST(GpuQ8, BlockTailsRouteLikeTheRouterMatvec) {
             uint32_t c;
             std::memcpy(&c, &ro[route_floats - 1], 4);
             EXPECT_EQ(c, 0u) << what << ": the blocks' count not reset";
-            for (uint32_t i = 0; i < 2 * n_exp; ++i) ASSERT_EQ(ro[part_off + i], 0.0f) << what << ": the sums not reset";
             // the top k of the GPU's logits (largest first, ties to the lower id) and their renormalised softmax
             std::vector<int32_t> order(n_exp);
             std::iota(order.begin(), order.end(), 0);

@@ -349,11 +349,11 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     hn_ = device_floats(E + 1, "hn (+ a workgroup counter)");
     ctx_.upload(hn_, 0, std::vector<float>(E + 1, 0.0f).data(), (E + 1) * 4);
     logits_ = device_floats(size_t(h.n_vocab), "logits");
-    // router logits, top-k ids and weights; with transposed routers the block tails' sums and count after them
-    const bool sums = std::any_of(moe_.begin(), moe_.end(), [](const MoeLayer& m) { return m.router_t.buf != nullptr; });
-    const size_t route_floats = sums ? route_part_off() + 2 * size_t(h.n_expert) + 1 : size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K;
+    // router logits, top-k ids and weights; with transposed routers the block tails' parts and count after them
+    const bool parts = std::any_of(moe_.begin(), moe_.end(), [](const MoeLayer& m) { return m.router_t.buf != nullptr; });
+    const size_t route_floats = parts ? route_part_off() + (E / 32) * size_t(h.n_expert + 1) + 1 : size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K;
     route_ = device_floats(route_floats, "router logits, top-k ids and weights");
-    ctx_.upload(route_, 0, std::vector<float>(route_floats, 0.0f).data(), route_floats * 4);  // the sums and count: zero
+    ctx_.upload(route_, 0, std::vector<float>(route_floats, 0.0f).data(), route_floats * 4);  // the parts' count: zero
     gate_ = device_floats(ff, "gate");
     up_ = device_floats(ff, "up");
     const char* q8 = std::getenv("SLUICE_GPU_Q8");

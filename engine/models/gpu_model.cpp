@@ -583,7 +583,7 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
 // projection's, with hn's mirror of x * ffn_norm and the blocks' sums of squares): the last block's
 // workgroup writes the logits, top-k ids and weights as the router's own matvec and its top-k tail
 // would, one dependent dispatch fewer per MoE layer. Resident experts whose top-k the GPU takes in a
-// tail (route_mode()), float routers (uploaded transposed as well), integer dots, 64-bit atomics.
+// tail (route_mode()), float routers (uploaded transposed as well), integer dots.
 // SLUICE_GPU_ROUTE_TAIL=0: the router's dispatch (measurements).
 bool GpuModel::route_tail_possible(const gguf::TensorInfo& r) const {
     static const bool on = [] {
@@ -593,8 +593,7 @@ bool GpuModel::route_tail_possible(const gguf::TensorInfo& r) const {
     const char* q8 = std::getenv("SLUICE_GPU_Q8");
     const bool flt = r.type == GgmlType::F32 || r.type == GgmlType::F16 || r.type == GgmlType::BF16;
     return on && flt && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert && hp_.n_embd % 32 == 0 &&
-           ctx_.info().int_dot && ctx_.info().atomic_i64 && !(q8 && std::string(q8) == "0") && gpu_routing() &&
-           route_mode() == Route::Tail;
+           ctx_.info().int_dot && !(q8 && std::string(q8) == "0") && gpu_routing() && route_mode() == Route::Tail;
 }
 
 // Called by add_matvec() with its block tails set: adds layer route_layer_'s router to them (and marks
