@@ -152,11 +152,19 @@ layout(binding = 2, std430) coherent buffer YInt { int Yi[]; };
 shared vec4 tk_l[MV_ROUTE_MAX / 4];  // -inf past n
 shared int tk_id[MV_TOPK_MAX_K];
 shared float tk_x[MV_TOPK_MAX_K];
-// Ranks the n values in tk_l (-inf past n; mx their max): tk_id and tk_x get the top k's ids and
-// exp(l - mx), and the result is their softmax's denominator (over the k with renorm, else over all n).
-// Uniform control flow.
-float topk_rank(uint n, uint k, bool renorm, float mx) {
-    const uint tid = gl_LocalInvocationIndex, n4 = (n + 3u) / 4u;
+void topk_tail() {
+    const uint tid = gl_LocalInvocationIndex, n = p.rows, k = p.topk_k;
+    if (!last_to_finish()) return;
+    // Loops, not per-invocation arrays: registers this tail held would be held by every variant.
+    float mx = -1.0 / 0.0;
+    for (uint e = tid; e < MV_ROUTE_MAX; e += MV_WG) {
+        const float v = e < n ? Y[p.y_off + e] : -1.0 / 0.0;
+        tk_l[e >> 2][e & 3u] = v;
+        mx = max(mx, v);
+    }
+    mx = wg_max(mx);  // its barriers publish tk_l
+    const bool renorm = (p.flags & MV_ROUTE_RENORM) != 0u;
+    const uint n4 = (n + 3u) / 4u;
     float z = 0.0;
     for (uint e = tid; e < n; e += MV_WG) {
         const float le = tk_l[e >> 2][e & 3u];
@@ -172,20 +180,7 @@ float topk_rank(uint n, uint k, bool renorm, float mx) {
             tk_x[r] = x;
         }
     }
-    return wg_sum(z);  // its barriers publish tk_id, tk_x
-}
-void topk_tail() {
-    const uint tid = gl_LocalInvocationIndex, n = p.rows, k = p.topk_k;
-    if (!last_to_finish()) return;
-    // Loops, not per-invocation arrays: registers this tail held would be held by every variant.
-    float mx = -1.0 / 0.0;
-    for (uint e = tid; e < MV_ROUTE_MAX; e += MV_WG) {
-        const float v = e < n ? Y[p.y_off + e] : -1.0 / 0.0;
-        tk_l[e >> 2][e & 3u] = v;
-        mx = max(mx, v);
-    }
-    mx = wg_max(mx);  // its barriers publish tk_l
-    const float z = topk_rank(n, k, (p.flags & MV_ROUTE_RENORM) != 0u, mx);
+    z = wg_sum(z);  // its barriers publish tk_id, tk_x
     for (uint r = tid; r < k; r += MV_WG) {
         Yi[p.topk_ids_off + r] = tk_id[r];
         Y[p.topk_w_off + r] = tk_x[r] / z;
@@ -203,66 +198,6 @@ void topk_tail() {
 #else
 #define WG_ROWS (MV_TEAMS * NR)
 #endif
-#ifdef MV_ROUTE
-// MV_QBLK_ROUTE (shared.h): the workgroup that completed block b adds its 32 rows' share of every
-// expert's logit, sum_j R[32 b + j][e] h[j] (h = y * w: this block's vec4 tid % 8 in every invocation),
-// into part b, with the block's sum of y^2; the last block's workgroup (a count after the parts) sums
-// each expert's parts in block order (the same sums every run), scales them by rmsnorm's 1 / rms(y) and
-// ranks them. Uniform control flow.
-layout(binding = 8, std430) readonly buffer RtBuf { float Rt[]; };
-layout(binding = 9, std430) coherent buffer RoBuf { float Ro[]; };
-layout(binding = 9, std430) coherent buffer RoInt { int Roi[]; };
-layout(binding = 9, std430) coherent buffer RoCount { uint ro_count[]; };
-void route_block(uint b, vec4 h, float ss) {
-    const uint tid = gl_LocalInvocationIndex, n = p.route_n, stride = n + 1u, nblk = p.rows / 32u;
-    const uint base = gl_SubgroupInvocationID & ~7u;  // the block's 8 vec4s: lanes base .. base + 7 (as the ss shuffles)
-    vec4 hb[8];
-    [[unroll]] for (uint k = 0u; k < 8u; ++k) hb[k] = subgroupShuffle(h, base + k);
-    const uint po = p.route_part_off + b * stride;
-    for (uint e = tid; e < n; e += MV_WG) {
-        float r[32];
-        [[unroll]] for (uint j = 0u; j < 32u; ++j) r[j] = Rt[p.route_w_off + (32u * b + j) * n + e];
-        float s = 0.0;
-        [[unroll]] for (uint k = 0u; k < 8u; ++k) s += dot(vec4(r[4u * k], r[4u * k + 1u], r[4u * k + 2u], r[4u * k + 3u]), hb[k]);
-        Ro[po + e] = s;
-    }
-    if (tid == 0u) Ro[po + n] = ss;
-    const uint cnt = p.route_part_off + nblk * stride;
-    memoryBarrierBuffer();  // this block's part before its count
-    barrier();
-    if (tid == 0u) last_group = atomicAdd(ro_count[cnt], 1u) == nblk - 1u;
-    barrier();
-    if (!last_group) return;
-    memoryBarrierBuffer();  // the other blocks' parts after their counts
-    float ssum = 0.0;
-    for (uint i = tid; i < nblk; i += MV_WG) ssum += Ro[p.route_part_off + i * stride + n];
-    const float scale = inversesqrt(wg_sum(ssum) / float(p.rows) + p.norm_eps);
-    float mx = -1.0 / 0.0;
-    for (uint e = tid; e < MV_ROUTE_MAX; e += MV_WG) {
-        float l = -1.0 / 0.0;
-        if (e < n) {
-            l = 0.0;
-            for (uint i0 = 0u; i0 < nblk; i0 += 8u) {  // 8 loads in flight, added in block order
-                float v[8];
-                [[unroll]] for (uint u = 0u; u < 8u; ++u) v[u] = i0 + u < nblk ? Ro[p.route_part_off + (i0 + u) * stride + e] : 0.0;
-                [[unroll]] for (uint u = 0u; u < 8u; ++u) l += v[u];
-            }
-            l *= scale;
-            Ro[e] = l;
-        }
-        tk_l[e >> 2][e & 3u] = l;
-        mx = max(mx, l);
-    }
-    mx = wg_max(mx);  // its barriers publish tk_l
-    const float z = topk_rank(n, p.topk_k, (p.flags & MV_ROUTE_RENORM) != 0u, mx);
-    for (uint r = tid; r < p.topk_k; r += MV_WG) {
-        Roi[p.topk_ids_off + r] = tk_id[r];
-        Ro[p.topk_w_off + r] = tk_x[r] / z;
-    }
-    if (tid == 0u) ro_count[cnt] = 0u;  // for the next dispatch
-}
-#endif
-
 void qblk_tail(uint wrow0) {
     const uint tid = gl_LocalInvocationIndex, b = (gl_WorkGroupID.y * p.y_mat_stride + wrow0) / 32u;
     const uint n = min(WG_ROWS, p.rows - wrow0);
@@ -281,9 +216,6 @@ void qblk_tail(uint wrow0) {
     ss += subgroupShuffleXor(ss, 1u);
     ss += subgroupShuffleXor(ss, 2u);
     ss += subgroupShuffleXor(ss, 4u);
-#ifdef MV_ROUTE
-    if ((p.flags & MV_QBLK_ROUTE) != 0u) route_block(b, h, ss);  // every invocation: it has barriers
-#endif
     if (tid >= 8u) return;
     Hq[(p.qb_q_off + 32u * b) / 4u + j] = q;
     if (j != 0u) return;

@@ -275,21 +275,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         p.qb_q_off = b.q_off;
         p.qb_ss_off = b.ss.off;
     }
-    if (o.route.wt) {
-        const auto& r = o.route;
-        if (!(p.flags & MV_QBLK_NORM) || !(p.flags & MV_QBLK_SS) || o.n_mats != 1 || o.sum_mats || !r.out ||
-            r.n_expert == 0 || r.n_expert > MV_ROUTE_MAX || r.k == 0 || r.k > r.n_expert || r.k > MV_TOPK_MAX_K)
-            throw GpuError("matvec: the router tail takes block tails with norm weights and sums of squares, one matrix, "
-                           "at most " + std::to_string(MV_ROUTE_MAX) + " experts and k <= 64 of them");
-        p.flags |= MV_QBLK_ROUTE | (r.renorm ? MV_ROUTE_RENORM : 0u);
-        p.route_w_off = r.wt_off;
-        p.route_n = r.n_expert;
-        p.route_part_off = r.part_off;
-        p.topk_k = r.k;
-        p.topk_ids_off = r.ids_off;
-        p.topk_w_off = r.w_off;
-        p.norm_eps = o.norm_eps;
-    }
     if (o.x_norm) {
         if ((w.type != WT_F32 && w.type != WT_F16 && w.type != WT_BF16) || o.n_mats != 1 || o.n_cols != 1 || o.sum_mats ||
             o.swiglu_up || o.norm_out || o.y_pos_stride || !o.norm_w.buf || o.norm_w.off % 4 || w.cols % 4)
@@ -348,7 +333,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
         if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
         name += "_r" + std::to_string(nr);
     }
-    if (o.route.wt && (o.swiglu_up || o.n_cols > 1 || !q8)) throw GpuError("matvec: the router tail needs the integer-dot variant");
     const Buffer* d = &cmd.context().dummy();
     const Buffer* ids = o.ids ? o.ids : d;
     const uint32_t rows_per_group = teams * nr;
@@ -358,14 +342,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     if (cmd.profiling())
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : "") +
-                 (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : "") +
-                 (o.route.wt ? " +route" : ""));
-    const Items groups{(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1};
-    if (o.route.wt)
-        cmd.dispatch(name + "_rt", {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror, o.route.wt, o.route.out},
-                     p, groups);
-    else
-        cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p, groups);
+                 (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : ""));
+    cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p,
+                 {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
 
 namespace {

@@ -112,18 +112,6 @@ struct MatvecOpts {
     // x_ss (integer-dot variants): x's mirror is of x * w before its rmsnorm's scale, which the product
     // applies: 1 / sqrt(sum(cols / 32 block sums of squares at x_ss) / cols + norm_eps) (MV_XSS).
     Vec x_ss;
-    // route (with qblk's norm weights and sums of squares, y the residual stream; shared.h
-    // MV_QBLK_ROUTE): the MoE router's logits at 0 of out, its top k ids (ints) at ids_off and softmax
-    // weights at w_off (over the k with renorm), as the router matvec with x_norm and topk would write
-    // them; wt: the router transposed to (rows, n_expert) F32 at wt_off; part_off: rows / 32 * (n_expert
-    // + 1) floats of out for the blocks' parts, then a uint counting them (zero before; left zero).
-    struct Route {
-        const Buffer* wt = nullptr;
-        uint32_t wt_off = 0, n_expert = 0, k = 0;
-        const Buffer* out = nullptr;
-        uint32_t ids_off = 0, w_off = 0, part_off = 0;
-        bool renorm = false;
-    } route;
     // Q4_K / Q5_K integer dots: the _q8w variants (4 lanes per super-block, mv_types.glsl KQ_WIDE).
     // -1: for rows of 2048 or more unless SLUICE_GPU_MV_WIDE=0; 0 / 1: off / on (any multiple of 256).
     int wide = -1;

@@ -65,14 +65,6 @@ using uint = uint32_t;
 // the products are multiplied by 1 / sqrt(sum(ss) / cols + norm_eps), ss the cols / 32 block sums at
 // norm_w_off of binding 6. The integer-dot variants only.
 #define MV_XSS 32768u
-// With MV_QBLK | MV_QBLK_NORM | MV_QBLK_SS over the residual stream (variants _rt, bindings 8 and 9):
-// the MoE router's logits, top-k ids and softmax weights from y's blocks as the router matvec with
-// MV_XNORM and MV_TOPK would write them (rmsnorm(y) * w its input), so the router needs no dispatch of
-// its own. Binding 8: the router transposed to (rows, route_n) F32 from route_w_off; binding 9: the
-// logits at 0, ids (ints) at topk_ids_off, weights at topk_w_off (over the k with MV_ROUTE_RENORM),
-// topk_k of them; the blocks' parts from route_part_off (rows / 32 rows of route_n + 1 floats), then a
-// uint counting blocks (zero between dispatches). route_n <= MV_ROUTE_MAX.
-#define MV_QBLK_ROUTE 65536u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -94,7 +86,6 @@ struct MatvecPush {
     uint xq_soff;  // _q8 variants: x is int8 (QuantQ8Push's layout), its (d, sum) pairs from this vec2
     uint norm_q_soff;  // MV_NORM_Q8, MV_QBLK: the mirror's scales
     uint qb_q_off, qb_ss_off;  // MV_QBLK: the mirror's first element, the blocks' sums of squares
-    uint route_w_off, route_n, route_part_off;  // MV_QBLK_ROUTE
 };
 
 // A prompt batch's routed experts grouped by expert (moe_group.comp, mm.comp's _ids variants): entry

@@ -10,7 +10,6 @@
 
 #include "engine/blocks.h"
 #include "engine/error.h"
-#include "engine/tensor/types.h"
 
 namespace sluice {
 
@@ -169,8 +168,6 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     for (const gguf::TensorInfo& t : f.tensors()) {
         (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
         if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
-        if (t.name.find("ffn_gate_inp.weight") != std::string::npos && route_tail_possible(t))
-            route_t_bytes_ += uint64_t(t.ne[0] * t.ne[1]) * 4;  // with resident experts: route_tail()
     }
     const uint64_t free = ctx_.vram_budget(), margin = 256ull << 20, need = dense_bytes_ + other_bytes + margin;
     const bool capped = opt_.gpu_memory && opt_.gpu_memory < free;  // --gpu-memory
@@ -186,9 +183,9 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     // Room for the prompt batches' buffers, allocated at the first prompt: the largest batch that fits
     // beside all the experts when they would fit with the smallest one, else beside the rest; halves of
     // it down to kBatchSmall, else prompts run token by token.
-    const bool resident = experts_mapped_ && need + experts_total_ + route_t_bytes_ + batch_vram(kBatchSmall) <= budget &&
+    const bool resident = experts_mapped_ && need + experts_total_ + batch_vram(kBatchSmall) <= budget &&
                           (!opt_.gpu_expert_cache || experts_total_ <= opt_.gpu_expert_cache);
-    const uint64_t fixed = need + (resident ? experts_total_ + route_t_bytes_ : 0);
+    const uint64_t fixed = need + (resident ? experts_total_ : 0);
     batch_cap_ = batch_wanted(!resident);  // batch_max() as it will be
     while (batch_cap_ >= kBatchSmall && fixed + batch_vram(batch_cap_) > budget) batch_cap_ = batch_cap_ / 2 / kBatchSmall * kBatchSmall;
     counters_.vram_batch_bytes = batch_cap_ >= kBatchSmall ? batch_vram(batch_cap_) : 0;
@@ -212,7 +209,7 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         counters_.vram_batch_bytes += arena_bytes_ + (arena_bytes_ ? uint64_t(batch_cap_) * uint64_t(top_k_) * 4 : 0);  // + weights
     }
     const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
-    place_ = experts_total_ + route_t_bytes_ <= cache && experts_mapped_ ? Place::Resident
+    place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident
              : opt_.gpu_experts == GpuExperts::Cpu   ? Place::Cpu
              : opt_.gpu_experts == GpuExperts::Split ? Place::Split
                                                      : Place::Cache;
@@ -249,24 +246,6 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
     moe_index_[size_t(il)] = n_moe_loaded_++;
     L.router = upload(router);
     const int64_t F = hp_.n_ff_exp, E = hp_.n_embd;
-    if (place_ == Place::Resident && route_tail_possible(router)) {
-        const int64_t N = hp_.n_expert;
-        const uint8_t* src = file_->data(router);
-        std::vector<float> t(size_t(E * N));
-        for (int64_t e = 0; e < N; ++e)
-            for (int64_t d = 0; d < E; ++d) {
-                const size_t i = size_t(e * E + d);
-                uint16_t h = 0;
-                if (router.type != GgmlType::F32) std::memcpy(&h, src + 2 * i, 2);
-                float v = 0;
-                if (router.type == GgmlType::F32) std::memcpy(&v, src + 4 * i, 4);
-                else v = router.type == GgmlType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
-                t[size_t(d * N + e)] = v;
-            }
-        Buffer& b = buffer(t.size() * 4, Mem::Device, "tensor '" + router.name + "' transposed");
-        ctx_.upload(b, 0, t.data(), t.size() * 4);
-        L.router_t = {&b, WT_F32, 0, uint32_t(E), uint32_t(N), uint64_t(t.size() * 4)};
-    }
     const gguf::TensorInfo& g = mt.gate_up_exps ? *mt.gate_up_exps : *mt.gate_exps;
     const gguf::TensorInfo& u = mt.gate_up_exps ? *mt.gate_up_exps : *mt.up_exps;
     const gguf::TensorInfo& d = *mt.down_exps;
@@ -349,11 +328,7 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     hn_ = device_floats(E + 1, "hn (+ a workgroup counter)");
     ctx_.upload(hn_, 0, std::vector<float>(E + 1, 0.0f).data(), (E + 1) * 4);
     logits_ = device_floats(size_t(h.n_vocab), "logits");
-    // router logits, top-k ids and weights; with transposed routers the block tails' parts and count after them
-    const bool parts = std::any_of(moe_.begin(), moe_.end(), [](const MoeLayer& m) { return m.router_t.buf != nullptr; });
-    const size_t route_floats = parts ? route_part_off() + (E / 32) * size_t(h.n_expert + 1) + 1 : size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K;
-    route_ = device_floats(route_floats, "router logits, top-k ids and weights");
-    ctx_.upload(route_, 0, std::vector<float>(route_floats, 0.0f).data(), route_floats * 4);  // the parts' count: zero
+    route_ = device_floats(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
     gate_ = device_floats(ff, "gate");
     up_ = device_floats(ff, "up");
     const char* q8 = std::getenv("SLUICE_GPU_Q8");

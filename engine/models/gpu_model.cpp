@@ -515,11 +515,8 @@ void GpuModel::record_layers(gpu::Cmd& c, Place p, int64_t from, int64_t to, con
         record_experts(c, p, from);
     }
     for (int64_t il = from + 1; il <= std::min<int64_t>(to, hp_.n_layer - 1); ++il) {
-        const bool moe = moe_[size_t(il)].router.rows;
-        route_layer_ = moe && p == Place::Resident && !row ? il : -1;  // for route_tail()
         record_layer(c, il, il > 0);  // the FFN's norm in hn after it
-        route_layer_ = -1;
-        if (moe) record_router(c, p, il, il == to && !row);
+        if (moe_[size_t(il)].router.rows) record_router(c, p, il, il == to && !row);
     }
     if (row) {
         c.copy(x_, 0, xb_, size_t(row->j) * E * 4, E * 4);
@@ -544,13 +541,6 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         ro.route_renorm = true;
         ro.topk_count = {&hn_, uint32_t(h.n_embd)};
     }
-    if (routed_layer_ == il && hn_scaled_ && gpu_topk && r == Route::Tail) {  // the output projection's tail routed
-        routed_layer_ = -1;
-        resid_norm_ = -1;
-        record_experts(c, p, il);
-        return;
-    }
-    routed_layer_ = -1;
     const Mat& router = moe_[size_t(il)].router;
     if (hn_scaled_ || (xnorm_router(router) && router_reads_residual() && resid_norm_ >= 0)) {
         // The norm just recorded (norm_q8: hn = rmsnorm(x)) and the router side by side: the router
@@ -577,34 +567,6 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         c.independent();
         c.copy(hn_, 0, router_rb_, size_t(h.n_expert) * 4, size_t(h.n_embd) * 4);
     }
-}
-
-// A MoE layer's router in the block tails of the dispatch that writes its input (the output
-// projection's, with hn's mirror of x * ffn_norm and the blocks' sums of squares): the last block's
-// workgroup writes the logits, top-k ids and weights as the router's own matvec and its top-k tail
-// would, one dependent dispatch fewer per MoE layer. Resident experts whose top-k the GPU takes in a
-// tail (route_mode()), float routers (uploaded transposed as well), integer dots.
-// SLUICE_GPU_ROUTE_TAIL=0: the router's dispatch (measurements).
-bool GpuModel::route_tail_possible(const gguf::TensorInfo& r) const {
-    static const bool on = [] {
-        const char* e = std::getenv("SLUICE_GPU_ROUTE_TAIL");
-        return !(e && std::string(e) == "0");
-    }();
-    const char* q8 = std::getenv("SLUICE_GPU_Q8");
-    const bool flt = r.type == GgmlType::F32 || r.type == GgmlType::F16 || r.type == GgmlType::BF16;
-    return on && flt && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert && hp_.n_embd % 32 == 0 &&
-           ctx_.info().int_dot && !(q8 && std::string(q8) == "0") && gpu_routing() && route_mode() == Route::Tail;
-}
-
-// Called by add_matvec() with its block tails set: adds layer route_layer_'s router to them (and marks
-// the layer routed for record_router()) where that layer has a transposed router.
-bool GpuModel::route_tail(gpu::MatvecOpts& o) {
-    if (route_layer_ < 0 || place_ != Place::Resident) return false;
-    const MoeLayer& M = moe_[size_t(route_layer_)];
-    if (!M.router_t.buf || !o.qblk.ss.buf || !o.qblk.norm_w.buf) return false;
-    o.route = {M.router_t.buf, 0, uint32_t(hp_.n_expert), uint32_t(top_k_), &route_, route_ids(), route_w(), route_part_off(), true};
-    routed_layer_ = route_layer_;
-    return true;
 }
 
 bool GpuModel::xnorm_router(const Mat& router) {
@@ -783,7 +745,6 @@ void GpuModel::add_matvec(gpu::Cmd& c, const Mat& w, Vec x, gpu::MatvecOpts o, b
     o.norm_q = nullptr;
     if (fuse_norm && (qblk_mode() & 1) && hp_.n_embd % 32 == 0) {  // hn's mirror of x * w and its block sums
         o.qblk = {xq(hn_), 0, {&tails_, 0}, nw, {&tails_, tails_ss_off_}};
-        route_tail(o);
         gpu::matvec(c, w, x, {&x_}, step_, o);
         hn_scaled_ = true;
         scaled_norm_ = nw.off;

@@ -67,7 +67,6 @@ protected:
     // the slots. router.rows == 0: the layer has no routed experts.
     struct MoeLayer {
         Mat router;  // (n_expert, n_embd)
-        Mat router_t;  // the router transposed, (n_embd, n_expert) F32, for the output projection's tail (route_tail())
         Mat gate_exps, up_exps, down_exps;
         std::unique_ptr<gpu::SlotCache> slots;
         uint64_t expert_bytes[3] = {0, 0, 0};  // one expert's gate, up, down
@@ -402,14 +401,6 @@ private:
     // route_: router logits (n_expert), then the top-k's ids (as ints) and weights.
     uint32_t route_ids() const { return uint32_t(hp_.n_expert); }
     uint32_t route_w() const { return uint32_t(hp_.n_expert + top_k_); }
-    // The router in the block tails of the dispatch before it (shared.h MV_QBLK_ROUTE): where a layer
-    // takes it, whether it does, and the parts' offset in route_ (after the logits, ids and weights).
-    bool route_tail_possible(const gguf::TensorInfo& router) const;
-    bool route_tail(gpu::MatvecOpts& o);
-    uint32_t route_part_off() const { return route_row(); }
-    int64_t route_layer_ = -1;   // the MoE layer being recorded (record_layers), for add_matvec()
-    int64_t routed_layer_ = -1;  // the layer whose router add_matvec() put in a tail
-    uint64_t route_t_bytes_ = 0;  // VRAM of the transposed routers (plan_vram)
     std::string describe() const;
 
     Buffer logits_, route_, one_, moe_in_;
