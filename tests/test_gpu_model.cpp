@@ -490,6 +490,7 @@ TEST(GpuModelBatch, GpuExpertBatchesOfOtherTypesMatchResident) {
             return l;
         };
         const auto ref = run(gpu_opts());
+        EXPECT_EQ(max_rel_err(run(gpu_opts()), ref, 300), 0.0) << "the resident placement's prompt, run twice";
         ModelOptions o = gpu_opts();
         o.gpu_expert_cache = 1;
         o.gpu_experts = GpuExperts::Cpu;
