@@ -44,6 +44,7 @@ layout(binding = 3, std430) coherent buffer PartBuf { float part[]; };  // read 
 STEP_BUFFER(4)
 layout(binding = 5, std430) readonly buffer NormBuf { float Wn[]; };
 layout(binding = 6, std430) writeonly buffer OutBuf { float O[]; };
+layout(binding = 6, std430) writeonly buffer OutBuf4 { vec4 O4[]; };  // ATTN_OUT_Q8: the mirror's values
 layout(binding = 7, std430) buffer CountBuf { uint count[]; };
 layout(binding = 8, std430) writeonly buffer OqBuf { uint Oq[]; };  // ATTN_OUT_Q8: out's int8 mirror
 layout(binding = 8, std430) writeonly buffer OsBuf { vec2 Os2[]; };
@@ -151,7 +152,8 @@ void norm_rope(uint xo, uint nq, uint kvh, bool with_k) {
 
 #include "q8_block.glsl"
 // ATTN_OUT_Q8 (head_dim_v and out_off multiples of 32, ops.cpp): the n merged floats in qn, out's
-// floats from out_off + o0, as int8 blocks (q8_block.glsl).
+// floats from out_off + o0, as int8 blocks (q8_block.glsl); out's floats are then the mirror's values
+// d * q, so that a float reader (a folded router, GpuModel::fold_router()) sees what the int8 readers do.
 void out_mirror(uint o0, uint n) {
     const uint tid = gl_LocalInvocationIndex, n4 = n / 4u;
     for (uint t0 = 0u; t0 < n4; t0 += WG) {  // uniform
@@ -163,6 +165,7 @@ void out_mirror(uint o0, uint n) {
         if (!inside) continue;
         const uint i = (p.out_off + o0) / 4u + t;  // vec4 index
         Oq[i] = q;
+        O4[i] = ds.x * vec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24);
         if ((t & 7u) == 0u) Os2[p.out_q_soff + i / 8u] = ds;
     }
 }
@@ -217,7 +220,7 @@ void merge_block(uint h0, uint gh, uint n) {
             if (i >= no) continue;
             const uint g = i / hdv;
             const float r = o[k] * head_l[g];
-            O[p.out_off + (h0 + g) * hdv + i - g * hdv] = r;
+            if ((p.flags & ATTN_OUT_Q8) == 0u) O[p.out_off + (h0 + g) * hdv + i - g * hdv] = r;  // else out_mirror()
             qn[i] = r;  // for the int8 mirror
         }
     }
@@ -413,7 +416,7 @@ void main() {
             const uint i = tid + k * WG;
             if (i >= no) continue;
             qn[i] = r[k];
-            O[p.out_off + (h0 + g0) * hdv + i] = r[k];
+            if ((p.flags & ATTN_OUT_Q8) == 0u) O[p.out_off + (h0 + g0) * hdv + i] = r[k];  // else out_mirror()
         }
         if ((p.flags & ATTN_OUT_Q8) != 0u) {
             barrier();

@@ -583,6 +583,15 @@ void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {
     cmd.dispatch("swiglu", {g.buf, u.buf, y.buf}, p, {n, 1, 1});
 }
 
+void route_weights(Cmd& cmd, Vec route, uint32_t k, uint32_t ids_off, uint32_t w_off, Vec ss, uint32_t n_blocks, uint32_t n,
+                   float eps) {
+    static_assert(ROUTE_W_THREADS >= MV_TOPK_MAX_K);
+    if (k == 0 || k > MV_TOPK_MAX_K || route.off != 0 || n == 0 || n_blocks == 0)
+        throw GpuError("route_weights: 1 to 64 experts, the logits at 0 of their buffer, a residual with blocks");
+    RouteWeightsPush p{k, ids_off, w_off, ss.off, n_blocks, n, eps};
+    cmd.dispatch("route_weights", {route.buf, ss.buf}, p, {1, 1, 1});
+}
+
 void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
                   uint32_t ids_off, Vec w, uint32_t n_rows, uint32_t row_stride) {
     if (k < 1 || k > 32 || n_expert > 2048 || k > n_expert || n_rows < 1)

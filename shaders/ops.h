@@ -229,6 +229,11 @@ void block_max(Cmd& cmd, Vec x, Vec y, uint32_t n);
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.
 // n_rows > 1: rows of a batch, each's logits, ids and weights row_stride further.
+// A folded router's weights (route_weights.comp, shared.h RouteWeightsPush): route holds the unscaled
+// logits at its offset, the k ids at ids_off and gets the weights at w_off (offsets in route's buffer);
+// ss: the n_blocks block sums of squares of the n-float residual; k <= MV_TOPK_MAX_K.
+void route_weights(Cmd& cmd, Vec route, uint32_t k, uint32_t ids_off, uint32_t w_off, Vec ss, uint32_t n_blocks, uint32_t n,
+                   float eps);
 void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
                   uint32_t ids_off, Vec w, uint32_t n_rows = 1, uint32_t row_stride = 0);
 // x (n) += sum_j w[j] * outs[j] (k outputs of n); with hn: also hn = rmsnorm(x) * norm (one workgroup).

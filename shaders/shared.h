@@ -242,6 +242,17 @@ struct TopkPush {
     uint row_stride;  // workgroup y takes row y: its logits, ids and weights row_stride further
 };
 
+// route_weights.comp (GpuModel's folded routers): the routed experts' weights from unscaled router
+// logits, softmax over the chosen k of s * logit renormalised over them, s = 1 / sqrt(sum of the n_blocks
+// block sums of squares at ss_off / n + eps) (rmsnorm's scale of the router's input). Logits at 0 of
+// binding 0, the k ids (ints, largest first) at ids_off, weights written at w_off.
+#define ROUTE_W_THREADS 64
+struct RouteWeightsPush {
+    uint k, ids_off, w_off;
+    uint ss_off, n_blocks, n;
+    float eps;
+};
+
 // x[i] += sum_j w[j] * outs[j * n + i]: the routed experts' weighted sum added to the residual. With
 // COMBINE_NORM one workgroup also writes hn = rmsnorm(x) * norm (the next layer's attn_norm, or the
 // output norm), saving a dispatch and a barrier per layer.

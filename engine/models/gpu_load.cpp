@@ -10,6 +10,9 @@
 
 #include "engine/blocks.h"
 #include "engine/error.h"
+#include "engine/tensor/kernels.h"
+#include "engine/tensor/threadpool.h"
+#include "engine/tensor/types.h"
 
 namespace sluice {
 
@@ -168,6 +171,10 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     for (const gguf::TensorInfo& t : f.tensors()) {
         (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
         if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
+        const size_t at = t.name.find("ffn_gate_inp.weight");
+        if (at != std::string::npos && (t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16))
+            if (const gguf::TensorInfo* wo = f.find_tensor(t.name.substr(0, at) + "attn_output.weight"))
+                fold_bytes_ += uint64_t(t.ne[1] * (t.ne[0] + wo->ne[0])) * 4;  // fold_router() with resident experts
     }
     const uint64_t free = ctx_.vram_budget(), margin = 256ull << 20, need = dense_bytes_ + other_bytes + margin;
     const bool capped = opt_.gpu_memory && opt_.gpu_memory < free;  // --gpu-memory
@@ -183,9 +190,9 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     // Room for the prompt batches' buffers, allocated at the first prompt: the largest batch that fits
     // beside all the experts when they would fit with the smallest one, else beside the rest; halves of
     // it down to kBatchSmall, else prompts run token by token.
-    const bool resident = experts_mapped_ && need + experts_total_ + batch_vram(kBatchSmall) <= budget &&
+    const bool resident = experts_mapped_ && need + experts_total_ + fold_bytes_ + batch_vram(kBatchSmall) <= budget &&
                           (!opt_.gpu_expert_cache || experts_total_ <= opt_.gpu_expert_cache);
-    const uint64_t fixed = need + (resident ? experts_total_ : 0);
+    const uint64_t fixed = need + (resident ? experts_total_ + fold_bytes_ : 0);
     batch_cap_ = batch_wanted(!resident);  // batch_max() as it will be
     while (batch_cap_ >= kBatchSmall && fixed + batch_vram(batch_cap_) > budget) batch_cap_ = batch_cap_ / 2 / kBatchSmall * kBatchSmall;
     counters_.vram_batch_bytes = batch_cap_ >= kBatchSmall ? batch_vram(batch_cap_) : 0;
@@ -209,7 +216,7 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         counters_.vram_batch_bytes += arena_bytes_ + (arena_bytes_ ? uint64_t(batch_cap_) * uint64_t(top_k_) * 4 : 0);  // + weights
     }
     const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
-    place_ = experts_total_ <= cache && experts_mapped_ ? Place::Resident
+    place_ = experts_total_ + fold_bytes_ <= cache && experts_mapped_ ? Place::Resident
              : opt_.gpu_experts == GpuExperts::Cpu   ? Place::Cpu
              : opt_.gpu_experts == GpuExperts::Split ? Place::Split
                                                      : Place::Cache;
@@ -306,6 +313,59 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
                    uint32_t(down ? F : E), L.expert_bytes[t]};
     }
     max_expert_bytes_ = std::max(max_expert_bytes_, per);
+}
+
+// A MoE layer's router folded over the output projection before it: with the router's input hn = s w
+// o (x + Wo att) (s rmsnorm's scale of the new residual), its logits are s (R diag(w) x + R diag(w) Wo
+// att). Both products are F32 matrices computed here once, so the first matvec runs beside the
+// attention (x is final by then) and the second beside the output projection (att is), and the router
+// leaves the chain of dependent dispatches between them and the experts. Ranking is the same without
+// s; route_weights() applies it for the weights. Resident experts whose top-k the GPU takes in a tail,
+// a float router; SLUICE_GPU_ROUTE_FOLD=0 keeps the router's own dispatch.
+bool GpuModel::fold_possible(const gguf::TensorInfo& r, const gguf::TensorInfo& wo) const {
+    static const bool on = [] {
+        const char* e = std::getenv("SLUICE_GPU_ROUTE_FOLD");
+        return !(e && std::string(e) == "0");
+    }();
+    const bool flt = r.type == GgmlType::F32 || r.type == GgmlType::F16 || r.type == GgmlType::BF16;
+    return on && place_ == Place::Resident && flt && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert &&
+           wo.n_dims == 2 && wo.ne[1] == hp_.n_embd && wo.ne[0] % 4 == 0 && hp_.n_embd % 4 == 0 && gpu_routing() &&
+           route_mode() == Route::Tail;
+}
+
+void GpuModel::fold_router(int64_t il, const gguf::TensorInfo& router, uint32_t norm_off, const gguf::TensorInfo& wo) {
+    if (!fold_possible(router, wo)) return;
+    const int64_t E = hp_.n_embd, N = hp_.n_expert, D = wo.ne[0];
+    const uint8_t* src = file_->data(router);
+    const float* w = &norms_host_[norm_off];
+    std::vector<float> a(size_t(N * E)), m(size_t(N * D), 0.0f);  // R diag(w), R diag(w) Wo
+    for (int64_t i = 0; i < N * E; ++i) {
+        float v = 0;
+        uint16_t h = 0;
+        if (router.type == GgmlType::F32) std::memcpy(&v, src + 4 * i, 4);
+        else std::memcpy(&h, src + 2 * i, 2), v = router.type == GgmlType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
+        a[size_t(i)] = v * w[i % E];
+    }
+    // m[e] = sum_d a[e][d] Wo[d]: each thread a range of experts over all of Wo's rows (dequantized)
+    const uint8_t* wsrc = file_->data(wo);
+    const size_t rb = size_t(row_bytes(wo.type, D));
+    pool().parallel_for(N, 1, [&](int64_t e0, int64_t e1, int) {
+        std::vector<float> row(static_cast<size_t>(D));
+        for (int64_t d = 0; d < E; ++d) {
+            dequantize_row(wo.type, wsrc + size_t(d) * rb, row.data(), D);
+            for (int64_t e = e0; e < e1; ++e) {
+                const float ad = a[size_t(e * E + d)];
+                float* me = &m[size_t(e * D)];
+                for (int64_t c = 0; c < D; ++c) me[c] += ad * row[size_t(c)];
+            }
+        }
+    });
+    MoeLayer& L = moe_[size_t(il)];
+    Buffer& b = buffer((a.size() + m.size()) * 4, Mem::Device, "folded router of layer " + std::to_string(il));
+    ctx_.upload(b, 0, a.data(), a.size() * 4);
+    ctx_.upload(b, a.size() * 4, m.data(), m.size() * 4);
+    L.router_x = {&b, WT_F32, 0, uint32_t(N), uint32_t(E), a.size() * 4};
+    L.router_att = {&b, WT_F32, a.size() * 4, uint32_t(N), uint32_t(D), m.size() * 4};
 }
 
 void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {

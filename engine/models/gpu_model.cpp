@@ -541,6 +541,14 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         ro.route_renorm = true;
         ro.topk_count = {&hn_, uint32_t(h.n_embd)};
     }
+    if (routed_layer_ == il && gpu_topk && r == Route::Tail) {  // a folded router's top-k: recorded already
+        routed_layer_ = -1;
+        resid_norm_ = -1;
+        fold_weights_ = true;
+        record_experts(c, p, il);
+        return;
+    }
+    routed_layer_ = -1;
     const Mat& router = moe_[size_t(il)].router;
     if (hn_scaled_ || (xnorm_router(router) && router_reads_residual() && resid_norm_ >= 0)) {
         // The norm just recorded (norm_q8: hn = rmsnorm(x)) and the router side by side: the router
@@ -567,6 +575,27 @@ void GpuModel::record_router(gpu::Cmd& c, Place p, int64_t il, bool ends_segment
         c.independent();
         c.copy(hn_, 0, router_rb_, size_t(h.n_expert) * 4, size_t(h.n_embd) * 4);
     }
+}
+
+// A folded router's two matvecs (fold_router()): R diag(w) x beside the attention, then + R diag(w) Wo
+// att with the top-k tail beside the output projection (whose block tails write the sums of squares
+// route_weights() scales by). Recorded by an architecture right after the dispatch they go beside.
+void GpuModel::record_fold_x(gpu::Cmd& c, int64_t il) {
+    c.independent();
+    gpu::matvec(c, moe_[size_t(il)].router_x, {&x_}, {&route_}, step_, {});
+}
+
+void GpuModel::record_fold_att(gpu::Cmd& c, int64_t il, const Buffer& att) {
+    gpu::MatvecOpts ro;
+    ro.accumulate = true;
+    ro.topk = uint32_t(top_k_);
+    ro.topk_ids_off = route_ids();
+    ro.topk_w_off = route_w();
+    ro.route_renorm = true;
+    ro.topk_count = {&hn_, uint32_t(hp_.n_embd)};
+    c.independent();
+    gpu::matvec(c, moe_[size_t(il)].router_att, {&att}, {&route_}, step_, ro);
+    routed_layer_ = il;
 }
 
 bool GpuModel::xnorm_router(const Mat& router) {
@@ -616,6 +645,12 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
         gpu::swiglu(c, {&gate_}, {&up_}, {&gate_}, K * F);        // ffn_moe_swiglu
     }
     if (!quantized) quantize_for(c, gate_, K * F, {&L.down_exps});
+    if (fold_weights_) {  // beside the GLU: the folded router's weights, for the down projection
+        fold_weights_ = false;
+        c.independent();
+        gpu::route_weights(c, {&route_}, K, route_ids(), route_w(), {&tails_, tails_ss_off_}, uint32_t(h.n_embd) / 32,
+                           uint32_t(h.n_embd), h.rms_eps);
+    }
     // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
     // (split: no norm; the CPU's sum comes after)
     gpu::MatvecOpts acc;

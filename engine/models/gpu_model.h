@@ -67,6 +67,9 @@ protected:
     // the slots. router.rows == 0: the layer has no routed experts.
     struct MoeLayer {
         Mat router;  // (n_expert, n_embd)
+        // A folded router (fold_router()): R diag(w) (n_expert, n_embd) and R diag(w) Wo (n_expert, the
+        // output projection's input), F32
+        Mat router_x, router_att;
         Mat gate_exps, up_exps, down_exps;
         std::unique_ptr<gpu::SlotCache> slots;
         uint64_t expert_bytes[3] = {0, 0, 0};  // one expert's gate, up, down
@@ -240,6 +243,17 @@ protected:
     // Whether MoE layer il reads hn so: routed by the router's top-k tail without segments, a float
     // router (normalising x itself, MV_XNORM), fused integer-dot experts.
     bool moe_reads_scaled(int64_t il) const;
+    // A router folded over the output projection before it (gpu_load.cpp): whether layer il may be
+    // (at load), folding it, and recording its two matvecs (the first beside the attention, x final;
+    // the second, with the top-k tail, beside the output projection) and its weights (route_weights).
+    bool fold_possible(const gguf::TensorInfo& router, const gguf::TensorInfo& wo) const;
+    void fold_router(int64_t il, const gguf::TensorInfo& router, uint32_t norm_off, const gguf::TensorInfo& wo);
+    bool folded(int64_t il) const { return moe_[size_t(il)].router_att.buf && !segmented() && xq(hn_); }
+    void record_fold_x(gpu::Cmd& c, int64_t il);
+    void record_fold_att(gpu::Cmd& c, int64_t il, const Buffer& att);
+    int64_t routed_layer_ = -1;  // the layer whose top-k record_fold_att() recorded
+    bool fold_weights_ = false;  // record_experts() records route_weights()
+    uint64_t fold_bytes_ = 0;    // VRAM of the folded routers where the experts are resident (plan_vram)
     static bool xnorm_router(const Mat& router);  // MV_XNORM applies (SLUICE_GPU_XNORM=0: never)
     // Decode attention at short contexts: an architecture with a variant for them (has_short_attention():
     // one q head per workgroup, less serial work per workgroup where re-reading K and V per head costs

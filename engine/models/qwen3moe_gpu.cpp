@@ -99,7 +99,8 @@ private:
         const GLayer& L = layers_[size_t(il)];
         const bool moe = moe_[size_t(il)].router.rows;
         const bool ffn_scaled = moe ? moe_reads_scaled(il) : q8_reads({&L.ffn_gate, &L.ffn_up});
-        record_attention(c, L, hn_ready, ffn_scaled);  // ffn_norm(x) in hn after it
+        // a folded router needs the output projection's block tails (their sums of squares)
+        record_attention(c, L, hn_ready, ffn_scaled, moe && ffn_scaled && folded(il) ? il : -1);  // ffn_norm(x) in hn after it
         if (moe) return;
         // x += down(silu(gate hn) * up hn); the next norm
         record_swiglu_ffn(c, L.ffn_gate, L.ffn_up, L.ffn_down, uint32_t(hp_.n_ff), add_then_norm(next_norm(il)),
@@ -158,7 +159,8 @@ private:
     // hn_ready: the previous layer (its experts' combine or FFN down) already wrote attn_norm(x) to hn.
     // Leaves ffn_norm(x) in hn: the output projection's last workgroup writes it.
     // fuse_norm: only integer-dot products read ffn_norm(x) (add_matvec()).
-    void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready, bool fuse_norm) {
+    // fold: the layer whose folded router runs beside the attention and the output projection, or -1.
+    void record_attention(gpu::Cmd& c, const GLayer& L, bool hn_ready, bool fuse_norm, int64_t fold = -1) {
         const Hparams& h = hp_;
         const uint32_t qd = uint32_t(h.n_head * h.head_dim), kd = uint32_t(h.n_head_kv * h.head_dim),
                        vd = uint32_t(h.n_head_kv * h.head_dim_v);
@@ -171,9 +173,11 @@ private:
         // Qcur_normed, Kcur_normed, RoPE, k and v into the cache rows, kqv_out: one dispatch
         gpu::attention_qk(c, {&q_}, {&q_, qd}, {&q_, qd + kd}, {L.k}, {L.v}, kd, vd, {&part_}, {&att_}, short_attn_ ? attn_short_ : attn_,
                           {{&norms_, L.q_norm}, {&norms_, L.k_norm}, uint32_t(h.n_rot), h.rms_eps}, {&counts_}, step_,
-                          xq(att_));  // and its int8 mirror for wo
+                          gpu::has_q8(ctx_, L.wo.type) ? xq(att_) : nullptr);  // and its int8 mirror where wo reads it
+        if (fold >= 0) record_fold_x(c, fold);  // the router's share of x, beside the attention
         touch_ahead(c, {&L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down});  // beside the attention (gpu_model.cpp)
         add_matvec(c, L.wo, {&att_}, with_xq(add_then_norm(L.ffn_norm), att_), fuse_norm);  // x += Wo att; ffn_norm
+        if (fold >= 0) record_fold_att(c, fold, att_);  // and of Wo att, with its top-k, beside it
     }
 
     // ---- loading
@@ -207,7 +211,9 @@ private:
             }
             const MoeTensors mt = require_moe_tensors(il);
             moe.push_back(mt);
-            load_moe(il, f.require_tensor(blk(il, "ffn_gate_inp"), {h.n_embd, h.n_expert}), mt);
+            const gguf::TensorInfo& router = f.require_tensor(blk(il, "ffn_gate_inp"), {h.n_embd, h.n_expert});
+            load_moe(il, router, mt);
+            fold_router(il, router, L.ffn_norm, f.require_tensor(blk(il, "attn_output"), {h.n_head * h.head_dim_v, h.n_embd}));
         }
         finish_load(std::move(moe), size_t(h.n_ff));
         q_ = device_floats(size_t(h.n_head * h.head_dim + h.n_head_kv * (h.head_dim + h.head_dim_v)),
