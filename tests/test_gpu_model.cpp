@@ -173,6 +173,28 @@ TEST(GpuModelTouch, TouchingAheadLeavesLogitsUnchanged) {
     }
 }
 
+// The folded router (gpu_load.cpp fold_router(): R diag(w) x beside the attention, R diag(w) Wo att
+// with the top-k beside the output projection, the weights scaled beside the GLU) against the router's
+// own dispatch (SLUICE_GPU_ROUTE_FOLD=0): the same sums in another order, so the same experts and the
+// same logits within float rounding, token by token; the folded model holds the two matrices in VRAM.
+TEST(GpuModelFold, FoldedRouterMatchesTheRoutersDispatch) {
+    for (const char* type : {"q4_K", "q8_0"}) {
+        const std::string f = gen_model_256("gpu_fold", type, "qwen3moe");
+        if (HasFailure()) return;
+        std::vector<int32_t> ids;
+        for (int32_t i = 0; i < 24; ++i) ids.push_back((i * 29 + 5) % 300);
+        const auto on = decode_logits_with(f, ids, {});
+        const auto off = decode_logits_with(f, ids, {{"SLUICE_GPU_ROUTE_FOLD", "0"}});
+        expect_same_logits(on, off, logits(f, cpu_opts(), ids), (std::string(type) + ": folded router vs its dispatch").c_str());
+        const uint64_t folded = load_model(f, gpu_opts())->gpu_counters().vram_bytes;
+        setenv("SLUICE_GPU_ROUTE_FOLD", "0", 1);
+        const uint64_t plain = load_model(f, gpu_opts())->gpu_counters().vram_bytes;
+        unsetenv("SLUICE_GPU_ROUTE_FOLD");
+        EXPECT_EQ(folded - plain, 2u * 8 * (256 + 4 * 64) * 4) << type << ": the folded routers' VRAM (2 layers, 8 experts)";
+        std::remove(f.c_str());
+    }
+}
+
 // Resident experts are stored expert-major (GpuModel::upload_experts: each expert's gate, up and
 // down side by side) unless SLUICE_GPU_EXPERT_MAJOR=0 (a tensor each): the same products, so the same
 // logits bits, with ggml's Q4_K blocks and with Q8_0 repacked at upload.

@@ -323,12 +323,11 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
 // s; route_weights() applies it for the weights. Resident experts whose top-k the GPU takes in a tail,
 // a float router; SLUICE_GPU_ROUTE_FOLD=0 keeps the router's own dispatch.
 bool GpuModel::fold_possible(const gguf::TensorInfo& r, const gguf::TensorInfo& wo) const {
-    static const bool on = [] {
-        const char* e = std::getenv("SLUICE_GPU_ROUTE_FOLD");
-        return !(e && std::string(e) == "0");
-    }();
+    const char* e = std::getenv("SLUICE_GPU_ROUTE_FOLD");  // read at each load (tests switch it)
+    const bool on = !(e && std::string(e) == "0");
     const bool flt = r.type == GgmlType::F32 || r.type == GgmlType::F16 || r.type == GgmlType::BF16;
-    return on && place_ == Place::Resident && flt && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert &&
+    const char* q8 = std::getenv("SLUICE_GPU_Q8");  // the fold reads the output projection's block tails (integer dots)
+    return on && place_ == Place::Resident && flt && ctx_.info().int_dot && !(q8 && std::string(q8) == "0") && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert &&
            wo.n_dims == 2 && wo.ne[1] == hp_.n_embd && wo.ne[0] % 4 == 0 && hp_.n_embd % 4 == 0 && gpu_routing() &&
            route_mode() == Route::Tail;
 }
@@ -346,20 +345,18 @@ void GpuModel::fold_router(int64_t il, const gguf::TensorInfo& router, uint32_t 
         else std::memcpy(&h, src + 2 * i, 2), v = router.type == GgmlType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
         a[size_t(i)] = v * w[i % E];
     }
-    // m[e] = sum_d a[e][d] Wo[d]: each thread a range of experts over all of Wo's rows (dequantized)
+    // m = a Wo: Wo dequantized and transposed (D, E), then the CPU's F32 matmul (each of a's rows a column)
     const uint8_t* wsrc = file_->data(wo);
     const size_t rb = size_t(row_bytes(wo.type, D));
-    pool().parallel_for(N, 1, [&](int64_t e0, int64_t e1, int) {
+    std::vector<float> wt(size_t(E * D));
+    pool().parallel_for(E, 16, [&](int64_t d0, int64_t d1, int) {
         std::vector<float> row(static_cast<size_t>(D));
-        for (int64_t d = 0; d < E; ++d) {
+        for (int64_t d = d0; d < d1; ++d) {
             dequantize_row(wo.type, wsrc + size_t(d) * rb, row.data(), D);
-            for (int64_t e = e0; e < e1; ++e) {
-                const float ad = a[size_t(e * E + d)];
-                float* me = &m[size_t(e * D)];
-                for (int64_t c = 0; c < D; ++c) me[c] += ad * row[size_t(c)];
-            }
+            for (int64_t c = 0; c < D; ++c) wt[size_t(c * E + d)] = row[size_t(c)];
         }
     });
+    matmul({GgmlType::F32, D, E, wt.data()}, a.data(), N, m.data(), pool());
     MoeLayer& L = moe_[size_t(il)];
     Buffer& b = buffer((a.size() + m.size()) * 4, Mem::Device, "folded router of layer " + std::to_string(il));
     ctx_.upload(b, 0, a.data(), a.size() * 4);
