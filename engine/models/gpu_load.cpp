@@ -172,8 +172,8 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
         if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
         const size_t at = t.name.find("ffn_gate_inp.weight");
-        if (at != std::string::npos && (t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16))
-            if (const gguf::TensorInfo* wo = f.find_tensor(t.name.substr(0, at) + "attn_output.weight"))
+        if (at != std::string::npos && folds_routers())
+            if (const gguf::TensorInfo* wo = f.find_tensor(t.name.substr(0, at) + "attn_output.weight"); wo && fold_ok(t, *wo))
                 fold_bytes_ += uint64_t(t.ne[1] * (t.ne[0] + wo->ne[0])) * 4;  // fold_router() with resident experts
     }
     const uint64_t free = ctx_.vram_budget(), margin = 256ull << 20, need = dense_bytes_ + other_bytes + margin;
@@ -322,18 +322,17 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
 // leaves the chain of dependent dispatches between them and the experts. Ranking is the same without
 // s; route_weights() applies it for the weights. Resident experts whose top-k the GPU takes in a tail,
 // a float router; SLUICE_GPU_ROUTE_FOLD=0 keeps the router's own dispatch.
-bool GpuModel::fold_possible(const gguf::TensorInfo& r, const gguf::TensorInfo& wo) const {
+bool GpuModel::fold_ok(const gguf::TensorInfo& r, const gguf::TensorInfo& wo) const {
     const char* e = std::getenv("SLUICE_GPU_ROUTE_FOLD");  // read at each load (tests switch it)
-    const bool on = !(e && std::string(e) == "0");
-    const bool flt = r.type == GgmlType::F32 || r.type == GgmlType::F16 || r.type == GgmlType::BF16;
     const char* q8 = std::getenv("SLUICE_GPU_Q8");  // the fold reads the output projection's block tails (integer dots)
-    return on && place_ == Place::Resident && flt && ctx_.info().int_dot && !(q8 && std::string(q8) == "0") && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert &&
-           wo.n_dims == 2 && wo.ne[1] == hp_.n_embd && wo.ne[0] % 4 == 0 && hp_.n_embd % 4 == 0 && gpu_routing() &&
-           route_mode() == Route::Tail;
+    const bool flt = r.type == GgmlType::F32 || r.type == GgmlType::F16 || r.type == GgmlType::BF16;
+    return !(e && std::string(e) == "0") && !(q8 && std::string(q8) == "0") && folds_routers() && flt &&
+           ctx_.info().int_dot && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert && wo.n_dims == 2 &&
+           wo.ne[1] == hp_.n_embd && wo.ne[0] % 4 == 0 && hp_.n_embd % 4 == 0 && gpu_routing() && route_mode() == Route::Tail;
 }
 
 void GpuModel::fold_router(int64_t il, const gguf::TensorInfo& router, uint32_t norm_off, const gguf::TensorInfo& wo) {
-    if (!fold_possible(router, wo)) return;
+    if (place_ != Place::Resident || !fold_ok(router, wo)) return;
     const int64_t E = hp_.n_embd, N = hp_.n_expert, D = wo.ne[0];
     const uint8_t* src = file_->data(router);
     const float* w = &norms_host_[norm_off];

@@ -246,7 +246,8 @@ protected:
     // A router folded over the output projection before it (gpu_load.cpp): whether layer il may be
     // (at load), folding it, and recording its two matvecs (the first beside the attention, x final;
     // the second, with the top-k tail, beside the output projection) and its weights (route_weights).
-    bool fold_possible(const gguf::TensorInfo& router, const gguf::TensorInfo& wo) const;
+    virtual bool folds_routers() const { return false; }  // the architecture calls fold_router() (qwen3moe)
+    bool fold_ok(const gguf::TensorInfo& router, const gguf::TensorInfo& wo) const;
     void fold_router(int64_t il, const gguf::TensorInfo& router, uint32_t norm_off, const gguf::TensorInfo& wo);
     bool folded(int64_t il) const { return moe_[size_t(il)].router_att.buf && !segmented() && xq(hn_); }
     void record_fold_x(gpu::Cmd& c, int64_t il);
