@@ -12,7 +12,6 @@
 #include "engine/error.h"
 #include "engine/tensor/kernels.h"
 #include "engine/tensor/threadpool.h"
-#include "engine/tensor/types.h"
 
 namespace sluice {
 
@@ -322,12 +321,16 @@ void GpuModel::load_moe(int64_t il, const gguf::TensorInfo& router, const MoeTen
 // leaves the chain of dependent dispatches between them and the experts. Ranking is the same without
 // s; route_weights() applies it for the weights. Resident experts whose top-k the GPU takes in a tail,
 // a float router; SLUICE_GPU_ROUTE_FOLD=0 keeps the router's own dispatch.
+bool GpuModel::q8_wanted() const {
+    const char* q8 = std::getenv("SLUICE_GPU_Q8");
+    return ctx_.info().int_dot && !(q8 && std::string(q8) == "0");
+}
+
 bool GpuModel::fold_ok(const gguf::TensorInfo& r, const gguf::TensorInfo& wo) const {
     const char* e = std::getenv("SLUICE_GPU_ROUTE_FOLD");  // read at each load (tests switch it)
-    const char* q8 = std::getenv("SLUICE_GPU_Q8");  // the fold reads the output projection's block tails (integer dots)
     const bool flt = r.type == GgmlType::F32 || r.type == GgmlType::F16 || r.type == GgmlType::BF16;
-    return !(e && std::string(e) == "0") && !(q8 && std::string(q8) == "0") && folds_routers() && flt &&
-           ctx_.info().int_dot && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert && wo.n_dims == 2 &&
+    // q8_wanted(): the fold reads the output projection's block tails (integer dots)
+    return !(e && std::string(e) == "0") && q8_wanted() && folds_routers() && flt && r.n_dims == 2 && r.ne[0] == hp_.n_embd && r.ne[1] == hp_.n_expert && wo.n_dims == 2 &&
            wo.ne[1] == hp_.n_embd && wo.ne[0] % 4 == 0 && hp_.n_embd % 4 == 0 && gpu_routing() && route_mode() == Route::Tail;
 }
 
@@ -337,13 +340,8 @@ void GpuModel::fold_router(int64_t il, const gguf::TensorInfo& router, uint32_t 
     const uint8_t* src = file_->data(router);
     const float* w = &norms_host_[norm_off];
     std::vector<float> a(size_t(N * E)), m(size_t(N * D), 0.0f);  // R diag(w), R diag(w) Wo
-    for (int64_t i = 0; i < N * E; ++i) {
-        float v = 0;
-        uint16_t h = 0;
-        if (router.type == GgmlType::F32) std::memcpy(&v, src + 4 * i, 4);
-        else std::memcpy(&h, src + 2 * i, 2), v = router.type == GgmlType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
-        a[size_t(i)] = v * w[i % E];
-    }
+    dequantize_row(router.type, src, a.data(), N * E);
+    for (int64_t i = 0; i < N * E; ++i) a[size_t(i)] *= w[i % E];
     // m = a Wo: Wo dequantized and transposed (D, E), then the CPU's F32 matmul (each of a's rows a column)
     const uint8_t* wsrc = file_->data(wo);
     const size_t rb = size_t(row_bytes(wo.type, D));
@@ -387,8 +385,7 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     route_ = device_floats(size_t(std::max<int64_t>(h.n_expert, 1)) + 2 * K, "router logits, top-k ids and weights");
     gate_ = device_floats(ff, "gate");
     up_ = device_floats(ff, "up");
-    const char* q8 = std::getenv("SLUICE_GPU_Q8");
-    q8_ = ctx_.info().int_dot && !(q8 && std::string(q8) == "0");
+    q8_ = q8_wanted();
     if (E % 32 == 0) mirror(hn_, E);  // written wherever hn is (norm tails, norm_into_hn, the CPU experts' combine)
     mirror(gate_, ff);
     // block tails' counters (a uint per block of the longest vector they quantize), then hn's sums of squares

@@ -273,6 +273,7 @@ protected:
     bool touch_ = true;
 
     // ---- int8 activations for the integer-dot matvecs (gpu::has_q8; SLUICE_GPU_Q8=0 turns them off)
+    bool q8_wanted() const;  // the device has integer dots and SLUICE_GPU_Q8 is not 0 (q8_ from finish_load())
     // Gives activation buffer b (floats from offset 0) an int8 mirror; finish_load() mirrors hn_ (kept
     // fresh by every write of hn_: the norm tails, norm_into_hn) and gate_.
     void mirror(const Buffer& b, size_t floats);
