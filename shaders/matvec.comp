@@ -224,6 +224,41 @@ void qblk_tail(uint wrow0) {
     hn_count[p.norm_count_off + b] = 0u;  // for the next dispatch
 }
 
+#ifdef GLU
+// MV_IDS_TOPK: the expert ranked m-th among the topk_k logits at ids_off. The logits go to shared
+// memory; the first subgroup takes m + 1 rounds of a max over them (each lane its strided share, ties
+// to the lower id), each round's pick marked NaN (then never picked) by the lane that holds it.
+// Uniform control flow (barriers).
+shared float rk_l[MV_ROUTE_MAX];
+shared uint rk_pick;
+uint ranked_expert(uint m) {
+    const uint n = p.topk_k, none = 0xFFFFFFFFu;
+    for (uint e = gl_LocalInvocationIndex; e < n; e += MV_WG) rk_l[e] = intBitsToFloat(ids[p.ids_off + e]);
+    barrier();
+    if (gl_SubgroupID == 0u) {
+        const uint l = gl_SubgroupInvocationID, s = gl_SubgroupSize;
+        uint pick = none;
+        for (uint r = 0u; r <= m; ++r) {
+            float bv = -1.0 / 0.0;
+            uint bi = none;
+            for (uint e = l; e < n; e += s) {
+                const float v = rk_l[e];
+                if (v > bv || (v == bv && bi == none)) {
+                    bv = v;
+                    bi = e;
+                }
+            }
+            const float gv = subgroupMax(bv);
+            pick = subgroupMin(bv == gv ? bi : none);
+            if (pick != none && pick % s == l) rk_l[pick] = uintBitsToFloat(0x7FC00000u);
+        }
+        if (subgroupElect()) rk_pick = min(pick, n - 1u);
+    }
+    barrier();
+    return rk_pick;
+}
+#endif
+
 // Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
 float team_sum(float v, uint team) {
     if (gl_SubgroupSize == MV_TEAM) return subgroupAdd(v);
@@ -294,9 +329,16 @@ void main() {
             acc[0][r] += wm * row_dot(p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols), s, x);
     }
 #else
+#ifdef GLU
+    const uint ranked = (p.flags & MV_IDS_TOPK) != 0u ? ranked_expert(gl_WorkGroupID.y) : 0u;  // uniform
+#endif
     for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
         const uint m = sum ? mi : gl_WorkGroupID.y;
+#ifdef GLU
+        const uint mat = (p.flags & MV_IDS_TOPK) != 0u ? ranked : (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+#else
         const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+#endif
         uint wrow[NR];
         [[unroll]] for (uint r = 0u; r < NR; ++r)
             wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);
