@@ -224,35 +224,32 @@ void qblk_tail(uint wrow0) {
     hn_count[p.norm_count_off + b] = 0u;  // for the next dispatch
 }
 
-#ifdef GLU
-// MV_IDS_TOPK: the expert ranked m-th among the topk_k logits at ids_off. The logits go to shared
-// memory; the first subgroup takes m + 1 rounds of a max over them (each lane its strided share, ties
-// to the lower id), each round's pick marked NaN (then never picked) by the lane that holds it.
-// Uniform control flow (barriers).
-shared float rk_l[MV_ROUTE_MAX];
+#ifdef GLU_RANK
+// MV_IDS_TOPK (the _rk builds of the GLU, so the others carry none of this): the expert ranked m-th
+// among the topk_k logits at ids_off. The logits go to shared memory (NaN as -inf, padded with -inf
+// to a multiple of 16); each invocation ranks its own against all of them (largest first, ties to the
+// lower id, as MV_TOPK), and the one ranked m names it. Uniform control flow (barriers).
+shared vec4 rk_l[MV_ROUTE_MAX / 4];
 shared uint rk_pick;
 uint ranked_expert(uint m) {
-    const uint n = p.topk_k, none = 0xFFFFFFFFu;
-    for (uint e = gl_LocalInvocationIndex; e < n; e += MV_WG) rk_l[e] = intBitsToFloat(ids[p.ids_off + e]);
+    const uint tid = gl_LocalInvocationIndex, n = p.topk_k, n16 = (n + 15u) / 16u * 16u;
+    if (tid == 0u) rk_pick = 0u;  // in range whatever the logits
+    for (uint e = tid; e < n16; e += MV_WG) {
+        const float v = e < n ? intBitsToFloat(ids[p.ids_off + e]) : -1.0 / 0.0;
+        rk_l[e >> 2][e & 3u] = isnan(v) ? -1.0 / 0.0 : v;
+    }
     barrier();
-    if (gl_SubgroupID == 0u) {
-        const uint l = gl_SubgroupInvocationID, s = gl_SubgroupSize;
-        uint pick = none;
-        for (uint r = 0u; r <= m; ++r) {
-            float bv = -1.0 / 0.0;
-            uint bi = none;
-            for (uint e = l; e < n; e += s) {
-                const float v = rk_l[e];
-                if (v > bv || (v == bv && bi == none)) {
-                    bv = v;
-                    bi = e;
-                }
-            }
-            const float gv = subgroupMax(bv);
-            pick = subgroupMin(bv == gv ? bi : none);
-            if (pick != none && pick % s == l) rk_l[pick] = uintBitsToFloat(0x7FC00000u);
+    for (uint e = tid; e < n; e += MV_WG) {
+        const float le = rk_l[e >> 2][e & 3u];
+        uint r = 0u;
+        for (uint i = 0u; i < n16 / 4u; i += 4u) {  // 4 loads in flight
+            vec4 v[4];
+            [[unroll]] for (uint u = 0u; u < 4u; ++u) v[u] = rk_l[i + u];
+            [[unroll]] for (uint u = 0u; u < 4u; ++u)
+                [[unroll]] for (uint c = 0u; c < 4u; ++c)
+                    r += v[u][c] > le || (v[u][c] == le && 4u * (i + u) + c < e) ? 1u : 0u;
         }
-        if (subgroupElect()) rk_pick = min(pick, n - 1u);
+        if (r == m) rk_pick = e;
     }
     barrier();
     return rk_pick;
@@ -329,13 +326,13 @@ void main() {
             acc[0][r] += wm * row_dot(p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols), s, x);
     }
 #else
-#ifdef GLU
-    const uint ranked = (p.flags & MV_IDS_TOPK) != 0u ? ranked_expert(gl_WorkGroupID.y) : 0u;  // uniform
+#ifdef GLU_RANK
+    const uint ranked = ranked_expert(gl_WorkGroupID.y);
 #endif
     for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
         const uint m = sum ? mi : gl_WorkGroupID.y;
-#ifdef GLU
-        const uint mat = (p.flags & MV_IDS_TOPK) != 0u ? ranked : (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
+#ifdef GLU_RANK
+        const uint mat = ranked;
 #else
         const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
 #endif

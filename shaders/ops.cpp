@@ -231,9 +231,9 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     p.n_cols = o.n_cols;
     p.ids_off = o.ids_off;
     p.flags = (o.accumulate ? MV_ACCUMULATE : 0) | (o.ids ? MV_IDS : 0) | (o.y_pos_stride ? MV_POS : 0);
-    if (o.ids_topk) {
-        if (!o.ids || !o.swiglu_up || o.ids_topk > MV_ROUTE_MAX || o.n_mats > o.ids_topk || o.n_cols != 1)
-            throw GpuError("matvec: ranked ids need ids, the SwiGLU pair, one column, at most 512 logits and no more matrices");
+    if (o.ids_topk) {  // the _rk builds (below)
+        if (!o.ids || !o.swiglu_up || o.ids_topk > MV_ROUTE_MAX || o.n_mats > o.ids_topk || o.n_cols != 1 || !o.xq)
+            throw GpuError("matvec: ranked ids need ids, the SwiGLU pair over int8 x, one column, at most 512 logits and no more matrices");
         p.flags |= MV_IDS_TOPK;
         p.topk_k = o.ids_topk;
     }
@@ -329,6 +329,10 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
             nr = o.team_rows ? o.team_rows : pick.team_rows;
             if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
             if (nr != MV_GLU_ROWS) name += std::to_string(nr);
+        }
+        if (o.ids_topk) {
+            if (!q8) throw GpuError("matvec: ranked ids (the _rk builds) need the integer-dot GLU");
+            name += "_rk";
         }
     } else if (ks) {
         name += "_k" + std::to_string(ks);

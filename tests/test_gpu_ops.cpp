@@ -290,64 +290,6 @@ TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
     EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10);
 }
 
-// A folded router's top-k found by the fused GLU itself (MV_IDS_TOPK): workgroup row m takes the expert
-// ranked m-th among the logits at ids_off (largest first, ties to the lower id, as
-// router_topk_softmax): two tied rows among the picks, a NaN, a -inf, 12 to 512 logits.
-TEST_P(GpuTypes, FusedSwigluRanksTheLogitsForItsExperts) {
-    const GpuType gt = GetParam();
-    const GgmlType t = gt.ggml;
-    const uint32_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937 rng(seed);
-    const int64_t rows = 21, cols = 256, k = 6;
-    for (int64_t n_exp : {12, 150, 512}) {
-        const RandomMats g = random_mats(rng, gt, n_exp, rows, cols), u = random_mats(rng, gt, n_exp, rows, cols);
-        std::vector<uint8_t> both = g.bytes;
-        both.insert(both.end(), u.bytes.begin(), u.bytes.end());
-        const auto x = random_row(rng, cols);
-        auto logits = random_row(rng, n_exp);
-        // tied, both among the picks (not far above the rest: the reference ranks softmax probabilities)
-        logits[5] = logits[9] = *std::max_element(logits.begin(), logits.end()) + 0.5f;
-        logits[7] = -INFINITY;
-        logits[size_t(n_exp - 1)] = NAN;  // ranks nowhere (the reference skips it too: below)
-        std::vector<float> ids_buf(2, 0.0f);  // the logits at 2 of the ids buffer
-        ids_buf.insert(ids_buf.end(), logits.begin(), logits.end());
-        gpu::Buffer wb = to_gpu(both), xb = to_gpu(x), yb = zeros(size_t(k * rows)), ib = to_gpu(ids_buf), step = step_buffer(0);
-        const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
-        const gpu::Mat gm{&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes};
-        gpu::Mat um = gm;
-        um.offset = g.bytes.size();
-        gpu::MatvecOpts o;
-        o.n_mats = k;
-        o.ids = &ib;
-        o.ids_off = 2;
-        o.ids_topk = uint32_t(n_exp);
-        o.y_mat_stride = rows;
-        o.swiglu_up = &um;
-        gpu::Cmd cmd(ctx());
-        cmd.begin();
-        gpu::matvec(cmd, gm, {&xb}, {&yb}, step, o);
-        cmd.end();
-        cmd.run();
-        auto finite = logits;
-        finite[size_t(n_exp - 1)] = -INFINITY;
-        std::vector<int32_t> ref_ids(static_cast<size_t>(k));
-        std::vector<float> ref_w(static_cast<size_t>(k));
-        router_topk_softmax(finite.data(), n_exp, k, true, ref_ids.data(), ref_w.data());
-        ASSERT_EQ(ref_ids[0], 5);
-        ASSERT_EQ(ref_ids[1], 9);
-        std::vector<float> ref;
-        for (int64_t j = 0; j < k; ++j) {
-            const size_t m = size_t(ref_ids[size_t(j)] * rows * cols);
-            const auto gy = ref_matvec(&g.deq[m], x.data(), rows, cols), uy = ref_matvec(&u.deq[m], x.data(), rows, cols);
-            for (int64_t r = 0; r < rows; ++r) ref.push_back(silu(gy[size_t(r)]) * uy[size_t(r)]);
-        }
-        const auto got = floats(yb, ref.size());
-        for (int64_t j = 0; j < k; ++j)
-            EXPECT_LT(nmse(&got[size_t(j * rows)], &ref[size_t(j * rows)], rows), 1e-10) << n_exp << " logits, slot " << j;
-    }
-}
-
 // The router's matvec with the top-k in its last workgroup (MV_TOPK): the logits, then the ids and
 // softmax weights router_topk_softmax picks from those logits, ties (two equal rows) to the lower id,
 // the counter left at zero; every workgroup shape.

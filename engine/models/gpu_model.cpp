@@ -595,7 +595,8 @@ void GpuModel::record_fold_att(gpu::Cmd& c, int64_t il, const Buffer& att) {
         return !(e && std::string(e) == "0");
     }();
     const MoeLayer& M = moe_[size_t(il)];
-    fold_ranked_ = rank && fused(M.gate_exps, M.up_exps) && hp_.n_expert <= MV_ROUTE_MAX;
+    fold_ranked_ = rank && fused(M.gate_exps, M.up_exps) && hp_.n_expert <= MV_ROUTE_MAX && xq(hn_) &&
+                   gpu::has_q8(ctx_, M.gate_exps.type);  // the integer-dot GLU's _rk builds
     if (!fold_ranked_) {
         ro.topk = uint32_t(top_k_);
         ro.topk_ids_off = route_ids();
