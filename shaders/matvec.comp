@@ -224,38 +224,6 @@ void qblk_tail(uint wrow0) {
     hn_count[p.norm_count_off + b] = 0u;  // for the next dispatch
 }
 
-#ifdef GLU_RANK
-// MV_IDS_TOPK (the _rk builds of the GLU, so the others carry none of this): the expert ranked m-th
-// among the topk_k logits at ids_off. The logits go to shared memory (NaN as -inf, padded with -inf
-// to a multiple of 16); each invocation ranks its own against all of them (largest first, ties to the
-// lower id, as MV_TOPK), and the one ranked m names it. Uniform control flow (barriers).
-shared vec4 rk_l[MV_ROUTE_MAX / 4];
-shared uint rk_pick;
-uint ranked_expert(uint m) {
-    const uint tid = gl_LocalInvocationIndex, n = p.topk_k, n16 = (n + 15u) / 16u * 16u;
-    if (tid == 0u) rk_pick = 0u;  // in range whatever the logits
-    for (uint e = tid; e < n16; e += MV_WG) {
-        const float v = e < n ? intBitsToFloat(ids[p.ids_off + e]) : -1.0 / 0.0;
-        rk_l[e >> 2][e & 3u] = isnan(v) ? -1.0 / 0.0 : v;
-    }
-    barrier();
-    for (uint e = tid; e < n; e += MV_WG) {
-        const float le = rk_l[e >> 2][e & 3u];
-        uint r = 0u;
-        for (uint i = 0u; i < n16 / 4u; i += 4u) {  // 4 loads in flight
-            vec4 v[4];
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) v[u] = rk_l[i + u];
-            [[unroll]] for (uint u = 0u; u < 4u; ++u)
-                [[unroll]] for (uint c = 0u; c < 4u; ++c)
-                    r += v[u][c] > le || (v[u][c] == le && 4u * (i + u) + c < e) ? 1u : 0u;
-        }
-        if (r == m) rk_pick = e;
-    }
-    barrier();
-    return rk_pick;
-}
-#endif
-
 // Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
 float team_sum(float v, uint team) {
     if (gl_SubgroupSize == MV_TEAM) return subgroupAdd(v);
@@ -326,16 +294,9 @@ void main() {
             acc[0][r] += wm * row_dot(p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols), s, x);
     }
 #else
-#ifdef GLU_RANK
-    const uint ranked = ranked_expert(gl_WorkGroupID.y);
-#endif
     for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
         const uint m = sum ? mi : gl_WorkGroupID.y;
-#ifdef GLU_RANK
-        const uint mat = ranked;
-#else
         const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
-#endif
         uint wrow[NR];
         [[unroll]] for (uint r = 0u; r < NR; ++r)
             wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);
