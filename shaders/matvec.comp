@@ -147,8 +147,7 @@ void norm_tail() {
 
 #ifndef GLU
 // MV_TOPK, after this workgroup's rows are written: if it is the last to finish, rank the rows (each
-// invocation its own against all of them, from shared memory, 4 vec4 loads in flight) and write the
-// top k's ids and weights (MV_TOPK_IDS: the ids alone, no max, exp or sum: a folded router).
+// invocation its own against all of them, from shared memory) and write the top k's ids and weights.
 layout(binding = 2, std430) coherent buffer YInt { int Yi[]; };
 shared vec4 tk_l[MV_ROUTE_MAX / 4];  // -inf past n
 shared int tk_id[MV_TOPK_MAX_K];
@@ -156,7 +155,6 @@ shared float tk_x[MV_TOPK_MAX_K];
 void topk_tail() {
     const uint tid = gl_LocalInvocationIndex, n = p.rows, k = p.topk_k;
     if (!last_to_finish()) return;
-    const bool ids_only = (p.flags & MV_TOPK_IDS) != 0u, renorm = (p.flags & MV_ROUTE_RENORM) != 0u;  // uniform
     // Loops, not per-invocation arrays: registers this tail held would be held by every variant.
     float mx = -1.0 / 0.0;
     for (uint e = tid; e < MV_ROUTE_MAX; e += MV_WG) {
@@ -164,35 +162,28 @@ void topk_tail() {
         tk_l[e >> 2][e & 3u] = v;
         mx = max(mx, v);
     }
-    if (ids_only)
-        barrier();  // publishes tk_l
-    else
-        mx = wg_max(mx);  // its barriers publish tk_l
-    const uint n4 = (n + 15u) / 16u * 4u;  // vec4s, a multiple of 4 (-inf past n ranks below every row)
+    mx = wg_max(mx);  // its barriers publish tk_l
+    const bool renorm = (p.flags & MV_ROUTE_RENORM) != 0u;
+    const uint n4 = (n + 3u) / 4u;
     float z = 0.0;
     for (uint e = tid; e < n; e += MV_WG) {
         const float le = tk_l[e >> 2][e & 3u];
         uint r = 0u;
-        for (uint i = 0u; i < n4; i += 4u) {
-            vec4 v[4];
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) v[u] = tk_l[i + u];
-            [[unroll]] for (uint u = 0u; u < 4u; ++u)
-                [[unroll]] for (uint c = 0u; c < 4u; ++c) r += v[u][c] > le || (v[u][c] == le && 4u * (i + u) + c < e) ? 1u : 0u;
+        for (uint i = 0u; i < n4; ++i) {
+            const vec4 v = tk_l[i];
+            [[unroll]] for (uint c = 0u; c < 4u; ++c) r += v[c] > le || (v[c] == le && 4u * i + c < e) ? 1u : 0u;
         }
-        const float x = ids_only ? 0.0 : exp(le - mx);
+        const float x = exp(le - mx);
         if (!renorm || r < k) z += x;
         if (r < k) {
             tk_id[r] = int(e);
             tk_x[r] = x;
         }
     }
-    if (ids_only)
-        barrier();  // publishes tk_id
-    else
-        z = wg_sum(z);  // its barriers publish tk_id, tk_x
+    z = wg_sum(z);  // its barriers publish tk_id, tk_x
     for (uint r = tid; r < k; r += MV_WG) {
         Yi[p.topk_ids_off + r] = tk_id[r];
-        if (!ids_only) Y[p.topk_w_off + r] = tk_x[r] / z;
+        Y[p.topk_w_off + r] = tk_x[r] / z;
     }
     if (tid == 0u) hn_count[p.norm_count_off] = 0u;  // for the next dispatch
 }

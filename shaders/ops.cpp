@@ -288,7 +288,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
             w.rows > MV_ROUTE_MAX || o.topk > w.rows || o.topk > MV_TOPK_MAX_K)
             throw GpuError("matvec: the top-k tail takes k <= 64 of one matrix of at most " + std::to_string(MV_ROUTE_MAX) +
                            " rows, one column, a counter, no GLU, norm, sum or position offset");
-        p.flags |= MV_TOPK | (o.route_renorm ? MV_ROUTE_RENORM : 0u) | (o.topk_ids_only ? MV_TOPK_IDS : 0u);
+        p.flags |= MV_TOPK | (o.route_renorm ? MV_ROUTE_RENORM : 0u);
         p.topk_k = o.topk;
         p.topk_ids_off = o.topk_ids_off;
         p.topk_w_off = o.topk_w_off;

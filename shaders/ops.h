@@ -97,7 +97,6 @@ struct MatvecOpts {
     // (zero before; left zero; shared.h MV_TOPK).
     uint32_t topk = 0, topk_ids_off = 0, topk_w_off = 0;
     Vec topk_count;
-    bool topk_ids_only = false;  // the tail writes no weights (MV_TOPK_IDS)
     // x's int8 mirror (quantize_q8() after x was written): the integer-dot variant where has_q8() and
     // x's offset, matrix and column strides are multiples of 32, else x is read as floats.
     const Xq* xq = nullptr;

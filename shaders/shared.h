@@ -42,7 +42,6 @@ using uint = uint32_t;
 // dispatch of its own, for the experts' MV_IDS dispatches after it.
 #define MV_TOPK 256u
 #define MV_TOPK_MAX_K 64u  // topk_k at most
-#define MV_TOPK_IDS 16u    // MV_TOPK writes the ids only (a folded router's weights come from route_weights.comp)
 // With MV_NORM: the tail also writes hn's int8 mirror (QuantQ8Push's layout, scales from vec2
 // norm_q_soff) into binding 7, so the matvecs that read hn need no quantize_q8 of their own. Rows
 // and norm_y_off multiples of 32; subgroups of at least 8 (shuffles over a block's 8 invocations).

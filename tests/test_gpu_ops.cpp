@@ -292,7 +292,7 @@ TEST_P(GpuTypes, FusedSwigluOfGateAndUp) {
 
 // The router's matvec with the top-k in its last workgroup (MV_TOPK): the logits, then the ids and
 // softmax weights router_topk_softmax picks from those logits, ties (two equal rows) to the lower id,
-// the counter left at zero; every workgroup shape; with MV_TOPK_IDS the ids and no weights.
+// the counter left at zero; every workgroup shape.
 TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
     const GpuType gt = GetParam();
     const GgmlType t = gt.ggml;
@@ -307,9 +307,8 @@ TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
         std::copy_n(&m.deq[size_t(9 * cols)], cols, &m.deq[size_t(5 * cols)]);
         const auto x = random_row(rng, cols);
         const auto ref_logits = ref_matvec(m.deq.data(), x.data(), n_exp, cols);
-        for (int mode : {0, 1, 2})  // renormalised weights, softmax over all, ids only (MV_TOPK_IDS)
+        for (bool renorm : {true, false})
             for (auto [nr, ks] : kVariants) {
-                const bool renorm = mode != 1, ids_only = mode == 2;
                 // y's buffer: 2 floats of padding, the logits, k ids, k weights.
                 gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(2 + n_exp + 2 * k)), cb = zeros(4),
                             step = step_buffer(0);
@@ -321,7 +320,6 @@ TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
                 o.topk_w_off = uint32_t(2 + n_exp + k);
                 o.route_renorm = renorm;
                 o.topk_count = {&cb, 1};
-                o.topk_ids_only = ids_only;
                 gpu::Cmd cmd(ctx());
                 cmd.begin();
                 gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(n_exp), uint32_t(cols)}, {&xb}, {&yb, 2}, step, o);
@@ -336,10 +334,7 @@ TEST_P(GpuTypes, RouterMatvecRanksItsRowsInTheLastWorkgroup) {
                 ctx().download(yb, size_t(2 + n_exp) * 4, ids.data(), size_t(k) * 4);
                 EXPECT_EQ(ids, ref_ids) << n_exp << " experts, r" << nr << " k" << ks;
                 const auto w = floats(yb, size_t(k), size_t(2 + n_exp + k));
-                if (ids_only)
-                    EXPECT_EQ(w, std::vector<float>(size_t(k), 0.0f)) << "ids only: no weights written";
-                else
-                    EXPECT_LT(nmse(w.data(), ref_w.data(), k), 1e-12) << n_exp << " experts, r" << nr << " k" << ks;
+                EXPECT_LT(nmse(w.data(), ref_w.data(), k), 1e-12) << n_exp << " experts, r" << nr << " k" << ks;
                 std::vector<uint32_t> c(4);
                 ctx().download(cb, 0, c.data(), 16);
                 EXPECT_EQ(c, std::vector<uint32_t>(4, 0u));

@@ -593,7 +593,6 @@ void GpuModel::record_fold_att(gpu::Cmd& c, int64_t il, const Buffer& att) {
     ro.topk_w_off = route_w();
     ro.route_renorm = true;
     ro.topk_count = {&hn_, uint32_t(hp_.n_embd)};
-    ro.topk_ids_only = true;  // route_weights() makes the weights
     // (H100, 30B-A3B shape: the shape's pick, 4 teams per row, 356.8-361.7 tok/s; 8 teams 343-350)
     c.independent();
     gpu::matvec(c, moe_[size_t(il)].router_att, {&att}, {&route_}, step_, ro);
