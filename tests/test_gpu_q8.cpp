@@ -480,6 +480,71 @@ TEST_P(GpuQ8Types, ExpertsGluAndWeightedSumWithInt8X) {
     }
 }
 
+// A folded router's top-k found by the experts' fused GLU itself (MV_IDS_TOPK, the _rk builds):
+// workgroup row m takes the expert ranked m-th among the logits at ids_off (largest first, ties to the
+// lower id, as router_topk_softmax): two tied logits among the picks, a -inf, a NaN (ranked as -inf),
+// 12 to 512 logits, every rows-per-team build, the _q8w ones forced for any row.
+TEST_P(GpuQ8Types, ExpertsGluRanksTheLogits) {
+    if (!has_int_dot()) return;
+    const GpuType gt = GetParam();
+    const GgmlType t = gt.ggml;
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t rows = 5, cols = 512, k = 6;
+    for (int64_t n_exp : {12, 150, 512}) {
+        std::vector<uint8_t> gb, ub;
+        std::vector<float> gd, ud;
+        random_mats(rng, t, n_exp, rows, cols, gb, gd);
+        random_mats(rng, t, n_exp, rows, cols, ub, ud);
+        to_stored(gt, gb, cols);
+        to_stored(gt, ub, cols);
+        std::vector<uint8_t> both = gb;
+        both.insert(both.end(), ub.begin(), ub.end());
+        auto logits = random_row(rng, n_exp);
+        // tied, both among the picks (not far above the rest: the reference ranks softmax probabilities)
+        logits[5] = logits[9] = *std::max_element(logits.begin(), logits.end()) + 0.5f;
+        logits[7] = -INFINITY;
+        logits[size_t(n_exp - 1)] = NAN;
+        std::vector<float> ids_buf(2, 0.0f);  // the logits at 2 of the ids buffer
+        ids_buf.insert(ids_buf.end(), logits.begin(), logits.end());
+        logits[size_t(n_exp - 1)] = -INFINITY;
+        std::vector<int32_t> ref_ids(static_cast<size_t>(k));
+        std::vector<float> unused(static_cast<size_t>(k));
+        router_topk_softmax(logits.data(), n_exp, k, true, ref_ids.data(), unused.data());
+        ASSERT_EQ(ref_ids[0], 5);
+        ASSERT_EQ(ref_ids[1], 9);
+        const auto x = random_row(rng, cols);
+        const Mirror mx = mirror(x);
+        const Quantized xq = download_mirror(mx.q, size_t(cols));
+        std::vector<float> ref;
+        for (int64_t j = 0; j < k; ++j) {
+            const size_t e = size_t(ref_ids[size_t(j)] * rows * cols);
+            const auto g = ref_matvec(&gd[e], xq.deq.data(), rows, cols), u = ref_matvec(&ud[e], xq.deq.data(), rows, cols);
+            for (int64_t r = 0; r < rows; ++r) ref.push_back(float(g[size_t(r)] / (1 + std::exp(-g[size_t(r)])) * u[size_t(r)]));
+        }
+        const uint64_t mat_bytes = uint64_t(rows * row_bytes(t, cols));
+        gpu::Buffer wb = to_gpu(both), ib = to_gpu(ids_buf), step = step_buffer(0);
+        const gpu::Mat gm{&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), mat_bytes};
+        gpu::Mat um = gm;
+        um.offset = gb.size();
+        for (int wide : {0, 1})
+            for (uint32_t nr : {0u, 1u, 2u, 4u}) {  // rows per team of the _q8w GLU (others: theirs)
+                gpu::Buffer yb = zeros(size_t(k * rows));
+                gpu::MatvecOpts o = experts_glu(uint32_t(k), ib, uint32_t(rows), um, mx.xq);
+                o.ids_off = 2;
+                o.ids_topk = uint32_t(n_exp);
+                o.team_rows = nr;
+                o.wide = wide;
+                run_matvec(gm, {&mx.x}, {&yb}, o);
+                const auto got = floats(yb, ref.size());
+                for (int64_t j = 0; j < k; ++j)
+                    EXPECT_LT(nmse(&got[size_t(j * rows)], &ref[size_t(j * rows)], rows), 1e-10)
+                        << n_exp << " logits, slot " << j << ", wide " << wide << ", team rows " << nr;
+            }
+    }
+}
+
 // Mirror blocks written on the GPU against the CPU's rounding of the floats beside them: d exact to
 // a few ulp, q within one step on a rounding boundary (at most `max_off` of them), sum = d * sum q.
 void expect_mirror_of(const std::vector<float>& h, const Quantized& got, size_t first, int max_off, const std::string& what) {
