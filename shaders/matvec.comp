@@ -224,81 +224,6 @@ void qblk_tail(uint wrow0) {
     hn_count[p.norm_count_off + b] = 0u;  // for the next dispatch
 }
 
-#ifdef GLU_RANK
-// MV_IDS_TOPK (the _rk builds of the GLU, so the others carry none of this): the expert ranked m-th
-// among the topk_k logits at ids_off (largest first, ties to the lower id, as MV_TOPK; NaN as -inf).
-// Subgroups of 32 and at most 128 logits: each subgroup sorts them in its registers (4 a lane, a
-// bitonic network of 28 steps, 15 of them across lanes by shuffles), no shared memory or barrier.
-// Else through shared memory: each invocation ranks its own against all of them (uniform control flow).
-#define RK_SORT_MAX 128u
-shared vec4 rk_l[MV_ROUTE_MAX / 4];
-shared uint rk_pick;
-bool rk_first(float av, uint ai, float bv, uint bi) { return av > bv || (av == bv && ai < bi); }
-uint ranked_expert(uint m) {
-    const uint n = p.topk_k;
-    if (gl_SubgroupSize == 32u && n <= RK_SORT_MAX) {
-        const uint l = gl_SubgroupInvocationID;
-        float v[4];
-        uint ix[4];
-        [[unroll]] for (uint r = 0u; r < 4u; ++r) {
-            ix[r] = 4u * l + r;
-            const float x = ix[r] < n ? intBitsToFloat(ids[p.ids_off + ix[r]]) : -1.0 / 0.0;
-            v[r] = isnan(x) ? -1.0 / 0.0 : x;
-        }
-        // position 4l + r; a block of k sorts first-to-last where (position & k) == 0, else reversed
-        [[unroll]] for (uint k = 2u; k <= 128u; k <<= 1) {
-            [[unroll]] for (uint j = k >> 1; j > 0u; j >>= 1) {
-                if (j >= 4u) {  // the partner is in lane l ^ (j / 4), same register
-                    [[unroll]] for (uint r = 0u; r < 4u; ++r) {
-                        const float ov = subgroupShuffleXor(v[r], j >> 2);
-                        const uint oi = subgroupShuffleXor(ix[r], j >> 2), pos = 4u * l + r;
-                        const bool other = rk_first(ov, oi, v[r], ix[r]);
-                        if (((pos & j) == 0u) == ((pos & k) == 0u) ? other : !other) {
-                            v[r] = ov;
-                            ix[r] = oi;
-                        }
-                    }
-                } else {  // in this lane: registers r and r | j
-                    [[unroll]] for (uint r = 0u; r < 4u; ++r) {
-                        if ((r & j) != 0u) continue;
-                        const uint s = r | j, pos = 4u * l + r;
-                        const bool s_first = rk_first(v[s], ix[s], v[r], ix[r]);
-                        if ((pos & k) == 0u ? s_first : !s_first) {
-                            const float tv = v[r];
-                            const uint ti = ix[r];
-                            v[r] = v[s];
-                            ix[r] = ix[s];
-                            v[s] = tv;
-                            ix[s] = ti;
-                        }
-                    }
-                }
-            }
-        }
-        const uint mr = m & 3u, c = mr == 0u ? ix[0] : mr == 1u ? ix[1] : mr == 2u ? ix[2] : ix[3];
-        return min(subgroupShuffle(c, m >> 2), n - 1u);
-    }
-    const uint tid = gl_LocalInvocationIndex, n16 = (n + 15u) / 16u * 16u;
-    if (tid == 0u) rk_pick = 0u;  // in range whatever the logits
-    for (uint e = tid; e < n16; e += MV_WG) {
-        const float x = e < n ? intBitsToFloat(ids[p.ids_off + e]) : -1.0 / 0.0;
-        rk_l[e >> 2][e & 3u] = isnan(x) ? -1.0 / 0.0 : x;
-    }
-    barrier();
-    for (uint e = tid; e < n; e += MV_WG) {
-        const float le = rk_l[e >> 2][e & 3u];
-        uint r = 0u;
-        for (uint i = 0u; i < n16 / 4u; ++i) {
-            const vec4 x = rk_l[i];
-            [[unroll]] for (uint c = 0u; c < 4u; ++c) r += x[c] > le || (x[c] == le && 4u * i + c < e) ? 1u : 0u;
-        }
-        if (r == m) rk_pick = e;
-    }
-    barrier();
-    return rk_pick;
-}
-#endif
-
 // Sum over the team's 32 lanes, in every lane. Called in uniform control flow (the fallback has barriers).
 float team_sum(float v, uint team) {
     if (gl_SubgroupSize == MV_TEAM) return subgroupAdd(v);
@@ -369,16 +294,9 @@ void main() {
             acc[0][r] += wm * row_dot(p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols), s, x);
     }
 #else
-#ifdef GLU_RANK
-    const uint ranked = ranked_expert(gl_WorkGroupID.y);
-#endif
     for (uint mi = 0u; mi < (sum ? p.sum_mats : 1u); ++mi) {
         const uint m = sum ? mi : gl_WorkGroupID.y;
-#ifdef GLU_RANK
-        const uint mat = ranked;
-#else
         const uint mat = (p.flags & MV_IDS) != 0u ? uint(ids[p.ids_off + m]) : m;
-#endif
         uint wrow[NR];
         [[unroll]] for (uint r = 0u; r < NR; ++r)
             wrow[r] = p.w_off + mat * p.w_mat_stride + min(row0 + r, p.rows - 1u) * row_units(p.cols);

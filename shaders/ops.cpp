@@ -231,12 +231,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     p.n_cols = o.n_cols;
     p.ids_off = o.ids_off;
     p.flags = (o.accumulate ? MV_ACCUMULATE : 0) | (o.ids ? MV_IDS : 0) | (o.y_pos_stride ? MV_POS : 0);
-    if (o.ids_topk) {  // the _rk builds (below)
-        if (!o.ids || !o.swiglu_up || o.ids_topk > MV_ROUTE_MAX || o.n_mats > o.ids_topk || o.n_cols != 1 || !o.xq)
-            throw GpuError("matvec: ranked ids need ids, the SwiGLU pair over int8 x, one column, at most 512 logits and no more matrices");
-        p.flags |= MV_IDS_TOPK;
-        p.topk_k = o.ids_topk;
-    }
     if (const Mat* u = o.swiglu_up) {
         if (u->buf != w.buf || u->type != w.type || u->rows != w.rows || u->cols != w.cols || u->mat_stride != w.mat_stride ||
             u->offset % t->unit_bytes || o.n_cols != 1 || o.accumulate || o.y_pos_stride)
@@ -330,10 +324,6 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
             if (nr != 1 && nr != 2 && nr != 4) throw GpuError("matvec: 1, 2 or 4 rows per team");
             if (nr != MV_GLU_ROWS) name += std::to_string(nr);
         }
-        if (o.ids_topk) {
-            if (!q8) throw GpuError("matvec: ranked ids (the _rk builds) need the integer-dot GLU");
-            name += "_rk";
-        }
     } else if (ks) {
         name += "_k" + std::to_string(ks);
         nr = ks == 4 ? 2 : 1;  // the builds' NR
@@ -352,7 +342,7 @@ void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const Matv
     if (cmd.profiling())
         cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) : "") +
                  (o.norm_out ? " +norm" : "") + (o.topk ? " +topk" : "") + (o.x_norm ? " +xnorm" : "") +
-                 (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : "") + (o.ids_topk ? " +rank" : ""));
+                 (o.qblk.q ? o.qblk.ss.buf ? " +qnorm" : " +qblk" : "") + (o.x_ss.buf ? " +xss" : ""));
     cmd.dispatch(name, {w.buf, q8 ? o.xq->buf : x.buf, y.buf, ids, &step, counter, norm_w, mirror}, p,
                  {(w.rows + rows_per_group - 1) / rows_per_group, o.sum_mats ? 1 : o.n_mats, 1});
 }
@@ -594,12 +584,11 @@ void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n) {
 }
 
 void route_weights(Cmd& cmd, Vec route, uint32_t k, uint32_t ids_off, uint32_t w_off, Vec ss, uint32_t n_blocks, uint32_t n,
-                   float eps, uint32_t n_expert) {
+                   float eps) {
     static_assert(ROUTE_W_THREADS >= MV_TOPK_MAX_K);
-    if (k == 0 || k > MV_TOPK_MAX_K || route.off != 0 || n == 0 || n_blocks == 0 || n_expert > MV_ROUTE_MAX ||
-        (n_expert && k > n_expert))
-        throw GpuError("route_weights: 1 to 64 experts (of at most 512), the logits at 0 of their buffer, a residual with blocks");
-    RouteWeightsPush p{k, ids_off, w_off, ss.off, n_blocks, n, eps, n_expert};
+    if (k == 0 || k > MV_TOPK_MAX_K || route.off != 0 || n == 0 || n_blocks == 0)
+        throw GpuError("route_weights: 1 to 64 experts, the logits at 0 of their buffer, a residual with blocks");
+    RouteWeightsPush p{k, ids_off, w_off, ss.off, n_blocks, n, eps};
     cmd.dispatch("route_weights", {route.buf, ss.buf}, p, {1, 1, 1});
 }
 

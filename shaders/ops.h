@@ -65,7 +65,6 @@ struct MatvecOpts {
     uint32_t x_mat_stride = 0, y_mat_stride = 0;  // floats between the batch's inputs / outputs
     const Buffer* ids = nullptr;                  // matrix m of the batch is ids[ids_off + m]
     uint32_t ids_off = 0;
-    uint32_t ids_topk = 0;  // with ids and swiglu_up: matrix m ranks m-th of ids_topk logits at ids_off (MV_IDS_TOPK)
     bool accumulate = false;                      // y += W x
     uint32_t y_pos_stride = 0;                    // nonzero: y offset += step.pos * y_pos_stride
     uint32_t n_cols = 1, x_col_stride = 0, y_col_stride = 0;  // > 1: small-batch product (matmul_*)
@@ -228,14 +227,13 @@ void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t pag
 void block_max(Cmd& cmd, Vec x, Vec y, uint32_t n);
 // y = silu(g) * u over n
 void swiglu(Cmd& cmd, Vec g, Vec u, Vec y, uint32_t n);
-// A folded router's weights (route_weights.comp, shared.h RouteWeightsPush): route holds the unscaled
-// logits at its offset, the k ids at ids_off (with n_expert: the top k of its n_expert logits, written
-// there) and gets the weights at w_off (offsets in route's buffer); ss: the n_blocks block sums of
-// squares of the n-float residual; k <= MV_TOPK_MAX_K.
-void route_weights(Cmd& cmd, Vec route, uint32_t k, uint32_t ids_off, uint32_t w_off, Vec ss, uint32_t n_blocks, uint32_t n,
-                   float eps, uint32_t n_expert = 0);
 // ids (k ints at ids_off), w (k) = the router's top-k of n_expert logits with softmax weights.
 // n_rows > 1: rows of a batch, each's logits, ids and weights row_stride further.
+// A folded router's weights (route_weights.comp, shared.h RouteWeightsPush): route holds the unscaled
+// logits at its offset, the k ids at ids_off and gets the weights at w_off (offsets in route's buffer);
+// ss: the n_blocks block sums of squares of the n-float residual; k <= MV_TOPK_MAX_K.
+void route_weights(Cmd& cmd, Vec route, uint32_t k, uint32_t ids_off, uint32_t w_off, Vec ss, uint32_t n_blocks, uint32_t n,
+                   float eps);
 void topk_softmax(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, bool renorm, const Buffer& ids,
                   uint32_t ids_off, Vec w, uint32_t n_rows = 1, uint32_t row_stride = 0);
 // x (n) += sum_j w[j] * outs[j] (k outputs of n); with hn: also hn = rmsnorm(x) * norm (one workgroup).

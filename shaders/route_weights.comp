@@ -4,19 +4,15 @@
 // the scale of the residual they add up to is not known yet): w_i = exp(s (l_i - l_0)) / sum_j exp(s
 // (l_j - l_0)) over the k chosen (ids largest first, l_0 the largest), s = 1 / rms from the residual's
 // block sums of squares (the output projection's block tails). One workgroup (shared.h RouteWeightsPush).
-// With n_expert, the ids too: each invocation ranks its logits against all of them (largest first, ties
-// to the lower id, as matvec.comp's MV_TOPK), and the k first are written at ids_off.
 #include "common.glsl"
 
 layout(local_size_x = ROUTE_W_THREADS) in;
 layout(push_constant) uniform PC { RouteWeightsPush p; };
 layout(binding = 0, std430) buffer RBuf { float R[]; };
-layout(binding = 0, std430) buffer RInt { int Ri[]; };
+layout(binding = 0, std430) readonly buffer RInt { int Ri[]; };
 layout(binding = 1, std430) readonly buffer SsBuf { float Ss[]; };
 
 shared float red[ROUTE_W_THREADS];
-shared float rl[MV_ROUTE_MAX];
-shared int rid[MV_TOPK_MAX_K];
 
 float wg_sum(float v) {  // every invocation gets it; uniform control flow
     const uint tid = gl_LocalInvocationIndex;
@@ -35,26 +31,9 @@ void main() {
     const uint tid = gl_LocalInvocationIndex;
     float ss = 0.0;
     for (uint b = tid; b < p.n_blocks; b += ROUTE_W_THREADS) ss += Ss[p.ss_off + b];
-    float l, l0;
-    if (p.n_expert != 0u) {  // uniform
-        if (tid < p.k) rid[tid] = 0;  // in range whatever the logits (NaN ranks nowhere)
-        for (uint e = tid; e < p.n_expert; e += ROUTE_W_THREADS) rl[e] = R[e];
-        barrier();
-        for (uint e = tid; e < p.n_expert; e += ROUTE_W_THREADS) {
-            const float le = rl[e];
-            uint r = 0u;
-            for (uint i = 0u; i < p.n_expert; ++i) r += rl[i] > le || (rl[i] == le && i < e) ? 1u : 0u;
-            if (r < p.k) rid[r] = int(e);
-        }
-        barrier();
-        l = tid < p.k ? rl[rid[tid]] : 0.0;
-        l0 = rl[rid[0]];
-        if (tid < p.k) Ri[p.ids_off + tid] = rid[tid];
-    } else {
-        // the chosen logits (k <= MV_TOPK_MAX_K = 64): one per invocation, loaded beside the sums of squares
-        l = tid < p.k ? R[Ri[p.ids_off + tid]] : 0.0;
-        l0 = R[Ri[p.ids_off]];
-    }
+    // the chosen logits (k <= MV_TOPK_MAX_K = 64): one per invocation, loaded beside the sums of squares
+    const float l = tid < p.k ? R[Ri[p.ids_off + tid]] : 0.0;
+    const float l0 = R[Ri[p.ids_off]];
     const float s = inversesqrt(wg_sum(ss) / float(p.n) + p.eps);
     const float e = tid < p.k ? exp(s * (l - l0)) : 0.0;
     const float z = wg_sum(e);

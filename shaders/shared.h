@@ -65,10 +65,6 @@ using uint = uint32_t;
 // the products are multiplied by 1 / sqrt(sum(ss) / cols + norm_eps), ss the cols / 32 block sums at
 // norm_w_off of binding 6. The integer-dot variants only.
 #define MV_XSS 32768u
-// With MV_IDS, the GLU variants: matrix m is the expert whose logit ranks m-th (largest first, ties to
-// the lower id, as MV_TOPK) among the topk_k floats at ids_off of the ids buffer, each workgroup
-// finding its own: a folded router's top-k without the tail's wait for the last workgroup.
-#define MV_IDS_TOPK 65536u
 
 // Offsets and strides of W are in the shader's storage units (16 bytes for F32/F16/BF16/Q4_K/Q5_K,
 // 2 bytes for Q8_0/Q6_K: see quants.glsl); of x and y in floats. The batch (workgroup y) runs
@@ -255,7 +251,6 @@ struct RouteWeightsPush {
     uint k, ids_off, w_off;
     uint ss_off, n_blocks, n;
     float eps;
-    uint n_expert;  // 0: the k ids are given at ids_off; else the top k of n_expert logits, written there
 };
 
 // x[i] += sum_j w[j] * outs[j * n + i]: the routed experts' weighted sum added to the residual. With

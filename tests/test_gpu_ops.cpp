@@ -713,47 +713,6 @@ TEST(GpuOps, RouterTopkMatchesReference) {
     }
 }
 
-// A folded router's weights (route_weights.comp): softmax over the k chosen of s * l, s = 1 / rms of the
-// residual from its block sums of squares; with n_expert it also picks the k (largest first, ties to
-// the lower id) and writes their ids.
-TEST(GpuOps, RouteWeightsScaleTheChosenLogits) {
-    const uint32_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937 rng(seed);
-    const uint32_t n = 2048, nb = n / 32;
-    for (auto [n_exp, k] : {std::pair<int64_t, int64_t>{128, 8}, {150, 6}, {512, 10}})
-        for (bool pick : {false, true}) {
-            auto logits = random_row(rng, n_exp, 4.0f);
-            logits[3] = logits[11] = *std::max_element(logits.begin(), logits.end()) + 0.5f;  // tied picks
-            std::vector<int32_t> ref_ids(static_cast<size_t>(k));
-            std::vector<float> unused(static_cast<size_t>(k));
-            router_topk_softmax(logits.data(), n_exp, k, true, ref_ids.data(), unused.data());
-            std::vector<float> ss(nb);
-            for (float& v : ss) v = 32.0f * std::uniform_real_distribution<float>(0.5f, 2.0f)(rng);
-            std::vector<float> route = logits;  // logits, the k ids (given or written), the k weights
-            route.resize(size_t(n_exp + 2 * k), 0.0f);
-            if (!pick) std::memcpy(&route[size_t(n_exp)], ref_ids.data(), size_t(k) * 4);
-            gpu::Buffer rb = to_gpu(route), sb = to_gpu(ss);
-            gpu::Cmd cmd(ctx());
-            cmd.begin();
-            gpu::route_weights(cmd, {&rb}, uint32_t(k), uint32_t(n_exp), uint32_t(n_exp + k), {&sb}, nb, n, 1e-6f,
-                               pick ? uint32_t(n_exp) : 0u);
-            cmd.end();
-            cmd.run();
-            std::vector<int32_t> ids(static_cast<size_t>(k));
-            ctx().download(rb, size_t(n_exp) * 4, ids.data(), size_t(k) * 4);
-            EXPECT_EQ(ids, ref_ids) << n_exp << " experts" << (pick ? ", picked" : "");
-            const double s = 1.0 / std::sqrt(std::accumulate(ss.begin(), ss.end(), 0.0) / n + 1e-6);
-            std::vector<double> e(static_cast<size_t>(k));
-            double z = 0;
-            for (int64_t j = 0; j < k; ++j) z += e[size_t(j)] = std::exp(s * (logits[size_t(ref_ids[size_t(j)])] - logits[size_t(ref_ids[0])]));
-            std::vector<float> ref_w;
-            for (double v : e) ref_w.push_back(float(v / z));
-            const auto w = floats(rb, size_t(k), size_t(n_exp + k));
-            EXPECT_LT(nmse(w.data(), ref_w.data(), k), 1e-12) << n_exp << " experts" << (pick ? ", picked" : "");
-        }
-}
-
 TEST(GpuOps, MoeCombineAddsWeightedOutputsToResidual) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));

@@ -588,24 +588,11 @@ void GpuModel::record_fold_x(gpu::Cmd& c, int64_t il) {
 void GpuModel::record_fold_att(gpu::Cmd& c, int64_t il, const Buffer& att) {
     gpu::MatvecOpts ro;
     ro.accumulate = true;
-    // The experts' fused GLU and route_weights() rank the logits themselves (MV_IDS_TOPK): no top-k tail
-    // here, whose wait for the last workgroup put it on the path (SLUICE_GPU_FOLD_RANK=0: the tail).
-    static const bool rank = [] {
-        const char* e = std::getenv("SLUICE_GPU_FOLD_RANK");
-        return !(e && std::string(e) == "0");
-    }();
-    const MoeLayer& M = moe_[size_t(il)];
-    // The GLU's _rk builds sort the logits in a subgroup's registers (subgroups of 32, at most 128
-    // experts; their shared-memory fallback costs more than the tail, H100).
-    fold_ranked_ = rank && fused(M.gate_exps, M.up_exps) && hp_.n_expert <= 128 && ctx_.info().subgroup_size == 32 &&
-                   xq(hn_) && gpu::has_q8(ctx_, M.gate_exps.type);
-    if (!fold_ranked_) {
-        ro.topk = uint32_t(top_k_);
-        ro.topk_ids_off = route_ids();
-        ro.topk_w_off = route_w();
-        ro.route_renorm = true;
-        ro.topk_count = {&hn_, uint32_t(hp_.n_embd)};
-    }
+    ro.topk = uint32_t(top_k_);
+    ro.topk_ids_off = route_ids();
+    ro.topk_w_off = route_w();
+    ro.route_renorm = true;
+    ro.topk_count = {&hn_, uint32_t(hp_.n_embd)};
     // (H100, 30B-A3B shape: the shape's pick, 4 teams per row, 356.8-361.7 tok/s; 8 teams 343-350)
     c.independent();
     gpu::matvec(c, moe_[size_t(il)].router_att, {&att}, {&route_}, step_, ro);
@@ -646,16 +633,10 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
     o.ids_off = gpu_ids ? route_ids() : 0;
     o.y_mat_stride = F;
     bool quantized = false;  // gate_'s mirror written by the GLU's block tails
-    const bool ranked = fold_weights_ && fold_ranked_;  // the folded router left the top-k to the GLU
     if (fused(L.gate_exps, L.up_exps)) {  // ffn_moe_swiglu of ffn_moe_gate, ffn_moe_up in one pass
         o.swiglu_up = &L.up_exps;
         quantized = glu_tails(o, F, {&L.down_exps});
-        gpu::MatvecOpts g = o;
-        if (ranked) {  // each workgroup ranks the logits at 0 of route_ for its expert
-            g.ids_off = 0;
-            g.ids_topk = uint32_t(h.n_expert);
-        }
-        gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, g);
+        gpu::matvec(c, L.gate_exps, {&hn_}, {&gate_}, step_, o);
         o.swiglu_up = nullptr;
         o.qblk = {};
     } else {
@@ -669,7 +650,7 @@ void GpuModel::record_experts(gpu::Cmd& c, Place p, int64_t il) {
         fold_weights_ = false;
         c.independent();
         gpu::route_weights(c, {&route_}, K, route_ids(), route_w(), {&tails_, tails_ss_off_}, uint32_t(h.n_embd) / 32,
-                           uint32_t(h.n_embd), h.rms_eps, ranked ? uint32_t(h.n_expert) : 0u);  // and the ids
+                           uint32_t(h.n_embd), h.rms_eps);
     }
     // ffn_moe_down, ffn_moe_out (the weighted sum), the residual add and the next norm: one dispatch
     // (split: no norm; the CPU's sum comes after)

@@ -254,7 +254,6 @@ protected:
     void record_fold_att(gpu::Cmd& c, int64_t il, const Buffer& att);
     int64_t routed_layer_ = -1;  // the layer whose top-k record_fold_att() recorded
     bool fold_weights_ = false;  // record_experts() records route_weights()
-    bool fold_ranked_ = false;   // and the GLU and route_weights() rank the logits (no top-k tail)
     uint64_t fold_bytes_ = 0;    // VRAM of the folded routers where the experts are resident (plan_vram)
     static bool xnorm_router(const Mat& router);  // MV_XNORM applies (SLUICE_GPU_XNORM=0: never)
     // Decode attention at short contexts: an architecture with a variant for them (has_short_attention():
