@@ -227,7 +227,7 @@ void GpuModel::experts_on_host(int64_t il, uint32_t B) {
 void GpuModel::route_batch(int64_t il, uint32_t B) {
     const size_t K = size_t(top_k_), R = route_row();
     const float* rb = static_cast<const float*>(hb_rb_.mapped());
-    if (batch_topk_gpu_) {  // record_ffn_batch's segment picked them: ids and weights after each row's logits
+    if (batch_ok()) {  // record_ffn_batch()'s segment picked them: ids and weights after each row's logits
         const size_t NE = size_t(hp_.n_expert);
         for (size_t j = 0; j < B; ++j) {
             std::memcpy(hb_ids_.data() + j * K, rb + j * R + NE, K * 4);
@@ -282,7 +282,6 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
         // bit: the host's exp differs by an ulp, and the float16 tiles downstream (mmc_) round such a
         // difference in x up to 2^-11 (H100, Q3_K: 6e-3 apart at the logits with the host's weights).
         gpu::topk_softmax(c, {&rb_}, NE, K, true, rb_, NE, {&rb_, NE + K}, B, R);
-        batch_topk_gpu_ = true;
         c.copy(rb_, 0, hb_rb_, 0, size_t(B) * R * 4);
         c.independent();
         c.copy(hnb_, 0, hb_rb_, hb_hn_off(0, B) * 4, size_t(B) * E * 4);

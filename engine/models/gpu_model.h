@@ -335,8 +335,9 @@ protected:
     // recurrent states are what token by token leaves).
     bool host_experts_batch() const { return place_ != Place::Resident && experts_ && moe_cpu_; }
     void experts_on_host(int64_t il, uint32_t B);
-    void route_batch(int64_t il, uint32_t B);  // each token's top-k of the read-back router logits: hb_ids_, hb_w_ (the pool)
-    bool batch_topk_gpu_ = false;  // the segments read back the GPU's top-k (record_ffn_batch), not only logits
+    // Each token's top-k: hb_ids_, hb_w_; batch kernels (batch_ok()) read back the GPU's, token rows
+    // only the logits (the host's top-k, on the pool).
+    void route_batch(int64_t il, uint32_t B);
     // Prompt batches with the experts on the host side, each MoE layer's pass either on the CPU
     // (experts_on_host()) or on the GPU (gpu_batch_experts.cpp): the batch's routed experts go up
     // once each into a VRAM arena (copied within VRAM where the cache holds them) and run there as

@@ -92,8 +92,8 @@ private:
 
     uint32_t first_norm(int64_t il) const override { return layers_[size_t(il)].attn_norm; }
 
-    bool router_reads_residual() const override { return true; }
-    bool folds_routers() const override { return true; }  // load() calls fold_router(); record_attention() records it  // record_layer ends with add_matvec(wo)
+    bool router_reads_residual() const override { return true; }  // record_layer ends with add_matvec(wo)
+    bool folds_routers() const override { return true; }  // load() calls fold_router(); record_attention() records it
     bool has_short_attention() const override { return attn_.gh > 1; }
 
     void record_layer(gpu::Cmd& c, int64_t il, bool hn_ready) override {
