@@ -572,14 +572,6 @@ void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t pag
     cmd.dispatch("touch", {&b, &cmd.context().dummy()}, p, {uint32_t(std::min<uint64_t>((pages + TOUCH_THREADS - 1) / TOUCH_THREADS, 64)), 1, 1});
 }
 
-void warm(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes) {
-    if (off % 16 || (off + bytes + 15) / 16 > UINT32_MAX) throw GpuError("warm: offsets multiples of 16 bytes within 64 GiB");
-    if (!bytes) return;
-    const TouchPush p{uint32_t(off / 16), uint32_t((off + bytes + 15) / 16), 1u};
-    const uint64_t units = (bytes + 15) / 16;
-    cmd.dispatch("touch", {&b, &cmd.context().dummy()}, p, {uint32_t(std::min<uint64_t>((units / 8 + TOUCH_THREADS - 1) / TOUCH_THREADS, 1024)), 1, 1});
-}
-
 void block_max(Cmd& cmd, Vec x, Vec y, uint32_t n) {
     if (!n) return;
     const BlockMaxPush p{n, x.off, y.off};

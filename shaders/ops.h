@@ -221,8 +221,6 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
 // loads per 2 MiB page whatever the range's alignment (H200 72B-like decode 73.1 vs 72.7 tok/s with
 // 2 MiB); one load per 64 KiB measured slower than none (bench/README).
 void touch(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes, uint32_t page = 1u << 20);
-// Every 16 bytes of [off, off + bytes) loaded: the range into the GPU's L2 ahead of its reader.
-void warm(Cmd& cmd, const Buffer& b, uint64_t off, uint64_t bytes);
 
 // y[b] = the largest of x[64b .. 64b + 64) of n floats, NaN ignored (-inf for a block without a
 // number): the logits' block maxima for the host's top-k scan (engine/sampler.h kLogitBlock).

@@ -49,8 +49,6 @@ GpuModel::GpuModel(std::unique_ptr<gguf::File> file, const ModelOptions& opt, Hp
     moe_.resize(size_t(hp_.n_layer));
     const char* t = std::getenv("SLUICE_GPU_TOUCH");
     touch_ = !t || std::string(t) != "0";
-    if (const char* w = std::getenv("SLUICE_GPU_WARM")) warm_bytes_ = uint64_t(std::atof(w) * 1048576.0);
-    if (const char* w = std::getenv("SLUICE_GPU_WARM_FFN")) warm_ffn_ = uint64_t(std::atof(w) * 1048576.0);
     if (hp_.n_rot / 2 > STEP_ROPE_MAX) throw gpu::GpuError("rope.dimension_count above the GPU's limit");
 }
 
@@ -681,13 +679,6 @@ void GpuModel::touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) co
         c.independent();
         gpu::touch(c, *w->buf, a, b - a);
     }
-}
-
-void GpuModel::warm_ahead(gpu::Cmd& c, const Mat& w, uint64_t cap) const {
-    if (!w.buf || !cap) return;
-    const uint64_t a = w.offset / 16 * 16, b = w.offset + uint64_t(w.rows) * gpu::gpu_row_bytes(w.type, w.cols);
-    c.independent();
-    gpu::warm(c, *w.buf, a, std::min(b - a, cap));
 }
 
 void GpuModel::record_swiglu_ffn(gpu::Cmd& c, const Mat& gate, const Mat& up, const Mat& down, uint32_t n_ff,

@@ -271,8 +271,6 @@ protected:
     // of the dispatches that stream them later overlap that one (gpu_model.cpp; SLUICE_GPU_TOUCH=0: off).
     void touch_ahead(gpu::Cmd& c, std::initializer_list<const Mat*> ws) const;
     bool touch_ = true;
-    uint64_t warm_bytes_ = 0, warm_ffn_ = 0;  // SLUICE_GPU_WARM=MiB, SLUICE_GPU_WARM_FFN=MiB (experiment)
-    void warm_ahead(gpu::Cmd& c, const Mat& w, uint64_t cap) const;
 
     // ---- int8 activations for the integer-dot matvecs (gpu::has_q8; SLUICE_GPU_Q8=0 turns them off)
     bool q8_wanted() const;  // the device has integer dots and SLUICE_GPU_Q8 is not 0 (q8_ from finish_load())

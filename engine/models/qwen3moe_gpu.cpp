@@ -177,9 +177,6 @@ private:
                           gpu::has_q8(ctx_, L.wo.type) ? xq(att_) : nullptr);  // and its int8 mirror where wo reads it
         if (fold >= 0) record_fold_x(c, fold);  // the router's share of x, beside the attention
         touch_ahead(c, {&L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down});  // beside the attention (gpu_model.cpp)
-        warm_ahead(c, L.wo, warm_bytes_);
-        warm_ahead(c, L.ffn_gate, warm_ffn_);
-        warm_ahead(c, L.ffn_up, warm_ffn_);
         add_matvec(c, L.wo, {&att_}, with_xq(add_then_norm(L.ffn_norm), att_), fuse_norm);  // x += Wo att; ffn_norm
         if (fold >= 0) record_fold_att(c, fold, att_);  // and of Wo att, with its top-k, beside it
     }
