@@ -199,6 +199,26 @@ DeviceInfo describe(VkPhysicalDevice pd, int index) {
     d.int_dot = fdot.shaderIntegerDotProduct && sg.subgroupSize >= 8;  // q8_block.glsl shuffles over 8
     if (!d.int_dot) d.int_dot_fast = false;
     d.coopmat = d.int_dot && sg.subgroupSize == 32 && coopmat_f16(pd);
+    if (has_extension(pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME)) {
+        VkPhysicalDeviceSubgroupSizeControlProperties sp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+        VkPhysicalDeviceProperties2 pp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+        pp.pNext = &sp;
+        vkGetPhysicalDeviceProperties2(pd, &pp);
+        VkPhysicalDeviceSubgroupSizeControlFeatures sf{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
+        VkPhysicalDeviceFeatures2 ff{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+        ff.pNext = &sf;
+        vkGetPhysicalDeviceFeatures2(pd, &ff);
+        // Only where sizes vary (Intel: 8-32, AMD: 32-64): the extension allows such a device to run a
+        // pipeline in smaller subgroups than gl_SubgroupSize says, some invocations inactive, and the
+        // shaders take a subgroup of 32 for a team of 32 (matvec.comp). A fixed size (NVIDIA) is left as is.
+        // SLUICE_GPU_PIN_SUBGROUP=1 pins a fixed size too (tests cover the pinned pipelines on lavapipe).
+        const char* force = std::getenv("SLUICE_GPU_PIN_SUBGROUP");
+        const bool varies = sp.minSubgroupSize < sp.maxSubgroupSize || (force && *force == '1');
+        d.pin_subgroup = varies && sf.subgroupSizeControl && sf.computeFullSubgroups &&
+                         (sp.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                         sp.minSubgroupSize <= sg.subgroupSize && sg.subgroupSize <= sp.maxSubgroupSize;
+        d.max_wg_subgroups = sp.maxComputeWorkgroupSubgroups;
+    }
     if (has_extension(pd, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
         VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
         VkPhysicalDeviceProperties2 pp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
@@ -314,6 +334,12 @@ Context::Context(int index, bool emulate_discrete) {
         fdot.shaderIntegerDotProduct = VK_TRUE;
     }
 
+    VkPhysicalDeviceSubgroupSizeControlFeatures fsg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
+    if (info_.pin_subgroup) {
+        enable.push_back(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+        fsg.subgroupSizeControl = VK_TRUE;
+        fsg.computeFullSubgroups = VK_TRUE;
+    }
     VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
     VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
     if (info_.coopmat) {
@@ -337,6 +363,10 @@ Context::Context(int index, bool emulate_discrete) {
     if (exec_stats_) {  // in front of the chain
         fexec.pNext = f2.pNext;
         f2.pNext = &fexec;
+    }
+    if (info_.pin_subgroup) {  // in front of the chain
+        fsg.pNext = f2.pNext;
+        f2.pNext = &fsg;
     }
     f2.features.shaderInt16 = VK_TRUE;
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
@@ -560,6 +590,15 @@ const Kernel& Context::kernel(const std::string& name) {
     VK_CHECK(vkCreateShaderModule(dev_, &sci, nullptr, &sm));
     VkComputePipelineCreateInfo cpi{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
     cpi.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, sm, "main", nullptr};
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfo rsz{
+        VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO};
+    const uint32_t sgs = info_.subgroup_size, invocations = k.layout.local[0] * k.layout.local[1] * k.layout.local[2];
+    if (info_.pin_subgroup && invocations <= uint64_t(info_.max_wg_subgroups) * sgs) {  // else the driver's choice
+        rsz.requiredSubgroupSize = sgs;
+        cpi.stage.pNext = &rsz;
+        if (k.layout.local[0] % sgs == 0)
+            cpi.stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
+    }
     cpi.layout = k.pl;
     if (exec_stats_) cpi.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
     const VkResult r = vkCreateComputePipelines(dev_, VK_NULL_HANDLE, 1, &cpi, nullptr, &k.pipe);

@@ -43,6 +43,11 @@ struct DeviceInfo {
     // shaderFloat16, with int_dot: the mmc_* / mmt_* kernels can run (ops.cpp use_coopmat()).
     bool coopmat = false;
     uint32_t sm_count = 0;  // multiprocessors (VK_NV_shader_sm_builtins), 0 where the driver does not say
+    // A device whose subgroup size varies (VK_EXT_subgroup_size_control, min < max): every compute
+    // pipeline requires subgroup_size, in full subgroups where the workgroup is a multiple of it, so
+    // that gl_SubgroupSize is the size the invocations run in.
+    bool pin_subgroup = false;
+    uint32_t max_wg_subgroups = 0;  // maxComputeWorkgroupSubgroups: a pinned workgroup holds at most this many
 };
 
 // Every Vulkan device of every installed driver. Throws GpuError when there is no Vulkan loader or

@@ -26,8 +26,9 @@ inline int test_device_index() {
 inline gpu::Context& ctx() {
     static std::unique_ptr<gpu::Context> c = [] {
         auto p = std::make_unique<gpu::Context>(test_device_index());
-        std::printf("  [gpu] device %d: %s (subgroup %u%s%s)\n", p->info().index, p->info().name.c_str(), p->info().subgroup_size,
-                    p->info().int_dot ? ", integer dots" : "", p->info().coopmat ? ", cooperative matrices" : "");
+        std::printf("  [gpu] device %d: %s (subgroup %u%s%s%s)\n", p->info().index, p->info().name.c_str(), p->info().subgroup_size,
+                    p->info().pin_subgroup ? " pinned" : "", p->info().int_dot ? ", integer dots" : "",
+                    p->info().coopmat ? ", cooperative matrices" : "");
         return p;
     }();
     return *c;

@@ -142,6 +142,14 @@ TEST(GpuQ8, QuantizeMatchesTheCpuRounding) {
     EXPECT_EQ(got.d[2], 0.0f);
 }
 
+// lavapipe has VK_EXT_subgroup_size_control with one size: pipelines require it only when asked
+// (SLUICE_GPU_PIN_SUBGROUP=1, the ctest entries GpuPinnedSubgroup.*), as devices of varying size do.
+TEST(GpuQ8, SubgroupSizePinnedWhereAsked) {
+    if (!ctx().info().is_cpu) GTEST_SKIP() << "checked on lavapipe, whose subgroup size is fixed";
+    const char* e = std::getenv("SLUICE_GPU_PIN_SUBGROUP");
+    EXPECT_EQ(ctx().info().pin_subgroup, e && *e == '1');
+}
+
 class GpuQ8Types : public ::testing::TestWithParam<GpuType> {};
 
 // Every workgroup shape on rows that are not a multiple of a workgroup's, one super-block, rows
