@@ -1,5 +1,6 @@
 // Helpers shared by the kernel tests: random data, NMSE, the types and ISAs to loop over.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -23,6 +24,10 @@ inline std::vector<Isa> available_isas() {
         if (isa_available(i)) v.push_back(i);
     return v;
 }
+
+// The larger of a and b, NaN if either is: a worst error that meets a NaN stays NaN and fails its
+// bound (std::max(worst, NaN) would return worst and hide it).
+inline double nan_max(double a, double b) { return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b); }
 
 // A fresh seed every run (print it on failure with SCOPED_TRACE).
 // A new seed per run (printed by the tests' traces); SLUICE_SEED=N replays a failing one.

@@ -146,7 +146,7 @@ TEST(GpuDelta, ConvAndDeltaStepOverTokensMatchReference) {
             std::vector<float> bref(ba.begin(), ba.begin() + s.n_v), aref(ba.begin() + s.n_v, ba.end());
             const auto conv = c.conv_ref(qkv, bref.data(), aref.data());
             const auto got = floats(xb, act.size());
-            worst[0] = std::max(worst[0], nmse(&got[x_off], conv.data(), cd));
+            worst[0] = test::nan_max(worst[0], nmse(&got[x_off], conv.data(), cd));
             EXPECT_LT(nmse(&got[x_off], conv.data(), cd), 1e-11) << "conv output";
             EXPECT_LT(nmse(&got[ba_off], bref.data(), s.n_v), 1e-12) << "beta";
             EXPECT_LT(nmse(&got[ba_off + s.n_v], aref.data(), s.n_v), 1e-9) << "decay";
@@ -156,14 +156,14 @@ TEST(GpuDelta, ConvAndDeltaStepOverTokensMatchReference) {
             const std::vector<float> conv_gpu(got.begin() + x_off, got.begin() + x_off + cd);
             const auto o = c.step_ref(conv_gpu, z, &got[ba_off], &got[ba_off + s.n_v]);
             const auto og = floats(ob, size_t(vd + 3));
-            worst[1] = std::max(worst[1], nmse(&og[2], o.data(), vd));
+            worst[1] = test::nan_max(worst[1], nmse(&og[2], o.data(), vd));
             EXPECT_LT(nmse(&og[2], o.data(), vd), 1e-10) << "gated output";
             EXPECT_EQ(og[1], 0.0f);
             EXPECT_EQ(og[vd + 2], 0.0f) << "wrote past the output";
         }
         const auto sg = floats(st, state.size());
         EXPECT_LT(nmse(&sg[conv_off], c.conv_state.data(), int64_t(c.conv_state.size())), 1e-14) << "conv state";
-        worst[2] = std::max(worst[2], nmse(&sg[s_off], c.S.data(), int64_t(c.S.size())));
+        worst[2] = test::nan_max(worst[2], nmse(&sg[s_off], c.S.data(), int64_t(c.S.size())));
         EXPECT_LT(nmse(&sg[s_off], c.S.data(), int64_t(c.S.size())), 1e-11) << "S";
     }
     std::printf("  nmse at most: conv %.2g, gated output %.2g, S %.2g\n", worst[0], worst[1], worst[2]);
@@ -200,7 +200,7 @@ TEST(GpuDelta, LongSequenceStaysClose) {
             std::vector<float> b(in.begin() + ba_off, in.begin() + ba_off + s.n_v), a(in.begin() + ba_off + s.n_v, in.end());
             const auto conv = c.conv_ref(std::vector<float>(in.begin(), in.begin() + cd), b.data(), a.data());
             const auto o = c.step_ref(conv, std::vector<float>(in.begin() + z_off, in.begin() + ba_off), b.data(), a.data());
-            worst = std::max(worst, nmse(floats(ob, vd).data(), o.data(), vd));
+            worst = test::nan_max(worst, nmse(floats(ob, vd).data(), o.data(), vd));
         }
         std::printf("  64 tokens, %s: output nmse at most %.2g\n", tiled ? "tiled" : "grouped", worst);
         EXPECT_LT(worst, 1e-9) << (tiled ? "tiled" : "grouped");
@@ -259,7 +259,7 @@ TEST(GpuDelta, BatchMatchesTokenByToken) {
                 cmd.run();
                 const auto want = floats(o1, vd);
                 const double e = nmse(&ogb[1 + t * (vd + 1)], want.data(), vd);
-                worst = std::max(worst, e);
+                worst = test::nan_max(worst, e);
                 EXPECT_LT(e, 1e-12) << "token " << t;
             }
             const auto sb = floats(st_b, state.size()), stt = floats(st_t, state.size());

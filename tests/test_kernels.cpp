@@ -292,7 +292,7 @@ TEST(Quantize, ErrorWithinBounds) {
             std::vector<float> x = random_row(rng, n), y(static_cast<size_t>(n));
             std::vector<uint8_t> q = quantized(b.t, x);
             dequantize_row_isa(Isa::Scalar, b.t, q.data(), y.data(), n);
-            worst = std::max(worst, nmse(y.data(), x.data(), n));
+            worst = nan_max(worst, nmse(y.data(), x.data(), n));
         }
         RecordProperty(std::string("nmse_") + type_name(b.t), std::to_string(worst));
         EXPECT_LE(worst, b.nmse);
