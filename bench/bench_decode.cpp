@@ -128,13 +128,15 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < prompt_runs.size(); ++i) std::printf("%s%.3f", i ? "," : "", prompt_runs[i]);
         std::printf("],\"bytes_per_token\":%llu,\"dense_bytes_per_token\":%llu,\"expert_bytes_per_token\":%llu,"
                     "\"expert_slab_bytes\":%llu,\"rss_peak_bytes\":%ld,\"placement\":\"%s\",\"gpu_ms_per_token\":%.4f,\"forward_ms_per_token\":%.4f,\"vram_bytes\":%llu,"
-                    "\"vram_cache_hits\":%llu,\"vram_cache_misses\":%llu,\"batch_passes_gpu\":%llu,\"batch_passes_cpu\":%llu}\n",
+                    "\"vram_cache_hits\":%llu,\"vram_cache_misses\":%llu,\"batch_passes_gpu\":%llu,\"batch_passes_cpu\":%llu,"
+                    "\"upload_bytes_direct\":%llu,\"upload_bytes_staged\":%llu}\n",
                     (unsigned long long)(mi.dense_bytes_per_token + mi.expert_bytes_per_token),
                     (unsigned long long)mi.dense_bytes_per_token, (unsigned long long)mi.expert_bytes_per_token,
                     (unsigned long long)mi.expert_slab_bytes, peak_rss_bytes(), where.c_str(), gpu_s * 1e3 / (double(N) * R), forward_s * 1e3 / (double(N) * R), (unsigned long long)after.vram_bytes,
                     (unsigned long long)(after.vram_cache_hits - before.vram_cache_hits),
                     (unsigned long long)(after.vram_cache_misses - before.vram_cache_misses),
-                    (unsigned long long)after.batch_passes_gpu, (unsigned long long)after.batch_passes_cpu);  // all prompt runs'
+                    (unsigned long long)after.batch_passes_gpu, (unsigned long long)after.batch_passes_cpu,  // all prompt runs'
+                    (unsigned long long)after.upload_bytes_direct, (unsigned long long)after.upload_bytes_staged);  // all runs
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_decode: %s\n", e.what());
         return 1;

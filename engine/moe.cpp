@@ -32,6 +32,7 @@ public:
             out[j].down = expert_view(f_, *t.down_exps, e, 0, n_embd_);
         }
     }
+    bool views_in_mapping() const override { return f_.mapped(); }
 
 private:
     const gguf::File& f_;

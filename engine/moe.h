@@ -65,6 +65,9 @@ public:
     // How many experts one start() may ask for at once (a cache's slots); prompt chunks fetch a
     // layer's experts in groups of this size.
     virtual int64_t capacity() const { return INT64_MAX; }
+    // Whether every view points into the File's mapping, valid and unchanged while the File lives (the
+    // mmap source): a GPU may then import those pages and copy from them itself (GpuModel).
+    virtual bool views_in_mapping() const { return false; }
     // Where fetches are counted and timed (null: nowhere).
     StatsRecorder* recorder() const { return rec_; }
     void set_recorder(StatsRecorder* r) { rec_ = r; }

@@ -54,6 +54,7 @@ struct Loader {
     // compiler statistics (registers, shared memory, spills where the driver reports them).
     PFN_vkGetPipelineExecutablePropertiesKHR exec_props = nullptr;
     PFN_vkGetPipelineExecutableStatisticsKHR exec_stats = nullptr;
+    PFN_vkGetMemoryHostPointerPropertiesEXT host_ptr_props = nullptr;  // VK_EXT_external_memory_host (optional)
 };
 
 Loader& loader() {
@@ -91,6 +92,7 @@ Loader& loader() {
             gipa(L.inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
         L.exec_props = reinterpret_cast<PFN_vkGetPipelineExecutablePropertiesKHR>(gipa(L.inst, "vkGetPipelineExecutablePropertiesKHR"));
         L.exec_stats = reinterpret_cast<PFN_vkGetPipelineExecutableStatisticsKHR>(gipa(L.inst, "vkGetPipelineExecutableStatisticsKHR"));
+        L.host_ptr_props = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(gipa(L.inst, "vkGetMemoryHostPointerPropertiesEXT"));
 #define SLUICE_VK_CHECK_LOADED(f) if (!f) L.error = std::string("the Vulkan loader lacks ") + #f;
         SLUICE_VK_FUNCTIONS(SLUICE_VK_CHECK_LOADED)
 #undef SLUICE_VK_CHECK_LOADED
@@ -334,6 +336,16 @@ Context::Context(int index, bool emulate_discrete) {
         fdot.shaderIntegerDotProduct = VK_TRUE;
     }
 
+    // Host memory imported as copy sources (import_host()): discrete GPUs only (unified memory is mapped).
+    can_import_ = !info_.unified && loader().host_ptr_props && has_extension(phys_, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+    if (can_import_) {
+        enable.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+        VkPhysicalDeviceExternalMemoryHostPropertiesEXT hp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+        VkPhysicalDeviceProperties2 pp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+        pp.pNext = &hp;
+        vkGetPhysicalDeviceProperties2(phys_, &pp);
+        import_align_ = std::max<uint64_t>(hp.minImportedHostPointerAlignment, 1);
+    }
     VkPhysicalDeviceSubgroupSizeControlFeatures fsg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
     if (info_.pin_subgroup) {
         enable.push_back(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
@@ -473,6 +485,47 @@ Buffer Context::alloc(size_t bytes, Mem mem, const std::string& what) {
     const bool map = mem != Mem::Device || info_.unified;  // device buffers of a discrete GPU: never mapped
     if (map && (memprops_.memoryTypes[mai.memoryTypeIndex].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT))
         VK_CHECK(vkMapMemory(dev_, b.mem_, 0, VK_WHOLE_SIZE, 0, &b.mapped_));
+    return b;
+}
+
+Buffer Context::import_host(const void* ptr, size_t bytes, const std::string& what) {
+    const auto p = reinterpret_cast<uintptr_t>(ptr);
+    if (!can_import_) throw GpuError(info_.name + " cannot import host memory (VK_EXT_external_memory_host)");
+    if (p % import_align_ || bytes % import_align_ || !bytes)
+        throw GpuError(what + ": host range not aligned to " + std::to_string(import_align_) + " bytes");
+    constexpr auto kType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+    VkMemoryHostPointerPropertiesEXT hp{VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+    VkResult r = loader().host_ptr_props(dev_, kType, const_cast<void*>(ptr), &hp);
+    if (r != VK_SUCCESS) throw GpuError(what + ": the driver cannot import this host memory (" + result_name(r) + ")");
+    Buffer b;
+    b.dev_ = dev_;
+    b.size_ = bytes;
+    VkExternalMemoryBufferCreateInfo ext{VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO};
+    ext.handleTypes = kType;
+    VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bci.pNext = &ext;
+    bci.size = bytes;
+    bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT;
+    bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    VK_CHECK(vkCreateBuffer(dev_, &bci, nullptr, &b.buf_));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(dev_, b.buf_, &req);
+    const uint32_t bits = req.memoryTypeBits & hp.memoryTypeBits;
+    uint32_t type = UINT32_MAX;
+    for (uint32_t i = 0; i < memprops_.memoryTypeCount && type == UINT32_MAX; ++i)
+        if ((bits >> i & 1u) && (memprops_.memoryTypes[i].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)) type = i;
+    if (type == UINT32_MAX || req.size > bytes) throw GpuError(what + ": no memory type to import host memory into");
+    VkImportMemoryHostPointerInfoEXT imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT};
+    imp.handleType = kType;
+    imp.pHostPointer = const_cast<void*>(ptr);
+    VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    mai.pNext = &imp;
+    mai.allocationSize = bytes;
+    mai.memoryTypeIndex = type;
+    r = vkAllocateMemory(dev_, &mai, nullptr, &b.mem_);
+    if (r != VK_SUCCESS) throw GpuError(what + ": importing " + std::to_string(bytes >> 20) + " MiB of host memory failed (" + result_name(r) + ")");
+    b.flags_ = memprops_.memoryTypes[type].propertyFlags;
+    VK_CHECK(vkBindBufferMemory(dev_, b.buf_, b.mem_, 0));
     return b;
 }
 

@@ -119,6 +119,12 @@ public:
     // memcpy of one overlapped with the GPU's copy of the other).
     void upload(Buffer& dst, size_t offset, const void* src, size_t n);
     void download(const Buffer& src, size_t offset, void* dst, size_t n);
+    // Host memory the GPU copies from without a staging copy (VK_EXT_external_memory_host, discrete
+    // GPUs): the pages are pinned until the buffer is destroyed, and must stay mapped and unchanged
+    // that long. ptr and bytes multiples of import_alignment(). Throws GpuError where the driver refuses.
+    Buffer import_host(const void* ptr, size_t bytes, const std::string& what);
+    bool can_import() const { return can_import_; }
+    uint64_t import_alignment() const { return import_align_; }
     // A small buffer bound to bindings a dispatch does not use.
     const Buffer& dummy() const { return dummy_; }
 
@@ -141,7 +147,9 @@ private:
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t qfam_ = 0;
     bool has_budget_ = false;
-    bool exec_stats_ = false;  // SLUICE_GPU_STATS=1 and the driver has VK_KHR_pipeline_executable_properties
+    bool exec_stats_ = false;
+    bool can_import_ = false;
+    uint64_t import_align_ = 4096;  // SLUICE_GPU_STATS=1 and the driver has VK_KHR_pipeline_executable_properties
     double ts_period_ns_ = 0;
     VkPhysicalDeviceMemoryProperties memprops_{};
     VkCommandPool pool_ = VK_NULL_HANDLE;

@@ -488,6 +488,66 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
     }
 }
 
+// Uploads copied by the GPU from the file's pages (imported host memory, discrete GPUs) give the
+// logits the staging buffer gives, to the bit: cache misses token by token and prompt batches' arenas.
+// The counters say which path the bytes took; a streamed file (no mapping) always stages.
+TEST(GpuModelExperts, ImportedFilePagesUploadAsTheStagingBufferDoes) {
+    const std::string f = tmp_dir() + "gpu_imp_" + std::to_string(getpid()) + ".gguf";
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
+                            "--kv-heads 2 --head-dim 64 --experts 16 --used 4 --ff-exp 256 --vocab 300 --out-std 0.06 " +
+                            "--type q4_K --out " + f + " >/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < 100; ++i) ids.push_back((i * 53 + 7) % 300);
+    setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
+    setenv("SLUICE_GPU_BATCH_EXPERTS", "gpu", 1);
+    for (const GpuExperts at : {GpuExperts::Gpu, GpuExperts::Cpu}) {
+        ModelOptions o = gpu_opts();
+        o.n_ctx = 256;
+        o.gpu_expert_cache = 2 * 6 * 3 * 256 * 256 * 144 / 256;  // 6 Q4_K experts a layer
+        o.gpu_experts = at;
+        o.gpu_emulate_discrete = true;
+        GpuCounters c[2];
+        std::vector<float> l[2];
+        for (int imp = 0; imp < 2; ++imp) {
+            setenv("SLUICE_GPU_IMPORT", imp ? "1" : "0", 1);
+            auto m = load_model(f, o);
+            l[imp] = m->forward_tokens(std::span<const int32_t>(ids.data(), 64), false);  // one batch
+            const auto t = m->forward_tokens(std::span<const int32_t>(ids.data() + 64, 36), true);  // token by token
+            l[imp].insert(l[imp].end(), t.begin(), t.end());
+            c[imp] = m->gpu_counters();
+        }
+        unsetenv("SLUICE_GPU_IMPORT");
+        SCOPED_TRACE(at == GpuExperts::Gpu ? "cache" : "cpu");
+        ASSERT_EQ(l[1].size(), l[0].size());
+        EXPECT_EQ(std::memcmp(l[1].data(), l[0].data(), l[0].size() * 4), 0);  // the same bits (NaN would not hide)
+        EXPECT_TRUE(std::all_of(l[0].begin(), l[0].end(), [](float v) { return std::isfinite(v); }));
+        EXPECT_EQ(c[0].upload_bytes_direct, 0u);
+        EXPECT_GT(c[0].upload_bytes_staged, 0u);
+        EXPECT_EQ(c[1].upload_bytes_staged, 0u);
+        EXPECT_EQ(c[1].upload_bytes_direct, c[0].upload_bytes_staged);
+        std::printf("  %s: %llu bytes uploaded, staged or straight from the file's pages\n", at == GpuExperts::Gpu ? "cache" : "cpu",
+                    (unsigned long long)c[1].upload_bytes_direct);
+    }
+    // Streamed (no mapping): staged.
+    ModelOptions p = cpu_opts();
+    p.io = IoMode::Direct;
+    const uint64_t slot = load_model(f, p)->memory().slot_bytes;
+    ModelOptions o = gpu_opts();
+    o.gpu_experts = GpuExperts::Cpu;
+    o.gpu_emulate_discrete = true;
+    o.io = IoMode::Direct;
+    o.prefetch = false;
+    o.expert_cache = 5 * slot;
+    auto m = load_model(f, o);
+    m->forward_tokens(std::span<const int32_t>(ids.data(), 64), false);
+    EXPECT_EQ(m->gpu_counters().upload_bytes_direct, 0u);
+    EXPECT_GT(m->gpu_counters().upload_bytes_staged, 0u);
+    unsetenv("SLUICE_GPU_BATCH_EXPERTS");
+    unsetenv("SLUICE_GPU_PROMPT_BATCH");
+    std::remove(f.c_str());
+}
+
 // Experts of other types take the same GPU passes: ggml's Q8_0 blocks (the arena holds them as the file
 // does; resident experts are repacked, WT_Q8_0R) and Q3_K, against the resident placement's batches.
 // Both placements take the GPU's top-k and weights, so they agree to the bit; with the host's weights

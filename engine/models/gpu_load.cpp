@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include <unistd.h>
+
 #include "engine/blocks.h"
 #include "engine/error.h"
 #include "engine/tensor/kernels.h"
@@ -368,6 +370,9 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     counters_.vram_bytes += norms_host_.size() * 4;
     ctx_.upload(norms_, 0, norms_host_.data(), norms_host_.size() * 4);
     if (!moe.empty()) {
+        for (const MoeTensors& m : moe)
+            for (const gguf::TensorInfo* t : {m.gate_exps, m.up_exps, m.gate_up_exps, m.down_exps})
+                if (t) expert_ranges_.push_back({t->offset, t->offset + t->nbytes});
         experts_ = make_expert_source(*file_, std::move(moe), h.n_embd, h.n_ff_exp, opt_);
         moe_cpu_ = std::make_unique<MoeFfn>(h.n_embd, h.n_ff_exp, top_k_);
         fetched_.resize(size_t(top_k_));
@@ -410,6 +415,63 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     weights_.resize(K);
     y_cpu_.resize(E);
 }
+
+// The expert tensors' pages, merged where they touch, in imports of at most 1 GiB (drivers cap one
+// allocation; an expert that straddles two is copied in two pieces). Not where the pinned pages would
+// take more than half the RAM: then the staging path, whose memory the kernel may still reclaim.
+void GpuModel::import_experts() {
+    imports_tried_ = true;
+    const char* e = std::getenv("SLUICE_GPU_IMPORT");
+    if ((e && std::string(e) == "0") || !ctx_.can_import() || !experts_ || !experts_->views_in_mapping()) return;
+    const uint64_t A = ctx_.import_alignment(), cap = (1ull << 30) / A * A;
+    const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE)), mapped = (file_->file_size() + page - 1) / page * page / A * A;
+    std::vector<std::pair<uint64_t, uint64_t>> r;  // a tail past the mapped pages stays out (staged)
+    for (auto [a, b] : expert_ranges_) r.push_back({a / A * A, std::min((b + A - 1) / A * A, mapped)});
+    std::sort(r.begin(), r.end());
+    std::vector<std::pair<uint64_t, uint64_t>> merged;
+    for (auto [a, b] : r) {
+        if (!merged.empty() && a <= merged.back().second) merged.back().second = std::max(merged.back().second, b);
+        else merged.push_back({a, b});
+    }
+    uint64_t total = 0;
+    for (auto [a, b] : merged) total += b - a;
+    if (total > uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2) return;
+    const uint8_t* map = file_->mapping();
+    try {
+        for (auto [a, b] : merged)
+            for (uint64_t o = a; o < b; o += cap) {
+                const size_t n = size_t(std::min(cap, b - o));
+                imports_.push_back({map + o, n, ctx_.import_host(map + o, n, "expert pages")});
+            }
+    } catch (const gpu::GpuError&) {
+        imports_.clear();  // e.g. a driver that will not pin a file's pages: the staging path
+    }
+}
+
+bool GpuModel::imported(const uint8_t* src, size_t n) {
+    if (!imports_tried_) import_experts();
+    auto j = std::upper_bound(imports_.begin(), imports_.end(), src, [](const uint8_t* p, const HostImport& h) { return p < h.base; });
+    if (j == imports_.begin()) return false;
+    --j;  // the import holding src, if any; an expert may go on into the next (adjacent) one
+    for (const uint8_t* p = src; p < src + n; ++j) {
+        if (j == imports_.end() || p < j->base || p >= j->base + j->bytes) return false;
+        p = j->base + j->bytes;
+    }
+    return true;
+}
+
+bool GpuModel::copy_imported(gpu::Cmd& c, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off) {
+    if (!imported(src, n)) return false;
+    auto it = std::upper_bound(imports_.begin(), imports_.end(), src, [](const uint8_t* p, const HostImport& h) { return p < h.base; }) - 1;
+    for (size_t done = 0; done < n; ++it) {
+        const size_t at = size_t(src + done - it->base), m = std::min(n - done, it->bytes - at);
+        if (done) c.independent();
+        c.copy(it->buf, at, dst, off + done, m);
+        done += m;
+    }
+    return true;
+}
+
 
 }  // namespace sluice
 

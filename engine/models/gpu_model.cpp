@@ -247,12 +247,17 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
         for (const size_t end = (g + 1) * n / groups; m < end; ++m) {
             const WeightView* src[3] = {&fetched_[m].gate, &fetched_[m].up, &fetched_[m].down};
             for (int t = 0; t < 3; ++t) {
-                const size_t bytes = L.expert_bytes[t];
-                for (size_t o = 0; o < bytes; o += kPart)
-                    parts.push_back({static_cast<const uint8_t*>(src[t]->data) + o, off + o, std::min(kPart, bytes - o)});
-                c.copy(miss_staging_, off, *dst[t]->buf, dst[t]->offset + slots[m] * bytes, bytes);
+                const size_t bytes = L.expert_bytes[t], to = size_t(dst[t]->offset + slots[m] * bytes);
+                const uint8_t* from = static_cast<const uint8_t*>(src[t]->data);
+                if (copy_imported(c, from, bytes, *dst[t]->buf, to)) {  // straight from the file's pages
+                    counters_.upload_bytes_direct += bytes;
+                } else {
+                    for (size_t o = 0; o < bytes; o += kPart) parts.push_back({from + o, off + o, std::min(kPart, bytes - o)});
+                    c.copy(miss_staging_, off, *dst[t]->buf, to, bytes);
+                    counters_.upload_bytes_staged += bytes;
+                    off += bytes;
+                }
                 c.independent();
-                off += bytes;
             }
         }
         c.end();

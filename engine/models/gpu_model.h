@@ -438,6 +438,21 @@ private:
     std::vector<int64_t> sync_layers_;  // MoE layers, where segments end
     // Host side of segmented placements.
     std::unique_ptr<ExpertSource> experts_;
+    // The routed experts' bytes in the file mapping, imported as copy sources (discrete GPUs with
+    // VK_EXT_external_memory_host, the mmap source): uploads copied by the GPU from the page cache, no
+    // staging memcpy. Imported at the first upload (pins those pages); SLUICE_GPU_IMPORT=0: never.
+    struct HostImport {
+        const uint8_t* base = nullptr;
+        size_t bytes = 0;
+        gpu::Buffer buf;
+    };
+    std::vector<std::pair<uint64_t, uint64_t>> expert_ranges_;  // file offsets [a, b) of the *_exps tensors
+    std::vector<HostImport> imports_;                           // by address
+    bool imports_tried_ = false;
+    void import_experts();
+    bool imported(const uint8_t* src, size_t n);  // whether the imports hold all of [src, src + n)
+    // Records c.copy of [src, src + n) into dst at off if the imports hold all of it.
+    bool copy_imported(gpu::Cmd& c, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off);
     std::unique_ptr<MoeFfn> moe_cpu_;
     std::vector<ExpertWeights> fetched_;
     std::vector<float> y_cpu_;
