@@ -369,9 +369,21 @@ TEST(GpuModelBatch, HostExpertBatchesMatchTokenByToken) {
     for (const char* fixture : {"moe_a", "moe_b", "moe_c"}) expect_host_expert_batches(kDir, fixture, 56);
 }
 
-// Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
-// experts come through the streaming ExpertSource, into the VRAM expert cache or to the CPU experts,
-// and the logits are the CPU path's.
+// A 2-layer MoE of 16 Q4_K experts of 256 (4 used), vocabulary 300, written by `sluice gen-model`
+// into the test directory ("" if that failed), and n tokens for it.
+std::string small_moe(const std::string& arch, const std::string& prefix) {
+    const std::string f = tmp_dir() + prefix + std::to_string(getpid()) + ".gguf";
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch " + arch + " --layers 2 --embd 256 --heads 4 " +
+                            "--kv-heads 2 --head-dim 64 --experts 16 --used 4 --ff-exp 256 --vocab 300 --out-std 0.06 " +
+                            "--type q4_K --out " + f + " >/dev/null";
+    return std::system(cmd.c_str()) == 0 ? f : "";
+}
+std::vector<int32_t> small_moe_ids(int32_t n) {
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < n; ++i) ids.push_back((i * 53 + 7) % 300);
+    return ids;
+}
+
 // Prompt batches with the experts outside VRAM, their routed experts uploaded to the GPU's arena
 // (gpu_batch_experts.cpp): the same grouped products as the resident placement's batches, so the same
 // logits up to the host's routing weights' rounding (the CPU's experts differ by ~1e-2 here: with
@@ -381,13 +393,9 @@ TEST(GpuModelBatch, HostExpertBatchesMatchTokenByToken) {
 TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
     for (const char* arch : {"qwen3moe", "qwen35moe"}) {
         SCOPED_TRACE(arch);
-        const std::string f = tmp_dir() + "gpu_bx_" + std::to_string(getpid()) + ".gguf";
-        const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch " + arch + " --layers 2 --embd 256 --heads 4 " +
-                                "--kv-heads 2 --head-dim 64 --experts 16 --used 4 --ff-exp 256 --vocab 300 --out-std 0.06 " +
-                                "--type q4_K --out " + f + " >/dev/null";
-        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-        std::vector<int32_t> ids;
-        for (int32_t i = 0; i < 140; ++i) ids.push_back((i * 53 + 7) % 300);
+        const std::string f = small_moe(arch, "gpu_bx_");
+        ASSERT_FALSE(f.empty());
+        const std::vector<int32_t> ids = small_moe_ids(140);
         setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
         setenv("SLUICE_GPU_BATCH_EXPERTS", "gpu", 1);  // batches of 8 too
         // `first` tokens one by one (in the cache placement they fill the VRAM cache, whose experts the
@@ -492,13 +500,9 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
 // logits the staging buffer gives, to the bit: cache misses token by token and prompt batches' arenas.
 // The counters say which path the bytes took; a streamed file (no mapping) always stages.
 TEST(GpuModelExperts, ImportedFilePagesUploadAsTheStagingBufferDoes) {
-    const std::string f = tmp_dir() + "gpu_imp_" + std::to_string(getpid()) + ".gguf";
-    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 2 --embd 256 --heads 4 " +
-                            "--kv-heads 2 --head-dim 64 --experts 16 --used 4 --ff-exp 256 --vocab 300 --out-std 0.06 " +
-                            "--type q4_K --out " + f + " >/dev/null";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    std::vector<int32_t> ids;
-    for (int32_t i = 0; i < 100; ++i) ids.push_back((i * 53 + 7) % 300);
+    const std::string f = small_moe("qwen3moe", "gpu_imp_");
+    ASSERT_FALSE(f.empty());
+    const std::vector<int32_t> ids = small_moe_ids(100);
     setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
     setenv("SLUICE_GPU_BATCH_EXPERTS", "gpu", 1);
     for (const GpuExperts at : {GpuExperts::Gpu, GpuExperts::Cpu}) {
@@ -590,6 +594,9 @@ TEST(GpuModelBatch, GpuExpertBatchesOfOtherTypesMatchResident) {
     }
 }
 
+// Expert streaming under the GPU backend (--io direct / page-cache: the file is not mapped): routed
+// experts come through the streaming ExpertSource, into the VRAM expert cache or to the CPU experts,
+// and the logits are the CPU path's.
 TEST(GpuStreaming, UnmappedFileMatchesCpuPath) {
     for (const char* fixture : {"moe_b", "moe_c"}) {
         const std::string path = kDir + fixture + ".gguf";
