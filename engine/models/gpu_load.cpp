@@ -4,6 +4,8 @@
 #include "engine/models/gpu_model.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -422,7 +424,12 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
 void GpuModel::import_experts() {
     imports_tried_ = true;
     const char* e = std::getenv("SLUICE_GPU_IMPORT");
-    if ((e && std::string(e) == "0") || !ctx_.can_import() || !experts_ || !experts_->views_in_mapping()) return;
+    const char* t = std::getenv("SLUICE_GPU_TIMING");  // says what happened (measurements)
+    auto say = [&](const std::string& what) {
+        if (t && *t && std::string(t) != "0") std::fprintf(stderr, "expert pages: %s\n", what.c_str());
+    };
+    if ((e && std::string(e) == "0") || !ctx_.can_import() || !experts_ || !experts_->views_in_mapping())
+        return say("staged (no import: SLUICE_GPU_IMPORT=0, no VK_EXT_external_memory_host, or not the file mapping)");
     const uint64_t A = ctx_.import_alignment(), cap = (1ull << 30) / A * A;
     const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE)), mapped = (file_->file_size() + page - 1) / page * page / A * A;
     std::vector<std::pair<uint64_t, uint64_t>> r;  // a tail past the mapped pages stays out (staged)
@@ -435,17 +442,22 @@ void GpuModel::import_experts() {
     }
     uint64_t total = 0;
     for (auto [a, b] : merged) total += b - a;
-    if (total > uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2) return;
+    if (total > uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2)
+        return say("staged (" + std::to_string(total >> 20) + " MiB would be more than half the RAM pinned)");
     const uint8_t* map = file_->mapping();
+    const auto t0 = std::chrono::steady_clock::now();
     try {
         for (auto [a, b] : merged)
             for (uint64_t o = a; o < b; o += cap) {
                 const size_t n = size_t(std::min(cap, b - o));
                 imports_.push_back({map + o, n, ctx_.import_host(map + o, n, "expert pages")});
             }
-    } catch (const gpu::GpuError&) {
+    } catch (const gpu::GpuError& err) {
         imports_.clear();  // e.g. a driver that will not pin a file's pages: the staging path
+        return say(std::string("staged (") + err.what() + ")");
     }
+    say("imported " + std::to_string(total >> 20) + " MiB in " + std::to_string(imports_.size()) + " pieces, " +
+        std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) + " s");
 }
 
 bool GpuModel::imported(const uint8_t* src, size_t n) {
