@@ -145,7 +145,8 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
     struct Region {
         size_t src, dst, n;
         int t;
-        const uint8_t* host;  // an imported source (copy_imported), else the staging half at src
+        const uint8_t* host;   // an imported source, else the staging half at src
+        const HostImport* imp;  // imported(host, n)
     };
     constexpr size_t kPart = 256u << 10;
     std::vector<Part> parts;
@@ -177,7 +178,9 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
         if (wrapped) c.barrier();  // after the products that read these slots before (else it may overlap them)
         for (const Region& r : regions) {
             c.independent();
-            if (!r.host || !copy_imported(c, r.host, r.n, arena_[r.t], r.dst))
+            if (r.imp)
+                copy_imported(c, r.imp, r.host, r.n, arena_[r.t], r.dst);
+            else
                 c.copy(bx_staging_, size_t(half) * bx_half_ + r.src, arena_[r.t], r.dst, r.n);
         }
         c.end();
@@ -204,8 +207,8 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
                 for (int t = 0; t < 3; ++t) {
                     const size_t bytes = size_t(L.expert_bytes[t]), dst = size_t(slot * arena_part_[t]);
                     const uint8_t* from = static_cast<const uint8_t*>(src[t]->data);
-                    if (!mapped && imported(from, bytes)) {  // the GPU copies it from the file's pages
-                        regions.push_back({0, dst, bytes, t, from});
+                    if (const HostImport* h = mapped ? nullptr : imported(from, bytes)) {  // the GPU copies it from the file's pages
+                        regions.push_back({0, dst, bytes, t, from, h});
                         counters_.upload_bytes_direct += bytes;
                         continue;
                     }
@@ -213,7 +216,7 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
                     if (!mapped && fill + bytes > bx_half_) flush();
                     const size_t base = mapped ? dst : fill;
                     for (size_t o = 0; o < bytes; o += kPart) parts.push_back({from + o, base + o, std::min(kPart, bytes - o), t});
-                    if (!mapped) regions.push_back({fill, dst, bytes, t, nullptr});
+                    if (!mapped) regions.push_back({fill, dst, bytes, t, nullptr, nullptr});
                     fill += bytes;
                 }
             }

@@ -460,30 +460,26 @@ void GpuModel::import_experts() {
         std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) + " s");
 }
 
-bool GpuModel::imported(const uint8_t* src, size_t n) {
+const GpuModel::HostImport* GpuModel::imported(const uint8_t* src, size_t n) {
     if (!imports_tried_) import_experts();
     auto j = std::upper_bound(imports_.begin(), imports_.end(), src, [](const uint8_t* p, const HostImport& h) { return p < h.base; });
-    if (j == imports_.begin()) return false;
-    --j;  // the import holding src, if any; an expert may go on into the next (adjacent) one
+    if (j == imports_.begin()) return nullptr;
+    const HostImport* first = &*--j;  // the import holding src, if any; an expert may go on into the next (adjacent) one
     for (const uint8_t* p = src; p < src + n; ++j) {
-        if (j == imports_.end() || p < j->base || p >= j->base + j->bytes) return false;
+        if (j == imports_.end() || p < j->base || p >= j->base + j->bytes) return nullptr;
         p = j->base + j->bytes;
     }
-    return true;
+    return first;
 }
 
-bool GpuModel::copy_imported(gpu::Cmd& c, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off) {
-    if (!imported(src, n)) return false;
-    auto it = std::upper_bound(imports_.begin(), imports_.end(), src, [](const uint8_t* p, const HostImport& h) { return p < h.base; }) - 1;
+void GpuModel::copy_imported(gpu::Cmd& c, const HostImport* it, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off) {
     for (size_t done = 0; done < n; ++it) {
         const size_t at = size_t(src + done - it->base), m = std::min(n - done, it->bytes - at);
         if (done) c.independent();
         c.copy(it->buf, at, dst, off + done, m);
         done += m;
     }
-    return true;
 }
-
 
 }  // namespace sluice
 

@@ -249,7 +249,8 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
             for (int t = 0; t < 3; ++t) {
                 const size_t bytes = L.expert_bytes[t], to = size_t(dst[t]->offset + slots[m] * bytes);
                 const uint8_t* from = static_cast<const uint8_t*>(src[t]->data);
-                if (copy_imported(c, from, bytes, *dst[t]->buf, to)) {  // straight from the file's pages
+                if (const HostImport* h = imported(from, bytes)) {  // straight from the file's pages
+                    copy_imported(c, h, from, bytes, *dst[t]->buf, to);
                     counters_.upload_bytes_direct += bytes;
                 } else {
                     for (size_t o = 0; o < bytes; o += kPart) parts.push_back({from + o, off + o, std::min(kPart, bytes - o)});

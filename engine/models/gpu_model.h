@@ -450,9 +450,10 @@ private:
     std::vector<HostImport> imports_;                           // by address
     bool imports_tried_ = false;
     void import_experts();
-    bool imported(const uint8_t* src, size_t n);  // whether the imports hold all of [src, src + n)
-    // Records c.copy of [src, src + n) into dst at off if the imports hold all of it.
-    bool copy_imported(gpu::Cmd& c, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off);
+    // The import holding src if the imports hold all of [src, src + n) (it, and the ones after it), else null.
+    const HostImport* imported(const uint8_t* src, size_t n);
+    // Records the copies of [src, src + n) into dst at off from `from` (imported(src, n)) and those after it.
+    void copy_imported(gpu::Cmd& c, const HostImport* from, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off);
     std::unique_ptr<MoeFfn> moe_cpu_;
     std::vector<ExpertWeights> fetched_;
     std::vector<float> y_cpu_;
