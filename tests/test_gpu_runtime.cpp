@@ -86,16 +86,42 @@ TEST(GpuRuntime, ImportedHostMemoryCopiesIntoVram) {
         ASSERT_EQ(std::fwrite(bytes.data(), 1, n, f), n);
         std::fclose(f);
     }
-    const int fd = open(path.c_str(), O_RDONLY);
+    const int fd = open(path.c_str(), O_RDONLY), fdw = open(path.c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
+    ASSERT_GE(fdw, 0);
+    // The kinds of host memory a driver may or may not pin (printed: which ones this driver takes).
     void* file_map = mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, 0);
-    ASSERT_NE(file_map, MAP_FAILED);
-    void* anon = std::aligned_alloc(A, n);
-    std::memcpy(anon, bytes.data(), n);
+    void* populated = mmap(nullptr, n, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    void* writable = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED, fdw, 0);
+    void* priv = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    void* anon_map = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (void* m : {file_map, populated, writable, priv, anon_map}) ASSERT_NE(m, MAP_FAILED);
+    std::memcpy(anon_map, bytes.data(), n);
+    std::vector<void*> heap;  // aligned_alloc'ed blocks, a fresh one for each use
+    auto block = [&](size_t size) {
+        heap.push_back(std::aligned_alloc(A, size));
+        std::memset(heap.back(), 0, size);
+        std::memcpy(heap.back(), bytes.data(), n);
+        return heap.back();
+    };
+    struct Kind {
+        const char* what;
+        const void* p;
+        size_t bytes;
+    };
+    // In this order (a driver may refuse some kinds, and a refusal may spoil what follows): anonymous
+    // memory, 256 MiB of it on a real GPU (an import of expert pages is like that), a file's mappings,
+    // anonymous memory again.
+    std::vector<Kind> kinds = {{"anonymous mmap", anon_map, n}, {"heap", block(n), n}, {"heap, another", block(n), n}};
+    if (!c.info().is_cpu) kinds.push_back({"heap, 256 MiB", block(size_t(256) << 20), size_t(256) << 20});
+    for (Kind k : {Kind{"file mapping", file_map, n}, Kind{"file mapping, populated", populated, n},
+                   Kind{"file mapping, shared writable", writable, n}, Kind{"file mapping, private writable", priv, n},
+                   Kind{"heap, after the file mappings", block(n), n}})
+        kinds.push_back(k);
     int imported = 0;
-    for (const auto& [what, p] : {std::pair<const char*, const void*>{"anonymous", anon}, {"file mapping", file_map}}) {
+    for (const Kind& k : kinds) {
         try {
-            gpu::Buffer h = c.import_host(p, n, what);
+            gpu::Buffer h = c.import_host(k.p, k.bytes, k.what);
             gpu::Buffer d = c.alloc(n, gpu::Mem::Device, "dst");
             gpu::Cmd cmd(c);
             cmd.begin();
@@ -104,18 +130,28 @@ TEST(GpuRuntime, ImportedHostMemoryCopiesIntoVram) {
             cmd.run();
             std::vector<uint8_t> got(n - A);
             c.download(d, 0, got.data(), got.size());
-            EXPECT_EQ(std::memcmp(got.data(), bytes.data() + A, got.size()), 0) << what;
+            EXPECT_EQ(std::memcmp(got.data(), bytes.data() + A, got.size()), 0) << k.what;
             ++imported;
-            std::printf("  %s: imported and copied\n", what);
+            std::printf("  %s: imported and copied\n", k.what);
         } catch (const gpu::GpuError& e) {
-            std::printf("  %s: %s\n", what, e.what());
+            std::printf("  %s: %s\n", k.what, e.what());
         }
     }
-    EXPECT_THROW(c.import_host(static_cast<uint8_t*>(anon) + 16, A, "misaligned"), gpu::GpuError);
-    if (c.info().is_cpu) EXPECT_EQ(imported, 2);  // lavapipe imports both
-    munmap(file_map, n);
+    EXPECT_THROW(c.import_host(static_cast<const uint8_t*>(kinds[1].p) + 16, A, "misaligned"), gpu::GpuError);
+    try {  // does the device still allocate and copy after what it refused?
+        gpu::Buffer h = c.alloc(n, gpu::Mem::Upload, "after"), d = c.alloc(n, gpu::Mem::Device, "after");
+        c.upload(d, 0, bytes.data(), n);
+        std::printf("  a host buffer and an upload afterwards: fine\n");
+    } catch (const gpu::GpuError& e) {
+        std::printf("  afterwards: %s\n", e.what());
+    }
+    if (c.info().is_cpu) {
+        EXPECT_EQ(imported, int(kinds.size()));  // lavapipe imports them all
+    }
+    for (void* m : {file_map, populated, writable, priv, anon_map}) munmap(m, n);
     close(fd);
-    std::free(anon);
+    close(fdw);
+    for (void* p : heap) std::free(p);
     std::remove(path.c_str());
 }
 

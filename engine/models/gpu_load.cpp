@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "engine/blocks.h"
@@ -418,9 +419,13 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
     y_cpu_.resize(E);
 }
 
-// The expert tensors' pages, merged where they touch, in imports of at most 1 GiB (drivers cap one
-// allocation; an expert that straddles two is copied in two pieces). Not where the pinned pages would
-// take more than half the RAM: then the staging path, whose memory the kernel may still reclaim.
+// The expert tensors' bytes, merged where they touch, copied into anonymous memory in pieces of at
+// most 1 GiB (drivers cap one allocation; an expert that straddles two is copied in two pieces) and
+// imported. A copy, not the file's pages: NVIDIA's driver (580) refuses to import a file mapping, and
+// after that refusal its device fails every later host-visible allocation (H100, session 27), so
+// file-backed memory is never offered. Not where the copy would take more than half the RAM, or
+// leave less than the file's size beside it (the CPU's experts still read the mapping): then the
+// staging path.
 void GpuModel::import_experts() {
     imports_tried_ = true;
     const char* e = std::getenv("SLUICE_GPU_IMPORT");
@@ -430,10 +435,10 @@ void GpuModel::import_experts() {
     };
     if ((e && std::string(e) == "0") || !ctx_.can_import() || !experts_ || !experts_->views_in_mapping())
         return say("staged (no import: SLUICE_GPU_IMPORT=0, no VK_EXT_external_memory_host, or not the file mapping)");
-    const uint64_t A = ctx_.import_alignment(), cap = (1ull << 30) / A * A;
-    const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE)), mapped = (file_->file_size() + page - 1) / page * page / A * A;
-    std::vector<std::pair<uint64_t, uint64_t>> r;  // a tail past the mapped pages stays out (staged)
-    for (auto [a, b] : expert_ranges_) r.push_back({a / A * A, std::min((b + A - 1) / A * A, mapped)});
+    const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE)), A = std::max<uint64_t>(ctx_.import_alignment(), page);
+    const uint64_t cap = (1ull << 30) / A * A, file = file_->file_size();
+    std::vector<std::pair<uint64_t, uint64_t>> r;
+    for (auto [a, b] : expert_ranges_) r.push_back({a / A * A, std::min((b + A - 1) / A * A, (file + A - 1) / A * A)});
     std::sort(r.begin(), r.end());
     std::vector<std::pair<uint64_t, uint64_t>> merged;
     for (auto [a, b] : r) {
@@ -442,23 +447,45 @@ void GpuModel::import_experts() {
     }
     uint64_t total = 0;
     for (auto [a, b] : merged) total += b - a;
-    if (total > uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2)
-        return say("staged (" + std::to_string(total >> 20) + " MiB would be more than half the RAM pinned)");
+    const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * page;
+    if (total > ram / 2 || total + file > ram / 10 * 9)
+        return say("staged (a pinned copy of " + std::to_string(total >> 20) + " MiB would leave too little of the RAM)");
     const uint8_t* map = file_->mapping();
     const auto t0 = std::chrono::steady_clock::now();
     try {
         for (auto [a, b] : merged)
             for (uint64_t o = a; o < b; o += cap) {
-                const size_t n = size_t(std::min(cap, b - o));
-                imports_.push_back({map + o, n, ctx_.import_host(map + o, n, "expert pages")});
+                const size_t n = size_t(std::min(cap, b - o)), valid = size_t(std::min<uint64_t>(o + n, file) - o);
+                void* m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (m == MAP_FAILED) throw gpu::GpuError("cannot allocate " + std::to_string(n >> 20) + " MiB for the copy");
+                HostImport h{map + o, n, PinnedCopy(static_cast<uint8_t*>(m), Unmap{n}), {}};
+                constexpr size_t kChunk = 4u << 20;
+                pool_->parallel_for(int64_t((valid + kChunk - 1) / kChunk), 1, [&](int64_t i0, int64_t i1, int) {
+                    for (int64_t i = i0; i < i1; ++i) {
+                        const size_t at = size_t(i) * kChunk;
+                        std::memcpy(h.copy.get() + at, map + o + at, std::min(kChunk, valid - at));
+                    }
+                });
+                h.buf = ctx_.import_host(h.copy.get(), n, "expert pages");
+                imports_.push_back(std::move(h));
             }
     } catch (const gpu::GpuError& err) {
-        imports_.clear();  // e.g. a driver that will not pin a file's pages: the staging path
+        imports_.clear();
+        // A driver that refused an import may refuse every allocation after it (NVIDIA after a file
+        // mapping): say so plainly rather than fail later as "out of memory".
+        try {
+            ctx_.alloc(page, Mem::Upload, "a check after a refused import");
+        } catch (const gpu::GpuError&) {
+            throw Error(std::string("the GPU driver refused to import host memory (") + err.what() +
+                        ") and now refuses allocations; run with SLUICE_GPU_IMPORT=0");
+        }
         return say(std::string("staged (") + err.what() + ")");
     }
-    say("imported " + std::to_string(total >> 20) + " MiB in " + std::to_string(imports_.size()) + " pieces, " +
+    say("imported a copy of " + std::to_string(total >> 20) + " MiB in " + std::to_string(imports_.size()) + " pieces, " +
         std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) + " s");
 }
+
+void GpuModel::Unmap::operator()(uint8_t* p) const { munmap(p, n); }
 
 const GpuModel::HostImport* GpuModel::imported(const uint8_t* src, size_t n) {
     if (!imports_tried_) import_experts();

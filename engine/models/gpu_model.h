@@ -438,12 +438,19 @@ private:
     std::vector<int64_t> sync_layers_;  // MoE layers, where segments end
     // Host side of segmented placements.
     std::unique_ptr<ExpertSource> experts_;
-    // The routed experts' bytes in the file mapping, imported as copy sources (discrete GPUs with
-    // VK_EXT_external_memory_host, the mmap source): uploads copied by the GPU from the page cache, no
-    // staging memcpy. Imported at the first upload (pins those pages); SLUICE_GPU_IMPORT=0: never.
+    // The routed experts' bytes (file ranges at base, in the mapping) copied into anonymous memory and
+    // imported as copy sources (discrete GPUs with VK_EXT_external_memory_host, the mmap source):
+    // uploads are copied by the GPU from that pinned copy, no staging memcpy. Made at the first
+    // upload; SLUICE_GPU_IMPORT=0: never.
+    struct Unmap {
+        size_t n;
+        void operator()(uint8_t* p) const;  // munmap
+    };
+    using PinnedCopy = std::unique_ptr<uint8_t, Unmap>;
     struct HostImport {
-        const uint8_t* base = nullptr;
+        const uint8_t* base = nullptr;  // the range [base, base + bytes) of the mapping it copies
         size_t bytes = 0;
+        PinnedCopy copy;  // declared before buf: the import is released before its memory
         gpu::Buffer buf;
     };
     std::vector<std::pair<uint64_t, uint64_t>> expert_ranges_;  // file offsets [a, b) of the *_exps tensors
