@@ -487,8 +487,8 @@ void GpuModel::import_experts() {
 
 void GpuModel::Unmap::operator()(uint8_t* p) const { munmap(p, n); }
 
-const GpuModel::HostImport* GpuModel::imported(const uint8_t* src, size_t n) {
-    if (!imports_tried_) import_experts();
+const GpuModel::HostImport* GpuModel::imported(const uint8_t* src, size_t n, bool make) {
+    if (!imports_tried_ && make) import_experts();
     auto j = std::upper_bound(imports_.begin(), imports_.end(), src, [](const uint8_t* p, const HostImport& h) { return p < h.base; });
     if (j == imports_.begin()) return nullptr;
     const HostImport* first = &*--j;  // the import holding src, if any; an expert may go on into the next (adjacent) one

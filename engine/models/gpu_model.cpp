@@ -249,7 +249,7 @@ void GpuModel::upload_misses(int64_t il, const std::vector<int32_t>& ids, const 
             for (int t = 0; t < 3; ++t) {
                 const size_t bytes = L.expert_bytes[t], to = size_t(dst[t]->offset + slots[m] * bytes);
                 const uint8_t* from = static_cast<const uint8_t*>(src[t]->data);
-                if (const HostImport* h = imported(from, bytes)) {  // straight from the file's pages
+                if (const HostImport* h = imported(from, bytes, place_ == Place::Cache)) {  // from the pinned copy
                     copy_imported(c, h, from, bytes, *dst[t]->buf, to);
                     counters_.upload_bytes_direct += bytes;
                 } else {
@@ -375,6 +375,9 @@ void GpuModel::probe(double seconds) {
         if (probe_s_[a] < probe_s_[best]) best = a;
     place_ = probe_arms_[best];
     probing_ = false;
+    // The pinned copy of the experts (made for the cache's probe) is RAM only the cache placement's
+    // steady uploads repay: split and CPU let it go (their prompt batches then stage).
+    if (place_ != Place::Cache) imports_.clear();
     std::string m;
     for (size_t a = 0; a < probe_arms_.size(); ++a)
         m += std::string(a ? ", " : "") + std::to_string(int(3 / probe_s_[a])) + " tok/s " + place_name(int(probe_arms_[a]));
