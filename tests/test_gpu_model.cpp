@@ -498,9 +498,8 @@ TEST(GpuModelBatch, GpuExpertBatchesMatchResident) {
 
 // Uploads copied by the GPU from a pinned copy of the experts (imported host memory, discrete GPUs)
 // give the logits the staging buffer gives, to the bit: cache misses token by token and prompt
-// batches' arenas. The counters say which path the bytes took: the cache placement's all from the
-// copy where the device imports; the CPU placement's prompt batches and a streamed file (no mapping)
-// always stage.
+// batches' arenas. The counters say which path the bytes took (all from the copy where the device
+// imports); a streamed file (no mapping) always stages, and so does split's filling of its cache.
 TEST(GpuModelExperts, ImportedExpertCopyUploadsAsTheStagingBufferDoes) {
     const std::string f = small_moe("qwen3moe", "gpu_imp_");
     ASSERT_FALSE(f.empty());
@@ -531,13 +530,21 @@ TEST(GpuModelExperts, ImportedExpertCopyUploadsAsTheStagingBufferDoes) {
         EXPECT_EQ(c[0].upload_bytes_direct, 0u);
         EXPECT_GT(c[0].upload_bytes_staged, 0u);
         EXPECT_EQ(c[1].upload_bytes_direct + c[1].upload_bytes_staged, c[0].upload_bytes_staged);
-        if (at == GpuExperts::Cpu) {
-            EXPECT_EQ(c[1].upload_bytes_direct, 0u);  // no copy pinned for prompt batches alone
-        } else if (ctx().can_import()) {
+        if (ctx().can_import()) {
             EXPECT_EQ(c[1].upload_bytes_staged, 0u);  // every byte from the imported copy
         }
         std::printf("  %s: %llu bytes uploaded from the imported copy\n", at == GpuExperts::Gpu ? "cache" : "cpu",
                     (unsigned long long)c[1].upload_bytes_direct);
+    }
+    {  // split filling its cache token by token: staged, no copy made for it
+        ModelOptions o = gpu_opts();
+        o.gpu_expert_cache = 2 * 6 * 3 * 256 * 256 * 144 / 256;
+        o.gpu_experts = GpuExperts::Split;
+        o.gpu_emulate_discrete = true;
+        auto m = load_model(f, o);
+        m->forward_tokens(std::span<const int32_t>(ids.data(), 8), true);
+        EXPECT_EQ(m->gpu_counters().upload_bytes_direct, 0u);
+        EXPECT_GT(m->gpu_counters().upload_bytes_staged, 0u);
     }
     // Streamed (no mapping): staged.
     ModelOptions p = cpu_opts();

@@ -207,7 +207,7 @@ void GpuModel::upload_to_arena(int64_t il, const std::vector<int32_t>& ids, cons
                 for (int t = 0; t < 3; ++t) {
                     const size_t bytes = size_t(L.expert_bytes[t]), dst = size_t(slot * arena_part_[t]);
                     const uint8_t* from = static_cast<const uint8_t*>(src[t]->data);
-                    if (const HostImport* h = mapped ? nullptr : imported(from, bytes, place_ == Place::Cache || probing_)) {  // from the pinned copy
+                    if (const HostImport* h = mapped ? nullptr : imported(from, bytes, true)) {  // from the pinned copy
                         regions.push_back({0, dst, bytes, t, from, h});
                         counters_.upload_bytes_direct += bytes;
                         continue;

@@ -375,9 +375,6 @@ void GpuModel::probe(double seconds) {
         if (probe_s_[a] < probe_s_[best]) best = a;
     place_ = probe_arms_[best];
     probing_ = false;
-    // The pinned copy of the experts (made for the cache's probe) is RAM only the cache placement's
-    // steady uploads repay: split and CPU let it go (their prompt batches then stage).
-    if (place_ != Place::Cache) imports_.clear();
     std::string m;
     for (size_t a = 0; a < probe_arms_.size(); ++a)
         m += std::string(a ? ", " : "") + std::to_string(int(3 / probe_s_[a])) + " tok/s " + place_name(int(probe_arms_[a]));

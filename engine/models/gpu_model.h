@@ -440,8 +440,8 @@ private:
     std::unique_ptr<ExpertSource> experts_;
     // The routed experts' bytes (file ranges at base, in the mapping) copied into anonymous memory and
     // imported as copy sources (discrete GPUs with VK_EXT_external_memory_host, the mmap source):
-    // uploads are copied by the GPU from that pinned copy, no staging memcpy. Made at the cache
-    // placement's first upload, let go when auto settles on another; SLUICE_GPU_IMPORT=0: never.
+    // uploads are copied by the GPU from that pinned copy, no staging memcpy. Made at the first upload
+    // that asks (imported()'s make) and kept; SLUICE_GPU_IMPORT=0: never.
     struct Unmap {
         size_t n;
         void operator()(uint8_t* p) const;  // munmap
@@ -458,9 +458,9 @@ private:
     bool imports_tried_ = false;
     void import_experts();
     // The import holding src if the imports hold all of [src, src + n) (it, and the ones after it), else
-    // null. make: import the experts first if not tried yet: the cache placement (and auto, while it
-    // measures), whose every token uploads; split's uploads only fill its cache once and the CPU
-    // placement's prompt batches are a short part of a chat, not worth pinning a copy of every expert.
+    // null. make: import the experts first if not tried yet: the cache placement, whose every token
+    // uploads, and prompt batches (every turn of a chat); not split's uploads, which fill its cache
+    // once.
     const HostImport* imported(const uint8_t* src, size_t n, bool make);
     // Records the copies of [src, src + n) into dst at off from `from` (imported(src, n)) and those after it.
     void copy_imported(gpu::Cmd& c, const HostImport* from, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off);
