@@ -424,8 +424,8 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
 // imported. A copy, not the file's pages: NVIDIA's driver (580) refuses to import a file mapping, and
 // after that refusal its device fails every later host-visible allocation (H100, session 27), so
 // file-backed memory is never offered. Not where the copy would take more than half the RAM, or
-// leave less than the file's size beside it (the CPU's experts still read the mapping): then the
-// staging path.
+// leave less than the file's size beside it (the CPU's experts still read the mapping), or exceed
+// --memory with the file: then the staging path.
 void GpuModel::import_experts() {
     imports_tried_ = true;
     const char* e = std::getenv("SLUICE_GPU_IMPORT");
@@ -450,6 +450,8 @@ void GpuModel::import_experts() {
     const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * page;
     if (total > ram / 2 || total + file > ram / 10 * 9)
         return say("staged (a pinned copy of " + std::to_string(total >> 20) + " MiB would leave too little of the RAM)");
+    if (opt_.memory_budget && total + file > opt_.memory_budget)  // --memory: the mapping may become resident too
+        return say("staged (a pinned copy of " + std::to_string(total >> 20) + " MiB beside the file exceeds --memory)");
     const uint8_t* map = file_->mapping();
     const auto t0 = std::chrono::steady_clock::now();
     try {
