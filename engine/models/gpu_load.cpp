@@ -457,32 +457,21 @@ void GpuModel::import_experts() {
         return none("a pinned copy of " + std::to_string(total >> 20) + " MiB would leave too little of the RAM");
     if (opt_.memory_budget && total + file > opt_.memory_budget)  // --memory: the mapping may become resident too
         return none("a pinned copy of " + std::to_string(total >> 20) + " MiB beside the file exceeds --memory");
-    // Threads of its own, beside the inference's pool: a quarter of the cores (all when waited for).
-    // One thread copied ~1.2 GB/s into fresh pages (H100 machine: 13 s for 15 GiB), the pool's 16
-    // ~6-7 GB/s; the pages are faulted in by mmap (MAP_POPULATE), not one by one by the copy.
-    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-    const unsigned nt = mode == "sync" ? hw : std::clamp(hw / 4, 1u, 8u);
-    auto make = [this, pieces, file, nt](std::stop_token stop) {
+    // One thread, beside the inference's pool: it copies at a few GB/s while uploads stage.
+    auto make = [this, pieces, file](std::stop_token stop) {
         const uint8_t* map = file_->mapping();
         const auto t0 = std::chrono::steady_clock::now();
         try {
             for (auto [o, n] : pieces) {
                 const size_t valid = size_t(std::min<uint64_t>(o + n, file) - o);
-                void* m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                void* m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
                 if (m == MAP_FAILED) throw gpu::GpuError("cannot allocate " + std::to_string(n >> 20) + " MiB for the copy");
                 HostImport h{map + o, n, PinnedCopy(static_cast<uint8_t*>(m), Unmap{n}), {}};
                 constexpr size_t kChunk = 4u << 20;
-                std::atomic<size_t> next{0};
-                auto copy = [&] {
-                    for (size_t at; (at = next.fetch_add(kChunk)) < valid && !stop.stop_requested();)
-                        std::memcpy(h.copy.get() + at, map + o + at, std::min(kChunk, valid - at));
-                };
-                {
-                    std::vector<std::jthread> team;
-                    for (unsigned i = 1; i < nt; ++i) team.emplace_back(copy);
-                    copy();
+                for (size_t at = 0; at < valid; at += kChunk) {
+                    if (stop.stop_requested()) throw gpu::GpuError("stopped");
+                    std::memcpy(h.copy.get() + at, map + o + at, std::min(kChunk, valid - at));
                 }
-                if (stop.stop_requested()) throw gpu::GpuError("stopped");
                 h.buf = ctx_.import_host(h.copy.get(), n, "expert pages");
                 imports_made_.push_back(std::move(h));
             }
