@@ -429,13 +429,12 @@ void GpuModel::finish_load(std::vector<MoeTensors> moe, size_t ff_floats) {
 void GpuModel::import_experts() {
     imports_tried_ = true;
     const char* e = std::getenv("SLUICE_GPU_IMPORT");
-    const std::string mode = e ? e : "";
-    auto none = [&](const std::string& why) {
-        import_error_ = why;
-        import_done_ = true;
+    const char* t = std::getenv("SLUICE_GPU_TIMING");  // says what happened (measurements)
+    auto say = [&](const std::string& what) {
+        if (t && *t && std::string(t) != "0") std::fprintf(stderr, "expert pages: %s\n", what.c_str());
     };
-    if (mode == "0" || !ctx_.can_import() || !experts_ || !experts_->views_in_mapping())
-        return none("no import: SLUICE_GPU_IMPORT=0, no VK_EXT_external_memory_host, or not the file mapping");
+    if ((e && std::string(e) == "0") || !ctx_.can_import() || !experts_ || !experts_->views_in_mapping())
+        return say("staged (no import: SLUICE_GPU_IMPORT=0, no VK_EXT_external_memory_host, or not the file mapping)");
     const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE)), A = std::max<uint64_t>(ctx_.import_alignment(), page);
     const uint64_t cap = (1ull << 30) / A * A, file = file_->file_size();
     std::vector<std::pair<uint64_t, uint64_t>> r;
@@ -447,82 +446,51 @@ void GpuModel::import_experts() {
         else merged.push_back({a, b});
     }
     uint64_t total = 0;
-    std::vector<std::pair<uint64_t, size_t>> pieces;  // file offset, bytes
-    for (auto [a, b] : merged) {
-        total += b - a;
-        for (uint64_t o = a; o < b; o += cap) pieces.push_back({o, size_t(std::min(cap, b - o))});
-    }
+    for (auto [a, b] : merged) total += b - a;
     const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * page;
     if (total > ram / 2 || total + file > ram / 10 * 9)
-        return none("a pinned copy of " + std::to_string(total >> 20) + " MiB would leave too little of the RAM");
+        return say("staged (a pinned copy of " + std::to_string(total >> 20) + " MiB would leave too little of the RAM)");
     if (opt_.memory_budget && total + file > opt_.memory_budget)  // --memory: the mapping may become resident too
-        return none("a pinned copy of " + std::to_string(total >> 20) + " MiB beside the file exceeds --memory");
-    // One thread, beside the inference's pool: it copies at a few GB/s while uploads stage.
-    auto make = [this, pieces, file](std::stop_token stop) {
-        const uint8_t* map = file_->mapping();
-        const auto t0 = std::chrono::steady_clock::now();
-        try {
-            for (auto [o, n] : pieces) {
-                const size_t valid = size_t(std::min<uint64_t>(o + n, file) - o);
+        return say("staged (a pinned copy of " + std::to_string(total >> 20) + " MiB beside the file exceeds --memory)");
+    const uint8_t* map = file_->mapping();
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        for (auto [a, b] : merged)
+            for (uint64_t o = a; o < b; o += cap) {
+                const size_t n = size_t(std::min(cap, b - o)), valid = size_t(std::min<uint64_t>(o + n, file) - o);
                 void* m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
                 if (m == MAP_FAILED) throw gpu::GpuError("cannot allocate " + std::to_string(n >> 20) + " MiB for the copy");
                 HostImport h{map + o, n, PinnedCopy(static_cast<uint8_t*>(m), Unmap{n}), {}};
                 constexpr size_t kChunk = 4u << 20;
-                for (size_t at = 0; at < valid; at += kChunk) {
-                    if (stop.stop_requested()) throw gpu::GpuError("stopped");
-                    std::memcpy(h.copy.get() + at, map + o + at, std::min(kChunk, valid - at));
-                }
+                pool_->parallel_for(int64_t((valid + kChunk - 1) / kChunk), 1, [&](int64_t i0, int64_t i1, int) {
+                    for (int64_t i = i0; i < i1; ++i) {
+                        const size_t at = size_t(i) * kChunk;
+                        std::memcpy(h.copy.get() + at, map + o + at, std::min(kChunk, valid - at));
+                    }
+                });
                 h.buf = ctx_.import_host(h.copy.get(), n, "expert pages");
-                imports_made_.push_back(std::move(h));
+                imports_.push_back(std::move(h));
             }
-        } catch (const gpu::GpuError& err) {
-            imports_made_.clear();
-            import_error_ = err.what();
-            import_refused_ = true;
-        }
-        import_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        import_done_.store(true, std::memory_order_release);
-    };
-    if (mode == "sync") make(std::stop_token{});
-    else import_thread_ = std::jthread(make);
-}
-
-// The thread's imports once it is done (its members are this thread's after import_done_).
-void GpuModel::take_imports() {
-    if (import_thread_.joinable()) import_thread_.join();
-    imports_ready_ = true;
-    const char* t = std::getenv("SLUICE_GPU_TIMING");  // says what happened (measurements)
-    const bool say = t && *t && std::string(t) != "0";
-    if (import_error_.empty()) {
-        imports_ = std::move(imports_made_);
-        size_t bytes = 0;
-        for (const HostImport& h : imports_) bytes += h.bytes;
-        if (say)
-            std::fprintf(stderr, "expert pages: imported a copy of %zu MiB in %zu pieces, %.2f s\n", bytes >> 20,
-                         imports_.size(), import_s_);
-        return;
-    }
-    if (import_refused_) {
+    } catch (const gpu::GpuError& err) {
+        imports_.clear();
         // A driver that refused an import may refuse every allocation after it (NVIDIA after a file
         // mapping): say so plainly rather than fail later as "out of memory".
         try {
-            ctx_.alloc(size_t(sysconf(_SC_PAGESIZE)), Mem::Upload, "a check after a refused import");
+            ctx_.alloc(page, Mem::Upload, "a check after a refused import");
         } catch (const gpu::GpuError&) {
-            throw Error("the GPU driver refused to import host memory (" + import_error_ +
+            throw Error(std::string("the GPU driver refused to import host memory (") + err.what() +
                         ") and now refuses allocations; run with SLUICE_GPU_IMPORT=0");
         }
+        return say(std::string("staged (") + err.what() + ")");
     }
-    if (say) std::fprintf(stderr, "expert pages: staged (%s)\n", import_error_.c_str());
+    say("imported a copy of " + std::to_string(total >> 20) + " MiB in " + std::to_string(imports_.size()) + " pieces, " +
+        std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) + " s");
 }
 
 void GpuModel::Unmap::operator()(uint8_t* p) const { munmap(p, n); }
 
 const GpuModel::HostImport* GpuModel::imported(const uint8_t* src, size_t n, bool make) {
-    if (!imports_ready_) {
-        if (!imports_tried_ && make) import_experts();
-        if (!import_done_.load(std::memory_order_acquire)) return nullptr;  // still copying: staged meanwhile
-        take_imports();
-    }
+    if (!imports_tried_ && make) import_experts();
     auto j = std::upper_bound(imports_.begin(), imports_.end(), src, [](const uint8_t* p, const HostImport& h) { return p < h.base; });
     if (j == imports_.begin()) return nullptr;
     const HostImport* first = &*--j;  // the import holding src, if any; an expert may go on into the next (adjacent) one

@@ -22,13 +22,11 @@
 // cache, cpu and split placement (split and cpu when the cache holds fewer than k experts a layer)
 // and keeps the fastest.
 #pragma once
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "engine/model.h"
@@ -442,10 +440,8 @@ private:
     std::unique_ptr<ExpertSource> experts_;
     // The routed experts' bytes (file ranges at base, in the mapping) copied into anonymous memory and
     // imported as copy sources (discrete GPUs with VK_EXT_external_memory_host, the mmap source):
-    // uploads are copied by the GPU from that pinned copy, no staging memcpy. Started at the first
-    // upload that asks (imported()'s make) on a thread of its own (import_thread_, last member: joined
-    // first), uploads staged until it is done; then kept. SLUICE_GPU_IMPORT=0: never; =sync: the
-    // asking upload waits for it.
+    // uploads are copied by the GPU from that pinned copy, no staging memcpy. Made at the first upload
+    // that asks (imported()'s make) and kept; SLUICE_GPU_IMPORT=0: never.
     struct Unmap {
         size_t n;
         void operator()(uint8_t* p) const;  // munmap
@@ -458,18 +454,13 @@ private:
         gpu::Buffer buf;
     };
     std::vector<std::pair<uint64_t, uint64_t>> expert_ranges_;  // file offsets [a, b) of the *_exps tensors
-    std::vector<HostImport> imports_;                           // by address, once the thread is done
-    bool imports_tried_ = false, imports_ready_ = false;
-    std::vector<HostImport> imports_made_;  // the thread's, taken into imports_ when import_done_
-    std::string import_error_;              // why nothing was imported, if so
-    bool import_refused_ = false;           // ... because an allocation or import failed
-    double import_s_ = 0;
-    std::atomic<bool> import_done_{false};
+    std::vector<HostImport> imports_;                           // by address
+    bool imports_tried_ = false;
     void import_experts();
-    void take_imports();
     // The import holding src if the imports hold all of [src, src + n) (it, and the ones after it), else
-    // null. make: start the copy if not started yet: the cache placement, whose every token uploads,
-    // and prompt batches (every turn of a chat); not split's uploads, which fill its cache once.
+    // null. make: import the experts first if not tried yet: the cache placement, whose every token
+    // uploads, and prompt batches (every turn of a chat); not split's uploads, which fill its cache
+    // once.
     const HostImport* imported(const uint8_t* src, size_t n, bool make);
     // Records the copies of [src, src + n) into dst at off from `from` (imported(src, n)) and those after it.
     void copy_imported(gpu::Cmd& c, const HostImport* from, const uint8_t* src, size_t n, const gpu::Buffer& dst, size_t off);
@@ -480,7 +471,6 @@ private:
     int probe_n_ = 0, probe_fill_ = 0;
     std::vector<Place> probe_arms_;  // GpuExperts::Auto: the placements probe() measures, in turn
     double probe_s_[3] = {0, 0, 0};
-    std::jthread import_thread_;  // last: stopped and joined before the members it uses go
 };
 
 }  // namespace sluice
