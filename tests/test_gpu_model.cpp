@@ -384,6 +384,42 @@ std::vector<int32_t> small_moe_ids(int32_t n) {
     return ids;
 }
 
+// --memory bounds the pinned copy: a budget that holds the mapped file but not the copy beside it
+// stages; one that holds both imports (where the device imports). 128 experts of 1.77 MB: a budget
+// above load_model's least (the dense weights + 160 MiB) can still be too small for them twice.
+TEST(GpuModelExperts, ExpertCopyStaysWithinMemoryBudget) {
+    const std::string f = tmp_dir() + "gpu_budget_" + std::to_string(getpid()) + ".gguf";
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen3moe --layers 1 --embd 1024 --heads 8 " +
+                            "--kv-heads 2 --head-dim 128 --experts 128 --used 4 --ff-exp 1024 --vocab 300 --type q4_K --out " +
+                            f + " >/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    FILE* fp = std::fopen(f.c_str(), "rb");
+    ASSERT_TRUE(fp);
+    std::fseek(fp, 0, SEEK_END);
+    const uint64_t file = uint64_t(std::ftell(fp)), experts = 128ull * 3 * 1024 * 1024 / 256 * 144;
+    std::fclose(fp);
+    const std::vector<int32_t> ids = small_moe_ids(12);
+    for (const uint64_t budget : {file + experts / 2, file + experts + (uint64_t(256) << 20)}) {
+        ModelOptions o = gpu_opts();
+        o.gpu_expert_cache = 16ull << 20;
+        o.gpu_experts = GpuExperts::Gpu;
+        o.gpu_emulate_discrete = true;
+        o.io = IoMode::Mmap;
+        o.memory_budget = budget;
+        auto m = load_model(f, o);
+        m->forward_tokens(std::span<const int32_t>(ids.data(), ids.size()), true);
+        const GpuCounters c = m->gpu_counters();
+        SCOPED_TRACE(budget >> 20);
+        EXPECT_GT(c.upload_bytes_direct + c.upload_bytes_staged, 0u);
+        if (budget < file + experts) {
+            EXPECT_EQ(c.upload_bytes_direct, 0u);
+        } else if (ctx().can_import()) {
+            EXPECT_EQ(c.upload_bytes_staged, 0u);
+        }
+    }
+    std::remove(f.c_str());
+}
+
 // Prompt batches with the experts outside VRAM, their routed experts uploaded to the GPU's arena
 // (gpu_batch_experts.cpp): the same grouped products as the resident placement's batches, so the same
 // logits up to the host's routing weights' rounding (the CPU's experts differ by ~1e-2 here: with
