@@ -89,8 +89,8 @@ struct GpuCounters {
     uint64_t vram_batch_bytes = 0;     // of the VRAM planned at load, what prompt batches' buffers may take
     uint64_t batched_tokens = 0;       // prompt tokens run in batches (GpuModel::forward_batch)
     uint64_t batch_passes_gpu = 0, batch_passes_cpu = 0;  // experts outside VRAM: a batch's MoE layers on either side
-    // Expert bytes uploaded to VRAM (cache misses, prompt batches' arenas): copied by the GPU straight
-    // from the file's pages (imported host memory), or through the staging buffer.
+    // Expert bytes uploaded to VRAM (cache misses, prompt batches' arenas): copied by the GPU from the
+    // pinned copy of the experts (imported host memory), or through the staging buffer.
     uint64_t upload_bytes_direct = 0, upload_bytes_staged = 0;
 };
 

@@ -66,7 +66,8 @@ public:
     // layer's experts in groups of this size.
     virtual int64_t capacity() const { return INT64_MAX; }
     // Whether every view points into the File's mapping, valid and unchanged while the File lives (the
-    // mmap source): a GPU may then import those pages and copy from them itself (GpuModel).
+    // mmap source): a GPU may then copy the experts' file ranges once and upload from that copy
+    // (GpuModel::import_experts), finding a view's bytes there by its address.
     virtual bool views_in_mapping() const { return false; }
     // Where fetches are counted and timed (null: nowhere).
     StatsRecorder* recorder() const { return rec_; }

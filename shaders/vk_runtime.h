@@ -147,9 +147,9 @@ private:
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t qfam_ = 0;
     bool has_budget_ = false;
-    bool exec_stats_ = false;
-    bool can_import_ = false;
-    uint64_t import_align_ = 4096;  // SLUICE_GPU_STATS=1 and the driver has VK_KHR_pipeline_executable_properties
+    bool exec_stats_ = false;  // SLUICE_GPU_STATS=1 and the driver has VK_KHR_pipeline_executable_properties
+    bool can_import_ = false;  // VK_EXT_external_memory_host on a discrete GPU
+    uint64_t import_align_ = 4096;  // its minImportedHostPointerAlignment
     double ts_period_ns_ = 0;
     VkPhysicalDeviceMemoryProperties memprops_{};
     VkCommandPool pool_ = VK_NULL_HANDLE;
