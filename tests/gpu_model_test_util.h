@@ -296,4 +296,19 @@ inline void expect_host_expert_batches(const std::string& dir, const std::string
     }
 }
 
+// A 2-layer MoE of 16 Q4_K experts of 256 (4 used), vocabulary 300, written by `sluice gen-model`
+// into the test directory ("" if that failed), and n tokens for it.
+inline std::string small_moe(const std::string& arch, const std::string& prefix) {
+    const std::string f = reftest::tmp_dir() + prefix + std::to_string(getpid()) + ".gguf";
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch " + arch + " --layers 2 --embd 256 --heads 4 " +
+                            "--kv-heads 2 --head-dim 64 --experts 16 --used 4 --ff-exp 256 --vocab 300 --out-std 0.06 " +
+                            "--type q4_K --out " + f + " >/dev/null";
+    return std::system(cmd.c_str()) == 0 ? f : "";
+}
+inline std::vector<int32_t> small_moe_ids(int32_t n) {
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < n; ++i) ids.push_back((i * 53 + 7) % 300);
+    return ids;
+}
+
 }  // namespace sluice::gputest

@@ -61,8 +61,10 @@ struct HostTiming {  // tokens with logits; "between steps" includes what the ca
         const char* e = std::getenv("SLUICE_GPU_TIMING");
         return e && *e && std::string(e) != "0";
     }();
-    double sum[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-    double seg[4] = {0, 0, 0, 0};  // this step's segmented parts (sum[5..8] when it counts)
+    double sum[12] = {};
+    // this step's segmented parts (sum[5..11] when it counts); split: [4] the CPU's experts, [5] the
+    // cached experts' segments on the GPU (timestamps), [6] the experts the CPU computed
+    double seg[7] = {};
     size_t uploads = 0;            // upload groups submitted since the last segment wait
     int64_t n = 0;
     bool readback_cached = false;
@@ -75,10 +77,14 @@ struct HostTiming {  // tokens with logits; "between steps" includes what the ca
                      readback_cached ? "host-cached" : "uncached");
         for (int i = 0; i < 5; ++i) std::fprintf(stderr, "%10.1f  %s\n", sum[i] / double(n) * 1e6, names[i]);
         // Segmented placements (experts outside VRAM): of "enter -> last submit"
-        const char* seg_names[4] = {"  waiting for segments (router logits)", "  experts on the host (route, fetch, copies, submits)",
+        const char* seg_names[4] = {"  waiting for segments (router logits)",
+                                    "  experts on the host (route, fetch, copies, submits; the pinned copy's making, once)",
                                     "  upload groups on the GPU (their timestamps, summed)", "  memcpy into the staging buffer"};
         if (sum[5] + sum[6] > 0)
             for (int i = 5; i < 9; ++i) std::fprintf(stderr, "%10.1f  %s\n", sum[i] / double(n) * 1e6, seg_names[i - 5]);
+        if (sum[11] > 0)
+            std::fprintf(stderr, "split: %.1f us the CPU's experts (%.1f of them), %.1f us the GPU's cached experts (timestamps)\n",
+                         sum[9] / double(n) * 1e6, sum[11] / double(n), sum[10] / double(n) * 1e6);
     }
 };
 HostTiming g_timing;
@@ -87,7 +93,7 @@ double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::dura
 
 const float* GpuModel::step(int32_t token, bool want_logits) {
     const auto t_enter = Clock::now();
-    std::fill(g_timing.seg, g_timing.seg + 4, 0.0);
+    std::fill(g_timing.seg, g_timing.seg + 7, 0.0);
     check_token(token);
     TokenScope stats(*this);  // the token's statistics (expert reads, hit rate, tok/s) reach the board
     const auto t0 = Clock::now();
@@ -149,7 +155,7 @@ const float* GpuModel::step(int32_t token, bool want_logits) {
         g_timing.sum[2] += secs(t_sub, t_done);
         g_timing.sum[3] += secs(t_done, t_exit);
         g_timing.sum[4] += gpu_ms * 1e-3;
-        for (int i = 0; i < 4; ++i) g_timing.sum[5 + i] += g_timing.seg[i];
+        for (int i = 0; i < 7; ++i) g_timing.sum[5 + i] += g_timing.seg[i];
         ++g_timing.n;
         g_timing.last_exit = t_exit;
         g_timing.readback_cached = logits_rb_.memory_flags() & VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
@@ -276,15 +282,25 @@ void GpuModel::run_split(double& gpu_ms) {
     std::vector<gpu::Cmd*>& segs = segments_for(Place::Split);
     segs[0]->submit();
     for (size_t i = 0; i < sync_layers_.size(); ++i) {
+        const auto tw = Clock::now();
         segs[2 * i]->wait();  // the router logits and hn of layer sync_layers_[i]
         gpu_ms += segs[2 * i]->last_gpu_ms();
         if (i > 0) {  // done before the segment just waited for
             segs[2 * i - 1]->wait();
             gpu_ms += segs[2 * i - 1]->last_gpu_ms();
+            g_timing.seg[5] += segs[2 * i - 1]->last_gpu_ms() * 1e-3;
         }
+        const auto th = Clock::now();
         split_to_gpu(sync_layers_[i]);
         segs[2 * i + 1]->submit();
+        const auto tc = Clock::now();
         split_on_cpu(sync_layers_[i]);
+        if (g_timing.on) {
+            g_timing.seg[0] += secs(tw, th);
+            g_timing.seg[1] += secs(th, tc);
+            g_timing.seg[4] += secs(tc, Clock::now());
+            g_timing.seg[6] += double(cpu_ids_.size());
+        }
         segs[2 * i + 2]->submit();  // the last one run_last() waits for
     }
 }
