@@ -1,5 +1,5 @@
 // sluice gen-model: writes a random-weight GGUF of any size in llama.cpp's layout, streaming to disk.
-// Architectures: qwen3moe, qwen3 (dense), qwen35moe (hybrid GatedDeltaNet; `--like qwen3.5-397b`
+// Architectures: qwen3moe, qwen3 (dense), deepseek2 (MLA), qwen35moe (hybrid GatedDeltaNet; `--like qwen3.5-397b`
 // gives the real model's shapes). --dry-run writes the header only (a sparse file of the full size
 // that `sluice info` reads) and prints what a token reads.
 //
@@ -132,6 +132,13 @@ const std::map<std::string, int64_t> kQwen35_397b = {
     {"--ssm-k-heads", 16}, {"--ssm-v-heads", 64}, {"--ssm-head-dim", 128}, {"--conv-kernel", 4},
     {"--full-every", 4}, {"--ctx", 262144}};
 
+// Shapes of DeepSeek-V3 (HF config; Kimi K2 is this with 384 experts, 64 heads, 1 dense layer, no groups).
+const std::map<std::string, int64_t> kDeepseekV3 = {
+    {"--layers", 61}, {"--embd", 7168}, {"--heads", 128}, {"--head-dim", 192}, {"--v-head-dim", 128},
+    {"--rope-dims", 64}, {"--q-lora", 1536}, {"--kv-lora", 512}, {"--experts", 256}, {"--used", 8},
+    {"--ff-exp", 2048}, {"--shared", 1}, {"--dense-lead", 3}, {"--ff", 18432}, {"--groups", 8},
+    {"--groups-used", 4}, {"--vocab", 129280}, {"--ctx", 163840}};
+
 // Qwen3.5-MoE in the converter's layout: every --full-every-th layer gated full attention (q_proj
 // carries the output gate), the others GatedDeltaNet; routed experts plus a gated shared expert.
 std::vector<TensorSpec> qwen35_tensors(const std::function<int64_t(const char*, int64_t)>& arg, const Args& a,
@@ -184,6 +191,62 @@ std::vector<TensorSpec> qwen35_tensors(const std::function<int64_t(const char*, 
     return t;
 }
 
+// DeepSeek-V2/V3 (Kimi K2) in the converter's layout since attn_kv_b was split: MLA (a latent of
+// --kv-lora with --rope-dims of shared rotary key; per head --head-dim key dims including those, and
+// --v-head-dim value dims), q through a --q-lora bottleneck (0: one attn_q), --dense-lead dense layers,
+// then routed experts with --shared shared ones; sigmoid routing adds exp_probs_b, as V3's files do.
+std::vector<TensorSpec> deepseek2_tensors(const std::function<int64_t(const char*, int64_t)>& arg, const Args& a,
+                                          int64_t n_vocab, GgmlType type) {
+    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), Dk = arg("--head-dim", 64),
+                  Dv = arg("--v-head-dim", 32), R = arg("--rope-dims", 16), QL = arg("--q-lora", 0),
+                  KVL = arg("--kv-lora", 64), X = arg("--experts", 8), FE = arg("--ff-exp", 128),
+                  S = arg("--shared", 1), lead = arg("--dense-lead", 1), F = arg("--ff", 4 * E);
+    const float emb_std = float(a.f64("--embd-std", 1.0)), out_std = float(a.f64("--out-std", 0.002));
+    const bool sigmoid = a.str("--gating", "sigmoid") == "sigmoid";
+    auto inv = [](int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); };
+    std::vector<TensorSpec> t;
+    auto add = [&](std::string n, std::vector<int64_t> ne, float std) {
+        t.push_back({n, ne, std, plan_type(n, ne.data(), uint32_t(ne.size()), type)});
+    };
+    add("token_embd.weight", {E, n_vocab}, emb_std);
+    for (int64_t i = 0; i < L; ++i) {
+        const std::string b = "blk." + std::to_string(i) + ".";
+        add(b + "attn_norm.weight", {E}, 0);
+        if (QL > 0) {
+            add(b + "attn_q_a.weight", {E, QL}, inv(E));
+            add(b + "attn_q_a_norm.weight", {QL}, 0);
+            add(b + "attn_q_b.weight", {QL, H * Dk}, inv(QL));
+        } else {
+            add(b + "attn_q.weight", {E, H * Dk}, inv(E));
+        }
+        add(b + "attn_kv_a_mqa.weight", {E, KVL + R}, inv(E));
+        add(b + "attn_kv_a_norm.weight", {KVL}, 0);
+        add(b + "attn_k_b.weight", {Dk - R, KVL, H}, inv(Dk - R));
+        add(b + "attn_v_b.weight", {KVL, Dv, H}, inv(KVL));
+        add(b + "attn_output.weight", {H * Dv, E}, out_std);
+        add(b + "ffn_norm.weight", {E}, 0);
+        if (i < lead) {
+            add(b + "ffn_gate.weight", {E, F}, inv(E));
+            add(b + "ffn_up.weight", {E, F}, inv(E));
+            add(b + "ffn_down.weight", {F, E}, out_std);
+            continue;
+        }
+        add(b + "ffn_gate_inp.weight", {E, X}, inv(E));
+        if (sigmoid) add(b + "exp_probs_b.bias", {X}, 0.01f);
+        add(b + "ffn_gate_exps.weight", {E, FE, X}, inv(E));
+        add(b + "ffn_up_exps.weight", {E, FE, X}, inv(E));
+        add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
+        if (S > 0) {
+            add(b + "ffn_gate_shexp.weight", {E, FE * S}, inv(E));
+            add(b + "ffn_up_shexp.weight", {E, FE * S}, inv(E));
+            add(b + "ffn_down_shexp.weight", {FE * S, E}, out_std);
+        }
+    }
+    add("output_norm.weight", {E}, 0);
+    if (!a.has("--tied")) add("output.weight", {E, n_vocab}, inv(E));
+    return t;
+}
+
 }  // namespace
 
 int verb_gen_model(int argc, char** argv) {
@@ -191,18 +254,21 @@ int verb_gen_model(int argc, char** argv) {
            {"--arch", "--layers", "--embd", "--heads", "--kv-heads", "--head-dim", "--experts", "--used",
             "--ff-exp", "--ff", "--vocab", "--ctx", "--type", "--out", "--seed", "--tokenizer", "--embd-std",
             "--out-std", "--rope-base", "--like", "--ff-shexp", "--ssm-k-heads", "--ssm-v-heads", "--ssm-head-dim",
-            "--conv-kernel", "--full-every", "--rope-dims"},
+            "--conv-kernel", "--full-every", "--rope-dims", "--v-head-dim", "--q-lora", "--kv-lora", "--shared",
+            "--dense-lead", "--groups", "--groups-used", "--gating", "--expert-scale"},
            {"--tied", "--dry-run"});
     const std::string arch = a.str("--arch", "qwen3moe");
-    if (arch != "qwen3moe" && arch != "qwen3" && arch != "qwen35moe")
-        throw Error("--arch '" + arch + "': gen-model writes qwen3moe, qwen3 or qwen35moe");
-    const bool q35 = arch == "qwen35moe";
+    if (arch != "qwen3moe" && arch != "qwen3" && arch != "qwen35moe" && arch != "deepseek2")
+        throw Error("--arch '" + arch + "': gen-model writes qwen3moe, qwen3, qwen35moe or deepseek2");
+    const bool q35 = arch == "qwen35moe", ds2 = arch == "deepseek2";
     const bool moe = arch != "qwen3";
     const std::map<std::string, int64_t>* preset = nullptr;
     if (a.has("--like")) {
-        if (a.str("--like") != "qwen3.5-397b" || !q35)
-            throw Error("--like '" + a.str("--like") + "': the one preset is qwen3.5-397b (with --arch qwen35moe)");
-        preset = &kQwen35_397b;
+        if (a.str("--like") == "qwen3.5-397b" && q35) preset = &kQwen35_397b;
+        else if (a.str("--like") == "deepseek-v3" && ds2) preset = &kDeepseekV3;
+        else
+            throw Error("--like '" + a.str("--like") + "': the presets are qwen3.5-397b (with --arch qwen35moe) and "
+                        "deepseek-v3 (with --arch deepseek2)");
     }
     // A shape flag: given on the command line, else the preset's value, else the default.
     auto arg = [&](const char* flag, int64_t def) {
@@ -218,12 +284,25 @@ int verb_gen_model(int argc, char** argv) {
     const text::Vocab vocab = a.has("--tokenizer") ? text::from_hf_json(a.str("--tokenizer"))
                                                    : text::byte_vocab(arg("--vocab", 1024));
     const int64_t n_vocab = int64_t(vocab.tokens.size());
-    const std::vector<TensorSpec> specs = q35 ? qwen35_tensors(arg, a, n_vocab, *type) : qwen3_tensors(a, moe, n_vocab, *type);
+    const std::vector<TensorSpec> specs = q35   ? qwen35_tensors(arg, a, n_vocab, *type)
+                                          : ds2 ? deepseek2_tensors(arg, a, n_vocab, *type)
+                                                : qwen3_tensors(a, moe, n_vocab, *type);
 
-    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), Hkv = arg("--kv-heads", 2);
-    const int64_t D = arg("--head-dim", E / H), X = arg("--experts", 8), K = arg("--used", 2);
+    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), Hkv = ds2 ? 1 : arg("--kv-heads", 2);
+    const int64_t D = arg("--head-dim", ds2 ? 64 : E / H), X = arg("--experts", 8), K = arg("--used", 2);
     if (L < 1 || E < 1 || H < 1 || Hkv < 1 || H % Hkv != 0)
         throw Error("gen-model: layers, embd, heads must be >= 1 and heads a multiple of kv-heads");
+    if (ds2 && (arg("--rope-dims", 16) < 2 || arg("--rope-dims", 16) % 2 || D <= arg("--rope-dims", 16) ||
+                arg("--kv-lora", 64) < 1 || arg("--v-head-dim", 32) < 1 || arg("--dense-lead", 1) < 0 ||
+                arg("--q-lora", 0) < 0 || arg("--shared", 1) < 0 || arg("--groups", 1) < 1 ||
+                X % arg("--groups", 1) != 0 || arg("--groups-used", 1) < 1 || arg("--groups-used", 1) > arg("--groups", 1)))
+        throw Error("gen-model deepseek2: need an even --rope-dims below --head-dim, --kv-lora and --v-head-dim >= 1, "
+                    "--groups dividing --experts, 1 <= --groups-used <= --groups");
+    if (ds2 && a.str("--gating", "sigmoid") != "sigmoid" && a.str("--gating", "sigmoid") != "softmax")
+        throw Error("gen-model deepseek2: --gating is sigmoid or softmax");
+    // llama.cpp takes 26- and 27-layer deepseek2 files for V2-Lite, which has no q bottleneck
+    if (ds2 && (L == 26 || L == 27) && arg("--q-lora", 0) > 0)
+        throw Error("gen-model deepseek2: llama.cpp reads 26 or 27 layers as V2-Lite (no --q-lora); pick another count");
     if (moe && (X < 1 || K < 1 || K > X)) throw Error("gen-model: need 1 <= --used <= --experts");
     if (q35 && (arg("--ssm-k-heads", 2) < 1 || arg("--ssm-v-heads", 4) % arg("--ssm-k-heads", 2) != 0 ||
                 arg("--full-every", 4) < 1 || arg("--conv-kernel", 4) < 1))
@@ -237,12 +316,31 @@ int verb_gen_model(int argc, char** argv) {
     w.set_u32(p + "context_length", uint32_t(arg("--ctx", 4096)));
     w.set_u32(p + "embedding_length", uint32_t(E));
     w.set_u32(p + "block_count", uint32_t(L));
-    if (!q35) w.set_u32(p + "feed_forward_length", uint32_t(a.i64("--ff", 4 * E)));
+    if (!q35) w.set_u32(p + "feed_forward_length", uint32_t(arg("--ff", 4 * E)));
     w.set_u32(p + "attention.head_count", uint32_t(H));
     w.set_u32(p + "attention.head_count_kv", uint32_t(Hkv));
-    w.set_u32(p + "attention.key_length", uint32_t(D));
-    w.set_u32(p + "attention.value_length", uint32_t(D));
-    w.set_f32(p + "rope.freq_base", float(a.f64("--rope-base", q35 ? 10000000.0 : 1000000.0)));
+    if (ds2) {  // the absorbed form's widths, then the per-head ones under *_mla (the converter's keys)
+        const int64_t kvl = arg("--kv-lora", 64), r = arg("--rope-dims", 16);
+        w.set_u32(p + "attention.key_length", uint32_t(kvl + r));
+        w.set_u32(p + "attention.value_length", uint32_t(kvl));
+        w.set_u32(p + "attention.key_length_mla", uint32_t(D));
+        w.set_u32(p + "attention.value_length_mla", uint32_t(arg("--v-head-dim", 32)));
+        w.set_u32(p + "attention.q_lora_rank", uint32_t(arg("--q-lora", 0)));
+        w.set_u32(p + "attention.kv_lora_rank", uint32_t(kvl));
+        w.set_u32(p + "rope.dimension_count", uint32_t(r));
+        w.set_u32(p + "leading_dense_block_count", uint32_t(arg("--dense-lead", 1)));
+        w.set_u32(p + "expert_shared_count", uint32_t(arg("--shared", 1)));
+        w.set_u32(p + "expert_group_count", uint32_t(arg("--groups", 1)));
+        w.set_u32(p + "expert_group_used_count", uint32_t(arg("--groups-used", 1)));
+        const bool sigmoid = a.str("--gating", "sigmoid") == "sigmoid";
+        w.set_u32(p + "expert_gating_func", sigmoid ? 2u : 1u);
+        w.set_f32(p + "expert_weights_scale", float(a.f64("--expert-scale", sigmoid ? 2.5 : 1.0)));
+        w.set_bool(p + "expert_weights_norm", sigmoid);
+    } else {
+        w.set_u32(p + "attention.key_length", uint32_t(D));
+        w.set_u32(p + "attention.value_length", uint32_t(D));
+    }
+    w.set_f32(p + "rope.freq_base", float(a.f64("--rope-base", q35 ? 10000000.0 : ds2 ? 10000.0 : 1000000.0)));
     w.set_f32(p + "attention.layer_norm_rms_epsilon", 1e-6f);
     if (moe) {
         w.set_u32(p + "expert_count", uint32_t(X));

@@ -164,6 +164,47 @@ TEST(Cli, Qwen35MoeGenModelRunsDeterministically) {
     std::filesystem::remove(path);
 }
 
+// deepseek2 (MLA, a q bottleneck, a dense first layer, grouped sigmoid routing with shared experts)
+// written by gen-model runs; the CPU path is the reference llama.cpp agrees with on such files (0.7%
+// of the logits' range apart on a 4-layer Q4_K one, the same argmax at 8 of 8 positions, session 28).
+TEST(Cli, Deepseek2GenModelRunsDeterministically) {
+    const std::string path = tmp_dir() + "gends2-" + std::to_string(getpid()) + ".gguf";
+    Result r = sluice("gen-model --arch deepseek2 --layers 3 --embd 256 --heads 4 --head-dim 192 --v-head-dim 128 "
+                      "--rope-dims 64 --q-lora 256 --kv-lora 512 --experts 16 --used 4 --ff-exp 256 --ff 512 "
+                      "--groups 4 --groups-used 2 --vocab 300 --type q4_K --out " + path);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 2");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("decode:"), std::string::npos);
+    const Result again = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 1");
+    EXPECT_EQ(again.out, r.out);
+    r = sluice("info --json " + path);
+    std::filesystem::remove(path);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["architecture"], "deepseek2");
+    EXPECT_EQ(j["moe_layers"], 2);  // the first is dense
+    EXPECT_EQ(j["n_expert"], 16);
+    r = sluice("gen-model --arch deepseek2 --layers 27 --q-lora 64 --out /dev/null");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("V2-Lite"), std::string::npos) << r.err;
+}
+
+// DeepSeek-V3's shapes (header only): 671B parameters, 58 MoE layers of 256 experts.
+TEST(Cli, DeepseekV3LikeDryRunHasTheRealModelsParameters) {
+    const std::string path = tmp_dir() + "dsv3-" + std::to_string(getpid()) + ".gguf";
+    Result r = sluice("gen-model --arch deepseek2 --like deepseek-v3 --type q4_K --dry-run --out " + path);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = sluice("info --json " + path);
+    std::filesystem::remove(path);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_NEAR(double(j["n_params"]), 671.0e9, 0.5e9);
+    EXPECT_EQ(j["moe_layers"], 58);
+    EXPECT_EQ(j["n_expert"], 256);
+    EXPECT_EQ(j["expert_slab_bytes"], 3ull * 7168 * 2048 / 256 * 144);
+}
+
 // A header-only Qwen3.5-397B-shaped file (sparse: its 208 GiB of data are a hole) and what `sluice
 // info` says a token reads. flash-moe (4-bit MLX, 4.5 bits per weight like q4_K) reads 4 experts x 60
 // layers of ~6.75 MB per token from 203 GB of experts; 209 GB in all.
