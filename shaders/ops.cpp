@@ -740,8 +740,15 @@ void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec ca
     cmd.dispatch("mla_rope", {q.buf, qcat.buf, cache.buf, norm.buf, &step}, p, {(s.n_head + 1) * 256, 1, 1});
 }
 
+namespace {
+// Heads a workgroup of attn_mla takes: 8 (each cache row loaded once for 8 heads) where that leaves
+// 8 groups or more, else fewer (a 16-head model: 8 groups of 2, not 2 of 8 whose few workgroups run
+// their positions in long serial rounds: 85 us a layer at ~40 positions on the H100).
+uint32_t mla_heads(uint32_t n_head) { return n_head >= 64 ? 8u : n_head >= 32 ? 4u : 2u; }
+}  // namespace
+
 uint32_t mla_splits(const MlaShape& s) {
-    const uint32_t groups = (s.n_head + MLA_HEADS - 1) / MLA_HEADS;
+    const uint32_t hg = mla_heads(s.n_head), groups = (s.n_head + hg - 1) / hg;
     const uint32_t need = (s.n_ctx + MLA_CHUNK_MAX - 1) / MLA_CHUNK_MAX, fill = std::min(64u, (256 + groups - 1) / groups);
     return std::max(need, fill);
 }
@@ -756,8 +763,9 @@ void mla_attention(Cmd& cmd, Vec qcat, Vec cache, Vec part, Vec out, Vec counts,
         throw GpuError("mla_attention: a context of " + std::to_string(s.n_ctx) + " needs " + std::to_string(splits) + " splits, above " +
                        std::to_string(ATTN_SPLITS_MAX) + " (context too long for the GPU attention)");
     MlaAttnPush p{s.n_head, s.kv_lora, s.n_rot, splits, qcat.off, cache.off, part.off, out.off, counts.off, scale};
-    cmd.dispatch("attn_mla", {qcat.buf, cache.buf, part.buf, &step, out.buf, counts.buf}, p,
-                 {splits * ATTN_THREADS, (s.n_head + MLA_HEADS - 1) / MLA_HEADS, 1});  // a workgroup per (split, group)
+    const uint32_t hg = mla_heads(s.n_head);
+    cmd.dispatch(hg == 8 ? "attn_mla" : "attn_mla_h" + std::to_string(hg), {qcat.buf, cache.buf, part.buf, &step, out.buf, counts.buf},
+                 p, {splits * ATTN_THREADS, (s.n_head + hg - 1) / hg, 1});  // a workgroup per (split, group)
 }
 
 void route_grouped(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, const Buffer& ids, uint32_t ids_off, Vec w,

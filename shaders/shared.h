@@ -396,12 +396,13 @@ struct MlaRopePush {
     float eps;
 };
 // attn_mla (mla_attn.comp): every head h reads the same latent cache rows (kv_lora + n_rot floats at
-// cache_off) as keys and their first kv_lora floats as values; a workgroup takes a split of MLA_HEADS
-// heads (part as AttnPush's with head_dim_v = kv_lora), and the last of a group's workgroups merges
+// cache_off) as keys and their first kv_lora floats as values; a workgroup takes a split of (at most)
+// MLA_HEADS heads (part as AttnPush's with head_dim_v = kv_lora), and the last of a group's workgroups merges
 // them into out_off + h * kv_lora (counts: a uint per group, zero between dispatches).
 #define MLA_HEADS 8
 #define MLA_DMAX 576       // kv_lora + n_rot at most (DeepSeek-V2/V3, Kimi K2: 512 + 64)
 #define MLA_CHUNK_MAX 256  // positions of a split (shared memory: 8 heads' queries and scores)
+#define MLA_MIN_CHUNK 16   // positions of a split at least (fewer splits at short contexts)
 struct MlaAttnPush {
     uint n_head, kv_lora, n_rot, n_splits;
     uint q_off, cache_off, part_off, out_off, count_off;

@@ -23,9 +23,11 @@ using test::fresh_seed;
 using test::nmse;
 using test::random_row;
 
-// (n_head, kv_lora, n_rot, n_nope): DeepSeek-V3's latent and rope widths with fewer heads (two groups
-// of MLA_HEADS and a partial one), and the fixtures' (tests/fixtures/deepseek2/ds_a).
-const std::tuple<uint32_t, uint32_t, uint32_t, uint32_t> kShapes[] = {{20, 512, 64, 128}, {4, 32, 8, 16}};
+// (n_head, kv_lora, n_rot, n_nope): DeepSeek-V3's latent and rope widths with fewer heads, each
+// attention variant (2, 4 and 8 heads a workgroup: 20, 34 and 68 heads, the last two with a partial
+// group), and the fixtures' (tests/fixtures/deepseek2/ds_a).
+const std::tuple<uint32_t, uint32_t, uint32_t, uint32_t> kShapes[] = {
+    {20, 512, 64, 128}, {34, 512, 64, 128}, {68, 512, 64, 128}, {4, 32, 8, 16}};
 
 // YaRN-like frequencies (some pairs slowed) and an mscale != 1, so the table is the model's, not a base's.
 std::vector<double> test_freqs(uint32_t n_rot) {
