@@ -137,9 +137,10 @@ private:
             if (i) c.independent();
             gpu::matvec(c, L.in[i].w, {&hn_}, {&act_, L.in[i].y_off}, step_, with_xq({}, hn_));
         }
-        if (m_.q_lora > 0) {
-            gpu::rmsnorm(c, {&act_}, {&act_}, {&norms_, L.q_a_norm}, uint32_t(m_.q_lora), 1, 0, h.rms_eps, step_);
-            gpu::matvec(c, L.wq_b, {&act_}, {&act_, q_off_}, step_);  // q
+        if (m_.q_lora > 0) {  // q = Wq_b rmsnorm(q_a), through q_a's int8 mirror where it has one
+            if (const gpu::Xq* q = xq(act_)) gpu::rmsnorm_q8(c, {&act_}, {&act_}, {&norms_, L.q_a_norm}, uint32_t(m_.q_lora), h.rms_eps, q);
+            else gpu::rmsnorm(c, {&act_}, {&act_}, {&norms_, L.q_a_norm}, uint32_t(m_.q_lora), 1, 0, h.rms_eps, step_);
+            gpu::matvec(c, L.wq_b, {&act_}, {&act_, q_off_}, step_, with_xq({}, act_));
         }
         // q_pe roped into qcat, Kcur = [kv_cmpr | k_pe] into the cache row; and q_nope_absorbed beside it
         gpu::mla_rope(c, {&act_, q_off_ + uint32_t(m_.n_nope)}, qk, {&act_, kva_off_}, {&qcat_}, {L.cache}, {&norms_, L.kv_a_norm},
@@ -148,7 +149,8 @@ private:
         gpu::matvec(c, L.k_b, {&act_, q_off_}, {&qcat_}, step_, per_head(qk, uint32_t(row_)));
         gpu::mla_attention(c, {&qcat_}, {L.cache}, {&part_}, {&lat_}, {&counts_}, mla_, m_.kq_scale, step_);
         gpu::matvec(c, L.v_b, {&lat_}, {&o_}, step_, per_head(kvl, hdv));               // o_h = Wv_b[h] lat_h
-        add_matvec(c, L.wo, {&o_}, add_then_norm(L.ffn_norm));                          // x += Wo o; ffn_norm
+        quantize_for(c, o_, uint32_t(h.n_head) * hdv, {&L.wo});                          // Wo's integer dots
+        add_matvec(c, L.wo, {&o_}, with_xq(add_then_norm(L.ffn_norm), o_));             // x += Wo o; ffn_norm
     }
 
     // A matvec per head: head h reads x at h * x_stride and writes y at h * y_stride floats.
@@ -238,6 +240,11 @@ private:
         qcat_ = device_floats(size_t(h.n_head * row_), "qcat: [q_abs | q_pe] per head");
         lat_ = device_floats(size_t(h.n_head * kvl), "latent attention output");
         o_ = device_floats(size_t(h.n_head * h.head_dim_v), "attention output");
+        // int8 mirrors for the integer-dot products of Wq_b and Wo (V3's 24576x1536 and 7168x16384
+        // Q4_K took 25 and 66 us a layer through floats; V3's widths decode 392-400 tok/s vs 351-355
+        // on the H100, V2-Lite's unchanged)
+        if (m_.q_lora > 0 && m_.q_lora % 32 == 0) mirror(act_, size_t(m_.q_lora));
+        if (h.n_head * h.head_dim_v % 32 == 0) mirror(o_, size_t(h.n_head * h.head_dim_v));
         part_ = device_floats(gpu::mla_part_floats(mla_), "attention splits");
         counts_ = device_floats(size_t(h.n_head), "attention merge counters");
         ctx_.upload(counts_, 0, std::vector<uint32_t>(size_t(h.n_head), 0u).data(), size_t(h.n_head) * 4);
