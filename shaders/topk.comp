@@ -7,6 +7,7 @@
 // the logits: p = sigmoid(logits) (or their softmax), sel = p + bias, only within the n_group_used
 // groups whose two best sel sum highest (their best with softmax scores); the weights are the chosen
 // p, normalised to sum 1 with ROUTE_NORM, times w_scale.
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 
 layout(local_size_x = TOPK_THREADS) in;
@@ -28,35 +29,29 @@ shared float gscore[ROUTE_GROUPS_MAX];
 #define SCORE(e) L[(p.logits_off + ro) + e]
 #endif
 
-shared float rv[TOPK_THREADS];
+shared float rv[TOPK_THREADS];  // per subgroup: a round's best (two halves, alternate rounds)
 shared uint ri[TOPK_THREADS];
-shared uint taken[64];   // bitset of chosen experts: up to 2048
+shared float red[TOPK_THREADS];  // wg_max / wg_sum: one value per subgroup
 shared float chosen[32];  // logits of the chosen experts (k <= 32)
+#define NONE 0xFFFFFFFFu
 
-bool is_taken(uint e) { return (taken[e >> 5] >> (e & 31u) & 1u) != 0u; }
-
-// Max / sum of v over the workgroup, in every invocation (a tree in rv). Uniform control flow.
+// Max / sum of v over the workgroup, in every invocation: subgroup operations, then one round
+// through shared memory. Uniform control flow.
 float wg_max(float v) {
-    const uint tid = gl_LocalInvocationIndex;
-    rv[tid] = v;
+    v = subgroupMax(v);
+    if (subgroupElect()) red[gl_SubgroupID] = v;
     barrier();
-    for (uint s = TOPK_THREADS / 2; s > 0u; s >>= 1) {
-        if (tid < s) rv[tid] = max(rv[tid], rv[tid + s]);
-        barrier();
-    }
-    const float r = rv[0];
+    float r = -1.0 / 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) r = max(r, red[i]);
     barrier();
     return r;
 }
 float wg_sum(float v) {
-    const uint tid = gl_LocalInvocationIndex;
-    rv[tid] = v;
+    v = subgroupAdd(v);
+    if (subgroupElect()) red[gl_SubgroupID] = v;
     barrier();
-    for (uint s = TOPK_THREADS / 2; s > 0u; s >>= 1) {
-        if (tid < s) rv[tid] += rv[tid + s];
-        barrier();
-    }
-    const float r = rv[0];
+    float r = 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) r += red[i];
     barrier();
     return r;
 }
@@ -113,8 +108,6 @@ void main() {
     ro = gl_WorkGroupID.y * p.row_stride;  // row y of a batch (prompts): logits, ids and weights
 #endif
     const uint tid = gl_LocalInvocationIndex;
-    for (uint i = tid; i < 64u; i += TOPK_THREADS) taken[i] = 0u;
-    barrier();
 #ifdef GROUPED
     selection_scores();
 #endif
@@ -123,38 +116,43 @@ void main() {
     float gmax = -1.0 / 0.0;
     for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) gmax = max(gmax, L[(p.logits_off + ro) + e]);
 #endif
+    // k rounds, one barrier each: every invocation's best of its experts not taken yet (bit i of
+    // mine: expert tid + i * TOPK_THREADS), the subgroup's best (highest, then lowest id) into shared
+    // memory, and every invocation reads the subgroups' to find the round's winner.
+    uint mine = 0u;
     for (uint j = 0u; j < p.k; ++j) {
         float bv = -1.0 / 0.0;
-        uint bi = 0xFFFFFFFFu;
-        for (uint e = tid; e < p.n_expert; e += TOPK_THREADS) {
+        uint bi = NONE;
+        for (uint i = 0u, e = tid; e < p.n_expert; ++i, e += TOPK_THREADS) {
             const float v = SCORE(e);
-            if (!is_taken(e) && (v > bv || bi == 0xFFFFFFFFu)) { bv = v; bi = e; }
+            if ((mine >> i & 1u) == 0u && (v > bv || bi == NONE)) { bv = v; bi = e; }
         }
-        rv[tid] = bv;
-        ri[tid] = bi;
+        const float m = subgroupMax(bi == NONE ? -1.0 / 0.0 : bv);
+        const uint mi = subgroupMin(bi != NONE && bv == m ? bi : NONE);
+        const uint hb = (j & 1u) * (TOPK_THREADS / 2u);
+        if (subgroupElect()) {
+            rv[hb + gl_SubgroupID] = m;
+            ri[hb + gl_SubgroupID] = mi;
+        }
         barrier();
-        for (uint s = TOPK_THREADS / 2; s > 0u; s >>= 1) {
-            if (tid < s) {
-                const float v2 = rv[tid + s];
-                const uint i2 = ri[tid + s];
-                if (i2 != 0xFFFFFFFFu && (ri[tid] == 0xFFFFFFFFu || v2 > rv[tid] || (v2 == rv[tid] && i2 < ri[tid]))) {
-                    rv[tid] = v2;
-                    ri[tid] = i2;
-                }
-            }
-            barrier();
+        float wv = -1.0 / 0.0;
+        uint wi = NONE;
+        for (uint g = 0u; g < gl_NumSubgroups; ++g) {
+            const float v2 = rv[hb + g];
+            const uint i2 = ri[hb + g];
+            if (i2 != NONE && (wi == NONE || v2 > wv || (v2 == wv && i2 < wi))) { wv = v2; wi = i2; }
         }
+        if (wi % TOPK_THREADS == tid) mine |= 1u << (wi / TOPK_THREADS);
         if (tid == 0u) {
-            taken[ri[0] >> 5] |= 1u << (ri[0] & 31u);
-            ids[(p.ids_off + ro) + j] = int(ri[0]);
+            ids[(p.ids_off + ro) + j] = int(wi);
 #ifdef GROUPED
-            chosen[j] = prob[ri[0]];
+            chosen[j] = prob[wi];
 #else
-            chosen[j] = rv[0];
+            chosen[j] = wv;
 #endif
         }
-        barrier();
     }
+    barrier();  // chosen[]
 #ifdef GROUPED
     if (tid == 0u) {
         float sum = 0.0;

@@ -695,8 +695,12 @@ TEST(GpuOps, RouterTopkMatchesReference) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    for (auto [n_expert, k, renorm] : {std::tuple<int64_t, int64_t, bool>{128, 8, true}, {512, 10, true}, {64, 6, false}, {4, 2, true}}) {
-        const auto logits = random_row(rng, n_expert);
+    for (auto [n_expert, k, renorm, ties] :
+         {std::tuple<int64_t, int64_t, bool, bool>{128, 8, true, false}, {512, 10, true, false}, {64, 6, false, false},
+          {4, 2, true, false}, {128, 8, true, true}, {600, 10, false, true}}) {
+        auto logits = random_row(rng, n_expert);
+        if (ties)  // a few distinct values: the k cross many equal ones, which go to the lower ids
+            for (float& l : logits) l = std::round(l * 2.0f) / 2.0f;
         gpu::Buffer lb = to_gpu(logits), ib = to_gpu(std::vector<int32_t>(size_t(k + 2), -1)), wb = zeros(size_t(k + 2));
         gpu::Cmd cmd(ctx());
         cmd.begin();
