@@ -88,41 +88,47 @@ private:
     std::vector<uint8_t> data_;
 };
 
+// The tensors a builder lists, each with the type plan_type() gives it for the requested one.
+struct Specs {
+    GgmlType type;
+    std::vector<TensorSpec> list;
+    void add(std::string n, std::vector<int64_t> ne, float std, float fill = 1.0f) {
+        list.push_back({n, ne, std, plan_type(n, ne.data(), uint32_t(ne.size()), type), fill});
+    }
+};
+float inv_sqrt(int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); }
+
 std::vector<TensorSpec> qwen3_tensors(const Args& a, bool moe, int64_t n_vocab, GgmlType type) {
     const int64_t L = a.i64("--layers", 4), E = a.i64("--embd", 256), H = a.i64("--heads", 4),
                   Hkv = a.i64("--kv-heads", 2), D = a.i64("--head-dim", E / H);
     const int64_t X = a.i64("--experts", 8), FE = a.i64("--ff-exp", 128), F = a.i64("--ff", 4 * E);
     const float emb_std = float(a.f64("--embd-std", 1.0)), out_std = float(a.f64("--out-std", 0.002));
-    auto inv = [](int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); };
-    std::vector<TensorSpec> t;
-    auto add = [&](std::string n, std::vector<int64_t> ne, float std) {
-        t.push_back({n, ne, std, plan_type(n, ne.data(), uint32_t(ne.size()), type)});
-    };
-    add("token_embd.weight", {E, n_vocab}, emb_std);
+    Specs t{type, {}};
+    t.add("token_embd.weight", {E, n_vocab}, emb_std);
     for (int64_t i = 0; i < L; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
-        add(b + "attn_norm.weight", {E}, 0);
-        add(b + "attn_q.weight", {E, H * D}, inv(E));
-        add(b + "attn_k.weight", {E, Hkv * D}, inv(E));
-        add(b + "attn_v.weight", {E, Hkv * D}, inv(E));
-        add(b + "attn_output.weight", {H * D, E}, out_std);
-        add(b + "attn_q_norm.weight", {D}, 0);
-        add(b + "attn_k_norm.weight", {D}, 0);
-        add(b + "ffn_norm.weight", {E}, 0);
+        t.add(b + "attn_norm.weight", {E}, 0);
+        t.add(b + "attn_q.weight", {E, H * D}, inv_sqrt(E));
+        t.add(b + "attn_k.weight", {E, Hkv * D}, inv_sqrt(E));
+        t.add(b + "attn_v.weight", {E, Hkv * D}, inv_sqrt(E));
+        t.add(b + "attn_output.weight", {H * D, E}, out_std);
+        t.add(b + "attn_q_norm.weight", {D}, 0);
+        t.add(b + "attn_k_norm.weight", {D}, 0);
+        t.add(b + "ffn_norm.weight", {E}, 0);
         if (moe) {
-            add(b + "ffn_gate_inp.weight", {E, X}, inv(E));
-            add(b + "ffn_gate_exps.weight", {E, FE, X}, inv(E));
-            add(b + "ffn_up_exps.weight", {E, FE, X}, inv(E));
-            add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
+            t.add(b + "ffn_gate_inp.weight", {E, X}, inv_sqrt(E));
+            t.add(b + "ffn_gate_exps.weight", {E, FE, X}, inv_sqrt(E));
+            t.add(b + "ffn_up_exps.weight", {E, FE, X}, inv_sqrt(E));
+            t.add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
         } else {
-            add(b + "ffn_gate.weight", {E, F}, inv(E));
-            add(b + "ffn_up.weight", {E, F}, inv(E));
-            add(b + "ffn_down.weight", {F, E}, out_std);
+            t.add(b + "ffn_gate.weight", {E, F}, inv_sqrt(E));
+            t.add(b + "ffn_up.weight", {E, F}, inv_sqrt(E));
+            t.add(b + "ffn_down.weight", {F, E}, out_std);
         }
     }
-    add("output_norm.weight", {E}, 0);
-    if (!a.has("--tied")) add("output.weight", {E, n_vocab}, inv(E));
-    return t;
+    t.add("output_norm.weight", {E}, 0);
+    if (!a.has("--tied")) t.add("output.weight", {E, n_vocab}, inv_sqrt(E));
+    return t.list;
 }
 
 // Shapes of Qwen3.5-397B-A17B (facts.md; HF config): `--like qwen3.5-397b` makes them the defaults.
@@ -148,47 +154,43 @@ std::vector<TensorSpec> qwen35_tensors(const std::function<int64_t(const char*, 
                   FS = arg("--ff-shexp", FE), NK = arg("--ssm-k-heads", 2), NV = arg("--ssm-v-heads", 4),
                   DS = arg("--ssm-head-dim", 32), K = arg("--conv-kernel", 4), every = arg("--full-every", 4);
     const float emb_std = float(a.f64("--embd-std", 1.0)), out_std = float(a.f64("--out-std", 0.002));
-    auto inv = [](int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); };
     const int64_t conv_dim = 2 * NK * DS + NV * DS;
-    std::vector<TensorSpec> t;
-    auto add = [&](std::string n, std::vector<int64_t> ne, float std, float fill = 1.0f) {
-        t.push_back({n, ne, std, plan_type(n, ne.data(), uint32_t(ne.size()), type), fill});
-    };
-    add("token_embd.weight", {E, n_vocab}, emb_std);
+    Specs t{type, {}};
+    t.add("token_embd.weight", {E, n_vocab}, emb_std);
     for (int64_t i = 0; i < L; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
-        add(b + "attn_norm.weight", {E}, 0);
-        add(b + "post_attention_norm.weight", {E}, 0);
+        t.add(b + "attn_norm.weight", {E}, 0);
+        t.add(b + "post_attention_norm.weight", {E}, 0);
         if ((i + 1) % every != 0) {
-            add(b + "attn_qkv.weight", {E, conv_dim}, inv(E));
-            add(b + "attn_gate.weight", {E, NV * DS}, inv(E));
-            add(b + "ssm_conv1d.weight", {K, conv_dim}, inv(K));
-            add(b + "ssm_dt.bias", {NV}, 0);
-            add(b + "ssm_a", {NV}, 0, -0.5f);  // decay exp(-0.5 softplus(a + 1)): a few tokens of memory
-            add(b + "ssm_beta.weight", {E, NV}, inv(E));
-            add(b + "ssm_alpha.weight", {E, NV}, inv(E));
-            add(b + "ssm_norm.weight", {DS}, 0);
-            add(b + "ssm_out.weight", {NV * DS, E}, out_std);
+            t.add(b + "attn_qkv.weight", {E, conv_dim}, inv_sqrt(E));
+            t.add(b + "attn_gate.weight", {E, NV * DS}, inv_sqrt(E));
+            t.add(b + "ssm_conv1d.weight", {K, conv_dim}, inv_sqrt(K));
+            t.add(b + "ssm_dt.bias", {NV}, 0);
+            t.add(b + "ssm_a", {NV}, 0, -0.5f);  // decay exp(-0.5 softplus(a + 1)): a few tokens of memory
+            t.add(b + "ssm_beta.weight", {E, NV}, inv_sqrt(E));
+            t.add(b + "ssm_alpha.weight", {E, NV}, inv_sqrt(E));
+            t.add(b + "ssm_norm.weight", {DS}, 0);
+            t.add(b + "ssm_out.weight", {NV * DS, E}, out_std);
         } else {
-            add(b + "attn_q.weight", {E, 2 * H * D}, inv(E));
-            add(b + "attn_k.weight", {E, Hkv * D}, inv(E));
-            add(b + "attn_v.weight", {E, Hkv * D}, inv(E));
-            add(b + "attn_output.weight", {H * D, E}, out_std);
-            add(b + "attn_q_norm.weight", {D}, 0);
-            add(b + "attn_k_norm.weight", {D}, 0);
+            t.add(b + "attn_q.weight", {E, 2 * H * D}, inv_sqrt(E));
+            t.add(b + "attn_k.weight", {E, Hkv * D}, inv_sqrt(E));
+            t.add(b + "attn_v.weight", {E, Hkv * D}, inv_sqrt(E));
+            t.add(b + "attn_output.weight", {H * D, E}, out_std);
+            t.add(b + "attn_q_norm.weight", {D}, 0);
+            t.add(b + "attn_k_norm.weight", {D}, 0);
         }
-        add(b + "ffn_gate_inp.weight", {E, X}, inv(E));
-        add(b + "ffn_gate_exps.weight", {E, FE, X}, inv(E));
-        add(b + "ffn_up_exps.weight", {E, FE, X}, inv(E));
-        add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
-        add(b + "ffn_gate_inp_shexp.weight", {E, 1}, inv(E));
-        add(b + "ffn_gate_shexp.weight", {E, FS}, inv(E));
-        add(b + "ffn_up_shexp.weight", {E, FS}, inv(E));
-        add(b + "ffn_down_shexp.weight", {FS, E}, out_std);
+        t.add(b + "ffn_gate_inp.weight", {E, X}, inv_sqrt(E));
+        t.add(b + "ffn_gate_exps.weight", {E, FE, X}, inv_sqrt(E));
+        t.add(b + "ffn_up_exps.weight", {E, FE, X}, inv_sqrt(E));
+        t.add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
+        t.add(b + "ffn_gate_inp_shexp.weight", {E, 1}, inv_sqrt(E));
+        t.add(b + "ffn_gate_shexp.weight", {E, FS}, inv_sqrt(E));
+        t.add(b + "ffn_up_shexp.weight", {E, FS}, inv_sqrt(E));
+        t.add(b + "ffn_down_shexp.weight", {FS, E}, out_std);
     }
-    add("output_norm.weight", {E}, 0);
-    if (!a.has("--tied")) add("output.weight", {E, n_vocab}, inv(E));
-    return t;
+    t.add("output_norm.weight", {E}, 0);
+    if (!a.has("--tied")) t.add("output.weight", {E, n_vocab}, inv_sqrt(E));
+    return t.list;
 }
 
 // DeepSeek-V2/V3 (Kimi K2) in the converter's layout since attn_kv_b was split: MLA (a latent of
@@ -203,48 +205,44 @@ std::vector<TensorSpec> deepseek2_tensors(const std::function<int64_t(const char
                   S = arg("--shared", 1), lead = arg("--dense-lead", 1), F = arg("--ff", 4 * E);
     const float emb_std = float(a.f64("--embd-std", 1.0)), out_std = float(a.f64("--out-std", 0.002));
     const bool sigmoid = a.str("--gating", "sigmoid") == "sigmoid";
-    auto inv = [](int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); };
-    std::vector<TensorSpec> t;
-    auto add = [&](std::string n, std::vector<int64_t> ne, float std) {
-        t.push_back({n, ne, std, plan_type(n, ne.data(), uint32_t(ne.size()), type)});
-    };
-    add("token_embd.weight", {E, n_vocab}, emb_std);
+    Specs t{type, {}};
+    t.add("token_embd.weight", {E, n_vocab}, emb_std);
     for (int64_t i = 0; i < L; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
-        add(b + "attn_norm.weight", {E}, 0);
+        t.add(b + "attn_norm.weight", {E}, 0);
         if (QL > 0) {
-            add(b + "attn_q_a.weight", {E, QL}, inv(E));
-            add(b + "attn_q_a_norm.weight", {QL}, 0);
-            add(b + "attn_q_b.weight", {QL, H * Dk}, inv(QL));
+            t.add(b + "attn_q_a.weight", {E, QL}, inv_sqrt(E));
+            t.add(b + "attn_q_a_norm.weight", {QL}, 0);
+            t.add(b + "attn_q_b.weight", {QL, H * Dk}, inv_sqrt(QL));
         } else {
-            add(b + "attn_q.weight", {E, H * Dk}, inv(E));
+            t.add(b + "attn_q.weight", {E, H * Dk}, inv_sqrt(E));
         }
-        add(b + "attn_kv_a_mqa.weight", {E, KVL + R}, inv(E));
-        add(b + "attn_kv_a_norm.weight", {KVL}, 0);
-        add(b + "attn_k_b.weight", {Dk - R, KVL, H}, inv(Dk - R));
-        add(b + "attn_v_b.weight", {KVL, Dv, H}, inv(KVL));
-        add(b + "attn_output.weight", {H * Dv, E}, out_std);
-        add(b + "ffn_norm.weight", {E}, 0);
+        t.add(b + "attn_kv_a_mqa.weight", {E, KVL + R}, inv_sqrt(E));
+        t.add(b + "attn_kv_a_norm.weight", {KVL}, 0);
+        t.add(b + "attn_k_b.weight", {Dk - R, KVL, H}, inv_sqrt(Dk - R));
+        t.add(b + "attn_v_b.weight", {KVL, Dv, H}, inv_sqrt(KVL));
+        t.add(b + "attn_output.weight", {H * Dv, E}, out_std);
+        t.add(b + "ffn_norm.weight", {E}, 0);
         if (i < lead) {
-            add(b + "ffn_gate.weight", {E, F}, inv(E));
-            add(b + "ffn_up.weight", {E, F}, inv(E));
-            add(b + "ffn_down.weight", {F, E}, out_std);
+            t.add(b + "ffn_gate.weight", {E, F}, inv_sqrt(E));
+            t.add(b + "ffn_up.weight", {E, F}, inv_sqrt(E));
+            t.add(b + "ffn_down.weight", {F, E}, out_std);
             continue;
         }
-        add(b + "ffn_gate_inp.weight", {E, X}, inv(E));
-        if (sigmoid) add(b + "exp_probs_b.bias", {X}, 0.01f);
-        add(b + "ffn_gate_exps.weight", {E, FE, X}, inv(E));
-        add(b + "ffn_up_exps.weight", {E, FE, X}, inv(E));
-        add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
+        t.add(b + "ffn_gate_inp.weight", {E, X}, inv_sqrt(E));
+        if (sigmoid) t.add(b + "exp_probs_b.bias", {X}, 0.01f);
+        t.add(b + "ffn_gate_exps.weight", {E, FE, X}, inv_sqrt(E));
+        t.add(b + "ffn_up_exps.weight", {E, FE, X}, inv_sqrt(E));
+        t.add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
         if (S > 0) {
-            add(b + "ffn_gate_shexp.weight", {E, FE * S}, inv(E));
-            add(b + "ffn_up_shexp.weight", {E, FE * S}, inv(E));
-            add(b + "ffn_down_shexp.weight", {FE * S, E}, out_std);
+            t.add(b + "ffn_gate_shexp.weight", {E, FE * S}, inv_sqrt(E));
+            t.add(b + "ffn_up_shexp.weight", {E, FE * S}, inv_sqrt(E));
+            t.add(b + "ffn_down_shexp.weight", {FE * S, E}, out_std);
         }
     }
-    add("output_norm.weight", {E}, 0);
-    if (!a.has("--tied")) add("output.weight", {E, n_vocab}, inv(E));
-    return t;
+    t.add("output_norm.weight", {E}, 0);
+    if (!a.has("--tied")) t.add("output.weight", {E, n_vocab}, inv_sqrt(E));
+    return t.list;
 }
 
 }  // namespace

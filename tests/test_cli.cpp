@@ -150,17 +150,21 @@ TEST_F(CliModel, ExpertsPerTokenOutOfRangeIsRefused) {
     EXPECT_NE(r.err.find("out of range"), std::string::npos);
 }
 
-TEST(Cli, Qwen35MoeGenModelRunsDeterministically) {
-    const std::string path = tmp_dir() + "gen35-" + std::to_string(getpid()) + ".gguf";
-    Result r = sluice("gen-model --arch qwen35moe --layers 4 --embd 256 --heads 4 --kv-heads 2 --head-dim 64 "
-                      "--experts 8 --used 2 --ff-exp 256 --ssm-k-heads 2 --ssm-v-heads 4 --ssm-head-dim 64 "
-                      "--vocab 300 --type q4_K --out " + path);
+// gen-model with `args` writes path, and greedy `run`s of it with 2 and 1 threads print the same text.
+void expect_gen_model_runs(const std::string& args, const std::string& path) {
+    Result r = sluice("gen-model " + args + " --type q4_K --out " + path);
     ASSERT_EQ(r.rc, 0) << r.err;
     r = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 2");
     ASSERT_EQ(r.rc, 0) << r.err;
     EXPECT_NE(r.err.find("decode:"), std::string::npos);
     const Result again = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 1");
     EXPECT_EQ(again.out, r.out);
+}
+
+TEST(Cli, Qwen35MoeGenModelRunsDeterministically) {
+    const std::string path = tmp_dir() + "gen35-" + std::to_string(getpid()) + ".gguf";
+    expect_gen_model_runs("--arch qwen35moe --layers 4 --embd 256 --heads 4 --kv-heads 2 --head-dim 64 --experts 8 "
+                          "--used 2 --ff-exp 256 --ssm-k-heads 2 --ssm-v-heads 4 --ssm-head-dim 64 --vocab 300", path);
     std::filesystem::remove(path);
 }
 
@@ -169,16 +173,10 @@ TEST(Cli, Qwen35MoeGenModelRunsDeterministically) {
 // of the logits' range apart on a 4-layer Q4_K one, the same argmax at 8 of 8 positions, session 28).
 TEST(Cli, Deepseek2GenModelRunsDeterministically) {
     const std::string path = tmp_dir() + "gends2-" + std::to_string(getpid()) + ".gguf";
-    Result r = sluice("gen-model --arch deepseek2 --layers 3 --embd 256 --heads 4 --head-dim 192 --v-head-dim 128 "
-                      "--rope-dims 64 --q-lora 256 --kv-lora 512 --experts 16 --used 4 --ff-exp 256 --ff 512 "
-                      "--groups 4 --groups-used 2 --vocab 300 --type q4_K --out " + path);
-    ASSERT_EQ(r.rc, 0) << r.err;
-    r = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 2");
-    ASSERT_EQ(r.rc, 0) << r.err;
-    EXPECT_NE(r.err.find("decode:"), std::string::npos);
-    const Result again = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 1");
-    EXPECT_EQ(again.out, r.out);
-    r = sluice("info --json " + path);
+    expect_gen_model_runs("--arch deepseek2 --layers 3 --embd 256 --heads 4 --head-dim 192 --v-head-dim 128 "
+                          "--rope-dims 64 --q-lora 256 --kv-lora 512 --experts 16 --used 4 --ff-exp 256 --ff 512 "
+                          "--groups 4 --groups-used 2 --vocab 300", path);
+    Result r = sluice("info --json " + path);
     std::filesystem::remove(path);
     ASSERT_EQ(r.rc, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
