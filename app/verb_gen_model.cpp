@@ -95,8 +95,21 @@ struct Specs {
     void add(std::string n, std::vector<int64_t> ne, float std, float fill = 1.0f) {
         list.push_back({n, ne, std, plan_type(n, ne.data(), uint32_t(ne.size()), type), fill});
     }
+    // Block b's SwiGLU of width f: ffn_gate<sfx>, ffn_up<sfx>, ffn_down<sfx>.
+    void glu(const std::string& b, const char* sfx, int64_t e, int64_t f, float out_std);
+    // output_norm, then output unless --tied.
+    void head(const Args& a, int64_t e, int64_t n_vocab);
 };
 float inv_sqrt(int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); }
+void Specs::glu(const std::string& b, const char* sfx, int64_t e, int64_t f, float out_std) {
+    add(b + "ffn_gate" + sfx + ".weight", {e, f}, inv_sqrt(e));
+    add(b + "ffn_up" + sfx + ".weight", {e, f}, inv_sqrt(e));
+    add(b + "ffn_down" + sfx + ".weight", {f, e}, out_std);
+}
+void Specs::head(const Args& a, int64_t e, int64_t n_vocab) {
+    add("output_norm.weight", {e}, 0);
+    if (!a.has("--tied")) add("output.weight", {e, n_vocab}, inv_sqrt(e));
+}
 
 std::vector<TensorSpec> qwen3_tensors(const Args& a, bool moe, int64_t n_vocab, GgmlType type) {
     const int64_t L = a.i64("--layers", 4), E = a.i64("--embd", 256), H = a.i64("--heads", 4),
@@ -121,13 +134,10 @@ std::vector<TensorSpec> qwen3_tensors(const Args& a, bool moe, int64_t n_vocab, 
             t.add(b + "ffn_up_exps.weight", {E, FE, X}, inv_sqrt(E));
             t.add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
         } else {
-            t.add(b + "ffn_gate.weight", {E, F}, inv_sqrt(E));
-            t.add(b + "ffn_up.weight", {E, F}, inv_sqrt(E));
-            t.add(b + "ffn_down.weight", {F, E}, out_std);
+            t.glu(b, "", E, F, out_std);
         }
     }
-    t.add("output_norm.weight", {E}, 0);
-    if (!a.has("--tied")) t.add("output.weight", {E, n_vocab}, inv_sqrt(E));
+    t.head(a, E, n_vocab);
     return t.list;
 }
 
@@ -184,12 +194,9 @@ std::vector<TensorSpec> qwen35_tensors(const std::function<int64_t(const char*, 
         t.add(b + "ffn_up_exps.weight", {E, FE, X}, inv_sqrt(E));
         t.add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
         t.add(b + "ffn_gate_inp_shexp.weight", {E, 1}, inv_sqrt(E));
-        t.add(b + "ffn_gate_shexp.weight", {E, FS}, inv_sqrt(E));
-        t.add(b + "ffn_up_shexp.weight", {E, FS}, inv_sqrt(E));
-        t.add(b + "ffn_down_shexp.weight", {FS, E}, out_std);
+        t.glu(b, "_shexp", E, FS, out_std);
     }
-    t.add("output_norm.weight", {E}, 0);
-    if (!a.has("--tied")) t.add("output.weight", {E, n_vocab}, inv_sqrt(E));
+    t.head(a, E, n_vocab);
     return t.list;
 }
 
@@ -197,14 +204,26 @@ std::vector<TensorSpec> qwen35_tensors(const std::function<int64_t(const char*, 
 // --kv-lora with --rope-dims of shared rotary key; per head --head-dim key dims including those, and
 // --v-head-dim value dims), q through a --q-lora bottleneck (0: one attn_q), --dense-lead dense layers,
 // then routed experts with --shared shared ones; sigmoid routing adds exp_probs_b, as V3's files do.
+struct Ds2Shape {  // its flags, read once (defaults: a small model) for the tensors, the checks and the keys
+    int64_t dk, dv, rope, q_lora, kv_lora, shared, lead, groups, groups_used;
+    bool sigmoid;
+};
+Ds2Shape ds2_shape(const std::function<int64_t(const char*, int64_t)>& arg, const Args& a) {
+    const std::string gating = a.str("--gating", "sigmoid");
+    if (gating != "sigmoid" && gating != "softmax")
+        throw Error("gen-model deepseek2: --gating is sigmoid or softmax");
+    return {arg("--head-dim", 64), arg("--v-head-dim", 32), arg("--rope-dims", 16),
+            arg("--q-lora", 0),    arg("--kv-lora", 64),    arg("--shared", 1),
+            arg("--dense-lead", 1), arg("--groups", 1),     arg("--groups-used", 1),
+            gating == "sigmoid"};
+}
+
 std::vector<TensorSpec> deepseek2_tensors(const std::function<int64_t(const char*, int64_t)>& arg, const Args& a,
-                                          int64_t n_vocab, GgmlType type) {
-    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), Dk = arg("--head-dim", 64),
-                  Dv = arg("--v-head-dim", 32), R = arg("--rope-dims", 16), QL = arg("--q-lora", 0),
-                  KVL = arg("--kv-lora", 64), X = arg("--experts", 8), FE = arg("--ff-exp", 128),
-                  S = arg("--shared", 1), lead = arg("--dense-lead", 1), F = arg("--ff", 4 * E);
+                                          const Ds2Shape& d, int64_t n_vocab, GgmlType type) {
+    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), X = arg("--experts", 8),
+                  FE = arg("--ff-exp", 128), F = arg("--ff", 4 * E);
+    const int64_t Dk = d.dk, Dv = d.dv, R = d.rope, QL = d.q_lora, KVL = d.kv_lora, S = d.shared, lead = d.lead;
     const float emb_std = float(a.f64("--embd-std", 1.0)), out_std = float(a.f64("--out-std", 0.002));
-    const bool sigmoid = a.str("--gating", "sigmoid") == "sigmoid";
     Specs t{type, {}};
     t.add("token_embd.weight", {E, n_vocab}, emb_std);
     for (int64_t i = 0; i < L; ++i) {
@@ -224,24 +243,17 @@ std::vector<TensorSpec> deepseek2_tensors(const std::function<int64_t(const char
         t.add(b + "attn_output.weight", {H * Dv, E}, out_std);
         t.add(b + "ffn_norm.weight", {E}, 0);
         if (i < lead) {
-            t.add(b + "ffn_gate.weight", {E, F}, inv_sqrt(E));
-            t.add(b + "ffn_up.weight", {E, F}, inv_sqrt(E));
-            t.add(b + "ffn_down.weight", {F, E}, out_std);
+            t.glu(b, "", E, F, out_std);
             continue;
         }
         t.add(b + "ffn_gate_inp.weight", {E, X}, inv_sqrt(E));
-        if (sigmoid) t.add(b + "exp_probs_b.bias", {X}, 0.01f);
+        if (d.sigmoid) t.add(b + "exp_probs_b.bias", {X}, 0.01f);
         t.add(b + "ffn_gate_exps.weight", {E, FE, X}, inv_sqrt(E));
         t.add(b + "ffn_up_exps.weight", {E, FE, X}, inv_sqrt(E));
         t.add(b + "ffn_down_exps.weight", {FE, E, X}, out_std);
-        if (S > 0) {
-            t.add(b + "ffn_gate_shexp.weight", {E, FE * S}, inv_sqrt(E));
-            t.add(b + "ffn_up_shexp.weight", {E, FE * S}, inv_sqrt(E));
-            t.add(b + "ffn_down_shexp.weight", {FE * S, E}, out_std);
-        }
+        if (S > 0) t.glu(b, "_shexp", E, FE * S, out_std);
     }
-    t.add("output_norm.weight", {E}, 0);
-    if (!a.has("--tied")) t.add("output.weight", {E, n_vocab}, inv_sqrt(E));
+    t.head(a, E, n_vocab);
     return t.list;
 }
 
@@ -282,24 +294,22 @@ int verb_gen_model(int argc, char** argv) {
     const text::Vocab vocab = a.has("--tokenizer") ? text::from_hf_json(a.str("--tokenizer"))
                                                    : text::byte_vocab(arg("--vocab", 1024));
     const int64_t n_vocab = int64_t(vocab.tokens.size());
+    const Ds2Shape d = ds2 ? ds2_shape(arg, a) : Ds2Shape{};
     const std::vector<TensorSpec> specs = q35   ? qwen35_tensors(arg, a, n_vocab, *type)
-                                          : ds2 ? deepseek2_tensors(arg, a, n_vocab, *type)
+                                          : ds2 ? deepseek2_tensors(arg, a, d, n_vocab, *type)
                                                 : qwen3_tensors(a, moe, n_vocab, *type);
 
-    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4), Hkv = ds2 ? 1 : arg("--kv-heads", 2);
-    const int64_t D = arg("--head-dim", ds2 ? 64 : E / H), X = arg("--experts", 8), K = arg("--used", 2);
+    const int64_t L = arg("--layers", 4), E = arg("--embd", 256), H = arg("--heads", 4);
+    const int64_t Hkv = ds2 ? 1 : arg("--kv-heads", 2);  // MLA: one latent for every head
+    const int64_t D = ds2 ? d.dk : arg("--head-dim", E / H), X = arg("--experts", 8), K = arg("--used", 2);
     if (L < 1 || E < 1 || H < 1 || Hkv < 1 || H % Hkv != 0)
         throw Error("gen-model: layers, embd, heads must be >= 1 and heads a multiple of kv-heads");
-    if (ds2 && (arg("--rope-dims", 16) < 2 || arg("--rope-dims", 16) % 2 || D <= arg("--rope-dims", 16) ||
-                arg("--kv-lora", 64) < 1 || arg("--v-head-dim", 32) < 1 || arg("--dense-lead", 1) < 0 ||
-                arg("--q-lora", 0) < 0 || arg("--shared", 1) < 0 || arg("--groups", 1) < 1 ||
-                X % arg("--groups", 1) != 0 || arg("--groups-used", 1) < 1 || arg("--groups-used", 1) > arg("--groups", 1)))
+    if (ds2 && (d.rope < 2 || d.rope % 2 || D <= d.rope || d.kv_lora < 1 || d.dv < 1 || d.lead < 0 || d.q_lora < 0 ||
+                d.shared < 0 || d.groups < 1 || X % d.groups != 0 || d.groups_used < 1 || d.groups_used > d.groups))
         throw Error("gen-model deepseek2: need an even --rope-dims below --head-dim, --kv-lora and --v-head-dim >= 1, "
                     "--groups dividing --experts, 1 <= --groups-used <= --groups");
-    if (ds2 && a.str("--gating", "sigmoid") != "sigmoid" && a.str("--gating", "sigmoid") != "softmax")
-        throw Error("gen-model deepseek2: --gating is sigmoid or softmax");
     // llama.cpp takes 26- and 27-layer deepseek2 files for V2-Lite, which has no q bottleneck
-    if (ds2 && (L == 26 || L == 27) && arg("--q-lora", 0) > 0)
+    if (ds2 && (L == 26 || L == 27) && d.q_lora > 0)
         throw Error("gen-model deepseek2: llama.cpp reads 26 or 27 layers as V2-Lite (no --q-lora); pick another count");
     if (moe && (X < 1 || K < 1 || K > X)) throw Error("gen-model: need 1 <= --used <= --experts");
     if (q35 && (arg("--ssm-k-heads", 2) < 1 || arg("--ssm-v-heads", 4) % arg("--ssm-k-heads", 2) != 0 ||
@@ -318,22 +328,20 @@ int verb_gen_model(int argc, char** argv) {
     w.set_u32(p + "attention.head_count", uint32_t(H));
     w.set_u32(p + "attention.head_count_kv", uint32_t(Hkv));
     if (ds2) {  // the absorbed form's widths, then the per-head ones under *_mla (the converter's keys)
-        const int64_t kvl = arg("--kv-lora", 64), r = arg("--rope-dims", 16);
-        w.set_u32(p + "attention.key_length", uint32_t(kvl + r));
-        w.set_u32(p + "attention.value_length", uint32_t(kvl));
-        w.set_u32(p + "attention.key_length_mla", uint32_t(D));
-        w.set_u32(p + "attention.value_length_mla", uint32_t(arg("--v-head-dim", 32)));
-        w.set_u32(p + "attention.q_lora_rank", uint32_t(arg("--q-lora", 0)));
-        w.set_u32(p + "attention.kv_lora_rank", uint32_t(kvl));
-        w.set_u32(p + "rope.dimension_count", uint32_t(r));
-        w.set_u32(p + "leading_dense_block_count", uint32_t(arg("--dense-lead", 1)));
-        w.set_u32(p + "expert_shared_count", uint32_t(arg("--shared", 1)));
-        w.set_u32(p + "expert_group_count", uint32_t(arg("--groups", 1)));
-        w.set_u32(p + "expert_group_used_count", uint32_t(arg("--groups-used", 1)));
-        const bool sigmoid = a.str("--gating", "sigmoid") == "sigmoid";
-        w.set_u32(p + "expert_gating_func", sigmoid ? 2u : 1u);
-        w.set_f32(p + "expert_weights_scale", float(a.f64("--expert-scale", sigmoid ? 2.5 : 1.0)));
-        w.set_bool(p + "expert_weights_norm", sigmoid);
+        w.set_u32(p + "attention.key_length", uint32_t(d.kv_lora + d.rope));
+        w.set_u32(p + "attention.value_length", uint32_t(d.kv_lora));
+        w.set_u32(p + "attention.key_length_mla", uint32_t(d.dk));
+        w.set_u32(p + "attention.value_length_mla", uint32_t(d.dv));
+        w.set_u32(p + "attention.q_lora_rank", uint32_t(d.q_lora));
+        w.set_u32(p + "attention.kv_lora_rank", uint32_t(d.kv_lora));
+        w.set_u32(p + "rope.dimension_count", uint32_t(d.rope));
+        w.set_u32(p + "leading_dense_block_count", uint32_t(d.lead));
+        w.set_u32(p + "expert_shared_count", uint32_t(d.shared));
+        w.set_u32(p + "expert_group_count", uint32_t(d.groups));
+        w.set_u32(p + "expert_group_used_count", uint32_t(d.groups_used));
+        w.set_u32(p + "expert_gating_func", d.sigmoid ? 2u : 1u);
+        w.set_f32(p + "expert_weights_scale", float(a.f64("--expert-scale", d.sigmoid ? 2.5 : 1.0)));
+        w.set_bool(p + "expert_weights_norm", d.sigmoid);
     } else {
         w.set_u32(p + "attention.key_length", uint32_t(D));
         w.set_u32(p + "attention.value_length", uint32_t(D));
