@@ -729,15 +729,17 @@ void write_step_freqs(void* mapped, uint32_t pos, uint32_t token, const double* 
 }
 
 void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec cache, Vec norm, const MlaShape& s,
-              float eps, const Buffer& step) {
+              float eps, const Buffer& step, const MlaTokens& t) {
     if (s.n_rot % 2 || s.n_rot / 2 > STEP_ROPE_MAX) throw GpuError("mla_rope: bad n_rot " + std::to_string(s.n_rot));
     if (q.buf != kva.buf) throw GpuError("mla_rope: q and kva share a buffer");
+    if (t.n < 1) throw GpuError("mla_rope: no tokens");
+    static_assert(kStepBytes % 8 == 0);
     const uint32_t row = s.kv_lora + s.n_rot;
     MlaRopePush p{s.n_head, s.n_rot, s.kv_lora, q.off, q_head_stride, qcat.off + s.kv_lora, row, kva.off, cache.off, row,
-                  norm.off, eps};
+                  norm.off, eps, t.q_stride, t.kva_stride, t.qcat_stride, uint32_t(kStepBytes / 4)};
     // Items count invocations here (mla_rope is not in Context::kernel's per-workgroup list): a workgroup
-    // per head, and one for the cache row.
-    cmd.dispatch("mla_rope", {q.buf, qcat.buf, cache.buf, norm.buf, &step}, p, {(s.n_head + 1) * 256, 1, 1});
+    // per head, and one for the cache row; a row of them per token.
+    cmd.dispatch("mla_rope", {q.buf, qcat.buf, cache.buf, norm.buf, &step}, p, {(s.n_head + 1) * 256, t.n, 1});
 }
 
 namespace {
@@ -769,15 +771,38 @@ void mla_attention(Cmd& cmd, Vec qcat, Vec cache, Vec part, Vec out, Vec counts,
 }
 
 void route_grouped(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, const Buffer& ids, uint32_t ids_off, Vec w,
-                   const GroupRoute& r) {
+                   const GroupRoute& r, uint32_t n_rows, uint32_t row_stride) {
     if (k < 1 || k > 32 || k > n_expert || n_expert > ROUTE_GROUPED_MAX || r.n_group < 1 || r.n_group > ROUTE_GROUPS_MAX ||
         n_expert % r.n_group || r.n_group_used < 1 || r.n_group_used > r.n_group)
         throw GpuError("route_grouped: k 1..32 of at most " + std::to_string(ROUTE_GROUPED_MAX) + " experts in at most " +
                        std::to_string(ROUTE_GROUPS_MAX) + " equal groups");
     GroupRoutePush p{n_expert, k, r.n_group, r.n_group_used, logits.off, ids_off, w.off, r.bias.off, r.scale,
-                     (r.sigmoid ? ROUTE_SIGMOID : 0u) | (r.bias.buf ? ROUTE_BIAS : 0u) | (r.norm ? ROUTE_NORM : 0u)};
+                     (r.sigmoid ? ROUTE_SIGMOID : 0u) | (r.bias.buf ? ROUTE_BIAS : 0u) | (r.norm ? ROUTE_NORM : 0u), row_stride};
     const Buffer* bias = r.bias.buf ? r.bias.buf : &cmd.context().dummy();
-    cmd.dispatch("moe_route_grouped", {logits.buf, &ids, w.buf, bias}, p, {TOPK_THREADS, 1, 1});  // one workgroup
+    if (n_rows < 1) throw GpuError("route_grouped: no rows");
+    cmd.dispatch("moe_route_grouped", {logits.buf, &ids, w.buf, bias}, p, {TOPK_THREADS, n_rows, 1});  // a workgroup a row
+}
+
+void mla_prompt_attention(Cmd& cmd, Vec qcat, uint32_t q_stride, Vec cache, Vec out, uint32_t out_stride, uint32_t n_tokens,
+                          const MlaShape& s, float scale, const Buffer& steps) {
+    const uint32_t row = s.kv_lora + s.n_rot;
+    if (!n_tokens || !s.n_head || s.kv_lora > 512 || s.n_rot > 64 || s.kv_lora % 4 || s.n_rot % 4 ||
+        (qcat.off | q_stride | cache.off) % 4)
+        throw GpuError("mla_prompt_attention: kv_lora up to 512 and n_rot up to 64, multiples of 4, as are q's and the cache's "
+                       "offsets and strides");
+    if (cmd.context().info().subgroup_size < 8)  // the softmax sums a row's scores over 8 invocations by shuffles
+        throw GpuError("mla_prompt_attention: needs subgroups of at least 8 invocations");
+    // gb heads (a power of 2 dividing n_head, at most 32) x MLAP_ROWS / gb tokens a workgroup
+    uint32_t gb = 1;
+    while (gb < MLAP_ROWS && s.n_head % (2 * gb) == 0) gb *= 2;
+    const uint32_t tt = MLAP_ROWS / gb;
+    MlaPromptPush p{n_tokens, s.n_head, s.kv_lora, s.n_rot, qcat.off, q_stride, row, cache.off, out.off, out_stride,
+                    uint32_t(kStepBytes / 4), gb, scale};
+    const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
+    const bool scalar = cm && std::string(cm) == "scalar";
+    const bool tensor = use_coopmat(cmd.context()) && cmd.context().info().subgroup_size == 32 && env_int("SLUICE_GPU_ATTN_CM", 1) != 0;
+    const std::string name = scalar ? "attn_prompt_mla_cmh" : tensor ? "attn_prompt_mla_cm" : "attn_prompt_mla";
+    cmd.dispatch(name, {qcat.buf, cache.buf, out.buf, &steps}, p, {s.n_head / gb, (n_tokens + tt - 1) / tt, 1});
 }
 
 }  // namespace sluice::gpu

@@ -300,8 +300,13 @@ struct MlaShape {
 // qcat (n_head, kv_lora + n_rot): head h's q_pe (n_rot floats at q + h * q_head_stride), roped, into
 // the tail of its row; the cache row step.pos (kv_lora + n_rot) = [rmsnorm(c) * norm | rope(k_pe)] of
 // kva = [c (kv_lora) | k_pe (n_rot)]. q points at head 0's q_pe; q and kva share a buffer. One dispatch.
+// MlaTokens: a prompt batch of n tokens, token j's q, kva and qcat rows these floats further and its
+// step header the j-th of `step` (the batch's headers back to back, kStepBytes apart).
+struct MlaTokens {
+    uint32_t n = 1, q_stride = 0, kva_stride = 0, qcat_stride = 0;
+};
 void mla_rope(Cmd& cmd, Vec q, uint32_t q_head_stride, Vec kva, Vec qcat, Vec cache, Vec norm, const MlaShape& s,
-              float eps, const Buffer& step);
+              float eps, const Buffer& step, const MlaTokens& t = {});
 // Splits of the sequence mla_attention() uses: chunks of at most MLA_CHUNK_MAX positions, and enough
 // workgroups (splits x head groups) to fill a GPU at short contexts.
 uint32_t mla_splits(const MlaShape& s);
@@ -312,6 +317,13 @@ uint64_t mla_part_floats(const MlaShape& s);
 // counts: n_head uints (one per group of MLA_HEADS heads is used), zero (each dispatch leaves them zero).
 void mla_attention(Cmd& cmd, Vec qcat, Vec cache, Vec part, Vec out, Vec counts, const MlaShape& s, float scale,
                    const Buffer& step);
+// A prompt batch of n_tokens: out + j * out_stride (n_head, kv_lora) = mla_attention() of token j's
+// qcat + j * q_stride (n_head rows of kv_lora + n_rot) over the cache rows [0, pos_j] (steps: the
+// batch's step headers back to back). Flash attention in one dispatch: on tensor cores in float16
+// where the device has them (SLUICE_GPU_ATTN_CM=0: not; SLUICE_GPU_COOPMAT=scalar: their tiles in
+// plain arithmetic), else in float. kv_lora <= 512, n_rot <= 64, multiples of 4.
+void mla_prompt_attention(Cmd& cmd, Vec qcat, uint32_t q_stride, Vec cache, Vec out, uint32_t out_stride, uint32_t n_tokens,
+                          const MlaShape& s, float scale, const Buffer& steps);
 // deepseek2's routing of n_expert router logits (ds2::route_experts() on the GPU): ids (k ints at
 // ids_off of `ids`) and weights w (k); bias (n_expert) when bias.buf is set. One dispatch.
 struct GroupRoute {
@@ -320,7 +332,8 @@ struct GroupRoute {
     float scale = 1.0f;
     Vec bias;
 };
+// n_rows rows (a prompt batch): row y's logits, ids and weights row_stride floats further.
 void route_grouped(Cmd& cmd, Vec logits, uint32_t n_expert, uint32_t k, const Buffer& ids, uint32_t ids_off, Vec w,
-                   const GroupRoute& r);
+                   const GroupRoute& r, uint32_t n_rows = 1, uint32_t row_stride = 0);
 
 }  // namespace sluice::gpu

@@ -385,7 +385,8 @@ struct SigmoidGatePush {
 // frequencies, times its mscale (write_step_freqs()). Workgroup h < n_head: head h's q_pe (n_rot at
 // q_off + h * q_head_stride) roped into qcat_off + h * qcat_head_stride; workgroup n_head: this
 // position's cache row at cache_off + step.pos * cache_row = [rmsnorm(c) * w | rope(k_pe)] of kva =
-// [c (kv_lora) | k_pe (n_rot)] at kva_off.
+// [c (kv_lora) | k_pe (n_rot)] at kva_off. Workgroup row y: token y of a prompt batch, its q, kva and
+// qcat *_tok_stride floats further and its step header at word y * step_words of the steps.
 struct MlaRopePush {
     uint n_head, n_rot, kv_lora;
     uint q_off, q_head_stride;
@@ -394,6 +395,7 @@ struct MlaRopePush {
     uint cache_off, cache_row;
     uint norm_off;
     float eps;
+    uint q_tok_stride, kva_tok_stride, qcat_tok_stride, step_words;
 };
 // attn_mla (mla_attn.comp): every head h reads the same latent cache rows (kv_lora + n_rot floats at
 // cache_off) as keys and their first kv_lora floats as values; a workgroup takes a split of (at most)
@@ -422,6 +424,21 @@ struct GroupRoutePush {
     uint logits_off, ids_off, w_off, bias_off;
     float w_scale;
     uint flags;
+    uint row_stride;  // workgroup y takes row y: its logits, ids and weights row_stride further
+};
+// attn_prompt_mla* (mla_prompt.comp): a prompt batch's latent attention. Token j's query row of head h
+// (kv_lora + n_rot floats: [q_abs | q_pe], scaled by `scale` here) at q_off + j * q_tok_stride + h *
+// q_head_stride; out (kv_lora floats) at out_off + j * out_tok_stride + h * kv_lora = softmax over the
+// cache rows [0, pos_j] of q . row, times the rows' first kv_lora floats. A workgroup takes MLAP_ROWS
+// rows (head, token): gb heads x MLAP_ROWS / gb tokens. Latent rows at most MLA_DMAX (kv_lora <= 512,
+// n_rot <= 64: narrower ones are padded with zeros).
+#define MLAP_ROWS 32u
+struct MlaPromptPush {
+    uint n_tokens, n_head, kv_lora, n_rot;
+    uint q_off, q_tok_stride, q_head_stride;
+    uint cache_off, out_off, out_tok_stride;
+    uint step_words, gb;
+    float scale;
 };
 
 #ifdef __cplusplus

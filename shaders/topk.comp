@@ -104,9 +104,7 @@ void selection_scores() {
 #endif
 
 void main() {
-#ifndef GROUPED
     ro = gl_WorkGroupID.y * p.row_stride;  // row y of a batch (prompts): logits, ids and weights
-#endif
     const uint tid = gl_LocalInvocationIndex;
 #ifdef GROUPED
     selection_scores();

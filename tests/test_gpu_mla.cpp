@@ -1,5 +1,5 @@
-// deepseek2's Multi-head Latent Attention on the GPU (shaders/mla_rope.comp, attn_split.comp -DMLA and
-// the per-head matvecs of Wk_b / Wv_b) and its routing (topk.comp -DGROUPED) against the CPU arithmetic
+// deepseek2's Multi-head Latent Attention on the GPU (shaders/mla_rope.comp, mla_attn.comp, mla_prompt.comp
+// and the per-head matvecs of Wk_b / Wv_b) and its routing (topk.comp -DGROUPED) against the CPU arithmetic
 // of engine/models/deepseek2.cpp and engine/attention.h, on random inputs with a fresh seed per run
 // (SLUICE_SEED=N replays).
 #include <gtest/gtest.h>
@@ -91,6 +91,53 @@ TEST(GpuMla, RopeOfQpeAndCacheRowMatchReference) {
                 if (t != pos) {
                     ASSERT_EQ(got_c[size_t(t * row)], 0.0f) << "cache row " << t << " written at pos " << pos;
                 }
+        }
+    }
+}
+
+// A prompt batch's rope and cache rows in one dispatch: token j's rows strided, its own step header
+// (the batch's back to back) and cache row pos_j.
+TEST(GpuMla, BatchRopeWritesEveryTokensRows) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (auto [nh, kvl, n_rot, n_nope] : kShapes) {
+        const uint32_t qk = n_nope + n_rot, row = kvl + n_rot, n_ctx = 64, n = 5, pos0 = 41;
+        const uint32_t ts = nh * qk + row + 4, qts = nh * row + 8;  // token strides with padding
+        const auto f = test_freqs(n_rot);
+        const float mscale = 0.75f;
+        const auto x = random_row(rng, n * ts);  // token j: q (nh, qk), kva, padding
+        const auto norm = random_row(rng, kvl);
+        std::vector<uint8_t> steps(n * gpu::kStepBytes);
+        for (uint32_t j = 0; j < n; ++j) gpu::write_step_freqs(&steps[j * gpu::kStepBytes], pos0 + j, 0, f.data(), uint32_t(f.size()), mscale);
+        gpu::Buffer xb = to_gpu(x), nb = to_gpu(norm), qcat = zeros(size_t(n * qts)), cache = zeros(size_t(n_ctx * row)), sb = to_gpu(steps);
+        gpu::Cmd cmd(ctx());
+        cmd.begin();
+        gpu::mla_rope(cmd, {&xb, n_nope}, qk, {&xb, nh * qk}, {&qcat}, {&cache}, {&nb}, {nh, kvl, n_rot, n_ctx}, 1e-6f, sb,
+                      {n, ts, ts, qts});
+        cmd.end();
+        cmd.run();
+        std::vector<float> want_q(size_t(n * qts), 0.0f), want_c(size_t(n_ctx * row), 0.0f);
+        for (uint32_t j = 0; j < n; ++j) {
+            const float* xj = &x[size_t(j * ts)];
+            for (uint32_t h = 0; h < nh; ++h) {
+                float* t = &want_q[size_t(j * qts + h * row + kvl)];
+                std::copy(xj + h * qk + n_nope, xj + (h + 1) * qk, t);
+                ref_rope(t, n_rot, pos0 + j, f, mscale);
+            }
+            float* r = &want_c[size_t((pos0 + j) * row)];
+            rmsnorm(r, xj + nh * qk, norm.data(), kvl, 1e-6f);
+            std::copy(xj + nh * qk + kvl, xj + nh * qk + row, r + kvl);
+            ref_rope(r + kvl, n_rot, pos0 + j, f, mscale);
+        }
+        const auto got_q = floats(qcat, want_q.size()), got_c = floats(cache, want_c.size());
+        EXPECT_LT(nmse(got_q.data(), want_q.data(), int64_t(want_q.size())), 1e-12) << nh << " heads: q_pe";
+        EXPECT_LT(nmse(got_c.data(), want_c.data(), int64_t(want_c.size())), 1e-12) << nh << " heads: cache rows";
+        for (size_t i = 0; i < want_q.size(); ++i) {
+            if (want_q[i] == 0.0f) ASSERT_EQ(got_q[i], 0.0f) << "qcat float " << i << " written";
+        }
+        for (size_t i = 0; i < want_c.size(); ++i) {
+            if (want_c[i] == 0.0f) ASSERT_EQ(got_c[i], 0.0f) << "cache float " << i << " written";
         }
     }
 }
@@ -189,6 +236,65 @@ TEST(GpuMla, LatentAttentionMatchesReference) {
     }
 }
 
+// A prompt batch's latent attention (mla_prompt_attention) against attention_chunk() with the batch's
+// queries at positions pos0 .. pos0 + n - 1: the float build, and (SLUICE_GPU_COOPMAT=scalar) the
+// tensor-core build's float16 tiles in plain arithmetic (the tensor cores themselves where the
+// device has them: the device machine's runs). Batches of 1 .. 77 tokens at 0 and 300 cached
+// positions, query and output rows strided with padding.
+TEST(GpuMla, PromptAttentionMatchesReference) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    ThreadPool pool(1);
+    for (const char* mode : {"float", "scalar"}) {
+        if (std::string(mode) == "scalar") setenv("SLUICE_GPU_COOPMAT", "scalar", 1);
+        // float16 keys, queries and probabilities: nmse ~1e-6 measured (the float build: ~1e-13)
+        const bool f16 = std::string(mode) == "scalar" || gpu::use_coopmat(ctx());
+        for (auto [nh, kvl, n_rot, n_nope] : kShapes) {
+            const uint32_t row = kvl + n_rot, n_ctx = 400;
+            const auto cache = random_row(rng, int64_t(n_ctx) * row);
+            gpu::Buffer cb = to_gpu(cache);
+            const float scale = 0.38f / std::sqrt(float(n_nope + n_rot));
+            for (auto [n, pos0] : {std::pair<uint32_t, uint32_t>{1, 0}, {5, 0}, {77, 0}, {33, 300}}) {
+                const uint32_t qs = nh * row + 4, os = nh * kvl + 8;
+                const auto q = random_row(rng, n * qs, 0.3f);
+                std::vector<uint8_t> steps(n * gpu::kStepBytes);
+                for (uint32_t j = 0; j < n; ++j) gpu::write_step(&steps[j * gpu::kStepBytes], pos0 + j, 0, 0, 10000.0f);
+                gpu::Buffer qb = to_gpu(q), sb = to_gpu(steps), out = zeros(size_t(n * os));
+                gpu::Cmd cmd(ctx());
+                cmd.begin();
+                gpu::mla_prompt_attention(cmd, {&qb}, qs, {&cb}, {&out}, os, n, {nh, kvl, n_rot, n_ctx}, scale, sb);
+                cmd.end();
+                cmd.run();
+                std::vector<float> want(size_t(n * os), 0.0f);
+                AttnChunk a{};
+                a.q = q.data();
+                a.q_row = qs;
+                a.q_head = row;
+                a.out = want.data();
+                a.out_row = os;
+                a.out_head = kvl;
+                a.k = a.v = cache.data();
+                a.k_stride = a.v_stride = row;
+                a.pos0 = pos0;
+                a.n_q = n;
+                a.n_head = nh;
+                a.n_head_kv = 1;
+                a.head_dim = row;
+                a.head_dim_v = kvl;
+                a.scale = scale;
+                attention_chunk(a, pool);
+                const auto got = floats(out, want.size());
+                EXPECT_LT(nmse(got.data(), want.data(), int64_t(want.size())), f16 ? 2e-5 : 1e-11)
+                    << mode << ", " << nh << " heads, kv_lora " << kvl << ", " << n << " tokens from " << pos0;
+                for (uint32_t j = 0; j < n; ++j)
+                    for (uint32_t i = nh * kvl; i < os; ++i) ASSERT_EQ(got[size_t(j * os + i)], 0.0f) << "padding written";
+            }
+        }
+        unsetenv("SLUICE_GPU_COOPMAT");
+    }
+}
+
 // Routing as route_experts() does it: V3 (sigmoid, bias, 8 groups of which 4 by their two best, weights
 // normalised and scaled), V2 (softmax, groups by their best, no normalisation), Kimi K2 (384 experts,
 // one group), a MoE without bias.
@@ -209,29 +315,37 @@ TEST(GpuMla, GroupedRoutingMatchesRouteExperts) {
         m.sigmoid = c.sigmoid;
         m.norm_w = c.norm;
         m.w_scale = c.scale;
-        for (int rep = 0; rep < 20; ++rep) {
-            const auto logits = random_row(rng, c.n_expert);
-            std::vector<float> bias = c.bias ? random_row(rng, c.n_expert, 0.1f) : std::vector<float>{};
-            std::vector<int32_t> want_ids(size_t(c.k));
-            std::vector<float> want_w(size_t(c.k));
-            ds2::RouteScratch rs;
-            ds2::route_experts(m, bias, c.n_expert, c.k, logits.data(), want_ids.data(), want_w.data(), rs);
-            std::vector<float> in = logits;  // logits, then ids and weights
-            in.resize(size_t(c.n_expert + 2 * c.k), 0.0f);
-            gpu::Buffer rb = to_gpu(in), bb = to_gpu(c.bias ? bias : std::vector<float>(1, 0.0f));
-            const gpu::GroupRoute r{uint32_t(c.n_group), uint32_t(c.n_group_used), c.sigmoid, c.norm, c.scale,
-                                    c.bias ? gpu::Vec{&bb} : gpu::Vec{}};
+        // 20 rows in one dispatch (a prompt batch's), then the first alone (decode's)
+        const uint32_t n_rows = 20, R = uint32_t(c.n_expert + 2 * c.k) + 3;  // row: logits, ids, weights, padding
+        const std::vector<float> bias = c.bias ? random_row(rng, c.n_expert, 0.1f) : std::vector<float>{};
+        std::vector<float> in(size_t(n_rows * R), 0.0f);
+        for (float& v : in) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+        gpu::Buffer bb = to_gpu(c.bias ? bias : std::vector<float>(1, 0.0f));
+        const gpu::GroupRoute r{uint32_t(c.n_group), uint32_t(c.n_group_used), c.sigmoid, c.norm, c.scale,
+                                c.bias ? gpu::Vec{&bb} : gpu::Vec{}};
+        for (uint32_t rows : {n_rows, 1u}) {
+            gpu::Buffer rb = to_gpu(in);
             gpu::Cmd cmd(ctx());
             cmd.begin();
             gpu::route_grouped(cmd, {&rb}, uint32_t(c.n_expert), uint32_t(c.k), rb, uint32_t(c.n_expert),
-                               {&rb, uint32_t(c.n_expert + c.k)}, r);
+                               {&rb, uint32_t(c.n_expert + c.k)}, r, rows, R);
             cmd.end();
             cmd.run();
-            std::vector<int32_t> ids(size_t(c.k));
-            ctx().download(rb, size_t(c.n_expert) * 4, ids.data(), ids.size() * 4);
-            const auto w = floats(rb, size_t(c.k), size_t(c.n_expert + c.k));
-            ASSERT_EQ(ids, want_ids) << c.n_expert << " experts, repetition " << rep;
-            EXPECT_LT(nmse(w.data(), want_w.data(), c.k), 1e-12) << c.n_expert << " experts, repetition " << rep;
+            for (uint32_t j = 0; j < rows; ++j) {
+                std::vector<int32_t> want_ids(size_t(c.k));
+                std::vector<float> want_w(size_t(c.k));
+                ds2::RouteScratch rs;
+                ds2::route_experts(m, bias, c.n_expert, c.k, &in[size_t(j * R)], want_ids.data(), want_w.data(), rs);
+                std::vector<int32_t> ids(size_t(c.k));
+                ctx().download(rb, size_t(j * R + c.n_expert) * 4, ids.data(), ids.size() * 4);
+                const auto w = floats(rb, size_t(c.k), size_t(j * R + c.n_expert + c.k));
+                ASSERT_EQ(ids, want_ids) << c.n_expert << " experts, row " << j << " of " << rows;
+                EXPECT_LT(nmse(w.data(), want_w.data(), c.k), 1e-12) << c.n_expert << " experts, row " << j << " of " << rows;
+            }
+            if (rows == 1) {  // the other rows untouched
+                const auto after = floats(rb, in.size());
+                for (size_t i = R; i < in.size(); ++i) ASSERT_EQ(after[i], in[i]) << "row " << i / R << " written";
+            }
         }
     }
 }
