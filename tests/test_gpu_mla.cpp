@@ -134,10 +134,14 @@ TEST(GpuMla, BatchRopeWritesEveryTokensRows) {
         EXPECT_LT(nmse(got_q.data(), want_q.data(), int64_t(want_q.size())), 1e-12) << nh << " heads: q_pe";
         EXPECT_LT(nmse(got_c.data(), want_c.data(), int64_t(want_c.size())), 1e-12) << nh << " heads: cache rows";
         for (size_t i = 0; i < want_q.size(); ++i) {
-            if (want_q[i] == 0.0f) ASSERT_EQ(got_q[i], 0.0f) << "qcat float " << i << " written";
+            if (want_q[i] == 0.0f) {
+                ASSERT_EQ(got_q[i], 0.0f) << "qcat float " << i << " written";
+            }
         }
         for (size_t i = 0; i < want_c.size(); ++i) {
-            if (want_c[i] == 0.0f) ASSERT_EQ(got_c[i], 0.0f) << "cache float " << i << " written";
+            if (want_c[i] == 0.0f) {
+                ASSERT_EQ(got_c[i], 0.0f) << "cache float " << i << " written";
+            }
         }
     }
 }

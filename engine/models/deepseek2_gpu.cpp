@@ -14,8 +14,14 @@
 //
 // Routing (sigmoid or softmax, selection bias, groups, normalisation, scale): with resident experts a
 // shader (moe_route_grouped, route_experts()'s arithmetic) and a token is one submit; with the VRAM
-// cache or CPU experts the host runs route_experts() itself between segments. Prompts run token by
-// token.
+// cache or CPU experts the host runs route_experts() itself between segments.
+//
+// Prompts in batches (record_layer_batch(), where the routing shader's limits hold): each token's row
+// of act_b = [q_a | kva | q] (or [q | kva]) from products over the batch, mla_rope for every token,
+// Wk_b / Wv_b per head over the batch's columns, the batch's attention in one dispatch
+// (mla_prompt_attention: flash attention over the latent cache), Wo, then the FFN: the dense one, or
+// the shared experts (record_before_experts_batch) and the routed ones routed by moe_route_grouped
+// for every token (record_route_batch), in VRAM or on the host (GpuModel).
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -125,6 +131,96 @@ private:
         gpu::MatvecOpts acc;
         acc.accumulate = true;
         record_swiglu_ffn(c, L.sh_gate, L.sh_up, L.sh_down, L.sh_gate.rows, acc);
+    }
+
+    // ---- prompts in batches
+
+    bool batch_ok() const override { return gpu_routing(); }
+    uint32_t batch_ff() const override { return uint32_t(std::max<int64_t>(hp_.n_ff, m_.n_shared * hp_.n_ff_exp)); }
+    // A token's row of act_b: the input projections ([q_a | kva] or [q | kva]) and, with q LoRA, q after
+    // them at a multiple of 32 floats (int8 mirrors' blocks); rows 32 floats apart.
+    uint32_t in_rows() const { return uint32_t((m_.q_lora > 0 ? m_.q_lora : hp_.n_head * (m_.n_nope + hp_.n_rot)) + row_); }
+    uint32_t qb_off() const { return m_.q_lora > 0 ? (in_rows() + 31) / 32 * 32 : 0; }
+    uint32_t act_b_row() const {
+        return (m_.q_lora > 0 ? qb_off() + uint32_t(hp_.n_head * (m_.n_nope + hp_.n_rot)) + 31 : in_rows() + 31) / 32 * 32;
+    }
+    // act_b, qcat (n_head rows of kv_lora + n_rot), the latent outputs and the heads' values per token,
+    // with the int8 mirrors of all but qcat.
+    uint64_t batch_vram_own(uint32_t B) const override {
+        const uint64_t nh = uint64_t(hp_.n_head), a = uint64_t(B) * act_b_row(), l = uint64_t(B) * nh * uint64_t(m_.kv_lora),
+                       o = uint64_t(B) * nh * uint64_t(hp_.head_dim_v);
+        return 4 * (a + uint64_t(B) * nh * uint64_t(row_) + l + o) + gpu::xq_bytes(a) + gpu::xq_bytes(l) + gpu::xq_bytes(o);
+    }
+    void alloc_layer_batch() {
+        const size_t B = batch_max(), nh = size_t(hp_.n_head), a = B * act_b_row(), l = B * nh * size_t(m_.kv_lora),
+                     o = B * nh * size_t(hp_.head_dim_v);
+        act_b_ = device_floats(a, "q_a, kva and q of a prompt batch");
+        qcat_b_ = device_floats(B * nh * size_t(row_), "qcat of a prompt batch");
+        lat_b_ = device_floats(l, "latent attention output of a prompt batch");
+        o_b_ = device_floats(o, "attention output of a prompt batch");
+        mirror(act_b_, a);
+        mirror(lat_b_, l);
+        mirror(o_b_, o);
+    }
+
+    // hnb_ = attn_norm(x) per token: record_attention()'s steps for the B tokens (products over the
+    // batch, mla_rope and Wk_b / Wv_b per head for every token, the batch's attention in one dispatch),
+    // x += Wo o, then the FFN (record_ffn_batch()).
+    void record_layer_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
+        const Hparams& h = hp_;
+        const GLayer& L = layers_[size_t(il)];
+        const uint32_t E = uint32_t(h.n_embd), nh = uint32_t(h.n_head), kvl = uint32_t(m_.kv_lora),
+                       qk = uint32_t(m_.n_nope + h.n_rot), hdv = uint32_t(h.head_dim_v), row = uint32_t(row_),
+                       ts = act_b_row(), qo = qb_off();
+        if (!act_b_.size()) alloc_layer_batch();
+        const gpu::Buffer& st = batch_steps();
+        std::vector<const Mat*> in;
+        for (const Merged& m : L.in) in.push_back(&m.w);
+        quantize_for(c, hnb_, B * E, in);
+        for (size_t i = 0; i < L.in.size(); ++i) {  // [q_a | kva] (or [q | kva]) of every token
+            if (i) c.independent();
+            gpu::matvec(c, L.in[i].w, {&hnb_}, {&act_b_, L.in[i].y_off}, st, batch_cols(hnb_, B, E, ts));
+        }
+        if (m_.q_lora > 0) {  // q = Wq_b rmsnorm(q_a)
+            gpu::rmsnorm(c, {&act_b_}, {&act_b_}, {&norms_, L.q_a_norm}, uint32_t(m_.q_lora), B, ts, h.rms_eps, st);
+            quantize_for(c, act_b_, B * ts, {&L.wq_b});
+            gpu::matvec(c, L.wq_b, {&act_b_}, {&act_b_, qo}, st, batch_cols(act_b_, B, ts, ts));
+        }
+        // every token's q_pe roped into its qcat rows and its cache row; beside it q_abs = Wk_b q_nope
+        gpu::mla_rope(c, {&act_b_, qo + uint32_t(m_.n_nope)}, qk, {&act_b_, kva_off_}, {&qcat_b_}, {L.cache},
+                      {&norms_, L.kv_a_norm}, mla_, h.rms_eps, st, {B, ts, ts, nh * row});
+        c.independent();
+        quantize_for(c, act_b_, B * ts, {&L.k_b});
+        gpu::matvec(c, L.k_b, {&act_b_, qo}, {&qcat_b_}, st, per_head_batch(qk, row, act_b_, B, ts, nh * row));
+        gpu::mla_prompt_attention(c, {&qcat_b_}, nh * row, {L.cache}, {&lat_b_}, nh * kvl, B, mla_, m_.kq_scale, st);
+        quantize_for(c, lat_b_, B * nh * kvl, {&L.v_b});
+        gpu::matvec(c, L.v_b, {&lat_b_}, {&o_b_}, st, per_head_batch(kvl, hdv, lat_b_, B, nh * kvl, nh * hdv));
+        quantize_for(c, o_b_, B * nh * hdv, {&L.wo});
+        gpu::matvec(c, L.wo, {&o_b_}, {&xb_}, st, batch_cols(o_b_, B, nh * hdv, E, true));
+        record_ffn_batch(c, il, B, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down);
+    }
+
+    // per_head() over B columns: token j's heads at x + j * x_col, y + j * y_col (through x's mirror).
+    gpu::MatvecOpts per_head_batch(uint32_t x_stride, uint32_t y_stride, const gpu::Buffer& x, uint32_t B, uint32_t x_col,
+                                   uint32_t y_col) const {
+        gpu::MatvecOpts o = with_xq(per_head(x_stride, y_stride), x);
+        o.n_cols = B;
+        o.x_col_stride = x_col;
+        o.y_col_stride = y_col;
+        return o;
+    }
+
+    void record_before_experts_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
+        const GLayer& L = layers_[size_t(il)];
+        if (L.sh_gate.rows) record_glu_batch(c, B, L.sh_gate, L.sh_up, L.sh_down);
+    }
+
+    void record_route_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
+        const GLayer& L = layers_[size_t(il)];
+        const uint32_t NE = uint32_t(hp_.n_expert), K = uint32_t(top_k_);
+        const gpu::GroupRoute r{uint32_t(m_.n_group), uint32_t(m_.n_group_used), m_.sigmoid, m_.norm_w, m_.w_scale,
+                                L.probs_b.empty() ? gpu::Vec{} : gpu::Vec{&norms_, L.probs_b_off}};
+        gpu::route_grouped(c, {&rb_}, NE, K, rb_, NE, {&rb_, NE + K}, r, B, route_row());
     }
 
     // hn_ready: the previous layer already wrote attn_norm(x) to hn. Leaves ffn_norm(x) in hn.
@@ -280,6 +376,7 @@ private:
     gpu::MlaShape mla_{};
     uint32_t q_off_ = 0, kva_off_ = 0;  // in act_
     gpu::Buffer act_, qcat_, lat_, o_, part_, counts_;
+    gpu::Buffer act_b_, qcat_b_, lat_b_, o_b_;  // prompt batches' (batch_max() tokens)
     ds2::RouteScratch rs_;
 };
 

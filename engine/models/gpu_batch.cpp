@@ -87,8 +87,8 @@ bool GpuModel::batching() const {
 uint64_t GpuModel::batch_vram(uint32_t B) const {
     const Hparams& h = hp_;
     const uint64_t E = uint64_t(h.n_embd), K = uint64_t(top_k_), F = uint64_t(h.n_ff_exp);
-    const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * F);
-    uint64_t bytes = 4 * (3 * B * E + B * ff + B * std::max<uint64_t>(uint64_t(h.n_ff), 1) + B * std::max<uint64_t>(route_row(), 1));
+    const uint64_t ff = std::max<uint64_t>(batch_ff(), K * F);
+    uint64_t bytes = 4 * (3 * B * E + B * ff + B * std::max<uint64_t>(batch_ff(), 1) + B * std::max<uint64_t>(route_row(), 1));
     bytes += gpu::xq_bytes(B * E) + gpu::xq_bytes(B * ff) + uint64_t(B) * gpu::kStepBytes;
     if (h.n_expert > 0 && K > 0) {
         const gpu::ExpertGroups most{nullptr, B, uint32_t(K), uint32_t(h.n_expert), 16};
@@ -145,11 +145,11 @@ void GpuModel::alloc_batch() {
     const Hparams& h = hp_;
     const uint32_t B = batch_max(), E = uint32_t(h.n_embd);
     const uint64_t K = uint64_t(top_k_), R = route_row();
-    const uint64_t ff = std::max<uint64_t>(uint64_t(h.n_ff), K * uint64_t(h.n_ff_exp));
+    const uint64_t ff = std::max<uint64_t>(batch_ff(), K * uint64_t(h.n_ff_exp));
     xb_ = device_floats(size_t(B) * E, "x of a prompt batch");
     hnb_ = device_floats(size_t(B) * E, "hn of a prompt batch");
     gb_ = device_floats(size_t(B * ff), "gate of a prompt batch");
-    ub_ = device_floats(size_t(B * std::max<uint64_t>(uint64_t(h.n_ff), 1)), "up of a prompt batch");
+    ub_ = device_floats(size_t(B * std::max<uint64_t>(batch_ff(), 1)), "up of a prompt batch");
     rb_ = device_floats(size_t(B * std::max<uint64_t>(R, 1)), "router logits, ids, weights of a prompt batch");
     mirror(hnb_, size_t(B) * E);  // int8 activations: the integer-dot matmul_*_q8 variants
     mirror(gb_, size_t(B * ff));
@@ -252,17 +252,10 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
     if (!hn_ready) gpu::rmsnorm(c, {&xb_}, {&hnb_}, {&norms_, ffn_norm}, E, B, E, h.rms_eps, st);
     const MoeLayer& M = moe_[size_t(il)];
     if (!M.router.rows) {  // x += down(silu(gate hn) * up hn), the weights read once for the batch
-        const uint32_t F = uint32_t(h.n_ff);
-        quantize_for(c, hnb_, B * E, {&gate, &up});
-        const gpu::MatvecOpts o = batch_cols(hnb_, B, E, F);
-        gpu::matvec(c, gate, {&hnb_}, {&gb_}, st, o);
-        c.independent();
-        gpu::matvec(c, up, {&hnb_}, {&ub_}, st, o);
-        gpu::swiglu(c, {&gb_}, {&ub_}, {&gb_}, B * F);
-        quantize_for(c, gb_, B * F, {&down});
-        gpu::matvec(c, down, {&gb_}, {&xb_}, st, batch_cols(gb_, B, F, E, true));
+        record_glu_batch(c, B, gate, up, down);
         return;
     }
+    record_before_experts_batch(c, il, B);  // e.g. shared experts
     if (!host_experts_batch()) quantize_for(c, hnb_, B * E, {&M.gate_exps});
     // The router and the top-k for the batch, then the experts grouped by expert, or per token: its
     // experts' gate + up, their weighted sum into its x (the tokens' dispatches independent).
@@ -281,13 +274,13 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
         // The GPU's top-k and weights, read back with the logits, as the resident placement's to the
         // bit: the host's exp differs by an ulp, and the float16 tiles downstream (mmc_) round such a
         // difference in x up to 2^-11 (H100, Q3_K: 6e-3 apart at the logits with the host's weights).
-        gpu::topk_softmax(c, {&rb_}, NE, K, true, rb_, NE, {&rb_, NE + K}, B, R);
+        record_route_batch(c, il, B);
         c.copy(rb_, 0, hb_rb_, 0, size_t(B) * R * 4);
         c.independent();
         c.copy(hnb_, 0, hb_rb_, hb_hn_off(0, B) * 4, size_t(B) * E * 4);
         return;
     }
-    gpu::topk_softmax(c, {&rb_}, NE, K, true, rb_, NE, {&rb_, NE + K}, B, R);  // each token's row of rb_
+    record_route_batch(c, il, B);  // each token's row of rb_
     if (grouped_experts(M)) {  // each expert's weights read once for the batch
         record_experts_grouped(c, M, B);
         return;
@@ -316,6 +309,24 @@ void GpuModel::record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ff
         d.accumulate = true;
         gpu::matvec(c, M.down_exps, {&gb_, j * K * F}, {&xb_, j * E}, st, d);
     }
+}
+
+void GpuModel::record_glu_batch(gpu::Cmd& c, uint32_t B, const Mat& gate, const Mat& up, const Mat& down) {
+    const uint32_t E = uint32_t(hp_.n_embd), F = gate.rows;
+    if (F > batch_ff() || up.rows != F || down.cols != F) throw gpu::GpuError("a batch's FFN wider than batch_ff()");
+    quantize_for(c, hnb_, B * E, {&gate, &up});
+    const gpu::MatvecOpts o = batch_cols(hnb_, B, E, F);
+    gpu::matvec(c, gate, {&hnb_}, {&gb_}, steps_all_, o);
+    c.independent();
+    gpu::matvec(c, up, {&hnb_}, {&ub_}, steps_all_, o);
+    gpu::swiglu(c, {&gb_}, {&ub_}, {&gb_}, B * F);
+    quantize_for(c, gb_, B * F, {&down});
+    gpu::matvec(c, down, {&gb_}, {&xb_}, steps_all_, batch_cols(gb_, B, F, E, true));
+}
+
+void GpuModel::record_route_batch(gpu::Cmd& c, int64_t il, uint32_t B) {
+    const uint32_t K = uint32_t(top_k_), NE = uint32_t(hp_.n_expert);
+    gpu::topk_softmax(c, {&rb_}, NE, K, true, rb_, NE, {&rb_, NE + K}, B, route_row());
 }
 
 void GpuModel::alloc_grouped() {

@@ -215,6 +215,16 @@ protected:
     // routed experts (record_experts_grouped() or per token).
     void record_ffn_batch(gpu::Cmd& c, int64_t il, uint32_t B, uint32_t ffn_norm, const Mat& gate, const Mat& up,
                           const Mat& down, bool hn_ready = false);
+    // xb_ += down(silu(gate hnb_) * (up hnb_)) for the B tokens: a dense FFN (rows <= batch_ff()).
+    void record_glu_batch(gpu::Cmd& c, uint32_t B, const Mat& gate, const Mat& up, const Mat& down);
+    // The widest dense FFN record_glu_batch() runs (gb_ and ub_ hold it per token): the file's n_ff, or
+    // an architecture's shared experts where wider.
+    virtual uint32_t batch_ff() const { return uint32_t(hp_.n_ff); }
+    // In record_ffn_batch(), before a MoE layer's router: e.g. shared experts (record_glu_batch()).
+    virtual void record_before_experts_batch(gpu::Cmd& c, int64_t il, uint32_t B) {}
+    // The routed experts' ids and weights of the batch's B tokens after each row's router logits in
+    // rb_ (route_row() floats a token): by default the softmax's top-k, renormalised.
+    virtual void record_route_batch(gpu::Cmd& c, int64_t il, uint32_t B);
     // Whether a batch's routed experts of layer M run grouped by expert (record_experts_grouped():
     // integer-dot mm types; SLUICE_GPU_MOE_GROUP=0 turns it off), else per token.
     bool grouped_experts(const MoeLayer& M) const;
