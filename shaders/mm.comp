@@ -13,7 +13,8 @@
 //
 // The next step's global loads are issued before the current step's products (registers), so the
 // tile's DRAM latency hides behind them. Rows past the end read the last row, columns past n_cols the
-// last column; neither is written. cols: a multiple of 256 (K-quants) or 128 (Q8_0R).
+// last column; neither is written. cols: a multiple of 256 (K-quants) or 128 (Q8_0R, Q8_0, Q4_0).
+// Workgroup z: matrix z of a batch (w_mat_stride units, x_mat_stride / y_mat_stride floats apart).
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_EXT_spirv_intrinsics : require
 #include "common.glsl"
@@ -207,7 +208,7 @@ uint x_col(uint c) {
 uint y_col(uint c) { return entry_of(c); }
 #else
 uint n_valid;
-uint x_col(uint c) { return p.x_off + min(gl_WorkGroupID.y * MM_BN + c, p.n_cols - 1u) * p.x_col_stride; }
+uint x_col(uint c) { return p.x_off + gl_WorkGroupID.z * p.x_mat_stride + min(gl_WorkGroupID.y * MM_BN + c, p.n_cols - 1u) * p.x_col_stride; }
 uint y_col(uint c) { return gl_WorkGroupID.y * MM_BN + c; }
 #endif
 
@@ -226,7 +227,7 @@ void main() {
     const uint wrow = p.w_off + expert * p.w_mat_stride + min(row0 + lr, p.rows - 1u) * row_units(p.cols);
 #else
     n_valid = min(MM_BN, p.n_cols - gl_WorkGroupID.y * MM_BN);
-    const uint wrow = p.w_off + min(row0 + lr, p.rows - 1u) * row_units(p.cols);
+    const uint wrow = p.w_off + gl_WorkGroupID.z * p.w_mat_stride + min(row0 + lr, p.rows - 1u) * row_units(p.cols);
 #endif
     [[unroll]] for (uint i = 0u; i < GX_N; ++i) xc[i] = x_col((t + i * MM_THREADS) >> 3);
     xsc = x_col(t >> 2);
@@ -327,7 +328,7 @@ void main() {
         for (uint e = gl_SubgroupInvocationID; e < 256u; e += 32u) {
             const uint r = row0 + 16u * (sgid & 3u) + (e & 15u), c = MM_BN / 2u * (sgid >> 2) + 16u * j + (e >> 4);
             if (r >= p.rows || c >= n_valid) continue;
-            const uint o = p.y_off + y_col(c) * p.y_col_stride + r;
+            const uint o = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + y_col(c) * p.y_col_stride + r;
             Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + cs[sgid * 256u + e] : cs[sgid * 256u + e];
         }
         subgroupBarrier();
@@ -338,7 +339,7 @@ void main() {
     [[unroll]] for (uint j = 0u; j < MM_CJ; ++j) {
         const uint c = tc + 16u * j;
         if (c >= n_valid) continue;
-        const uint yc = p.y_off + y_col(c) * p.y_col_stride;
+        const uint yc = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + y_col(c) * p.y_col_stride;
         [[unroll]] for (uint i = 0u; i < 4u; ++i) {
             const uint r = row0 + tr + 16u * i;
             if (r >= p.rows) continue;

@@ -3,7 +3,8 @@
 // x: mm.comp's tiling without the int8 (prompts' products with a router, F16 models): tiles of 64
 // rows x 64 columns, K in steps of 32 floats through shared memory, 4 x 4 outputs per invocation.
 // Rows past the end read the last row, columns past n_cols the last column; neither is written.
-// cols: a multiple of 32; x's offset and column stride multiples of 4.
+// cols: a multiple of 32; x's offset and column stride multiples of 4. Workgroup z: matrix z of a batch
+// (w_mat_stride units, x_mat_stride / y_mat_stride floats apart; x_mat_stride a multiple of 4).
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
 #define W_BINDING 0
@@ -38,9 +39,9 @@ void main() {
     // t and t + 256 (column / 8, vec4 within the step).
     uint wrow[WU], xcol[2];
     [[unroll]] for (uint u = 0u; u < WU; ++u)
-        wrow[u] = p.w_off + min(row0 + (t + 256u * u) / UNITS_PER_STEP, p.rows - 1u) * ru;
+        wrow[u] = p.w_off + gl_WorkGroupID.z * p.w_mat_stride + min(row0 + (t + 256u * u) / UNITS_PER_STEP, p.rows - 1u) * ru;
     [[unroll]] for (uint u = 0u; u < 2u; ++u)
-        xcol[u] = (p.x_off + min(col0 + (t + 256u * u) / 8u, p.n_cols - 1u) * p.x_col_stride) / 4u;
+        xcol[u] = (p.x_off + gl_WorkGroupID.z * p.x_mat_stride + min(col0 + (t + 256u * u) / 8u, p.n_cols - 1u) * p.x_col_stride) / 4u;
 
     for (uint kt = 0u; kt < n_k; ++kt) {
         uvec4 wv[WU];
@@ -84,7 +85,7 @@ void main() {
         [[unroll]] for (uint i = 0u; i < 4u; ++i) {
             const uint r = row0 + tr + 16u * i;
             if (r >= p.rows) continue;
-            const uint o = p.y_off + c * p.y_col_stride + r;
+            const uint o = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + c * p.y_col_stride + r;
             Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + acc[i][j] : acc[i][j];
         }
     }

@@ -5,7 +5,7 @@
 // loads per two products); here each subgroup multiplies 16 MT_WI rows by 16 MT_WJ columns (64 x 32 or
 // 32 x 32: one load per 1.3 or 1 product).
 //
-// Weights come through mm_load.glsl's 128-wide steps (gw_pieces: 16-element pieces as float16 with
+// Workgroup z: matrix z of a batch (mm.comp's strides). Weights come through mm_load.glsl's 128-wide steps (gw_pieces: 16-element pieces as float16 with
 // scales and mins applied); x is the int8 mirror (shared.h QuantQ8Push) made float16 with its scales.
 // Each step is staged in quarters of 32 (rows of 32 float16 + 8 of padding, so the 8 rows a fragment
 // load reads at once fall in different banks), double-buffered: while the subgroups multiply quarter
@@ -105,8 +105,8 @@ void main() {
     const uint lr = t >> 2, part = t & 3u;
     uint wrow[MT_GW];
     [[unroll]] for (uint i = 0u; i < MT_GW; ++i)
-        wrow[i] = p.w_off + min(row0 + lr + MT_THREADS / 4u * i, p.rows - 1u) * row_units(p.cols);
-    xcol = p.x_off + min(gl_WorkGroupID.y * MT_N + t / MT_TPC, p.n_cols - 1u) * p.x_col_stride;
+        wrow[i] = p.w_off + gl_WorkGroupID.z * p.w_mat_stride + min(row0 + lr + MT_THREADS / 4u * i, p.rows - 1u) * row_units(p.cols);
+    xcol = p.x_off + gl_WorkGroupID.z * p.x_mat_stride + min(gl_WorkGroupID.y * MT_N + t / MT_TPC, p.n_cols - 1u) * p.x_col_stride;
     const uint n_k = p.cols / 128u;
 
 #ifdef MT_SCALAR
@@ -181,7 +181,7 @@ void main() {
     [[unroll]] for (uint j = 0u; j < MT_N / MT_TC; ++j) {
         const uint c = tc + MT_TC * j;
         if (c >= n_valid) continue;
-        const uint yc = p.y_off + (gl_WorkGroupID.y * MT_N + c) * p.y_col_stride;
+        const uint yc = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + (gl_WorkGroupID.y * MT_N + c) * p.y_col_stride;
         [[unroll]] for (uint i = 0u; i < 8u; ++i) {
             const uint r = row0 + tr + 16u * i;
             if (r >= p.rows) continue;
@@ -197,7 +197,7 @@ void main() {
     for (uint e = gl_SubgroupInvocationID; e < 256u; e += 32u) {                                              \
         const uint r = row0 + 16u * (MT_WI * wr + i) + (e & 15u), c = 16u * (MT_WJ * wc + j) + (e >> 4);      \
         if (r >= p.rows || c >= n_valid) continue;                                                            \
-        const uint o = p.y_off + (gl_WorkGroupID.y * MT_N + c) * p.y_col_stride + r;                          \
+        const uint o = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + (gl_WorkGroupID.y * MT_N + c) * p.y_col_stride + r; \
         Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + cs[sgid * 256u + e] : cs[sgid * 256u + e];            \
     }                                                                                                         \
     subgroupBarrier();

@@ -119,24 +119,33 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     // H200, 4096x12288 Q4_K: mm 181 / 229 / 408 us for 16 / 64 / 256 columns, matmul_* 52 us per 8:
     // the tiles pay from a few dozen columns on.
     if (o.n_cols <= 32) return false;
-    const bool q8 = o.xq && has_mm(cmd.context(), w.type) && (x.off | o.x_col_stride) % 32 == 0 &&
-                    w.cols % 256 == 0;
-    const bool flt = (w.type == WT_F32 || w.type == WT_F16 || w.type == WT_BF16) && w.cols % 32 == 0;
-    if (!on || (!q8 && !flt) || o.n_mats != 1 || o.ids || o.swiglu_up || o.sum_mats || o.norm_out || o.x_norm || o.topk ||
+    // K in steps of 128: K-quants' 256-element super-blocks take two (mm_load.glsl)
+    const TypeLayout* t = gpu_type(w.type);
+    const uint32_t step = t->block_elems >= 256 ? 256 : 128;
+    const bool q8 = o.xq && has_mm(cmd.context(), w.type) && (x.off | o.x_col_stride | o.x_mat_stride) % 32 == 0 &&
+                    w.cols % step == 0;
+    const bool flt = (w.type == WT_F32 || w.type == WT_F16 || w.type == WT_BF16) && w.cols % 32 == 0 &&
+                     (x.off | o.x_col_stride | o.x_mat_stride) % 4 == 0;
+    // a batch of matrices (workgroup z): strides, no ids
+    const bool mats_ok = o.n_mats == 1 || (!o.ids && o.n_mats <= 65535 && (w.mat_stride || o.y_mat_stride));
+    if (!on || (!q8 && !flt) || !mats_ok || o.ids || o.swiglu_up || o.sum_mats || o.norm_out || o.x_norm || o.topk ||
         o.y_pos_stride)
         return false;
-    const TypeLayout* t = gpu_type(w.type);
     MatvecPush p = mv_push(*t, w, x, o.x_col_stride, y, o.y_col_stride);
     p.n_cols = o.n_cols;
+    p.x_mat_stride = o.x_mat_stride;
+    p.y_mat_stride = o.y_mat_stride;
     p.flags = o.accumulate ? MV_ACCUMULATE : 0;
+    const std::string shape = std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols) +
+                              (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) + " mats" : "");
     if (flt) {  // mmf.comp: float x, tiles of 64 x 64
-        if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
-        cmd.dispatch(std::string("mmf_") + t->suffix, {w.buf, x.buf, y.buf}, p, {(w.rows + 63) / 64, (o.n_cols + 63) / 64, 1});
+        if (cmd.profiling()) cmd.note(shape);
+        cmd.dispatch(std::string("mmf_") + t->suffix, {w.buf, x.buf, y.buf}, p, {(w.rows + 63) / 64, (o.n_cols + 63) / 64, o.n_mats});
         return true;
     }
     p.xq_soff = o.xq->soff;
     uint32_t bm = 64, bn = 64;
-    if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols));
+    if (cmd.profiling()) cmd.note(shape);
     // Tensor cores: mmt_* (mmt.comp, 128 rows x 128 or 64 columns) or mmc_* (mm.comp, 64 x 64),
     // whichever takes fewer waves of workgroups: mmt_ runs one workgroup per multiprocessor (registers)
     // and a wave of its tiles takes ~1.7x one of mmc_'s, which runs two. H200 (132), 512 columns:
@@ -148,8 +157,8 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     const bool scalar = cm && std::string(cm) == "scalar", tensor = scalar || use_coopmat(cmd.context());
     const int force_t = env_int("SLUICE_GPU_MMT", -1);
     const uint32_t bn_t = o.n_cols > 64 ? 128 : 64, sms = cmd.context().info().sm_count;
-    const uint32_t waves_t = sms ? ((w.rows + 127) / 128 * ((o.n_cols + bn_t - 1) / bn_t) + sms - 1) / sms : 0;
-    const uint32_t waves_c = sms ? ((w.rows + 63) / 64 * ((o.n_cols + 63) / 64) + 2 * sms - 1) / (2 * sms) : 0;
+    const uint32_t waves_t = sms ? ((w.rows + 127) / 128 * ((o.n_cols + bn_t - 1) / bn_t) * o.n_mats + sms - 1) / sms : 0;
+    const uint32_t waves_c = sms ? ((w.rows + 63) / 64 * ((o.n_cols + 63) / 64) * o.n_mats + 2 * sms - 1) / (2 * sms) : 0;
     const bool big = tensor && (force_t == 1 || (force_t != 0 && sms && 17 * waves_t < 10 * waves_c));
     std::string kind = !tensor ? "mm_" : big ? (scalar ? "mmth_" : "mmt_") : (scalar ? "mmh_" : "mmc_");
     if (big) {
@@ -167,7 +176,7 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
         if (!bm || !bn) throw GpuError("SLUICE_GPU_MM_KIND: KIND:BM:BN");
     }
     cmd.dispatch(kind + t->suffix + "_n" + std::to_string(bn), {w.buf, o.xq->buf, y.buf}, p,
-                 {(w.rows + bm - 1) / bm, (o.n_cols + bn - 1) / bn, 1});
+                 {(w.rows + bm - 1) / bm, (o.n_cols + bn - 1) / bn, o.n_mats});
     return true;
 }
 

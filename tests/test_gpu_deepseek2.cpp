@@ -54,7 +54,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GpuDeepSeek2,
 // Prompts in batches (record_layer_batch: products over the batch, the batch's latent attention in
 // one dispatch, grouped routing for every token, experts grouped by expert) against token by token
 // (SLUICE_GPU_BATCH=0): the prompt's last logits, then every position of a continuation that reads
-// the cache rows the batches wrote. F16: only summation order differs.
+// the cache rows the batches wrote. F16: only summation order differs (and the float16 attention on
+// tensor cores: batch_attention_err()).
 TEST(GpuDeepSeek2Batch, PromptBatchesMatchTokenByToken) {
     for (const char* fixture : {"ds_a", "ds_b", "ds_c"})
         for (size_t n_prompt : {size_t(48), size_t(29)}) {
@@ -69,7 +70,7 @@ TEST(GpuDeepSeek2Batch, PromptBatchesMatchTokenByToken) {
             const int64_t nv = int64_t(batched.size() / (1 + rest.size()));
             const double err = max_rel_err(batched, single, nv);
             std::printf("  %s, %zu-token prompt: max rel err %.3g (batched vs token by token)\n", fixture, n_prompt, err);
-            EXPECT_LE(err, 1e-5) << fixture << " " << n_prompt;
+            EXPECT_LE(err, batch_attention_err()) << fixture << " " << n_prompt;
         }
 }
 
@@ -136,7 +137,7 @@ TEST(GpuDeepSeek2Batch, GeneratedPromptBatchesMatchTokenByToken) {
 // Prompt batches with the experts on the CPU (gpu_model_test_util.h): the batch's layers on the GPU in
 // segments that end at each router (its top-k read back), the experts grouped by expert on the host.
 TEST(GpuDeepSeek2Batch, HostExpertBatchesMatchTokenByToken) {
-    for (const char* fixture : {"ds_a", "ds_b"}) expect_host_expert_batches(kDir, fixture, 48);
+    for (const char* fixture : {"ds_a", "ds_b"}) expect_host_expert_batches(kDir, fixture, 48, batch_attention_err());
 }
 
 // The state blob is the CPU path's: a conversation started on the GPU continues on the CPU and back.

@@ -391,37 +391,42 @@ TEST(GpuOps, RouterOverTheResidualAppliesTheNorm) {
 
 // The small-batch product (matmul_*): several activation columns share each weight read; past 8
 // columns (prompts) float types run mmf_* (tiles of 64 x 64, rows and columns ending inside a tile),
-// the others chunks of 8 columns.
+// the others chunks of 8 columns. With a batch of matrices (deepseek2's per-head Wk_b / Wv_b over a
+// prompt): column b of matrix z reads x at z cols + b (n_mats cols) and writes y likewise (mmf_*:
+// workgroup z).
 TEST_P(GpuTypes, SmallBatchMatmulMatchesReference) {
     const GpuType gt = GetParam();
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    for (auto [rows, cols, nb] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-             {45, 768, 2}, {45, 768, 5}, {45, 768, 8}, {45, 768, 9}, {130, 512, 70}, {64, 256, 64}, {3, 1024, 33}}) {
-        const RandomMats m = random_mats(rng, gt, 1, rows, cols);
-        std::vector<float> x;
-        for (int64_t b = 0; b < nb; ++b) {
-            auto r = random_row(rng, cols);
-            x.insert(x.end(), r.begin(), r.end());
-        }
-        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(nb * rows)), step = step_buffer(0);
+    for (auto [rows, cols, nb, nm] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+             {45, 768, 2, 1}, {45, 768, 5, 1}, {45, 768, 8, 1}, {45, 768, 9, 1}, {130, 512, 70, 1}, {64, 256, 64, 1},
+             {3, 1024, 33, 1}, {70, 256, 5, 3}, {130, 256, 40, 3}}) {
+        const RandomMats m = random_mats(rng, gt, nm, rows, cols);
+        const int64_t xcs = nm * cols, ycs = nm * rows;  // a column's stride: all the matrices' inputs / outputs
+        const auto x = random_row(rng, nb * xcs);
+        gpu::Buffer wb = to_gpu(m.bytes), xb = to_gpu(x), yb = zeros(size_t(nb * ycs)), step = step_buffer(0);
         gpu::Cmd cmd(ctx());
         cmd.begin();
         gpu::MatvecOpts o;
         o.n_cols = uint32_t(nb);
-        o.x_col_stride = uint32_t(cols);
-        o.y_col_stride = uint32_t(rows);
-        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols)}, {&xb}, {&yb}, step, o);
+        o.x_col_stride = uint32_t(xcs);
+        o.y_col_stride = uint32_t(ycs);
+        o.n_mats = uint32_t(nm);
+        o.x_mat_stride = uint32_t(cols);
+        o.y_mat_stride = uint32_t(rows);
+        gpu::matvec(cmd, {&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), uint64_t(m.bytes.size() / size_t(nm))}, {&xb}, {&yb}, step, o);
         cmd.end();
         cmd.run();
-        const auto got = floats(yb, size_t(nb * rows));
-        std::vector<float> ref;
-        for (int64_t b = 0; b < nb; ++b) {
-            auto y = ref_matvec(m.deq.data(), &x[size_t(b * cols)], rows, cols);
-            ref.insert(ref.end(), y.begin(), y.end());
-        }
-        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10) << rows << "x" << cols << ", " << nb << " columns";
+        const auto got = floats(yb, size_t(nb * ycs));
+        std::vector<float> ref(got.size());
+        for (int64_t b = 0; b < nb; ++b)
+            for (int64_t z = 0; z < nm; ++z) {
+                auto y = ref_matvec(m.deq.data() + z * rows * cols, &x[size_t(b * xcs + z * cols)], rows, cols);
+                std::copy(y.begin(), y.end(), ref.begin() + b * ycs + z * rows);
+            }
+        EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10)
+            << rows << "x" << cols << ", " << nb << " columns, " << nm << " matrices";
     }
 }
 

@@ -305,6 +305,62 @@ TEST_P(GpuQ8Types, TiledMatmulMatchesTheProductWithInt8X) {
     }
 }
 
+// The tiles over a batch of matrices (workgroup z; deepseek2's per-head Wk_b and Wv_b over a prompt's
+// tokens): column b of matrix z reads x at z cols + b (n_mats cols) and writes y at z rows + b
+// (n_mats rows + 5), in every tile kind; rows of 128 for ggml's 32-blocks (Wk_b's 128 columns of
+// Q8_0: one step), 256 for the rest.
+TEST_P(GpuQ8Types, TiledMatmulOverABatchOfMatrices) {
+    if (!has_int_dot()) return;
+    const GpuType gt = GetParam();
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t cols = gt.id == WT_Q8_0 || gt.id == WT_Q4_0 ? 128 : 256, nm = 3;
+    for (auto [rows, nb] : std::vector<std::pair<int64_t, int64_t>>{{130, 40}, {64, 129}}) {
+        std::vector<uint8_t> bytes;
+        std::vector<float> deq;
+        random_mats(rng, gt.ggml, nm, rows, cols, bytes, deq);
+        to_stored(gt, bytes, cols);
+        const int64_t xcs = nm * cols, ycs = nm * rows + 5;
+        const auto x = random_row(rng, nb * xcs);
+        const Mirror m = mirror(x);
+        const Quantized xq = download_mirror(m.q, x.size());
+        for (int variant = 0; variant < (ctx().info().coopmat ? 5 : 3); ++variant) {
+            const char* kinds[] = {"mm", "mmh", "mmth", "mmc", "mmt"};
+            setenv("SLUICE_GPU_COOPMAT", variant == 0 ? "0" : variant < 3 ? "scalar" : "1", 1);
+            setenv("SLUICE_GPU_MMT", variant == 2 || variant == 4 ? "1" : "0", 1);
+            const auto y0 = random_row(rng, nb * ycs);
+            gpu::Buffer wb = to_gpu(bytes), yb = to_gpu(y0);
+            gpu::MatvecOpts o;
+            o.n_cols = uint32_t(nb);
+            o.x_col_stride = uint32_t(xcs);
+            o.y_col_stride = uint32_t(ycs);
+            o.n_mats = uint32_t(nm);
+            o.x_mat_stride = uint32_t(cols);
+            o.y_mat_stride = uint32_t(rows);
+            o.xq = &m.xq;
+            run_matvec({&wb, gt.id, 0, uint32_t(rows), uint32_t(cols), uint64_t(bytes.size()) / uint64_t(nm)}, {&m.x}, {&yb}, o);
+            unsetenv("SLUICE_GPU_COOPMAT");
+            unsetenv("SLUICE_GPU_MMT");
+            const auto got = floats(yb, y0.size());
+            std::vector<float> g, ref;
+            for (int64_t b = 0; b < nb; ++b) {
+                for (int64_t z = 0; z < nm; ++z) {
+                    const auto y = ref_matvec(deq.data() + z * rows * cols, &xq.deq[size_t(b * xcs + z * cols)], rows, cols);
+                    for (int64_t r = 0; r < rows; ++r) {
+                        ref.push_back(float(y[size_t(r)]));
+                        g.push_back(got[size_t(b * ycs + z * rows + r)]);
+                    }
+                }
+                for (int64_t r = nm * rows; r < ycs; ++r)
+                    ASSERT_EQ(got[size_t(b * ycs + r)], y0[size_t(b * ycs + r)]) << "wrote past the matrices' rows, column " << b;
+            }
+            EXPECT_LT(nmse(g.data(), ref.data(), int64_t(ref.size())), variant > 0 ? 2e-6 : 1e-10)
+                << rows << "x" << cols << ", " << nb << " columns, " << kinds[variant];
+        }
+    }
+}
+
 // A prompt batch's routed experts grouped by expert (moe_group, mm_<type>_ids): every (token, slot)
 // entry's product with its expert, x by token (gate, up) or by entry (down), against the double
 // product with the int8 columns; batches with many entries per expert (several tiles each), with
