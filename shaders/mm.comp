@@ -194,18 +194,7 @@ void gx_store(GX g) {
 #endif
 
 #ifdef MM_IDS
-// Routed experts grouped by expert (moe_group.comp): workgroup row y is tile y of the group buffer,
-// (expert, first entry, entries) with n_tiles in word 0; entry (token j, slot k) = j * K + k (K =
-// p.topk_k). Column c of the tile is entry first + c: x is column j (MM_X_TOKEN: the tokens' shared
-// input, gate and up) or column `entry` (down), y column `entry`; W is the expert's matrix.
-layout(binding = 3, std430) readonly buffer GrpBuf { uint G[]; };
-uint n_valid, tile_first, expert;
-uint entry_of(uint c) { return G[p.ids_off + tile_first + min(c, n_valid - 1u)]; }
-uint x_col(uint c) {
-    const uint e = entry_of(c);
-    return p.x_off + ((p.flags & MM_X_TOKEN) != 0u ? e / p.topk_k : e) * p.x_col_stride;
-}
-uint y_col(uint c) { return entry_of(c); }
+#include "mm_ids.glsl"
 #else
 uint n_valid;
 uint x_col(uint c) { return p.x_off + gl_WorkGroupID.z * p.x_mat_stride + min(gl_WorkGroupID.y * MM_BN + c, p.n_cols - 1u) * p.x_col_stride; }
@@ -220,10 +209,7 @@ void main() {
     const uint row0 = gl_WorkGroupID.x * MM_BM;
     const uint lr = t >> 2, part = t & 3u;  // the row and part this invocation loads
 #ifdef MM_IDS
-    if (gl_WorkGroupID.y >= G[0]) return;  // fewer tiles than the dispatch's bound (uniform)
-    expert = G[1u + 3u * gl_WorkGroupID.y];
-    tile_first = G[2u + 3u * gl_WorkGroupID.y];
-    n_valid = G[3u + 3u * gl_WorkGroupID.y];
+    if (!ids_tile(gl_WorkGroupID.y)) return;
     const uint wrow = p.w_off + expert * p.w_mat_stride + min(row0 + lr, p.rows - 1u) * row_units(p.cols);
 #else
     n_valid = min(MM_BN, p.n_cols - gl_WorkGroupID.y * MM_BN);

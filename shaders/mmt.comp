@@ -15,6 +15,7 @@
 // With MT_SCALAR (mmth_*) the same tiles are multiplied by plain float arithmetic: the tests check the
 // staging on any device (lavapipe in CI). Rows past the end read the last row, columns past n_cols the
 // last column; neither is written. cols: a multiple of 256 (K-quants) or 128 (Q8_0R).
+// MM_IDS (mmt_<type>_ids_n64): routed experts grouped by expert, mm.comp's _ids variants' tiles.
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
 #ifndef MT_SCALAR
@@ -50,6 +51,13 @@ layout(local_size_x = MT_THREADS) in;
 #define MT_TPC (MT_THREADS / MT_N)         // invocations per x column (2 or 4)
 #define MT_SA (MT_BM * MT_LD)              // a buffer of sa
 #define MT_SB (MT_N * MT_LD)
+#ifdef MM_IDS
+#include "mm_ids.glsl"
+#else
+uint n_valid;
+uint x_col(uint c) { return p.x_off + gl_WorkGroupID.z * p.x_mat_stride + min(gl_WorkGroupID.y * MT_N + c, p.n_cols - 1u) * p.x_col_stride; }
+uint y_col(uint c) { return gl_WorkGroupID.y * MT_N + c; }
+#endif
 
 #define ACC(i, j) acc_##i##_##j
 shared uvec4 sa[2u * MT_SA];  // (row, k) of a quarter step, float16 pairs packed; two buffers
@@ -101,12 +109,18 @@ void gx_store(GX g, uint q, uint buf) {
 void main() {
     const uint t = gl_LocalInvocationIndex;
     const uint row0 = gl_WorkGroupID.x * MT_BM;
-    const uint n_valid = min(MT_N, p.n_cols - gl_WorkGroupID.y * MT_N);
+#ifdef MM_IDS
+    if (!ids_tile(gl_WorkGroupID.y)) return;
+    const uint wbase = p.w_off + expert * p.w_mat_stride;
+#else
+    n_valid = min(MT_N, p.n_cols - gl_WorkGroupID.y * MT_N);
+    const uint wbase = p.w_off + gl_WorkGroupID.z * p.w_mat_stride;
+#endif
     const uint lr = t >> 2, part = t & 3u;
     uint wrow[MT_GW];
     [[unroll]] for (uint i = 0u; i < MT_GW; ++i)
-        wrow[i] = p.w_off + gl_WorkGroupID.z * p.w_mat_stride + min(row0 + lr + MT_THREADS / 4u * i, p.rows - 1u) * row_units(p.cols);
-    xcol = p.x_off + gl_WorkGroupID.z * p.x_mat_stride + min(gl_WorkGroupID.y * MT_N + t / MT_TPC, p.n_cols - 1u) * p.x_col_stride;
+        wrow[i] = wbase + min(row0 + lr + MT_THREADS / 4u * i, p.rows - 1u) * row_units(p.cols);
+    xcol = x_col(t / MT_TPC);
     const uint n_k = p.cols / 128u;
 
 #ifdef MT_SCALAR
@@ -181,7 +195,7 @@ void main() {
     [[unroll]] for (uint j = 0u; j < MT_N / MT_TC; ++j) {
         const uint c = tc + MT_TC * j;
         if (c >= n_valid) continue;
-        const uint yc = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + (gl_WorkGroupID.y * MT_N + c) * p.y_col_stride;
+        const uint yc = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + y_col(c) * p.y_col_stride;
         [[unroll]] for (uint i = 0u; i < 8u; ++i) {
             const uint r = row0 + tr + 16u * i;
             if (r >= p.rows) continue;
@@ -197,7 +211,7 @@ void main() {
     for (uint e = gl_SubgroupInvocationID; e < 256u; e += 32u) {                                              \
         const uint r = row0 + 16u * (MT_WI * wr + i) + (e & 15u), c = 16u * (MT_WJ * wc + j) + (e >> 4);      \
         if (r >= p.rows || c >= n_valid) continue;                                                            \
-        const uint o = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + (gl_WorkGroupID.y * MT_N + c) * p.y_col_stride + r; \
+        const uint o = p.y_off + gl_WorkGroupID.z * p.y_mat_stride + y_col(c) * p.y_col_stride + r;           \
         Y[o] = (p.flags & MV_ACCUMULATE) != 0u ? Y[o] + cs[sgid * 256u + e] : cs[sgid * 256u + e];            \
     }                                                                                                         \
     subgroupBarrier();

@@ -186,8 +186,8 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 bool has_mm(const Context& ctx, uint32_t type) { return has_q8(ctx, type); }
 
 void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g) {
-    if (!g.n_tokens || !g.k || g.n_expert > MV_ROUTE_MAX || (g.bn != 16 && g.bn != 32) || g.k > ids_stride)
-        throw GpuError("moe_group: at most 512 experts, tiles of 16 or 32 entries, k <= the ids' stride");
+    if (!g.n_tokens || !g.k || g.n_expert > MV_ROUTE_MAX || (g.bn != 16 && g.bn != 32 && g.bn != 64) || g.k > ids_stride)
+        throw GpuError("moe_group: at most 512 experts, tiles of 16, 32 or 64 entries, k <= the ids' stride");
     MoeGroupPush p{g.n_tokens, g.k, g.n_expert, ids.off, ids_stride, g.bn, g.entries_off()};
     cmd.dispatch("moe_group", {ids.buf, g.buf}, p, {1, 1, 1});
 }
@@ -204,9 +204,29 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
     p.flags = x_by_token ? MM_X_TOKEN : 0u;
     p.xq_soff = xq.soff;
     if (cmd.profiling()) cmd.note(std::to_string(w.rows) + "x" + std::to_string(w.cols) + " experts x" + std::to_string(g.n_tokens * g.k));
-    // (Tensor cores on the tiles of 32, mmc_*_ids_n32, measured 1% slower on the H200's 30B-A3B shape.)
-    cmd.dispatch(std::string("mm_") + t->suffix + "_ids_n" + std::to_string(g.bn), {w.buf, xq.buf, y.buf, g.buf}, p,
-                 {(w.rows + 63) / 64, g.max_tiles(), 1});
+    const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
+    const bool scalar = cm && std::string(cm) == "scalar";
+    if ((g.kind == 1 && g.bn != 32) || (g.kind == 2 && g.bn != 64) || (g.kind == 0 && g.bn > 32))
+        throw GpuError("matmul_experts: tiles of " + std::to_string(g.bn) + " entries for kind " + std::to_string(g.kind));
+    const std::string kind = g.kind == 0 ? "mm_" : g.kind == 1 ? (scalar ? "mmh_" : "mmc_") : (scalar ? "mmth_" : "mmt_");
+    cmd.dispatch(kind + t->suffix + "_ids_n" + std::to_string(g.bn), {w.buf, xq.buf, y.buf, g.buf}, p,
+                 {(w.rows + (g.kind == 2 ? 127 : 63)) / (g.kind == 2 ? 128 : 64), g.max_tiles(), 1});
+}
+
+ExpertGroups expert_groups(const Context& ctx, const Buffer* buf, uint32_t n_tokens, uint32_t k, uint32_t n_expert) {
+    ExpertGroups g{buf, n_tokens, k, n_expert, n_tokens * k >= 24 * n_expert ? 32u : 16u, 0};
+    const char* e = std::getenv("SLUICE_GPU_MOE_KIND");
+    const std::string want = e ? e : "";
+    const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
+    const bool tensor = (cm && std::string(cm) == "scalar") || use_coopmat(ctx);
+    if (tensor && want == "mmc") {
+        g.bn = 32;
+        g.kind = 1;
+    } else if (tensor && want == "mmt") {
+        g.bn = 64;
+        g.kind = 2;
+    }
+    return g;
 }
 
 void matvec(Cmd& cmd, const Mat& w, Vec x, Vec y, const Buffer& step, const MatvecOpts& o) {

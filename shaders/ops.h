@@ -199,11 +199,17 @@ void prompt_attention(Cmd& cmd, const PromptQkv& x, uint32_t n_tokens, Vec k, Ve
 struct ExpertGroups {
     const Buffer* buf = nullptr;
     uint32_t n_tokens = 0, k = 0, n_expert = 0;
-    uint32_t bn = 16;  // entries per tile: 16 or 32
+    uint32_t bn = 16;  // entries per tile: 16 or 32 (int8 tiles), 32 (mmc), 64 (mmt)
+    uint32_t kind = 0;  // matmul_experts()'s tiles: 0 int8 (mm_*), 1 tensor cores 64 x 32 (mmc_*), 2 128 x 64 (mmt_*)
     uint32_t max_tiles() const { return (n_tokens * k + bn - 1) / bn + std::min(n_expert, n_tokens * k); }
     uint32_t entries_off() const { return 1 + 3 * max_tiles(); }
     uint64_t words() const { return uint64_t(entries_off()) + uint64_t(n_tokens) * k; }
 };
+// The tiles (bn, kind) of a batch's n_tokens x k entries over n_expert experts: int8 tiles of 16
+// entries, or 32 where the experts get 24 entries each on average. SLUICE_GPU_MOE_KIND = mm | mmc |
+// mmt forces a kind (measurements; the tensor-core kinds where the device has them, or with
+// SLUICE_GPU_COOPMAT=scalar their tiles in plain arithmetic).
+ExpertGroups expert_groups(const Context& ctx, const Buffer* buf, uint32_t n_tokens, uint32_t k, uint32_t n_expert);
 // Groups the n_tokens x k routed experts (ints at ids.off + j * ids_stride + slot, n_expert <= 512)
 // by expert into g. One dispatch.
 void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g);

@@ -364,7 +364,8 @@ TEST_P(GpuQ8Types, TiledMatmulOverABatchOfMatrices) {
 // A prompt batch's routed experts grouped by expert (moe_group, mm_<type>_ids): every (token, slot)
 // entry's product with its expert, x by token (gate, up) or by entry (down), against the double
 // product with the int8 columns; batches with many entries per expert (several tiles each), with
-// most experts unused, one token, and tiles of 16 and 32.
+// most experts unused, one token, and every tile kind: int8 tiles of 16 and 32 entries, the tensor-core
+// kinds' 64 x 32 and 128 x 64.
 TEST_P(GpuQ8Types, GroupedExpertsMatchTheProductWithInt8X) {
     if (!has_int_dot()) return;
     const GpuType gt = GetParam();
@@ -391,9 +392,14 @@ TEST_P(GpuQ8Types, GroupedExpertsMatchTheProductWithInt8X) {
             const auto x = random_row(rng, n_x * xs);
             const Mirror m = mirror(x);
             const Quantized xq = download_mirror(m.q, x.size());
-            for (uint32_t bn : {16u, 32u}) {
+            // int8 tiles of 16 and 32; the tensor-core kinds' (mmc_: 64 x 32, mmt_: 128 x 64) in plain
+            // arithmetic (mmh_, mmth_), and on tensor cores where the device has them
+            const bool cm = ctx().info().coopmat;
+            for (int variant = 0; variant < (cm ? 6 : 4); ++variant) {
+                const uint32_t kind = variant < 2 ? 0 : 1 + variant % 2, bn = variant == 0 ? 16 : kind == 2 ? 64 : 32;
+                if (variant >= 2) setenv("SLUICE_GPU_COOPMAT", variant < 4 ? "scalar" : "1", 1);
                 gpu::Buffer wb = to_gpu(bytes), ib = to_gpu(ids), yb = zeros(size_t(B * k * ys));
-                gpu::ExpertGroups g{nullptr, uint32_t(B), uint32_t(k), uint32_t(n_exp), bn};
+                gpu::ExpertGroups g{nullptr, uint32_t(B), uint32_t(k), uint32_t(n_exp), bn, kind};
                 gpu::Buffer gb = ctx().alloc(size_t(g.words()) * 4, gpu::Mem::Device, "expert groups");
                 g.buf = &gb;
                 gpu::Buffer step = step_buffer(0);
@@ -404,6 +410,7 @@ TEST_P(GpuQ8Types, GroupedExpertsMatchTheProductWithInt8X) {
                                     {&m.x}, uint32_t(xs), by_token, {&yb}, uint32_t(ys), m.xq, g);
                 cmd.end();
                 cmd.run();
+                unsetenv("SLUICE_GPU_COOPMAT");
                 const auto got_all = floats(yb, size_t(B * k * ys));
                 std::vector<float> got, ref;
                 for (int64_t e = 0; e < B * k; ++e) {
@@ -415,9 +422,10 @@ TEST_P(GpuQ8Types, GroupedExpertsMatchTheProductWithInt8X) {
                     }
                     for (int64_t r = rows; r < ys; ++r) ASSERT_EQ(got_all[size_t(e * ys + r)], 0.0f) << "wrote past row " << rows;
                 }
-                EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), 1e-10)
+                // the float16 kinds: their rounding (2^-11 relative) leaves an NMSE of ~1e-7
+                EXPECT_LT(nmse(got.data(), ref.data(), int64_t(ref.size())), kind ? 2e-6 : 1e-10)
                     << n_exp << " experts, k " << k << ", " << B << " tokens, " << rows << "x" << cols << ", tiles of " << bn
-                    << (by_token ? ", x by token" : ", x by entry");
+                    << ", kind " << kind << (variant >= 4 ? " (tensor cores)" : "") << (by_token ? ", x by token" : ", x by entry");
             }
         }
     }

@@ -356,8 +356,8 @@ void GpuModel::record_experts_grouped(gpu::Cmd& c, const MoeLayer& M, uint32_t B
     const uint32_t K = uint32_t(top_k_), F = uint32_t(h.n_ff_exp), NE = uint32_t(h.n_expert), E = uint32_t(h.n_embd);
     const uint32_t R = route_row();
     alloc_grouped();
-    // Tiles of 16 entries unless the experts get 24 tokens each on average.
-    gpu::ExpertGroups g{&grp_b_, B, K, NE, B * K >= 24 * NE ? 32u : 16u};
+    // Tiles of 16 entries unless the experts get 24 tokens each on average (gpu::expert_groups()).
+    const gpu::ExpertGroups g = gpu::expert_groups(ctx_, &grp_b_, B, K, NE);
     gpu::moe_group(c, {&rb_, NE}, R, g);
     const gpu::Xq& xh = *xq(hnb_);
     gpu::matmul_experts(c, M.gate_exps, {&hnb_}, E, true, {&gb_}, F, xh, g);

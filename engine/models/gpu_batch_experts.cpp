@@ -264,7 +264,7 @@ void GpuModel::experts_to_gpu_batch(int64_t il, uint32_t B) {
     const Mat gate{&arena_[0], L.expert_type[0], 0, F, E, L.expert_bytes[0]};
     const Mat up{&arena_[1], L.expert_type[1], 0, F, E, L.expert_bytes[1]};
     const Mat down{&arena_[2], L.expert_type[2], 0, E, F, L.expert_bytes[2]};
-    gpu::ExpertGroups g{&grp_b_, B, K, NE, B * K >= 24 * NE ? 32u : 16u};
+    const gpu::ExpertGroups g = gpu::expert_groups(ctx_, &grp_b_, B, K, NE);
     const size_t region = size_t(g.words());  // uints of one part's groups in bx_groups_
     const bool mapped = arena_[0].mapped() != nullptr;
     const uint64_t per = L.expert_bytes[0] + L.expert_bytes[1] + L.expert_bytes[2];
