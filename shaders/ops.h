@@ -206,8 +206,8 @@ struct ExpertGroups {
     uint64_t words() const { return uint64_t(entries_off()) + uint64_t(n_tokens) * k; }
 };
 // The tiles (bn, kind) of a batch's n_tokens x k entries over n_expert experts: int8 tiles of 16
-// entries, or 32 where the experts get 24 entries each on average. SLUICE_GPU_MOE_KIND = mm | mmc |
-// mmt forces a kind (measurements; the tensor-core kinds where the device has them, or with
+// entries, or where the experts get 24 entries each on average 32, on tensor cores where the device
+// has them (mmc_). SLUICE_GPU_MOE_KIND = mm | mmc | mmt forces a kind (measurements; the tensor-core kinds where the device has them, or with
 // SLUICE_GPU_COOPMAT=scalar their tiles in plain arithmetic).
 ExpertGroups expert_groups(const Context& ctx, const Buffer* buf, uint32_t n_tokens, uint32_t k, uint32_t n_expert);
 // Groups the n_tokens x k routed experts (ints at ids.off + j * ids_stride + slot, n_expert <= 512)

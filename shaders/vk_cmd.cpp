@@ -27,6 +27,7 @@ struct Cmd::Profile {
     std::unordered_map<std::string, Row> rows;
     uint64_t submits = 0;
     double total_ns = 0;
+    bool skip_first = false;  // SLUICE_GPU_PROFILE=warm: not the recording's first submit (first touches)
 };
 
 Cmd::Cmd(Context& ctx) : ctx_(ctx) {
@@ -45,7 +46,10 @@ Cmd::Cmd(Context& ctx) : ctx_(ctx) {
     VK_CHECK(vkCreateFence(dev, &fci, nullptr, &fence_));
     if (ctx_.timestamp_ns() > 0) {
         const char* env = std::getenv("SLUICE_GPU_PROFILE");
-        if (env && *env && std::strcmp(env, "0") != 0) prof_ = std::make_unique<Profile>();
+        if (env && *env && std::strcmp(env, "0") != 0) {
+            prof_ = std::make_unique<Profile>();
+            prof_->skip_first = std::strcmp(env, "warm") == 0;
+        }
         VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
         qci.queryCount = prof_ ? 2 + Profile::kMarks : 2;
@@ -236,7 +240,9 @@ void Cmd::wait() {
         uint64_t ts[2];
         if (vkGetQueryPoolResults(ctx_.device(), queries_, 0, 2, sizeof ts, ts, 8, VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
             gpu_ms_ = double(ts[1] - ts[0]) * ctx_.timestamp_ns() * 1e-6;
-        if (prof_ && !prof_->labels.empty()) {
+        if (prof_ && prof_->skip_first) {
+            prof_->skip_first = false;
+        } else if (prof_ && !prof_->labels.empty()) {
             const size_t n = prof_->labels.size();
             std::vector<uint64_t> t(n);
             if (vkGetQueryPoolResults(ctx_.device(), queries_, 2, uint32_t(n), n * 8, t.data(), 8,

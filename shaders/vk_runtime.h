@@ -196,7 +196,8 @@ public:
     void run() { submit(); wait(); }
     double last_gpu_ms() const { return gpu_ms_; }  // time between the recording's first and last commands
     // SLUICE_GPU_PROFILE=1 in the environment: a timestamp after every dispatch and copy, summed per
-    // (kernel, workgroups) over every submit; the table goes to stderr when the Cmd is destroyed.
+    // (kernel, workgroups) over every submit (=warm: all but the first); the table goes to stderr when
+    // the Cmd is destroyed.
     // Dependent dispatches are timed from the previous timestamp, so a row includes its barrier.
     // note(): words added to the next dispatch's row name (e.g. a matvec's shape), when profiling.
     bool profiling() const { return prof_ != nullptr; }
