@@ -692,8 +692,45 @@ float row_dot(uint wrow, uint s, XS x) {
     return unpackHalf2x16(uint(W[wrow + 9u * blk])).x * (sq - 8.0 * x.s);
 }
 
+#elif defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
+// Q5_0's 22-byte blocks of 32 (2-byte units: d, qh[4], qs[16]) and Q5_1's 24 (d, m, qh, qs): Q4_0's
+// steps and lanes, element e's fifth bit bit e of qh. Q5_0: x = d (q - 16); Q5_1: x = d q + m.
+#define MV_STEP 512u
+struct XS {
+    vec4 lo0, lo1, hi0, hi1;
+    float s;  // their sum: Q5_0's offset of 16, Q5_1's min
+};
+uint q5_block(uint s) { return 16u * s + (lane >> 1); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const bool inside = 32u * q5_block(s) < p.cols;
+    const uint i = (xo + 32u * q5_block(s) + 8u * (lane & 1u)) >> 2;
+    x.lo0 = inside ? X4[i] : vec4(0.0);
+    x.lo1 = inside ? X4[i + 1u] : vec4(0.0);
+    x.hi0 = inside ? X4[i + 4u] : vec4(0.0);
+    x.hi1 = inside ? X4[i + 5u] : vec4(0.0);
+    x.s = hsum((x.lo0 + x.lo1) + (x.hi0 + x.hi1));
+    return x;
+}
+float row_dot(uint wrow, uint s, XS x) {
+    const uint blk = q5_block(s), h = lane & 1u;
+    if (32u * blk >= p.cols) return 0.0;
+    const uint b = wrow + Q5_UNITS * blk, u = b + Q5_QH + 2u + 4u * h;
+    const uint qh = uint(W[b + Q5_QH]) | (uint(W[b + Q5_QH + 1u]) << 16);
+    const uint w0 = uint(W[u]) | (uint(W[u + 1u]) << 16), w1 = uint(W[u + 2u]) | (uint(W[u + 3u]) << 16);
+    const uint lb = qh >> (8u * h), hb = qh >> (16u + 8u * h);  // fifth bits of elements 8h .., 16 + 8h ..
+    const float sq = dot(bytes4((w0 & 0x0F0F0F0Fu) | q5_high4(lb)), x.lo0) + dot(bytes4((w1 & 0x0F0F0F0Fu) | q5_high4(lb >> 4)), x.lo1) +
+                     dot(bytes4(((w0 >> 4) & 0x0F0F0F0Fu) | q5_high4(hb)), x.hi0) +
+                     dot(bytes4(((w1 >> 4) & 0x0F0F0F0Fu) | q5_high4(hb >> 4)), x.hi1);
+#if defined(WTYPE_Q5_0)
+    return unpackHalf2x16(uint(W[b])).x * (sq - 16.0 * x.s);
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+    return unpackHalf2x16(uint(W[b])).x * sq + unpackHalf2x16(uint(W[b + 1u])).x * x.s;
+#endif
+}
+
+#else
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
 #endif
 
 #if defined(XQ8) && !defined(MV_ROW_DOT)

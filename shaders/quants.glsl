@@ -225,6 +225,40 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
     }
 }
 
+#elif defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
+// Q5_0: 22-byte blocks of 32 = 11 units: d (f16), qh[4], qs[16]; Q5_1: 24 bytes = 12 units: d, m,
+// qh, qs. Element i < 16 is the low nibble of qs[i] with bit i of qh as its fifth bit, element 16 + i
+// the high nibble with bit 16 + i; Q5_0: x = d (q - 16), Q5_1: x = d q + m. One block per chunk.
+#define CH 32
+#if defined(WTYPE_Q5_0)
+#define Q5_UNITS 11u
+#define Q5_QH 1u  // the unit qh starts at
+#else
+#define Q5_UNITS 12u
+#define Q5_QH 2u
+#endif
+uint row_units(uint cols) { return cols / 32u * Q5_UNITS; }
+// Bits 0..3 of b as bit 4 of four bytes (the fifth bits of 4 elements beside their nibbles).
+uint q5_high4(uint b) { return ((b & 1u) | ((b & 2u) << 7) | ((b & 4u) << 14) | ((b & 8u) << 21)) << 4; }
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+    const uint b = base + Q5_UNITS * c;
+    const float d = unpackHalf2x16(uint(W[b])).x;
+#if defined(WTYPE_Q5_0)
+    const float m = -16.0 * d;
+#else
+    const float m = unpackHalf2x16(uint(W[b + 1u])).x;
+#endif
+    const uint qh = uint(W[b + Q5_QH]) | (uint(W[b + Q5_QH + 1u]) << 16);
+    for (uint i = 0u; i < 8u; ++i) {
+        const uint u = uint(W[b + Q5_QH + 2u + i]);  // qs[2i], qs[2i + 1]
+        for (uint j = 0u; j < 2u; ++j) {
+            const uint byte = (u >> (8u * j)) & 0xFFu, e = 2u * i + j;
+            w[e] = d * float((byte & 0xFu) | (((qh >> e) & 1u) << 4)) + m;
+            w[16u + e] = d * float((byte >> 4) | (((qh >> (16u + e)) & 1u) << 4)) + m;
+        }
+    }
+}
+
 #elif defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
 // Super-blocks of 256. Q2_K (84 bytes = 21 words): scales[16] (words 0-3; low nibble the scale, high
 // the min), qs[64] (words 4-19), d | dmin << 16 (word 20); x = d * sc * q - dmin * m. Q3_K (110
@@ -274,5 +308,5 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
 }
 
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
 #endif

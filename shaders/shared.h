@@ -314,6 +314,8 @@ struct StepHeader {
 #define WT_F32 0
 #define WT_F16 1
 #define WT_Q4_0 2
+#define WT_Q5_0 6
+#define WT_Q5_1 7
 #define WT_Q8_0 8
 #define WT_Q2_K 10
 #define WT_Q3_K 11
