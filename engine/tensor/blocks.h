@@ -3,15 +3,30 @@
 // static so a copy compiled with AVX flags is never linked into scalar code.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace sluice::blocks {
 
-constexpr int QK = 32;    // Q4_0 / Q8_0 block
+constexpr int QK = 32;    // Q4_0 / Q5_0 / Q5_1 / Q8_0 block
 constexpr int QKK = 256;  // K-quant super-block
 
 // x = d * (q - 8), q 4 bits: element j in the low nibble of qs[j], element j+16 in the high one.
 struct Q4_0 {
     uint16_t d;
+    uint8_t qs[QK / 2];
+};
+// x = d * (q - 16), q 5 bits: the low 4 as Q4_0's nibbles, the fifth of element j at bit j of qh
+// (qh read as one little-endian uint32; elements 16..31 at bits 16..31). llama.cpp writes it for rows
+// whose length is not a multiple of 256 when the target is Q4_K.
+struct Q5_0 {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[QK / 2];
+};
+// x = d * q + m, q 5 bits packed as Q5_0 (no offset); llama.cpp's fallback for Q5_K targets.
+struct Q5_1 {
+    uint16_t d, m;
+    uint8_t qh[4];
     uint8_t qs[QK / 2];
 };
 // x = d * q
@@ -58,8 +73,16 @@ struct Q6_K {
     uint16_t d;
 };
 
-static_assert(sizeof(Q4_0) == 18 && sizeof(Q8_0) == 34 && sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 &&
-              sizeof(Q4_K) == 144 && sizeof(Q5_K) == 176 && sizeof(Q6_K) == 210);
+static_assert(sizeof(Q4_0) == 18 && sizeof(Q5_0) == 22 && sizeof(Q5_1) == 24 && sizeof(Q8_0) == 34 &&
+              sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 && sizeof(Q4_K) == 144 && sizeof(Q5_K) == 176 &&
+              sizeof(Q6_K) == 210);
+
+// Q5_0 / Q5_1: the 32 fifth bits as one integer, element j at bit j (qh is unaligned in the block).
+static inline uint32_t q5_qh(const uint8_t* qh) {
+    uint32_t v;
+    std::memcpy(&v, qh, 4);
+    return v;
+}
 
 // Q4_K / Q5_K group j (0..7): 6-bit scale and min from the 12 packed bytes. Groups 0-3 keep theirs
 // in the low 6 bits of bytes j and j+4; groups 4-7 keep the low 4 bits in byte j+4's nibbles and
@@ -85,8 +108,9 @@ static inline int scale_q3k(int j, const uint8_t* s) {
 // Activation blocks whose largest magnitude is below this quantize to zeros (127/amax stays finite).
 constexpr float kActTiny = 1e-30f;
 
-// Prepared activations for Q4_0 / Q8_0 weights: n int8 quants, then n/32 float scales d, then n/32
-// int32 sums of each block's quants (Q4_0's "- 8" offset becomes -8 * sum). x ≈ d * q, |q| <= 127.
+// Prepared activations for Q4_0 / Q5_0 / Q5_1 / Q8_0 weights: n int8 quants, then n/32 float scales d,
+// then n/32 int32 sums of each block's quants (Q4_0's "- 8" offset becomes -8 * sum, Q5_0's "- 16"
+// -16 * sum; Q5_1's min m contributes m * d * sum). x ≈ d * q, |q| <= 127.
 struct ActQ8x32 {
     int8_t* qs;
     float* d;

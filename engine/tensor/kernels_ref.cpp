@@ -38,6 +38,32 @@ void dequant_q4_0(const void* src, float* y, int64_t n) {
     }
 }
 
+// Q5_0 / Q5_1: the quant (0..31) of element e of a block: its nibble of qs[e % 16] (the low one for
+// e < 16) and its fifth bit, bit e of qh.
+inline int q5_quant(const uint8_t* qs, uint32_t qh, int e) {
+    const int lo = e < QK / 2 ? qs[e] & 0xF : qs[e - QK / 2] >> 4;
+    return lo | int((qh >> e) & 1) << 4;
+}
+
+void dequant_q5_0(const void* src, float* y, int64_t n) {
+    auto* x = static_cast<const Q5_0*>(src);
+    for (int64_t i = 0; i < n / QK; ++i, y += QK) {
+        const float d = fp16_to_f32(x[i].d);
+        const uint32_t qh = q5_qh(x[i].qh);
+        for (int e = 0; e < QK; ++e) y[e] = float(q5_quant(x[i].qs, qh, e) - 16) * d;
+    }
+}
+
+void dequant_q5_1(const void* src, float* y, int64_t n) {
+    auto* x = static_cast<const Q5_1*>(src);
+    for (int64_t i = 0; i < n / QK; ++i, y += QK) {
+        const float d = fp16_to_f32(x[i].d), m = fp16_to_f32(x[i].m);
+        const uint32_t qh = q5_qh(x[i].qh);
+        // q * d + m rounded twice, as ggml (no fma: -ffp-contract=off)
+        for (int e = 0; e < QK; ++e) y[e] = float(q5_quant(x[i].qs, qh, e)) * d + m;
+    }
+}
+
 void dequant_q8_0(const void* src, float* y, int64_t n) {
     auto* x = static_cast<const Q8_0*>(src);
     for (int64_t i = 0; i < n / QK; ++i, y += QK) {
@@ -197,6 +223,36 @@ float dot_q4_0(const void* row, const void* act, int64_t n) {
     return sum;
 }
 
+// As Q4_0 with 5-bit quants 0..31 and a "- 16" offset.
+float dot_q5_0(const void* row, const void* act, int64_t n) {
+    auto* w = static_cast<const Q5_0*>(row);
+    ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
+    float sum = 0;
+    for (int64_t b = 0; b < n / QK; ++b) {
+        const int8_t* q = a.qs + b * QK;
+        const uint32_t qh = q5_qh(w[b].qh);
+        int s = 0;
+        for (int e = 0; e < QK; ++e) s += q5_quant(w[b].qs, qh, e) * q[e];
+        sum += fp16_to_f32(w[b].d) * a.d[b] * float(s - 16 * a.sum[b]);
+    }
+    return sum;
+}
+
+// sum over blocks of d_a * (d_w * sum(q_w * q_a) + m * sum(q_a)): the min meets the block's sum.
+float dot_q5_1(const void* row, const void* act, int64_t n) {
+    auto* w = static_cast<const Q5_1*>(row);
+    ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
+    float sum = 0;
+    for (int64_t b = 0; b < n / QK; ++b) {
+        const int8_t* q = a.qs + b * QK;
+        const uint32_t qh = q5_qh(w[b].qh);
+        int s = 0;
+        for (int e = 0; e < QK; ++e) s += q5_quant(w[b].qs, qh, e) * q[e];
+        sum += a.d[b] * (fp16_to_f32(w[b].d) * float(s) + fp16_to_f32(w[b].m) * float(a.sum[b]));
+    }
+    return sum;
+}
+
 float dot_q8_0(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const Q8_0*>(row);
     ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
@@ -326,6 +382,8 @@ TypeKernels scalar_kernels(GgmlType t) {
         case GgmlType::F16: return {dequant_f16, prepare_f32, dot_f16};
         case GgmlType::BF16: return {dequant_bf16, prepare_f32, dot_bf16};
         case GgmlType::Q4_0: return {dequant_q4_0, prepare_q8x32, dot_q4_0};
+        case GgmlType::Q5_0: return {dequant_q5_0, prepare_q8x32, dot_q5_0};
+        case GgmlType::Q5_1: return {dequant_q5_1, prepare_q8x32, dot_q5_1};
         case GgmlType::Q8_0: return {dequant_q8_0, prepare_q8x32, dot_q8_0};
         case GgmlType::Q2_K: return {dequant_q2_K, prepare_q8x256, dot_q2_K};
         case GgmlType::Q3_K: return {dequant_q3_K, prepare_q8x256, dot_q3_K};
