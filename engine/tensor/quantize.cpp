@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "engine/tensor/blocks.h"
 #include "engine/tensor/kernels_isa.h"
@@ -208,6 +209,55 @@ void quantize_q4_0(const float* x, Q4_0* y, int64_t nb) {
             };
             y[i].qs[j] = uint8_t(q(x[j]) | q(x[j + QK / 2]) << 4);
         }
+    }
+}
+
+// Q5_0 / Q5_1: 32 quants 0..31 into the nibbles of qs and the bits of qh (layout in blocks.h).
+void pack_q5(const int* q, uint8_t* qs, uint8_t* qh_bytes) {
+    uint32_t qh = 0;
+    for (int j = 0; j < QK / 2; ++j) {
+        qs[j] = uint8_t((q[j] & 0xF) | (q[j + QK / 2] & 0xF) << 4);
+        qh |= uint32_t(q[j] >> 4) << j | uint32_t(q[j + QK / 2] >> 4) << (j + QK / 2);
+    }
+    std::memcpy(qh_bytes, &qh, 4);
+}
+
+// As Q4_0 with 5 bits: the largest magnitude maps to -16, the one end of [-16, 15] that exists.
+void quantize_q5_0(const float* x, Q5_0* y, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, x += QK) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK; ++j)
+            if (amax < std::fabs(x[j])) { amax = std::fabs(x[j]); max = x[j]; }
+        const float d = max / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = fp16_scale(d);
+        int q[QK];
+        for (int j = 0; j < QK; ++j) {  // llama.cpp: MIN(31, (int8_t)(v*id + 16.5f)), i.e. truncation
+            const float v = x[j] * id + 16.5f;
+            q[j] = v >= 31.f ? 31 : v > 0.f ? int(v) : 0;  // NaN (0 * inf from a subnormal d) -> 0
+        }
+        pack_q5(q, y[i].qs, y[i].qh);
+    }
+}
+
+// min and max of the block: d = (max - min) / 31, m = min, q = (x - min) / d rounded half up.
+void quantize_q5_1(const float* x, Q5_1* y, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, x += QK) {
+        float min = std::numeric_limits<float>::max(), max = -min;
+        for (int j = 0; j < QK; ++j) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 31;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = fp16_scale(d);
+        y[i].m = fp16_scale(min);
+        int q[QK];
+        for (int j = 0; j < QK; ++j) {  // llama.cpp: (uint8_t)((x - min)*id + 0.5f)
+            const float v = (x[j] - min) * id + 0.5f;
+            q[j] = v >= 31.f ? 31 : v > 0.f ? int(v) : 0;  // NaN (inf * 0 once max - min overflows) -> 0
+        }
+        pack_q5(q, y[i].qs, y[i].qh);
     }
 }
 
@@ -437,6 +487,8 @@ void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n) {
             break;
         }
         case GgmlType::Q4_0: quantize_q4_0(x, static_cast<Q4_0*>(dst), n / QK); break;
+        case GgmlType::Q5_0: quantize_q5_0(x, static_cast<Q5_0*>(dst), n / QK); break;
+        case GgmlType::Q5_1: quantize_q5_1(x, static_cast<Q5_1*>(dst), n / QK); break;
         case GgmlType::Q8_0: quantize_q8_0(x, static_cast<Q8_0*>(dst), n / QK); break;
         case GgmlType::Q2_K: quantize_q2_K(x, static_cast<Q2_K*>(dst), n / QKK); break;
         case GgmlType::Q3_K: quantize_q3_K(x, static_cast<Q3_K*>(dst), n / QKK); break;
