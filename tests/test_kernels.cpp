@@ -1,11 +1,13 @@
-// Block layouts from hand-built bytes, fp16/bf16 conversion, and the reference quantizers (error
-// bounds, llama.cpp-identical output, finite blocks for any finite input).
+// Block layouts from hand-built bytes, fp16/bf16 conversion, the reference quantizers (error bounds,
+// llama.cpp-identical output, finite blocks for any finite input), and the 32-block dots against a
+// double dot of what they multiply.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "engine/tensor/blocks.h"
 #include "engine/tensor/kernels.h"
 #include "tests/kernels_test_util.h"
 
@@ -46,7 +48,8 @@ TEST(TypeTable, BlockSizesAndRowBytes) {
         int64_t block, bytes;
     };
     for (Want w : {Want{GgmlType::F32, 1, 4}, {GgmlType::F16, 1, 2}, {GgmlType::BF16, 1, 2},
-                   {GgmlType::Q4_0, 32, 18}, {GgmlType::Q8_0, 32, 34}, {GgmlType::Q2_K, 256, 84},
+                   {GgmlType::Q4_0, 32, 18}, {GgmlType::Q5_0, 32, 22}, {GgmlType::Q5_1, 32, 24},
+                   {GgmlType::Q8_0, 32, 34}, {GgmlType::Q2_K, 256, 84},
                    {GgmlType::Q3_K, 256, 110}, {GgmlType::Q4_K, 256, 144}, {GgmlType::Q5_K, 256, 176},
                    {GgmlType::Q6_K, 256, 210}}) {
         SCOPED_TRACE(type_name(w.t));
@@ -58,13 +61,15 @@ TEST(TypeTable, BlockSizesAndRowBytes) {
     EXPECT_EQ(row_bytes(GgmlType::Q4_K, 2048), 8 * 144);
     EXPECT_EQ(act_bytes(GgmlType::F16, 100), 400u);
     EXPECT_EQ(act_bytes(GgmlType::Q8_0, 64), 64u + 2 * 8);
+    EXPECT_EQ(act_bytes(GgmlType::Q5_0, 128), 128u + 4 * 8);
+    EXPECT_EQ(act_bytes(GgmlType::Q5_1, 128), 128u + 4 * 8);
     EXPECT_EQ(act_bytes(GgmlType::Q4_K, 512), 512u + 2 * 4 + 32 * 2);
 }
 
 TEST(TypeTable, UnsupportedTypesThrow) {
     float x[32] = {};
     uint8_t buf[64] = {};
-    EXPECT_THROW(dequantize_row(GgmlType::Q5_0, buf, x, 32), std::exception);
+    EXPECT_THROW(dequantize_row(GgmlType::Q4_1, buf, x, 32), std::exception);
     EXPECT_THROW(quantize_row(GgmlType::IQ4_NL, x, buf, 32), std::exception);
     EXPECT_THROW(dequantize_row(GgmlType::Q4_K, buf, x, 32), std::exception);  // not a multiple of 256
 }
@@ -82,6 +87,45 @@ TEST(Layout, Q4_0) {
     EXPECT_EQ(want[0], -4.f);
     EXPECT_EQ(want[16], 3.5f);
     expect_dequant(GgmlType::Q4_0, b.data(), want);
+}
+
+// Q5_0 / Q5_1 test blocks: qs[j] = j | (15 - j) << 4 (element j's low 4 bits j, element j + 16's
+// 15 - j); qh = 0x9A5CBE80 (bytes 80 BE 5C 9A): the fifth bit of element e is bit e.
+constexpr uint32_t kQ5Qh = 0x9A5CBE80u;
+int q5_test_quant(int e) { return (e < 16 ? e : 31 - e) + 16 * int((kQ5Qh >> e) & 1); }
+std::vector<uint8_t> q5_test_block(size_t header) {
+    std::vector<uint8_t> b(header + 20);
+    put<uint32_t>(b, header, kQ5Qh);
+    for (int j = 0; j < 16; ++j) b[header + 4 + j] = uint8_t(j | (15 - j) << 4);
+    return b;
+}
+
+TEST(Layout, Q5_0) {
+    // d = 0.5: x = 0.5 * (q - 16).
+    std::vector<uint8_t> b = q5_test_block(2);
+    put<uint16_t>(b, 0, 0x3800);
+    std::vector<float> want(32);
+    for (int e = 0; e < 32; ++e) want[e] = float(q5_test_quant(e) - 16) * 0.5f;
+    EXPECT_EQ(want[0], -8.f);   // q 0: low 0, bit 0 clear
+    EXPECT_EQ(want[7], 3.5f);   // q 23: low 7, bit 7 set
+    EXPECT_EQ(want[15], 7.5f);  // q 31: low 15, bit 15 set
+    EXPECT_EQ(want[16], -0.5f); // q 15: high nibble of qs[0], bit 16 clear
+    EXPECT_EQ(want[18], 6.5f);  // q 29: 13, bit 18 set
+    EXPECT_EQ(want[31], 0.f);   // q 16: high nibble of qs[15] = 0, bit 31 set
+    expect_dequant(GgmlType::Q5_0, b.data(), want);
+}
+
+TEST(Layout, Q5_1) {
+    // d = 0.5, m = -2.25 (0xc080): x = 0.5 * q - 2.25, no offset on q.
+    std::vector<uint8_t> b = q5_test_block(4);
+    put<uint16_t>(b, 0, 0x3800);
+    put<uint16_t>(b, 2, 0xc080);
+    std::vector<float> want(32);
+    for (int e = 0; e < 32; ++e) want[e] = float(q5_test_quant(e)) * 0.5f - 2.25f;
+    EXPECT_EQ(want[0], -2.25f);
+    EXPECT_EQ(want[15], 13.25f);
+    EXPECT_EQ(want[31], 5.75f);
+    expect_dequant(GgmlType::Q5_1, b.data(), want);
 }
 
 TEST(Layout, Q8_0) {
@@ -283,9 +327,9 @@ TEST(Quantize, ErrorWithinBounds) {
     std::mt19937 rng(seed);
     const int64_t n = 4096;
     for (Bound b : {Bound{GgmlType::F32, 0.0}, {GgmlType::F16, 8e-8}, {GgmlType::BF16, 5e-6},
-                    {GgmlType::Q8_0, 5e-5}, {GgmlType::Q4_0, 1.3e-2}, {GgmlType::Q6_K, 5.5e-4},
-                    {GgmlType::Q5_K, 2.3e-3}, {GgmlType::Q4_K, 8.5e-3}, {GgmlType::Q3_K, 3.8e-2},
-                    {GgmlType::Q2_K, 1.6e-1}}) {
+                    {GgmlType::Q8_0, 5e-5}, {GgmlType::Q4_0, 1.3e-2}, {GgmlType::Q5_0, 3.3e-3},
+                    {GgmlType::Q5_1, 2.4e-3}, {GgmlType::Q6_K, 5.5e-4}, {GgmlType::Q5_K, 2.3e-3},
+                    {GgmlType::Q4_K, 8.5e-3}, {GgmlType::Q3_K, 3.8e-2}, {GgmlType::Q2_K, 1.6e-1}}) {
         SCOPED_TRACE(type_name(b.t));
         double worst = 0;
         for (int rep = 0; rep < 8; ++rep) {
@@ -315,7 +359,10 @@ TEST(Quantize, MatchesLlamaCppReference) {
         GgmlType t;
         uint64_t fnv;
     };
+    // Q5_0 / Q5_1: from ggml-quants.c's quantize_row_q5_*_ref built alone (the same harness gives
+    // Q4_0's hash above).
     for (Golden g : {Golden{GgmlType::Q4_0, 0x2a868a23db221768ull}, {GgmlType::Q8_0, 0x84cf3ef107e5193aull},
+                     {GgmlType::Q5_0, 0x6bf181674710b2ccull}, {GgmlType::Q5_1, 0x6f00ee1579224817ull},
                      {GgmlType::Q2_K, 0x09d883223629b917ull}, {GgmlType::Q3_K, 0x91dbd185cb415de8ull},
                      {GgmlType::Q4_K, 0x3c118b0eb5931529ull}, {GgmlType::Q5_K, 0x5437cccbde876a07ull},
                      {GgmlType::Q6_K, 0xfe655567af440fe5ull}}) {
@@ -357,4 +404,48 @@ TEST(Quantize, FiniteForExtremeInputs) {
             }
         }
     }
+}
+
+// The dots of the 32-element block types against a double dot of the dequantized row with the
+// dequantized prepared activations (d * q per block, layout in blocks.h), on every ISA: the integer
+// sums are exact, so only float rounding may separate them. Bound: a block's float terms are at most
+// 3 * max|w| * sum|a| of the block (Q5_1: |d * sum(q_w q_a)| <= (max - min) sum|q_a|, |m| <= max|w|),
+// summed in float over up to 128 blocks: (128 + 3) * 2^-24 * 3 ~ 2.3e-5 of sum_b max|w|_b * sum|a|_b.
+TEST(Dot, Blocks32MatchDoubleDotOfDequantized) {
+    const uint32_t seed = fresh_seed();
+    std::mt19937 rng(seed);
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0})
+        for (int64_t n : {int64_t(32), int64_t(128), int64_t(4096)})
+            for (Isa isa : available_isas()) {
+                SCOPED_TRACE(std::string(type_name(t)) + " " + isa_name(isa) + " n=" + std::to_string(n) +
+                             " seed=" + std::to_string(seed));
+                for (int rep = 0; rep < 16; ++rep) {
+                    std::vector<float> x = random_row(rng, n, rep % 4 == 3 ? 1e-3f : 1.f);
+                    // Shifted rows: Q5_1's min term dominates and must meet the right activation sums.
+                    std::vector<float> wx = random_row(rng, n);
+                    if (rep % 2) {
+                        for (float& v : wx) v += 3.f;
+                    }
+                    const std::vector<uint8_t> w = quantized(t, wx);
+                    std::vector<float> wf(static_cast<size_t>(n));
+                    dequantize_row_isa(Isa::Scalar, t, w.data(), wf.data(), n);
+                    std::vector<uint8_t> act(act_bytes(t, n));
+                    prepare_act_isa(isa, t, x.data(), act.data(), n);
+                    const blocks::ActQ8x32 a = blocks::act_q8x32(act.data(), n);
+                    double exact = 0, scale = 0;
+                    for (int64_t b = 0; b < n / 32; ++b) {
+                        double wmax = 0, asum = 0;
+                        for (int64_t i = 32 * b; i < 32 * b + 32; ++i) {
+                            const double ai = double(a.d[b]) * a.qs[i];
+                            exact += double(wf[size_t(i)]) * ai;
+                            wmax = std::max(wmax, std::fabs(double(wf[size_t(i)])));
+                            asum += std::fabs(ai);
+                        }
+                        scale += wmax * asum;
+                    }
+                    const float got = vec_dot_isa(isa, t, w.data(), act.data(), n);
+                    ASSERT_LE(std::fabs(double(got) - exact), 2.3e-5 * scale)
+                        << "rep " << rep << ": " << got << " vs " << exact;
+                }
+            }
 }

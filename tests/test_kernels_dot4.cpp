@@ -132,7 +132,9 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
                           {GgmlType::Q8_0, 45, 96},
                           {GgmlType::F16, 9, 40},
                           {GgmlType::Q5_K, 13, 256},
-                          {GgmlType::Q4_0, 30, 64}};
+                          {GgmlType::Q4_0, 30, 64},
+                          {GgmlType::Q5_0, 17, 128},  // deepseek2's attn_k_b rows
+                          {GgmlType::Q5_1, 11, 96}};
     const int64_t kN[] = {1, 3, 5, 63, 64, 65, 130};
     constexpr size_t n_jobs = std::size(specs);
     // What a job's pointers point into.

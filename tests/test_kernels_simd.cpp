@@ -73,7 +73,9 @@ TEST(Simd, DequantizeRandomBlocksBitExact) {
             uint8_t* blk = q.data() + b * bs;
             switch (t) {
                 case GgmlType::Q4_0:
+                case GgmlType::Q5_0:
                 case GgmlType::Q8_0: safe_half(blk); break;
+                case GgmlType::Q5_1: safe_half(blk), safe_half(blk + 2); break;
                 case GgmlType::Q2_K: safe_half(blk + 80), safe_half(blk + 82); break;
                 case GgmlType::Q3_K: safe_half(blk + 108); break;
                 case GgmlType::Q4_K:
@@ -181,7 +183,7 @@ TEST(Simd, QuantizedActivationError) {
         }
         const double err = nmse(got.data(), exact.data(), rows);
         const bool float_act = t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
-        const bool blocks32 = t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+        const bool blocks32 = type_info(t).block_size == 32;
         EXPECT_LE(err, float_act ? 1e-10 : blocks32 ? 1e-4 : 3.5e-4) << type_name(t);
         std::printf("  %-5s vec_dot NMSE vs float dot of dequantized row: %.3g\n", type_name(t), err);
     }
