@@ -205,6 +205,58 @@ void dot_q4_0(const void* row, const void* const* acts, int64_t n, float* out) {
     });
 }
 
+// 32 bits -> 32 bytes, byte e 0xFF where bit e is set: each byte gets its source byte of x, every
+// bit but its own forced on, then all-ones compares equal only if its own was set.
+inline __m256i bytes_from_bits32(uint32_t x) {
+    const __m256i spread = _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int(x)), spread);
+    return _mm256_cmpeq_epi8(_mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
+}
+
+// Q5_0 / Q5_1 quants 0..31 as u8, element e in byte e: Q4_0's nibbles | 16 where qh's bit e is set.
+inline __m256i q5_quants(const uint8_t* qs, const uint8_t* qh) {
+    const __m128i q = load128(qs);
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0xF));
+    return _mm256_or_si256(nib, _mm256_and_si256(bytes_from_bits32(q5_qh(qh)), _mm256_set1_epi8(0x10)));
+}
+
+// As Q4_0: quants 0..31 (maddubs pairs <= 2 * 31 * 127), the "- 16" as -16 * sum in lane 0.
+template <int N>
+void dot_q5_0(const void* row, const void* const* acts, int64_t n, float* out) {
+    auto* w = static_cast<const Q5_0*>(row);
+    ActQ8x32 a[N];
+    act_cols<N>(acts, n, a);
+    const __m256i ones = _mm256_set1_epi16(1);
+    blocks32<N>(w, n / QK, int(sizeof *w), out, [&](int64_t b, __m256* acc) {
+        const __m256i q = q5_quants(w[b].qs, w[b].qh);
+        const float d = half(w[b].d);
+        FOR_COL(c) {
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(a[c].qs + b * QK)), ones);
+            s = _mm256_sub_epi32(s, _mm256_zextsi128_si256(_mm_cvtsi32_si128(16 * a[c].sum[b])));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * a[c].d[b]), acc[c]);
+        }
+    });
+}
+
+// d_a * (d * sum(q_w q_a) + m * sum(q_a)) per block, the min term in lane 0.
+template <int N>
+void dot_q5_1(const void* row, const void* const* acts, int64_t n, float* out) {
+    auto* w = static_cast<const Q5_1*>(row);
+    ActQ8x32 a[N];
+    act_cols<N>(acts, n, a);
+    const __m256i ones = _mm256_set1_epi16(1);
+    blocks32<N>(w, n / QK, int(sizeof *w), out, [&](int64_t b, __m256* acc) {
+        const __m256i q = q5_quants(w[b].qs, w[b].qh);
+        const float d = half(w[b].d), m = half(w[b].m);
+        FOR_COL(c) {
+            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(a[c].qs + b * QK)), ones);
+            const __m256 mins = _mm256_zextps128_ps256(_mm_set_ss(m * float(a[c].sum[b])));
+            const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d), mins);
+            acc[c] = _mm256_fmadd_ps(t, _mm256_set1_ps(a[c].d[b]), acc[c]);
+        }
+    });
+}
+
 // signed * signed via maddubs: |w| as the unsigned operand, a with w's sign applied.
 template <int N>
 void dot_q8_0(const void* row, const void* const* acts, int64_t n, float* out) {
@@ -342,6 +394,8 @@ void dot_q3_K(const void* row, const void* const* acts, int64_t n, float* out) {
 PrepareFn avx2_prepare(GgmlType t) {
     switch (t) {
         case GgmlType::Q4_0:
+        case GgmlType::Q5_0:
+        case GgmlType::Q5_1:
         case GgmlType::Q8_0: return prepare_q8x32;
         case GgmlType::Q2_K:
         case GgmlType::Q3_K:
@@ -358,6 +412,8 @@ DotFn avx2_dot(GgmlType t) {
         case GgmlType::F16: return dot1<dot_f16<1>>;
         case GgmlType::BF16: return dot1<dot_bf16<1>>;
         case GgmlType::Q4_0: return dot1<dot_q4_0<1>>;
+        case GgmlType::Q5_0: return dot1<dot_q5_0<1>>;
+        case GgmlType::Q5_1: return dot1<dot_q5_1<1>>;
         case GgmlType::Q8_0: return dot1<dot_q8_0<1>>;
         case GgmlType::Q2_K: return dot1<dot_q2_K<1>>;
         case GgmlType::Q3_K: return dot1<dot_q3_K<1>>;
@@ -384,6 +440,8 @@ Dot4Fn avx2_dot4(GgmlType t) {
         case GgmlType::F16: return pairs<dot_f16<2>>;
         case GgmlType::BF16: return pairs<dot_bf16<2>>;
         case GgmlType::Q4_0: return dot_q4_0<4>;
+        case GgmlType::Q5_0: return dot_q5_0<4>;
+        case GgmlType::Q5_1: return dot_q5_1<4>;
         case GgmlType::Q8_0: return dot_q8_0<4>;
         case GgmlType::Q2_K: return dot_q2_K<4>;
         case GgmlType::Q3_K: return dot_q3_K<4>;
