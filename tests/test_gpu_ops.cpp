@@ -23,8 +23,8 @@ using test::fresh_seed;
 using test::nmse;
 using test::random_row;
 
-const GgmlType kGpuTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q8_0,
-                              GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+const GgmlType kGpuTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1,
+                              GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 // The matvec suites also run Q8_0 repacked (WT_Q8_0R; matvecs only).
 std::vector<GpuType> matvec_types() {
     std::vector<GpuType> v;

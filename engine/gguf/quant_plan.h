@@ -1,6 +1,7 @@
 // Which type each tensor gets when sluice writes a model (gen-model, quantize): the requested type for
 // weight matrices, F32 for norms, the routers and the GatedDeltaNet conv kernel (as llama.cpp's
-// quantizer does), and a fallback when a row length is not a multiple of the type's block.
+// quantizer does), and llama.cpp's fallback when a row length is not a multiple of the type's block
+// (llama-quant.cpp tensor_type_fallback: deepseek2's attn_k_b rows of 128, V2-Lite's experts' 1408).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -14,8 +15,16 @@ inline GgmlType plan_type(const std::string& name, const int64_t* ne, uint32_t n
         name.find("ssm_conv1d") != std::string::npos)
         return GgmlType::F32;
     if (ne[0] % type_info(want).block_size == 0) return want;
-    if (ne[0] % 32 == 0) return GgmlType::Q8_0;
-    return GgmlType::F16;
+    GgmlType f = GgmlType::F16;  // a 32-block type that does not fit either
+    switch (want) {
+        case GgmlType::Q2_K:
+        case GgmlType::Q3_K: f = GgmlType::Q4_0; break;
+        case GgmlType::Q4_K: f = GgmlType::Q5_0; break;
+        case GgmlType::Q5_K: f = GgmlType::Q5_1; break;
+        case GgmlType::Q6_K: f = GgmlType::Q8_0; break;
+        default: break;
+    }
+    return ne[0] % type_info(f).block_size == 0 ? f : GgmlType::F16;
 }
 
 // general.file_type value (llama.cpp's llama_ftype) for a model mostly of type t.
@@ -24,6 +33,8 @@ inline uint32_t file_type_of(GgmlType t) {
         case GgmlType::F32: return 0;
         case GgmlType::F16: return 1;
         case GgmlType::Q4_0: return 2;
+        case GgmlType::Q5_0: return 8;
+        case GgmlType::Q5_1: return 9;
         case GgmlType::Q8_0: return 7;
         case GgmlType::Q2_K: return 10;
         case GgmlType::Q3_K: return 11;  // Q3_K_S
