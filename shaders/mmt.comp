@@ -72,7 +72,7 @@ shared float cs[MT_NW * 256u];  // a subgroup's 16 x 16 result on its way to y
 // gw_last(part) (mm_load.glsl's layouts).
 #if defined(WTYPE_Q6_K)
 uint gw_last(uint part) { return 2u + (part >> 1); }
-#elif defined(WTYPE_Q8_0R) || defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+#elif defined(WTYPE_Q8_0R) || defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
 uint gw_last(uint part) { return part; }
 #else
 uint gw_last(uint part) { return 2u * (part >> 1) + 1u; }

@@ -573,6 +573,53 @@ float dot_w(WS w, XS x) {
     return w.d * (x.ds.x * float(i) - 8.0 * x.ds.y);
 }
 
+#elif (defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)) && defined(XQ8)
+// Q4_0's integer dots with the fifth bits (bit e of qh: element e) spread to bit 4 of the quants'
+// bytes. Q5_0: sum d (q - 16) x = d (dx sudot(x, q) - 16 dx sum qx); Q5_1: d q + m, so the pair
+// (d, 16 d) / (d, -m) and one formula.
+#define MV_STEP 1024u
+struct XS {
+    uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
+    vec2 ds;       // (d, d * sum q)
+};
+uint q5_block(uint s) { return 32u * s + lane; }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint e = xo + 32u * q5_block(s);
+    const bool inside = 32u * q5_block(s) < p.cols;
+    x.lo = inside ? XQ4[e >> 4] : uvec4(0u);
+    x.hi = inside ? XQ4[(e >> 4) + 1u] : uvec4(0u);
+    x.ds = inside ? XS2[p.xq_soff + (e >> 5)] : vec2(0.0);
+    return x;
+}
+struct WS {
+    uvec4 q;  // qs
+    uint qh;
+    vec2 dm;  // (d, 16 d) or (d, -m)
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
+    const uint blk = q5_block(s);
+    const bool inside = 32u * blk < p.cols;
+    const uint b = wrow + Q5_UNITS * min(blk, (p.cols >> 5) - 1u);
+    w.q = inside ? u16x8(b + Q5_QH + 2u) : uvec4(0u);
+    w.qh = inside ? uint(W[b + Q5_QH]) | (uint(W[b + Q5_QH + 1u]) << 16) : 0u;
+    const float d = inside ? unpackHalf2x16(uint(W[b])).x : 0.0;
+#if defined(WTYPE_Q5_0)
+    w.dm = vec2(d, 16.0 * d);
+#else
+    w.dm = vec2(d, inside ? -unpackHalf2x16(uint(W[b + 1u])).x : 0.0);
+#endif
+    return w;
+}
+float dot_w(WS w, XS x) {
+    int i = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c)
+        i += sudot4(x.lo[c], (w.q[c] & 0x0F0F0F0Fu) | q5_high4(w.qh >> (4u * c)), 0) +
+             sudot4(x.hi[c], ((w.q[c] >> 4) & 0x0F0F0F0Fu) | q5_high4(w.qh >> (16u + 4u * c)), 0);
+    return w.dm.x * x.ds.x * float(i) - w.dm.y * x.ds.y;
+}
+
 #elif (defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)) && defined(XQ8)
 // Integer dots over x's int8 mirror. A step is 8 super-blocks, 4 lanes each: lane l takes half
 // h = (l >> 1) & 1 and sixteen c = l & 1 of super-block 8s + (l >> 2), i.e. for j = 0..3 the elements

@@ -58,7 +58,7 @@ uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mir
 
 bool has_q8(const Context& ctx, uint32_t type) {
     return ctx.info().int_dot &&
-           (type == WT_Q4_0 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K ||
+           (type == WT_Q4_0 || type == WT_Q5_0 || type == WT_Q5_1 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K ||
             type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K);
 }
 

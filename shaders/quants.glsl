@@ -23,7 +23,7 @@ layout(binding = W_BINDING, std430) readonly buffer WBuf { uint16_t W[]; };
 
 #extension GL_EXT_control_flow_attributes : enable
 
-#if defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0) || defined(WTYPE_Q3_K) || defined(WTYPE_Q6_K)
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q3_K) || defined(WTYPE_Q6_K)
 // 16 bytes from 2-byte unit i of W (these types' blocks are only 2-aligned): 5 word loads, realigned
 // by half a word when i is odd, where 8 16-bit loads each took a load instruction (Q6_K's integer-dot
 // matvec was load-issue bound at 2.1 TB/s). Buffers are whole 16-byte units (Context::alloc), so the

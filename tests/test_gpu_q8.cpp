@@ -315,7 +315,7 @@ TEST_P(GpuQ8Types, TiledMatmulOverABatchOfMatrices) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    const int64_t cols = gt.id == WT_Q8_0 || gt.id == WT_Q4_0 ? 128 : 256, nm = 3;
+    const int64_t cols = gpu::gpu_type(gt.id)->block_elems == 32 && gt.id != WT_Q8_0R ? 128 : 256, nm = 3;
     for (auto [rows, nb] : std::vector<std::pair<int64_t, int64_t>>{{130, 40}, {64, 129}}) {
         std::vector<uint8_t> bytes;
         std::vector<float> deq;
@@ -797,7 +797,8 @@ TEST(GpuQ8, AttentionWritesTheInt8MirrorOfItsOutput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types,
-                         ::testing::Values(GpuType{GgmlType::Q4_0, WT_Q4_0}, GpuType{GgmlType::Q8_0, WT_Q8_0},
+                         ::testing::Values(GpuType{GgmlType::Q4_0, WT_Q4_0}, GpuType{GgmlType::Q5_0, WT_Q5_0},
+                                           GpuType{GgmlType::Q5_1, WT_Q5_1}, GpuType{GgmlType::Q8_0, WT_Q8_0},
                                            GpuType{GgmlType::Q8_0, WT_Q8_0R}, GpuType{GgmlType::Q2_K, WT_Q2_K},
                                            GpuType{GgmlType::Q3_K, WT_Q3_K}, GpuType{GgmlType::Q4_K, WT_Q4_K},
                                            GpuType{GgmlType::Q5_K, WT_Q5_K}, GpuType{GgmlType::Q6_K, WT_Q6_K}),
