@@ -120,11 +120,9 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     // H200, 4096x12288 Q4_K: mm 181 / 229 / 408 us for 16 / 64 / 256 columns, matmul_* 52 us per 8:
     // the tiles pay from a few dozen columns on.
     if (o.n_cols <= 32) return false;
-    // K in steps of 128: K-quants' 256-element super-blocks take two (mm_load.glsl)
     const TypeLayout* t = gpu_type(w.type);
-    const uint32_t step = t->block_elems >= 256 ? 256 : 128;
     const bool q8 = o.xq && has_mm(cmd.context(), w.type) && (x.off | o.x_col_stride | o.x_mat_stride) % 32 == 0 &&
-                    w.cols % step == 0;
+                    mm_cols_ok(w.type, w.cols);
     const bool flt = (w.type == WT_F32 || w.type == WT_F16 || w.type == WT_BF16) && w.cols % 32 == 0 &&
                      (x.off | o.x_col_stride | o.x_mat_stride) % 4 == 0;
     // a batch of matrices (workgroup z): strides, no ids
@@ -186,6 +184,11 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 // Every integer-dot type has tiles (mm_load.glsl).
 bool has_mm(const Context& ctx, uint32_t type) { return has_q8(ctx, type); }
 
+bool mm_cols_ok(uint32_t type, uint64_t cols) {
+    const TypeLayout* t = gpu_type(type);
+    return t && cols > 0 && cols % (t->block_elems >= 256 ? 256 : 128) == 0;
+}
+
 void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g) {
     if (!g.n_tokens || !g.k || g.n_expert > MV_ROUTE_MAX || (g.bn != 16 && g.bn != 32 && g.bn != 64) || g.k > ids_stride)
         throw GpuError("moe_group: at most 512 experts, tiles of 16, 32 or 64 entries, k <= the ids' stride");
@@ -197,8 +200,8 @@ void matmul_experts(Cmd& cmd, const Mat& w, Vec x, uint32_t x_col_stride, bool x
                     const Xq& xq, const ExpertGroups& g) {
     if (!has_mm(cmd.context(), w.type)) throw GpuError("matmul_experts: no grouped expert kernel for this type here");
     const TypeLayout* t = gpu_type(w.type);
-    if (w.cols % 256 || (x.off | x_col_stride) % 32 || w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes)
-        throw GpuError("matmul_experts: rows a multiple of 256, x offsets and strides multiples of 32, aligned weights");
+    if (!mm_cols_ok(w.type, w.cols) || (x.off | x_col_stride) % 32 || w.offset % t->unit_bytes || w.mat_stride % t->unit_bytes)
+        throw GpuError("matmul_experts: rows a multiple of 128 (K-quants: 256), x offsets and strides multiples of 32, aligned weights");
     MatvecPush p = mv_push(*t, w, x, x_col_stride, y, y_col_stride);
     p.ids_off = g.entries_off();
     p.topk_k = g.k;

@@ -213,6 +213,9 @@ ExpertGroups expert_groups(const Context& ctx, const Buffer* buf, uint32_t n_tok
 // Groups the n_tokens x k routed experts (ints at ids.off + j * ids_stride + slot, n_expert <= 512)
 // by expert into g. One dispatch.
 void moe_group(Cmd& cmd, Vec ids, uint32_t ids_stride, const ExpertGroups& g);
+// Whether rows of `cols` of this type fit the tiled kernels' K steps of 128 (K-quants' super-blocks
+// of 256 take two steps).
+bool mm_cols_ok(uint32_t type, uint64_t cols);
 // Whether this type has the tiled int8 kernels (mm_*: matvec() past 32 columns, matmul_experts()):
 // every integer-dot type (has_q8), Q8_0 in ggml's blocks and repacked, on devices with integer dots.
 bool has_mm(const Context& ctx, uint32_t type);

@@ -144,6 +144,11 @@ inline QuantLogits quantized_logits(const std::string& dir, const std::string& n
     return r;
 }
 
+// Batched vs token by token where a prompt batch's attention runs in float16 on tensor cores (devices
+// with cooperative matrices: the H100 measured 2.6e-4 .. 9.1e-4 on the deepseek2 fixtures), else (float
+// attention, lavapipe in CI) summation order only.
+inline double batch_attention_err(double float_err = 1e-5) { return gpu::use_coopmat(ctx()) ? 2e-3 : float_err; }
+
 // The state blob is the CPU path's: a conversation of fixture `path` (ids) started on the CPU (with
 // cpu options `co`) continues on the GPU and back. Returns both models (the GPU's at 40 tokens, the
 // CPU's at the end) and the CPU's logits of every position, for the architecture's own truncate checks.
@@ -174,8 +179,8 @@ inline SnapshotModels expect_snapshots_move_both_ways(const std::string& path, c
     m.gpu->forward_tokens(first, false);
     const auto gpu_blob = m.gpu->save_state();
     EXPECT_EQ(gpu_blob.size(), cpu_blob.size());
-    m.cpu->load_state(gpu_blob);
-    EXPECT_LE(max_rel_err(m.cpu->forward_tokens(rest, true), want, int64_t(m.nv)), 1e-5);
+    m.cpu->load_state(gpu_blob);  // the GPU's prompt ran in batches
+    EXPECT_LE(max_rel_err(m.cpu->forward_tokens(rest, true), want, int64_t(m.nv)), batch_attention_err());
     return m;
 }
 
@@ -185,7 +190,7 @@ inline void expect_snapshots_move(const std::string& path, const std::vector<int
     m.gpu->truncate(30);
     const std::vector<int32_t> again(ids.begin() + 30, ids.end());
     const std::vector<float> want2(m.full.end() - std::ptrdiff_t(again.size() * m.nv), m.full.end());
-    EXPECT_LE(reftest::max_rel_err(m.gpu->forward_tokens(again, true), want2, int64_t(m.nv)), 1e-5);
+    EXPECT_LE(reftest::max_rel_err(m.gpu->forward_tokens(again, true), want2, int64_t(m.nv)), batch_attention_err());
 }
 
 // Quantized files: fixture requantized to `type`, the GPU's and the CPU's agreement with the float
@@ -217,11 +222,6 @@ inline QuantAgreement run_quantized(const std::string& dir, const QuantCase& c) 
     EXPECT_LE(a.gpu.kl, c.max_kl);
     return a;
 }
-
-// Batched vs token by token where a prompt batch's attention runs in float16 on tensor cores (devices
-// with cooperative matrices: the H100 measured 2.6e-4 .. 9.1e-4 on the deepseek2 fixtures), else (float
-// attention, lavapipe in CI) summation order only.
-inline double batch_attention_err(double float_err = 1e-5) { return gpu::use_coopmat(ctx()) ? 2e-3 : float_err; }
 
 // Tokens a prompt of n runs in batches (GpuModel::forward_batch): `big` (SLUICE_GPU_PROMPT_BATCH,
 // default 512) at a time while that many remain, then halves of it down to 8; fewer than 8 left run

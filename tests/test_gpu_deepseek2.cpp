@@ -74,8 +74,9 @@ TEST(GpuDeepSeek2Batch, PromptBatchesMatchTokenByToken) {
         }
 }
 
-// The same on generated deepseek2 files whose rows are multiples of 256 (V3's latent and rope widths,
-// a q bottleneck, a dense first layer, a shared expert, grouped sigmoid routing): 100 tokens in batches
+// The same on generated deepseek2 files (V3's latent and rope widths, a q bottleneck, a dense first
+// layer, a shared expert, grouped sigmoid routing; experts of 384, so Q4_K files carry llama.cpp's
+// Q5_0 fallback in the downs and in attn_k_b, as V2-Lite's Q4_K_M does): 100 tokens in batches
 // of 64 (SLUICE_GPU_PROMPT_BATCH), 32 and token by token, then 8: tiled products, int8 activations,
 // Wk_b / Wv_b per head over the batch, experts grouped by expert (or on the CPU). F16, and Q4_K with
 // float activations (SLUICE_GPU_Q8=0): summation order only; Q4_K with int8 activations: held to the
@@ -90,7 +91,7 @@ TEST(GpuDeepSeek2Batch, GeneratedPromptBatchesMatchTokenByToken) {
         const std::string f = tmp_dir() + "gpu_ds2_batch_" + std::to_string(getpid()) + ".gguf";
         const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch deepseek2 --layers 3 --embd 256 --heads 4 " +
                                 "--head-dim 192 --v-head-dim 128 --rope-dims 64 --q-lora 256 --kv-lora 512 --experts 16 " +
-                                "--used 4 --ff-exp 256 --ff 512 --shared 1 --groups 4 --groups-used 2 --vocab 300 --type " +
+                                "--used 4 --ff-exp 384 --ff 512 --shared 1 --groups 4 --groups-used 2 --vocab 300 --type " +
                                 t.type + " --out " + f + " >/dev/null";
         ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
         std::vector<int32_t> ids;

@@ -343,9 +343,12 @@ bool GpuModel::grouped_experts(const MoeLayer& M) const {
         const char* e = std::getenv("SLUICE_GPU_MOE_GROUP");
         return !(e && std::string(e) == "0");
     }();
-    return on && xq(hnb_) && xq(gb_) && uint32_t(hp_.n_expert) <= MV_ROUTE_MAX && hp_.n_ff_exp % 256 == 0 &&
+    // rows the tiles take (V2-Lite's experts of 1408: Q5_0 / Q8_0 downs in llama.cpp's Q4_K_M), int8
+    // mirrors' blocks of 32 per entry
+    return on && xq(hnb_) && xq(gb_) && uint32_t(hp_.n_expert) <= MV_ROUTE_MAX && hp_.n_ff_exp % 32 == 0 &&
            gpu::has_mm(ctx_, M.gate_exps.type) && M.up_exps.type == M.gate_exps.type &&
-           gpu::has_mm(ctx_, M.down_exps.type);
+           gpu::has_mm(ctx_, M.down_exps.type) && gpu::mm_cols_ok(M.gate_exps.type, uint64_t(hp_.n_embd)) &&
+           gpu::mm_cols_ok(M.down_exps.type, uint64_t(hp_.n_ff_exp));
 }
 
 // The batch's routed experts grouped by expert (moe_group): gate and up of every (token, slot) entry as

@@ -49,11 +49,13 @@ struct BatchTiming {
 
 bool GpuModel::batch_experts_gpu_ok() const {
     if (!arena_bytes_ || !host_experts_batch() || !batch_ok() || !xq(hnb_) || !xq(gb_)) return false;
-    if (hp_.n_ff_exp % 256 != 0) return false;  // the tiled kernels' row blocks
+    if (hp_.n_ff_exp % 32 != 0) return false;  // the int8 mirrors' blocks per entry
     for (int64_t il : sync_layers_) {
         const MoeLayer& L = moe_[size_t(il)];
-        for (uint32_t t : L.expert_type)
-            if (!gpu::has_mm(ctx_, t)) return false;
+        for (size_t i = 0; i < 3; ++i)  // gate, up: rows of n_embd; down: of n_ff_exp (the tiles' K steps)
+            if (!gpu::has_mm(ctx_, L.expert_type[i]) ||
+                !gpu::mm_cols_ok(L.expert_type[i], uint64_t(i < 2 ? hp_.n_embd : hp_.n_ff_exp)))
+                return false;
     }
     return true;
 }
