@@ -8,10 +8,12 @@
 #   bench/gpu_prompt.sh BIN_DIR OUT_DIR
 #     BIN_DIR: sluice, bench_decode, llama_peer_vulkan (+ its libraries in BIN_DIR/lib)
 #     env: MODELS_DIR (default /tmp/gpu-models), P (prompt tokens, default 2048), T (CPU threads,
-#          default: all), TO (seconds per run, default 150), SKIP_CPU=1 (no CPU-expert runs)
+#          default: all), TO (seconds per run, default 150), SKIP_CPU=1 (no CPU-expert runs),
+#          ONLY="moe lite" (the models to run, default all)
 #
 # Models (`sluice gen-model`, Q4_K, written when missing): d8 (Qwen3-8B's shape), moe (Qwen3-30B-A3B's),
-# q35 (Qwen3.5-35B-A3B's, qwen35moe). Output: OUT_DIR/<model>_p<P>_{cm,mmt0,cm0,l}.json, <model>_cpu.json
+# q35 (Qwen3.5-35B-A3B's, qwen35moe), lite (DeepSeek-V2-Lite's, deepseek2: experts of 1408, so their
+# downs and attn_k_b take llama.cpp's Q5_0 fallback). Output: OUT_DIR/<model>_p<P>_{cm,mmt0,cm0,l}.json, <model>_cpu.json
 # and a line per run on stdout (prompt runs: the first includes shader compilation; compare the others).
 set -uo pipefail
 B=$1
@@ -21,8 +23,10 @@ P=${P:-2048}
 T=${T:-$(nproc)}
 TO=${TO:-150}
 mkdir -p "$O" "$M"
+ONLY=${ONLY:-d8 moe q35 lite}
 gen() {
     local f=$M/$1.gguf
+    case " $ONLY " in *" $1 "*) ;; *) return ;; esac
     shift
     [ -f "$f" ] || "$B/sluice" gen-model "$@" --type q4_K --ctx 32768 --out "$f" >/dev/null 2>"$O/gen.err" || { cat "$O/gen.err"; exit 1; }
 }
@@ -32,8 +36,10 @@ gen moe --arch qwen3moe --layers 48 --embd 2048 --heads 32 --kv-heads 4 --head-d
 gen q35 --arch qwen35moe --layers 40 --embd 2048 --heads 16 --kv-heads 2 --head-dim 256 --experts 256 --used 8 \
     --ff-exp 512 --ff-shexp 512 --vocab 248320 --ssm-k-heads 16 --ssm-v-heads 32 --ssm-head-dim 128 --conv-kernel 4 \
     --full-every 4
+gen lite --arch deepseek2 --layers 27 --embd 2048 --heads 16 --head-dim 192 --v-head-dim 128 --rope-dims 64 \
+    --kv-lora 512 --experts 64 --used 6 --ff-exp 1408 --shared 2 --dense-lead 1 --ff 10944 --vocab 102400
 field() { grep -o "\"$1\":[^]]*]\?" "$2" | head -1; }
-for m in d8 moe q35; do
+for m in $ONLY; do
     for v in cm mmt0 cm0 l; do
         f=$O/${m}_p${P}_$v.json
         case $v in
@@ -48,7 +54,8 @@ for m in d8 moe q35; do
         echo "$m p$P $v: $(field prompt_tok_s_runs "$f") $(field decode_tok_s_runs "$f")"
     done
 done
-for m in moe q35; do
+for m in moe q35 lite; do
+    case " $ONLY " in *" $m "*) ;; *) continue ;; esac
     [ "${SKIP_CPU:-0}" = 1 ] && break
     f=$O/${m}_cpu.json
     timeout "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu auto --gpu-experts cpu --gpu-expert-cache 4096 -t "$T" -p 512 \

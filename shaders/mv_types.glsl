@@ -534,10 +534,12 @@ float row_dot(uint wrow, uint s, XS x) {
 }
 #endif
 
-#elif defined(WTYPE_Q4_0) && defined(XQ8)
+#elif (defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)) && defined(XQ8)
 // Integer dots over x's int8 mirror, whose blocks of 32 are Q4_0's: a step is 32 blocks, a lane each:
 // its 16 bytes of qs (low nibbles elements 0-15, high 16-31) against the block's 32 int8 of x, 8
-// OpSUDot; sum (q - 8) x = sudot(x, q) - 8 sum(x), sum(x) the mirror's d * sum q.
+// OpSUDot; sum (q - 8) x = sudot(x, q) - 8 sum(x), sum(x) the mirror's d * sum q. Q5_0 / Q5_1: the
+// fifth bits (bit e of qh: element e) spread to bit 4 of the quants' bytes; Q5_0 sum d (q - 16) x,
+// Q5_1 sum (d q + m) x: the pair (d, 16 d) / (d, -m) and one formula.
 #define MV_STEP 1024u
 struct XS {
     uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
@@ -553,6 +555,7 @@ XS load_x(uint xo, uint s) {
     x.ds = inside ? XS2[p.xq_soff + (e >> 5)] : vec2(0.0);
     return x;
 }
+#if defined(WTYPE_Q4_0)
 struct WS {
     uvec4 q;
     float d;
@@ -572,26 +575,7 @@ float dot_w(WS w, XS x) {
         i += sudot4(x.lo[c], w.q[c] & 0x0F0F0F0Fu, 0) + sudot4(x.hi[c], (w.q[c] >> 4) & 0x0F0F0F0Fu, 0);
     return w.d * (x.ds.x * float(i) - 8.0 * x.ds.y);
 }
-
-#elif (defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)) && defined(XQ8)
-// Q4_0's integer dots with the fifth bits (bit e of qh: element e) spread to bit 4 of the quants'
-// bytes. Q5_0: sum d (q - 16) x = d (dx sudot(x, q) - 16 dx sum qx); Q5_1: d q + m, so the pair
-// (d, 16 d) / (d, -m) and one formula.
-#define MV_STEP 1024u
-struct XS {
-    uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
-    vec2 ds;       // (d, d * sum q)
-};
-uint q5_block(uint s) { return 32u * s + lane; }
-XS load_x(uint xo, uint s) {
-    XS x;
-    const uint e = xo + 32u * q5_block(s);
-    const bool inside = 32u * q5_block(s) < p.cols;
-    x.lo = inside ? XQ4[e >> 4] : uvec4(0u);
-    x.hi = inside ? XQ4[(e >> 4) + 1u] : uvec4(0u);
-    x.ds = inside ? XS2[p.xq_soff + (e >> 5)] : vec2(0.0);
-    return x;
-}
+#else
 struct WS {
     uvec4 q;  // qs
     uint qh;
@@ -599,7 +583,7 @@ struct WS {
 };
 WS load_w(uint wrow, uint s) {
     WS w;
-    const uint blk = q5_block(s);
+    const uint blk = q40_block(s);
     const bool inside = 32u * blk < p.cols;
     const uint b = wrow + Q5_UNITS * min(blk, (p.cols >> 5) - 1u);
     w.q = inside ? u16x8(b + Q5_QH + 2u) : uvec4(0u);
@@ -619,6 +603,7 @@ float dot_w(WS w, XS x) {
              sudot4(x.hi[c], ((w.q[c] >> 4) & 0x0F0F0F0Fu) | q5_high4(w.qh >> (16u + 4u * c)), 0);
     return w.dm.x * x.ds.x * float(i) - w.dm.y * x.ds.y;
 }
+#endif
 
 #elif (defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)) && defined(XQ8)
 // Integer dots over x's int8 mirror. A step is 8 super-blocks, 4 lanes each: lane l takes half
@@ -708,14 +693,16 @@ float dot_w(WS w, XS x) {
     return acc;
 }
 
-#elif defined(WTYPE_Q4_0)
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
 // 18-byte blocks of 32 (2-byte units: d, qs[16]). A step is 16 blocks, 2 lanes each: lane l takes half
 // h = l & 1 of block 16s + (l >> 1), i.e. qs[8h .. 8h + 7]: elements 8h + i (low nibbles) and 16 + 8h
-// + i (high nibbles), i < 8; two lanes read a block's 32 floats of x (a whole line).
+// + i (high nibbles), i < 8; two lanes read a block's 32 floats of x (a whole line). Q5_0's 22-byte
+// blocks (d, qh[4], qs) and Q5_1's 24 (d, m, qh, qs) the same way, element e's fifth bit bit e of qh:
+// Q5_0 x = d (q - 16), Q5_1 x = d q + m.
 #define MV_STEP 512u
 struct XS {
     vec4 lo0, lo1, hi0, hi1;
-    float s;  // their sum: the quants' offset of 8
+    float s;  // their sum: the quants' offset (8, 16) or Q5_1's min
 };
 uint q40_block(uint s) { return 16u * s + (lane >> 1); }
 XS load_x(uint xo, uint s) {
@@ -729,6 +716,7 @@ XS load_x(uint xo, uint s) {
     x.s = hsum((x.lo0 + x.lo1) + (x.hi0 + x.hi1));
     return x;
 }
+#if defined(WTYPE_Q4_0)
 float row_dot(uint wrow, uint s, XS x) {
     const uint blk = q40_block(s);
     if (32u * blk >= p.cols) return 0.0;
@@ -738,29 +726,9 @@ float row_dot(uint wrow, uint s, XS x) {
                      dot(bytes4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(bytes4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1);
     return unpackHalf2x16(uint(W[wrow + 9u * blk])).x * (sq - 8.0 * x.s);
 }
-
-#elif defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
-// Q5_0's 22-byte blocks of 32 (2-byte units: d, qh[4], qs[16]) and Q5_1's 24 (d, m, qh, qs): Q4_0's
-// steps and lanes, element e's fifth bit bit e of qh. Q5_0: x = d (q - 16); Q5_1: x = d q + m.
-#define MV_STEP 512u
-struct XS {
-    vec4 lo0, lo1, hi0, hi1;
-    float s;  // their sum: Q5_0's offset of 16, Q5_1's min
-};
-uint q5_block(uint s) { return 16u * s + (lane >> 1); }
-XS load_x(uint xo, uint s) {
-    XS x;
-    const bool inside = 32u * q5_block(s) < p.cols;
-    const uint i = (xo + 32u * q5_block(s) + 8u * (lane & 1u)) >> 2;
-    x.lo0 = inside ? X4[i] : vec4(0.0);
-    x.lo1 = inside ? X4[i + 1u] : vec4(0.0);
-    x.hi0 = inside ? X4[i + 4u] : vec4(0.0);
-    x.hi1 = inside ? X4[i + 5u] : vec4(0.0);
-    x.s = hsum((x.lo0 + x.lo1) + (x.hi0 + x.hi1));
-    return x;
-}
+#else
 float row_dot(uint wrow, uint s, XS x) {
-    const uint blk = q5_block(s), h = lane & 1u;
+    const uint blk = q40_block(s), h = lane & 1u;
     if (32u * blk >= p.cols) return 0.0;
     const uint b = wrow + Q5_UNITS * blk, u = b + Q5_QH + 2u + 4u * h;
     const uint qh = uint(W[b + Q5_QH]) | (uint(W[b + Q5_QH + 1u]) << 16);
@@ -775,6 +743,7 @@ float row_dot(uint wrow, uint s, XS x) {
     return unpackHalf2x16(uint(W[b])).x * sq + unpackHalf2x16(uint(W[b + 1u])).x * x.s;
 #endif
 }
+#endif
 
 #else
 #error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"

@@ -256,6 +256,58 @@ inline std::vector<float> prompt_then_rest(const std::string& path, std::span<co
     return l;
 }
 
+// A model `sluice gen-model GEN_ARGS --type TYPE` writes (vocabulary 300): a 100-token prompt in batches
+// of 64 (SLUICE_GPU_PROMPT_BATCH; then 32 and token by token), then 8 more tokens, against token by
+// token (SLUICE_GPU_BATCH=0) and the CPU path (options cpu_o); q8 false: float activations
+// (SLUICE_GPU_Q8=0); cpu_experts: the experts on the CPU. Prints and returns the batched run's max rel
+// err against token by token, and both runs' top-1 agreement with the CPU.
+struct GeneratedBatch {
+    const char* type;
+    bool q8, cpu_experts;
+};
+struct GeneratedBatchResult {
+    double err = 0, top1 = 0, top1_single = 0;
+};
+inline GeneratedBatchResult run_generated_batches(const std::string& gen_args, const GeneratedBatch& t, ModelOptions cpu_o) {
+    using namespace reftest;
+    GeneratedBatchResult r;
+    const std::string f = tmp_dir() + "gpu_gen_batch_" + std::to_string(getpid()) + ".gguf";
+    const std::string cmd = std::string(SLUICE_BIN) + " gen-model " + gen_args + " --vocab 300 --type " + t.type + " --out " + f +
+                            " >/dev/null";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < 108; ++i) ids.push_back((i * 53 + 7) % 300);
+    const std::span<const int32_t> prompt(ids.data(), 100), rest(ids.data() + 100, 8);
+    ModelOptions o = gpu_opts();
+    if (t.cpu_experts) {
+        o.gpu_experts = GpuExperts::Cpu;
+        o.gpu_expert_cache = 1;  // too small for any expert
+    }
+    if (!t.q8) setenv("SLUICE_GPU_Q8", "0", 1);
+    setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
+    std::string where;
+    const auto batched = prompt_then_rest(f, prompt, rest, true, batched_tokens(100, 64), &where, o);
+    unsetenv("SLUICE_GPU_PROMPT_BATCH");
+    EXPECT_NE(where.find(t.cpu_experts ? "experts: CPU" : "experts: resident"), std::string::npos) << where;
+    const auto single = prompt_then_rest(f, prompt, rest, false, 0, nullptr, o);
+    unsetenv("SLUICE_GPU_Q8");
+    std::vector<float> cpu;
+    {
+        cpu_o.n_ctx = int64_t(ids.size());
+        auto m = load_model(f, cpu_o);
+        cpu = m->forward_tokens(prompt, false);
+        const auto rr = m->forward_tokens(rest, true);
+        cpu.insert(cpu.end(), rr.begin(), rr.end());
+    }
+    std::remove(f.c_str());
+    r.err = max_rel_err(batched, single, 300);
+    r.top1 = agreement(batched, cpu, 300).top1;
+    r.top1_single = agreement(single, cpu, 300).top1;
+    std::printf("  %s%s%s: batched vs token by token max rel err %.3g; top-1 vs CPU %.3f (token by token %.3f)\n", t.type,
+                t.q8 ? "" : " (float activations)", t.cpu_experts ? " (CPU experts)" : "", r.err, r.top1, r.top1_single);
+    return r;
+}
+
 // Experts in the VRAM cache or on the CPU: a prompt's batches run their routed experts on the CPU,
 // grouped by expert (each read once per batch), between GPU segments that end at each router. Against
 // token by token (F16: the CPU's experts and the GPU's differ by summation order only), and with the

@@ -82,55 +82,21 @@ TEST(GpuDeepSeek2Batch, PromptBatchesMatchTokenByToken) {
 // float activations (SLUICE_GPU_Q8=0): summation order only; Q4_K with int8 activations: held to the
 // CPU path's top-1 as closely as token by token is.
 TEST(GpuDeepSeek2Batch, GeneratedPromptBatchesMatchTokenByToken) {
-    struct Case {
-        const char* type;
-        bool q8, cpu_experts;
-    };
-    for (const Case& t : {Case{"f16", true, false}, Case{"q4_K", false, false}, Case{"q4_K", true, false}, Case{"q4_K", true, true}}) {
+    for (const GeneratedBatch& t : {GeneratedBatch{"f16", true, false}, GeneratedBatch{"q4_K", false, false},
+                                    GeneratedBatch{"q4_K", true, false}, GeneratedBatch{"q4_K", true, true}}) {
         SCOPED_TRACE(std::string(t.type) + (t.q8 ? "" : ", float activations") + (t.cpu_experts ? ", experts on the CPU" : ""));
-        const std::string f = tmp_dir() + "gpu_ds2_batch_" + std::to_string(getpid()) + ".gguf";
-        const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch deepseek2 --layers 3 --embd 256 --heads 4 " +
-                                "--head-dim 192 --v-head-dim 128 --rope-dims 64 --q-lora 256 --kv-lora 512 --experts 16 " +
-                                "--used 4 --ff-exp 384 --ff 512 --shared 1 --groups 4 --groups-used 2 --vocab 300 --type " +
-                                t.type + " --out " + f + " >/dev/null";
-        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-        std::vector<int32_t> ids;
-        for (int32_t i = 0; i < 108; ++i) ids.push_back((i * 53 + 7) % 300);
-        const std::span<const int32_t> prompt(ids.data(), 100), rest(ids.data() + 100, 8);
-        ModelOptions o = gpu_opts();
-        if (t.cpu_experts) {
-            o.gpu_experts = GpuExperts::Cpu;
-            o.gpu_expert_cache = 1;  // too small for any expert
-        }
-        if (!t.q8) setenv("SLUICE_GPU_Q8", "0", 1);
-        setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
-        std::string where;
-        const auto batched = prompt_then_rest(f, prompt, rest, true, batched_tokens(100, 64), &where, o);
-        unsetenv("SLUICE_GPU_PROMPT_BATCH");
-        EXPECT_NE(where.find(t.cpu_experts ? "experts: CPU" : "experts: resident"), std::string::npos) << where;
-        const auto single = prompt_then_rest(f, prompt, rest, false, 0, nullptr, o);
-        unsetenv("SLUICE_GPU_Q8");
-        std::vector<float> cpu;
-        {
-            ModelOptions c = cpu_opts();
-            c.n_ctx = int64_t(ids.size());
-            auto m = load_model(f, c);
-            cpu = m->forward_tokens(prompt, false);
-            const auto r = m->forward_tokens(rest, true);
-            cpu.insert(cpu.end(), r.begin(), r.end());
-        }
-        std::remove(f.c_str());
-        const double err = max_rel_err(batched, single, 300);
-        const Agreement a = agreement(batched, cpu, 300), as = agreement(single, cpu, 300);
-        std::printf("  %s%s%s: batched vs token by token max rel err %.3g; top-1 vs CPU %.3f (token by token %.3f)\n", t.type,
-                    t.q8 ? "" : " (float activations)", t.cpu_experts ? " (CPU experts)" : "", err, a.top1, as.top1);
+        const GeneratedBatchResult r = run_generated_batches(
+            "--arch deepseek2 --layers 3 --embd 256 --heads 4 --head-dim 192 --v-head-dim 128 --rope-dims 64 --q-lora 256 "
+            "--kv-lora 512 --experts 16 --used 4 --ff-exp 384 --ff 512 --shared 1 --groups 4 --groups-used 2",
+            t, cpu_opts());
+        const double err = r.err;
         if (std::string(t.type) == "f16") {
             EXPECT_LE(err, 1e-5);
         } else if (!t.q8) {
             EXPECT_LE(err, 1e-4);
         } else {  // measured 0.0023 (0.0033 with the CPU's experts), top-1 1.000 both ways
             EXPECT_LE(err, 2e-2);
-            EXPECT_GE(a.top1, as.top1 - 0.25);
+            EXPECT_GE(r.top1, r.top1_single - 0.25);
         }
     }
 }

@@ -52,6 +52,29 @@ void ref_rope(float* x, uint32_t n_rot, uint32_t pos, const std::vector<double>&
     }
 }
 
+// The CPU's attention over latent cache rows (deepseek2.cpp mla_args()): n_q queries from position
+// pos0, query i's heads (rows of kv_lora + n_rot) at q + i * q_row, outputs (kv_lora) at out + i * out_row.
+AttnChunk mla_chunk(const float* q, int64_t q_row, float* out, int64_t out_row, const float* cache, uint32_t nh, uint32_t kvl,
+                    uint32_t row, int64_t pos0, int64_t n_q, float scale) {
+    AttnChunk a{};
+    a.q = q;
+    a.q_row = q_row;
+    a.q_head = row;
+    a.out = out;
+    a.out_row = out_row;
+    a.out_head = kvl;
+    a.k = a.v = cache;
+    a.k_stride = a.v_stride = row;
+    a.pos0 = pos0;
+    a.n_q = n_q;
+    a.n_head = nh;
+    a.n_head_kv = 1;
+    a.head_dim = row;
+    a.head_dim_v = kvl;
+    a.scale = scale;
+    return a;
+}
+
 // q_pe of every head into the tail of its qcat row, the cache row [rmsnorm(c) * w | rope(k_pe)] at
 // step.pos; the rest of qcat and the cache untouched.
 TEST(GpuMla, RopeOfQpeAndCacheRowMatchReference) {
@@ -213,23 +236,7 @@ TEST(GpuMla, LatentAttentionMatchesReference) {
             gpu::mla_attention(cmd, {&qb}, {&cb}, {&part}, {&out}, {&counts, 1}, s, scale, step);
             cmd.end();
             std::vector<float> want(size_t(nh * kvl));
-            AttnChunk a{};
-            a.q = q.data();
-            a.q_row = nh * row;
-            a.q_head = row;
-            a.out = want.data();
-            a.out_row = nh * kvl;
-            a.out_head = kvl;
-            a.k = a.v = cache.data();
-            a.k_stride = a.v_stride = row;
-            a.pos0 = n_kv - 1;
-            a.n_q = 1;
-            a.n_head = nh;
-            a.n_head_kv = 1;
-            a.head_dim = row;
-            a.head_dim_v = kvl;
-            a.scale = scale;
-            attention_chunk(a, pool);
+            attention_chunk(mla_chunk(q.data(), nh * row, want.data(), nh * kvl, cache.data(), nh, kvl, row, n_kv - 1, 1, scale), pool);
             for (int run = 0; run < 2; ++run) {  // the merge counters must be back at zero for the second
                 cmd.run();
                 const auto got = floats(out, want.size());
@@ -271,23 +278,7 @@ TEST(GpuMla, PromptAttentionMatchesReference) {
                 cmd.end();
                 cmd.run();
                 std::vector<float> want(size_t(n * os), 0.0f);
-                AttnChunk a{};
-                a.q = q.data();
-                a.q_row = qs;
-                a.q_head = row;
-                a.out = want.data();
-                a.out_row = os;
-                a.out_head = kvl;
-                a.k = a.v = cache.data();
-                a.k_stride = a.v_stride = row;
-                a.pos0 = pos0;
-                a.n_q = n;
-                a.n_head = nh;
-                a.n_head_kv = 1;
-                a.head_dim = row;
-                a.head_dim_v = kvl;
-                a.scale = scale;
-                attention_chunk(a, pool);
+                attention_chunk(mla_chunk(q.data(), qs, want.data(), os, cache.data(), nh, kvl, row, pos0, n, scale), pool);
                 const auto got = floats(out, want.size());
                 EXPECT_LT(nmse(got.data(), want.data(), int64_t(want.size())), f16 ? 2e-5 : 1e-11)
                     << mode << ", " << nh << " heads, kv_lora " << kvl << ", " << n << " tokens from " << pos0;

@@ -83,55 +83,21 @@ TEST(GpuQwen35Batch, PromptBatchesMatchTokenByToken) {
 // by token, and the CPU experts' own token by token 0.22 from the CPU path), so there the batches are
 // held to the CPU path's top-1 only. F16: summation order.
 TEST(GpuQwen35Batch, GeneratedPromptBatchesMatchTokenByToken) {
-    struct Case {
-        const char* type;
-        bool q8, cpu_experts;
-    };
-    for (const Case& t : {Case{"q4_K", false, false}, Case{"q4_K", false, true}, Case{"q4_K", true, false}, Case{"f16", true, false}}) {
+    for (const GeneratedBatch& t : {GeneratedBatch{"q4_K", false, false}, GeneratedBatch{"q4_K", false, true},
+                                    GeneratedBatch{"q4_K", true, false}, GeneratedBatch{"f16", true, false}}) {
         SCOPED_TRACE(std::string(t.type) + (t.q8 ? "" : ", float activations") + (t.cpu_experts ? ", experts on the CPU" : ""));
-        const std::string f = tmp_dir() + "gpu_q35_batch_" + std::to_string(getpid()) + ".gguf";
-        const std::string cmd = std::string(SLUICE_BIN) + " gen-model --arch qwen35moe --layers 4 --full-every 2 --embd 256 " +
-                                "--heads 4 --kv-heads 2 --head-dim 64 --experts 8 --used 2 --ff-exp 256 --ff-shexp 256 " +
-                                "--vocab 300 --ssm-k-heads 2 --ssm-v-heads 4 --ssm-head-dim 64 --conv-kernel 4 " +
-                                "--out-std 0.06 --type " + t.type + " --out " + f + " >/dev/null";
-        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-        std::vector<int32_t> ids;
-        for (int32_t i = 0; i < 108; ++i) ids.push_back((i * 53 + 7) % 300);
-        const std::span<const int32_t> prompt(ids.data(), 100), rest(ids.data() + 100, 8);
-        ModelOptions o = gpu_opts();
-        if (t.cpu_experts) {
-            o.gpu_experts = GpuExperts::Cpu;
-            o.gpu_expert_cache = 1;  // too small for any expert
-        }
-        if (!t.q8) setenv("SLUICE_GPU_Q8", "0", 1);
-        setenv("SLUICE_GPU_PROMPT_BATCH", "64", 1);
-        std::string where;
-        const auto batched = prompt_then_rest(f, prompt, rest, true, batched_tokens(100, 64), &where, o);
-        unsetenv("SLUICE_GPU_PROMPT_BATCH");
-        EXPECT_NE(where.find(t.cpu_experts ? "experts: CPU" : "experts: resident"), std::string::npos) << where;
-        const auto single = prompt_then_rest(f, prompt, rest, false, 0, nullptr, o);
-        unsetenv("SLUICE_GPU_Q8");
-        std::vector<float> cpu;
-        {
-            ModelOptions c = one_token();
-            c.n_ctx = int64_t(ids.size());
-            auto m = load_model(f, c);
-            cpu = m->forward_tokens(prompt, false);
-            const auto r = m->forward_tokens(rest, true);
-            cpu.insert(cpu.end(), r.begin(), r.end());
-        }
-        std::remove(f.c_str());
-        const double err = max_rel_err(batched, single, 300);
-        const Agreement a = agreement(batched, cpu, 300), as = agreement(single, cpu, 300);
-        std::printf("  %s%s%s: batched vs token by token max rel err %.3g; top-1 vs CPU %.3f (token by token %.3f)\n", t.type,
-                    t.q8 ? "" : " (float activations)", t.cpu_experts ? " (CPU experts)" : "", err, a.top1, as.top1);
+        const GeneratedBatchResult r = run_generated_batches(
+            "--arch qwen35moe --layers 4 --full-every 2 --embd 256 --heads 4 --kv-heads 2 --head-dim 64 --experts 8 --used 2 "
+            "--ff-exp 256 --ff-shexp 256 --ssm-k-heads 2 --ssm-v-heads 4 --ssm-head-dim 64 --conv-kernel 4 --out-std 0.06",
+            t, one_token());
+        const double err = r.err;
         if (std::string(t.type) == "f16") {
             EXPECT_LE(err, 1e-5);
         } else if (!t.q8) {
             // the CPU's experts quantize their input to int8 themselves: a rounding step apart (measured 0.0017)
             EXPECT_LE(err, t.cpu_experts ? 1e-2 : 1e-4);
         } else {
-            EXPECT_GE(a.top1, as.top1 - 0.25);
+            EXPECT_GE(r.top1, r.top1_single - 0.25);
         }
     }
 }
