@@ -39,14 +39,15 @@ TEST(GpuRuntime, DispatchChecksBindingsAndPushConstants) {
 }
 
 // Every shader reflects, and every one this device can run becomes a pipeline (the tensor-core mmc_*,
-// mmt_* and attn_prompt_cm* need VK_NV_cooperative_matrix: on the device machine, not on lavapipe).
+// mmt_*, attn_prompt_cm* and attn_prompt_mla_cm need VK_NV_cooperative_matrix: on the device machine,
+// not on lavapipe).
 TEST(GpuRuntime, EveryEmbeddedShaderReflects) {
     for (size_t i = 0; i < gpu::kSpirvModuleCount; ++i) {
         const std::string name = gpu::kSpirvModules[i].name;
         const gpu::SpirvLayout l = gpu::reflect_spirv(gpu::kSpirvModules[i]);
         EXPECT_GT(l.n_bindings, 0u) << name;
         EXPECT_GT(l.push_bytes, 0u) << name;
-        const bool tensor = name.rfind("mmc_", 0) == 0 || name.rfind("mmt_", 0) == 0 ||
+        const bool tensor = name.rfind("mmc_", 0) == 0 || name.rfind("mmt_", 0) == 0 || name == "attn_prompt_mla_cm" ||
                             (name.rfind("attn_prompt_cm", 0) == 0 && name.rfind("attn_prompt_cmh", 0) != 0);
         if (tensor && !ctx().info().coopmat) continue;
         EXPECT_NO_THROW(ctx().kernel(name)) << name;
