@@ -135,16 +135,18 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     p.x_mat_stride = o.x_mat_stride;
     p.y_mat_stride = o.y_mat_stride;
     p.flags = o.accumulate ? MV_ACCUMULATE : 0;
-    const std::string shape = std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols) +
-                              (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) + " mats" : "");
+    auto shape = [&] {  // the profile's row name
+        return std::to_string(w.rows) + "x" + std::to_string(w.cols) + " x" + std::to_string(o.n_cols) +
+               (o.n_mats > 1 ? " x" + std::to_string(o.n_mats) + " mats" : "");
+    };
     if (flt) {  // mmf.comp: float x, tiles of 64 x 64
-        if (cmd.profiling()) cmd.note(shape);
+        if (cmd.profiling()) cmd.note(shape());
         cmd.dispatch(std::string("mmf_") + t->suffix, {w.buf, x.buf, y.buf}, p, {(w.rows + 63) / 64, (o.n_cols + 63) / 64, o.n_mats});
         return true;
     }
     p.xq_soff = o.xq->soff;
     uint32_t bm = 64, bn = 64;
-    if (cmd.profiling()) cmd.note(shape);
+    if (cmd.profiling()) cmd.note(shape());
     // Tensor cores: mmt_* (mmt.comp, 128 rows x 128 or 64 columns) or mmc_* (mm.comp, 64 x 64),
     // whichever takes fewer waves of workgroups: mmt_ runs one workgroup per multiprocessor (registers)
     // and a wave of its tiles takes ~1.7x one of mmc_'s, which runs two. H200 (132), 512 columns:

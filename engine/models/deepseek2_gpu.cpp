@@ -101,11 +101,14 @@ private:
         return hp_.n_expert <= ROUTE_GROUPED_MAX && top_k_ <= 32 && m_.n_group <= ROUTE_GROUPS_MAX && !host_route_;
     }
     bool has_route_shader() const override { return true; }
-    void record_route(gpu::Cmd& c, int64_t il, const gpu::Buffer& route, uint32_t ids_off, uint32_t w_off) override {
+    // Layer il's routing as moe_route_grouped takes it (its selection bias, if any, in norms_).
+    gpu::GroupRoute group_route(int64_t il) const {
         const GLayer& L = layers_[size_t(il)];
-        const gpu::GroupRoute r{uint32_t(m_.n_group), uint32_t(m_.n_group_used), m_.sigmoid, m_.norm_w, m_.w_scale,
-                                L.probs_b.empty() ? gpu::Vec{} : gpu::Vec{&norms_, L.probs_b_off}};
-        gpu::route_grouped(c, {&route}, uint32_t(hp_.n_expert), uint32_t(top_k_), route, ids_off, {&route, w_off}, r);
+        return {uint32_t(m_.n_group), uint32_t(m_.n_group_used), m_.sigmoid, m_.norm_w, m_.w_scale,
+                L.probs_b.empty() ? gpu::Vec{} : gpu::Vec{&norms_, L.probs_b_off}};
+    }
+    void record_route(gpu::Cmd& c, int64_t il, const gpu::Buffer& route, uint32_t ids_off, uint32_t w_off) override {
+        gpu::route_grouped(c, {&route}, uint32_t(hp_.n_expert), uint32_t(top_k_), route, ids_off, {&route, w_off}, group_route(il));
     }
     void route_on_host(int64_t il, const float* logits, int32_t* ids, float* w) override {
         ds2::route_experts(m_, layers_[size_t(il)].probs_b, hp_.n_expert, top_k_, logits, ids, w, rs_);
@@ -216,11 +219,8 @@ private:
     }
 
     void record_route_batch(gpu::Cmd& c, int64_t il, uint32_t B) override {
-        const GLayer& L = layers_[size_t(il)];
         const uint32_t NE = uint32_t(hp_.n_expert), K = uint32_t(top_k_);
-        const gpu::GroupRoute r{uint32_t(m_.n_group), uint32_t(m_.n_group_used), m_.sigmoid, m_.norm_w, m_.w_scale,
-                                L.probs_b.empty() ? gpu::Vec{} : gpu::Vec{&norms_, L.probs_b_off}};
-        gpu::route_grouped(c, {&rb_}, NE, K, rb_, NE, {&rb_, NE + K}, r, B, route_row());
+        gpu::route_grouped(c, {&rb_}, NE, K, rb_, NE, {&rb_, NE + K}, group_route(il), B, route_row());
     }
 
     // hn_ready: the previous layer already wrote attn_norm(x) to hn. Leaves ffn_norm(x) in hn.

@@ -223,6 +223,14 @@ float dot_q4_0(const void* row, const void* act, int64_t n) {
     return sum;
 }
 
+// A Q5_0 / Q5_1 block's 5-bit quants (0..31) times a block of int8 activations, summed exactly.
+int q5_sum(const uint8_t* qs, const uint8_t* qh_bytes, const int8_t* q) {
+    const uint32_t qh = q5_qh(qh_bytes);
+    int s = 0;
+    for (int e = 0; e < QK; ++e) s += q5_quant(qs, qh, e) * q[e];
+    return s;
+}
+
 // As Q4_0 with 5-bit quants 0..31 and a "- 16" offset.
 float dot_q5_0(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const Q5_0*>(row);
@@ -230,9 +238,7 @@ float dot_q5_0(const void* row, const void* act, int64_t n) {
     float sum = 0;
     for (int64_t b = 0; b < n / QK; ++b) {
         const int8_t* q = a.qs + b * QK;
-        const uint32_t qh = q5_qh(w[b].qh);
-        int s = 0;
-        for (int e = 0; e < QK; ++e) s += q5_quant(w[b].qs, qh, e) * q[e];
+        const int s = q5_sum(w[b].qs, w[b].qh, q);
         sum += fp16_to_f32(w[b].d) * a.d[b] * float(s - 16 * a.sum[b]);
     }
     return sum;
@@ -245,9 +251,7 @@ float dot_q5_1(const void* row, const void* act, int64_t n) {
     float sum = 0;
     for (int64_t b = 0; b < n / QK; ++b) {
         const int8_t* q = a.qs + b * QK;
-        const uint32_t qh = q5_qh(w[b].qh);
-        int s = 0;
-        for (int e = 0; e < QK; ++e) s += q5_quant(w[b].qs, qh, e) * q[e];
+        const int s = q5_sum(w[b].qs, w[b].qh, q);
         sum += a.d[b] * (fp16_to_f32(w[b].d) * float(s) + fp16_to_f32(w[b].m) * float(a.sum[b]));
     }
     return sum;
