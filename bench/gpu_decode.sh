@@ -8,7 +8,7 @@
 #     env: MODELS_DIR (default /tmp/gpu-models), DEV (Vulkan device, default auto), T (CPU threads,
 #          default: all), N/R/P (decode tokens, repetitions, prompt), TO (seconds per run, default 150),
 #          CACHE_MIB (VRAM expert cache of the streaming runs, default 4096), SKIP_MOE=1, SKIP_DENSE=1,
-#          SKIP_STREAM=1 (no runs with the experts in host RAM), SKIP_DS2=1, BW_TYPES (bench_gpu's matvec types,
+#          SKIP_STREAM=1 (no runs with the experts in host RAM), SKIP_DS2=1, MIX=1, BW_TYPES (bench_gpu's matvec types,
 #          default f16,q8_0,q4_k,q4_k_q8,q6_k; q4_k_q8: Q4_K's integer-dot variant), DENSE_TYPES (the 8B
 #          dense shape written again in each of these types, e.g. "q4_0 q3_K q2_K q8_0", each run too)
 #
@@ -23,6 +23,8 @@
 #          (SKIP_DENSE32=1 leaves it out).
 #   dense72  a 72B-like qwen3 (80 layers, embd 8192, 64/8 heads, ff 29696, vocab 152064; ~41 GB on
 #          disk and in VRAM), only with DENSE72=1: the largest matrices, where the bound is nearest.
+#   mix    Mixtral-8x7B's shape as a qwen3moe (32 layers, embd 4096, 32/8 heads of 128, 8 experts of 14336,
+#          top-2, vocab 32000; ~26 GB), only with MIX=1: an MoE whose experts are large matrices.
 #   ds2    DeepSeek-V3's layout at DeepSeek-V2-Lite's size (deepseek2: MLA with a 512 latent + 64 rope
 #          dims, 16 heads of 192/128, q bottleneck 768, 28 layers of which 1 dense (ff 10752), 64 experts
 #          of 1536 top-6 + 2 shared, sigmoid routing; vocab 102400; ~9.6 GB): the Kimi / V3 path.
@@ -70,6 +72,8 @@ gen() {  # gen FILE ARGS...: writes a model unless present
 
 [ "${DENSE72:-0}" = 1 ] && gen "$M/dense72.gguf" --arch qwen3 --layers 80 --embd 8192 --heads 64 --kv-heads 8 \
   --head-dim 128 --ff 29696 --vocab 152064
+[ "${MIX:-0}" = 1 ] && gen "$M/mix.gguf" --arch qwen3moe --layers 32 --embd 4096 --heads 32 --kv-heads 8 \
+  --head-dim 128 --experts 8 --used 2 --ff-exp 14336 --vocab 32000
 [ "${SKIP_DS2:-0}" = 1 ] || gen "$M/ds2.gguf" --arch deepseek2 --layers 28 --embd 2048 --heads 16 --head-dim 192 \
   --v-head-dim 128 --rope-dims 64 --q-lora 768 --kv-lora 512 --experts 64 --used 6 --ff-exp 1536 --shared 2 \
   --dense-lead 1 --ff 10752 --vocab 102400
@@ -82,7 +86,7 @@ for t in ${DENSE_TYPES:-}; do
 done
 
 common=(-t "$T" -p "$P" -n "$N" -r "$R" --json)
-for m in moe dense dense32 dense72 ds2 "${typed[@]}"; do
+for m in moe dense dense32 dense72 mix ds2 "${typed[@]}"; do
   [ -f "$M/$m.gguf" ] || continue
   cat "$M/$m.gguf" >/dev/null
   run "${m}_sluice" "$TO" "$B/bench_decode" -m "$M/$m.gguf" --gpu "$gpu_index" "${common[@]}"
@@ -137,7 +141,7 @@ if mv:
         best = max(r["gb_s_back_to_back"] for r in rs)
         print(f"  {t:5s} {shape:15s} " + "   ".join(cells) + (f"   best {100*best*1e9/copy:3.0f}% of copy" if copy else ""))
 for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_sluice", "dense32_llama", "dense72_sluice",
-             "dense72_llama", "ds2_sluice", "ds2_llama"] + \
+             "dense72_llama", "mix_sluice", "mix_llama", "ds2_sluice", "ds2_llama"] + \
             [m + s for m in typed for s in ("_sluice", "_llama")] + [
              "moe_stream_sluice_gpu",
              "moe_stream_sluice_cpu", "moe_stream_sluice_split", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe"]:
@@ -182,7 +186,7 @@ for name in ["moe_sluice", "moe_llama", "dense_sluice", "dense_llama", "dense32_
     print(line)
 for m, a, b in [("moe", "moe_sluice", "moe_llama"), ("dense", "dense_sluice", "dense_llama"),
                 ("dense32", "dense32_sluice", "dense32_llama"), ("dense72", "dense72_sluice", "dense72_llama"),
-                ("ds2", "ds2_sluice", "ds2_llama"),
+                ("mix", "mix_sluice", "mix_llama"), ("ds2", "ds2_sluice", "ds2_llama"),
                 ("experts in host RAM (sluice auto)", "moe_stream_sluice_auto", "moe_stream_llama_cpumoe")] + \
                [(m, m + "_sluice", m + "_llama") for m in typed]:
     s, l = out["runs"].get(a), out["runs"].get(b)

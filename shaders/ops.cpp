@@ -419,8 +419,9 @@ uint32_t glu_team_rows(uint32_t rows, uint32_t cols, uint32_t n_mats) {
     // H200 decode (_q8w GLU with its block tails, us): 4 rows per team where a team's rows hold at most
     // 16384 weights and that leaves 1024 workgroups (12288x4096 23.5 vs 27.0 with 2, 27.8 with 1: 8B
     // 377 -> 396 tok/s), else 2 (29696x8192 77.4 vs 82.4 with 4, 86.9 with 1; 8 experts' 768x2048
-    // 12.5 vs 14.3 / 14.7).
-    if (4 * cols <= 16384 && uint64_t(rows) * n_mats / (MV_TEAMS * 4) >= 1024) return 4;
+    // 12.5 vs 14.3 / 14.7). Experts keep 2: H100, a Mixtral-shaped model's 2 experts' 14336x4096
+    // 57.6 us vs 60.1 with 4 (decode 235.0-236.3 vs 226.9-228.6 tok/s).
+    if (n_mats == 1 && 4 * cols <= 16384 && uint64_t(rows) / (MV_TEAMS * 4) >= 1024) return 4;
     return MV_GLU_ROWS;
 }
 
