@@ -7,8 +7,8 @@
 
 namespace sluice::blocks {
 
-constexpr int QK = 32;    // Q4_0 / Q5_0 / Q5_1 / Q8_0 block
-constexpr int QKK = 256;  // K-quant super-block
+constexpr int QK = 32;    // Q4_0 / Q5_0 / Q5_1 / Q8_0 / IQ4_NL block
+constexpr int QKK = 256;  // K-quant / IQ4_XS super-block
 
 // x = d * (q - 8), q 4 bits: element j in the low nibble of qs[j], element j+16 in the high one.
 struct Q4_0 {
@@ -28,6 +28,23 @@ struct Q5_1 {
     uint16_t d, m;
     uint8_t qh[4];
     uint8_t qs[QK / 2];
+};
+// IQ4_NL / IQ4_XS: a 4-bit q indexes these int8 levels (ggml's kvalues_iq4nl), denser near zero
+// where most weights are.
+inline constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// x = d * kIq4Levels[q], q packed as Q4_0's nibbles. llama.cpp writes it for rows whose length is not
+// a multiple of 256 when the target is Q2_K, Q3_K or IQ4_XS (deepseek2's attn_k_b, V2-Lite's experts).
+struct IQ4_NL {
+    uint16_t d;
+    uint8_t qs[QK / 2];
+};
+// 8 groups of 32: x = d * (ls[g] - 32) * kIq4Levels[q], ls 6 bits (see scale_iq4xs); group g's 32
+// quants in qs[16g .. 16g+15], packed as IQ4_NL's.
+struct IQ4_XS {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[QKK / 64];
+    uint8_t qs[QKK / 2];
 };
 // x = d * q
 struct Q8_0 {
@@ -74,8 +91,8 @@ struct Q6_K {
 };
 
 static_assert(sizeof(Q4_0) == 18 && sizeof(Q5_0) == 22 && sizeof(Q5_1) == 24 && sizeof(Q8_0) == 34 &&
-              sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 && sizeof(Q4_K) == 144 && sizeof(Q5_K) == 176 &&
-              sizeof(Q6_K) == 210);
+              sizeof(IQ4_NL) == 18 && sizeof(IQ4_XS) == 136 && sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 &&
+              sizeof(Q4_K) == 144 && sizeof(Q5_K) == 176 && sizeof(Q6_K) == 210);
 
 // Q5_0 / Q5_1: the 32 fifth bits as one integer, element j at bit j (qh is unaligned in the block).
 static inline uint32_t q5_qh(const uint8_t* qh) {
@@ -105,12 +122,20 @@ static inline int scale_q3k(int j, const uint8_t* s) {
     return (lo | hi << 4) - 32;
 }
 
+// IQ4_XS group g (0..7): its scale ls - 32 (-32..31). Low 4 bits of ls: nibble g%2 of scales_l[g/2];
+// high 2: bits 2g of scales_h.
+static inline int scale_iq4xs(int g, const IQ4_XS& b) {
+    const int lo = (b.scales_l[g / 2] >> (4 * (g % 2))) & 0xF, hi = (b.scales_h >> (2 * g)) & 3;
+    return (lo | hi << 4) - 32;
+}
+
 // Activation blocks whose largest magnitude is below this quantize to zeros (127/amax stays finite).
 constexpr float kActTiny = 1e-30f;
 
-// Prepared activations for Q4_0 / Q5_0 / Q5_1 / Q8_0 weights: n int8 quants, then n/32 float scales d,
-// then n/32 int32 sums of each block's quants (Q4_0's "- 8" offset becomes -8 * sum, Q5_0's "- 16"
-// -16 * sum; Q5_1's min m contributes m * d * sum). x ≈ d * q, |q| <= 127.
+// Prepared activations for Q4_0 / Q5_0 / Q5_1 / Q8_0 / IQ4_NL / IQ4_XS weights: n int8 quants, then
+// n/32 float scales d, then n/32 int32 sums of each block's quants (Q4_0's "- 8" offset becomes -8 * sum,
+// Q5_0's "- 16" -16 * sum; Q5_1's min m contributes m * d * sum). x ≈ d * q, |q| <= 127. IQ4_XS takes
+// these rather than the K-quants' blocks of 256: its scales are per 32, so each group meets its own d.
 struct ActQ8x32 {
     int8_t* qs;
     float* d;

@@ -228,7 +228,8 @@ void quantize_row(GgmlType t, const float* src, void* dst, int64_t n) {
 
 size_t act_bytes(GgmlType t, int64_t n) {
     if (float_act(t)) return size_t(n) * 4;
-    if (t == GgmlType::Q4_0 || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 || t == GgmlType::Q8_0)
+    if (t == GgmlType::Q4_0 || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 || t == GgmlType::Q8_0 ||
+        t == GgmlType::IQ4_NL || t == GgmlType::IQ4_XS)
         return size_t(blocks::act_q8x32_bytes(n));
     return size_t(blocks::act_q8x256_bytes(n));
 }

@@ -64,6 +64,28 @@ void dequant_q5_1(const void* src, float* y, int64_t n) {
     }
 }
 
+// IQ4_NL / IQ4_XS: 32 quants from 16 bytes (Q4_0's nibble order) as levels, times dl.
+inline void dequant_iq4_32(const uint8_t* qs, float dl, float* y) {
+    for (int j = 0; j < QK / 2; ++j) {
+        y[j] = dl * float(kIq4Levels[qs[j] & 0xF]);
+        y[j + QK / 2] = dl * float(kIq4Levels[qs[j] >> 4]);
+    }
+}
+
+void dequant_iq4_nl(const void* src, float* y, int64_t n) {
+    auto* x = static_cast<const IQ4_NL*>(src);
+    for (int64_t i = 0; i < n / QK; ++i, y += QK) dequant_iq4_32(x[i].qs, fp16_to_f32(x[i].d), y);
+}
+
+void dequant_iq4_xs(const void* src, float* y, int64_t n) {
+    auto* x = static_cast<const IQ4_XS*>(src);
+    for (int64_t i = 0; i < n / QKK; ++i) {
+        const float d = fp16_to_f32(x[i].d);
+        for (int g = 0; g < QKK / QK; ++g, y += QK)  // dl rounded once, as ggml
+            dequant_iq4_32(x[i].qs + QK / 2 * g, d * float(scale_iq4xs(g, x[i])), y);
+    }
+}
+
 void dequant_q8_0(const void* src, float* y, int64_t n) {
     auto* x = static_cast<const Q8_0*>(src);
     for (int64_t i = 0; i < n / QK; ++i, y += QK) {
@@ -257,6 +279,40 @@ float dot_q5_1(const void* row, const void* act, int64_t n) {
     return sum;
 }
 
+// 32 IQ4 quants (16 bytes) as levels times a block of int8 activations, summed exactly.
+int iq4_sum(const uint8_t* qs, const int8_t* q) {
+    int s = 0;
+    for (int j = 0; j < QK / 2; ++j) s += kIq4Levels[qs[j] & 0xF] * q[j] + kIq4Levels[qs[j] >> 4] * q[j + QK / 2];
+    return s;
+}
+
+// As Q8_0, the levels standing for the int8 quants.
+float dot_iq4_nl(const void* row, const void* act, int64_t n) {
+    auto* w = static_cast<const IQ4_NL*>(row);
+    ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
+    float sum = 0;
+    for (int64_t b = 0; b < n / QK; ++b)
+        sum += fp16_to_f32(w[b].d) * a.d[b] * float(iq4_sum(w[b].qs, a.qs + b * QK));
+    return sum;
+}
+
+// Group g of super-block b meets activation block 8b + g: d * d_a * ((ls - 32) * sum(level * q_a)),
+// the group scale applied in integers (exact: |sum| <= 32 * 127 * 127, times 32 < 2^24).
+float dot_iq4_xs(const void* row, const void* act, int64_t n) {
+    auto* w = static_cast<const IQ4_XS*>(row);
+    ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
+    float sum = 0;
+    for (int64_t b = 0; b < n / QKK; ++b) {
+        const float d = fp16_to_f32(w[b].d);
+        for (int g = 0; g < QKK / QK; ++g) {
+            const int64_t k = b * (QKK / QK) + g;
+            const int s = scale_iq4xs(g, w[b]) * iq4_sum(w[b].qs + QK / 2 * g, a.qs + k * QK);
+            sum += d * a.d[k] * float(s);
+        }
+    }
+    return sum;
+}
+
 float dot_q8_0(const void* row, const void* act, int64_t n) {
     auto* w = static_cast<const Q8_0*>(row);
     ActQ8x32 a = act_q8x32(const_cast<void*>(act), n);
@@ -389,6 +445,8 @@ TypeKernels scalar_kernels(GgmlType t) {
         case GgmlType::Q5_0: return {dequant_q5_0, prepare_q8x32, dot_q5_0};
         case GgmlType::Q5_1: return {dequant_q5_1, prepare_q8x32, dot_q5_1};
         case GgmlType::Q8_0: return {dequant_q8_0, prepare_q8x32, dot_q8_0};
+        case GgmlType::IQ4_NL: return {dequant_iq4_nl, prepare_q8x32, dot_iq4_nl};
+        case GgmlType::IQ4_XS: return {dequant_iq4_xs, prepare_q8x32, dot_iq4_xs};
         case GgmlType::Q2_K: return {dequant_q2_K, prepare_q8x256, dot_q2_K};
         case GgmlType::Q3_K: return {dequant_q3_K, prepare_q8x256, dot_q3_K};
         case GgmlType::Q4_K: return {dequant_q4_K, prepare_q8x256, dot_q4_K};
