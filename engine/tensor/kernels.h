@@ -40,7 +40,8 @@ const char* isa_name(Isa isa);
 
 // src: n/block_size blocks -> dst: n floats. n must be a multiple of the block size.
 void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
-// Reference quantizer (rounding as llama.cpp's quantize_row_*_ref). Used by writers and tests.
+// Reference quantizer (rounding as llama.cpp's quantize_row_*_ref; IQ4_NL / IQ4_XS our own search).
+// Used by writers and tests.
 void quantize_row(GgmlType t, const float* src, void* dst, int64_t n);
 
 // Activations prepared once per vector for a weight type's dot product: F32/F16/BF16 keep floats;

@@ -1,8 +1,10 @@
 // Reference quantizers. Same rounding and search as llama.cpp's quantize_row_*_ref (ggml-quants.c), so
 // files we write look like files users have; for ordinary inputs the output bytes are identical.
+// IQ4_NL / IQ4_XS have a search of our own (same layouts, different bytes; see fit_iq4).
 // Where llama.cpp would overflow (fp16 scales past 65504, magic-number rounding past 2^22, NaN from
 // overflowing sums) we saturate instead, so every finite input gives blocks that decode to finite values.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -471,6 +473,84 @@ void quantize_q6_K(const float* x, Q6_K* y, int64_t nb) {
     }
 }
 
+// ---- IQ4_NL / IQ4_XS: non-linear levels (blocks.h). llama.cpp weights the errors by x^2 and tries 15
+// scales; we minimise the plain squared error (what decoding a row gets wrong) over 23.
+
+// Index of the level nearest to v, ties up. The midpoints between neighbouring levels are multiples
+// of 1/2, so floor(2v) decides: v >= (l_i + l_i+1) / 2 exactly when floor(2v) >= l_i + l_i+1.
+constexpr std::array<uint8_t, 512> kIq4Index = [] {
+    std::array<uint8_t, 512> t{};
+    for (int k = -256; k < 256; ++k)
+        for (int i = 0; i < 15; ++i) t[size_t(k + 256)] += k >= kIq4Levels[i] + kIq4Levels[i + 1];
+    return t;
+}();
+inline int iq4_nearest(float v) {
+    const float f = std::floor(2 * v);  // beyond +-128 (or inf) the end levels
+    return kIq4Index[size_t((f >= 255.f ? 255 : f >= -256.f ? int(f) : -256) + 256)];
+}
+
+// Best scale s for 32 values x ~ s * level: the largest magnitude starts at the -127 end (its sign gives
+// s's), then 21 placements of it from -137 to -117, each with every value's nearest level and the
+// least-squares s for those levels; the best (least squared error, i.e. largest sxl^2 / sll) is then
+// refined twice by taking the nearest levels for its own s. 0 for a block of (near) zeros.
+float fit_iq4(const float* x) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < QK; ++j)
+        if (amax < std::fabs(x[j])) { amax = std::fabs(x[j]); max = x[j]; }
+    if (amax < kGroupMaxEps) return 0.f;
+    double best = -1, scale = 0;
+    auto try_inverse = [&](float id) {
+        double sxl = 0, sll = 0;  // double: x * level overflows float for x near FLT_MAX
+        for (int j = 0; j < QK; ++j) {
+            const double l = kIq4Levels[iq4_nearest(x[j] * id)];
+            sxl += x[j] * l;
+            sll += l * l;  // > 0: no level is 0
+        }
+        if (sxl * sxl / sll > best) best = sxl * sxl / sll, scale = sxl / sll;
+    };
+    for (int t = -10; t <= 10; ++t) try_inverse(float(kIq4Levels[0] + t) / max);
+    for (int it = 0; it < 2 && scale != 0; ++it) try_inverse(float(1 / scale));
+    const double lim = std::numeric_limits<float>::max();
+    return float(std::clamp(scale, -lim, lim));
+}
+
+// 32 values' nearest levels for the scale as stored (dl, what decoding multiplies by), packed as Q4_0's
+// nibbles. dl = 0: any level decodes to 0.
+void pack_iq4(const float* x, float dl, uint8_t* qs) {
+    const float id = dl ? 1.0f / dl : 0.0f;
+    for (int j = 0; j < QK / 2; ++j)
+        qs[j] = uint8_t(iq4_nearest(x[j] * id) | iq4_nearest(x[j + QK / 2] * id) << 4);
+}
+
+void quantize_iq4_nl(const float* x, IQ4_NL* y, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, x += QK) {
+        y[i].d = fp16_scale(fit_iq4(x));
+        pack_iq4(x, fp16_to_f32(y[i].d), y[i].qs);
+    }
+}
+
+// Each group's own best scale, then those 8 as 6-bit multiples of d: the largest magnitude maps to
+// ls - 32 = -32, the end of -32..31 that exists (as Q4_0's d); levels again for each group's d * (ls - 32).
+void quantize_iq4_xs(const float* x, IQ4_XS* y, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, x += QKK) {
+        float s[QKK / QK], smax = 0;
+        for (int g = 0; g < QKK / QK; ++g) {
+            s[g] = fit_iq4(x + QK * g);
+            if (std::fabs(s[g]) > std::fabs(smax)) smax = s[g];
+        }
+        y[i].d = fp16_scale(smax / -32);
+        const float d = fp16_to_f32(y[i].d), id = d ? 1.0f / d : 0.0f;
+        y[i].scales_h = 0;
+        std::memset(y[i].scales_l, 0, sizeof y[i].scales_l);
+        for (int g = 0; g < QKK / QK; ++g) {
+            const int l = std::clamp(nearest_int(s[g] * id), -32, 31), ls = l + 32;
+            y[i].scales_l[g / 2] |= uint8_t((ls & 0xF) << (4 * (g % 2)));
+            y[i].scales_h |= uint16_t((ls >> 4) << (2 * g));
+            pack_iq4(x + QK * g, d * float(l), y[i].qs + QK / 2 * g);
+        }
+    }
+}
+
 }  // namespace
 
 void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n) {
@@ -490,6 +570,8 @@ void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n) {
         case GgmlType::Q5_0: quantize_q5_0(x, static_cast<Q5_0*>(dst), n / QK); break;
         case GgmlType::Q5_1: quantize_q5_1(x, static_cast<Q5_1*>(dst), n / QK); break;
         case GgmlType::Q8_0: quantize_q8_0(x, static_cast<Q8_0*>(dst), n / QK); break;
+        case GgmlType::IQ4_NL: quantize_iq4_nl(x, static_cast<IQ4_NL*>(dst), n / QK); break;
+        case GgmlType::IQ4_XS: quantize_iq4_xs(x, static_cast<IQ4_XS*>(dst), n / QKK); break;
         case GgmlType::Q2_K: quantize_q2_K(x, static_cast<Q2_K*>(dst), n / QKK); break;
         case GgmlType::Q3_K: quantize_q3_K(x, static_cast<Q3_K*>(dst), n / QKK); break;
         case GgmlType::Q4_K: quantize_q4_K(x, static_cast<Q4_K*>(dst), n / QKK); break;
