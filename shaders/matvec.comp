@@ -236,6 +236,10 @@ float team_sum(float v, uint team) {
 }
 
 void main() {
+#ifdef MV_TABLE  // a type's lookup table in shared memory (mv_types.glsl)
+    mv_table_init();
+    barrier();
+#endif
     const bool sg = gl_SubgroupSize == MV_TEAM;  // then a team is a subgroup, whatever the id mapping
     const uint team = sg ? gl_SubgroupID : gl_LocalInvocationIndex / MV_TEAM;
     lane = sg ? gl_SubgroupInvocationID : gl_LocalInvocationIndex % MV_TEAM;

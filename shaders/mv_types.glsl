@@ -745,8 +745,102 @@ float row_dot(uint wrow, uint s, XS x) {
 }
 #endif
 
+#elif (defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)) && defined(XQ8)
+// Integer dots over x's int8 mirror (blocks of 32): a step is 32 blocks (IQ4_XS: sub-blocks), a lane
+// each: its 16 bytes of qs become the table's int8 through a shared table of the 256 bytes' two values
+// (one load per byte, where a lookup in registers took ~10 instructions per nibble), then 8 OpSDot
+// against the block's 32 int8 of x, times d_w * d_x.
+#define MV_STEP 1024u
+#define MV_TABLE
+shared uint iq4_tab[256];  // byte b: kv[b & 15] in byte 0, kv[b >> 4] in byte 2
+void mv_table_init() {
+    for (uint i = gl_LocalInvocationIndex; i < 256u; i += gl_WorkGroupSize.x)
+        iq4_tab[i] = (uint(iq4_kv(i & 15u)) & 0xFFu) | ((uint(iq4_kv(i >> 4)) & 0xFFu) << 16);
+}
+struct XS {
+    uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
+    float d;
+};
+uint iq4_block(uint s) { return 32u * s + lane; }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const uint e = xo + 32u * iq4_block(s);
+    const bool inside = 32u * iq4_block(s) < p.cols;
+    x.lo = inside ? XQ4[e >> 4] : uvec4(0u);
+    x.hi = inside ? XQ4[(e >> 4) + 1u] : uvec4(0u);
+    x.d = inside ? XS2[p.xq_soff + (e >> 5)].x : 0.0;
+    return x;
+}
+struct WS {
+    uvec4 lo, hi;  // the table's int8 of elements 0-15 and 16-31
+    float d;
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
+    const uint blk0 = iq4_block(s), blk = min(blk0, (p.cols >> 5) - 1u);
+    const bool inside = 32u * blk0 < p.cols;
+#if defined(WTYPE_IQ4_NL)
+    const uint b = wrow + 9u * blk;
+    const uvec4 q = u16x8(b + 1u);
+    w.d = inside ? unpackHalf2x16(uint(W[b])).x : 0.0;
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+    const uint b = wrow + 34u * (blk >> 3), u = b + 2u + 4u * (blk & 7u);
+    const uvec4 q = uvec4(W[u], W[u + 1u], W[u + 2u], W[u + 3u]);
+    w.d = inside ? iq4xs_scale(b, blk & 7u) : 0.0;
+#endif
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        // bytes (lo 4c, lo 4c + 1, hi 4c, hi 4c + 1) and (lo 4c + 2, lo 4c + 3, hi 4c + 2, hi 4c + 3)
+        const uint a = iq4_tab[q[c] & 0xFFu] | (iq4_tab[(q[c] >> 8) & 0xFFu] << 8);
+        const uint bb = iq4_tab[(q[c] >> 16) & 0xFFu] | (iq4_tab[q[c] >> 24] << 8);
+        w.lo[c] = (a & 0xFFFFu) | (bb << 16);
+        w.hi[c] = (a >> 16) | (bb & 0xFFFF0000u);
+    }
+    return w;
+}
+float dot_w(WS w, XS x) {
+    int i = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) i += sdot4(w.lo[c], x.lo[c], 0) + sdot4(w.hi[c], x.hi[c], 0);
+    return w.d * x.d * float(i);
+}
+
+#elif defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+// Q4_0's split of blocks of 32 (IQ4_XS: its sub-blocks, 8 to a super-block): a step is 16 of them, 2
+// lanes each, lane l taking half h = l & 1 of block 16s + (l >> 1), i.e. qs[8h .. 8h + 7]: elements
+// 8h + i (low nibbles) and 16 + 8h + i (high), i < 8, each the table's value times the block's scale.
+#define MV_STEP 512u
+struct XS {
+    vec4 lo0, lo1, hi0, hi1;
+};
+uint iq4_block(uint s) { return 16u * s + (lane >> 1); }
+XS load_x(uint xo, uint s) {
+    XS x;
+    const bool inside = 32u * iq4_block(s) < p.cols;
+    const uint i = (xo + 32u * iq4_block(s) + 8u * (lane & 1u)) >> 2;
+    x.lo0 = inside ? X4[i] : vec4(0.0);
+    x.lo1 = inside ? X4[i + 1u] : vec4(0.0);
+    x.hi0 = inside ? X4[i + 4u] : vec4(0.0);
+    x.hi1 = inside ? X4[i + 5u] : vec4(0.0);
+    return x;
+}
+float row_dot(uint wrow, uint s, XS x) {
+    const uint blk = iq4_block(s), h = lane & 1u;
+    if (32u * blk >= p.cols) return 0.0;
+#if defined(WTYPE_IQ4_NL)
+    const uint u = wrow + 9u * blk + 1u + 4u * h;
+    const uint w0 = uint(W[u]) | (uint(W[u + 1u]) << 16), w1 = uint(W[u + 2u]) | (uint(W[u + 3u]) << 16);
+    const float d = unpackHalf2x16(uint(W[wrow + 9u * blk])).x;
+#else
+    const uint b = wrow + 34u * (blk >> 3), j = blk & 7u, u = b + 2u + 4u * j + 2u * h;
+    const uint w0 = W[u], w1 = W[u + 1u];
+    const float d = iq4xs_scale(b, j);
+#endif
+    const float sq = dot(iq4_kv4(w0 & 0x0F0F0F0Fu), x.lo0) + dot(iq4_kv4(w1 & 0x0F0F0F0Fu), x.lo1) +
+                     dot(iq4_kv4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(iq4_kv4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1);
+    return d * sq;
+}
+
+#else
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS"
 #endif
 
 #if defined(XQ8) && !defined(MV_ROW_DOT)

@@ -16,7 +16,8 @@ const TypeLayout kTypes[] = {
     {WT_Q6_K, "q6_k", 2, 64, 256, 210},     {WT_Q8_0R, "q8_0r", 16, 256, 32, 34},
     {WT_Q4_0, "q4_0", 2, 32, 32, 18},       {WT_Q2_K, "q2_k", 4, 32, 256, 84},
     {WT_Q3_K, "q3_k", 2, 32, 256, 110},     {WT_Q5_0, "q5_0", 2, 32, 32, 22},
-    {WT_Q5_1, "q5_1", 2, 32, 32, 24},
+    {WT_Q5_1, "q5_1", 2, 32, 32, 24},       {WT_IQ4_NL, "iq4_nl", 2, 32, 32, 18},
+    {WT_IQ4_XS, "iq4_xs", 4, 32, 256, 136},
 };
 
 uint32_t u32(uint64_t v, const char* what) {
@@ -59,7 +60,7 @@ uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mir
 bool has_q8(const Context& ctx, uint32_t type) {
     return ctx.info().int_dot &&
            (type == WT_Q4_0 || type == WT_Q5_0 || type == WT_Q5_1 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K ||
-            type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K);
+            type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K || type == WT_IQ4_NL || type == WT_IQ4_XS);
 }
 
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {
@@ -184,7 +185,7 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 }  // namespace
 
 // Every integer-dot type has tiles (mm_load.glsl).
-bool has_mm(const Context& ctx, uint32_t type) { return has_q8(ctx, type); }
+bool has_mm(const Context& ctx, uint32_t type) { return has_q8(ctx, type) && type != WT_IQ4_NL && type != WT_IQ4_XS; }
 
 bool mm_cols_ok(uint32_t type, uint64_t cols) {
     const TypeLayout* t = gpu_type(type);

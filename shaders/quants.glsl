@@ -15,15 +15,15 @@
 
 #if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) || defined(WTYPE_Q8_0R)
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uvec4 W[]; };
-#elif defined(WTYPE_Q2_K)
-layout(binding = W_BINDING, std430) readonly buffer WBuf { uint W[]; };  // 84-byte blocks: 4-aligned
+#elif defined(WTYPE_Q2_K) || defined(WTYPE_IQ4_XS)
+layout(binding = W_BINDING, std430) readonly buffer WBuf { uint W[]; };  // 84- / 136-byte blocks: 4-aligned
 #else
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uint16_t W[]; };
 #endif
 
 #extension GL_EXT_control_flow_attributes : enable
 
-#if defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q3_K) || defined(WTYPE_Q6_K)
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q3_K) || defined(WTYPE_Q6_K) || defined(WTYPE_IQ4_NL)
 // 16 bytes from 2-byte unit i of W (these types' blocks are only 2-aligned): 5 word loads, realigned
 // by half a word when i is odd, where 8 16-bit loads each took a load instruction (Q6_K's integer-dot
 // matvec was load-issue bound at 2.1 TB/s). Buffers are whole 16-byte units (Context::alloc), so the
@@ -307,6 +307,52 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
 #endif
 }
 
+#elif defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+// Non-linear 4-bit quants: a nibble indexes ggml's table kvalues_iq4nl (int8), times the block's
+// scale. IQ4_NL: Q4_0's 18-byte blocks of 32 (units: d, qs[16]), x = d kv[q]. IQ4_XS: 136-byte
+// super-blocks of 256 (words: d | scales_h << 16, scales_l[4], qs[128]); sub-block j of 32 has the
+// 6-bit scale ls = low nibble j of scales_l | bits 2j, 2j + 1 of scales_h << 4, x = d (ls - 32) kv[q],
+// its qs at bytes 16j .. 16j + 15 as Q4_0's (element i the low nibble of byte i, 16 + i the high).
+#define CH 32
+// The table's 16 int8 as 4 words of bytes: kv[n] is byte n & 3 of word n >> 2.
+const uvec4 IQ4_KV = uvec4(0xBFAD9881u, 0xF6EADDCFu, 0x26190D01u, 0x71594535u);
+int iq4_kv(uint n) {
+    const uint w = (n & 8u) != 0u ? ((n & 4u) != 0u ? IQ4_KV.w : IQ4_KV.z) : ((n & 4u) != 0u ? IQ4_KV.y : IQ4_KV.x);
+    return int(w << (24u - 8u * (n & 3u))) >> 24;
+}
+// The values of the nibbles 4 bytes hold (each 0..15) as floats.
+vec4 iq4_kv4(uint w) { return vec4(iq4_kv(w & 0xFu), iq4_kv((w >> 8) & 0xFu), iq4_kv((w >> 16) & 0xFu), iq4_kv(w >> 24)); }
+#if defined(WTYPE_IQ4_NL)
+uint row_units(uint cols) { return cols / 32u * 9u; }
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K"
+uint row_units(uint cols) { return cols / 256u * 34u; }
+// Sub-block j's scale of the super-block at word b.
+float iq4xs_scale(uint b, uint j) {
+    const uint h = W[b], l = W[b + 1u];
+    const uint ls = ((l >> (4u * j)) & 0xFu) | (((h >> (16u + 2u * j)) & 3u) << 4);
+    return unpackHalf2x16(h).x * float(int(ls) - 32);
+}
+#endif
+void dequant_chunk(uint base, uint c, out float w[CH]) {
+#if defined(WTYPE_IQ4_NL)
+    const uint b = base + 9u * c;
+    const float d = unpackHalf2x16(uint(W[b])).x;
+    for (uint i = 0u; i < 8u; ++i) {
+        const uint u = uint(W[b + 1u + i]);  // qs[2i], qs[2i + 1]
+#else
+    const uint b = base + 34u * (c >> 3), j = c & 7u;
+    const float d = iq4xs_scale(b, j);
+    for (uint i = 0u; i < 8u; ++i) {
+        const uint u = (W[b + 2u + 4u * j + (i >> 1)] >> (16u * (i & 1u))) & 0xFFFFu;  // qs[16j + 2i], + 1
+#endif
+        for (uint k = 0u; k < 2u; ++k) {
+            const uint byte = (u >> (8u * k)) & 0xFFu;
+            w[2u * i + k] = d * float(iq4_kv(byte & 0xFu));
+            w[16u + 2u * i + k] = d * float(iq4_kv(byte >> 4));
+        }
+    }
+}
+
+#else
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS"
 #endif

@@ -801,7 +801,8 @@ INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types,
                                            GpuType{GgmlType::Q5_1, WT_Q5_1}, GpuType{GgmlType::Q8_0, WT_Q8_0},
                                            GpuType{GgmlType::Q8_0, WT_Q8_0R}, GpuType{GgmlType::Q2_K, WT_Q2_K},
                                            GpuType{GgmlType::Q3_K, WT_Q3_K}, GpuType{GgmlType::Q4_K, WT_Q4_K},
-                                           GpuType{GgmlType::Q5_K, WT_Q5_K}, GpuType{GgmlType::Q6_K, WT_Q6_K}),
+                                           GpuType{GgmlType::Q5_K, WT_Q5_K}, GpuType{GgmlType::Q6_K, WT_Q6_K},
+                                           GpuType{GgmlType::IQ4_NL, WT_IQ4_NL}, GpuType{GgmlType::IQ4_XS, WT_IQ4_XS}),
                          [](const auto& i) { return gpu_type_name(i.param); });
 
 }  // namespace
