@@ -13,7 +13,7 @@
 //
 // The next step's global loads are issued before the current step's products (registers), so the
 // tile's DRAM latency hides behind them. Rows past the end read the last row, columns past n_cols the
-// last column; neither is written. cols: a multiple of 256 (K-quants) or 128 (Q8_0R, Q8_0, Q4_0, Q5_0, Q5_1).
+// last column; neither is written. cols: a multiple of 256 (K-quants, IQ4_XS) or 128 (Q8_0R, Q8_0, Q4_0, Q5_0, Q5_1, IQ4_NL).
 // Workgroup z: matrix z of a batch (w_mat_stride units, x_mat_stride / y_mat_stride floats apart).
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_EXT_spirv_intrinsics : require
@@ -109,7 +109,8 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     sw[r * MM_ROW4 + 2u * (u + 2u) + j] = hi;  // elements 32(u + 2) + 16j ..
     sws[r * 4u + part] = g.d * vec2(float(int(g.sc << 24) >> 24), float(int(g.sc << 16) >> 24));
 }
-#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || \
+    defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
 void gw_store(GW g, uint r, uint kt, uint part) {
     uvec4 q[2];
     vec2 dm[2];
@@ -117,7 +118,7 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     gw_pieces(g, kt, part, q, dm, k);  // the 32-block `part` of the step
     sw[r * MM_ROW4 + 2u * part] = q[0];
     sw[r * MM_ROW4 + 2u * part + 1u] = q[1];
-#if defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0)
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
     sws[r * 4u + part] = dm[0];  // (d, 8d), (d, 16d), (d, -m), (d, 0)
 #else
     sws[r * 4u + part] = vec2(dm[0].x, dm[1].x);
@@ -205,6 +206,10 @@ uint y_col(uint c) { return gl_WorkGroupID.y * MM_BN + c; }
 #define MM_CJ (MM_BN / 16u)
 
 void main() {
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+    iq4_table_init();
+    barrier();
+#endif
     const uint t = gl_LocalInvocationIndex, tr = t & 15u, tc = t >> 4;
     const uint row0 = gl_WorkGroupID.x * MM_BM;
     const uint lr = t >> 2, part = t & 3u;  // the row and part this invocation loads

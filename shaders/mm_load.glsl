@@ -138,16 +138,18 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 }
 #endif
 
-#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || \
+    defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
 // Part q of step kt is the step's 32-block q (elements 128kt + 32q ..): gw_pieces() gives its two
 // 16-element pieces as int8 with their (scale, min), which both the int8 tiles (gw_store in mm.comp)
 // and the float16 ones take. Q4_0: block 4kt + q, (d, 8d) for q unsigned; Q8_0 (ggml's blocks, as
 // routed experts outside VRAM arrive: resident matrices are repacked, WT_Q8_0R): block 4kt + q, (d, 0).
 // Q5_0 / Q5_1: Q4_0's nibbles with bit e of qh as element e's fifth bit, (d, 16d) / (d, -m).
 // Q2_K / Q3_K: half h = kt & 1 of super-block kt / 2, j = q: bits 2j of qs[32h + l] (Q3_K: bit 4h + j
-// of hmask[l], value q - 4 as signed int8), groups 8h + 2j and + 1 (quants.glsl).
+// of hmask[l], value q - 4 as signed int8), groups 8h + 2j and + 1 (quants.glsl). IQ4_NL: block 4kt + q;
+// IQ4_XS: sub-block 4 (kt & 1) + q of super-block kt / 2; the table's int8 (iq4_word), (d, 0).
 struct GW {
-#if defined(WTYPE_Q4_0)
+#if defined(WTYPE_Q4_0) || defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
     uvec4 q;
     float d;
 #elif defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
@@ -171,6 +173,14 @@ GW gw_load(uint wrow, uint kt, uint part) {
     const uint b = wrow + 9u * (4u * kt + part);
     g.q = u16x8(b + 1u);
     g.d = unpackHalf2x16(uint(W[b])).x;
+#elif defined(WTYPE_IQ4_NL)
+    const uint b = wrow + 9u * (4u * kt + part);
+    g.q = u16x8(b + 1u);
+    g.d = unpackHalf2x16(uint(W[b])).x;
+#elif defined(WTYPE_IQ4_XS)
+    const uint u = wrow + 34u * (kt >> 1), j = 4u * (kt & 1u) + part, o = u + 2u + 4u * j;
+    g.q = uvec4(W[o], W[o + 1u], W[o + 2u], W[o + 3u]);
+    g.d = iq4xs_scale(u, j);
 #elif defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
     const uint b = wrow + Q5_UNITS * (4u * kt + part);
     g.q = u16x8(b + Q5_QH + 2u);
@@ -207,6 +217,12 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
     q[0] = g.q & 0x0F0F0F0Fu;
     q[1] = (g.q >> 4) & 0x0F0F0F0Fu;
     dm[0] = dm[1] = vec2(g.d, 8.0 * g.d);
+#elif defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        q[0][c] = iq4_word(g.q[c], 0u);
+        q[1][c] = iq4_word(g.q[c], 4u);
+    }
+    dm[0] = dm[1] = vec2(g.d, 0.0);
 #elif defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
         q[0][c] = (g.q[c] & 0x0F0F0F0Fu) | q5_high4(g.qh >> (4u * c));
@@ -239,5 +255,5 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 }
 
 #else
-#error "mm_load.glsl: WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K or WTYPE_Q8_0R"
+#error "mm_load.glsl: WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS or WTYPE_Q8_0R"
 #endif

@@ -72,7 +72,8 @@ shared float cs[MT_NW * 256u];  // a subgroup's 16 x 16 result on its way to y
 // gw_last(part) (mm_load.glsl's layouts).
 #if defined(WTYPE_Q6_K)
 uint gw_last(uint part) { return 2u + (part >> 1); }
-#elif defined(WTYPE_Q8_0R) || defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K)
+#elif defined(WTYPE_Q8_0R) || defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || \
+    defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
 uint gw_last(uint part) { return part; }
 #else
 uint gw_last(uint part) { return 2u * (part >> 1) + 1u; }
@@ -107,6 +108,10 @@ void gx_store(GX g, uint q, uint buf) {
 }
 
 void main() {
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+    iq4_table_init();
+    barrier();
+#endif
     const uint t = gl_LocalInvocationIndex;
     const uint row0 = gl_WorkGroupID.x * MT_BM;
 #ifdef MM_IDS

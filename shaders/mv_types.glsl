@@ -747,23 +747,11 @@ float row_dot(uint wrow, uint s, XS x) {
 
 #elif (defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)) && defined(XQ8)
 // Integer dots over x's int8 mirror (blocks of 32): a step is 32 blocks (IQ4_XS: sub-blocks), a lane
-// each: its 16 bytes of qs become the table's int8 through a shared table, then 8 OpSDot against the
-// block's 32 int8 of x, times d_w * d_x. The table holds each value 4 times, shifted to byte k of a
-// word (entry 16k + n), so a word of 4 int8 is 4 loads or'ed; a load's 32 lanes read at most 16
-// words, one bank each (a table of the 256 bytes' value pairs, half the loads, ran 3.4x slower than
-// Q4_K's matvecs on the H100: its lanes' random bytes meet in banks).
+// each: its 16 bytes of qs become the table's int8 (quants.glsl's shared table), then 8 OpSDot
+// against the block's 32 int8 of x, times d_w * d_x.
 #define MV_STEP 1024u
 #define MV_TABLE
-shared uint iq4_tab[64];
-void mv_table_init() {
-    const uint i = gl_LocalInvocationIndex;
-    if (i < 64u) iq4_tab[i] = (uint(iq4_kv(i & 15u)) & 0xFFu) << (8u * (i >> 4));
-}
-// The int8 of the 4 nibbles at bits sh, sh + 8, sh + 16, sh + 24 of q.
-uint iq4_word(uint q, uint sh) {
-    return iq4_tab[(q >> sh) & 15u] | iq4_tab[16u + ((q >> (sh + 8u)) & 15u)] | iq4_tab[32u + ((q >> (sh + 16u)) & 15u)] |
-           iq4_tab[48u + ((q >> (sh + 24u)) & 15u)];
-}
+void mv_table_init() { iq4_table_init(); }
 struct XS {
     uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
     float d;

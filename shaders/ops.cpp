@@ -185,7 +185,7 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
 }  // namespace
 
 // Every integer-dot type has tiles (mm_load.glsl).
-bool has_mm(const Context& ctx, uint32_t type) { return has_q8(ctx, type) && type != WT_IQ4_NL && type != WT_IQ4_XS; }
+bool has_mm(const Context& ctx, uint32_t type) { return has_q8(ctx, type); }
 
 bool mm_cols_ok(uint32_t type, uint64_t cols) {
     const TypeLayout* t = gpu_type(type);

@@ -322,6 +322,21 @@ int iq4_kv(uint n) {
 }
 // The values of the nibbles 4 bytes hold (each 0..15) as floats.
 vec4 iq4_kv4(uint w) { return vec4(iq4_kv(w & 0xFu), iq4_kv((w >> 8) & 0xFu), iq4_kv((w >> 16) & 0xFu), iq4_kv(w >> 24)); }
+// For int8 weights (integer-dot matvecs, prompt tiles) a shared table: each value 4 times, shifted to
+// byte k of a word (entry 16k + n), so a word of 4 int8 is 4 loads or'ed; a load's 32 lanes read at
+// most 16 words, one bank each. (A table of the 256 bytes' value pairs, half the loads, ran 3.4x
+// slower than Q4_K's matvecs on the H100: its lanes' random bytes meet in banks.) The shader calls
+// iq4_table_init() in every invocation, then a barrier, before the first iq4_word().
+shared uint iq4_tab[64];
+void iq4_table_init() {
+    const uint i = gl_LocalInvocationIndex;
+    if (i < 64u) iq4_tab[i] = (uint(iq4_kv(i & 15u)) & 0xFFu) << (8u * (i >> 4));
+}
+// The int8 of the 4 nibbles at bits sh, sh + 8, sh + 16, sh + 24 of q.
+uint iq4_word(uint q, uint sh) {
+    return iq4_tab[(q >> sh) & 15u] | iq4_tab[16u + ((q >> (sh + 8u)) & 15u)] | iq4_tab[32u + ((q >> (sh + 16u)) & 15u)] |
+           iq4_tab[48u + ((q >> (sh + 24u)) & 15u)];
+}
 #if defined(WTYPE_IQ4_NL)
 uint row_units(uint cols) { return cols / 32u * 9u; }
 #else
