@@ -51,7 +51,7 @@ TEST(TypeTable, BlockSizesAndRowBytes) {
                    {GgmlType::Q4_0, 32, 18}, {GgmlType::Q5_0, 32, 22}, {GgmlType::Q5_1, 32, 24},
                    {GgmlType::Q8_0, 32, 34}, {GgmlType::Q2_K, 256, 84},
                    {GgmlType::Q3_K, 256, 110}, {GgmlType::Q4_K, 256, 144}, {GgmlType::Q5_K, 256, 176},
-                   {GgmlType::Q6_K, 256, 210}}) {
+                   {GgmlType::Q6_K, 256, 210}, {GgmlType::IQ4_NL, 32, 18}, {GgmlType::IQ4_XS, 256, 136}}) {
         SCOPED_TRACE(type_name(w.t));
         EXPECT_EQ(type_info(w.t).block_size, w.block);
         EXPECT_EQ(type_info(w.t).type_size, w.bytes);
@@ -63,6 +63,8 @@ TEST(TypeTable, BlockSizesAndRowBytes) {
     EXPECT_EQ(act_bytes(GgmlType::Q8_0, 64), 64u + 2 * 8);
     EXPECT_EQ(act_bytes(GgmlType::Q5_0, 128), 128u + 4 * 8);
     EXPECT_EQ(act_bytes(GgmlType::Q5_1, 128), 128u + 4 * 8);
+    EXPECT_EQ(act_bytes(GgmlType::IQ4_NL, 128), 128u + 4 * 8);
+    EXPECT_EQ(act_bytes(GgmlType::IQ4_XS, 512), 512u + 16 * 8);  // blocks of 32, as IQ4_NL
     EXPECT_EQ(act_bytes(GgmlType::Q4_K, 512), 512u + 2 * 4 + 32 * 2);
 }
 
@@ -70,8 +72,9 @@ TEST(TypeTable, UnsupportedTypesThrow) {
     float x[32] = {};
     uint8_t buf[64] = {};
     EXPECT_THROW(dequantize_row(GgmlType::Q4_1, buf, x, 32), std::exception);
-    EXPECT_THROW(quantize_row(GgmlType::IQ4_NL, x, buf, 32), std::exception);
+    EXPECT_THROW(quantize_row(GgmlType::IQ2_XXS, x, buf, 256), std::exception);
     EXPECT_THROW(dequantize_row(GgmlType::Q4_K, buf, x, 32), std::exception);  // not a multiple of 256
+    EXPECT_THROW(dequantize_row(GgmlType::IQ4_XS, buf, x, 32), std::exception);
 }
 
 TEST(Layout, Q4_0) {
@@ -126,6 +129,55 @@ TEST(Layout, Q5_1) {
     EXPECT_EQ(want[15], 13.25f);
     EXPECT_EQ(want[31], 5.75f);
     expect_dequant(GgmlType::Q5_1, b.data(), want);
+}
+
+// IQ4_NL / IQ4_XS levels, written out here rather than taken from blocks.h so a wrong entry there fails.
+const float kIq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+TEST(Layout, IQ4_NL) {
+    // d = 0.5; qs[j] = j | (15 - j) << 4: element j is level j, element j + 16 level 15 - j.
+    std::vector<uint8_t> b(18);
+    put<uint16_t>(b, 0, 0x3800);
+    for (int j = 0; j < 16; ++j) b[2 + j] = uint8_t(j | (15 - j) << 4);
+    std::vector<float> want(32);
+    for (int j = 0; j < 16; ++j) {
+        want[j] = 0.5f * kIq4[j];
+        want[j + 16] = 0.5f * kIq4[15 - j];
+    }
+    EXPECT_EQ(want[0], -63.5f);  // low nibble 0 of qs[0]
+    EXPECT_EQ(want[8], 0.5f);    // level 1
+    EXPECT_EQ(want[15], 56.5f);  // low nibble 15 of qs[15]
+    EXPECT_EQ(want[16], 56.5f);  // high nibble 15 of qs[0]
+    EXPECT_EQ(want[24], -5.f);   // high nibble 7 of qs[8]: level -10
+    expect_dequant(GgmlType::IQ4_NL, b.data(), want);
+}
+
+TEST(Layout, IQ4_XS) {
+    // d = 0.25; ls = {0, 1, 31, 32, 33, 47, 48, 63} (group scales -32, -31, -1, 0, 1, 15, 16, 31):
+    // low nibbles {0, 1, F, 0, 1, F, 0, F} -> scales_l 10 0F F1 F0, high 2 bits {0,0,1,2,2,2,3,3} at
+    // bits 2g -> scales_h 0xFA90. Group g, byte j: (j + g) & 15 | (15 - j) << 4.
+    const int ls[8] = {0, 1, 31, 32, 33, 47, 48, 63};
+    std::vector<uint8_t> b(136);
+    put<uint16_t>(b, 0, 0x3400);
+    put<uint16_t>(b, 2, 0xFA90);
+    put<uint32_t>(b, 4, 0xF0F10F10u);
+    for (int g = 0; g < 8; ++g)
+        for (int j = 0; j < 16; ++j) b[8 + 16 * g + j] = uint8_t(((j + g) & 15) | (15 - j) << 4);
+    std::vector<float> want(256);
+    for (int g = 0; g < 8; ++g)
+        for (int j = 0; j < 16; ++j) {
+            const float dl = 0.25f * float(ls[g] - 32);
+            want[32 * g + j] = dl * kIq4[(j + g) & 15];
+            want[32 * g + 16 + j] = dl * kIq4[15 - j];
+        }
+    EXPECT_EQ(want[0], 1016.f);         // group 0 (dl -8): level 0
+    EXPECT_EQ(want[32 + 1], 643.25f);   // group 1 (-7.75): level 2, -83
+    EXPECT_EQ(want[64 + 16], -28.25f);  // group 2 (-0.25): high nibble 15, 113
+    EXPECT_EQ(want[96 + 5], 0.f);       // group 3: scale 0
+    EXPECT_EQ(want[128 + 4], 0.25f);    // group 4 (0.25): level 8, 1
+    EXPECT_EQ(want[224 + 15], -170.5f); // group 7 (7.75): level (15 + 7) & 15 = 6, -22
+    EXPECT_EQ(want[255], -984.25f);     // group 7: high nibble 0, -127
+    expect_dequant(GgmlType::IQ4_XS, b.data(), want);
 }
 
 TEST(Layout, Q8_0) {
@@ -329,7 +381,8 @@ TEST(Quantize, ErrorWithinBounds) {
     for (Bound b : {Bound{GgmlType::F32, 0.0}, {GgmlType::F16, 8e-8}, {GgmlType::BF16, 5e-6},
                     {GgmlType::Q8_0, 5e-5}, {GgmlType::Q4_0, 1.3e-2}, {GgmlType::Q5_0, 3.3e-3},
                     {GgmlType::Q5_1, 2.4e-3}, {GgmlType::Q6_K, 5.5e-4}, {GgmlType::Q5_K, 2.3e-3},
-                    {GgmlType::Q4_K, 8.5e-3}, {GgmlType::Q3_K, 3.8e-2}, {GgmlType::Q2_K, 1.6e-1}}) {
+                    {GgmlType::Q4_K, 8.5e-3}, {GgmlType::Q3_K, 3.8e-2}, {GgmlType::Q2_K, 1.6e-1},
+                    {GgmlType::IQ4_NL, 9.3e-3}, {GgmlType::IQ4_XS, 9.5e-3}}) {
         SCOPED_TRACE(type_name(b.t));
         double worst = 0;
         for (int rep = 0; rep < 8; ++rep) {
@@ -341,6 +394,55 @@ TEST(Quantize, ErrorWithinBounds) {
         RecordProperty(std::string("nmse_") + type_name(b.t), std::to_string(worst));
         EXPECT_LE(worst, b.nmse);
         std::printf("  %-5s quantize NMSE (worst of 8): %.3g (bound %.3g)\n", type_name(b.t), worst, b.nmse);
+    }
+}
+
+// IQ4_NL / IQ4_XS (our own search, no llama.cpp bytes to match): every element takes the level nearest
+// to x / dl for the scale as stored, each IQ4_XS super-block's largest group scale is the -32 end (d a
+// normal fp16), and IQ4_NL's levels beat Q4_0's uniform ones in the same 18 bytes on every row.
+TEST(Quantize, Iq4NearestLevelsForStoredScales) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int64_t n = 4096;
+    auto half = [](const uint8_t* p) {
+        uint16_t h;
+        std::memcpy(&h, p, 2);
+        return fp16_to_f32(h);
+    };
+    // Group of 32 at qs (16 bytes) with scale dl: each level as near to x / dl as any other.
+    auto check_group = [&](const float* x, const uint8_t* qs, float dl, int64_t at) {
+        if (dl == 0.f) return;
+        for (int e = 0; e < 32; ++e) {
+            const int q = e < 16 ? qs[e] & 0xF : qs[e - 16] >> 4;
+            const double v = double(x[e]) / dl, got = std::fabs(v - kIq4[q]);
+            for (float l : kIq4) ASSERT_LE(got, std::fabs(v - l) + 1e-4 * (1 + std::fabs(v))) << "element " << at + e;
+        }
+    };
+    for (int rep = 0; rep < 8; ++rep) {
+        std::vector<float> x = random_row(rng, n, rep % 2 ? 1e-3f : 1.f);
+        const std::vector<uint8_t> nl = quantized(GgmlType::IQ4_NL, x), xs = quantized(GgmlType::IQ4_XS, x);
+        for (int64_t b = 0; b < n / 32; ++b)
+            check_group(x.data() + 32 * b, &nl[size_t(18 * b + 2)], half(&nl[size_t(18 * b)]), 32 * b);
+        for (int64_t b = 0; b < n / 256; ++b) {
+            const uint8_t* blk = &xs[size_t(136 * b)];
+            const float d = half(blk);
+            const int sh = blk[2] | blk[3] << 8;
+            int lmin = 0;
+            for (int g = 0; g < 8; ++g) {
+                const int ls = ((blk[4 + g / 2] >> (4 * (g % 2))) & 0xF) | ((sh >> (2 * g)) & 3) << 4;
+                lmin = std::min(lmin, ls - 32);
+                check_group(x.data() + 256 * b + 32 * g, blk + 8 + 16 * g, d * float(ls - 32), 256 * b + 32 * g);
+            }
+            if (std::fabs(d) >= 0x1p-14f) {  // a subnormal d (rows of 1e-3) is too coarse for -32 exactly
+                ASSERT_EQ(lmin, -32) << "super-block " << b;
+            }
+        }
+        std::vector<float> y(static_cast<size_t>(n));
+        dequantize_row_isa(Isa::Scalar, GgmlType::IQ4_NL, nl.data(), y.data(), n);
+        const double e_nl = nmse(y.data(), x.data(), n);
+        dequantize_row_isa(Isa::Scalar, GgmlType::Q4_0, quantized(GgmlType::Q4_0, x).data(), y.data(), n);
+        EXPECT_LT(e_nl, nmse(y.data(), x.data(), n)) << "rep " << rep;
     }
 }
 
@@ -406,16 +508,18 @@ TEST(Quantize, FiniteForExtremeInputs) {
     }
 }
 
-// The dots of the 32-element block types against a double dot of the dequantized row with the
-// dequantized prepared activations (d * q per block, layout in blocks.h), on every ISA: the integer
-// sums are exact, so only float rounding may separate them. Bound: a block's float terms are at most
-// 3 * max|w| * sum|a| of the block (Q5_1: |d * sum(q_w q_a)| <= (max - min) sum|q_a|, |m| <= max|w|),
-// summed in float over up to 128 blocks: (128 + 3) * 2^-24 * 3 ~ 2.3e-5 of sum_b max|w|_b * sum|a|_b.
+// The dots of the types with 32-element activation blocks (IQ4_XS: one per group) against a double dot
+// of the dequantized row with the dequantized prepared activations (d * q per block, layout in
+// blocks.h), on every ISA: the integer sums are exact, so only float rounding may separate them. Bound:
+// a block's float terms are at most 3 * max|w| * sum|a| of the block (Q5_1: |d * sum(q_w q_a)| <=
+// (max - min) sum|q_a|, |m| <= max|w|), summed in float over up to 128 blocks: (128 + 3) * 2^-24 * 3
+// ~ 2.3e-5 of sum_b max|w|_b * sum|a|_b.
 TEST(Dot, Blocks32MatchDoubleDotOfDequantized) {
     const uint32_t seed = fresh_seed();
     std::mt19937 rng(seed);
-    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0})
-        for (int64_t n : {int64_t(32), int64_t(128), int64_t(4096)})
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL,
+                       GgmlType::IQ4_XS})
+        for (int64_t n : t == GgmlType::IQ4_XS ? std::vector<int64_t>{256, 4096} : std::vector<int64_t>{32, 128, 4096})
             for (Isa isa : available_isas()) {
                 SCOPED_TRACE(std::string(type_name(t)) + " " + isa_name(isa) + " n=" + std::to_string(n) +
                              " seed=" + std::to_string(seed));

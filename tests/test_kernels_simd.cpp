@@ -74,7 +74,9 @@ TEST(Simd, DequantizeRandomBlocksBitExact) {
             switch (t) {
                 case GgmlType::Q4_0:
                 case GgmlType::Q5_0:
-                case GgmlType::Q8_0: safe_half(blk); break;
+                case GgmlType::Q8_0:
+                case GgmlType::IQ4_NL:
+                case GgmlType::IQ4_XS: safe_half(blk); break;
                 case GgmlType::Q5_1: safe_half(blk), safe_half(blk + 2); break;
                 case GgmlType::Q2_K: safe_half(blk + 80), safe_half(blk + 82); break;
                 case GgmlType::Q3_K: safe_half(blk + 108); break;
@@ -160,7 +162,7 @@ TEST(Simd, VecDotMatchesScalar) {
 
 // The 8-bit activations cost accuracy against the float dot of the dequantized weights: bounded
 // (worst seen over 100 runs: 5e-5 with 32-blocks, 1.8e-4 with 256-blocks on these rows, whose
-// scale changes 16x inside a 256-block).
+// scale changes 16x inside a 256-block). IQ4_XS's activations are in blocks of 32.
 TEST(Simd, QuantizedActivationError) {
     const uint32_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -183,7 +185,7 @@ TEST(Simd, QuantizedActivationError) {
         }
         const double err = nmse(got.data(), exact.data(), rows);
         const bool float_act = t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
-        const bool blocks32 = type_info(t).block_size == 32;
+        const bool blocks32 = type_info(t).block_size == 32 || t == GgmlType::IQ4_XS;  // activation blocks
         EXPECT_LE(err, float_act ? 1e-10 : blocks32 ? 1e-4 : 3.5e-4) << type_name(t);
         std::printf("  %-5s vec_dot NMSE vs float dot of dequantized row: %.3g\n", type_name(t), err);
     }
