@@ -22,8 +22,9 @@ namespace {
 
 constexpr int64_t kColdBytes = int64_t(512) << 20;
 
-const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0,
-                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::Q3_K};
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,   GgmlType::Q4_0,
+                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K,   GgmlType::Q3_K,
+                           GgmlType::IQ4_NL, GgmlType::IQ4_XS};
 struct Shape {
     int64_t rows, cols;
     const char* name;

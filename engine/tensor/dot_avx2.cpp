@@ -257,6 +257,65 @@ void dot_q5_1(const void* row, const void* const* acts, int64_t n, float* out) {
     });
 }
 
+// IQ4_NL / IQ4_XS: 32 quants (16 bytes, Q4_0's nibble order) as their int8 levels, element e in byte
+// e: the nibbles index the table with pshufb (in both 128-bit lanes).
+inline __m256i iq4_levels(const uint8_t* qs, __m256i table) {
+    const __m128i q = load128(qs);
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0xF));
+    return _mm256_shuffle_epi8(table, nib);
+}
+inline __m256i iq4_table() {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
+}
+
+// As Q8_0, the levels standing for the weights' quants (|level| <= 127: maddubs pairs fit i16).
+template <int N>
+void dot_iq4_nl(const void* row, const void* const* acts, int64_t n, float* out) {
+    auto* w = static_cast<const IQ4_NL*>(row);
+    ActQ8x32 a[N];
+    act_cols<N>(acts, n, a);
+    const __m256i table = iq4_table(), ones = _mm256_set1_epi16(1);
+    blocks32<N>(w, n / QK, int(sizeof *w), out, [&](int64_t b, __m256* acc) {
+        const __m256i q = iq4_levels(w[b].qs, table), aq = _mm256_sign_epi8(q, q);
+        const float d = half(w[b].d);
+        FOR_COL(c) {
+            const __m256i p = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(load256(a[c].qs + b * QK), q));
+            const __m256i s = _mm256_madd_epi16(p, ones);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * a[c].d[b]), acc[c]);
+        }
+    });
+}
+
+// Group g of super-block b against activation block 8b + g: the group's ls - 32 multiplies the i16
+// pair sums in madd (exact, as the scalar's integer product), d * d_a in float; even groups into acc0,
+// odd into acc1.
+template <int N>
+void dot_iq4_xs(const void* row, const void* const* acts, int64_t n, float* out) {
+    auto* w = static_cast<const IQ4_XS*>(row);
+    ActQ8x32 a[N];
+    act_cols<N>(acts, n, a);
+    const __m256i table = iq4_table();
+    __m256 acc0[N], acc1[N];
+    FOR_COL(c) acc0[c] = acc1[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QKK; ++b) {
+        prefetch<kAheadQuant>(w + b, int(sizeof *w));
+        const float d = half(w[b].d);
+#pragma GCC unroll 8
+        for (int g = 0; g < QKK / QK; ++g) {
+            const __m256i q = iq4_levels(w[b].qs + QK / 2 * g, table), aq = _mm256_sign_epi8(q, q);
+            const __m256i ls = _mm256_set1_epi16(int16_t(scale_iq4xs(g, w[b])));
+            const int64_t k = b * (QKK / QK) + g;
+            __m256* acc = g % 2 ? acc1 : acc0;
+            FOR_COL(c) {
+                const __m256i p = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(load256(a[c].qs + k * QK), q));
+                const __m256i s = _mm256_madd_epi16(p, ls);
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * a[c].d[k]), acc[c]);
+            }
+        }
+    }
+    FOR_COL(c) out[c] = hsum(_mm256_add_ps(acc0[c], acc1[c]));
+}
+
 // signed * signed via maddubs: |w| as the unsigned operand, a with w's sign applied.
 template <int N>
 void dot_q8_0(const void* row, const void* const* acts, int64_t n, float* out) {
@@ -396,7 +455,9 @@ PrepareFn avx2_prepare(GgmlType t) {
         case GgmlType::Q4_0:
         case GgmlType::Q5_0:
         case GgmlType::Q5_1:
-        case GgmlType::Q8_0: return prepare_q8x32;
+        case GgmlType::Q8_0:
+        case GgmlType::IQ4_NL:
+        case GgmlType::IQ4_XS: return prepare_q8x32;
         case GgmlType::Q2_K:
         case GgmlType::Q3_K:
         case GgmlType::Q4_K:
@@ -415,6 +476,8 @@ DotFn avx2_dot(GgmlType t) {
         case GgmlType::Q5_0: return dot1<dot_q5_0<1>>;
         case GgmlType::Q5_1: return dot1<dot_q5_1<1>>;
         case GgmlType::Q8_0: return dot1<dot_q8_0<1>>;
+        case GgmlType::IQ4_NL: return dot1<dot_iq4_nl<1>>;
+        case GgmlType::IQ4_XS: return dot1<dot_iq4_xs<1>>;
         case GgmlType::Q2_K: return dot1<dot_q2_K<1>>;
         case GgmlType::Q3_K: return dot1<dot_q3_K<1>>;
         case GgmlType::Q4_K: return dot1<dot_q4_K<1>>;
@@ -443,6 +506,8 @@ Dot4Fn avx2_dot4(GgmlType t) {
         case GgmlType::Q5_0: return dot_q5_0<4>;
         case GgmlType::Q5_1: return dot_q5_1<4>;
         case GgmlType::Q8_0: return dot_q8_0<4>;
+        case GgmlType::IQ4_NL: return dot_iq4_nl<4>;
+        case GgmlType::IQ4_XS: return dot_iq4_xs<4>;
         case GgmlType::Q2_K: return dot_q2_K<4>;
         case GgmlType::Q3_K: return dot_q3_K<4>;
         case GgmlType::Q4_K: return dot_q4_K<4>;
