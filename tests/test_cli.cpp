@@ -151,8 +151,8 @@ TEST_F(CliModel, ExpertsPerTokenOutOfRangeIsRefused) {
 }
 
 // gen-model with `args` writes path, and greedy `run`s of it with 2 and 1 threads print the same text.
-void expect_gen_model_runs(const std::string& args, const std::string& path) {
-    Result r = sluice("gen-model " + args + " --type q4_K --out " + path);
+void expect_gen_model_runs(const std::string& args, const std::string& path, const std::string& type = "q4_K") {
+    Result r = sluice("gen-model " + args + " --type " + type + " --out " + path);
     ASSERT_EQ(r.rc, 0) << r.err;
     r = sluice("run " + path + " -p 'Hello there, river' -n 8 --temp 0 -t 2");
     ASSERT_EQ(r.rc, 0) << r.err;
@@ -186,6 +186,25 @@ TEST(Cli, Deepseek2GenModelRunsDeterministically) {
     r = sluice("gen-model --arch deepseek2 --layers 27 --q-lora 64 --out /dev/null");
     EXPECT_NE(r.rc, 0);
     EXPECT_NE(r.err.find("V2-Lite"), std::string::npos) << r.err;
+}
+
+// Types whose block (256) does not fit attn_k_b's rows of 128 write it as IQ4_NL, as llama.cpp's quantizer
+// does in Q2_K / Q3_K / IQ4_XS files (Q4_K's fallback, Q5_0, is in the tests of deepseek2's GPU batches).
+TEST(Cli, Deepseek2GenModelTakesTheIq4NlFallback) {
+    const std::string path = tmp_dir() + "gends2-iq4-" + std::to_string(getpid()) + ".gguf";
+    for (const char* type : {"iq4_xs", "q3_K"}) {
+        SCOPED_TRACE(type);
+        expect_gen_model_runs("--arch deepseek2 --layers 3 --embd 256 --heads 4 --head-dim 192 --v-head-dim 128 "
+                              "--rope-dims 64 --q-lora 256 --kv-lora 512 --experts 16 --used 4 --ff-exp 256 --ff 512 "
+                              "--groups 4 --groups-used 2 --vocab 300", path, type);
+        const Result r = sluice("info --json " + path);
+        ASSERT_EQ(r.rc, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out)["tensor_types"];
+        auto tensors = [&](const char* t) { return j.contains(t) ? int(j[t]["tensors"]) : 0; };
+        EXPECT_EQ(tensors("iq4_nl"), 3) << r.out;  // attn_k_b of each layer
+        EXPECT_EQ(tensors(type), 32) << r.out;
+    }
+    std::filesystem::remove(path);
 }
 
 // DeepSeek-V3's shapes (header only): 671B parameters, 58 MoE layers of 256 experts.
