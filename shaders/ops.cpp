@@ -158,7 +158,9 @@ bool matmul_tiled(Cmd& cmd, const Mat& w, Vec x, Vec y, const MatvecOpts& o) {
     const char* cm = std::getenv("SLUICE_GPU_COOPMAT");
     const bool scalar = cm && std::string(cm) == "scalar", tensor = scalar || use_coopmat(cmd.context());
     const int force_t = env_int("SLUICE_GPU_MMT", -1);
-    const uint32_t bn_t = o.n_cols > 64 ? 128 : 64, sms = cmd.context().info().sm_count;
+    // IQ4: no mmt_*_n128 (its 48 KiB of shared memory leave no room for the IQ4 table)
+    const bool iq4 = w.type == WT_IQ4_NL || w.type == WT_IQ4_XS;
+    const uint32_t bn_t = o.n_cols > 64 && !iq4 ? 128 : 64, sms = cmd.context().info().sm_count;
     const uint32_t waves_t = sms ? ((w.rows + 127) / 128 * ((o.n_cols + bn_t - 1) / bn_t) * o.n_mats + sms - 1) / sms : 0;
     const uint32_t waves_c = sms ? ((w.rows + 63) / 64 * ((o.n_cols + 63) / 64) * o.n_mats + 2 * sms - 1) / (2 * sms) : 0;
     const bool big = tensor && (force_t == 1 || (force_t != 0 && sms && 17 * waves_t < 10 * waves_c));
