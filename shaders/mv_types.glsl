@@ -693,58 +693,6 @@ float dot_w(WS w, XS x) {
     return acc;
 }
 
-#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
-// 18-byte blocks of 32 (2-byte units: d, qs[16]). A step is 16 blocks, 2 lanes each: lane l takes half
-// h = l & 1 of block 16s + (l >> 1), i.e. qs[8h .. 8h + 7]: elements 8h + i (low nibbles) and 16 + 8h
-// + i (high nibbles), i < 8; two lanes read a block's 32 floats of x (a whole line). Q5_0's 22-byte
-// blocks (d, qh[4], qs) and Q5_1's 24 (d, m, qh, qs) the same way, element e's fifth bit bit e of qh:
-// Q5_0 x = d (q - 16), Q5_1 x = d q + m.
-#define MV_STEP 512u
-struct XS {
-    vec4 lo0, lo1, hi0, hi1;
-    float s;  // their sum: the quants' offset (8, 16) or Q5_1's min
-};
-uint q40_block(uint s) { return 16u * s + (lane >> 1); }
-XS load_x(uint xo, uint s) {
-    XS x;
-    const bool inside = 32u * q40_block(s) < p.cols;
-    const uint i = (xo + 32u * q40_block(s) + 8u * (lane & 1u)) >> 2;
-    x.lo0 = inside ? X4[i] : vec4(0.0);
-    x.lo1 = inside ? X4[i + 1u] : vec4(0.0);
-    x.hi0 = inside ? X4[i + 4u] : vec4(0.0);
-    x.hi1 = inside ? X4[i + 5u] : vec4(0.0);
-    x.s = hsum((x.lo0 + x.lo1) + (x.hi0 + x.hi1));
-    return x;
-}
-#if defined(WTYPE_Q4_0)
-float row_dot(uint wrow, uint s, XS x) {
-    const uint blk = q40_block(s);
-    if (32u * blk >= p.cols) return 0.0;
-    const uint u = wrow + 9u * blk + 1u + 4u * (lane & 1u);
-    const uint w0 = uint(W[u]) | (uint(W[u + 1u]) << 16), w1 = uint(W[u + 2u]) | (uint(W[u + 3u]) << 16);
-    const float sq = dot(bytes4(w0 & 0x0F0F0F0Fu), x.lo0) + dot(bytes4(w1 & 0x0F0F0F0Fu), x.lo1) +
-                     dot(bytes4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(bytes4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1);
-    return unpackHalf2x16(uint(W[wrow + 9u * blk])).x * (sq - 8.0 * x.s);
-}
-#else
-float row_dot(uint wrow, uint s, XS x) {
-    const uint blk = q40_block(s), h = lane & 1u;
-    if (32u * blk >= p.cols) return 0.0;
-    const uint b = wrow + Q5_UNITS * blk, u = b + Q5_QH + 2u + 4u * h;
-    const uint qh = uint(W[b + Q5_QH]) | (uint(W[b + Q5_QH + 1u]) << 16);
-    const uint w0 = uint(W[u]) | (uint(W[u + 1u]) << 16), w1 = uint(W[u + 2u]) | (uint(W[u + 3u]) << 16);
-    const uint lb = qh >> (8u * h), hb = qh >> (16u + 8u * h);  // fifth bits of elements 8h .., 16 + 8h ..
-    const float sq = dot(bytes4((w0 & 0x0F0F0F0Fu) | q5_high4(lb)), x.lo0) + dot(bytes4((w1 & 0x0F0F0F0Fu) | q5_high4(lb >> 4)), x.lo1) +
-                     dot(bytes4(((w0 >> 4) & 0x0F0F0F0Fu) | q5_high4(hb)), x.hi0) +
-                     dot(bytes4(((w1 >> 4) & 0x0F0F0F0Fu) | q5_high4(hb >> 4)), x.hi1);
-#if defined(WTYPE_Q5_0)
-    return unpackHalf2x16(uint(W[b])).x * (sq - 16.0 * x.s);
-#else
-    return unpackHalf2x16(uint(W[b])).x * sq + unpackHalf2x16(uint(W[b + 1u])).x * x.s;
-#endif
-}
-#endif
-
 #elif (defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)) && defined(XQ8)
 // Integer dots over x's int8 mirror (blocks of 32): a step is 32 blocks (IQ4_XS: sub-blocks), a lane
 // each: its 16 bytes of qs become the table's int8 (quants.glsl's shared table), then 8 OpSDot
@@ -795,27 +743,43 @@ float dot_w(WS w, XS x) {
     return w.d * x.d * float(i);
 }
 
-#elif defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
-// Q4_0's split of blocks of 32 (IQ4_XS: its sub-blocks, 8 to a super-block): a step is 16 of them, 2
-// lanes each, lane l taking half h = l & 1 of block 16s + (l >> 1), i.e. qs[8h .. 8h + 7]: elements
-// 8h + i (low nibbles) and 16 + 8h + i (high), i < 8, each the table's value times the block's scale.
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+// 18-byte blocks of 32 (2-byte units: d, qs[16]). A step is 16 blocks, 2 lanes each: lane l takes half
+// h = l & 1 of block 16s + (l >> 1), i.e. qs[8h .. 8h + 7]: elements 8h + i (low nibbles) and 16 + 8h
+// + i (high nibbles), i < 8; two lanes read a block's 32 floats of x (a whole line). Q5_0's 22-byte
+// blocks (d, qh[4], qs) and Q5_1's 24 (d, m, qh, qs) the same way, element e's fifth bit bit e of qh:
+// Q5_0 x = d (q - 16), Q5_1 x = d q + m. IQ4_NL's blocks (Q4_0's) and IQ4_XS's sub-blocks (8 to a
+// super-block) too, each nibble the table's value times the block's scale.
 #define MV_STEP 512u
 struct XS {
     vec4 lo0, lo1, hi0, hi1;
+    float s;  // their sum: the quants' offset (8, 16) or Q5_1's min
 };
-uint iq4_block(uint s) { return 16u * s + (lane >> 1); }
+uint q40_block(uint s) { return 16u * s + (lane >> 1); }
 XS load_x(uint xo, uint s) {
     XS x;
-    const bool inside = 32u * iq4_block(s) < p.cols;
-    const uint i = (xo + 32u * iq4_block(s) + 8u * (lane & 1u)) >> 2;
+    const bool inside = 32u * q40_block(s) < p.cols;
+    const uint i = (xo + 32u * q40_block(s) + 8u * (lane & 1u)) >> 2;
     x.lo0 = inside ? X4[i] : vec4(0.0);
     x.lo1 = inside ? X4[i + 1u] : vec4(0.0);
     x.hi0 = inside ? X4[i + 4u] : vec4(0.0);
     x.hi1 = inside ? X4[i + 5u] : vec4(0.0);
+    x.s = hsum((x.lo0 + x.lo1) + (x.hi0 + x.hi1));
     return x;
 }
+#if defined(WTYPE_Q4_0)
 float row_dot(uint wrow, uint s, XS x) {
-    const uint blk = iq4_block(s), h = lane & 1u;
+    const uint blk = q40_block(s);
+    if (32u * blk >= p.cols) return 0.0;
+    const uint u = wrow + 9u * blk + 1u + 4u * (lane & 1u);
+    const uint w0 = uint(W[u]) | (uint(W[u + 1u]) << 16), w1 = uint(W[u + 2u]) | (uint(W[u + 3u]) << 16);
+    const float sq = dot(bytes4(w0 & 0x0F0F0F0Fu), x.lo0) + dot(bytes4(w1 & 0x0F0F0F0Fu), x.lo1) +
+                     dot(bytes4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(bytes4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1);
+    return unpackHalf2x16(uint(W[wrow + 9u * blk])).x * (sq - 8.0 * x.s);
+}
+#elif defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+float row_dot(uint wrow, uint s, XS x) {
+    const uint blk = q40_block(s), h = lane & 1u;
     if (32u * blk >= p.cols) return 0.0;
 #if defined(WTYPE_IQ4_NL)
     const uint u = wrow + 9u * blk + 1u + 4u * h;
@@ -826,10 +790,27 @@ float row_dot(uint wrow, uint s, XS x) {
     const uint w0 = W[u], w1 = W[u + 1u];
     const float d = iq4xs_scale(b, j);
 #endif
-    const float sq = dot(iq4_kv4(w0 & 0x0F0F0F0Fu), x.lo0) + dot(iq4_kv4(w1 & 0x0F0F0F0Fu), x.lo1) +
-                     dot(iq4_kv4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(iq4_kv4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1);
-    return d * sq;
+    return d * (dot(iq4_kv4(w0 & 0x0F0F0F0Fu), x.lo0) + dot(iq4_kv4(w1 & 0x0F0F0F0Fu), x.lo1) +
+                dot(iq4_kv4((w0 >> 4) & 0x0F0F0F0Fu), x.hi0) + dot(iq4_kv4((w1 >> 4) & 0x0F0F0F0Fu), x.hi1));
 }
+#else
+float row_dot(uint wrow, uint s, XS x) {
+    const uint blk = q40_block(s), h = lane & 1u;
+    if (32u * blk >= p.cols) return 0.0;
+    const uint b = wrow + Q5_UNITS * blk, u = b + Q5_QH + 2u + 4u * h;
+    const uint qh = uint(W[b + Q5_QH]) | (uint(W[b + Q5_QH + 1u]) << 16);
+    const uint w0 = uint(W[u]) | (uint(W[u + 1u]) << 16), w1 = uint(W[u + 2u]) | (uint(W[u + 3u]) << 16);
+    const uint lb = qh >> (8u * h), hb = qh >> (16u + 8u * h);  // fifth bits of elements 8h .., 16 + 8h ..
+    const float sq = dot(bytes4((w0 & 0x0F0F0F0Fu) | q5_high4(lb)), x.lo0) + dot(bytes4((w1 & 0x0F0F0F0Fu) | q5_high4(lb >> 4)), x.lo1) +
+                     dot(bytes4(((w0 >> 4) & 0x0F0F0F0Fu) | q5_high4(hb)), x.hi0) +
+                     dot(bytes4(((w1 >> 4) & 0x0F0F0F0Fu) | q5_high4(hb >> 4)), x.hi1);
+#if defined(WTYPE_Q5_0)
+    return unpackHalf2x16(uint(W[b])).x * (sq - 16.0 * x.s);
+#else
+    return unpackHalf2x16(uint(W[b])).x * sq + unpackHalf2x16(uint(W[b + 1u])).x * x.s;
+#endif
+}
+#endif
 
 #else
 #error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS"
