@@ -534,12 +534,13 @@ float row_dot(uint wrow, uint s, XS x) {
 }
 #endif
 
-#elif (defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)) && defined(XQ8)
+#elif (defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)) && defined(XQ8)
 // Integer dots over x's int8 mirror, whose blocks of 32 are Q4_0's: a step is 32 blocks, a lane each:
 // its 16 bytes of qs (low nibbles elements 0-15, high 16-31) against the block's 32 int8 of x, 8
 // OpSUDot; sum (q - 8) x = sudot(x, q) - 8 sum(x), sum(x) the mirror's d * sum q. Q5_0 / Q5_1: the
 // fifth bits (bit e of qh: element e) spread to bit 4 of the quants' bytes; Q5_0 sum d (q - 16) x,
-// Q5_1 sum (d q + m) x: the pair (d, 16 d) / (d, -m) and one formula.
+// Q5_1 sum (d q + m) x: the pair (d, 16 d) / (d, -m) and one formula. IQ4_NL / IQ4_XS (its sub-blocks):
+// the 16 bytes become the table's int8 (quants.glsl's shared table), 8 OpSDot, times d_w * d_x.
 #define MV_STEP 1024u
 struct XS {
     uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
@@ -555,7 +556,38 @@ XS load_x(uint xo, uint s) {
     x.ds = inside ? XS2[p.xq_soff + (e >> 5)] : vec2(0.0);
     return x;
 }
-#if defined(WTYPE_Q4_0)
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+#define MV_TABLE
+void mv_table_init() { iq4_table_init(); }
+struct WS {
+    uvec4 lo, hi;  // the table's int8 of elements 0-15 and 16-31
+    float d;
+};
+WS load_w(uint wrow, uint s) {
+    WS w;
+    const uint blk0 = q40_block(s), blk = min(blk0, (p.cols >> 5) - 1u);
+    const bool inside = 32u * blk0 < p.cols;
+#if defined(WTYPE_IQ4_NL)
+    const uint b = wrow + 9u * blk;
+    const uvec4 q = u16x8(b + 1u);
+    w.d = inside ? unpackHalf2x16(uint(W[b])).x : 0.0;
+#else
+    const uint b = wrow + 34u * (blk >> 3), u = b + 2u + 4u * (blk & 7u);
+    const uvec4 q = uvec4(W[u], W[u + 1u], W[u + 2u], W[u + 3u]);
+    w.d = inside ? iq4xs_scale(b, blk & 7u) : 0.0;
+#endif
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+        w.lo[c] = iq4_word(q[c], 0u);
+        w.hi[c] = iq4_word(q[c], 4u);
+    }
+    return w;
+}
+float dot_w(WS w, XS x) {
+    int i = 0;
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) i += sdot4(w.lo[c], x.lo[c], 0) + sdot4(w.hi[c], x.hi[c], 0);
+    return w.d * x.ds.x * float(i);
+}
+#elif defined(WTYPE_Q4_0)
 struct WS {
     uvec4 q;
     float d;
@@ -691,56 +723,6 @@ float dot_w(WS w, XS x) {
 #endif
     }
     return acc;
-}
-
-#elif (defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)) && defined(XQ8)
-// Integer dots over x's int8 mirror (blocks of 32): a step is 32 blocks (IQ4_XS: sub-blocks), a lane
-// each: its 16 bytes of qs become the table's int8 (quants.glsl's shared table), then 8 OpSDot
-// against the block's 32 int8 of x, times d_w * d_x.
-#define MV_STEP 1024u
-#define MV_TABLE
-void mv_table_init() { iq4_table_init(); }
-struct XS {
-    uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
-    float d;
-};
-uint iq4_block(uint s) { return 32u * s + lane; }
-XS load_x(uint xo, uint s) {
-    XS x;
-    const uint e = xo + 32u * iq4_block(s);
-    const bool inside = 32u * iq4_block(s) < p.cols;
-    x.lo = inside ? XQ4[e >> 4] : uvec4(0u);
-    x.hi = inside ? XQ4[(e >> 4) + 1u] : uvec4(0u);
-    x.d = inside ? XS2[p.xq_soff + (e >> 5)].x : 0.0;
-    return x;
-}
-struct WS {
-    uvec4 lo, hi;  // the table's int8 of elements 0-15 and 16-31
-    float d;
-};
-WS load_w(uint wrow, uint s) {
-    WS w;
-    const uint blk0 = iq4_block(s), blk = min(blk0, (p.cols >> 5) - 1u);
-    const bool inside = 32u * blk0 < p.cols;
-#if defined(WTYPE_IQ4_NL)
-    const uint b = wrow + 9u * blk;
-    const uvec4 q = u16x8(b + 1u);
-    w.d = inside ? unpackHalf2x16(uint(W[b])).x : 0.0;
-#else
-    const uint b = wrow + 34u * (blk >> 3), u = b + 2u + 4u * (blk & 7u);
-    const uvec4 q = uvec4(W[u], W[u + 1u], W[u + 2u], W[u + 3u]);
-    w.d = inside ? iq4xs_scale(b, blk & 7u) : 0.0;
-#endif
-    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-        w.lo[c] = iq4_word(q[c], 0u);
-        w.hi[c] = iq4_word(q[c], 4u);
-    }
-    return w;
-}
-float dot_w(WS w, XS x) {
-    int i = 0;
-    [[unroll]] for (uint c = 0u; c < 4u; ++c) i += sdot4(w.lo[c], x.lo[c], 0) + sdot4(w.hi[c], x.hi[c], 0);
-    return w.d * x.d * float(i);
 }
 
 #elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
