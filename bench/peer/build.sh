@@ -23,8 +23,9 @@ SRC=build/llama-src
 if [ ! -f "$LIB_DIR/libllama.$LIBTAG$LLAMA_RELEASE.so" ] || [ ! -f "$BUNDLE" ]; then
   echo "installing @node-llama-cpp/$PKG@$NLC_VERSION and node-llama-cpp@$NLC_VERSION into node_modules/"
   # --ignore-scripts: only the files are needed, not node-llama-cpp's postinstall step.
+  # With the tests' packages (scripts/npm-packages): npm removes what an install does not name.
   npm install --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
-    "@node-llama-cpp/$PKG@$NLC_VERSION" "node-llama-cpp@$NLC_VERSION" >/dev/null
+    $(cat scripts/npm-packages) "@node-llama-cpp/$PKG@$NLC_VERSION" "node-llama-cpp@$NLC_VERSION" >/dev/null
 fi
 release=$(sed -n 's/.*"release": *"\([^"]*\)".*/\1/p' node_modules/node-llama-cpp/llama/binariesGithubRelease.json)
 if [ "$release" != "$LLAMA_RELEASE" ]; then
