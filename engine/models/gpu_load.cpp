@@ -174,6 +174,9 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     int64_t n_moe = 0;
     for (const gguf::TensorInfo& t : f.tensors()) {
         (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
+        const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t.type));
+        if (is_expert_tensor(t) && (!tl || t.ne[0] % tl->chunk) && experts_cpu_why_.empty())
+            experts_cpu_why_ = t.name + " is " + type_name(t.type) + ", which has no GPU kernel yet";
         if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
         const size_t at = t.name.find("ffn_gate_inp.weight");
         if (at != std::string::npos && folds_routers())
@@ -194,7 +197,9 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
     // Room for the prompt batches' buffers, allocated at the first prompt: the largest batch that fits
     // beside all the experts when they would fit with the smallest one, else beside the rest; halves of
     // it down to kBatchSmall, else prompts run token by token.
-    const bool resident = experts_mapped_ && need + experts_total_ + fold_bytes_ + batch_vram(kBatchSmall) <= budget &&
+    if (!experts_cpu_why_.empty() && (opt_.gpu_experts == GpuExperts::Gpu || opt_.gpu_experts == GpuExperts::Split))
+        throw gpu::GpuError(experts_cpu_why_ + ": --gpu-experts cpu (or auto) computes the experts on the CPU");
+    const bool resident = experts_mapped_ && experts_cpu_why_.empty() && need + experts_total_ + fold_bytes_ + batch_vram(kBatchSmall) <= budget &&
                           (!opt_.gpu_expert_cache || experts_total_ <= opt_.gpu_expert_cache);
     const uint64_t fixed = need + (resident ? experts_total_ + fold_bytes_ : 0);
     batch_cap_ = batch_wanted(!resident);  // batch_max() as it will be
@@ -214,14 +219,14 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         }
         for (const auto& [layer, bytes] : per_layer) arena_bytes_ = std::max(arena_bytes_, bytes);
         const uint64_t expert = arena_bytes_ / uint64_t(std::max<int64_t>(hp_.n_expert, 1));
-        arena_bytes_ = mm ? std::min(arena_bytes_, room / 4) : 0;
+        arena_bytes_ = mm && experts_cpu_why_.empty() ? std::min(arena_bytes_, room / 4) : 0;
         if (arena_bytes_ < uint64_t(std::max<int64_t>(top_k_, 1)) * expert) arena_bytes_ = 0;  // not even a token's experts
         room -= arena_bytes_;
         counters_.vram_batch_bytes += arena_bytes_ + (arena_bytes_ ? uint64_t(batch_cap_) * uint64_t(top_k_) * 4 : 0);  // + weights
     }
     const uint64_t cache = opt_.gpu_expert_cache ? std::min(opt_.gpu_expert_cache, room) : room;
-    place_ = experts_total_ + fold_bytes_ <= cache && experts_mapped_ ? Place::Resident
-             : opt_.gpu_experts == GpuExperts::Cpu   ? Place::Cpu
+    place_ = experts_total_ + fold_bytes_ <= cache && experts_mapped_ && experts_cpu_why_.empty() ? Place::Resident
+             : opt_.gpu_experts == GpuExperts::Cpu || !experts_cpu_why_.empty() ? Place::Cpu
              : opt_.gpu_experts == GpuExperts::Split ? Place::Split
                                                      : Place::Cache;
     cache_per_layer_ = cache / uint64_t(std::max<int64_t>(n_moe, 1));

@@ -835,6 +835,7 @@ std::string GpuModel::describe() const {
         if ((place_ == Place::Cache || place_ == Place::Split) && !sync_layers_.empty() && moe_[size_t(sync_layers_[0])].slots)
             s += " (" + std::to_string(moe_[size_t(sync_layers_[0])].slots->n_slots()) + " of " + std::to_string(hp_.n_expert) +
                  " per layer)";
+        if (!experts_cpu_why_.empty()) s += " (" + experts_cpu_why_ + ")";
         if (probing_) s += ", measuring which placement is fastest";
     }
     if (n_repacked_) s += ", " + std::to_string(n_repacked_) + " Q8_0 tensors repacked";

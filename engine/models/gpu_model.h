@@ -437,6 +437,9 @@ private:
     std::vector<int64_t> moe_index_;  // per layer: its index among the MoE layers (ExpertSource), or -1
     int64_t n_moe_loaded_ = 0;
     bool experts_mapped_ = true;
+    // An expert tensor no shader reads (its type has no GPU kernel yet): the CPU computes every
+    // expert, the dense weights still run on the GPU (plan_vram). Empty when all can run here.
+    std::string experts_cpu_why_;
     // Recorded work: resident body (alone, and with the head: one submit per token), head, segments
     // per placement (resident with host routing, cache, cpu), expert uploads (upload_misses()).
     gpu::Cmd body_, body_head_, head_;
