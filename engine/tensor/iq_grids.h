@@ -1,8 +1,9 @@
 // The lookup grids of ggml's IQ1_S / IQ1_M / IQ2_XXS / IQ2_XS / IQ2_S / IQ3_XXS / IQ3_S: a group of
 // 8 weights (4 for IQ3) is one index into a fixed table of value patterns, part of the file format.
-// iq_grids.inc holds each grid as its levels and a 16-bit code per entry (read from llama.cpp's own
-// dequantizer by bench/peer/gen_iq_grids.cpp); here they are expanded at compile time into ggml's
-// byte forms, so kernels index them as llama.cpp's do: entry e's value j is byte j of grid[e].
+// iq_grids.inc holds each grid as macros of its levels and a 16-bit code per entry (read from
+// llama.cpp's own dequantizer by bench/peer/gen_iq_grids.cpp; the shaders expand the same macros);
+// here they are expanded at compile time into ggml's byte forms, so kernels index them as llama.cpp's
+// do: entry e's value j is byte j of grid[e].
 #pragma once
 #include <array>
 #include <cstddef>
@@ -11,6 +12,12 @@
 namespace sluice::blocks {
 
 #include "engine/tensor/iq_grids.inc"
+inline constexpr int8_t k_iq2xxs_levels[] = {IQ2XXS_LEVELS}, k_iq2xs_levels[] = {IQ2XS_LEVELS},
+                        k_iq2s_levels[] = {IQ2S_LEVELS}, k_iq3xxs_levels[] = {IQ3XXS_LEVELS},
+                        k_iq3s_levels[] = {IQ3S_LEVELS}, k_iq1s_levels[] = {IQ1S_LEVELS};
+inline constexpr uint16_t k_iq2xxs_codes[] = {IQ2XXS_CODES}, k_iq2xs_codes[] = {IQ2XS_CODES},
+                          k_iq2s_codes[] = {IQ2S_CODES}, k_iq3xxs_codes[] = {IQ3XXS_CODES},
+                          k_iq3s_codes[] = {IQ3S_CODES}, k_iq1s_codes[] = {IQ1S_CODES};
 
 namespace grid_detail {
 template <typename Word, size_t N, size_t L>
