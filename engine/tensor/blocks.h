@@ -46,6 +46,31 @@ struct IQ4_XS {
     uint8_t scales_l[QKK / 64];
     uint8_t qs[QKK / 2];
 };
+// IQ2_XXS / IQ2_XS / IQ2_S: 8 groups of 32, each 4 pieces of 8 values; a piece is one entry of a fixed
+// grid (iq_grids.h: 8 magnitudes of 8, 25 or 43) and 8 signs, and x = d * (0.5 + ls) / 4 * grid * sign
+// with a 4-bit ls per 32 (XXS) or per 16 (XS, S). Piece p = 4g + l covers elements 8p .. 8p+7.
+// IQ2_XXS: group g in qs[4g .. 4g+3] read as two little-endian uint32: the first holds piece l's grid
+// index (kIq2xxsGrid) in byte l; the second piece l's 7-bit sign index (kIqSigns: the eighth sign
+// makes the minus count even) at bits 7l, and ls in bits 28-31.
+struct IQ2_XXS {
+    uint16_t d;
+    uint16_t qs[QKK / 8];
+};
+// IQ2_XS: qs[p] = piece p's 9-bit grid index (kIq2xsGrid) | its 7-bit sign index << 9; scales[g]: ls of
+// elements 0-15 of group g in the low nibble, of 16-31 in the high one.
+struct IQ2_XS {
+    uint16_t d;
+    uint16_t qs[QKK / 8];
+    uint8_t scales[QKK / 32];
+};
+// IQ2_S: qs[p] the low 8 bits of piece p's 10-bit grid index (kIq2sGrid), bits 8-9 at bits 2l of qh[g];
+// qs[32 + p] piece p's 8 signs (bit j set: value j negative, no parity); scales as IQ2_XS.
+struct IQ2_S {
+    uint16_t d;
+    uint8_t qs[QKK / 4];
+    uint8_t qh[QKK / 32];
+    uint8_t scales[QKK / 32];
+};
 // x = d * q
 struct Q8_0 {
     uint16_t d;
@@ -91,7 +116,8 @@ struct Q6_K {
 };
 
 static_assert(sizeof(Q4_0) == 18 && sizeof(Q5_0) == 22 && sizeof(Q5_1) == 24 && sizeof(Q8_0) == 34 &&
-              sizeof(IQ4_NL) == 18 && sizeof(IQ4_XS) == 136 && sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 &&
+              sizeof(IQ4_NL) == 18 && sizeof(IQ4_XS) == 136 && sizeof(IQ2_XXS) == 66 && sizeof(IQ2_XS) == 74 &&
+              sizeof(IQ2_S) == 82 && sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 &&
               sizeof(Q4_K) == 144 && sizeof(Q5_K) == 176 && sizeof(Q6_K) == 210);
 
 // Q5_0 / Q5_1: the 32 fifth bits as one integer, element j at bit j (qh is unaligned in the block).
@@ -147,8 +173,8 @@ static inline ActQ8x32 act_q8x32(void* p, int64_t n) {
     return {b, reinterpret_cast<float*>(b + n), reinterpret_cast<int32_t*>(b + n + n / QK * 4)};
 }
 
-// Prepared activations for K-quant weights: n int8 quants, n/256 float scales, then n/16 int16 sums
-// of each 16 quants (the K-quants' mins multiply those sums).
+// Prepared activations for K-quant and IQ2 weights: n int8 quants, n/256 float scales, then n/16 int16
+// sums of each 16 quants (the K-quants' mins multiply those sums; IQ2 has no use for them).
 struct ActQ8x256 {
     int8_t* qs;
     float* d;

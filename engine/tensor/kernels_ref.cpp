@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/tensor/blocks.h"
+#include "engine/tensor/iq2.h"
 #include "engine/tensor/kernels_isa.h"
 
 namespace sluice::detail {
@@ -452,6 +453,13 @@ TypeKernels scalar_kernels(GgmlType t) {
         case GgmlType::Q4_K: return {dequant_q4_K, prepare_q8x256, dot_q4_K};
         case GgmlType::Q5_K: return {dequant_q5_K, prepare_q8x256, dot_q5_K};
         case GgmlType::Q6_K: return {dequant_q6_K, prepare_q8x256, dot_q6_K};
+        case GgmlType::IQ2_XXS:
+        case GgmlType::IQ2_XS:
+        case GgmlType::IQ2_S: {  // iq2_ref.cpp
+            TypeKernels k = iq2_scalar_kernels(t);
+            k.prepare = prepare_q8x256;
+            return k;
+        }
         default: return {};
     }
 }
