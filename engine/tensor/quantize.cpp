@@ -1,6 +1,7 @@
 // Reference quantizers. Same rounding and search as llama.cpp's quantize_row_*_ref (ggml-quants.c), so
 // files we write look like files users have; for ordinary inputs the output bytes are identical.
-// IQ4_NL / IQ4_XS have a search of our own (same layouts, different bytes; see fit_iq4).
+// IQ4_NL / IQ4_XS have a search of our own (same layouts, different bytes; see fit_iq4), and so do the
+// IQ2 types (iq2_quant.cpp).
 // Where llama.cpp would overflow (fp16 scales past 65504, magic-number rounding past 2^22, NaN from
 // overflowing sums) we saturate instead, so every finite input gives blocks that decode to finite values.
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <limits>
 
 #include "engine/tensor/blocks.h"
+#include "engine/tensor/iq2.h"
 #include "engine/tensor/kernels_isa.h"
 
 namespace sluice::detail {
@@ -577,6 +579,9 @@ void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n) {
         case GgmlType::Q4_K: quantize_q4_K(x, static_cast<Q4_K*>(dst), n / QKK); break;
         case GgmlType::Q5_K: quantize_q5_K(x, static_cast<Q5_K*>(dst), n / QKK); break;
         case GgmlType::Q6_K: quantize_q6_K(x, static_cast<Q6_K*>(dst), n / QKK); break;
+        case GgmlType::IQ2_XXS:
+        case GgmlType::IQ2_XS:
+        case GgmlType::IQ2_S: quantize_iq2(t, x, dst, n); break;  // iq2_quant.cpp
         default: unsupported(t, "quantize_row");
     }
 }
