@@ -15,7 +15,8 @@ inline const std::vector<GgmlType>& kernel_types() {
     static const std::vector<GgmlType> t = {GgmlType::F32,    GgmlType::F16,    GgmlType::BF16, GgmlType::Q8_0,
                                             GgmlType::Q4_0,   GgmlType::Q5_0,   GgmlType::Q5_1, GgmlType::Q4_K,
                                             GgmlType::Q5_K,   GgmlType::Q6_K,   GgmlType::Q2_K, GgmlType::Q3_K,
-                                            GgmlType::IQ4_NL, GgmlType::IQ4_XS};
+                                            GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::IQ2_XXS,
+                                            GgmlType::IQ2_XS, GgmlType::IQ2_S};
     return t;
 }
 

@@ -51,7 +51,8 @@ TEST(TypeTable, BlockSizesAndRowBytes) {
                    {GgmlType::Q4_0, 32, 18}, {GgmlType::Q5_0, 32, 22}, {GgmlType::Q5_1, 32, 24},
                    {GgmlType::Q8_0, 32, 34}, {GgmlType::Q2_K, 256, 84},
                    {GgmlType::Q3_K, 256, 110}, {GgmlType::Q4_K, 256, 144}, {GgmlType::Q5_K, 256, 176},
-                   {GgmlType::Q6_K, 256, 210}, {GgmlType::IQ4_NL, 32, 18}, {GgmlType::IQ4_XS, 256, 136}}) {
+                   {GgmlType::Q6_K, 256, 210}, {GgmlType::IQ4_NL, 32, 18}, {GgmlType::IQ4_XS, 256, 136},
+                   {GgmlType::IQ2_XXS, 256, 66}, {GgmlType::IQ2_XS, 256, 74}, {GgmlType::IQ2_S, 256, 82}}) {
         SCOPED_TRACE(type_name(w.t));
         EXPECT_EQ(type_info(w.t).block_size, w.block);
         EXPECT_EQ(type_info(w.t).type_size, w.bytes);
@@ -66,13 +67,14 @@ TEST(TypeTable, BlockSizesAndRowBytes) {
     EXPECT_EQ(act_bytes(GgmlType::IQ4_NL, 128), 128u + 4 * 8);
     EXPECT_EQ(act_bytes(GgmlType::IQ4_XS, 512), 512u + 16 * 8);  // blocks of 32, as IQ4_NL
     EXPECT_EQ(act_bytes(GgmlType::Q4_K, 512), 512u + 2 * 4 + 32 * 2);
+    EXPECT_EQ(act_bytes(GgmlType::IQ2_XXS, 512), 512u + 2 * 4 + 32 * 2);  // the K-quants' blocks of 256
 }
 
 TEST(TypeTable, UnsupportedTypesThrow) {
     float x[32] = {};
     uint8_t buf[64] = {};
     EXPECT_THROW(dequantize_row(GgmlType::Q4_1, buf, x, 32), std::exception);
-    EXPECT_THROW(quantize_row(GgmlType::IQ2_XXS, x, buf, 256), std::exception);
+    EXPECT_THROW(quantize_row(GgmlType::Q8_K, x, buf, 256), std::exception);
     EXPECT_THROW(dequantize_row(GgmlType::Q4_K, buf, x, 32), std::exception);  // not a multiple of 256
     EXPECT_THROW(dequantize_row(GgmlType::IQ4_XS, buf, x, 32), std::exception);
 }
@@ -382,7 +384,8 @@ TEST(Quantize, ErrorWithinBounds) {
                     {GgmlType::Q8_0, 5e-5}, {GgmlType::Q4_0, 1.3e-2}, {GgmlType::Q5_0, 3.3e-3},
                     {GgmlType::Q5_1, 2.4e-3}, {GgmlType::Q6_K, 5.5e-4}, {GgmlType::Q5_K, 2.3e-3},
                     {GgmlType::Q4_K, 8.5e-3}, {GgmlType::Q3_K, 3.8e-2}, {GgmlType::Q2_K, 1.6e-1},
-                    {GgmlType::IQ4_NL, 9.3e-3}, {GgmlType::IQ4_XS, 9.5e-3}}) {
+                    {GgmlType::IQ4_NL, 9.3e-3}, {GgmlType::IQ4_XS, 9.5e-3}, {GgmlType::IQ2_XXS, 1.7e-1},
+                    {GgmlType::IQ2_XS, 1.3e-1}, {GgmlType::IQ2_S, 9.4e-2}}) {
         SCOPED_TRACE(type_name(b.t));
         double worst = 0;
         for (int rep = 0; rep < 8; ++rep) {

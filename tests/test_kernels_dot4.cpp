@@ -136,7 +136,10 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
                           {GgmlType::Q5_0, 17, 128},  // deepseek2's attn_k_b rows
                           {GgmlType::Q5_1, 11, 96},
                           {GgmlType::IQ4_NL, 19, 128},  // Q2_K / Q3_K files' attn_k_b
-                          {GgmlType::IQ4_XS, 7, 512}};
+                          {GgmlType::IQ4_XS, 7, 512},
+                          {GgmlType::IQ2_XXS, 9, 512},
+                          {GgmlType::IQ2_XS, 5, 256},
+                          {GgmlType::IQ2_S, 6, 768}};
     const int64_t kN[] = {1, 3, 5, 63, 64, 65, 130};
     constexpr size_t n_jobs = std::size(specs);
     // What a job's pointers point into.

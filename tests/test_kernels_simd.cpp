@@ -76,7 +76,10 @@ TEST(Simd, DequantizeRandomBlocksBitExact) {
                 case GgmlType::Q5_0:
                 case GgmlType::Q8_0:
                 case GgmlType::IQ4_NL:
-                case GgmlType::IQ4_XS: safe_half(blk); break;
+                case GgmlType::IQ4_XS:
+                case GgmlType::IQ2_XXS:
+                case GgmlType::IQ2_XS:
+                case GgmlType::IQ2_S: safe_half(blk); break;
                 case GgmlType::Q5_1: safe_half(blk), safe_half(blk + 2); break;
                 case GgmlType::Q2_K: safe_half(blk + 80), safe_half(blk + 82); break;
                 case GgmlType::Q3_K: safe_half(blk + 108); break;
