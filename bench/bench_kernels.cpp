@@ -24,7 +24,7 @@ constexpr int64_t kColdBytes = int64_t(512) << 20;
 
 const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,   GgmlType::Q4_0,
                            GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K,   GgmlType::Q3_K,
-                           GgmlType::IQ4_NL, GgmlType::IQ4_XS};
+                           GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S};
 struct Shape {
     int64_t rows, cols;
     const char* name;
@@ -131,7 +131,7 @@ const MatmulShape kMatmulShapes[] = {{768, 2048, 32, "768x2048 n32"},   {2048, 4
                                      {768, 2048, 8, "768x2048 n8"},     {768, 2048, 16, "768x2048 n16"},
                                      {768, 2048, 4, "768x2048 n4"}};
 const GgmlType kMatmulTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_K, GgmlType::Q4_0,
-                                 GgmlType::F16};
+                                 GgmlType::F16,  GgmlType::IQ2_XXS};
 
 // Args: type index, shape index, ISA, kernel (0 dot, 1 dot4, 2 tile, 3 repacked panels).
 void BM_Matmul(benchmark::State& state) {

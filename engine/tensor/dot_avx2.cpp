@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "engine/tensor/blocks.h"
+#include "engine/tensor/iq2.h"
 #include "engine/tensor/kernels_isa.h"
 
 namespace sluice::detail {
@@ -462,7 +463,10 @@ PrepareFn avx2_prepare(GgmlType t) {
         case GgmlType::Q3_K:
         case GgmlType::Q4_K:
         case GgmlType::Q5_K:
-        case GgmlType::Q6_K: return prepare_q8x256;
+        case GgmlType::Q6_K:
+        case GgmlType::IQ2_XXS:
+        case GgmlType::IQ2_XS:
+        case GgmlType::IQ2_S: return prepare_q8x256;
         default: return nullptr;  // float activations: a copy
     }
 }
@@ -483,6 +487,9 @@ DotFn avx2_dot(GgmlType t) {
         case GgmlType::Q4_K: return dot1<dot_q4_K<1>>;
         case GgmlType::Q5_K: return dot1<dot_q5_K<1>>;
         case GgmlType::Q6_K: return dot1<dot_q6_K<1>>;
+        case GgmlType::IQ2_XXS:
+        case GgmlType::IQ2_XS:
+        case GgmlType::IQ2_S: return avx2_dot_iq2(t);  // dot_iq2_avx2.cpp
         default: return nullptr;
     }
 }
@@ -513,6 +520,9 @@ Dot4Fn avx2_dot4(GgmlType t) {
         case GgmlType::Q4_K: return dot_q4_K<4>;
         case GgmlType::Q5_K: return dot_q5_K<4>;
         case GgmlType::Q6_K: return dot_q6_K<4>;
+        case GgmlType::IQ2_XXS:
+        case GgmlType::IQ2_XS:
+        case GgmlType::IQ2_S: return avx2_dot4_iq2(t);
         default: return nullptr;
     }
 }

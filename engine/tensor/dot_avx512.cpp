@@ -332,8 +332,8 @@ DotFn avx512_dot(GgmlType t) {
         // Q4_K, Q5_K, Q6_K, Q8_0 have panels (panel_avx512.cpp): the table takes the dots in their
         // float order (avx512_dot_canon, avx2_dot_canon). Q4_0: AVX2's dot (512-bit integer
         // multiplies issue on one port on a Sapphire Rapids-class Xeon: Q4_K in cache measured 16.9 vs
-        // 20.0 GB/s on 1 thread before the panels); Q5_0 / Q5_1 / IQ4_NL / IQ4_XS the same, for the same
-        // reason (unmeasured).
+        // 20.0 GB/s on 1 thread before the panels); Q5_0 / Q5_1 / IQ4_NL / IQ4_XS and the IQ2 types the
+        // same, for the same reason (unmeasured).
         default: return nullptr;
     }
 }

@@ -1,7 +1,7 @@
 // Internal to engine/tensor: IQ2_XXS / IQ2_XS / IQ2_S (layouts in blocks.h). How each block holds a
-// piece of 8 values, shared by the scalar kernels (iq2_ref.cpp), the AVX2 dots (dot_iq2_avx2.cpp) and
-// the quantizers (iq2_quant.cpp); and their entry points, hooked into the tables by kernels_ref.cpp,
-// dot_avx2.cpp and quantize.cpp.
+// piece of 8 values, for the scalar kernels (iq2_ref.cpp; the AVX2 dots in dot_iq2_avx2.cpp decode a
+// group of 4 pieces at once); and the entry points of the three files, hooked into the tables by
+// kernels_ref.cpp, dot_avx2.cpp and quantize.cpp.
 #pragma once
 #include <cstdint>
 #include <cstring>
