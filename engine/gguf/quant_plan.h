@@ -2,7 +2,7 @@
 // weight matrices, F32 for norms, the routers and the GatedDeltaNet conv kernel (as llama.cpp's
 // quantizer does), and llama.cpp's fallback when a row length is not a multiple of the type's block
 // (llama-quant.cpp tensor_type_fallback: deepseek2's attn_k_b rows of 128, V2-Lite's experts' 1408).
-// llama.cpp sends the IQ1/IQ2/IQ3 types to IQ4_NL too; sluice writes none of them.
+// llama.cpp sends the IQ1/IQ3 types to IQ4_NL too; sluice writes neither.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,7 +20,10 @@ inline GgmlType plan_type(const std::string& name, const int64_t* ne, uint32_t n
     switch (want) {
         case GgmlType::Q2_K:
         case GgmlType::Q3_K:
-        case GgmlType::IQ4_XS: f = GgmlType::IQ4_NL; break;
+        case GgmlType::IQ4_XS:
+        case GgmlType::IQ2_XXS:
+        case GgmlType::IQ2_XS:
+        case GgmlType::IQ2_S: f = GgmlType::IQ4_NL; break;
         case GgmlType::Q4_K: f = GgmlType::Q5_0; break;
         case GgmlType::Q5_K: f = GgmlType::Q5_1; break;
         case GgmlType::Q6_K: f = GgmlType::Q8_0; break;
@@ -45,6 +48,10 @@ inline uint32_t file_type_of(GgmlType t) {
         case GgmlType::Q6_K: return 18;
         case GgmlType::IQ4_NL: return 25;
         case GgmlType::IQ4_XS: return 30;
+        case GgmlType::IQ2_XXS: return 19;
+        case GgmlType::IQ2_XS: return 20;
+        case GgmlType::IQ2_S: return 28;  // LLAMA_FTYPE_MOSTLY_IQ2_S, what llama.cpp's loader guesses for it
+                                          // (its quantizer's IQ2_S files are mostly IQ2_XS, IQ2_M's IQ2_S)
         case GgmlType::BF16: return 32;
         default: return 0;
     }
