@@ -197,7 +197,10 @@ TEST_P(DeepSeek2Quant, AgreesWithFloatReference) {
 INSTANTIATE_TEST_SUITE_P(Types, DeepSeek2Quant, ::testing::Values(
     // Measured (2026-11-21): ds_a f16 1.000/8e-12, bf16 0.891/0.108, q8_0 0.781/0.39; ds_b bf16 0.984/3.5e-4;
     // ds_c bf16 0.984/1.1e-3, q8_0 0.922/0.29, q6_K 0.781/0.15, q4_K 0.438/2.1, q4_0 0.438/3.4, q2_K 0.062/12.8;
-    // (2026-11-24, AVX-512) iq4_nl 0.281/3.3, iq4_xs 0.266/3.2 (attn_k_b and 9 more IQ4_NL: rows of 64 / 128).
+    // (2026-11-24, AVX-512) iq4_nl 0.281/3.3, iq4_xs 0.266/3.2 (attn_k_b and 9 more IQ4_NL: rows of 64 / 128);
+    // (2026-11-24, scalar / AVX2 / AVX-512) iq2_xxs 0.031/13.6, iq2_xs 0.016/12.6, iq2_s 0.047/10.3 (with the
+    // same IQ4_NL fallbacks; top-1 is 1-3 of 64 positions, so KL carries the check, ~20% over: AVX2's two
+    // scale lanes swapped gave iq2_xs 16.3, iq2_s 14.1).
     // ds_a is far touchier than the qwen3 fixtures: choosing groups by top-2 sums of sigmoid scores + bias
     // puts near-ties in the expert choice, and weight rounding flips them (its bf16 file gives identical
     // logits through our bf16 and f32 kernels: the model, not the kernels). The q8_0/K-quant rows also
@@ -213,7 +216,10 @@ INSTANTIATE_TEST_SUITE_P(Types, DeepSeek2Quant, ::testing::Values(
     QuantCase{"ds_c", GgmlType::Q4_0, 0.3, 6.0},
     QuantCase{"ds_c", GgmlType::Q2_K, 0.03, 16.0},
     QuantCase{"ds_c", GgmlType::IQ4_NL, 0.18, 5.5},
-    QuantCase{"ds_c", GgmlType::IQ4_XS, 0.18, 5.5}),
+    QuantCase{"ds_c", GgmlType::IQ4_XS, 0.18, 5.5},
+    QuantCase{"ds_c", GgmlType::IQ2_XXS, 0.0, 16.0},
+    QuantCase{"ds_c", GgmlType::IQ2_XS, 0.0, 15.0},
+    QuantCase{"ds_c", GgmlType::IQ2_S, 0.0, 12.5}),
     [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
 
 }  // namespace

@@ -279,7 +279,9 @@ TEST_P(Qwen35Quant, AgreesWithFloatReference) {
 INSTANTIATE_TEST_SUITE_P(Types, Qwen35Quant, ::testing::Values(
     // Measured (2026-11-21, AVX-512): a f16 1.000/2e-11, bf16 0.900/0.060, q8_0 0.787/0.25, q4_0
     // 0.188/3.7; next_a q8_0 0.887/0.10; c q8_0 0.875/0.15, q6_K 0.863/0.20, q4_K 0.362/2.3, q2_K
-    // 0.113/12.3; (2026-11-24) c iq4_nl 0.487/1.9, iq4_xs 0.550/1.7. These random models are chaotic:
+    // 0.113/12.3; (2026-11-24) c iq4_nl 0.487/1.9, iq4_xs 0.550/1.7; (2026-11-24, scalar / AVX2 / AVX-512)
+    // c iq2_xxs 0.087/10.9, iq2_xs 0.100/11.1, iq2_s 0.113/9.1 (bounds ~20% over the KL: AVX2's two scale
+    // lanes swapped gave iq2_xs 15.7, iq2_s 13.7). These random models are chaotic:
     // bf16 rounding of token_embd alone gives KL 0.05 and of attn_qkv alone 0.06 (the L2-normalised q/k
     // and the top-k routing amplify it), so even Q8_0 sits far from 1.0; a broken kernel or layout lands
     // near chance (top-1 ~ 1/400, KL > 20).
@@ -293,7 +295,10 @@ INSTANTIATE_TEST_SUITE_P(Types, Qwen35Quant, ::testing::Values(
     QuantCase{"c", GgmlType::Q4_K, 0.25, 4.0},
     QuantCase{"c", GgmlType::Q2_K, 0.05, 16.0},
     QuantCase{"c", GgmlType::IQ4_NL, 0.35, 3.5},
-    QuantCase{"c", GgmlType::IQ4_XS, 0.4, 3.5}),
+    QuantCase{"c", GgmlType::IQ4_XS, 0.4, 3.5},
+    QuantCase{"c", GgmlType::IQ2_XXS, 0.04, 13.0},
+    QuantCase{"c", GgmlType::IQ2_XS, 0.05, 13.5},
+    QuantCase{"c", GgmlType::IQ2_S, 0.05, 11.0}),
     [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
 
 }  // namespace

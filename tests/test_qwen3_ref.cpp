@@ -101,7 +101,9 @@ INSTANTIATE_TEST_SUITE_P(Types, Qwen3Quant, ::testing::Values(
     // Measured (2026-11-21): moe_a f16 1.000/1e-12, bf16 1.000/7e-5, q8_0 1.000/1.3e-3; moe_b q8_0
     // 0.938/5e-3; moe_c (untied, random weights amplify every rounding over 64 positions) q8_0 0.953/0.056,
     // q6_K 0.906/0.087, q5_K 0.734/0.38, q4_K 0.578/0.87, q4_0 0.625/1.17, q3_K 0.297/3.6, q2_K 0.109/8.8;
-    // (2026-11-24, AVX-512) iq4_nl 0.719/0.89, iq4_xs 0.734/0.81.
+    // (2026-11-24, AVX-512) iq4_nl 0.719/0.89, iq4_xs 0.734/0.81; (scalar / AVX2 / AVX-512 alike) iq2_xxs
+    // 0.094/7.8, iq2_xs 0.109/8.2, iq2_s 0.188/6.0 (IQ2 bounds ~20% over the KL: AVX2's two scale lanes
+    // swapped gave iq2_xs 13.7, iq2_s 10.5).
     // A broken kernel lands near chance (top-1 ~ 1/400, KL > 20).
     QuantCase{"moe_a", GgmlType::F16, 1.0, 1e-6},
     QuantCase{"moe_a", GgmlType::BF16, 0.95, 1e-3},
@@ -115,7 +117,10 @@ INSTANTIATE_TEST_SUITE_P(Types, Qwen3Quant, ::testing::Values(
     QuantCase{"moe_c", GgmlType::Q3_K, 0.2, 5.0},
     QuantCase{"moe_c", GgmlType::Q2_K, 0.06, 12.0},
     QuantCase{"moe_c", GgmlType::IQ4_NL, 0.55, 1.4},
-    QuantCase{"moe_c", GgmlType::IQ4_XS, 0.55, 1.3}),
+    QuantCase{"moe_c", GgmlType::IQ4_XS, 0.55, 1.3},
+    QuantCase{"moe_c", GgmlType::IQ2_XXS, 0.04, 9.5},
+    QuantCase{"moe_c", GgmlType::IQ2_XS, 0.05, 10.0},
+    QuantCase{"moe_c", GgmlType::IQ2_S, 0.09, 7.5}),
     [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
 
 }  // namespace
