@@ -115,10 +115,50 @@ struct Q6_K {
     uint16_t d;
 };
 
+// IQ3_XXS / IQ3_S / IQ1_S / IQ1_M: each group of 4 (IQ3) or 8 (IQ1) weights is one index into a
+// fixed grid of value patterns (iq_grids.h). Below, "entry m" is the m-th group of 4 / 8 in the block.
+//
+// IQ3_XXS, 8 groups of 32: x = d * (2 * ls[g] + 1) / 4 * grid[qs[m]] * sign (grid values 4..62).
+// Group g's 32-bit word signs_scales[4g..4g+3] (little-endian): bits 7k..7k+6 a 7-bit sign index for
+// its k-th 8 weights (kIqSigns: the eighth sign makes the count of minus signs even), ls = bits 28..31.
+struct IQ3_XXS {
+    uint16_t d;
+    uint8_t qs[QKK / 4];
+    uint8_t signs_scales[QKK / 8];
+};
+// IQ3_S, 8 groups of 32: x = d * (2 * sc[g] + 1) * grid[qs[m] | hi bit << 8] * sign (512 entries,
+// values odd 1..15). Entry m's ninth bit is bit m%8 of qh[m/8]; element e is negative where bit e%8 of
+// signs[e/8] is set (all 8 signs stored); sc[g] is nibble g%2 of scales[g/2].
+struct IQ3_S {
+    uint16_t d;
+    uint8_t qs[QKK / 4];
+    uint8_t qh[QKK / 32];
+    uint8_t signs[QKK / 8];
+    uint8_t scales[QKK / 64];
+};
+// IQ1_S, 8 groups of 32: x = d * (2 * sc[g] + 1) * (grid[idx] + delta), grid values -1/0/1, delta
+// +-kIq1Delta. qh[g]: bits 3k..3k+2 the high 3 bits of the 11-bit index of the group's k-th 8 (low 8
+// in qs[4g+k]), sc[g] = bits 12..14, bit 15 set: delta negative.
+struct IQ1_S {
+    uint16_t d;
+    uint8_t qs[QKK / 8];
+    uint16_t qh[QKK / 32];
+};
+// IQ1_M, 16 groups of 16: x = d * (2 * sc[h] + 1) * (grid[idx] + delta), delta per 8. Entry m (of 32):
+// low 8 index bits qs[m], nibble m%2 of qh[m/2] holds the high 3 (bits 0..2) and delta's sign (bit 3).
+// scales as 4 little-endian uint16: group h's 3 bits at bit 3*(h%4) of word h/4; no d field: the fp16
+// d is spread over the words' top nibbles (word i's bits 12..15 are d's bits 4i..4i+3).
+struct IQ1_M {
+    uint8_t qs[QKK / 8];
+    uint8_t qh[QKK / 16];
+    uint8_t scales[QKK / 32];
+};
+
 static_assert(sizeof(Q4_0) == 18 && sizeof(Q5_0) == 22 && sizeof(Q5_1) == 24 && sizeof(Q8_0) == 34 &&
               sizeof(IQ4_NL) == 18 && sizeof(IQ4_XS) == 136 && sizeof(IQ2_XXS) == 66 && sizeof(IQ2_XS) == 74 &&
               sizeof(IQ2_S) == 82 && sizeof(Q2_K) == 84 && sizeof(Q3_K) == 110 &&
               sizeof(Q4_K) == 144 && sizeof(Q5_K) == 176 && sizeof(Q6_K) == 210);
+static_assert(sizeof(IQ3_XXS) == 98 && sizeof(IQ3_S) == 110 && sizeof(IQ1_S) == 50 && sizeof(IQ1_M) == 56);
 
 // Q5_0 / Q5_1: the 32 fifth bits as one integer, element j at bit j (qh is unaligned in the block).
 static inline uint32_t q5_qh(const uint8_t* qh) {
@@ -153,6 +193,18 @@ static inline int scale_q3k(int j, const uint8_t* s) {
 static inline int scale_iq4xs(int g, const IQ4_XS& b) {
     const int lo = (b.scales_l[g / 2] >> (4 * (g % 2))) & 0xF, hi = (b.scales_h >> (2 * g)) & 3;
     return (lo | hi << 4) - 32;
+}
+
+// IQ3_XXS group g's sign-and-scale word.
+static inline uint32_t iq3xxs_word(const IQ3_XXS& b, int g) {
+    uint32_t v;
+    std::memcpy(&v, b.signs_scales + 4 * g, 4);
+    return v;
+}
+// IQ1_M: the 4 scale words, and d's fp16 bits gathered from their top nibbles.
+static inline void iq1m_words(const IQ1_M& b, uint16_t sc[4]) { std::memcpy(sc, b.scales, 8); }
+static inline uint16_t iq1m_d(const uint16_t sc[4]) {
+    return uint16_t(sc[0] >> 12 | (sc[1] >> 12) << 4 | (sc[2] >> 12) << 8 | (sc[3] >> 12) << 12);
 }
 
 // Activation blocks whose largest magnitude is below this quantize to zeros (127/amax stays finite).

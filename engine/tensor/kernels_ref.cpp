@@ -6,6 +6,7 @@
 
 #include "engine/tensor/blocks.h"
 #include "engine/tensor/iq2.h"
+#include "engine/tensor/kernels_iq13.h"
 #include "engine/tensor/kernels_isa.h"
 
 namespace sluice::detail {
@@ -460,6 +461,10 @@ TypeKernels scalar_kernels(GgmlType t) {
             k.prepare = prepare_q8x256;
             return k;
         }
+        case GgmlType::IQ3_XXS: return {dequant_iq3_xxs, prepare_q8x256, dot_iq3_xxs};
+        case GgmlType::IQ3_S: return {dequant_iq3_s, prepare_q8x256, dot_iq3_s};
+        case GgmlType::IQ1_S: return {dequant_iq1_s, prepare_q8x256, dot_iq1_s};
+        case GgmlType::IQ1_M: return {dequant_iq1_m, prepare_q8x256, dot_iq1_m};
         default: return {};
     }
 }

@@ -1,0 +1,22 @@
+// Internal to engine/tensor: the IQ3_XXS / IQ3_S / IQ1_S / IQ1_M kernels (grid types, layouts in
+// blocks.h), kept in their own files and hooked into the table of kernels_ref.cpp. Their activations
+// are the K-quants' int8 blocks of 256 (ActQ8x256).
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor/kernels_isa.h"
+
+namespace sluice::detail {
+
+// Scalar (iq3_ref.cpp, iq1_ref.cpp): dequantize as ggml does, bit for bit; dots as exact integer sums
+// per super-block, scaled once in float.
+void dequant_iq3_xxs(const void* src, float* y, int64_t n);
+void dequant_iq3_s(const void* src, float* y, int64_t n);
+void dequant_iq1_s(const void* src, float* y, int64_t n);
+void dequant_iq1_m(const void* src, float* y, int64_t n);
+float dot_iq3_xxs(const void* row, const void* act, int64_t n);
+float dot_iq3_s(const void* row, const void* act, int64_t n);
+float dot_iq1_s(const void* row, const void* act, int64_t n);
+float dot_iq1_m(const void* row, const void* act, int64_t n);
+
+}  // namespace sluice::detail
