@@ -1,6 +1,6 @@
 // Internal to engine/tensor: the IQ3_XXS / IQ3_S / IQ1_S / IQ1_M kernels (grid types, layouts in
-// blocks.h), kept in their own files and hooked into the table of kernels_ref.cpp. Their activations
-// are the K-quants' int8 blocks of 256 (ActQ8x256).
+// blocks.h), kept in their own files and hooked into the tables of kernels_ref.cpp and quantize.cpp.
+// Their activations are the K-quants' int8 blocks of 256 (ActQ8x256).
 #pragma once
 #include <cstdint>
 
@@ -18,5 +18,11 @@ float dot_iq3_xxs(const void* row, const void* act, int64_t n);
 float dot_iq3_s(const void* row, const void* act, int64_t n);
 float dot_iq1_s(const void* row, const void* act, int64_t n);
 float dot_iq1_m(const void* row, const void* act, int64_t n);
+
+// Our quantizers (iq3_quant.cpp, iq1_quant.cpp): nb super-blocks of 256 from x.
+void quantize_iq3_xxs(const float* x, void* dst, int64_t nb);
+void quantize_iq3_s(const float* x, void* dst, int64_t nb);
+void quantize_iq1_s(const float* x, void* dst, int64_t nb);
+void quantize_iq1_m(const float* x, void* dst, int64_t nb);
 
 }  // namespace sluice::detail

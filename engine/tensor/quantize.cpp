@@ -1,7 +1,8 @@
 // Reference quantizers. Same rounding and search as llama.cpp's quantize_row_*_ref (ggml-quants.c), so
 // files we write look like files users have; for ordinary inputs the output bytes are identical.
-// IQ4_NL / IQ4_XS have a search of our own (same layouts, different bytes; see fit_iq4), and so do the
-// IQ2 types (iq2_quant.cpp).
+// IQ4_NL / IQ4_XS have a search of our own (same layouts, different bytes; see fit_iq4), as do the
+// grid types IQ2_XXS / IQ2_XS / IQ2_S (iq2_quant.cpp) and IQ3_XXS / IQ3_S / IQ1_S / IQ1_M
+// (iq3_quant.cpp, iq1_quant.cpp).
 // Where llama.cpp would overflow (fp16 scales past 65504, magic-number rounding past 2^22, NaN from
 // overflowing sums) we saturate instead, so every finite input gives blocks that decode to finite values.
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "engine/tensor/blocks.h"
 #include "engine/tensor/iq2.h"
+#include "engine/tensor/kernels_iq13.h"
 #include "engine/tensor/kernels_isa.h"
 
 namespace sluice::detail {
@@ -582,6 +584,10 @@ void quantize_row_ref(GgmlType t, const float* x, void* dst, int64_t n) {
         case GgmlType::IQ2_XXS:
         case GgmlType::IQ2_XS:
         case GgmlType::IQ2_S: quantize_iq2(t, x, dst, n); break;  // iq2_quant.cpp
+        case GgmlType::IQ3_XXS: quantize_iq3_xxs(x, dst, n / QKK); break;
+        case GgmlType::IQ3_S: quantize_iq3_s(x, dst, n / QKK); break;
+        case GgmlType::IQ1_S: quantize_iq1_s(x, dst, n / QKK); break;
+        case GgmlType::IQ1_M: quantize_iq1_m(x, dst, n / QKK); break;
         default: unsupported(t, "quantize_row");
     }
 }
