@@ -8,6 +8,7 @@
 
 #include "engine/tensor/blocks.h"
 #include "engine/tensor/iq2.h"
+#include "engine/tensor/kernels_iq13.h"
 #include "engine/tensor/kernels_isa.h"
 
 namespace sluice::detail {
@@ -467,6 +468,10 @@ PrepareFn avx2_prepare(GgmlType t) {
         case GgmlType::IQ2_XXS:
         case GgmlType::IQ2_XS:
         case GgmlType::IQ2_S: return prepare_q8x256;
+        case GgmlType::IQ3_XXS:
+        case GgmlType::IQ3_S:
+        case GgmlType::IQ1_S:
+        case GgmlType::IQ1_M: return prepare_q8x256;
         default: return nullptr;  // float activations: a copy
     }
 }
@@ -490,6 +495,10 @@ DotFn avx2_dot(GgmlType t) {
         case GgmlType::IQ2_XXS:
         case GgmlType::IQ2_XS:
         case GgmlType::IQ2_S: return avx2_dot_iq2(t);  // dot_iq2_avx2.cpp
+        case GgmlType::IQ3_XXS:
+        case GgmlType::IQ3_S:
+        case GgmlType::IQ1_S:
+        case GgmlType::IQ1_M: return avx2_iq13_dot(t);
         default: return nullptr;
     }
 }
@@ -523,6 +532,10 @@ Dot4Fn avx2_dot4(GgmlType t) {
         case GgmlType::IQ2_XXS:
         case GgmlType::IQ2_XS:
         case GgmlType::IQ2_S: return avx2_dot4_iq2(t);
+        case GgmlType::IQ3_XXS:
+        case GgmlType::IQ3_S:
+        case GgmlType::IQ1_S:
+        case GgmlType::IQ1_M: return avx2_iq13_dot4(t);
         default: return nullptr;
     }
 }

@@ -1,6 +1,6 @@
 // Internal to engine/tensor: the IQ3_XXS / IQ3_S / IQ1_S / IQ1_M kernels (grid types, layouts in
-// blocks.h), kept in their own files and hooked into the tables of kernels_ref.cpp and quantize.cpp.
-// Their activations are the K-quants' int8 blocks of 256 (ActQ8x256).
+// blocks.h), kept in their own files and hooked into the tables of kernels_ref.cpp, dot_avx2.cpp and
+// quantize.cpp. Their activations are the K-quants' int8 blocks of 256 (ActQ8x256).
 #pragma once
 #include <cstdint>
 
@@ -24,5 +24,9 @@ void quantize_iq3_xxs(const float* x, void* dst, int64_t nb);
 void quantize_iq3_s(const float* x, void* dst, int64_t nb);
 void quantize_iq1_s(const float* x, void* dst, int64_t nb);
 void quantize_iq1_m(const float* x, void* dst, int64_t nb);
+
+// AVX2 (dot_iq13_avx2.cpp): null for other types. Call only where the CPU has AVX2.
+DotFn avx2_iq13_dot(GgmlType t);
+Dot4Fn avx2_iq13_dot4(GgmlType t);
 
 }  // namespace sluice::detail
