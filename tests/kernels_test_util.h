@@ -16,7 +16,8 @@ inline const std::vector<GgmlType>& kernel_types() {
                                             GgmlType::Q4_0,   GgmlType::Q5_0,   GgmlType::Q5_1, GgmlType::Q4_K,
                                             GgmlType::Q5_K,   GgmlType::Q6_K,   GgmlType::Q2_K, GgmlType::Q3_K,
                                             GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::IQ2_XXS,
-                                            GgmlType::IQ2_XS, GgmlType::IQ2_S};
+                                            GgmlType::IQ2_XS, GgmlType::IQ2_S,  GgmlType::IQ3_XXS,
+                                            GgmlType::IQ3_S,  GgmlType::IQ1_S,  GgmlType::IQ1_M};
     return t;
 }
 

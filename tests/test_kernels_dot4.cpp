@@ -139,7 +139,11 @@ TEST(Dot4, MatmulJobsEqualVecDot) {
                           {GgmlType::IQ4_XS, 7, 512},
                           {GgmlType::IQ2_XXS, 9, 512},
                           {GgmlType::IQ2_XS, 5, 256},
-                          {GgmlType::IQ2_S, 6, 768}};
+                          {GgmlType::IQ2_S, 6, 768},
+                          {GgmlType::IQ3_XXS, 11, 256},
+                          {GgmlType::IQ3_S, 5, 512},
+                          {GgmlType::IQ1_S, 9, 256},
+                          {GgmlType::IQ1_M, 6, 512}};
     const int64_t kN[] = {1, 3, 5, 63, 64, 65, 130};
     constexpr size_t n_jobs = std::size(specs);
     // What a job's pointers point into.

@@ -86,6 +86,10 @@ TEST(Simd, DequantizeRandomBlocksBitExact) {
                 case GgmlType::Q4_K:
                 case GgmlType::Q5_K: safe_half(blk), safe_half(blk + 2); break;
                 case GgmlType::Q6_K: safe_half(blk + 208); break;
+                case GgmlType::IQ3_XXS:
+                case GgmlType::IQ3_S:
+                case GgmlType::IQ1_S: safe_half(blk); break;
+                case GgmlType::IQ1_M: blk[55] &= 0xbf; break;  // d's exponent top bit, in scales' last word
                 default: break;
             }
         }
