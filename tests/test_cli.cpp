@@ -189,11 +189,11 @@ TEST(Cli, Deepseek2GenModelRunsDeterministically) {
 }
 
 // Types whose block (256) does not fit attn_k_b's rows of 128 write it as IQ4_NL, as llama.cpp's quantizer
-// does in Q2_K / Q3_K / IQ4_XS / IQ2_* files (Q4_K's fallback, Q5_0, is in the tests of deepseek2's GPU
-// batches).
+// does in Q2_K / Q3_K / IQ4_XS / IQ2 / IQ3 / IQ1 files (Q4_K's fallback, Q5_0, is in the tests of
+// deepseek2's GPU batches).
 TEST(Cli, Deepseek2GenModelTakesTheIq4NlFallback) {
     const std::string path = tmp_dir() + "gends2-iq4-" + std::to_string(getpid()) + ".gguf";
-    for (const char* type : {"iq4_xs", "q3_K", "iq2_xxs"}) {
+    for (const char* type : {"iq4_xs", "q3_K", "iq2_xxs", "iq1_s", "iq3_xxs"}) {
         SCOPED_TRACE(type);
         expect_gen_model_runs("--arch deepseek2 --layers 3 --embd 256 --heads 4 --head-dim 192 --v-head-dim 128 "
                               "--rope-dims 64 --q-lora 256 --kv-lora 512 --experts 16 --used 4 --ff-exp 256 --ff 512 "

@@ -2,7 +2,6 @@
 // weight matrices, F32 for norms, the routers and the GatedDeltaNet conv kernel (as llama.cpp's
 // quantizer does), and llama.cpp's fallback when a row length is not a multiple of the type's block
 // (llama-quant.cpp tensor_type_fallback: deepseek2's attn_k_b rows of 128, V2-Lite's experts' 1408).
-// llama.cpp sends the IQ1/IQ3 types to IQ4_NL too; sluice writes neither.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,12 +17,18 @@ inline GgmlType plan_type(const std::string& name, const int64_t* ne, uint32_t n
     if (ne[0] % type_info(want).block_size == 0) return want;
     GgmlType f = GgmlType::F16;  // a 32-block type that does not fit either
     switch (want) {
+        // Q2_K / Q3_K: IQ4_NL as llama.cpp's 2024-25 releases wrote them (most published files); the
+        // llama.cpp of 2026-09 (build/llama-src) writes Q4_0 instead. sluice reads either.
         case GgmlType::Q2_K:
         case GgmlType::Q3_K:
         case GgmlType::IQ4_XS:
         case GgmlType::IQ2_XXS:
         case GgmlType::IQ2_XS:
-        case GgmlType::IQ2_S: f = GgmlType::IQ4_NL; break;
+        case GgmlType::IQ2_S:
+        case GgmlType::IQ3_XXS:
+        case GgmlType::IQ3_S:
+        case GgmlType::IQ1_S:
+        case GgmlType::IQ1_M: f = GgmlType::IQ4_NL; break;
         case GgmlType::Q4_K: f = GgmlType::Q5_0; break;
         case GgmlType::Q5_K: f = GgmlType::Q5_1; break;
         case GgmlType::Q6_K: f = GgmlType::Q8_0; break;
@@ -52,6 +57,10 @@ inline uint32_t file_type_of(GgmlType t) {
         case GgmlType::IQ2_XS: return 20;
         case GgmlType::IQ2_S: return 28;  // LLAMA_FTYPE_MOSTLY_IQ2_S, what llama.cpp's loader guesses for it
                                           // (its quantizer's IQ2_S files are mostly IQ2_XS, IQ2_M's IQ2_S)
+        case GgmlType::IQ3_XXS: return 23;
+        case GgmlType::IQ1_S: return 24;
+        case GgmlType::IQ3_S: return 26;
+        case GgmlType::IQ1_M: return 31;
         case GgmlType::BF16: return 32;
         default: return 0;
     }
