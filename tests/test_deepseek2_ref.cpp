@@ -201,6 +201,9 @@ INSTANTIATE_TEST_SUITE_P(Types, DeepSeek2Quant, ::testing::Values(
     // (2026-11-24, scalar / AVX2 / AVX-512) iq2_xxs 0.031/13.6, iq2_xs 0.016/12.6, iq2_s 0.047/10.3 (with the
     // same IQ4_NL fallbacks; top-1 is 1-3 of 64 positions, so KL carries the check, ~20% over: AVX2's two
     // scale lanes swapped gave iq2_xs 16.3, iq2_s 14.1).
+    // (2026-11-24, scalar and AVX2 alike) iq3_xxs 0.156/6.9, iq3_s 0.156/5.2, iq1_s 0.016/15.1, iq1_m
+    // 0.047/13.1 (the same 10 IQ4_NL). At 1 bit ds_c is near chance: only the KL bounds say anything
+    // (IQ1_S with its delta's sign ignored: 0.016/16.8); qwen3's moe_c tells IQ1 kernels apart.
     // ds_a is far touchier than the qwen3 fixtures: choosing groups by top-2 sums of sigmoid scores + bias
     // puts near-ties in the expert choice, and weight rounding flips them (its bf16 file gives identical
     // logits through our bf16 and f32 kernels: the model, not the kernels). The q8_0/K-quant rows also
@@ -219,7 +222,11 @@ INSTANTIATE_TEST_SUITE_P(Types, DeepSeek2Quant, ::testing::Values(
     QuantCase{"ds_c", GgmlType::IQ4_XS, 0.18, 5.5},
     QuantCase{"ds_c", GgmlType::IQ2_XXS, 0.0, 16.0},
     QuantCase{"ds_c", GgmlType::IQ2_XS, 0.0, 15.0},
-    QuantCase{"ds_c", GgmlType::IQ2_S, 0.0, 12.5}),
+    QuantCase{"ds_c", GgmlType::IQ2_S, 0.0, 12.5},
+    QuantCase{"ds_c", GgmlType::IQ3_XXS, 0.08, 9.5},
+    QuantCase{"ds_c", GgmlType::IQ3_S, 0.08, 7.5},
+    QuantCase{"ds_c", GgmlType::IQ1_S, 0.0, 16.5},
+    QuantCase{"ds_c", GgmlType::IQ1_M, 0.015, 15.0}),
     [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
 
 }  // namespace

@@ -281,10 +281,11 @@ INSTANTIATE_TEST_SUITE_P(Types, Qwen35Quant, ::testing::Values(
     // 0.188/3.7; next_a q8_0 0.887/0.10; c q8_0 0.875/0.15, q6_K 0.863/0.20, q4_K 0.362/2.3, q2_K
     // 0.113/12.3; (2026-11-24) c iq4_nl 0.487/1.9, iq4_xs 0.550/1.7; (2026-11-24, scalar / AVX2 / AVX-512)
     // c iq2_xxs 0.087/10.9, iq2_xs 0.100/11.1, iq2_s 0.113/9.1 (bounds ~20% over the KL: AVX2's two scale
-    // lanes swapped gave iq2_xs 15.7, iq2_s 13.7). These random models are chaotic:
-    // bf16 rounding of token_embd alone gives KL 0.05 and of attn_qkv alone 0.06 (the L2-normalised q/k
-    // and the top-k routing amplify it), so even Q8_0 sits far from 1.0; a broken kernel or layout lands
-    // near chance (top-1 ~ 1/400, KL > 20).
+    // lanes swapped gave iq2_xs 15.7, iq2_s 13.7); (scalar and AVX2 alike) iq3_xxs 0.150/6.8, iq3_s
+    // 0.300/3.8, iq1_s 0.037/14.0, iq1_m 0.037/12.8 (IQ1_S with its delta's sign ignored: 0.000/17.9).
+    // These random models are chaotic: bf16 rounding of token_embd alone gives KL 0.05 and of attn_qkv
+    // alone 0.06 (the L2-normalised q/k and the top-k routing amplify it), so even Q8_0 sits far from
+    // 1.0; a broken kernel or layout lands near chance (top-1 ~ 1/400, KL > 20).
     QuantCase{"a", GgmlType::F16, 1.0, 1e-6},
     QuantCase{"a", GgmlType::BF16, 0.8, 0.15},
     QuantCase{"a", GgmlType::Q8_0, 0.65, 0.5},
@@ -298,7 +299,11 @@ INSTANTIATE_TEST_SUITE_P(Types, Qwen35Quant, ::testing::Values(
     QuantCase{"c", GgmlType::IQ4_XS, 0.4, 3.5},
     QuantCase{"c", GgmlType::IQ2_XXS, 0.04, 13.0},
     QuantCase{"c", GgmlType::IQ2_XS, 0.05, 13.5},
-    QuantCase{"c", GgmlType::IQ2_S, 0.05, 11.0}),
+    QuantCase{"c", GgmlType::IQ2_S, 0.05, 11.0},
+    QuantCase{"c", GgmlType::IQ3_XXS, 0.08, 9.0},
+    QuantCase{"c", GgmlType::IQ3_S, 0.18, 5.5},
+    QuantCase{"c", GgmlType::IQ1_S, 0.012, 16.0},
+    QuantCase{"c", GgmlType::IQ1_M, 0.012, 15.5}),
     [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
 
 }  // namespace
