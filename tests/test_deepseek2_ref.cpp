@@ -201,7 +201,7 @@ INSTANTIATE_TEST_SUITE_P(Types, DeepSeek2Quant, ::testing::Values(
     // (2026-11-24, scalar / AVX2 / AVX-512) iq2_xxs 0.031/13.6, iq2_xs 0.016/12.6, iq2_s 0.047/10.3 (with the
     // same IQ4_NL fallbacks; top-1 is 1-3 of 64 positions, so KL carries the check, ~20% over: AVX2's two
     // scale lanes swapped gave iq2_xs 16.3, iq2_s 14.1).
-    // (2026-11-24, scalar and AVX2 alike) iq3_xxs 0.156/6.9, iq3_s 0.156/5.2, iq1_s 0.016/15.1, iq1_m
+    // (2026-11-24, scalar, AVX2 and AVX-512 alike) iq3_xxs 0.156/6.9, iq3_s 0.156/5.2, iq1_s 0.016/15.1, iq1_m
     // 0.047/13.1 (the same 10 IQ4_NL). At 1 bit ds_c is near chance: only the KL bounds say anything
     // (IQ1_S with its delta's sign ignored: 0.016/16.8); qwen3's moe_c tells IQ1 kernels apart.
     // ds_a is far touchier than the qwen3 fixtures: choosing groups by top-2 sums of sigmoid scores + bias

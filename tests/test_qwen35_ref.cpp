@@ -281,7 +281,7 @@ INSTANTIATE_TEST_SUITE_P(Types, Qwen35Quant, ::testing::Values(
     // 0.188/3.7; next_a q8_0 0.887/0.10; c q8_0 0.875/0.15, q6_K 0.863/0.20, q4_K 0.362/2.3, q2_K
     // 0.113/12.3; (2026-11-24) c iq4_nl 0.487/1.9, iq4_xs 0.550/1.7; (2026-11-24, scalar / AVX2 / AVX-512)
     // c iq2_xxs 0.087/10.9, iq2_xs 0.100/11.1, iq2_s 0.113/9.1 (bounds ~20% over the KL: AVX2's two scale
-    // lanes swapped gave iq2_xs 15.7, iq2_s 13.7); (scalar and AVX2 alike) iq3_xxs 0.150/6.8, iq3_s
+    // lanes swapped gave iq2_xs 15.7, iq2_s 13.7); (scalar, AVX2 and AVX-512 alike) iq3_xxs 0.150/6.8, iq3_s
     // 0.300/3.8, iq1_s 0.037/14.0, iq1_m 0.037/12.8 (IQ1_S with its delta's sign ignored: 0.000/17.9).
     // These random models are chaotic: bf16 rounding of token_embd alone gives KL 0.05 and of attn_qkv
     // alone 0.06 (the L2-normalised q/k and the top-k routing amplify it), so even Q8_0 sits far from

@@ -103,7 +103,7 @@ INSTANTIATE_TEST_SUITE_P(Types, Qwen3Quant, ::testing::Values(
     // q6_K 0.906/0.087, q5_K 0.734/0.38, q4_K 0.578/0.87, q4_0 0.625/1.17, q3_K 0.297/3.6, q2_K 0.109/8.8;
     // (2026-11-24, AVX-512) iq4_nl 0.719/0.89, iq4_xs 0.734/0.81; (scalar / AVX2 / AVX-512 alike) iq2_xxs
     // 0.094/7.8, iq2_xs 0.109/8.2, iq2_s 0.188/6.0 (IQ2 bounds ~20% over the KL: AVX2's two scale lanes
-    // swapped gave iq2_xs 13.7, iq2_s 10.5); (scalar and AVX2 alike) iq3_xxs 0.328/3.8, iq3_s 0.422/2.2, iq1_s 0.172/9.3, iq1_m 0.125/9.2 (IQ1_S with its delta's sign
+    // swapped gave iq2_xs 13.7, iq2_s 10.5); (scalar, AVX2 and AVX-512 alike) iq3_xxs 0.328/3.8, iq3_s 0.422/2.2, iq1_s 0.172/9.3, iq1_m 0.125/9.2 (IQ1_S with its delta's sign
     // ignored: 0.000/19.9; IQ3_XXS without the parity sign: 0.031/18.3).
     // A broken kernel lands near chance (top-1 ~ 1/400, KL > 20).
     QuantCase{"moe_a", GgmlType::F16, 1.0, 1e-6},

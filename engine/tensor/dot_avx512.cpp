@@ -334,7 +334,7 @@ DotFn avx512_dot(GgmlType t) {
         // multiplies issue on one port on a Sapphire Rapids-class Xeon: Q4_K in cache measured 16.9 vs
         // 20.0 GB/s on 1 thread before the panels); Q5_0 / Q5_1 / IQ4_NL / IQ4_XS and the IQ2 types the
         // same, for the same reason (unmeasured).
-        // IQ3_XXS / IQ3_S / IQ1_S / IQ1_M: AVX2's (dot_iq13_avx2.cpp; their grid gathers are scalar loads).
+        // IQ3_XXS / IQ3_S / IQ1_S / IQ1_M: AVX2's (dot_iq13_avx2.cpp; no 512-bit versions written).
         default: return nullptr;
     }
 }

@@ -40,13 +40,13 @@ const char* isa_name(Isa isa);
 
 // src: n/block_size blocks -> dst: n floats. n must be a multiple of the block size.
 void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
-// Reference quantizer (rounding as llama.cpp's quantize_row_*_ref; IQ4_NL / IQ4_XS and the IQ2 types
-// our own search). Used by writers and tests.
+// Reference quantizer (rounding as llama.cpp's quantize_row_*_ref; IQ4_NL / IQ4_XS and the grid types
+// IQ1 / IQ2 / IQ3 our own search). Used by writers and tests.
 void quantize_row(GgmlType t, const float* src, void* dst, int64_t n);
 
 // Activations prepared once per vector for a weight type's dot product: F32/F16/BF16 keep floats;
 // Q8_0/Q4_0/Q5_0/Q5_1/IQ4_NL/IQ4_XS get int8 blocks of 32 with a float scale and their sums, the
-// K-quants and IQ2 types int8 blocks of 256 with per-16 sums (layouts in blocks.h), for integer dot
+// K-quants and IQ1 / IQ2 / IQ3 types int8 blocks of 256 with per-16 sums (layouts in blocks.h), for integer dot
 // products. `act` must be 4-byte aligned; the bytes are the same on every ISA.
 size_t act_bytes(GgmlType weight_type, int64_t n);
 void prepare_act(GgmlType weight_type, const float* x, void* act, int64_t n);
