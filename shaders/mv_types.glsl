@@ -794,8 +794,11 @@ float row_dot(uint wrow, uint s, XS x) {
 }
 #endif
 
+#elif defined(IQ_GRID)
+#include "mv_iq.glsl"
+
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS"
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS or a grid type (iq_grid.glsl)"
 #endif
 
 #if defined(XQ8) && !defined(MV_ROW_DOT)

@@ -17,7 +17,10 @@ const TypeLayout kTypes[] = {
     {WT_Q4_0, "q4_0", 2, 32, 32, 18},       {WT_Q2_K, "q2_k", 4, 32, 256, 84},
     {WT_Q3_K, "q3_k", 2, 32, 256, 110},     {WT_Q5_0, "q5_0", 2, 32, 32, 22},
     {WT_Q5_1, "q5_1", 2, 32, 32, 24},       {WT_IQ4_NL, "iq4_nl", 2, 32, 32, 18},
-    {WT_IQ4_XS, "iq4_xs", 4, 32, 256, 136},
+    {WT_IQ4_XS, "iq4_xs", 4, 32, 256, 136},  {WT_IQ2_XXS, "iq2_xxs", 2, 32, 256, 66},
+    {WT_IQ2_XS, "iq2_xs", 2, 32, 256, 74},  {WT_IQ3_XXS, "iq3_xxs", 2, 32, 256, 98},
+    {WT_IQ3_S, "iq3_s", 2, 32, 256, 110},
+    // IQ2_S, IQ1_S, IQ1_M: not built (shaders/CMakeLists.txt: their grids' compile time)
 };
 
 uint32_t u32(uint64_t v, const char* what) {

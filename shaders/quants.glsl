@@ -13,6 +13,10 @@
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 
+#if defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ2_S) || defined(WTYPE_IQ3_XXS) || defined(WTYPE_IQ3_S) || defined(WTYPE_IQ1_S) || defined(WTYPE_IQ1_M)
+#define IQ_GRID  // iq_grid.glsl: 2-byte units, a grid in shared memory
+#endif
+
 #if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) || defined(WTYPE_Q8_0R)
 layout(binding = W_BINDING, std430) readonly buffer WBuf { uvec4 W[]; };
 #elif defined(WTYPE_Q2_K) || defined(WTYPE_IQ4_XS)
@@ -368,6 +372,9 @@ void dequant_chunk(uint base, uint c, out float w[CH]) {
     }
 }
 
+#elif defined(IQ_GRID)
+#include "iq_grid.glsl"
+
 #else
-#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS"
+#error "define one of WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q8_0R, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS or a grid type (iq_grid.glsl)"
 #endif

@@ -322,8 +322,15 @@ struct StepHeader {
 #define WT_Q4_K 12
 #define WT_Q5_K 13
 #define WT_Q6_K 14
+#define WT_IQ2_XXS 16
+#define WT_IQ2_XS 17
+#define WT_IQ3_XXS 18
+#define WT_IQ1_S 19
 #define WT_IQ4_NL 20
+#define WT_IQ3_S 21
+#define WT_IQ2_S 22
 #define WT_IQ4_XS 23
+#define WT_IQ1_M 29
 #define WT_BF16 30
 // Not a ggml type: Q8_0 rows repacked at upload (ops.h repack_q8_0), each row's 32 int8 per block
 // first, 16-byte aligned, then its f16 scales, so a lane loads 16 int8 at once (Q8_0's 34-byte

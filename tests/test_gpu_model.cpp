@@ -590,7 +590,11 @@ INSTANTIATE_TEST_SUITE_P(Types, GpuModelQuant, ::testing::Values(
     QuantCase{"moe_c", GgmlType::IQ4_NL, 0.55, 1.2},  // measured: GPU 0.734 / 0.877, CPU 0.719 / 0.886
     QuantCase{"moe_c", GgmlType::IQ4_XS, 0.55, 1.2},  // GPU 0.703 / 0.793, CPU 0.734 / 0.807
     QuantCase{"moe_c", GgmlType::Q3_K, 0.2, 5.0},
-    QuantCase{"moe_c", GgmlType::Q2_K, 0.06, 12.0}),
+    QuantCase{"moe_c", GgmlType::Q2_K, 0.06, 12.0},
+    QuantCase{"moe_c", GgmlType::IQ2_XXS, 0.04, 9.5},  // the grid types: the CPU's bounds
+    QuantCase{"moe_c", GgmlType::IQ2_XS, 0.05, 10.0},
+    QuantCase{"moe_c", GgmlType::IQ3_XXS, 0.2, 5.5},
+    QuantCase{"moe_c", GgmlType::IQ3_S, 0.28, 3.3}),
     [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
 
 // The state blob is the CPU path's: a conversation started on the GPU continues on the CPU and back.
@@ -691,6 +695,22 @@ TEST(GpuFallback, NoVulkanLoaderRunsOnCpu) {
     EXPECT_NE(err.find("placement: cpu (GPU not used: no Vulkan loader"), std::string::npos) << err;
     std::remove((out + ".f32").c_str());
     std::remove((out + ".err").c_str());
+}
+
+// Weight types the GPU has no kernels for (IQ2_S, IQ1_S, IQ1_M: shaders/CMakeLists.txt says why): the
+// CPU path, its logits, and placement() names a tensor and its type.
+TEST(GpuFallback, TypeWithoutGpuKernelsRunsOnCpu) {
+    for (const char* type : {"iq1_s", "iq2_s"}) {
+        SCOPED_TRACE(type);
+        const std::string f = gen_model_256("gpu_fallback", type);
+        const std::vector<int32_t> ids = {1, 2, 3, 4};
+        std::string where;
+        const std::vector<float> got = logits(f, gpu_opts(), ids, &where);
+        EXPECT_NE(where.find("cpu (GPU not used: tensor '"), std::string::npos) << where;
+        EXPECT_NE(where.find(std::string("has type ") + type + ", which has no GPU kernel yet"), std::string::npos) << where;
+        EXPECT_EQ(got, logits(f, cpu_opts(), ids));
+        std::remove(f.c_str());
+    }
 }
 
 TEST(GpuFallback, AutoSkipsSoftwareDrivers) {

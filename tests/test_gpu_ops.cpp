@@ -25,7 +25,8 @@ using test::random_row;
 
 const GgmlType kGpuTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1,
                               GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
-                              GgmlType::IQ4_NL, GgmlType::IQ4_XS};
+                              GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ3_XXS,
+                              GgmlType::IQ3_S};
 // The matvec suites also run Q8_0 repacked (WT_Q8_0R; matvecs only).
 std::vector<GpuType> matvec_types() {
     std::vector<GpuType> v;
@@ -35,20 +36,34 @@ std::vector<GpuType> matvec_types() {
 }
 
 // n_mats matrices (rows, cols) of type t, really quantized; returns their bytes (as the GPU stores
-// them) and dequantized floats.
+// them) and dequantized floats. Quantized types draw each row's blocks from a pool of 256 blocks our
+// quantizer wrote (every block stands alone: its own scales): the IQ grid types' searches take ~1 us
+// a weight, minutes for these tests' matrices on lavapipe's shared cores.
 struct RandomMats {
     std::vector<uint8_t> bytes;
     std::vector<float> deq;  // (n_mats, rows, cols)
 };
 RandomMats random_mats(std::mt19937& rng, GgmlType t, int64_t n_mats, int64_t rows, int64_t cols) {
     RandomMats m;
-    const int64_t rb = row_bytes(t, cols);
+    const int64_t rb = row_bytes(t, cols), bs = type_info(t).block_size, bb = type_info(t).type_size;
     m.bytes.resize(size_t(n_mats * rows * rb));
     m.deq.resize(size_t(n_mats * rows * cols));
+    const int64_t pool_n = 256;
+    std::vector<uint8_t> pool(size_t(pool_n * bb));
+    if (bs > 1) {
+        const auto x = random_row(rng, pool_n * bs, 0.05f);
+        quantize_row(t, x.data(), pool.data(), pool_n * bs);
+    }
+    std::uniform_int_distribution<int64_t> pick(0, pool_n - 1);
     for (int64_t r = 0; r < n_mats * rows; ++r) {
-        const auto x = random_row(rng, cols, 0.05f);
-        quantize_row(t, x.data(), m.bytes.data() + r * rb, cols);
-        dequantize_row(t, m.bytes.data() + r * rb, m.deq.data() + r * cols, cols);
+        uint8_t* row = m.bytes.data() + r * rb;
+        if (bs > 1) {
+            for (int64_t b = 0; b < cols / bs; ++b) std::memcpy(row + b * bb, &pool[size_t(pick(rng) * bb)], size_t(bb));
+        } else {
+            const auto x = random_row(rng, cols, 0.05f);
+            quantize_row(t, x.data(), row, cols);
+        }
+        dequantize_row(t, row, m.deq.data() + r * cols, cols);
     }
     return m;
 }
