@@ -122,6 +122,34 @@ TEST(GpuModelMixed, QkvOfDifferentTypesMatchCpuPath) {
         }
 }
 
+// Routed experts of a type no shader reads (IQ1_S), dense weights the GPU takes (F16): the dense layers
+// run on the GPU and the experts on the CPU beside them (placement says why); asked to put the experts
+// on the GPU, the model says it cannot and runs on the CPU.
+TEST(GpuModelMixed, ExpertsOfATypeWithoutGpuKernelsRunOnTheCpu) {
+    const std::string f16 = gen_model_256("gpu_cpu_exps_f16", "f16");
+    const std::string f = tmp_dir() + "gpu_cpu_exps_" + std::to_string(getpid()) + ".gguf";
+    requantize_file(f16, f, GgmlType::F16, {}, [](const std::string& name, GgmlType planned) {
+        return name.find("_exps.weight") != std::string::npos ? GgmlType::IQ1_S : planned;
+    });
+    std::remove(f16.c_str());
+    ASSERT_EQ(gguf::File::open(f)->find_tensor("blk.0.ffn_up_exps.weight")->type, GgmlType::IQ1_S);
+    const std::vector<int32_t> ids = {1, 5, 9, 33, 2, 7, 250, 11};
+    std::string where;
+    const auto got = logits(f, gpu_opts(), ids, &where);
+    const auto cpu = logits(f, cpu_opts(), ids);
+    const double err = max_rel_err(got, cpu, 300);
+    std::printf("  F16 dense + IQ1_S experts: max rel err %.3g vs CPU  [%s]\n", err, where.c_str());
+    EXPECT_NE(where.find("GPU"), std::string::npos) << where;
+    EXPECT_NE(where.find("is iq1_s, which has no GPU kernel yet"), std::string::npos) << where;
+    EXPECT_LE(err, 1e-4);  // measured 2.8e-7 (lavapipe)
+    ModelOptions g = gpu_opts();
+    g.gpu_experts = GpuExperts::Gpu;
+    std::string forced;
+    EXPECT_EQ(logits(f, g, ids, &forced), cpu);
+    EXPECT_NE(forced.find("--gpu-experts cpu (or auto) computes the experts on the CPU"), std::string::npos) << forced;
+    std::remove(f.c_str());
+}
+
 // Q8_0 matrices whose rows are a multiple of 256 are repacked at upload (shared.h WT_Q8_0R), which no
 // fixture's shapes allow: a generated qwen3moe of such shapes gives the logits of ggml's blocks
 // (SLUICE_GPU_REPACK=0) up to summation order, and both the CPU path's within its int8 rounding.
