@@ -1,60 +1,51 @@
 // The grid types (ggml's IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M; layouts in
 // engine/tensor/blocks.h): super-blocks of 256 in 32 groups of 8, each group an index into a fixed
-// grid of value patterns (engine/tensor/iq_grids.inc, the same macros the C++ kernels expand), with
-// signs and a scale per 16 or 32. Included by quants.glsl (W: 2-byte units) with one WTYPE_* defined.
+// grid of value patterns (engine/tensor/iq_grids.h), with signs and a scale per 16 or 32. Included by
+// quants.glsl (W: 2-byte units) with one WTYPE_* defined.
 //
 // iq_group(b, g, lo, hi) decodes group g (0..31) of the super-block at unit b: lo / hi its 8 values
 // before the scale (grid times sign, or grid + delta for IQ1), the return value the scale, so that
-// value j = scale * v[j] as ggml's dequantize_row_* computes it. The grid sits in shared memory: the
-// shader calls iq_grid_init(invocations) in every invocation, then a barrier, before iq_group().
-#include "engine/tensor/iq_grids.inc"
-
+// value j = scale * v[j] as ggml's dequantize_row_* computes it. The grid comes from the buffer the
+// runtime binds at set 1 (shared.h IQG_*) into shared memory: the shader calls
+// iq_grid_init(invocations) in every invocation, then a barrier, before iq_group().
 #if defined(WTYPE_IQ2_XXS)
 #define IQ_UNITS 33u  // 66 bytes: d, qs[32] (uint16)
 #define IQ_N 256
-#define IQ_CODES IQ2XXS_CODES
-#define IQ_LEVELS IQ2XXS_LEVELS
+#define IQ_OFF IQG_IQ2XXS
 #elif defined(WTYPE_IQ2_XS)
 #define IQ_UNITS 37u  // 74 bytes: d, qs[32] (uint16), scales[8]
 #define IQ_N 512
-#define IQ_CODES IQ2XS_CODES
-#define IQ_LEVELS IQ2XS_LEVELS
+#define IQ_OFF IQG_IQ2XS
 #elif defined(WTYPE_IQ2_S)
 #define IQ_UNITS 41u  // 82 bytes: d, qs[32], signs[32], qh[8], scales[8]
 #define IQ_N 1024
-#define IQ_CODES IQ2S_CODES
-#define IQ_LEVELS IQ2S_LEVELS
+#define IQ_OFF IQG_IQ2S
 #elif defined(WTYPE_IQ3_XXS)
 #define IQ_UNITS 49u  // 98 bytes: d, qs[64], a sign and scale word per 32
 #define IQ_N 256
-#define IQ_CODES IQ3XXS_CODES
-#define IQ_LEVELS IQ3XXS_LEVELS
+#define IQ_OFF IQG_IQ3XXS
 #define IQ_WIDTH4
 #elif defined(WTYPE_IQ3_S)
 #define IQ_UNITS 55u  // 110 bytes: d, qs[64], qh[8], signs[32], scales[4]
 #define IQ_N 512
-#define IQ_CODES IQ3S_CODES
-#define IQ_LEVELS IQ3S_LEVELS
+#define IQ_OFF IQG_IQ3S
 #define IQ_WIDTH4
 #elif defined(WTYPE_IQ1_S)
 #define IQ_UNITS 25u  // 50 bytes: d, qs[32], qh[8] (uint16)
 #define IQ_N 2048
-#define IQ_CODES IQ1S_CODES
-#define IQ_LEVELS IQ1S_LEVELS
+#define IQ_OFF IQG_IQ1S
 #define IQ_ONE
 #else  // IQ1_M
 #define IQ_UNITS 28u  // 56 bytes: qs[32], qh[16], scales[8] (4 uint16, d in their top nibbles)
 #define IQ_N 2048
-#define IQ_CODES IQ1S_CODES
-#define IQ_LEVELS IQ1S_LEVELS
+#define IQ_OFF IQG_IQ1S
 #define IQ_ONE
 #endif
 
 #define CH 32
 uint row_units(uint cols) { return cols / 256u * IQ_UNITS; }
 
-const uint IQ_CODE[IQ_N] = uint[IQ_N](IQ_CODES);
-const int IQ_LEVEL[] = int[](IQ_LEVELS);
+layout(set = 1, binding = 0, std430) readonly buffer IqGridBuf { uvec2 iq_grid_src[]; };
 // Entries as bytes: 8 per uvec2 (4 per uint for IQ3). IQ1's -1 / 0 / 1 are stored plus one (unsigned).
 #if defined(IQ_WIDTH4)
 shared uint iq_grid[IQ_N];
@@ -62,27 +53,12 @@ shared uint iq_grid[IQ_N];
 shared uvec2 iq_grid[IQ_N];
 #endif
 void iq_grid_init(uint invocations) {
-    const uint bits = IQ_LEVEL.length() <= 4 ? 2u : 3u;
-    for (uint i = gl_LocalInvocationIndex; i < uint(IQ_N); i += invocations) {
-        uvec2 w = uvec2(0u);
+    for (uint i = gl_LocalInvocationIndex; i < uint(IQ_N); i += invocations)
 #if defined(IQ_WIDTH4)
-        const uint width = 4u;
+        iq_grid[i] = iq_grid_src[IQ_OFF + i].x;
 #else
-        const uint width = 8u;
+        iq_grid[i] = iq_grid_src[IQ_OFF + i];
 #endif
-        for (uint j = 0u; j < width; ++j) {
-            int v = IQ_LEVEL[(IQ_CODE[i] >> (bits * j)) & ((1u << bits) - 1u)];
-#if defined(IQ_ONE)
-            v += 1;
-#endif
-            w[j >> 2] |= (uint(v) & 0xFFu) << (8u * (j & 3u));
-        }
-#if defined(IQ_WIDTH4)
-        iq_grid[i] = w.x;
-#else
-        iq_grid[i] = w;
-#endif
-    }
 }
 
 // Byte o of the block at unit b.

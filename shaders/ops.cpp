@@ -1,6 +1,7 @@
 #include "shaders/ops.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -19,8 +20,8 @@ const TypeLayout kTypes[] = {
     {WT_Q5_1, "q5_1", 2, 32, 32, 24},       {WT_IQ4_NL, "iq4_nl", 2, 32, 32, 18},
     {WT_IQ4_XS, "iq4_xs", 4, 32, 256, 136},  {WT_IQ2_XXS, "iq2_xxs", 2, 32, 256, 66},
     {WT_IQ2_XS, "iq2_xs", 2, 32, 256, 74},  {WT_IQ3_XXS, "iq3_xxs", 2, 32, 256, 98},
-    {WT_IQ3_S, "iq3_s", 2, 32, 256, 110},
-    // IQ2_S, IQ1_S, IQ1_M: not built (shaders/CMakeLists.txt: their grids' compile time)
+    {WT_IQ3_S, "iq3_s", 2, 32, 256, 110},    {WT_IQ2_S, "iq2_s", 2, 32, 256, 82},
+    {WT_IQ1_S, "iq1_s", 2, 32, 256, 50},    {WT_IQ1_M, "iq1_m", 2, 32, 256, 56},
 };
 
 uint32_t u32(uint64_t v, const char* what) {
@@ -28,12 +29,30 @@ uint32_t u32(uint64_t v, const char* what) {
     return uint32_t(v);
 }
 
-}  // namespace
+// Read at every call, not cached: tests set it around one model's load.
+bool skipped(const char* suffix) {
+    const char* e = std::getenv("SLUICE_GPU_SKIP_TYPES");
+    if (!e || !*e) return false;
+    std::string list = std::string(",") + e + ",";
+    std::transform(list.begin(), list.end(), list.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return list.find(std::string(",") + suffix + ",") != std::string::npos;
+}
 
-const TypeLayout* gpu_type(uint32_t t) {
+const TypeLayout* built_type(uint32_t t) {
     for (const TypeLayout& l : kTypes)
         if (l.type == t) return &l;
     return nullptr;
+}
+
+}  // namespace
+
+const TypeLayout* gpu_type(uint32_t t) {
+    const TypeLayout* l = built_type(t);
+    return l && !skipped(l->suffix) ? l : nullptr;
+}
+
+std::string gpu_type_absent_why(uint32_t t) {
+    return built_type(t) ? "which SLUICE_GPU_SKIP_TYPES leaves to the CPU" : "which has no GPU kernel yet";
 }
 
 uint64_t gpu_row_bytes(uint32_t type, uint64_t cols) {

@@ -18,7 +18,12 @@ struct TypeLayout {
     uint32_t chunk;       // elements one invocation dequantizes at a time; cols must be a multiple
     uint32_t block_elems, block_bytes;
 };
-const TypeLayout* gpu_type(uint32_t ggml_type);  // nullptr: no GPU kernels for this type
+// nullptr: no GPU kernels for this type, or SLUICE_GPU_SKIP_TYPES names it (a comma-separated list of
+// type names, "iq1_s,q4_k": tensors of those types are left to the CPU, a way around a kernel a driver
+// gets wrong; the tests use it to take the CPU's side of a mixed placement).
+const TypeLayout* gpu_type(uint32_t ggml_type);
+// Why gpu_type() is nullptr, for messages: "which has no GPU kernel yet" or "which SLUICE_GPU_SKIP_TYPES ...".
+std::string gpu_type_absent_why(uint32_t ggml_type);
 uint64_t gpu_row_bytes(uint32_t ggml_type, uint64_t cols);
 // Q8_0 rows (cols a multiple of 256) as WT_Q8_0R stores them: per row its blocks' int8, then their
 // f16 scales; the same bytes per row, so offsets and strides of rows and matrices stay. src != dst.

@@ -337,6 +337,19 @@ struct StepHeader {
 // blocks allow only 16-bit loads). Rows of a multiple of 256.
 #define WT_Q8_0R 1008
 
+// The grid types' lookup tables (engine/tensor/iq_grids.h) in one buffer the runtime binds at
+// descriptor set 1, binding 0 for every shader that declares it (iq_grid.glsl): a uvec2 per entry, 8
+// bytes (4 for IQ3, the second word 0; IQ1's -1 / 0 / 1 stored plus one), each grid from its offset.
+// A buffer, not constant arrays in the shader: lavapipe's compile time grows with the square of a
+// constant array's length (100 s a pipeline for IQ1_S's 2048 entries; the buffer: 0.06 s).
+#define IQG_IQ2XXS 0u     // 256 entries
+#define IQG_IQ2XS 256u    // 512
+#define IQG_IQ2S 768u     // 1024
+#define IQG_IQ3XXS 1792u  // 256
+#define IQG_IQ3S 2048u    // 512
+#define IQG_IQ1S 2560u    // 2048 (IQ1_S and IQ1_M)
+#define IQG_ENTRIES 4608u
+
 // qwen35moe (GatedDeltaNet): Qwen3.5-MoE / Qwen3-Next linear-attention layers and gates.
 #define DELTA_THREADS 128       // delta_conv's workgroup
 #define DELTA_STEP_THREADS 256  // delta_step's (16 columns of a value head): each column of S split

@@ -21,8 +21,10 @@ struct SpirvLayout {
     uint32_t n_bindings = 0;   // storage buffers at set 0, bindings 0 .. n_bindings - 1
     uint32_t push_bytes = 0;   // size of the push-constant block (0: none)
     uint32_t local[3] = {1, 1, 1};
+    bool iq_grid = false;      // set 1, binding 0: the grid types' tables (shared.h IQG_*), bound by the runtime
 };
-// Throws GpuError when the module is malformed or its bindings are not 0..n-1 of set 0.
+// Throws GpuError when the module is malformed, its bindings are not 0..n-1 of set 0, or it declares
+// another set than set 1's binding 0.
 SpirvLayout reflect_spirv(const SpirvModule& m);
 
 }  // namespace sluice::gpu

@@ -87,7 +87,13 @@ SpirvLayout reflect_spirv(const SpirvModule& mod) {
     }
     std::set<uint32_t> bindings;
     for (const auto& [var, b] : binding) {
-        if (set.count(var) && set[var] != 0) throw GpuError(name + ": descriptor set other than 0");
+        const uint32_t s = set.count(var) ? set[var] : 0;
+        if (s == 1 && b == 0) {
+            out.iq_grid = true;
+            continue;
+        }
+        if (s != 0) throw GpuError(name + ": descriptor set " + std::to_string(s) + " binding " + std::to_string(b) +
+                                   " (only set 0 and set 1's binding 0, the IQ grids, are bound)");
         bindings.insert(b);
     }
     out.n_bindings = uint32_t(bindings.size());

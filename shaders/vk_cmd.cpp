@@ -174,7 +174,8 @@ void Cmd::dispatch_raw(const std::string& name, std::initializer_list<const Buff
     if (pending_ && !skip_barrier_) barrier();
     skip_barrier_ = false;
     vkCmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, k.pipe);
-    vkCmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, k.pl, 0, 1, &set, 0, nullptr);
+    const VkDescriptorSet sets[2] = {set, ctx_.iq_grid_set()};
+    vkCmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, k.pl, 0, k.layout.iq_grid ? 2 : 1, sets, 0, nullptr);
     if (push_bytes) vkCmdPushConstants(cb_, k.pl, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
     vkCmdDispatch(cb_, groups[0], groups[1], groups[2]);
     pending_ = true;

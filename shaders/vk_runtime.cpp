@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "engine/tensor/iq_grids.h"
 #include "shaders/shared.h"
 #include "shaders/vk_check.h"
 #include "shaders/vk_loader.h"
@@ -410,6 +411,9 @@ Context::~Context() {
         if (staging_fence_[i]) vkDestroyFence(dev_, staging_fence_[i], nullptr);
     }
     dummy_ = Buffer();
+    grid_buf_ = Buffer();
+    if (grid_pool_) vkDestroyDescriptorPool(dev_, grid_pool_, nullptr);
+    if (grid_dsl_) vkDestroyDescriptorSetLayout(dev_, grid_dsl_, nullptr);
     vkDestroyCommandPool(dev_, pool_, nullptr);
     vkDestroyDevice(dev_, nullptr);
 }
@@ -606,6 +610,45 @@ void Context::download(const Buffer& src, size_t offset, void* dst, size_t n) {
     std::memcpy(dst, rb.mapped(), n);
 }
 
+// The seven grids as shared.h's IQG_* layout: a uvec2 (8 bytes) per entry.
+void Context::make_iq_grids() {
+    std::vector<uint64_t> g(IQG_ENTRIES, 0);
+    auto put = [&](uint32_t off, const auto& grid, int plus) {
+        for (size_t i = 0; i < grid.size(); ++i)
+            for (size_t j = 0; j < sizeof(grid[i]); ++j)  // byte by byte: IQ1's 0xFF + 1 must not carry
+                g[off + i] |= uint64_t(uint8_t(int(int8_t(grid[i] >> (8 * j))) + plus)) << (8 * j);
+    };
+    put(IQG_IQ2XXS, blocks::kIq2xxsGrid, 0);
+    put(IQG_IQ2XS, blocks::kIq2xsGrid, 0);
+    put(IQG_IQ2S, blocks::kIq2sGrid, 0);
+    put(IQG_IQ3XXS, blocks::kIq3xxsGrid, 0);
+    put(IQG_IQ3S, blocks::kIq3sGrid, 0);
+    put(IQG_IQ1S, blocks::kIq1sGrid, 1);  // -1 / 0 / 1 as 0 / 1 / 2
+    grid_buf_ = alloc(g.size() * sizeof(uint64_t), Mem::Device, "IQ grids");
+    upload(grid_buf_, 0, g.data(), g.size() * sizeof(uint64_t));
+
+    VkDescriptorSetLayoutBinding b{0, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+    VkDescriptorSetLayoutCreateInfo dci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+    dci.bindingCount = 1;
+    dci.pBindings = &b;
+    VK_CHECK(vkCreateDescriptorSetLayout(dev_, &dci, nullptr, &grid_dsl_));
+    VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1};
+    VkDescriptorPoolCreateInfo pci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    pci.maxSets = 1;
+    pci.poolSizeCount = 1;
+    pci.pPoolSizes = &ps;
+    VK_CHECK(vkCreateDescriptorPool(dev_, &pci, nullptr, &grid_pool_));
+    VkDescriptorSetAllocateInfo dai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+    dai.descriptorPool = grid_pool_;
+    dai.descriptorSetCount = 1;
+    dai.pSetLayouts = &grid_dsl_;
+    VK_CHECK(vkAllocateDescriptorSets(dev_, &dai, &grid_set_));
+    VkDescriptorBufferInfo info{grid_buf_.handle(), 0, VK_WHOLE_SIZE};
+    VkWriteDescriptorSet w{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, nullptr, grid_set_, 0, 0, 1,
+                           VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, nullptr, &info, nullptr};
+    vkUpdateDescriptorSets(dev_, 1, &w, 0, nullptr);
+}
+
 const Kernel& Context::kernel(const std::string& name) {
     auto it = kernels_.find(name);
     if (it != kernels_.end()) return it->second;
@@ -630,9 +673,11 @@ const Kernel& Context::kernel(const std::string& name) {
     dci.pBindings = binds.data();
     VK_CHECK(vkCreateDescriptorSetLayout(dev_, &dci, nullptr, &k.dsl));
     VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, k.layout.push_bytes};
+    if (k.layout.iq_grid && !grid_set_) make_iq_grids();
+    const VkDescriptorSetLayout sets[2] = {k.dsl, grid_dsl_};
     VkPipelineLayoutCreateInfo lci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
-    lci.setLayoutCount = 1;
-    lci.pSetLayouts = &k.dsl;
+    lci.setLayoutCount = k.layout.iq_grid ? 2 : 1;
+    lci.pSetLayouts = sets;
     lci.pushConstantRangeCount = k.layout.push_bytes ? 1 : 0;
     lci.pPushConstantRanges = &range;
     VK_CHECK(vkCreatePipelineLayout(dev_, &lci, nullptr, &k.pl));

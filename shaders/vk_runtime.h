@@ -127,6 +127,9 @@ public:
     uint64_t import_alignment() const { return import_align_; }
     // A small buffer bound to bindings a dispatch does not use.
     const Buffer& dummy() const { return dummy_; }
+    // Descriptor set 1 of the shaders that read the IQ grids (spirv.h iq_grid): made with the first
+    // such kernel; dispatch() binds it beside set 0.
+    VkDescriptorSet iq_grid_set() const { return grid_set_; }
 
     const Kernel& kernel(const std::string& name);  // created on first use
 
@@ -158,6 +161,11 @@ private:
     VkCommandBuffer staging_cb_[2] = {};
     VkFence staging_fence_[2] = {};
     Buffer dummy_;
+    void make_iq_grids();
+    Buffer grid_buf_;
+    VkDescriptorSetLayout grid_dsl_ = VK_NULL_HANDLE;
+    VkDescriptorPool grid_pool_ = VK_NULL_HANDLE;
+    VkDescriptorSet grid_set_ = VK_NULL_HANDLE;
     std::map<std::string, Kernel> kernels_;
 };
 

@@ -122,10 +122,18 @@ TEST(GpuModelMixed, QkvOfDifferentTypesMatchCpuPath) {
         }
 }
 
-// Routed experts of a type no shader reads (IQ1_S), dense weights the GPU takes (F16): the dense layers
-// run on the GPU and the experts on the CPU beside them (placement says why); asked to put the experts
-// on the GPU, the model says it cannot and runs on the CPU.
+// SLUICE_GPU_SKIP_TYPES for one test: every type the CPU reads has GPU kernels now, so the tests of
+// the CPU's side of a placement leave a type to it this way (the same path as a type with no shader).
+struct SkipTypes {
+    explicit SkipTypes(const char* list) { setenv("SLUICE_GPU_SKIP_TYPES", list, 1); }
+    ~SkipTypes() { unsetenv("SLUICE_GPU_SKIP_TYPES"); }
+};
+
+// Routed experts of a type the GPU leaves alone (IQ1_S here), dense weights the GPU takes (F16): the
+// dense layers run on the GPU and the experts on the CPU beside them (placement says why); asked to put
+// the experts on the GPU, the model says it cannot and runs on the CPU.
 TEST(GpuModelMixed, ExpertsOfATypeWithoutGpuKernelsRunOnTheCpu) {
+    const SkipTypes skip("iq1_s");
     const std::string f16 = gen_model_256("gpu_cpu_exps_f16", "f16");
     const std::string f = tmp_dir() + "gpu_cpu_exps_" + std::to_string(getpid()) + ".gguf";
     requantize_file(f16, f, GgmlType::F16, {}, [](const std::string& name, GgmlType planned) {
@@ -140,7 +148,7 @@ TEST(GpuModelMixed, ExpertsOfATypeWithoutGpuKernelsRunOnTheCpu) {
     const double err = max_rel_err(got, cpu, 300);
     std::printf("  F16 dense + IQ1_S experts: max rel err %.3g vs CPU  [%s]\n", err, where.c_str());
     EXPECT_NE(where.find("GPU"), std::string::npos) << where;
-    EXPECT_NE(where.find("is iq1_s, which has no GPU kernel yet"), std::string::npos) << where;
+    EXPECT_NE(where.find("is iq1_s, which SLUICE_GPU_SKIP_TYPES leaves to the CPU"), std::string::npos) << where;
     EXPECT_LE(err, 1e-4);  // measured 2.8e-7 (lavapipe)
     ModelOptions g = gpu_opts();
     g.gpu_experts = GpuExperts::Gpu;
@@ -622,7 +630,10 @@ INSTANTIATE_TEST_SUITE_P(Types, GpuModelQuant, ::testing::Values(
     QuantCase{"moe_c", GgmlType::IQ2_XXS, 0.04, 9.5},  // the grid types: the CPU's bounds
     QuantCase{"moe_c", GgmlType::IQ2_XS, 0.05, 10.0},
     QuantCase{"moe_c", GgmlType::IQ3_XXS, 0.2, 5.5},
-    QuantCase{"moe_c", GgmlType::IQ3_S, 0.28, 3.3}),
+    QuantCase{"moe_c", GgmlType::IQ2_S, 0.09, 7.5},
+    QuantCase{"moe_c", GgmlType::IQ3_S, 0.28, 3.3},
+    QuantCase{"moe_c", GgmlType::IQ1_S, 0.08, 13.0},
+    QuantCase{"moe_c", GgmlType::IQ1_M, 0.06, 13.0}),
     [](const auto& info) { return std::string(info.param.fixture) + "_" + type_name(info.param.type); });
 
 // The state blob is the CPU path's: a conversation started on the GPU continues on the CPU and back.
@@ -725,17 +736,19 @@ TEST(GpuFallback, NoVulkanLoaderRunsOnCpu) {
     std::remove((out + ".err").c_str());
 }
 
-// Weight types the GPU has no kernels for (IQ2_S, IQ1_S, IQ1_M: shaders/CMakeLists.txt says why): the
-// CPU path, its logits, and placement() names a tensor and its type.
+// Weight types the GPU leaves to the CPU (every type sluice reads has GPU kernels: SLUICE_GPU_SKIP_TYPES
+// stands in for one that has none): the CPU path, its logits, and placement() names a tensor and its type.
 TEST(GpuFallback, TypeWithoutGpuKernelsRunsOnCpu) {
-    for (const char* type : {"iq1_s", "iq2_s"}) {
+    for (const char* type : {"iq1_s", "q4_K"}) {  // q4_K: the list ignores case
         SCOPED_TRACE(type);
+        const SkipTypes skip(type);
         const std::string f = gen_model_256("gpu_fallback", type);
         const std::vector<int32_t> ids = {1, 2, 3, 4};
         std::string where;
         const std::vector<float> got = logits(f, gpu_opts(), ids, &where);
         EXPECT_NE(where.find("cpu (GPU not used: tensor '"), std::string::npos) << where;
-        EXPECT_NE(where.find(std::string("has type ") + type + ", which has no GPU kernel yet"), std::string::npos) << where;
+        EXPECT_NE(where.find(std::string("has type ") + type + ", which SLUICE_GPU_SKIP_TYPES leaves to the CPU"),
+                  std::string::npos) << where;
         EXPECT_EQ(got, logits(f, cpu_opts(), ids));
         std::remove(f.c_str());
     }

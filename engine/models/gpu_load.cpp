@@ -39,7 +39,9 @@ GpuModel::Buffer GpuModel::device_floats(size_t floats, const char* what) {
 
 GpuModel::Mat GpuModel::upload_layout(const gguf::TensorInfo& t) {
     const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t.type));
-    if (!tl) throw gpu::GpuError("tensor '" + t.name + "' has type " + type_name(t.type) + ", which has no GPU kernel yet");
+    if (!tl)
+        throw gpu::GpuError("tensor '" + t.name + "' has type " + type_name(t.type) + ", " +
+                            gpu::gpu_type_absent_why(uint32_t(t.type)));
     const int64_t cols = t.ne[0], rows = t.ne[1];
     if (cols % tl->chunk)
         throw gpu::GpuError("tensor '" + t.name + "': rows of " + std::to_string(cols) + " " + tl->suffix +
@@ -176,7 +178,9 @@ uint64_t GpuModel::plan_vram(uint64_t other_bytes) {
         (is_expert_tensor(t) ? experts_total_ : dense_bytes_) += t.nbytes;
         const gpu::TypeLayout* tl = gpu::gpu_type(uint32_t(t.type));
         if (is_expert_tensor(t) && (!tl || t.ne[0] % tl->chunk) && experts_cpu_why_.empty())
-            experts_cpu_why_ = t.name + " is " + type_name(t.type) + ", which has no GPU kernel yet";
+            experts_cpu_why_ = t.name + " is " + type_name(t.type) + ", " +
+                               (tl ? "whose rows of " + std::to_string(t.ne[0]) + " are not a multiple of " + std::to_string(tl->chunk)
+                                   : gpu::gpu_type_absent_why(uint32_t(t.type)));
         if (is_expert_tensor(t) && t.name.find("ffn_down_exps") != std::string::npos) ++n_moe;
         const size_t at = t.name.find("ffn_gate_inp.weight");
         if (at != std::string::npos && folds_routers())
