@@ -1,7 +1,7 @@
 // The lookup grids of ggml's IQ1_S / IQ1_M / IQ2_XXS / IQ2_XS / IQ2_S / IQ3_XXS / IQ3_S: a group of
 // 8 weights (4 for IQ3) is one index into a fixed table of value patterns, part of the file format.
 // iq_grids.inc holds each grid as macros of its levels and a 16-bit code per entry (read from
-// llama.cpp's own dequantizer by bench/peer/gen_iq_grids.cpp; the shaders expand the same macros);
+// llama.cpp's own dequantizer by bench/peer/gen_iq_grids.cpp; the GPU takes these arrays as a buffer);
 // here they are expanded at compile time into ggml's byte forms, so kernels index them as llama.cpp's
 // do: entry e's value j is byte j of grid[e].
 #pragma once
