@@ -47,11 +47,19 @@ uint row_units(uint cols) { return cols / 256u * IQ_UNITS; }
 
 layout(set = 1, binding = 0, std430) readonly buffer IqGridBuf { uvec2 iq_grid_src[]; };
 // Entries as bytes: 8 per uvec2 (4 per uint for IQ3). IQ1's -1 / 0 / 1 are stored plus one (unsigned).
+// IQ_GRID_GLOBAL (the prompt tiles, whose shared memory is taken): read from the buffer, through L1.
+#if defined(IQ_GRID_GLOBAL)
+#define IQ_ENTRY(i) iq_grid_src[IQ_OFF + (i)]
+#define IQ_ENTRY4(i) iq_grid_src[IQ_OFF + (i)].x
+void iq_grid_init(uint invocations) {}
+#else
 #if defined(IQ_WIDTH4)
 shared uint iq_grid[IQ_N];
 #else
 shared uvec2 iq_grid[IQ_N];
 #endif
+#define IQ_ENTRY(i) iq_grid[i]
+#define IQ_ENTRY4(i) iq_grid[i]
 void iq_grid_init(uint invocations) {
     for (uint i = gl_LocalInvocationIndex; i < uint(IQ_N); i += invocations)
 #if defined(IQ_WIDTH4)
@@ -60,6 +68,7 @@ void iq_grid_init(uint invocations) {
         iq_grid[i] = iq_grid_src[IQ_OFF + i];
 #endif
 }
+#endif
 
 // Byte o of the block at unit b.
 uint iq_byte(uint b, uint o) { return (uint(W[b + (o >> 1)]) >> (8u * (o & 1u))) & 0xFFu; }
@@ -70,7 +79,9 @@ vec4 iq_signs(uint s, uint k) { return vec4(1.0) - 2.0 * vec4((uvec4(s) >> uvec4
 // A 7-bit sign index as 8 signs: the eighth makes the count of minus signs even.
 uint iq_signs7(uint s7) { return s7 | ((bitCount(s7) & 1u) << 7); }
 
-float iq_group(uint b, uint g, out vec4 lo, out vec4 hi) {
+// Group g's grid entry (its 8 bytes; IQ3: two entries of 4), its 8 sign bits (IQ1: the delta's sign in
+// bit 0, set for -delta), and the return value its scale.
+float iq_fields(uint b, uint g, out uvec2 gv, out uint s) {
     const uint ib = g >> 2, l = g & 3u;  // sub-block of 32, group within it
 #if !defined(WTYPE_IQ1_M)
     const float d = unpackHalf2x16(uint(W[b])).x;
@@ -78,33 +89,37 @@ float iq_group(uint b, uint g, out vec4 lo, out vec4 hi) {
 #if defined(WTYPE_IQ2_XXS)
     // per 32: 4 index bytes, then 4 x 7 sign bits and the 4-bit scale
     const uint idx = iq_byte(b, 2u + 8u * ib + l), aux = iq_word(b, 6u + 8u * ib);
-    const uint s = iq_signs7((aux >> (7u * l)) & 127u);
+    s = iq_signs7((aux >> (7u * l)) & 127u);
     const float scale = d * (0.5 + float(aux >> 28)) * 0.25;
 #elif defined(WTYPE_IQ2_XS)
     // a uint16 per group: 9-bit index, 7 sign bits; 4-bit scales per 16
-    const uint q = uint(W[b + 1u + g]), idx = q & 511u, s = iq_signs7(q >> 9);
+    const uint q = uint(W[b + 1u + g]), idx = q & 511u;
+    s = iq_signs7(q >> 9);
     const uint sc = iq_byte(b, 66u + ib);
     const float scale = d * (0.5 + float((l & 2u) != 0u ? sc >> 4 : sc & 15u)) * 0.25;
 #elif defined(WTYPE_IQ2_S)
     // index low byte, 2 high bits per group in qh, 8 stored signs; 4-bit scales per 16
-    const uint idx = iq_byte(b, 2u + g) | ((iq_byte(b, 66u + ib) << (8u - 2u * l)) & 0x300u), s = iq_byte(b, 34u + g);
+    const uint idx = iq_byte(b, 2u + g) | ((iq_byte(b, 66u + ib) << (8u - 2u * l)) & 0x300u);
+    s = iq_byte(b, 34u + g);
     const uint sc = iq_byte(b, 74u + ib);
     const float scale = d * (0.5 + float((l & 2u) != 0u ? sc >> 4 : sc & 15u)) * 0.25;
 #elif defined(WTYPE_IQ3_XXS)
     // two index bytes per group (4 values each), then a word per 32: 4 x 7 sign bits, 4-bit scale
     const uint u = uint(W[b + 1u + 4u * ib + l]), aux = iq_word(b, 66u + 4u * ib);
-    const uint i0 = u & 0xFFu, i1 = u >> 8, s = iq_signs7((aux >> (7u * l)) & 127u);
+    const uint i0 = u & 0xFFu, i1 = u >> 8;
+    s = iq_signs7((aux >> (7u * l)) & 127u);
     const float scale = d * (0.5 + float(aux >> 28)) * 0.5;
 #elif defined(WTYPE_IQ3_S)
     // two index bytes per group, their ninth bits in qh; 8 stored signs; 4-bit scales per 32
     const uint u = uint(W[b + 1u + 4u * ib + l]), qh = iq_byte(b, 66u + ib);
     const uint i0 = (u & 0xFFu) | ((qh << (8u - 2u * l)) & 256u), i1 = (u >> 8) | ((qh << (7u - 2u * l)) & 256u);
-    const uint s = iq_byte(b, 74u + 4u * ib + l), sc = iq_byte(b, 106u + (ib >> 1));
+    const uint sc = iq_byte(b, 106u + (ib >> 1));
+    s = iq_byte(b, 74u + 4u * ib + l);
     const float scale = d * float(1u + 2u * ((ib & 1u) != 0u ? sc >> 4 : sc & 15u));
 #elif defined(WTYPE_IQ1_S)
     // index low byte, per 32 a uint16: 3 high bits per group, 3-bit scale, the delta's sign
     const uint qh = uint(W[b + 17u + ib]), idx = iq_byte(b, 2u + g) | (((qh >> (3u * l)) & 7u) << 8);
-    const float delta = (qh & 0x8000u) != 0u ? -0.125 : 0.125;
+    s = qh >> 15;
     const float scale = d * float(2u * ((qh >> 12) & 7u) + 1u);
 #else  // IQ1_M
     // index low byte; per pair of groups a qh byte: 3 high bits and the delta's sign per group; 3-bit
@@ -113,23 +128,53 @@ float iq_group(uint b, uint g, out vec4 lo, out vec4 hi) {
     const float d = unpackHalf2x16((s0 >> 12) | ((s1 >> 8) & 0xF0u) | ((s2 >> 4) & 0xF00u) | (s3 & 0xF000u)).x;
     const uint qhb = iq_byte(b, 32u + 2u * ib + (l >> 1)), odd = l & 1u;
     const uint idx = iq_byte(b, g) | (((odd != 0u) ? qhb << 4 : qhb << 8) & 0x700u);
-    const float delta = (qhb & (odd != 0u ? 0x80u : 0x08u)) != 0u ? -0.125 : 0.125;
+    s = (qhb & (odd != 0u ? 0x80u : 0x08u)) != 0u ? 1u : 0u;
     const uint sc = uint(W[b + 24u + (ib >> 1)]) >> (6u * (ib & 1u) + 3u * (l >> 1));
     const float scale = d * float(2u * (sc & 7u) + 1u);
 #endif
+#if defined(IQ_WIDTH4)
+    gv = uvec2(IQ_ENTRY4(i0), IQ_ENTRY4(i1));
+#else
+    gv = IQ_ENTRY(idx);
+#endif
+    return scale;
+}
+
+// Group g's 8 values before the scale, as floats: value j = scale * v[j] (dequantize_row_*'s).
+float iq_group(uint b, uint g, out vec4 lo, out vec4 hi) {
+    uvec2 gv;
+    uint s;
+    const float scale = iq_fields(b, g, gv, s);
 #if defined(IQ_ONE)
-    const uvec2 gv = iq_grid[idx];
+    const float delta = s != 0u ? -0.125 : 0.125;
     lo = bytes4(gv.x) - vec4(1.0 - delta);
     hi = bytes4(gv.y) - vec4(1.0 - delta);
-#elif defined(IQ_WIDTH4)
-    lo = bytes4(iq_grid[i0]) * iq_signs(s, 0u);
-    hi = bytes4(iq_grid[i1]) * iq_signs(s, 4u);
 #else
-    const uvec2 gv = iq_grid[idx];
     lo = bytes4(gv.x) * iq_signs(s, 0u);
     hi = bytes4(gv.y) * iq_signs(s, 4u);
 #endif
     return scale;
+}
+
+// The same as int8, 4 a word, for integer dot products: value j = scale * (byte j as int8). The grid's
+// bytes are below 64 and never 0, so a negated byte is ~b + 1 without a carry. IQ1: (grid + delta) * 8
+// = 8 grid +- 1, in -9..9, and the scale divided by 8 (exact).
+uint iq_sign4(uint w, uint s4) {
+    const uint m = ((s4 & 15u) * 0x00204081u) & 0x01010101u;  // bit j of s4 -> bit 0 of byte j
+    return (w ^ (m * 0xFFu)) + m;
+}
+float iq_group_i8(uint b, uint g, out uvec2 q) {
+    uvec2 gv;
+    uint s;
+    const float scale = iq_fields(b, g, gv, s);
+#if defined(IQ_ONE)
+    const uint k = s != 0u ? 0x09090909u : 0x07070707u;  // 8 (grid - 1) + 8 delta = 8 stored - (8 -+ 1)
+    q = (((gv << 3) | 0x80808080u) - k) ^ 0x80808080u;
+    return scale * 0.125;
+#else
+    q = uvec2(iq_sign4(gv.x, s), iq_sign4(gv.y, s >> 4));
+    return scale;
+#endif
 }
 
 // Chunk c of a row: sub-block c & 7 of super-block c >> 3.

@@ -23,6 +23,7 @@ spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [
 int sdot4(uint a, uint b, spirv_literal int fmt);
 
 #define W_BINDING 0
+#define IQ_GRID_GLOBAL  // the grid types' tables from their buffer: shared memory holds the tiles
 #include "quants.glsl"
 #define MM_BK 128u
 #define MM_THREADS 256u
@@ -52,7 +53,7 @@ layout(binding = 2, std430) buffer YBuf { float Y[]; };
 layout(push_constant) uniform PC { MatvecPush p; };
 
 layout(local_size_x = MM_THREADS) in;
-#if defined(WTYPE_Q6_K) || defined(WTYPE_Q3_K)
+#if defined(WTYPE_Q6_K) || defined(WTYPE_Q3_K) || defined(IQ_GRID)
 #define SUB16
 #endif
 #if defined(WTYPE_Q2_K)
@@ -110,7 +111,7 @@ void gw_store(GW g, uint r, uint kt, uint part) {
     sws[r * 4u + part] = g.d * vec2(float(int(g.sc << 24) >> 24), float(int(g.sc << 16) >> 24));
 }
 #elif defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || \
-    defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+    defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS) || defined(IQ_GRID)
 void gw_store(GW g, uint r, uint kt, uint part) {
     uvec4 q[2];
     vec2 dm[2];

@@ -254,6 +254,36 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
     k[1] = 32u * part + 16u;
 }
 
+#elif defined(IQ_GRID)
+// The grid types (iq_grid.glsl, read from the grid buffer: IQ_GRID_GLOBAL): part q of step kt is
+// sub-block 4 (kt & 1) + q of super-block kt / 2, its groups as int8 (iq_group_i8) with a scale per
+// 16 (two equal ones for the types with a scale per 32), min 0. gw_load() decodes at once: the grid
+// lookups depend on the loaded indices, so there are no raw words worth holding across the step.
+struct GW {
+    uvec4 q0, q1;  // elements 0-15 and 16-31 of the sub-block
+    vec2 sc;
+};
+GW gw_load(uint wrow, uint kt, uint part) {
+    GW g;
+    const uint b = wrow + IQ_UNITS * (kt >> 1), gr = 16u * (kt & 1u) + 4u * part;
+    uvec2 a, c, e, f;
+    g.sc.x = iq_group_i8(b, gr, a);
+    iq_group_i8(b, gr + 1u, c);  // the same scale as group gr's
+    g.sc.y = iq_group_i8(b, gr + 2u, e);
+    iq_group_i8(b, gr + 3u, f);
+    g.q0 = uvec4(a, c);
+    g.q1 = uvec4(e, f);
+    return g;
+}
+void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uint k[2]) {
+    q[0] = g.q0;
+    q[1] = g.q1;
+    dm[0] = vec2(g.sc.x, 0.0);
+    dm[1] = vec2(g.sc.y, 0.0);
+    k[0] = 32u * part;
+    k[1] = 32u * part + 16u;
+}
+
 #else
-#error "mm_load.glsl: WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS or WTYPE_Q8_0R"
+#error "mm_load.glsl: WTYPE_Q4_0, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0, WTYPE_Q2_K, WTYPE_Q3_K, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K, WTYPE_IQ4_NL, WTYPE_IQ4_XS, WTYPE_Q8_0R or a grid type"
 #endif

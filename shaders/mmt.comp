@@ -26,6 +26,7 @@
 
 layout(push_constant) uniform PC { MatvecPush p; };
 #define W_BINDING 0
+#define IQ_GRID_GLOBAL  // the grid types' tables from their buffer: shared memory holds the tiles
 #include "quants.glsl"
 #define MM_F16
 #include "mm_load.glsl"
@@ -73,7 +74,7 @@ shared float cs[MT_NW * 256u];  // a subgroup's 16 x 16 result on its way to y
 #if defined(WTYPE_Q6_K)
 uint gw_last(uint part) { return 2u + (part >> 1); }
 #elif defined(WTYPE_Q8_0R) || defined(WTYPE_Q4_0) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || defined(WTYPE_Q8_0) || defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || \
-    defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+    defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS) || defined(IQ_GRID)
 uint gw_last(uint part) { return part; }
 #else
 uint gw_last(uint part) { return 2u * (part >> 1) + 1u; }

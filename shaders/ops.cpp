@@ -82,7 +82,9 @@ uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mir
 bool has_q8(const Context& ctx, uint32_t type) {
     return ctx.info().int_dot &&
            (type == WT_Q4_0 || type == WT_Q5_0 || type == WT_Q5_1 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K ||
-            type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K || type == WT_IQ4_NL || type == WT_IQ4_XS);
+            type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K || type == WT_IQ4_NL || type == WT_IQ4_XS ||
+            type == WT_IQ2_XXS || type == WT_IQ2_XS || type == WT_IQ2_S || type == WT_IQ3_XXS || type == WT_IQ3_S ||
+            type == WT_IQ1_S || type == WT_IQ1_M);
 }
 
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {

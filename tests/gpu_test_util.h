@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <random>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "engine/tensor/types.h"
 #include "shaders/ops.h"
 #include "shaders/vk_runtime.h"
+#include "tests/kernels_test_util.h"
 
 namespace sluice::gputest {
 
@@ -78,4 +81,36 @@ inline void to_stored(const GpuType& t, std::vector<uint8_t>& bytes, int64_t col
     bytes.swap(r);
 }
 
+// n_mats matrices (rows, cols) of type t, really quantized; returns their bytes (as the GPU stores
+// them) and dequantized floats. Quantized types draw each row's blocks from a pool of 256 blocks our
+// quantizer wrote (every block stands alone: its own scales): the IQ grid types' searches take ~1 us
+// a weight, minutes for these tests' matrices on lavapipe's shared cores.
+struct RandomMats {
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;  // (n_mats, rows, cols)
+};
+inline RandomMats random_mats(std::mt19937& rng, GgmlType t, int64_t n_mats, int64_t rows, int64_t cols) {
+    RandomMats m;
+    const int64_t rb = row_bytes(t, cols), bs = type_info(t).block_size, bb = type_info(t).type_size;
+    m.bytes.resize(size_t(n_mats * rows * rb));
+    m.deq.resize(size_t(n_mats * rows * cols));
+    const int64_t pool_n = 256;
+    std::vector<uint8_t> pool(size_t(pool_n * bb));
+    if (bs > 1) {
+        const auto x = test::random_row(rng, pool_n * bs, 0.05f);
+        quantize_row(t, x.data(), pool.data(), pool_n * bs);
+    }
+    std::uniform_int_distribution<int64_t> pick(0, pool_n - 1);
+    for (int64_t r = 0; r < n_mats * rows; ++r) {
+        uint8_t* row = m.bytes.data() + r * rb;
+        if (bs > 1) {
+            for (int64_t b = 0; b < cols / bs; ++b) std::memcpy(row + b * bb, &pool[size_t(pick(rng) * bb)], size_t(bb));
+        } else {
+            const auto x = test::random_row(rng, cols, 0.05f);
+            quantize_row(t, x.data(), row, cols);
+        }
+        dequantize_row(t, row, m.deq.data() + r * cols, cols);
+    }
+    return m;
+}
 }  // namespace sluice::gputest

@@ -35,38 +35,7 @@ std::vector<GpuType> matvec_types() {
     return v;
 }
 
-// n_mats matrices (rows, cols) of type t, really quantized; returns their bytes (as the GPU stores
-// them) and dequantized floats. Quantized types draw each row's blocks from a pool of 256 blocks our
-// quantizer wrote (every block stands alone: its own scales): the IQ grid types' searches take ~1 us
-// a weight, minutes for these tests' matrices on lavapipe's shared cores.
-struct RandomMats {
-    std::vector<uint8_t> bytes;
-    std::vector<float> deq;  // (n_mats, rows, cols)
-};
-RandomMats random_mats(std::mt19937& rng, GgmlType t, int64_t n_mats, int64_t rows, int64_t cols) {
-    RandomMats m;
-    const int64_t rb = row_bytes(t, cols), bs = type_info(t).block_size, bb = type_info(t).type_size;
-    m.bytes.resize(size_t(n_mats * rows * rb));
-    m.deq.resize(size_t(n_mats * rows * cols));
-    const int64_t pool_n = 256;
-    std::vector<uint8_t> pool(size_t(pool_n * bb));
-    if (bs > 1) {
-        const auto x = random_row(rng, pool_n * bs, 0.05f);
-        quantize_row(t, x.data(), pool.data(), pool_n * bs);
-    }
-    std::uniform_int_distribution<int64_t> pick(0, pool_n - 1);
-    for (int64_t r = 0; r < n_mats * rows; ++r) {
-        uint8_t* row = m.bytes.data() + r * rb;
-        if (bs > 1) {
-            for (int64_t b = 0; b < cols / bs; ++b) std::memcpy(row + b * bb, &pool[size_t(pick(rng) * bb)], size_t(bb));
-        } else {
-            const auto x = random_row(rng, cols, 0.05f);
-            quantize_row(t, x.data(), row, cols);
-        }
-        dequantize_row(t, row, m.deq.data() + r * cols, cols);
-    }
-    return m;
-}
+using gputest::random_mats;  // (type, ...): a pool of blocks; this overload stores them as the GPU does
 RandomMats random_mats(std::mt19937& rng, const GpuType& t, int64_t n_mats, int64_t rows, int64_t cols) {
     RandomMats m = random_mats(rng, t.ggml, n_mats, rows, cols);
     to_stored(t, m.bytes, cols);

@@ -97,17 +97,13 @@ std::vector<double> ref_matvec(const float* w, const float* x, int64_t rows, int
 }
 std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
-// n_mats matrices (rows, cols) of type t, really quantized: bytes and dequantized floats.
+// n matrices (rows, cols) of type t, really quantized: bytes and dequantized floats (gputest's pool of
+// blocks: the grid types' searches are slow).
 void random_mats(std::mt19937& rng, GgmlType t, int64_t n, int64_t rows, int64_t cols, std::vector<uint8_t>& bytes,
                  std::vector<float>& deq) {
-    const int64_t rb = row_bytes(t, cols);
-    bytes.resize(size_t(n * rows * rb));
-    deq.resize(size_t(n * rows * cols));
-    for (int64_t r = 0; r < n * rows; ++r) {
-        const auto v = random_row(rng, cols, 0.05f);
-        quantize_row(t, v.data(), bytes.data() + r * rb, cols);
-        dequantize_row(t, bytes.data() + r * rb, deq.data() + r * cols, cols);
-    }
+    RandomMats m = gputest::random_mats(rng, t, n, rows, cols);
+    bytes.swap(m.bytes);
+    deq.swap(m.deq);
 }
 
 // Nearest with ties away from zero, d = max|x| / 127 (the CPU's Q8 quantization), and d * sum(q).
@@ -802,7 +798,11 @@ INSTANTIATE_TEST_SUITE_P(Types, GpuQ8Types,
                                            GpuType{GgmlType::Q8_0, WT_Q8_0R}, GpuType{GgmlType::Q2_K, WT_Q2_K},
                                            GpuType{GgmlType::Q3_K, WT_Q3_K}, GpuType{GgmlType::Q4_K, WT_Q4_K},
                                            GpuType{GgmlType::Q5_K, WT_Q5_K}, GpuType{GgmlType::Q6_K, WT_Q6_K},
-                                           GpuType{GgmlType::IQ4_NL, WT_IQ4_NL}, GpuType{GgmlType::IQ4_XS, WT_IQ4_XS}),
+                                           GpuType{GgmlType::IQ4_NL, WT_IQ4_NL}, GpuType{GgmlType::IQ4_XS, WT_IQ4_XS},
+                                           GpuType{GgmlType::IQ2_XXS, WT_IQ2_XXS}, GpuType{GgmlType::IQ2_XS, WT_IQ2_XS},
+                                           GpuType{GgmlType::IQ2_S, WT_IQ2_S}, GpuType{GgmlType::IQ3_XXS, WT_IQ3_XXS},
+                                           GpuType{GgmlType::IQ3_S, WT_IQ3_S}, GpuType{GgmlType::IQ1_S, WT_IQ1_S},
+                                           GpuType{GgmlType::IQ1_M, WT_IQ1_M}),
                          [](const auto& i) { return gpu_type_name(i.param); });
 
 }  // namespace
