@@ -196,6 +196,19 @@ float iq_group_i8(uint b, uint g, out uvec2 q) {
 #endif
 }
 
+// Sub-block g / 4 (g a multiple of 4) as int8: groups g, g + 1 in lo (elements 0-15), g + 2, g + 3 in
+// hi, and the two halves' scales (equal for the types with a scale per 32).
+vec2 iq_sub_i8(uint b, uint g, out uvec4 lo, out uvec4 hi) {
+    uvec2 q0, q1, q2, q3;
+    const float s0 = iq_group_i8(b, g, q0);
+    iq_group_i8(b, g + 1u, q1);  // its scale is s0's (a scale per 16 or 32)
+    const float s2 = iq_group_i8(b, g + 2u, q2);
+    iq_group_i8(b, g + 3u, q3);
+    lo = uvec4(q0, q1);
+    hi = uvec4(q2, q3);
+    return vec2(s0, s2);
+}
+
 // Chunk c of a row: sub-block c & 7 of super-block c >> 3.
 void dequant_chunk(uint base, uint c, out float w[CH]) {
     const uint b = base + IQ_UNITS * (c >> 3);

@@ -265,14 +265,7 @@ struct GW {
 };
 GW gw_load(uint wrow, uint kt, uint part) {
     GW g;
-    const uint b = wrow + IQ_UNITS * (kt >> 1), gr = 16u * (kt & 1u) + 4u * part;
-    uvec2 a, c, e, f;
-    g.sc.x = iq_group_i8(b, gr, a);
-    iq_group_i8(b, gr + 1u, c);  // the same scale as group gr's
-    g.sc.y = iq_group_i8(b, gr + 2u, e);
-    iq_group_i8(b, gr + 3u, f);
-    g.q0 = uvec4(a, c);
-    g.q1 = uvec4(e, f);
+    g.sc = iq_sub_i8(wrow + IQ_UNITS * (kt >> 1), 16u * (kt & 1u) + 4u * part, g.q0, g.q1);
     return g;
 }
 void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uint k[2]) {

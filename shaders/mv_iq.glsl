@@ -6,37 +6,17 @@
 // Integer dots over x's int8 mirror (blocks of 32): a step is 32 sub-blocks of 32, a lane each (as
 // Q4_0's): its 4 groups as int8 (iq_group_i8: grid bytes with their signs) against the block's 32 int8
 // of x, 8 OpSDot in two sums of 16 (the types with a scale per 16), times d_x and the scales.
-#define MV_STEP 1024u
-struct XS {
-    uvec4 lo, hi;  // x's int8 of the sub-block's elements 0-15 and 16-31
-    vec2 ds;       // (d, d * sum q)
-};
-uint iq_sub(uint s) { return 32u * s + lane; }
-XS load_x(uint xo, uint s) {
-    XS x;
-    const uint e = xo + 32u * iq_sub(s);
-    const bool inside = 32u * iq_sub(s) < p.cols;
-    x.lo = inside ? XQ4[e >> 4] : uvec4(0u);
-    x.hi = inside ? XQ4[(e >> 4) + 1u] : uvec4(0u);
-    x.ds = inside ? XS2[p.xq_soff + (e >> 5)] : vec2(0.0);
-    return x;
-}
+#include "mv_x32.glsl"
 struct WS {
     uvec4 lo, hi;  // int8 of elements 0-15 (groups 0, 1) and 16-31 (groups 2, 3)
     vec2 sc;       // their scales (0 past the row's end)
 };
 WS load_w(uint wrow, uint s) {
     WS w;
-    const uint sub0 = iq_sub(s), sub = min(sub0, (p.cols >> 5) - 1u);
+    const uint sub0 = x32_block(s), sub = min(sub0, (p.cols >> 5) - 1u);
     const uint b = wrow + IQ_UNITS * (sub >> 3), g = 4u * (sub & 7u);
-    uvec2 q0, q1, q2, q3;
-    const float s0 = iq_group_i8(b, g, q0);
-    iq_group_i8(b, g + 1u, q1);  // its scale is s0's (a scale per 16 or 32)
-    const float s2 = iq_group_i8(b, g + 2u, q2);
-    iq_group_i8(b, g + 3u, q3);
-    w.lo = uvec4(q0, q1);
-    w.hi = uvec4(q2, q3);
-    w.sc = 32u * sub0 < p.cols ? vec2(s0, s2) : vec2(0.0);
+    const vec2 sc = iq_sub_i8(b, g, w.lo, w.hi);
+    w.sc = 32u * sub0 < p.cols ? sc : vec2(0.0);
     return w;
 }
 float dot_w(WS w, XS x) {

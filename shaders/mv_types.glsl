@@ -541,21 +541,7 @@ float row_dot(uint wrow, uint s, XS x) {
 // fifth bits (bit e of qh: element e) spread to bit 4 of the quants' bytes; Q5_0 sum d (q - 16) x,
 // Q5_1 sum (d q + m) x: the pair (d, 16 d) / (d, -m) and one formula. IQ4_NL / IQ4_XS (its sub-blocks):
 // the 16 bytes become the table's int8 (quants.glsl's shared table), 8 OpSDot, times d_w * d_x.
-#define MV_STEP 1024u
-struct XS {
-    uvec4 lo, hi;  // x's int8 of the block's elements 0-15 and 16-31
-    vec2 ds;       // (d, d * sum q)
-};
-uint q40_block(uint s) { return 32u * s + lane; }
-XS load_x(uint xo, uint s) {
-    XS x;
-    const uint e = xo + 32u * q40_block(s);
-    const bool inside = 32u * q40_block(s) < p.cols;
-    x.lo = inside ? XQ4[e >> 4] : uvec4(0u);
-    x.hi = inside ? XQ4[(e >> 4) + 1u] : uvec4(0u);
-    x.ds = inside ? XS2[p.xq_soff + (e >> 5)] : vec2(0.0);
-    return x;
-}
+#include "mv_x32.glsl"
 #if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
 #define MV_TABLE
 void mv_table_init() { iq4_table_init(); }
@@ -565,7 +551,7 @@ struct WS {
 };
 WS load_w(uint wrow, uint s) {
     WS w;
-    const uint blk0 = q40_block(s), blk = min(blk0, (p.cols >> 5) - 1u);
+    const uint blk0 = x32_block(s), blk = min(blk0, (p.cols >> 5) - 1u);
     const bool inside = 32u * blk0 < p.cols;
 #if defined(WTYPE_IQ4_NL)
     const uint b = wrow + 9u * blk;
@@ -594,7 +580,7 @@ struct WS {
 };
 WS load_w(uint wrow, uint s) {
     WS w;
-    const uint blk = q40_block(s);
+    const uint blk = x32_block(s);
     const bool inside = 32u * blk < p.cols;
     const uint b = wrow + 9u * min(blk, (p.cols >> 5) - 1u);
     w.q = inside ? u16x8(b + 1u) : uvec4(0u);
@@ -615,7 +601,7 @@ struct WS {
 };
 WS load_w(uint wrow, uint s) {
     WS w;
-    const uint blk = q40_block(s);
+    const uint blk = x32_block(s);
     const bool inside = 32u * blk < p.cols;
     const uint b = wrow + Q5_UNITS * min(blk, (p.cols >> 5) - 1u);
     w.q = inside ? u16x8(b + Q5_QH + 2u) : uvec4(0u);
