@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/tensor/blocks.h"
 #include "engine/tensor/kernels.h"
 
 namespace sluice::test {
@@ -66,6 +67,37 @@ inline std::vector<uint8_t> quantized(GgmlType t, const std::vector<float>& x) {
     std::vector<uint8_t> q(size_t(row_bytes(t, int64_t(x.size()))));
     quantize_row(t, x.data(), q.data(), int64_t(x.size()));
     return q;
+}
+
+// A vec_dot check: row w (of t, quantized) dotted by `isa` with x as its activation blocks of `ab`
+// (32: ActQ8x32, 256: ActQ8x256), against the same in double over the scalar-dequantized weights and
+// the dequantized activations. Two scales for the bounds: sum |w a|, and per activation block
+// max |w| * sum |a| (the kernels' float sums round per block).
+struct DotCheck {
+    double got, exact, sum_abs, block_scale;
+};
+inline DotCheck dot_check(Isa isa, GgmlType t, const std::vector<float>& wx, const std::vector<float>& x, int64_t ab) {
+    const int64_t n = int64_t(x.size());
+    const std::vector<uint8_t> w = quantized(t, wx);
+    std::vector<float> wf(static_cast<size_t>(n));
+    dequantize_row_isa(Isa::Scalar, t, w.data(), wf.data(), n);
+    std::vector<uint8_t> act(act_bytes(t, n));
+    prepare_act_isa(isa, t, x.data(), act.data(), n);
+    const int8_t* qs = ab == 32 ? blocks::act_q8x32(act.data(), n).qs : blocks::act_q8x256(act.data(), n).qs;
+    const float* d = ab == 32 ? blocks::act_q8x32(act.data(), n).d : blocks::act_q8x256(act.data(), n).d;
+    DotCheck c{double(vec_dot_isa(isa, t, w.data(), act.data(), n)), 0, 0, 0};
+    for (int64_t b = 0; b < n / ab; ++b) {
+        double wmax = 0, asum = 0;
+        for (int64_t i = ab * b; i < ab * b + ab; ++i) {
+            const double ai = double(d[b]) * qs[i], p = double(wf[size_t(i)]) * ai;
+            c.exact += p;
+            c.sum_abs += std::fabs(p);
+            wmax = std::max(wmax, std::fabs(double(wf[size_t(i)])));
+            asum += std::fabs(ai);
+        }
+        c.block_scale += wmax * asum;
+    }
+    return c;
 }
 
 }  // namespace sluice::test

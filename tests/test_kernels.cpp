@@ -533,26 +533,8 @@ TEST(Dot, Blocks32MatchDoubleDotOfDequantized) {
                     if (rep % 2) {
                         for (float& v : wx) v += 3.f;
                     }
-                    const std::vector<uint8_t> w = quantized(t, wx);
-                    std::vector<float> wf(static_cast<size_t>(n));
-                    dequantize_row_isa(Isa::Scalar, t, w.data(), wf.data(), n);
-                    std::vector<uint8_t> act(act_bytes(t, n));
-                    prepare_act_isa(isa, t, x.data(), act.data(), n);
-                    const blocks::ActQ8x32 a = blocks::act_q8x32(act.data(), n);
-                    double exact = 0, scale = 0;
-                    for (int64_t b = 0; b < n / 32; ++b) {
-                        double wmax = 0, asum = 0;
-                        for (int64_t i = 32 * b; i < 32 * b + 32; ++i) {
-                            const double ai = double(a.d[b]) * a.qs[i];
-                            exact += double(wf[size_t(i)]) * ai;
-                            wmax = std::max(wmax, std::fabs(double(wf[size_t(i)])));
-                            asum += std::fabs(ai);
-                        }
-                        scale += wmax * asum;
-                    }
-                    const float got = vec_dot_isa(isa, t, w.data(), act.data(), n);
-                    ASSERT_LE(std::fabs(double(got) - exact), 2.3e-5 * scale)
-                        << "rep " << rep << ": " << got << " vs " << exact;
+                    const DotCheck c = dot_check(isa, t, wx, x, 32);
+                    ASSERT_LE(std::fabs(c.got - c.exact), 2.3e-5 * c.block_scale) << "rep " << rep << ": " << c.got << " vs " << c.exact;
                 }
             }
 }

@@ -269,26 +269,8 @@ TEST(DotIq2, MatchesDoubleDotOfDequantized) {
                              " seed=" + std::to_string(seed));
                 for (int rep = 0; rep < 16; ++rep) {
                     const std::vector<float> x = random_row(rng, n, rep % 4 == 3 ? 1e-3f : 1.f);
-                    const std::vector<uint8_t> w = quantized(t, random_row(rng, n));
-                    std::vector<float> wf(static_cast<size_t>(n));
-                    dequantize_row_isa(Isa::Scalar, t, w.data(), wf.data(), n);
-                    std::vector<uint8_t> act(act_bytes(t, n));
-                    prepare_act_isa(isa, t, x.data(), act.data(), n);
-                    const blocks::ActQ8x256 a = blocks::act_q8x256(act.data(), n);
-                    double exact = 0, scale = 0;
-                    for (int64_t b = 0; b < n / 256; ++b) {
-                        double wmax = 0, asum = 0;
-                        for (int64_t i = 256 * b; i < 256 * b + 256; ++i) {
-                            const double ai = double(a.d[b]) * a.qs[i];
-                            exact += double(wf[size_t(i)]) * ai;
-                            wmax = std::max(wmax, std::fabs(double(wf[size_t(i)])));
-                            asum += std::fabs(ai);
-                        }
-                        scale += wmax * asum;
-                    }
-                    const float got = vec_dot_isa(isa, t, w.data(), act.data(), n);
-                    ASSERT_LE(std::fabs(double(got) - exact), 4e-6 * scale)
-                        << "rep " << rep << ": " << got << " vs " << exact;
+                    const DotCheck c = dot_check(isa, t, random_row(rng, n), x, 256);
+                    ASSERT_LE(std::fabs(c.got - c.exact), 4e-6 * c.block_scale) << "rep " << rep << ": " << c.got << " vs " << c.exact;
                 }
             }
 }

@@ -33,12 +33,6 @@ inline void iq1m_group(const IQ1_M& b, int h, int8_t* v) {
 }
 inline int iq1m_scale(const uint16_t sc[4], int h) { return 2 * ((sc[h / 4] >> 3 * (h % 4)) & 7) + 1; }
 
-inline int dot_n(const int8_t* v, const int8_t* q, int n) {
-    int s = 0;
-    for (int e = 0; e < n; ++e) s += v[e] * q[e];
-    return s;
-}
-
 }  // namespace
 
 // y = dl * (grid + delta), grid + delta = v / 8 exactly.
@@ -81,7 +75,7 @@ float dot_iq1_s(const void* row, const void* act, int64_t n) {
         for (int g = 0; g < QKK / 32; ++g) {
             int8_t v[32];
             iq1s_group(w[b], g, v);
-            isum += iq1s_scale(w[b], g) * dot_n(v, a.qs + b * QKK + 32 * g, 32);
+            isum += iq1s_scale(w[b], g) * dot_i8(v, a.qs + b * QKK + 32 * g, 32);
         }
         sum += a.d[b] * fp16_to_f32(w[b].d) * float(isum);
     }
@@ -99,7 +93,7 @@ float dot_iq1_m(const void* row, const void* act, int64_t n) {
         for (int h = 0; h < QKK / 16; ++h) {
             int8_t v[16];
             iq1m_group(w[b], h, v);
-            isum += iq1m_scale(sc, h) * dot_n(v, a.qs + b * QKK + 16 * h, 16);
+            isum += iq1m_scale(sc, h) * dot_i8(v, a.qs + b * QKK + 16 * h, 16);
         }
         sum += a.d[b] * fp16_to_f32(iq1m_d(sc)) * float(isum);
     }

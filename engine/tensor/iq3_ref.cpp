@@ -34,12 +34,6 @@ inline void iq3s_group(const IQ3_S& b, int g, int8_t* v) {
 
 inline int iq3s_scale(const IQ3_S& b, int g) { return 2 * ((b.scales[g / 2] >> 4 * (g % 2)) & 0xF) + 1; }
 
-inline int dot32(const int8_t* v, const int8_t* q) {
-    int s = 0;
-    for (int e = 0; e < 32; ++e) s += v[e] * q[e];
-    return s;
-}
-
 }  // namespace
 
 // y = db * (+-grid): ggml's db * grid * (+-1.f), the sign's multiply being exact.
@@ -80,7 +74,7 @@ float dot_iq3_xxs(const void* row, const void* act, int64_t n) {
         for (int g = 0; g < QKK / 32; ++g) {
             int8_t v[32];
             iq3xxs_group(w[b], g, v);
-            isum += int(2 * (iq3xxs_word(w[b], g) >> 28) + 1) * dot32(v, a.qs + b * QKK + 32 * g);
+            isum += int(2 * (iq3xxs_word(w[b], g) >> 28) + 1) * dot_i8(v, a.qs + b * QKK + 32 * g, 32);
         }
         sum += a.d[b] * fp16_to_f32(w[b].d) * float(isum);
     }
@@ -96,7 +90,7 @@ float dot_iq3_s(const void* row, const void* act, int64_t n) {
         for (int g = 0; g < QKK / 32; ++g) {
             int8_t v[32];
             iq3s_group(w[b], g, v);
-            isum += iq3s_scale(w[b], g) * dot32(v, a.qs + b * QKK + 32 * g);
+            isum += iq3s_scale(w[b], g) * dot_i8(v, a.qs + b * QKK + 32 * g, 32);
         }
         sum += a.d[b] * fp16_to_f32(w[b].d) * float(isum);
     }

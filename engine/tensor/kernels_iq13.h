@@ -18,6 +18,12 @@ float dot_iq3_xxs(const void* row, const void* act, int64_t n);
 float dot_iq3_s(const void* row, const void* act, int64_t n);
 float dot_iq1_s(const void* row, const void* act, int64_t n);
 float dot_iq1_m(const void* row, const void* act, int64_t n);
+// The scalar dots' inner sum: n int8 weights v times n int8 activations q.
+inline int dot_i8(const int8_t* v, const int8_t* q, int n) {
+    int s = 0;
+    for (int e = 0; e < n; ++e) s += v[e] * q[e];
+    return s;
+}
 
 // Our quantizers (iq3_quant.cpp, iq1_quant.cpp): nb super-blocks of 256 from x.
 void quantize_iq3_xxs(const float* x, void* dst, int64_t nb);
