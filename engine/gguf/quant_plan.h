@@ -18,7 +18,8 @@ inline GgmlType plan_type(const std::string& name, const int64_t* ne, uint32_t n
     GgmlType f = GgmlType::F16;  // a 32-block type that does not fit either
     switch (want) {
         // Q2_K / Q3_K: IQ4_NL as llama.cpp's 2024-25 releases wrote them (most published files); the
-        // llama.cpp of 2026-09 (build/llama-src) writes Q4_0 instead. sluice reads either.
+        // llama.cpp of 2026-09 (build/llama-src) writes Q4_0 instead. Kept IQ4_NL: the same 4.5 bits
+        // a weight, and the files users have; sluice reads either (CPU and GPU).
         case GgmlType::Q2_K:
         case GgmlType::Q3_K:
         case GgmlType::IQ4_XS:
