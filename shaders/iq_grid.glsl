@@ -45,10 +45,10 @@
 #define CH 32
 uint row_units(uint cols) { return cols / 256u * IQ_UNITS; }
 
-layout(set = 1, binding = 0, std430) readonly buffer IqGridBuf { uvec2 iq_grid_src[]; };
-// Entries as bytes: 8 per uvec2 (4 per uint for IQ3). IQ1's -1 / 0 / 1 are stored plus one (unsigned).
-// IQ_GRID_GLOBAL (the prompt tiles, whose shared memory is taken): read from the buffer, through L1.
+// IQ_GRID_GLOBAL (the prompt tiles, whose shared memory is taken): the entries read from the buffer,
+// through L1, as bytes: 8 per uvec2 (4 for IQ3). IQ1's -1 / 0 / 1 are stored plus one (unsigned).
 #if defined(IQ_GRID_GLOBAL)
+layout(set = 1, binding = 0, std430) readonly buffer IqGridBuf { uvec2 iq_grid_src[]; };
 #define IQ_ENTRY(i) iq_grid_src[IQ_OFF + (i)]
 #define IQ_ENTRY4(i) iq_grid_src[IQ_OFF + (i)].x
 void iq_grid_init(uint invocations) {}

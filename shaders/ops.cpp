@@ -79,12 +79,9 @@ void repack_q8_0(const uint8_t* src, uint8_t* dst, uint64_t rows, uint64_t cols)
 uint64_t xq_bytes(uint64_t floats) { return (floats + 15) / 16 * 16 + (floats + 31) / 32 * 8; }
 uint32_t xq_soff(uint64_t floats) { return u32((floats + 15) / 16 * 2, "int8 mirror"); }
 
+// Every quantized type with GPU kernels has integer-dot variants; the float types have none.
 bool has_q8(const Context& ctx, uint32_t type) {
-    return ctx.info().int_dot &&
-           (type == WT_Q4_0 || type == WT_Q5_0 || type == WT_Q5_1 || type == WT_Q8_0 || type == WT_Q8_0R || type == WT_Q2_K || type == WT_Q3_K ||
-            type == WT_Q4_K || type == WT_Q5_K || type == WT_Q6_K || type == WT_IQ4_NL || type == WT_IQ4_XS ||
-            type == WT_IQ2_XXS || type == WT_IQ2_XS || type == WT_IQ2_S || type == WT_IQ3_XXS || type == WT_IQ3_S ||
-            type == WT_IQ1_S || type == WT_IQ1_M);
+    return ctx.info().int_dot && built_type(type) && type != WT_F32 && type != WT_F16 && type != WT_BF16;
 }
 
 void quantize_q8(Cmd& cmd, Vec x, const Xq& q, uint32_t n) {
