@@ -7,7 +7,8 @@
 // fused gate+up). GPU times come from timestamps around many repetitions in one command buffer.
 //   bench_gpu [--device N] [--mib 1024] [--reps 20] [--mv-mib 256] [--types f32,q4_k,...]
 //   --mib: the copy tests' buffers (the large matvec: a quarter); --mv-mib: the matvec copies' total;
-//   --types: the weight types whose matvecs run (default: all; q4_k_q8: Q4_K's integer-dot variant)
+//   --types: the weight types whose matvecs run (default: F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K and the
+//   repacked Q8_0; named: any type with GPU kernels; q4_k_q8: Q4_K's integer-dot variant)
 //   --mm KIND:BM:BN,...: only prompt products (512 columns) by those builds of mm.comp (bench_mm)
 //   --attn GH:WGS:MINCHUNK,...: only decode attention (bench_attn), each configuration of attn_shape()
 //   (0:0:0 = the default) on three models' head layouts at 512 .. 16384 positions
@@ -24,6 +25,7 @@
 #include <vector>
 
 #ifdef SLUICE_VULKAN
+#include "engine/tensor/kernels.h"
 #include "engine/tensor/types.h"
 #include "shaders/ops.h"
 #include "shaders/vk_runtime.h"
@@ -95,6 +97,20 @@ std::vector<MvResult> bench_matvec(Context& ctx, const Buffer& step, uint32_t t,
     for (size_t i = 0; i < one; i += 4) {
         const uint32_t r = rng() & 0x3BFF3BFFu;  // small f16 / bf16 bit patterns, no NaN
         std::memcpy(&host[i], &r, std::min<size_t>(4, one - i));
+    }
+    if (std::string(gpu_type(t)->suffix).rfind("iq", 0) == 0) {
+        // The IQ types look their codes up in tables, so how the indices spread (bank conflicts,
+        // broadcasts) depends on the data: blocks our quantizer wrote from normal weights, as a model
+        // holds, drawn from a pool of 256 (their searches take ~1 us a weight).
+        const auto gt = sluice::GgmlType(t);
+        const int64_t bs = sluice::type_info(gt).block_size, bb = sluice::type_info(gt).type_size, pool_n = 256;
+        std::vector<float> xs(size_t(pool_n * bs));
+        std::normal_distribution<float> nd(0.0f, 0.02f);
+        for (float& v : xs) v = nd(rng);
+        std::vector<uint8_t> pool(size_t(pool_n * bb));
+        sluice::quantize_row(gt, xs.data(), pool.data(), pool_n * bs);
+        std::uniform_int_distribution<int64_t> pick(0, pool_n - 1);
+        for (size_t i = 0; i + size_t(bb) <= one; i += size_t(bb)) std::memcpy(&host[i], &pool[size_t(pick(rng) * bb)], size_t(bb));
     }
     // SLUICE_BENCH_MV_BUFS=N: N buffers of copies, the dispatches cycling through all of them (a
     // footprint like a large model's, beyond one buffer's 4 GiB: TLB reach)
@@ -566,7 +582,11 @@ int main(int argc, char** argv) {
         // matvec per type and shape, each rows-per-team variant (bench_matvec below).
         // (type, integer-dot variant): names q4_k, q4_k_q8, ...
         std::vector<std::pair<uint32_t, bool>> types;
-        for (uint32_t t : {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q8_0R, WT_Q4_K, WT_Q5_K, WT_Q6_K}) {
+        std::vector<uint32_t> ids = {WT_F32, WT_F16, WT_BF16, WT_Q8_0, WT_Q8_0R, WT_Q4_K, WT_Q5_K, WT_Q6_K};
+        if (!only_types.empty())  // named types may be any with GPU kernels (q4_0, iq2_xxs, ...)
+            for (uint32_t t = 0; t < 64; ++t)
+                if (gpu_type(t) && std::find(ids.begin(), ids.end(), t) == ids.end()) ids.push_back(t);
+        for (uint32_t t : ids) {
             types.push_back({t, false});
             if (has_q8(ctx, t)) types.push_back({t, true});
         }
@@ -590,7 +610,9 @@ int main(int argc, char** argv) {
                                       {10240, 8192, 1, false, "10240x8192"}, {8192, 8192, 1, false, "8192x8192"},
                                       {29696, 8192, 1, true, "29696x8192_glu"}, {8192, 29696, 1, false, "8192x29696"},
                                       // DeepSeek-V3's experts (embd 7168, 2048 per expert)
-                                      {2048, 7168, 8, true, "8x2048x7168_glu"}, {7168, 2048, 8, false, "8x7168x2048_sum", true}};
+                                      {2048, 7168, 8, true, "8x2048x7168_glu"}, {7168, 2048, 8, false, "8x7168x2048_sum", true},
+                                      // Mixtral 8x7B's experts (embd 4096, 14336 per expert, top-2)
+                                      {14336, 4096, 2, true, "2x14336x4096_glu"}, {4096, 14336, 2, false, "2x4096x14336_sum", true}};
             const char* only_shapes = std::getenv("SLUICE_BENCH_SHAPES");  // "a,b": only those shapes
             for (const MvShape& sh : shapes) {
                 if (only_shapes && ("," + std::string(only_shapes) + ",").find("," + std::string(sh.name) + ",") == std::string::npos) continue;

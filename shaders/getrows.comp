@@ -13,10 +13,6 @@ STEP_BUFFER(2)
 layout(binding = 2, std430) readonly buffer StepWords { uint SW[]; };  // the batch's headers, STEP_WORDS apart
 
 void main() {
-#ifdef IQ_GRID
-    iq_grid_init(64u);  // the grid types' table in shared memory, before any invocation returns
-    barrier();
-#endif
     const uint c = gl_GlobalInvocationID.x;
     if (c >= p.cols / CH) return;
     const uint j = gl_WorkGroupID.y;

@@ -6,8 +6,7 @@
 // iq_group(b, g, lo, hi) decodes group g (0..31) of the super-block at unit b: lo / hi its 8 values
 // before the scale (grid times sign, or grid + delta for IQ1), the return value the scale, so that
 // value j = scale * v[j] as ggml's dequantize_row_* computes it. The grid comes from the buffer the
-// runtime binds at set 1 (shared.h IQG_*), its codes into shared memory: the shader calls
-// iq_grid_init(invocations) in every invocation, then a barrier, before iq_group().
+// runtime binds at set 1 (shared.h IQG_*).
 #if defined(WTYPE_IQ2_XXS)
 #define IQ_UNITS 33u  // 66 bytes: d, qs[32] (uint16)
 #define IQ_N 256
@@ -45,49 +44,14 @@
 #define CH 32
 uint row_units(uint cols) { return cols / 256u * IQ_UNITS; }
 
-// IQ_GRID_GLOBAL (the prompt tiles, whose shared memory is taken): the entries read from the buffer,
-// through L1, as bytes: 8 per uvec2 (4 for IQ3). IQ1's -1 / 0 / 1 are stored plus one (unsigned).
-#if defined(IQ_GRID_GLOBAL)
+// The entries are read from the buffer, through L1, as bytes: 8 per uvec2 (4 for IQ3, in .x). IQ1's
+// -1 / 0 / 1 are stored plus one (unsigned). (The matvecs held the entries, then their 16-bit codes, in
+// shared memory until session 33: each workgroup's copy and the barrier after it delayed its first
+// weight loads by an L2 round trip. H100, bench_gpu, weights from our quantizer: IQ2_XXS int8 matvec
+// of 4096 columns 748 -> 1103 GB/s, IQ1_S 599 -> 832, IQ3_XXS 1062 -> 1371 through L1.)
 layout(set = 1, binding = 0, std430) readonly buffer IqGridBuf { uvec2 iq_grid_src[]; };
 #define IQ_ENTRY(i) iq_grid_src[IQ_OFF + (i)]
 #define IQ_ENTRY4(i) iq_grid_src[IQ_OFF + (i)].x
-void iq_grid_init(uint invocations) {}
-#else
-// The matvecs hold the 16-bit codes in shared memory (IQ1_S's 2048: 4 KiB, not 16 as bytes; each
-// workgroup fills its copy from L2, and a decode matvec's workgroup reads only ~2 KiB of weights) and
-// expand an entry at each lookup: its 2- or 3-bit fields spread to bytes, then the level of each byte
-// by arithmetic on the packed word (the levels are part of the format: iq_grids.inc).
-layout(set = 1, binding = 0, std430) readonly buffer IqGridBuf4 { uvec4 iq_grid_src4[]; };
-shared uint iq_codes[IQ_N / 2];
-void iq_grid_init(uint invocations) {
-    for (uint i = gl_LocalInvocationIndex; i < uint(IQ_N) / 8u; i += invocations) {
-        const uvec4 v = iq_grid_src4[IQG_CODES4 + IQ_OFF / 8u + i];
-        [[unroll]] for (uint k = 0u; k < 4u; ++k) iq_codes[4u * i + k] = v[k];
-    }
-}
-uint iq_code(uint i) { return (iq_codes[i >> 1] >> (16u * (i & 1u))) & 0xFFFFu; }
-// Field j of c (2 bits: 4 of them in c's 8 bits; 3 bits: 4 in 12) into byte j.
-uint iq_spread2(uint c8) { return (c8 | (c8 << 6) | (c8 << 12) | (c8 << 18)) & 0x03030303u; }
-uint iq_spread3(uint c) { return (c & 7u) | ((c & 0x38u) << 5) | ((c & 0x1C0u) << 10) | ((c & 0xE00u) << 15); }
-// Per byte, field f -> its level (no byte overflows into the next).
-uint iq_level(uint f) {
-#if defined(IQ_ONE)
-    return f;  // -1, 0, 1 stored plus one: the field itself
-#elif defined(WTYPE_IQ3_XXS)
-    return f * 8u + 0x04040404u + (((f + 0x01010101u) >> 3) & 0x01010101u) * 2u;  // 4, 12, .., 52, 62
-#elif defined(WTYPE_IQ3_S)
-    return f * 2u + 0x01010101u;  // 1, 3, .., 15
-#else
-    return f * 17u + ((f >> 1) & 0x01010101u) + 0x08080808u;  // IQ2: 8, 25, 43
-#endif
-}
-#define IQ_ENTRY(i) iq_entry8(i)
-#define IQ_ENTRY4(i) iq_level(iq_spread3(iq_code(i)))
-uvec2 iq_entry8(uint i) {
-    const uint c = iq_code(i);
-    return uvec2(iq_level(iq_spread2(c & 0xFFu)), iq_level(iq_spread2(c >> 8)));
-}
-#endif
 
 // Byte o of the block at unit b.
 uint iq_byte(uint b, uint o) { return (uint(W[b + (o >> 1)]) >> (8u * (o & 1u))) & 0xFFu; }

@@ -23,7 +23,6 @@ spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [
 int sdot4(uint a, uint b, spirv_literal int fmt);
 
 #define W_BINDING 0
-#define IQ_GRID_GLOBAL  // the grid types' tables from their buffer: shared memory holds the tiles
 #include "quants.glsl"
 #define MM_BK 128u
 #define MM_THREADS 256u

@@ -255,7 +255,7 @@ void gw_pieces(GW g, uint kt, uint part, out uvec4 q[2], out vec2 dm[2], out uin
 }
 
 #elif defined(IQ_GRID)
-// The grid types (iq_grid.glsl, read from the grid buffer: IQ_GRID_GLOBAL): part q of step kt is
+// The grid types (iq_grid.glsl, read from the grid buffer): part q of step kt is
 // sub-block 4 (kt & 1) + q of super-block kt / 2, its groups as int8 (iq_group_i8) with a scale per
 // 16 (two equal ones for the types with a scale per 32), min 0. gw_load() decodes at once: the grid
 // lookups depend on the loaded indices, so there are no raw words worth holding across the step.

@@ -26,7 +26,6 @@
 
 layout(push_constant) uniform PC { MatvecPush p; };
 #define W_BINDING 0
-#define IQ_GRID_GLOBAL  // the grid types' tables from their buffer: shared memory holds the tiles
 #include "quants.glsl"
 #define MM_F16
 #include "mm_load.glsl"

@@ -1,6 +1,4 @@
 // The grid types' matvecs (mv_types.glsl's interface; iq_grid.glsl decodes).
-#define MV_TABLE
-#define mv_table_init() iq_grid_init(MV_WG)  // a macro: MV_WG is defined after this file
 
 #if defined(XQ8)
 // Integer dots over x's int8 mirror (blocks of 32): a step is 32 sub-blocks of 32, a lane each (as

@@ -14,7 +14,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 
 #if defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ2_S) || defined(WTYPE_IQ3_XXS) || defined(WTYPE_IQ3_S) || defined(WTYPE_IQ1_S) || defined(WTYPE_IQ1_M)
-#define IQ_GRID  // iq_grid.glsl: 2-byte units, a grid in shared memory
+#define IQ_GRID  // iq_grid.glsl: 2-byte units, a grid from the buffer at set 1
 #endif
 
 #if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) || defined(WTYPE_Q8_0R)

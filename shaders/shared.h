@@ -339,8 +339,7 @@ struct StepHeader {
 
 // The grid types' lookup tables (engine/tensor/iq_grids.h) in one buffer the runtime binds at
 // descriptor set 1, binding 0 for every shader that declares it (iq_grid.glsl): a uvec2 per entry, 8
-// bytes (4 for IQ3, the second word 0; IQ1's -1 / 0 / 1 stored plus one), each grid from its offset;
-// then the entries' codes (IQG_CODES4).
+// bytes (4 for IQ3, the second word 0; IQ1's -1 / 0 / 1 stored plus one), each grid from its offset.
 // A buffer, not constant arrays in the shader: lavapipe's compile time grows with the square of a
 // constant array's length (100 s a pipeline for IQ1_S's 2048 entries; the buffer: 0.06 s).
 #define IQG_IQ2XXS 0u     // 256 entries
@@ -350,9 +349,6 @@ struct StepHeader {
 #define IQG_IQ3S 2048u    // 512
 #define IQG_IQ1S 2560u    // 2048 (IQ1_S and IQ1_M)
 #define IQG_ENTRIES 4608u
-// Then each entry's 16-bit code again (2 or 3 bits a value: iq_grids.inc), 8 a uvec4, from uvec4
-// IQG_CODES4: the matvecs hold these in shared memory (a quarter of the entries' size).
-#define IQG_CODES4 2304u
 
 // qwen35moe (GatedDeltaNet): Qwen3.5-MoE / Qwen3-Next linear-attention layers and gates.
 #define DELTA_THREADS 128       // delta_conv's workgroup

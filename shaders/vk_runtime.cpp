@@ -611,7 +611,7 @@ void Context::download(const Buffer& src, size_t offset, void* dst, size_t n) {
     std::memcpy(dst, rb.mapped(), n);
 }
 
-// The seven grids as shared.h's IQG_* layout: a uvec2 (8 bytes) per entry, then the entries' codes.
+// The seven grids as shared.h's IQG_* layout: a uvec2 (8 bytes) per entry.
 void Context::make_iq_grids() {
     std::vector<uint64_t> g(IQG_ENTRIES, 0);
     auto put = [&](uint32_t off, const auto& grid, int plus) {
@@ -625,15 +625,6 @@ void Context::make_iq_grids() {
     put(IQG_IQ3XXS, blocks::kIq3xxsGrid, 0);
     put(IQG_IQ3S, blocks::kIq3sGrid, 0);
     put(IQG_IQ1S, blocks::kIq1sGrid, 1);  // -1 / 0 / 1 as 0 / 1 / 2
-    g.resize(IQG_CODES4 * 2 + IQG_ENTRIES / 4);  // the codes: 4 a uint64
-    uint16_t* codes = reinterpret_cast<uint16_t*>(g.data() + IQG_CODES4 * 2);
-    auto put_codes = [&](uint32_t off, const auto& c) { std::copy(std::begin(c), std::end(c), codes + off); };
-    put_codes(IQG_IQ2XXS, blocks::k_iq2xxs_codes);
-    put_codes(IQG_IQ2XS, blocks::k_iq2xs_codes);
-    put_codes(IQG_IQ2S, blocks::k_iq2s_codes);
-    put_codes(IQG_IQ3XXS, blocks::k_iq3xxs_codes);
-    put_codes(IQG_IQ3S, blocks::k_iq3s_codes);
-    put_codes(IQG_IQ1S, blocks::k_iq1s_codes);
     grid_buf_ = alloc(g.size() * sizeof(uint64_t), Mem::Device, "IQ grids");
     upload(grid_buf_, 0, g.data(), g.size() * sizeof(uint64_t));
 
