@@ -9,34 +9,27 @@
 // runtime binds at set 1 (shared.h IQG_*).
 #if defined(WTYPE_IQ2_XXS)
 #define IQ_UNITS 33u  // 66 bytes: d, qs[32] (uint16)
-#define IQ_N 256
 #define IQ_OFF IQG_IQ2XXS
 #elif defined(WTYPE_IQ2_XS)
 #define IQ_UNITS 37u  // 74 bytes: d, qs[32] (uint16), scales[8]
-#define IQ_N 512
 #define IQ_OFF IQG_IQ2XS
 #elif defined(WTYPE_IQ2_S)
 #define IQ_UNITS 41u  // 82 bytes: d, qs[32], signs[32], qh[8], scales[8]
-#define IQ_N 1024
 #define IQ_OFF IQG_IQ2S
 #elif defined(WTYPE_IQ3_XXS)
 #define IQ_UNITS 49u  // 98 bytes: d, qs[64], a sign and scale word per 32
-#define IQ_N 256
 #define IQ_OFF IQG_IQ3XXS
 #define IQ_WIDTH4
 #elif defined(WTYPE_IQ3_S)
 #define IQ_UNITS 55u  // 110 bytes: d, qs[64], qh[8], signs[32], scales[4]
-#define IQ_N 512
 #define IQ_OFF IQG_IQ3S
 #define IQ_WIDTH4
 #elif defined(WTYPE_IQ1_S)
 #define IQ_UNITS 25u  // 50 bytes: d, qs[32], qh[8] (uint16)
-#define IQ_N 2048
 #define IQ_OFF IQG_IQ1S
 #define IQ_ONE
 #else  // IQ1_M
 #define IQ_UNITS 28u  // 56 bytes: qs[32], qh[16], scales[8] (4 uint16, d in their top nibbles)
-#define IQ_N 2048
 #define IQ_OFF IQG_IQ1S
 #define IQ_ONE
 #endif
